@@ -1,0 +1,135 @@
+"""Django settings for Lethe, read from the environment (see README, "Configuration").
+
+Nothing set gives the embedded default: SQLite and a file-system Celery broker under ``var/``,
+a secret key generated once into ``var/secret_key``, DEBUG off.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from compliance.env import broker_config, database_config, env_flag, secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("LETHE_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+LETHE_DATA_DIR = Path(os.environ.get("LETHE_DATA_DIR", VAR_DIR / "data"))
+
+SECRET_KEY = secret_key(os.environ.get("LETHE_SECRET_KEY"), var_dir=VAR_DIR)
+DEBUG = env_flag(os.environ.get("DEBUG"))
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+    if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if origin.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "compliance.apps.ComplianceConfig",
+    "requests_app.apps.RequestsAppConfig",
+    "unlearning_jobs.apps.UnlearningJobsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "compliance.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "compliance.wsgi.application"
+
+DATABASES = {"default": database_config(os.environ.get("DATABASE_URL"), var_dir=VAR_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = os.environ.get("LETHE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Serve straight from the source folders too, so a fresh clone needs no collectstatic to look right.
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "lethe@localhost")
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lethe API",
+    "DESCRIPTION": "GDPR erasure requests through training data and models.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Celery. Job state lives in Lethe's own tables; the result backend is not used for it.
+CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_config(
+    os.environ.get("CELERY_BROKER_URL"), var_dir=VAR_DIR
+)
+CELERY_TASK_ALWAYS_EAGER = env_flag(os.environ.get("CELERY_TASK_ALWAYS_EAGER"))
+LETHE_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_HEARTBEAT_SECONDS", "5"))
+LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", "60"))
+
+LETHE_DEMO_PASSWORD = os.environ.get("LETHE_DEMO_PASSWORD", "")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LETHE_LOG_LEVEL", "INFO")},
+    "loggers": {"presidio-analyzer": {"level": "ERROR"}},
+}

@@ -1,0 +1,2 @@
+"""REST endpoints for erasure requests."""
+urlpatterns: list = []

@@ -1,0 +1,96 @@
+"""Settings come from the environment; with nothing set, the embedded default works."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compliance.env import broker_config, database_config, env_flag, secret_key
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url_for_postgres_is_parsed_into_django_settings(tmp_path):
+    config = database_config("postgres://lethe:s3cret@db.internal:5433/lethe_prod", var_dir=tmp_path)
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.internal", 5433, "lethe_prod")
+    assert (config["USER"], config["PASSWORD"]) == ("lethe", "s3cret")
+
+
+def test_unset_database_url_means_sqlite_under_var(tmp_path):
+    config = database_config(None, var_dir=tmp_path)
+    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["NAME"] == str(tmp_path / "lethe.sqlite3")
+
+
+def test_broker_url_is_used_as_given(tmp_path):
+    url, options = broker_config("redis://127.0.0.1:6379/3", var_dir=tmp_path)
+    assert (url, options) == ("redis://127.0.0.1:6379/3", {})
+    assert not (tmp_path / "broker").exists()
+
+
+def test_unset_broker_url_means_filesystem_transport_with_its_folders(tmp_path):
+    url, options = broker_config("", var_dir=tmp_path)
+    assert url == "filesystem://"
+    assert Path(options["data_folder_in"]).is_dir()
+    assert options["data_folder_in"] == options["data_folder_out"]
+    assert Path(options["processed_folder"]).is_dir()
+
+
+def test_secret_key_is_generated_once_and_kept_private(tmp_path):
+    first = secret_key(None, var_dir=tmp_path)
+    second = secret_key("", var_dir=tmp_path)
+    assert first == second and len(first) >= 50
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+    assert secret_key("from-env", var_dir=tmp_path) == "from-env"
+
+
+@pytest.mark.parametrize("value,expected", [(None, False), ("", False), ("1", True), ("True", True),
+                                            ("no", False), ("off", False), ("yes", True)])
+def test_debug_flag_is_off_unless_asked_for(value, expected):
+    assert env_flag(value) is expected
+
+
+@pytest.mark.slow
+def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tmp_path):
+    """No DATABASE_URL, no broker, no key: SQLite, the file-system broker and a worker work."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "LETHE_SECRET_KEY", "LETHE_DATA_DIR",
+                        "DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    env["LETHE_VAR_DIR"] = str(tmp_path)
+    env["LETHE_HEARTBEAT_SECONDS"] = "1"
+    run = lambda *args: subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env,
+                                       capture_output=True, text=True, timeout=240)
+    migrated = run("migrate", "--noinput", "-v0")
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "lethe.sqlite3").exists()
+    assert (tmp_path / "secret_key").exists()
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", "cpu,gpu",
+         "--pool", "solo", "--hostname", "embedded-test@localhost", "--loglevel", "WARNING"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        script = (
+            "import time, django; django.setup()\n"
+            "from compliance.queues import WorkQueue\n"
+            "from unlearning_jobs.workers import queue_probe_send\n"
+            "from unlearning_jobs.models import QueueProbe, WorkerHeartbeat\n"
+            "probe = queue_probe_send(queue=WorkQueue.GPU)\n"
+            "deadline = time.time() + 90\n"
+            "while time.time() < deadline:\n"
+            "    probe.refresh_from_db()\n"
+            "    if probe.answered_at and WorkerHeartbeat.objects.exists(): break\n"
+            "    time.sleep(0.5)\n"
+            "print(probe.queue_delivered, probe.hostname, WorkerHeartbeat.objects.count())\n"
+        )
+        probed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT,
+                                env={**env, "DJANGO_SETTINGS_MODULE": "compliance.settings"},
+                                capture_output=True, text=True, timeout=150)
+    finally:
+        worker.terminate()
+        worker_output = worker.communicate(timeout=30)[0]
+    assert probed.returncode == 0, probed.stderr + worker_output
+    assert probed.stdout.split() == ["gpu", "embedded-test@localhost", "1"], worker_output

@@ -1,0 +1,2 @@
+"""REST endpoints for data sets, models and jobs."""
+urlpatterns: list = []

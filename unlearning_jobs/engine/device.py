@@ -1,0 +1,74 @@
+"""Choose the torch device and dtype for model work, and describe it for heartbeats and jobs.
+
+One code path for CPU and CUDA: callers ask ``select_device()`` and move tensors there; bf16 is
+used only where the GPU supports it, fp32 otherwise.
+"""
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a worker or a job ran on, as stored in heartbeats, job rows and reports."""
+
+    type: str  # "cuda" or "cpu"
+    name: str
+    memory_total_bytes: int | None
+    memory_free_bytes: int | None
+    bf16: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe_device(prefer_cuda: bool = True) -> DeviceInfo:
+    """Return the device a model job would use here, with its name and memory."""
+    import torch
+
+    if prefer_cuda and torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(index)
+        return DeviceInfo(
+            type="cuda",
+            name=torch.cuda.get_device_name(index),
+            memory_total_bytes=int(total),
+            memory_free_bytes=int(free),
+            bf16=bool(torch.cuda.is_bf16_supported()),
+        )
+    return DeviceInfo(
+        type="cpu",
+        name=platform.processor() or platform.machine() or "cpu",
+        memory_total_bytes=None,
+        memory_free_bytes=None,
+        bf16=False,
+    )
+
+
+def select_device(prefer_cuda: bool = True):
+    """Return ``(torch.device, torch.dtype)`` for training and inference on this machine."""
+    import torch
+
+    info = describe_device(prefer_cuda)
+    if info.type == "cuda":
+        return torch.device("cuda"), (torch.bfloat16 if info.bf16 else torch.float32)
+    return torch.device("cpu"), torch.float32
+
+
+def resolve_device(device=None):
+    """Return ``(torch.device, dtype)`` for an explicit device name or ``None`` (pick the best here).
+
+    ``dtype`` is the autocast dtype: bf16 on a CUDA device that supports it, fp32 otherwise.
+    Weights and optimiser state stay in fp32 either way, so checkpoints are device-independent.
+    """
+    import torch
+
+    if device is None:
+        return select_device()
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device} requested but torch sees no CUDA GPU")
+        return device, (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
+    return device, torch.float32

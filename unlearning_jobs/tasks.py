@@ -1,0 +1,25 @@
+"""Celery tasks of unlearning_jobs. Thin: load state, call a service, record the outcome."""
+from celery import shared_task
+
+from unlearning_jobs.workers import queue_probe_answer
+
+
+def _delivered_queue(task) -> str:
+    info = task.request.delivery_info or {}
+    return info.get("routing_key") or info.get("exchange") or ""
+
+
+@shared_task(name="unlearning_jobs.probe_gpu", bind=True, acks_late=False)
+def probe_gpu(self, probe_id: int, **kwargs) -> None:
+    """Answer a probe from the ``gpu`` queue with the device a model job would use here."""
+    from unlearning_jobs.engine.device import describe_device
+
+    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self),
+                       hostname=self.request.hostname or "", device=describe_device().as_dict())
+
+
+@shared_task(name="unlearning_jobs.probe_cpu", bind=True, acks_late=False)
+def probe_cpu(self, probe_id: int, **kwargs) -> None:
+    """Answer a probe from the ``cpu`` queue."""
+    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self),
+                       hostname=self.request.hostname or "", device={"type": "cpu", "name": "cpu"})

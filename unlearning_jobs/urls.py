@@ -1,0 +1,9 @@
+from django.urls import path
+
+from unlearning_jobs import views
+
+app_name = "unlearning_jobs"
+urlpatterns = [
+    path("", views.EngineerHomeView.as_view(), name="home"),
+    path("probe/", views.QueueProbeSendView.as_view(), name="probe"),
+]

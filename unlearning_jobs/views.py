@@ -1,0 +1,42 @@
+"""Pages for ML engineers: the job queue and the workers."""
+from django.contrib import messages
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views import View
+from django.views.generic import TemplateView
+
+from compliance import roles
+from compliance.access import PermissionPageMixin
+from compliance.queues import WorkQueue
+from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
+from unlearning_jobs.workers import queue_probe_send, worker_is_alive
+
+
+class EngineerHomeView(PermissionPageMixin, TemplateView):
+    """The queue monitor: workers with their devices and heartbeats, and recent queue probes."""
+
+    permission_required = roles.OPERATE_JOBS
+    template_name = "unlearning_jobs/engineer_home.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        context["workers"] = [
+            {"heartbeat": hb, "alive": worker_is_alive(hb, now=now)}
+            for hb in WorkerHeartbeat.objects.all()
+        ]
+        context["probes"] = QueueProbe.objects.all()[:10]
+        context["queues"] = [queue.value for queue in WorkQueue]
+        return context
+
+
+class QueueProbeSendView(PermissionPageMixin, View):
+    """Send one probe to each queue, to see which worker and device answer."""
+
+    permission_required = roles.OPERATE_JOBS
+
+    def post(self, request):
+        for queue in WorkQueue:
+            queue_probe_send(queue=queue)
+        messages.info(request, "A probe was sent to each queue; answers appear below.")
+        return redirect("unlearning_jobs:home")
