@@ -1,0 +1,35 @@
+"""Gradient difference: ascend the forget loss while descending the retain loss (Liu et al. 2022).
+
+The retain term anchors the model on the rest of the data, so the forget records can be pushed
+further before utility suffers than with plain gradient ascent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..training.data import mean_token_nll
+from ..training.validation import require
+from .approximate import ApproximateMethod, ApproximateParams
+
+
+@dataclass(frozen=True)
+class GradientDifferenceParams(ApproximateParams):
+    """Shared parameters plus ``retain_weight``, the weight of the retain loss against the forget loss."""
+
+    retain_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0 <= self.retain_weight <= 100, type(self).__name__, "retain_weight",
+                f"must be in [0, 100], got {self.retain_weight}")
+
+
+class GradientDifference(ApproximateMethod):
+    name = "gradient_difference"
+    summary = "ascend the forget loss and descend the retain loss"
+    Params = GradientDifferenceParams
+    trains_on_retain = True
+
+    def compute_loss(self, *, model, batch, params, reference=None):
+        """Return ``-forget_nll + retain_weight * retain_nll``."""
+        return -mean_token_nll(model, batch["forget"]) + params.retain_weight * mean_token_nll(model, batch["retain"])

@@ -1,0 +1,145 @@
+"""Exact retraining without the forget records: the gold standard, and the verification reference.
+
+The model is trained again from scratch with the source's recipe and seed on the data set minus
+the forgotten records (for a SISA source: every shard, with the stored layout minus those
+records). The result is, by construction, the model the organisation would have had if it had
+never held the records. By default the tokenizer is retrained too, so no vocabulary merge learnt
+from the records survives; that changes the token ids, which is harmless for a reference model.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..device import resolve_device
+from ..models import load_tokenizer
+from ..training.recipe import RECIPE_FILE, TrainingRecipe
+from ..training.sisa import SisaLayout, is_sisa_dir, normalise_records, read_manifest, train_sisa
+from ..training.train import train_causal_lm
+from ..training.validation import dataclass_from_dict, require
+from .base import DEFAULT_RETAIN_EVAL_SIZE, EXACT, MethodResult, UnlearningMethod, measure_model_dir, retain_eval_sample
+
+
+@dataclass(frozen=True)
+class RetrainParams:
+    """How to retrain.
+
+    - ``retrain_tokenizer``: learn the vocabulary again from the retained texts (default), so
+      no merge learnt from the forgotten records remains. Off, the source tokenizer is reused.
+    - ``recipe``: recipe fields to override, or the whole recipe for a model not trained by
+      Lethe (which has no ``lethe_recipe.json``). Any override makes the result a new training
+      rather than an exact reproduction; ``metrics["exact_recipe"]`` says which.
+    - ``retain_eval_size``: retain records sampled for the before/after loss.
+    """
+
+    retrain_tokenizer: bool = True
+    recipe: dict | None = None
+    retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        require(self.retain_eval_size >= 1, name, "retain_eval_size", f"must be at least 1, got {self.retain_eval_size}")
+        if self.recipe is not None:
+            try:
+                TrainingRecipe().replace(**self.recipe)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{name}.recipe: {exc}") from exc
+
+    @classmethod
+    def from_dict(cls, data) -> RetrainParams:
+        """Build validated params from JSON; unknown keys raise ``ValueError`` naming them."""
+        return dataclass_from_dict(cls, data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Retrain(UnlearningMethod):
+    name = "retrain"
+    guarantee = EXACT
+    summary = "train again from scratch without the forget records, same recipe and seed"
+    Params = RetrainParams
+
+    def run(self, *, source_model_dir, output_dir, forget_texts, retain_texts, params=None, full_texts=None,
+            forget_ids=None, progress=None, should_stop=None, checkpoint_dir=None, checkpoint_every=50,
+            device=None, overwrite=False) -> MethodResult:
+        """Retrain on ``full_texts`` minus ``forget_ids`` (or on ``retain_texts`` when no ids are given)."""
+        started = time.monotonic()
+        params = self.parse_params(params)
+        source = Path(source_model_dir)
+        sisa = is_sisa_dir(source)
+        metrics: dict[str, Any] = {}
+        if full_texts is not None:
+            if forget_ids is None:
+                raise ValueError("retrain with full_texts needs forget_ids: the ids of the records to exclude")
+            pairs = normalise_records(full_texts)
+            drop = {str(i) for i in forget_ids}
+            keep = [(rid, text) for rid, text in pairs if rid not in drop]
+            metrics["excluded_records"] = len(pairs) - len(keep)
+            metrics["forget_ids_not_in_data"] = len(drop - {rid for rid, _ in pairs})
+        else:
+            if sisa:
+                raise ValueError("retrain of a SISA model needs full_texts with record ids and forget_ids")
+            drop = set()
+            keep = [(str(i), text) for i, text in enumerate(retain_texts)]
+            metrics["excluded_records"] = None
+        if not keep:
+            raise ValueError("no records are left to train on after excluding the forget set")
+        metrics["trained_records"] = len(keep)
+        device, dtype = resolve_device(device)
+        retain_sample = retain_eval_sample(list(retain_texts) or [t for _, t in keep], size=params.retain_eval_size)
+        before = measure_model_dir(source, forget_texts=list(forget_texts), retain_texts=retain_sample,
+                                   device=device, dtype=dtype)
+
+        if sisa:
+            manifest = read_manifest(source)
+            base = TrainingRecipe.from_dict(manifest["recipe"])
+            recipe = base.replace(**params.recipe) if params.recipe else base
+            layout = SisaLayout.from_dict(manifest["layout"]).without(drop)
+            in_layout = set(layout.record_ids())
+            records = [(rid, text) for rid, text in keep if rid in in_layout]
+            metrics["records_not_in_layout"] = len(keep) - len(records)
+            metrics["trained_records"] = len(records)
+            result = train_sisa(
+                records=records, recipe=recipe, output_dir=output_dir, layout=layout,
+                epochs_per_slice=int(manifest["epochs_per_slice"]),
+                tokenizer=None if params.retrain_tokenizer else load_tokenizer(source),
+                progress=progress, should_stop=should_stop, checkpoint_dir=checkpoint_dir, device=device,
+                overwrite=overwrite,
+            )
+            steps, sha = result.steps, result.weights_sha256
+            metrics["shards_retrained"] = list(result.shards_trained)
+        else:
+            if (source / RECIPE_FILE).is_file():
+                base = TrainingRecipe.load(source)
+                recipe = base.replace(**params.recipe) if params.recipe else base
+            elif params.recipe is not None:
+                recipe = TrainingRecipe.from_dict(params.recipe)
+            else:
+                raise ValueError(f"{source} has no {RECIPE_FILE}: pass params.recipe to say how to train it")
+            result = train_causal_lm(
+                texts=[text for _, text in keep], recipe=recipe, output_dir=output_dir,
+                tokenizer=None if params.retrain_tokenizer else load_tokenizer(source),
+                progress=progress, should_stop=should_stop, checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every, device=device, overwrite=overwrite,
+            )
+            steps, sha = result.steps, result.weights_sha256
+        after = measure_model_dir(output_dir, forget_texts=list(forget_texts), retain_texts=retain_sample,
+                                  device=device, dtype=dtype)
+        metrics.update({
+            "forget_loss_before": before["forget"],
+            "forget_loss_after": after["forget"],
+            "retain_loss_before": before["retain"],
+            "retain_loss_after": after["retain"],
+            "retain_eval_records": len(retain_sample),
+            "stopped_reason": "completed",
+            "exact_recipe": params.recipe is None and (sisa or (source / RECIPE_FILE).is_file()),
+            "tokenizer_retrained": params.retrain_tokenizer,
+            "recipe": recipe.as_dict(),
+        })
+        return MethodResult(
+            method=self.name, guarantee=self.guarantee, output_dir=str(output_dir), weights_sha256=sha, steps=steps,
+            seconds=time.monotonic() - started, device=str(device), params=params.as_dict(), metrics=metrics,
+        )

@@ -1,0 +1,26 @@
+"""Train causal LMs from scratch: tokenizer, recipe, the resumable loop, and SISA layouts.
+
+Public API::
+
+    train_byte_bpe_tokenizer(*, texts, vocab_size) -> PreTrainedTokenizerFast
+    TrainingRecipe.from_dict(dict) / .as_dict() / .load(model_dir) / .save(model_dir)
+    train_causal_lm(*, texts, recipe, output_dir, tokenizer=None, progress=None,
+                    should_stop=None, checkpoint_dir=None, checkpoint_every=100,
+                    device=None, overwrite=False) -> TrainResult
+    train_sisa(*, records, recipe, output_dir, shards, slices, ...) -> SisaTrainResult
+"""
+from .recipe import RECIPE_FILE, TrainingRecipe
+from .tokenizer import EOS_TOKEN, PAD_TOKEN, train_byte_bpe_tokenizer
+from .train import CheckpointMismatch, TrainingCancelled, TrainResult, train_causal_lm
+
+__all__ = [
+    "RECIPE_FILE",
+    "EOS_TOKEN",
+    "PAD_TOKEN",
+    "CheckpointMismatch",
+    "TrainResult",
+    "TrainingCancelled",
+    "TrainingRecipe",
+    "train_byte_bpe_tokenizer",
+    "train_causal_lm",
+]
