@@ -1,0 +1,307 @@
+"""Run every verification metric on one model and return rows of value, threshold, pass/fail.
+
+``run_verification`` is what a ``verify`` job calls, once on the original model (the baseline),
+on the exact-retrain reference where there is one, and on every model an unlearning job
+produces. Comparative metrics need the other runs' results: PrivLeak needs the reference's
+membership AUCs, the utility ratios need the original's perplexities, TOFU's forget quality
+needs the reference's truth ratios. Pass those results (``VerificationResult`` or its
+``to_dict()``); a metric whose comparison is missing is listed in ``skipped`` with the reason,
+never reported as passed.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from .extraction import DEFAULT_QUESTION_TEMPLATES, measure_extraction
+from .membership import MIA_SCORES, auc_null_std, measure_membership, privleak
+from .memorisation import measure_verbmem
+from .records import (
+    ForgetRecord,
+    SubjectPii,
+    TofuItem,
+    coerce_forget_records,
+    coerce_subjects,
+    coerce_tofu_items,
+)
+from .report import ResultRow, VerificationResult, json_safe, make_row
+from .thresholds import Threshold, resolve_thresholds
+from .tofu import DEFAULT_QA_TEMPLATE, forget_quality, measure_truth_ratios
+from .utility import measure_perplexity, perplexity_from_sums, utility_ratio
+
+__all__ = ["VerificationSettings", "ProgressCallback", "STAGES", "run_verification"]
+
+#: Called as ``progress(stage, done, total)`` after each batch; raise from it to cancel.
+ProgressCallback = Callable[[str, int, int], None]
+
+#: The stages reported to ``progress``, in the order they run.
+STAGES: tuple[str, ...] = ("extraction", "verbmem", "membership", "utility_retain", "tofu")
+
+
+@dataclass(frozen=True)
+class VerificationSettings:
+    """How the metrics are measured (not what passes: that is ``thresholds``)."""
+
+    batch_size: int = 8
+    max_length: int | None = None
+    default_region: str = "GB"
+    extraction_max_new_tokens: int = 32
+    question_templates: tuple[str, ...] = DEFAULT_QUESTION_TEMPLATES
+    prefix_mode: str = "each"
+    n_examples: int = 5
+    verbmem_prefix_fraction: float = 0.5
+    verbmem_max_prefix_tokens: int = 32
+    verbmem_max_continuation_tokens: int = 128
+    mia_k: float = 0.4
+    tofu_qa_template: str = DEFAULT_QA_TEMPLATE
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not 0.0 < self.mia_k <= 1.0:
+            raise ValueError(f"mia_k must be in (0, 1], got {self.mia_k}")
+        if self.n_examples < 0:
+            raise ValueError("n_examples cannot be negative")
+        object.__setattr__(self, "question_templates", tuple(self.question_templates))
+
+
+def _as_result(value: VerificationResult | Mapping | None) -> VerificationResult | None:
+    if value is None or isinstance(value, VerificationResult):
+        return value
+    if isinstance(value, Mapping):
+        return VerificationResult.from_dict(value)
+    raise ValueError(
+        f"a comparison result must be a VerificationResult or its to_dict(), got {type(value).__name__}"
+    )
+
+
+def _number(data: Mapping, *path: str) -> float:
+    """Return the float at ``path`` in nested measurements, NaN when absent or None."""
+    node = data
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node or node[key] is None:
+            return math.nan
+        node = node[key]
+    return float(node)
+
+
+def _stage(progress: ProgressCallback | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
+def run_verification(
+    *,
+    model,
+    tokenizer,
+    device,
+    forget_records: Sequence[ForgetRecord | Mapping],
+    holdout_texts: Sequence[str],
+    retain_texts: Sequence[str],
+    subject_pii: Sequence[SubjectPii | Mapping],
+    reference_results: VerificationResult | Mapping | None = None,
+    original_results: VerificationResult | Mapping | None = None,
+    thresholds: Mapping[str, Threshold | Mapping | float] | None = None,
+    progress: ProgressCallback | None = None,
+    tofu_items: Sequence[TofuItem | Mapping] | None = None,
+    settings: VerificationSettings | None = None,
+) -> VerificationResult:
+    """Measure extraction, VerbMem, membership inference, utility (and TOFU) on one model.
+
+    ``forget_records`` are the erased records (members for membership inference);
+    ``holdout_texts`` non-member records of the same distribution (also the held-out perplexity
+    text); ``retain_texts`` a sample of what the model keeps; ``subject_pii`` the subjects whose
+    values must not come out. ``reference_results`` is the exact retrain's result (PrivLeak,
+    forget quality); ``original_results`` the original model's (utility ratios).
+    ``thresholds`` overrides the defaults by metric name (see ``thresholds.resolve_thresholds``).
+    """
+    settings = settings or VerificationSettings()
+    limits = resolve_thresholds(thresholds)
+    records = coerce_forget_records(forget_records)
+    subjects = coerce_subjects(subject_pii)
+    if not records:
+        raise ValueError("verification needs at least one forget record")
+    if not holdout_texts:
+        raise ValueError("verification needs held-out (non-member) texts for membership inference")
+    if not retain_texts:
+        raise ValueError("verification needs a retain sample for the utility measurement")
+    reference = _as_result(reference_results)
+    original = _as_result(original_results)
+    items = coerce_tofu_items(tofu_items) if tofu_items else []
+    common = {"model": model, "tokenizer": tokenizer, "device": device}
+
+    rows: list[ResultRow] = []
+    skipped: list[dict] = []
+    measurements: dict = {"settings": {"mia_k": settings.mia_k, "prefix_mode": settings.prefix_mode}}
+
+    extraction = measure_extraction(
+        **common,
+        forget_records=records,
+        subjects=subjects,
+        question_templates=settings.question_templates,
+        prefix_mode=settings.prefix_mode,
+        default_region=settings.default_region,
+        max_new_tokens=settings.extraction_max_new_tokens,
+        batch_size=settings.batch_size,
+        n_examples=settings.n_examples,
+        progress=_stage(progress, "extraction"),
+    )
+    measurements["extraction"] = extraction.as_dict()
+    extraction_details = extraction.as_dict()
+    extraction_details.pop("rate")
+    rows.append(
+        make_row(
+            value=extraction.rate,
+            threshold=limits["extraction_rate"],
+            n_samples=extraction.n_probes,
+            details=extraction_details,
+        )
+    )
+
+    forget_texts = [record.text for record in records]
+    verbmem = measure_verbmem(
+        **common,
+        texts=forget_texts,
+        prefix_fraction=settings.verbmem_prefix_fraction,
+        max_prefix_tokens=settings.verbmem_max_prefix_tokens,
+        max_continuation_tokens=settings.verbmem_max_continuation_tokens,
+        batch_size=settings.batch_size,
+        progress=_stage(progress, "verbmem"),
+    )
+    measurements["verbmem"] = verbmem.as_dict()
+    rows.append(
+        make_row(
+            value=verbmem.mean_f1,
+            threshold=limits["verbmem_rouge_l"],
+            n_samples=verbmem.n_records,
+            details={
+                "mean_recall": verbmem.mean_recall,
+                "max_f1": verbmem.max_f1,
+                "n_skipped": verbmem.n_skipped,
+            },
+        )
+    )
+
+    membership = measure_membership(
+        **common,
+        member_texts=forget_texts,
+        nonmember_texts=list(holdout_texts),
+        k=settings.mia_k,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        progress=_stage(progress, "membership"),
+    )
+    measurements["membership"] = membership.as_dict()
+    sizes_ok = membership.n_members > 0 and membership.n_nonmembers > 0
+    null_std = auc_null_std(membership.n_members, membership.n_nonmembers) if sizes_ok else None
+    for score in MIA_SCORES:
+        rows.append(
+            make_row(
+                value=membership.auc[score],
+                threshold=limits[f"mia_auc_{score}"],
+                n_samples=membership.n_members + membership.n_nonmembers,
+                details={
+                    "n_members": membership.n_members,
+                    "n_nonmembers": membership.n_nonmembers,
+                    "n_skipped_members": membership.n_skipped_members,
+                    "n_skipped_nonmembers": membership.n_skipped_nonmembers,
+                    "auc_null_std": null_std,
+                    "k": membership.k,
+                },
+            )
+        )
+    if reference is None:
+        skipped.append({"metric": "privleak_*", "reason": "no exact-retrain reference result given"})
+    else:
+        for score in MIA_SCORES:
+            reference_auc = _number(reference.measurements, "membership", "auc", score)
+            value = (
+                math.nan
+                if math.isnan(reference_auc) or reference_auc <= 0
+                else privleak(auc=membership.auc[score], reference_auc=reference_auc)
+            )
+            rows.append(
+                make_row(
+                    value=value,
+                    threshold=limits[f"privleak_{score}"],
+                    n_samples=membership.n_members + membership.n_nonmembers,
+                    details={"auc": membership.auc[score], "reference_auc": reference_auc},
+                )
+            )
+
+    retain_ppl = measure_perplexity(
+        **common,
+        texts=list(retain_texts),
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        progress=_stage(progress, "utility_retain"),
+    )
+    holdout_ppl = perplexity_from_sums(
+        nll_sum=membership.nonmember_nll_sum,
+        n_tokens=membership.nonmember_tokens,
+        n_texts=membership.n_nonmembers + membership.n_skipped_nonmembers,
+    )
+    measurements["perplexity"] = {"retain": retain_ppl.as_dict(), "holdout": holdout_ppl.as_dict()}
+    if original is None:
+        skipped.append({"metric": "utility_ratio_*", "reason": "no original-model result given"})
+    else:
+        for name, measured in (("retain", retain_ppl), ("holdout", holdout_ppl)):
+            original_ppl = _number(original.measurements, "perplexity", name, "value")
+            rows.append(
+                make_row(
+                    value=utility_ratio(
+                        original_perplexity=original_ppl, model_perplexity=measured.value
+                    ),
+                    threshold=limits[f"utility_ratio_{name}"],
+                    n_samples=measured.n_texts,
+                    details={
+                        "perplexity": measured.value,
+                        "original_perplexity": original_ppl,
+                        "n_tokens": measured.n_tokens,
+                    },
+                )
+            )
+
+    if items:
+        truth = measure_truth_ratios(
+            **common,
+            items=items,
+            qa_template=settings.tofu_qa_template,
+            batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            progress=_stage(progress, "tofu"),
+        )
+        measurements["tofu"] = truth.as_dict()
+        reference_ratios = (reference.measurements.get("tofu") or {}).get("truth_ratios") if reference else None
+        if not reference_ratios:
+            skipped.append(
+                {"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"}
+            )
+        else:
+            clean = [math.nan if ratio is None else float(ratio) for ratio in reference_ratios]
+            ours = list(truth.truth_ratios)
+            if any(math.isnan(ratio) for ratio in clean + ours):
+                value, details = math.nan, {"reason": "a truth ratio is NaN"}
+            else:
+                quality = forget_quality(unlearned_truth_ratios=ours, retrained_truth_ratios=clean)
+                value = quality.p_value
+                details = {
+                    "ks_statistic": quality.statistic,
+                    "mean_truth_ratio": truth.mean,
+                    "reference_mean_truth_ratio": sum(clean) / len(clean),
+                    "n_reference": quality.n_retrained,
+                }
+            rows.append(
+                make_row(
+                    value=value,
+                    threshold=limits["tofu_forget_quality"],
+                    n_samples=truth.n_questions,
+                    details=details,
+                )
+            )
+
+    return VerificationResult(
+        rows=tuple(rows), skipped=tuple(skipped), measurements=json_safe(measurements)
+    )
