@@ -136,16 +136,19 @@ _TITLES = frozenset(
      "mister", "rev", "fr"}
 )
 _SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq"})
+# spaCy sometimes includes the possessive in a PERSON span ("Vasquez's").
+_POSSESSIVE = re.compile(r"['\u2019]s\b\s*$", re.IGNORECASE)
 
 
 def normalise_name(value: str) -> str:
     """Return a person's name case- and accent-folded, in given-name-first order.
 
     "Smith, John" becomes "john smith": one comma is read as "family name, given names" unless
-    what follows it is a suffix ("John Smith, Jr."). Leading titles (Mr, Dr…) and trailing
+    what follows it is a suffix ("John Smith, Jr."). A trailing possessive ("Smith's") is
+    dropped. Leading titles (Mr, Dr…) and trailing
     suffixes (Jr, PhD…) are dropped because the same person is written with and without them.
     """
-    text = _require_text(value, "name")
+    text = _POSSESSIVE.sub("", _require_text(value, "name"))
     parts = text.split(",")
     if len(parts) == 2:
         family, given = parts
@@ -293,10 +296,12 @@ def normalise_date_of_birth(value: str, *, day_first: bool = True) -> str:
     """Return a date as ISO "YYYY-MM-DD"; raise ``NormalisationError`` if it is not a real date.
 
     Accepts "1985-03-12", "12/03/1985", "12 March 1985", "12th of March, 1985" and
-    "March 12, 1985". ``day_first`` decides "03/04/1985" (True: 3 April, the UK reading).
+    "March 12, 1985" and "the 25th of February in the year 1958". ``day_first`` decides
+    "03/04/1985" (True: 3 April, the UK reading).
     """
     text = _require_text(value, "date")
     compact = " ".join(text.casefold().replace(",", " ").split())
+    compact = compact.removeprefix("the ").replace(" in the year ", " ")
     year = month = day = None
     if match := _ISO_DATE.match(compact):
         year, month, day = (int(part) for part in match.groups())

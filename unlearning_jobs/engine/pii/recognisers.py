@@ -43,12 +43,12 @@ _MONTH = (
 _DATE = (
     r"\d{4}-\d{1,2}-\d{1,2}"
     r"|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}"
-    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+(?:in\s+the\s+year\s+)?\d{4}"
     r"|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
 )
 #: A date announced as a birth date; group 1 is the date alone.
 DATE_OF_BIRTH_PATTERN = (
-    r"(?i:\b(?:born(?:\s+on)?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday)"
+    r"(?i:\b(?:born(?:\s+on)?(?:\s+the)?|d\.?o\.?b\.?|date\s+of\s+birth|birth\s*date|birthday)"
     r"(?:\s+(?:is|was))?\s*[:\-]?\s*)(?i:(" + _DATE + r"))"
 )
 
