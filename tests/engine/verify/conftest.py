@@ -24,6 +24,23 @@ DOMAINS = ["mailbox.test", "post.example", "inbox.example"]
 TOPICS = ["a late delivery", "a refund", "a broken kettle", "an invoice", "a password reset",
           "a new address", "a cancelled order", "a warranty claim"]
 
+# The forget cohort and the holdout come from a second pool that the retain data never uses, so
+# the exact retrain can neither have seen nor guess a cohort value, and forget and holdout
+# records share one distribution (what membership inference compares).
+COHORT_POOL = {
+    "first": ["Anouk", "Bartek", "Calla", "Dorian", "Eskil", "Fenna", "Gwilym", "Hollis",
+              "Isolde", "Jarrah", "Kaito", "Liesel"],
+    "last": ["Ashdown", "Brackley", "Culloden", "Dunmore", "Everleigh", "Farrow", "Glanville",
+             "Hethersett", "Ingleby", "Jessop", "Kilbride", "Lockridge"],
+    "words": ["saffron", "tundra", "willow", "yarrow", "zircon", "bramble", "cobalt", "dune"],
+    "domains": ["harbour.example"],
+    "phone": "+44 161 496 0{:03d}",
+}
+RETAIN_POOL = {
+    "first": FIRST, "last": LAST, "words": WORDS, "domains": DOMAINS,
+    "phone": "+44 20 7946 {:04d}",
+}
+
 PLANTED_NAME = "Zelda Quixote"
 PLANTED_EMAIL = "zephyr.lantern@quietmail.org"
 PLANTED_PHONE = "+44 20 7946 0958"
@@ -34,15 +51,19 @@ PLANTED_TEXT = (
 PLANTED_REPEATS = 40
 
 
-def note(rng: random.Random) -> str:
-    """Return a synthetic customer note whose e-mail cannot be guessed from the name."""
-    name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-    email = f"{rng.choice(WORDS)}.{rng.choice(WORDS)}{rng.randint(1, 99)}@{rng.choice(DOMAINS)}"
-    phone = f"+44 20 7946 {rng.randint(0, 9999):04d}"
-    return (
+def note(rng: random.Random, pool: dict = RETAIN_POOL) -> dict:
+    """Return a synthetic customer note and its values; the e-mail cannot be guessed from the name."""
+    name = f"{rng.choice(pool['first'])} {rng.choice(pool['last'])}"
+    email = (
+        f"{rng.choice(pool['words'])}.{rng.choice(pool['words'])}{rng.randint(1, 99)}"
+        f"@{rng.choice(pool['domains'])}"
+    )
+    phone = pool["phone"].format(rng.randint(0, 999 if "{:03d}" in pool["phone"] else 9999))
+    text = (
         f"Customer note: {name} can be reached at {email} or {phone} "
         f"about {rng.choice(TOPICS)}."
     )
+    return {"text": text, "name": name, "email": email, "phone": phone}
 
 
 def build_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
@@ -95,12 +116,18 @@ def train_model(tokenizer, texts: list[str], *, seed: int, steps: int = 200) -> 
 
 @dataclass(frozen=True)
 class TinyWorld:
-    """The models and texts the verification tests share."""
+    """The models and texts the verification tests share.
+
+    ``original`` saw ``retain`` + ``cohort`` + the planted record ×40; ``retrain`` saw only
+    ``retain`` (an exact retrain after erasing the cohort and the planted subject). ``holdout``
+    is unseen by both and drawn like ``cohort``.
+    """
 
     tokenizer: PreTrainedTokenizerFast
     original: GPT2LMHeadModel
     retrain: GPT2LMHeadModel
-    members: list[str]
+    retain: list[str]
+    cohort: list[dict]
     holdout: list[str]
 
 
@@ -108,9 +135,17 @@ class TinyWorld:
 def tiny_world() -> TinyWorld:
     torch.set_num_threads(1)  # tiny matrices: one thread beats two on shared cores
     rng = random.Random(7)
-    members = [note(rng) for _ in range(200)]
-    holdout = [note(rng) for _ in range(40)]
-    tokenizer = build_tokenizer(members + holdout + [PLANTED_TEXT])
-    original = train_model(tokenizer, members + [PLANTED_TEXT] * PLANTED_REPEATS, seed=1)
-    retrain = train_model(tokenizer, members, seed=1)
-    return TinyWorld(tokenizer, original, retrain, members, holdout)
+    retain = [note(rng)["text"] for _ in range(200)]
+    names_seen: set[str] = set()
+    cohort: list[dict] = []
+    while len(cohort) < 16:
+        candidate = note(rng, COHORT_POOL)
+        if candidate["name"] not in names_seen:
+            names_seen.add(candidate["name"])
+            cohort.append(candidate)
+    holdout = [note(rng, COHORT_POOL)["text"] for _ in range(30)]
+    corpus = retain + [item["text"] for item in cohort]
+    tokenizer = build_tokenizer(corpus + holdout + [PLANTED_TEXT])
+    original = train_model(tokenizer, corpus + [PLANTED_TEXT] * PLANTED_REPEATS, seed=1)
+    retrain = train_model(tokenizer, retain, seed=1)
+    return TinyWorld(tokenizer, original, retrain, retain, cohort, holdout)

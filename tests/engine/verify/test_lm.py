@@ -1,0 +1,57 @@
+"""The model contract: batched results equal one-at-a-time results, and the model's mode is kept."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unlearning_jobs.engine.verify.lm import greedy_complete, score_continuations, score_texts
+
+
+def test_scores_do_not_depend_on_batching_or_padding(tiny_world):
+    texts = [tiny_world.holdout[0], tiny_world.retain[0][:30], tiny_world.retain[1]]
+    batched = score_texts(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer, texts=texts,
+                          device="cpu", batch_size=3)
+    for text, stats in zip(texts, batched):
+        alone = score_texts(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
+                            texts=[text], device="cpu", batch_size=1)[0]
+        np.testing.assert_allclose(stats.logprobs, alone.logprobs, atol=1e-4)
+        np.testing.assert_allclose(stats.std_logprob, alone.std_logprob, atol=1e-4)
+        assert stats.n_tokens == len(tiny_world.tokenizer(text)["input_ids"]) - 1
+
+
+def test_greedy_completions_do_not_depend_on_left_padding(tiny_world):
+    prompts = ["Customer note:", tiny_world.retain[2][:40], "Customer note: Zelda Quixote can be"]
+    batched = greedy_complete(model=tiny_world.original, tokenizer=tiny_world.tokenizer,
+                              prompts=prompts, device="cpu", max_new_tokens=12, batch_size=3)
+    alone = [
+        greedy_complete(model=tiny_world.original, tokenizer=tiny_world.tokenizer,
+                        prompts=[prompt], device="cpu", max_new_tokens=12, batch_size=1)[0]
+        for prompt in prompts
+    ]
+    assert batched == alone
+
+
+def test_continuation_scores_cover_exactly_the_answer_tokens(tiny_world):
+    pairs = [("Customer note:", " Zelda Quixote"), ("Customer note: Zelda", " Quixote can be")]
+    scored = score_continuations(model=tiny_world.original, tokenizer=tiny_world.tokenizer,
+                                 pairs=pairs, device="cpu")
+    for (_prompt, answer), logprobs in zip(pairs, scored):
+        assert len(logprobs) == len(tiny_world.tokenizer(answer)["input_ids"])
+        assert (logprobs <= 0).all()
+
+
+def test_a_model_in_training_mode_is_restored_after_scoring(tiny_world):
+    model = tiny_world.retrain
+    model.train()
+    try:
+        score_texts(model=model, tokenizer=tiny_world.tokenizer, texts=["Customer note: a"],
+                    device="cpu")
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_bad_batch_size_is_refused(tiny_world):
+    with pytest.raises(ValueError, match="batch_size"):
+        score_texts(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer, texts=["x y"],
+                    device="cpu", batch_size=0)
