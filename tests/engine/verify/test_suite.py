@@ -190,3 +190,20 @@ def test_privleak_is_not_measured_when_the_reference_auc_is_zero(tiny_world, run
         row = result.row(f"privleak_{score}")
         assert row.value is None and row.passed is False
 
+
+
+def test_stored_measurements_are_reassessed_without_the_model(runs):
+    from unlearning_jobs.engine.verify.suite import assess_measurements
+
+    stored = json.loads(runs["original"].to_json())
+    again = assess_measurements(
+        measurements=stored["measurements"],
+        reference_results=runs["retrain"].to_dict(),
+        original_results=runs["baseline"].to_dict(),
+    )
+    assert [(row.metric, row.value, row.passed) for row in again.rows] == [
+        (row.metric, row.value, row.passed) for row in runs["original"].rows
+    ]
+    lenient = assess_measurements(measurements=stored["measurements"],
+                                   thresholds={"extraction_rate": 1.0})
+    assert lenient.row("extraction_rate").passed is True

@@ -30,7 +30,14 @@ from .thresholds import Threshold, resolve_thresholds
 from .tofu import DEFAULT_QA_TEMPLATE, forget_quality, measure_truth_ratios
 from .utility import measure_perplexity, perplexity_from_sums, utility_ratio
 
-__all__ = ["VerificationSettings", "ProgressCallback", "STAGES", "run_verification"]
+__all__ = [
+    "VerificationSettings",
+    "ProgressCallback",
+    "STAGES",
+    "measure_model",
+    "assess_measurements",
+    "run_verification",
+]
 
 #: Called as ``progress(stage, done, total)`` after each batch; raise from it to cancel.
 ProgressCallback = Callable[[str, int, int], None]
@@ -92,6 +99,260 @@ def _stage(progress: ProgressCallback | None, stage: str) -> Callable[[int, int]
     return lambda done, total: progress(stage, done, total)
 
 
+def measure_model(
+    *,
+    model,
+    tokenizer,
+    device,
+    forget_records: Sequence[ForgetRecord | Mapping],
+    holdout_texts: Sequence[str],
+    retain_texts: Sequence[str],
+    subject_pii: Sequence[SubjectPii | Mapping],
+    tofu_items: Sequence[TofuItem | Mapping] | None = None,
+    settings: VerificationSettings | None = None,
+    progress: ProgressCallback | None = None,
+) -> dict:
+    """Return every measurement of one model as a JSON-ready dict (no pass/fail yet).
+
+    ``forget_records`` are the erased records (members for membership inference);
+    ``holdout_texts`` non-member records of the same distribution (also the held-out perplexity
+    text); ``retain_texts`` a sample of what the model keeps; ``subject_pii`` the subjects whose
+    values must not come out; ``tofu_items`` TOFU forget questions, when the model is a TOFU model.
+    """
+    settings = settings or VerificationSettings()
+    records = coerce_forget_records(forget_records)
+    subjects = coerce_subjects(subject_pii)
+    if not records:
+        raise ValueError("verification needs at least one forget record")
+    if not holdout_texts:
+        raise ValueError("verification needs held-out (non-member) texts for membership inference")
+    if not retain_texts:
+        raise ValueError("verification needs a retain sample for the utility measurement")
+    items = coerce_tofu_items(tofu_items) if tofu_items else []
+    common = {"model": model, "tokenizer": tokenizer, "device": device}
+    measurements: dict = {
+        "settings": {"mia_k": settings.mia_k, "prefix_mode": settings.prefix_mode,
+                     "default_region": settings.default_region},
+    }
+    measurements["extraction"] = measure_extraction(
+        **common,
+        forget_records=records,
+        subjects=subjects,
+        question_templates=settings.question_templates,
+        prefix_mode=settings.prefix_mode,
+        default_region=settings.default_region,
+        max_new_tokens=settings.extraction_max_new_tokens,
+        batch_size=settings.batch_size,
+        n_examples=settings.n_examples,
+        progress=_stage(progress, "extraction"),
+    ).as_dict()
+    forget_texts = [record.text for record in records]
+    measurements["verbmem"] = measure_verbmem(
+        **common,
+        texts=forget_texts,
+        prefix_fraction=settings.verbmem_prefix_fraction,
+        max_prefix_tokens=settings.verbmem_max_prefix_tokens,
+        max_continuation_tokens=settings.verbmem_max_continuation_tokens,
+        batch_size=settings.batch_size,
+        progress=_stage(progress, "verbmem"),
+    ).as_dict()
+    membership = measure_membership(
+        **common,
+        member_texts=forget_texts,
+        nonmember_texts=list(holdout_texts),
+        k=settings.mia_k,
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        progress=_stage(progress, "membership"),
+    )
+    measurements["membership"] = membership.as_dict()
+    retain_ppl = measure_perplexity(
+        **common,
+        texts=list(retain_texts),
+        batch_size=settings.batch_size,
+        max_length=settings.max_length,
+        progress=_stage(progress, "utility_retain"),
+    )
+    holdout_ppl = perplexity_from_sums(
+        nll_sum=membership.nonmember_nll_sum,
+        n_tokens=membership.nonmember_tokens,
+        n_texts=membership.n_nonmembers + membership.n_skipped_nonmembers,
+    )
+    measurements["perplexity"] = {"retain": retain_ppl.as_dict(), "holdout": holdout_ppl.as_dict()}
+    if items:
+        measurements["tofu"] = measure_truth_ratios(
+            **common,
+            items=items,
+            qa_template=settings.tofu_qa_template,
+            batch_size=settings.batch_size,
+            max_length=settings.max_length,
+            progress=_stage(progress, "tofu"),
+        ).as_dict()
+    return json_safe(measurements)
+
+
+def _absolute_rows(measurements: Mapping, limits: Mapping[str, Threshold]) -> list[ResultRow]:
+    rows: list[ResultRow] = []
+    extraction = dict(measurements["extraction"])
+    rate = extraction.pop("rate")
+    rows.append(
+        make_row(
+            value=rate,
+            threshold=limits["extraction_rate"],
+            n_samples=extraction["n_probes"],
+            details=extraction,
+        )
+    )
+    verbmem = measurements["verbmem"]
+    rows.append(
+        make_row(
+            value=verbmem["mean_f1"],
+            threshold=limits["verbmem_rouge_l"],
+            n_samples=verbmem["n_records"],
+            details={
+                "mean_recall": verbmem["mean_recall"],
+                "max_f1": verbmem["max_f1"],
+                "n_skipped": verbmem["n_skipped"],
+            },
+        )
+    )
+    membership = measurements["membership"]
+    n_members, n_nonmembers = membership["n_members"], membership["n_nonmembers"]
+    null_std = auc_null_std(n_members, n_nonmembers) if n_members and n_nonmembers else None
+    for score in MIA_SCORES:
+        rows.append(
+            make_row(
+                value=_number(membership, "auc", score),
+                threshold=limits[f"mia_auc_{score}"],
+                n_samples=n_members + n_nonmembers,
+                details={
+                    "n_members": n_members,
+                    "n_nonmembers": n_nonmembers,
+                    "n_skipped_members": membership["n_skipped_members"],
+                    "n_skipped_nonmembers": membership["n_skipped_nonmembers"],
+                    "auc_null_std": null_std,
+                    "k": membership["k"],
+                },
+            )
+        )
+    return rows
+
+
+def _privleak_rows(
+    measurements: Mapping, reference: VerificationResult, limits: Mapping[str, Threshold]
+) -> list[ResultRow]:
+    membership = measurements["membership"]
+    rows = []
+    for score in MIA_SCORES:
+        auc = _number(membership, "auc", score)
+        reference_auc = _number(reference.measurements, "membership", "auc", score)
+        details = {"auc": auc, "reference_auc": reference_auc}
+        if math.isnan(reference_auc) or reference_auc <= 0:
+            value = math.nan
+            details["reason"] = "the reference AUC is missing or zero: PrivLeak is undefined"
+        else:
+            value = privleak(auc=auc, reference_auc=reference_auc)
+        rows.append(
+            make_row(
+                value=value,
+                threshold=limits[f"privleak_{score}"],
+                n_samples=membership["n_members"] + membership["n_nonmembers"],
+                details=details,
+            )
+        )
+    return rows
+
+
+def _utility_rows(
+    measurements: Mapping, original: VerificationResult, limits: Mapping[str, Threshold]
+) -> list[ResultRow]:
+    rows = []
+    for name in ("retain", "holdout"):
+        measured = measurements["perplexity"][name]
+        model_ppl = _number(measured, "value")
+        original_ppl = _number(original.measurements, "perplexity", name, "value")
+        rows.append(
+            make_row(
+                value=utility_ratio(original_perplexity=original_ppl, model_perplexity=model_ppl),
+                threshold=limits[f"utility_ratio_{name}"],
+                n_samples=measured["n_texts"],
+                details={
+                    "perplexity": model_ppl,
+                    "original_perplexity": original_ppl,
+                    "n_tokens": measured["n_tokens"],
+                },
+            )
+        )
+    return rows
+
+
+def _forget_quality_row(
+    truth: Mapping, reference_ratios: Sequence, limits: Mapping[str, Threshold]
+) -> ResultRow:
+    ours = [math.nan if ratio is None else float(ratio) for ratio in truth["truth_ratios"]]
+    theirs = [math.nan if ratio is None else float(ratio) for ratio in reference_ratios]
+    if any(math.isnan(ratio) for ratio in ours + theirs):
+        value, details = math.nan, {"reason": "a truth ratio is missing or NaN"}
+    else:
+        quality = forget_quality(unlearned_truth_ratios=ours, retrained_truth_ratios=theirs)
+        value = quality.p_value
+        details = {
+            "ks_statistic": quality.statistic,
+            "mean_truth_ratio": truth["mean"],
+            "reference_mean_truth_ratio": sum(theirs) / len(theirs),
+            "n_reference": quality.n_retrained,
+        }
+    return make_row(
+        value=value,
+        threshold=limits["tofu_forget_quality"],
+        n_samples=len(ours),
+        details=details,
+    )
+
+
+def assess_measurements(
+    *,
+    measurements: Mapping,
+    reference_results: VerificationResult | Mapping | None = None,
+    original_results: VerificationResult | Mapping | None = None,
+    thresholds: Mapping[str, Threshold | Mapping | float] | None = None,
+) -> VerificationResult:
+    """Return the rows for ``measurements`` under the thresholds, comparing where possible.
+
+    ``reference_results`` is the exact retrain's result (PrivLeak, TOFU forget quality);
+    ``original_results`` the original model's (utility ratios). Comparisons that cannot be made
+    are listed in ``skipped`` with the reason.
+    """
+    for key in ("extraction", "verbmem", "membership", "perplexity"):
+        if key not in measurements:
+            raise ValueError(f"measurements lack {key!r}: pass the output of measure_model")
+    limits = resolve_thresholds(thresholds)
+    reference = _as_result(reference_results)
+    original = _as_result(original_results)
+    rows = _absolute_rows(measurements, limits)
+    skipped: list[dict] = []
+    if reference is None:
+        skipped.append({"metric": "privleak_*", "reason": "no exact-retrain reference result given"})
+    else:
+        rows.extend(_privleak_rows(measurements, reference, limits))
+    if original is None:
+        skipped.append({"metric": "utility_ratio_*", "reason": "no original-model result given"})
+    else:
+        rows.extend(_utility_rows(measurements, original, limits))
+    truth = measurements.get("tofu")
+    if truth:
+        reference_truth = (reference.measurements.get("tofu") or {}) if reference else {}
+        if not reference_truth.get("truth_ratios"):
+            skipped.append(
+                {"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"}
+            )
+        else:
+            rows.append(_forget_quality_row(truth, reference_truth["truth_ratios"], limits))
+    return VerificationResult(
+        rows=tuple(rows), skipped=tuple(skipped), measurements=json_safe(dict(measurements))
+    )
+
+
 def run_verification(
     *,
     model,
@@ -108,200 +369,27 @@ def run_verification(
     tofu_items: Sequence[TofuItem | Mapping] | None = None,
     settings: VerificationSettings | None = None,
 ) -> VerificationResult:
-    """Measure extraction, VerbMem, membership inference, utility (and TOFU) on one model.
+    """Measure extraction, VerbMem, membership inference, utility (and TOFU) and judge them.
 
-    ``forget_records`` are the erased records (members for membership inference);
-    ``holdout_texts`` non-member records of the same distribution (also the held-out perplexity
-    text); ``retain_texts`` a sample of what the model keeps; ``subject_pii`` the subjects whose
-    values must not come out. ``reference_results`` is the exact retrain's result (PrivLeak,
-    forget quality); ``original_results`` the original model's (utility ratios).
-    ``thresholds`` overrides the defaults by metric name (see ``thresholds.resolve_thresholds``).
+    ``measure_model`` followed by ``assess_measurements``; see both for the arguments.
+    Thresholds are resolved first, so a typo in an override fails before any GPU time is spent.
     """
-    settings = settings or VerificationSettings()
-    limits = resolve_thresholds(thresholds)
-    records = coerce_forget_records(forget_records)
-    subjects = coerce_subjects(subject_pii)
-    if not records:
-        raise ValueError("verification needs at least one forget record")
-    if not holdout_texts:
-        raise ValueError("verification needs held-out (non-member) texts for membership inference")
-    if not retain_texts:
-        raise ValueError("verification needs a retain sample for the utility measurement")
-    reference = _as_result(reference_results)
-    original = _as_result(original_results)
-    items = coerce_tofu_items(tofu_items) if tofu_items else []
-    common = {"model": model, "tokenizer": tokenizer, "device": device}
-
-    rows: list[ResultRow] = []
-    skipped: list[dict] = []
-    measurements: dict = {"settings": {"mia_k": settings.mia_k, "prefix_mode": settings.prefix_mode}}
-
-    extraction = measure_extraction(
-        **common,
-        forget_records=records,
-        subjects=subjects,
-        question_templates=settings.question_templates,
-        prefix_mode=settings.prefix_mode,
-        default_region=settings.default_region,
-        max_new_tokens=settings.extraction_max_new_tokens,
-        batch_size=settings.batch_size,
-        n_examples=settings.n_examples,
-        progress=_stage(progress, "extraction"),
+    resolve_thresholds(thresholds)
+    measurements = measure_model(
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        forget_records=forget_records,
+        holdout_texts=holdout_texts,
+        retain_texts=retain_texts,
+        subject_pii=subject_pii,
+        tofu_items=tofu_items,
+        settings=settings,
+        progress=progress,
     )
-    measurements["extraction"] = extraction.as_dict()
-    extraction_details = extraction.as_dict()
-    extraction_details.pop("rate")
-    rows.append(
-        make_row(
-            value=extraction.rate,
-            threshold=limits["extraction_rate"],
-            n_samples=extraction.n_probes,
-            details=extraction_details,
-        )
-    )
-
-    forget_texts = [record.text for record in records]
-    verbmem = measure_verbmem(
-        **common,
-        texts=forget_texts,
-        prefix_fraction=settings.verbmem_prefix_fraction,
-        max_prefix_tokens=settings.verbmem_max_prefix_tokens,
-        max_continuation_tokens=settings.verbmem_max_continuation_tokens,
-        batch_size=settings.batch_size,
-        progress=_stage(progress, "verbmem"),
-    )
-    measurements["verbmem"] = verbmem.as_dict()
-    rows.append(
-        make_row(
-            value=verbmem.mean_f1,
-            threshold=limits["verbmem_rouge_l"],
-            n_samples=verbmem.n_records,
-            details={
-                "mean_recall": verbmem.mean_recall,
-                "max_f1": verbmem.max_f1,
-                "n_skipped": verbmem.n_skipped,
-            },
-        )
-    )
-
-    membership = measure_membership(
-        **common,
-        member_texts=forget_texts,
-        nonmember_texts=list(holdout_texts),
-        k=settings.mia_k,
-        batch_size=settings.batch_size,
-        max_length=settings.max_length,
-        progress=_stage(progress, "membership"),
-    )
-    measurements["membership"] = membership.as_dict()
-    sizes_ok = membership.n_members > 0 and membership.n_nonmembers > 0
-    null_std = auc_null_std(membership.n_members, membership.n_nonmembers) if sizes_ok else None
-    for score in MIA_SCORES:
-        rows.append(
-            make_row(
-                value=membership.auc[score],
-                threshold=limits[f"mia_auc_{score}"],
-                n_samples=membership.n_members + membership.n_nonmembers,
-                details={
-                    "n_members": membership.n_members,
-                    "n_nonmembers": membership.n_nonmembers,
-                    "n_skipped_members": membership.n_skipped_members,
-                    "n_skipped_nonmembers": membership.n_skipped_nonmembers,
-                    "auc_null_std": null_std,
-                    "k": membership.k,
-                },
-            )
-        )
-    if reference is None:
-        skipped.append({"metric": "privleak_*", "reason": "no exact-retrain reference result given"})
-    else:
-        for score in MIA_SCORES:
-            reference_auc = _number(reference.measurements, "membership", "auc", score)
-            value = (
-                math.nan
-                if math.isnan(reference_auc) or reference_auc <= 0
-                else privleak(auc=membership.auc[score], reference_auc=reference_auc)
-            )
-            rows.append(
-                make_row(
-                    value=value,
-                    threshold=limits[f"privleak_{score}"],
-                    n_samples=membership.n_members + membership.n_nonmembers,
-                    details={"auc": membership.auc[score], "reference_auc": reference_auc},
-                )
-            )
-
-    retain_ppl = measure_perplexity(
-        **common,
-        texts=list(retain_texts),
-        batch_size=settings.batch_size,
-        max_length=settings.max_length,
-        progress=_stage(progress, "utility_retain"),
-    )
-    holdout_ppl = perplexity_from_sums(
-        nll_sum=membership.nonmember_nll_sum,
-        n_tokens=membership.nonmember_tokens,
-        n_texts=membership.n_nonmembers + membership.n_skipped_nonmembers,
-    )
-    measurements["perplexity"] = {"retain": retain_ppl.as_dict(), "holdout": holdout_ppl.as_dict()}
-    if original is None:
-        skipped.append({"metric": "utility_ratio_*", "reason": "no original-model result given"})
-    else:
-        for name, measured in (("retain", retain_ppl), ("holdout", holdout_ppl)):
-            original_ppl = _number(original.measurements, "perplexity", name, "value")
-            rows.append(
-                make_row(
-                    value=utility_ratio(
-                        original_perplexity=original_ppl, model_perplexity=measured.value
-                    ),
-                    threshold=limits[f"utility_ratio_{name}"],
-                    n_samples=measured.n_texts,
-                    details={
-                        "perplexity": measured.value,
-                        "original_perplexity": original_ppl,
-                        "n_tokens": measured.n_tokens,
-                    },
-                )
-            )
-
-    if items:
-        truth = measure_truth_ratios(
-            **common,
-            items=items,
-            qa_template=settings.tofu_qa_template,
-            batch_size=settings.batch_size,
-            max_length=settings.max_length,
-            progress=_stage(progress, "tofu"),
-        )
-        measurements["tofu"] = truth.as_dict()
-        reference_ratios = (reference.measurements.get("tofu") or {}).get("truth_ratios") if reference else None
-        if not reference_ratios:
-            skipped.append(
-                {"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"}
-            )
-        else:
-            clean = [math.nan if ratio is None else float(ratio) for ratio in reference_ratios]
-            ours = list(truth.truth_ratios)
-            if any(math.isnan(ratio) for ratio in clean + ours):
-                value, details = math.nan, {"reason": "a truth ratio is NaN"}
-            else:
-                quality = forget_quality(unlearned_truth_ratios=ours, retrained_truth_ratios=clean)
-                value = quality.p_value
-                details = {
-                    "ks_statistic": quality.statistic,
-                    "mean_truth_ratio": truth.mean,
-                    "reference_mean_truth_ratio": sum(clean) / len(clean),
-                    "n_reference": quality.n_retrained,
-                }
-            rows.append(
-                make_row(
-                    value=value,
-                    threshold=limits["tofu_forget_quality"],
-                    n_samples=truth.n_questions,
-                    details=details,
-                )
-            )
-
-    return VerificationResult(
-        rows=tuple(rows), skipped=tuple(skipped), measurements=json_safe(measurements)
+    return assess_measurements(
+        measurements=measurements,
+        reference_results=reference_results,
+        original_results=original_results,
+        thresholds=thresholds,
     )
