@@ -1,0 +1,68 @@
+"""Services for workers: heartbeats and queue probes."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from compliance.queues import WorkQueue
+from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
+
+
+def worker_heartbeat_record(*, hostname: str, queues: list[str], pid: int | None,
+                            device: dict, started_at=None) -> WorkerHeartbeat:
+    """Create or refresh the heartbeat row of ``hostname`` with its device and queues."""
+    now = timezone.now()
+    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
+        hostname=hostname,
+        defaults={
+            "queues": sorted(queues),
+            "pid": pid,
+            "device_type": device.get("type", "cpu"),
+            "device_name": device.get("name", ""),
+            "device_memory_total_bytes": device.get("memory_total_bytes"),
+            "device_memory_free_bytes": device.get("memory_free_bytes"),
+            "last_seen_at": now,
+        },
+        create_defaults={
+            "queues": sorted(queues),
+            "pid": pid,
+            "device_type": device.get("type", "cpu"),
+            "device_name": device.get("name", ""),
+            "device_memory_total_bytes": device.get("memory_total_bytes"),
+            "device_memory_free_bytes": device.get("memory_free_bytes"),
+            "started_at": started_at or now,
+            "last_seen_at": now,
+        },
+    )
+    return heartbeat
+
+
+def worker_is_alive(heartbeat: WorkerHeartbeat, *, now=None) -> bool:
+    """Return whether the worker's last heartbeat is recent enough to trust it is running."""
+    now = now or timezone.now()
+    return now - heartbeat.last_seen_at <= timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
+
+
+def queue_probe_send(*, queue: WorkQueue) -> QueueProbe:
+    """Send a probe task to ``queue``; the worker that takes it fills in who and what it is."""
+    from unlearning_jobs import tasks
+
+    probe_task = {WorkQueue.CPU: tasks.probe_cpu, WorkQueue.GPU: tasks.probe_gpu}[queue]
+    with transaction.atomic():
+        probe = QueueProbe.objects.create(queue_requested=queue.value)
+        transaction.on_commit(lambda: probe_task.delay(probe.pk))
+    return probe
+
+
+def queue_probe_answer(*, probe_id: int, queue_delivered: str, hostname: str, device: dict) -> None:
+    """Record which worker, from which queue, on which device, answered a probe."""
+    QueueProbe.objects.filter(pk=probe_id, answered_at__isnull=True).update(
+        queue_delivered=queue_delivered,
+        hostname=hostname,
+        device_type=device.get("type", ""),
+        device_name=device.get("name", ""),
+        answered_at=timezone.now(),
+    )
