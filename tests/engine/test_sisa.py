@@ -1,0 +1,185 @@
+"""SISA: layout, ensemble inference, and unlearning that retrains only the shards that held the records."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from unlearning_jobs.engine.checkpoints import file_sha256, weights_sha256
+from unlearning_jobs.engine.methods import get_method
+from unlearning_jobs.engine.methods.sisa import affected_shards
+from unlearning_jobs.engine.models import SisaEnsemble, load_causal_lm
+from unlearning_jobs.engine.training import TrainingCancelled
+from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest, train_sisa
+
+SHARDS, SLICES = 3, 3
+
+
+@pytest.fixture(scope="module")
+def sisa_model(tmp_path_factory, records, tiny_recipe) -> str:
+    output = tmp_path_factory.mktemp("sisa") / "model"
+    train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=output, shards=SHARDS,
+               slices=SLICES)
+    return str(output)
+
+
+@pytest.fixture(scope="module")
+def layout(sisa_model) -> SisaLayout:
+    return SisaLayout.from_dict(read_manifest(sisa_model)["layout"])
+
+
+def shard_file(model_dir, shard):
+    return file_sha256(f"{model_dir}/shard_{shard:02d}/model.safetensors")
+
+
+def one_shard_forget_ids(layout, records):
+    """Return two ids that both sit in shard 1 (slices 1 and 2), so exactly one shard is affected."""
+    return [layout.shards[1][1][0], layout.shards[1][2][0]]
+
+
+def texts_for(records, ids):
+    chosen = set(ids)
+    return [t for rid, t in records if rid in chosen], [t for rid, t in records if rid not in chosen]
+
+
+def test_layout_deals_every_record_to_exactly_one_balanced_place(records):
+    layout = SisaLayout.assign([rid for rid, _ in records], shards=5, slices=2, seed=1)
+    ids = layout.record_ids()
+    assert sorted(ids) == sorted(rid for rid, _ in records)
+    sizes = [sum(len(s) for s in shard) for shard in layout.shards]
+    assert max(sizes) - min(sizes) <= 1
+    assert SisaLayout.assign([rid for rid, _ in records], shards=5, slices=2, seed=1) == layout
+    assert SisaLayout.from_dict(json.loads(json.dumps(layout.as_dict()))) == layout
+
+
+def test_layout_without_ids_keeps_everyone_else_in_place(layout):
+    gone = layout.shards[0][0][0]
+    smaller = layout.without([gone])
+    assert gone not in smaller.record_ids()
+    where, now = layout.locate(), smaller.locate()
+    assert all(now[rid] == where[rid] for rid in now)
+
+
+def test_manifest_records_the_layout_and_shard_directories_load_alone(sisa_model, records):
+    manifest = read_manifest(sisa_model)
+    assert manifest["shards"] == SHARDS and manifest["slices"] == SLICES
+    assert manifest["records"] == len(records)
+    model = AutoModelForCausalLM.from_pretrained(f"{sisa_model}/shard_02", local_files_only=True)
+    assert model.config.n_layer == 1
+
+
+def test_ensemble_logits_are_the_log_of_the_mean_shard_probability(sisa_model):
+    ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
+    assert isinstance(ensemble, SisaEnsemble) and ensemble.n_shards == SHARDS
+    ids = tokenizer(["Ticket 3: contact", "Ticket 12: contact Bruno"], return_tensors="pt", padding=True)
+    labels = ids.input_ids.masked_fill(ids.attention_mask == 0, -100)
+    out = ensemble(ids.input_ids, attention_mask=ids.attention_mask, labels=labels)
+    with torch.no_grad():
+        probs = torch.stack([torch.softmax(s(input_ids=ids.input_ids, attention_mask=ids.attention_mask).logits, -1)
+                             for s in ensemble.shards]).mean(0)
+    real = ids.attention_mask.bool()  # padded positions carry no meaning
+    torch.testing.assert_close(out.logits.exp()[real], probs[real], atol=1e-5, rtol=1e-4)
+    mask = labels[:, 1:] != -100
+    picked = out.logits[:, :-1].gather(-1, ids.input_ids[:, 1:, None]).squeeze(-1)
+    assert float(out.loss) == pytest.approx(float(-(picked[mask]).mean()), rel=1e-5)
+
+
+def test_ensemble_generates_greedily_like_a_causal_lm(sisa_model):
+    ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
+    ids = tokenizer("Ticket 3: contact", return_tensors="pt").input_ids
+    out = ensemble.generate(input_ids=ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[0] == 1 and 1 <= out.shape[1] - ids.shape[1] <= 5
+    assert torch.equal(out[:, : ids.shape[1]], ids)
+    first = ensemble(ids).logits[0, -1].argmax()
+    assert int(out[0, ids.shape[1]]) == int(first)
+
+
+def test_unlearning_retrains_only_the_shard_that_held_the_records(sisa_model, layout, records, tmp_path):
+    forget_ids = one_shard_forget_ids(layout, records)
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    result = get_method("sisa").run(
+        source_model_dir=sisa_model, output_dir=tmp_path / "out", forget_texts=forget_texts,
+        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids,
+    )
+    assert result.metrics["shards_retrained"] == [1]
+    assert result.metrics["first_affected_slice"] == {"1": 1}
+    assert shard_file(tmp_path / "out", 0) == shard_file(sisa_model, 0)
+    assert shard_file(tmp_path / "out", 2) == shard_file(sisa_model, 2)
+    assert shard_file(tmp_path / "out", 1) != shard_file(sisa_model, 1)
+    assert 0 < result.metrics["steps_ratio"] < 1 / SHARDS
+    manifest = read_manifest(tmp_path / "out")
+    remaining = SisaLayout.from_dict(manifest["layout"]).record_ids()
+    assert not set(forget_ids) & set(remaining)
+    assert len(remaining) == len(records) - 2
+    assert manifest["parent_weights_sha256"] == weights_sha256(sisa_model)
+    assert result.weights_sha256 == weights_sha256(tmp_path / "out")
+
+
+def test_sisa_unlearning_equals_retraining_the_whole_ensemble_without_the_records(
+    sisa_model, layout, records, tmp_path
+):
+    forget_ids = [layout.shards[0][0][0], layout.shards[2][2][-1]]
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    unlearned = get_method("sisa").run(
+        source_model_dir=sisa_model, output_dir=tmp_path / "sisa", forget_texts=forget_texts,
+        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids,
+    )
+    retrained = get_method("retrain").run(
+        source_model_dir=sisa_model, output_dir=tmp_path / "retrain", forget_texts=forget_texts,
+        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids, params={"retrain_tokenizer": False},
+    )
+    assert unlearned.metrics["shards_retrained"] == [0, 2]
+    assert retrained.metrics["shards_retrained"] == [0, 1, 2]
+    assert unlearned.weights_sha256 == retrained.weights_sha256
+    assert unlearned.steps < retrained.steps
+
+
+def test_affected_shards_reports_the_first_slice_per_shard(layout):
+    ids = [layout.shards[1][2][0], layout.shards[1][0][0], "not-in-model"]
+    assert affected_shards(layout, ids) == {1: 0}
+
+
+def test_sisa_refuses_texts_that_differ_from_what_the_shards_were_trained_on(sisa_model, layout, records, tmp_path):
+    forget_ids = [layout.shards[1][2][0]]
+    changed_id = layout.shards[1][0][0]
+    changed = [(rid, text + " edited" if rid == changed_id else text) for rid, text in records]
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    with pytest.raises(ValueError, match="other records|another recipe"):
+        get_method("sisa").run(source_model_dir=sisa_model, output_dir=tmp_path / "out", forget_texts=forget_texts,
+                               retain_texts=retain_texts, full_texts=changed, forget_ids=forget_ids)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sisa_needs_a_sisa_model_and_approximate_methods_refuse_one(sisa_model, trained_model, records, tmp_path):
+    with pytest.raises(ValueError, match="not a SISA model"):
+        get_method("sisa").run(source_model_dir=trained_model, output_dir=tmp_path / "a", forget_texts=["x"],
+                               retain_texts=["y"], full_texts=records, forget_ids=["R000"])
+    with pytest.raises(ValueError, match="SISA ensemble"):
+        get_method("gradient_ascent").run(source_model_dir=sisa_model, output_dir=tmp_path / "b",
+                                          forget_texts=["x"], retain_texts=["y"])
+
+
+def test_sisa_training_resumes_after_cancel_to_the_same_ensemble(sisa_model, records, tiny_recipe, tmp_path):
+    calls = {"n": 0}
+
+    def stop_midway():
+        calls["n"] += 1
+        return calls["n"] > 40
+
+    with pytest.raises(TrainingCancelled):
+        train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=tmp_path / "m", shards=SHARDS,
+                   slices=SLICES, checkpoint_dir=tmp_path / "ckpt", should_stop=stop_midway)
+    assert not (tmp_path / "m").exists()
+    result = train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=tmp_path / "m",
+                        shards=SHARDS, slices=SLICES, checkpoint_dir=tmp_path / "ckpt")
+    assert result.steps < result.full_training_steps
+    assert result.weights_sha256 == weights_sha256(sisa_model)
+
+
+def test_sisa_ensemble_loss_is_finite_on_records(sisa_model, records):
+    ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
+    ids = tokenizer(records[0][1], return_tensors="pt").input_ids
+    assert math.isfinite(float(ensemble(ids, labels=ids).loss))
