@@ -29,7 +29,12 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
-    beat_schedule={},
+    # Periodic housekeeping; run exactly one `celery beat` (README, "Production").
+    beat_schedule={
+        "requests-flag-overdue": {"task": "requests_app.flag_overdue", "schedule": 15 * 60.0},
+        "requests-purge-identifiers": {"task": "requests_app.purge_identifiers",
+                                       "schedule": 24 * 60 * 60.0},
+    },
 )
 app.autodiscover_tasks()
 

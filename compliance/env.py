@@ -72,3 +72,74 @@ def secret_key(value: str | None, *, var_dir: Path) -> str:
     key_file.write_text(key)
     key_file.chmod(0o600)
     return key
+
+
+def identifier_keys(value: str | None, *, var_dir: Path) -> list[str]:
+    """Return the Fernet keys for data subjects' identifiers, the encrypting key first.
+
+    ``value`` is a comma-separated list (``LETHE_IDENTIFIER_KEYS``): the first key encrypts, all
+    of them decrypt, so a new key is put in front and the old ones stay behind it until
+    ``rotate_identifier_keys`` has re-encrypted every row (docs/workflow.md). Unset means one
+    key generated once into ``var_dir/identifier_keys`` (mode 600, never committed), like the
+    secret key, so the embedded default needs no configuration.
+    """
+    from cryptography.fernet import Fernet
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value and value.strip():
+        keys = [key.strip() for key in value.split(",") if key.strip()]
+    else:
+        key_file = var_dir / "identifier_keys"
+        if not key_file.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(Fernet.generate_key().decode("ascii") + "\n")
+            key_file.chmod(0o600)
+        keys = [line.strip() for line in key_file.read_text().splitlines() if line.strip()]
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"LETHE_IDENTIFIER_KEYS: key {position} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes; make one with cryptography.fernet.Fernet.generate_key())"
+            ) from None
+    if not keys:
+        raise ImproperlyConfigured("LETHE_IDENTIFIER_KEYS holds no key")
+    return keys
+
+
+# Derivation label: changing it changes every keyed hash, so it is versioned, never edited.
+PII_HASH_KEY_DERIVATION_LABEL = b"lethe.pii-hash-key.v1"
+
+
+def pii_hash_key(value: str | None, *, secret_key: str) -> bytes:
+    """Return the HMAC key for personal-data hashes (the PII index and requests' identifiers).
+
+    ``LETHE_PII_HASH_KEY`` when set (at least 16 bytes); otherwise a key derived from the secret
+    key, so that the secret key itself never leaves Django and one deployment's hashes agree
+    across its web processes and workers.
+    """
+    import hashlib
+    import hmac
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value:
+        key = value.encode("utf-8")
+        if len(key) < 16:
+            raise ImproperlyConfigured("LETHE_PII_HASH_KEY must be at least 16 bytes long")
+        return key
+    return hmac.new(secret_key.encode("utf-8"), PII_HASH_KEY_DERIVATION_LABEL, hashlib.sha256).digest()
+
+
+def pii_hash_key_id(value: str | None, *, key: bytes) -> str:
+    """Return the name stored beside every keyed hash: ``value``, or a fingerprint of ``key``.
+
+    Hashes made under different keys never compare equal, so each is stored with the key's id;
+    a fingerprint changes by itself when the key does.
+    """
+    import hashlib
+
+    if value and value.strip():
+        return value.strip()
+    return "hmac-sha256:" + hashlib.sha256(b"lethe.key-id:" + key).hexdigest()[:12]

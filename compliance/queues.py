@@ -16,6 +16,8 @@ class WorkQueue(StrEnum):
 TASK_ROUTES: dict[str, WorkQueue] = {
     "unlearning_jobs.probe_gpu": WorkQueue.GPU,
     "unlearning_jobs.probe_cpu": WorkQueue.CPU,
+    "requests_app.flag_overdue": WorkQueue.CPU,
+    "requests_app.purge_identifiers": WorkQueue.CPU,
 }
 
 # Name patterns, for families of tasks: every task of the GPU job runner is model work.

@@ -8,7 +8,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from compliance.env import broker_config, database_config, env_flag, secret_key
+from compliance.env import (
+    broker_config,
+    database_config,
+    env_flag,
+    identifier_keys,
+    pii_hash_key,
+    pii_hash_key_id,
+    secret_key,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("LETHE_VAR_DIR", BASE_DIR / "var"))
@@ -124,6 +132,18 @@ LETHE_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", "60"))
 
 LETHE_DEMO_PASSWORD = os.environ.get("LETHE_DEMO_PASSWORD", "")
+
+# Erasure requests (docs/workflow.md): identifiers encrypted with Fernet (first key encrypts, all
+# decrypt), keyed hashes of normalised identifiers, deadlines and the retention of identifiers.
+LETHE_IDENTIFIER_KEYS = identifier_keys(os.environ.get("LETHE_IDENTIFIER_KEYS"), var_dir=VAR_DIR)
+LETHE_PII_HASH_KEY = pii_hash_key(os.environ.get("LETHE_PII_HASH_KEY"), secret_key=SECRET_KEY)
+LETHE_PII_HASH_KEY_ID = pii_hash_key_id(os.environ.get("LETHE_PII_HASH_KEY_ID"), key=LETHE_PII_HASH_KEY)
+LETHE_PHONE_REGION = os.environ.get("LETHE_PHONE_REGION", "GB").strip().upper()
+LETHE_RETENTION_DAYS = int(os.environ.get("LETHE_RETENTION_DAYS", "365"))
+LETHE_DUE_SOON_DAYS = int(os.environ.get("LETHE_DUE_SOON_DAYS", "7"))
+LETHE_SITE_URL = os.environ.get("LETHE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Named in every rejection reply (Art. 12(4)); empty: the reply names the authority generically.
+LETHE_SUPERVISORY_AUTHORITY = os.environ.get("LETHE_SUPERVISORY_AUTHORITY", "")
 
 LOGGING = {
     "version": 1,
