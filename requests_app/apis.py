@@ -79,6 +79,9 @@ class ErasureRequestSchema(AutoSchema):
     def get_override_parameters(self):
         return self.view.schema_parameters(self.method)
 
+    def get_operation_id(self):
+        return self.view.schema_operation_ids.get(self.method) or super().get_operation_id()
+
     def get_serializer_name(self, serializer, direction):
         return type(serializer).__qualname__.replace(".", "")
 
@@ -88,6 +91,7 @@ class ErasureRequestApiBase(APIView):
     schema = ErasureRequestSchema()
     read_permission = roles.VIEW_REQUESTS
     write_permission = roles.MANAGE_REQUESTS
+    schema_operation_ids: dict[str, str] = {}
 
     def required_permission(self, method: str) -> str | None:
         return self.read_permission if method in ("GET", "HEAD", "OPTIONS") else self.write_permission
@@ -210,6 +214,12 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
     class OutputSerializer(ErasureRequestSummarySerializer):
         pass
 
+    class PageSerializer(serializers.Serializer):
+        count = serializers.IntegerField()
+        next = serializers.URLField(allow_null=True)
+        previous = serializers.URLField(allow_null=True)
+        results = ErasureRequestSummarySerializer(many=True)
+
     class InputSerializer(serializers.Serializer):
         class SubjectSerializer(serializers.Serializer):
             names = serializers.ListField(
@@ -236,11 +246,13 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
                                                  help_text="Username; default: you")
         scope = ScopeSerializer(required=False)
 
+    schema_operation_ids = {"GET": "requests_list", "POST": "requests_create"}
+
     def required_permission(self, method):
         return roles.VIEW_REQUESTS if method == "GET" else roles.MANAGE_REQUESTS
 
     def schema_output(self, method):
-        return ErasureRequestDetailSerializer if method == "POST" else self.OutputSerializer(many=True)
+        return ErasureRequestDetailSerializer if method == "POST" else self.PageSerializer
 
     def schema_parameters(self, method):
         return [self.FilterSerializer] if method == "GET" else []

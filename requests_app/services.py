@@ -348,7 +348,10 @@ def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, ac
     _officer_check(assigned_officer, field_name="assigned_officer")
     scope_all, dataset_ids, model_version_ids = _scope_clean(
         scope_all=scope_all, dataset_ids=scope_dataset_ids, model_version_ids=scope_model_version_ids)
-    cleaned = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
+    try:
+        cleaned = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
+    except ValidationError as error:
+        raise ErasureRequestError(error.message_dict) from None
     hasher = pii_hasher()
     hashes = identifier_hashes(cleaned, hasher=hasher)
     first_due = deadlines.first_due_at(received_at)

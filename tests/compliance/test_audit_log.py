@@ -1,0 +1,136 @@
+"""The audit log's hash chain: intact after real work, broken by any tampering, append-only."""
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+
+from compliance.audit import GENESIS_HASH, audit_chain_verify
+from compliance.models import AuditEvent
+from requests_app import services
+from requests_app.identifiers import SubjectIdentifiers
+from requests_app.models import IdentityMethod
+from tests.conftest import REPO_ROOT, _database_url_for
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def some_history(officer):
+    """A few events written by the services, as in real use."""
+    erasure_request = services.erasure_request_create(
+        subject=SubjectIdentifiers(names=("Grace Hopper",), emails=("grace@example.org",)),
+        legal_ground="art17_1_b", actor=officer)
+    services.erasure_request_verify_identity(erasure_request=erasure_request, actor=officer,
+                                             method=IdentityMethod.EMAIL_LINK)
+    services.erasure_request_start_locating(erasure_request=erasure_request, actor=officer)
+    return list(AuditEvent.objects.order_by("sequence"))
+
+
+def _require_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("The append-only trigger and session_replication_role are PostgreSQL's.")
+
+
+def _tamper(sql: str, params: list) -> None:
+    """Change the table behind the trigger's back, as a database superuser could."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = replica")
+        try:
+            cursor.execute(sql, params)
+        finally:
+            cursor.execute("SET session_replication_role = DEFAULT")
+
+
+def test_chain_of_real_events_verifies_and_prints_the_head(some_history, capsys):
+    result = audit_chain_verify()
+    assert result.ok and result.events_checked == len(some_history) >= 6
+    assert result.head_hash == some_history[-1].entry_hash
+    assert some_history[0].previous_hash == GENESIS_HASH
+    assert all(b.previous_hash == a.entry_hash for a, b in zip(some_history, some_history[1:]))
+    call_command("verify_audit_log")
+    assert f"head {result.head_hash}" in capsys.readouterr().out
+
+
+def test_changing_one_rows_details_breaks_the_chain_at_that_row(some_history):
+    _require_postgresql()
+    victim = some_history[-2]
+    _tamper("UPDATE compliance_auditevent SET details = %s WHERE sequence = %s",
+            ['{"reference": "ER-2026-999999"}', victim.sequence])
+    result = audit_chain_verify()
+    assert not result.ok and result.first_bad_sequence == victim.sequence
+    assert "content does not match" in result.reason
+    with pytest.raises(CommandError, match=f"broken at event #{victim.sequence}"):
+        call_command("verify_audit_log")
+
+
+def test_rewriting_a_row_with_a_fresh_hash_breaks_the_next_link(some_history):
+    _require_postgresql()
+    victim = some_history[2]
+    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else', entry_hash = %s "
+            "WHERE sequence = %s", ["f" * 64, victim.sequence])
+    result = audit_chain_verify()
+    assert not result.ok and result.first_bad_sequence == victim.sequence
+
+
+def test_deleting_a_row_is_detected(some_history):
+    _require_postgresql()
+    victim = some_history[3]
+    _tamper("DELETE FROM compliance_auditevent WHERE sequence = %s", [victim.sequence])
+    result = audit_chain_verify()
+    assert not result.ok and result.first_bad_sequence == victim.sequence + 1
+    assert f"sequence {victim.sequence} is missing" in result.reason
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE compliance_auditevent SET action = 'forged' WHERE sequence = %s",
+    "DELETE FROM compliance_auditevent WHERE sequence = %s",
+])
+def test_plain_update_and_delete_are_refused_by_the_trigger(some_history, sql):
+    _require_postgresql()
+    with pytest.raises(DatabaseError, match="append-only"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, [some_history[0].sequence])
+    assert AuditEvent.objects.get(sequence=some_history[0].sequence).action == some_history[0].action
+    assert audit_chain_verify().ok
+
+
+def test_the_orm_refuses_to_change_or_delete_events(some_history):
+    event = some_history[0]
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(pk=event.pk).update(action="forged")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().delete()
+    event.action = "forged"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_audit_log_command_exit_status(officer):
+    """Run the command as an operator would: exit 0 with the head, non-zero naming the row."""
+    _require_postgresql()
+    services.erasure_request_create(subject=SubjectIdentifiers(names=("Grace Hopper",)),
+                                    legal_ground="art17_1_b", actor=officer)
+    env = dict(os.environ, DATABASE_URL=_database_url_for(connection.settings_dict))
+
+    def run():
+        return subprocess.run([sys.executable, "manage.py", "verify_audit_log"], cwd=REPO_ROOT,
+                              env=env, capture_output=True, text=True, timeout=120)
+
+    intact = run()
+    head = audit_chain_verify().head_hash
+    assert intact.returncode == 0 and f"head {head}" in intact.stdout, intact.stderr
+    last = AuditEvent.objects.order_by("-sequence").first()
+    _tamper("UPDATE compliance_auditevent SET object_id = 'x' WHERE sequence = %s", [last.sequence])
+    broken = run()
+    assert broken.returncode != 0
+    assert f"broken at event #{last.sequence}" in broken.stderr
