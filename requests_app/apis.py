@@ -183,7 +183,7 @@ class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
 
     def get_available_actions(self, obj) -> list[str]:
         user = self.context["request"].user
-        return [action.replace("_", "-") for action in
+        return [selectors.ACTION_SLUGS[action] for action in
                 selectors.erasure_request_available_actions(erasure_request=obj, user=user)]
 
 
@@ -245,6 +245,23 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         assigned_officer = serializers.CharField(required=False, max_length=150,
                                                  help_text="Username; default: you")
         scope = ScopeSerializer(required=False)
+
+        # The service checks all of this again; checking here too reports every bad field in
+        # one answer instead of the service's findings only after the shapes are right.
+        def validate_subject(self, value):
+            try:
+                services.subject_identifiers_validate(SubjectIdentifiers.from_lists(**value))
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(
+                    api_errors_from_service(error).get("subject", {})) from None
+            return value
+
+        def validate_received_at(self, value):
+            try:
+                services.received_at_validate(value)
+            except DjangoValidationError as error:
+                raise serializers.ValidationError(error.message_dict["received_at"]) from None
+            return value
 
     schema_operation_ids = {"GET": "requests_list", "POST": "requests_create"}
 

@@ -6,10 +6,20 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from requests_app.identifiers import IDENTIFIER_LABELS, IDENTIFIER_MAX_LENGTHS, MAX_IDENTIFIERS_PER_LIST
+from requests_app.identifiers import (
+    IDENTIFIER_LABELS,
+    IDENTIFIER_MAX_LENGTHS,
+    MAX_IDENTIFIERS_PER_LIST,
+    SubjectIdentifiers,
+)
 from requests_app.models import Channel, IdentityMethod, LegalGround, RejectionGround
 from requests_app.selectors import officer_list, status_filter_choices
-from requests_app.services import MAX_EXPLANATION_LENGTH, MAX_NOTE_LENGTH
+from requests_app.services import (
+    MAX_EXPLANATION_LENGTH,
+    MAX_NOTE_LENGTH,
+    received_at_validate,
+    subject_identifiers_validate,
+)
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -78,6 +88,22 @@ class ErasureRequestCreateForm(forms.Form):
 
     def clean_scope_model_version_ids(self):
         return _ids(self.cleaned_data["scope_model_version_ids"])
+
+    def clean(self):
+        """Report identifier problems together with the other fields' (the service checks again)."""
+        cleaned = super().clean()
+        lists = {name: cleaned[name] for name in IDENTIFIER_LABELS if name in cleaned}
+        if len(lists) == len(IDENTIFIER_LABELS):
+            try:
+                subject_identifiers_validate(SubjectIdentifiers.from_lists(**lists))
+            except ValidationError as error:
+                form_errors_from_service(self, error)
+        if cleaned.get("received_at"):
+            try:
+                received_at_validate(cleaned["received_at"])
+            except ValidationError as error:
+                form_errors_from_service(self, error)
+        return cleaned
 
 
 class NoteForm(forms.Form):

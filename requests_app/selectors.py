@@ -152,6 +152,23 @@ def erasure_request_overlapping(*, erasure_request: ErasureRequest) -> QuerySet:
     return ErasureRequest.objects.filter(pk__in=ids).exclude(pk=erasure_request.pk).order_by("received_at")
 
 
+# How each step is named in URLs (pages and API) and in ``available_actions``.
+ACTION_SLUGS: dict[str, str] = {
+    Action.VERIFY_IDENTITY: "verify-identity",
+    Action.START_LOCATING: "start-locating",
+    Action.SUBMIT_FOR_REVIEW: "submit-for-review",
+    Action.APPROVE: "approve",
+    Action.START_EXECUTING: "start-executing",
+    Action.START_VERIFYING: "start-verifying",
+    Action.COMPLETE: "complete",
+    Action.EXTEND_DEADLINE: "extend",
+    Action.ASSIGN: "assign",
+    Action.SET_SCOPE: "scope",
+    Action.REJECT: "reject",
+    Action.WITHDRAW: "withdraw",
+    Action.REVEAL_IDENTIFIERS: "reveal-identifiers",
+}
+
 # Steps shown on the detail page, in the order of the life cycle.
 PAGE_ACTIONS = (
     Action.VERIFY_IDENTITY, Action.START_LOCATING, Action.SUBMIT_FOR_REVIEW, Action.APPROVE,

@@ -256,6 +256,20 @@ def _not_in_future(moment: datetime, *, field_name: str, label: str, now: dateti
         raise ErasureRequestError({field_name: [f"{label} cannot be in the future."]})
 
 
+def received_at_validate(received_at: datetime, *, now: datetime | None = None) -> None:
+    """Raise ``ErasureRequestError`` on "received_at" if the moment is in the future or naive."""
+    _not_in_future(received_at, field_name="received_at", label="The date of receipt",
+                   now=now or timezone.now())
+
+
+def subject_identifiers_validate(subject: SubjectIdentifiers):
+    """Return the identifiers cleaned and normalised, or raise ``ErasureRequestError`` per list."""
+    try:
+        return subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
+    except ValidationError as error:
+        raise ErasureRequestError(error.message_dict) from None
+
+
 def _choice(value: str, choices, *, field_name: str, label: str) -> str:
     if value not in choices.values:
         known = ", ".join(choices.values)
@@ -340,7 +354,7 @@ def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, ac
     if not _actor_may(actor, roles.MANAGE_REQUESTS, system_may_act=False):
         raise ActionNotPermitted("Only privacy officers may record erasure requests.")
     received_at = received_at or now
-    _not_in_future(received_at, field_name="received_at", label="The date of receipt", now=now)
+    received_at_validate(received_at, now=now)
     _choice(legal_ground, LegalGround, field_name="legal_ground", label="legal ground")
     _choice(channel, Channel, field_name="channel", label="channel")
     if assigned_officer is None and actor.has_perm(roles.MANAGE_REQUESTS):
@@ -348,10 +362,7 @@ def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, ac
     _officer_check(assigned_officer, field_name="assigned_officer")
     scope_all, dataset_ids, model_version_ids = _scope_clean(
         scope_all=scope_all, dataset_ids=scope_dataset_ids, model_version_ids=scope_model_version_ids)
-    try:
-        cleaned = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
-    except ValidationError as error:
-        raise ErasureRequestError(error.message_dict) from None
+    cleaned = subject_identifiers_validate(subject)
     hasher = pii_hasher()
     hashes = identifier_hashes(cleaned, hasher=hasher)
     first_due = deadlines.first_due_at(received_at)

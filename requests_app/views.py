@@ -123,7 +123,7 @@ PAGE_ACTIONS: dict[str, tuple[str, type, str]] = {
     "withdraw": (Action.WITHDRAW, forms.NoteForm, "Record withdrawal"),
     "reveal-identifiers": (Action.REVEAL_IDENTIFIERS, forms.RevealForm, "Reveal identifiers"),
 }
-ACTION_SLUGS = {action: slug for slug, (action, _, _) in PAGE_ACTIONS.items()}
+ACTION_SLUGS = selectors.ACTION_SLUGS
 
 
 def _run_action(action: str, *, erasure_request: ErasureRequest, actor, data: dict):

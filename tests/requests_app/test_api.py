@@ -80,7 +80,9 @@ def test_officer_creates_a_request_and_reads_it_back_masked(api, officer):
     assert created["reference"].startswith("ER-") and created["status"] == "received"
     assert created["channel"] == "form" and created["assigned_officer"] == "officer"
     assert created["identifiers"]["emails"] == ["m***@example.net"]
-    assert created["available_actions"][0] == "verify-identity"
+    assert created["available_actions"] == [
+        "verify-identity", "extend", "assign", "scope", "reject", "withdraw", "reveal-identifiers"]
+    assert set(created["available_actions"]) <= set(ACTION_APIS)
     assert "start-locating" not in created["available_actions"]
     detail = client.get(f"/api/v1/requests/{created['id']}/").data
     assert detail["due_at"] == created["due_at"] and detail["identity_verification"] is None
@@ -119,6 +121,15 @@ def test_bad_input_gets_400_with_field_errors_and_nothing_is_saved(api, change, 
     assert fragment in str(errors), response.data
     assert not ErasureRequest.objects.exists()
     assert not AuditEvent.objects.filter(action="erasure_request.created").exists()
+
+
+def test_every_bad_field_is_reported_in_one_answer(api):
+    body = {"subject": {"emails": ["maria.garcia@"], "phones": ["12"]}, "legal_ground": "art17_1_x",
+            "received_at": (timezone.now() + timedelta(days=3)).isoformat()}
+    response = api("officer").post("/api/v1/requests/", body, format="json")
+    assert response.status_code == 400
+    assert set(response.data) == {"subject", "legal_ground", "received_at"}
+    assert set(response.data["subject"]) == {"emails", "phones"}
 
 
 def test_the_whole_life_cycle_through_the_api(api):

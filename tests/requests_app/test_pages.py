@@ -105,6 +105,14 @@ def test_bad_input_in_the_form_is_shown_on_the_field_and_nothing_is_saved(
     assert not ErasureRequest.objects.exists()
 
 
+def test_every_bad_field_of_the_form_is_reported_at_once(client, officer):
+    client.force_login(officer)
+    response = client.post(reverse("requests_app:create"), _form(emails="maria@", phones="12",
+                                                                 legal_ground="nope"))
+    assert response.status_code == 400
+    assert {"emails", "phones", "legal_ground"} <= set(response.context["form"].errors)
+
+
 def test_officer_verifies_identity_and_the_timeline_shows_it(client, officer, make_request):
     erasure_request = make_request()
     client.force_login(officer)
