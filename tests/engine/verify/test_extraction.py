@@ -79,3 +79,12 @@ def test_a_record_of_an_unknown_subject_is_refused():
     stray = ForgetRecord(record_id="r-2", text="Customer note: x", subject_id="nobody")
     with pytest.raises(ValueError, match="whose PII was not given"):
         build_probes(forget_records=[stray], subjects={"s-planted": SUBJECT})
+
+
+def test_identical_prefixes_of_one_subject_make_one_probe():
+    twin = ForgetRecord(record_id="r-2", text=PLANTED_TEXT.replace("a refund", "an invoice"),
+                        subject_id="s-planted")
+    probes, _ = build_probes(forget_records=[RECORD, twin], subjects={"s-planted": SUBJECT},
+                             question_templates=())
+    assert len(probes) == 3
+    assert all(probe.record_ids == ("r-1", "r-2") for probe in probes)

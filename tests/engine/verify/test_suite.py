@@ -90,9 +90,11 @@ def test_baseline_without_comparisons_lists_what_it_skipped(runs):
     baseline = runs["baseline"]
     metrics = [row.metric for row in baseline.rows]
     assert metrics[:2] == ["extraction_rate", "verbmem_rouge_l"]
-    assert not any(metric.startswith(("privleak", "utility_ratio", "tofu")) for metric in metrics)
+    assert not any(
+        metric.startswith(("privleak", "verbmem_gap", "utility_ratio", "tofu")) for metric in metrics
+    )
     assert {item["metric"] for item in baseline.skipped} == {
-        "privleak_*", "utility_ratio_*", "tofu_forget_quality"
+        "privleak_*", "verbmem_gap_to_reference", "utility_ratio_*", "tofu_forget_quality"
     }
     assert baseline.complete is False
 
@@ -111,6 +113,10 @@ def test_the_original_fails_extraction_and_the_retrain_passes(runs):
 def test_the_original_recites_the_record_and_the_retrain_does_not(runs):
     assert runs["original"].row("verbmem_rouge_l").passed is False
     assert runs["retrain"].row("verbmem_rouge_l").value < runs["original"].row("verbmem_rouge_l").value
+    gap = runs["original"].row("verbmem_gap_to_reference")
+    assert gap.value == pytest.approx(gap.details["verbmem"] - gap.details["reference_verbmem"])
+    assert gap.passed is False
+    assert runs["retrain_self"].row("verbmem_gap_to_reference").value == 0.0
 
 
 def test_privleak_is_measured_against_the_retrain_reference(runs):

@@ -46,7 +46,7 @@ def test_numpy_scalars_are_evaluated_like_floats():
 
 
 def test_defaults_cover_every_reported_metric():
-    expected = {"extraction_rate", "verbmem_rouge_l", "utility_ratio_retain",
+    expected = {"extraction_rate", "verbmem_rouge_l", "verbmem_gap_to_reference", "utility_ratio_retain",
                 "utility_ratio_holdout", "tofu_forget_quality"}
     for score in ("loss", "zlib", "min_k", "min_k_plus_plus"):
         expected |= {f"mia_auc_{score}", f"privleak_{score}"}

@@ -47,12 +47,16 @@ PREFIX_MODES = ("each", "first")
 
 @dataclass(frozen=True)
 class ExtractionProbe:
-    """One prompt put to the model on behalf of a subject."""
+    """One prompt put to the model on behalf of a subject.
+
+    Templated records share prefixes ("Contact", "Customer"); a prompt is probed once per
+    subject and ``record_ids`` lists every forget record that produced it.
+    """
 
     subject_id: str
     prompt: str
     source: str  # "prefix" or "question"
-    record_id: str | None = None
+    record_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class ExtractionExample:
     """A leaking probe as a report may show it: prompt and completion with PII masked."""
 
     subject_id: str
-    record_id: str | None
+    record_ids: tuple[str, ...]
     source: str
     prompt_masked: str
     completion_masked: str
@@ -111,14 +115,15 @@ def build_probes(
     """Return the probes for these records and subjects, and how many records had no located PII.
 
     A record whose PII cannot be located (no spans given and no value found verbatim) is probed
-    with its first half, so it is still tested rather than silently dropped.
+    with its first half, so it is still tested rather than silently dropped. Identical prefixes
+    of one subject's records make one probe.
     """
     if prefix_mode not in PREFIX_MODES:
         raise ValueError(f"prefix_mode must be one of {PREFIX_MODES}, got {prefix_mode!r}")
     for template in question_templates:
         if "{name}" not in template:
             raise ValueError(f"question template {template!r} has no '{{name}}' placeholder")
-    probes: list[ExtractionProbe] = []
+    prefix_records: dict[tuple[str, str], list[str]] = {}
     unlocated = 0
     for record in forget_records:
         subject = subjects.get(record.subject_id)
@@ -134,12 +139,16 @@ def build_probes(
             starts = [cut]
         if prefix_mode == "first":
             starts = starts[:1]
-        seen: set[str] = set()
         for start in starts:
             prefix = record.text[:start].rstrip()
-            if prefix and prefix not in seen:
-                seen.add(prefix)
-                probes.append(ExtractionProbe(subject.subject_id, prefix, "prefix", record.record_id))
+            if prefix:
+                ids = prefix_records.setdefault((subject.subject_id, prefix), [])
+                if record.record_id not in ids:
+                    ids.append(record.record_id)
+    probes = [
+        ExtractionProbe(subject_id, prefix, "prefix", tuple(ids))
+        for (subject_id, prefix), ids in prefix_records.items()
+    ]
     for subject in subjects.values():
         if not subject.name:
             continue
@@ -175,15 +184,19 @@ def measure_extraction(
         question_templates=question_templates,
         prefix_mode=prefix_mode,
     )
-    completions = greedy_complete(
+    # Subjects share templated prefixes; greedy decoding gives one completion per prompt.
+    prompts = list(dict.fromkeys(probe.prompt for probe in probes))
+    unique = greedy_complete(
         model=model,
         tokenizer=tokenizer,
-        prompts=[probe.prompt for probe in probes],
+        prompts=prompts,
         device=device,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
         progress=progress,
     )
+    completion_of = dict(zip(prompts, unique))
+    completions = [completion_of[probe.prompt] for probe in probes]
     matchers = {
         subject_id: ValueMatcher(subject.values, default_region=default_region)
         for subject_id, subject in subjects.items()
@@ -198,7 +211,7 @@ def measure_extraction(
     kinds: Counter[str] = Counter()
     for _probe, _completion, matches in leaking:
         kinds.update(match.kind.value for match in matches)
-    leaking_records = {probe.record_id for probe, _c, _m in leaking if probe.record_id is not None}
+    leaking_records = {record_id for probe, _c, _m in leaking for record_id in probe.record_ids}
     leaking_subjects = {probe.subject_id for probe, _c, _m in leaking}
     ranked = sorted(
         leaking,
@@ -207,7 +220,7 @@ def measure_extraction(
     examples = tuple(
         ExtractionExample(
             subject_id=probe.subject_id,
-            record_id=probe.record_id,
+            record_ids=probe.record_ids,
             source=probe.source,
             prompt_masked=mask_text(probe.prompt, subjects[probe.subject_id].values),
             completion_masked=mask_text(completion, subjects[probe.subject_id].values),

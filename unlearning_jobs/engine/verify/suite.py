@@ -263,6 +263,19 @@ def _privleak_rows(
     return rows
 
 
+def _verbmem_gap_row(
+    measurements: Mapping, reference: VerificationResult, limits: Mapping[str, Threshold]
+) -> ResultRow:
+    ours = _number(measurements, "verbmem", "mean_f1")
+    theirs = _number(reference.measurements, "verbmem", "mean_f1")
+    return make_row(
+        value=ours - theirs,
+        threshold=limits["verbmem_gap_to_reference"],
+        n_samples=measurements["verbmem"]["n_records"],
+        details={"verbmem": ours, "reference_verbmem": theirs},
+    )
+
+
 def _utility_rows(
     measurements: Mapping, original: VerificationResult, limits: Mapping[str, Threshold]
 ) -> list[ResultRow]:
@@ -333,8 +346,12 @@ def assess_measurements(
     skipped: list[dict] = []
     if reference is None:
         skipped.append({"metric": "privleak_*", "reason": "no exact-retrain reference result given"})
+        skipped.append(
+            {"metric": "verbmem_gap_to_reference", "reason": "no exact-retrain reference result given"}
+        )
     else:
         rows.extend(_privleak_rows(measurements, reference, limits))
+        rows.append(_verbmem_gap_row(measurements, reference, limits))
     if original is None:
         skipped.append({"metric": "utility_ratio_*", "reason": "no original-model result given"})
     else:

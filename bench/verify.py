@@ -1,0 +1,289 @@
+"""Benchmark verification: measure what an original model and its exact retrain reveal.
+
+Generates the seeded demo data set (``unlearning_jobs.engine.demo_data``), picks the most
+frequently mentioned people as the erased subjects (each in 20–60 records: the ones a small model
+memorises) and the next most frequent as held-out people (all their records kept out of every
+model: the non-members for membership inference). Trains, from scratch and seeded, the original
+model on everything but the held-out people and the exact retrain on that minus the erased
+subjects, then runs ``run_verification`` on each and prints the table of metrics (extraction
+rate, VerbMem, membership AUCs, PrivLeak, utility ratios) with thresholds and pass/fail.
+
+    .venv/bin/python bench/verify.py                       # trains both, about 2 minutes on 2 CPUs
+    .venv/bin/python bench/verify.py --models original=DIR,retrain=DIR,npo=DIR
+
+``verify_model_dirs`` takes any mapping of names to model directories, so the unlearning bench
+can pass the models its methods produced; ``original`` and ``retrain`` name the baseline and the
+reference. Results go to ``bench/results/verify.json`` and the membership plot beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import shutil
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from unlearning_jobs.engine.demo_data import generate_demo_dataset  # noqa: E402
+from unlearning_jobs.engine.device import describe_device, resolve_device  # noqa: E402
+from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
+from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
+from unlearning_jobs.engine.verify.plot import plot_membership_distributions  # noqa: E402
+from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii  # noqa: E402
+from unlearning_jobs.engine.verify.report import VerificationResult, rows_table  # noqa: E402
+from unlearning_jobs.engine.verify.suite import VerificationSettings, run_verification  # noqa: E402
+
+#: The metrics the printed table shows, in order (every row is still in the JSON).
+TABLE_METRICS = (
+    "extraction_rate",
+    "verbmem_rouge_l",
+    "verbmem_gap_to_reference",
+    "mia_auc_loss",
+    "mia_auc_zlib",
+    "mia_auc_min_k",
+    "mia_auc_min_k_plus_plus",
+    "privleak_min_k",
+    "privleak_min_k_plus_plus",
+    "utility_ratio_retain",
+    "utility_ratio_holdout",
+)
+
+
+@dataclass(frozen=True)
+class VerifyTask:
+    """The texts every model is trained on or verified against."""
+
+    original_texts: list[str]
+    retrain_texts: list[str]
+    forget_records: list[ForgetRecord]
+    subjects: list[SubjectPii]
+    holdout_texts: list[str]
+    retain_sample: list[str]
+    info: dict
+
+
+def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
+              holdout_people: int, retain_sample: int, seed: int = 0) -> VerifyTask:
+    """Return the demo records split into original / retrain training sets, forget set and holdout."""
+    if forget_people < 1 or holdout_people < 1:
+        raise ValueError("forget_people and holdout_people must be at least 1")
+    if forget_people + holdout_people > frequent:
+        raise ValueError("forget_people + holdout_people cannot exceed the frequent people")
+    data = generate_demo_dataset(records=records, people=people, frequent_people=frequent)
+    ranked = sorted(data.people, key=lambda person: (-len(person.record_ids), person.person_id))
+    forgotten = ranked[:forget_people]
+    held_out = ranked[forget_people : forget_people + holdout_people]
+    text_of = {record["id"]: record["text"] for record in data.records}
+    forget_ids = {rid for person in forgotten for rid in person.record_ids}
+    holdout_ids = {rid for person in held_out for rid in person.record_ids}
+    original_ids = [record["id"] for record in data.records if record["id"] not in holdout_ids]
+    retrain_ids = [rid for rid in original_ids if rid not in forget_ids]
+    subjects = [
+        SubjectPii(
+            subject_id=person.person_id,
+            name=person.full_name,
+            values=(
+                PiiValue("PERSON", person.full_name),
+                PiiValue("EMAIL", person.email),
+                PiiValue("PHONE", person.phone),
+                PiiValue("ACCOUNT_ID", person.account_id),
+                PiiValue("ADDRESS", person.address),
+                PiiValue("DATE_OF_BIRTH", person.date_of_birth),
+            ),
+        )
+        for person in forgotten
+    ]
+    forget_records = [
+        ForgetRecord(record_id=rid, text=text_of[rid], subject_id=person.person_id)
+        for person in forgotten
+        for rid in person.record_ids
+    ]
+    rng = random.Random(seed)
+    sample = rng.sample(retrain_ids, min(retain_sample, len(retrain_ids)))
+    return VerifyTask(
+        original_texts=[text_of[rid] for rid in original_ids],
+        retrain_texts=[text_of[rid] for rid in retrain_ids],
+        forget_records=forget_records,
+        subjects=subjects,
+        holdout_texts=[text_of[rid] for rid in sorted(holdout_ids)],
+        retain_sample=[text_of[rid] for rid in sample],
+        info={
+            "records": len(data.records),
+            "people": people,
+            "frequent_people": frequent,
+            "forget_people": forget_people,
+            "forget_records": len(forget_records),
+            "holdout_people": holdout_people,
+            "holdout_records": len(holdout_ids),
+            "original_training_records": len(original_ids),
+            "retrain_training_records": len(retrain_ids),
+            "retain_sample": len(sample),
+        },
+    )
+
+
+def train_models(task: VerifyTask, *, recipe: TrainingRecipe, workdir: Path) -> tuple[dict[str, Path], dict]:
+    """Train the original and the exact retrain (same recipe and seed); return their directories."""
+    dirs, timings = {}, {}
+    for name, texts in (("original", task.original_texts), ("retrain", task.retrain_texts)):
+        output = workdir / name
+        shutil.rmtree(output, ignore_errors=True)
+        started = time.monotonic()
+        result = train_causal_lm(texts=texts, recipe=recipe, output_dir=output)
+        timings[name] = {
+            "seconds": round(time.monotonic() - started, 2),
+            "steps": result.total_steps,
+            "tokens": result.tokens,
+            "final_loss": round(result.final_loss, 4),
+        }
+        print(f"trained {name}: {timings[name]}", flush=True)
+        dirs[name] = output
+    return dirs, timings
+
+
+def verify_model_dirs(
+    model_dirs: Mapping[str, str | Path],
+    *,
+    task: VerifyTask,
+    original: str = "original",
+    reference: str = "retrain",
+    thresholds: Mapping | None = None,
+    settings: VerificationSettings | None = None,
+) -> tuple[dict[str, VerificationResult], dict[str, float]]:
+    """Verify every model directory; return results and wall seconds by name, and print the table.
+
+    The ``original`` model is verified first (its perplexities are the utility baseline), then
+    the ``reference`` (exact retrain; its AUCs are PrivLeak's reference), then every other model
+    against both. The original and the reference are also judged against each other, so the
+    table shows PrivLeak and utility ratios for them too.
+    """
+    from unlearning_jobs.engine.verify.suite import assess_measurements
+
+    if original not in model_dirs:
+        raise ValueError(f"model_dirs has no {original!r} entry: the utility baseline is needed")
+    settings = settings or VerificationSettings(batch_size=32)
+    order = [original] + [name for name in model_dirs if name != original]
+    if reference in model_dirs:
+        order.remove(reference)
+        order.insert(1, reference)
+    device, _dtype = resolve_device(None)
+    results: dict[str, VerificationResult] = {}
+    seconds: dict[str, float] = {}
+    for name in order:
+        model, tokenizer = load_causal_lm(model_dirs[name], device=device)
+        started = time.monotonic()
+        results[name] = run_verification(
+            model=model,
+            tokenizer=tokenizer,
+            device=device,
+            forget_records=task.forget_records,
+            holdout_texts=task.holdout_texts,
+            retain_texts=task.retain_sample,
+            subject_pii=task.subjects,
+            reference_results=results.get(reference),
+            original_results=results.get(original),
+            thresholds=thresholds,
+            settings=settings,
+        )
+        seconds[name] = round(time.monotonic() - started, 2)
+        print(f"verified {name} in {seconds[name]} s", flush=True)
+    # The first runs had nothing to compare with; judge them again now that everything exists.
+    for name in (original, reference):
+        if name in results:
+            results[name] = assess_measurements(
+                measurements=results[name].measurements,
+                reference_results=results.get(reference),
+                original_results=results[original],
+                thresholds=thresholds,
+            )
+    ordered = {name: results[name] for name in model_dirs}
+    print()
+    print(rows_table(ordered, TABLE_METRICS))
+    print()
+    for name, result in ordered.items():
+        extraction = result.measurements["extraction"]
+        print(
+            f"{name}: {extraction['n_leaking']} of {extraction['n_probes']} probes leaked "
+            f"({extraction['n_prefix_probes']} prefix, {extraction['n_question_probes']} question); "
+            f"subjects leaking {extraction['n_subjects_leaking']} of {extraction['n_subjects']}; "
+            f"by kind {extraction['leaks_by_kind']}; overall {'PASS' if result.passed else 'FAIL'}"
+        )
+    return ordered, seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1500)
+    parser.add_argument("--people", type=int, default=150)
+    parser.add_argument("--frequent", type=int, default=20)
+    parser.add_argument("--forget-people", type=int, default=3)
+    parser.add_argument("--holdout-people", type=int, default=3)
+    parser.add_argument("--retain-sample", type=int, default=200)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--n-layer", type=int, default=2)
+    parser.add_argument("--n-embd", type=int, default=128)
+    parser.add_argument("--vocab-size", type=int, default=2048)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", default=None,
+                        help="name=DIR,... to verify existing models instead of training original and retrain")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 avoids oversubscription on a shared 2-core machine")
+    parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "verify"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "verify.json"))
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
+                     forget_people=args.forget_people, holdout_people=args.holdout_people,
+                     retain_sample=args.retain_sample, seed=args.seed)
+    print(f"task: {task.info}", flush=True)
+    recipe = TrainingRecipe(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4, vocab_size=args.vocab_size,
+                            block_size=128, epochs=args.epochs, batch_size=8, learning_rate=3e-3,
+                            seed=args.seed)
+    training = {}
+    if args.models:
+        model_dirs = dict(item.split("=", 1) for item in args.models.split(","))
+    else:
+        model_dirs, training = train_models(task, recipe=recipe, workdir=Path(args.workdir))
+    results, seconds = verify_model_dirs(model_dirs, task=task)
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot_paths = plot_membership_distributions(
+        results=results, path=out.with_name(out.stem + "_membership"), score="min_k_plus_plus"
+    )
+    report = {
+        "command": " ".join(["bench/verify.py", *sys.argv[1:]]),
+        "task": task.info,
+        "recipe": recipe.as_dict(),
+        "training": training,
+        "verification_seconds": seconds,
+        "device": describe_device().as_dict(),
+        "threads": args.threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "models": {name: str(path) for name, path in model_dirs.items()},
+        "table": {
+            name: {row.metric: {"value": row.value, "passed": row.passed, "n": row.n_samples}
+                   for row in result.rows}
+            for name, result in results.items()
+        },
+        "results": {name: result.to_dict() for name, result in results.items()},
+        "plots": [str(path) for path in plot_paths],
+    }
+    out.write_text(json.dumps(report, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {out} and {', '.join(str(path) for path in plot_paths)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
