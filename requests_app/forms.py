@@ -71,7 +71,7 @@ class ErasureRequestCreateForm(forms.Form):
     addresses = IdentifierListField("addresses")
     account_ids = IdentifierListField("account_ids")
     assigned_officer = forms.ModelChoiceField(queryset=None, required=False, label="Assigned officer",
-                                              help_text="Empty: you.")
+                                              empty_label="me")
     scope_all = forms.BooleanField(required=False, initial=True, label="All data sets and model versions")
     scope_dataset_ids = forms.CharField(required=False, max_length=2000, label="Data set ids",
                                         help_text="When not all: ids separated by commas.")

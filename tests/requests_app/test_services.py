@@ -302,3 +302,44 @@ def test_every_life_cycle_path_in_the_fixture_matches_the_rules():
             assert current in allowed_from
             current = to_status
         assert current == status
+
+
+def _side_step(step, erasure_request, officer):
+    if step == "extend_deadline":
+        return services.erasure_request_extend_deadline(
+            erasure_request=erasure_request, actor=officer,
+            until=erasure_request.first_due_at + timedelta(days=10), reason="Complex request")
+    if step == "assign":
+        return services.erasure_request_assign(erasure_request=erasure_request, actor=officer, officer=None)
+    if step == "set_scope":
+        return services.erasure_request_set_scope(erasure_request=erasure_request, actor=officer,
+                                                  scope_all=False, dataset_ids=[1])
+    return services.erasure_request_reveal_identifiers(erasure_request=erasure_request, actor=officer)
+
+
+SIDE_STEPS = {
+    "extend_deadline": OPEN,
+    "assign": OPEN,
+    "set_scope": {RequestStatus.RECEIVED, RequestStatus.IDENTITY_VERIFICATION, RequestStatus.LOCATING,
+                  RequestStatus.REVIEW},
+    "reveal_identifiers": set(RequestStatus),
+}
+SIDE_CASES = [(step, status) for step in SIDE_STEPS for status in RequestStatus]
+
+
+@pytest.mark.parametrize("step,status", SIDE_CASES, ids=[f"{s}-in-{t.value}" for s, t in SIDE_CASES])
+def test_steps_that_keep_the_status_are_allowed_only_where_the_rules_say(request_in, officer, step, status):
+    erasure_request = request_in(status)
+    events_before = len(_events(erasure_request))
+    if status in SIDE_STEPS[step]:
+        _side_step(step, erasure_request, officer)
+        assert ErasureRequest.objects.get(pk=erasure_request.pk).status == status
+        assert len(_events(erasure_request)) == events_before + 1
+    else:
+        before = ErasureRequest.objects.get(pk=erasure_request.pk)
+        with pytest.raises(TransitionNotAllowed):
+            _side_step(step, erasure_request, officer)
+        after = ErasureRequest.objects.get(pk=erasure_request.pk)
+        assert (after.due_at, after.assigned_officer_id, after.scope_all) == (
+            before.due_at, before.assigned_officer_id, before.scope_all)
+        assert len(_events(erasure_request)) == events_before
