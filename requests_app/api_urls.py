@@ -5,6 +5,7 @@ from requests_app import apis
 
 urlpatterns = [
     path("requests/", apis.ErasureRequestListCreateApi.as_view(), name="api-requests"),
+    path("requests/search/", apis.ErasureRequestSearchApi.as_view(), name="api-requests-search"),
     path("requests/<int:pk>/", apis.ErasureRequestDetailApi.as_view(), name="api-request-detail"),
     path("requests/<int:pk>/events/", apis.ErasureRequestEventsApi.as_view(), name="api-request-events"),
     *(

@@ -309,6 +309,34 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         return Response(_detail(request, erasure_request), status=status.HTTP_201_CREATED)
 
 
+class ErasureRequestSearchApi(ErasureRequestApiBase):
+    """Find requests by reference or by an identifier, sent in the body to keep it out of URLs.
+
+    The identifier is normalised and hashed like the stored ones and looked up; no request is
+    decrypted. A read: auditors may search too.
+    """
+
+    class InputSerializer(serializers.Serializer):
+        q = serializers.CharField(max_length=254, help_text="A reference or an identifier")
+
+    OutputSerializer = ErasureRequestSummarySerializer
+    schema_operation_ids = {"POST": "requests_search"}
+
+    def required_permission(self, method):
+        return self.read_permission
+
+    def schema_output(self, method):
+        return self.OutputSerializer(many=True)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        found = selectors.erasure_request_list(
+            filters=selectors.ErasureRequestFilters(search=serializer.validated_data["q"]),
+            user=request.user)
+        return Response(self.OutputSerializer(found, many=True).data)
+
+
 class ErasureRequestDetailApi(ErasureRequestApiBase):
     """One request, with its identifiers masked and the steps the caller may take now."""
 

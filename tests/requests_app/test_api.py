@@ -230,6 +230,16 @@ def test_list_filters_search_and_pagination(api, make_request, request_in):
     assert client.get("/api/v1/requests/", {"status": "sleeping"}).status_code == 400
 
 
+@pytest.mark.parametrize("username,expected", [("officer", 200), ("auditor", 200), ("engineer", 403)])
+def test_search_by_identifier_in_the_body(api, make_request, username, expected):
+    wanted = make_request()
+    response = api(username).post("/api/v1/requests/search/", {"q": "+44 20 7946 0456"}, format="json")
+    assert response.status_code == expected
+    if expected == 200:
+        assert [r["reference"] for r in response.data] == [wanted.reference]
+    assert api("officer").post("/api/v1/requests/search/", {}, format="json").status_code == 400
+
+
 def test_unknown_request_is_404_for_readers(api):
     assert api("officer").get("/api/v1/requests/999999/").status_code == 404
     assert api("officer").post("/api/v1/requests/999999/actions/withdraw/", {}, format="json").status_code == 404

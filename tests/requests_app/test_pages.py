@@ -187,8 +187,18 @@ def test_list_filters_by_status_assignee_urgency_and_search(client, officer, req
     assert refs(due_soon="on") == []
     assert refs(assignee="none") == []
     assert refs(assignee="me") == [overdue.reference, verified.reference]
-    assert refs(q="ADA@example.org") == [verified.reference]
-    assert refs(q=overdue.reference) == [overdue.reference]
+
+    def search(term, query=""):
+        response = client.post(reverse("requests_app:home") + query, {"q": term})
+        assert response.status_code == 200
+        return [r.reference for r in response.context["erasure_requests"]]
+
+    assert search("ADA@example.org") == [verified.reference]
+    assert search(overdue.reference) == [overdue.reference]
+    assert search("Alan Turing") == []  # closed, and the home shows open requests
+    assert search("Alan Turing", "?status=") == [withdrawn.reference]
+    # A search term in the URL is ignored: identifiers must not reach access logs.
+    assert refs(q="ADA@example.org") == [overdue.reference, verified.reference]
 
 
 def test_home_page_shows_the_due_date_and_links_to_the_detail(client, officer, make_request):
