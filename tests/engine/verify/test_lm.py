@@ -55,3 +55,21 @@ def test_bad_batch_size_is_refused(tiny_world):
     with pytest.raises(ValueError, match="batch_size"):
         score_texts(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer, texts=["x y"],
                     device="cpu", batch_size=0)
+
+
+def test_vocabulary_moments_match_a_direct_computation(tiny_world):
+    import torch
+
+    text = tiny_world.retain[3]
+    stats = score_texts(model=tiny_world.original, tokenizer=tiny_world.tokenizer, texts=[text],
+                        device="cpu")[0]
+    ids = torch.tensor([tiny_world.tokenizer(text)["input_ids"]])
+    with torch.no_grad():
+        log_probs = torch.log_softmax(tiny_world.original(input_ids=ids).logits[0, :-1].double(), -1)
+    probs = log_probs.exp()
+    mean = (probs * log_probs).sum(-1)
+    std = (probs * (log_probs - mean[:, None]) ** 2).sum(-1).sqrt()
+    np.testing.assert_allclose(stats.mean_logprob, mean.numpy(), atol=1e-4)
+    np.testing.assert_allclose(stats.std_logprob, std.numpy(), atol=1e-4)
+    np.testing.assert_allclose(stats.logprobs, log_probs.gather(-1, ids[0, 1:, None])[:, 0].numpy(),
+                               atol=1e-4)

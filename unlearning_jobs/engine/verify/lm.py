@@ -114,9 +114,12 @@ def _forward_batch(
     mean = std = None
     if want_distribution:
         probs = log_probs.exp()
-        mean = (probs * log_probs).sum(-1)
-        second = (probs * log_probs.square()).sum(-1)
-        std = (second - mean.square()).clamp_min(0.0).sqrt()
+        # Tokens with probability 0 (logit -inf) contribute nothing; 0 × -inf would be NaN.
+        support = probs > 0
+        mean = torch.where(support, probs * log_probs, 0.0).sum(-1)
+        # Centred second moment: E[x²] − μ² cancels catastrophically when the model is confident.
+        spread = torch.where(support, probs * (log_probs - mean.unsqueeze(-1)).square(), 0.0)
+        std = spread.sum(-1).sqrt()
     results = []
     for row, sequence in enumerate(sequences):
         n = len(sequence) - 1
