@@ -6,11 +6,10 @@ name). Raw values never leave this module.
 
 Speed comes from doing less work per record, not from looking at fewer records:
 
-* spaCy runs only the components NER needs (in ``en_core_web_sm`` the NER has its own
-  embedding layer, so the tagger, parser, lemmatizer and shared tok2vec are skipped; their
-  output does not change the entities), over large batches with ``nlp.pipe``;
-* the NER's dense layers use numpy's BLAS instead of BLIS (faster on x86, same entities on the
-  benchmark; ``ScanSettings.numpy_gemm`` turns it off);
+* spaCy runs only the components NER needs, over large batches, with the NER's decoding loop
+  driven from Python and its dense layers on numpy's BLAS (see ``ner.py`` for why each is
+  faster and gives the same entities; ``ScanSettings.python_decoder`` and ``numpy_gemm`` turn
+  them off);
 * Presidio's recognisers then run on the precomputed NLP artifacts;
 * ``ScanPool`` spreads chunks over processes that each load the engine once.
 
@@ -33,6 +32,7 @@ from typing import Any
 from .analyzer import AnalyzerSettings, analyzer_configuration, build_analyzer
 from .entities import EntityType, PRESIDIO_TO_ENTITY
 from .hashing import KeyedHasher
+from .ner import ner_components, pipe_entities, use_numpy_gemm
 from .normalise import (
     NormalisationError,
     name_token_sorted,
@@ -112,6 +112,7 @@ class ScanSettings:
     default_region: str = "GB"
     batch_size: int = 256
     numpy_gemm: bool = True
+    python_decoder: bool = True
     blas_threads: int | None = 1
 
     def __post_init__(self) -> None:
@@ -133,6 +134,7 @@ def scan_configuration(settings: ScanSettings | None = None) -> dict:
         "default_region": settings.default_region,
         "ner_components_only": True,
         "numpy_gemm": settings.numpy_gemm,
+        "python_decoder": settings.python_decoder,
         "context_enhancement": False,
         "hash": "HMAC-SHA256 of '<ENTITY_TYPE>:<normalised value>'",
     }
@@ -170,18 +172,6 @@ def limit_blas_threads(threads: int) -> bool:
     return False
 
 
-def _ner_components(nlp) -> list[str]:
-    """Return the pipeline components the NER needs: itself and any tok2vec it listens to."""
-    if "ner" not in nlp.pipe_names:
-        raise ValueError("the spaCy model has no 'ner' component")
-    needed = {"ner"}
-    for name, component in nlp.pipeline:
-        listeners = getattr(component, "listening_components", None) or []
-        if "ner" in listeners:
-            needed.add(name)
-    return [name for name in nlp.pipe_names if name in needed]
-
-
 class ScanEngine:
     """A loaded Presidio analyzer plus the lean spaCy pipeline; build one per process.
 
@@ -189,30 +179,58 @@ class ScanEngine:
     """
 
     def __init__(self, settings: ScanSettings) -> None:
-        from thinc.api import NumpyOps
-
         self.settings = settings
         if settings.blas_threads is not None:
             limit_blas_threads(settings.blas_threads)
         self.analyzer = build_analyzer(settings.analyzer)
         self.language = settings.analyzer.language
         self.nlp = self.analyzer.nlp_engine.get_nlp(self.language)
-        self.ner_components = _ner_components(self.nlp)
+        self.ner_components = ner_components(self.nlp)
         if settings.numpy_gemm:
-            ops = NumpyOps(use_blis=False)
-            for name in self.ner_components:
-                for node in self.nlp.get_pipe(name).model.walk():
-                    node.ops = ops
+            use_numpy_gemm(self.nlp, self.ner_components)
         self.entities = list(settings.analyzer.entities)
 
     def analyze_batch(self, texts: Sequence[str]) -> Iterator[list]:
-        """Yield Presidio's results for each text, running spaCy once over the whole batch."""
+        """Yield Presidio's results for each text, running spaCy once over the whole batch.
+
+        The NLP artifacts hold only the mapped entities: no lemmas or token offsets, which only
+        Presidio's context boost reads, and building them costs more than the recognisers.
+        """
+        from presidio_analyzer.nlp_engine import NlpArtifacts
+        from spacy.tokens import Span
+
         nlp_engine = self.analyzer.nlp_engine
+        ner_configuration = nlp_engine.ner_model_configuration
+        mapping = ner_configuration.model_to_presidio_entity_mapping
+        ignored = set(ner_configuration.labels_to_ignore)
+        score = ner_configuration.default_score
         with self.nlp.select_pipes(enable=self.ner_components):
-            artifacts = nlp_engine.process_batch(
-                list(texts), self.language, batch_size=self.settings.batch_size
-            )
-            for text, nlp_artifacts in artifacts:
+            if self.settings.python_decoder:
+                docs = pipe_entities(
+                    self.nlp,
+                    texts,
+                    components=self.ner_components,
+                    batch_size=self.settings.batch_size,
+                )
+            else:
+                docs = self.nlp.pipe(texts, batch_size=self.settings.batch_size)
+            for text, doc in zip(texts, docs, strict=True):
+                entities = [
+                    Span(doc, ent.start, ent.end, label=mapping[ent.label_])
+                    for ent in doc.ents
+                    if ent.label_ in mapping
+                    and ent.label_ not in ignored
+                    and mapping[ent.label_] not in ignored
+                ]
+                nlp_artifacts = NlpArtifacts(
+                    entities=entities,
+                    tokens=None,
+                    tokens_indices=[],
+                    lemmas=[],
+                    nlp_engine=None,
+                    language=self.language,
+                    scores=[score] * len(entities),
+                )
                 yield self.analyzer.analyze(
                     text,
                     language=self.language,

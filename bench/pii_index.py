@@ -1,0 +1,214 @@
+"""Benchmark Lethe's PII scan against a plain loop of Presidio's ``AnalyzerEngine.analyze``.
+
+Both sides use the same spaCy model and the same recognisers (``build_analyzer``) on the same
+synthetic customer-support records, in one process, one after the other; both sides' engines
+are loaded before timing starts. Recall is Lethe's findings against the plain loop's, compared
+as (record id, entity type, keyed hash of the normalised value), so a speed-up that lost a value
+would show. Prints records per second and the ratio, and writes ``bench/results/pii_index.json``.
+
+    python bench/pii_index.py --records 1000 --processes 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from unlearning_jobs.engine.pii.analyzer import AnalyzerSettings, build_analyzer  # noqa: E402
+from unlearning_jobs.engine.pii.hashing import KeyedHasher  # noqa: E402
+from unlearning_jobs.engine.pii.readers import SourceRecord  # noqa: E402
+from unlearning_jobs.engine.pii.scan import (  # noqa: E402
+    RecordFindings,
+    ScanPool,
+    ScanSettings,
+    findings_from_results,
+    get_scan_engine,
+    scan_configuration,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results" / "pii_index.json"
+
+_TEMPLATES = (
+    "Hi, my name is {name} and I can't log in. My email is {email} and you can call me on "
+    "{phone}. Account {acc}.",
+    "Customer {name} ({email}) reported a late delivery to {addr}, {city}. Phone {phone}. "
+    "Please refund order {order}.",
+    "Ticket #{order}: {name} says the invoice sent to {email} is wrong. Billing address "
+    "{addr}, {city}.",
+    "Call back {name} at {phone} about the cancelled subscription; DOB {dob} verified, "
+    "account {acc}.",
+    "Thanks for your help yesterday! The parcel arrived in {city} but the box was damaged. "
+    "Order {order}.",
+    "{name} wants to change the delivery address from {addr} to a new flat in {city}; "
+    "contact {email}.",
+    "Agent note: spoke with {name}, born on {dob}, who lives in {city}. Mobile {phone}. "
+    "Escalated to tier 2.",
+    "Refund request for order {order}. No contact details given, the customer asked not to "
+    "be called again.",
+)
+_FILLERS = (
+    " I have been a customer for years and this is the first time something went wrong.",
+    " Please look into this as soon as possible, it is quite urgent for me.",
+    " The website kept showing an error page when I tried to update my details.",
+    " I already tried resetting my password twice without any luck.",
+    "",
+)
+_SUFFIXES = ("Street", "Road", "Lane", "Avenue", "St", "Rd", "Close", "Drive")
+
+
+def make_records(count: int, *, seed: int = 1234) -> list[SourceRecord]:
+    """Return ``count`` seeded synthetic support records (about 190 characters each)."""
+    from faker import Faker
+
+    fake_gb, fake_us = Faker("en_GB"), Faker("en_US")
+    fake_gb.seed_instance(seed)
+    fake_us.seed_instance(seed + 1)
+    rng = random.Random(seed)
+    records = []
+    for index in range(count):
+        fake = fake_gb if rng.random() < 0.6 else fake_us
+        first, last = fake.first_name(), fake.last_name()
+        date_format = rng.choice(("%d/%m/%Y", "%d %B %Y", "%Y-%m-%d"))
+        text = rng.choice(_TEMPLATES).format(
+            name=f"{first} {last}",
+            email=f"{first}.{last}{rng.randint(1, 99)}@{fake.free_email_domain()}".lower(),
+            phone=fake.phone_number(),
+            acc=f"ACC-{rng.randint(100000, 999999)}",
+            addr=f"{rng.randint(1, 250)} {fake.last_name()} {rng.choice(_SUFFIXES)}",
+            city=fake.city(),
+            order=rng.randint(10000, 99999),
+            dob=fake.date_of_birth().strftime(date_format),
+        ) + rng.choice(_FILLERS)
+        records.append(SourceRecord(record_id=f"r{index:06d}", text=text, line_no=index + 1))
+    return records
+
+
+def _keys(results: list[RecordFindings]) -> set[tuple[str, str, str]]:
+    return {
+        (record.record_id, finding.entity_type, finding.value_hash)
+        for record in results
+        for finding in record.findings
+    }
+
+
+def _spans(results: list[RecordFindings]) -> set[tuple[str, str, int, int]]:
+    return {
+        (record.record_id, finding.entity_type, finding.start, finding.end)
+        for record in results
+        for finding in record.findings
+    }
+
+
+def run(records: int, processes: int, seed: int) -> dict:
+    """Run both sides and return the figures."""
+    data = make_records(records, seed=seed)
+    hasher = KeyedHasher(key=b"lethe-benchmark-key-not-secret!!", key_id="bench")
+    settings = ScanSettings(analyzer=AnalyzerSettings())
+
+    plain_analyzer = build_analyzer(settings.analyzer)
+    plain_analyzer.analyze(data[0].text, language="en")
+    start = time.perf_counter()
+    plain_results = []
+    for record in data:
+        results = plain_analyzer.analyze(record.text, language="en")
+        findings, dropped = findings_from_results(
+            record.text, results, hasher=hasher, default_region=settings.default_region,
+            phone_regions=settings.analyzer.phone_regions,
+        )
+        plain_results.append(RecordFindings(record.record_id, record.line_no, findings, dropped))
+    plain_seconds = time.perf_counter() - start
+
+    engine = get_scan_engine(settings)
+    engine.scan(data[:8], hasher=hasher)
+    start = time.perf_counter()
+    single_results = engine.scan(data, hasher=hasher)
+    single_seconds = time.perf_counter() - start
+
+    pool_start = time.perf_counter()
+    with ScanPool(hasher=hasher, settings=settings, processes=processes) as pool:
+        pool.wait_ready()
+        pool_ready_seconds = time.perf_counter() - pool_start
+        start = time.perf_counter()
+        parallel_results = pool.scan(data, chunk_size=max(1, min(500, records // (processes * 2) or 1)))
+        parallel_seconds = time.perf_counter() - start
+
+    plain_keys = _keys(plain_results)
+    plain_rate = records / plain_seconds
+
+    def side(results: list[RecordFindings], seconds: float) -> dict:
+        keys = _keys(results)
+        found = len(plain_keys & keys)
+        return {
+            "seconds": round(seconds, 3),
+            "records_per_s": round(records / seconds, 1),
+            "ratio_vs_plain": round(records / seconds / plain_rate, 2),
+            "recall_vs_plain": round(found / len(plain_keys), 4) if plain_keys else 1.0,
+            "missed": len(plain_keys - keys),
+            "extra": len(keys - plain_keys),
+            "spans_identical": _spans(results) == _spans(plain_results),
+            "findings": sum(len(r.findings) for r in results),
+            "dropped": sum(r.dropped for r in results),
+        }
+
+    by_type: dict[str, int] = {}
+    for entity_type in (key[1] for key in plain_keys):
+        by_type[entity_type] = by_type.get(entity_type, 0) + 1
+    return {
+        "records": records,
+        "processes": processes,
+        "seed": seed,
+        "mean_chars": round(sum(len(r.text) for r in data) / records, 1),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "plain_loop": {
+            "seconds": round(plain_seconds, 3),
+            "records_per_s": round(plain_rate, 1),
+            "findings": len(plain_keys),
+            "findings_by_type": by_type,
+        },
+        "lethe_single_process": side(single_results, single_seconds),
+        "lethe_parallel": side(parallel_results, parallel_seconds)
+        | {"pool_start_seconds": round(pool_ready_seconds, 2)},
+        "configuration": scan_configuration(settings),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if args.records < 1 or args.processes < 1:
+        parser.error("--records and --processes must be at least 1")
+    figures = run(args.records, args.processes, args.seed)
+    plain = figures["plain_loop"]
+    print(f"records: {figures['records']} (mean {figures['mean_chars']} chars), "
+          f"cpus: {figures['cpu_count']}, load average: {figures['load_average_1m']}")
+    print(f"plain AnalyzerEngine.analyze loop: {plain['records_per_s']:8.1f} records/s "
+          f"({plain['findings']} findings)")
+    for label, key in (("Lethe scan, 1 process", "lethe_single_process"),
+                       (f"Lethe scan, {args.processes} processes", "lethe_parallel")):
+        side = figures[key]
+        print(f"{label:34s} {side['records_per_s']:8.1f} records/s  "
+              f"x{side['ratio_vs_plain']:.2f}  recall {side['recall_vs_plain']:.4f} "
+              f"(missed {side['missed']}, extra {side['extra']}, "
+              f"spans identical: {side['spans_identical']})")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
