@@ -189,16 +189,28 @@ def _check_readable(path: Path) -> None:
         raise DatasetFormatError(f"{path.name}: file is empty")
 
 
+def _decoded_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line with its newline), decoding line by line to name a bad line."""
+    try:
+        handle = open(path, "rb")
+    except OSError as error:
+        raise DatasetFormatError(f"{path.name}: cannot read file: {error.strerror or error}") from None
+    with handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise DatasetFormatError(
+                    f"{path.name}: line {line_no}: not valid {encoding} text ({error.reason})"
+                ) from None
+            if line_no == 1:
+                line = line.removeprefix("\ufeff")
+            yield line_no, line
+
+
 def _lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
-    line_no = 0
-    with _open_text(path, encoding) as handle:
-        try:
-            for line_no, line in enumerate(handle, start=1):
-                yield line_no, line.rstrip("\r\n")
-        except UnicodeDecodeError as error:
-            raise DatasetFormatError(
-                f"{path.name}: line {line_no + 1}: not valid {encoding} text ({error.reason})"
-            ) from None
+    for line_no, line in _decoded_lines(path, encoding):
+        yield line_no, line.rstrip("\r\n")
 
 
 def _text_rows(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
@@ -246,27 +258,24 @@ def _json_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict]]:
 
 def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict]]:
     csv.field_size_limit(1 << 30)
-    with _open_text(path, encoding) as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader, None)
-            if not header or not any(cell.strip() for cell in header):
-                raise DatasetFormatError(f"{path.name}: CSV has no header row")
-            for row in reader:
-                if not row or not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(header):
-                    raise DatasetFormatError(
-                        f"{path.name}: line {reader.line_num}: malformed CSV row: {len(row)} "
-                        f"fields, the header has {len(header)}"
-                    )
-                yield reader.line_num, dict(zip(header, row))
-        except csv.Error as error:
-            raise DatasetFormatError(f"{path.name}: line {reader.line_num}: malformed CSV ({error})") from None
-        except UnicodeDecodeError as error:
-            raise DatasetFormatError(
-                f"{path.name}: line {reader.line_num + 1}: not valid {encoding} text ({error.reason})"
-            ) from None
+    reader = csv.reader(line for _, line in _decoded_lines(path, encoding))
+    try:
+        header = next(reader, None)
+        if not header or not any(cell.strip() for cell in header):
+            raise DatasetFormatError(f"{path.name}: CSV has no header row")
+        for row in reader:
+            if not row or not any(cell.strip() for cell in row):
+                continue
+            if len(row) != len(header):
+                raise DatasetFormatError(
+                    f"{path.name}: line {reader.line_num}: malformed CSV row: {len(row)} "
+                    f"fields, the header has {len(header)}"
+                )
+            yield reader.line_num, dict(zip(header, row))
+    except csv.Error as error:
+        raise DatasetFormatError(
+            f"{path.name}: line {reader.line_num}: malformed CSV ({error})"
+        ) from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
