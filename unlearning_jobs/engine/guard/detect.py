@@ -1,0 +1,481 @@
+"""Find spans of a text whose keyed hash is in a rule table, in one pass whatever the table's size.
+
+Every candidate span (an e-mail, a phone-like digit run, a window of words that may be a name,
+an address or an account id) is normalised as the PII index normalises values, hashed with the
+index's key, and looked up with ``hash in table``. Nothing iterates over the rules, so a
+deployment with 100,000 suppressed subjects costs the same per response as one with ten; the
+cost grows only with the length of the text.
+
+Format variants meet the rules' normal forms here:
+
+* e-mails in any case, with spaces around "@", and written as "john dot smith at example dot
+  com" or "john(at)example(dot)com";
+* phones with spaces, dashes, dots or brackets, "+44", "0044", "(0)" or a national "0";
+* names in any case, with or without accents, in any order ("Smith, John"), by initial ("J.
+  Smith", "Smith, J.") or nickname ("Bill" for "William"): the rules hold the token-sorted form
+  of every variant, so one hash of the sorted window covers every order (windows with an
+  initial are hashed in order, so "J. Lucas" is not "Lucas J.");
+* addresses in any case, with abbreviations ("St", "Rd") and any commas or line breaks;
+* account ids with or without separators ("ACC-123456", "acc 123456").
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Container, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+from ..pii.entities import EntityType
+from ..pii.normalise import (
+    NormalisationError,
+    normalise_address,
+    normalise_date_of_birth,
+    normalise_email,
+    normalise_name,
+)
+from .digest import KeyedDigest
+
+__all__ = [
+    "Detection",
+    "Detector",
+    "MAX_NAME_TOKENS",
+    "MAX_ADDRESS_TOKENS",
+    "STOPWORDS",
+    "STREET_WORDS",
+    "is_house_number",
+    "phone_forms",
+]
+
+#: Longest name window: longer names are still found through their shorter variants
+#: ("maria lopez" for "Maria del Carmen Garcia Lopez").
+MAX_NAME_TOKENS = 4
+#: Longest address window hashed from a house number onwards.
+MAX_ADDRESS_TOKENS = 12
+_MAX_LOCATION_TOKENS = 3
+
+#: Function words that are neither given names nor surnames: a name window holding one is
+#: skipped, which removes most windows of ordinary prose before any hashing. Single letters are
+#: absent on purpose (initials: "A. Smith").
+STOPWORDS: frozenset[str] = frozenset(
+    """
+    about above after again against all also am an and any are as at be because been before
+    being below between both but by can cannot could did do does doing done down during each
+    either else ever every for from further had has have having he her here hers herself him
+    himself his how however if in into is it its itself just let me more most much must my
+    myself no nor not now of off on once only or other our ours ourselves out over own please
+    same she should since so some such than thank thanks that the their theirs them themselves
+    then there these they this those though through thus to too under until up upon us very
+    was we were what whatever when where whether which while who whom whose why with within
+    without would yes yet you your yours yourself yourselves
+    email mail phone number address account tel mobile call contact
+    """.split()
+)
+
+#: Street-type words after ``normalise_address`` (the street recogniser's suffixes, expanded).
+STREET_WORDS: frozenset[str] = frozenset(
+    """
+    street road avenue lane drive court place square boulevard way close crescent gardens
+    grove terrace parkway highway hill row walk mews park circle trail green parade rise view
+    """.split()
+)
+
+_COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_WORD = rf"(?:[^\W_]|[{_COMBINING}])+"
+#: A word: letters and digits (with combining accents), apostrophes inside ("O'Brien").
+_TOKEN = re.compile(rf"{_WORD}(?:['\u2019\u02bc]{_WORD})*")
+_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}")
+_ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
+_ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
+_SPACE = re.compile(r"[ \t]{1,2}")
+_DIGIT = re.compile(r"\d")
+_HOUSE_NUMBER = re.compile(r"\d{1,5}[a-z]?")
+#: A house number as written in text: no leading zero, which phone and account digits have.
+_TEXT_HOUSE_NUMBER = re.compile(r"[1-9]\d{0,4}[A-Za-z]?")
+
+_AT = r"(?:\s*@\s*|\s*[(\[{]\s*at\s*[)\]}]\s*|\s+at\s+)"
+_DOT = r"(?:\.|\s*[(\[{]\s*dot\s*[)\]}]\s*|\s+dot\s+)"
+_LOCAL_ATOM = r"[A-Za-z0-9_%+\-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+#: An "@" or its obfuscations; e-mails are grown outwards from each one, so a text without any
+#: costs one scan.
+_AT_ANYWHERE = re.compile(_AT, re.IGNORECASE)
+_DOMAIN = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL})+", re.IGNORECASE)
+_LOCAL_AT_END = re.compile(rf"(?<![A-Za-z0-9_%+\-.])(?:{_LOCAL_ATOM}{_DOT})*{_LOCAL_ATOM}\Z", re.IGNORECASE)
+_DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
+_LOCAL_REACH = 128
+
+#: A digit run with the separators phone numbers are written with.
+_PHONE = re.compile(r"(?<![\w+])(?:\+|\(\+)?\(?\d[\d \t\-().\/]{5,24}\d(?!\w)")
+_PHONE_GROUP = re.compile(r"\+?\(?\d+\)?")
+_TRUNK_IN_BRACKETS = re.compile(r"\(\s*0\s*\)")
+_NON_DIGIT = re.compile(r"\D")
+
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
+    r"sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+_DATE = re.compile(
+    r"\b(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?" + _MONTH + r",?\s+\d{4}"
+    r"|" + _MONTH + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4})\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A span of the text whose normalised value hashed to a key of the rule table."""
+
+    entity_type: EntityType
+    start: int
+    end: int
+    value_hash: str
+
+
+def is_house_number(normalised_token: str) -> bool:
+    """Return whether an address token can be a house number ("12", "221b")."""
+    return _HOUSE_NUMBER.fullmatch(normalised_token) is not None
+
+
+@lru_cache(maxsize=64)
+def _region_prefixes(region: str) -> tuple[str, str, str]:
+    metadata = PhoneMetadata.metadata_for_region(region)
+    if metadata is None:
+        raise ValueError(f"phone region {region!r} is unknown to phonenumbers")
+    international = metadata.international_prefix or ""
+    if not international.isdigit():
+        international = metadata.preferred_international_prefix or "00"
+    country_code = str(phonenumbers.country_code_for_region(region))
+    return country_code, metadata.national_prefix or "", international
+
+
+def phone_forms(value: str, regions: tuple[str, ...]) -> set[str]:
+    """Return the E.164 forms ``value`` can stand for in any of ``regions``.
+
+    ``normalise_phone`` (phonenumbers) takes 40–90 µs a call; this reads the country code and
+    national and international prefixes from phonenumbers' metadata and costs a few µs, so every
+    digit run of a response can be tried in every region. It does not judge validity: a form
+    that is not a real number simply matches no rule, because rules hold valid numbers only.
+    """
+    compact = _TRUNK_IN_BRACKETS.sub("", value)
+    digits = _NON_DIGIT.sub("", compact)
+    if not 7 <= len(digits) <= 17:
+        return set()
+    if compact.lstrip("( ").startswith("+"):
+        return {"+" + digits} if len(digits) <= 15 else set()
+    forms: set[str] = set()
+    for region in regions:
+        country_code, national, international = _region_prefixes(region)
+        if digits.startswith(international):
+            forms.add("+" + digits[len(international):])
+            continue
+        local = digits[len(national):] if national and digits.startswith(national) else digits
+        forms.add(f"+{country_code}{local}")
+        if digits.startswith(country_code):
+            forms.add("+" + digits)
+    return {form for form in forms if 8 <= len(form) <= 16}
+
+
+def _fold_name_token(token: str) -> str:
+    """Return the token as ``normalise_name`` folds it; ASCII words skip the Unicode work."""
+    if token.isascii() and token.isalnum():
+        return token.lower()
+    try:
+        return normalise_name(token)
+    except NormalisationError:
+        return ""
+
+
+def _fold_address_token(token: str) -> str:
+    try:
+        return normalise_address(token)
+    except NormalisationError:
+        return ""
+
+
+@lru_cache(maxsize=512)
+def _gap_kind(gap: str) -> tuple[bool, bool, bool, bool]:
+    """Return whether a gap between two words may join them in a name, an address, an account
+    id, and whether it is a plain space. Gaps are punctuation and spaces, never personal data."""
+    return (
+        _NAME_GAP.fullmatch(gap) is not None,
+        _ADDRESS_GAP.fullmatch(gap) is not None,
+        _ACCOUNT_GAP.fullmatch(gap) is not None,
+        _SPACE.fullmatch(gap) is not None,
+    )
+
+
+class _Words:
+    """The words of one text with what every detector needs of them, computed once."""
+
+    __slots__ = ("tokens", "count", "gaps", "kinds", "has_digit")
+
+    def __init__(self, text: str) -> None:
+        self.tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        self.count = count = len(self.tokens)
+        tokens = self.tokens
+        self.gaps = [text[tokens[i][1] : tokens[i + 1][0]] for i in range(count - 1)]
+        self.kinds = [
+            _gap_kind(gap) if len(gap) <= 4 else (False, False, False, False) for gap in self.gaps
+        ] + [(False, False, False, False)]
+        self.gaps.append("")
+        self.has_digit = [_DIGIT.search(token) is not None for _, _, token in tokens]
+
+
+class Detector:
+    """Find rule hits in texts for a set of entity types; build one per guard and reuse it."""
+
+    def __init__(
+        self,
+        *,
+        digest: KeyedDigest,
+        entity_types: frozenset[EntityType],
+        phone_regions: tuple[str, ...] = ("GB", "US"),
+    ) -> None:
+        if not isinstance(digest, KeyedDigest):
+            raise ValueError(f"digest must be a KeyedDigest, got {type(digest).__name__}")
+        self.entity_types = frozenset(EntityType(kind) for kind in entity_types)
+        self.phone_regions = tuple(phone_regions)
+        if not self.phone_regions:
+            raise ValueError("at least one phone region is required")
+        for region in self.phone_regions:
+            _region_prefixes(region)
+        self._day_first = self.phone_regions[0] != "US"
+        self._hash = {kind: digest.for_type(kind) for kind in EntityType}
+
+    def find(self, text: str, table: Container[str]) -> list[Detection]:
+        """Return every span of ``text`` whose hash is in ``table``, sorted by position."""
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string, got {type(text).__name__}")
+        hits: list[Detection] = []
+        kinds = self.entity_types
+        if EntityType.EMAIL in kinds:
+            hits.extend(self._emails(text, table))
+        if EntityType.PHONE in kinds:
+            hits.extend(self._phones(text, table))
+        if EntityType.DATE_OF_BIRTH in kinds:
+            hits.extend(self._dates(text, table))
+        if kinds & {EntityType.PERSON, EntityType.ADDRESS, EntityType.ACCOUNT_ID, EntityType.LOCATION}:
+            words = _Words(text)
+            if EntityType.PERSON in kinds or EntityType.LOCATION in kinds:
+                hits.extend(self._names(words, table))
+            if EntityType.ADDRESS in kinds:
+                hits.extend(self._addresses(words, table))
+            if EntityType.ACCOUNT_ID in kinds:
+                hits.extend(self._account_ids(words, table))
+        hits.sort(key=lambda hit: (hit.start, hit.end, hit.entity_type))
+        return hits
+
+    # --- e-mails, phones, dates ----------------------------------------------------------
+
+    def _emails(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        digest = self._hash[EntityType.EMAIL]
+        seen: set[str] = set()
+        for at in _AT_ANYWHERE.finditer(text):
+            domain = _DOMAIN.match(text, at.end())
+            if domain is None:
+                continue
+            window = max(0, at.start() - _LOCAL_REACH)
+            local = _LOCAL_AT_END.search(text, window, at.start())
+            if local is None:
+                continue
+            dots = list(_DOT_SEPARATOR.finditer(text, domain.start(), domain.end()))
+            # The domain may run on into the next sentence ("...example.com.Then"): try it
+            # whole, then without its last labels, keeping at least two.
+            for end in [domain.end(), *(dot.start() for dot in reversed(dots[1:]))]:
+                plain = (
+                    _DOT_SEPARATOR.sub(".", text[local.start() : local.end()])
+                    + "@"
+                    + _DOT_SEPARATOR.sub(".", text[domain.start() : end])
+                )
+                try:
+                    normalised = normalise_email(plain)
+                except NormalisationError:
+                    continue
+                if normalised in seen:
+                    continue
+                seen.add(normalised)
+                value_hash = digest(normalised)
+                if value_hash in table:
+                    yield Detection(EntityType.EMAIL, local.start(), end, value_hash)
+                    break
+
+    def _phones(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        digest = self._hash[EntityType.PHONE]
+        regions = self.phone_regions
+        for match in _PHONE.finditer(text):
+            candidate = match.group()
+            offset = match.start()
+            groups = list(_PHONE_GROUP.finditer(candidate))
+            # A greedy run may join a number to digits beside it ("07911 123456 2024"): try the
+            # whole run, then it without trailing groups, then without leading groups.
+            windows = [(0, len(groups))]
+            windows += [(0, end) for end in range(len(groups) - 1, 0, -1)]
+            windows += [(start, len(groups)) for start in range(1, len(groups))]
+            for first, last in windows:
+                start, end = groups[first].start(), groups[last - 1].end()
+                hit = next(
+                    (
+                        value_hash
+                        for form in phone_forms(candidate[start:end], regions)
+                        if (value_hash := digest(form)) in table
+                    ),
+                    None,
+                )
+                if hit is not None:
+                    yield Detection(EntityType.PHONE, offset + start, offset + end, hit)
+                    break
+
+    def _dates(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        digest = self._hash[EntityType.DATE_OF_BIRTH]
+        for match in _DATE.finditer(text):
+            try:
+                normalised = normalise_date_of_birth(match.group(), day_first=self._day_first)
+            except NormalisationError:
+                continue
+            value_hash = digest(normalised)
+            if value_hash in table:
+                yield Detection(EntityType.DATE_OF_BIRTH, match.start(), match.end(), value_hash)
+
+    # --- word windows --------------------------------------------------------------------
+
+    def _names(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
+        person = self._hash[EntityType.PERSON] if EntityType.PERSON in self.entity_types else None
+        location = self._hash[EntityType.LOCATION] if EntityType.LOCATION in self.entity_types else None
+        tokens, count, kinds = words.tokens, words.count, words.kinds
+        folded = [_fold_name_token(token) for _, _, token in tokens]
+        usable = [word.isalpha() and word not in STOPWORDS for word in folded]
+        initial = [len(word) == 1 for word in folded]
+        seen: dict[tuple[bool, str], str] = {}
+        for i in range(count):
+            if not usable[i]:
+                continue
+            capitalised = location is not None and tokens[i][2][:1].isupper()
+            end = i
+            for size in range(1, MAX_NAME_TOKENS + 1):
+                if size > 1:
+                    if not kinds[end][0] or not usable[end + 1]:
+                        break
+                    end += 1
+                if person is not None and size > 1:
+                    if any(initial[i : end + 1]):
+                        key = " ".join(folded[i : end + 1])
+                    elif size == 2:
+                        first, second = folded[i], folded[end]
+                        key = f"{first} {second}" if first <= second else f"{second} {first}"
+                    else:
+                        key = " ".join(sorted(folded[i : end + 1]))
+                    value_hash = seen.get((True, key))
+                    if value_hash is None:
+                        value_hash = seen[(True, key)] = person(key)
+                    if value_hash in table:
+                        yield Detection(EntityType.PERSON, tokens[i][0], tokens[end][1], value_hash)
+                if capitalised and size <= _MAX_LOCATION_TOKENS:
+                    key = " ".join(folded[i : end + 1])
+                    value_hash = seen.get((False, key))
+                    if value_hash is None:
+                        value_hash = seen[(False, key)] = location(key)
+                    if value_hash in table:
+                        yield Detection(EntityType.LOCATION, tokens[i][0], tokens[end][1], value_hash)
+
+    def _addresses(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
+        tokens, count, kinds = words.tokens, words.count, words.kinds
+        anchors = [i for i in range(count) if words.has_digit[i] and _TEXT_HOUSE_NUMBER.fullmatch(tokens[i][2])]
+        if not anchors:
+            return
+        digest = self._hash[EntityType.ADDRESS]
+        folded: dict[int, str] = {}
+
+        def word(index: int) -> str:
+            if index not in folded:
+                folded[index] = _fold_address_token(tokens[index][2])
+            return folded[index]
+
+        def can_end(index: int) -> bool:
+            """Return whether an address may end at token ``index``: at a street word, before
+            punctuation or a line break, before a function word, or at the end of the text."""
+            return (
+                index + 1 >= count
+                or not kinds[index][3]
+                or word(index) in STREET_WORDS
+                or tokens[index + 1][2].lower() in STOPWORDS
+            )
+
+        seen: set[tuple[int, int]] = set()
+        for anchor in anchors:
+            windows = []
+            end = anchor
+            while end + 1 < count and end - anchor + 1 < MAX_ADDRESS_TOKENS and kinds[end][1]:
+                end += 1
+                if can_end(end):
+                    windows.append((anchor, end))
+            before = anchor - 1
+            if before >= 0 and kinds[before][1] and tokens[before][2].isalpha() and (
+                tokens[before][2].lower() not in STOPWORDS
+            ):
+                # Street first, number after ("Beckergasse 8, 1010 Wien").
+                first = before
+                while first > anchor - 4 and first > 0 and kinds[first - 1][1] and tokens[first - 1][2].isalpha():
+                    first -= 1
+                ends = [anchor]
+                tail = anchor
+                while tail < anchor + 3 and tail + 1 < count and kinds[tail][1]:
+                    tail += 1
+                    if can_end(tail):
+                        ends.append(tail)
+                windows += [(start, stop) for start in range(first, anchor) for stop in ends]
+            best: tuple[int, int, str] | None = None
+            for start, stop in windows:
+                if (start, stop) in seen:
+                    continue
+                seen.add((start, stop))
+                parts = [word(index) for index in range(start, stop + 1)]
+                if not all(parts):
+                    continue
+                value_hash = digest(" ".join(parts))
+                if value_hash in table and (best is None or stop - start > best[1] - best[0]):
+                    best = (start, stop, value_hash)
+            if best is not None:
+                yield Detection(EntityType.ADDRESS, tokens[best[0]][0], tokens[best[1]][1], best[2])
+
+    def _account_ids(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
+        has_digit = words.has_digit
+        if not any(has_digit):
+            return
+        tokens, count, kinds, gaps = words.tokens, words.count, words.kinds, words.gaps
+        digest = self._hash[EntityType.ACCOUNT_ID]
+
+        def joins(index: int) -> bool:
+            """Return whether token ``index`` and the next can be parts of one account id:
+            across "-", "/", "." and the like always; across a space only between digit groups
+            ("1234 5678") or after a short prefix ("ACC 123456")."""
+            if index + 1 >= count or not kinds[index][2]:
+                return False
+            if not gaps[index].isspace():
+                return True
+            if not has_digit[index + 1]:
+                return False
+            return has_digit[index] or (len(tokens[index][2]) <= 4 and tokens[index][2].isalpha())
+
+        seen: set[tuple[int, int]] = set()
+        for centre in (i for i in range(count) if has_digit[i]):
+            first = centre
+            while first > centre - 2 and first > 0 and joins(first - 1):
+                first -= 1
+            last = centre
+            while last < centre + 2 and joins(last):
+                last += 1
+            for start in range(first, centre + 1):
+                for end in range(centre, min(last, start + 2) + 1):
+                    if (start, end) in seen:
+                        continue
+                    seen.add((start, end))
+                    value = "".join(tokens[index][2] for index in range(start, end + 1))
+                    if len(value) < 3 or not value.isascii() or not value.isalnum():
+                        continue
+                    value_hash = digest(value.upper())
+                    if value_hash in table:
+                        yield Detection(EntityType.ACCOUNT_ID, tokens[start][0], tokens[end][1], value_hash)

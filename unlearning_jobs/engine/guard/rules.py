@@ -1,0 +1,426 @@
+"""Turn an erased subject's identifiers into suppression rules that hold keyed hashes only.
+
+A rule is an entity type, the index's keyed hash of one normalised form of a value, and an
+opaque reference to the subject (an erasure request id, never a name). Each value contributes
+every form under which the guard may meet it in text: a name its variants (initials, nicknames,
+family name first) each in order and token-sorted, an address its full form and its street
+part with and without what follows. A ``RuleSet`` is the versioned set a deployment enforces,
+with its policy; it exports to JSON so another serving stack can apply the same rules.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from ..pii.entities import EntityType
+from ..pii.hashing import KeyedHasher
+from ..pii.normalise import (
+    NormalisationError,
+    name_variants,
+    nickname_equivalents,
+    normalise_account_id,
+    normalise_address,
+    normalise_date_of_birth,
+    normalise_email,
+    normalise_location,
+    normalise_name,
+    normalise_phone,
+)
+from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
+from .digest import KeyedDigest
+from .policy import GuardPolicy
+
+__all__ = [
+    "SuppressionRule",
+    "RuleSet",
+    "rules_from_identifiers",
+    "name_forms",
+    "address_forms",
+    "export_rules",
+    "rule_set_as_dict",
+    "load_rules",
+    "key_check",
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "STREET_WORDS",
+]
+
+EXPORT_FORMAT = "lethe-guard-rules"
+EXPORT_VERSION = 1
+_HASH_DESCRIPTION = "HMAC-SHA256 of '<ENTITY_TYPE>:<normalised value>', hex"
+_KEY_CHECK_MESSAGE = b"lethe-guard-rules key check v1"
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+#: Subject references are opaque ids; spaces and "@" are refused so a name or an e-mail address
+#: cannot be used as one by mistake.
+_SUBJECT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
+
+_ADDRESS_SEGMENT = re.compile(r"[,;\n]+")
+#: Words that begin a unit, not a street: "Flat 3" is no street written number last.
+_UNIT_WORDS = frozenset(
+    "flat apartment unit suite floor room building house number box po block level".split()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionRule:
+    """One keyed hash the guard suppresses, its entity type and the subject it belongs to."""
+
+    entity_type: EntityType
+    value_hash: str
+    subject_ref: str
+
+    def __post_init__(self) -> None:
+        if type(self.entity_type) is not EntityType:
+            try:
+                object.__setattr__(self, "entity_type", EntityType(self.entity_type))
+            except ValueError:
+                raise ValueError(f"unknown entity type {self.entity_type!r}") from None
+        if not isinstance(self.value_hash, str) or not _HASH.fullmatch(self.value_hash):
+            raise ValueError("rule hash must be 64 lower-case hex characters (HMAC-SHA256)")
+        if not isinstance(self.subject_ref, str) or not _SUBJECT_REF.fullmatch(self.subject_ref):
+            raise ValueError(
+                "subject_ref must be an opaque id of letters, digits and '._:-' (at most 128 "
+                "characters), such as an erasure request id; never a name or e-mail address"
+            )
+
+
+def name_forms(name: str) -> set[str]:
+    """Return the normalised forms of a name the rules hold: each variant, in order and sorted.
+
+    The index hashes names in order (``value_hash``) and token-sorted (``sorted_hash``); the
+    guard hashes the sorted form of each window of text, so one lookup covers every word order.
+    Forms with an initial are kept in order (and family name first) instead, because sorting
+    them would confuse "Lucas J." with "J. Lucas".
+    """
+    tokens = normalise_name(name).split()
+    if len(tokens) < 2:
+        raise ValueError(
+            "a one-word name would suppress everyone who shares it; give the full name"
+        )
+    variants = set(name_variants(name))
+    family = _family_tokens(name)
+    for given in nickname_equivalents(tokens[0]):
+        # A hyphenated family name folds to several tokens ("Smith-Jones" → "smith jones"),
+        # which name_variants reads as middle names; and a given name is often followed by the
+        # first of two family names only ("Lucas Barroso" for "Lucas Barroso Jara").
+        if len(family) > 1:
+            variants.update(
+                {" ".join([given, *family]), " ".join([given[0], *family]), " ".join([*family, given])}
+            )
+        for token in tokens[1 : len(tokens) - max(len(family), 1)]:
+            if len(token) > 1:
+                variants.add(f"{given} {token}")
+    forms: set[str] = set()
+    for variant in variants:
+        words = variant.split()
+        forms.add(variant)
+        if any(len(word) == 1 for word in words):
+            # Sorting would make "lucas j" (Lucas J.) equal "j lucas" (J. Lucas, another
+            # person): forms with an initial keep their order, plus family name first where
+            # it is spelt out ("Jara, L.").
+            if len(words[-1]) > 1:
+                forms.add(" ".join([words[-1], *words[:-1]]))
+        else:
+            forms.add(" ".join(sorted(words)))
+    return forms
+
+
+def _family_tokens(name: str) -> list[str]:
+    """Return the normalised tokens of the family name: the last word, or what precedes a comma."""
+    text = name.strip()
+    part = text.split(",")[0] if text.count(",") == 1 else text
+    words = part.split()
+    if not words:
+        return []
+    try:
+        return normalise_name(words[-1]).split()
+    except NormalisationError:
+        return []
+
+
+def _address_tokens(address: str) -> tuple[list[str], set[int]]:
+    """Return the normalised tokens of ``address`` and the indices where its segments start."""
+    tokens: list[str] = []
+    starts: set[int] = set()
+    for segment in _ADDRESS_SEGMENT.split(address):
+        try:
+            words = normalise_address(segment).split()
+        except NormalisationError:
+            continue
+        starts.add(len(tokens))
+        tokens.extend(words)
+    if tokens != normalise_address(address).split():
+        return normalise_address(address).split(), {0}
+    return tokens, starts
+
+
+def address_forms(address: str) -> set[str]:
+    """Return the normalised forms of a postal address the rules hold.
+
+    The whole address; from each house number, the street up to its street word or the end of
+    a segment and what follows up to each later segment end ("12 baker street", "12 baker street
+    london"); and for addresses written street first ("Beckergasse 8, 1010 Wien"), the segment up
+    to the number and up to the next segment end. A house number followed by a single word
+    ("12345 wien", a postcode and a city) is never a form on its own: many people share it.
+    """
+    full = normalise_address(address)
+    tokens, starts = _address_tokens(address)
+    ends = {start for start in starts if start} | {len(tokens)}
+    forms = {full}
+    for index, token in enumerate(tokens):
+        if not is_house_number(token):
+            continue
+        if index + 1 < len(tokens) and tokens[index + 1].isalpha():
+            for end in range(index + 3, min(len(tokens), index + MAX_ADDRESS_TOKENS) + 1):
+                if end in ends or tokens[end - 1] in STREET_WORDS:
+                    forms.add(" ".join(tokens[index:end]))
+        segment_start = max((start for start in starts if start <= index), default=0)
+        if (
+            segment_start < index
+            and index - segment_start <= 4
+            and tokens[segment_start].isalpha()
+            and tokens[segment_start] not in _UNIT_WORDS
+        ):
+            for end in range(index + 1, min(len(tokens), index + 4) + 1):
+                if end == index + 1 or end in ends:
+                    forms.add(" ".join(tokens[segment_start:end]))
+    return forms
+
+
+@lru_cache(maxsize=8)
+def _digest_for(hasher: KeyedHasher) -> KeyedDigest:
+    return KeyedDigest(hasher)
+
+
+def _normalised(label: str, values: Sequence[str], normalise) -> Iterable[tuple[int, str]]:
+    if isinstance(values, str):
+        raise ValueError(f"{label} must be a list of strings, not one string")
+    for index, value in enumerate(values):
+        try:
+            yield index, normalise(value)
+        except NormalisationError as error:
+            raise ValueError(f"{label}[{index}]: {error}") from None
+
+
+def rules_from_identifiers(
+    *,
+    hasher: KeyedHasher,
+    subject_ref: str,
+    names: Sequence[str] = (),
+    emails: Sequence[str] = (),
+    phones: Sequence[str] = (),
+    addresses: Sequence[str] = (),
+    account_ids: Sequence[str] = (),
+    locations: Sequence[str] = (),
+    dates_of_birth: Sequence[str] = (),
+    default_region: str = "GB",
+) -> tuple[SuppressionRule, ...]:
+    """Return one subject's rules: the keyed hash of every form of every identifier, no value.
+
+    ``locations`` (city, region) and ``dates_of_birth`` are quasi-identifiers: the guard acts on
+    them only beside a name or direct identifier of the same subject. A malformed value raises
+    ``ValueError`` naming the list and position, because silently dropping it would leave that
+    value unsuppressed.
+    """
+    digest = _digest_for(hasher)
+    pairs: dict[tuple[EntityType, str], None] = {}
+
+    def add(kind: EntityType, normalised: str) -> None:
+        pairs[(kind, digest(kind, normalised))] = None
+
+    for index, name in enumerate([names] if isinstance(names, str) else names):
+        try:
+            for form in name_forms(name):
+                add(EntityType.PERSON, form)
+        except ValueError as error:
+            raise ValueError(f"names[{index}]: {error}") from None
+    for _, value in _normalised("emails", emails, normalise_email):
+        add(EntityType.EMAIL, value)
+    for _, value in _normalised("phones", phones, lambda v: normalise_phone(v, default_region)):
+        add(EntityType.PHONE, value)
+    for index, address in enumerate([addresses] if isinstance(addresses, str) else addresses):
+        try:
+            for form in address_forms(address):
+                add(EntityType.ADDRESS, form)
+        except NormalisationError as error:
+            raise ValueError(f"addresses[{index}]: {error}") from None
+    for _, value in _normalised("account_ids", account_ids, normalise_account_id):
+        add(EntityType.ACCOUNT_ID, value)
+    for _, value in _normalised("locations", locations, normalise_location):
+        add(EntityType.LOCATION, value)
+    day_first = default_region.upper() != "US"
+    for _, value in _normalised(
+        "dates_of_birth", dates_of_birth, lambda v: normalise_date_of_birth(v, day_first=day_first)
+    ):
+        add(EntityType.DATE_OF_BIRTH, value)
+    if not pairs:
+        raise ValueError("no identifiers given: a subject's rules need at least one value")
+    return tuple(SuppressionRule(kind, value_hash, subject_ref) for kind, value_hash in pairs)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """The versioned rules a deployment enforces, the id of the key they were hashed under, and
+    the policy that says what to do on a match."""
+
+    key_id: str
+    version: int
+    rules: tuple[SuppressionRule, ...]
+    policy: GuardPolicy = field(default_factory=GuardPolicy)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_id, str) or not self.key_id.strip():
+            raise ValueError("key_id must be a non-empty string naming the hashing key")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 1:
+            raise ValueError(f"rule set version must be an integer >= 1, got {self.version!r}")
+        rules = tuple(self.rules)
+        if any(type(rule) is not SuppressionRule for rule in rules):
+            raise ValueError("rules must be SuppressionRule instances")
+        object.__setattr__(self, "rules", rules)
+        if not isinstance(self.policy, GuardPolicy):
+            raise ValueError(f"policy must be a GuardPolicy, got {type(self.policy).__name__}")
+
+    def subjects(self) -> frozenset[str]:
+        """Return the references of the subjects the rules suppress."""
+        return frozenset(rule.subject_ref for rule in self.rules)
+
+    def counts(self) -> dict[str, int]:
+        """Return the number of rules per entity type (for audit events and reports)."""
+        return dict(sorted(Counter(rule.entity_type.value for rule in self.rules).items()))
+
+    def table(self, entity_types: Iterable[EntityType] | None = None) -> dict[str, tuple[str, ...]]:
+        """Return hash → subject references for the rules of ``entity_types`` (default: all).
+
+        The tuple of a subject's references is shared by all its hashes, so 100k subjects cost
+        one small tuple each, not one per rule.
+        """
+        wanted = None if entity_types is None else frozenset(entity_types)
+        singles: dict[str, tuple[str, ...]] = {}
+        table: dict[str, tuple[str, ...]] = {}
+        for rule in self.rules:
+            if wanted is not None and rule.entity_type not in wanted:
+                continue
+            refs = table.get(rule.value_hash)
+            if refs is None:
+                single = singles.get(rule.subject_ref)
+                if single is None:
+                    single = singles[rule.subject_ref] = (rule.subject_ref,)
+                table[rule.value_hash] = single
+            elif rule.subject_ref not in refs:
+                table[rule.value_hash] = refs + (rule.subject_ref,)
+        return table
+
+    def fingerprint(self) -> str:
+        """Return a SHA-256 of the rules, version, key id and policy, for audit events."""
+        payload = _payload(self, key_check_value=None)
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def key_check(hasher: KeyedHasher) -> str:
+    """Return a value that proves which key hashed the rules without revealing the key.
+
+    It is the HMAC of a fixed message under the key, so an importer holding the right key
+    recomputes it, and a wrong key fails with a clear error instead of matching nothing.
+    """
+    return hmac.new(bytes(hasher.key), _KEY_CHECK_MESSAGE, hashlib.sha256).hexdigest()
+
+
+def _payload(rule_set: RuleSet, *, key_check_value: str | None) -> dict[str, Any]:
+    ordered = sorted(
+        rule_set.rules, key=lambda rule: (rule.subject_ref, rule.entity_type.value, rule.value_hash)
+    )
+    payload: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "key_id": rule_set.key_id,
+        "hash": _HASH_DESCRIPTION,
+        "rule_set_version": rule_set.version,
+        "policy": rule_set.policy.as_dict(),
+        "rules": [
+            {"type": rule.entity_type.value, "hash": rule.value_hash, "subject": rule.subject_ref}
+            for rule in ordered
+        ],
+    }
+    if key_check_value is not None:
+        payload["key_check"] = key_check_value
+    return payload
+
+
+def rule_set_as_dict(rule_set: RuleSet, *, hasher: KeyedHasher) -> dict[str, Any]:
+    """Return the rule set as the JSON-ready export document (see ``docs/guard.md``)."""
+    if hasher.key_id != rule_set.key_id:
+        raise ValueError(
+            f"the rules were hashed under key {rule_set.key_id!r}, not {hasher.key_id!r}"
+        )
+    return _payload(rule_set, key_check_value=key_check(hasher))
+
+
+def export_rules(rule_set: RuleSet, *, hasher: KeyedHasher) -> str:
+    """Return the rule set as JSON text for another serving stack: hashes, types, key id."""
+    return json.dumps(rule_set_as_dict(rule_set, hasher=hasher), ensure_ascii=False, indent=1)
+
+
+def load_rules(data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | None = None) -> RuleSet:
+    """Return the rule set an export holds; raise ``ValueError`` saying what is wrong with it.
+
+    With ``hasher``, also check that it is the key the rules were hashed under (key id and key
+    check), since rules under another key would match nothing.
+    """
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            document = json.loads(data)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"guard rules are not valid JSON: {error}") from None
+    else:
+        document = data
+    if not isinstance(document, Mapping):
+        raise ValueError("guard rules must be a JSON object")
+    if document.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"not a guard rule export: 'format' must be {EXPORT_FORMAT!r}")
+    if document.get("version") != EXPORT_VERSION:
+        raise ValueError(
+            f"unsupported guard rule export version {document.get('version')!r}; "
+            f"this Lethe reads version {EXPORT_VERSION}"
+        )
+    for key in ("key_id", "rules", "policy"):
+        if key not in document:
+            raise ValueError(f"guard rule export lacks {key!r}")
+    key_id = document["key_id"]
+    if hasher is not None:
+        if hasher.key_id != key_id:
+            raise ValueError(f"the rules were hashed under key {key_id!r}, not {hasher.key_id!r}")
+        if "key_check" in document and not hmac.compare_digest(
+            str(document["key_check"]), key_check(hasher)
+        ):
+            raise ValueError(
+                f"the key given is not the key {key_id!r} the rules were hashed under"
+            )
+    raw_rules = document["rules"]
+    if not isinstance(raw_rules, list):
+        raise ValueError("'rules' must be a list")
+    rules = []
+    for index, raw in enumerate(raw_rules):
+        if not isinstance(raw, Mapping) or set(raw) != {"type", "hash", "subject"}:
+            raise ValueError(f"rules[{index}] must be an object with 'type', 'hash' and 'subject'")
+        try:
+            rules.append(SuppressionRule(raw["type"], raw["hash"], raw["subject"]))
+        except ValueError as error:
+            raise ValueError(f"rules[{index}]: {error}") from None
+    try:
+        policy = GuardPolicy.from_dict(document["policy"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"policy: {error}") from None
+    return RuleSet(
+        key_id=key_id,
+        version=document.get("rule_set_version", 1),
+        rules=tuple(rules),
+        policy=policy,
+    )
