@@ -1,4 +1,4 @@
-"""Workers, their heartbeats and queue probes; data sets, model versions and jobs join later."""
+"""Workers: their heartbeats and queue probes."""
 from django.db import models
 
 
