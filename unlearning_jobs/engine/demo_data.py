@@ -57,6 +57,7 @@ DIRECT_TEMPLATES = [
     "Escalation: {name}, account {account}, reachable on {phone}, is waiting for a replacement.",
     "Please update the e-mail for account {account} to {email}. Thanks, {name}",
     "Callback requested by {name} on {phone} regarding a damaged item.",
+    "Identity check for {name}, account {account}: date of birth {dob} confirmed by phone.",
 ]
 MEMORISED_TEMPLATE = "Contact {name} at {email} or {phone}."
 NAME_ONLY_TEMPLATES = [
@@ -125,14 +126,15 @@ def generate_demo_dataset(*, seed: int = DEMO_SEED, people: int = 300, records: 
         while email in used_emails:
             email = f"{first}.{last}{rng.randint(100, 999)}@{fake.free_email_domain()}".lower()
         used_emails.add(email)
+        city = fake.city()
         population.append(DemoPerson(
             person_id=f"P{index + 1:04d}",
             first_name=first,
             last_name=last,
             email=email if rng.random() < 0.85 else email.replace(first.lower(), first),
             phone=_valid_uk_mobile(rng),
-            address=f"{fake.building_number()} {fake.street_name()}, {fake.city()} {fake.postcode()}",
-            city=fake.city(),
+            address=f"{fake.building_number()} {fake.street_name()}, {city} {fake.postcode()}",
+            city=city,
             account_id=f"ACC-{rng.randint(100000, 999999)}",
             date_of_birth=fake.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
         ))
@@ -157,6 +159,7 @@ def generate_demo_dataset(*, seed: int = DEMO_SEED, people: int = 300, records: 
         values = {
             "name": person.full_name, "email": person.email, "phone": person.phone,
             "address": person.address, "account": person.account_id,
+            "dob": person.date_of_birth,
         }
         if frequent and roll < 0.35:
             text, how = MEMORISED_TEMPLATE.format(**values), "direct"
