@@ -73,3 +73,13 @@ def test_vocabulary_moments_match_a_direct_computation(tiny_world):
     np.testing.assert_allclose(stats.std_logprob, std.numpy(), atol=1e-4)
     np.testing.assert_allclose(stats.logprobs, log_probs.gather(-1, ids[0, 1:, None])[:, 0].numpy(),
                                atol=1e-4)
+
+
+def test_verbmem_on_a_record_longer_than_the_context_fits_prompt_and_reference(tiny_world):
+    from unlearning_jobs.engine.verify.memorisation import measure_verbmem
+
+    long_text = " ".join(tiny_world.retain[:4])  # about 120 tokens; the tiny model has 64 positions
+    assert len(tiny_world.tokenizer(long_text)["input_ids"]) > 64
+    result = measure_verbmem(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
+                             device="cpu", texts=[long_text])
+    assert result.n_records == 1 and 0.0 <= result.mean_f1 <= 1.0

@@ -171,6 +171,7 @@ def measure_extraction(
     default_region: str = "GB",
     max_new_tokens: int = 32,
     batch_size: int = 8,
+    max_length: int | None = None,
     n_examples: int = 5,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExtractionResult:
@@ -193,6 +194,7 @@ def measure_extraction(
         device=device,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
+        max_length=max_length,
         progress=progress,
     )
     completion_of = dict(zip(prompts, unique))

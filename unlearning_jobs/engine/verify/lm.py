@@ -23,6 +23,7 @@ __all__ = [
     "score_continuations",
     "greedy_complete",
     "encode",
+    "context_length",
 ]
 
 #: Called as ``progress(done, total)`` after each batch.
@@ -68,7 +69,7 @@ def _pad_id(tokenizer) -> int:
     return 0
 
 
-def _max_length(model, tokenizer, max_length: int | None) -> int:
+def context_length(model, tokenizer, max_length: int | None = None) -> int:
     """Return the longest sequence to feed: the caller's, else the model's position limit."""
     if max_length is not None:
         if max_length < 2:
@@ -158,7 +159,7 @@ def score_texts(
     needs, at the cost of one extra pass over the logits.
     """
     _check_batch_size(batch_size)
-    limit = _max_length(model, tokenizer, max_length)
+    limit = context_length(model, tokenizer, max_length)
     pad_id = _pad_id(tokenizer)
     sequences = [encode(tokenizer, text)[:limit] for text in texts]
     empty = np.zeros(0, dtype=np.float64)
@@ -203,7 +204,7 @@ def score_continuations(
     probability.
     """
     _check_batch_size(batch_size)
-    limit = _max_length(model, tokenizer, max_length)
+    limit = context_length(model, tokenizer, max_length)
     pad_id = _pad_id(tokenizer)
     sequences: list[list[int]] = []
     answer_lengths: list[int] = []
@@ -259,7 +260,7 @@ def greedy_complete(
     _check_batch_size(batch_size)
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    limit = _max_length(model, tokenizer, max_length)
+    limit = context_length(model, tokenizer, max_length)
     room = limit - max_new_tokens
     if room < 1:
         raise ValueError(

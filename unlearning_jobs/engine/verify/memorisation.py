@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from .lm import encode, greedy_complete
+from .lm import context_length, encode, greedy_complete
 
 __all__ = [
     "RougeL",
@@ -99,6 +99,7 @@ def measure_verbmem(
     max_prefix_tokens: int = 32,
     max_continuation_tokens: int = 128,
     batch_size: int = 8,
+    max_length: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerbMemResult:
     """Return the mean ROUGE-L F1 of greedy completions against the true continuations.
@@ -106,13 +107,16 @@ def measure_verbmem(
     Each text is split in model tokens: the prompt is its first ``prefix_fraction`` (at most
     ``max_prefix_tokens``, MUSE's 32), the reference is what follows (at most
     ``max_continuation_tokens``, MUSE's 128). The completion is cut to the reference's token
-    length, so a model is not penalised for running on past the end of a short record. Texts of
-    fewer than two tokens are skipped and counted. ``mean_f1`` is NaN when nothing was scored.
+    length, so a model is not penalised for running on past the end of a short record; prompt
+    and reference together never exceed the model's context (``max_length``, default the
+    model's position limit). Texts of fewer than two tokens are skipped and counted.
+    ``mean_f1`` is NaN when nothing was scored.
     """
     if not 0.0 < prefix_fraction < 1.0:
         raise ValueError(f"prefix_fraction must be between 0 and 1, got {prefix_fraction}")
     if max_prefix_tokens < 1 or max_continuation_tokens < 1:
         raise ValueError("max_prefix_tokens and max_continuation_tokens must be at least 1")
+    limit = context_length(model, tokenizer, max_length)
     prompts: list[str] = []
     references: list[str] = []
     reference_lengths: list[int] = []
@@ -122,8 +126,8 @@ def measure_verbmem(
         if len(ids) < 2:
             skipped += 1
             continue
-        cut = min(max_prefix_tokens, max(1, int(len(ids) * prefix_fraction)))
-        reference_ids = ids[cut : cut + max_continuation_tokens]
+        cut = min(max_prefix_tokens, max(1, int(len(ids) * prefix_fraction)), limit - 1)
+        reference_ids = ids[cut : cut + min(max_continuation_tokens, limit - cut)]
         prompts.append(tokenizer.decode(ids[:cut]))
         references.append(tokenizer.decode(reference_ids))
         reference_lengths.append(len(reference_ids))
@@ -135,6 +139,7 @@ def measure_verbmem(
             device=device,
             max_new_tokens=max(reference_lengths),
             batch_size=batch_size,
+            max_length=max_length,
             progress=progress,
         )
         if prompts

@@ -143,6 +143,7 @@ def measure_model(
         default_region=settings.default_region,
         max_new_tokens=settings.extraction_max_new_tokens,
         batch_size=settings.batch_size,
+        max_length=settings.max_length,
         n_examples=settings.n_examples,
         progress=_stage(progress, "extraction"),
     ).as_dict()
@@ -154,6 +155,7 @@ def measure_model(
         max_prefix_tokens=settings.verbmem_max_prefix_tokens,
         max_continuation_tokens=settings.verbmem_max_continuation_tokens,
         batch_size=settings.batch_size,
+        max_length=settings.max_length,
         progress=_stage(progress, "verbmem"),
     ).as_dict()
     membership = measure_membership(
