@@ -53,7 +53,7 @@ def test_params_reject_unknown_keys_by_name(name):
         ("gradient_ascent", {"max_steps": 0}, "max_steps"),
         ("gradient_difference", {"retain_weight": -0.5}, "retain_weight"),
         ("npo", {"beta": 0}, "beta"),
-        ("npo", {"max_retain_loss_ratio": 0.5}, "max_retain_loss_ratio"),
+        ("npo", {"max_retain_loss_increase": 0}, "max_retain_loss_increase"),
         ("npo", {"forget_loss_target_ratio": 1.0}, "forget_loss_target_ratio"),
         ("npo", {"eval_every": "5"}, "eval_every"),
         ("retrain", {"retain_eval_size": 0}, "retain_eval_size"),
@@ -68,7 +68,7 @@ def test_params_reject_out_of_range_values_naming_the_field(name, params, field)
 
 def test_params_round_trip_and_defaults():
     params = get_method("npo").parse_params({"beta": 0.2, "learning_rate": 5e-4})
-    assert params.beta == 0.2 and params.retain_weight == 1.0
+    assert params.beta == 0.2 and params.retain_weight == 3.0
     assert get_method("npo").parse_params(params.as_dict()) == params
 
 
@@ -77,7 +77,8 @@ def test_approximate_method_raises_forget_loss_and_keeps_retain_loss_within_boun
     name, trained_model, tmp_path, forget_texts, retain_texts
 ):
     result = run(name, trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts, params={"learning_rate": 1e-3, "max_steps": 60, "eval_every": 1})
+                 retain_texts=retain_texts,
+                 params={"learning_rate": 1e-3, "max_steps": 60, "eval_every": 1, "max_retain_loss_increase": 0.3})
     m = result.metrics
     assert result.guarantee == "statistical"
     assert m["forget_loss_after"] > m["forget_loss_before"] * 1.3
@@ -94,7 +95,7 @@ def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
     result = run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
                  retain_texts=retain_texts,
                  params={"learning_rate": 2e-3, "max_steps": 500, "forget_loss_target": 1.0, "eval_every": 1,
-                         "max_retain_loss_ratio": None})
+                         "max_retain_loss_increase": None})
     assert result.metrics["stopped_reason"] == "forget_loss_target"
     assert result.metrics["forget_loss_after"] >= 1.0
     assert result.steps < 500
@@ -104,7 +105,7 @@ def test_retain_loss_bound_keeps_the_last_weights_within_it(trained_model, tmp_p
     result = run("gradient_ascent", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
                  retain_texts=retain_texts,
                  params={"learning_rate": 1e-2, "max_steps": 200, "forget_loss_target": 100.0,
-                         "max_retain_loss_ratio": 1.2, "eval_every": 2})
+                         "max_retain_loss_increase": 0.1, "eval_every": 2})
     m = result.metrics
     assert m["stopped_reason"] == "retain_loss_bound"
     assert m["retain_loss_after"] <= m["retain_loss_bound"] + 1e-6
@@ -112,7 +113,7 @@ def test_retain_loss_bound_keeps_the_last_weights_within_it(trained_model, tmp_p
 
 def test_npo_without_retain_term_does_not_need_retain_texts(trained_model, tmp_path, forget_texts):
     result = run("npo", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts, retain_texts=[],
-                 params={"retain_weight": 0, "max_steps": 10, "max_retain_loss_ratio": None})
+                 params={"retain_weight": 0, "max_steps": 10, "max_retain_loss_increase": None})
     assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]
 
 
@@ -134,7 +135,7 @@ def test_approximate_method_resumes_from_its_checkpoint_to_the_same_weights(
     trained_model, tmp_path, forget_texts, retain_texts
 ):
     params = {"learning_rate": 1e-3, "max_steps": 20, "eval_every": 2, "forget_loss_target": 100.0,
-              "max_retain_loss_ratio": None}
+              "max_retain_loss_increase": None}
     straight = run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path / "a",
                    forget_texts=forget_texts, retain_texts=retain_texts, params=params)
 

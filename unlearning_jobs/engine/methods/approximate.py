@@ -58,23 +58,29 @@ CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/1"
 class ApproximateParams:
     """Hyper-parameters every approximate method shares.
 
-    The defaults suit the demo model (2 x 128, trained at lr 3e-3): a few dozen steps raise the
-    forget loss to the target while the retain loss stays within ``max_retain_loss_ratio``.
+    The defaults were tuned on the demo model (2 x 128, trained at lr 3e-3 on the synthetic
+    support records, forgetting three frequently-mentioned people): the forget records' e-mails
+    stop being extractable while the retain loss rises by at most 0.05 nats. Each method
+    overrides ``learning_rate`` with the value that worked for it.
 
     - ``forget_loss_target``: stop once the mean forget loss (nats/token) reaches it. When
-      ``None`` the target is ``forget_loss_target_ratio`` x the retain loss before unlearning:
-      records the model never saw typically score a few times the loss of records it trained on.
-    - ``max_retain_loss_ratio``: stop, and keep the last weights measured within the bound, once
-      the retain loss exceeds this multiple of its value before; ``None`` disables the guard.
+      ``None`` the target is ``forget_loss_target_ratio`` x the retain loss before unlearning; a
+      memorised record scores about the retain loss, and raising it several-fold is what made
+      the demo's e-mails unextractable (an exact retrain scores them far higher still).
+    - ``max_retain_loss_increase``: stop, and keep the last weights measured within the bound,
+      once the retain loss exceeds its value before by this many nats per token (0.05 nats is a
+      perplexity about 5 % higher, the verification's utility threshold); ``None`` disables it.
+    - ``eval_every``: steps between measurements of the forget loss and the retain sample; the
+      stop decisions are taken there, so it is also their granularity.
     """
 
-    learning_rate: float = 1e-3
-    max_steps: int = 200
+    learning_rate: float = 1e-4
+    max_steps: int = 300
     batch_size: int = 8
     retain_batch_size: int = 8
     forget_loss_target: float | None = None
-    forget_loss_target_ratio: float = 3.0
-    max_retain_loss_ratio: float | None = 1.5
+    forget_loss_target_ratio: float = 8.0
+    max_retain_loss_increase: float | None = 0.05
     eval_every: int = 5
     retain_eval_size: int = 64
     max_grad_norm: float = 1.0
@@ -91,8 +97,8 @@ class ApproximateParams:
                 f"must be positive, got {self.forget_loss_target}")
         require(self.forget_loss_target_ratio > 1, name, "forget_loss_target_ratio",
                 f"must be greater than 1, got {self.forget_loss_target_ratio}")
-        require(self.max_retain_loss_ratio is None or self.max_retain_loss_ratio >= 1, name,
-                "max_retain_loss_ratio", f"must be at least 1, got {self.max_retain_loss_ratio}")
+        require(self.max_retain_loss_increase is None or self.max_retain_loss_increase > 0, name,
+                "max_retain_loss_increase", f"must be positive, got {self.max_retain_loss_increase}")
         require(self.eval_every >= 1, name, "eval_every", f"must be at least 1, got {self.eval_every}")
         require(self.retain_eval_size >= 1, name, "retain_eval_size",
                 f"must be at least 1, got {self.retain_eval_size}")
@@ -208,8 +214,8 @@ class ApproximateMethod(UnlearningMethod):
             base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
             target = params.forget_loss_target_ratio * base
         bound = None
-        if params.max_retain_loss_ratio is not None and math.isfinite(before["retain"]):
-            bound = params.max_retain_loss_ratio * before["retain"]
+        if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
+            bound = before["retain"] + params.max_retain_loss_increase
 
         logger.info("engine.unlearn.started", extra={
             "method": self.name, "forget_records": len(forget_texts), "retain_records": len(retain_texts),
