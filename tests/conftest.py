@@ -170,3 +170,15 @@ def browser_login(page, username: str, password: str = DEMO_TEST_PASSWORD) -> No
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request):
+    """Hash test passwords cheaply: PBKDF2's deliberate slowness costs seconds per login.
+
+    Engine tests run without Django (``-p no:django``), where there are no settings to change.
+    """
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").PASSWORD_HASHERS = [
+            "django.contrib.auth.hashers.MD5PasswordHasher"
+        ]

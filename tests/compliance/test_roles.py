@@ -1,4 +1,6 @@
 """Each role sees its own home page; another role's page answers 403, not a crash."""
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -32,12 +34,24 @@ def test_anonymous_visitor_is_sent_to_login(client, db):
     assert response["Location"].startswith(reverse("login"))
 
 
+def _nav_links(html: str) -> set[str]:
+    nav = html.split('<nav aria-label="Main">', 1)[1].split("</nav>", 1)[0]
+    return set(re.findall(r'href="([^"]+)"', nav))
+
+
 def test_navigation_shows_each_role_only_its_own_pages(client, role_users):
     client.force_login(role_users["auditor"])
-    html = client.get(reverse("compliance:home")).content.decode()
-    assert reverse("compliance:home") in html
-    assert reverse("requests_app:home") not in html
-    assert reverse("unlearning_jobs:home") not in html
+    links = _nav_links(client.get(reverse("compliance:home")).content.decode())
+    assert reverse("compliance:home") in links
+    assert reverse("requests_app:list") in links  # read-only list of every request
+    assert reverse("requests_app:home") not in links  # the officer's working list
+    assert reverse("requests_app:create") not in links
+    assert reverse("unlearning_jobs:home") not in links
+
+    client.force_login(role_users["engineer"])
+    links = _nav_links(client.get(reverse("unlearning_jobs:home")).content.decode())
+    assert reverse("unlearning_jobs:home") in links
+    assert not any(link.startswith("/requests/") or link.startswith("/audit/") for link in links)
 
 
 def test_user_without_role_is_told_so(client, django_user_model):
