@@ -189,6 +189,12 @@ def _fold_name_token(token: str) -> str:
         return ""
 
 
+def _name_end(token: tuple[int, int, str]) -> int:
+    """Return where a name ending in ``token`` ends, leaving a possessive "'s" in the text."""
+    _, end, text = token
+    return end - 2 if len(text) > 2 and text[-2] in "'\u2019\u02bc" and text[-1] in "sS" else end
+
+
 def _fold_address_token(token: str) -> str:
     try:
         return normalise_address(token)
@@ -372,14 +378,14 @@ class Detector:
                     if value_hash is None:
                         value_hash = seen[(True, key)] = person(key)
                     if value_hash in table:
-                        yield Detection(EntityType.PERSON, tokens[i][0], tokens[end][1], value_hash)
+                        yield Detection(EntityType.PERSON, tokens[i][0], _name_end(tokens[end]), value_hash)
                 if capitalised and size <= _MAX_LOCATION_TOKENS:
                     key = " ".join(folded[i : end + 1])
                     value_hash = seen.get((False, key))
                     if value_hash is None:
                         value_hash = seen[(False, key)] = location(key)
                     if value_hash in table:
-                        yield Detection(EntityType.LOCATION, tokens[i][0], tokens[end][1], value_hash)
+                        yield Detection(EntityType.LOCATION, tokens[i][0], _name_end(tokens[end]), value_hash)
 
     def _addresses(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
         tokens, count, kinds = words.tokens, words.count, words.kinds

@@ -144,8 +144,10 @@ class Guard:
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
+        #: The index's keyed hash under this guard's key (for measuring with expected hashes).
+        self.digest = KeyedDigest(hasher)
         self._detector = Detector(
-            digest=KeyedDigest(hasher),
+            digest=self.digest,
             entity_types=self.policy.entity_types,
             phone_regions=self.policy.phone_regions,
         )

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..pii.entities import DIRECT_IDENTIFIERS, QUASI_IDENTIFIERS, EntityType
+from ..pii.entities import QUASI_IDENTIFIERS, EntityType
 
 __all__ = [
     "GuardPolicy",
@@ -23,8 +23,9 @@ __all__ = [
 #: What the guard does with a text that matches a rule.
 MODES = ("redact", "refuse")
 
-#: Direct identifiers and names: the types that identify a subject on their own.
-DEFAULT_ENTITY_TYPES: frozenset[EntityType] = frozenset(DIRECT_IDENTIFIERS | {EntityType.PERSON})
+#: Every type: names and direct identifiers always, and the quasi-identifiers (city, date of
+#: birth) beside them, which is what latent probes ask for.
+DEFAULT_ENTITY_TYPES: frozenset[EntityType] = frozenset(EntityType)
 
 DEFAULT_SYSTEM_PROMPT = (
     "Some people have exercised their right to erasure. Do not reveal, confirm, guess or infer "
