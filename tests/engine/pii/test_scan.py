@@ -105,3 +105,21 @@ def test_count_and_configuration(scanned):
     configuration = scan_configuration()
     assert configuration["scan"]["context_enhancement"] is False
     assert configuration["spacy_model"]["version"] == "3.8.0"
+
+
+def test_direct_recognisers_match_analyzer_analyze_on_the_same_artifacts(scan_engine):
+    texts = [record.text for record in RECORDS]
+    nlp_engine = scan_engine.analyzer.nlp_engine
+    for text, direct in zip(texts, scan_engine.analyze_batch(texts), strict=True):
+        artifacts = nlp_engine.process_text(text, "en")
+        via_analyze = scan_engine.analyzer.analyze(text, language="en", nlp_artifacts=artifacts)
+        assert sorted((r.entity_type, r.start, r.end) for r in direct) == sorted(
+            (r.entity_type, r.start, r.end) for r in via_analyze
+        )
+
+
+def test_repeated_texts_get_the_same_findings_under_their_own_ids(scan_engine, hasher):
+    records = [SourceRecord("a", RECORDS[0].text, 1), SourceRecord("b", RECORDS[0].text, 2)]
+    first, second = scan_records(records, hasher=hasher, engine=scan_engine)
+    assert (first.record_id, second.record_id) == ("a", "b")
+    assert first.findings == second.findings and first.findings

@@ -189,6 +189,30 @@ class ScanEngine:
         if settings.numpy_gemm:
             use_numpy_gemm(self.nlp, self.ner_components)
         self.entities = list(settings.analyzer.entities)
+        self.recognisers = self.analyzer.registry.get_recognizers(
+            language=self.language, entities=self.entities
+        )
+        for recogniser in self.recognisers:
+            if not recogniser.is_loaded:
+                recogniser.load()
+                recogniser.is_loaded = True
+
+    def recognise(self, text: str, nlp_artifacts) -> list:
+        """Return the analyzer's recognisers' results for ``text``, as ``analyze`` filters them.
+
+        Same recognisers, same score threshold, same ``remove_duplicates`` as
+        ``AnalyzerEngine.analyze``, without its per-call registry lookup and context step (see
+        the module docstring for why the context boost is left out).
+        """
+        from presidio_analyzer import EntityRecognizer
+
+        results = []
+        for recogniser in self.recognisers:
+            found = recogniser.analyze(text=text, entities=self.entities, nlp_artifacts=nlp_artifacts)
+            if found:
+                results.extend(found)
+        threshold = self.settings.analyzer.score_threshold
+        return EntityRecognizer.remove_duplicates([r for r in results if r.score >= threshold])
 
     def analyze_batch(self, texts: Sequence[str]) -> Iterator[list]:
         """Yield Presidio's results for each text, running spaCy once over the whole batch.
@@ -231,26 +255,28 @@ class ScanEngine:
                     language=self.language,
                     scores=[score] * len(entities),
                 )
-                yield self.analyzer.analyze(
-                    text,
-                    language=self.language,
-                    entities=self.entities,
-                    nlp_artifacts=nlp_artifacts,
-                )
+                yield self.recognise(text, nlp_artifacts)
 
     def scan(self, records: Iterable[SourceRecord], *, hasher: KeyedHasher) -> list[RecordFindings]:
-        """Return the hashed findings of each record, in order."""
+        """Return the hashed findings of each record, in order.
+
+        A text that occurs more than once (boilerplate lines, copied records) is analysed once:
+        the analysis depends on nothing but the text.
+        """
         records = list(records)
-        out: list[RecordFindings] = []
-        results_per_text = self.analyze_batch([record.text for record in records])
-        for record, results in zip(records, results_per_text, strict=True):
-            findings, dropped = findings_from_results(
-                record.text,
+        unique_texts = list(dict.fromkeys(record.text for record in records))
+        by_text = {}
+        for text, results in zip(unique_texts, self.analyze_batch(unique_texts), strict=True):
+            by_text[text] = findings_from_results(
+                text,
                 results,
                 hasher=hasher,
                 default_region=self.settings.default_region,
                 phone_regions=self.settings.analyzer.phone_regions,
             )
+        out: list[RecordFindings] = []
+        for record in records:
+            findings, dropped = by_text[record.text]
             out.append(
                 RecordFindings(
                     record_id=record.record_id,
