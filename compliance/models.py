@@ -50,3 +50,85 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
+
+
+class AuditReportQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise PermissionError("Issued audit reports are immutable: issue a new version instead.")
+
+    def delete(self):
+        raise PermissionError("Issued audit reports are immutable: they cannot be deleted.")
+
+
+class AuditReport(models.Model):
+    """One issued version of a request's audit report: its JSON and PDF files, hashed and signed.
+
+    Immutable once written: a correction is a new version whose ``supersedes`` points here, so
+    ``superseded_by`` (the reverse side) names the version that replaced this one while this one
+    stays as it was issued. Drafts (reports of open requests) are rendered on demand and never
+    stored. Both files are kept in the database, beside the audit log they are sealed to, so a
+    backup holds them together and every web host serves the same bytes.
+
+    ``json_text`` is the JSON file exactly as downloaded: the canonical JSON of
+    ``{"body": …, "signature": {…}}``; ``body_sha256`` and ``body_hmac`` are over the canonical
+    JSON of the body alone (docs/reports.md, "Signing").
+    """
+
+    erasure_request = models.ForeignKey(
+        "requests_app.ErasureRequest", on_delete=models.PROTECT, related_name="audit_reports",
+    )
+    version = models.PositiveIntegerField()
+    supersedes = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+    )
+    reason = models.TextField(blank=True)
+    schema_version = models.CharField(max_length=20)
+    request_status = models.CharField(max_length=32)
+
+    json_text = models.TextField()
+    json_sha256 = models.CharField(max_length=64, unique=True)
+    body_sha256 = models.CharField(max_length=64)
+    body_hmac = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=64)
+
+    pdf_bytes = models.BinaryField()
+    pdf_sha256 = models.CharField(max_length=64, unique=True)
+    pdf_hmac = models.CharField(max_length=64)
+
+    issued_at = models.DateTimeField(db_index=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        related_name="issued_audit_reports",
+    )
+
+    objects = AuditReportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["erasure_request_id", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["erasure_request", "version"],
+                                    name="compliance_auditreport_one_row_per_version"),
+        ]
+
+    def __str__(self):
+        return self.report_id
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError("Issued audit reports are immutable: issue a new version instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Issued audit reports are immutable: they cannot be deleted.")
+
+    @property
+    def report_id(self) -> str:
+        """Return ``<reference>-v<version>``, the id printed in both files."""
+        from compliance.reports.signing import report_id_for
+
+        return report_id_for(reference=self.erasure_request.reference, version=self.version)
+
+    @property
+    def is_current(self) -> bool:
+        """Return True unless a later version supersedes this one."""
+        return not AuditReport.objects.filter(supersedes=self).exists()

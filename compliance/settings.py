@@ -153,3 +153,37 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LETHE_LOG_LEVEL", "INFO")},
     "loggers": {"presidio-analyzer": {"level": "ERROR"}},
 }
+
+# Audit reports (docs/reports.md): the HMAC-SHA256 key that signs them and its id. Unset, the key
+# is derived from the secret key; set LETHE_REPORT_SIGNING_KEY in production so that a new secret
+# key does not orphan issued reports. Retired keys (a JSON object {"<key id>": "<key>"}) no longer
+# sign but still verify the reports signed with them.
+from compliance.reports.keys import (  # noqa: E402  (kept beside the settings it computes)
+    report_signing_key,
+    report_signing_key_id,
+    retired_signing_keys,
+)
+
+LETHE_REPORT_SIGNING_KEY = report_signing_key(
+    os.environ.get("LETHE_REPORT_SIGNING_KEY"), secret_key=SECRET_KEY)
+LETHE_REPORT_SIGNING_KEY_ID = report_signing_key_id(
+    os.environ.get("LETHE_REPORT_SIGNING_KEY_ID"), key=LETHE_REPORT_SIGNING_KEY)
+LETHE_REPORT_RETIRED_SIGNING_KEYS = retired_signing_keys(
+    os.environ.get("LETHE_REPORT_RETIRED_SIGNING_KEYS"))
+# WeasyPrint reports every layout step at INFO; only its warnings belong in the log.
+LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}})
+
+# Data sets and the PII index (docs/datasets.md). Files are registered only from LETHE_DATA_DIR or
+# from LETHE_IMPORT_ROOTS (folders separated by os.pathsep); uploads from the browser are limited
+# to LETHE_UPLOAD_MAX_BYTES, files registered by path to LETHE_IMPORT_MAX_BYTES. Indexing runs in
+# chunks of LETHE_INDEX_CHUNK_SIZE records; a chunk claimed longer ago than
+# LETHE_INDEX_STALE_SECONDS by a worker that never finished it may be claimed again.
+LETHE_IMPORT_ROOTS = [
+    Path(root).expanduser() for root in os.environ.get("LETHE_IMPORT_ROOTS", "").split(os.pathsep)
+    if root.strip()
+]
+LETHE_UPLOAD_MAX_BYTES = int(os.environ.get("LETHE_UPLOAD_MAX_BYTES", str(100 * 1024 * 1024)))
+LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1024 ** 3)))
+LETHE_INDEX_CHUNK_SIZE = int(os.environ.get("LETHE_INDEX_CHUNK_SIZE", "500"))
+LETHE_INDEX_STALE_SECONDS = float(os.environ.get("LETHE_INDEX_STALE_SECONDS", "900"))
+LETHE_INDEX_MAX_ATTEMPTS = int(os.environ.get("LETHE_INDEX_MAX_ATTEMPTS", "3"))

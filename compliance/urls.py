@@ -1,12 +1,24 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from compliance import views
+from compliance import report_views, views
 
 compliance_patterns = (
-    [path("", views.AuditorHomeView.as_view(), name="home")],
+    [
+        path("", views.AuditorHomeView.as_view(), name="home"),
+        path("requests/<int:pk>/", views.AuditorRequestView.as_view(), name="request"),
+        path("requests/<int:pk>/report/", report_views.ReportPageView.as_view(), name="report"),
+        re_path(r"^requests/(?P<pk>[0-9]+)/report\.(?P<file_format>json|pdf)$",
+                report_views.ReportDownloadView.as_view(), name="report-download"),
+        path("requests/<int:pk>/report/issue/", report_views.ReportIssueView.as_view(), name="report-issue"),
+        path("requests/<int:pk>/report/complete/", report_views.ReportCompleteView.as_view(),
+             name="report-complete"),
+        path("register/", report_views.RegisterView.as_view(), name="register"),
+        path("register.csv", report_views.RegisterDownloadView.as_view(), name="register-csv"),
+        path("verify/", report_views.ReportVerifyView.as_view(), name="verify"),
+    ],
     "compliance",
 )
 

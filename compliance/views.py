@@ -1,11 +1,15 @@
-"""Project-level pages: the role-based landing redirect and the auditor's home."""
+"""Project-level pages: the role-based landing redirect and the auditor's pages (read-only)."""
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.generic import TemplateView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
+from compliance.audit import audit_chain_verify
 from compliance.models import AuditEvent
+
+AUDITOR_REQUESTS_PER_PAGE = 100
 
 
 @login_required
@@ -20,15 +24,49 @@ def home(request):
 
 
 class AuditorHomeView(PermissionPageMixin, TemplateView):
-    """The auditor's landing page: requests and their reports, and the latest audit events."""
+    """Every request with its status, deadline outcome, frameworks applied and report; the latest events."""
 
     permission_required = roles.VIEW_AUDIT_LOG
     template_name = "compliance/auditor_home.html"
 
     def get_context_data(self, **kwargs):
+        from compliance.reports.selectors import auditor_request_rows
         from requests_app.models import ErasureRequest
 
         context = super().get_context_data(**kwargs)
-        context["requests"] = ErasureRequest.objects.order_by("-received_at")[:50]
+        paginator = Paginator(ErasureRequest.objects.order_by("-received_at", "-pk"), AUDITOR_REQUESTS_PER_PAGE)
+        page = paginator.get_page(self.request.GET.get("page"))
+        context["page"] = page
+        context["rows"] = auditor_request_rows(queryset=page.object_list)
         context["recent_events"] = AuditEvent.objects.order_by("-sequence")[:20]
+        return context
+
+
+class AuditorRequestView(PermissionPageMixin, TemplateView):
+    """One request for the auditor: its audit log with the chain's verification, and its reports."""
+
+    permission_required = roles.VIEW_AUDIT_LOG
+    template_name = "compliance/auditor_request.html"
+
+    def get_context_data(self, **kwargs):
+        from compliance.reports.selectors import audit_report_versions, auditor_request_rows
+        from requests_app.models import ErasureRequest
+
+        context = super().get_context_data(**kwargs)
+        erasure_request = get_object_or_404(ErasureRequest, pk=self.kwargs["pk"])
+        events = list(AuditEvent.objects.filter(
+            object_type=erasure_request._meta.label_lower, object_id=str(erasure_request.pk)).order_by("sequence"))
+        report_ids = list(erasure_request.audit_reports.values_list("pk", flat=True))
+        report_events = list(AuditEvent.objects.filter(
+            object_type="compliance.auditreport", object_id__in=[str(pk) for pk in report_ids]).order_by("sequence"))
+        chain = audit_chain_verify()
+        broken_at = chain.first_bad_sequence
+        context.update({
+            "erasure_request": erasure_request,
+            "row": auditor_request_rows(queryset=[erasure_request])[0],
+            "events": [(event, broken_at is not None and event.sequence >= broken_at) for event in events],
+            "report_events": report_events,
+            "chain": chain,
+            "versions": audit_report_versions(erasure_request=erasure_request),
+        })
         return context

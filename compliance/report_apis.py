@@ -1,0 +1,264 @@
+"""REST endpoints for audit reports and the register under ``/api/v1/`` (docs/reports.md).
+
+One class per operation; they only translate between HTTP and ``compliance.reports``. Roles as
+on the pages: auditors (and officers) download and verify, officers issue, nobody else gets in.
+Refusals are JSON ``{"detail": …, "code": …}``: 400 bad input, 403 role, 404 unknown request
+or version, 409 when the request's state or its data does not allow the step now.
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FileUploadParser, MultiPartParser
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import roles
+from compliance.report_views import ASSEMBLY_ERRORS, report_download_response
+from compliance.reports import selectors, services
+from compliance.reports.register import RegisterPeriodError, register_csv, register_period_parse, register_rows
+from compliance.reports.signing import sha256_hex
+from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
+
+
+class HasAnyPermission(BasePermission):
+    """Allow the call when the user holds any one of the view's ``permissions_any``."""
+
+    def has_permission(self, request, view):
+        return any(request.user.has_perm(permission) for permission in view.permissions_any)
+
+
+def _error(detail: str, code: str, http_status: int) -> Response:
+    return Response({"detail": detail, "code": code}, status=http_status)
+
+
+class ReportApiBase(APIView):
+    permission_classes = [IsAuthenticated, HasAnyPermission]
+    permissions_any: tuple[str, ...] = (roles.DOWNLOAD_REPORTS, roles.MANAGE_REQUESTS)
+
+    def handle_exception(self, exc):
+        from requests_app.services import TransitionNotAllowed
+
+        if isinstance(exc, selectors.ReportVersionNotFound):
+            return _error(str(exc), "version_not_found", status.HTTP_404_NOT_FOUND)
+        if isinstance(exc, services.ReportIssueRefused):
+            return _error(str(exc), "report_not_issuable", status.HTTP_409_CONFLICT)
+        if isinstance(exc, ASSEMBLY_ERRORS):
+            return _error(f"The report cannot be assembled: {exc}", "report_not_assemblable",
+                          status.HTTP_409_CONFLICT)
+        if isinstance(exc, TransitionNotAllowed):
+            return _error(" ".join(exc.messages), "transition_not_allowed", status.HTTP_409_CONFLICT)
+        if isinstance(exc, DjangoValidationError):
+            return _error(" ".join(exc.messages), "invalid", status.HTTP_400_BAD_REQUEST)
+        if isinstance(exc, selectors.StoredReportAltered):
+            return _error(str(exc), "stored_report_altered", status.HTTP_500_INTERNAL_SERVER_ERROR)
+        if isinstance(exc, RegisterPeriodError):
+            return _error(str(exc), "invalid_period", status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+class FileApiBase(ReportApiBase):
+    """Endpoints that answer a file: any ``Accept`` is served, and refusals are plain JSON."""
+
+    def perform_content_negotiation(self, request, force=False):
+        # A client asking for application/pdf or text/csv must get the file, not a 406.
+        return super().perform_content_negotiation(request, force=True)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        if isinstance(response, Response) and response.status_code >= 400:
+            data = response.data if isinstance(response.data, dict) else {"detail": str(response.data)}
+            plain = JsonResponse(data, status=response.status_code)
+            for header in ("WWW-Authenticate", "Allow"):
+                if header in response:
+                    plain[header] = response[header]
+            return super().finalize_response(request, plain, *args, **kwargs)
+        return super().finalize_response(request, response, *args, **kwargs)
+
+
+VERSION_PARAMETER = OpenApiParameter("version", int, required=False,
+                                     description="An issued version; default the newest. Without an issued report: a draft.")
+
+
+def _version(request) -> int | None:
+    value = request.query_params.get("version", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise DjangoValidationError("'version' must be a positive whole number.")
+    return int(value)
+
+
+class ReportFileApi(FileApiBase):
+    """GET the request's report as JSON or PDF: the issued version, or a draft while none is issued."""
+
+    file_format = selectors.FORMAT_JSON
+
+    def get(self, request, pk: int):
+        from requests_app.models import ErasureRequest
+
+        erasure_request = get_object_or_404(ErasureRequest, pk=pk)
+        report_file = selectors.report_file(erasure_request=erasure_request, file_format=self.file_format,
+                                            version=_version(request))
+        services.audit_report_download_record(
+            actor=request.user, erasure_request=erasure_request, report=report_file.report,
+            file_format=self.file_format, file_sha256=report_file.sha256, body_sha256=report_file.body_sha256,
+            via="api")
+        return report_download_response(report_file)
+
+
+@extend_schema(operation_id="report_json", parameters=[VERSION_PARAMETER],
+               responses={(200, "application/json"): OpenApiResponse(
+                   OpenApiTypes.OBJECT, description='{"body": …, "signature": …} in canonical JSON (docs/reports.md)')})
+class ReportJsonApi(ReportFileApi):
+    file_format = selectors.FORMAT_JSON
+
+
+@extend_schema(operation_id="report_pdf", parameters=[VERSION_PARAMETER],
+               responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)})
+class ReportPdfApi(ReportFileApi):
+    file_format = selectors.FORMAT_PDF
+
+
+class ReportVersionSerializer(serializers.Serializer):
+    report_id = serializers.CharField()
+    version = serializers.IntegerField()
+    issued_at = serializers.DateTimeField()
+    issued_by = serializers.CharField(source="issued_by.username", default=None)
+    reason = serializers.CharField()
+    request_status = serializers.CharField()
+    body_sha256 = serializers.CharField()
+    json_sha256 = serializers.CharField()
+    pdf_sha256 = serializers.CharField()
+    pdf_hmac = serializers.CharField()
+    key_id = serializers.CharField()
+    supersedes = serializers.IntegerField(source="supersedes.version", default=None)
+
+
+class ReportVersionsApi(ReportApiBase):
+    """The request's issued report versions, newest first, with their hashes and signatures."""
+
+    @extend_schema(operation_id="report_versions", responses=ReportVersionSerializer(many=True))
+    def get(self, request, pk: int):
+        from requests_app.models import ErasureRequest
+
+        erasure_request = get_object_or_404(ErasureRequest, pk=pk)
+        versions = selectors.audit_report_versions(erasure_request=erasure_request).select_related("supersedes")
+        return Response(ReportVersionSerializer(versions, many=True).data)
+
+
+class ReportIssueApi(ReportApiBase):
+    """Issue the next report version of a closed request (officers); a reissue needs a reason."""
+
+    permissions_any = (roles.MANAGE_REQUESTS,)
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, default="",
+                                       max_length=services.MAX_REASON_LENGTH)
+
+    @extend_schema(operation_id="report_issue", request=InputSerializer,
+                   responses={201: ReportVersionSerializer})
+    def post(self, request, pk: int):
+        from requests_app.models import ErasureRequest
+
+        erasure_request = get_object_or_404(ErasureRequest, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = services.audit_report_issue(erasure_request=erasure_request, actor=request.user,
+                                             reason=serializer.validated_data["reason"])
+        return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class ReportCompleteApi(ReportApiBase):
+    """Complete the request and issue its report in one transaction (officers).
+
+    Refused (409, nothing changed) while the workflow does not allow completion — for instance
+    until every job has finished and its verification is recorded — or if the report cannot
+    be assembled.
+    """
+
+    permissions_any = (roles.MANAGE_REQUESTS,)
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+    @extend_schema(operation_id="report_complete", request=InputSerializer,
+                   responses={201: ReportVersionSerializer})
+    def post(self, request, pk: int):
+        from requests_app.models import ErasureRequest
+
+        erasure_request = get_object_or_404(ErasureRequest, pk=pk)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = services.erasure_request_complete_and_issue_report(
+            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"])
+        return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
+
+
+class ReportVerifyApi(ReportApiBase):
+    """Check a report file: multipart field ``file``, or the raw file as the body with a Content-Disposition filename."""
+
+    parser_classes = [MultiPartParser, FileUploadParser]
+
+    class CheckSerializer(serializers.Serializer):
+        name = serializers.CharField()
+        ok = serializers.BooleanField()
+        detail = serializers.CharField()
+
+    class OutputSerializer(serializers.Serializer):
+        ok = serializers.BooleanField()
+        kind = serializers.CharField()
+        report_id = serializers.CharField(allow_null=True)
+        superseded_by = serializers.CharField(allow_null=True)
+        file_sha256 = serializers.CharField()
+        problem = serializers.CharField(source="first_problem")
+
+    @extend_schema(operation_id="report_verify",
+                   request={"multipart/form-data": {"type": "object", "properties": {
+                       "file": {"type": "string", "format": "binary"}}}},
+                   responses={200: OutputSerializer})
+    def post(self, request):
+        upload = request.FILES.get("file")
+        if upload is None:
+            return _error("Send the report file as the multipart field 'file'.", "file_missing",
+                          status.HTTP_400_BAD_REQUEST)
+        if upload.size > MAX_REPORT_BYTES:
+            return _error(f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; no report is.",
+                          "file_too_large", status.HTTP_400_BAD_REQUEST)
+        data = upload.read()
+        result = report_file_verify(data)
+        digest = sha256_hex(data)
+        services.report_verification_record(actor=request.user, result=result, file_sha256=digest, via="api")
+        body = {"ok": result.ok, "kind": result.kind, "report_id": result.report_id,
+                "superseded_by": result.superseded_by, "file_sha256": digest, "problem": result.first_problem,
+                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks]}
+        return Response(body)
+
+
+@extend_schema(operation_id="register_csv",
+               parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=False,
+                                            description="First day of receipt (YYYY-MM-DD), inclusive"),
+                           OpenApiParameter("to", OpenApiTypes.DATE, required=False,
+                                            description="Last day of receipt (YYYY-MM-DD), inclusive")],
+               responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
+class RegisterCsvApi(FileApiBase):
+    """GET the register of requests received in a period as CSV (Art. 5(2), Art. 30)."""
+
+    permissions_any = (roles.DOWNLOAD_REPORTS,)
+
+    def get(self, request):
+        period = register_period_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
+        rows = register_rows(period=period)
+        text = register_csv(rows)
+        services.register_download_record(
+            actor=request.user, period_from=period.start and period.start.isoformat(),
+            period_to=period.end and period.end.isoformat(), rows=len(rows),
+            file_sha256=sha256_hex(text.encode("utf-8")), via="api")
+        response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{period.filename()}"'
+        response["X-Lethe-Register-Rows"] = str(len(rows))
+        return response

@@ -1,0 +1,72 @@
+"""The key that signs audit reports, read from the environment by ``settings.py``.
+
+Kept free of Django imports at module level: settings import it before apps are ready.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+
+# Derivation label: changing it changes every derived key, so it is versioned, never edited.
+REPORT_SIGNING_KEY_DERIVATION_LABEL = b"lethe.report-signing-key.v1"
+MIN_SIGNING_KEY_BYTES = 16
+
+
+def report_signing_key(value: str | None, *, secret_key: str) -> bytes:
+    """Return the HMAC key for reports: ``LETHE_REPORT_SIGNING_KEY``, else one derived from the secret key.
+
+    Deriving keeps the secret key itself inside Django while the embedded default needs no
+    configuration. A production deployment sets the variable, so that rotating the secret key
+    does not leave every issued report unverifiable.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value:
+        key = value.encode("utf-8")
+        if len(key) < MIN_SIGNING_KEY_BYTES:
+            raise ImproperlyConfigured(
+                f"LETHE_REPORT_SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes long")
+        return key
+    return hmac.new(secret_key.encode("utf-8"), REPORT_SIGNING_KEY_DERIVATION_LABEL,
+                    hashlib.sha256).digest()
+
+
+def report_signing_key_id(value: str | None, *, key: bytes) -> str:
+    """Return the name written beside every report signature: ``value``, or a fingerprint of ``key``.
+
+    The fingerprint is a hash of the key, never the key, and changes by itself when the key does.
+    """
+    if value and value.strip():
+        return value.strip()
+    return "report-hmac:" + hashlib.sha256(b"lethe.report-key-id:" + key).hexdigest()[:12]
+
+
+def retired_signing_keys(value: str | None) -> dict[str, bytes]:
+    """Return ``{key_id: key}`` of keys that no longer sign but still verify older reports.
+
+    ``LETHE_REPORT_RETIRED_SIGNING_KEYS`` is a JSON object, ``{"<key id>": "<key>"}``: JSON
+    because a key may hold any character a simpler list format would use as a separator.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not value or not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(
+            f"LETHE_REPORT_RETIRED_SIGNING_KEYS is not JSON ({error.msg}); expected "
+            '{"<key id>": "<key>", ...}') from None
+    if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and k.strip() for k, v in parsed.items()):
+        raise ImproperlyConfigured(
+            'LETHE_REPORT_RETIRED_SIGNING_KEYS must be a JSON object of strings: {"<key id>": "<key>"}')
+    keys = {}
+    for key_id, key in parsed.items():
+        if len(key.encode("utf-8")) < MIN_SIGNING_KEY_BYTES:
+            raise ImproperlyConfigured(
+                f"LETHE_REPORT_RETIRED_SIGNING_KEYS: the key of {key_id!r} is shorter than "
+                f"{MIN_SIGNING_KEY_BYTES} bytes")
+        keys[key_id.strip()] = key.encode("utf-8")
+    return keys

@@ -1,0 +1,198 @@
+"""One function per section of an audit report, each returning plain JSON values.
+
+Sections held by this project's own tables (the request, its timeline, identity verification,
+the audit chain) are read here; sections owned by other apps come through
+``compliance.reports.providers``. No function returns a raw identifier of the person: the
+identity section holds keyed hashes, free-text notes are reported as given or not, and record
+ids arrive from the providers already hashed.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from compliance.reports import limits
+from compliance.reports.providers import report_section_provided, timestamp
+
+DEADLINE_MET = "met"
+DEADLINE_MISSED = "missed"
+DEADLINE_OPEN = "open"
+DEADLINE_OVERDUE = "overdue"
+JOB_SUCCEEDED = "succeeded"
+
+
+def deadline_outcome(erasure_request, *, now: datetime) -> str:
+    """Return "met" or "missed" for a closed request, "open" or "overdue" for an open one."""
+    if erasure_request.closed_at is not None and not erasure_request.is_open:
+        return DEADLINE_MET if erasure_request.closed_at <= erasure_request.due_at else DEADLINE_MISSED
+    return DEADLINE_OVERDUE if now > erasure_request.due_at else DEADLINE_OPEN
+
+
+def report_section_request(erasure_request) -> dict:
+    """Return what was asked, on what ground, over what scope, and how it ended."""
+    rejection = None
+    if erasure_request.rejection_ground:
+        rejection = {
+            "ground": erasure_request.rejection_ground,
+            "ground_label": erasure_request.get_rejection_ground_display(),
+            "explanation": erasure_request.rejection_explanation,
+        }
+    return {
+        "reference": erasure_request.reference,
+        "status": erasure_request.status,
+        "status_label": erasure_request.get_status_display(),
+        "channel": erasure_request.channel,
+        "channel_label": erasure_request.get_channel_display(),
+        "legal_ground": erasure_request.legal_ground,
+        "legal_ground_label": erasure_request.get_legal_ground_display(),
+        "received_at": timestamp(erasure_request.received_at),
+        "closed_at": timestamp(erasure_request.closed_at),
+        "scope": {"all": erasure_request.scope_all,
+                  "dataset_ids": list(erasure_request.scope_dataset_ids or []),
+                  "model_version_ids": list(erasure_request.scope_model_version_ids or [])},
+        "assigned_officer": erasure_request.assigned_officer.get_username()
+        if erasure_request.assigned_officer else None,
+        "duplicate_of": erasure_request.duplicate_of.reference if erasure_request.duplicate_of else None,
+        "rejection": rejection,
+        "withdrawn": erasure_request.status == "withdrawn",
+        "identifiers_purged_at": timestamp(erasure_request.identifiers_purged_at),
+    }
+
+
+def _request_events(erasure_request):
+    from compliance.models import AuditEvent
+
+    return AuditEvent.objects.filter(
+        object_type=erasure_request._meta.label_lower, object_id=str(erasure_request.pk)
+    ).order_by("sequence")
+
+
+def report_section_timeline(erasure_request, *, now: datetime) -> dict:
+    """Return the deadlines, whether they were met, and every audit event of the request.
+
+    Events are listed by action, time, actor and status change, with their chain hash; their
+    free-text notes stay in the audit log, because a note may describe the person.
+    """
+    extension = None
+    if erasure_request.extended_until:
+        extension = {"until": timestamp(erasure_request.extended_until),
+                     "reason": erasure_request.extension_reason,
+                     "notified_at": timestamp(erasure_request.extension_notified_at)}
+    end = erasure_request.closed_at if erasure_request.closed_at else now
+    events = [
+        {"sequence": event.sequence, "occurred_at": timestamp(event.occurred_at),
+         "actor": event.actor_label, "action": event.action,
+         "from_status": event.details.get("from_status") if isinstance(event.details, dict) else None,
+         "to_status": event.details.get("to_status") if isinstance(event.details, dict) else None,
+         "entry_hash": event.entry_hash}
+        for event in _request_events(erasure_request)
+    ]
+    return {
+        "received_at": timestamp(erasure_request.received_at),
+        "first_due_at": timestamp(erasure_request.first_due_at),
+        "due_at": timestamp(erasure_request.due_at),
+        "extension": extension,
+        "closed_at": timestamp(erasure_request.closed_at),
+        "deadline": deadline_outcome(erasure_request, now=now),
+        "days_taken": round((end - erasure_request.received_at).total_seconds() / 86400, 2),
+        "events": events,
+    }
+
+
+def report_section_identity(erasure_request) -> dict:
+    """Return how the person's identity was verified (Art. 12(6)) and their identifiers as keyed hashes.
+
+    Only the hashes of identifiers as given are listed; the variants matching added (initials,
+    nicknames) are counted. The officer's note is reported as present or not, never quoted.
+    """
+    hashes = list(erasure_request.identifier_hashes.order_by("entity_type", "digest")
+                  .values("entity_type", "digest", "key_id", "is_variant"))
+    counts: dict[str, int] = {}
+    for item in hashes:
+        if not item["is_variant"]:
+            counts[item["entity_type"]] = counts.get(item["entity_type"], 0) + 1
+    return {
+        "verified": erasure_request.identity_verified,
+        "method": erasure_request.identity_method or None,
+        "method_label": erasure_request.get_identity_method_display() if erasure_request.identity_method else None,
+        "verified_at": timestamp(erasure_request.identity_verified_at),
+        "verified_by": erasure_request.identity_verified_by.get_username()
+        if erasure_request.identity_verified_by else None,
+        "note_recorded": bool(erasure_request.identity_note),
+        "identifier_counts": counts,
+        "identifier_hashes": [
+            {"entity_type": item["entity_type"], "digest": item["digest"], "key_id": item["key_id"]}
+            for item in hashes if not item["is_variant"]
+        ],
+        "variant_hashes": sum(1 for item in hashes if item["is_variant"]),
+    }
+
+
+def report_section_records(erasure_request) -> dict:
+    """Return the search coverage, the candidates found and confirmed, and the records removed."""
+    return report_section_provided(section="records", erasure_request=erasure_request)
+
+
+def report_section_decisions(erasure_request) -> dict:
+    """Return the officer's decisions per model version: frameworks, methods, legal rationale."""
+    return report_section_provided(section="decisions", erasure_request=erasure_request)
+
+
+def report_section_jobs(erasure_request) -> dict:
+    """Return every job run for the request, with the frameworks and methods it applied."""
+    return report_section_provided(section="jobs", erasure_request=erasure_request)
+
+
+def report_section_verification(erasure_request) -> dict:
+    """Return the measured results, each with its threshold and pass or fail as decided."""
+    return report_section_provided(section="verification", erasure_request=erasure_request)
+
+
+def report_section_recipients(erasure_request) -> dict:
+    """Return the recipients told of the erasure (Art. 19): deployments and data-set copies."""
+    return report_section_provided(section="recipients", erasure_request=erasure_request)
+
+
+def frameworks_applied(jobs_section: dict) -> dict[str, set[str]]:
+    """Return framework → methods, over the jobs that succeeded (what was actually applied)."""
+    applied: dict[str, set[str]] = {}
+    for job in jobs_section.get("jobs", []):
+        if job.get("status") == JOB_SUCCEEDED and job.get("framework") in limits.FRAMEWORKS:
+            methods = applied.setdefault(job["framework"], set())
+            if job.get("method"):
+                methods.add(job["method"])
+    return applied
+
+
+def frameworks_decided(decisions_section: dict) -> list[str]:
+    decided = {framework for decision in decisions_section.get("decisions", [])
+               for framework in decision.get("frameworks", []) if framework in limits.FRAMEWORKS}
+    return [name for name in limits.FRAMEWORKS if name in decided]
+
+
+def report_section_limits(*, jobs_section: dict) -> list[dict]:
+    """Return the statements of limits that the frameworks applied call for."""
+    return limits.limits_statements(applied=frameworks_applied(jobs_section))
+
+
+def report_section_audit_chain(erasure_request) -> dict:
+    """Return the head of the audit log's hash chain now, and whether the whole chain verifies.
+
+    The head sealed into a report is the last event before the report's own "issued" event, so
+    anyone holding the log can check that the report was issued after everything it lists.
+    """
+    from compliance.audit import audit_chain_verify
+    from compliance.models import AuditEvent
+
+    result = audit_chain_verify()
+    head = AuditEvent.objects.order_by("-sequence").only("sequence", "entry_hash").first()
+    own = list(_request_events(erasure_request).only("sequence", "entry_hash"))
+    return {
+        "head_sequence": head.sequence if head else 0,
+        "head_hash": head.entry_hash if head else "0" * 64,
+        "verified": result.ok,
+        "events_checked": result.events_checked,
+        "first_bad_sequence": result.first_bad_sequence,
+        "problem": result.reason or None,
+        "request_events": len(own),
+        "request_last_hash": own[-1].entry_hash if own else None,
+    }

@@ -1,0 +1,409 @@
+"""Audit reports: schema, signatures, verify_report, versions, limits statements, no raw identifiers."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from datetime import timedelta
+
+import jsonschema
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+from pypdf import PdfReader
+
+from compliance.models import AuditEvent, AuditReport
+from compliance.reports import limits
+from compliance.reports.assembly import ReportContainsIdentifier
+from compliance.reports.providers import ReportProviderError, report_section_provider_register, \
+    report_section_provider_unregister
+from compliance.reports.schema import report_schema
+from compliance.reports.selectors import report_file
+from compliance.reports.services import (
+    ReportActionNotPermitted,
+    ReportIssueRefused,
+    audit_report_issue,
+    erasure_request_complete_and_issue_report,
+)
+from compliance.reports.verification import report_file_verify
+from requests_app import services as request_services
+from requests_app.models import ErasureRequest, RequestStatus
+from requests_app.services import TransitionNotAllowed
+from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
+    MARIA_RAW_FORMS,
+    fast_password_hashing,
+    providers,
+    request_verifying,
+)
+
+
+def _issued(officer, providers, **install):
+    providers(**install)
+    return erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+
+
+def _body(report) -> dict:
+    return json.loads(report.json_text)["body"]
+
+
+def _write(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    return "\n".join(page.extract_text() or "" for page in reader.pages)
+
+
+# --- issuing and the schema -------------------------------------------------------------------
+
+
+def test_completing_a_request_issues_a_report_that_validates_against_its_schema(officer, providers):
+    report = _issued(officer, providers)
+    envelope = json.loads(report.json_text)
+    jsonschema.Draft202012Validator(report_schema()).validate(envelope["body"])
+    body = envelope["body"]
+    assert ErasureRequest.objects.get(pk=report.erasure_request_id).status == RequestStatus.COMPLETED
+    assert body["report"] == {**body["report"], "id": report.report_id, "version": 1, "status": "issued",
+                              "issued_by": "officer", "supersedes": None, "raw_identifier_check": "passed"}
+    assert body["summary"]["frameworks_applied"] == ["deletion", "output_suppression"]
+    assert body["summary"]["deadline"] == "met"
+    assert (body["summary"]["verification_passed"], body["summary"]["verification_failed"]) == (2, 1)
+    assert body["summary"]["records_confirmed"] == 3 and body["summary"]["recipients_notified"] == 2
+    assert [e["action"] for e in body["timeline"]["events"]][-1] == "erasure_request.completed"
+    # The file is canonical JSON, its signature names the key and matches the stored row.
+    assert report.json_text == json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert envelope["signature"]["key_id"] == report.key_id
+    assert envelope["signature"]["sha256"] == report.body_sha256
+    issued = AuditEvent.objects.get(action="audit_report.issued")
+    assert issued.details["pdf_sha256"] == report.pdf_sha256 and issued.actor == officer
+
+
+def test_the_report_seals_the_audit_chain_head_from_just_before_its_issue(officer, providers):
+    report = _issued(officer, providers)
+    issued_event = AuditEvent.objects.get(action="audit_report.issued")
+    chain = _body(report)["audit_chain"]
+    before = AuditEvent.objects.get(sequence=issued_event.sequence - 1)
+    assert (chain["head_sequence"], chain["head_hash"], chain["verified"]) == (before.sequence, before.entry_hash, True)
+
+
+def test_a_failed_value_is_never_shown_as_its_threshold(officer, providers):
+    report = _issued(officer, providers)
+    text = _pdf_text(bytes(report.pdf_bytes))
+    assert "0.5600001" in text  # not "0.56", which would read as sitting on the boundary
+
+
+def test_sections_nobody_provides_read_none_recorded(officer):
+    report = erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    body = _body(report)
+    assert body["jobs"] == {"jobs": []} and body["records"]["confirmed_records"] == []
+    assert body["summary"]["limits"] == ["no_framework_applied", "downstream_use_outside_the_model"]
+    assert "None recorded." in _pdf_text(bytes(report.pdf_bytes))
+
+
+# --- limits ----------------------------------------------------------------------------------------
+
+
+LIMIT_CASES = [
+    ([], {"no_framework_applied", "downstream_use_outside_the_model"}),
+    ([("deletion", "retrain", "succeeded")],
+     {"deletion_covers_located_records", "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
+    ([("deletion", "sisa", "succeeded")],
+     {"deletion_covers_located_records", "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
+    ([("deletion", "gradient_ascent", "succeeded")],
+     {"approximate_unlearning_statistical", "deletion_covers_located_records",
+      "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
+    ([("deletion", "some_new_method", "succeeded")],
+     {"approximate_unlearning_statistical", "deletion_covers_located_records",
+      "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
+    ([("output_suppression", "output_filter", "succeeded")],
+     {"suppression_is_not_removal", "prompts_can_reintroduce_information", "downstream_use_outside_the_model"}),
+    ([("latent_suppression", "deduction_probe", "succeeded")],
+     {"suppression_is_not_removal", "prompts_can_reintroduce_information", "latent_probes_are_finite",
+      "downstream_use_outside_the_model"}),
+    ([("deletion", "npo", "failed"), ("output_suppression", "input_filter", "cancelled")],
+     {"no_framework_applied", "downstream_use_outside_the_model"}),
+]
+
+
+@pytest.mark.parametrize("jobs,codes", LIMIT_CASES, ids=[
+    "nothing", "retrain", "sisa", "gradient-ascent", "unknown-deletion-method", "output-suppression",
+    "latent-suppression", "failed-jobs-apply-nothing"])
+def test_limits_statements_match_the_frameworks_applied(jobs, codes):
+    applied: dict[str, set[str]] = {}
+    for framework, method, status in jobs:
+        if status == "succeeded":
+            applied.setdefault(framework, set()).add(method)
+    statements = limits.limits_statements(applied=applied)
+    assert {s["code"] for s in statements} == codes
+    assert statements[-1]["code"] == "downstream_use_outside_the_model"
+    mismatches = {s["code"]: s["mismatch"] for s in statements}
+    assert mismatches["downstream_use_outside_the_model"] == 4
+    assert mismatches.get("removal_does_not_guarantee_suppression", 2) == 2
+    assert mismatches.get("suppression_is_not_removal", 1) == 1
+    assert mismatches.get("prompts_can_reintroduce_information", 3) == 3
+
+
+def test_an_issued_report_states_the_limits_of_what_its_jobs_applied(officer, providers):
+    report = _issued(officer, providers, jobs=[("deletion", "npo", "succeeded"),
+                                               ("output_suppression", "output_filter", "succeeded")])
+    body = _body(report)
+    assert body["summary"]["limits"] == [
+        "approximate_unlearning_statistical", "deletion_covers_located_records",
+        "removal_does_not_guarantee_suppression", "suppression_is_not_removal",
+        "prompts_can_reintroduce_information", "downstream_use_outside_the_model"]
+    approximate = body["limits"][0]
+    assert "npo" in approximate["text"] and "statistical" in approximate["title"]
+    text = " ".join(_pdf_text(bytes(report.pdf_bytes)).split())
+    assert "the model's parameters still hold whatever it learnt" in text
+    assert "How outputs are used is outside the model" in text
+
+
+# --- no raw identifier ----------------------------------------------------------------------------
+
+
+def _pdftotext(data: bytes, tmp_path) -> str:
+    path = _write(tmp_path, "report.pdf", data)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_no_raw_identifier_appears_in_the_json_or_the_pdf(officer, providers, tmp_path):
+    report = _issued(officer, providers)
+    draft = report_file(erasure_request=request_verifying(officer), file_format="pdf")
+    texts = {
+        "json": report.json_text,
+        "pdf (pypdf)": _pdf_text(bytes(report.pdf_bytes)),
+        "pdf (pdftotext)": _pdftotext(bytes(report.pdf_bytes), tmp_path),
+        "draft pdf": _pdf_text(draft.data),
+    }
+    assert "Passport" not in report.json_text  # the identity note stays out
+    for where, text in texts.items():
+        folded = " ".join(text.split()).casefold()
+        for raw in MARIA_RAW_FORMS:
+            assert raw.casefold() not in folded, f"{raw!r} found in the {where}"
+    # What the report does hold instead: keyed hashes of the identifiers.
+    hashes = _body(report)["identity"]["identifier_hashes"]
+    assert {h["entity_type"] for h in hashes} == {"PERSON", "EMAIL", "PHONE", "ADDRESS", "ACCOUNT_ID"}
+
+
+def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_completion(officer, providers):
+    providers(extra={"recipients": {"recipients": [
+        {"kind": "other", "name": "told maria.garcia@example.net by mail", "notified_at": None}]}})
+    erasure_request = request_verifying(officer)
+    with pytest.raises(ReportContainsIdentifier) as refused:
+        erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
+    assert "recipients" in str(refused.value) and "example.net" not in str(refused.value)
+    erasure_request.refresh_from_db()
+    assert erasure_request.status == RequestStatus.VERIFYING
+    assert not AuditReport.objects.exists()
+
+
+def test_a_failing_provider_is_a_clear_refusal(officer):
+    def broken(erasure_request):
+        raise RuntimeError("database of jobs unreachable")
+
+    report_section_provider_register("jobs", broken)
+    try:
+        with pytest.raises(ReportProviderError, match="jobs section cannot be assembled: .*broken failed"):
+            erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    finally:
+        report_section_provider_unregister("jobs", broken)
+    assert not AuditReport.objects.exists()
+
+
+def test_a_provider_item_that_breaks_the_schema_is_refused(officer, providers):
+    providers(extra={"jobs": {"jobs": [{"job_id": "9", "framework": "wishful_thinking", "method": "x",
+                                        "status": "succeeded"}]}})
+    with pytest.raises(Exception, match="jobs/jobs/2/framework: fails enum"):
+        erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+
+
+# --- verify_report ---------------------------------------------------------------------------------
+
+
+def test_verify_report_accepts_both_issued_files(officer, providers, tmp_path, capsys):
+    report = _issued(officer, providers)
+    for name, data in (("r.json", report.json_text.encode()), ("r.pdf", bytes(report.pdf_bytes))):
+        call_command("verify_report", str(_write(tmp_path, name, data)))
+        out = capsys.readouterr().out
+        assert f"verifies: {report.report_id}" in out and "FAIL" not in out
+
+
+@pytest.mark.parametrize("position", [0.1, 0.5, 0.9, -1])
+def test_tampering_one_byte_of_the_json_fails_verify_report(officer, providers, tmp_path, position):
+    report = _issued(officer, providers)
+    data = bytearray(report.json_text.encode())
+    index = len(data) - 1 if position == -1 else int(len(data) * position)
+    # Change a character into another of the same kind, so the JSON stays well-formed where it can.
+    original = data[index]
+    data[index] = {ord("0"): ord("1")}.get(original, ord("0") if chr(original).isdigit() else original ^ 0x01)
+    assert bytes(data) != report.json_text.encode()
+    with pytest.raises(CommandError, match="does NOT verify"):
+        call_command("verify_report", str(_write(tmp_path, "r.json", bytes(data))))
+
+
+def test_changing_a_value_and_reformatting_the_json_are_both_caught(officer, providers, tmp_path):
+    report = _issued(officer, providers)
+    envelope = json.loads(report.json_text)
+    pretty = json.dumps(envelope, indent=2).encode()
+    result = report_file_verify(pretty)
+    assert not result.ok and [c.name for c in result.checks if not c.ok] == ["canonical", "file_sha256"]
+    envelope["body"]["summary"]["deadline"] = "met" if envelope["body"]["summary"]["deadline"] != "met" else "missed"
+    altered = json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    result = report_file_verify(altered)
+    assert {"body_sha256", "signature", "file_sha256"} <= {c.name for c in result.checks if not c.ok}
+
+
+@pytest.mark.parametrize("position", [0.3, 0.6, 0.95])
+def test_tampering_one_byte_of_the_pdf_fails_verify_report(officer, providers, tmp_path, position):
+    report = _issued(officer, providers)
+    data = bytearray(bytes(report.pdf_bytes))
+    data[int(len(data) * position)] ^= 0x20
+    with pytest.raises(CommandError, match="does NOT verify"):
+        call_command("verify_report", str(_write(tmp_path, "r.pdf", bytes(data))))
+
+
+@pytest.mark.parametrize("name", ["r.json", "r.pdf"])
+def test_a_truncated_report_fails_with_a_clear_message(officer, providers, tmp_path, name):
+    report = _issued(officer, providers)
+    data = report.json_text.encode() if name.endswith("json") else bytes(report.pdf_bytes)
+    with pytest.raises(CommandError, match="truncated"):
+        call_command("verify_report", str(_write(tmp_path, name, data[: len(data) * 2 // 3])))
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"", "empty"), (b"hello, regulator", "neither"), (b'{"body": 1}', "not a Lethe report"),
+    (b"%PDF-1.7\n%%EOF\n", "damaged")])
+def test_files_that_are_not_reports_are_refused_with_a_reason(db, tmp_path, content, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("verify_report", str(_write(tmp_path, "x.bin", content)))
+
+
+def test_verify_report_names_a_missing_file(db):
+    with pytest.raises(CommandError, match="is not a file"):
+        call_command("verify_report", "/nonexistent/report.json")
+
+
+def test_a_report_signed_under_a_retired_key_still_verifies_and_an_unknown_key_does_not(
+        officer, providers, settings):
+    report = _issued(officer, providers)
+    old_key, old_id = settings.LETHE_REPORT_SIGNING_KEY, settings.LETHE_REPORT_SIGNING_KEY_ID
+    settings.LETHE_REPORT_SIGNING_KEY, settings.LETHE_REPORT_SIGNING_KEY_ID = b"a-brand-new-key-0123456789", "new-key"
+    settings.LETHE_REPORT_RETIRED_SIGNING_KEYS = {}
+    unknown = report_file_verify(report.json_text.encode())
+    assert not unknown.ok and "does not hold" in unknown.first_problem
+    settings.LETHE_REPORT_RETIRED_SIGNING_KEYS = {old_id: old_key}
+    assert report_file_verify(report.json_text.encode()).ok
+    assert report_file_verify(bytes(report.pdf_bytes)).ok
+
+
+def test_a_json_signature_verifies_without_the_database_with_signature_only(officer, providers, tmp_path, capsys):
+    report = _issued(officer, providers)
+    call_command("verify_report", "--signature-only", str(_write(tmp_path, "r.json", report.json_text.encode())))
+    assert "stored_record" not in capsys.readouterr().out
+
+
+# --- versions and immutability ------------------------------------------------------------------
+
+
+def test_a_new_version_supersedes_the_old_one_and_keeps_it_as_issued(officer, providers, tmp_path):
+    first = _issued(officer, providers)
+    before = (first.json_text, bytes(first.pdf_bytes), first.json_sha256, first.pdf_sha256)
+    with pytest.raises(ReportIssueRefused, match="say why a new version"):
+        audit_report_issue(erasure_request=first.erasure_request, actor=officer)
+    second = audit_report_issue(erasure_request=first.erasure_request, actor=officer,
+                                reason="Recipient list corrected: the analytics copy was notified.")
+    first.refresh_from_db()
+    assert (first.json_text, bytes(first.pdf_bytes), first.json_sha256, first.pdf_sha256) == before
+    assert second.version == 2 and second.supersedes == first and first.superseded_by == second
+    assert _body(second)["report"]["supersedes"] == {"id": first.report_id, "version": 1,
+                                                     "body_sha256": first.body_sha256}
+    assert "Recipient list corrected" in _pdf_text(bytes(second.pdf_bytes))
+    old = report_file_verify(first.json_text.encode())
+    assert old.ok and old.superseded_by == second.report_id
+    assert AuditReport.objects.filter(erasure_request=first.erasure_request).count() == 2
+
+
+def test_an_issued_report_cannot_be_changed_or_deleted(officer, providers):
+    report = _issued(officer, providers)
+    report.reason = "rewritten"
+    with pytest.raises(PermissionError):
+        report.save()
+    with pytest.raises(PermissionError):
+        report.delete()
+    with pytest.raises(PermissionError):
+        AuditReport.objects.filter(pk=report.pk).update(reason="rewritten")
+    if connection.vendor == "postgresql":
+        with pytest.raises(DatabaseError, match="immutable"), transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE compliance_auditreport SET reason = 'x' WHERE id = %s", [report.pk])
+
+
+# --- drafts, refusals, deadlines ------------------------------------------------------------------
+
+
+def test_an_open_request_has_an_unsigned_draft_marked_as_such(officer, providers, tmp_path):
+    providers()
+    erasure_request = request_verifying(officer)
+    draft_json = report_file(erasure_request=erasure_request, file_format="json")
+    envelope = json.loads(draft_json.data)
+    assert envelope["signature"] is None and envelope["body"]["report"]["status"] == "draft"
+    assert envelope["body"]["report"]["id"] == f"{erasure_request.reference}-draft"
+    draft_pdf = report_file(erasure_request=erasure_request, file_format="pdf")
+    assert draft_pdf.is_draft and draft_pdf.filename.endswith("-draft.pdf")
+    assert "DRAFT" in _pdf_text(draft_pdf.data)
+    for data in (draft_json.data, draft_pdf.data):
+        result = report_file_verify(data)
+        assert not result.ok and "draft" in result.first_problem
+    assert not AuditReport.objects.exists()
+
+
+def test_a_report_is_not_issued_for_an_open_request(officer):
+    erasure_request = request_verifying(officer)
+    with pytest.raises(ReportIssueRefused, match="is verifying: a report is issued when the request is closed"):
+        audit_report_issue(erasure_request=erasure_request, actor=officer)
+
+
+def test_an_auditor_or_engineer_cannot_issue(officer, auditor, engineer):
+    erasure_request = request_verifying(officer)
+    for user in (auditor, engineer):
+        with pytest.raises(ReportActionNotPermitted):
+            audit_report_issue(erasure_request=erasure_request, actor=user)
+
+
+def test_completion_waits_for_a_registered_precondition_and_issues_nothing(officer):
+    def jobs_unfinished(erasure_request):
+        return f"{erasure_request.reference}: job 17 is still running; completion waits for it and its verification."
+
+    request_services.transition_precondition_register("complete", jobs_unfinished)
+    try:
+        erasure_request = request_verifying(officer)
+        with pytest.raises(TransitionNotAllowed, match="job 17 is still running"):
+            erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
+    finally:
+        request_services.transition_precondition_unregister("complete", jobs_unfinished)
+    erasure_request.refresh_from_db()
+    assert erasure_request.status == RequestStatus.VERIFYING and not AuditReport.objects.exists()
+
+
+def test_a_rejected_request_gets_a_report_of_its_rejection(officer):
+    erasure_request = request_services.erasure_request_create(
+        subject=request_verifying.__globals__["MARIA"], legal_ground="art17_1_b", actor=officer)
+    erasure_request = request_services.erasure_request_reject(
+        erasure_request=erasure_request, actor=officer, ground="art17_3_e",
+        explanation="The records are needed to defend a pending claim.")
+    body = _body(audit_report_issue(erasure_request=erasure_request, actor=officer))
+    assert body["request"]["rejection"]["ground"] == "art17_3_e"
+    assert body["summary"]["limits"] == ["no_framework_applied", "downstream_use_outside_the_model"]
+
+
+def test_a_request_closed_after_its_deadline_is_reported_as_missed(officer):
+    received = timezone.now() - timedelta(days=45)
+    erasure_request = request_verifying(officer, received_at=received)
+    body = _body(erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer))
+    assert body["summary"]["deadline"] == "missed" and body["timeline"]["days_taken"] >= 45
