@@ -62,6 +62,8 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 #: cannot be used as one by mistake.
 _SUBJECT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
+#: Name particles, never used alone beside a given name ("maria del" is nobody's name).
+_PARTICLES = frozenset("de del della der den van von da di du la le y bin ibn al el".split())
 _ADDRESS_SEGMENT = re.compile(r"[,;\n]+")
 #: Words that begin a unit, not a street: "Flat 3" is no street written number last.
 _UNIT_WORDS = frozenset(
@@ -105,19 +107,29 @@ def name_forms(name: str) -> set[str]:
         raise ValueError(
             "a one-word name would suppress everyone who shares it; give the full name"
         )
-    variants = set(name_variants(name))
     family = _family_tokens(name)
+    if not family or len(family) >= len(tokens) or tokens[-len(family):] != family:
+        family = tokens[-1:]
+    middles = tokens[1 : len(tokens) - len(family)]
+    variants = set(name_variants(name))
+    if len(family) > 1:
+        # name_variants reads a hyphenated family name ("Smith-Jones" → "smith jones") as a
+        # middle name plus a family name, and would suppress every "William Jones".
+        variants = {v for v in variants if _holds_in_order(v.split(), family)}
+    initials = [middle[0] for middle in middles]
     for given in nickname_equivalents(tokens[0]):
-        # A hyphenated family name folds to several tokens ("Smith-Jones" → "smith jones"),
-        # which name_variants reads as middle names; and a given name is often followed by the
-        # first of two family names only ("Lucas Barroso" for "Lucas Barroso Jara").
-        if len(family) > 1:
+        variants.update(
+            {" ".join([given, *family]), " ".join([given[0], *family]), " ".join([*family, given])}
+        )
+        if middles:
             variants.update(
-                {" ".join([given, *family]), " ".join([given[0], *family]), " ".join([*family, given])}
+                {" ".join([given, *middles, *family]), " ".join([given, *initials, *family]),
+                 " ".join([given[0], *initials, *family])}
             )
-        for token in tokens[1 : len(tokens) - max(len(family), 1)]:
-            if len(token) > 1:
-                variants.add(f"{given} {token}")
+        # "Lucas Barroso" for "Lucas Barroso Jara": the first of two family names.
+        variants.update(
+            f"{given} {middle}" for middle in middles if len(middle) > 1 and middle not in _PARTICLES
+        )
     forms: set[str] = set()
     for variant in variants:
         words = variant.split()
@@ -126,11 +138,18 @@ def name_forms(name: str) -> set[str]:
             # Sorting would make "lucas j" (Lucas J.) equal "j lucas" (J. Lucas, another
             # person): forms with an initial keep their order, plus family name first where
             # it is spelt out ("Jara, L.").
-            if len(words[-1]) > 1:
-                forms.add(" ".join([words[-1], *words[:-1]]))
+            split = len(words)
+            while split > 0 and len(words[split - 1]) > 1:
+                split -= 1
+            if split < len(words):
+                forms.add(" ".join(words[split:] + words[:split]))
         else:
             forms.add(" ".join(sorted(words)))
     return forms
+
+
+def _holds_in_order(words: list[str], part: list[str]) -> bool:
+    return any(words[i : i + len(part)] == part for i in range(len(words) - len(part) + 1))
 
 
 def _family_tokens(name: str) -> list[str]:
