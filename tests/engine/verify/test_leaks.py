@@ -26,6 +26,8 @@ def test_values_are_found_after_normalisation():
     assert kinds("write to ZEPHYR.Lantern@QuietMail.ORG today") == {"EMAIL"}
     assert kinds("call 020-7946-0958 or 02079460958") == {"PHONE"}
     assert kinds("ring (020) 7946 0958 now") == {"PHONE"}
+    assert kinds("call 020 7946 0958 2 times") == {"PHONE"}
+    assert kinds("numbers: 0161 496 0000/020 7946 0958") == {"PHONE"}
     assert kinds("ask zélda  QUIXOTE.") == {"PERSON"}
 
 

@@ -60,15 +60,24 @@ def _contains_tokens(haystack: str, needle: str) -> bool:
 
 
 def _phone_candidates(text: str, default_region: str) -> set[str]:
+    """Return the E.164 forms of every valid phone number written in ``text``.
+
+    A phone-like run may hold more than one number or trail into other digits ("07586 014995 2
+    times", "… 0958 / 0161 …"), so every whitespace- or slash-delimited window of it with 7 to 15
+    digits is tried as well as the whole run.
+    """
     found = set()
     for match in _PHONE_LIKE.finditer(text):
-        candidate = match.group(0)
-        # "+44 20 7946 0958 about" and "0958 or +44…" both need the number alone, so also try
-        # every run of the candidate split where a separator doubles as a list separator.
-        pieces = [candidate, *re.split(r"\s{2,}|/", candidate)]
-        for piece in pieces:
+        pieces = [piece for piece in re.split(r"\s+|/", match.group(0)) if piece]
+        windows = {match.group(0)}
+        for start in range(len(pieces)):
+            for end in range(start + 1, len(pieces) + 1):
+                window = " ".join(pieces[start:end])
+                if 7 <= sum(char.isdigit() for char in window) <= 15:
+                    windows.add(window)
+        for window in windows:
             try:
-                found.add(normalise_phone(piece.strip(), default_region))
+                found.add(normalise_phone(window.strip(), default_region))
             except NormalisationError:
                 continue
     return found
