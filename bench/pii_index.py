@@ -1,8 +1,9 @@
 """Benchmark Lethe's PII scan against a plain loop of Presidio's ``AnalyzerEngine.analyze``.
 
 Both sides use the same spaCy model and the same recognisers (``build_analyzer``) on the same
-synthetic customer-support records, in one process, one after the other; both sides' engines
-are loaded before timing starts. Recall is Lethe's findings against the plain loop's, compared
+synthetic customer-support records, in one process, interleaved slice by slice so that both
+see the same machine load; both sides' engines (and the pool's workers) are loaded before
+timing starts, as they are in a long-running worker. Recall is Lethe's findings against the plain loop's, compared
 as (record id, entity type, keyed hash of the normalised value), so a speed-up that lost a value
 would show. Prints records per second and the ratio, and writes ``bench/results/pii_index.json``.
 
@@ -107,38 +108,54 @@ def _spans(results: list[RecordFindings]) -> set[tuple[str, str, int, int]]:
     }
 
 
-def run(records: int, processes: int, seed: int) -> dict:
-    """Run both sides and return the figures."""
+def run(records: int, processes: int, seed: int, rounds: int = 5) -> dict:
+    """Run the sides interleaved in ``rounds`` slices and return the figures.
+
+    Interleaving gives each side the same share of whatever else the machine is doing: on a
+    shared 2-core machine the load changes from minute to minute.
+    """
+    load_before = os.getloadavg()[0]
     data = make_records(records, seed=seed)
     hasher = KeyedHasher(key=b"lethe-benchmark-key-not-secret!!", key_id="bench")
     settings = ScanSettings(analyzer=AnalyzerSettings())
 
     plain_analyzer = build_analyzer(settings.analyzer)
     plain_analyzer.analyze(data[0].text, language="en")
-    start = time.perf_counter()
-    plain_results = []
-    for record in data:
-        results = plain_analyzer.analyze(record.text, language="en")
-        findings, dropped = findings_from_results(
-            record.text, results, hasher=hasher, default_region=settings.default_region,
-            phone_regions=settings.analyzer.phone_regions,
-        )
-        plain_results.append(RecordFindings(record.record_id, record.line_no, findings, dropped))
-    plain_seconds = time.perf_counter() - start
-
     engine = get_scan_engine(settings)
     engine.scan(data[:8], hasher=hasher)
-    start = time.perf_counter()
-    single_results = engine.scan(data, hasher=hasher)
-    single_seconds = time.perf_counter() - start
 
+    def plain_scan(batch: list[SourceRecord]) -> list[RecordFindings]:
+        out = []
+        for record in batch:
+            results = plain_analyzer.analyze(record.text, language="en")
+            findings, dropped = findings_from_results(
+                record.text, results, hasher=hasher, default_region=settings.default_region,
+                phone_regions=settings.analyzer.phone_regions,
+            )
+            out.append(RecordFindings(record.record_id, record.line_no, findings, dropped))
+        return out
+
+    size = -(-records // rounds)
+    slices = [data[i : i + size] for i in range(0, records, size)]
+    plain_results: list[RecordFindings] = []
+    single_results: list[RecordFindings] = []
+    parallel_results: list[RecordFindings] = []
+    plain_seconds = single_seconds = parallel_seconds = 0.0
     pool_start = time.perf_counter()
     with ScanPool(hasher=hasher, settings=settings, processes=processes) as pool:
         pool.wait_ready()
         pool_ready_seconds = time.perf_counter() - pool_start
-        start = time.perf_counter()
-        parallel_results = pool.scan(data, chunk_size=max(1, min(500, records // (processes * 2) or 1)))
-        parallel_seconds = time.perf_counter() - start
+        chunk_size = max(1, -(-size // processes))
+        for batch in slices:
+            start = time.perf_counter()
+            plain_results += plain_scan(batch)
+            plain_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            single_results += engine.scan(batch, hasher=hasher)
+            single_seconds += time.perf_counter() - start
+            start = time.perf_counter()
+            parallel_results += pool.scan(batch, chunk_size=chunk_size)
+            parallel_seconds += time.perf_counter() - start
 
     plain_keys = _keys(plain_results)
     plain_rate = records / plain_seconds
@@ -165,9 +182,11 @@ def run(records: int, processes: int, seed: int) -> dict:
         "records": records,
         "processes": processes,
         "seed": seed,
+        "rounds": rounds,
         "mean_chars": round(sum(len(r.text) for r in data) / records, 1),
         "cpu_count": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "plain_loop": {
             "seconds": round(plain_seconds, 3),
@@ -187,14 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per side")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if args.records < 1 or args.processes < 1:
-        parser.error("--records and --processes must be at least 1")
-    figures = run(args.records, args.processes, args.seed)
+    if args.records < 1 or args.processes < 1 or args.rounds < 1:
+        parser.error("--records, --processes and --rounds must be at least 1")
+    figures = run(args.records, args.processes, args.seed, min(args.rounds, args.records))
     plain = figures["plain_loop"]
     print(f"records: {figures['records']} (mean {figures['mean_chars']} chars), "
-          f"cpus: {figures['cpu_count']}, load average: {figures['load_average_1m']}")
+          f"cpus: {figures['cpu_count']}, load average before/after: "
+          f"{figures['load_average_1m_before']}/{figures['load_average_1m_after']}")
     print(f"plain AnalyzerEngine.analyze loop: {plain['records_per_s']:8.1f} records/s "
           f"({plain['findings']} findings)")
     for label, key in (("Lethe scan, 1 process", "lethe_single_process"),
