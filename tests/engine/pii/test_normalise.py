@@ -161,6 +161,7 @@ def test_date_order_follows_day_first():
 
 def test_locations_fold_like_names():
     assert normalise_location("São Paulo") == "sao paulo"
+    assert normalise_location("the United States") == "united states"
 
 
 def test_normalise_value_dispatches_by_entity_type():

@@ -321,8 +321,11 @@ def normalise_date_of_birth(value: str, *, day_first: bool = True) -> str:
 
 
 def normalise_location(value: str) -> str:
-    """Return a place name (city, region) case-, accent- and punctuation-folded."""
-    folded = _fold(_require_text(value, "location"))
+    """Return a place name (city, region) case-, accent- and punctuation-folded.
+
+    A leading article is dropped: spaCy tags "the United States" and "United States" alike.
+    """
+    folded = _fold(_require_text(value, "location")).removeprefix("the ").strip()
     if not folded:
         raise NormalisationError("location has no letters or digits")
     return folded
