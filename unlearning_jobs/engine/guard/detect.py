@@ -41,6 +41,7 @@ from .digest import KeyedDigest
 __all__ = [
     "Detection",
     "Detector",
+    "PreparedText",
     "MAX_NAME_TOKENS",
     "MAX_ADDRESS_TOKENS",
     "STOPWORDS",
@@ -91,6 +92,8 @@ _ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
 _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
 _SPACE = re.compile(r"[ \t]{1,2}")
 _DIGIT = re.compile(r"\d")
+_YEAR = re.compile(r"\d{4}")
+_WORD_KINDS = frozenset({EntityType.PERSON, EntityType.ADDRESS, EntityType.ACCOUNT_ID, EntityType.LOCATION})
 _HOUSE_NUMBER = re.compile(r"\d{1,5}[a-z]?")
 #: A house number as written in text: no leading zero, which phone and account digits have.
 _TEXT_HOUSE_NUMBER = re.compile(r"[1-9]\d{0,4}[A-Za-z]?")
@@ -220,7 +223,7 @@ class _Words:
     __slots__ = ("tokens", "count", "gaps", "kinds", "has_digit")
 
     def __init__(self, text: str) -> None:
-        self.tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        self.tokens = [(*m.span(), m.group()) for m in _TOKEN.finditer(text)]
         self.count = count = len(self.tokens)
         tokens = self.tokens
         self.gaps = [text[tokens[i][1] : tokens[i + 1][0]] for i in range(count - 1)]
@@ -229,6 +232,22 @@ class _Words:
         ] + [(False, False, False, False)]
         self.gaps.append("")
         self.has_digit = [_DIGIT.search(token) is not None for _, _, token in tokens]
+
+
+class PreparedText:
+    """A text whose words are split on first use and kept for the next search of it."""
+
+    __slots__ = ("text", "_words")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._words: _Words | None = None
+
+    @property
+    def words(self) -> _Words:
+        if self._words is None:
+            self._words = _Words(self.text)
+        return self._words
 
 
 class Detector:
@@ -252,22 +271,38 @@ class Detector:
         self._day_first = self.phone_regions[0] != "US"
         self._hash = {kind: digest.for_type(kind) for kind in EntityType}
 
-    def find(self, text: str, table: Container[str]) -> list[Detection]:
-        """Return every span of ``text`` whose hash is in ``table``, sorted by position."""
+    def prepare(self, text: str) -> "PreparedText":
+        """Return ``text`` with its words split once, for several ``find`` calls on it."""
         if not isinstance(text, str):
             raise ValueError(f"text must be a string, got {type(text).__name__}")
+        return PreparedText(text)
+
+    def find(
+        self,
+        text: "str | PreparedText",
+        table: Container[str],
+        *,
+        kinds: frozenset[EntityType] | None = None,
+    ) -> list[Detection]:
+        """Return every span of ``text`` whose hash is in ``table``, sorted by position.
+
+        ``kinds`` narrows the search to some of the detector's entity types (the guard looks
+        for quasi-identifiers only once a subject is present).
+        """
+        prepared = text if isinstance(text, PreparedText) else self.prepare(text)
+        raw = prepared.text
+        kinds = self.entity_types if kinds is None else self.entity_types & kinds
         hits: list[Detection] = []
-        kinds = self.entity_types
         if EntityType.EMAIL in kinds:
-            hits.extend(self._emails(text, table))
+            hits.extend(self._emails(raw, table))
         if EntityType.PHONE in kinds:
-            hits.extend(self._phones(text, table))
-        if EntityType.DATE_OF_BIRTH in kinds:
-            hits.extend(self._dates(text, table))
-        if kinds & {EntityType.PERSON, EntityType.ADDRESS, EntityType.ACCOUNT_ID, EntityType.LOCATION}:
-            words = _Words(text)
+            hits.extend(self._phones(raw, table))
+        if EntityType.DATE_OF_BIRTH in kinds and _YEAR.search(raw):
+            hits.extend(self._dates(raw, table))
+        if kinds & _WORD_KINDS:
+            words = prepared.words
             if EntityType.PERSON in kinds or EntityType.LOCATION in kinds:
-                hits.extend(self._names(words, table))
+                hits.extend(self._names(words, table, kinds))
             if EntityType.ADDRESS in kinds:
                 hits.extend(self._addresses(words, table))
             if EntityType.ACCOUNT_ID in kinds:
@@ -348,9 +383,9 @@ class Detector:
 
     # --- word windows --------------------------------------------------------------------
 
-    def _names(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
-        person = self._hash[EntityType.PERSON] if EntityType.PERSON in self.entity_types else None
-        location = self._hash[EntityType.LOCATION] if EntityType.LOCATION in self.entity_types else None
+    def _names(self, words: _Words, table: Container[str], kinds: frozenset[EntityType]) -> Iterator[Detection]:
+        person = self._hash[EntityType.PERSON] if EntityType.PERSON in kinds else None
+        location = self._hash[EntityType.LOCATION] if EntityType.LOCATION in kinds else None
         tokens, count, kinds = words.tokens, words.count, words.kinds
         folded = [_fold_name_token(token) for _, _, token in tokens]
         usable = [word.isalpha() and word not in STOPWORDS for word in folded]

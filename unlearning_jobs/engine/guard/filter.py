@@ -36,6 +36,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ACTIONS = ("allow", "redact", "refuse")
+_DIRECT = frozenset(EntityType) - QUASI_IDENTIFIERS
 _SEVERITY = {action: rank for rank, action in enumerate(ACTIONS)}
 
 
@@ -141,6 +142,7 @@ class Guard:
         self.policy = policy or rule_set.policy
         if not isinstance(self.policy, GuardPolicy):
             raise ValueError(f"policy must be a GuardPolicy, got {type(self.policy).__name__}")
+        self._quasi = self.policy.entity_types & QUASI_IDENTIFIERS
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
@@ -163,19 +165,24 @@ class Guard:
         A quasi-identifier (city, date of birth) matches when the same subject is matched by a
         name or direct identifier in ``text`` or in ``context`` (the prompt of a response).
         """
-        detections = self._detector.find(text, self._table)
-        if not detections:
-            return ()
-        direct: list[tuple[Detection, tuple[str, ...]]] = []
-        quasi: list[tuple[Detection, tuple[str, ...]]] = []
-        for detection in detections:
-            refs = self._table[detection.value_hash]
-            (quasi if detection.entity_type in QUASI_IDENTIFIERS else direct).append((detection, refs))
+        prepared = self._detector.prepare(text)
+        direct = [(d, self._table[d.value_hash]) for d in self._detector.find(prepared, self._table, kinds=_DIRECT)]
         present = {ref for _, refs in direct for ref in refs}
-        if quasi and context:
-            missing = {ref for _, refs in quasi for ref in refs} - present
-            if missing:
-                present |= {m.subject_ref for m in self.find(context) if m.subject_ref in missing}
+        quasi: list[tuple[Detection, tuple[str, ...]]] = []
+        if self._quasi:
+            # A city or birth date matters only beside its subject: look for them only once a
+            # subject is named here or in the prompt, which spares most texts the search.
+            if context:
+                present |= {
+                    ref
+                    for d in self._detector.find(context, self._table, kinds=_DIRECT)
+                    for ref in self._table[d.value_hash]
+                }
+            if present:
+                quasi = [
+                    (d, self._table[d.value_hash])
+                    for d in self._detector.find(prepared, self._table, kinds=self._quasi)
+                ]
         matches = [
             GuardMatch(d.entity_type.value, (d.start, d.end), ref) for d, refs in direct for ref in refs
         ]
