@@ -187,3 +187,15 @@ LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1
 LETHE_INDEX_CHUNK_SIZE = int(os.environ.get("LETHE_INDEX_CHUNK_SIZE", "500"))
 LETHE_INDEX_STALE_SECONDS = float(os.environ.get("LETHE_INDEX_STALE_SECONDS", "900"))
 LETHE_INDEX_MAX_ATTEMPTS = int(os.environ.get("LETHE_INDEX_MAX_ATTEMPTS", "3"))
+
+# Unlearning jobs (docs/jobs.md, docs/operations.md). A running job checkpoints every
+# LETHE_JOB_CHECKPOINT_EVERY optimiser steps and writes its progress (and reads a cancel) every
+# LETHE_JOB_PROGRESS_SECONDS; its log keeps the newest LETHE_JOB_LOG_MAX_CHARS characters. A job is
+# given up after LETHE_JOB_MAX_ATTEMPTS attempts lost to transient errors or dead workers.
+# LETHE_JOB_DEVICE pins a worker's model work to one torch device ("cpu", "cuda:1"); empty: CUDA
+# when present (bf16 where supported), else the CPU.
+LETHE_JOB_CHECKPOINT_EVERY = int(os.environ.get("LETHE_JOB_CHECKPOINT_EVERY", "50"))
+LETHE_JOB_PROGRESS_SECONDS = float(os.environ.get("LETHE_JOB_PROGRESS_SECONDS", "1"))
+LETHE_JOB_LOG_MAX_CHARS = int(os.environ.get("LETHE_JOB_LOG_MAX_CHARS", "200000"))
+LETHE_JOB_MAX_ATTEMPTS = int(os.environ.get("LETHE_JOB_MAX_ATTEMPTS", "5"))
+LETHE_JOB_DEVICE = os.environ.get("LETHE_JOB_DEVICE", "").strip()

@@ -14,9 +14,29 @@ from unlearning_jobs.models.datasets import (
     SearchCoverage,
     SearchCoverageStatus,
 )
+from unlearning_jobs.models.jobs import (
+    ACTIVE_JOB_STATUSES,
+    FINISHED_JOB_STATUSES,
+    ErasureDecision,
+    Framework,
+    JobKind,
+    JobStatus,
+    ModelKind,
+    ModelVersion,
+    UnlearningJob,
+)
 from unlearning_jobs.models.workers import QueueProbe, WorkerHeartbeat
 
 __all__ = [
+    "ACTIVE_JOB_STATUSES",
+    "FINISHED_JOB_STATUSES",
+    "ErasureDecision",
+    "Framework",
+    "JobKind",
+    "JobStatus",
+    "ModelKind",
+    "ModelVersion",
+    "UnlearningJob",
     "CandidateStatus",
     "Dataset",
     "DatasetRecord",
