@@ -60,6 +60,8 @@ def verification_chart_svg(results: list[dict]) -> str | None:
         if isinstance(value, (int, float)):
             colour = PASS_COLOUR if row.get("passed") is True else FAIL_COLOUR
             axis.barh(index, scaled(value) - zero, left=zero, height=0.55, color=colour)
+            # A value of zero has no bar; the dot still shows where it lies.
+            axis.plot([scaled(value)], [index], marker="o", markersize=4.5, color=colour)
         else:
             axis.barh(index, 1.0, left=0.0, height=0.55, color="none", edgecolor=MISSING_COLOUR,
                       hatch="///", linewidth=0.6)

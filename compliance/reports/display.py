@@ -100,6 +100,8 @@ def report_display_context(*, body: dict, signature: dict | None, with_chart: bo
         "verification_chart": ("data:image/svg+xml;base64," + base64.b64encode(chart.encode("utf-8")).decode("ascii"))
         if chart else None,
         "figures": _figures(body["verification"]["figures"]),
+        "search_coverage": [{**row, "searched_text": _when(row.get("searched_at"))}
+                            for row in body["records"]["search_coverage"]],
         "recipients": [{**item, "notified_text": _when(item.get("notified_at"))}
                        for item in body["recipients"]["recipients"]],
         "none_recorded": NONE_RECORDED,

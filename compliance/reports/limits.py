@@ -56,13 +56,13 @@ APPROXIMATE_UNLEARNING = LimitStatement(
     "approximate_unlearning_statistical", "Approximate unlearning gives a statistical guarantee only",
     "The model's parameters were changed by approximate unlearning ({methods}) rather than by "
     "retraining without the records. Its effect is measured, not proven: the verification results "
-    "below show how closely the model resembles one that never saw the records, on the tests that "
+    "in this report show how closely the model resembles one that never saw the records, on the tests that "
     "were run. Information the tests did not probe may remain in the parameters.")
 LOCATING_COVERAGE = LimitStatement(
     "deletion_covers_located_records", "Deletion covers the records that were found",
     "Deletion removed the records that Lethe's search located and the officer confirmed. Copies "
     "the search did not recognise (a paraphrase, a misspelt name, a data set outside the scope) "
-    "were not removed; the search coverage above says what was searched.")
+    "were not removed; the search coverage in this report says what was searched.")
 REMOVAL_NOT_SUPPRESSION = LimitStatement(
     "removal_does_not_guarantee_suppression",
     "Removing records does not guarantee the model cannot produce similar output",
