@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
 import sys
 import time
@@ -291,16 +292,24 @@ def main() -> None:
     for size in sizes:
         results[str(size)]["response_latency"] = timing[size]
 
+    # The same sample under name_match="corroborated": what sparing namesakes costs in blocking.
+    corroborated_policy = GuardPolicy(mode=args.mode, name_match="corroborated")
+    corroborated = measure_guard(
+        Guard(RuleSet(key_id=KEY_ID, version=1, rules=sample_rules, policy=corroborated_policy), HASHER),
+        probes,
+        benign,
+    )
     namesakes = None
     if args.namesakes:
-        named = namesake_rules(count=args.namesakes, hasher=HASHER, seed=6)
-        guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=[r for s in named for r in s], policy=policy), HASHER)
-        acted = acted_rate(guard, corpus)
-        namesakes = {
-            "subjects": args.namesakes,
-            "corpus_false_positive_rate": acted[0] / acted[1],
-            "benign_false_positive_rate": benign_acted_rate(guard, benign),
-        }
+        named = [rule for subject in namesake_rules(count=args.namesakes, hasher=HASHER, seed=6) for rule in subject]
+        namesakes = {"subjects": args.namesakes}
+        for name_match, chosen in (("any", policy), ("corroborated", corroborated_policy)):
+            guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=named, policy=chosen), HASHER)
+            acted = acted_rate(guard, corpus)
+            namesakes[name_match] = {
+                "corpus_false_positive_rate": acted[0] / acted[1],
+                "benign_false_positive_rate": benign_acted_rate(guard, benign),
+            }
 
     baseline = presidio_baseline(pairs, 50) if args.presidio else None
     load_after = os.getloadavg()
@@ -318,7 +327,13 @@ def main() -> None:
                      "simulated_model": "leaks every value asked for (worst case)"},
         "rules": {"subjects": sizes[-1], "rules": rule_count, "seconds": round(rules_seconds, 1)},
         "results": results,
+        "corroborated_names": {
+            "block_rate": corroborated.block_rate,
+            "block_rate_by_kind": {k: round(v["block_rate"], 4) for k, v in corroborated.by_kind.items()},
+            "benign_false_positive_rate": corroborated.false_positive_rate,
+        },
         "namesakes": namesakes,
+        "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "presidio_analyzer_here": baseline,
         "llm_guard_published_ms": {"value": LLM_GUARD_PUBLISHED_MS,
                                    "what": "LLM Guard Presidio-based output scanner, CPU, 30-token input (published)"},
@@ -341,13 +356,17 @@ def main() -> None:
               f"{row['benign_false_positive_rate']:>9.2%} {row['corpus_false_positive_rate']:>9.2%} {tofu:>8} "
               f"{lat['wall_ms_p50']:>7.2f}ms {lat['wall_ms_p95']:>7.2f}ms {lat['cpu_ms_p50']:>6.2f}ms {lat['cpu_ms_p95']:>6.2f}ms")
     print("block rate by kind:", results[str(sizes[0])]["block_rate_by_kind"])
+    print(f"name_match=corroborated ({args.sample} subjects): block {corroborated.block_rate:.2%}, by kind "
+          f"{report['corroborated_names']['block_rate_by_kind']}")
     if namesakes:
-        print(f"namesakes: {namesakes['subjects']:,} Faker-named subjects -> FP corpus "
-              f"{namesakes['corpus_false_positive_rate']:.2%}, FP benign probes {namesakes['benign_false_positive_rate']:.2%}")
+        for name_match in ("any", "corroborated"):
+            row = namesakes[name_match]
+            print(f"namesakes: {namesakes['subjects']:,} Faker-named subjects, name_match={name_match}: FP corpus "
+                  f"{row['corpus_false_positive_rate']:.2%}, FP benign probes {row['benign_false_positive_rate']:.2%}")
     if baseline:
         print(f"Presidio analyzer here: p50 {baseline['wall_ms_p50']} ms, p95 {baseline['wall_ms_p95']} ms per response")
     print(f"LLM Guard (published): ~{LLM_GUARD_PUBLISHED_MS:.0f} ms for a 30-token input on CPU")
-    print(f"load average {load_before[0]:.2f} -> {load_after[0]:.2f}; total {report['total_seconds']} s; wrote {args.out}")
+    print(f"max RSS {report['max_rss_mb']} MB; load average {load_before[0]:.2f} -> {load_after[0]:.2f}; total {report['total_seconds']} s; wrote {args.out}")
 
 
 if __name__ == "__main__":

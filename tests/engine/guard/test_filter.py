@@ -140,3 +140,13 @@ def test_the_guard_engine_imports_without_django():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_corroborated_names_spare_namesakes_but_let_name_only_questions_through(rule_set, hasher):
+    strict = Guard(rule_set, hasher, GuardPolicy(name_match="corroborated"))
+    assert strict.check_output("Bill Smith-Jones won the village quiz.").action == "allow"
+    assert strict.check_input("Which city does Bill Smith-Jones live in?").action == "allow"
+    decision = strict.check_output("Bill Smith-Jones, ACC-123456, lives in London.")
+    assert {m.entity_type for m in decision.matches} == {"PERSON", "ACCOUNT_ID", "LOCATION"}
+    answer = strict.check_output("It is Bill Smith-Jones.", prompt="Who holds account ACC 123456?")
+    assert [m.entity_type for m in answer.matches] == ["PERSON"]

@@ -143,6 +143,7 @@ class Guard:
         if not isinstance(self.policy, GuardPolicy):
             raise ValueError(f"policy must be a GuardPolicy, got {type(self.policy).__name__}")
         self._quasi = self.policy.entity_types & QUASI_IDENTIFIERS
+        self._corroborate = self.policy.name_match == "corroborated"
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
@@ -167,17 +168,31 @@ class Guard:
         """
         prepared = self._detector.prepare(text)
         direct = [(d, self._table[d.value_hash]) for d in self._detector.find(prepared, self._table, kinds=_DIRECT)]
+        context_direct: list[tuple[Detection, tuple[str, ...]]] = []
+        if context and (self._quasi or self._corroborate):
+            context_direct = [
+                (d, self._table[d.value_hash])
+                for d in self._detector.find(context, self._table, kinds=_DIRECT)
+            ]
+        if self._corroborate:
+            # A name counts only beside another identifier of the same subject.
+            identified = {
+                ref
+                for d, refs in direct + context_direct
+                if d.entity_type is not EntityType.PERSON
+                for ref in refs
+            }
+            direct = [
+                (d, tuple(ref for ref in refs if ref in identified)) if d.entity_type is EntityType.PERSON else (d, refs)
+                for d, refs in direct
+            ]
+            context_direct = [(d, refs) for d, refs in context_direct if d.entity_type is not EntityType.PERSON]
         present = {ref for _, refs in direct for ref in refs}
         quasi: list[tuple[Detection, tuple[str, ...]]] = []
         if self._quasi:
             # A city or birth date matters only beside its subject: look for them only once a
             # subject is named here or in the prompt, which spares most texts the search.
-            if context:
-                present |= {
-                    ref
-                    for d in self._detector.find(context, self._table, kinds=_DIRECT)
-                    for ref in self._table[d.value_hash]
-                }
+            present |= {ref for _, refs in context_direct for ref in refs}
             if present:
                 quasi = [
                     (d, self._table[d.value_hash])

@@ -15,6 +15,7 @@ from ..pii.entities import QUASI_IDENTIFIERS, EntityType
 __all__ = [
     "GuardPolicy",
     "MODES",
+    "NAME_MATCHES",
     "DEFAULT_ENTITY_TYPES",
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_REFUSAL_MESSAGE",
@@ -22,6 +23,8 @@ __all__ = [
 
 #: What the guard does with a text that matches a rule.
 MODES = ("redact", "refuse")
+#: When a name alone is enough: always, or only beside another identifier of the same subject.
+NAME_MATCHES = ("any", "corroborated")
 
 #: Every type: names and direct identifiers always, and the quasi-identifiers (city, date of
 #: birth) beside them, which is what latent probes ask for.
@@ -57,6 +60,10 @@ class GuardPolicy:
     where the same subject is also matched by a name or direct identifier in the text or its
     prompt, because a city or a birth date alone is shared by many people.
     ``phone_regions`` reads numbers written without a country code, in order.
+    ``name_match="corroborated"`` acts on a name only where an e-mail, phone, address or account
+    id of the same subject is in the text or its prompt: fewer namesakes of erased people are
+    redacted, but a question that only names the subject ("Which city does <name> live in?")
+    is let through. The default ``"any"`` blocks it.
     """
 
     mode: str = "redact"
@@ -65,10 +72,13 @@ class GuardPolicy:
     redaction_token: str = "[REDACTED]"
     refusal_message: str = DEFAULT_REFUSAL_MESSAGE
     phone_regions: tuple[str, ...] = field(default=("GB", "US"))
+    name_match: str = "any"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"guard mode must be one of {MODES}, got {self.mode!r}")
+        if self.name_match not in NAME_MATCHES:
+            raise ValueError(f"name_match must be one of {NAME_MATCHES}, got {self.name_match!r}")
         if isinstance(self.entity_types, (str, EntityType)):
             raise ValueError("entity_types must be a collection of entity types, not one string")
         kinds = _entity_types(self.entity_types)
@@ -101,6 +111,7 @@ class GuardPolicy:
             "redaction_token": self.redaction_token,
             "refusal_message": self.refusal_message,
             "phone_regions": list(self.phone_regions),
+            "name_match": self.name_match,
         }
 
     @classmethod
@@ -109,7 +120,7 @@ class GuardPolicy:
         if not isinstance(data, Mapping):
             raise ValueError(f"policy must be a JSON object, got {type(data).__name__}")
         known = {"mode", "entity_types", "system_prompt", "redaction_token", "refusal_message",
-                 "phone_regions"}
+                 "phone_regions", "name_match"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"policy has unknown keys {sorted(unknown)}; known: {sorted(known)}")
