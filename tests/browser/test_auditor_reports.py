@@ -40,11 +40,12 @@ def test_auditor_downloads_the_pdf_report_and_verifies_it(page, role_users, prov
     page.wait_for_url("**/report/**")
     assert "What this erasure does not guarantee" in page.locator("#summary").inner_text()
     assert page.locator("#officer-actions").count() == 0  # read-only for the auditor
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "auditor_report_html.png"), full_page=True)
     with page.expect_download() as download_info:
         page.click("#download-pdf")
     download = download_info.value
     assert download.suggested_filename == f"{report.report_id}.pdf"
-    ARTIFACTS.mkdir(exist_ok=True)
     pdf_path = ARTIFACTS / "auditor_report.pdf"
     download.save_as(pdf_path)
     assert pdf_path.read_bytes() == bytes(report.pdf_bytes)
@@ -58,7 +59,7 @@ def test_auditor_downloads_the_pdf_report_and_verifies_it(page, role_users, prov
     assert (ARTIFACTS / "auditor_report_page1.png").stat().st_size > 10_000
 
     # The same file, uploaded on the verify page, verifies; a truncated copy does not.
-    page.click("#audit-nav a:has-text('Verify a report')")
+    page.click("nav a:has-text('Verify a report')")
     page.set_input_files("input[type=file]", str(pdf_path))
     page.click("#verify-form button[type=submit]")
     page.wait_for_load_state("networkidle")
