@@ -123,3 +123,11 @@ def test_repeated_texts_get_the_same_findings_under_their_own_ids(scan_engine, h
     first, second = scan_records(records, hasher=hasher, engine=scan_engine)
     assert (first.record_id, second.record_id) == ("a", "b")
     assert first.findings == second.findings and first.findings
+
+
+def test_record_longer_than_the_limit_is_refused_by_id():
+    from unlearning_jobs.engine.pii.scan import ScanInputError, check_record_lengths
+
+    check_record_lengths([SourceRecord("short", "x" * 20, 1)], max_chars=20)
+    with pytest.raises(ScanInputError, match="record 'long' \\(line 9\\) has 40 characters"):
+        check_record_lengths([SourceRecord("long", "x" * 40, 9)], max_chars=20)

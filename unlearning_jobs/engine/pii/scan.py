@@ -46,6 +46,9 @@ __all__ = [
     "RecordFindings",
     "ScanSettings",
     "ScanEngine",
+    "ScanInputError",
+    "check_record_lengths",
+    "ScanPoolError",
     "ScanPool",
     "findings_from_results",
     "get_scan_engine",
@@ -61,6 +64,14 @@ logger = logging.getLogger(__name__)
 #: Entities found by the NER model; dropped where they overlap a pattern-based finding (spaCy
 #: tags "ACC-123456" as a place and street names as people).
 _NER_ENTITIES = frozenset({EntityType.PERSON, EntityType.LOCATION})
+
+
+class ScanInputError(ValueError):
+    """A record cannot be scanned as given (for example, its text is longer than allowed)."""
+
+
+class ScanPoolError(RuntimeError):
+    """Worker processes cannot be started here (inside a daemonic process such as a Celery child)."""
 
 
 @dataclass(frozen=True)
@@ -114,10 +125,13 @@ class ScanSettings:
     numpy_gemm: bool = True
     python_decoder: bool = True
     blas_threads: int | None = 1
+    max_text_chars: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.max_text_chars < 1:
+            raise ValueError(f"max text length must be at least 1, got {self.max_text_chars}")
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ValueError(f"BLAS threads must be at least 1, got {self.blas_threads}")
         if len(self.default_region) != 2 or not self.default_region.isalpha():
@@ -172,6 +186,17 @@ def limit_blas_threads(threads: int) -> bool:
     return False
 
 
+def check_record_lengths(records: Sequence[SourceRecord], *, max_chars: int) -> None:
+    """Raise ``ScanInputError`` naming the first record longer than ``max_chars``."""
+    for record in records:
+        if len(record.text) > max_chars:
+            raise ScanInputError(
+                f"record {record.record_id!r} (line {record.line_no}) has "
+                f"{len(record.text)} characters; the scan accepts at most {max_chars}: split "
+                "the record or raise ScanSettings.max_text_chars"
+            )
+
+
 class ScanEngine:
     """A loaded Presidio analyzer plus the lean spaCy pipeline; build one per process.
 
@@ -185,6 +210,7 @@ class ScanEngine:
         self.analyzer = build_analyzer(settings.analyzer)
         self.language = settings.analyzer.language
         self.nlp = self.analyzer.nlp_engine.get_nlp(self.language)
+        self.nlp.max_length = max(self.nlp.max_length, settings.max_text_chars + 1)
         self.ner_components = ner_components(self.nlp)
         if settings.numpy_gemm:
             use_numpy_gemm(self.nlp, self.ner_components)
@@ -264,6 +290,7 @@ class ScanEngine:
         the analysis depends on nothing but the text.
         """
         records = list(records)
+        check_record_lengths(records, max_chars=self.settings.max_text_chars)
         unique_texts = list(dict.fromkeys(record.text for record in records))
         by_text = {}
         for text, results in zip(unique_texts, self.analyze_batch(unique_texts), strict=True):
@@ -413,6 +440,11 @@ class ScanPool:
     ) -> None:
         if processes < 1:
             raise ValueError(f"processes must be at least 1, got {processes}")
+        if multiprocessing.current_process().daemon:
+            raise ScanPoolError(
+                "a ScanPool cannot start worker processes inside a daemonic process (a Celery "
+                "prefork child): call scan_records for each chunk instead"
+            )
         self.settings = settings or ScanSettings()
         self.processes = processes
         methods = multiprocessing.get_all_start_methods()
