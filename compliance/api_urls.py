@@ -17,7 +17,8 @@ report_urlpatterns = [
 ]
 
 urlpatterns = [
-    path("", include("requests_app.api_urls")),
+    # First: its requests/<id>/actions/approve/ takes the decision's plan (docs/jobs.md).
     path("", include("unlearning_jobs.api_urls")),
+    path("", include("requests_app.api_urls")),
     *report_urlpatterns,
 ]

@@ -4,6 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from compliance import report_views, views
+from unlearning_jobs.job_views import ErasureDecisionView
 
 compliance_patterns = (
     [
@@ -27,6 +28,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include(compliance_patterns)),
+    path("requests/<int:pk>/decision/", ErasureDecisionView.as_view(), name="erasure-decision"),
     path("requests/", include("requests_app.urls")),
     path("jobs/", include("unlearning_jobs.urls")),
     path("api/v1/", include("compliance.api_urls")),

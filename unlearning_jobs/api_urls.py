@@ -1,2 +1,6 @@
 """REST endpoints for data sets, models and jobs."""
-urlpatterns: list = []
+from unlearning_jobs import job_urls
+
+urlpatterns: list = [
+    *job_urls.api_urlpatterns,
+]

@@ -1,4 +1,7 @@
-"""Pages for ML engineers: the job queue and the workers."""
+"""Pages for ML engineers: the queue monitor (jobs per queue, workers, probes).
+
+Job, model and decision pages are in ``unlearning_jobs.job_views``.
+"""
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -8,12 +11,14 @@ from django.views.generic import TemplateView
 from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.queues import WorkQueue
-from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
+from unlearning_jobs.jobs import job_queue_overview
+from unlearning_jobs.models import QueueProbe, UnlearningJob, WorkerHeartbeat
 from unlearning_jobs.workers import queue_probe_send, worker_is_alive
 
 
 class EngineerHomeView(PermissionPageMixin, TemplateView):
-    """The queue monitor: workers with their devices and heartbeats, and recent queue probes."""
+    """The queue monitor: per queue the queued, running and failed jobs, oldest first, with their
+    age; the workers with their devices, heartbeats and current jobs; recent queue probes."""
 
     permission_required = roles.OPERATE_JOBS
     template_name = "unlearning_jobs/engineer_home.html"
@@ -21,10 +26,13 @@ class EngineerHomeView(PermissionPageMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         now = timezone.now()
+        heartbeats = list(WorkerHeartbeat.objects.all())
+        current = UnlearningJob.objects.in_bulk([hb.current_job_id for hb in heartbeats if hb.current_job_id])
         context["workers"] = [
-            {"heartbeat": hb, "alive": worker_is_alive(hb, now=now)}
-            for hb in WorkerHeartbeat.objects.all()
+            {"heartbeat": hb, "alive": worker_is_alive(hb, now=now), "job": current.get(hb.current_job_id)}
+            for hb in heartbeats
         ]
+        context["job_queues"] = job_queue_overview(now=now)
         context["probes"] = QueueProbe.objects.all()[:10]
         context["queues"] = [queue.value for queue in WorkQueue]
         return context

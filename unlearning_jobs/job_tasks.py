@@ -1,0 +1,33 @@
+"""Celery tasks of the job runner. Thin: claim the job, hand it to the runner, record the outcome.
+
+Names are stable because workers of different versions may share a queue: ``unlearning_jobs.gpu.*``
+is routed to the ``gpu`` queue and ``unlearning_jobs.cpu.*`` to ``cpu`` (``compliance.queues``).
+Arguments are JSON ids only; extra keyword arguments from newer producers are accepted.
+"""
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="unlearning_jobs.gpu.job_run", bind=True, acks_late=True, reject_on_worker_lost=True,
+             ignore_result=True)
+def job_run(self, job_id: int, **kwargs) -> str:
+    """Run job ``job_id`` if it is still queued; a second delivery of the same message does nothing."""
+    from unlearning_jobs.job_runner import job_execute
+    from unlearning_jobs.jobs import job_claim
+
+    job = job_claim(job_id=job_id, worker=self.request.hostname or "")
+    if job is None:
+        logger.info("unlearning_job.claim_skipped", extra={"job_id": job_id})
+        return "not-queued"
+    return job_execute(job=job)
+
+
+@shared_task(name="unlearning_jobs.cpu.requeue_stale_jobs", acks_late=False, ignore_result=True)
+def requeue_stale_jobs(**kwargs) -> list[int]:
+    """Queue again the running jobs whose worker stopped sending heartbeats."""
+    from unlearning_jobs.jobs import jobs_requeue_stale
+
+    return jobs_requeue_stale()
