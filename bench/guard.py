@@ -1,4 +1,4 @@
-"""Benchmark the output/input guard: block rate, false positives, added latency at 10 to 100k subjects.
+"""Benchmark the guard: block rate, false positives and added latency at 10 to 100k subjects.
 
 Suppressed subjects: a sample of fictitious people from seeded Faker (names with accents,
 street-first addresses, valid GB/US phones, account ids, three records each), padded with
@@ -25,6 +25,7 @@ responses here.
     .venv/bin/python bench/guard.py                      # about two minutes on 2 shared cores
     .venv/bin/python bench/guard.py --subjects 10,1000 --responses 100   # quick
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,11 @@ from unlearning_jobs.engine.guard import (  # noqa: E402
     rules_from_identifiers,
 )
 from unlearning_jobs.engine.guard.measure import percentile  # noqa: E402
-from unlearning_jobs.engine.guard.synthetic import fake_subjects, pii_sentences, valid_phone  # noqa: E402
+from unlearning_jobs.engine.guard.synthetic import (
+    fake_subjects,
+    pii_sentences,
+    valid_phone,
+)  # noqa: E402
 from unlearning_jobs.engine.pii.hashing import KeyedHasher  # noqa: E402
 
 BENCH_KEY = b"lethe-guard-bench-key-not-secret"
@@ -65,13 +70,15 @@ _SYLLABLES = ("vor", "qua", "zel", "thri", "mox", "dra", "kel", "ynn", "bex", "u
 
 def synthetic_name(rng: random.Random) -> str:
     """Return a made-up two-word name no Faker locale produces."""
+
     def word() -> str:
         return "".join(rng.choice(_SYLLABLES) for _ in range(3)).capitalize()
+
     return f"{word()} {word()}"
 
 
 def bulk_rules(*, count: int, hasher: KeyedHasher, seed: int) -> list[tuple]:
-    """Return ``count`` synthetic subjects' rules, one tuple per subject (order kept for slicing)."""
+    """Return ``count`` synthetic subjects' rules, one tuple per subject, in a stable order."""
     rng = random.Random(seed)
     subjects = []
     for index in range(count):
@@ -83,7 +90,10 @@ def bulk_rules(*, count: int, hasher: KeyedHasher, seed: int) -> list[tuple]:
                 names=[synthetic_name(rng)],
                 emails=[f"u{index:06d}.{rng.randrange(10**6)}@bulk{index % 97}.example"],
                 phones=[valid_phone(rng, region)],
-                addresses=[f"{index % 997 + 1} {synthetic_name(rng).split()[0]} Street, Qarth{index % 50} QX{index % 9 + 1} 2ZZ"],
+                addresses=[
+                    f"{index % 997 + 1} {synthetic_name(rng).split()[0]} Street, "
+                    f"Qarth{index % 50} QX{index % 9 + 1} 2ZZ"
+                ],
                 account_ids=[f"BLK-{index:07d}"],
                 locations=[f"Qarth{index % 50}"],
                 dates_of_birth=[f"19{50 + index % 50}-0{index % 9 + 1}-1{index % 9}"],
@@ -105,7 +115,11 @@ def namesake_rules(*, count: int, hasher: KeyedHasher, seed: int) -> list[tuple]
         if name in seen or len(name.split()) != 2:
             continue
         seen.add(name)
-        subjects.append(rules_from_identifiers(hasher=hasher, subject_ref=f"name-{len(subjects):06d}", names=[name]))
+        subjects.append(
+            rules_from_identifiers(
+                hasher=hasher, subject_ref=f"name-{len(subjects):06d}", names=[name]
+            )
+        )
     return subjects
 
 
@@ -125,7 +139,9 @@ _FILLER = (
 )
 
 
-def responses(*, count: int, seed: int, answers: list[str], people, subjects, hasher: KeyedHasher) -> list[tuple[str, str]]:
+def responses(
+    *, count: int, seed: int, answers: list[str], people, subjects, hasher: KeyedHasher
+) -> list[tuple[str, str]]:
     """Return ``count`` (prompt, ~150-word response) pairs: prose, one benign PII sentence in
     half of them, a suppressed subject's data in one in ten."""
     rng = random.Random(seed)
@@ -195,7 +211,8 @@ def acted_rate(guard: Guard, texts: list[str]) -> tuple[int, int]:
 def benign_acted_rate(guard: Guard, benign) -> float:
     """Return the share of benign probes on which either filter acted."""
     acted = sum(
-        guard.check_input(p.prompt).acted or guard.check_output(p.simulated_response, prompt=p.prompt).acted
+        guard.check_input(p.prompt).acted
+        or guard.check_output(p.simulated_response, prompt=p.prompt).acted
         for p in benign
     )
     return acted / len(benign)
@@ -214,22 +231,40 @@ def presidio_baseline(pairs: list[tuple[str, str]], count: int) -> dict:
         started = time.perf_counter()
         analyzer.analyze(text, language="en")
         times.append((time.perf_counter() - started) * 1000)
-    return {"responses": len(texts), "wall_ms_p50": round(percentile(times, 0.5), 1),
-            "wall_ms_p95": round(percentile(times, 0.95), 1)}
+    return {
+        "responses": len(texts),
+        "wall_ms_p50": round(percentile(times, 0.5), 1),
+        "wall_ms_p95": round(percentile(times, 0.95), 1),
+    }
 
 
 HASHER = KeyedHasher(key=BENCH_KEY, key_id=KEY_ID)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subjects", default="10,10000,100000", help="guard sizes, comma-separated")
-    parser.add_argument("--sample", type=int, default=10, help="Faker subjects whose probes are run")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--subjects", default="10,10000,100000", help="guard sizes, comma-separated"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=10, help="Faker subjects whose probes are run"
+    )
     parser.add_argument("--benign-people", type=int, default=60)
-    parser.add_argument("--responses", type=int, default=400, help="~200-token responses timed per size")
-    parser.add_argument("--namesakes", type=int, default=10000, help="Faker-named subjects for the namesake row (0: skip)")
+    parser.add_argument(
+        "--responses", type=int, default=400, help="~200-token responses timed per size"
+    )
+    parser.add_argument(
+        "--namesakes",
+        type=int,
+        default=10000,
+        help="Faker-named subjects for the namesake row (0: skip)",
+    )
     parser.add_argument("--tofu", type=Path, default=ROOT.parent / "shared" / "data" / "tofu")
-    parser.add_argument("--presidio", action="store_true", help="also time the Presidio analyzer (loads spaCy)")
+    parser.add_argument(
+        "--presidio", action="store_true", help="also time the Presidio analyzer (loads spaCy)"
+    )
     parser.add_argument("--mode", choices=("redact", "refuse"), default="redact")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "guard.json")
     args = parser.parse_args()
@@ -246,8 +281,10 @@ def main() -> None:
     bulk = bulk_rules(count=sizes[-1] - args.sample, hasher=HASHER, seed=3)
     rules_seconds = time.perf_counter() - clock
     rule_count = len(sample_rules) + sum(len(rules) for rules in bulk)
-    print(f"rules: {sizes[-1]:,} subjects, {rule_count:,} rules in {rules_seconds:.1f} s "
-          f"({sizes[-1] / rules_seconds:,.0f} subjects/s)")
+    print(
+        f"rules: {sizes[-1]:,} subjects, {rule_count:,} rules in {rules_seconds:.1f} s "
+        f"({sizes[-1] / rules_seconds:,.0f} subjects/s)"
+    )
 
     policy = GuardPolicy(mode=args.mode)
     guards: dict[int, Guard] = {}
@@ -263,7 +300,9 @@ def main() -> None:
     evasions = [probe for person in sample for probe in evasion_probes(person, hasher=HASHER)]
     corpus = pii_sentences(others, seed=4, per_person=10)
     answers = tofu_answers(args.tofu)
-    pairs = responses(count=args.responses, seed=5, answers=answers, people=others, subjects=sample, hasher=HASHER)
+    pairs = responses(
+        count=args.responses, seed=5, answers=answers, people=others, subjects=sample, hasher=HASHER
+    )
 
     results: dict[str, dict] = {}
     for size, guard in guards.items():
@@ -277,7 +316,9 @@ def main() -> None:
             "guard_build_s": round(build_seconds[size], 2),
             "probes": measured.probes,
             "block_rate": measured.block_rate,
-            "block_rate_by_kind": {k: round(v["block_rate"], 4) for k, v in measured.by_kind.items()},
+            "block_rate_by_kind": {
+                k: round(v["block_rate"], 4) for k, v in measured.by_kind.items()
+            },
             "evasion_block_rate": round(evaded.block_rate, 4),
             "benign_probes": measured.benign,
             "benign_false_positive_rate": measured.false_positive_rate,
@@ -295,13 +336,20 @@ def main() -> None:
     # The same sample under name_match="corroborated": what sparing namesakes costs in blocking.
     corroborated_policy = GuardPolicy(mode=args.mode, name_match="corroborated")
     corroborated = measure_guard(
-        Guard(RuleSet(key_id=KEY_ID, version=1, rules=sample_rules, policy=corroborated_policy), HASHER),
+        Guard(
+            RuleSet(key_id=KEY_ID, version=1, rules=sample_rules, policy=corroborated_policy),
+            HASHER,
+        ),
         probes,
         benign,
     )
     namesakes = None
     if args.namesakes:
-        named = [rule for subject in namesake_rules(count=args.namesakes, hasher=HASHER, seed=6) for rule in subject]
+        named = [
+            rule
+            for subject in namesake_rules(count=args.namesakes, hasher=HASHER, seed=6)
+            for rule in subject
+        ]
         namesakes = {"subjects": args.namesakes}
         for name_match, chosen in (("any", policy), ("corroborated", corroborated_policy)):
             guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=named, policy=chosen), HASHER)
@@ -317,56 +365,91 @@ def main() -> None:
     report = {
         "bench": "guard",
         "command": "bench/guard.py " + " ".join(sys.argv[1:]),
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in load_after]},
-        "settings": {"mode": args.mode, "sample_subjects": args.sample, "benign_people": args.benign_people,
-                     "responses": args.responses, "response_words_mean": round(words, 1),
-                     "response_text": "TOFU answers" if answers else "template prose",
-                     "entity_types": sorted(k.value for k in policy.entity_types),
-                     "simulated_model": "leaks every value asked for (worst case)"},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+        },
+        "settings": {
+            "mode": args.mode,
+            "sample_subjects": args.sample,
+            "benign_people": args.benign_people,
+            "responses": args.responses,
+            "response_words_mean": round(words, 1),
+            "response_text": "TOFU answers" if answers else "template prose",
+            "entity_types": sorted(k.value for k in policy.entity_types),
+            "simulated_model": "leaks every value asked for (worst case)",
+        },
         "rules": {"subjects": sizes[-1], "rules": rule_count, "seconds": round(rules_seconds, 1)},
         "results": results,
         "corroborated_names": {
             "block_rate": corroborated.block_rate,
-            "block_rate_by_kind": {k: round(v["block_rate"], 4) for k, v in corroborated.by_kind.items()},
+            "block_rate_by_kind": {
+                k: round(v["block_rate"], 4) for k, v in corroborated.by_kind.items()
+            },
             "benign_false_positive_rate": corroborated.false_positive_rate,
         },
         "namesakes": namesakes,
         "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "presidio_analyzer_here": baseline,
-        "llm_guard_published_ms": {"value": LLM_GUARD_PUBLISHED_MS,
-                                   "what": "LLM Guard Presidio-based output scanner, CPU, 30-token input (published)"},
+        "llm_guard_published_ms": {
+            "value": LLM_GUARD_PUBLISHED_MS,
+            "what": "LLM Guard Presidio-based output scanner, CPU, 30-token input (published)",
+        },
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
-    print(f"\nprobes: {len(probes)} about {args.sample} subjects; benign probes: {len(benign)}; "
-          f"corpus: {len(corpus)} sentences; TOFU answers: {len(answers)}; responses: {len(pairs)} "
-          f"(~{words:.0f} words)")
-    header = f"{'subjects':>9} {'block':>7} {'evasion':>8} {'FP probes':>9} {'FP corpus':>9} {'FP TOFU':>8} " \
-             f"{'wall p50':>9} {'wall p95':>9} {'cpu p50':>8} {'cpu p95':>8}"
+    print(
+        f"\nprobes: {len(probes)} about {args.sample} subjects; benign probes: {len(benign)}; "
+        f"corpus: {len(corpus)} sentences; TOFU answers: {len(answers)}; responses: {len(pairs)} "
+        f"(~{words:.0f} words)"
+    )
+    header = (
+        f"{'subjects':>9} {'block':>7} {'evasion':>8} {'FP probes':>9} {'FP corpus':>9} {'FP TOFU':>8} "
+        f"{'wall p50':>9} {'wall p95':>9} {'cpu p50':>8} {'cpu p95':>8}"
+    )
     print(header)
     for size in sizes:
         row = results[str(size)]
         lat = row["response_latency"]
-        tofu = "-" if row["tofu_false_positive_rate"] is None else f"{row['tofu_false_positive_rate']:.2%}"
-        print(f"{size:>9,} {row['block_rate']:>7.2%} {row['evasion_block_rate']:>8.2%} "
-              f"{row['benign_false_positive_rate']:>9.2%} {row['corpus_false_positive_rate']:>9.2%} {tofu:>8} "
-              f"{lat['wall_ms_p50']:>7.2f}ms {lat['wall_ms_p95']:>7.2f}ms {lat['cpu_ms_p50']:>6.2f}ms {lat['cpu_ms_p95']:>6.2f}ms")
+        tofu = (
+            "-"
+            if row["tofu_false_positive_rate"] is None
+            else f"{row['tofu_false_positive_rate']:.2%}"
+        )
+        print(
+            f"{size:>9,} {row['block_rate']:>7.2%} {row['evasion_block_rate']:>8.2%} "
+            f"{row['benign_false_positive_rate']:>9.2%} {row['corpus_false_positive_rate']:>9.2%} {tofu:>8} "
+            f"{lat['wall_ms_p50']:>7.2f}ms {lat['wall_ms_p95']:>7.2f}ms "
+            f"{lat['cpu_ms_p50']:>6.2f}ms {lat['cpu_ms_p95']:>6.2f}ms"
+        )
     print("block rate by kind:", results[str(sizes[0])]["block_rate_by_kind"])
-    print(f"name_match=corroborated ({args.sample} subjects): block {corroborated.block_rate:.2%}, by kind "
-          f"{report['corroborated_names']['block_rate_by_kind']}")
+    print(
+        f"name_match=corroborated ({args.sample} subjects): block {corroborated.block_rate:.2%}, by kind "
+        f"{report['corroborated_names']['block_rate_by_kind']}"
+    )
     if namesakes:
         for name_match in ("any", "corroborated"):
             row = namesakes[name_match]
-            print(f"namesakes: {namesakes['subjects']:,} Faker-named subjects, name_match={name_match}: FP corpus "
-                  f"{row['corpus_false_positive_rate']:.2%}, FP benign probes {row['benign_false_positive_rate']:.2%}")
+            print(
+                f"namesakes: {namesakes['subjects']:,} Faker-named subjects, name_match={name_match}: FP corpus "
+                f"{row['corpus_false_positive_rate']:.2%}, "
+                f"FP benign probes {row['benign_false_positive_rate']:.2%}"
+            )
     if baseline:
-        print(f"Presidio analyzer here: p50 {baseline['wall_ms_p50']} ms, p95 {baseline['wall_ms_p95']} ms per response")
+        print(
+            f"Presidio analyzer here: p50 {baseline['wall_ms_p50']} ms, "
+            f"p95 {baseline['wall_ms_p95']} ms per response"
+        )
     print(f"LLM Guard (published): ~{LLM_GUARD_PUBLISHED_MS:.0f} ms for a 30-token input on CPU")
-    print(f"max RSS {report['max_rss_mb']} MB; load average {load_before[0]:.2f} -> {load_after[0]:.2f}; total {report['total_seconds']} s; wrote {args.out}")
+    print(
+        f"max RSS {report['max_rss_mb']} MB; load average {load_before[0]:.2f} -> "
+        f"{load_after[0]:.2f}; total {report['total_seconds']} s; wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

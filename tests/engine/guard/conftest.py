@@ -3,6 +3,7 @@
 The subject has an accented, hyphenated name with a nickname (William → Bill), a UK phone, an
 address, an account id and two records that only together tie the name to the address.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -24,16 +25,33 @@ SUBJECT = SubjectFacts(
     cities=("London",),
     dates_of_birth=("1985-03-12",),
     records=(
-        SubjectRecord("T1", "Order 55123 for account ACC-123456 was delivered to 12 Baker Street, London NW1 6XE."),
-        SubjectRecord("T2", "Contact William Smith-Jones at Bill.Smith@Example.com about account ACC-123456."),
+        SubjectRecord(
+            "T1",
+            "Order 55123 for account ACC-123456 was delivered to 12 Baker Street, London NW1 6XE.",
+        ),
+        SubjectRecord(
+            "T2", "Contact William Smith-Jones at Bill.Smith@Example.com about account ACC-123456."
+        ),
     ),
 )
 
 #: Every raw value of the subject, for searching serialised rules and logs.
 RAW_VALUES = (
-    "William", "Jérôme", "Smith", "Jones", "Bill.Smith@Example.com", "bill.smith@example.com",
-    "07911 123456", "+447911123456", "7911123456", "Baker", "NW1 6XE", "ACC-123456", "ACC123456",
-    "London", "1985-03-12",
+    "William",
+    "Jérôme",
+    "Smith",
+    "Jones",
+    "Bill.Smith@Example.com",
+    "bill.smith@example.com",
+    "07911 123456",
+    "+447911123456",
+    "7911123456",
+    "Baker",
+    "NW1 6XE",
+    "ACC-123456",
+    "ACC123456",
+    "London",
+    "1985-03-12",
 )
 
 

@@ -1,4 +1,5 @@
 """Detection: each format variant meets the rules' normal forms; cost does not depend on rules."""
+
 from __future__ import annotations
 
 import random
@@ -22,8 +23,17 @@ def matched_types(guard, text: str) -> set[str]:
 
 @pytest.mark.parametrize(
     "text",
-    ["07911 123456", "07911-123-456", "+44 7911 123456", "+44 (0)7911 123456", "0044 7911 123456",
-     "(07911) 123456", "+447911123456", "Call 07911 123456 2 times", "tel:07911.123.456"],
+    [
+        "07911 123456",
+        "07911-123-456",
+        "+44 7911 123456",
+        "+44 (0)7911 123456",
+        "0044 7911 123456",
+        "(07911) 123456",
+        "+447911123456",
+        "Call 07911 123456 2 times",
+        "tel:07911.123.456",
+    ],
 )
 def test_phone_formats_are_caught(guard, text):
     assert "PHONE" in matched_types(guard, text)
@@ -31,9 +41,15 @@ def test_phone_formats_are_caught(guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["bill.smith@example.com", "BILL.SMITH@EXAMPLE.COM", "Bill.Smith @ Example.com",
-     "bill dot smith at example dot com", "bill.smith(at)example(dot)com",
-     "bill.smith [at] example [dot] com", "write to <bill.smith@example.com>.Then"],
+    [
+        "bill.smith@example.com",
+        "BILL.SMITH@EXAMPLE.COM",
+        "Bill.Smith @ Example.com",
+        "bill dot smith at example dot com",
+        "bill.smith(at)example(dot)com",
+        "bill.smith [at] example [dot] com",
+        "write to <bill.smith@example.com>.Then",
+    ],
 )
 def test_email_case_spacing_and_obfuscation_are_caught(guard, text):
     assert "EMAIL" in matched_types(guard, text)
@@ -41,9 +57,19 @@ def test_email_case_spacing_and_obfuscation_are_caught(guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["William Smith-Jones", "SMITH-JONES, William", "smith-jones william", "Bill Smith-Jones",
-     "W. Smith-Jones", "Smith-Jones, W.", "William Jerome Smith-Jones", "WILLIAM JÉRÔME SMITH-JONES",
-     "William Jérôme Smith-Jones's parcel", "William J. Smith-Jones", "Dr. Bill Smith-Jones"],
+    [
+        "William Smith-Jones",
+        "SMITH-JONES, William",
+        "smith-jones william",
+        "Bill Smith-Jones",
+        "W. Smith-Jones",
+        "Smith-Jones, W.",
+        "William Jerome Smith-Jones",
+        "WILLIAM JÉRÔME SMITH-JONES",
+        "William Jérôme Smith-Jones's parcel",
+        "William J. Smith-Jones",
+        "Dr. Bill Smith-Jones",
+    ],
 )
 def test_name_order_case_accents_nicknames_and_initials_are_caught(guard, text):
     assert "PERSON" in matched_types(guard, text)
@@ -51,23 +77,42 @@ def test_name_order_case_accents_nicknames_and_initials_are_caught(guard, text):
 
 @pytest.mark.parametrize(
     "text",
-    ["12 Baker Street", "12 baker st.", "12 BAKER STREET, LONDON NW1 6XE", "12 Baker St\nLondon NW1 6XE",
-     "Send it to 12 Baker Street, London please"],
+    [
+        "12 Baker Street",
+        "12 baker st.",
+        "12 BAKER STREET, LONDON NW1 6XE",
+        "12 Baker St\nLondon NW1 6XE",
+        "Send it to 12 Baker Street, London please",
+    ],
 )
 def test_address_variants_are_caught(guard, text):
     assert "ADDRESS" in matched_types(guard, text)
 
 
-@pytest.mark.parametrize("text", ["ACC-123456", "acc 123456", "ACC123456", "acc-123-456", "account ACC/123456."])
+@pytest.mark.parametrize(
+    "text", ["ACC-123456", "acc 123456", "ACC123456", "acc-123-456", "account ACC/123456."]
+)
 def test_account_id_variants_are_caught(guard, text):
     assert "ACCOUNT_ID" in matched_types(guard, text)
 
 
 @pytest.mark.parametrize(
     "text",
-    ["William Smith", "William Jones", "Bill Jones", "W. Jones", "Jerome Jones", "J. Smith-Jonas", "bill.smith@example.org", "07911 123457",
-     "13 Baker Street", "12 Baker Road", "ACC-123457", "Lucas J. Smith wrote a book.",
-     "I will see the smith in Jones Park at 12 noon."],
+    [
+        "William Smith",
+        "William Jones",
+        "Bill Jones",
+        "W. Jones",
+        "Jerome Jones",
+        "J. Smith-Jonas",
+        "bill.smith@example.org",
+        "07911 123457",
+        "13 Baker Street",
+        "12 Baker Road",
+        "ACC-123457",
+        "Lucas J. Smith wrote a book.",
+        "I will see the smith in Jones Park at 12 noon.",
+    ],
 )
 def test_near_misses_about_other_people_pass(guard, text):
     assert guard.check_output(text).action == "allow"
@@ -77,7 +122,9 @@ def test_quasi_identifiers_count_only_beside_their_subject(guard):
     assert guard.check_output("I moved to London in 1985-03-12.").action == "allow"
     decision = guard.check_output("Bill Smith-Jones moved to London.")
     assert {m.entity_type for m in decision.matches} == {"PERSON", "LOCATION"}
-    answer = guard.check_output("He lives in London.", prompt="Which city does W. Smith-Jones live in?")
+    answer = guard.check_output(
+        "He lives in London.", prompt="Which city does W. Smith-Jones live in?"
+    )
     assert answer.action == "redact" and answer.text == "He lives in [REDACTED]."
     born = guard.check_output("Born on 12 March 1985.", prompt="When was Bill Smith-Jones born?")
     assert [m.entity_type for m in born.matches] == ["DATE_OF_BIRTH"]
@@ -89,7 +136,10 @@ def test_phone_forms_agree_with_phonenumbers_on_valid_numbers():
         region = rng.choice(["GB", "US"])
         number = phonenumbers.parse(valid_phone(rng, region), region)
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        for style in (phonenumbers.PhoneNumberFormat.NATIONAL, phonenumbers.PhoneNumberFormat.INTERNATIONAL):
+        for style in (
+            phonenumbers.PhoneNumberFormat.NATIONAL,
+            phonenumbers.PhoneNumberFormat.INTERNATIONAL,
+        ):
             written = phonenumbers.format_number(number, style)
             assert normalise_phone(written, region) == e164
             assert e164 in phone_forms(written, ("GB", "US")), written
@@ -123,8 +173,11 @@ def test_lookups_per_text_do_not_depend_on_the_number_of_rules(hasher):
         rules = []
         for index in range(subjects):
             rules += rules_from_identifiers(
-                hasher=hasher, subject_ref=f"req-{index}", names=[f"Zed{index} Quorn{index}"],
-                emails=[f"z{index}@q.test"], account_ids=[f"ZQ-{index:06d}"],
+                hasher=hasher,
+                subject_ref=f"req-{index}",
+                names=[f"Zed{index} Quorn{index}"],
+                emails=[f"z{index}@q.test"],
+                account_ids=[f"ZQ-{index:06d}"],
             )
         table = CountingTable(set(RuleSet(key_id=KEY_ID, version=1, rules=rules).table()))
         assert detector.find(text, table) == []

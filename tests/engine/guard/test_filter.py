@@ -1,4 +1,5 @@
 """The guard: allow, redact or refuse outputs and prompts; the standalone check for other stacks."""
+
 from __future__ import annotations
 
 import json
@@ -42,7 +43,13 @@ def test_redact_policy_replaces_every_matched_span(guard):
         "Sure. [REDACTED]. E-mail: [REDACTED]; phone: [REDACTED]; address: [REDACTED]; "
         "account: [REDACTED]."
     )
-    assert {m.entity_type for m in decision.matches} == {"PERSON", "EMAIL", "PHONE", "ADDRESS", "ACCOUNT_ID"}
+    assert {m.entity_type for m in decision.matches} == {
+        "PERSON",
+        "EMAIL",
+        "PHONE",
+        "ADDRESS",
+        "ACCOUNT_ID",
+    }
     assert decision.subjects == {"req-0001"}
 
 
@@ -73,22 +80,30 @@ def test_input_filter_acts_on_a_prompt_that_only_names_the_subject(refusing_guar
 def test_reasons_and_logs_never_hold_the_matched_values(guard, caplog):
     with caplog.at_level(logging.INFO, logger="unlearning_jobs.engine.guard.filter"):
         decision = guard.check_output(LEAK)
-    logged = " ".join(
-        f"{record.getMessage()} {record.__dict__}" for record in caplog.records
-    )
+    logged = " ".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert caplog.records, "an acted decision is logged"
     text = " ".join(decision.reasons) + json.dumps(decision.as_dict()) + logged
     for raw in RAW_VALUES:
         assert raw.lower() not in text.lower(), raw
 
 
-def test_exported_rules_give_the_same_decisions_as_the_guard(guard, refusing_guard, rule_set, hasher):
+def test_exported_rules_give_the_same_decisions_as_the_guard(
+    guard, refusing_guard, rule_set, hasher
+):
     exported = export_rules(rule_set, hasher=hasher)
     for text in (LEAK, BENIGN, "He lives in London.", "Bill.Smith @ example dot com"):
         mine = guard.check_output(text, prompt="Where does Bill Smith-Jones live?")
-        theirs = check_text_against_exported_rules(text, exported, KEY, prompt="Where does Bill Smith-Jones live?")
-        assert (theirs.action, theirs.text, theirs.matches) == (mine.action, mine.text, mine.matches)
-        assert check_text_against_exported_rules(text, exported, KEY, direction="input") == guard.check_input(text)
+        theirs = check_text_against_exported_rules(
+            text, exported, KEY, prompt="Where does Bill Smith-Jones live?"
+        )
+        assert (theirs.action, theirs.text, theirs.matches) == (
+            mine.action,
+            mine.text,
+            mine.matches,
+        )
+        assert check_text_against_exported_rules(
+            text, exported, KEY, direction="input"
+        ) == guard.check_input(text)
     as_dict = json.loads(exported)
     as_dict["policy"]["mode"] = "refuse"
     assert check_text_against_exported_rules(LEAK, as_dict, KEY).action == "refuse"
@@ -123,7 +138,9 @@ def test_run_keeps_a_refused_prompt_from_the_model(refusing_guard, guard):
     refused = refusing_guard.run("Where does Bill Smith-Jones live?", generate=generate)
     assert refused.action == "refuse" and refused.output is None and calls == []
     redacted = guard.run("Where does Bill Smith-Jones live?", generate=generate)
-    assert calls and "Smith-Jones" not in calls[0] and calls[0].startswith(guard.policy.system_prompt)
+    assert (
+        calls and "Smith-Jones" not in calls[0] and calls[0].startswith(guard.policy.system_prompt)
+    )
     assert redacted.text == "He lives at [REDACTED]." and redacted.action == "redact"
 
 
@@ -138,7 +155,9 @@ def test_the_guard_engine_imports_without_django():
         "import sys; import unlearning_jobs.engine.guard, unlearning_jobs.engine.guard.measure, "
         "unlearning_jobs.engine.guard.synthetic; print('django' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

@@ -1,9 +1,16 @@
 """Measurement: block rate, false positives, latency; simulated worst case and a real generator."""
+
 from __future__ import annotations
 
 import pytest
 
-from unlearning_jobs.engine.guard import Guard, GuardPolicy, benign_suite, measure_guard, probe_suite
+from unlearning_jobs.engine.guard import (
+    Guard,
+    GuardPolicy,
+    benign_suite,
+    measure_guard,
+    probe_suite,
+)
 from unlearning_jobs.engine.guard.measure import leaked_values_remain, percentile
 from unlearning_jobs.engine.guard.probes import evasion_probes
 from unlearning_jobs.engine.guard.synthetic import fake_subjects

@@ -1,13 +1,25 @@
 """Suppression rules: hashes only, the index's hashes, every form, a validated JSON export."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from unlearning_jobs.engine.guard import GuardPolicy, RuleSet, SuppressionRule, export_rules, load_rules
+from unlearning_jobs.engine.guard import (
+    GuardPolicy,
+    RuleSet,
+    SuppressionRule,
+    export_rules,
+    load_rules,
+)
 from unlearning_jobs.engine.guard.digest import KeyedDigest
-from unlearning_jobs.engine.guard.rules import address_forms, key_check, name_forms, rules_from_identifiers
+from unlearning_jobs.engine.guard.rules import (
+    address_forms,
+    key_check,
+    name_forms,
+    rules_from_identifiers,
+)
 from unlearning_jobs.engine.pii.entities import EntityType
 from unlearning_jobs.engine.pii.hashing import KeyedHasher
 from unlearning_jobs.engine.pii.normalise import (
@@ -57,8 +69,15 @@ def test_fast_digest_reproduces_the_index_hasher(hasher):
 
 def test_name_forms_cover_order_initials_nicknames_and_hyphenated_family_names():
     forms = name_forms("William Jérôme Smith-Jones")
-    for form in ("william jerome smith jones", "jerome jones smith william", "bill smith jones",
-                 "jones smith william", "w smith jones", "smith jones w", "william j smith jones"):
+    for form in (
+        "william jerome smith jones",
+        "jerome jones smith william",
+        "bill smith jones",
+        "jones smith william",
+        "w smith jones",
+        "smith jones w",
+        "william j smith jones",
+    ):
         assert form in forms, form
     assert "bill jones" not in forms and "william jones" not in forms  # someone else
 
@@ -77,7 +96,8 @@ def test_one_word_name_is_refused(hasher):
 
 def test_address_forms_cover_street_part_and_street_first_layouts():
     assert address_forms("12 Baker Street, London NW1 6XE") == {
-        "12 baker street", "12 baker street london nw1 6xe",
+        "12 baker street",
+        "12 baker street london nw1 6xe",
     }
     assert "beckergasse 8" in address_forms("Beckergasse 8, 1010 Wien")
     flat = address_forms("Flat 3, 12 Baker St, London")
@@ -156,7 +176,9 @@ def test_loader_rejects_text_that_is_not_json():
 
 def test_table_shares_hashes_between_subjects(hasher):
     one = rules_from_identifiers(hasher=hasher, subject_ref="req-1", names=["Ann Lee"])
-    two = rules_from_identifiers(hasher=hasher, subject_ref="req-2", names=["Ann Lee"], emails=["ann@lee.test"])
+    two = rules_from_identifiers(
+        hasher=hasher, subject_ref="req-2", names=["Ann Lee"], emails=["ann@lee.test"]
+    )
     table = RuleSet(key_id=KEY_ID, version=1, rules=one + two).table()
     name_hash = hasher.hash(EntityType.PERSON, "ann lee")
     assert table[name_hash] == ("req-1", "req-2")

@@ -9,6 +9,7 @@ people and sentences), ``measure`` (block rate, false positives, added latency).
 
 Suppression is not removal: the model's parameters still hold what it learnt. See docs/guard.md.
 """
+
 from .facts import SubjectFacts, SubjectRecord
 from .filter import (
     Guard,

@@ -6,6 +6,7 @@ same HMAC-SHA256 of ``"<ENTITY_TYPE>:<normalised>"`` (RFC 2104) from inner and o
 states prepared once, about 1.5 µs, and checks itself against ``KeyedHasher.hash`` when built,
 so a change of the index's hash format fails loudly instead of silently matching nothing.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -3,6 +3,7 @@
 Raw values: a ``SubjectFacts`` exists only inside a job run or a benchmark and is never logged or
 stored; what persists is the rules (keyed hashes) and the measurements (counts).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -44,7 +45,15 @@ class SubjectFacts:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or len(self.name.split()) < 2:
             raise ValueError("a subject's name needs a given name and a family name")
-        for name in ("emails", "phones", "addresses", "account_ids", "cities", "dates_of_birth", "records"):
+        for name in (
+            "emails",
+            "phones",
+            "addresses",
+            "account_ids",
+            "cities",
+            "dates_of_birth",
+            "records",
+        ):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"{name} must be a sequence, not one string")

@@ -7,6 +7,7 @@ prompt asks the model not to disclose personal data. None of this changes the pa
 model still holds what it learnt, and a prompt the filters do not recognise can still draw it
 out. Decisions and logs name entity types, spans and subject references, never the values.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,7 +85,12 @@ class GuardDecision:
             "direction": self.direction,
             "action": self.action,
             "matches": [
-                {"type": m.entity_type, "start": m.span[0], "end": m.span[1], "subject": m.subject_ref}
+                {
+                    "type": m.entity_type,
+                    "start": m.span[0],
+                    "end": m.span[1],
+                    "subject": m.subject_ref,
+                }
                 for m in self.matches
             ],
             "reasons": list(self.reasons),
@@ -129,7 +135,9 @@ class Guard:
     costs the same whatever the number of rules.
     """
 
-    def __init__(self, rule_set: RuleSet, hasher: KeyedHasher, policy: GuardPolicy | None = None) -> None:
+    def __init__(
+        self, rule_set: RuleSet, hasher: KeyedHasher, policy: GuardPolicy | None = None
+    ) -> None:
         if not isinstance(rule_set, RuleSet):
             raise ValueError(f"rule_set must be a RuleSet, got {type(rule_set).__name__}")
         if not isinstance(hasher, KeyedHasher):
@@ -167,7 +175,10 @@ class Guard:
         name or direct identifier in ``text`` or in ``context`` (the prompt of a response).
         """
         prepared = self._detector.prepare(text)
-        direct = [(d, self._table[d.value_hash]) for d in self._detector.find(prepared, self._table, kinds=_DIRECT)]
+        direct = [
+            (d, self._table[d.value_hash])
+            for d in self._detector.find(prepared, self._table, kinds=_DIRECT)
+        ]
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
             context_direct = [
@@ -183,10 +194,16 @@ class Guard:
                 for ref in refs
             }
             direct = [
-                (d, tuple(ref for ref in refs if ref in identified)) if d.entity_type is EntityType.PERSON else (d, refs)
+                (
+                    (d, tuple(ref for ref in refs if ref in identified))
+                    if d.entity_type is EntityType.PERSON
+                    else (d, refs)
+                )
                 for d, refs in direct
             ]
-            context_direct = [(d, refs) for d, refs in context_direct if d.entity_type is not EntityType.PERSON]
+            context_direct = [
+                (d, refs) for d, refs in context_direct if d.entity_type is not EntityType.PERSON
+            ]
         present = {ref for _, refs in direct for ref in refs}
         quasi: list[tuple[Detection, tuple[str, ...]]] = []
         if self._quasi:
@@ -199,7 +216,9 @@ class Guard:
                     for d in self._detector.find(prepared, self._table, kinds=self._quasi)
                 ]
         matches = [
-            GuardMatch(d.entity_type.value, (d.start, d.end), ref) for d, refs in direct for ref in refs
+            GuardMatch(d.entity_type.value, (d.start, d.end), ref)
+            for d, refs in direct
+            for ref in refs
         ]
         matches += [
             GuardMatch(d.entity_type.value, (d.start, d.end), ref)
@@ -217,9 +236,11 @@ class Guard:
         what = (
             "names a suppressed subject"
             if kinds == {EntityType.PERSON.value}
-            else "re-introduces a suppressed subject's data"
-            if direction == "input"
-            else "reveals a suppressed subject's data"
+            else (
+                "re-introduces a suppressed subject's data"
+                if direction == "input"
+                else "reveals a suppressed subject's data"
+            )
         )
         reasons = [f"{direction} {what} ({len(matches)} match{'es' if len(matches) > 1 else ''})"]
         reasons += [

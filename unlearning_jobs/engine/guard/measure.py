@@ -12,6 +12,7 @@ guarded prompt; whether a value survives is then judged by hashing the guarded a
 candidate spans against the probe's expected hashes, which can only see what the detector sees.
 Latency is the time of ``check_input`` plus ``check_output`` per probe, without generation.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,13 @@ from .detect import Detector
 from .filter import Guard, GuardDecision
 from .probes import Probe
 
-__all__ = ["ProbeOutcome", "GuardMeasurement", "measure_guard", "percentile", "leaked_values_remain"]
+__all__ = [
+    "ProbeOutcome",
+    "GuardMeasurement",
+    "measure_guard",
+    "percentile",
+    "leaked_values_remain",
+]
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,9 @@ def measure_guard(
     if not probe_suite:
         raise ValueError("the probe suite is empty")
     expected_detector = Detector(
-        digest=guard.digest, entity_types=frozenset(EntityType), phone_regions=guard.policy.phone_regions
+        digest=guard.digest,
+        entity_types=frozenset(EntityType),
+        phone_regions=guard.policy.phone_regions,
     )
     outcomes: list[ProbeOutcome] = []
     latencies: list[float] = []
@@ -126,7 +135,9 @@ def measure_guard(
         if checked_input.action == "refuse":
             return checked_input, None, None, spent
         response = (
-            probe.simulated_response if generate is None else generate(guard.wrap_prompt(checked_input.text))
+            probe.simulated_response
+            if generate is None
+            else generate(guard.wrap_prompt(checked_input.text))
         )
         started = clock()
         checked_output = guard.check_output(response, prompt=probe.prompt)

@@ -4,6 +4,7 @@ A policy is per deployment and travels with the exported rules, so another servi
 the same decision: redact the matched spans or refuse the whole text, for which entity types,
 with which system prompt.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -119,8 +120,15 @@ class GuardPolicy:
         """Return the policy that ``as_dict`` wrote; raise ``ValueError`` on unknown or bad keys."""
         if not isinstance(data, Mapping):
             raise ValueError(f"policy must be a JSON object, got {type(data).__name__}")
-        known = {"mode", "entity_types", "system_prompt", "redaction_token", "refusal_message",
-                 "phone_regions", "name_match"}
+        known = {
+            "mode",
+            "entity_types",
+            "system_prompt",
+            "redaction_token",
+            "refusal_message",
+            "phone_regions",
+            "name_match",
+        }
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"policy has unknown keys {sorted(unknown)}; known: {sorted(known)}")

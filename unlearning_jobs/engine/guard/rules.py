@@ -7,6 +7,7 @@ family name first) each in order and token-sorted, an address its full form and 
 part with and without what follows. A ``RuleSet`` is the versioned set a deployment enforces,
 with its policy; it exports to JSON so another serving stack can apply the same rules.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -108,7 +109,7 @@ def name_forms(name: str) -> set[str]:
             "a one-word name would suppress everyone who shares it; give the full name"
         )
     family = _family_tokens(name)
-    if not family or len(family) >= len(tokens) or tokens[-len(family):] != family:
+    if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
         family = tokens[-1:]
     middles = tokens[1 : len(tokens) - len(family)]
     variants = set(name_variants(name))
@@ -123,12 +124,17 @@ def name_forms(name: str) -> set[str]:
         )
         if middles:
             variants.update(
-                {" ".join([given, *middles, *family]), " ".join([given, *initials, *family]),
-                 " ".join([given[0], *initials, *family])}
+                {
+                    " ".join([given, *middles, *family]),
+                    " ".join([given, *initials, *family]),
+                    " ".join([given[0], *initials, *family]),
+                }
             )
         # "Lucas Barroso" for "Lucas Barroso Jara": the first of two family names.
         variants.update(
-            f"{given} {middle}" for middle in middles if len(middle) > 1 and middle not in _PARTICLES
+            f"{given} {middle}"
+            for middle in middles
+            if len(middle) > 1 and middle not in _PARTICLES
         )
     forms: set[str] = set()
     for variant in variants:
@@ -387,7 +393,9 @@ def export_rules(rule_set: RuleSet, *, hasher: KeyedHasher) -> str:
     return json.dumps(rule_set_as_dict(rule_set, hasher=hasher), ensure_ascii=False, indent=1)
 
 
-def load_rules(data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | None = None) -> RuleSet:
+def load_rules(
+    data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | None = None
+) -> RuleSet:
     """Return the rule set an export holds; raise ``ValueError`` saying what is wrong with it.
 
     With ``hasher``, also check that it is the key the rules were hashed under (key id and key
@@ -419,9 +427,7 @@ def load_rules(data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | N
         if "key_check" in document and not hmac.compare_digest(
             str(document["key_check"]), key_check(hasher)
         ):
-            raise ValueError(
-                f"the key given is not the key {key_id!r} the rules were hashed under"
-            )
+            raise ValueError(f"the key given is not the key {key_id!r} the rules were hashed under")
     raw_rules = document["rules"]
     if not isinstance(raw_rules, list):
         raise ValueError("'rules' must be a list")

@@ -4,6 +4,7 @@ Seeded Faker in several locales (accents, street-first addresses), plus phone nu
 until ``phonenumbers`` accepts them: Faker's own numbers are often invalid, and an invalid
 number can be neither a rule nor a match. Nobody generated here is real.
 """
+
 from __future__ import annotations
 
 import random
@@ -23,7 +24,20 @@ __all__ = [
 ]
 
 DEFAULT_LOCALES = ("en_GB", "en_US", "de_DE", "fr_FR", "es_ES")
-_US_AREA_CODES = ("202", "212", "213", "305", "312", "415", "503", "617", "646", "702", "718", "971")
+_US_AREA_CODES = (
+    "202",
+    "212",
+    "213",
+    "305",
+    "312",
+    "415",
+    "503",
+    "617",
+    "646",
+    "702",
+    "718",
+    "971",
+)
 
 
 def valid_phone(rng: random.Random, region: str) -> str:
@@ -33,7 +47,9 @@ def valid_phone(rng: random.Random, region: str) -> str:
             digits = f"7{rng.choice('4589')}{rng.randint(0, 99_999_999):08d}"
             text = f"0{digits[:4]} {digits[4:]}"
         elif region == "US":
-            text = f"({rng.choice(_US_AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
+            text = (
+                f"({rng.choice(_US_AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
+            )
         else:
             raise ValueError(f"valid_phone generates GB or US numbers, not {region!r}")
         if phonenumbers.is_valid_number(phonenumbers.parse(text, region)):
@@ -42,7 +58,9 @@ def valid_phone(rng: random.Random, region: str) -> str:
 
 def _ascii(value: str) -> str:
     decomposed = unicodedata.normalize("NFKD", value)
-    return re.sub(r"[^a-z0-9]", "", "".join(c for c in decomposed if not unicodedata.combining(c)).lower())
+    return re.sub(
+        r"[^a-z0-9]", "", "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    )
 
 
 def fake_subjects(
@@ -84,7 +102,9 @@ def fake_subjects(
         ref = f"{ref_prefix}-{seed}-{len(people):05d}"
         order = rng.randint(10000, 99999)
         records = (
-            SubjectRecord(f"{ref}-r1", f"Order {order} for account {account} was delivered to {address}."),
+            SubjectRecord(
+                f"{ref}-r1", f"Order {order} for account {account} was delivered to {address}."
+            ),
             SubjectRecord(f"{ref}-r2", f"Contact {name} at {email} about account {account}."),
             SubjectRecord(f"{ref}-r3", f"{name} phoned from {phone} about order {order}."),
         )
