@@ -98,7 +98,7 @@ class ReportFileApi(FileApiBase):
 
     file_format = selectors.FORMAT_JSON
 
-    def get(self, request, pk: int):
+    def download(self, request, pk: int):
         from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
@@ -111,17 +111,24 @@ class ReportFileApi(FileApiBase):
         return report_download_response(report_file)
 
 
-@extend_schema(operation_id="report_json", parameters=[VERSION_PARAMETER],
-               responses={(200, "application/json"): OpenApiResponse(
-                   OpenApiTypes.OBJECT, description='{"body": …, "signature": …} in canonical JSON (docs/reports.md)')})
 class ReportJsonApi(ReportFileApi):
     file_format = selectors.FORMAT_JSON
 
+    @extend_schema(operation_id="report_json", parameters=[VERSION_PARAMETER],
+                   responses={(200, "application/json"): OpenApiResponse(
+                       OpenApiTypes.OBJECT,
+                       description='{"body": …, "signature": …} in canonical JSON (docs/reports.md)')})
+    def get(self, request, pk: int):
+        return self.download(request, pk)
 
-@extend_schema(operation_id="report_pdf", parameters=[VERSION_PARAMETER],
-               responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)})
+
 class ReportPdfApi(ReportFileApi):
     file_format = selectors.FORMAT_PDF
+
+    @extend_schema(operation_id="report_pdf", parameters=[VERSION_PARAMETER],
+                   responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)})
+    def get(self, request, pk: int):
+        return self.download(request, pk)
 
 
 class ReportVersionSerializer(serializers.Serializer):
@@ -137,6 +144,16 @@ class ReportVersionSerializer(serializers.Serializer):
     pdf_hmac = serializers.CharField()
     key_id = serializers.CharField()
     supersedes = serializers.IntegerField(source="supersedes.version", default=None)
+
+
+class ReportIssueInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="",
+                                   max_length=services.MAX_REASON_LENGTH,
+                                   help_text="Why this version is issued; required after the first")
+
+
+class ReportCompleteInputSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class ReportVersionsApi(ReportApiBase):
@@ -155,12 +172,9 @@ class ReportIssueApi(ReportApiBase):
     """Issue the next report version of a closed request (officers); a reissue needs a reason."""
 
     permissions_any = (roles.MANAGE_REQUESTS,)
+    InputSerializer = ReportIssueInputSerializer
 
-    class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="",
-                                       max_length=services.MAX_REASON_LENGTH)
-
-    @extend_schema(operation_id="report_issue", request=InputSerializer,
+    @extend_schema(operation_id="report_issue", request=ReportIssueInputSerializer,
                    responses={201: ReportVersionSerializer})
     def post(self, request, pk: int):
         from requests_app.models import ErasureRequest
@@ -182,11 +196,9 @@ class ReportCompleteApi(ReportApiBase):
     """
 
     permissions_any = (roles.MANAGE_REQUESTS,)
+    InputSerializer = ReportCompleteInputSerializer
 
-    class InputSerializer(serializers.Serializer):
-        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-
-    @extend_schema(operation_id="report_complete", request=InputSerializer,
+    @extend_schema(operation_id="report_complete", request=ReportCompleteInputSerializer,
                    responses={201: ReportVersionSerializer})
     def post(self, request, pk: int):
         from requests_app.models import ErasureRequest
@@ -199,28 +211,31 @@ class ReportCompleteApi(ReportApiBase):
         return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
+class ReportCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class ReportVerificationSerializer(serializers.Serializer):
+    ok = serializers.BooleanField(help_text="True only when every check passed")
+    kind = serializers.CharField(help_text='"json", "pdf" or "unknown"')
+    report_id = serializers.CharField(allow_null=True)
+    superseded_by = serializers.CharField(allow_null=True)
+    file_sha256 = serializers.CharField()
+    problem = serializers.CharField(help_text="The first failed check's explanation; empty when ok")
+    checks = ReportCheckSerializer(many=True)
+
+
 class ReportVerifyApi(ReportApiBase):
     """Check a report file: multipart field ``file``, or the raw file as the body with a Content-Disposition filename."""
 
     parser_classes = [MultiPartParser, FileUploadParser]
 
-    class CheckSerializer(serializers.Serializer):
-        name = serializers.CharField()
-        ok = serializers.BooleanField()
-        detail = serializers.CharField()
-
-    class OutputSerializer(serializers.Serializer):
-        ok = serializers.BooleanField()
-        kind = serializers.CharField()
-        report_id = serializers.CharField(allow_null=True)
-        superseded_by = serializers.CharField(allow_null=True)
-        file_sha256 = serializers.CharField()
-        problem = serializers.CharField(source="first_problem")
-
     @extend_schema(operation_id="report_verify",
                    request={"multipart/form-data": {"type": "object", "properties": {
                        "file": {"type": "string", "format": "binary"}}}},
-                   responses={200: OutputSerializer})
+                   responses={200: ReportVerificationSerializer})
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is None:
@@ -239,17 +254,17 @@ class ReportVerifyApi(ReportApiBase):
         return Response(body)
 
 
-@extend_schema(operation_id="register_csv",
-               parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=False,
-                                            description="First day of receipt (YYYY-MM-DD), inclusive"),
-                           OpenApiParameter("to", OpenApiTypes.DATE, required=False,
-                                            description="Last day of receipt (YYYY-MM-DD), inclusive")],
-               responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
 class RegisterCsvApi(FileApiBase):
     """GET the register of requests received in a period as CSV (Art. 5(2), Art. 30)."""
 
     permissions_any = (roles.DOWNLOAD_REPORTS,)
 
+    @extend_schema(operation_id="register_csv",
+                   parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=False,
+                                                description="First day of receipt (YYYY-MM-DD), inclusive"),
+                               OpenApiParameter("to", OpenApiTypes.DATE, required=False,
+                                                description="Last day of receipt (YYYY-MM-DD), inclusive")],
+                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
     def get(self, request):
         period = register_period_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
         rows = register_rows(period=period)

@@ -16,7 +16,7 @@ from django.views import View
 from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.reports import selectors, services
-from compliance.reports.assembly import ReportContainsIdentifier
+from compliance.reports.assembly import ReportContainsIdentifier, ReportIdentifierCheckImpossible
 from compliance.reports.display import report_display_context
 from compliance.reports.providers import ReportProviderError
 from compliance.reports.register import RegisterPeriodError, register_csv, register_period_parse, register_rows
@@ -27,7 +27,8 @@ from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 logger = logging.getLogger(__name__)
 
 # Errors that mean "this report cannot be put together now", shown to the reader as they are.
-ASSEMBLY_ERRORS = (ReportProviderError, ReportSchemaError, ReportContainsIdentifier)
+ASSEMBLY_ERRORS = (ReportProviderError, ReportSchemaError, ReportContainsIdentifier,
+                   ReportIdentifierCheckImpossible)
 
 
 class AnyPermissionPageMixin(PermissionPageMixin):

@@ -30,6 +30,10 @@ class ReportContainsIdentifier(ValueError):
     """A raw identifier of the person appears in the report; the message names its kind, not its value."""
 
 
+class ReportIdentifierCheckImpossible(ValueError):
+    """The person's identifiers cannot be decrypted, so the report cannot be checked for them."""
+
+
 @dataclass(frozen=True)
 class Superseded:
     report_id: str
@@ -104,15 +108,29 @@ def report_body_assemble(*, erasure_request, now: datetime, version: int | None,
 
 def _identifier_patterns(erasure_request) -> list[tuple[str, re.Pattern]] | None:
     """Return (kind, pattern) for every raw and normalised identifier; None once they are purged."""
-    from requests_app.identifiers import IDENTIFIER_ENTITY_TYPES, identifiers_decrypt, subject_identifiers_clean
+    from django.core.exceptions import ValidationError
+
+    from requests_app.identifiers import (
+        IDENTIFIER_ENTITY_TYPES,
+        IdentifierDecryptionError,
+        identifiers_decrypt,
+        subject_identifiers_clean,
+    )
 
     if not erasure_request.identifiers_encrypted:
         return None
-    subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
-    cleaned = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
+    try:
+        subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
+    except IdentifierDecryptionError as error:
+        raise ReportIdentifierCheckImpossible(
+            f"{erasure_request.reference}: the report cannot be checked for the person's identifiers: {error}") from None
+    try:
+        normalised = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION).normalised
+    except ValidationError:
+        normalised = {}  # stored values that today's rules refuse are still searched as written
     patterns = []
     for list_name in IDENTIFIER_ENTITY_TYPES:
-        values = set(getattr(cleaned.subject, list_name)) | set(cleaned.normalised.get(list_name, []))
+        values = set(getattr(subject, list_name)) | set(normalised.get(list_name, []))
         for value in values:
             value = value.strip()
             if len(value) < MIN_CHECKED_IDENTIFIER_LENGTH:

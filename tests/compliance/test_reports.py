@@ -191,13 +191,19 @@ def test_no_raw_identifier_appears_in_the_json_or_the_pdf(officer, providers, tm
     assert {h["entity_type"] for h in hashes} == {"PERSON", "EMAIL", "PHONE", "ADDRESS", "ACCOUNT_ID"}
 
 
-def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_completion(officer, providers):
-    providers(extra={"recipients": {"recipients": [
-        {"kind": "other", "name": "told maria.garcia@example.net by mail", "notified_at": None}]}})
+@pytest.mark.parametrize("leak,kind", [
+    ("told maria.garcia@example.net by mail", "emails"),  # normalised (case-folded) form
+    ("called +34612345678", "phones"),  # E.164 form of "+34 612 345 678"
+    ("account CUST-99812 closed", "account_ids"),
+    ("MARIA GARCIA's copy", "names"),
+])
+def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_completion(officer, providers, leak, kind):
+    providers(extra={"recipients": {"recipients": [{"kind": "other", "name": leak, "notified_at": None}]}})
     erasure_request = request_verifying(officer)
     with pytest.raises(ReportContainsIdentifier) as refused:
         erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
-    assert "recipients" in str(refused.value) and "example.net" not in str(refused.value)
+    message = str(refused.value)
+    assert "recipients" in message and kind.replace("_", " ") in message and leak not in message
     erasure_request.refresh_from_db()
     assert erasure_request.status == RequestStatus.VERIFYING
     assert not AuditReport.objects.exists()
