@@ -19,6 +19,8 @@ report_urlpatterns = [
 urlpatterns = [
     # First: its requests/<id>/actions/approve/ takes the decision's plan (docs/jobs.md).
     path("", include("unlearning_jobs.api_urls")),
+    path("", include("requests_app.review_api_urls")),
     path("", include("requests_app.api_urls")),
+    path("", include("unlearning_jobs.dataset_api_urls")),
     *report_urlpatterns,
 ]

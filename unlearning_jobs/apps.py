@@ -6,7 +6,11 @@ class UnlearningJobsConfig(AppConfig):
     verbose_name = "Data sets, models and unlearning jobs"
 
     def ready(self):
+        from requests_app.matching import matching_connect
         from unlearning_jobs.jobs import jobs_connect
 
+        # Locating starts with the request's own start-locating step, and approval waits for the
+        # review of what was located: hooked here because the PII index and candidates live here.
+        matching_connect()
         # Decision jobs hold their request in executing until they end, and feed its audit report.
         jobs_connect()

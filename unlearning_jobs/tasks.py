@@ -23,4 +23,5 @@ def probe_cpu(self, probe_id: int, **kwargs) -> None:
     """Answer a probe from the ``cpu`` queue."""
     queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self),
                        hostname=self.request.hostname or "", device={"type": "cpu", "name": "cpu"})
+from unlearning_jobs import dataset_tasks  # noqa: E402,F401  (indexing and locating tasks, for autodiscovery)
 from unlearning_jobs import job_tasks  # noqa: E402,F401  (the job runner's tasks, for autodiscovery)

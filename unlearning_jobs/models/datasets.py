@@ -32,7 +32,7 @@ class Dataset(models.Model):
     def get_absolute_url(self):
         from django.urls import reverse
 
-        return reverse("unlearning_jobs:dataset-detail", kwargs={"pk": self.pk})
+        return reverse("datasets:detail", kwargs={"pk": self.pk})
 
 
 class DatasetVersionStatus(models.TextChoices):
@@ -94,9 +94,7 @@ class DatasetVersion(models.Model):
         return f"{self.dataset.name} v{self.number}"
 
     def get_absolute_url(self):
-        from django.urls import reverse
-
-        return reverse("unlearning_jobs:dataset-version", kwargs={"pk": self.pk})
+        return f"{self.dataset.get_absolute_url()}#v{self.number}"
 
     @property
     def label(self) -> str:
