@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -414,9 +415,11 @@ def _init_worker(settings: ScanSettings, hasher: KeyedHasher) -> None:
     _WORKER["hasher"] = hasher
 
 
-def _scan_chunk(chunk: list[tuple[str, str, int]]) -> list[RecordFindings]:
+def _scan_chunk(chunk: list[tuple[str, str, int]]) -> tuple[list[RecordFindings], float]:
+    started = time.process_time()
     records = [SourceRecord(record_id=r, text=t, line_no=n) for r, t, n in chunk]
-    return _WORKER["engine"].scan(records, hasher=_WORKER["hasher"])
+    findings = _WORKER["engine"].scan(records, hasher=_WORKER["hasher"])
+    return findings, time.process_time() - started
 
 
 def _ready(_: int) -> int:
@@ -447,6 +450,8 @@ class ScanPool:
             )
         self.settings = settings or ScanSettings()
         self.processes = processes
+        #: CPU seconds the workers spent scanning, summed over chunks (for benchmarks).
+        self.cpu_seconds = 0.0
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._pool = context.Pool(
@@ -479,8 +484,9 @@ class ScanPool:
         if current:
             chunks.append(current)
         out: list[RecordFindings] = []
-        for findings in self._pool.imap(_scan_chunk, chunks):
+        for findings, cpu_seconds in self._pool.imap(_scan_chunk, chunks):
             out.extend(findings)
+            self.cpu_seconds += cpu_seconds
         return out
 
     def close(self) -> None:
