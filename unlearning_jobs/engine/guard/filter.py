@@ -155,6 +155,9 @@ class Guard:
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
+        self._shared = {
+            value_hash: frozenset(refs) for value_hash, refs in self._table.items() if len(refs) > 8
+        }
         #: The index's keyed hash under this guard's key (for measuring with expected hashes).
         self.digest = KeyedDigest(hasher)
         self._detector = Detector(
@@ -220,12 +223,14 @@ class Guard:
             for d, refs in direct
             for ref in refs
         ]
-        matches += [
-            GuardMatch(d.entity_type.value, (d.start, d.end), ref)
-            for d, refs in quasi
-            for ref in refs
-            if ref in present
-        ]
+        for d, refs in quasi:
+            # A city may be shared by thousands of subjects: test the few present against it.
+            members = self._shared.get(d.value_hash, refs)
+            matches += [
+                GuardMatch(d.entity_type.value, (d.start, d.end), ref)
+                for ref in present
+                if ref in members
+            ]
         matches.sort(key=lambda m: (m.span, m.entity_type, m.subject_ref))
         return tuple(matches)
 

@@ -329,18 +329,26 @@ class RuleSet:
         """
         wanted = None if entity_types is None else frozenset(entity_types)
         singles: dict[str, tuple[str, ...]] = {}
+        shared: dict[str, dict[str, None]] = {}
         table: dict[str, tuple[str, ...]] = {}
         for rule in self.rules:
             if wanted is not None and rule.entity_type not in wanted:
                 continue
-            refs = table.get(rule.value_hash)
-            if refs is None:
-                single = singles.get(rule.subject_ref)
+            value_hash, ref = rule.value_hash, rule.subject_ref
+            current = table.get(value_hash)
+            if current is None:
+                single = singles.get(ref)
                 if single is None:
-                    single = singles[rule.subject_ref] = (rule.subject_ref,)
-                table[rule.value_hash] = single
-            elif rule.subject_ref not in refs:
-                table[rule.value_hash] = refs + (rule.subject_ref,)
+                    single = singles[ref] = (ref,)
+                table[value_hash] = single
+            elif value_hash in shared:
+                shared[value_hash][ref] = None
+            elif current[0] != ref:
+                # A value many subjects share (a city): collect its subjects in a dict, since
+                # growing a tuple one subject at a time would be quadratic.
+                shared[value_hash] = {current[0]: None, ref: None}
+        for value_hash, refs in shared.items():
+            table[value_hash] = tuple(refs)
         return table
 
     def fingerprint(self) -> str:
