@@ -169,3 +169,23 @@ def test_corroborated_names_spare_namesakes_but_let_name_only_questions_through(
     assert {m.entity_type for m in decision.matches} == {"PERSON", "ACCOUNT_ID", "LOCATION"}
     answer = strict.check_output("It is Bill Smith-Jones.", prompt="Who holds account ACC 123456?")
     assert [m.entity_type for m in answer.matches] == ["PERSON"]
+
+
+def test_a_city_shared_by_many_subjects_is_matched_for_the_one_present(hasher):
+    from unlearning_jobs.engine.guard import RuleSet, rules_from_identifiers
+
+    rules = []
+    for index in range(20):
+        rules += rules_from_identifiers(
+            hasher=hasher,
+            subject_ref=f"req-{index}",
+            names=[f"Ann Lee{chr(97 + index)}x"],
+            locations=["Leeds"],
+        )
+    guard = Guard(RuleSet(key_id=hasher.key_id, version=1, rules=rules), hasher)
+    decision = guard.check_output("Ann Leedx moved to Leeds.")
+    assert [(m.entity_type, m.subject_ref) for m in decision.matches] == [
+        ("PERSON", "req-3"),
+        ("LOCATION", "req-3"),
+    ]
+    assert guard.check_output("Leeds is lovely in May.").action == "allow"

@@ -201,3 +201,16 @@ def test_policy_validates_and_round_trips():
         GuardPolicy(phone_regions=("GBR",))
     with pytest.raises(ValueError, match="not one string"):
         GuardPolicy(entity_types="EMAIL")
+
+
+def test_table_collects_many_subjects_sharing_a_value(hasher):
+    rules = []
+    for index in range(20):
+        rules += rules_from_identifiers(
+            hasher=hasher,
+            subject_ref=f"req-{index}",
+            names=[f"Ann Lee{chr(97 + index)}x"],
+            locations=["Leeds"],
+        )
+    table = RuleSet(key_id=KEY_ID, version=1, rules=rules).table()
+    assert table[hasher.hash(EntityType.LOCATION, "leeds")] == tuple(f"req-{i}" for i in range(20))
