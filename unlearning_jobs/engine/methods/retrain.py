@@ -111,6 +111,7 @@ class Retrain(UnlearningMethod):
             )
             steps, sha = result.steps, result.weights_sha256
             metrics["shards_retrained"] = list(result.shards_trained)
+            metrics["training_seconds"] = result.seconds
         else:
             if (source / RECIPE_FILE).is_file():
                 base = TrainingRecipe.load(source)
@@ -126,6 +127,7 @@ class Retrain(UnlearningMethod):
                 checkpoint_every=checkpoint_every, device=device, overwrite=overwrite,
             )
             steps, sha = result.steps, result.weights_sha256
+            metrics["training_seconds"] = result.seconds
         after = measure_model_dir(output_dir, forget_texts=list(forget_texts), retain_texts=retain_sample,
                                   device=device, dtype=dtype)
         metrics.update({

@@ -164,6 +164,7 @@ class Sisa(UnlearningMethod):
             "first_affected_slice": {str(s): r for s, r in affected.items()},
             "forget_ids_in_model": sum(1 for rid in drop if rid in layout.locate()),
             "retrained_steps": result.steps,
+            "training_seconds": result.seconds,
             "full_training_steps": full_steps,
             "steps_ratio": (result.steps / full_steps) if full_steps else None,
             "tokenizer_retrained": False,
