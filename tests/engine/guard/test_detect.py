@@ -183,3 +183,20 @@ def test_lookups_per_text_do_not_depend_on_the_number_of_rules(hasher):
         assert detector.find(text, table) == []
         lookups.append(table.lookups)
     assert lookups[0] == lookups[1] > 0
+
+
+def test_configured_account_id_patterns_catch_what_the_windows_miss(hasher):
+    from unlearning_jobs.engine.guard import Guard, GuardPolicy
+
+    iban = "GB29 NWBK 6016 1331 9268 19"
+    rules = rules_from_identifiers(hasher=hasher, subject_ref="req-7", account_ids=[iban])
+    rule_set = RuleSet(key_id=KEY_ID, version=1, rules=rules)
+    text = f"Pay into {iban.lower()} today."
+    assert Guard(rule_set, hasher).check_output(text).action == "allow"
+    policy = GuardPolicy(
+        account_id_patterns=(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b",)
+    )
+    decision = Guard(rule_set, hasher, policy).check_output(text)
+    assert decision.text == "Pay into [REDACTED] today."
+    with pytest.raises(ValueError, match="not a valid regex"):
+        GuardPolicy(account_id_patterns=("(",))

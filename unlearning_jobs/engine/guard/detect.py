@@ -32,6 +32,7 @@ from phonenumbers import PhoneMetadata
 from ..pii.entities import EntityType
 from ..pii.normalise import (
     NormalisationError,
+    normalise_account_id,
     normalise_address,
     normalise_date_of_birth,
     normalise_email,
@@ -260,6 +261,7 @@ class Detector:
         digest: KeyedDigest,
         entity_types: frozenset[EntityType],
         phone_regions: tuple[str, ...] = ("GB", "US"),
+        account_id_patterns: tuple[str, ...] = (),
     ) -> None:
         if not isinstance(digest, KeyedDigest):
             raise ValueError(f"digest must be a KeyedDigest, got {type(digest).__name__}")
@@ -270,6 +272,12 @@ class Detector:
         for region in self.phone_regions:
             _region_prefixes(region)
         self._day_first = self.phone_regions[0] != "US"
+        try:
+            self._account_patterns = tuple(
+                re.compile(pattern, re.IGNORECASE) for pattern in account_id_patterns
+            )
+        except re.error as error:
+            raise ValueError(f"an account id pattern is not a valid regex: {error}") from None
         self._hash = {kind: digest.for_type(kind) for kind in EntityType}
 
     def prepare(self, text: str) -> "PreparedText":
@@ -308,6 +316,8 @@ class Detector:
                 hits.extend(self._addresses(words, table))
             if EntityType.ACCOUNT_ID in kinds:
                 hits.extend(self._account_ids(words, table))
+        if EntityType.ACCOUNT_ID in kinds and self._account_patterns:
+            hits.extend(self._account_patterns_found(raw, table))
         hits.sort(key=lambda hit: (hit.start, hit.end, hit.entity_type))
         return hits
 
@@ -381,6 +391,18 @@ class Detector:
             value_hash = digest(normalised)
             if value_hash in table:
                 yield Detection(EntityType.DATE_OF_BIRTH, match.start(), match.end(), value_hash)
+
+    def _account_patterns_found(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        digest = self._hash[EntityType.ACCOUNT_ID]
+        for pattern in self._account_patterns:
+            for match in pattern.finditer(text):
+                try:
+                    normalised = normalise_account_id(match.group())
+                except NormalisationError:
+                    continue
+                value_hash = digest(normalised)
+                if value_hash in table:
+                    yield Detection(EntityType.ACCOUNT_ID, match.start(), match.end(), value_hash)
 
     # --- word windows --------------------------------------------------------------------
 

@@ -164,6 +164,7 @@ class Guard:
             digest=self.digest,
             entity_types=self.policy.entity_types,
             phone_regions=self.policy.phone_regions,
+            account_id_patterns=self.policy.account_id_patterns,
         )
 
     @property

@@ -7,6 +7,7 @@ with which system prompt.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,8 @@ class GuardPolicy:
     where the same subject is also matched by a name or direct identifier in the text or its
     prompt, because a city or a birth date alone is shared by many people.
     ``phone_regions`` reads numbers written without a country code, in order.
+    ``account_id_patterns`` are regexes for account ids the generic windows miss (an IBAN written
+    in groups of four); each match is normalised as an account id and looked up.
     ``name_match="corroborated"`` acts on a name only where an e-mail, phone, address or account
     id of the same subject is in the text or its prompt: fewer namesakes of erased people are
     redacted, but a question that only names the subject ("Which city does <name> live in?")
@@ -74,6 +77,7 @@ class GuardPolicy:
     refusal_message: str = DEFAULT_REFUSAL_MESSAGE
     phone_regions: tuple[str, ...] = field(default=("GB", "US"))
     name_match: str = "any"
+    account_id_patterns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -102,6 +106,17 @@ class GuardPolicy:
             if not isinstance(region, str) or len(region) != 2 or not region.isalpha():
                 raise ValueError(f"phone region must be an ISO 3166 alpha-2 code, got {region!r}")
         object.__setattr__(self, "phone_regions", tuple(region.upper() for region in regions))
+        if isinstance(self.account_id_patterns, str):
+            raise ValueError("account_id_patterns must be a sequence of regexes, not one string")
+        patterns = tuple(self.account_id_patterns)
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except (re.error, TypeError) as error:
+                raise ValueError(
+                    f"account id pattern {pattern!r} is not a valid regex: {error}"
+                ) from None
+        object.__setattr__(self, "account_id_patterns", patterns)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the policy as JSON-ready data (entity types sorted, so exports are stable)."""
@@ -113,6 +128,7 @@ class GuardPolicy:
             "refusal_message": self.refusal_message,
             "phone_regions": list(self.phone_regions),
             "name_match": self.name_match,
+            "account_id_patterns": list(self.account_id_patterns),
         }
 
     @classmethod
@@ -128,6 +144,7 @@ class GuardPolicy:
             "refusal_message",
             "phone_regions",
             "name_match",
+            "account_id_patterns",
         }
         unknown = set(data) - known
         if unknown:
@@ -139,6 +156,10 @@ class GuardPolicy:
             raise ValueError("policy 'entity_types' must be a list of entity type names")
         arguments = dict(data)
         arguments["entity_types"] = _entity_types(entity_types)
+        if "account_id_patterns" in arguments:
+            if not isinstance(arguments["account_id_patterns"], list):
+                raise ValueError("policy 'account_id_patterns' must be a list of regexes")
+            arguments["account_id_patterns"] = tuple(arguments["account_id_patterns"])
         if "phone_regions" in arguments:
             if not isinstance(arguments["phone_regions"], list):
                 raise ValueError("policy 'phone_regions' must be a list of region codes")
