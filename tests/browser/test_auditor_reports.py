@@ -12,7 +12,6 @@ from django.core.management import call_command
 from compliance.models import AuditEvent
 from compliance.reports.services import erasure_request_complete_and_issue_report
 from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
-    fast_password_hashing,
     providers,
     request_verifying,
 )

@@ -30,11 +30,6 @@ MARIA_RAW_FORMS = ("Maria Garcia", "maria.garcia@example.net", "+34 612 345 678"
 STEPS_TO_VERIFYING = ("start_locating", "submit_for_review", "approve", "start_executing", "start_verifying")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def request_verifying(officer, *, subject: SubjectIdentifiers = MARIA, received_at: datetime | None = None):
     """Record a request and walk it to "verifying" through the workflow's services."""
     erasure_request = services.erasure_request_create(

@@ -32,8 +32,8 @@ from requests_app import services as request_services
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed
 from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
+    MARIA,
     MARIA_RAW_FORMS,
-    fast_password_hashing,
     providers,
     request_verifying,
 )
@@ -399,7 +399,7 @@ def test_completion_waits_for_a_registered_precondition_and_issues_nothing(offic
 
 def test_a_rejected_request_gets_a_report_of_its_rejection(officer):
     erasure_request = request_services.erasure_request_create(
-        subject=request_verifying.__globals__["MARIA"], legal_ground="art17_1_b", actor=officer)
+        subject=MARIA, legal_ground="art17_1_b", actor=officer)
     erasure_request = request_services.erasure_request_reject(
         erasure_request=erasure_request, actor=officer, ground="art17_3_e",
         explanation="The records are needed to defend a pending claim.")

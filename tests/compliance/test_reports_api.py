@@ -19,7 +19,6 @@ from requests_app import services as request_services
 from requests_app.models import RequestStatus
 from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
     MARIA_RAW_FORMS,
-    fast_password_hashing,
     providers,
     request_verifying,
 )
