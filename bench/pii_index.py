@@ -108,14 +108,17 @@ def _spans(results: list[RecordFindings]) -> set[tuple[str, str, int, int]]:
     }
 
 
-def run(records: int, processes: int, seed: int, rounds: int = 5) -> dict:
+def run(
+    records: int, processes: int, seed: int, rounds: int = 5, data: list[SourceRecord] | None = None
+) -> dict:
     """Run the sides interleaved in ``rounds`` slices and return the figures.
 
     Interleaving gives each side the same share of whatever else the machine is doing: on a
     shared 2-core machine the load changes from minute to minute.
     """
     load_before = os.getloadavg()[0]
-    data = make_records(records, seed=seed)
+    data = data if data is not None else make_records(records, seed=seed)
+    records = len(data)
     hasher = KeyedHasher(key=b"lethe-benchmark-key-not-secret!!", key_id="bench")
     settings = ScanSettings(analyzer=AnalyzerSettings())
 
@@ -219,10 +222,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per side")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--input", type=Path, help="scan the first --records of this data set instead")
+    parser.add_argument("--text-field", default="text", help="comma-separated for several")
+    parser.add_argument("--id-field")
     args = parser.parse_args(argv)
     if args.records < 1 or args.processes < 1 or args.rounds < 1:
         parser.error("--records, --processes and --rounds must be at least 1")
-    figures = run(args.records, args.processes, args.seed, min(args.rounds, args.records))
+    data = None
+    if args.input:
+        from itertools import islice
+
+        from unlearning_jobs.engine.pii.readers import read_records
+
+        data = list(islice(read_records(args.input, text_field=tuple(args.text_field.split(",")),
+                                        id_field=args.id_field), args.records))
+    figures = run(args.records, args.processes, args.seed, min(args.rounds, args.records), data)
+    if args.input:
+        figures["input"] = str(args.input)
     plain = figures["plain_loop"]
     print(f"records: {figures['records']} (mean {figures['mean_chars']} chars), "
           f"cpus: {figures['cpu_count']}, load average before/after: "
