@@ -153,13 +153,17 @@ def job_create(*, kind: str, actor, queue: str = WorkQueue.GPU.value, erasure_re
                forget_record_pks: Iterable[int] = (), enqueue: bool = True) -> UnlearningJob:
     """Create a queued job and send it to its queue after commit.
 
-    Callers validate ``params`` for the job's kind first (``decisions``, ``job_runner``): a job
-    is created only when it can run. ``actor`` None is the system (a hook of another stage).
+    ``params`` are validated (and completed with defaults) by the runner of the job's kind, so a
+    job is created only when it can run. ``actor`` None is the system (a hook of another stage).
     """
-    from unlearning_jobs.job_runner import job_runner_for
+    from unlearning_jobs.job_runner import job_params_validate, job_runner_for
 
     if job_runner_for(kind) is None:
         raise JobError({"kind": [f"No runner is registered for {kind!r} jobs."]})
+    try:
+        params = job_params_validate(kind=kind, method=method, params=params)
+    except ValueError as error:
+        raise JobError({"params": [str(error)]}) from None
     now = timezone.now()
     with transaction.atomic():
         job = UnlearningJob.objects.create(
