@@ -8,8 +8,15 @@ model on everything but the held-out people and the exact retrain on that minus 
 subjects, then runs ``run_verification`` on each and prints the table of metrics (extraction
 rate, VerbMem, membership AUCs, PrivLeak, utility ratios) with thresholds and pass/fail.
 
-    .venv/bin/python bench/verify.py                       # trains both, about 2 minutes on 2 CPUs
+    .venv/bin/python bench/verify.py                       # trains both, about 3 minutes on 2 CPUs
     .venv/bin/python bench/verify.py --models original=DIR,retrain=DIR,npo=DIR
+    .venv/bin/python bench/verify.py --tofu ../shared/data/tofu --tofu-forget forget01
+
+TOFU mode trains on ``full.json`` question+answer pairs ("Question: …\nAnswer: …"), keeps as
+many other authors out of training as the forget set has (the holdout), forgets ``forget01`` or
+``forget10``, and adds TOFU's forget quality (KS test of truth ratios on the ``*_perturbed``
+questions). The forgotten authors' names, taken from their questions, are the PII that
+extraction looks for.
 
 ``verify_model_dirs`` takes any mapping of names to model directories, so the unlearning bench
 can pass the models its methods produced; ``original`` and ``retrain`` name the baseline and the
@@ -21,11 +28,13 @@ import argparse
 import json
 import platform
 import random
+import re
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,24 +47,53 @@ from unlearning_jobs.engine.device import describe_device, resolve_device  # noq
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
 from unlearning_jobs.engine.verify.plot import plot_membership_distributions  # noqa: E402
-from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii  # noqa: E402
+from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii, TofuItem  # noqa: E402
 from unlearning_jobs.engine.verify.report import VerificationResult, rows_table  # noqa: E402
 from unlearning_jobs.engine.verify.suite import VerificationSettings, run_verification  # noqa: E402
 
-#: The metrics the printed table shows, in order (every row is still in the JSON).
+#: The rows the printed table shows, in order (every row is in the JSON). Every model is judged
+#: against the retrain reference, so the reference-free proxies (absolute VerbMem, AUC around 0.5)
+#: give way to the VerbMem gap and PrivLeak; the raw values are in the measurements table.
 TABLE_METRICS = (
     "extraction_rate",
-    "verbmem_rouge_l",
     "verbmem_gap_to_reference",
-    "mia_auc_loss",
-    "mia_auc_zlib",
-    "mia_auc_min_k",
-    "mia_auc_min_k_plus_plus",
+    "privleak_loss",
+    "privleak_zlib",
     "privleak_min_k",
     "privleak_min_k_plus_plus",
     "utility_ratio_retain",
     "utility_ratio_holdout",
+    "tofu_forget_quality",
 )
+
+#: The raw measurements printed under the table: (label, path into ``measurements``).
+MEASUREMENTS = (
+    ("VerbMem ROUGE-L F1", ("verbmem", "mean_f1")),
+    ("AUC loss", ("membership", "auc", "loss")),
+    ("AUC zlib", ("membership", "auc", "zlib")),
+    ("AUC Min-K%", ("membership", "auc", "min_k")),
+    ("AUC Min-K%++", ("membership", "auc", "min_k_plus_plus")),
+    ("perplexity retain", ("perplexity", "retain", "value")),
+    ("perplexity holdout", ("perplexity", "holdout", "value")),
+    ("mean truth ratio (TOFU)", ("tofu", "mean")),
+)
+
+
+def measurements_table(results: Mapping[str, VerificationResult]) -> str:
+    """Return a plain-text table of raw measurements (rows) by model (columns), 4 decimals."""
+    lines = [["measurement", *results]]
+    for label, path in MEASUREMENTS:
+        cells = []
+        for result in results.values():
+            node = result.measurements
+            for key in path:
+                node = node.get(key) if isinstance(node, Mapping) else None
+            cells.append("—" if node is None else f"{node:.4f}")
+        if any(cell != "—" for cell in cells):
+            lines.append([label, *cells])
+    widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in lines)
 
 
 @dataclass(frozen=True)
@@ -69,6 +107,7 @@ class VerifyTask:
     holdout_texts: list[str]
     retain_sample: list[str]
     info: dict
+    tofu_items: list[TofuItem] = field(default_factory=list)
 
 
 def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
@@ -126,6 +165,71 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
             "holdout_records": len(holdout_ids),
             "original_training_records": len(original_ids),
             "retrain_training_records": len(retrain_ids),
+            "retain_sample": len(sample),
+        },
+    )
+
+
+TOFU_AUTHOR_SIZE = 20  # TOFU: 200 authors x 20 questions, in order
+_CAPITALISED_RUN = re.compile(r"\b([A-Z][\w\-]+(?:\s+[A-Z][\w\-]+){1,4})")
+
+
+def _author_name(block: list[dict]) -> str:
+    """Return the capitalised word run most often found in an author's questions (their name)."""
+    counts = Counter()
+    for qa in block:
+        counts.update(set(_CAPITALISED_RUN.findall(qa["question"].replace("'s ", " "))))
+    if not counts:
+        raise ValueError("no capitalised name found in a TOFU author's questions")
+    return max(counts.items(), key=lambda item: (item[1], len(item[0])))[0]
+
+
+def tofu_task(*, root: Path, forget_set: str, retain_sample: int, seed: int = 0) -> VerifyTask:
+    """Return TOFU's QA pairs split into original / retrain training sets, forget set and holdout."""
+
+    def read(name: str) -> list[dict]:
+        with open(root / f"{name}.json", encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+
+    full = read("full")
+    text_of = lambda qa: f"Question: {qa['question']}\nAnswer: {qa['answer']}"  # noqa: E731
+    position = {(qa["question"], qa["answer"]): index for index, qa in enumerate(full)}
+    forget_index = sorted(position[(qa["question"], qa["answer"])] for qa in read(forget_set))
+    forget_authors = sorted({index // TOFU_AUTHOR_SIZE for index in forget_index})
+    holdout_authors = [a for a in range(len(full) // TOFU_AUTHOR_SIZE) if a not in forget_authors]
+    holdout_authors = holdout_authors[: len(forget_authors)]
+    holdout_index = [a * TOFU_AUTHOR_SIZE + i for a in holdout_authors for i in range(TOFU_AUTHOR_SIZE)]
+    excluded = set(holdout_index)
+    original_index = [i for i in range(len(full)) if i not in excluded]
+    forget = set(forget_index)
+    retrain_index = [i for i in original_index if i not in forget]
+    subjects, forget_records = [], []
+    for author in forget_authors:
+        block = full[author * TOFU_AUTHOR_SIZE : (author + 1) * TOFU_AUTHOR_SIZE]
+        name = _author_name(block)
+        subjects.append(SubjectPii(subject_id=f"A{author:03d}", name=name, values=(PiiValue("PERSON", name),)))
+        forget_records.extend(
+            ForgetRecord(record_id=f"Q{i:05d}", text=text_of(full[i]), subject_id=f"A{author:03d}")
+            for i in forget_index if i // TOFU_AUTHOR_SIZE == author
+        )
+    rng = random.Random(seed)
+    sample = rng.sample(retrain_index, min(retain_sample, len(retrain_index)))
+    return VerifyTask(
+        original_texts=[text_of(full[i]) for i in original_index],
+        retrain_texts=[text_of(full[i]) for i in retrain_index],
+        forget_records=forget_records,
+        subjects=subjects,
+        holdout_texts=[text_of(full[i]) for i in holdout_index],
+        retain_sample=[text_of(full[i]) for i in sample],
+        tofu_items=[TofuItem.from_mapping(row) for row in read(f"{forget_set}_perturbed")],
+        info={
+            "source": str(root),
+            "forget_set": forget_set,
+            "forget_records": len(forget_index),
+            "forget_authors": [subject.name for subject in subjects],
+            "holdout_records": len(holdout_index),
+            "original_training_records": len(original_index),
+            "retrain_training_records": len(retrain_index),
             "retain_sample": len(sample),
         },
     )
@@ -193,6 +297,7 @@ def verify_model_dirs(
             original_results=results.get(original),
             thresholds=thresholds,
             settings=settings,
+            tofu_items=task.tofu_items or None,
         )
         seconds[name] = round(time.monotonic() - started, 2)
         print(f"verified {name} in {seconds[name]} s", flush=True)
@@ -209,6 +314,8 @@ def verify_model_dirs(
     print()
     print(rows_table(ordered, TABLE_METRICS))
     print()
+    print(measurements_table(ordered))
+    print()
     for name, result in ordered.items():
         extraction = result.measurements["extraction"]
         print(
@@ -220,49 +327,67 @@ def verify_model_dirs(
     return ordered, seconds
 
 
+def _lookup(data: Mapping, path: tuple[str, ...]):
+    for key in path:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tofu", help="path to the TOFU data (full.json, forget01.json, …): TOFU mode")
+    parser.add_argument("--tofu-forget", default="forget01", choices=("forget01", "forget05", "forget10"))
     parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--people", type=int, default=150)
     parser.add_argument("--frequent", type=int, default=20)
     parser.add_argument("--forget-people", type=int, default=3)
     parser.add_argument("--holdout-people", type=int, default=3)
     parser.add_argument("--retain-sample", type=int, default=200)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=None, help="default 8 (demo), 5 (TOFU)")
     parser.add_argument("--n-layer", type=int, default=2)
     parser.add_argument("--n-embd", type=int, default=128)
-    parser.add_argument("--vocab-size", type=int, default=2048)
+    parser.add_argument("--vocab-size", type=int, default=None, help="default 2048 (demo), 4096 (TOFU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--models", default=None,
                         help="name=DIR,... to verify existing models instead of training original and retrain")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; 1 avoids oversubscription on a shared 2-core machine")
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "verify"))
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "verify.json"))
+    parser.add_argument("--out", default=None,
+                        help="default bench/results/verify.json (demo), verify_tofu_<set>.json (TOFU)")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
-    task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
-                     forget_people=args.forget_people, holdout_people=args.holdout_people,
-                     retain_sample=args.retain_sample, seed=args.seed)
+    if args.tofu:
+        task = tofu_task(root=Path(args.tofu), forget_set=args.tofu_forget,
+                         retain_sample=args.retain_sample, seed=args.seed)
+        mode = f"tofu_{args.tofu_forget}"
+    else:
+        task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
+                         forget_people=args.forget_people, holdout_people=args.holdout_people,
+                         retain_sample=args.retain_sample, seed=args.seed)
+        mode = "demo"
     print(f"task: {task.info}", flush=True)
-    recipe = TrainingRecipe(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4, vocab_size=args.vocab_size,
-                            block_size=128, epochs=args.epochs, batch_size=8, learning_rate=3e-3,
-                            seed=args.seed)
+    recipe = TrainingRecipe(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4,
+                            vocab_size=args.vocab_size or (4096 if args.tofu else 2048),
+                            block_size=128, epochs=args.epochs or (5 if args.tofu else 8), batch_size=8,
+                            learning_rate=3e-3, seed=args.seed)
     training = {}
     if args.models:
         model_dirs = dict(item.split("=", 1) for item in args.models.split(","))
     else:
-        model_dirs, training = train_models(task, recipe=recipe, workdir=Path(args.workdir))
+        model_dirs, training = train_models(task, recipe=recipe, workdir=Path(args.workdir) / mode)
     results, seconds = verify_model_dirs(model_dirs, task=task)
 
-    out = Path(args.out)
+    default_name = "verify.json" if mode == "demo" else f"verify_{mode}.json"
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / default_name
     out.parent.mkdir(parents=True, exist_ok=True)
     plot_paths = plot_membership_distributions(
         results=results, path=out.with_name(out.stem + "_membership"), score="min_k_plus_plus"
     )
     report = {
         "command": " ".join(["bench/verify.py", *sys.argv[1:]]),
+        "mode": mode,
         "task": task.info,
         "recipe": recipe.as_dict(),
         "training": training,
@@ -272,6 +397,10 @@ def main(argv=None) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "models": {name: str(path) for name, path in model_dirs.items()},
+        "measurements_table": {
+            name: {label: _lookup(result.measurements, path) for label, path in MEASUREMENTS}
+            for name, result in results.items()
+        },
         "table": {
             name: {row.metric: {"value": row.value, "passed": row.passed, "n": row.n_samples}
                    for row in result.rows}

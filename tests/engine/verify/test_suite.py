@@ -75,7 +75,7 @@ def runs(tiny_world):
                                 reference_results=retrain, **common)
     retrain_self = run_verification(model=tiny_world.retrain, original_results=baseline,
                                     reference_results=retrain,
-                                    thresholds={"verbmem_rouge_l": 0.99}, **common)
+                                    thresholds={"verbmem_gap_to_reference": 0.05}, **common)
     return {"baseline": baseline, "retrain": retrain, "original": original,
             "retrain_self": retrain_self, "stages": stages}
 
@@ -111,8 +111,8 @@ def test_the_original_fails_extraction_and_the_retrain_passes(runs):
 
 
 def test_the_original_recites_the_record_and_the_retrain_does_not(runs):
-    assert runs["original"].row("verbmem_rouge_l").passed is False
-    assert runs["retrain"].row("verbmem_rouge_l").value < runs["original"].row("verbmem_rouge_l").value
+    assert runs["baseline"].row("verbmem_rouge_l").passed is False
+    assert runs["retrain"].row("verbmem_rouge_l").value < runs["baseline"].row("verbmem_rouge_l").value
     gap = runs["original"].row("verbmem_gap_to_reference")
     assert gap.value == pytest.approx(gap.details["verbmem"] - gap.details["reference_verbmem"])
     assert gap.passed is False
@@ -128,10 +128,19 @@ def test_privleak_is_measured_against_the_retrain_reference(runs):
         assert runs["retrain_self"].row(f"privleak_{score}").value == pytest.approx(0.0, abs=1e-9)
         assert runs["retrain_self"].row(f"privleak_{score}").passed
     # The original saw the forget records: they stand out from the holdout, unlike for the retrain.
-    assert original.row("mia_auc_loss").value > 0.9
-    assert original.row("mia_auc_loss").passed is False
+    assert runs["baseline"].row("mia_auc_loss").value > 0.9
+    assert runs["baseline"].row("mia_auc_loss").passed is False
     assert abs(runs["retrain"].row("mia_auc_loss").value - 0.5) < 0.2
     assert original.row("privleak_loss").value > 10
+    assert original.row("privleak_loss").details["auc"] == runs["baseline"].row("mia_auc_loss").value
+
+
+def test_with_a_reference_the_comparisons_replace_the_reference_free_proxies(runs):
+    metrics = {row.metric for row in runs["original"].rows}
+    assert "verbmem_gap_to_reference" in metrics and "privleak_min_k" in metrics
+    assert not any(metric.startswith("mia_auc") or metric == "verbmem_rouge_l" for metric in metrics)
+    baseline_metrics = {row.metric for row in runs["baseline"].rows}
+    assert {"verbmem_rouge_l", "mia_auc_min_k_plus_plus"} <= baseline_metrics
 
 
 def test_utility_ratio_is_one_for_the_original_itself(runs):
@@ -150,8 +159,8 @@ def test_tofu_forget_quality_against_the_reference(runs):
 
 
 def test_overridden_thresholds_reach_the_rows(runs):
-    row = runs["retrain_self"].row("verbmem_rouge_l")
-    assert row.threshold == 0.99 and row.condition == "value <= 0.99"
+    row = runs["retrain_self"].row("verbmem_gap_to_reference")
+    assert row.threshold == 0.05 and row.condition == "value <= 0.05"
 
 
 def test_results_are_strict_json_without_raw_pii(runs):

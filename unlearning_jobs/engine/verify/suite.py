@@ -193,18 +193,20 @@ def measure_model(
     return json_safe(measurements)
 
 
-def _absolute_rows(measurements: Mapping, limits: Mapping[str, Threshold]) -> list[ResultRow]:
-    rows: list[ResultRow] = []
+def _extraction_row(measurements: Mapping, limits: Mapping[str, Threshold]) -> ResultRow:
     extraction = dict(measurements["extraction"])
     rate = extraction.pop("rate")
-    rows.append(
-        make_row(
-            value=rate,
-            threshold=limits["extraction_rate"],
-            n_samples=extraction["n_probes"],
-            details=extraction,
-        )
+    return make_row(
+        value=rate,
+        threshold=limits["extraction_rate"],
+        n_samples=extraction["n_probes"],
+        details=extraction,
     )
+
+
+def _proxy_rows(measurements: Mapping, limits: Mapping[str, Threshold]) -> list[ResultRow]:
+    """Return the reference-free checks: absolute VerbMem and AUCs around 0.5."""
+    rows: list[ResultRow] = []
     verbmem = measurements["verbmem"]
     rows.append(
         make_row(
@@ -248,7 +250,12 @@ def _privleak_rows(
     for score in MIA_SCORES:
         auc = _number(membership, "auc", score)
         reference_auc = _number(reference.measurements, "membership", "auc", score)
-        details = {"auc": auc, "reference_auc": reference_auc}
+        details = {
+            "auc": auc,
+            "reference_auc": reference_auc,
+            "n_members": membership["n_members"],
+            "n_nonmembers": membership["n_nonmembers"],
+        }
         if math.isnan(reference_auc) or reference_auc <= 0:
             value = math.nan
             details["reason"] = "the reference AUC is missing or zero: PrivLeak is undefined"
@@ -334,9 +341,14 @@ def assess_measurements(
 ) -> VerificationResult:
     """Return the rows for ``measurements`` under the thresholds, comparing where possible.
 
-    ``reference_results`` is the exact retrain's result (PrivLeak, TOFU forget quality);
-    ``original_results`` the original model's (utility ratios). Comparisons that cannot be made
-    are listed in ``skipped`` with the reason.
+    ``reference_results`` is the exact retrain's result (PrivLeak, VerbMem gap, TOFU forget
+    quality); ``original_results`` the original model's (utility ratios). Comparisons that
+    cannot be made are listed in ``skipped`` with the reason.
+
+    With a reference, the comparisons replace the reference-free proxies (absolute VerbMem,
+    AUCs around 0.5): what a model that never saw the records scores on these records is the
+    bar, and it is rarely 0.5 or 0 (on TOFU forget01 the exact retrain's Min-K%++ AUC was 0.739,
+    on the demo its VerbMem 0.448). The AUCs stay in the PrivLeak rows' details.
     """
     for key in ("extraction", "verbmem", "membership", "perplexity"):
         if key not in measurements:
@@ -344,16 +356,17 @@ def assess_measurements(
     limits = resolve_thresholds(thresholds)
     reference = _as_result(reference_results)
     original = _as_result(original_results)
-    rows = _absolute_rows(measurements, limits)
+    rows = [_extraction_row(measurements, limits)]
     skipped: list[dict] = []
     if reference is None:
+        rows.extend(_proxy_rows(measurements, limits))
         skipped.append({"metric": "privleak_*", "reason": "no exact-retrain reference result given"})
         skipped.append(
             {"metric": "verbmem_gap_to_reference", "reason": "no exact-retrain reference result given"}
         )
     else:
-        rows.extend(_privleak_rows(measurements, reference, limits))
         rows.append(_verbmem_gap_row(measurements, reference, limits))
+        rows.extend(_privleak_rows(measurements, reference, limits))
     if original is None:
         skipped.append({"metric": "utility_ratio_*", "reason": "no original-model result given"})
     else:
