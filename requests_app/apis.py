@@ -423,7 +423,7 @@ class ErasureRequestStartVerifyingApi(ErasureRequestActionApi):
 
 
 class ErasureRequestCompleteApi(ErasureRequestActionApi):
-    service = staticmethod(services.erasure_request_complete)
+    service = staticmethod(services.erasure_request_complete_with_report)
 
 
 class ErasureRequestWithdrawApi(ErasureRequestActionApi):

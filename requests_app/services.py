@@ -784,3 +784,16 @@ def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
                            details={"requests_reencrypted": rotated,
                                     "keys_configured": len(settings.LETHE_IDENTIFIER_KEYS)})
     return rotated
+
+
+def erasure_request_complete_with_report(*, erasure_request: ErasureRequest, actor,
+                                         note: str = "") -> ErasureRequest:
+    """Complete the request and issue its signed audit report in one transaction.
+
+    A completed request must always have its report (SPEC §7): if the report cannot be issued,
+    the completion is rolled back with it. Pages and the API complete through this function.
+    """
+    from compliance.reports.services import erasure_request_complete_and_issue_report
+
+    erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=actor, note=note)
+    return _refresh(erasure_request)

@@ -164,7 +164,7 @@ def _run_action(action: str, *, erasure_request: ErasureRequest, actor, data: di
         Action.APPROVE: services.erasure_request_approve,
         Action.START_EXECUTING: services.erasure_request_start_executing,
         Action.START_VERIFYING: services.erasure_request_start_verifying,
-        Action.COMPLETE: services.erasure_request_complete,
+        Action.COMPLETE: services.erasure_request_complete_with_report,
         Action.WITHDRAW: services.erasure_request_withdraw,
     }
     return simple[action](**target, note=data["note"])

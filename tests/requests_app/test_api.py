@@ -157,6 +157,11 @@ def test_the_whole_life_cycle_through_the_api(api):
         "erasure_request.verification_started", "erasure_request.completed"]
     assert all(e["actor"] == "officer" for e in events)
     assert events[1]["previous_hash"] == events[0]["entry_hash"]
+    # Completing issued the signed report in the same step.
+    from compliance.models import AuditReport
+
+    report = AuditReport.objects.get(erasure_request_id=pk)
+    assert report.version == 1
 
 
 def test_illegal_action_is_409_with_the_reason_and_changes_nothing(api, make_request):
