@@ -2,7 +2,8 @@
 
 Pure engine code: nothing here imports Django. Keys, paths and configurations are arguments.
 Modules, one job each: ``entities`` (Lethe's entity types), ``normalise`` (value folding and
-name variants), ``hashing`` (keyed HMAC of normalised values), ``analyzer`` (the Presidio engine
-and its recorded configuration), ``readers`` (JSONL/CSV/Parquet/text records), ``scan`` (records
-to hashed findings, fast and in parallel).
+name variants), ``hashing`` (keyed HMAC of normalised values), ``recognisers`` (addresses,
+account ids, dates of birth), ``analyzer`` (the Presidio engine and its recorded
+configuration), ``ner`` (the NER alone, decoded fast), ``readers`` (JSONL/JSON/CSV/Parquet/text
+records), ``scan`` (records to hashed findings, in one process or a pool). See docs/pii.md.
 """

@@ -10,7 +10,7 @@ entities:
   its validity checks (spaCy 3.8 built with Cython 3) re-acquire it for every candidate move of
   every token, so most of the NER's time goes to locking. ``decode_entities`` drives the same
   model and the same transition system step by step from Python, holding the GIL, as spaCy's
-  own beam and training code does: about three times faster on 2 cores.
+  own beam and training code does: the NER as a whole ran two to three times faster.
 
 ``use_numpy_gemm`` moves the NER's dense layers from BLIS to numpy's BLAS (OpenBLAS), which is
 faster on x86. The entities were identical to ``nlp.pipe``'s on every benchmark and test text;

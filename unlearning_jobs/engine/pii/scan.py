@@ -15,8 +15,8 @@ Speed comes from doing less work per record, not from looking at fewer records:
 
 The one behavioural difference from calling ``AnalyzerEngine.analyze`` on each text is that
 Presidio's lemma-based context boost is not applied (no lemmatizer runs): it can only raise
-scores, every recogniser's base score is above the threshold, so it changes recorded scores
-but never which values are found.
+scores and every recogniser's base score is above the threshold, so it changes recorded scores,
+not which values are found (the benchmark's spans were identical to ``analyze``'s).
 """
 from __future__ import annotations
 
