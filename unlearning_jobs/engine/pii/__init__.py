@@ -7,3 +7,10 @@ account ids, dates of birth), ``analyzer`` (the Presidio engine and its recorded
 configuration), ``ner`` (the NER alone, decoded fast), ``readers`` (JSONL/JSON/CSV/Parquet/text
 records), ``scan`` (records to hashed findings, in one process or a pool). See docs/pii.md.
 """
+
+import os as _os
+
+# Presidio's e-mail recogniser uses tldextract, which fetches the public suffix list when first
+# used unless told to keep to its bundled copy; scanning machines have no internet access. Set
+# here so that it holds whichever submodule is imported first.
+_os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
