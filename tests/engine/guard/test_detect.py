@@ -200,3 +200,13 @@ def test_configured_account_id_patterns_catch_what_the_windows_miss(hasher):
     assert decision.text == "Pay into [REDACTED] today."
     with pytest.raises(ValueError, match="not a valid regex"):
         GuardPolicy(account_id_patterns=("(",))
+
+
+def test_places_match_as_the_index_normalises_them(hasher):
+    from unlearning_jobs.engine.guard import Guard
+
+    rules = rules_from_identifiers(
+        hasher=hasher, subject_ref="req-8", names=["Ann Lee"], locations=["The Hague"]
+    )
+    guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=rules), hasher)
+    assert guard.check_output("Ann Lee moved to the Hague.").text == "[REDACTED] moved to the [REDACTED]."
