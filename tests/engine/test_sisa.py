@@ -76,8 +76,8 @@ def test_ensemble_logits_are_the_log_of_the_mean_shard_probability(sisa_model):
     assert isinstance(ensemble, SisaEnsemble) and ensemble.n_shards == SHARDS
     ids = tokenizer(["Ticket 3: contact", "Ticket 12: contact Bruno"], return_tensors="pt", padding=True)
     labels = ids.input_ids.masked_fill(ids.attention_mask == 0, -100)
-    out = ensemble(ids.input_ids, attention_mask=ids.attention_mask, labels=labels)
     with torch.no_grad():
+        out = ensemble(ids.input_ids, attention_mask=ids.attention_mask, labels=labels)
         probs = torch.stack([torch.softmax(s(input_ids=ids.input_ids, attention_mask=ids.attention_mask).logits, -1)
                              for s in ensemble.shards]).mean(0)
     real = ids.attention_mask.bool()  # padded positions carry no meaning

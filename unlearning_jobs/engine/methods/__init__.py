@@ -12,6 +12,7 @@ npo                    statistical  negative preference optimisation against the
 """
 from __future__ import annotations
 
+from ..training.train import CheckpointMismatch, TrainingCancelled
 from .base import EXACT, STATISTICAL, MethodResult, UnlearningMethod
 from .gradient_ascent import GradientAscent
 from .gradient_difference import GradientDifference
@@ -32,4 +33,13 @@ def get_method(name: str) -> UnlearningMethod:
         raise ValueError(f"unknown unlearning method {name!r}; valid methods are {', '.join(sorted(METHODS))}") from None
 
 
-__all__ = ["EXACT", "METHODS", "STATISTICAL", "MethodResult", "UnlearningMethod", "get_method"]
+__all__ = [
+    "EXACT",
+    "METHODS",
+    "STATISTICAL",
+    "CheckpointMismatch",
+    "MethodResult",
+    "TrainingCancelled",
+    "UnlearningMethod",
+    "get_method",
+]

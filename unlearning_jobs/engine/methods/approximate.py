@@ -17,14 +17,20 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import capture_rng_state, latest_checkpoint, load_state, restore_rng_state, save_checkpoint, weights_sha256
+from ..checkpoints import (
+    capture_rng_state,
+    latest_checkpoint,
+    load_state,
+    restore_rng_state,
+    save_checkpoint,
+    weights_sha256,
+)
 from ..device import resolve_device
 from ..training.data import (
     autocast_context,
@@ -39,7 +45,7 @@ from ..training.data import (
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import is_sisa_dir
 from ..training.train import CheckpointMismatch, TrainingCancelled, save_model_dir
-from ..training.validation import require
+from ..training.validation import dataclass_from_dict, require
 from .base import (
     STATISTICAL,
     MethodResult,
@@ -108,8 +114,6 @@ class ApproximateParams:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None):
         """Build validated params from JSON; unknown keys and out-of-range values raise ``ValueError``."""
-        from ..training.validation import dataclass_from_dict
-
         return dataclass_from_dict(cls, data)
 
     def as_dict(self) -> dict[str, Any]:

@@ -7,10 +7,13 @@ Public API::
     train_causal_lm(*, texts, recipe, output_dir, tokenizer=None, progress=None,
                     should_stop=None, checkpoint_dir=None, checkpoint_every=100,
                     device=None, overwrite=False) -> TrainResult
-    train_sisa(*, records, recipe, output_dir, shards, slices, ...) -> SisaTrainResult
+    train_sisa(*, records, recipe, output_dir, shards=8, slices=4, layout=None,
+               epochs_per_slice=None, tokenizer=None, progress=None, should_stop=None,
+               checkpoint_dir=None, device=None, overwrite=False) -> SisaTrainResult
 """
 from .recipe import RECIPE_FILE, TrainingRecipe
 from .tokenizer import EOS_TOKEN, PAD_TOKEN, train_byte_bpe_tokenizer
+from .sisa import SisaLayout, SisaTrainResult, is_sisa_dir, train_sisa
 from .train import CheckpointMismatch, TrainingCancelled, TrainResult, train_causal_lm
 
 __all__ = [
@@ -18,9 +21,13 @@ __all__ = [
     "EOS_TOKEN",
     "PAD_TOKEN",
     "CheckpointMismatch",
+    "SisaLayout",
+    "SisaTrainResult",
     "TrainResult",
     "TrainingCancelled",
     "TrainingRecipe",
     "train_byte_bpe_tokenizer",
+    "is_sisa_dir",
     "train_causal_lm",
+    "train_sisa",
 ]
