@@ -75,6 +75,11 @@ class JobKind(models.TextChoices):
 
     TRAIN = "train", "Train a model"
     UNLEARN = "unlearn", "Unlearn (change a model's parameters)"
+    VERIFY = "verify", "Verify what a model still reveals"
+    GUARD = "guard", "Activate output-suppression rules"
+    GUARD_PROBE = "guard_probe", "Probe a deployment's guard"
+    LATENT_PROBE = "latent_probe", "Probe what a model still infers"
+    LATENT_DELETE = "latent_delete", "Delete derived (latent) data"
 
 
 class JobStatus(models.TextChoices):
