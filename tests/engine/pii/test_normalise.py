@@ -169,3 +169,11 @@ def test_normalise_value_dispatches_by_entity_type():
     assert normalise_value("PHONE", "(415) 555-2671", default_region="US") == "+14155552671"
     with pytest.raises(ValueError):
         normalise_value("SHOE_SIZE", "42")
+
+
+def test_hyphenated_family_name_is_one_unit_in_variants():
+    variants = name_variants("William Smith-Jones")
+    assert "william smith jones" in variants and "bill smith jones" in variants
+    # Dropping half of a hyphenated surname would make every William Jones a match.
+    assert "william jones" not in variants and "william smith" not in variants
+    assert "william jones" not in name_variants("Smith-Jones, William")

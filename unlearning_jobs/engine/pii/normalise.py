@@ -200,6 +200,31 @@ def nickname_equivalents(given_name: str) -> frozenset[str]:
     return nickname_table().get(folded, frozenset({folded}))
 
 
+_HYPHENATED_WORD = re.compile(r"[^\W\d_]+(?:[-\u2010\u2011][^\W\d_]+)+")
+
+
+def _name_units(full_name: str, tokens: list[str]) -> list[str]:
+    """Group ``tokens`` so that a hyphenated name ("Smith-Jones") stays one unit.
+
+    Folding turns the hyphen into a space; without this, "William Smith-Jones" would yield the
+    variant "william jones" (the hyphenated half read as a middle name dropped), and every
+    William Jones would match the subject.
+    """
+    joined = [_fold(word).split() for word in _HYPHENATED_WORD.findall(full_name)]
+    units: list[str] = []
+    index = 0
+    while index < len(tokens):
+        for group in joined:
+            if group and tokens[index:index + len(group)] == group:
+                units.append(" ".join(group))
+                index += len(group)
+                break
+        else:
+            units.append(tokens[index])
+            index += 1
+    return units
+
+
 def name_variants(full_name: str) -> set[str]:
     """Return normalised forms under which ``full_name`` may appear in training text.
 
@@ -214,7 +239,10 @@ def name_variants(full_name: str) -> set[str]:
     if len(tokens) == 1:
         variants.update(nickname_equivalents(tokens[0]))
         return variants
-    first, middles, last = tokens[0], tokens[1:-1], tokens[-1]
+    units = _name_units(full_name, tokens)
+    if len(units) == 1:
+        return variants
+    first, middles, last = units[0], units[1:-1], units[-1]
     for given in nickname_equivalents(first):
         full = [given, *middles, last]
         variants.add(" ".join(full))
