@@ -33,6 +33,7 @@ class EngineerHomeView(PermissionPageMixin, TemplateView):
             for hb in heartbeats
         ]
         context["job_queues"] = job_queue_overview(now=now)
+        context["now"] = now
         context["probes"] = QueueProbe.objects.all()[:10]
         context["queues"] = [queue.value for queue in WorkQueue]
         return context
