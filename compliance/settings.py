@@ -199,3 +199,20 @@ LETHE_JOB_PROGRESS_SECONDS = float(os.environ.get("LETHE_JOB_PROGRESS_SECONDS", 
 LETHE_JOB_LOG_MAX_CHARS = int(os.environ.get("LETHE_JOB_LOG_MAX_CHARS", "200000"))
 LETHE_JOB_MAX_ATTEMPTS = int(os.environ.get("LETHE_JOB_MAX_ATTEMPTS", "5"))
 LETHE_JOB_DEVICE = os.environ.get("LETHE_JOB_DEVICE", "").strip()
+
+# Verification (docs/verification.md, "In the application"). LETHE_VERIFY_THRESHOLDS overrides
+# the engine's documented defaults (engine/verify/thresholds.py: extraction_rate <= 0,
+# verbmem_rouge_l <= 0.5, verbmem_gap_to_reference <= 0.1, mia_auc_* |AUC - 0.5| <= 0.1,
+# privleak_* |PrivLeak| <= 10, utility_ratio_* >= 0.95, tofu_forget_quality >= 0.05), keyed by
+# metric: a number replaces the limit, an object sets comparator/limit/center. Given as JSON in the
+# environment; an unknown metric name is refused when a verify job starts, so a typo cannot drop a
+# check. LETHE_VERIFY_MIN_HOLDOUT non-member records are needed from the data set itself before
+# synthetic ones are added (docs/verification.md); LETHE_VERIFY_RETAIN_SAMPLE caps the retain
+# sample; LETHE_VERIFY_AUTO queues verify jobs after every unlearning job of a request.
+import json  # noqa: E402  (only the verification block reads JSON)
+
+LETHE_VERIFY_THRESHOLDS = json.loads(os.environ.get("LETHE_VERIFY_THRESHOLDS", "") or "{}")
+LETHE_VERIFY_MIN_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MIN_HOLDOUT", "20"))
+LETHE_VERIFY_MAX_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MAX_HOLDOUT", "200"))
+LETHE_VERIFY_RETAIN_SAMPLE = int(os.environ.get("LETHE_VERIFY_RETAIN_SAMPLE", "200"))
+LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
