@@ -25,6 +25,14 @@ from unlearning_jobs.models.jobs import (
     ModelVersion,
     UnlearningJob,
 )
+from unlearning_jobs.models.suppression import (
+    Deployment,
+    DerivedDataKind,
+    DerivedDataStore,
+    DerivedEntry,
+    SuppressionRule,
+    SuppressionRuleSet,
+)
 from unlearning_jobs.models.workers import QueueProbe, WorkerHeartbeat
 
 __all__ = [
@@ -52,4 +60,10 @@ __all__ = [
     "SearchCoverage",
     "SearchCoverageStatus",
     "WorkerHeartbeat",
+    "Deployment",
+    "DerivedDataKind",
+    "DerivedDataStore",
+    "DerivedEntry",
+    "SuppressionRule",
+    "SuppressionRuleSet",
 ]
