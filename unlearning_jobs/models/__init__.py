@@ -33,6 +33,7 @@ from unlearning_jobs.models.suppression import (
     SuppressionRule,
     SuppressionRuleSet,
 )
+from unlearning_jobs.models.verification import VerificationResult, VerificationRole, VerificationRun
 from unlearning_jobs.models.workers import QueueProbe, WorkerHeartbeat
 
 __all__ = [
@@ -59,6 +60,9 @@ __all__ = [
     "ReingestionHit",
     "SearchCoverage",
     "SearchCoverageStatus",
+    "VerificationResult",
+    "VerificationRole",
+    "VerificationRun",
     "WorkerHeartbeat",
     "Deployment",
     "DerivedDataKind",
