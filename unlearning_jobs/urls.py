@@ -1,10 +1,12 @@
 from django.urls import path
 
+from unlearning_jobs import verification_urls  # before job_urls: jobs/<id>/verification/
 from unlearning_jobs import job_urls, views
 
 app_name = "unlearning_jobs"
 urlpatterns = [
     path("", views.EngineerHomeView.as_view(), name="home"),
     path("probe/", views.QueueProbeSendView.as_view(), name="probe"),
+    *verification_urls.page_urlpatterns,
     *job_urls.page_urlpatterns,
 ]
