@@ -46,6 +46,7 @@ from unlearning_jobs.engine.demo_data import generate_demo_dataset  # noqa: E402
 from unlearning_jobs.engine.device import describe_device, resolve_device  # noqa: E402
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
+from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
 from unlearning_jobs.engine.verify.plot import plot_membership_distributions  # noqa: E402
 from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii, TofuItem  # noqa: E402
 from unlearning_jobs.engine.verify.report import VerificationResult, rows_table  # noqa: E402
@@ -327,6 +328,23 @@ def verify_model_dirs(
     return ordered, seconds
 
 
+def check_trained_on(model_dirs: Mapping[str, str | Path], task: VerifyTask) -> list[str]:
+    """Return a message for each of original/retrain that was trained on other data than the task.
+
+    The demo generator may change between runs; verifying a model against records it was not
+    trained on would print meaningless figures.
+    """
+    expected = {"original": task.original_texts, "retrain": task.retrain_texts}
+    problems = []
+    for name, texts in expected.items():
+        provenance = Path(model_dirs.get(name, "")) / "lethe_training.json"
+        if name in model_dirs and provenance.is_file():
+            stored = json.loads(provenance.read_text(encoding="utf-8")).get("data_fingerprint")
+            if stored != texts_fingerprint(texts):
+                problems.append(f"{name} ({model_dirs[name]}) was trained on other data than this task")
+    return problems
+
+
 def _lookup(data: Mapping, path: tuple[str, ...]):
     for key in path:
         data = data.get(key) if isinstance(data, Mapping) else None
@@ -375,6 +393,9 @@ def main(argv=None) -> int:
     training = {}
     if args.models:
         model_dirs = dict(item.split("=", 1) for item in args.models.split(","))
+        problems = check_trained_on(model_dirs, task)
+        if problems:
+            parser.error("; ".join(problems) + ": retrain them (run without --models)")
     else:
         model_dirs, training = train_models(task, recipe=recipe, workdir=Path(args.workdir) / mode)
     results, seconds = verify_model_dirs(model_dirs, task=task)
@@ -389,6 +410,7 @@ def main(argv=None) -> int:
         "command": " ".join(["bench/verify.py", *sys.argv[1:]]),
         "mode": mode,
         "task": task.info,
+        "data_fingerprint": texts_fingerprint(task.original_texts),
         "recipe": recipe.as_dict(),
         "training": training,
         "verification_seconds": seconds,
