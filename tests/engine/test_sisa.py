@@ -182,4 +182,16 @@ def test_sisa_training_resumes_after_cancel_to_the_same_ensemble(sisa_model, rec
 def test_sisa_ensemble_loss_is_finite_on_records(sisa_model, records):
     ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
     ids = tokenizer(records[0][1], return_tensors="pt").input_ids
-    assert math.isfinite(float(ensemble(ids, labels=ids).loss))
+    with torch.no_grad():
+        assert math.isfinite(float(ensemble(ids, labels=ids).loss))
+
+
+def test_grouped_layout_keeps_a_persons_records_in_one_shard(records, forget_ids):
+    ids = [rid for rid, _ in records]
+    plain = SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3)
+    grouped = SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3,
+                                groups={rid: "alice" for rid in forget_ids})
+    assert len(affected_shards(plain, forget_ids)) == SHARDS
+    assert len(affected_shards(grouped, forget_ids)) == 1
+    assert sorted(grouped.record_ids()) == sorted(ids)
+    assert SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3, groups={}) == plain

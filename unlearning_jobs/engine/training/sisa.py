@@ -130,8 +130,15 @@ class SisaLayout:
         return len(self.shards[0])
 
     @classmethod
-    def assign(cls, record_ids: Sequence[str], *, shards: int, slices: int, seed: int) -> SisaLayout:
-        """Deal the ids at random (fixed by ``seed``) into ``shards`` balanced shards of ``slices`` slices."""
+    def assign(cls, record_ids: Sequence[str], *, shards: int, slices: int, seed: int,
+               groups: Mapping[str, str] | None = None) -> SisaLayout:
+        """Deal the ids at random (fixed by ``seed``) into ``shards`` balanced shards of ``slices`` slices.
+
+        With ``groups`` (record id to a group key, e.g. the data subject the record is about, as
+        far as it is known at training time) the records of one group go to one shard, next to
+        each other, so erasing a person retrains one shard instead of all of them. Groups are
+        placed in random order on the least-filled shard; records without a group are their own.
+        """
         import torch
 
         if shards < 1:
@@ -140,9 +147,15 @@ class SisaLayout:
             raise ValueError(f"slices must be at least 1, got {slices}")
         generator = torch.Generator().manual_seed(mix_seed(seed, _LAYOUT_SALT))
         order = torch.randperm(len(record_ids), generator=generator).tolist()
+        grouped: dict[str, list[str]] = {}
+        for index in order:
+            rid = str(record_ids[index])
+            key = groups.get(rid) if groups is not None else None
+            grouped.setdefault(f"g:{key}" if key is not None else f"r:{rid}", []).append(rid)
         dealt: list[list[str]] = [[] for _ in range(shards)]
-        for position, index in enumerate(order):
-            dealt[position % shards].append(str(record_ids[index]))
+        for members in grouped.values():
+            smallest = min(range(shards), key=lambda s: (len(dealt[s]), s))
+            dealt[smallest].extend(members)
         layout = []
         for ids in dealt:
             base, extra = divmod(len(ids), slices)
@@ -495,6 +508,7 @@ def train_sisa(
     shards: int = 8,
     slices: int = 4,
     layout: SisaLayout | None = None,
+    groups: Mapping[str, str] | None = None,
     epochs_per_slice: int | None = None,
     tokenizer=None,
     progress: ProgressCallback | None = None,
@@ -506,7 +520,8 @@ def train_sisa(
     """Train a SISA ensemble of ``shards`` x ``slices`` on ``records`` (``(id, text)`` pairs).
 
     The layout is dealt at random from ``recipe.seed`` unless given (``retrain`` passes the
-    stored layout minus the forgotten ids, which makes it comparable with SISA unlearning). The
+    stored layout minus the forgotten ids, which makes it comparable with SISA unlearning);
+    ``groups`` keeps each group's records (e.g. one person's) in one shard. The
     tokenizer is trained on all the texts unless given. With ``checkpoint_dir`` a killed run
     resumes from the last finished stage of each shard; ``should_stop`` raises
     :class:`TrainingCancelled`. ``progress(step, total)`` counts optimiser steps over all shards.
@@ -516,7 +531,8 @@ def train_sisa(
         raise ValueError("records is empty: there is nothing to train on")
     texts_by_id = dict(pairs)
     if layout is None:
-        layout = SisaLayout.assign([rid for rid, _ in pairs], shards=shards, slices=slices, seed=recipe.seed)
+        layout = SisaLayout.assign([rid for rid, _ in pairs], shards=shards, slices=slices, seed=recipe.seed,
+                                   groups=groups)
     else:
         unknown = [rid for rid in layout.record_ids() if rid not in texts_by_id]
         if unknown:
