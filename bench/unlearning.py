@@ -54,7 +54,9 @@ def demo_task(args) -> dict:
         return [(f"Contact {p.full_name} at", p.email.lower()) for p in people]
 
     many = f"{args.forget_people}_people"
+    groups = {rid: found[0][0] for rid, found in data.mentions.items() if len(found) == 1}
     return {
+        "groups": groups,
         "name": "demo",
         "records": records,
         "forget_sets": {many: forget_ids, "1_person_1_record": list(single.record_ids)},
@@ -157,6 +159,8 @@ def main(argv=None) -> int:
     parser.add_argument("--vocab-size", type=int, default=4096)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--slices", type=int, default=4)
+    parser.add_argument("--sisa-group-by-person", action="store_true",
+                        help="demo: keep each person's records in one SISA shard (ground truth)")
     parser.add_argument("--methods", default=None,
                         help="default: all five (demo); retrain and the approximate ones (TOFU)")
     parser.add_argument("--params", default="{}", help='JSON {"method": {params}} overriding defaults')
@@ -195,12 +199,13 @@ def main(argv=None) -> int:
     sisa_dir = None
     if "sisa" in methods:
         started = time.monotonic()
+        groups = task.get("groups") if args.sisa_group_by_person else None
         sisa = train_sisa(records=records, recipe=recipe, output_dir=work / "sisa-original",
-                          shards=args.shards, slices=args.slices)
+                          shards=args.shards, slices=args.slices, groups=groups)
         sisa_dir = work / "sisa-original"
         report["sisa_train"] = {"seconds": round(time.monotonic() - started, 2), "steps": sisa.steps,
                                 "shards": args.shards, "slices": args.slices,
-                                "epochs_per_slice": sisa.epochs_per_slice}
+                                "epochs_per_slice": sisa.epochs_per_slice, "grouped_by_person": groups is not None}
         print(f"trained SISA: {report['sisa_train']}", flush=True)
 
     retrain_seconds = retrain_training_seconds = None
