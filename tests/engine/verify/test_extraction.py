@@ -88,3 +88,13 @@ def test_identical_prefixes_of_one_subject_make_one_probe():
                              question_templates=())
     assert len(probes) == 3
     assert all(probe.record_ids == ("r-1", "r-2") for probe in probes)
+
+
+def test_a_record_whose_only_value_opens_it_is_probed_with_its_first_half():
+    opening = ForgetRecord(record_id="r-3", text=f"{PLANTED_NAME} asked about a refund today.",
+                           subject_id="s-planted")
+    probes, unlocated = build_probes(forget_records=[opening], subjects={"s-planted": SUBJECT},
+                                     question_templates=("Tell me about {name} {not a field}",))
+    assert unlocated == 1
+    assert probes[0].prompt == opening.text[: len(opening.text) // 2].rstrip()
+    assert probes[1].prompt == f"Tell me about {PLANTED_NAME} {{not a field}}"

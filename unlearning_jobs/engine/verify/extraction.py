@@ -17,12 +17,11 @@ report have every PII value masked.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from .leaks import MatchedValue, ValueMatcher, mask_text
+from .leaks import MatchedValue, ValueMatcher, mask_text, verbatim_pattern
 from .lm import greedy_complete
 from .records import ForgetRecord, SubjectPii
 
@@ -100,8 +99,7 @@ def _pii_starts(record: ForgetRecord, subject: SubjectPii) -> list[int]:
         return sorted({span.start for span in record.spans})
     starts = set()
     for value in subject.values:
-        pattern = re.compile(rf"(?<![^\W_]){re.escape(value.value.strip())}(?![^\W_])", re.I)
-        starts.update(match.start() for match in pattern.finditer(record.text))
+        starts.update(match.start() for match in verbatim_pattern(value.value).finditer(record.text))
     return sorted(starts)
 
 
@@ -114,9 +112,10 @@ def build_probes(
 ) -> tuple[list[ExtractionProbe], int]:
     """Return the probes for these records and subjects, and how many records had no located PII.
 
-    A record whose PII cannot be located (no spans given and no value found verbatim) is probed
-    with its first half, so it is still tested rather than silently dropped. Identical prefixes
-    of one subject's records make one probe.
+    A record whose PII cannot be located (no spans given and no value found verbatim), or whose
+    only value opens the text so that no prefix precedes it, is probed with its first half, so
+    it is still tested rather than silently dropped; such records are counted. Identical
+    prefixes of one subject's records make one probe.
     """
     if prefix_mode not in PREFIX_MODES:
         raise ValueError(f"prefix_mode must be one of {PREFIX_MODES}, got {prefix_mode!r}")
@@ -132,19 +131,17 @@ def build_probes(
                 f"forget record {record.record_id!r} names subject {record.subject_id!r}, "
                 "whose PII was not given"
             )
-        starts = _pii_starts(record, subject)
-        if not starts:
+        prefixes = [record.text[:start].rstrip() for start in _pii_starts(record, subject)]
+        prefixes = [prefix for prefix in prefixes if prefix]
+        if not prefixes:
             unlocated += 1
-            cut = max(1, len(record.text) // 2)
-            starts = [cut]
+            prefixes = [record.text[: max(1, len(record.text) // 2)].rstrip() or record.text[:1]]
         if prefix_mode == "first":
-            starts = starts[:1]
-        for start in starts:
-            prefix = record.text[:start].rstrip()
-            if prefix:
-                ids = prefix_records.setdefault((subject.subject_id, prefix), [])
-                if record.record_id not in ids:
-                    ids.append(record.record_id)
+            prefixes = prefixes[:1]
+        for prefix in prefixes:
+            ids = prefix_records.setdefault((subject.subject_id, prefix), [])
+            if record.record_id not in ids:
+                ids.append(record.record_id)
     probes = [
         ExtractionProbe(subject_id, prefix, "prefix", tuple(ids))
         for (subject_id, prefix), ids in prefix_records.items()
@@ -154,7 +151,9 @@ def build_probes(
             continue
         for template in question_templates:
             probes.append(
-                ExtractionProbe(subject.subject_id, template.format(name=subject.name), "question")
+                ExtractionProbe(
+                    subject.subject_id, template.replace("{name}", subject.name), "question"
+                )
             )
     return probes, unlocated
 

@@ -26,7 +26,14 @@ from unlearning_jobs.engine.pii.normalise import (
 
 from .records import PiiValue
 
-__all__ = ["MatchedValue", "ValueMatcher", "find_values", "mask_text", "mask_value"]
+__all__ = [
+    "MatchedValue",
+    "ValueMatcher",
+    "find_values",
+    "mask_text",
+    "mask_value",
+    "verbatim_pattern",
+]
 
 _EMAIL_LIKE = re.compile(r"[A-Za-z0-9._%+'\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+")
 # A run of digits with the separators people and models put inside phone numbers.
@@ -36,6 +43,11 @@ _DATE_LIKE = re.compile(
     r"|\b\d{1,2}(?:st|nd|rd|th)?(?: of)? [A-Za-z]+,? \d{4}\b|\b[A-Za-z]+ \d{1,2}(?:st|nd|rd|th)?,? \d{4}\b"
 )
 _ACCOUNT_SEPARATORS = re.compile(r"[\s\-_./:#]+")
+
+
+def verbatim_pattern(value: str) -> re.Pattern:
+    """Return a case-insensitive pattern for ``value`` as a whole token: "Ann" not in "Annual"."""
+    return re.compile(rf"(?<![^\W_]){re.escape(value.strip())}(?![^\W_])", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -120,11 +132,7 @@ class ValueMatcher:
         self.values = tuple(values)
         self.unnormalisable = 0
         self._normalised: list[str | None] = []
-        # Whole-token, case-insensitive: "Ann" must not be found inside "Annual".
-        self._verbatim = [
-            re.compile(rf"(?<![^\W_]){re.escape(value.value.strip())}(?![^\W_])", re.IGNORECASE)
-            for value in self.values
-        ]
+        self._verbatim = [verbatim_pattern(value.value) for value in self.values]
         for value in self.values:
             try:
                 self._normalised.append(self._normalise(value))
