@@ -1,0 +1,20 @@
+"""Show a job's verification on the job page with one tag, and print values as the engine decides."""
+from django import template
+
+from unlearning_jobs.engine.verify.report import format_value
+
+register = template.Library()
+
+
+@register.inclusion_tag("unlearning_jobs/verification_section.html", takes_context=True)
+def verification_for_job(context, job):
+    """Render the comparison of the job's request (original, reference, produced) and the job's plot."""
+    from unlearning_jobs.verification import verification_for_job as select
+
+    return {**select(job), "job": job, "perms": context.get("perms"), "show_plot": True}
+
+
+@register.filter
+def verification_value(result) -> str:
+    """Print a row's value with enough digits that a fail never reads as its limit."""
+    return format_value(result.value, result.threshold)
