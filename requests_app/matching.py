@@ -143,9 +143,13 @@ def searchable_versions(erasure_request: ErasureRequest, *, key_id: str) -> tupl
         missing = sorted(set(erasure_request.scope_dataset_ids) - {d.pk for d in datasets})
         skipped.extend({"dataset_id": pk, "dataset": None, "version": None,
                         "reason": "No data set has this id."} for pk in missing)
+    by_dataset: dict[int, list[DatasetVersion]] = defaultdict(list)
+    for version in (DatasetVersion.objects.filter(dataset__in=datasets).select_related("dataset")
+                    .order_by("dataset_id", "-number")):
+        by_dataset[version.dataset_id].append(version)
     chosen: list[DatasetVersion] = []
     for dataset in datasets:
-        versions = list(dataset.versions.order_by("-number"))
+        versions = by_dataset.get(dataset.pk, [])
         indexed = [v for v in versions if v.status == DatasetVersionStatus.INDEXED and v.hash_key_id == key_id]
         newest_indexed = indexed[0] if indexed else None
         for version in versions:
@@ -380,13 +384,17 @@ def _shared_with_ids(candidates: list[Candidate]) -> None:
 
 
 def _coverage_versions(versions: list[DatasetVersion]) -> list[dict]:
-    from unlearning_jobs.indexing import dataset_versions_findings_total
+    from django.db.models import Sum
 
+    from unlearning_jobs.models import IndexChunk, IndexChunkStatus
+
+    findings = dict(IndexChunk.objects.filter(version__in=versions, status=IndexChunkStatus.DONE)
+                    .values("version_id").annotate(total=Sum("findings")).values_list("version_id", "total"))
     return [{
         "dataset_id": version.dataset_id, "dataset": version.dataset.name,
         "version_id": version.pk, "version": version.number,
         "records_total": version.record_count, "records_indexed": version.record_count,
-        "findings": dataset_versions_findings_total([version]),
+        "findings": findings.get(version.pk, 0),
         "manifest_sha256": version.manifest_sha256, "index_key_id": version.hash_key_id,
         "indexed_at": version.indexed_at.isoformat() if version.indexed_at else None,
         "index_configuration": _configuration_summary(version),

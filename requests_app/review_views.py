@@ -27,7 +27,9 @@ MAX_SHOWN_PER_TIER = 500
 
 
 class NoteForm(forms.Form):
-    note = forms.CharField(required=False, max_length=review.MAX_NOTE_LENGTH,
+    """The request's own approve step takes a note; posted from here to its action URL."""
+
+    note = forms.CharField(required=False, max_length=review.MAX_NOTE_LENGTH, label="Note on the approval",
                            widget=forms.Textarea(attrs={"rows": 2}))
 
 
