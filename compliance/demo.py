@@ -27,6 +27,12 @@ class DemoSeedResult:
     ground_truth_path: Path | None = None
     dataset_created: bool = False
     record_count: int = 0
+    dataset_version_id: int | None = None
+    dataset_registered: bool = False
+    findings: int = 0
+    model_version_id: int | None = None
+    model_trained: bool = False
+    model_seconds: float = 0.0
 
 
 def demo_paths(data_dir: Path) -> tuple[Path, Path]:
@@ -68,11 +74,67 @@ def demo_dataset_seed(*, data_dir: Path) -> tuple[Path, Path, bool, int]:
     return records_path, ground_truth_path, True, len(dataset.records)
 
 
-def demo_seed(*, password: str | None = None, data_dir: Path | None = None) -> DemoSeedResult:
-    """Seed everything the demo needs; return what was created this time."""
+DEMO_DATASET_NAME = "demo-support-tickets"
+
+
+def demo_dataset_register(*, records_path: Path, progress=None):
+    """Register and index the demo records once; return ``(version, registered_now)``.
+
+    Indexing runs in this process (no worker needed), through the same chunk claims a worker
+    uses, so a worker started alongside shares the work instead of repeating it.
+    """
+    from unlearning_jobs.datasets import dataset_version_register
+    from unlearning_jobs.indexing import dataset_version_index_inline
+    from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus
+
+    version = (DatasetVersion.objects.filter(dataset__name=DEMO_DATASET_NAME, parent__isnull=True)
+               .order_by("number").first())
+    registered_now = version is None
+    if version is None:
+        version = dataset_version_register(
+            name=DEMO_DATASET_NAME, path=records_path, actor=None, format="jsonl",
+            text_field="text", id_field="id", enqueue=False,
+            description="Synthetic customer-support tickets (seeded Faker); nobody in it is real.",
+        )
+    if version.status != DatasetVersionStatus.INDEXED:
+        dataset_version_index_inline(version=version, progress=progress)
+        version.refresh_from_db()
+    return version, registered_now
+
+
+def demo_model_seed(*, dataset_version):
+    """Train and register the demo model on the demo data set once; return ``(job, trained_now)``."""
+    from unlearning_jobs.jobs import demo_model_train
+    from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
+
+    before = UnlearningJob.objects.filter(kind=JobKind.TRAIN, dataset_version=dataset_version,
+                                          status=JobStatus.SUCCEEDED).exists()
+    job = demo_model_train(dataset_version=dataset_version)
+    return job, not before
+
+
+def demo_seed(*, password: str | None = None, data_dir: Path | None = None, with_index: bool = True,
+              with_model: bool = True, progress=None) -> DemoSeedResult:
+    """Seed everything the demo needs; return what was created this time.
+
+    ``with_index`` registers and indexes the demo data set; ``with_model`` also trains the demo
+    model on it (a few minutes on a CPU), so the demo has real memorised PII to erase.
+    """
     data_dir = Path(data_dir or settings.LETHE_DATA_DIR)
     result = DemoSeedResult()
     result.created_users, result.password = demo_users_seed(password=password or settings.LETHE_DEMO_PASSWORD)
     (result.records_path, result.ground_truth_path, result.dataset_created,
      result.record_count) = demo_dataset_seed(data_dir=data_dir)
+    if not (with_index or with_model):
+        return result
+    version, result.dataset_registered = demo_dataset_register(records_path=result.records_path,
+                                                               progress=progress)
+    result.dataset_version_id = version.pk
+    from unlearning_jobs.models import PiiFinding
+
+    result.findings = PiiFinding.objects.filter(version=version).count()
+    if with_model:
+        job, result.model_trained = demo_model_seed(dataset_version=version)
+        result.model_version_id = job.produced_model_id
+        result.model_seconds = job.compute_seconds
     return result

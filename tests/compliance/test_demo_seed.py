@@ -15,12 +15,12 @@ def _digest(path):
 def test_seed_demo_twice_changes_nothing(db, settings, tmp_path, capsys):
     settings.LETHE_DATA_DIR = tmp_path
     settings.LETHE_DEMO_PASSWORD = "demo-pass-123"
-    call_command("seed_demo")
+    call_command("seed_demo", "--no-model")
     records_path, truth_path = demo_paths(tmp_path)
     users = {u.username: (u.pk, u.password) for u in get_user_model().objects.all()}
     digests = (_digest(records_path), _digest(truth_path))
 
-    call_command("seed_demo")
+    call_command("seed_demo", "--no-model")
     second_output = capsys.readouterr().out
     assert "already exist" in second_output and "already present" in second_output
     assert {u.username: (u.pk, u.password) for u in get_user_model().objects.all()} == users
@@ -28,10 +28,18 @@ def test_seed_demo_twice_changes_nothing(db, settings, tmp_path, capsys):
     assert set(users) == {"officer", "auditor", "engineer"}
     assert get_user_model().objects.get(username="officer").check_password("demo-pass-123")
 
+    # The data set was registered and indexed once, with findings, and not again.
+    from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus, PiiFinding
+
+    version = DatasetVersion.objects.get(dataset__name="demo-support-tickets")
+    assert version.status == DatasetVersionStatus.INDEXED
+    assert version.record_count == sum(1 for _ in records_path.open())
+    assert PiiFinding.objects.filter(version=version).count() > version.record_count
+
 
 def test_ground_truth_matches_the_records(db, settings, tmp_path):
     settings.LETHE_DATA_DIR = tmp_path
-    call_command("seed_demo")
+    call_command("seed_demo", "--no-index")
     records_path, truth_path = demo_paths(tmp_path)
     records = {}
     for line in records_path.read_text(encoding="utf-8").splitlines():
