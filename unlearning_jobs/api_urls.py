@@ -1,8 +1,9 @@
 """REST endpoints for data sets, models and jobs."""
 from unlearning_jobs import verification_urls  # before job_urls: jobs/<id>/verification/
-from unlearning_jobs import job_urls
+from unlearning_jobs import job_urls, suppression_urls
 
 urlpatterns: list = [
     *verification_urls.api_urlpatterns,
+    *suppression_urls.api_urlpatterns,  # first: models/<id>/generate is not a model route
     *job_urls.api_urlpatterns,
 ]

@@ -76,6 +76,7 @@ class PlanMethod:
 
 
 _PLAN_METHODS: dict[tuple[str, str], PlanMethod] = {}
+_BUILTINS_LOADED = False
 
 
 def decision_method_register(plan_method: PlanMethod) -> None:
@@ -115,8 +116,12 @@ def _no_params(params: Mapping[str, Any] | None) -> dict:
 
 def _builtin_methods() -> None:
     """Register the deletion methods of the engine and the suppression methods' defaults, once."""
-    if _PLAN_METHODS:
+    global _BUILTINS_LOADED
+    # A flag, not "is the registry empty": the suppression stage registers its methods at ready(),
+    # before the first call here, and the deletion methods must still be added then.
+    if _BUILTINS_LOADED:
         return
+    _BUILTINS_LOADED = True
     from unlearning_jobs.engine.methods import EXACT, METHODS
 
     for name, cls in sorted(METHODS.items()):

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from unlearning_jobs import verification_urls  # before job_urls: jobs/<id>/verification/
-from unlearning_jobs import job_urls, views
+from unlearning_jobs import job_urls, suppression_urls, views
 
 app_name = "unlearning_jobs"
 urlpatterns = [
@@ -9,4 +9,5 @@ urlpatterns = [
     path("probe/", views.QueueProbeSendView.as_view(), name="probe"),
     *verification_urls.page_urlpatterns,
     *job_urls.page_urlpatterns,
+    *suppression_urls.page_urlpatterns,
 ]
