@@ -11,6 +11,7 @@ transaction, so no one sees an indexed version whose hits are not flagged yet.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 import uuid
@@ -85,7 +86,61 @@ def index_configuration() -> dict:
 
     configuration = scan_configuration(index_scan_settings())
     configuration["hash_key_id"] = settings.LETHE_PII_HASH_KEY_ID
+    configuration["postprocessing"] = {
+        "surname_first_names": "a capitalised word and a comma before a PERSON span are indexed as "
+                               "'Surname, Given' too (spaCy's small model splits that form)",
+    }
     return configuration
+
+
+# "Giles, Kathryn": spaCy's small model tags only "Kathryn", or "Giles" as a place. A capitalised
+# word, a comma and a space right before a PERSON span is indexed as the name in that order too.
+_SURNAME_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][\w'’-]*[a-z][\w'’-]*), $")
+_NOT_SURNAMES = frozenset({
+    "hello", "hi", "hey", "dear", "thanks", "thank", "yes", "no", "ok", "okay", "please", "sorry", "note",
+    "regards", "cheers", "well", "so", "and", "but", "or", "then", "also", "today", "yesterday", "tomorrow",
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "morning", "afternoon",
+    "evening", "sir", "madam", "mr", "mrs", "ms", "dr", "welcome", "again", "however", "meanwhile",
+})
+
+
+def surname_first_findings(records: Sequence[SourceRecord], results: Sequence, *, hasher) -> list:
+    """Return ``results`` with a PERSON finding added for each "Surname, Given" the scan split.
+
+    The added finding spans the surname to the end of the PERSON span, with the hashes of the
+    whole name (``normalise_name`` reads "Surname, Given" as "given surname"), recogniser
+    ``LetheSurnameFirst`` and a score below the NER's, so review can tell where it came from.
+    """
+    from dataclasses import replace
+
+    from unlearning_jobs.engine.pii.normalise import NormalisationError, name_token_sorted, normalise_name
+    from unlearning_jobs.engine.pii.scan import Finding
+
+    out = []
+    for record, result in zip(records, results, strict=True):
+        added = []
+        spans = {(f.start, f.end) for f in result.findings if f.entity_type == "PERSON"}
+        for finding in result.findings:
+            if finding.entity_type != "PERSON" or " " in record.text[finding.start:finding.end].strip():
+                continue
+            match = _SURNAME_BEFORE.search(record.text[max(0, finding.start - 60):finding.start])
+            if match is None or match.group(1).lower() in _NOT_SURNAMES:
+                continue
+            start = finding.start - len(match.group(0))
+            value = record.text[start:finding.end]
+            if (start, finding.end) in spans:
+                continue
+            try:
+                added.append(Finding("PERSON", start, finding.end, round(min(finding.score, 0.6), 4),
+                                     "LetheSurnameFirst", hasher.hash("PERSON", normalise_name(value)),
+                                     hasher.hash("PERSON", name_token_sorted(value))))
+            except NormalisationError:
+                continue
+        if added:
+            findings = tuple(sorted((*result.findings, *added), key=lambda f: (f.start, f.end, f.entity_type)))
+            result = replace(result, findings=findings)
+        out.append(result)
+    return out
 
 
 def _hasher_for(version: DatasetVersion):
@@ -253,6 +308,8 @@ def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = N
             results = engine.scan(records, hasher=hasher)
         else:
             results = scan(records)
+        if "surname_first_names" in version.index_configuration.get("postprocessing", {}):
+            results = surname_first_findings(records, results, hasher=hasher)
     except (IndexingError, DatasetFormatError, OSError) as error:
         index_chunk_fail(claim=claim, error=error, retryable=isinstance(error, OSError))
         raise

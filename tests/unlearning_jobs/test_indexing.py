@@ -203,3 +203,24 @@ def test_a_derived_version_leaves_out_the_removed_records_and_keeps_the_rest_ind
 def _findings_by_record(version):
     return sorted(PiiFinding.objects.filter(version=version).values_list(
         "record__record_id", "entity_type", "start", "end", "value_hash"))
+
+
+def test_surname_first_names_split_by_the_model_are_indexed_whole(data_dir):
+    from unlearning_jobs.engine.pii.normalise import normalise_name
+
+    records = {"a": "Note: Turner, William prefers to be contacted in the afternoon.",
+               "b": "Hello, William, your parcel is on its way.",
+               "c": "Giles, Kathryn wrote again about the late delivery."}
+    version = register_and_index(name="surnames", path=write_jsonl(data_dir / "n.jsonl", records))
+    hasher = pii_hasher()
+
+    def names(record_id):
+        return {(records[record_id][f.start:f.end], f.recogniser) for f in PiiFinding.objects.filter(
+            version=version, record__record_id=record_id, entity_type="PERSON")}
+
+    assert ("Turner, William", "LetheSurnameFirst") in names("a")
+    assert ("Giles, Kathryn", "LetheSurnameFirst") in names("c")
+    assert not any(recogniser == "LetheSurnameFirst" for _, recogniser in names("b"))
+    whole = PiiFinding.objects.get(version=version, record__record_id="a", recogniser="LetheSurnameFirst")
+    assert whole.value_hash == hasher.hash("PERSON", normalise_name("William Turner"))
+    assert "surname_first_names" in version.index_configuration["postprocessing"]
