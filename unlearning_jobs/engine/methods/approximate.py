@@ -33,6 +33,7 @@ from ..checkpoints import (
 )
 from ..device import resolve_device
 from ..training.data import (
+    LazyExamples,
     autocast_context,
     collate,
     encode_texts,
@@ -179,7 +180,7 @@ class ApproximateMethod(UnlearningMethod):
         pad = pad_token_id(tokenizer)
         block = block_size_for(source, model)
         forget_ex = encode_texts(tokenizer, forget_texts, block_size=block)
-        retain_ex = encode_texts(tokenizer, retain_texts, block_size=block)
+        retain_ex = LazyExamples(tokenizer, retain_texts, block_size=block)
         retain_eval = [retain_ex[i] for i in sample_indices(len(retain_ex), size=params.retain_eval_size,
                                                              seed=params.seed)]
 

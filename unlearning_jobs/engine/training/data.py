@@ -26,6 +26,29 @@ def encode_texts(tokenizer, texts: Sequence[str], *, block_size: int) -> list[Ex
     return [(ids + [eos])[:block_size] for ids in encoded]
 
 
+class LazyExamples(Sequence):
+    """Encode texts on first use, so a method that samples a few thousand retain records from a
+    data set of millions tokenizes only those."""
+
+    def __init__(self, tokenizer, texts: Sequence[str], *, block_size: int) -> None:
+        self._tokenizer = tokenizer
+        self._texts = texts
+        self._block_size = block_size
+        self._cache: dict[int, Example] = {}
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def __getitem__(self, index: int) -> Example:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if index not in self._cache:
+            self._cache[index] = encode_texts(self._tokenizer, [self._texts[index]], block_size=self._block_size)[0]
+        return self._cache[index]
+
+
 def pad_token_id(tokenizer) -> int:
     """Return the id used for padding (the pad token, else end-of-text)."""
     if tokenizer.pad_token_id is not None:
