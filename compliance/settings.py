@@ -216,3 +216,6 @@ LETHE_VERIFY_MIN_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MIN_HOLDOUT", "20"))
 LETHE_VERIFY_MAX_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MAX_HOLDOUT", "200"))
 LETHE_VERIFY_RETAIN_SAMPLE = int(os.environ.get("LETHE_VERIFY_RETAIN_SAMPLE", "200"))
 LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
+# A running job whose live worker names another job (or none) and that has not reported for this
+# long is queued again; a dead worker's jobs go after LETHE_WORKER_STALE_SECONDS already.
+LETHE_JOB_STALE_SECONDS = float(os.environ.get("LETHE_JOB_STALE_SECONDS", "900"))

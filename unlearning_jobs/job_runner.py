@@ -87,7 +87,9 @@ class JobContext:
         return self._stop
 
     def log(self, message: str) -> None:
-        """Append one line to the job's log (never record text or identifiers)."""
+        """Append one line to the job's log (never record text or identifiers); it also says the
+        attempt is alive between progress reports, and stops it (``JobLost``) if it is not ours."""
+        jobs.job_alive_record(job_id=self.job.pk, attempt=self.attempt)
         jobs.job_log_append(job_id=self.job.pk, text=message)
 
     def resumable_step(self) -> int | None:
@@ -279,14 +281,16 @@ def job_execute(*, job: UnlearningJob) -> str:
         jobs.job_succeed(job_id=job.pk, attempt=attempt, metrics=outcome.metrics, produced=produced,
                          produced_dataset_version=outcome.produced_dataset_version, device=outcome.device,
                          compute_seconds=time.monotonic() - started)
-        context.log(f"succeeded{f'; model version at {final.name}' if final else ''}")
+        jobs.job_log_append(job_id=job.pk, text=f"succeeded{f'; model version at {final.name}' if final else ''}")
         return "succeeded"
     except jobs.JobLost:
         logger.info("unlearning_job.attempt_superseded", extra={"job_id": job.pk, "attempt": attempt})
         return "lost"
     except TrainingCancelled as stop:
-        context.log(f"cancelled at step {stop.step} of {stop.total}")
-        jobs.job_stopped(job_id=job.pk, attempt=attempt, step=stop.step, compute_seconds=time.monotonic() - started)
+        if jobs.job_stopped(job_id=job.pk, attempt=attempt, step=stop.step,
+                            compute_seconds=time.monotonic() - started) is None:
+            return "lost"
+        jobs.job_log_append(job_id=job.pk, text=f"cancelled at step {stop.step} of {stop.total}")
         return "cancelled"
     except TRANSIENT_ERRORS as error:
         logger.warning("unlearning_job.transient_error",
@@ -296,7 +300,8 @@ def job_execute(*, job: UnlearningJob) -> str:
         return released.status if released else "lost"
     except Exception as error:  # any other error is deterministic: fail with the log kept
         summary = summarise_error(error)
-        context.log("failed: " + summary)
-        jobs.job_fail(job_id=job.pk, attempt=attempt, error=summary, error_type=type(error).__name__,
-                      compute_seconds=time.monotonic() - started)
+        if jobs.job_fail(job_id=job.pk, attempt=attempt, error=summary, error_type=type(error).__name__,
+                         compute_seconds=time.monotonic() - started) is None:
+            return "lost"
+        jobs.job_log_append(job_id=job.pk, text="failed: " + summary)
         return "failed"

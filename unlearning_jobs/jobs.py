@@ -294,6 +294,12 @@ def job_stop_requested(*, job_id: int, attempt: int) -> bool:
     return bool(row)
 
 
+def job_alive_record(*, job_id: int, attempt: int) -> None:
+    """Note that the attempt is still working (between progress reports); ``JobLost`` if not ours."""
+    if not _owned(job_id, attempt).update(progress_at=timezone.now()):
+        raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
+
+
 def job_log_append(*, job_id: int, text: str) -> None:
     """Append lines to the job's log, keeping only the newest ``LETHE_JOB_LOG_MAX_CHARS``.
 
@@ -590,15 +596,20 @@ def job_params_update(*, job: UnlearningJob, actor, params: Mapping) -> Unlearni
 # --- the stale-job sweep --------------------------------------------------------------------------
 
 
-def _stale_reason(job: UnlearningJob, heartbeat: WorkerHeartbeat | None, *, cutoff: datetime) -> str | None:
+def _stale_reason(job: UnlearningJob, heartbeat: WorkerHeartbeat | None, *, cutoff: datetime,
+                  silent_cutoff: datetime) -> str | None:
     """Return why a running job's worker is presumed gone, or None while it looks alive."""
+    last_sign = job.progress_at or job.started_at or job.queued_at
     if heartbeat is None:
-        return "no_heartbeat" if (job.progress_at or job.started_at or job.queued_at) < cutoff else None
+        return "no_heartbeat" if last_sign < cutoff else None
     if heartbeat.last_seen_at < cutoff:
         return "heartbeat_stale"
     if job.worker_pid is not None and heartbeat.pid is not None and heartbeat.pid != job.worker_pid:
         return "worker_restarted"
-    if heartbeat.current_job_id != job.pk and (job.progress_at or job.started_at) < cutoff:
+    # A live worker that names another job (or none) and has not reported on this one for a long
+    # time lost it without dying (an error outside the runner); a worker running two jobs at once
+    # names only one of them, hence the long LETHE_JOB_STALE_SECONDS rather than the heartbeat's.
+    if heartbeat.current_job_id != job.pk and last_sign < silent_cutoff:
         return "worker_moved_on"
     return None
 
@@ -607,20 +618,21 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
     """Queue again every running job whose worker stopped sending heartbeats; return their ids.
 
     A worker is presumed gone when its heartbeat is older than ``LETHE_WORKER_STALE_SECONDS``,
-    when it restarted under the same name (another pid), or when it is alive but has been on
-    another job, or none, for that long. Each job is put back conditionally on the attempt the
+    when it restarted under the same name (another pid), or when it is alive but names another
+    job, or none, and this one has not reported for ``LETHE_JOB_STALE_SECONDS``. Each job is put back conditionally on the attempt the
     sweep saw, so a job that finished meanwhile is left alone; a job an engineer asked to stop is
     cancelled instead. The new attempt resumes from the last checkpoint.
     """
     now = now or timezone.now()
     stale_seconds = settings.LETHE_WORKER_STALE_SECONDS if stale_seconds is None else stale_seconds
     cutoff = now - timedelta(seconds=stale_seconds)
+    silent_cutoff = now - timedelta(seconds=max(stale_seconds, settings.LETHE_JOB_STALE_SECONDS))
     running = list(UnlearningJob.objects.filter(status=JobStatus.RUNNING))
     heartbeats = {hb.hostname: hb for hb in
                   WorkerHeartbeat.objects.filter(hostname__in={job.worker for job in running})}
     requeued = []
     for job in running:
-        reason = _stale_reason(job, heartbeats.get(job.worker), cutoff=cutoff)
+        reason = _stale_reason(job, heartbeats.get(job.worker), cutoff=cutoff, silent_cutoff=silent_cutoff)
         if reason is None:
             continue
         with transaction.atomic():

@@ -253,3 +253,20 @@ def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(ticket
     assert "adopting the output an earlier attempt finished" in job.log
     assert job.produced_model.path == str(published) and job.produced_model.weights_sha256 == stamp["weights_sha256"]
     assert ModelVersion.objects.count() == 1
+
+
+def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, monkeypatch):
+    monkeypatch.setattr(jobs, "DEMO_RECIPE", {"epochs": 1})  # the demo's architecture, one pass: seconds, not minutes
+    job = jobs.demo_model_train(dataset_version=tickets)
+
+    assert job.status == JobStatus.SUCCEEDED and job.kind == "train" and job.created_by is None
+    model = job.produced_model
+    assert model.name == jobs.DEMO_MODEL_NAME and model.kind == "hf" and model.dataset_version == tickets
+    assert (model.recipe["n_layer"], model.recipe["n_embd"], model.recipe["vocab_size"]) == (2, 128, 4096)
+    assert model.recipe["epochs"] == jobs.DEMO_RECIPE["epochs"]
+    assert jobs.demo_model_train(dataset_version=tickets) == job  # seed_demo may run again
+
+    sharded = jobs.demo_model_train(dataset_version=tickets, sisa_shards=2)
+    assert sharded != job and sharded.produced_model.kind == "sisa"
+    assert sharded.produced_model.recipe["sisa"]["shards"] == 2
+    assert ModelVersion.objects.count() == 2
