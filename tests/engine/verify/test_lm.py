@@ -83,3 +83,26 @@ def test_verbmem_on_a_record_longer_than_the_context_fits_prompt_and_reference(t
     result = measure_verbmem(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
                              device="cpu", texts=[long_text])
     assert result.n_records == 1 and 0.0 <= result.mean_f1 <= 1.0
+
+
+def test_a_continuation_longer_than_the_context_is_refused_or_truncated(tiny_world):
+    long_answer = " " + " ".join(tiny_world.retain[:4])  # more than the 64 positions
+    pairs = [("Customer note:", long_answer)]
+    with pytest.raises(ValueError, match="does not fit"):
+        score_continuations(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
+                            pairs=pairs, device="cpu")
+    scored = score_continuations(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
+                                 pairs=pairs, device="cpu", truncate_long_continuations=True)[0]
+    prompt_tokens = len(tiny_world.tokenizer("Customer note:")["input_ids"])
+    assert len(scored) == 64 - prompt_tokens
+
+
+def test_truth_ratios_count_truncated_answers(tiny_world):
+    from unlearning_jobs.engine.verify.records import TofuItem
+    from unlearning_jobs.engine.verify.tofu import measure_truth_ratios
+
+    item = TofuItem(question="Who?", answer="x", paraphrased_answer=" ".join(tiny_world.retain[:4]),
+                    perturbed_answers=("A refund.", "An invoice."))
+    result = measure_truth_ratios(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer,
+                                  device="cpu", items=[item])
+    assert result.n_truncated_answers == 1 and result.truth_ratios[0] > 0

@@ -193,15 +193,18 @@ def score_continuations(
     device,
     batch_size: int = 8,
     max_length: int | None = None,
+    truncate_long_continuations: bool = False,
     progress: BatchProgress | None = None,
 ) -> list[np.ndarray]:
     """Return log p(token | prompt, earlier continuation tokens) for each continuation token.
 
     Prompt and continuation are tokenised separately and joined, so the boundary is exactly where
     the caller put it (a leading space belongs in the continuation for byte-level BPE). When the
-    pair is longer than ``max_length`` the prompt is cut from the left; a continuation that does
-    not fit on its own is refused, since scoring part of an answer would bias its length-normalised
-    probability.
+    pair is longer than ``max_length`` the prompt is cut from the left. A continuation that does
+    not fit beside the prompt's last ``max_length // 2`` tokens is refused, unless
+    ``truncate_long_continuations``: then only its first tokens that fit are scored (the
+    returned array is shorter than the continuation), which a length-normalised probability
+    tolerates better than losing the question.
     """
     _check_batch_size(batch_size)
     limit = context_length(model, tokenizer, max_length)
@@ -215,11 +218,15 @@ def score_continuations(
             raise ValueError("a continuation to score is empty")
         if not prompt_ids:
             raise ValueError("a prompt to score is empty: the first answer token needs context")
-        if len(answer_ids) >= limit:
-            raise ValueError(
-                f"a continuation of {len(answer_ids)} tokens does not fit in max_length={limit}"
-            )
-        keep = min(len(prompt_ids), limit - len(answer_ids))
+        # The prompt keeps at least half the context (or all of itself, if shorter).
+        keep = min(len(prompt_ids), max(limit - len(answer_ids), limit // 2, 1))
+        if len(answer_ids) > limit - keep:
+            if not truncate_long_continuations:
+                raise ValueError(
+                    f"a continuation of {len(answer_ids)} tokens does not fit in max_length={limit} "
+                    f"beside {keep} prompt tokens"
+                )
+            answer_ids = answer_ids[: limit - keep]
         sequences.append(prompt_ids[len(prompt_ids) - keep :] + answer_ids)
         answer_lengths.append(len(answer_ids))
     results: list[np.ndarray] = [np.zeros(0) for _ in sequences]

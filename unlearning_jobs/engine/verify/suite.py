@@ -323,6 +323,7 @@ def _forget_quality_row(
             "mean_truth_ratio": truth["mean"],
             "reference_mean_truth_ratio": sum(theirs) / len(theirs),
             "n_reference": quality.n_retrained,
+            "n_truncated_answers": truth.get("n_truncated_answers", 0),
         }
     return make_row(
         value=value,

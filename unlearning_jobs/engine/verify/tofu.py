@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import ks_2samp
 
-from .lm import score_continuations
+from .lm import encode, score_continuations
 from .records import TofuItem
 
 __all__ = [
@@ -49,6 +49,7 @@ class TruthRatioResult:
     truth_ratios: tuple[float, ...]
     mean: float
     n_questions: int
+    n_truncated_answers: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,7 +92,12 @@ def measure_truth_ratios(
     max_length: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TruthRatioResult:
-    """Return the truth ratio of every TOFU item under the model."""
+    """Return the truth ratio of every TOFU item under the model.
+
+    An answer longer than the model's context leaves beside the question is scored on its first
+    tokens that fit (counted in ``n_truncated_answers``) rather than failing the whole run: the
+    truth ratio normalises by length, and every question stays in the KS comparison.
+    """
     if "{question}" not in qa_template:
         raise ValueError("qa_template must contain a '{question}' placeholder")
     pairs: list[tuple[str, str]] = []
@@ -108,7 +114,12 @@ def measure_truth_ratios(
         device=device,
         batch_size=batch_size,
         max_length=max_length,
+        truncate_long_continuations=True,
         progress=progress,
+    )
+    truncated = sum(
+        len(scored) < len(encode(tokenizer, answer, special_tokens=False))
+        for scored, (_prompt, answer) in zip(logprobs, pairs)
     )
     ratios = tuple(
         truth_ratio(
@@ -121,6 +132,7 @@ def measure_truth_ratios(
         truth_ratios=ratios,
         mean=float(np.mean(ratios)) if ratios else math.nan,
         n_questions=len(ratios),
+        n_truncated_answers=truncated,
     )
 
 
