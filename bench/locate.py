@@ -111,8 +111,12 @@ class Population:
         self.weights = [40 if i % 200 == 0 else 1 for i in range(size)]
 
 
-def build_index(*, records: int, seed: int) -> tuple[int, Population, float]:
-    """Create one indexed version of ``records`` synthetic records; return (version id, population, seconds)."""
+def build_index(*, records: int, seed: int, reuse: bool = False) -> tuple[int, Population, float]:
+    """Create one indexed version of ``records`` synthetic records; return (version id, population, seconds).
+
+    ``reuse`` keeps an index of that size left by the previous run (same seed, same people) and
+    only removes the previous run's requests.
+    """
     from django.db import connection
     from django.utils import timezone
 
@@ -120,12 +124,22 @@ def build_index(*, records: int, seed: int) -> tuple[int, Population, float]:
     from unlearning_jobs.models import Dataset, DatasetVersion, IndexChunk
 
     started = time.perf_counter()
+    existing = DatasetVersion.objects.filter(dataset__name=f"bench-{records}", record_count=records).first()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "TRUNCATE unlearning_jobs_matchcandidate, unlearning_jobs_searchcoverage, "
-            "unlearning_jobs_reingestionhit, unlearning_jobs_piifinding, unlearning_jobs_indexchunk, "
-            "unlearning_jobs_datasetrecord, unlearning_jobs_datasetversion, unlearning_jobs_dataset, "
-            "requests_app_subjectidentifierhash, requests_app_erasurerequest CASCADE")
+        cursor.execute("TRUNCATE unlearning_jobs_matchcandidate, unlearning_jobs_searchcoverage, "
+                       "unlearning_jobs_reingestionhit, requests_app_subjectidentifierhash, "
+                       "requests_app_erasurerequest CASCADE")
+        if reuse and existing is not None:
+            return existing.pk, Population(max(records // 5, 100), seed=seed), 0.0
+        for table in ("piifinding", "indexchunk", "datasetrecord"):
+            cursor.execute(f"DELETE FROM unlearning_jobs_{table} WHERE version_id IN (SELECT v.id FROM "
+                           "unlearning_jobs_datasetversion v JOIN unlearning_jobs_dataset d ON d.id = v.dataset_id "
+                           "WHERE d.name = %s)", [f"bench-{records}"])
+        cursor.execute("DELETE FROM unlearning_jobs_datasetversion WHERE dataset_id IN (SELECT id FROM "
+                       "unlearning_jobs_dataset WHERE name = %s)", [f"bench-{records}"])
+        cursor.execute("DELETE FROM unlearning_jobs_dataset WHERE name = %s", [f"bench-{records}"])
+        cursor.execute("SELECT COALESCE(MAX(id), 0) FROM unlearning_jobs_datasetrecord")
+        first_id = cursor.fetchone()[0] + 1
     population = Population(max(records // 5, 100), seed=seed)
     dataset = Dataset.objects.create(name=f"bench-{records}")
     version = DatasetVersion.objects.create(
@@ -149,7 +163,7 @@ def build_index(*, records: int, seed: int) -> tuple[int, Population, float]:
                 "byte_length, text_sha256, text_length) FROM STDIN") as copy:
             for start in range(0, records, BATCH):
                 copy.write("".join(
-                    f"{ordinal + 1}\t{version.pk}\tR{ordinal:08d}\t{ordinal}\t{ordinal + 1}\t"
+                    f"{first_id + ordinal}\t{version.pk}\tR{ordinal:08d}\t{ordinal}\t{ordinal + 1}\t"
                     f"{ordinal * 200}\t200\t{'0' * 64}\t190\n" for ordinal in range(start, min(start + BATCH, records))))
         with raw.cursor().copy(
                 'COPY unlearning_jobs_piifinding (version_id, record_id, entity_type, start, "end", score, '
@@ -168,7 +182,7 @@ def build_index(*, records: int, seed: int) -> tuple[int, Population, float]:
                     rows.append(("DATE_OF_BIRTH", person["dob_hash"], None))
                 for position, (kind, value_hash, sorted_hash) in enumerate(rows):
                     sorted_field = sorted_hash or NULL
-                    buffer.write(f"{version.pk}\t{ordinal + 1}\t{kind}\t{position * 20}\t{position * 20 + 15}\t"
+                    buffer.write(f"{version.pk}\t{first_id + ordinal}\t{kind}\t{position * 20}\t{position * 20 + 15}\t"
                                  f"0.85\tbench\t{value_hash}\t{sorted_field}\n")
                     findings += 1
                 if ordinal % BATCH == BATCH - 1:
@@ -179,7 +193,7 @@ def build_index(*, records: int, seed: int) -> tuple[int, Population, float]:
         for _, definition in indexes:
             cursor.execute(definition)
         cursor.execute("SELECT setval(pg_get_serial_sequence('unlearning_jobs_datasetrecord', 'id'), %s)",
-                       [records + 1])
+                       [first_id + records])
         cursor.execute("ANALYZE unlearning_jobs_datasetrecord")
         cursor.execute("ANALYZE unlearning_jobs_piifinding")
     IndexChunk.objects.create(version=version, number=0, start=0, end=records, status="done",
@@ -203,7 +217,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(*, population: Population, requests: int, seed: int) -> dict:
+def measure(*, population: Population, requests: int, seed: int, dataset_id: int) -> dict:
     """Record ``requests`` requests for people of the population and locate each one; return timings."""
     from django.contrib.auth import get_user_model
 
@@ -224,17 +238,19 @@ def measure(*, population: Population, requests: int, seed: int) -> dict:
         made.append(services.erasure_request_create(
             subject=SubjectIdentifiers(names=(person["name"],), emails=(person["email"],),
                                        phones=(person["phone"],), account_ids=(person["account"],)),
-            legal_ground="art17_1_b", actor=officer))
+            legal_ground="art17_1_b", actor=officer, scope_all=False, scope_dataset_ids=[dataset_id]))
     for erasure_request in made[:3]:  # warm the connection and caches
         locate_compute(erasure_request=erasure_request)
-    search_ms, full_ms, candidates = [], [], []
+    search_ms, full_ms, search_cpu_ms, full_cpu_ms, candidates = [], [], [], [], []
     for erasure_request in made:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = locate_compute(erasure_request=erasure_request)
         search_ms.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
+        search_cpu_ms.append((time.process_time() - cpu) * 1000)
+        started, cpu = time.perf_counter(), time.process_time()
         coverage = locate_request(erasure_request=erasure_request, actor=officer)
         full_ms.append((time.perf_counter() - started) * 1000)
+        full_cpu_ms.append((time.process_time() - cpu) * 1000)
         candidates.append(sum(v for k, v in coverage.candidate_counts.items() if k != "kept_decided"))
         assert len(result.candidates) == candidates[-1]
 
@@ -245,7 +261,8 @@ def measure(*, population: Population, requests: int, seed: int) -> dict:
                 "max_ms": round(max(values), 2), "mean_ms": round(statistics.fmean(values), 2)}
 
     return {"requests": len(made), "search_only": summary(search_ms), "locate_request": summary(full_ms),
-            "main_lookup_server_side": summary(server_ms),
+            "main_lookup_server_side": summary(server_ms), "search_only_client_cpu": summary(search_cpu_ms),
+            "locate_request_client_cpu": summary(full_cpu_ms),
             "candidates_per_request": {"median": statistics.median(candidates), "max": max(candidates)}}
 
 
@@ -265,7 +282,8 @@ def server_lookup_ms(erasure_request) -> float:
     digests = subject_digests(erasure_request)
     lookup = Q(value_hash__in=list(digests.by_digest)) | Q(sorted_hash__in=digests.person_digests,
                                                              entity_type="PERSON")
-    versions = list(DatasetVersion.objects.filter(status="indexed").values_list("pk", flat=True))
+    versions = list(DatasetVersion.objects.filter(status="indexed", dataset_id__in=erasure_request.scope_dataset_ids)
+                    .values_list("pk", flat=True))
     plan = PiiFinding.objects.filter(lookup, version_id__in=versions).values_list("record_id").explain(analyze=True)
     return float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
 
@@ -275,6 +293,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--reuse", action="store_true", help="Keep an index of the same size from the last run")
     parser.add_argument("--database-url", default=os.environ.get(
         "LETHE_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench"))
     args = parser.parse_args()
@@ -285,19 +304,24 @@ def main() -> None:
                            "postgresql": connection.cursor().connection.info.server_version},
                "runs": []}
     for size in args.sizes:
-        version_id, population, build_s = build_index(records=size, seed=args.seed)
+        version_id, population, build_s = build_index(records=size, seed=args.seed, reuse=args.reuse)
         load_before = os.getloadavg()[0]
         sizes = table_sizes()
-        timing = measure(population=population, requests=args.requests, seed=args.seed + size)
+        from unlearning_jobs.models import DatasetVersion
+
+        dataset_id = DatasetVersion.objects.get(pk=version_id).dataset_id
+        timing = measure(population=population, requests=args.requests, seed=args.seed + size,
+                         dataset_id=dataset_id)
         load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         run = {"records": size, "people": len(population.people), "build_s": round(build_s, 1),
                "tables": sizes, "load_average_1min_before_after": load, **timing}
         results["runs"].append(run)
         print(f"{size:>9,} records ({len(population.people):,} people), index built in {build_s:.1f}s; {sizes}")
         print(f"  machine load average (1 min) before/after: {load[0]} / {load[1]} on {os.cpu_count()} cores")
-        for label in ("main_lookup_server_side", "search_only", "locate_request"):
+        for label in ("main_lookup_server_side", "search_only_client_cpu", "search_only",
+                      "locate_request_client_cpu", "locate_request"):
             figures = timing[label]
-            print(f"  {label:<23} p50 {figures['p50_ms']:>7.2f} ms   p95 {figures['p95_ms']:>7.2f} ms   "
+            print(f"  {label:<25} p50 {figures['p50_ms']:>7.2f} ms   p95 {figures['p95_ms']:>7.2f} ms   "
                   f"max {figures['max_ms']:>7.2f} ms   over {timing['requests']} requests")
         print(f"  candidates per request: median {timing['candidates_per_request']['median']}, "
               f"max {timing['candidates_per_request']['max']}")

@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -118,8 +118,8 @@ def subject_digests(erasure_request: ErasureRequest) -> SubjectDigests:
     return digests
 
 
-def _configuration_summary(version: DatasetVersion) -> dict:
-    configuration = version.index_configuration or {}
+def _configuration_summary(configuration: dict | None) -> dict:
+    configuration = configuration or {}
     canonical = json.dumps(configuration, sort_keys=True, separators=(",", ":"), default=str)
     model = configuration.get("spacy_model", {})
     return {
@@ -144,8 +144,9 @@ def searchable_versions(erasure_request: ErasureRequest, *, key_id: str) -> tupl
         skipped.extend({"dataset_id": pk, "dataset": None, "version": None,
                         "reason": "No data set has this id."} for pk in missing)
     by_dataset: dict[int, list[DatasetVersion]] = defaultdict(list)
+    # A derived version's removal list can be long and is not needed here.
     for version in (DatasetVersion.objects.filter(dataset__in=datasets).select_related("dataset")
-                    .order_by("dataset_id", "-number")):
+                    .defer("removed_manifest").order_by("dataset_id", "-number")):
         by_dataset[version.dataset_id].append(version)
     chosen: list[DatasetVersion] = []
     for dataset in datasets:
@@ -397,8 +398,32 @@ def _coverage_versions(versions: list[DatasetVersion]) -> list[dict]:
         "findings": findings.get(version.pk, 0),
         "manifest_sha256": version.manifest_sha256, "index_key_id": version.hash_key_id,
         "indexed_at": version.indexed_at.isoformat() if version.indexed_at else None,
-        "index_configuration": _configuration_summary(version),
+        "index_configuration": _configuration_summary(version.index_configuration),
     } for version in versions]
+
+
+#: From this many candidates on, PostgreSQL gets them by COPY: Django's bulk insert sends arrays
+#: whose JSON elements psycopg escapes in Python, which cost more than the whole search for a
+#: person found in a couple of hundred records.
+COPY_FROM = 50
+
+
+def _candidates_insert(*, erasure_request: ErasureRequest, coverage: SearchCoverage,
+                       candidates: list[Candidate]) -> None:
+    if connection.vendor != "postgresql" or len(candidates) < COPY_FROM:
+        MatchCandidate.objects.bulk_create([
+            MatchCandidate(erasure_request=erasure_request, record_id=c.record_pk, version_id=c.version_id,
+                           coverage=coverage, tier=c.tier, score=c.score, evidence=c.evidence)
+            for c in candidates], batch_size=2000)
+        return
+    now = timezone.now()
+    columns = ("erasure_request_id", "record_id", "version_id", "coverage_id", "tier", "score", "evidence",
+               "status", "note", "created_at")
+    statement = f"COPY {MatchCandidate._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.connection.cursor().copy(statement) as copy:
+        for c in candidates:
+            copy.write_row((erasure_request.pk, c.record_pk, c.version_id, coverage.pk, c.tier, c.score,
+                            json.dumps(c.evidence, separators=(",", ":")), CandidateStatus.PENDING, "", now))
 
 
 def locate_request(*, erasure_request: ErasureRequest, actor, coverage: SearchCoverage | None = None) -> SearchCoverage:
@@ -412,20 +437,12 @@ def locate_request(*, erasure_request: ErasureRequest, actor, coverage: SearchCo
         raise LocateError(f"{actor.get_username()} may not search for a person's records.")
     result = locate_compute(erasure_request=erasure_request)
     now = timezone.now()
+    coverage_versions = _coverage_versions(result.versions)
     with transaction.atomic():
         if coverage is None:
-            coverage = SearchCoverage.objects.create(
-                erasure_request=erasure_request, requested_by=actor, status=SearchCoverageStatus.RUNNING,
-                started_at=now)
+            coverage = SearchCoverage(erasure_request=erasure_request, requested_by=actor, started_at=now)
         decided = set(MatchCandidate.objects.filter(erasure_request=erasure_request)
                       .exclude(status=CandidateStatus.PENDING).values_list("record_id", flat=True))
-        MatchCandidate.objects.filter(erasure_request=erasure_request, status=CandidateStatus.PENDING).delete()
-        new = [
-            MatchCandidate(erasure_request=erasure_request, record_id=c.record_pk, version_id=c.version_id,
-                           coverage=coverage, tier=c.tier, score=c.score, evidence=c.evidence)
-            for c in result.candidates if c.record_pk not in decided
-        ]
-        MatchCandidate.objects.bulk_create(new, batch_size=2000)
         counts = {tier.value: 0 for tier in MatchTier}
         for candidate in result.candidates:
             counts[candidate.tier] += 1
@@ -435,12 +452,15 @@ def locate_request(*, erasure_request: ErasureRequest, actor, coverage: SearchCo
         coverage.hash_key_id = result.digests.key_id
         coverage.identifier_counts = {**result.digests.counts(),
                                       **({"other_key": result.digests.other_key} if result.digests.other_key else {})}
-        coverage.versions = _coverage_versions(result.versions)
+        coverage.versions = coverage_versions
         coverage.skipped = result.skipped
         coverage.candidate_counts = counts
         coverage.duration_ms = round(result.duration_ms, 2)
         coverage.error = ""
         coverage.save()
+        MatchCandidate.objects.filter(erasure_request=erasure_request, status=CandidateStatus.PENDING).delete()
+        _candidates_insert(erasure_request=erasure_request, coverage=coverage,
+                           candidates=[c for c in result.candidates if c.record_pk not in decided])
         audit_event_record(
             actor=actor, action="erasure_request.records_located", target=erasure_request,
             details={"reference": erasure_request.reference, "search": coverage.pk,

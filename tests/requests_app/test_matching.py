@@ -185,3 +185,29 @@ def test_a_request_with_no_match_is_submitted_for_review_with_an_empty_search(wi
     coverage = SearchCoverage.objects.get(erasure_request=erasure_request)
     assert erasure_request.status == "review"
     assert coverage.candidate_counts == {"strong": 0, "name": 0, "quasi": 0, "kept_decided": 0}
+
+
+def test_many_candidates_are_stored_the_same_way_as_few(data_dir, officer):
+    """From ``COPY_FROM`` candidates on, PostgreSQL gets them by COPY; what is stored must not differ."""
+    from unlearning_jobs import datasets
+    from unlearning_jobs.indexing import dataset_version_index_inline
+
+    hasher = pii_hasher()
+    email = Finding("EMAIL", 0, 26, 1.0, "t", hasher.hash("EMAIL", normalise_email("william.turner@example.com")))
+
+    def scan(records):
+        return [RecordFindings(r.record_id, r.line_no, (email,)) for r in records]
+
+    count = matching.COPY_FROM + 5
+    source = write_jsonl(data_dir / "many.jsonl", {f"m{i:03d}": f"record {i}" for i in range(count)})
+    version = datasets.dataset_version_register(name="many", path=source, actor=None, id_field="id",
+                                                chunk_size=100, enqueue=False)
+    dataset_version_index_inline(version=version, scan=scan)
+
+    coverage = matching.locate_request(erasure_request=_verified(officer), actor=officer)
+
+    stored = list(MatchCandidate.objects.filter(coverage=coverage))
+    assert len(stored) == count and coverage.candidate_counts["strong"] == count
+    first = stored[0]
+    assert (first.status, first.tier, first.version_id, first.score) == ("pending", "strong", version.pk, 0.8)
+    assert first.evidence["direct"] == ["EMAIL"] and first.evidence["matched"][0]["span"] == [0, 26]
