@@ -160,15 +160,24 @@ def _hasher_for(version: DatasetVersion):
 
 
 def index_chunk_claim(*, chunk_id: int, worker: str, now=None) -> ChunkClaim | None:
-    """Claim a pending chunk, or a running one whose claim went stale; return None if not claimable.
+    """Claim a pending chunk, or a running one whose worker is gone; return None if not claimable.
 
-    One conditional UPDATE, so two workers given the same chunk cannot both claim it.
+    A running chunk is taken over when its claim is older than ``LETHE_INDEX_STALE_SECONDS`` or
+    its worker's heartbeat is older than ``LETHE_WORKER_STALE_SECONDS`` (the worker died and
+    the broker gave the task to another). One conditional UPDATE, so two workers given the same
+    chunk cannot both claim it.
     """
+    from unlearning_jobs.models import WorkerHeartbeat
+
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.LETHE_INDEX_STALE_SECONDS)
+    dead = list(WorkerHeartbeat.objects.filter(
+        last_seen_at__lt=now - timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
+    ).values_list("hostname", flat=True))
     token = uuid.uuid4().hex
     claimable = Q(status=IndexChunkStatus.PENDING) | Q(
-        status=IndexChunkStatus.RUNNING, started_at__lt=stale_before)
+        status=IndexChunkStatus.RUNNING, started_at__lt=stale_before) | Q(
+        status=IndexChunkStatus.RUNNING, worker__in=dead)
     claimed = IndexChunk.objects.filter(claimable, pk=chunk_id).update(
         status=IndexChunkStatus.RUNNING, claim_token=token, worker=worker[:255], started_at=now,
         finished_at=None, attempts=F("attempts") + 1,
@@ -284,7 +293,11 @@ def index_chunk_fail(*, claim: ChunkClaim, error: BaseException, retryable: bool
 
 
 def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = None) -> str:
-    """Claim, scan and complete one chunk; return "done", "skipped", "lost" or the failure status.
+    """Claim, scan and complete one chunk; return "done", "skipped", "busy" or "lost".
+
+    "skipped": nothing to do (done, failed or gone); "busy": another worker holds the chunk and
+    may still finish it (the task looks again later); "lost": the claim was taken over while
+    this worker scanned, and its findings were not written.
 
     ``scan`` maps records to findings; default: this process's cached engine with the settings
     the version was registered with. A failure to read or scan gives the chunk back (see
@@ -295,7 +308,8 @@ def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = N
 
     claim = index_chunk_claim(chunk_id=chunk_id, worker=worker)
     if claim is None:
-        return "skipped"
+        running = IndexChunk.objects.filter(pk=chunk_id, status=IndexChunkStatus.RUNNING).exists()
+        return "busy" if running else "skipped"
     version = DatasetVersion.objects.get(pk=claim.version_id)
     started = time.monotonic()
     try:

@@ -137,6 +137,23 @@ def test_a_chunk_delivered_twice_is_indexed_once_and_a_lost_claim_writes_nothing
     assert version.status == "indexed"
 
 
+def test_a_chunk_held_by_a_worker_whose_heartbeat_stopped_is_taken_over(data_dir):
+    from unlearning_jobs.models import WorkerHeartbeat
+
+    version = _register(data_dir, "dead-worker", {"a": "one", "b": "two"}, chunk_size=1)
+    first, second = version.chunks.order_by("number")
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(hostname="alive@h", started_at=now, last_seen_at=now)
+    WorkerHeartbeat.objects.create(hostname="dead@h", started_at=now, last_seen_at=now - timedelta(minutes=5))
+    assert indexing.index_chunk_claim(chunk_id=first.pk, worker="alive@h")
+    assert indexing.index_chunk_claim(chunk_id=second.pk, worker="dead@h")
+
+    # Both claims are fresh; only the dead worker's chunk may be taken over.
+    assert indexing.index_chunk_run(chunk_id=first.pk, worker="other@h", scan=_stand_in_scan) == "busy"
+    assert indexing.index_chunk_run(chunk_id=second.pk, worker="other@h", scan=_stand_in_scan) == "done"
+    assert IndexChunk.objects.get(pk=second.pk).attempts == 2
+
+
 def test_failed_scans_are_retried_then_fail_the_version_with_the_error_and_resume_restarts_them(data_dir, settings):
     settings.LETHE_INDEX_MAX_ATTEMPTS = 2
     version = _register(data_dir, "failing", {"a": "one", "b": "two"}, chunk_size=2)
