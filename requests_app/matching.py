@@ -222,7 +222,8 @@ def _reason(*, tier: str, direct: list[str], name: str | None, quasi: dict | Non
                 "A variant of the person's name (initial, nickname or another order) is in the record, "
                 "and no direct identifier")
         if quasi:
-            text += f"; its {' and '.join(ENTITY_LABELS[k] for k in quasi['entity_types'])} also occur in the person's strong records"
+            kinds = " and ".join(ENTITY_LABELS[kind] for kind in quasi["entity_types"])
+            text += f"; its {kinds} also occur in the person's strong records"
         return text + "."
     if LOCATION in quasi["entity_types"]:
         return (f"No identifier of the person, but a date of birth and a place that both occur in "
@@ -330,7 +331,8 @@ def _quasi_support(*, records: list[int], quasi_values: dict) -> dict[int, dict]
     return support
 
 
-def _quasi_only_records(*, version_ids: list[int], quasi_values: dict, exclude: set[int]) -> dict[int, tuple[int, dict]]:
+def _quasi_only_records(*, version_ids: list[int], quasi_values: dict,
+                        exclude: set[int]) -> dict[int, tuple[int, dict]]:
     """Return records with no identifier of the person but a date of birth from their strong records.
 
     With a place from those records as well the evidence is stronger (``QUASI_SCORE``); a date of
@@ -426,7 +428,8 @@ def _candidates_insert(*, erasure_request: ErasureRequest, coverage: SearchCover
                             json.dumps(c.evidence, separators=(",", ":")), CandidateStatus.PENDING, "", now))
 
 
-def locate_request(*, erasure_request: ErasureRequest, actor, coverage: SearchCoverage | None = None) -> SearchCoverage:
+def locate_request(*, erasure_request: ErasureRequest, actor,
+                   coverage: SearchCoverage | None = None) -> SearchCoverage:
     """Search the index for the request's person and store the candidates and the search's coverage.
 
     Pending candidates of an earlier search are replaced; decided ones (confirmed or rejected)

@@ -75,7 +75,8 @@ class ReviewQueueView(PermissionPageMixin, ListView):
 
     def get_queryset(self):
         return (ErasureRequest.objects.filter(status__in=[RequestStatus.LOCATING, RequestStatus.REVIEW])
-                .annotate(pending=Count("match_candidates", filter=Q(match_candidates__status=CandidateStatus.PENDING)),
+                .annotate(pending=Count("match_candidates",
+                                        filter=Q(match_candidates__status=CandidateStatus.PENDING)),
                           confirmed=Count("match_candidates",
                                           filter=Q(match_candidates__status=CandidateStatus.CONFIRMED)))
                 .select_related("assigned_officer").order_by("due_at"))
@@ -112,7 +113,8 @@ class ReviewView(PermissionPageMixin, DetailView):
             groups[candidate.tier]["entries"].append({
                 "candidate": candidate,
                 "key": review.match_candidate_key(candidate),
-                "segments": highlighted_segments(texts[candidate.record_id], spans.get(candidate.record_id, []), matched),
+                "segments": highlighted_segments(texts[candidate.record_id],
+                                                 spans.get(candidate.record_id, []), matched),
                 "matched_kinds": sorted({f"{item['entity_type']} ({item['via']})"
                                          for item in candidate.evidence.get("matched", [])}),
             })

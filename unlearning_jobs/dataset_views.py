@@ -27,7 +27,8 @@ FORMAT_CHOICES = [("", "From the file name")] + [(f.value, f.value) for f in Dat
 class DatasetUploadForm(forms.Form):
     name = forms.CharField(max_length=datasets.MAX_NAME_LENGTH, label="Data set",
                            help_text="A new name creates the data set; an existing one gets a new version.")
-    file = forms.FileField(label="File", help_text="JSON Lines, JSON, CSV, Parquet or plain text (one record a line).")
+    file = forms.FileField(label="File",
+                           help_text="JSON Lines, JSON, CSV, Parquet or plain text (one record a line).")
     format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
     text_field = forms.CharField(max_length=400, initial="text", label="Text field",
                                  help_text="Several fields are joined by new lines: question,answer")

@@ -28,10 +28,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--name", help="Data set name (created on first use)")
         parser.add_argument("--path", help="File to register; must be under LETHE_DATA_DIR or LETHE_IMPORT_ROOTS")
-        parser.add_argument("--format", default=None, help="jsonl, json, csv, parquet or text (default: by extension)")
+        parser.add_argument("--format", default=None,
+                            help="jsonl, json, csv, parquet or text (default: by extension)")
         parser.add_argument("--text-field", default="text",
                             help="Field holding the text; several joined by newlines: question,answer")
-        parser.add_argument("--id-field", default=None, help="Field holding the record's own id (default: content hash)")
+        parser.add_argument("--id-field", default=None,
+                            help="Field holding the record's own id (default: content hash)")
         parser.add_argument("--description", default="")
         parser.add_argument("--chunk-size", type=int, default=None, help="Records per indexing task")
         parser.add_argument("--inline", action="store_true", help="Index in this process; no worker needed")
@@ -74,7 +76,8 @@ class Command(BaseCommand):
             progress = self._wait(version, timeout=options["timeout"])
         version.refresh_from_db()
         if version.status != DatasetVersionStatus.INDEXED:
-            raise CommandError(f"{version} is {version.get_status_display().lower()}: {version.error or 'see the chunks'}")
+            state = version.get_status_display().lower()
+            raise CommandError(f"{version} is {state}: {version.error or 'see its chunks on the data-set page'}")
         self._summary(version, progress, seconds=time.monotonic() - started)
 
     def _cpu_worker_alive(self) -> bool:
