@@ -33,6 +33,8 @@ class DemoSeedResult:
     model_version_id: int | None = None
     model_trained: bool = False
     model_seconds: float = 0.0
+    model_job_id: int | None = None
+    model_job_status: str = ""
 
 
 def demo_paths(data_dir: Path) -> tuple[Path, Path]:
@@ -102,19 +104,23 @@ def demo_dataset_register(*, records_path: Path, progress=None):
     return version, registered_now
 
 
-def demo_model_seed(*, dataset_version):
-    """Train and register the demo model on the demo data set once; return ``(job, trained_now)``."""
+def demo_model_seed(*, dataset_version, run_inline: bool = True):
+    """Train and register the demo model on the demo data set once; return ``(job, trained_now)``.
+
+    ``run_inline`` False queues the training job on the ``gpu`` queue instead, so a worker
+    trains it while the web application is already up (``make run`` does this).
+    """
     from unlearning_jobs.jobs import demo_model_train
     from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
     before = UnlearningJob.objects.filter(kind=JobKind.TRAIN, dataset_version=dataset_version,
                                           status=JobStatus.SUCCEEDED).exists()
-    job = demo_model_train(dataset_version=dataset_version)
+    job = demo_model_train(dataset_version=dataset_version, run_inline=run_inline)
     return job, not before
 
 
 def demo_seed(*, password: str | None = None, data_dir: Path | None = None, with_index: bool = True,
-              with_model: bool = True, progress=None) -> DemoSeedResult:
+              with_model: bool = True, queue_model: bool = False, progress=None) -> DemoSeedResult:
     """Seed everything the demo needs; return what was created this time.
 
     ``with_index`` registers and indexes the demo data set; ``with_model`` also trains the demo
@@ -134,7 +140,9 @@ def demo_seed(*, password: str | None = None, data_dir: Path | None = None, with
 
     result.findings = PiiFinding.objects.filter(version=version).count()
     if with_model:
-        job, result.model_trained = demo_model_seed(dataset_version=version)
+        job, result.model_trained = demo_model_seed(dataset_version=version, run_inline=not queue_model)
+        result.model_job_id = job.pk
+        result.model_job_status = job.status
         result.model_version_id = job.produced_model_id
         result.model_seconds = job.compute_seconds
     return result

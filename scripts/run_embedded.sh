@@ -8,7 +8,7 @@ PY=.venv/bin/python
 export TOKENIZERS_PARALLELISM=false
 $PY manage.py migrate --noinput -v0
 $PY manage.py collectstatic --noinput -v0
-$PY manage.py seed_demo
+$PY manage.py seed_demo --queue-model
 
 mkdir -p var/log
 .venv/bin/celery -A compliance worker -Q cpu,gpu --concurrency 2 -B \
