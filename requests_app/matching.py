@@ -271,15 +271,19 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
             named[record_pk] = name
 
     # 2. Quasi-identifiers seen in the person's strong records: dates of birth and places.
+    # One query reads them for the strong records and, to weigh the name-only ones, theirs too.
     quasi_values: dict[str, dict[str, set[int]]] = {DATE_OF_BIRTH: defaultdict(set), LOCATION: defaultdict(set)}
+    named_quasi: list[tuple] = []
     if strong:
         rows = PiiFinding.objects.filter(
-            record_id__in=list(strong), entity_type__in=[DATE_OF_BIRTH, LOCATION]
-        ).values_list("record_id", "entity_type", "value_hash")
-        for record_pk, kind, value_hash in rows:
-            quasi_values[kind][value_hash].add(record_pk)
-    quasi_support = _quasi_support(
-        records=list(named), quasi_values=quasi_values) if named else {}
+            record_id__in=[*strong, *named], entity_type__in=[DATE_OF_BIRTH, LOCATION]
+        ).values_list("record_id", "entity_type", "value_hash", "start", "end")
+        for row in rows:
+            if row[0] in strong:
+                quasi_values[row[1]][row[2]].add(row[0])
+            else:
+                named_quasi.append(row)
+    quasi_support = _quasi_support(rows=named_quasi, quasi_values=quasi_values)
     quasi_only = _quasi_only_records(
         version_ids=version_ids, quasi_values=quasi_values, exclude=set(per_record))
 
@@ -310,16 +314,15 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
     return LocateResult(candidates, versions, skipped, digests, (time.perf_counter() - started) * 1000)
 
 
-def _quasi_support(*, records: list[int], quasi_values: dict) -> dict[int, dict]:
-    """Return, for name-only records, which quasi-identifiers they share with the strong records."""
-    wanted = list(quasi_values[DATE_OF_BIRTH]) + list(quasi_values[LOCATION])
-    if not wanted:
-        return {}
+def _quasi_support(*, rows: list[tuple], quasi_values: dict) -> dict[int, dict]:
+    """Return, for name-only records, which quasi-identifiers they share with the strong records.
+
+    ``rows`` are the name-only records' date-of-birth and place findings:
+    ``(record, entity type, value hash, start, end)``.
+    """
     support: dict[int, dict] = {}
-    rows = PiiFinding.objects.filter(record_id__in=records, value_hash__in=wanted).values_list(
-        "record_id", "entity_type", "value_hash", "start", "end")
     for record_pk, kind, value_hash, start, end in rows:
-        if kind not in quasi_values or value_hash not in quasi_values[kind]:
+        if value_hash not in quasi_values[kind]:
             continue
         entry = support.setdefault(record_pk, {"entity_types": [], "shared_with": set(), "spans": []})
         if kind not in entry["entity_types"]:

@@ -97,6 +97,9 @@ def test_name_forms_and_other_peoples_identifiers_are_tiered_by_their_hashes(dat
         "namesake": [person("William Turner"), Finding("EMAIL", 20, 40, 1.0, "t",
                                                         hasher.hash("EMAIL", normalise_email("w.t@other.org")))],
         "other": [person("Willa Turner")],
+        "strong": [Finding("EMAIL", 0, 26, 1.0, "t", hasher.hash("EMAIL", "william.turner@example.com")),
+                   Finding("LOCATION", 30, 35, 0.85, "t", hasher.hash("LOCATION", "leeds"))],
+        "nick_leeds": [person("Bill Turner"), Finding("LOCATION", 30, 35, 0.85, "t", hasher.hash("LOCATION", "leeds"))],
     }
 
     def scan(records):
@@ -110,7 +113,11 @@ def test_name_forms_and_other_peoples_identifiers_are_tiered_by_their_hashes(dat
     found = _by_record(matching.locate_compute(erasure_request=_verified(officer)))
     assert {key: (c.tier, c.evidence["name"]) for key, c in found.items()} == {
         "comma": ("name", "exact"), "sorted": ("name", "variant"), "nick": ("name", "variant"),
-        "namesake": ("name", "exact")}
+        "namesake": ("name", "exact"), "strong": ("strong", None), "nick_leeds": ("name", "variant")}
+    # A place from the person's strong record raises a name-only record, with the reason.
+    assert found["nick_leeds"].score == pytest.approx(found["nick"].score + matching.NAME_WITH_QUASI)
+    assert found["nick_leeds"].evidence["quasi"]["shared_with"] == ["strong"]
+    assert "also occur in the person's strong records" in found["nick_leeds"].evidence["reason"]
     # A middle name the request does not give cannot be dropped from a keyed hash of the record's
     # name: "William A. Turner" is not found for "William Turner" (docs/datasets.md, limits).
     assert "middle" not in found
@@ -118,7 +125,8 @@ def test_name_forms_and_other_peoples_identifiers_are_tiered_by_their_hashes(dat
     with_middle = _verified(officer, subject=SubjectIdentifiers(names=("William Andrew Turner",)))
     found = _by_record(matching.locate_compute(erasure_request=with_middle))
     assert {key: c.evidence["name"] for key, c in found.items()} == {
-        "middle": "variant", "namesake": "variant", "comma": "variant", "sorted": "variant", "nick": "variant"}
+        "middle": "variant", "namesake": "variant", "comma": "variant", "sorted": "variant", "nick": "variant",
+        "nick_leeds": "variant"}
 
 
 def test_a_stored_search_lists_versions_configuration_and_what_was_left_out(data_dir, william_version, officer):
