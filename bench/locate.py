@@ -6,11 +6,12 @@ indexed data-set version of N synthetic records per size: ``DatasetRecord`` rows
 birth), keyed-hashed with the server's hasher exactly as a scan would store them, loaded with
 COPY. People are drawn from a population with shared first and last names (namesakes), some
 mentioned in dozens of records. Then requests are recorded through the real service for people
-of the population and each is located with ``locate_request`` (search, store candidates and
-coverage, audit event) and with ``locate_compute`` (the search alone); p50/p95/max are printed
-and written to ``bench/results/locate.json``.
+of the population and each is located ``--repeat`` times with ``locate_request`` (search, store
+candidates and coverage, audit event) and with ``locate_compute`` (the search alone). Printed and
+written to ``bench/results/locate.json``: p50/p95/max over every run, over each request's
+fastest run (best of), this process's CPU time, and PostgreSQL's own time for the main lookup.
 
-    python bench/locate.py --sizes 100000 1000000 --requests 60
+    python bench/locate.py --sizes 100000 1000000 --requests 60 --repeat 3
 """
 from __future__ import annotations
 
@@ -217,8 +218,15 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(*, population: Population, requests: int, seed: int, dataset_id: int) -> dict:
-    """Record ``requests`` requests for people of the population and locate each one; return timings."""
+def measure(*, population: Population, requests: int, seed: int, dataset_id: int, repeat: int) -> dict:
+    """Locate requests for two groups of people, each request ``repeat`` times; return timings per group.
+
+    ``uniform``: ``requests`` people drawn uniformly (what one request typically is);
+    ``frequent``: a quarter as many of the people in hundreds of records (the worst case: the
+    most candidates to rank and store). Every run counts in the plain figures; ``best_of``
+    takes each request's fastest run, which on a machine shared with other work approximates
+    its latency without waiting for a core (as ``timeit`` does).
+    """
     from django.contrib.auth import get_user_model
 
     from compliance.demo import demo_users_seed
@@ -230,40 +238,47 @@ def measure(*, population: Population, requests: int, seed: int, dataset_id: int
     officer = get_user_model().objects.get(username="officer")
     rng = random.Random(seed)
     frequent = [i for i, w in enumerate(population.weights) if w > 1]
-    picks = rng.sample(frequent, k=min(len(frequent), requests // 4)) + rng.sample(
-        range(len(population.people)), k=requests - min(len(frequent), requests // 4))
-    made = []
-    for index in picks:
-        person = population.people[index]
-        made.append(services.erasure_request_create(
-            subject=SubjectIdentifiers(names=(person["name"],), emails=(person["email"],),
-                                       phones=(person["phone"],), account_ids=(person["account"],)),
-            legal_ground="art17_1_b", actor=officer, scope_all=False, scope_dataset_ids=[dataset_id]))
-    for erasure_request in made[:3]:  # warm the connection and caches
-        locate_compute(erasure_request=erasure_request)
-    search_ms, full_ms, search_cpu_ms, full_cpu_ms, candidates = [], [], [], [], []
-    for erasure_request in made:
-        started, cpu = time.perf_counter(), time.process_time()
-        result = locate_compute(erasure_request=erasure_request)
-        search_ms.append((time.perf_counter() - started) * 1000)
-        search_cpu_ms.append((time.process_time() - cpu) * 1000)
-        started, cpu = time.perf_counter(), time.process_time()
-        coverage = locate_request(erasure_request=erasure_request, actor=officer)
-        full_ms.append((time.perf_counter() - started) * 1000)
-        full_cpu_ms.append((time.process_time() - cpu) * 1000)
-        candidates.append(sum(v for k, v in coverage.candidate_counts.items() if k != "kept_decided"))
-        assert len(result.candidates) == candidates[-1]
-
-    server_ms = [server_lookup_ms(erasure_request) for erasure_request in made[: min(20, len(made))]]
+    groups = {"uniform": rng.sample(range(len(population.people)), k=requests),
+              "frequent": rng.sample(frequent, k=min(len(frequent), max(requests // 4, 1)))}
 
     def summary(values):
         return {"p50_ms": round(statistics.median(values), 2), "p95_ms": round(percentile(values, 0.95), 2),
                 "max_ms": round(max(values), 2), "mean_ms": round(statistics.fmean(values), 2)}
 
-    return {"requests": len(made), "search_only": summary(search_ms), "locate_request": summary(full_ms),
-            "main_lookup_server_side": summary(server_ms), "search_only_client_cpu": summary(search_cpu_ms),
-            "locate_request_client_cpu": summary(full_cpu_ms),
-            "candidates_per_request": {"median": statistics.median(candidates), "max": max(candidates)}}
+    out = {"repeat": repeat}
+    for group, picks in groups.items():
+        made = [services.erasure_request_create(
+            subject=SubjectIdentifiers(names=(person["name"],), emails=(person["email"],),
+                                       phones=(person["phone"],), account_ids=(person["account"],)),
+            legal_ground="art17_1_b", actor=officer, scope_all=False, scope_dataset_ids=[dataset_id])
+            for person in (population.people[index] for index in picks)]
+        for erasure_request in made[:3]:  # warm the connection and caches
+            locate_compute(erasure_request=erasure_request)
+        runs = {"search_only": [], "locate_request": [], "search_only_client_cpu": [],
+                "locate_request_client_cpu": [], "search_only_best_of": [], "locate_request_best_of": []}
+        candidates = []
+        for erasure_request in made:
+            search_runs, full_runs = [], []
+            for _ in range(repeat):
+                started, cpu = time.perf_counter(), time.process_time()
+                result = locate_compute(erasure_request=erasure_request)
+                search_runs.append((time.perf_counter() - started) * 1000)
+                runs["search_only_client_cpu"].append((time.process_time() - cpu) * 1000)
+                started, cpu = time.perf_counter(), time.process_time()
+                coverage = locate_request(erasure_request=erasure_request, actor=officer)
+                full_runs.append((time.perf_counter() - started) * 1000)
+                runs["locate_request_client_cpu"].append((time.process_time() - cpu) * 1000)
+            runs["search_only"].extend(search_runs)
+            runs["locate_request"].extend(full_runs)
+            runs["search_only_best_of"].append(min(search_runs))
+            runs["locate_request_best_of"].append(min(full_runs))
+            candidates.append(sum(v for k, v in coverage.candidate_counts.items() if k != "kept_decided"))
+            assert len(result.candidates) == candidates[-1]
+        server = [server_lookup_ms(erasure_request) for erasure_request in made[:20]]
+        out[group] = {"requests": len(made), "main_lookup_server_side": summary(server),
+                      **{label: summary(values) for label, values in runs.items()},
+                      "candidates_per_request": {"median": statistics.median(candidates), "max": max(candidates)}}
+    return out
 
 
 def server_lookup_ms(erasure_request) -> float:
@@ -294,6 +309,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--reuse", action="store_true", help="Keep an index of the same size from the last run")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per request (best-of figures use the fastest)")
     parser.add_argument("--database-url", default=os.environ.get(
         "LETHE_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench"))
     args = parser.parse_args()
@@ -311,24 +327,32 @@ def main() -> None:
 
         dataset_id = DatasetVersion.objects.get(pk=version_id).dataset_id
         timing = measure(population=population, requests=args.requests, seed=args.seed + size,
-                         dataset_id=dataset_id)
+                         dataset_id=dataset_id, repeat=args.repeat)
         load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         run = {"records": size, "people": len(population.people), "build_s": round(build_s, 1),
                "tables": sizes, "load_average_1min_before_after": load, **timing}
         results["runs"].append(run)
-        print(f"{size:>9,} records ({len(population.people):,} people), index built in {build_s:.1f}s; {sizes}")
+        print(f"{size:>9,} records ({len(population.people):,} people), index built in {build_s:.1f}s; "
+              f"tables now hold {sizes}")
         print(f"  machine load average (1 min) before/after: {load[0]} / {load[1]} on {os.cpu_count()} cores")
-        for label in ("main_lookup_server_side", "search_only_client_cpu", "search_only",
-                      "locate_request_client_cpu", "locate_request"):
-            figures = timing[label]
-            print(f"  {label:<25} p50 {figures['p50_ms']:>7.2f} ms   p95 {figures['p95_ms']:>7.2f} ms   "
-                  f"max {figures['max_ms']:>7.2f} ms   over {timing['requests']} requests")
-        print(f"  candidates per request: median {timing['candidates_per_request']['median']}, "
-              f"max {timing['candidates_per_request']['max']}")
-    target = results["runs"][-1]["locate_request"]["p95_ms"]
-    results["target"] = {"p95_ms_at_largest": target, "goal_ms": 50, "met": target < 50}
-    print(f"p95 at {results['runs'][-1]['records']:,} records: {target:.2f} ms (goal < 50 ms): "
-          f"{'met' if target < 50 else 'NOT met'}")
+        for group in ("uniform", "frequent"):
+            figures = timing[group]
+            print(f"  {group} people: {figures['requests']} requests × {timing['repeat']} runs, candidates per "
+                  f"request median {figures['candidates_per_request']['median']}, "
+                  f"max {figures['candidates_per_request']['max']}")
+            for label in ("main_lookup_server_side", "search_only_client_cpu", "search_only", "search_only_best_of",
+                          "locate_request_client_cpu", "locate_request", "locate_request_best_of"):
+                item = figures[label]
+                print(f"    {label:<25} p50 {item['p50_ms']:>7.2f} ms   p95 {item['p95_ms']:>7.2f} ms   "
+                      f"max {item['max_ms']:>7.2f} ms")
+    last = results["runs"][-1]
+    for group in ("uniform", "frequent"):
+        for label in ("search_only", "locate_request", "locate_request_best_of"):
+            target = last[group][label]["p95_ms"]
+            results.setdefault("target", {})[f"{group}.{label}"] = {"p95_ms": target, "goal_ms": 50,
+                                                                    "met": target < 50}
+            print(f"{group} {label} p95 at {last['records']:,} records: {target:.2f} ms (goal < 50 ms): "
+                  f"{'met' if target < 50 else 'NOT met'}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(f"wrote {RESULTS.relative_to(ROOT)}")

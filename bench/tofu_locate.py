@@ -76,7 +76,8 @@ def main() -> None:
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     version, indexing = ingest(name="tofu-full", path=path, text_field=["question", "answer"], id_field=None,
                                processes=args.processes, fresh=args.fresh)
-    print(f"indexed {indexing['records']} TOFU records in {indexing['seconds']}s: {indexing['findings_by_type']}")
+    print(f"{'reused the index of' if indexing['reused'] else 'indexed'} {indexing['records']} TOFU records "
+          f"(scan {indexing['seconds']}s, {indexing['records_per_second']} records/s): {indexing['findings_by_type']}")
 
     block = author_block(lines, args.author)
     texts = {}
