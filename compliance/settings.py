@@ -219,3 +219,5 @@ LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
 # A running job whose live worker names another job (or none) and that has not reported for this
 # long is queued again; a dead worker's jobs go after LETHE_WORKER_STALE_SECONDS already.
 LETHE_JOB_STALE_SECONDS = float(os.environ.get("LETHE_JOB_STALE_SECONDS", "900"))
+# Intra-op threads torch uses for model work on the CPU (0: torch's default, one per core).
+LETHE_JOB_TORCH_THREADS = int(os.environ.get("LETHE_JOB_TORCH_THREADS", "0"))

@@ -90,6 +90,11 @@ def decision_method_register(plan_method: PlanMethod) -> None:
     _PLAN_METHODS[(plan_method.framework, plan_method.method)] = plan_method
 
 
+def decision_method_unregister(*, framework: str, method: str) -> None:
+    """Withdraw a method from decisions (tests, app reloads); decisions already made keep it."""
+    _PLAN_METHODS.pop((framework, method), None)
+
+
 def _deletion_validator(name: str) -> ParamsValidator:
     def validate(params: Mapping[str, Any] | None) -> dict:
         from unlearning_jobs.deletion import unlearn_params_validate

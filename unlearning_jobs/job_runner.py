@@ -247,6 +247,11 @@ def job_execute(*, job: UnlearningJob) -> str:
 
     attempt = job.attempts
     started = time.monotonic()
+    if settings.LETHE_JOB_TORCH_THREADS:
+        import torch
+
+        # On a CPU worker sharing its cores, fewer intra-op threads than cores is often faster.
+        torch.set_num_threads(settings.LETHE_JOB_TORCH_THREADS)
     context = JobContext(
         job=job, attempt=attempt, checkpoint_dir=jobs.job_checkpoint_dir(job.pk), staging_dir=_staging_dir(job),
         checkpoint_every=settings.LETHE_JOB_CHECKPOINT_EVERY, device=settings.LETHE_JOB_DEVICE or None,

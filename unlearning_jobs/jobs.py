@@ -643,6 +643,14 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
                     _record(job, "cancelled", reason=reason, worker=job.worker)
                     _request_advance(job)
                 continue
+            if job.attempts >= settings.LETHE_JOB_MAX_ATTEMPTS:
+                # Each attempt lost its worker (an out-of-memory kill, say): stop feeding it to workers.
+                error = f"gave up after {job.attempts} attempts whose worker was lost ({reason})"
+                if _owned(job.pk, job.attempts).update(status=JobStatus.FAILED, finished_at=now, error=error):
+                    job.refresh_from_db()
+                    _record(job, "failed", error_type="WorkerLost", reason=reason, worker=job.worker)
+                    WorkerHeartbeat.objects.filter(current_job_id=job.pk).update(current_job_id=None)
+                continue
             changed = _owned(job.pk, job.attempts).update(
                 status=JobStatus.QUEUED, queued_at=now, worker="", worker_pid=None)
             if not changed:

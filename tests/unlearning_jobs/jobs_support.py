@@ -2,8 +2,8 @@
 
 The data set is small and synthetic (a few people, one of them in many records with their
 e-mail), registered and indexed like any other; models are tiny GPT-2s that train in seconds on
-two shared cores. Import the fixtures into a test module with
-``from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403``.
+two shared cores. Test modules import the fixtures they use by name (``data_dir``, ``fast_jobs``,
+``tickets``).
 """
 from __future__ import annotations
 
@@ -164,6 +164,8 @@ def worker_env_for(base_env: dict, *, data_dir: Path, **extra) -> dict:
     return env
 
 
+
+# Other stages' test modules take the fixtures with a star import; keep this list current.
 __all__ = [
     "ADA", "TINY_APPROX", "TINY_RECIPE", "data_dir", "dataset_version_make", "fast_jobs", "model_train",
     "request_reviewed", "run_inline", "tickets", "tiny_records", "worker_env_for", "write_jsonl",

@@ -6,7 +6,7 @@ import pytest
 from compliance.models import AuditEvent
 from requests_app import services as request_services
 from requests_app.models import RequestStatus
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_APPROX, model_train, request_reviewed, run_inline
 from unlearning_jobs import decisions
 from unlearning_jobs.models import ErasureDecision, JobStatus, ModelVersion, UnlearningJob
@@ -56,7 +56,7 @@ def test_a_bad_plan_reports_every_item_and_saves_nothing(reviewed, source, offic
     assert "registered without its data-set version" in items[4]["model_version"][0]
     assert "not a SISA ensemble" in items[5]["method"][0]
     assert "unknown field(s) bogus" in items[6]["params"][0]
-    assert "guard mode" in items[7]["params"][0]
+    assert "mode" in items[7]["params"][0]
     assert items[8] == {}
     assert error.as_api_errors()["plan"][8] == {}
     reviewed.refresh_from_db()
@@ -76,10 +76,21 @@ def test_a_model_outside_the_scope_is_refused(officer, source, tickets):
     assert "not in the request's scope" in raised.value.item_errors[0]["model_version"][0]
 
 
+@pytest.fixture
+def method_without_runner():
+    """A suppression method whose stage has no runner yet: its decisions are recorded without a job."""
+    decisions.decision_method_register(decisions.PlanMethod(
+        framework="output_suppression", method="future_filter", validate=lambda params: dict(params or {}),
+        job_kind=None, summary="a filter the suppression stage has not built yet"))
+    yield "future_filter"
+    decisions.decision_method_unregister(framework="output_suppression", method="future_filter")
+
+
 def test_approval_stores_decisions_queues_jobs_and_starts_executing(reviewed, source, officer, tickets,
+                                                                     method_without_runner,
                                                                      django_capture_on_commit_callbacks):
     plan = [_item(source, params={"max_steps": 4}), _item(source, method="retrain"),
-            _item(source, framework="output_suppression", method="guard", params={"mode": "refuse"})]
+            _item(source, framework="output_suppression", method=method_without_runner, params={"mode": "refuse"})]
 
     with django_capture_on_commit_callbacks() as callbacks:
         made = decisions.erasure_decision_approve(erasure_request=reviewed, actor=officer,
@@ -89,7 +100,7 @@ def test_approval_stores_decisions_queues_jobs_and_starts_executing(reviewed, so
     reviewed.refresh_from_db()
     assert reviewed.status == RequestStatus.EXECUTING
     assert [(d.framework, d.method) for d in made] == [
-        ("deletion", "gradient_difference"), ("deletion", "retrain"), ("output_suppression", "guard")]
+        ("deletion", "gradient_difference"), ("deletion", "retrain"), ("output_suppression", "future_filter")]
     assert made[0].params["max_steps"] == 4 and made[0].params["retain_weight"] == 3.0  # defaults filled in
     assert made[2].params["mode"] == "refuse" and made[2].job_note and not made[2].jobs.exists()
     jobs = list(UnlearningJob.objects.filter(erasure_request=reviewed).order_by("pk"))

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_RECIPE, model_train
 from unlearning_jobs import jobs
 from unlearning_jobs.engine.checkpoints import weights_sha256
@@ -203,6 +203,20 @@ def test_stale_running_jobs_are_queued_again_and_fresh_ones_left_alone(tickets, 
     jobs.job_cancel(job=stopping, actor=engineer)
     jobs.jobs_requeue_stale(now=now)
     assert UnlearningJob.objects.get(pk=stopping.pk).status == JobStatus.CANCELLED
+
+
+def test_a_job_that_keeps_losing_its_worker_fails_after_the_attempt_limit(tickets, engineer, settings):
+    settings.LETHE_JOB_MAX_ATTEMPTS = 2
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(hostname="oom@h", pid=9, started_at=now, last_seen_at=now - timedelta(hours=1))
+    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+    jobs.job_claim(job_id=job.pk, worker="oom@h")
+    assert jobs.jobs_requeue_stale(now=now) == [job.pk]
+    jobs.job_claim(job_id=job.pk, worker="oom@h")
+
+    assert jobs.jobs_requeue_stale(now=now) == []
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "gave up after 2 attempts" in job.error
 
 
 def test_an_attempt_that_lost_its_job_writes_nothing_more(tickets, engineer):

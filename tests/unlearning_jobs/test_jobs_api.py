@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from requests_app.models import RequestStatus
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_APPROX, TINY_RECIPE, model_train, request_reviewed
 from unlearning_jobs import jobs
 from unlearning_jobs.models import ErasureDecision, JobStatus, UnlearningJob

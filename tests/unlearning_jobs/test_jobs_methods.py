@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_APPROX, model_train, run_inline
 from unlearning_jobs import jobs
 from unlearning_jobs.datasets import record_id_hash

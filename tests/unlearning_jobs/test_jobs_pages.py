@@ -5,7 +5,7 @@ import pytest
 from django.urls import reverse
 
 from requests_app.models import RequestStatus
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_RECIPE, model_train, request_reviewed
 from unlearning_jobs import jobs
 from unlearning_jobs.models import ErasureDecision, JobStatus, UnlearningJob
@@ -96,7 +96,18 @@ def test_model_pages_are_read_by_all_roles_and_the_forms_only_shown_to_engineers
     assert UnlearningJob.objects.filter(params__name="from page", status=JobStatus.QUEUED).exists()
 
 
-def test_the_officer_decides_on_the_decision_page(client, officer, auditor, engineer, scene):
+@pytest.fixture
+def method_without_runner():
+    from unlearning_jobs import decisions
+
+    decisions.decision_method_register(decisions.PlanMethod(
+        framework="output_suppression", method="future_filter", validate=lambda params: dict(params or {}),
+        job_kind=None))
+    yield "future_filter"
+    decisions.decision_method_unregister(framework="output_suppression", method="future_filter")
+
+
+def test_the_officer_decides_on_the_decision_page(client, officer, auditor, engineer, scene, method_without_runner):
     erasure_request = scene["request"]
     url = reverse("erasure-decision", args=[erasure_request.pk])
     key = f"m{scene['source'].pk}-deletion"
@@ -114,7 +125,7 @@ def test_the_officer_decides_on_the_decision_page(client, officer, auditor, engi
     assert not ErasureDecision.objects.exists()
 
     good = client.post(url, {f"{key}-method": "gradient_ascent", f"{key}-params": '{"max_steps": 3}',
-                             f"m{scene['source'].pk}-output_suppression-method": "guard",
+                             f"m{scene['source'].pk}-output_suppression-method": method_without_runner,
                              "rationale": "Consent withdrawn (Art. 17(1)(b))."})
     assert good.status_code == 302
     erasure_request.refresh_from_db()

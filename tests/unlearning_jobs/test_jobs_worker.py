@@ -8,7 +8,7 @@ import pytest
 
 from requests_app.models import RequestStatus
 from tests.conftest import WorkerProcess, wait_for
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_APPROX, TINY_RECIPE, request_reviewed, worker_env_for
 from unlearning_jobs import jobs
 from unlearning_jobs.decisions import erasure_decision_approve

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from compliance.models import AuditEvent
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.engine.checkpoints import weights_sha256
 from unlearning_jobs.model_registry import ModelActionNotPermitted, ModelRegistrationError, model_version_register
 from unlearning_jobs.models import ModelVersion
