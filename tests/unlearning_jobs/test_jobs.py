@@ -284,3 +284,32 @@ def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, monkeypat
     assert sharded != job and sharded.produced_model.kind == "sisa"
     assert sharded.produced_model.recipe["sisa"]["shards"] == 2
     assert ModelVersion.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_claim_the_job_exactly_once(tickets, engineer):
+    import threading
+
+    from django.db import connection
+
+    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+    barrier = threading.Barrier(8)
+    claims = []
+
+    def deliver(n):
+        try:
+            barrier.wait()
+            claims.append(jobs.job_claim(job_id=job.pk, worker=f"w{n}@host"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    won = [claim for claim in claims if claim is not None]
+    assert len(claims) == 8 and len(won) == 1
+    assert UnlearningJob.objects.get(pk=job.pk).attempts == 1
+    assert AuditEvent.objects.filter(action="unlearning_job.started", object_id=str(job.pk)).count() == 1
