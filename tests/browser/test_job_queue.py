@@ -4,7 +4,7 @@ import os
 import pytest
 
 from tests.conftest import WorkerProcess, browser_login, wait_for
-from tests.unlearning_jobs.jobs_support import *  # noqa: F401,F403
+from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_RECIPE, worker_env_for
 from unlearning_jobs import jobs
 from unlearning_jobs.models import UnlearningJob
