@@ -198,7 +198,9 @@ def _finished_output(job: UnlearningJob) -> tuple[Path, dict] | None:
     """Return a model directory of this job that an earlier attempt finished but did not register."""
     if job.produced_model_id is not None:
         return None
-    models_dir = job_model_dir(job, "x").parent
+    from unlearning_jobs.model_registry import models_root
+
+    models_dir = models_root()
     if models_dir.is_dir():
         suffix = f"-job{job.pk}"
         for candidate in models_dir.iterdir():
