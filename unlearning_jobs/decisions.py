@@ -13,8 +13,10 @@ and the decision says so.
 """
 from __future__ import annotations
 
+import contextvars
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,9 +288,20 @@ def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Se
     An empty plan approves without model work (the records' removal alone, or nothing to run).
     When at least one job is queued the request moves on to executing, by the system.
     """
+    from requests_app.services import ActionNotPermitted
+
+    if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
+        who = actor.get_username() if actor is not None else "the system"
+        raise ActionNotPermitted(f"{who} may not decide erasure requests.")
+    with deciding():
+        return _erasure_decision_approve(erasure_request=erasure_request, actor=actor, rationale=rationale,
+                                         plan=plan)
+
+
+def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
+                              plan: Sequence[Mapping]) -> list[ErasureDecision]:
     from requests_app.services import (
         Action,
-        ActionNotPermitted,
         TransitionNotAllowed,
         erasure_request_approve,
         erasure_request_start_executing,
@@ -296,9 +309,6 @@ def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Se
     )
     from unlearning_jobs.jobs import job_create
 
-    if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-        who = actor.get_username() if actor is not None else "the system"
-        raise ActionNotPermitted(f"{who} may not decide erasure requests.")
     refusal = transition_refusal(erasure_request=erasure_request, action=Action.APPROVE)
     if refusal:
         raise TransitionNotAllowed(refusal)
@@ -307,18 +317,24 @@ def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Se
     decisions: list[ErasureDecision] = []
     jobs: list[UnlearningJob] = []
     with transaction.atomic():
-        erasure_request_approve(erasure_request=erasure_request, actor=actor, note=rationale)
+        # The decisions are written first so that the approval's own precondition
+        # (``approval_without_decisions_refusal``) sees them; a refused approval rolls them back.
+        created: list[ErasureDecision] = []
         for position, item in enumerate(items):
             plan_method = item.plan_method
             runnable = _runnable(plan_method)
-            decision = ErasureDecision.objects.create(
+            created.append(ErasureDecision.objects.create(
                 erasure_request=erasure_request, position=position, model_version=item.model_version,
                 framework=plan_method.framework, method=plan_method.method, params=item.params,
                 rationale=rationale, decided_by=actor, decided_at=now,
                 job_note="" if runnable else (
                     f"No job runs {plan_method.framework.replace('_', ' ')} yet: the decision is recorded "
                     "and is carried out when its stage is in place."),
-            )
+            ))
+        erasure_request_approve(erasure_request=erasure_request, actor=actor, note=rationale)
+        for decision, item in zip(created, items):
+            plan_method = item.plan_method
+            runnable = _runnable(plan_method)
             audit_event_record(
                 actor=actor, action="erasure_decision.recorded", target=decision,
                 details={"erasure_request_id": erasure_request.pk, "reference": erasure_request.reference,
@@ -348,6 +364,40 @@ def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Se
         "erasure_request_id": erasure_request.pk, "decisions": len(decisions), "jobs": len(jobs)})
     erasure_request.refresh_from_db()
     return decisions
+
+
+_DECIDING: contextvars.ContextVar[bool] = contextvars.ContextVar("lethe_deciding", default=False)
+
+
+@contextmanager
+def deciding() -> Iterator[None]:
+    """Mark the code inside as recording a decision, so a bare-approval refusal does not apply."""
+    token = _DECIDING.set(True)
+    try:
+        yield
+    finally:
+        _DECIDING.reset(token)
+
+
+def approval_without_decisions_refusal(erasure_request) -> str | None:
+    """Return why a request cannot be approved without a decision while a model is in scope.
+
+    Registered as a precondition of "approve": approving is where the frameworks and methods are
+    chosen and the jobs created (SPEC §2), so a bare approval of a request whose scope holds a
+    model version would leave the model untouched with nothing to show for it. A request whose
+    scope holds no model version (data sets only) may still be approved plainly.
+    """
+    if _DECIDING.get():
+        return None
+    if erasure_request.scope_all:
+        models_in_scope = ModelVersion.objects.exists()
+    else:
+        models_in_scope = bool(erasure_request.scope_model_version_ids)
+    if not models_in_scope or ErasureDecision.objects.filter(erasure_request=erasure_request).exists():
+        return None
+    return ("A model version is in this request's scope: approve it on the decision page (or the API "
+            "with a plan), choosing a framework and method per model version with a rationale, so "
+            "that approving creates the jobs.")
 
 
 def request_decisions(*, erasure_request) -> list[ErasureDecision]:

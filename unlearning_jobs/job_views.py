@@ -334,7 +334,8 @@ class ErasureDecisionView(PermissionPageMixin, TemplateView):
         user = self.request.user
         from requests_app.services import Action, transition_refusal
 
-        refusal = transition_refusal(erasure_request=erasure_request, action=Action.APPROVE)
+        with decisions.deciding():
+            refusal = transition_refusal(erasure_request=erasure_request, action=Action.APPROVE)
         context.update(
             erasure_request=erasure_request,
             decisions=decisions.request_decisions(erasure_request=erasure_request),

@@ -742,8 +742,9 @@ def jobs_connect() -> None:
     """Wire jobs into the request workflow and its report; called from ``AppConfig.ready()``."""
     from compliance.reports.providers import report_section_provider_register
     from requests_app.services import Action, transition_precondition_register
-    from unlearning_jobs.decisions import decisions_for_report
+    from unlearning_jobs.decisions import approval_without_decisions_refusal, decisions_for_report
 
     transition_precondition_register(Action.START_VERIFYING, request_jobs_unfinished_refusal)
+    transition_precondition_register(Action.APPROVE, approval_without_decisions_refusal)
     report_section_provider_register("decisions", decisions_for_report)
     report_section_provider_register("jobs", jobs_for_report)

@@ -78,11 +78,14 @@ def test_the_decision_approves_creates_the_jobs_and_is_read_back(api, scene):
     assert api("engineer").get(f"/api/v1/requests/{scene['request'].pk}/decisions/").status_code == 403
 
 
-def test_approval_without_a_plan_is_the_workflows_plain_approval(api, scene):
+def test_approval_without_a_plan_is_refused_while_a_model_is_in_scope(api, scene):
     response = api("officer").post(f"/api/v1/requests/{scene['request'].pk}/actions/approve/",
                                    {"note": "Nothing in any model."}, format="json")
-    assert response.status_code == 200 and response.data["status"] == "approved"
-    assert response.data["decisions"] == [] and response.data["jobs"] == []
+    assert response.status_code == 409
+    assert "decision page" in str(response.data)
+    scene["request"].refresh_from_db()
+    assert scene["request"].status == "review"
+    assert not ErasureDecision.objects.filter(erasure_request=scene["request"]).exists()
 
 
 def test_job_list_and_detail_per_role(api, scene, officer):
