@@ -392,7 +392,7 @@ def approval_without_decisions_refusal(erasure_request) -> str | None:
     if erasure_request.scope_all:
         models_in_scope = ModelVersion.objects.exists()
     else:
-        models_in_scope = bool(erasure_request.scope_model_version_ids)
+        models_in_scope = ModelVersion.objects.filter(pk__in=erasure_request.scope_model_version_ids).exists()
     if not models_in_scope or ErasureDecision.objects.filter(erasure_request=erasure_request).exists():
         return None
     return ("A model version is in this request's scope: approve it on the decision page (or the API "
