@@ -606,6 +606,11 @@ def _stale_reason(job: UnlearningJob, heartbeat: WorkerHeartbeat | None, *, cuto
         return "heartbeat_stale"
     if job.worker_pid is not None and heartbeat.pid is not None and heartbeat.pid != job.worker_pid:
         return "worker_restarted"
+    # A worker can claim a job before its first heartbeat (no pid to compare): a heartbeat from a
+    # process that started after the job last reported (claims set progress_at too) is a restart
+    # under the same name all the same.
+    if heartbeat.started_at is not None and last_sign is not None and heartbeat.started_at > last_sign:
+        return "worker_restarted"
     # A live worker that names another job (or none) and has not reported on this one for a long
     # time lost it without dying (an error outside the runner); a worker running two jobs at once
     # names only one of them, hence the long LETHE_JOB_STALE_SECONDS rather than the heartbeat's.

@@ -24,6 +24,8 @@ def worker_heartbeat_record(*, hostname: str, queues: list[str], pid: int | None
             "device_name": device.get("name", ""),
             "device_memory_total_bytes": device.get("memory_total_bytes"),
             "device_memory_free_bytes": device.get("memory_free_bytes"),
+            # Each worker process reports its own start, so a restart under the same name shows.
+            "started_at": started_at or now,
             "last_seen_at": now,
         },
         create_defaults={
