@@ -28,16 +28,6 @@ def worker_heartbeat_record(*, hostname: str, queues: list[str], pid: int | None
             "started_at": started_at or now,
             "last_seen_at": now,
         },
-        create_defaults={
-            "queues": sorted(queues),
-            "pid": pid,
-            "device_type": device.get("type", "cpu"),
-            "device_name": device.get("name", ""),
-            "device_memory_total_bytes": device.get("memory_total_bytes"),
-            "device_memory_free_bytes": device.get("memory_free_bytes"),
-            "started_at": started_at or now,
-            "last_seen_at": now,
-        },
     )
     return heartbeat
 
