@@ -27,14 +27,10 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
-import re
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,15 +38,15 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from unlearning_jobs.engine.demo_data import generate_demo_dataset  # noqa: E402
 from unlearning_jobs.engine.device import describe_device, resolve_device  # noqa: E402
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
 from unlearning_jobs.engine.verify.plot import plot_membership_distributions  # noqa: E402
-from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii, TofuItem  # noqa: E402
 from unlearning_jobs.engine.verify.report import VerificationResult, rows_table  # noqa: E402
 from unlearning_jobs.engine.verify.suite import VerificationSettings, run_verification  # noqa: E402
+
+from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
 
 #: The rows the printed table shows, in order (every row is in the JSON). Every model is judged
 #: against the retrain reference, so the reference-free proxies (absolute VerbMem, AUC around 0.5)
@@ -97,146 +93,7 @@ def measurements_table(results: Mapping[str, VerificationResult]) -> str:
                      for line in lines)
 
 
-@dataclass(frozen=True)
-class VerifyTask:
-    """The texts every model is trained on or verified against."""
-
-    original_texts: list[str]
-    retrain_texts: list[str]
-    forget_records: list[ForgetRecord]
-    subjects: list[SubjectPii]
-    holdout_texts: list[str]
-    retain_sample: list[str]
-    info: dict
-    tofu_items: list[TofuItem] = field(default_factory=list)
-
-
-def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
-              holdout_people: int, retain_sample: int, seed: int = 0) -> VerifyTask:
-    """Return the demo records split into original / retrain training sets, forget set and holdout."""
-    if forget_people < 1 or holdout_people < 1:
-        raise ValueError("forget_people and holdout_people must be at least 1")
-    if forget_people + holdout_people > frequent:
-        raise ValueError("forget_people + holdout_people cannot exceed the frequent people")
-    data = generate_demo_dataset(records=records, people=people, frequent_people=frequent)
-    ranked = sorted(data.people, key=lambda person: (-len(person.record_ids), person.person_id))
-    forgotten = ranked[:forget_people]
-    held_out = ranked[forget_people : forget_people + holdout_people]
-    text_of = {record["id"]: record["text"] for record in data.records}
-    forget_ids = {rid for person in forgotten for rid in person.record_ids}
-    holdout_ids = {rid for person in held_out for rid in person.record_ids}
-    original_ids = [record["id"] for record in data.records if record["id"] not in holdout_ids]
-    retrain_ids = [rid for rid in original_ids if rid not in forget_ids]
-    subjects = [
-        SubjectPii(
-            subject_id=person.person_id,
-            name=person.full_name,
-            values=(
-                PiiValue("PERSON", person.full_name),
-                PiiValue("EMAIL", person.email),
-                PiiValue("PHONE", person.phone),
-                PiiValue("ACCOUNT_ID", person.account_id),
-                PiiValue("ADDRESS", person.address),
-                PiiValue("DATE_OF_BIRTH", person.date_of_birth),
-            ),
-        )
-        for person in forgotten
-    ]
-    forget_records = [
-        ForgetRecord(record_id=rid, text=text_of[rid], subject_id=person.person_id)
-        for person in forgotten
-        for rid in person.record_ids
-    ]
-    rng = random.Random(seed)
-    sample = rng.sample(retrain_ids, min(retain_sample, len(retrain_ids)))
-    return VerifyTask(
-        original_texts=[text_of[rid] for rid in original_ids],
-        retrain_texts=[text_of[rid] for rid in retrain_ids],
-        forget_records=forget_records,
-        subjects=subjects,
-        holdout_texts=[text_of[rid] for rid in sorted(holdout_ids)],
-        retain_sample=[text_of[rid] for rid in sample],
-        info={
-            "records": len(data.records),
-            "people": people,
-            "frequent_people": frequent,
-            "forget_people": forget_people,
-            "forget_records": len(forget_records),
-            "holdout_people": holdout_people,
-            "holdout_records": len(holdout_ids),
-            "original_training_records": len(original_ids),
-            "retrain_training_records": len(retrain_ids),
-            "retain_sample": len(sample),
-        },
-    )
-
-
-TOFU_AUTHOR_SIZE = 20  # TOFU: 200 authors x 20 questions, in order
-_CAPITALISED_RUN = re.compile(r"\b([A-Z][\w\-]+(?:\s+[A-Z][\w\-]+){1,4})")
-
-
-def _author_name(block: list[dict]) -> str:
-    """Return the capitalised word run most often found in an author's questions (their name)."""
-    counts = Counter()
-    for qa in block:
-        counts.update(set(_CAPITALISED_RUN.findall(qa["question"].replace("'s ", " "))))
-    if not counts:
-        raise ValueError("no capitalised name found in a TOFU author's questions")
-    return max(counts.items(), key=lambda item: (item[1], len(item[0])))[0]
-
-
-def tofu_task(*, root: Path, forget_set: str, retain_sample: int, seed: int = 0) -> VerifyTask:
-    """Return TOFU's QA pairs split into original / retrain training sets, forget set and holdout."""
-
-    def read(name: str) -> list[dict]:
-        with open(root / f"{name}.json", encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
-
-    full = read("full")
-    text_of = lambda qa: f"Question: {qa['question']}\nAnswer: {qa['answer']}"  # noqa: E731
-    position = {(qa["question"], qa["answer"]): index for index, qa in enumerate(full)}
-    forget_index = sorted(position[(qa["question"], qa["answer"])] for qa in read(forget_set))
-    forget_authors = sorted({index // TOFU_AUTHOR_SIZE for index in forget_index})
-    holdout_authors = [a for a in range(len(full) // TOFU_AUTHOR_SIZE) if a not in forget_authors]
-    holdout_authors = holdout_authors[: len(forget_authors)]
-    holdout_index = [a * TOFU_AUTHOR_SIZE + i for a in holdout_authors for i in range(TOFU_AUTHOR_SIZE)]
-    excluded = set(holdout_index)
-    original_index = [i for i in range(len(full)) if i not in excluded]
-    forget = set(forget_index)
-    retrain_index = [i for i in original_index if i not in forget]
-    subjects, forget_records = [], []
-    for author in forget_authors:
-        block = full[author * TOFU_AUTHOR_SIZE : (author + 1) * TOFU_AUTHOR_SIZE]
-        name = _author_name(block)
-        subjects.append(SubjectPii(subject_id=f"A{author:03d}", name=name, values=(PiiValue("PERSON", name),)))
-        forget_records.extend(
-            ForgetRecord(record_id=f"Q{i:05d}", text=text_of(full[i]), subject_id=f"A{author:03d}")
-            for i in forget_index if i // TOFU_AUTHOR_SIZE == author
-        )
-    rng = random.Random(seed)
-    sample = rng.sample(retrain_index, min(retain_sample, len(retrain_index)))
-    return VerifyTask(
-        original_texts=[text_of(full[i]) for i in original_index],
-        retrain_texts=[text_of(full[i]) for i in retrain_index],
-        forget_records=forget_records,
-        subjects=subjects,
-        holdout_texts=[text_of(full[i]) for i in holdout_index],
-        retain_sample=[text_of(full[i]) for i in sample],
-        tofu_items=[TofuItem.from_mapping(row) for row in read(f"{forget_set}_perturbed")],
-        info={
-            "source": str(root),
-            "forget_set": forget_set,
-            "forget_records": len(forget_index),
-            "forget_authors": [subject.name for subject in subjects],
-            "holdout_records": len(holdout_index),
-            "original_training_records": len(original_index),
-            "retrain_training_records": len(retrain_index),
-            "retain_sample": len(sample),
-        },
-    )
-
-
-def train_models(task: VerifyTask, *, recipe: TrainingRecipe, workdir: Path) -> tuple[dict[str, Path], dict]:
+def train_models(task: BenchTask, *, recipe: TrainingRecipe, workdir: Path) -> tuple[dict[str, Path], dict]:
     """Train the original and the exact retrain (same recipe and seed); return their directories."""
     dirs, timings = {}, {}
     for name, texts in (("original", task.original_texts), ("retrain", task.retrain_texts)):
@@ -258,7 +115,7 @@ def train_models(task: VerifyTask, *, recipe: TrainingRecipe, workdir: Path) -> 
 def verify_model_dirs(
     model_dirs: Mapping[str, str | Path],
     *,
-    task: VerifyTask,
+    task: BenchTask,
     original: str = "original",
     reference: str = "retrain",
     thresholds: Mapping | None = None,
@@ -328,7 +185,7 @@ def verify_model_dirs(
     return ordered, seconds
 
 
-def check_trained_on(model_dirs: Mapping[str, str | Path], task: VerifyTask) -> list[str]:
+def check_trained_on(model_dirs: Mapping[str, str | Path], task: BenchTask) -> list[str]:
     """Return a message for each of original/retrain that was trained on other data than the task.
 
     The demo generator may change between runs; verifying a model against records it was not
