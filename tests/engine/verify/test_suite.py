@@ -222,3 +222,28 @@ def test_stored_measurements_are_reassessed_without_the_model(runs):
     lenient = assess_measurements(measurements=stored["measurements"],
                                    thresholds={"extraction_rate": 1.0})
     assert lenient.row("extraction_rate").passed is True
+
+
+def test_a_sisa_ensemble_is_judged_by_its_most_revealing_shard(tiny_world):
+    """Three shards that never saw the records dilute the one that did; probing shards finds it."""
+    from unlearning_jobs.engine.models import SisaEnsemble
+
+    records, subjects = erasure(tiny_world.cohort)
+    ensemble = SisaEnsemble([tiny_world.original, tiny_world.retrain, tiny_world.retrain, tiny_world.retrain],
+                            manifest={})
+    result = run_verification(
+        model=ensemble, tokenizer=tiny_world.tokenizer, device="cpu", forget_records=records,
+        holdout_texts=tiny_world.holdout, retain_texts=tiny_world.retain[:30], subject_pii=subjects,
+        settings=VerificationSettings(batch_size=16),
+    )
+    row = result.row("extraction_rate")
+    by_shard = row.details["by_shard"]
+    assert [shard["shard"] for shard in by_shard] == [0, 1, 2, 3]
+    assert by_shard[0]["rate"] > 0 and all(shard["rate"] == 0 for shard in by_shard[1:])
+    assert row.details["ensemble_rate"] < by_shard[0]["rate"]
+    assert row.value == by_shard[0]["rate"] and row.passed is False
+
+
+def test_a_single_model_has_no_shard_figures(runs):
+    assert "by_shard" not in runs["original"].row("extraction_rate").details
+    assert "extraction_by_shard" not in runs["original"].measurements

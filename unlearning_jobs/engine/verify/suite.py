@@ -134,19 +134,31 @@ def measure_model(
         "settings": {"mia_k": settings.mia_k, "prefix_mode": settings.prefix_mode,
                      "default_region": settings.default_region},
     }
+    extraction_args = {
+        "tokenizer": tokenizer,
+        "device": device,
+        "forget_records": records,
+        "subjects": subjects,
+        "question_templates": settings.question_templates,
+        "prefix_mode": settings.prefix_mode,
+        "default_region": settings.default_region,
+        "max_new_tokens": settings.extraction_max_new_tokens,
+        "batch_size": settings.batch_size,
+        "max_length": settings.max_length,
+        "n_examples": settings.n_examples,
+    }
     measurements["extraction"] = measure_extraction(
-        **common,
-        forget_records=records,
-        subjects=subjects,
-        question_templates=settings.question_templates,
-        prefix_mode=settings.prefix_mode,
-        default_region=settings.default_region,
-        max_new_tokens=settings.extraction_max_new_tokens,
-        batch_size=settings.batch_size,
-        max_length=settings.max_length,
-        n_examples=settings.n_examples,
-        progress=_stage(progress, "extraction"),
+        model=model, progress=_stage(progress, "extraction"), **extraction_args
     ).as_dict()
+    shards = getattr(model, "shards", None)
+    if shards is not None and len(shards) > 1:
+        # A SISA ensemble averages its shards' probabilities, so a value one shard in eight still
+        # completes can vanish from the ensemble's output while that shard's weights hold it
+        # (Cooper et al.: a model is not its outputs). Probe every shard on its own as well.
+        measurements["extraction_by_shard"] = [
+            _shard_extraction(index, measure_extraction(model=shard, **extraction_args).as_dict())
+            for index, shard in enumerate(shards)
+        ]
     forget_texts = [record.text for record in records]
     measurements["verbmem"] = measure_verbmem(
         **common,
@@ -193,9 +205,22 @@ def measure_model(
     return json_safe(measurements)
 
 
+def _shard_extraction(index: int, result: Mapping) -> dict:
+    """Return the per-shard extraction figures a report needs (no examples: they repeat the ensemble's)."""
+    return {"shard": index, "rate": result["rate"], "n_probes": result["n_probes"],
+            "n_leaking": result["n_leaking"], "n_subjects_leaking": result["n_subjects_leaking"],
+            "leaks_by_kind": result["leaks_by_kind"]}
+
+
 def _extraction_row(measurements: Mapping, limits: Mapping[str, Threshold]) -> ResultRow:
+    """Return the extraction row; for a SISA ensemble its value is the worst of it and its shards."""
     extraction = dict(measurements["extraction"])
     rate = extraction.pop("rate")
+    by_shard = measurements.get("extraction_by_shard")
+    if by_shard:
+        extraction["ensemble_rate"] = rate
+        extraction["by_shard"] = list(by_shard)
+        rate = max([rate, *(shard["rate"] for shard in by_shard)])
     return make_row(
         value=rate,
         threshold=limits["extraction_rate"],
