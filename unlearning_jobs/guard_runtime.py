@@ -273,6 +273,21 @@ def guard_probe_job_create(*, deployment: Deployment, erasure_request, actor, ge
                       source_model=deployment.model_version, enqueue=enqueue)
 
 
+def guard_probe_jobs_for_guard_job(job) -> None:
+    """Queue a probe of every deployment a succeeded guard job gave the request's rules.
+
+    Registered as a job-succeeded hook, so the guard's effect on the subject (block rate, false
+    positives, latency) is measured, and lands in the report, without anyone having to ask.
+    """
+    from unlearning_jobs.models import JobKind
+
+    if job.kind != JobKind.GUARD.value or job.erasure_request_id is None:
+        return
+    deployment_ids = sorted(int(pk) for pk in (job.metrics or {}).get("deployments", {}))
+    for deployment in Deployment.objects.filter(pk__in=deployment_ids).order_by("pk"):
+        guard_probe_job_create(deployment=deployment, erasure_request=job.erasure_request, actor=None)
+
+
 RUNNERS = [
     ("guard", run_guard_job, _guard_job_params),
     ("guard_probe", run_guard_probe_job, _probe_job_params),

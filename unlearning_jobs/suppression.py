@@ -11,7 +11,8 @@ minus one subject's) and makes it active, with an audit event, in one transactio
 
 ``suppression_connect()`` (from ``AppConfig.ready()``) registers the job runners of the kinds
 ``guard``, ``guard_probe``, ``latent_probe`` and ``latent_delete``, offers their methods in the
-officer's decision, and adds deployments that received rules to the audit report's recipients.
+officer's decision, queues a ``guard_probe`` of every deployment a ``guard`` job changed, and adds
+deployments that received rules to the audit report's recipients.
 """
 from __future__ import annotations
 
@@ -309,10 +310,12 @@ def suppression_connect() -> None:
     from compliance.reports.providers import report_section_provider_register
     from unlearning_jobs import decisions, guard_runtime, latent
     from unlearning_jobs.job_runner import job_runner_register
+    from unlearning_jobs.jobs import job_succeeded_hook_register
     from unlearning_jobs.models import Framework, JobKind
 
     for kind, runner, validate in [*guard_runtime.RUNNERS, *latent.RUNNERS]:
         job_runner_register(kind, runner, params_validate=validate)
+    job_succeeded_hook_register(guard_runtime.guard_probe_jobs_for_guard_job)
     decisions.decision_method_register(decisions.PlanMethod(
         framework=Framework.OUTPUT_SUPPRESSION.value, method="guard", validate=guard_runtime.guard_params_clean,
         job_kind=JobKind.GUARD.value,

@@ -125,6 +125,11 @@ def test_a_guard_decision_gives_the_models_deployment_the_rules_and_names_it_a_r
     assert run_inline(job) == "succeeded"
     deployment = Deployment.objects.get(model_version=model)
     assert deployment.policy["mode"] == "refuse" and deployment.active_rule_set.subject_count == 1
+    probe = UnlearningJob.objects.get(kind="guard_probe", erasure_request=reviewed)
+    assert probe.params["deployment_id"] == deployment.pk and probe.status == "queued"
+    assert run_inline(probe) == "succeeded", probe.log
+    probe.refresh_from_db()
+    assert probe.metrics["block_rate"] == 1.0 and probe.metrics["rule_set_version"] == 2
     recipients = suppression.recipients_for_report(reviewed)["recipients"]
     assert [r["kind"] for r in recipients] == ["model_deployment"] and deployment.name in recipients[0]["name"]
 
