@@ -164,7 +164,9 @@ class ReportVersionsApi(ReportApiBase):
         from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
-        versions = selectors.audit_report_versions(erasure_request=erasure_request).select_related("supersedes")
+        # Of the superseded version only its number is shown: not its files.
+        versions = (selectors.audit_report_versions(erasure_request=erasure_request).select_related("supersedes")
+                    .defer("supersedes__pdf_bytes", "supersedes__json_text"))
         return Response(ReportVersionSerializer(versions, many=True).data)
 
 

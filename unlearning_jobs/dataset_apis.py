@@ -8,6 +8,7 @@ the reason and registers nothing.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -16,7 +17,7 @@ from compliance import roles
 from requests_app.apis import ErasureRequestApiBase, api_errors_from_service
 from unlearning_jobs import datasets, indexing
 from unlearning_jobs.engine.pii.readers import DatasetFormat
-from unlearning_jobs.models import Dataset, DatasetVersion
+from unlearning_jobs.models import DatasetVersion
 
 
 class DatasetApiBase(ErasureRequestApiBase):
@@ -71,10 +72,13 @@ class DatasetVersionSerializer(serializers.Serializer):
     reingestion_hits = serializers.SerializerMethodField(help_text="Records flagged and not let back in")
 
     def get_progress(self, obj) -> dict:
-        return ProgressSerializer(indexing.dataset_version_progress(obj)).data
+        # A list reads every version's progress at once and passes it in the context.
+        progress = self.context.get("progress", {}).get(obj.pk)
+        return ProgressSerializer(progress if progress is not None else indexing.dataset_version_progress(obj)).data
 
     def get_reingestion_hits(self, obj) -> int:
-        return obj.reingestion_hits.filter(overridden_at__isnull=True).count()
+        blocked = getattr(obj, "reingestion_blocked", None)  # annotated by ``datasets.dataset_list``
+        return blocked if blocked is not None else obj.reingestion_hits.filter(overridden_at__isnull=True).count()
 
 
 class DatasetSerializer(serializers.Serializer):
@@ -85,8 +89,15 @@ class DatasetSerializer(serializers.Serializer):
     versions = serializers.SerializerMethodField()
 
     def get_versions(self, obj) -> list[dict]:
-        versions = obj.versions.select_related("registered_by").order_by("-number")
-        return DatasetVersionSerializer(versions, many=True).data
+        # ``datasets.dataset_list`` prefetched them, newest first, with who registered each.
+        return DatasetVersionSerializer(obj.versions.all(), many=True, context=self.context).data
+
+
+def datasets_data(queryset) -> list[dict]:
+    """Serialise data sets from ``datasets.dataset_list()``, reading every version's progress in one query."""
+    listed = list(queryset)
+    progress = indexing.dataset_versions_progress(version for dataset in listed for version in dataset.versions.all())
+    return DatasetSerializer(listed, many=True, context={"progress": progress}).data
 
 
 class DatasetListCreateApi(DatasetApiBase):
@@ -117,7 +128,7 @@ class DatasetListCreateApi(DatasetApiBase):
         return DatasetVersionSerializer if method == "POST" else DatasetSerializer(many=True)
 
     def get(self, request):
-        return Response(DatasetSerializer(datasets.dataset_list(), many=True).data)
+        return Response(datasets_data(datasets.dataset_list()))
 
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -136,7 +147,10 @@ class DatasetDetailApi(DatasetApiBase):
     OutputSerializer = DatasetSerializer
 
     def get(self, request, pk: int):
-        return Response(DatasetSerializer(get_object_or_404(Dataset, pk=pk)).data)
+        found = datasets_data(datasets.dataset_list().filter(pk=pk))
+        if not found:
+            raise Http404("No data set has this id.")
+        return Response(found[0])
 
 
 class DatasetVersionResumeApi(DatasetApiBase):

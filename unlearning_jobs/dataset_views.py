@@ -108,11 +108,14 @@ class DatasetDetailView(PermissionPageMixin, DetailView):
         context = super().get_context_data(**kwargs)
         override_forms = override_forms or {}
         versions = []
-        for version in self.object.versions.select_related("parent", "registered_by").order_by("-number"):
-            hits = list(reingestion.dataset_version_reingestion_hits(version))
+        listed = list(self.object.versions.select_related("parent", "registered_by").order_by("-number"))
+        progress = indexing.dataset_versions_progress(listed)
+        hits_by_version = reingestion.dataset_versions_reingestion_hits(listed)
+        for version in listed:
+            hits = hits_by_version[version.pk]
             versions.append({
                 "version": version,
-                "progress": indexing.dataset_version_progress(version),
+                "progress": progress[version.pk],
                 "configuration": _configuration_rows(version.index_configuration),
                 "hits": [{"hit": hit, "form": override_forms.get(hit.pk) or OverrideForm(prefix=f"hit{hit.pk}")}
                          for hit in hits],

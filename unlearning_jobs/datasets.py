@@ -175,8 +175,10 @@ def dataset_records_texts(records: Iterable[DatasetRecord]) -> dict[int, str]:
     for record in records:
         by_version.setdefault(record.version_id, []).append(record)
     texts: dict[int, str] = {}
+    # One query for all the versions, however many records and versions there are.
+    versions = DatasetVersion.objects.select_related("dataset").in_bulk(list(by_version))
     for version_id, items in by_version.items():
-        version = DatasetVersion.objects.get(pk=version_id)
+        version = versions[version_id]
         path = dataset_version_folder(version) / RECORDS_FILE
         with path.open("rb") as handle:
             for record in sorted(items, key=lambda r: r.byte_offset):
@@ -605,11 +607,18 @@ def _findings_copy(*, source: DatasetVersion, target: DatasetVersion) -> None:
 
 
 def dataset_list():
-    """Return every data set with its versions, newest version first."""
-    from django.db.models import Prefetch
+    """Return every data set with its versions, newest version first, in two queries.
 
-    return Dataset.objects.prefetch_related(
-        Prefetch("versions", queryset=DatasetVersion.objects.order_by("-number")))
+    Each version comes with who registered it and, as ``reingestion_blocked``, how many of its
+    records the re-ingestion guard holds back (flagged and not let back in).
+    """
+    from django.db.models import Count, Prefetch, Q
+
+    versions = (DatasetVersion.objects.select_related("registered_by")
+                .annotate(reingestion_blocked=Count("reingestion_hits",
+                                                    filter=Q(reingestion_hits__overridden_at__isnull=True)))
+                .order_by("-number"))
+    return Dataset.objects.prefetch_related(Prefetch("versions", queryset=versions))
 
 
 def dataset_version_latest_indexed(dataset: Dataset) -> DatasetVersion | None:

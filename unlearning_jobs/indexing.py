@@ -439,15 +439,20 @@ def dataset_version_index_inline(*, version: DatasetVersion, processes: int = 1,
 # --- progress -----------------------------------------------------------------------------------
 
 
-def dataset_version_progress(version: DatasetVersion, *, now=None) -> dict:
+_PROGRESS_CHUNK_FIELDS = ("status", "start", "end", "findings", "findings_by_type", "dropped", "started_at",
+                          "finished_at")
+
+
+def dataset_version_progress(version: DatasetVersion, *, now=None, chunks: Sequence[dict] | None = None) -> dict:
     """Return the version's indexing progress: chunks and records done, rate, findings by type.
 
     The rate is records done over the time from the first claim to the last finish (or now
-    while indexing), which is what an engineer waiting for it experiences.
+    while indexing), which is what an engineer waiting for it experiences. ``chunks`` are the
+    version's chunk rows when the caller has read them already (``dataset_versions_progress``).
     """
     now = now or timezone.now()
-    chunks = list(version.chunks.values("status", "start", "end", "findings", "findings_by_type",
-                                        "dropped", "started_at", "finished_at"))
+    if chunks is None:
+        chunks = list(version.chunks.values(*_PROGRESS_CHUNK_FIELDS))
     counts = Counter(chunk["status"] for chunk in chunks)
     done = [chunk for chunk in chunks if chunk["status"] == IndexChunkStatus.DONE]
     records_done = sum(chunk["end"] - chunk["start"] for chunk in done)
@@ -483,6 +488,18 @@ def dataset_version_progress(version: DatasetVersion, *, now=None) -> dict:
         "dropped": sum(chunk["dropped"] for chunk in done),
         "error": version.error,
     }
+
+
+def dataset_versions_progress(versions: Iterable[DatasetVersion], *, now=None) -> dict[int, dict]:
+    """Return ``{version id: progress}`` for many versions, their chunks read in one query (list pages)."""
+    now = now or timezone.now()
+    versions = list(versions)
+    chunks: dict[int, list[dict]] = {version.pk: [] for version in versions}
+    for chunk in IndexChunk.objects.filter(version__in=[version.pk for version in versions]).values(
+            "version_id", *_PROGRESS_CHUNK_FIELDS):
+        chunks[chunk["version_id"]].append(chunk)
+    return {version.pk: dataset_version_progress(version, now=now, chunks=chunks[version.pk])
+            for version in versions}
 
 
 def dataset_versions_findings_total(versions: Iterable[DatasetVersion]) -> int:

@@ -712,10 +712,33 @@ def job_queue_overview(*, now: datetime | None = None) -> list[dict]:
     return list(overview.values())
 
 
+#: Where ``jobs_prefetch_for_report`` leaves a request's jobs for ``request_jobs``.
+_PREFETCHED_JOBS_ATTR = "_prefetched_request_jobs"
+
+
+def _request_jobs_queryset():
+    return (UnlearningJob.objects.select_related("erasure_request", "source_model", "produced_model", "decision")
+            .order_by("pk"))
+
+
 def request_jobs(*, erasure_request) -> list[UnlearningJob]:
     """Return the jobs run for a request, in the order they were created."""
-    return list(UnlearningJob.objects.filter(erasure_request=erasure_request)
-                .select_related("source_model", "produced_model", "decision").order_by("pk"))
+    prefetched = getattr(erasure_request, _PREFETCHED_JOBS_ATTR, None)
+    if prefetched is not None:
+        return list(prefetched)
+    return list(_request_jobs_queryset().filter(erasure_request=erasure_request))
+
+
+def jobs_prefetch_for_report(erasure_requests: list) -> None:
+    """Read the jobs of many requests in one query, for ``jobs_for_report`` on a list page.
+
+    The jobs stay on the request instances (``request_jobs`` returns them); list pages use the
+    instances for that one page and then drop them.
+    """
+    from django.db.models import Prefetch, prefetch_related_objects
+
+    prefetch_related_objects(list(erasure_requests), Prefetch(
+        "unlearning_jobs", queryset=_request_jobs_queryset(), to_attr=_PREFETCHED_JOBS_ATTR))
 
 
 def jobs_for_report(erasure_request) -> dict:
@@ -745,7 +768,7 @@ def jobs_for_report(erasure_request) -> dict:
 
 def jobs_connect() -> None:
     """Wire jobs into the request workflow and its report; called from ``AppConfig.ready()``."""
-    from compliance.reports.providers import report_section_provider_register
+    from compliance.reports.providers import report_section_prefetcher_register, report_section_provider_register
     from requests_app.services import Action, transition_precondition_register
     from unlearning_jobs.decisions import approval_without_decisions_refusal, decisions_for_report
 
@@ -753,3 +776,4 @@ def jobs_connect() -> None:
     transition_precondition_register(Action.APPROVE, approval_without_decisions_refusal)
     report_section_provider_register("decisions", decisions_for_report)
     report_section_provider_register("jobs", jobs_for_report)
+    report_section_prefetcher_register("jobs", jobs_prefetch_for_report)

@@ -171,3 +171,13 @@ def dataset_version_reingestion_hits(version: DatasetVersion):
     return (ReingestionHit.objects.filter(version=version)
             .select_related("record", "erasure_request", "overridden_by")
             .order_by("overridden_at", "record__ordinal"))
+
+
+def dataset_versions_reingestion_hits(versions) -> dict[int, list[ReingestionHit]]:
+    """Return ``{version id: hits}`` (as ``dataset_version_reingestion_hits``) for many versions in one query."""
+    hits: dict[int, list[ReingestionHit]] = {version.pk: [] for version in versions}
+    for hit in (ReingestionHit.objects.filter(version__in=list(hits))
+                .select_related("record", "erasure_request", "overridden_by")
+                .order_by("overridden_at", "record__ordinal")):
+        hits[hit.version_id].append(hit)
+    return hits

@@ -22,6 +22,7 @@ refuses to be issued if a raw identifier of the person turns up anywhere in it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,14 @@ SECTION_LISTS: dict[str, tuple[str, ...]] = {
 
 SectionProvider = Callable[[object], dict]
 REPORT_SECTION_PROVIDERS: dict[str, list[SectionProvider]] = {name: [] for name in SECTION_LISTS}
+
+# Optional companions of providers for list pages: a prefetcher takes many requests and reads what
+# the section's providers need for all of them at once (leaving it on the instances), so that
+# calling the providers one request at a time costs no query per request.
+SectionPrefetcher = Callable[[list], None]
+REPORT_SECTION_PREFETCHERS: dict[str, list[SectionPrefetcher]] = {name: [] for name in SECTION_LISTS}
+
+logger = logging.getLogger(__name__)
 
 
 class ReportProviderError(ValueError):
@@ -61,6 +70,37 @@ def report_section_provider_unregister(section: str, provider: SectionProvider) 
     providers = REPORT_SECTION_PROVIDERS.get(section, [])
     if provider in providers:
         providers.remove(provider)
+
+
+def report_section_prefetcher_register(section: str, prefetcher: SectionPrefetcher) -> None:
+    """Add ``prefetcher`` to ``section`` (from an ``AppConfig.ready()``); twice has no effect."""
+    if section not in REPORT_SECTION_PREFETCHERS:
+        raise ValueError(f"unknown report section {section!r}; provided sections: {sorted(SECTION_LISTS)}")
+    if prefetcher not in REPORT_SECTION_PREFETCHERS[section]:
+        REPORT_SECTION_PREFETCHERS[section].append(prefetcher)
+
+
+def report_section_prefetcher_unregister(section: str, prefetcher: SectionPrefetcher) -> None:
+    prefetchers = REPORT_SECTION_PREFETCHERS.get(section, [])
+    if prefetcher in prefetchers:
+        prefetchers.remove(prefetcher)
+
+
+def report_section_prefetch(*, section: str, erasure_requests) -> None:
+    """Let the section's prefetchers read, for many requests at once, what its providers will need.
+
+    Only an optimisation for list pages: a prefetcher that fails is logged and skipped, and the
+    providers then read for themselves (and fail, if they do, as ``report_section_provided`` says).
+    """
+    erasure_requests = list(erasure_requests)
+    if not erasure_requests:
+        return
+    for prefetcher in REPORT_SECTION_PREFETCHERS[section]:
+        try:
+            prefetcher(erasure_requests)
+        except Exception:  # noqa: BLE001 - the providers read for themselves
+            logger.warning("report_section.prefetch_failed",
+                           extra={"section": section, "prefetcher": provider_name(prefetcher)}, exc_info=True)
 
 
 def provider_name(provider: SectionProvider) -> str:

@@ -15,7 +15,7 @@ from compliance.reports.assembly import report_body_assemble
 from compliance.reports.json_file import JSON_MEDIA_TYPE, report_json_render
 from compliance.reports.limits import FRAMEWORK_SHORT_LABELS, FRAMEWORKS
 from compliance.reports.pdf import PDF_MEDIA_TYPE, report_pdf_render
-from compliance.reports.providers import ReportProviderError
+from compliance.reports.providers import ReportProviderError, report_section_prefetch
 from compliance.reports.signing import report_id_for, sha256_hex
 
 FORMAT_JSON = "json"
@@ -157,6 +157,8 @@ def auditor_request_rows(*, queryset, now: datetime | None = None) -> list[Audit
     for report in (AuditReport.objects.filter(erasure_request__in=requests)
                    .defer("pdf_bytes").order_by("erasure_request_id", "version")):
         latest[report.erasure_request_id] = report
+    # The jobs of the requests without a report, read for all of them at once.
+    report_section_prefetch(section="jobs", erasure_requests=[r for r in requests if r.pk not in latest])
     rows = []
     for erasure_request in requests:
         report = latest.get(erasure_request.pk)
