@@ -65,10 +65,13 @@ CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/1"
 class ApproximateParams:
     """Hyper-parameters every approximate method shares.
 
-    The defaults were tuned on the demo model (2 x 128, trained at lr 3e-3 on the synthetic
-    support records, forgetting three frequently-mentioned people): the forget records' e-mails
-    stop being extractable while the retain loss rises by at most 0.05 nats. Each method
-    overrides ``learning_rate`` with the value that worked for it.
+    The defaults were tuned with ``bench/unlearning.py`` on the demo model (2 x 128, trained at
+    lr 3e-3 on the synthetic support records, forgetting every record of the three most
+    frequently mentioned people) and checked by verification: small learning rates over more
+    steps forget more within the same retain-loss bound than large ones over few (gradient
+    difference at 3e-4 hit the bound after 45 steps with 1 of 3 people still leaking; at 5e-5
+    it reached the forget-loss target after 235 steps with none leaking). Each method overrides
+    ``learning_rate`` with the value that worked for it.
 
     - ``forget_loss_target``: stop once the mean forget loss (nats/token) reaches it. When
       ``None`` the target is ``forget_loss_target_ratio`` x the retain loss before unlearning; a
@@ -81,8 +84,8 @@ class ApproximateParams:
       stop decisions are taken there, so it is also their granularity.
     """
 
-    learning_rate: float = 1e-4
-    max_steps: int = 300
+    learning_rate: float = 3e-5
+    max_steps: int = 600
     batch_size: int = 8
     retain_batch_size: int = 8
     forget_loss_target: float | None = None

@@ -18,9 +18,11 @@ class GradientDifferenceParams(ApproximateParams):
 
     A retain weight of 3 held the demo's other people in place (90 % of their e-mails still
     extractable) where 1 let the retain-loss bound stop the run before the forget set was gone.
+    At lr 5e-5 it removed every identifier of the demo's three forgotten people (extraction 0 of
+    108 probes) at 0.959 of the original's retain perplexity; at 3e-4 one person still leaked.
     """
 
-    learning_rate: float = 3e-4
+    learning_rate: float = 5e-5
     retain_weight: float = 3.0
 
     def __post_init__(self) -> None:
