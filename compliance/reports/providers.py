@@ -22,7 +22,6 @@ refuses to be issued if a raw identifier of the person turns up anywhere in it.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import math
 import uuid
 from collections.abc import Callable
@@ -45,8 +44,6 @@ REPORT_SECTION_PROVIDERS: dict[str, list[SectionProvider]] = {name: [] for name 
 # calling the providers one request at a time costs no query per request.
 SectionPrefetcher = Callable[[list], None]
 REPORT_SECTION_PREFETCHERS: dict[str, list[SectionPrefetcher]] = {name: [] for name in SECTION_LISTS}
-
-logger = logging.getLogger(__name__)
 
 
 class ReportProviderError(ValueError):
@@ -89,18 +86,14 @@ def report_section_prefetcher_unregister(section: str, prefetcher: SectionPrefet
 def report_section_prefetch(*, section: str, erasure_requests) -> None:
     """Let the section's prefetchers read, for many requests at once, what its providers will need.
 
-    Only an optimisation for list pages: a prefetcher that fails is logged and skipped, and the
-    providers then read for themselves (and fail, if they do, as ``report_section_provided`` says).
+    An optimisation for list pages; a request a prefetcher left alone is read by the providers
+    themselves, one at a time.
     """
     erasure_requests = list(erasure_requests)
     if not erasure_requests:
         return
     for prefetcher in REPORT_SECTION_PREFETCHERS[section]:
-        try:
-            prefetcher(erasure_requests)
-        except Exception:  # noqa: BLE001 - the providers read for themselves
-            logger.warning("report_section.prefetch_failed",
-                           extra={"section": section, "prefetcher": provider_name(prefetcher)}, exc_info=True)
+        prefetcher(erasure_requests)
 
 
 def provider_name(provider: SectionProvider) -> str:
