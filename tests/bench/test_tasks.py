@@ -1,0 +1,52 @@
+"""The benchmark task definitions that bench/unlearning.py and bench/verify.py share."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+TOFU = Path(__file__).resolve().parents[3] / "shared" / "data" / "tofu"
+sys.path.insert(0, str(BENCH))
+
+import tasks  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return tasks.demo_task(records=400, people=60, frequent=10, forget_people=2, holdout_people=2, retain_sample=50)
+
+
+def test_demo_retrain_set_is_the_original_without_exactly_the_forget_records(demo):
+    original_ids = [rid for rid, _ in demo.original_records]
+    forget = set(demo.forget_ids)
+    assert forget <= set(original_ids)
+    assert {r.record_id for r in demo.forget_records} == forget
+    assert demo.retrain_texts == [text for rid, text in demo.original_records if rid not in forget]
+    assert len(demo.retrain_texts) == len(original_ids) - len(forget)
+
+
+def test_demo_holdout_people_are_in_no_training_set(demo):
+    training = set(demo.original_texts)
+    assert demo.holdout_texts and not training & set(demo.holdout_texts)
+    assert set(demo.retain_sample) <= set(demo.retrain_texts)
+
+
+def test_demo_single_record_request_is_one_kept_record_of_someone_else(demo):
+    assert len(demo.single_record_ids) == 1
+    assert demo.single_record_ids[0] in {rid for rid, _ in demo.original_records}
+    assert demo.single_record_ids[0] not in set(demo.forget_ids)
+
+
+@pytest.mark.skipif(not (TOFU / "full.json").is_file(), reason="TOFU data not at ../shared/data/tofu")
+def test_tofu_forget_sets_share_one_original_with_a_fixed_holdout():
+    small = tasks.tofu_task(root=TOFU, forget_set="forget01", retain_sample=10, holdout_authors=20)
+    large = tasks.tofu_task(root=TOFU, forget_set="forget10", retain_sample=10, holdout_authors=20)
+    assert small.original_records == large.original_records
+    assert len(small.forget_ids) == 40 and len(large.forget_ids) == 400
+    assert set(small.forget_ids) <= set(large.forget_ids)
+    assert small.holdout_texts == large.holdout_texts and len(small.holdout_texts) == 400
+    assert not set(small.holdout_texts) & set(small.original_texts)
+    default = tasks.tofu_task(root=TOFU, forget_set="forget01", retain_sample=10)
+    assert len(default.holdout_texts) == 40
