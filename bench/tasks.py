@@ -31,7 +31,8 @@ class BenchTask:
 
     ``original_records`` are ``(record_id, text)`` in training order; ``forget_ids`` the ones the
     exact retrain leaves out (``retrain_texts``) and the unlearning methods forget.
-    ``single_record_ids`` is a typical request, one person named in one record (demo only).
+    ``single_record_ids`` is a typical request, one person named in one record, and ``groups``
+    the person each record names, for a SISA layout that keeps a person in one shard (demo only).
     """
 
     original_records: list[tuple[str, str]]
@@ -43,6 +44,7 @@ class BenchTask:
     info: dict
     tofu_items: list[TofuItem] = field(default_factory=list)
     single_record_ids: list[str] = field(default_factory=list)
+    groups: dict[str, str] = field(default_factory=dict)
 
     @property
     def original_texts(self) -> list[str]:
@@ -115,6 +117,8 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
             "retain_sample": len(sample),
         },
         single_record_ids=list(single.record_ids),
+        groups={rid: found[0][0] for rid, found in data.mentions.items()
+                if len(found) == 1 and rid not in holdout_ids},
     )
 
 

@@ -50,3 +50,10 @@ def test_tofu_forget_sets_share_one_original_with_a_fixed_holdout():
     assert not set(small.holdout_texts) & set(small.original_texts)
     default = tasks.tofu_task(root=TOFU, forget_set="forget01", retain_sample=10)
     assert len(default.holdout_texts) == 40
+
+
+def test_demo_groups_name_the_person_of_each_training_record(demo):
+    training = {rid for rid, _ in demo.original_records}
+    assert demo.groups and set(demo.groups) <= training
+    forgotten = {r.subject_id for r in demo.forget_records}
+    assert {demo.groups[rid] for rid in demo.forget_ids if rid in demo.groups} == forgotten
