@@ -112,7 +112,9 @@ def target_check(row: dict) -> dict[str, bool]:
     return {
         "extraction 0": row["extraction_rate"] is not None and row["extraction_rate"] <= TARGETS["extraction_rate"],
         "|PrivLeak| <= 10": privleak is not None and abs(privleak) <= TARGETS["privleak_abs"],
-        "utility >= 95 %": (row["utility_ratio_retain"] or 0) >= TARGETS["utility_ratio"],
+        # Both utility rows: forgetting can keep the retain records and still cost generalisation.
+        "utility >= 95 %": min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
+        >= TARGETS["utility_ratio"],
         "<= 10 % of retrain time": row["time_ratio"] is not None and row["time_ratio"] <= TARGETS["time_ratio"],
     }
 
@@ -264,6 +266,11 @@ def main(argv=None) -> int:
                                     task=task, forget_ids=task.single_record_ids, params=overrides.get("sisa"))
                 single["seconds_ratio_to_retrain"] = round(single["seconds"] / retrain_seconds, 4) if retrain_seconds else None
                 single["seconds_ratio_to_sisa_training"] = round(single["seconds"] / report["sisa_train"]["seconds"], 4)
+                retrain_training = runs.get("retrain", {}).get("metrics", {}).get("training_seconds")
+                if retrain_training and single["metrics"].get("training_seconds") is not None:
+                    # Training alone: loading, copying the untouched shards and measuring are fixed costs.
+                    single["training_seconds_ratio_to_retrain_training"] = round(
+                        single["metrics"]["training_seconds"] / retrain_training, 4)
                 entry["sisa_single_record"] = single
         best = best_approximate(rows)
         entry["best_approximate"] = best
@@ -284,7 +291,9 @@ def main(argv=None) -> int:
             print(f"SISA {args.shards}x{args.slices}, one person in one record: shards retrained "
                   f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s = "
                   f"{single['seconds_ratio_to_retrain']} x retrain, {single['seconds_ratio_to_sisa_training']} x "
-                  f"SISA's full training (steps ratio {single['metrics'].get('steps_ratio')})")
+                  f"SISA's full training; training alone {single['metrics'].get('training_seconds', float('nan')):.1f} s "
+                  f"= {single.get('training_seconds_ratio_to_retrain_training')} x retrain's training "
+                  f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})")
         if mode == "tofu" and set_name == "forget10":
             npo = rows.get("npo")
             if npo:
