@@ -160,6 +160,38 @@ def verify_set(model_dirs: dict[str, Path], *, task: BenchTask, seconds: dict[st
     return rows, {name: result.to_dict() for name, result in results.items()}
 
 
+def print_report(report: dict) -> None:
+    """Print the summary tables of a run (fresh, or read back from its JSON with ``--report``).
+
+    The best approximate method and its targets are judged here, with the current rules.
+    """
+    for set_name, entry in report["forget_sets"].items():
+        rows = entry["summary"]
+        print(format_summary(set_name, rows))
+        best = best_approximate(rows)
+        if best:
+            met = ", ".join(f"{target} {'met' if ok else 'NOT met'}" for target, ok in target_check(rows[best]).items())
+            print(f"best approximate method: {best}: {met}")
+        single = entry.get("sisa_single_record")
+        if single:
+            layout = report["sisa_train"]
+            training = single["metrics"].get("training_seconds")
+            retrain_training = entry["runs"].get("retrain", {}).get("metrics", {}).get("training_seconds")
+            ratio = training / retrain_training if training is not None and retrain_training else None
+            print(f"SISA {layout['shards']}x{layout['slices']}, one person in one record: shards retrained "
+                  f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s in all "
+                  f"({single['seconds_ratio_to_sisa_training']} x SISA's full training); training alone "
+                  f"{training:.1f} s = {'—' if ratio is None else f'{ratio:.4f}'} x retrain's training "
+                  f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})")
+        if report["mode"] == "tofu" and set_name == "forget10" and rows.get("npo"):
+            npo = rows["npo"]
+            print(f"NPO on forget10: forget quality {npo['forget_quality']:.3g} at utility "
+                  f"{npo['utility_ratio_retain']:.3f} retain / {npo['utility_ratio_holdout']:.3f} holdout "
+                  f"(published untuned NPO, 1B model: {PUBLISHED_NPO_FORGET10['forget_quality']} at "
+                  f"{PUBLISHED_NPO_FORGET10['utility_ratio']})")
+        print()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tofu", help="path to the TOFU data (full.json, forget01.json, …): TOFU mode")
@@ -188,7 +220,11 @@ def main(argv=None) -> int:
                         help="torch threads; 1 avoids oversubscription on a shared 2-core machine")
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "unlearning"))
     parser.add_argument("--out", default=None, help="default bench/results/unlearning[_tofu].json")
+    parser.add_argument("--report", help="print the tables of an earlier run's JSON and stop")
     args = parser.parse_args(argv)
+    if args.report:
+        print_report(json.loads(Path(args.report).read_text(encoding="utf-8")))
+        return 0
 
     torch.set_num_threads(args.threads)
     if args.tofu:
@@ -266,11 +302,6 @@ def main(argv=None) -> int:
                                     task=task, forget_ids=task.single_record_ids, params=overrides.get("sisa"))
                 single["seconds_ratio_to_retrain"] = round(single["seconds"] / retrain_seconds, 4) if retrain_seconds else None
                 single["seconds_ratio_to_sisa_training"] = round(single["seconds"] / report["sisa_train"]["seconds"], 4)
-                retrain_training = runs.get("retrain", {}).get("metrics", {}).get("training_seconds")
-                if retrain_training and single["metrics"].get("training_seconds") is not None:
-                    # Training alone: loading, copying the untouched shards and measuring are fixed costs.
-                    single["training_seconds_ratio_to_retrain_training"] = round(
-                        single["metrics"]["training_seconds"] / retrain_training, 4)
                 entry["sisa_single_record"] = single
         best = best_approximate(rows)
         entry["best_approximate"] = best
@@ -280,27 +311,7 @@ def main(argv=None) -> int:
         summaries[set_name] = rows
 
     print()
-    for set_name, rows in summaries.items():
-        print(format_summary(set_name, rows))
-        entry = report["forget_sets"][set_name]
-        if entry.get("best_approximate"):
-            met = ", ".join(f"{target} {'met' if ok else 'NOT met'}" for target, ok in entry["best_targets"].items())
-            print(f"best approximate method: {entry['best_approximate']}: {met}")
-        if "sisa_single_record" in entry:
-            single = entry["sisa_single_record"]
-            print(f"SISA {args.shards}x{args.slices}, one person in one record: shards retrained "
-                  f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s = "
-                  f"{single['seconds_ratio_to_retrain']} x retrain, {single['seconds_ratio_to_sisa_training']} x "
-                  f"SISA's full training; training alone {single['metrics'].get('training_seconds', float('nan')):.1f} s "
-                  f"= {single.get('training_seconds_ratio_to_retrain_training')} x retrain's training "
-                  f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})")
-        if mode == "tofu" and set_name == "forget10":
-            npo = rows.get("npo")
-            if npo:
-                print(f"NPO on forget10: forget quality {npo['forget_quality']:.3g} at utility "
-                      f"{npo['utility_ratio_retain']:.3f} (published untuned NPO, 1B model: "
-                      f"{PUBLISHED_NPO_FORGET10['forget_quality']} at {PUBLISHED_NPO_FORGET10['utility_ratio']})")
-        print()
+    print_report(report)
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"unlearning{'_tofu' if args.tofu else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8")
