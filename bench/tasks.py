@@ -21,7 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearning_jobs.engine.demo_data import generate_demo_dataset
+from unlearning_jobs.engine.demo_data import DEMO_SEED, generate_demo_dataset
 from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii, TofuItem
 
 
@@ -57,8 +57,14 @@ class BenchTask:
 
 
 def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
-              holdout_people: int, retain_sample: int, seed: int = 0) -> BenchTask:
-    """Return the demo records split into original / retrain training sets, forget set and holdout."""
+              holdout_people: int, retain_sample: int, seed: int = 0, extra_datasets: int = 0) -> BenchTask:
+    """Return the demo records split into original / retrain training sets, forget set and holdout.
+
+    ``extra_datasets`` adds that many more demo data sets, generated with the next seeds (other
+    customers, ids prefixed ``X<n>-``), to every model's training data: the same erasure against
+    a larger corpus, to see how each method's cost grows with the data (retraining's does,
+    fine-tuning on the forget set's does not). Their people are not probed.
+    """
     if forget_people < 1 or holdout_people < 1:
         raise ValueError("forget_people and holdout_people must be at least 1")
     if forget_people + holdout_people > frequent:
@@ -70,7 +76,10 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
     text_of = {record["id"]: record["text"] for record in data.records}
     forget_ids = {rid for person in forgotten for rid in person.record_ids}
     holdout_ids = {rid for person in held_out for rid in person.record_ids}
-    original_ids = [record["id"] for record in data.records if record["id"] not in holdout_ids]
+    for extra in range(1, extra_datasets + 1):
+        more = generate_demo_dataset(seed=DEMO_SEED + extra, records=records, people=people, frequent_people=frequent)
+        text_of.update({f"X{extra}-{record['id']}": record["text"] for record in more.records})
+    original_ids = [rid for rid in text_of if rid not in holdout_ids]
     retrain_ids = [rid for rid in original_ids if rid not in forget_ids]
     subjects = [
         SubjectPii(
@@ -106,6 +115,8 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
         retain_sample=[text_of[rid] for rid in sample],
         info={
             "records": len(data.records),
+            "extra_datasets": extra_datasets,
+            "corpus_records": len(text_of),
             "people": people,
             "frequent_people": frequent,
             "forget_people": forget_people,

@@ -203,6 +203,8 @@ def main(argv=None) -> int:
     parser.add_argument("--frequent", type=int, default=20)
     parser.add_argument("--forget-people", type=int, default=3)
     parser.add_argument("--holdout-people", type=int, default=3)
+    parser.add_argument("--extra-datasets", type=int, default=0,
+                        help="demo: train on this many more demo data sets (other seeds) as well")
     parser.add_argument("--retain-sample", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=None, help="default 8 (demo), 5 (TOFU)")
     parser.add_argument("--n-layer", type=int, default=2)
@@ -235,7 +237,7 @@ def main(argv=None) -> int:
     else:
         task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
                          forget_people=args.forget_people, holdout_people=args.holdout_people,
-                         retain_sample=args.retain_sample, seed=args.seed)
+                         retain_sample=args.retain_sample, seed=args.seed, extra_datasets=args.extra_datasets)
         tasks = {f"{args.forget_people}_people": task}
         mode = "demo"
     originals = {texts_fingerprint(task.original_texts) for task in tasks.values()}

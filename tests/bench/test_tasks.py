@@ -57,3 +57,13 @@ def test_demo_groups_name_the_person_of_each_training_record(demo):
     assert demo.groups and set(demo.groups) <= training
     forgotten = {r.subject_id for r in demo.forget_records}
     assert {demo.groups[rid] for rid in demo.forget_ids if rid in demo.groups} == forgotten
+
+
+def test_extra_datasets_grow_the_corpus_and_leave_the_erasure_alone(demo):
+    bigger = tasks.demo_task(records=400, people=60, frequent=10, forget_people=2, holdout_people=2,
+                             retain_sample=50, extra_datasets=2)
+    assert bigger.forget_ids == demo.forget_ids and bigger.holdout_texts == demo.holdout_texts
+    assert bigger.original_records[: len(demo.original_records)] == demo.original_records
+    extra = [rid for rid, _ in bigger.original_records[len(demo.original_records):]]
+    assert extra and {rid.split("-")[0] for rid in extra} == {"X1", "X2"}
+    assert bigger.info["corpus_records"] == len(bigger.original_records) + len(bigger.holdout_texts)
