@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from requests_app import services as request_services
 from requests_app.identifiers import SubjectIdentifiers
-from requests_app.models import IdentityMethod, LegalGround, RejectionGround
+from requests_app.models import LegalGround
+from tests.requests_app.conftest import take_step
 from tests.unlearning_jobs.jobs_support import data_dir  # noqa: F401  (fixture)
 from tests.unlearning_jobs.jobs_support import dataset_version_make, tiny_records
 from unlearning_jobs import jobs
@@ -102,27 +103,16 @@ def _requests(officer, start: int, count: int, *, steps=("verify_identity",)):
             subject=_subject(n), legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer,
             assigned_officer=officer if n % 3 else None)
         for step in steps[: n % (len(steps) + 1)]:
-            erasure_request = _step(step, erasure_request, officer)
+            erasure_request = take_step(step, erasure_request, officer)
         made.append(erasure_request)
     return made
-
-
-def _step(step: str, erasure_request, officer):
-    if step == "verify_identity":
-        return request_services.erasure_request_verify_identity(
-            erasure_request=erasure_request, actor=officer, method=IdentityMethod.EMAIL_LINK)
-    if step == "reject":
-        return request_services.erasure_request_reject(
-            erasure_request=erasure_request, actor=officer, ground=RejectionGround.LEGAL_CLAIMS,
-            explanation="Needed to defend a pending claim.")
-    return getattr(request_services, f"erasure_request_{step}")(erasure_request=erasure_request, actor=officer)
 
 
 def _request_in_review(officer, n: int):
     erasure_request = request_services.erasure_request_create(
         subject=_subject(n), legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
     for step in ("verify_identity", "start_locating", "submit_for_review"):
-        erasure_request = _step(step, erasure_request, officer)
+        erasure_request = take_step(step, erasure_request, officer)
     return erasure_request
 
 
@@ -306,8 +296,8 @@ def review_scene(data_dir, engineer, officer):  # noqa: F811
     dataset_version_make(engineer=engineer, name="tickets-a", records=_ada_records("A", SMALL))
     erasure_request = request_services.erasure_request_create(
         subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
-    erasure_request = _step("verify_identity", erasure_request, officer)
-    erasure_request = _locate(_step("start_locating", erasure_request, officer), officer)
+    erasure_request = take_step("verify_identity", erasure_request, officer)
+    erasure_request = _locate(take_step("start_locating", erasure_request, officer), officer)
     assert MatchCandidate.objects.filter(erasure_request=erasure_request).count() == SMALL
 
     def more():
@@ -360,7 +350,7 @@ def decided(data_dir, engineer, officer):  # noqa: F811
     for count in (SMALL, LARGE):
         erasure_request = request_services.erasure_request_create(
             subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
-        erasure_request = _locate(_step("start_locating", _step("verify_identity", erasure_request, officer),
+        erasure_request = _locate(take_step("start_locating", take_step("verify_identity", erasure_request, officer),
                                         officer), officer)
         match_candidates_confirm_above(erasure_request=erasure_request, actor=officer, score=0.0)
         plan = [{"model_version": model.pk, "framework": "deletion", "method": "gradient_ascent", "params": {}}
@@ -532,7 +522,7 @@ def _closed_with_report(officer, n: int):
     from compliance.reports.services import audit_report_issue
 
     erasure_request = _requests(officer, n, 1, steps=())[0]
-    erasure_request = _step("reject", erasure_request, officer)
+    erasure_request = take_step("reject", erasure_request, officer)
     return audit_report_issue(erasure_request=erasure_request, actor=officer).erasure_request
 
 
