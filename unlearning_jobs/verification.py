@@ -101,12 +101,20 @@ def verification_job_create(*, model_version: ModelVersion, role: str, erasure_r
     )
 
 
+def _is_exact(method: str) -> bool:
+    from unlearning_jobs.engine.methods import METHODS
+    from unlearning_jobs.engine.methods.base import EXACT
+
+    return method in METHODS and METHODS[method].guarantee == EXACT
+
+
 def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJob]:
     """Queue the verifications a succeeded unlearning job calls for; return them.
 
     The baseline on the job's source model (once per request and model: the weights are
     immutable, so measuring them now or before the job gives the same numbers) and the produced
-    model, as the request's exact-retrain reference when the method was ``retrain``. Registered
+    model, as the request's exact-retrain reference when the method is exact (``retrain``, and
+    ``sisa``, which retrains the affected shards of a SISA model exactly). Registered
     as a success hook of jobs, so the jobs exist exactly when the success does.
     """
     if (not settings.LETHE_VERIFY_AUTO or job.kind != JobKind.UNLEARN or job.erasure_request_id is None
@@ -117,7 +125,7 @@ def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJ
     made = [verification_job_create(model_version=job.source_model, role=VerificationRole.ORIGINAL.value,
                                     **common)]
     if job.produced_model_id is not None:
-        role = VerificationRole.REFERENCE if job.method == "retrain" else VerificationRole.PRODUCED
+        role = VerificationRole.REFERENCE if _is_exact(job.method) else VerificationRole.PRODUCED
         made.append(verification_job_create(model_version=job.produced_model, role=role.value, **common))
     logger.info("verification.jobs_queued", extra={"job_id": job.pk, "verify_job_ids": [j.pk for j in made]})
     return made

@@ -142,6 +142,32 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
     assert first["metric"] == "extraction_rate" and first["passed"] is False
 
 
+@pytest.mark.django_db
+def test_a_sisa_unlearning_is_verified_shard_by_shard(data_dir, fast_jobs, engineer, officer, settings):
+    """The verify jobs of a SISA model store each shard's extraction beside the ensemble's."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 12
+    settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
+    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
+    source = model_train(dataset_version=version, engineer=engineer, name="notes-sisa",
+                         recipe=MEMORISING_RECIPE, sisa_shards=3).produced_model
+    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request, actor=officer, rationale="Art. 17(1)(b)",
+        plan=[{"model_version": source.pk, "framework": "deletion", "method": "sisa", "params": {}}])
+    job = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
+    assert run_inline(job) == "succeeded", job.log
+    for queued in verify_jobs_of_request(erasure_request.pk):
+        assert run_inline(queued) == "succeeded", UnlearningJob.objects.get(pk=queued.pk).log
+    for role in ("original", "reference"):
+        row = _run(erasure_request, role).results.get(metric="extraction_rate")
+        shards = row.details["by_shard"]
+        assert [shard["shard"] for shard in shards] == [0, 1, 2]
+        assert row.value == max([row.details["ensemble_rate"], *(shard["rate"] for shard in shards)])
+    original = _run(erasure_request, "original").results.get(metric="extraction_rate")
+    reference = _run(erasure_request, "reference").results.get(metric="extraction_rate")
+    assert original.value > 0 and reference.value == 0
+
+
 # --- cheap checks: no model is trained ---------------------------------------------------------------
 
 
