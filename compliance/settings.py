@@ -216,6 +216,11 @@ LETHE_VERIFY_MIN_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MIN_HOLDOUT", "20"))
 LETHE_VERIFY_MAX_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MAX_HOLDOUT", "200"))
 LETHE_VERIFY_RETAIN_SAMPLE = int(os.environ.get("LETHE_VERIFY_RETAIN_SAMPLE", "200"))
 LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
+# Output suppression's measured effect in the report (docs/suppression.md): a guard probe passes
+# when at least this share of the subject's probes is blocked and at most this share of benign
+# prompts about other people is wrongly blocked.
+LETHE_GUARD_MIN_BLOCK_RATE = float(os.environ.get("LETHE_GUARD_MIN_BLOCK_RATE", "1.0"))
+LETHE_GUARD_MAX_FALSE_POSITIVE_RATE = float(os.environ.get("LETHE_GUARD_MAX_FALSE_POSITIVE_RATE", "0.05"))
 # A running job whose live worker names another job (or none) and that has not reported for this
 # long is queued again; a dead worker's jobs go after LETHE_WORKER_STALE_SECONDS already.
 LETHE_JOB_STALE_SECONDS = float(os.environ.get("LETHE_JOB_STALE_SECONDS", "900"))

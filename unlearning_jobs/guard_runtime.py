@@ -288,6 +288,40 @@ def guard_probe_jobs_for_guard_job(job) -> None:
         guard_probe_job_create(deployment=deployment, erasure_request=job.erasure_request, actor=None)
 
 
+def guard_measurements_for_report(erasure_request) -> dict:
+    """Return the measured effect of output suppression for the report's verification section.
+
+    For each deployment, the newest succeeded probe of the request's subject: the share of the
+    subject's probes the guard blocked and the share of benign prompts about other people it
+    wrongly blocked, each against its threshold (``LETHE_GUARD_MIN_BLOCK_RATE``,
+    ``LETHE_GUARD_MAX_FALSE_POSITIVE_RATE``). Counts and rates only, no prompt or answer.
+    """
+    from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
+
+    newest: dict[int, UnlearningJob] = {}
+    for job in (UnlearningJob.objects.filter(erasure_request=erasure_request, kind=JobKind.GUARD_PROBE.value,
+                                             status=JobStatus.SUCCEEDED).order_by("pk")):
+        newest[int(job.metrics["deployment_id"])] = job
+    deployments = Deployment.objects.in_bulk(list(newest))
+    block_limit = settings.LETHE_GUARD_MIN_BLOCK_RATE
+    false_limit = settings.LETHE_GUARD_MAX_FALSE_POSITIVE_RATE
+    results = []
+    for deployment_id, job in sorted(newest.items()):
+        metrics = job.metrics
+        deployment = deployments.get(deployment_id)
+        name = deployment.name if deployment else "a deleted deployment"
+        subject = (f"Output suppression: {name} (#{deployment_id}), rules v{metrics.get('rule_set_version')}, "
+                   f"{metrics.get('generation')} generation")
+        common = {"subject": subject, "job_id": job.pk, "reference": None}
+        results.append({**common, "metric": "guard_block_rate", "value": metrics["block_rate"],
+                        "threshold": block_limit, "comparator": ">=", "condition": f"value >= {block_limit:g}",
+                        "passed": metrics["block_rate"] >= block_limit, "n_samples": metrics.get("probes")})
+        results.append({**common, "metric": "guard_false_positive_rate", "value": metrics["false_positive_rate"],
+                        "threshold": false_limit, "comparator": "<=", "condition": f"value <= {false_limit:g}",
+                        "passed": metrics["false_positive_rate"] <= false_limit, "n_samples": metrics.get("benign")})
+    return {"results": results, "figures": []}
+
+
 RUNNERS = [
     ("guard", run_guard_job, _guard_job_params),
     ("guard_probe", run_guard_probe_job, _probe_job_params),

@@ -12,7 +12,8 @@ minus one subject's) and makes it active, with an audit event, in one transactio
 ``suppression_connect()`` (from ``AppConfig.ready()``) registers the job runners of the kinds
 ``guard``, ``guard_probe``, ``latent_probe`` and ``latent_delete``, offers their methods in the
 officer's decision, queues a ``guard_probe`` of every deployment a ``guard`` job changed, and adds
-deployments that received rules to the audit report's recipients.
+deployments that received rules to the audit report's recipients and the probes' block and
+false-positive rates to its verification section.
 """
 from __future__ import annotations
 
@@ -325,3 +326,4 @@ def suppression_connect() -> None:
         validate=latent.latent_params_clean, job_kind=JobKind.LATENT_DELETE.value,
         summary="delete the subject's derived data and probe what the model still infers"))
     report_section_provider_register("recipients", recipients_for_report)
+    report_section_provider_register("verification", guard_runtime.guard_measurements_for_report)

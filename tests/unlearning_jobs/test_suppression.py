@@ -130,6 +130,13 @@ def test_a_guard_decision_gives_the_models_deployment_the_rules_and_names_it_a_r
     assert run_inline(probe) == "succeeded", probe.log
     probe.refresh_from_db()
     assert probe.metrics["block_rate"] == 1.0 and probe.metrics["rule_set_version"] == 2
+    from compliance.reports.providers import report_section_provided
+    rows = {row["metric"]: row for row in report_section_provided(section="verification", erasure_request=reviewed)["results"]
+            if row["metric"].startswith("guard_")}
+    assert rows["guard_block_rate"]["value"] == 1.0 and rows["guard_block_rate"]["passed"] is True
+    assert rows["guard_block_rate"]["n_samples"] == probe.metrics["probes"] and deployment.name in rows[
+        "guard_block_rate"]["subject"]
+    assert rows["guard_false_positive_rate"]["passed"] is (probe.metrics["false_positive_rate"] <= 0.05)
     recipients = suppression.recipients_for_report(reviewed)["recipients"]
     assert [r["kind"] for r in recipients] == ["model_deployment"] and deployment.name in recipients[0]["name"]
 
