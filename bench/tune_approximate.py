@@ -4,12 +4,16 @@ Uses the original and exact-retrain models that ``bench/verify.py`` trained (run
 leaves them under ``var/bench/verify/demo``), the same demo task, and runs each variant from the
 original with the forget records of the three most frequent people; the retain texts are the
 task's retain sample plus the first 800 records of the retrain set. Every produced model is then
-verified against the original and the retrain, and the usual table is printed.
+verified against the original and the retrain, and the usual table is printed. ``--tofu`` uses a
+TOFU forget set instead, with the original and retrain that ``bench/unlearning.py --tofu`` left
+(``--original``/``--retrain`` point elsewhere).
 
     .venv/bin/python bench/verify.py          # once: trains original and retrain
     .venv/bin/python bench/tune_approximate.py \\
         'gd_5e-5=gradient_difference:{"learning_rate": 5e-5, "max_steps": 600}' \\
         'npo_5e-5=npo:{"learning_rate": 5e-5, "max_steps": 600}'
+    .venv/bin/python bench/tune_approximate.py --tofu ../shared/data/tofu --tofu-forget forget10 \
+        'npo_loose=npo:{"max_retain_loss_increase": 0.3}'
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ import torch  # noqa: E402
 
 from unlearning_jobs.engine.methods import get_method  # noqa: E402
 
-from tasks import demo_task  # noqa: E402  (bench/ is the script's directory)
+from tasks import demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
 from verify import check_trained_on, verify_model_dirs  # noqa: E402
 
 RETAIN_FROM_RETRAIN_SET = 800
@@ -47,17 +51,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("variants", nargs="+", type=parse_variant, help="label=method:{json params}")
     parser.add_argument("--models", default=str(ROOT / "var" / "bench" / "verify" / "demo"),
-                        help="directory holding bench/verify.py's original/ and retrain/")
+                        help="directory holding bench/verify.py's original/ and retrain/ (demo)")
+    parser.add_argument("--tofu", help="path to the TOFU data: tune on a TOFU forget set instead of the demo")
+    parser.add_argument("--tofu-forget", default="forget10")
+    parser.add_argument("--original", default=None, help="TOFU: default var/bench/unlearning/tofu/original")
+    parser.add_argument("--retrain", default=None,
+                        help="TOFU: default var/bench/unlearning/tofu/<forget set>/retrain")
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "tune"))
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)
-    task = demo_task(records=1500, people=150, frequent=20, forget_people=3, holdout_people=3, retain_sample=200)
-    base = Path(args.models)
-    dirs = {"original": base / "original", "retrain": base / "retrain"}
+    if args.tofu:
+        task = tofu_task(root=Path(args.tofu), forget_set=args.tofu_forget, retain_sample=200, holdout_authors=20)
+        work = ROOT / "var" / "bench" / "unlearning" / "tofu"
+        dirs = {"original": Path(args.original or work / "original"),
+                "retrain": Path(args.retrain or work / args.tofu_forget / "retrain")}
+    else:
+        task = demo_task(records=1500, people=150, frequent=20, forget_people=3, holdout_people=3, retain_sample=200)
+        dirs = {"original": Path(args.models) / "original", "retrain": Path(args.models) / "retrain"}
     problems = check_trained_on(dirs, task)
     if problems:
-        parser.error("; ".join(problems) + ": run bench/verify.py first")
+        parser.error("; ".join(problems) + ": run bench/verify.py (demo) or bench/unlearning.py --tofu first")
     forget_texts = [record.text for record in task.forget_records]
     retain_texts = task.retain_sample + task.retrain_texts[:RETAIN_FROM_RETRAIN_SET]
     for label, method, params in args.variants:

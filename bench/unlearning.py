@@ -160,18 +160,48 @@ def verify_set(model_dirs: dict[str, Path], *, task: BenchTask, seconds: dict[st
     return rows, {name: result.to_dict() for name, result in results.items()}
 
 
+def rejudge(entry: dict) -> dict[str, dict]:
+    """Return a forget set's summary rows judged again from its stored measurements.
+
+    The measurements are what the models did; the rows (ratios, PrivLeak, pass/fail) are the
+    current verification code's reading of them, as when the application re-assesses a run.
+    """
+    from unlearning_jobs.engine.verify.suite import assess_measurements
+
+    def judged(results: dict, name: str, seconds, retrain_seconds) -> dict:
+        result = assess_measurements(measurements=results[name]["measurements"],
+                                     reference_results=results.get("retrain"), original_results=results["original"])
+        return summary_row(result, seconds=seconds, retrain_seconds=retrain_seconds)
+
+    retrain_seconds = entry["runs"].get("retrain", {}).get("seconds")
+    rows = {name: judged(entry["results"], name, entry["runs"].get(name, {}).get("seconds"), retrain_seconds)
+            for name in entry["results"]}
+    if "sisa" in entry:
+        sisa = entry["sisa"]
+        rows["sisa (original)"] = judged(sisa["results"], "original", None, retrain_seconds)
+        rows["sisa"] = judged(sisa["results"], "retrain", sisa["run"]["seconds"], retrain_seconds)
+    return rows
+
+
 def print_report(report: dict) -> None:
     """Print the summary tables of a run (fresh, or read back from its JSON with ``--report``).
 
-    The best approximate method and its targets are judged here, with the current rules.
+    The rows and the best approximate method are judged here, from the stored measurements,
+    with the current rules.
     """
     for set_name, entry in report["forget_sets"].items():
-        rows = entry["summary"]
+        rows = rejudge(entry)
         print(format_summary(set_name, rows))
-        best = best_approximate(rows)
-        if best:
-            met = ", ".join(f"{target} {'met' if ok else 'NOT met'}" for target, ok in target_check(rows[best]).items())
-            print(f"best approximate method: {best}: {met}")
+        approximate = [name for name in rows if name in APPROXIMATE]
+        if approximate:
+            targets = list(target_check(rows[approximate[0]]))
+            width = max(len(name) for name in approximate)
+            print("targets: " + " | ".join(targets))
+            for name in approximate:
+                checks = target_check(rows[name])
+                print(f"  {name:<{width}}  " + "  ".join("met" if checks[t] else "NOT" for t in targets)
+                      + f"   ({sum(checks.values())} of {len(targets)})")
+            print(f"best approximate method (most targets met, then lowest extraction): {best_approximate(rows)}")
         single = entry.get("sisa_single_record")
         if single:
             layout = report["sisa_train"]

@@ -22,7 +22,7 @@ from unlearning_jobs.engine.verify.membership import (
 )
 from unlearning_jobs.engine.verify.memorisation import lcs_length, rouge_l, rouge_tokens
 from unlearning_jobs.engine.verify.tofu import forget_quality, truth_ratio
-from unlearning_jobs.engine.verify.utility import perplexity_from_stats, utility_ratio
+from unlearning_jobs.engine.verify.utility import perplexity_from_stats, utility_ratio, utility_ratio_on_original_tokens
 
 
 def test_auc_counts_tied_pairs_as_one_half():
@@ -161,3 +161,25 @@ def test_perplexity_is_token_weighted_and_utility_ratio_is_original_over_model()
     assert utility_ratio(original_perplexity=10.0, model_perplexity=12.5) == pytest.approx(0.8)
     assert utility_ratio(original_perplexity=10.0, model_perplexity=10.0) == 1.0
     assert math.isnan(utility_ratio(original_perplexity=math.nan, model_perplexity=10.0))
+
+
+def test_utility_across_tokenizers_compares_total_likelihood_on_the_original_tokens():
+    # The same text: the original splits it into 100 tokens at 2.0 nats each (200 nats in all);
+    # a retrain with its own vocabulary into 80 tokens at 2.5 nats each (also 200 nats). Per
+    # token the retrain looks 1.65x more perplexed; on the same text it is exactly as good.
+    same = utility_ratio_on_original_tokens(original_perplexity=math.exp(2.0), original_tokens=100,
+                                            model_perplexity=math.exp(2.5), model_tokens=80)
+    assert same == pytest.approx(1.0)
+    assert utility_ratio(original_perplexity=math.exp(2.0), model_perplexity=math.exp(2.5)) == pytest.approx(
+        math.exp(-0.5))
+    # 10 nats more on the text, spread over the original's 100 tokens.
+    worse = utility_ratio_on_original_tokens(original_perplexity=math.exp(2.0), original_tokens=100,
+                                             model_perplexity=math.exp(210 / 80), model_tokens=80)
+    assert worse == pytest.approx(math.exp(-0.1))
+    # Equal token counts: the plain ratio of perplexities.
+    assert utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=7,
+                                            model_perplexity=12.5, model_tokens=7) == pytest.approx(0.8)
+    assert math.isnan(utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=0,
+                                                       model_perplexity=12.5, model_tokens=7))
+    assert utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=5,
+                                            model_perplexity=math.inf, model_tokens=7) == 0.0

@@ -28,7 +28,7 @@ from .records import (
 from .report import ResultRow, VerificationResult, json_safe, make_row
 from .thresholds import Threshold, resolve_thresholds
 from .tofu import DEFAULT_QA_TEMPLATE, forget_quality, measure_truth_ratios
-from .utility import measure_perplexity, perplexity_from_sums, utility_ratio
+from .utility import measure_perplexity, perplexity_from_sums, utility_ratio_on_original_tokens
 
 __all__ = [
     "VerificationSettings",
@@ -318,15 +318,20 @@ def _utility_rows(
         measured = measurements["perplexity"][name]
         model_ppl = _number(measured, "value")
         original_ppl = _number(original.measurements, "perplexity", name, "value")
+        tokens = _number(original.measurements, "perplexity", name, "n_tokens")
+        original_tokens = int(tokens) if math.isfinite(tokens) else 0
         rows.append(
             make_row(
-                value=utility_ratio(original_perplexity=original_ppl, model_perplexity=model_ppl),
+                value=utility_ratio_on_original_tokens(
+                    original_perplexity=original_ppl, original_tokens=original_tokens,
+                    model_perplexity=model_ppl, model_tokens=measured["n_tokens"]),
                 threshold=limits[f"utility_ratio_{name}"],
                 n_samples=measured["n_texts"],
                 details={
                     "perplexity": model_ppl,
                     "original_perplexity": original_ppl,
                     "n_tokens": measured["n_tokens"],
+                    "original_n_tokens": original_tokens,
                 },
             )
         )

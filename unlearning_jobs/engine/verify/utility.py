@@ -8,6 +8,12 @@ same distribution (general ability), each compared with the original model as
 so 1.0 means unchanged, below 1.0 worse (higher perplexity) and above 1.0 better. The ratio of
 perplexities, rather than of losses, is used because perplexity is the figure people quote and a
 ratio of 0.95 then reads as "5 % more perplexed".
+
+Perplexity is per token, and an exact retrain learns its own vocabulary from the retained texts,
+so it may split the same text into more or fewer tokens than the original: its per-token
+perplexity is then in another unit. The comparison therefore divides both models' total NLL on
+the same texts by the *original's* token count (:func:`utility_ratio_on_original_tokens`), which
+is the plain ratio when the tokenizers agree.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ from dataclasses import asdict, dataclass
 from .lm import TokenStats, score_texts
 
 __all__ = ["Perplexity", "perplexity_from_stats", "perplexity_from_sums", "measure_perplexity",
-           "utility_ratio"]
+           "utility_ratio", "utility_ratio_on_original_tokens"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +91,24 @@ def utility_ratio(*, original_perplexity: float, model_perplexity: float) -> flo
     if math.isinf(model_perplexity):
         return 0.0 if math.isfinite(original_perplexity) else math.nan
     return original_perplexity / model_perplexity
+
+
+def utility_ratio_on_original_tokens(*, original_perplexity: float, original_tokens: int,
+                                     model_perplexity: float, model_tokens: int) -> float:
+    """Return exp((NLL_original − NLL_model) / original_tokens): the utility ratio across tokenizers.
+
+    Both perplexities are token-weighted over the same texts; their totals
+    (``log(perplexity) × tokens``) are likelihoods of the same text whatever the tokenizer, and
+    dividing both by the original's token count keeps the original's per-token scale. Equal
+    token counts give exactly ``original_perplexity / model_perplexity``. NaN when a figure is
+    missing or not positive, 0.0 when the model's perplexity is infinite.
+    """
+    if original_tokens == model_tokens:
+        return utility_ratio(original_perplexity=original_perplexity, model_perplexity=model_perplexity)
+    if not (original_perplexity > 0 and model_perplexity > 0 and original_tokens > 0 and model_tokens > 0):
+        return math.nan
+    if math.isinf(model_perplexity):
+        return 0.0 if math.isfinite(original_perplexity) else math.nan
+    original_nll = math.log(original_perplexity) * original_tokens
+    model_nll = math.log(model_perplexity) * model_tokens
+    return math.exp((original_nll - model_nll) / original_tokens)
