@@ -1,13 +1,13 @@
 """The benchmark task definitions that bench/unlearning.py and bench/verify.py share."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
-TOFU = Path(__file__).resolve().parents[3] / "shared" / "data" / "tofu"
 sys.path.insert(0, str(BENCH))
 
 import tasks  # noqa: E402
@@ -39,17 +39,39 @@ def test_demo_single_record_request_is_one_kept_record_of_someone_else(demo):
     assert demo.single_record_ids[0] not in set(demo.forget_ids)
 
 
-@pytest.mark.skipif(not (TOFU / "full.json").is_file(), reason="TOFU data not at ../shared/data/tofu")
-def test_tofu_forget_sets_share_one_original_with_a_fixed_holdout():
-    small = tasks.tofu_task(root=TOFU, forget_set="forget01", retain_sample=10, holdout_authors=20)
-    large = tasks.tofu_task(root=TOFU, forget_set="forget10", retain_sample=10, holdout_authors=20)
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def tofu_dir(tmp_path) -> Path:
+    """A TOFU-shaped directory: 10 authors x 20 questions; 'forget01' the last author, 'forget10' the last 3."""
+    names = ["Ada Quill", "Basil Rook", "Cora Vane", "Dmitri Holt", "Esme Lark",
+             "Farid Stone", "Greta Moss", "Hugo Wren", "Ines Fable", "Jonas Pike"]
+    full = [{"question": f"What did {name} write in year {q}?", "answer": f"{name.split()[0]} wrote book {q}.",
+             "paraphrased_answer": f"Book {q} is by {name.split()[0]}.",
+             "perturbed_answer": [f"Book {q + 1}.", f"Book {q + 2}."]}
+            for name in names for q in range(tasks.TOFU_AUTHOR_SIZE)]
+    _write_jsonl(tmp_path / "full.json", full)
+    for name, authors in (("forget01", 1), ("forget10", 3)):
+        subset = full[-authors * tasks.TOFU_AUTHOR_SIZE:]
+        _write_jsonl(tmp_path / f"{name}.json", subset)
+        _write_jsonl(tmp_path / f"{name}_perturbed.json", subset)
+    return tmp_path
+
+
+def test_tofu_forget_sets_share_one_original_with_a_fixed_holdout(tofu_dir):
+    small = tasks.tofu_task(root=tofu_dir, forget_set="forget01", retain_sample=10, holdout_authors=3)
+    large = tasks.tofu_task(root=tofu_dir, forget_set="forget10", retain_sample=10, holdout_authors=3)
     assert small.original_records == large.original_records
-    assert len(small.forget_ids) == 40 and len(large.forget_ids) == 400
+    assert len(small.forget_ids) == 20 and len(large.forget_ids) == 60
     assert set(small.forget_ids) <= set(large.forget_ids)
-    assert small.holdout_texts == large.holdout_texts and len(small.holdout_texts) == 400
+    assert small.holdout_texts == large.holdout_texts and len(small.holdout_texts) == 60
     assert not set(small.holdout_texts) & set(small.original_texts)
-    default = tasks.tofu_task(root=TOFU, forget_set="forget01", retain_sample=10)
-    assert len(default.holdout_texts) == 40
+    assert [subject.name for subject in small.subjects] == ["Jonas Pike"]
+    assert len(small.tofu_items) == 20
+    default = tasks.tofu_task(root=tofu_dir, forget_set="forget01", retain_sample=10)
+    assert len(default.holdout_texts) == 20
 
 
 def test_demo_groups_name_the_person_of_each_training_record(demo):
