@@ -235,11 +235,13 @@ def train_params_validate(method: str, params: Mapping[str, Any] | None) -> dict
 # --- runners ------------------------------------------------------------------------------------------
 
 
-def _device_label(device: str) -> str:
+def device_label(device: str) -> str:
+    """Return ``cpu`` or ``cuda:0 (NVIDIA H100 …)``: the torch device and, when it has one, its name."""
     from unlearning_jobs.engine.device import describe_device
 
     info = describe_device()
-    return f"{device} ({info.name})" if info.name and info.name != device else device
+    same_kind = device.split(":")[0] == info.type  # a job forced onto the CPU of a GPU machine
+    return f"{device} ({info.name})" if same_kind and info.name and info.name != device else device
 
 
 def run_train_job(context) -> Any:
@@ -255,7 +257,8 @@ def run_train_job(context) -> Any:
         raise ValueError("a training job needs a data-set version")
     pairs = dataset_version_training_pairs(job.dataset_version)
     resumed = context.resumable_step()
-    context.log(f"training {params.name!r} on {len(pairs)} records of {job.dataset_version}"
+    device = context.device_record()
+    context.log(f"training {params.name!r} on {len(pairs)} records of {job.dataset_version} on {device}"
                 + (f" as {params.sisa_shards} SISA shards x {params.sisa_slices} slices" if params.sisa_shards else "")
                 + (f"; resuming from checkpoint step {resumed}" if resumed else ""))
     if params.sisa_shards:
@@ -283,7 +286,7 @@ def run_train_job(context) -> Any:
         "".join(f"{record_id}\n" for record_id, _ in pairs), encoding="utf-8")
     context.log(f"trained in {result.seconds:.1f} s on {result.device}")
     return JobOutcome(metrics=metrics, model_name=params.name, model_kind=kind,
-                      model_dataset_version=job.dataset_version, device=_device_label(result.device),
+                      model_dataset_version=job.dataset_version, device=device_label(result.device),
                       model_notes=f"Trained by job #{job.pk}.")
 
 
@@ -316,7 +319,8 @@ def run_unlearn_job(context) -> Any:
     if derived is not None:
         context.log(f"records removed from the data set: {len(forget_ids)}; new data-set version {derived}")
     resumed = context.resumable_step()
-    context.log(f"{job.method} on {source} with {len(forget)} forget record(s)"
+    device = context.device_record()
+    context.log(f"{job.method} on {source} with {len(forget)} forget record(s) on {device}"
                 + (f"; resuming from checkpoint step {resumed}" if resumed else ""))
     forget_texts = [text for _, text in forget]
     if method.guarantee == EXACT:
@@ -348,7 +352,7 @@ def run_unlearn_job(context) -> Any:
         metrics=metrics, model_name=f"{source.name} - {job.method} ({reference})",
         model_kind=ModelKind.SISA.value if source.kind == ModelKind.SISA else ModelKind.HF.value,
         model_dataset_version=derived if exact and derived is not None else source.dataset_version,
-        model_parent=source, produced_dataset_version=derived, device=_device_label(result.device),
+        model_parent=source, produced_dataset_version=derived, device=device_label(result.device),
         model_notes=(f"{job.method} ({result.guarantee} guarantee) of {source.name} by job #{job.pk}"
                      + ("; trained without the forget records." if exact else
                         "; the weights descend from training on the forget records, changed to make them "

@@ -78,6 +78,15 @@ class JobContext:
         self._last_write = now
         jobs.job_progress_record(job_id=self.job.pk, attempt=self.attempt, done=done, total=total)
 
+    def device_record(self) -> str:
+        """Resolve the device this job computes on, show it on the job while it runs; return its label."""
+        from unlearning_jobs.deletion import device_label
+        from unlearning_jobs.engine.device import resolve_device
+
+        label = device_label(str(resolve_device(self.device)[0]))
+        jobs.job_device_record(job_id=self.job.pk, attempt=self.attempt, device=label)
+        return label
+
     def should_stop(self) -> bool:
         """Return whether an engineer cancelled the job, reading the row at the progress pace."""
         now = time.monotonic()

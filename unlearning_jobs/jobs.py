@@ -276,13 +276,17 @@ def _owned(job_id: int, attempt: int):
     return UnlearningJob.objects.filter(pk=job_id, status=JobStatus.RUNNING, attempts=attempt)
 
 
-def job_progress_record(*, job_id: int, attempt: int, done: int, total: int, device: str = "") -> None:
+def job_progress_record(*, job_id: int, attempt: int, done: int, total: int) -> None:
     """Store steps done of total; raise ``JobLost`` when this attempt no longer owns the job."""
     values = {"progress_done": max(0, int(done)), "progress_total": max(0, int(total)),
               "progress_at": timezone.now()}
-    if device:
-        values["device"] = device[:255]
     if not _owned(job_id, attempt).update(**values):
+        raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
+
+
+def job_device_record(*, job_id: int, attempt: int, device: str) -> None:
+    """Store the device a running attempt computes on, so the queue shows it before the job ends."""
+    if not _owned(job_id, attempt).update(device=device[:255], progress_at=timezone.now()):
         raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
 
 

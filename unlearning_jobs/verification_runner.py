@@ -121,6 +121,7 @@ def run_verify_job(context):
     for record in inputs["forget_records"]:
         record["subject_id"] = subjects[0]["subject_id"]
     sizes = inputs.pop("sample_sizes")
+    context.device_record()
     context.log(f"verifying {job.source_model} as {params['role']}: {sizes['forget']} forget, "
                 f"{sizes['holdout']} holdout ({sizes['holdout_synthetic']} synthetic), {sizes['retain']} retain texts")
     model, tokenizer = load_causal_lm(job.source_model.path, device=context.device)

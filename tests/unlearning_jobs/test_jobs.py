@@ -313,3 +313,21 @@ def test_concurrent_deliveries_claim_the_job_exactly_once(tickets, engineer):
     assert len(claims) == 8 and len(won) == 1
     assert UnlearningJob.objects.get(pk=job.pk).attempts == 1
     assert AuditEvent.objects.filter(action="unlearning_job.started", object_id=str(job.pk)).count() == 1
+
+
+def test_a_running_job_shows_the_device_it_computes_on_before_it_ends(tickets, engineer, tmp_path):
+    from django.db.models import F
+
+    from unlearning_jobs.job_runner import JobContext
+
+    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, name="device", recipe=TINY_RECIPE,
+                                enqueue=False)
+    claimed = jobs.job_claim(job_id=job.pk, worker="w-device")
+    context = JobContext(job=claimed, attempt=claimed.attempts, checkpoint_dir=tmp_path / "checkpoints",
+                         staging_dir=tmp_path / "staging", checkpoint_every=10, device="cpu")
+    label = context.device_record()
+    claimed.refresh_from_db()
+    assert claimed.status == JobStatus.RUNNING and claimed.device == label and label.startswith("cpu")
+    UnlearningJob.objects.filter(pk=job.pk).update(attempts=F("attempts") + 1)  # another attempt took it
+    with pytest.raises(jobs.JobLost):
+        context.device_record()
