@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import transaction
 
+from unlearning_jobs.engine.device import device_label
 from unlearning_jobs.models import (
     DatasetRecord,
     DatasetVersion,
@@ -233,15 +234,6 @@ def train_params_validate(method: str, params: Mapping[str, Any] | None) -> dict
 
 
 # --- runners ------------------------------------------------------------------------------------------
-
-
-def device_label(device: str) -> str:
-    """Return ``cpu`` or ``cuda:0 (NVIDIA H100 …)``: the torch device and, when it has one, its name."""
-    from unlearning_jobs.engine.device import describe_device
-
-    info = describe_device()
-    same_kind = device.split(":")[0] == info.type  # a job forced onto the CPU of a GPU machine
-    return f"{device} ({info.name})" if same_kind and info.name and info.name != device else device
 
 
 def run_train_job(context) -> Any:

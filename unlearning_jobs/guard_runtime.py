@@ -303,8 +303,10 @@ def guard_measurements_for_report(erasure_request) -> dict:
                                              status=JobStatus.SUCCEEDED).order_by("pk")):
         newest[int(job.metrics["deployment_id"])] = job
     deployments = Deployment.objects.in_bulk(list(newest))
-    block_limit = settings.LETHE_GUARD_MIN_BLOCK_RATE
-    false_limit = settings.LETHE_GUARD_MAX_FALSE_POSITIVE_RATE
+    # (row metric, job metric, limit, comparator, sample-size metric)
+    checks = (("guard_block_rate", "block_rate", settings.LETHE_GUARD_MIN_BLOCK_RATE, ">=", "probes"),
+              ("guard_false_positive_rate", "false_positive_rate", settings.LETHE_GUARD_MAX_FALSE_POSITIVE_RATE,
+               "<=", "benign"))
     results = []
     for deployment_id, job in sorted(newest.items()):
         metrics = job.metrics
@@ -312,13 +314,13 @@ def guard_measurements_for_report(erasure_request) -> dict:
         name = deployment.name if deployment else "a deleted deployment"
         subject = (f"Output suppression: {name} (#{deployment_id}), rules v{metrics.get('rule_set_version')}, "
                    f"{metrics.get('generation')} generation")
-        common = {"subject": subject, "job_id": job.pk, "reference": None}
-        results.append({**common, "metric": "guard_block_rate", "value": metrics["block_rate"],
-                        "threshold": block_limit, "comparator": ">=", "condition": f"value >= {block_limit:g}",
-                        "passed": metrics["block_rate"] >= block_limit, "n_samples": metrics.get("probes")})
-        results.append({**common, "metric": "guard_false_positive_rate", "value": metrics["false_positive_rate"],
-                        "threshold": false_limit, "comparator": "<=", "condition": f"value <= {false_limit:g}",
-                        "passed": metrics["false_positive_rate"] <= false_limit, "n_samples": metrics.get("benign")})
+        for metric, key, limit, comparator, samples in checks:
+            value = metrics[key]
+            results.append({
+                "subject": subject, "job_id": job.pk, "reference": None, "metric": metric, "value": value,
+                "threshold": limit, "comparator": comparator, "condition": f"value {comparator} {limit:g}",
+                "passed": value >= limit if comparator == ">=" else value <= limit, "n_samples": metrics.get(samples),
+            })
     return {"results": results, "figures": []}
 
 

@@ -80,8 +80,7 @@ class JobContext:
 
     def device_record(self) -> str:
         """Resolve the device this job computes on, show it on the job while it runs; return its label."""
-        from unlearning_jobs.deletion import device_label
-        from unlearning_jobs.engine.device import resolve_device
+        from unlearning_jobs.engine.device import device_label, resolve_device
 
         label = device_label(str(resolve_device(self.device)[0]))
         jobs.job_device_record(job_id=self.job.pk, attempt=self.attempt, device=label)

@@ -72,3 +72,13 @@ def resolve_device(device=None):
             raise ValueError(f"device {device} requested but torch sees no CUDA GPU")
         return device, (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32)
     return device, torch.float32
+
+
+def device_label(device: str) -> str:
+    """Return ``cpu`` or ``cuda:0 (NVIDIA H100 …)``: a torch device and, for this machine's kind, its name.
+
+    A job pinned to the CPU of a GPU machine is labelled ``cpu``, not with the GPU's name.
+    """
+    info = describe_device()
+    same_kind = device.split(":")[0] == info.type
+    return f"{device} ({info.name})" if same_kind and info.name and info.name != device else device
