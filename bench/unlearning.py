@@ -307,7 +307,6 @@ def main(argv=None) -> int:
                                 "shards": args.shards, "slices": args.slices, "grouped_by_person": bool(groups)}
         print(f"trained SISA: {report['sisa_train']}", flush=True)
 
-    summaries = {}
     for set_name, task in tasks.items():
         print(f"[{set_name}] {len(task.forget_ids)} forget records", flush=True)
         set_work = work / set_name
@@ -340,7 +339,6 @@ def main(argv=None) -> int:
         if best:
             entry["best_targets"] = target_check(rows[best])
         report["forget_sets"][set_name] = entry
-        summaries[set_name] = rows
 
     print()
     print_report(report)
