@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from compliance import roles
@@ -166,18 +167,15 @@ def dataset_version_training_records(version: DatasetVersion):
     return version.records.exclude(pk__in=blocked).order_by("ordinal")
 
 
-def dataset_version_reingestion_hits(version: DatasetVersion):
-    """Return the version's guard hits with their records and requests, flagged ones first."""
-    return (ReingestionHit.objects.filter(version=version)
-            .select_related("record", "erasure_request", "overridden_by")
-            .order_by("overridden_at", "record__ordinal"))
-
-
 def dataset_versions_reingestion_hits(versions) -> dict[int, list[ReingestionHit]]:
-    """Return ``{version id: hits}`` (as ``dataset_version_reingestion_hits``) for many versions in one query."""
+    """Return ``{version id: its re-ingestion hits}`` for many versions in one query.
+
+    Hits still holding their record back come first (NULLs first on every database), then the
+    overridden ones, each in record order.
+    """
     hits: dict[int, list[ReingestionHit]] = {version.pk: [] for version in versions}
     for hit in (ReingestionHit.objects.filter(version__in=list(hits))
                 .select_related("record", "erasure_request", "overridden_by")
-                .order_by("overridden_at", "record__ordinal")):
+                .order_by(F("overridden_at").asc(nulls_first=True), "record__ordinal")):
         hits[hit.version_id].append(hit)
     return hits

@@ -83,5 +83,8 @@ def test_an_officer_lets_a_flagged_record_back_in_with_a_reason(client, data_dir
     assert event.details["reason"].startswith("The account number") and "record_id_hash" in event.details
     with pytest.raises(reingestion.ReingestionOverrideError, match="already"):
         reingestion.reingestion_hit_override(hit=hit, actor=officer, reason="again")
+    # The records still held back are listed before the one let back in, on every database.
+    listed = reingestion.dataset_versions_reingestion_hits([version])[version.pk]
+    assert [h.record.record_id for h in listed] == ["S1", "S3", "S2"]
     client.force_login(engineer)
     assert client.post(reverse("datasets:override", args=[hit.pk]), {f"hit{hit.pk}-reason": "x"}).status_code == 403
