@@ -149,15 +149,11 @@ def format_summary(set_name: str, rows: dict[str, dict]) -> str:
     return f"[{set_name}]\n{text}"
 
 
-def verify_set(model_dirs: dict[str, Path], *, task: BenchTask, seconds: dict[str, float],
-               retrain_seconds: float | None) -> tuple[dict, dict]:
-    """Verify the models of one forget set; return summary rows and full results by model."""
+def verify_set(model_dirs: dict[str, Path], *, task: BenchTask) -> dict:
+    """Verify the models of one forget set; return each model's full result (measurements and rows)."""
     results, verify_seconds = verify_model_dirs(model_dirs, task=task)
-    rows = {}
-    for name, result in results.items():
-        rows[name] = summary_row(result, seconds=seconds.get(name), retrain_seconds=retrain_seconds)
-        rows[name]["verification_seconds"] = verify_seconds[name]
-    return rows, {name: result.to_dict() for name, result in results.items()}
+    return {name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
+            for name, result in results.items()}
 
 
 def rejudge(entry: dict) -> dict[str, dict]:
@@ -210,7 +206,7 @@ def print_report(report: dict) -> None:
             ratio = training / retrain_training if training is not None and retrain_training else None
             print(f"SISA {layout['shards']}x{layout['slices']}, one person in one record: shards retrained "
                   f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s in all "
-                  f"({single['seconds_ratio_to_sisa_training']} x SISA's full training); training alone "
+                  f"({single['seconds'] / layout['seconds']:.4f} x SISA's full training); training alone "
                   f"{training:.1f} s = {'—' if ratio is None else f'{ratio:.4f}'} x retrain's training "
                   f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})")
         if report["mode"] == "tofu" and set_name == "forget10" and rows.get("npo"):
@@ -310,34 +306,21 @@ def main(argv=None) -> int:
     for set_name, task in tasks.items():
         print(f"[{set_name}] {len(task.forget_ids)} forget records", flush=True)
         set_work = work / set_name
-        dirs, seconds, runs = {"original": work / "original"}, {}, {}
+        dirs, runs = {"original": work / "original"}, {}
         for name in (m for m in methods if m != "sisa"):
             runs[name] = run_method(name, source=work / "original", output=set_work / name, task=task,
                                     forget_ids=task.forget_ids, params=overrides.get(name))
-            dirs[name], seconds[name] = set_work / name, runs[name]["seconds"]
-        retrain_seconds = seconds.get("retrain")
-        rows, results = verify_set(dirs, task=task, seconds=seconds, retrain_seconds=retrain_seconds)
-        entry = {"forget_records": len(task.forget_ids), "runs": runs, "summary": rows, "results": results}
+            dirs[name] = set_work / name
+        entry = {"forget_records": len(task.forget_ids), "runs": runs, "results": verify_set(dirs, task=task)}
         if "sisa" in methods:
             sisa_run = run_method("sisa", source=work / "sisa-original", output=set_work / "sisa", task=task,
                                   forget_ids=task.forget_ids, params=overrides.get("sisa"))
-            sisa_rows, sisa_results = verify_set(
-                {"original": work / "sisa-original", "retrain": set_work / "sisa"}, task=task,
-                seconds={"retrain": sisa_run["seconds"]}, retrain_seconds=retrain_seconds)
-            rows["sisa (original)"] = sisa_rows["original"]
-            rows["sisa"] = sisa_rows["retrain"]
-            entry["sisa"] = {"run": sisa_run, "results": sisa_results,
-                             "seconds_ratio_to_sisa_training": round(sisa_run["seconds"] / report["sisa_train"]["seconds"], 4)}
+            sisa_results = verify_set({"original": work / "sisa-original", "retrain": set_work / "sisa"}, task=task)
+            entry["sisa"] = {"run": sisa_run, "results": sisa_results}
             if task.single_record_ids:
-                single = run_method("sisa", source=work / "sisa-original", output=set_work / "sisa-single",
-                                    task=task, forget_ids=task.single_record_ids, params=overrides.get("sisa"))
-                single["seconds_ratio_to_retrain"] = round(single["seconds"] / retrain_seconds, 4) if retrain_seconds else None
-                single["seconds_ratio_to_sisa_training"] = round(single["seconds"] / report["sisa_train"]["seconds"], 4)
-                entry["sisa_single_record"] = single
-        best = best_approximate(rows)
-        entry["best_approximate"] = best
-        if best:
-            entry["best_targets"] = target_check(rows[best])
+                entry["sisa_single_record"] = run_method(
+                    "sisa", source=work / "sisa-original", output=set_work / "sisa-single", task=task,
+                    forget_ids=task.single_record_ids, params=overrides.get("sisa"))
         report["forget_sets"][set_name] = entry
 
     print()
