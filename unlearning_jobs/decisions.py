@@ -314,16 +314,15 @@ def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
         raise TransitionNotAllowed(refusal)
     rationale, items = decision_plan_validate(erasure_request=erasure_request, rationale=rationale, plan=plan)
     now = timezone.now()
-    decisions: list[ErasureDecision] = []
     jobs: list[UnlearningJob] = []
     with transaction.atomic():
         # The decisions are written first so that the approval's own precondition
         # (``approval_without_decisions_refusal``) sees them; a refused approval rolls them back.
-        created: list[ErasureDecision] = []
+        decisions: list[ErasureDecision] = []
         for position, item in enumerate(items):
             plan_method = item.plan_method
             runnable = _runnable(plan_method)
-            created.append(ErasureDecision.objects.create(
+            decisions.append(ErasureDecision.objects.create(
                 erasure_request=erasure_request, position=position, model_version=item.model_version,
                 framework=plan_method.framework, method=plan_method.method, params=item.params,
                 rationale=rationale, decided_by=actor, decided_at=now,
@@ -332,7 +331,7 @@ def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
                     "and is carried out when its stage is in place."),
             ))
         erasure_request_approve(erasure_request=erasure_request, actor=actor, note=rationale)
-        for decision, item in zip(created, items):
+        for decision, item in zip(decisions, items):
             plan_method = item.plan_method
             runnable = _runnable(plan_method)
             audit_event_record(
@@ -343,7 +342,6 @@ def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
                          "framework": plan_method.framework, "method": plan_method.method,
                          "params": item.params, "rationale": rationale, "job": runnable,
                          "forget_records": len(item.forget_record_pks)})
-            decisions.append(decision)
             if runnable:
                 version = item.model_version
                 dataset_version = version.dataset_version
