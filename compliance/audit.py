@@ -98,31 +98,103 @@ class ChainVerification:
     head_hash: str
     first_bad_sequence: int | None = None
     reason: str = ""
+    #: The sequence that this check trusted as already verified (0: it read the whole chain).
+    verified_before: int = 0
 
 
-def audit_chain_verify() -> ChainVerification:
-    """Recompute every event's hash in order; report the first row that does not fit."""
-    from compliance.models import AuditEvent
+#: The one row of compliance.AuditChainHead.
+CHAIN_HEAD_PK = 1
 
-    previous_hash = GENESIS_HASH
-    expected_sequence = 1
-    checked = 0
-    for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000):
+
+def _verify_rows(events, *, previous_hash: str, expected_sequence: int, checked: int,
+                 verified_before: int = 0) -> ChainVerification:
+    """Walk ``events`` in sequence order from ``expected_sequence``, each sealed to ``previous_hash``."""
+    for event in events:
         if event.sequence != expected_sequence:
             return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     f"sequence {expected_sequence} is missing")
+                                     f"sequence {expected_sequence} is missing", verified_before)
         if event.previous_hash != previous_hash:
             return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     "previous_hash does not match the preceding event")
-        recomputed = event_hash(
-            sequence=event.sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
-            action=event.action, object_type=event.object_type, object_id=event.object_id,
-            details=event.details, previous_hash=event.previous_hash,
-        )
-        if recomputed != event.entry_hash:
+                                     "previous_hash does not match the preceding event", verified_before)
+        if _recompute(event) != event.entry_hash:
             return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     "the event's content does not match its hash")
+                                     "the event's content does not match its hash", verified_before)
         previous_hash = event.entry_hash
         expected_sequence += 1
         checked += 1
-    return ChainVerification(True, checked, previous_hash)
+    return ChainVerification(True, checked, previous_hash, verified_before=verified_before)
+
+
+def _recompute(event) -> str:
+    return event_hash(
+        sequence=event.sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
+        action=event.action, object_type=event.object_type, object_id=event.object_id,
+        details=event.details, previous_hash=event.previous_hash,
+    )
+
+
+def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool) -> None:
+    """Store the verified head; ``forward_only`` never moves it back (a concurrent check got further)."""
+    from django.utils import timezone as dj_timezone
+
+    from compliance.models import AuditChainHead
+
+    now = dj_timezone.now()
+    heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK)
+    if forward_only:
+        heads = heads.filter(sequence__lt=sequence)
+    if heads.update(sequence=sequence, entry_hash=entry_hash, verified_at=now):
+        return
+    # No row yet (a fresh database), or a row at or beyond this sequence: insert only the former.
+    AuditChainHead.objects.bulk_create(
+        [AuditChainHead(pk=CHAIN_HEAD_PK, sequence=sequence, entry_hash=entry_hash, verified_at=now)],
+        ignore_conflicts=True)
+
+
+def audit_chain_verify() -> ChainVerification:
+    """Recompute every event's hash in order; report the first row that does not fit.
+
+    The full check, for ``manage.py verify_audit_log`` and issued reports. It also resets the
+    verified head that :func:`audit_chain_verify_incremental` starts from: to the last event when
+    the chain is intact, to the last good event before a break when it is not, so that the pages
+    show a break that only the full check could find.
+    """
+    from compliance.models import AuditEvent
+
+    result = _verify_rows(AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
+                          previous_hash=GENESIS_HASH, expected_sequence=1, checked=0)
+    # Sequences are contiguous from 1 up to the last good event, so its sequence is the count.
+    _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=result.ok)
+    return result
+
+
+def audit_chain_verify_incremental() -> ChainVerification:
+    """Verify the events after the stored verified head, and move the head to the last of them.
+
+    Reads the head event itself again (its hash must still be the one verified) and every event
+    after it: a change to a row after the head, or to the head, is reported as the full check
+    would report it; a change to a row before the head is left to the full check.
+    ``events_checked`` counts every event verified so far, by this check or earlier ones.
+    """
+    from compliance.models import AuditChainHead, AuditEvent
+
+    head = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK).first()
+    if head is None or head.sequence <= 0:
+        result = _verify_rows(AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
+                              previous_hash=GENESIS_HASH, expected_sequence=1, checked=0)
+    else:
+        events = AuditEvent.objects.filter(sequence__gte=head.sequence).order_by("sequence").iterator(chunk_size=2000)
+        first = next(events, None)
+        if first is None or first.sequence != head.sequence:
+            return ChainVerification(False, head.sequence - 1, "", head.sequence,
+                                     f"sequence {head.sequence}, the verified head, is missing", head.sequence)
+        if first.entry_hash != head.entry_hash or _recompute(first) != first.entry_hash:
+            return ChainVerification(False, head.sequence - 1, first.previous_hash, head.sequence,
+                                     "the verified head event no longer matches its verified hash", head.sequence)
+        result = _verify_rows(events, previous_hash=head.entry_hash, expected_sequence=head.sequence + 1,
+                              checked=head.sequence, verified_before=head.sequence)
+        if result.ok and result.events_checked == head.sequence:
+            return result  # nothing new since the last check: no write
+    if result.events_checked:
+        _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=True)
+    return result

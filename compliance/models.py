@@ -52,6 +52,23 @@ class AuditEvent(models.Model):
         raise PermissionError("Audit events are append-only: they cannot be deleted.")
 
 
+class AuditChainHead(models.Model):
+    """The last audit event whose chain was verified, so that the next check reads only what follows.
+
+    One row (``pk=1``), moved forward by every verification that succeeds and back to the last
+    good event by a full verification that finds a break. It is a cache, not evidence: a row
+    changed before the head is found by the full check (``manage.py verify_audit_log``), never
+    by the incremental one (docs/operations.md, "The audit chain").
+    """
+
+    sequence = models.BigIntegerField(default=0)
+    entry_hash = models.CharField(max_length=64)
+    verified_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"verified through #{self.sequence}"
+
+
 class AuditReportQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise PermissionError("Issued audit reports are immutable: issue a new version instead.")

@@ -7,8 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
-from compliance.audit import GENESIS_HASH, audit_chain_verify
+from compliance.audit import GENESIS_HASH, audit_chain_verify, audit_chain_verify_incremental
 from compliance.models import AuditEvent
 from requests_app import services
 from requests_app.identifiers import SubjectIdentifiers
@@ -134,3 +135,106 @@ def test_verify_audit_log_command_exit_status(officer):
     broken = run()
     assert broken.returncode != 0
     assert f"broken at event #{last.sequence}" in broken.stderr
+
+
+# --- incremental verification (the auditor's pages) ----------------------------------------------
+
+
+def _head():
+    from compliance.models import AuditChainHead
+
+    return AuditChainHead.objects.get()
+
+
+def _more_history(officer, count: int) -> None:
+    for n in range(count):
+        services.erasure_request_create(subject=SubjectIdentifiers(names=(f"Person {n}",)),
+                                        legal_ground="art17_1_b", actor=officer)
+
+
+def test_incremental_check_verifies_everything_once_and_a_new_event_extends_the_head(some_history, officer):
+    first = audit_chain_verify_incremental()
+    assert first.ok and first.verified_before == 0 and first.events_checked == len(some_history)
+    assert (_head().sequence, _head().entry_hash) == (some_history[-1].sequence, some_history[-1].entry_hash)
+
+    _more_history(officer, 1)
+    last = AuditEvent.objects.order_by("-sequence").first()
+    second = audit_chain_verify_incremental()
+    assert second.ok and second.verified_before == some_history[-1].sequence
+    assert second.events_checked == last.sequence and second.head_hash == last.entry_hash
+    assert (_head().sequence, _head().entry_hash) == (last.sequence, last.entry_hash)
+
+
+def test_incremental_check_reads_only_the_events_after_the_verified_head(some_history, officer):
+    audit_chain_verify_incremental()
+    _more_history(officer, 3)
+    with CaptureQueriesContext(connection) as captured:
+        result = audit_chain_verify_incremental()
+    assert result.ok
+    reads = [q["sql"] for q in captured.captured_queries if "compliance_auditevent" in q["sql"]]
+    assert len(reads) == 1 and '"sequence" >= ' in reads[0], reads
+
+
+def test_incremental_check_reports_a_tampered_event_after_the_verified_head(some_history, officer):
+    _require_postgresql()
+    audit_chain_verify_incremental()
+    head_sequence = _head().sequence
+    _more_history(officer, 2)
+    victim = AuditEvent.objects.order_by("-sequence")[1]
+    assert victim.sequence > head_sequence
+    _tamper("UPDATE compliance_auditevent SET object_id = 'x' WHERE sequence = %s", [victim.sequence])
+    result = audit_chain_verify_incremental()
+    assert not result.ok and result.first_bad_sequence == victim.sequence
+    assert "content does not match" in result.reason
+    # The head moved to the last good event and no further: the next check still finds the break.
+    assert _head().sequence == victim.sequence - 1
+    assert audit_chain_verify_incremental().first_bad_sequence == victim.sequence
+
+
+def test_incremental_check_reports_a_changed_verified_head(some_history):
+    _require_postgresql()
+    audit_chain_verify_incremental()
+    _tamper("UPDATE compliance_auditevent SET action = 'forged' WHERE sequence = %s", [_head().sequence])
+    result = audit_chain_verify_incremental()
+    assert not result.ok and result.first_bad_sequence == some_history[-1].sequence
+
+
+def test_a_row_changed_before_the_head_is_found_by_the_full_check_and_then_shown_by_the_pages(some_history):
+    _require_postgresql()
+    audit_chain_verify_incremental()
+    victim = some_history[1]
+    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence])
+    # The incremental check trusts what it verified before: only the full walk reads row 2 again.
+    assert audit_chain_verify_incremental().ok
+    with pytest.raises(CommandError, match=f"broken at event #{victim.sequence}"):
+        call_command("verify_audit_log")
+    after = audit_chain_verify_incremental()
+    assert not after.ok and after.first_bad_sequence == victim.sequence
+
+
+def test_auditor_request_page_verifies_incrementally_in_queries_that_do_not_grow_with_events(
+        client, auditor, officer, some_history):
+    from django.urls import reverse
+
+    from requests_app.models import ErasureRequest
+
+    erasure_request = ErasureRequest.objects.get()
+    url = reverse("compliance:request", args=[erasure_request.pk])
+    client.force_login(auditor)
+    client.get(url)  # first visit: verifies the whole chain once, and stores its head
+
+    def count():
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(url)
+        assert response.status_code == 200
+        return len(captured.captured_queries), response.content.decode()
+
+    # Each count is of a visit after new events: the head moves forward (one UPDATE) both times.
+    _more_history(officer, 1)
+    few, _ = count()
+    _more_history(officer, 40)
+    many, html = count()
+    assert many <= few, (few, many)
+    last = AuditEvent.objects.order_by("-sequence").first()
+    assert f"all {last.sequence} events" in html and last.entry_hash in html
+    assert _head().sequence == last.sequence
