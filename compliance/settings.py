@@ -114,7 +114,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The one API base (compliance/api.py): one error shape, every error documented in the schema.
+    "DEFAULT_SCHEMA_CLASS": "compliance.api.ApiSchema",
+    "EXCEPTION_HANDLER": "compliance.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Lethe API",
@@ -221,8 +223,14 @@ LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
 # prompts about other people is wrongly blocked.
 LETHE_GUARD_MIN_BLOCK_RATE = float(os.environ.get("LETHE_GUARD_MIN_BLOCK_RATE", "1.0"))
 LETHE_GUARD_MAX_FALSE_POSITIVE_RATE = float(os.environ.get("LETHE_GUARD_MAX_FALSE_POSITIVE_RATE", "0.05"))
-# A running job whose live worker names another job (or none) and that has not reported for this
-# long is queued again; a dead worker's jobs go after LETHE_WORKER_STALE_SECONDS already.
-LETHE_JOB_STALE_SECONDS = float(os.environ.get("LETHE_JOB_STALE_SECONDS", "900"))
+# Liveness per job (docs/jobs.md): the process executing a job writes the job's own heartbeat
+# this often; a running job whose heartbeat is older than LETHE_JOB_HEARTBEAT_STALE_SECONDS has
+# lost its process and is queued again, whatever its worker's heartbeat says.
+LETHE_JOB_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_JOB_HEARTBEAT_SECONDS", "5"))
+LETHE_JOB_HEARTBEAT_STALE_SECONDS = float(os.environ.get("LETHE_JOB_HEARTBEAT_STALE_SECONDS", "30"))
+# The watchdog: a live job with no progress for this long is shown as stalled (longer while its
+# phase is "loading model": a 7B checkpoint takes minutes to read before the first step).
+LETHE_JOB_STALL_SECONDS = float(os.environ.get("LETHE_JOB_STALL_SECONDS", "300"))
+LETHE_JOB_LOAD_STALL_SECONDS = float(os.environ.get("LETHE_JOB_LOAD_STALL_SECONDS", "1200"))
 # Intra-op threads torch uses for model work on the CPU (0: torch's default, one per core).
 LETHE_JOB_TORCH_THREADS = int(os.environ.get("LETHE_JOB_TORCH_THREADS", "0"))

@@ -28,6 +28,7 @@ from unlearning_jobs.models import (
     DatasetRecord,
     DatasetVersion,
     DatasetVersionStatus,
+    JobPhase,
     ModelKind,
     ModelVersion,
     UnlearningJob,
@@ -247,6 +248,7 @@ def run_train_job(context) -> Any:
     recipe = params.training_recipe()
     if job.dataset_version is None:
         raise ValueError("a training job needs a data-set version")
+    context.phase(JobPhase.LOADING_DATA)
     pairs = dataset_version_training_pairs(job.dataset_version)
     resumed = context.resumable_step()
     device = context.device_record()
@@ -293,6 +295,7 @@ def run_unlearn_job(context) -> Any:
         raise ValueError("an unlearning job needs a source model version")
     method = get_method(job.method)
     params = method.parse_params(job.params)
+    context.phase(JobPhase.LOADING_DATA)
     forget = records_texts(forget_records_for_job(job))
     if not forget:
         raise ValueError("the job's forget set is empty: nothing to unlearn")
@@ -320,6 +323,7 @@ def run_unlearn_job(context) -> Any:
     else:
         retain_texts = retain_sample(pairs, exclude=set(forget_ids), size=RETAIN_SAMPLE_SIZE,
                                      seed=getattr(params, "seed", 0))
+    context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
     result = method.run(
         source_model_dir=source.path, output_dir=context.staging_dir, forget_texts=forget_texts,
         retain_texts=retain_texts, params=params, full_texts=pairs if version is not None else None,

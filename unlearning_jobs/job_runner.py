@@ -32,7 +32,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from unlearning_jobs import jobs
-from unlearning_jobs.models import DatasetVersion, JobKind, ModelVersion, UnlearningJob
+from unlearning_jobs.liveness import JobHeartbeat
+from unlearning_jobs.models import DatasetVersion, JobKind, JobPhase, ModelVersion, UnlearningJob
 
 logger = logging.getLogger(__name__)
 
@@ -66,12 +67,19 @@ class JobContext:
     staging_dir: Path
     checkpoint_every: int
     device: str | None
+    heartbeat: JobHeartbeat | None = None
     _last_write: float = field(default=0.0, repr=False)
     _last_check: float = field(default=0.0, repr=False)
     _stop: bool = field(default=False, repr=False)
+    _phase: str = field(default="", repr=False)
 
     def progress(self, done: int, total: int) -> None:
-        """Store progress at most every ``LETHE_JOB_PROGRESS_SECONDS``, and always the last step."""
+        """Store progress at most every ``LETHE_JOB_PROGRESS_SECONDS``, and always the last step.
+
+        The first report after loading switches the phase to computing.
+        """
+        if self._phase != JobPhase.COMPUTING:
+            self.phase(JobPhase.COMPUTING)
         now = time.monotonic()
         if done < total and now - self._last_write < settings.LETHE_JOB_PROGRESS_SECONDS:
             return
@@ -79,15 +87,33 @@ class JobContext:
         jobs.job_progress_record(job_id=self.job.pk, attempt=self.attempt, done=done, total=total)
 
     def device_record(self) -> str:
-        """Resolve the device this job computes on, show it on the job while it runs; return its label."""
-        from unlearning_jobs.engine.device import device_label, resolve_device
+        """Resolve the device this job computes on, show it on the job while it runs; return its label.
 
-        label = device_label(str(resolve_device(self.device)[0]))
+        Also describes the device on the worker's row: this process does the model work, so it
+        (not the worker's parent, which must never initialise CUDA) is the one that can say.
+        """
+        from unlearning_jobs.engine.device import describe_device, device_label, resolve_device
+        from unlearning_jobs.workers import worker_device_record
+
+        device = resolve_device(self.device)[0]
+        label = device_label(str(device))
         jobs.job_device_record(job_id=self.job.pk, attempt=self.attempt, device=label)
+        if self.job.worker:
+            worker_device_record(hostname=self.job.worker, device=describe_device(device.type == "cuda").as_dict())
         return label
 
+    def phase(self, phase: str) -> None:
+        """Say what the attempt is doing now (``JobPhase``); it counts as progress for the watchdog."""
+        jobs.job_phase_record(job_id=self.job.pk, attempt=self.attempt, phase=phase)
+        self._phase = phase
+
     def should_stop(self) -> bool:
-        """Return whether an engineer cancelled the job, reading the row at the progress pace."""
+        """Return whether an engineer cancelled the job, reading the row at the progress pace.
+
+        Raises ``JobLost`` as soon as the job's heartbeat found the attempt no longer owns it.
+        """
+        if self.heartbeat is not None and self.heartbeat.lost.is_set():
+            raise jobs.JobLost(f"job {self.job.pk} attempt {self.attempt} no longer owns the job")
         now = time.monotonic()
         if not self._stop and now - self._last_check >= settings.LETHE_JOB_PROGRESS_SECONDS:
             self._last_check = now
@@ -251,10 +277,6 @@ def job_execute(*, job: UnlearningJob) -> str:
     one gives it back to the queue; a cancel stops it at the next step; a ``JobLost`` (the job
     was re-queued or taken over meanwhile) ends this attempt without writing anything.
     """
-    from unlearning_jobs.engine.checkpoints import weights_sha256
-    from unlearning_jobs.engine.training import TrainingCancelled
-    from unlearning_jobs.model_registry import model_recipe_read
-
     attempt = job.attempts
     started = time.monotonic()
     if settings.LETHE_JOB_TORCH_THREADS:
@@ -267,6 +289,17 @@ def job_execute(*, job: UnlearningJob) -> str:
         checkpoint_every=settings.LETHE_JOB_CHECKPOINT_EVERY, device=settings.LETHE_JOB_DEVICE or None,
     )
     context.staging_dir.parent.mkdir(parents=True, exist_ok=True)
+    # The job's own heartbeat, from this process, for as long as the attempt runs (liveness.py).
+    with JobHeartbeat(job_id=job.pk, attempt=attempt) as heartbeat:
+        context.heartbeat = heartbeat
+        return _execute(job=job, context=context, attempt=attempt, started=started)
+
+
+def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: float) -> str:
+    from unlearning_jobs.engine.checkpoints import weights_sha256
+    from unlearning_jobs.engine.training import TrainingCancelled
+    from unlearning_jobs.model_registry import model_recipe_read
+
     runner = job_runner_for(job.kind)
     try:
         if runner is None:

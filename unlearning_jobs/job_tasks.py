@@ -18,7 +18,7 @@ def job_run(self, job_id: int, **kwargs) -> str:
     from unlearning_jobs.job_runner import job_execute
     from unlearning_jobs.jobs import job_claim
 
-    job = job_claim(job_id=job_id, worker=self.request.hostname or "")
+    job = job_claim(job_id=job_id, worker=self.request.hostname or "", task_id=self.request.id or "")
     if job is None:
         logger.info("unlearning_job.claim_skipped", extra={"job_id": job_id})
         return "not-queued"
@@ -26,8 +26,8 @@ def job_run(self, job_id: int, **kwargs) -> str:
 
 
 @shared_task(name="unlearning_jobs.cpu.requeue_stale_jobs", acks_late=False, ignore_result=True)
-def requeue_stale_jobs(**kwargs) -> list[int]:
-    """Queue again the running jobs whose worker stopped sending heartbeats."""
-    from unlearning_jobs.jobs import jobs_requeue_stale
+def requeue_stale_jobs(**kwargs) -> dict:
+    """Queue again the running jobs whose attempt is lost; flag live ones without progress as stalled."""
+    from unlearning_jobs.jobs import jobs_flag_stalled, jobs_requeue_stale
 
-    return jobs_requeue_stale()
+    return {"requeued": jobs_requeue_stale(), "stalled": jobs_flag_stalled()}

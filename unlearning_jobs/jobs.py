@@ -33,10 +33,12 @@ from django.utils import timezone
 from compliance import roles
 from compliance.audit import audit_event_record
 from compliance.queues import WorkQueue
+from unlearning_jobs.liveness import ProcessIdentity, process_is_gone
 from unlearning_jobs.models import (
     DatasetVersion,
     ErasureDecision,
     JobKind,
+    JobPhase,
     JobStatus,
     ModelVersion,
     UnlearningJob,
@@ -248,28 +250,68 @@ def job_run_inline(*, job: UnlearningJob) -> str:
 # --- what a worker does ---------------------------------------------------------------------------
 
 
-def job_claim(*, job_id: int, worker: str) -> UnlearningJob | None:
-    """Take a queued job for ``worker``; return it, or None when it is not queued any more.
+def job_claim(*, job_id: int, worker: str, task_id: str = "",
+              process: ProcessIdentity | None = None) -> UnlearningJob | None:
+    """Take a queued job for ``worker``; return it, or None when there is nothing to take.
 
     The conditional UPDATE is the whole of the lock: of two deliveries of one message, or of a
-    redelivery and the stale sweep's new message, exactly one finds the row queued. The worker's
-    heartbeat row names the job while it runs.
+    redelivery and the stale sweep's new message, exactly one finds the row queued. A job that
+    is ``running`` is taken over only when its attempt is lost (``_attempt_lost_reason``: its
+    process is provably gone, or its own heartbeat is stale), again by one conditional UPDATE on
+    the attempt seen; a running job whose attempt is alive is left to it. ``process`` is the
+    process that will execute the job (this one by default): the job records it for liveness.
     """
+    process = process or ProcessIdentity.current()
     now = timezone.now()
-    heartbeat = WorkerHeartbeat.objects.filter(hostname=worker).only("pid").first()
+    runner = {
+        "status": JobStatus.RUNNING, "worker": worker, "worker_pid": process.pid,
+        "runner_host": process.host[:255], "runner_started": process.started[:64], "task_id": task_id[:64],
+        "attempts": F("attempts") + 1, "started_at": Coalesce(F("started_at"), Value(now)),
+        "progress_at": now, "heartbeat_at": now, "phase": "", "stalled_at": None,
+        "cancel_requested": False, "error": "",
+    }
     with transaction.atomic():
-        claimed = UnlearningJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.RUNNING, worker=worker, worker_pid=heartbeat.pid if heartbeat else None,
-            attempts=F("attempts") + 1, started_at=Coalesce(F("started_at"), Value(now)),
-            progress_at=now, cancel_requested=False, error="",
-        )
+        taken_over = None
+        claimed = UnlearningJob.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(**runner)
         if not claimed:
-            return None
+            seen = UnlearningJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).first()
+            reason = _attempt_lost_reason(seen, now=now) if seen is not None else None
+            if reason is None or seen.cancel_requested:
+                return None
+            if not _owned(seen.pk, seen.attempts).update(**runner):
+                return None
+            taken_over = {"reason": reason, "previous_attempt": seen.attempts, "previous_worker": seen.worker}
         job = UnlearningJob.objects.get(pk=job_id)
         WorkerHeartbeat.objects.filter(hostname=worker).update(current_job_id=job.pk)
+        if taken_over:
+            _record(job, "taken_over", worker=worker, **taken_over)
         _record(job, "started", worker=worker, attempt=job.attempts)
-    logger.info("unlearning_job.started", extra={"job_id": job.pk, "attempt": job.attempts, "worker": worker})
+    if taken_over:
+        job_log_append(job_id=job.pk, text=(f"attempt {taken_over['previous_attempt']} on "
+                                            f"{taken_over['previous_worker'] or 'a worker'} lost "
+                                            f"({taken_over['reason']}); taken over"))
+    logger.info("unlearning_job.started", extra={"job_id": job.pk, "attempt": job.attempts, "worker": worker,
+                                                 "taken_over": bool(taken_over)})
     return job
+
+
+def _attempt_lost_reason(job: UnlearningJob, *, now: datetime, heartbeat_stale_seconds: float | None = None
+                         ) -> str | None:
+    """Return why a running job's attempt is lost, or None while it may still be working.
+
+    ``runner_gone``: the process that executes it is provably gone (same host, no such process,
+    or its pid now belongs to a later process). ``job_heartbeat_stale``: its own heartbeat, which
+    that process writes every few seconds, is older than ``LETHE_JOB_HEARTBEAT_STALE_SECONDS``.
+    The worker's heartbeat is not consulted: a prefork parent beats on after its child died.
+    """
+    if process_is_gone(host=job.runner_host, pid=job.worker_pid, started=job.runner_started):
+        return "runner_gone"
+    stale = (settings.LETHE_JOB_HEARTBEAT_STALE_SECONDS if heartbeat_stale_seconds is None
+             else heartbeat_stale_seconds)
+    last_beat = job.heartbeat_at or job.progress_at or job.started_at or job.queued_at
+    if last_beat < now - timedelta(seconds=stale):
+        return "job_heartbeat_stale"
+    return None
 
 
 def _owned(job_id: int, attempt: int):
@@ -287,6 +329,12 @@ def job_progress_record(*, job_id: int, attempt: int, done: int, total: int) -> 
 def job_device_record(*, job_id: int, attempt: int, device: str) -> None:
     """Store the device a running attempt computes on, so the queue shows it before the job ends."""
     if not _owned(job_id, attempt).update(device=device[:255], progress_at=timezone.now()):
+        raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
+
+
+def job_phase_record(*, job_id: int, attempt: int, phase: str) -> None:
+    """Store what a running attempt is doing now; a change of phase counts as progress."""
+    if not _owned(job_id, attempt).update(phase=phase[:32], progress_at=timezone.now()):
         raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
 
 
@@ -600,79 +648,132 @@ def job_params_update(*, job: UnlearningJob, actor, params: Mapping) -> Unlearni
 # --- the stale-job sweep --------------------------------------------------------------------------
 
 
-def _stale_reason(job: UnlearningJob, heartbeat: WorkerHeartbeat | None, *, cutoff: datetime,
-                  silent_cutoff: datetime) -> str | None:
-    """Return why a running job's worker is presumed gone, or None while it looks alive."""
-    last_sign = job.progress_at or job.started_at or job.queued_at
-    if heartbeat is None:
-        return "no_heartbeat" if last_sign < cutoff else None
-    if heartbeat.last_seen_at < cutoff:
-        return "heartbeat_stale"
-    if job.worker_pid is not None and heartbeat.pid is not None and heartbeat.pid != job.worker_pid:
-        return "worker_restarted"
-    # A worker can claim a job before its first heartbeat (no pid to compare): a heartbeat from a
-    # process that started after the job last reported (claims set progress_at too) is a restart
-    # under the same name all the same.
-    if heartbeat.started_at is not None and last_sign is not None and heartbeat.started_at > last_sign:
-        return "worker_restarted"
-    # A live worker that names another job (or none) and has not reported on this one for a long
-    # time lost it without dying (an error outside the runner); a worker running two jobs at once
-    # names only one of them, hence the long LETHE_JOB_STALE_SECONDS rather than the heartbeat's.
-    if heartbeat.current_job_id != job.pk and last_sign < silent_cutoff:
-        return "worker_moved_on"
-    return None
-
-
 def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | None = None) -> list[int]:
-    """Queue again every running job whose worker stopped sending heartbeats; return their ids.
+    """Queue again every running job whose attempt is lost; return their ids.
 
-    A worker is presumed gone when its heartbeat is older than ``LETHE_WORKER_STALE_SECONDS``,
-    when it restarted under the same name (another pid), or when it is alive but names another
-    job, or none, and this one has not reported for ``LETHE_JOB_STALE_SECONDS``. Each job is put back conditionally on the attempt the
-    sweep saw, so a job that finished meanwhile is left alone; a job an engineer asked to stop is
-    cancelled instead. The new attempt resumes from the last checkpoint.
+    An attempt is lost when its own heartbeat, written by the process that executes it, is older
+    than ``stale_seconds`` (``LETHE_JOB_HEARTBEAT_STALE_SECONDS``), or when that process is
+    provably gone from this host (``_attempt_lost_reason``), whatever the worker's heartbeat
+    says. Each job is put back conditionally on the attempt the sweep saw, so a job that finished
+    meanwhile is left alone; a job an engineer asked to stop is cancelled instead. The new attempt
+    resumes from the last checkpoint.
     """
     now = now or timezone.now()
-    stale_seconds = settings.LETHE_WORKER_STALE_SECONDS if stale_seconds is None else stale_seconds
-    cutoff = now - timedelta(seconds=stale_seconds)
-    silent_cutoff = now - timedelta(seconds=max(stale_seconds, settings.LETHE_JOB_STALE_SECONDS))
-    running = list(UnlearningJob.objects.filter(status=JobStatus.RUNNING))
-    heartbeats = {hb.hostname: hb for hb in
-                  WorkerHeartbeat.objects.filter(hostname__in={job.worker for job in running})}
     requeued = []
-    for job in running:
-        reason = _stale_reason(job, heartbeats.get(job.worker), cutoff=cutoff, silent_cutoff=silent_cutoff)
+    for job in UnlearningJob.objects.filter(status=JobStatus.RUNNING):
+        reason = _attempt_lost_reason(job, now=now, heartbeat_stale_seconds=stale_seconds)
         if reason is None:
             continue
-        with transaction.atomic():
-            if job.cancel_requested:
-                changed = _owned(job.pk, job.attempts).update(status=JobStatus.CANCELLED, finished_at=now)
-                if changed:
+        if job.cancel_requested:
+            with transaction.atomic():
+                if _owned(job.pk, job.attempts).update(status=JobStatus.CANCELLED, finished_at=now):
                     job.refresh_from_db()
                     _record(job, "cancelled", reason=reason, worker=job.worker)
+                    _heartbeat_release(job)
                     _request_advance(job)
-                continue
-            if job.attempts >= settings.LETHE_JOB_MAX_ATTEMPTS:
-                # Each attempt lost its worker (an out-of-memory kill, say): stop feeding it to workers.
-                error = f"gave up after {job.attempts} attempts whose worker was lost ({reason})"
+            continue
+        if job.attempts >= settings.LETHE_JOB_MAX_ATTEMPTS:
+            # Each attempt lost its process (an out-of-memory kill, say): stop feeding it to workers.
+            error = f"gave up after {job.attempts} attempts whose process was lost ({reason})"
+            with transaction.atomic():
                 if _owned(job.pk, job.attempts).update(status=JobStatus.FAILED, finished_at=now, error=error):
                     job.refresh_from_db()
                     _record(job, "failed", error_type="WorkerLost", reason=reason, worker=job.worker)
-                    WorkerHeartbeat.objects.filter(current_job_id=job.pk).update(current_job_id=None)
-                continue
-            changed = _owned(job.pk, job.attempts).update(
-                status=JobStatus.QUEUED, queued_at=now, worker="", worker_pid=None)
-            if not changed:
-                continue
-            WorkerHeartbeat.objects.filter(current_job_id=job.pk).update(current_job_id=None)
-            dead_worker = job.worker
-            job.refresh_from_db()
-            _record(job, "requeued", reason=reason, worker=dead_worker)
-            job_enqueue(job=job)
-        job_log_append(job_id=job.pk, text=f"worker {dead_worker} presumed gone ({reason}); queued again")
-        logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
-        requeued.append(job.pk)
+                    _heartbeat_release(job)
+            continue
+        if _requeue(job, action="requeued", reason=reason, now=now):
+            job_log_append(job_id=job.pk, text=f"the process running attempt {job.attempts} on "
+                                               f"{job.worker or 'a worker'} presumed gone ({reason}); queued again")
+            logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
+            requeued.append(job.pk)
     return requeued
+
+
+def _requeue(job: UnlearningJob, *, action: str, reason: str, now: datetime, actor=None, **details) -> bool:
+    """Put a running attempt's job back in its queue, fenced on that attempt; return whether it was.
+
+    The old attempt can write nothing more (every write is conditional on its attempt number);
+    a new message is sent after commit and the next claim resumes from the last checkpoint.
+    """
+    with transaction.atomic():
+        changed = _owned(job.pk, job.attempts).update(
+            status=JobStatus.QUEUED, queued_at=now, worker="", worker_pid=None, runner_host="",
+            runner_started="", task_id="", heartbeat_at=None, phase="", stalled_at=None)
+        if not changed:
+            return False
+        _heartbeat_release(job)
+        previous = {"worker": job.worker, "previous_attempt": job.attempts, "pid": job.worker_pid,
+                    "task_id": job.task_id or None}
+        job.refresh_from_db()
+        _record(job, action, actor=actor, reason=reason, **previous, **details)
+        job_enqueue(job=job)
+    return True
+
+
+def _stall_limit_seconds(job: UnlearningJob) -> float:
+    """Return how long the job may go without progress before the watchdog calls it stalled."""
+    if job.phase == JobPhase.LOADING_MODEL:
+        return settings.LETHE_JOB_LOAD_STALL_SECONDS
+    return settings.LETHE_JOB_STALL_SECONDS
+
+
+def jobs_flag_stalled(*, now: datetime | None = None) -> list[int]:
+    """The watchdog: mark live running jobs without progress for too long as stalled; return their ids.
+
+    A stalled job's process is alive (its heartbeat is fresh) but its progress has not moved for
+    ``LETHE_JOB_STALL_SECONDS`` (``LETHE_JOB_LOAD_STALL_SECONDS`` while it loads a model): a
+    deadlock, a hung collective, a wedged GPU. The engineer's queue shows it with its last log
+    line and offers kill and re-queue (``job_kill``). The flag and its end are audit events.
+    """
+    now = now or timezone.now()
+    flagged = []
+    for job in UnlearningJob.objects.filter(status=JobStatus.RUNNING).defer("log"):
+        last_progress = job.progress_at or job.started_at or job.queued_at
+        if job.stalled_at is not None:
+            if last_progress > job.stalled_at and _owned(job.pk, job.attempts).filter(
+                    stalled_at=job.stalled_at).update(stalled_at=None):
+                with transaction.atomic():
+                    _record(job, "stall_ended", stalled_since=job.stalled_at.isoformat())
+            continue
+        silent = (now - last_progress).total_seconds()
+        if silent < _stall_limit_seconds(job):
+            continue
+        with transaction.atomic():
+            if not _owned(job.pk, job.attempts).filter(stalled_at__isnull=True).update(stalled_at=now):
+                continue
+            _record(job, "stalled", seconds_without_progress=round(silent), phase=job.phase or None,
+                    worker=job.worker)
+        job_log_append(job_id=job.pk, text=f"watchdog: no progress for {round(silent)} s; the job is stalled")
+        logger.warning("unlearning_job.stalled", extra={"job_id": job.pk, "seconds": round(silent)})
+        flagged.append(job.pk)
+    return flagged
+
+
+def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
+    """Kill the process running a job and queue the job again; it resumes from its last checkpoint.
+
+    For a stalled or hung job, which a cancel cannot stop because it never reaches its next
+    step. The job is re-queued first, fenced on the running attempt (so whatever that process
+    still does is refused), then its process is killed with SIGKILL: directly when it runs on
+    this host and is provably the same process, and through Celery's ``revoke(terminate=True)``
+    for a pool child elsewhere. Audit event ``killed``.
+    """
+    from unlearning_jobs.worker_control import runner_kill
+
+    _actor_check(actor)
+    locked = UnlearningJob.objects.filter(pk=job.pk).first()
+    if locked is None or locked.status != JobStatus.RUNNING:
+        status = locked.get_status_display().lower() if locked else "gone"
+        raise JobError({"status": [f"Job #{job.pk} is {status}; only a running job can be killed."]})
+    if not _requeue(locked, action="killed", reason="killed_by_engineer", now=timezone.now(), actor=actor,
+                    stalled=locked.stalled_at is not None):
+        raise JobError({"status": [f"Job #{job.pk} changed meanwhile; reload and try again."]})
+    who = actor.get_username() if actor else "the system"
+    job_log_append(job_id=job.pk, text=f"attempt {locked.attempts} killed by {who}; queued again")
+    runner_kill(host=locked.runner_host, pid=locked.worker_pid, started=locked.runner_started,
+                task_id=locked.task_id)
+    job.refresh_from_db()
+    return job
 
 
 # --- selectors ------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Celery tasks of unlearning_jobs. Thin: load state, call a service, record the outcome."""
 from celery import shared_task
 
-from unlearning_jobs.workers import queue_probe_answer
+from unlearning_jobs.workers import queue_probe_answer, worker_device_record
 
 
 def _delivered_queue(task) -> str:
@@ -14,8 +14,10 @@ def probe_gpu(self, probe_id: int, **kwargs) -> None:
     """Answer a probe from the ``gpu`` queue with the device a model job would use here."""
     from unlearning_jobs.engine.device import describe_device
 
-    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self),
-                       hostname=self.request.hostname or "", device=describe_device().as_dict())
+    device = describe_device().as_dict()  # here, in the process that runs model work
+    hostname = self.request.hostname or ""
+    worker_device_record(hostname=hostname, device=device)
+    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self), hostname=hostname, device=device)
 
 
 @shared_task(name="unlearning_jobs.probe_cpu", bind=True, acks_late=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from unlearning_jobs.models import DatasetRecord, ModelVersion
+from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,7 @@ def run_verify_job(context):
     context.device_record()
     context.log(f"verifying {job.source_model} as {params['role']}: {sizes['forget']} forget, "
                 f"{sizes['holdout']} holdout ({sizes['holdout_synthetic']} synthetic), {sizes['retain']} retain texts")
+    context.phase(JobPhase.LOADING_MODEL)
     model, tokenizer = load_causal_lm(job.source_model.path, device=context.device)
     device = next(model.parameters()).device
     stages = {"extraction": 0, "verbmem": 1, "membership": 2, "utility_retain": 3, "tofu": 4}

@@ -11,25 +11,46 @@ from compliance.queues import WorkQueue
 from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
 
 
+def _device_fields(device: dict) -> dict:
+    return {
+        "device_type": device.get("type", "cpu"),
+        "device_name": device.get("name", ""),
+        "device_memory_total_bytes": device.get("memory_total_bytes"),
+        "device_memory_free_bytes": device.get("memory_free_bytes"),
+    }
+
+
+def cpu_device() -> dict:
+    """Return the device of a worker without model work: this machine's CPU, described without torch."""
+    from unlearning_jobs.engine.device import cpu_device_info
+
+    return cpu_device_info().as_dict()
+
+
 def worker_heartbeat_record(*, hostname: str, queues: list[str], pid: int | None,
-                            device: dict, started_at=None) -> WorkerHeartbeat:
-    """Create or refresh the heartbeat row of ``hostname`` with its device and queues."""
+                            device: dict | None, started_at=None) -> WorkerHeartbeat:
+    """Create or refresh the heartbeat row of ``hostname`` with its queues (and device, when given).
+
+    ``device`` None leaves the device as the worker's model work last described it
+    (``worker_device_record``): the heartbeat thread of such a worker never touches torch.
+    """
     now = timezone.now()
-    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(
-        hostname=hostname,
-        defaults={
-            "queues": sorted(queues),
-            "pid": pid,
-            "device_type": device.get("type", "cpu"),
-            "device_name": device.get("name", ""),
-            "device_memory_total_bytes": device.get("memory_total_bytes"),
-            "device_memory_free_bytes": device.get("memory_free_bytes"),
-            # Each worker process reports its own start, so a restart under the same name shows.
-            "started_at": started_at or now,
-            "last_seen_at": now,
-        },
-    )
+    defaults = {
+        "queues": sorted(queues),
+        "pid": pid,
+        # Each worker process reports its own start, so a restart under the same name shows.
+        "started_at": started_at or now,
+        "last_seen_at": now,
+    }
+    if device is not None:
+        defaults.update(_device_fields(device))
+    heartbeat, _ = WorkerHeartbeat.objects.update_or_create(hostname=hostname, defaults=defaults)
     return heartbeat
+
+
+def worker_device_record(*, hostname: str, device: dict) -> None:
+    """Store the device a worker's model work runs on, as described by the process doing that work."""
+    WorkerHeartbeat.objects.filter(hostname=hostname).update(**_device_fields(device))
 
 
 def worker_is_alive(heartbeat: WorkerHeartbeat, *, now=None) -> bool:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -62,9 +64,12 @@ def test_a_claim_marks_the_workers_heartbeat_and_the_end_clears_it(tickets, engi
     WorkerHeartbeat.objects.create(hostname="w1@host", pid=4321, started_at=now, last_seen_at=now)
     job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
 
-    claimed = jobs.job_claim(job_id=job.pk, worker="w1@host")
+    claimed = jobs.job_claim(job_id=job.pk, worker="w1@host", task_id="task-1")
 
-    assert claimed.status == JobStatus.RUNNING and claimed.worker_pid == 4321
+    # The job names the process that executes it (a pool child), not the worker's parent (4321).
+    assert claimed.status == JobStatus.RUNNING and claimed.worker_pid == os.getpid() != 4321
+    assert claimed.runner_host == socket.gethostname() and claimed.runner_started
+    assert claimed.task_id == "task-1" and claimed.heartbeat_at is not None
     assert WorkerHeartbeat.objects.get(hostname="w1@host").current_job_id == job.pk
     assert jobs.job_claim(job_id=job.pk, worker="w2@host") is None
     jobs.job_fail(job_id=job.pk, attempt=claimed.attempts, error="boom", error_type="RuntimeError")
@@ -170,51 +175,50 @@ def test_parameters_of_a_queued_job_can_change_and_are_validated(tickets, engine
         jobs.job_params_update(job=job, actor=engineer, params=job.params)
 
 
-def test_stale_running_jobs_are_queued_again_and_fresh_ones_left_alone(tickets, engineer, django_capture_on_commit_callbacks):
+def test_running_jobs_whose_own_heartbeat_is_stale_are_queued_again_whatever_the_worker_says(
+        tickets, engineer, django_capture_on_commit_callbacks):
     now = timezone.now()
-    alive = WorkerHeartbeat.objects.create(hostname="alive@h", pid=1, started_at=now, last_seen_at=now)
-    WorkerHeartbeat.objects.create(hostname="dead@h", pid=2, started_at=now, last_seen_at=now - timedelta(minutes=5))
-    WorkerHeartbeat.objects.create(hostname="restarted@h", pid=3, started_at=now, last_seen_at=now)
+    # A prefork parent keeps beating after its pool child died: the worker's heartbeat is fresh.
+    WorkerHeartbeat.objects.create(hostname="parent@h", pid=1, started_at=now, last_seen_at=now)
     made = {}
-    for host in ("alive@h", "dead@h", "restarted@h"):
-        made[host] = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
-        jobs.job_claim(job_id=made[host].pk, worker=host)
-    WorkerHeartbeat.objects.filter(hostname="restarted@h").update(pid=33)  # same name, new process
-    stopping = made["dead@h"]
-    alive.current_job_id = made["alive@h"].pk
-    alive.save()
+    for name in ("beating", "silent", "dead_worker_but_beating"):
+        made[name] = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+        jobs.job_claim(job_id=made[name].pk, worker="parent@h" if name != "dead_worker_but_beating" else "gone@h")
+    UnlearningJob.objects.filter(pk__in=[j.pk for j in made.values()]).update(runner_host="another-host")
+    UnlearningJob.objects.filter(pk=made["silent"].pk).update(heartbeat_at=now - timedelta(minutes=2))
+    stopping = made["silent"]
 
     with django_capture_on_commit_callbacks() as callbacks:
         requeued = jobs.jobs_requeue_stale(now=now)
 
-    assert sorted(requeued) == sorted([made["dead@h"].pk, made["restarted@h"].pk])
-    assert len(callbacks) == 2  # one message per job, sent after commit
-    assert UnlearningJob.objects.get(pk=made["alive@h"].pk).status == JobStatus.RUNNING
-    for host in ("dead@h", "restarted@h"):
-        job = UnlearningJob.objects.get(pk=made[host].pk)
-        assert job.status == JobStatus.QUEUED and job.worker == "" and job.attempts == 1
-        assert "presumed gone" in job.log
-    reasons = dict(AuditEvent.objects.filter(action="unlearning_job.requeued")
-                   .values_list("object_id", "details__reason"))
-    assert reasons == {str(made["dead@h"].pk): "heartbeat_stale", str(made["restarted@h"].pk): "worker_restarted"}
+    assert requeued == [made["silent"].pk]
+    assert len(callbacks) == 1  # one message, sent after commit
+    for name in ("beating", "dead_worker_but_beating"):
+        assert UnlearningJob.objects.get(pk=made[name].pk).status == JobStatus.RUNNING
+    job = UnlearningJob.objects.get(pk=made["silent"].pk)
+    assert job.status == JobStatus.QUEUED and job.worker == "" and job.attempts == 1 and job.heartbeat_at is None
+    assert "presumed gone (job_heartbeat_stale)" in job.log
+    event = AuditEvent.objects.get(action="unlearning_job.requeued")
+    assert event.details["reason"] == "job_heartbeat_stale" and event.details["previous_attempt"] == 1
     assert jobs.jobs_requeue_stale(now=now) == []
-    # A job an engineer asked to stop is cancelled, not queued again, when its worker is gone.
-    jobs.job_claim(job_id=stopping.pk, worker="dead@h")
+    # A job an engineer asked to stop is cancelled, not queued again, when its process is lost.
+    jobs.job_claim(job_id=stopping.pk, worker="parent@h")
     jobs.job_cancel(job=stopping, actor=engineer)
+    UnlearningJob.objects.filter(pk=stopping.pk).update(runner_host="another-host",
+                                                       heartbeat_at=now - timedelta(minutes=2))
     jobs.jobs_requeue_stale(now=now)
     assert UnlearningJob.objects.get(pk=stopping.pk).status == JobStatus.CANCELLED
 
 
 def test_a_job_that_keeps_losing_its_worker_fails_after_the_attempt_limit(tickets, engineer, settings):
     settings.LETHE_JOB_MAX_ATTEMPTS = 2
-    now = timezone.now()
-    WorkerHeartbeat.objects.create(hostname="oom@h", pid=9, started_at=now, last_seen_at=now - timedelta(hours=1))
     job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+    later = timezone.now() + timedelta(hours=1)  # each attempt's heartbeat is an hour old by then
     jobs.job_claim(job_id=job.pk, worker="oom@h")
-    assert jobs.jobs_requeue_stale(now=now) == [job.pk]
+    assert jobs.jobs_requeue_stale(now=later) == [job.pk]
     jobs.job_claim(job_id=job.pk, worker="oom@h")
 
-    assert jobs.jobs_requeue_stale(now=now) == []
+    assert jobs.jobs_requeue_stale(now=later) == []
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "gave up after 2 attempts" in job.error
 

@@ -23,8 +23,20 @@ class DeviceInfo:
         return asdict(self)
 
 
+def cpu_device_info() -> DeviceInfo:
+    """Return this machine's CPU as a device, without importing torch."""
+    return DeviceInfo(type="cpu", name=platform.processor() or platform.machine() or "cpu",
+                      memory_total_bytes=None, memory_free_bytes=None, bf16=False)
+
+
 def describe_device(prefer_cuda: bool = True) -> DeviceInfo:
-    """Return the device a model job would use here, with its name and memory."""
+    """Return the device a model job would use here, with its name and memory.
+
+    This initialises CUDA when there is a GPU: call it only in the process that does the model
+    work, never in a worker's parent process that forks pool children (docs/jobs.md).
+    """
+    if not prefer_cuda:
+        return cpu_device_info()
     import torch
 
     if prefer_cuda and torch.cuda.is_available():
@@ -37,13 +49,7 @@ def describe_device(prefer_cuda: bool = True) -> DeviceInfo:
             memory_free_bytes=int(free),
             bf16=bool(torch.cuda.is_bf16_supported()),
         )
-    return DeviceInfo(
-        type="cpu",
-        name=platform.processor() or platform.machine() or "cpu",
-        memory_total_bytes=None,
-        memory_free_bytes=None,
-        bf16=False,
-    )
+    return cpu_device_info()
 
 
 def select_device(prefer_cuda: bool = True):

@@ -90,6 +90,15 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class JobPhase(models.TextChoices):
+    """What a running attempt is doing; the watchdog allows a model load longer than a step."""
+
+    LOADING_MODEL = "loading_model", "Loading model"
+    LOADING_DATA = "loading_data", "Loading data"
+    COMPUTING = "computing", "Computing"
+    SAVING = "saving", "Saving output"
+
+
 FINISHED_JOB_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
@@ -173,7 +182,19 @@ class UnlearningJob(models.Model):
     progress_total = models.PositiveIntegerField(default=0)
     device = models.CharField(max_length=255, blank=True)
     worker = models.CharField(max_length=255, blank=True)
+    # The process that executes the current attempt (a pool child, not the worker's parent):
+    # its pid, its host and its start time, so a redelivered task can prove it dead, and the
+    # job's own heartbeat, written by that process while the job runs (docs/jobs.md, "Liveness").
     worker_pid = models.IntegerField(null=True, blank=True)
+    runner_host = models.CharField(max_length=255, blank=True)
+    runner_started = models.CharField(max_length=64, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # What the job is doing now ("loading model", "training", ...): the watchdog allows a
+    # model load longer than a step, and the queue says what a job without progress waits on.
+    phase = models.CharField(max_length=32, choices=JobPhase.choices, blank=True)
+    # Set by the watchdog when a live attempt made no progress for LETHE_JOB_STALL_SECONDS.
+    stalled_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     cancel_requested = models.BooleanField(default=False)
     log = models.TextField(blank=True)
