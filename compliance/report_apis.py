@@ -2,8 +2,9 @@
 
 One class per operation; they only translate between HTTP and ``compliance.reports``. Roles as
 on the pages: auditors (and officers) download and verify, officers issue, nobody else gets in.
-Refusals are JSON ``{"detail": …, "code": …}``: 400 bad input, 403 role, 404 unknown request
-or version, 409 when the request's state or its data does not allow the step now.
+Refusals are JSON ``{"detail": …, "code": …}`` (``compliance.api``): 400 bad input, 403 role,
+404 unknown request or version, 409 when the request's state or its data does not allow the
+step now.
 """
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import roles
-from compliance.report_views import ASSEMBLY_ERRORS, report_download_response
+from compliance.report_views import report_download_response
 from compliance.reports import selectors, services
-from compliance.reports.register import RegisterPeriodError, register_csv, register_period_parse, register_rows
+from compliance.reports.register import register_csv, register_period_parse, register_rows
 from compliance.reports.signing import sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 
@@ -40,26 +41,6 @@ def _error(detail: str, code: str, http_status: int) -> Response:
 class ReportApiBase(APIView):
     permission_classes = [IsAuthenticated, HasAnyPermission]
     permissions_any: tuple[str, ...] = (roles.DOWNLOAD_REPORTS, roles.MANAGE_REQUESTS)
-
-    def handle_exception(self, exc):
-        from requests_app.services import TransitionNotAllowed
-
-        if isinstance(exc, selectors.ReportVersionNotFound):
-            return _error(str(exc), "version_not_found", status.HTTP_404_NOT_FOUND)
-        if isinstance(exc, services.ReportIssueRefused):
-            return _error(str(exc), "report_not_issuable", status.HTTP_409_CONFLICT)
-        if isinstance(exc, ASSEMBLY_ERRORS):
-            return _error(f"The report cannot be assembled: {exc}", "report_not_assemblable",
-                          status.HTTP_409_CONFLICT)
-        if isinstance(exc, TransitionNotAllowed):
-            return _error(" ".join(exc.messages), "transition_not_allowed", status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            return _error(" ".join(exc.messages), "invalid", status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, selectors.StoredReportAltered):
-            return _error(str(exc), "stored_report_altered", status.HTTP_500_INTERNAL_SERVER_ERROR)
-        if isinstance(exc, RegisterPeriodError):
-            return _error(str(exc), "invalid_period", status.HTTP_400_BAD_REQUEST)
-        return super().handle_exception(exc)
 
 
 class FileApiBase(ReportApiBase):

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from compliance import report_views, views
+from compliance import api, report_views, views
 from unlearning_jobs.job_views import ErasureDecisionView
 
 compliance_patterns = (
@@ -36,5 +36,9 @@ urlpatterns = [
     path("api/v1/", include("compliance.api_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last of the API: any other path under /api/ is a JSON 404, never Django's HTML page.
+    re_path(r"^api/", api.ApiNotFoundView.as_view(), name="api-not-found"),
     path("admin/", admin.site.urls),
 ]
+
+handler500 = "compliance.api.server_error"

@@ -2,22 +2,22 @@
 
 One class per operation, each with its nested input and output serializers; the classes only
 translate between JSON and the services. Roles as on the pages: officers read and write,
-auditors read, everyone else gets 403. Errors: 400 with messages per field for bad input, 409
-when the request's state does not allow the step now; nothing is written in either case.
+auditors read, everyone else gets 403. Errors (``compliance.api``): 400 with messages per field
+for bad input, 409 when the request's state does not allow the step now; nothing is written in
+either case.
 """
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import roles
+from compliance.api import ApiPagination, paginated_response
 from requests_app import selectors, services
 from requests_app.identifiers import (
     IDENTIFIER_ENTITY_TYPES,
@@ -67,28 +67,8 @@ class HasRolePermission(BasePermission):
         return bool(required and request.user.has_perm(required))
 
 
-class ErasureRequestSchema(AutoSchema):
-    """Let each operation class name its own serializers, so the OpenAPI schema shows them."""
-
-    def get_request_serializer(self):
-        return self.view.schema_input(self.method)
-
-    def get_response_serializers(self):
-        return self.view.schema_output(self.method)
-
-    def get_override_parameters(self):
-        return self.view.schema_parameters(self.method)
-
-    def get_operation_id(self):
-        return self.view.schema_operation_ids.get(self.method) or super().get_operation_id()
-
-    def get_serializer_name(self, serializer, direction):
-        return type(serializer).__qualname__.replace(".", "")
-
-
 class ErasureRequestApiBase(APIView):
     permission_classes = [IsAuthenticated, HasRolePermission]
-    schema = ErasureRequestSchema()
     read_permission = roles.VIEW_REQUESTS
     write_permission = roles.MANAGE_REQUESTS
     schema_operation_ids: dict[str, str] = {}
@@ -105,13 +85,9 @@ class ErasureRequestApiBase(APIView):
     def schema_parameters(self, method):
         return []
 
-    def handle_exception(self, exc):
-        if isinstance(exc, services.TransitionNotAllowed):
-            return Response({"detail": " ".join(exc.messages), "code": "transition_not_allowed"},
-                            status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            return Response(api_errors_from_service(exc), status=status.HTTP_400_BAD_REQUEST)
-        return super().handle_exception(exc)
+    def service_errors(self, error: DjangoValidationError) -> dict:
+        """Nest a service's field errors like the request body (``compliance.api`` answers them)."""
+        return api_errors_from_service(error)
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -136,23 +112,23 @@ class ErasureRequestSummarySerializer(serializers.Serializer):
     due_at = serializers.DateTimeField()
     first_due_at = serializers.DateTimeField()
     urgency = serializers.CharField(help_text='"overdue", "due-soon" or empty')
-    assigned_officer = serializers.CharField(source="assigned_officer.username", default=None)
+    assigned_officer = serializers.CharField(source="assigned_officer.username", default=None, allow_null=True)
     identity_verified = serializers.BooleanField()
-    duplicate_of = serializers.CharField(source="duplicate_of.reference", default=None)
-    closed_at = serializers.DateTimeField()
+    duplicate_of = serializers.CharField(source="duplicate_of.reference", default=None, allow_null=True)
+    closed_at = serializers.DateTimeField(allow_null=True)
 
 
 class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
     scope = serializers.SerializerMethodField()
     identifiers = serializers.SerializerMethodField(
         help_text="Masked; null once purged. Clear values only through reveal-identifiers.")
-    identifiers_purged_at = serializers.DateTimeField()
+    identifiers_purged_at = serializers.DateTimeField(allow_null=True)
     extension = serializers.SerializerMethodField()
     identity_verification = serializers.SerializerMethodField()
     rejection = serializers.SerializerMethodField()
     withdrawal_note = serializers.CharField()
-    overdue_notified_at = serializers.DateTimeField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    overdue_notified_at = serializers.DateTimeField(allow_null=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
     available_actions = serializers.SerializerMethodField()
 
@@ -214,12 +190,6 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
     class OutputSerializer(ErasureRequestSummarySerializer):
         pass
 
-    class PageSerializer(serializers.Serializer):
-        count = serializers.IntegerField()
-        next = serializers.URLField(allow_null=True)
-        previous = serializers.URLField(allow_null=True)
-        results = ErasureRequestSummarySerializer(many=True)
-
     class InputSerializer(serializers.Serializer):
         class SubjectSerializer(serializers.Serializer):
             names = serializers.ListField(
@@ -264,12 +234,13 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
             return value
 
     schema_operation_ids = {"GET": "requests_list", "POST": "requests_create"}
+    pagination_class = ApiPagination
 
     def required_permission(self, method):
         return roles.VIEW_REQUESTS if method == "GET" else roles.MANAGE_REQUESTS
 
     def schema_output(self, method):
-        return ErasureRequestDetailSerializer if method == "POST" else self.PageSerializer
+        return {201: ErasureRequestDetailSerializer} if method == "POST" else self.OutputSerializer(many=True)
 
     def schema_parameters(self, method):
         return [self.FilterSerializer] if method == "GET" else []
@@ -282,11 +253,7 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
             status=data.get("status", ""), assignee=data.get("assignee", ""),
             overdue=data["overdue"], due_soon=data["due_soon"], search=data.get("q", ""))
         queryset = selectors.erasure_request_list(filters=filters, user=request.user)
-        paginator = LimitOffsetPagination()
-        paginator.default_limit = 100
-        paginator.max_limit = 500
-        page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(self.OutputSerializer(page, many=True).data)
+        return paginated_response(self, request, queryset, self.OutputSerializer)
 
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -296,8 +263,7 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         if data.get("assigned_officer"):
             officer = get_user_model().objects.filter(username=data["assigned_officer"]).first()
             if officer is None:
-                return Response({"assigned_officer": ["No user has this username."]},
-                                status=status.HTTP_400_BAD_REQUEST)
+                raise serializers.ValidationError({"assigned_officer": ["No user has this username."]})
         scope = data.get("scope") or {"all": True, "dataset_ids": [], "model_version_ids": []}
         erasure_request = services.erasure_request_create(
             subject=SubjectIdentifiers.from_lists(**data["subject"]),

@@ -7,29 +7,23 @@ the reason and registers nothing.
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compliance import roles
-from requests_app.apis import ErasureRequestApiBase, api_errors_from_service
+from requests_app.apis import ErasureRequestApiBase
 from unlearning_jobs import datasets, indexing
 from unlearning_jobs.engine.pii.readers import DatasetFormat
 from unlearning_jobs.models import DatasetVersion
 
 
 class DatasetApiBase(ErasureRequestApiBase):
-    """Role checks, schema and error mapping shared with the request API."""
+    """Role checks shared with the request API; errors are answered by ``compliance.api``."""
 
     read_permission = roles.VIEW_JOBS
     write_permission = roles.OPERATE_JOBS
-
-    def handle_exception(self, exc):
-        if isinstance(exc, DjangoValidationError):
-            return Response(api_errors_from_service(exc), status=status.HTTP_400_BAD_REQUEST)
-        return super().handle_exception(exc)
 
 
 class ProgressSerializer(serializers.Serializer):
@@ -125,7 +119,7 @@ class DatasetListCreateApi(DatasetApiBase):
     schema_operation_ids = {"GET": "datasets_list", "POST": "datasets_register"}
 
     def schema_output(self, method):
-        return DatasetVersionSerializer if method == "POST" else DatasetSerializer(many=True)
+        return {201: DatasetVersionSerializer} if method == "POST" else DatasetSerializer(many=True)
 
     def get(self, request):
         return Response(datasets_data(datasets.dataset_list()))

@@ -2,22 +2,20 @@
 
 One class per operation with nested serializers; the classes translate between JSON and the
 services. Roles: engineers operate jobs and register models; officers read jobs and models and
-decide requests; auditors read the jobs of requests; anyone else gets 403. Errors: 400 with
-messages per field (per plan item for a decision), 409 when the state does not allow the step;
-nothing is written in either case.
+decide requests; auditors read the jobs of requests; anyone else gets 403. Errors
+(``compliance.api``): 400 with messages per field (per plan item for a decision), 409 when the
+state does not allow the step; nothing is written in either case.
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
-from drf_spectacular.openapi import AutoSchema
-from rest_framework import serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import roles
+from compliance.api import ApiPagination, DatabaseIdField, paginated_response
 from requests_app.models import ErasureRequest
 from unlearning_jobs import decisions, jobs, model_registry
 from unlearning_jobs.job_views import LOG_TAIL_CHARS
@@ -36,48 +34,18 @@ class JobsPermission(BasePermission):
         return bool(required and request.user.has_perm(required))
 
 
-class JobsSchema(AutoSchema):
-    """Let each operation class name its own serializers, so the OpenAPI schema shows them."""
-
-    def get_request_serializer(self):
-        return getattr(self.view, "InputSerializer", None) if self.method == "POST" else None
-
-    def get_response_serializers(self):
-        return self.view.schema_output(self.method)
-
-    def get_override_parameters(self):
-        return [self.view.FilterSerializer] if self.method == "GET" and hasattr(self.view, "FilterSerializer") else []
-
-    def get_serializer_name(self, serializer, direction):
-        return type(serializer).__qualname__.replace(".", "")
-
-
 class JobsApiBase(APIView):
     permission_classes = [IsAuthenticated, JobsPermission]
-    schema = JobsSchema()
     write_permission = roles.OPERATE_JOBS
 
     def required_permission(self, method: str) -> str:
         return READ if method in ("GET", "HEAD", "OPTIONS") else self.write_permission
 
+    def schema_input(self, method):
+        return getattr(self, "InputSerializer", None) if method == "POST" else None
+
     def schema_output(self, method):
         return getattr(self, "OutputSerializer", None)
-
-    def handle_exception(self, exc):
-        from requests_app.services import TransitionNotAllowed
-
-        if isinstance(exc, decisions.DecisionPlanError):
-            return Response(exc.as_api_errors(), status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(exc, TransitionNotAllowed):
-            return Response({"detail": " ".join(exc.messages), "code": "transition_not_allowed"},
-                            status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, jobs.JobError) and "status" in exc.message_dict:
-            return Response({"detail": " ".join(exc.message_dict["status"]), "code": "job_state"},
-                            status=status.HTTP_409_CONFLICT)
-        if isinstance(exc, DjangoValidationError):
-            body = exc.message_dict if hasattr(exc, "error_dict") else {"detail": " ".join(exc.messages)}
-            return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        return super().handle_exception(exc)
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -92,7 +60,7 @@ class ProgressSerializer(serializers.Serializer):
 class JobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     request = serializers.IntegerField(source="erasure_request_id", allow_null=True)
-    request_reference = serializers.CharField(source="erasure_request.reference", default=None)
+    request_reference = serializers.CharField(source="erasure_request.reference", default=None, allow_null=True)
     kind = serializers.CharField()
     framework = serializers.CharField()
     method = serializers.CharField()
@@ -136,7 +104,7 @@ class ModelVersionSerializer(serializers.Serializer):
     recipe = serializers.JSONField()
     notes = serializers.CharField()
     created_at = serializers.DateTimeField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -156,14 +124,6 @@ class DecisionSerializer(serializers.Serializer):
         return [job.pk for job in obj.jobs.all()]
 
 
-def _paginate(view, request, queryset, serializer_class):
-    paginator = LimitOffsetPagination()
-    paginator.default_limit = 100
-    paginator.max_limit = 500
-    page = paginator.paginate_queryset(queryset, request, view=view)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
-
-
 # --- jobs ----------------------------------------------------------------------------------------
 
 
@@ -172,10 +132,11 @@ class JobListApi(JobsApiBase):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
-        request = serializers.IntegerField(required=False, min_value=1)
+        request = DatabaseIdField(required=False)
         kind = serializers.CharField(required=False, max_length=32)
 
     OutputSerializer = JobSerializer
+    pagination_class = ApiPagination
 
     def schema_output(self, method):
         return JobSerializer(many=True)
@@ -191,7 +152,7 @@ class JobListApi(JobsApiBase):
             queryset = queryset.filter(erasure_request_id=data["request"])
         if "kind" in data:
             queryset = queryset.filter(kind=data["kind"])
-        return _paginate(self, request, queryset, JobSerializer)
+        return paginated_response(self, request, queryset, JobSerializer)
 
 
 class JobDetailApi(JobsApiBase):
@@ -214,8 +175,7 @@ class JobActionApi(JobsApiBase):
     def post(self, request, pk: int, action: str):
         service = self.services.get(action)
         if service is None:
-            return Response({"detail": f"Unknown action {action!r}; use retry or cancel."},
-                            status=status.HTTP_404_NOT_FOUND)
+            raise exceptions.NotFound(f"Unknown action {action!r}; use retry or cancel.")
         job = get_object_or_404(UnlearningJob, pk=pk)
         job = service(job=job, actor=request.user)
         return Response(JobDetailSerializer(job).data)
@@ -246,18 +206,19 @@ class ModelListCreateApi(JobsApiBase):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=model_registry.MAX_NAME_LENGTH)
         path = serializers.CharField(max_length=1024)
-        dataset_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-        parent = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        dataset_version = DatabaseIdField(required=False, allow_null=True)
+        parent = DatabaseIdField(required=False, allow_null=True)
         notes = serializers.CharField(required=False, allow_blank=True, default="",
                                       max_length=model_registry.MAX_NOTES_LENGTH)
 
     OutputSerializer = ModelVersionSerializer
+    pagination_class = ApiPagination
 
     def schema_output(self, method):
-        return ModelVersionSerializer if method == "POST" else ModelVersionSerializer(many=True)
+        return {201: ModelVersionSerializer} if method == "POST" else ModelVersionSerializer(many=True)
 
     def get(self, request):
-        return _paginate(self, request, model_registry.model_version_list(), ModelVersionSerializer)
+        return paginated_response(self, request, model_registry.model_version_list(), ModelVersionSerializer)
 
     def post(self, request):
         serializer = self.InputSerializer(data=request.data)
@@ -274,7 +235,7 @@ class ModelListCreateApi(JobsApiBase):
             if parent is None:
                 errors["parent"] = ["No model version has this id."]
         if errors:
-            return Response(errors, status=status.HTTP_400_BAD_REQUEST)
+            raise serializers.ValidationError(errors)
         version = model_registry.model_version_register(
             name=data["name"], path=data["path"], actor=request.user, dataset_version=dataset_version,
             parent=parent, notes=data["notes"])

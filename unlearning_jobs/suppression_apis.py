@@ -7,13 +7,15 @@ another serving stack; engineers, officers and auditors may read it.
 """
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from compliance.api import DatabaseIdField
 from unlearning_jobs import guard_runtime, suppression
 from unlearning_jobs.models import Deployment, ModelVersion
 
@@ -36,8 +38,10 @@ class ModelGenerateApi(APIView):
     class InputSerializer(serializers.Serializer):
         prompt = serializers.CharField(max_length=guard_runtime.MAX_PROMPT_CHARS, trim_whitespace=False)
         max_new_tokens = serializers.IntegerField(min_value=1, max_value=guard_runtime.MAX_NEW_TOKENS, default=64)
-        deployment = serializers.IntegerField(required=False)
+        deployment = DatabaseIdField(required=False)
 
+    @extend_schema(responses={200: OpenApiResponse(
+        OpenApiTypes.OBJECT, description="The generated text, and what the guard did (docs/suppression.md)")})
     def post(self, request, pk: int):
         model_version = get_object_or_404(ModelVersion, pk=pk)
         data = self.InputSerializer(data=request.data)
@@ -49,13 +53,10 @@ class ModelGenerateApi(APIView):
         if deployment is None:
             return Response({"detail": "No deployment guards this model version: create one first.",
                              "code": "no_deployment"}, status=status.HTTP_409_CONFLICT)
-        try:
-            body = guard_runtime.guarded_generate(deployment=deployment, prompt=data.validated_data["prompt"],
-                                                  max_new_tokens=data.validated_data["max_new_tokens"],
-                                                  actor=request.user)
-        except DjangoValidationError as error:
-            detail = error.message_dict if hasattr(error, "error_dict") else {"detail": " ".join(error.messages)}
-            return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+        # A prompt the guard refuses is a ValidationError, answered 400 by ``compliance.api``.
+        body = guard_runtime.guarded_generate(deployment=deployment, prompt=data.validated_data["prompt"],
+                                              max_new_tokens=data.validated_data["max_new_tokens"],
+                                              actor=request.user)
         return Response(body)
 
 
@@ -64,6 +65,7 @@ class DeploymentRulesExportApi(APIView):
 
     permission_classes = [IsAuthenticated, MayReadDeployments]
 
+    @extend_schema(responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="lethe-guard-rules JSON")})
     def get(self, request, pk: int):
         deployment = get_object_or_404(Deployment.objects.select_related("active_rule_set"), pk=pk)
         return Response(suppression.deployment_rules_export(deployment))

@@ -128,7 +128,8 @@ def test_every_bad_field_is_reported_in_one_answer(api):
             "received_at": (timezone.now() + timedelta(days=3)).isoformat()}
     response = api("officer").post("/api/v1/requests/", body, format="json")
     assert response.status_code == 400
-    assert set(response.data) == {"subject", "legal_ground", "received_at"}
+    assert set(response.data) == {"subject", "legal_ground", "received_at", "detail", "code"}
+    assert response.data["code"] == "invalid" and "subject.emails" in response.data["detail"]
     assert set(response.data["subject"]) == {"emails", "phones"}
 
 
