@@ -132,6 +132,9 @@ CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_config(
 CELERY_TASK_ALWAYS_EAGER = env_flag(os.environ.get("CELERY_TASK_ALWAYS_EAGER"))
 LETHE_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", "60"))
+# /metrics (docs/operations.md): a scraper sends "Authorization: Bearer <this>"; unset, only an
+# engineer's logged-in session may read the metrics.
+LETHE_METRICS_TOKEN = os.environ.get("LETHE_METRICS_TOKEN", "")
 
 LETHE_DEMO_PASSWORD = os.environ.get("LETHE_DEMO_PASSWORD", "")
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("datasets/", include("unlearning_jobs.dataset_urls")),
     path("jobs/", include("unlearning_jobs.urls")),
     path("api/v1/", include("compliance.api_urls")),
+    path("metrics", views.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Last of the API: any other path under /api/ is a JSON 404, never Django's HTML page.

@@ -1,7 +1,9 @@
-"""Project-level pages: the role-based landing redirect and the auditor's pages (read-only)."""
+"""Project-level pages: the role-based landing redirect, the auditor's pages (read-only), metrics."""
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
 from compliance import roles
@@ -71,3 +73,24 @@ class AuditorRequestView(PermissionPageMixin, TemplateView):
             "versions": audit_report_versions(erasure_request=erasure_request),
         })
         return context
+
+
+@require_GET
+def metrics(request):
+    """Prometheus's text format, for a scraper holding LETHE_METRICS_TOKEN or an engineer's session."""
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from compliance.metrics import LetheCollector, metrics_access_allowed
+
+    allowed = metrics_access_allowed(request)
+    if allowed is None:
+        response = HttpResponse("Metrics need a bearer token or an engineer's login.\n", status=401,
+                                content_type="text/plain; charset=utf-8")
+        response["WWW-Authenticate"] = 'Bearer realm="lethe-metrics"'
+        return response
+    if not allowed:
+        return HttpResponse("Not allowed to read the metrics.\n", status=403, content_type="text/plain; charset=utf-8")
+    # A registry per scrape: nothing of a previous scrape, or of another worker process, is reused.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LetheCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
