@@ -681,9 +681,10 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
                     _record(job, "failed", error_type="WorkerLost", reason=reason, worker=job.worker)
                     _heartbeat_release(job)
             continue
+        worker, attempt = job.worker, job.attempts
         if _requeue(job, action="requeued", reason=reason, now=now):
-            job_log_append(job_id=job.pk, text=f"the process running attempt {job.attempts} on "
-                                               f"{job.worker or 'a worker'} presumed gone ({reason}); queued again")
+            job_log_append(job_id=job.pk, text=f"the process running attempt {attempt} on "
+                                               f"{worker or 'a worker'} presumed gone ({reason}); queued again")
             logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
             requeued.append(job.pk)
     return requeued
