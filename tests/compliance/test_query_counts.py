@@ -552,6 +552,30 @@ def test_auditor_home_lists_requests_and_reports_in_fixed_queries(client, audito
     assert html.count(">v1</a>") == len(closed)
 
 
+def test_register_page_reads_each_requests_jobs_in_fixed_queries(client, auditor, officer, job_scene):
+    """Requests without a report take their frameworks from their jobs: read for all rows at once."""
+
+    def succeed_jobs():
+        for job in UnlearningJob.objects.filter(kind="unlearn", status=JobStatus.QUEUED):
+            claimed = jobs.job_claim(job_id=job.pk, worker="w@host")
+            jobs.job_succeed(job_id=job.pk, attempt=claimed.attempts, metrics={}, produced=None)
+
+    succeed_jobs()
+
+    def more():
+        job_scene.add(LARGE - SMALL)
+        succeed_jobs()
+
+    small, large = _measure("register /audit/register/?from=…", _page(
+        client, auditor, reverse("compliance:register") + "?from=2000-01-01"), more)
+    html = _html(large)
+    for erasure_request in job_scene.requests:
+        assert erasure_request.reference in html
+    # Each request's frameworks still come from its own jobs (those that succeeded).
+    succeeded = UnlearningJob.objects.filter(kind="unlearn", status=JobStatus.SUCCEEDED).count()
+    assert succeeded >= 2 and html.count("<td>deletion</td>") == succeeded
+
+
 @pytest.fixture
 def report_versions(officer):
     """A rejected request with ``SMALL`` issued report versions; ``more()`` issues the rest."""
