@@ -71,6 +71,9 @@ class JobSerializer(serializers.Serializer):
     worker = serializers.CharField()
     attempts = serializers.IntegerField()
     cancel_requested = serializers.BooleanField()
+    phase = serializers.CharField()
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    stalled_at = serializers.DateTimeField(allow_null=True)
     metrics = serializers.JSONField()
     compute_seconds = serializers.FloatField()
     source_model = serializers.IntegerField(source="source_model_id", allow_null=True)
@@ -167,15 +170,16 @@ class JobDetailApi(JobsApiBase):
 
 class JobActionApi(JobsApiBase):
     """``POST /jobs/{id}/actions/retry/`` queues a failed or cancelled job again;
-    ``…/cancel/`` stops a queued job now, a running one at its next step, or gives up a failed one."""
+    ``…/cancel/`` stops a queued job now, a running one at its next step, or gives up a failed one;
+    ``…/kill/`` kills the process of a running (e.g. stalled) job and queues it again."""
 
     OutputSerializer = JobDetailSerializer
-    services = {"retry": jobs.job_retry, "cancel": jobs.job_cancel}
+    services = {"retry": jobs.job_retry, "cancel": jobs.job_cancel, "kill": jobs.job_kill}
 
     def post(self, request, pk: int, action: str):
         service = self.services.get(action)
         if service is None:
-            raise exceptions.NotFound(f"Unknown action {action!r}; use retry or cancel.")
+            raise exceptions.NotFound(f"Unknown action {action!r}; use retry, cancel or kill.")
         job = get_object_or_404(UnlearningJob, pk=pk)
         job = service(job=job, actor=request.user)
         return Response(JobDetailSerializer(job).data)

@@ -31,7 +31,7 @@ from unlearning_jobs.models import (
 )
 
 LOG_TAIL_CHARS = 6000
-JOB_ACTIONS = {"retry": jobs.job_retry, "cancel": jobs.job_cancel}
+JOB_ACTIONS = {"retry": jobs.job_retry, "cancel": jobs.job_cancel, "kill": jobs.job_kill}
 
 
 class JobReadMixin(PermissionPageMixin):
@@ -62,6 +62,10 @@ def job_state(job: UnlearningJob) -> dict:
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "progress_at": job.progress_at.isoformat() if job.progress_at else None,
+        "phase": job.phase, "phase_display": job.get_phase_display() if job.phase else "",
+        "heartbeat_at": job.heartbeat_at.isoformat() if job.heartbeat_at else None,
+        "stalled_at": job.stalled_at.isoformat() if job.stalled_at else None,
+        "last_log_line": jobs.job_last_log_line(job),
         "error": job.error,
         "log_tail": job.log[-LOG_TAIL_CHARS:],
         "metrics": job.metrics,
@@ -104,6 +108,7 @@ class JobDetailView(JobReadMixin, TemplateView):
             job=job, state=job_state(job), can_operate=can_operate,
             can_retry=can_operate and job.status in jobs.RETRYABLE_STATUSES,
             can_cancel=can_operate and job.status in jobs.CANCELLABLE_STATUSES and not job.cancel_requested,
+            can_kill=can_operate and job.status == JobStatus.RUNNING,
             can_edit_params=can_operate and job.status == JobStatus.QUEUED,
             params_text=json.dumps(job.params, indent=2, sort_keys=True),
             metrics_text=json.dumps(job.metrics, indent=2, sort_keys=True),
@@ -142,7 +147,8 @@ class JobActionView(PermissionPageMixin, View):
             messages.error(request, " ".join(error.messages))
         else:
             done = {"retry": "queued again", "cancel": (
-                "asked to stop at its next step" if job.status == JobStatus.RUNNING else "cancelled")}[action]
+                "asked to stop at its next step" if job.status == JobStatus.RUNNING else "cancelled"),
+                "kill": "killed and queued again; it resumes from its last checkpoint"}[action]
             messages.success(request, f"Job #{job.pk} {done}.")
         return redirect(job)
 

@@ -766,13 +766,15 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
     if locked is None or locked.status != JobStatus.RUNNING:
         status = locked.get_status_display().lower() if locked else "gone"
         raise JobError({"status": [f"Job #{job.pk} is {status}; only a running job can be killed."]})
+    attempt = locked.attempts
+    runner = {"host": locked.runner_host, "pid": locked.worker_pid, "started": locked.runner_started,
+              "task_id": locked.task_id}
     if not _requeue(locked, action="killed", reason="killed_by_engineer", now=timezone.now(), actor=actor,
                     stalled=locked.stalled_at is not None):
         raise JobError({"status": [f"Job #{job.pk} changed meanwhile; reload and try again."]})
     who = actor.get_username() if actor else "the system"
-    job_log_append(job_id=job.pk, text=f"attempt {locked.attempts} killed by {who}; queued again")
-    runner_kill(host=locked.runner_host, pid=locked.worker_pid, started=locked.runner_started,
-                task_id=locked.task_id)
+    job_log_append(job_id=job.pk, text=f"attempt {attempt} killed by {who}; queued again")
+    runner_kill(**runner)
     job.refresh_from_db()
     return job
 
@@ -800,6 +802,21 @@ def job_list_for(*, user):
     return jobs.none()
 
 
+def job_last_log_line(job: UnlearningJob) -> str:
+    """Return the newest line of the job's log without its time stamp: what a stalled job last said."""
+    lines = job.log.rstrip("\n").rsplit("\n", 1)
+    last = lines[-1] if lines and lines[-1] else ""
+    return last[20:] if len(last) > 20 and last[4] == "-" and last[19] == " " else last
+
+
+def jobs_running_by_worker() -> dict[str, list[UnlearningJob]]:
+    """Return the running jobs per worker name, read from the jobs themselves (not the heartbeats)."""
+    running: dict[str, list[UnlearningJob]] = {}
+    for job in UnlearningJob.objects.filter(status=JobStatus.RUNNING).defer("log").order_by("started_at", "pk"):
+        running.setdefault(job.worker, []).append(job)
+    return running
+
+
 def job_queue_overview(*, now: datetime | None = None) -> list[dict]:
     """Return, per queue, the queued, running and failed jobs, oldest first, with their age."""
     now = now or timezone.now()
@@ -812,7 +829,8 @@ def job_queue_overview(*, now: datetime | None = None) -> list[dict]:
         since = job.queued_at if job.status == JobStatus.QUEUED else (
             job.started_at if job.status == JobStatus.RUNNING else job.finished_at) or job.queued_at
         overview[job.queue][job.status].append(
-            {"job": job, "since": since, "age_seconds": max(0.0, (now - since).total_seconds())})
+            {"job": job, "since": since, "age_seconds": max(0.0, (now - since).total_seconds()),
+             "last_log_line": job_last_log_line(job) if job.stalled_at else ""})
     for entry in overview.values():
         entry["rows"] = entry["running"] + entry["queued"] + entry["failed"]
     return list(overview.values())

@@ -11,14 +11,15 @@ from django.views.generic import TemplateView
 from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.queues import WorkQueue
-from unlearning_jobs.jobs import job_queue_overview
-from unlearning_jobs.models import QueueProbe, UnlearningJob, WorkerHeartbeat
+from unlearning_jobs.jobs import job_queue_overview, jobs_running_by_worker
+from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
 from unlearning_jobs.workers import queue_probe_send, worker_is_alive
 
 
 class EngineerHomeView(PermissionPageMixin, TemplateView):
     """The queue monitor: per queue the queued, running and failed jobs, oldest first, with their
-    age; the workers with their devices, heartbeats and current jobs; recent queue probes."""
+    age (a stalled job with its last log line and a kill button); the workers with their devices,
+    heartbeats and the jobs running on them (read from the jobs); recent queue probes."""
 
     permission_required = roles.OPERATE_JOBS
     template_name = "unlearning_jobs/engineer_home.html"
@@ -26,11 +27,10 @@ class EngineerHomeView(PermissionPageMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         now = timezone.now()
-        heartbeats = list(WorkerHeartbeat.objects.all())
-        current = UnlearningJob.objects.in_bulk([hb.current_job_id for hb in heartbeats if hb.current_job_id])
+        running = jobs_running_by_worker()
         context["workers"] = [
-            {"heartbeat": hb, "alive": worker_is_alive(hb, now=now), "job": current.get(hb.current_job_id)}
-            for hb in heartbeats
+            {"heartbeat": hb, "alive": worker_is_alive(hb, now=now), "jobs": running.get(hb.hostname, [])}
+            for hb in WorkerHeartbeat.objects.all()
         ]
         context["job_queues"] = job_queue_overview(now=now)
         context["now"] = now
