@@ -109,13 +109,21 @@ class JobHeartbeat:
         self._thread.join(timeout=max(5.0, 2 * self.interval))
 
     def beat(self) -> bool:
-        """Write one heartbeat; return False (and set ``lost``) when the attempt no longer owns the job."""
+        """Write one heartbeat; return False (and set ``lost``) when the attempt no longer owns the job.
+
+        Lost means the row is visibly someone else's (another status or attempt). A row this
+        thread cannot see at all, because the attempt runs inside a transaction not committed
+        yet (an inline run in a test or a management command), says nothing: keep beating.
+        """
         owned = UnlearningJob.objects.filter(
             pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt,
         ).update(heartbeat_at=timezone.now())
-        if not owned:
+        if owned:
+            return True
+        if UnlearningJob.objects.filter(pk=self.job_id).exclude(status=JobStatus.RUNNING, attempts=self.attempt).exists():
             self.lost.set()
-        return bool(owned)
+            return False
+        return True
 
     def _run(self) -> None:
         try:
