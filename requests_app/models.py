@@ -143,6 +143,8 @@ class ErasureRequest(models.Model):
 
     class Meta:
         ordering = ["due_at"]
+        # The auditor's list (newest first) and the register (a period of receipt) read by it.
+        indexes = [models.Index(fields=["received_at", "id"], name="requests_er_received_id")]
         permissions = [
             ("manage_erasure_requests", "Can record and decide erasure requests"),
             ("reveal_identifiers", "Can reveal a data subject's identifiers"),
