@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import io
 import json
 import os
 import random
@@ -127,7 +126,7 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
     from requests_app.identifiers import SubjectIdentifiers, identifier_hashes, identifiers_encrypt, pii_hasher
     from requests_app.models import CLOSED_STATUSES, ErasureRequest, LegalGround, ReferenceCounter
     from requests_app.services import subject_identifiers_validate
-    from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion, PiiFinding
+    from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion
 
     timings = {}
     started = time.perf_counter()
