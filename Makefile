@@ -1,5 +1,6 @@
-# Lethe: `make run` serves the embedded default; `make test` runs the whole suite.
-.PHONY: run test venv bench clean
+# Lethe: `make run` serves the embedded default; `make test` runs the suite; `make test-faults`
+# the fault suites (killed workers, restarted services, a full disk, repeated starts of `make run`).
+.PHONY: run test test-faults venv bench clean
 
 venv:
 	@scripts/bootstrap_venv.sh
@@ -9,6 +10,9 @@ run: venv
 
 test: venv
 	@scripts/test.sh
+
+test-faults: venv
+	@scripts/test.sh -m faults tests/faults
 
 clean:
 	rm -rf var/test test-artifacts .pytest_cache
