@@ -50,12 +50,20 @@ def model_load_cached(model_version: ModelVersion):
 
 
 def model_generate_fn(model_version: ModelVersion, *, max_new_tokens: int):
-    """Return ``generate(prompt) -> text``: the model's greedy continuation of a prompt."""
+    """Return ``generate(prompt) -> text``: the model's greedy continuation of a prompt.
+
+    Raise ``ValidationError`` when ``max_new_tokens`` leaves no room for a prompt in the
+    model's context: a caller's choice, refused before anything runs.
+    """
     import torch
 
-    from unlearning_jobs.engine.verify.lm import greedy_complete
+    from unlearning_jobs.engine.verify.lm import context_length, greedy_complete
 
     model, tokenizer = model_load_cached(model_version)
+    limit = context_length(model, tokenizer)
+    if max_new_tokens >= limit:
+        raise ValidationError({"max_new_tokens": [
+            f"{model_version} reads at most {limit} tokens: give at most {limit - 1} new tokens."]})
     device = getattr(model, "device", None) or torch.device("cpu")
 
     def generate(prompt: str) -> str:
