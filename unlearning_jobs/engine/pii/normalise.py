@@ -91,9 +91,14 @@ def normalise_email(value: str) -> str:
     punctuation are tolerated because they surround addresses in free text.
     """
     text = _require_text(value, "e-mail address")
-    if text.lower().startswith("mailto:"):
-        text = text[len("mailto:"):]
-    text = text.strip().strip("<>").rstrip(".,;:!?)").strip()
+    # Peel the wrappers until none is left ("<mailto:…>" has two), so that the result is a fixed
+    # point: normalising a normalised address must not change it, or its hash would differ.
+    unwrapped = None
+    while unwrapped != text:
+        unwrapped = text
+        if text.lower().startswith("mailto:"):
+            text = text[len("mailto:"):]
+        text = text.strip().strip("<>").rstrip(".,;:!?)").strip()
     folded = text.casefold()
     if folded.count("@") != 1 or not _EMAIL_RE.match(folded):
         raise NormalisationError(
@@ -254,6 +259,9 @@ def name_variants(full_name: str) -> set[str]:
         if middles:
             variants.add(" ".join([given[0], *(m[0] for m in middles), last]))
             variants.add(" ".join([given, *(m[0] for m in middles), last]))
+    # A reordered variant can put a title or suffix where normalisation drops it ("0 mr" gives
+    # "mr 0", read as "0"): hash what the index would compute for text written that way.
+    variants = {normalise_name(variant) for variant in variants}
     return {variant for variant in variants if len(variant.split()) > 1 or len(tokens) == 1}
 
 
