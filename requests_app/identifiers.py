@@ -261,8 +261,9 @@ def mask_phone(value: str, *, phone_region: str) -> str:
     try:
         e164 = normalise_phone(value, phone_region)
     except NormalisationError:
+        # Not a valid number: show its last digits only when they are a small part of it.
         digits = "".join(char for char in value if char.isdigit())
-        return f"**** ***{digits[-3:]}"
+        return f"**** ***{digits[-3:] if len(digits) >= 7 else '***'}"
     country_code = phonenumbers.parse(e164).country_code
     return f"+{country_code} **** ***{e164[-3:]}"
 
@@ -273,9 +274,13 @@ def mask_address(value: str) -> str:
 
 
 def mask_account_id(value: str) -> str:
-    """Return the account id with all but its last three characters hidden."""
-    visible = value.strip()[-3:]
-    return "*" * max(len(value.strip()) - 3, 3) + visible
+    """Return the account id with all but its last three characters hidden ("*******812").
+
+    A short id shows at most half of its characters: "ABC" would otherwise be shown whole.
+    """
+    stripped = value.strip()
+    shown = min(3, len(stripped) // 2)
+    return "*" * max(len(stripped) - shown, 3) + (stripped[-shown:] if shown else "")
 
 
 def subject_identifiers_masked(subject: SubjectIdentifiers, *, phone_region: str) -> dict[str, list[str]]:
