@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from compliance.api import MAX_DATABASE_ID
 from requests_app.identifiers import (
     IDENTIFIER_LABELS,
     IDENTIFIER_MAX_LENGTHS,
@@ -38,11 +39,13 @@ def _lines(value: str) -> list[str]:
 
 
 def _ids(value: str) -> list[int]:
+    """Return the ids in "4, 2; 7"; only ASCII digits count ("²" is a digit to ``str.isdigit``)."""
     ids = []
     for part in (value or "").replace(";", ",").replace(" ", ",").split(","):
-        if not part.strip():
+        part = part.strip()
+        if not part:
             continue
-        if not part.strip().isdigit() or int(part) < 1:
+        if not (part.isascii() and part.isdecimal()) or not 1 <= int(part) <= MAX_DATABASE_ID:
             raise ValidationError("Give ids as positive whole numbers separated by commas.")
         ids.append(int(part))
     return ids
