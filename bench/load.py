@@ -529,6 +529,7 @@ def main(argv=None) -> int:
     timings = seed(requests=args.requests, events=args.events, records=args.records,
                    findings_per_record=args.findings_per_record, log=log)
     timings["seed_total_s"] = time.perf_counter() - seeded
+    log("seed: " + ", ".join(f"{key} {value:.1f}" for key, value in timings.items()))
     from django.contrib.auth import get_user_model
     from django.db import connection
     from rest_framework.authtoken.models import Token
