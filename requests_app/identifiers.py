@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from compliance.text import control_character_found
 from unlearning_jobs.engine.pii.hashing import EntityType, KeyedHasher
 from unlearning_jobs.engine.pii.normalise import (
     NormalisationError,
@@ -140,6 +141,10 @@ def subject_identifiers_clean(subject: SubjectIdentifiers, *, phone_region: str)
             value = raw.strip()
             if not value:
                 errors.setdefault(list_name, []).append(f"{singular} {position} is empty.")
+                continue
+            if control_character_found(value):
+                errors.setdefault(list_name, []).append(
+                    f"{singular} {position} holds a control character; remove it.")
                 continue
             if len(value) > max_length:
                 errors.setdefault(list_name, []).append(

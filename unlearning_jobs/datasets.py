@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.text import LINE_CONTROLS, control_character_found
 from unlearning_jobs.engine.pii.readers import (
     DatasetFormat,
     DatasetFormatError,
@@ -96,6 +97,8 @@ def dataset_source_path_check(path: str | Path, *, max_bytes: int | None = None)
     """
     if not str(path).strip():
         raise DatasetRegistrationError({"path": ["Give the path of the data-set file."]})
+    if control_character_found(str(path)):
+        raise DatasetRegistrationError({"path": ["The path holds a control character; remove it."]})
     raw = Path(path).expanduser()
     try:
         resolved = raw.resolve(strict=True)
@@ -354,6 +357,10 @@ def dataset_version_register(
         raise DatasetRegistrationError({"name": ["Give the data set a name."]})
     if len(name) > MAX_NAME_LENGTH:
         raise DatasetRegistrationError({"name": [f"The name is longer than {MAX_NAME_LENGTH} characters."]})
+    if control_character_found(name):
+        raise DatasetRegistrationError({"name": ["The name holds a control character; remove it."]})
+    if control_character_found(description or "", allow=LINE_CONTROLS):
+        raise DatasetRegistrationError({"description": ["The description holds a control character; remove it."]})
     fields = _text_fields(text_field)
     id_field = (id_field or "").strip() or None
     kind = _format_of(format)

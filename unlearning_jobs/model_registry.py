@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.text import LINE_CONTROLS, control_character_found
 from unlearning_jobs.models import DatasetVersion, ModelKind, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def model_path_check(path: str | os.PathLike) -> tuple[Path, str]:
 
     if not str(path).strip():
         raise ModelRegistrationError({"path": ["Give the path of the checkpoint directory."]})
+    if control_character_found(str(path)):
+        raise ModelRegistrationError({"path": ["The path holds a control character; remove it."]})
     raw = Path(path).expanduser()
     try:
         resolved = raw.resolve(strict=True)
@@ -129,12 +132,15 @@ def _actor_check(actor) -> None:
         raise ModelActionNotPermitted(f"{actor.get_username()} may not register models.")
 
 
-def _text(value: str | None, *, field_name: str, label: str, required: bool, max_length: int) -> str:
+def _text(value: str | None, *, field_name: str, label: str, required: bool, max_length: int,
+          allow_controls: str = "") -> str:
     text = (value or "").strip()
     if required and not text:
         raise ModelRegistrationError({field_name: [f"{label} is required."]})
     if len(text) > max_length:
         raise ModelRegistrationError({field_name: [f"{label} is longer than {max_length} characters."]})
+    if control_character_found(text, allow=allow_controls):
+        raise ModelRegistrationError({field_name: [f"{label} holds a control character; remove it."]})
     return text
 
 
@@ -151,7 +157,8 @@ def model_version_register(*, name: str, path: str | os.PathLike, actor,
 
     _actor_check(actor)
     name = _text(name, field_name="name", label="The name", required=True, max_length=MAX_NAME_LENGTH)
-    notes = _text(notes, field_name="notes", label="The notes", required=False, max_length=MAX_NOTES_LENGTH)
+    notes = _text(notes, field_name="notes", label="The notes", required=False, max_length=MAX_NOTES_LENGTH,
+                  allow_controls=LINE_CONTROLS)
     resolved, kind = model_path_check(path)
     existing = ModelVersion.objects.filter(path=str(resolved)).first()
     if existing is not None:

@@ -27,6 +27,7 @@ from django.db import transaction
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.text import control_character_found
 from unlearning_jobs.models import Deployment, ModelVersion, SuppressionRule, SuppressionRuleSet
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ def deployment_create(*, name: str, model_version: ModelVersion, policy: Mapping
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": ["Give the deployment a name."]})
+    if control_character_found(name):
+        raise ValidationError({"name": ["The name holds a control character; remove it."]})
     try:
         cleaned = _policy(policy).as_dict()
     except ValueError as error:

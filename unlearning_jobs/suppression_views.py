@@ -10,6 +10,7 @@ from django.views.generic import TemplateView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
+from compliance.api import MAX_DATABASE_ID
 from unlearning_jobs import guard_runtime, suppression
 from unlearning_jobs.engine.pii.entities import EntityType
 from unlearning_jobs.models import Deployment, ModelVersion
@@ -40,7 +41,13 @@ class DeploymentListView(DeploymentReadMixin, TemplateView):
     def post(self, request):
         if not request.user.has_perm(roles.OPERATE_JOBS):
             raise PermissionDenied
-        version = get_object_or_404(ModelVersion, pk=request.POST.get("model_version") or 0)
+        chosen = request.POST.get("model_version", "")
+        version = None
+        if chosen.isascii() and chosen.isdecimal() and int(chosen) <= MAX_DATABASE_ID:
+            version = ModelVersion.objects.filter(pk=int(chosen)).first()
+        if version is None:
+            return self.render_to_response(self.get_context_data(
+                errors={"model_version": ["Choose a registered model version."]}), status=400)
         policy = {"mode": request.POST.get("mode", "redact"),
                   "entity_types": request.POST.getlist("entity_types") or [k.value for k in EntityType]}
         try:
