@@ -7,10 +7,16 @@ the next save removes, never a half-written checkpoint that a resume would trust
 
 Checkpoints hold only tensors, numbers, strings, lists and dicts and are read back with
 ``torch.load(weights_only=True)``, so loading one cannot run code.
+
+A full disk is reported as what it is: ``OSError(ENOSPC)`` naming the path, the size needed and
+the space free. ``torch.save`` itself reports a failed write as an opaque ``RuntimeError``
+("enforce fail at inline_container.cc ... unexpected pos"), so the space is checked before the
+write and the failure is diagnosed after it.
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -32,6 +38,8 @@ STATE_FILE = "state.pt"
 _TMP_PREFIX = ".tmp-"
 _CHECKPOINT_RE = re.compile(r"^step-(\d{8,})$")
 _CHUNK = 1 << 20
+#: Below this many free bytes after a failed write, the write failed because the disk was full.
+_FULL_DISK_BYTES = 1 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -143,13 +151,53 @@ def atomic_directory(final_dir: str | os.PathLike, *, overwrite: bool = False) -
         raise
 
 
-def save_state(path: str | os.PathLike, state: dict, *, overwrite: bool = True) -> Path:
-    """Write a state dict (tensors, numbers, strings, lists, dicts) atomically as ``path/state.pt``."""
+def _tensor_bytes(value) -> int:
+    """Return the bytes of the tensors in a state (nested dicts, lists, tuples): about its size on disk."""
     import torch
 
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, dict):
+        return sum(_tensor_bytes(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_tensor_bytes(item) for item in value)
+    return 0
+
+
+def _free_bytes(directory: Path) -> int:
+    stat = os.statvfs(directory)
+    return stat.f_bavail * stat.f_frsize
+
+
+def _no_space(path: Path, *, needed: int, free: int) -> OSError:
+    mib = 1 << 20
+    return OSError(errno.ENOSPC, f"No space left on device: {path.name} needs about {needed / mib:.1f} MiB, "
+                                 f"{free / mib:.1f} MiB free in {path.parent}")
+
+
+def save_state(path: str | os.PathLike, state: dict, *, overwrite: bool = True) -> Path:
+    """Write a state dict (tensors, numbers, strings, lists, dicts) atomically as ``path/state.pt``.
+
+    Raises ``OSError(ENOSPC)`` when the file system has no room for it, before writing when the
+    tensors alone do not fit, or after a write that filled the disk; either way the previous
+    state at ``path`` is untouched and the partial write is removed.
+    """
+    import torch
+
+    path = Path(path)
     with atomic_directory(path, overwrite=overwrite) as tmp:
-        torch.save(state, tmp / STATE_FILE)
-    return Path(path)
+        needed = _tensor_bytes(state)
+        free = _free_bytes(tmp)
+        if needed > free:
+            raise _no_space(path, needed=needed, free=free)
+        try:
+            torch.save(state, tmp / STATE_FILE)
+        except RuntimeError as error:
+            free = _free_bytes(tmp)
+            if free < _FULL_DISK_BYTES:
+                raise _no_space(path, needed=needed, free=free) from error
+            raise
+    return path
 
 
 def load_state(path: str | os.PathLike, *, map_location="cpu") -> dict:
