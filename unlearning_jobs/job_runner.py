@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 
 from unlearning_jobs import jobs
 from unlearning_jobs.liveness import JobHeartbeat
@@ -343,8 +343,9 @@ def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: 
     except TRANSIENT_ERRORS as error:
         logger.warning("unlearning_job.transient_error",
                        extra={"job_id": job.pk, "attempt": attempt, "error_type": type(error).__name__})
-        released = jobs.job_release_transient(job_id=job.pk, attempt=attempt, error_type=type(error).__name__,
-                                              compute_seconds=time.monotonic() - started)
+        released = _once_the_database_answers(lambda: jobs.job_release_transient(
+            job_id=job.pk, attempt=attempt, error_type=type(error).__name__,
+            compute_seconds=time.monotonic() - started))
         return released.status if released else "lost"
     except Exception as error:  # any other error is deterministic: fail with the log kept
         summary = summarise_error(error)
@@ -353,3 +354,24 @@ def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: 
             return "lost"
         jobs.job_log_append(job_id=job.pk, text="failed: " + summary)
         return "failed"
+
+
+def _once_the_database_answers(write: Callable[[], Any]) -> Any:
+    """Run ``write``, retrying while the database is away (a restart, a failover); return its result.
+
+    A lost database is the commonest transient error, and the connection it broke cannot be used
+    again: each try closes it so the next one connects afresh. The tries stop after
+    ``LETHE_JOB_HEARTBEAT_STALE_SECONDS``; the error is raised then, the attempt's heartbeat stops,
+    and the stale-job sweep gives the job back instead.
+    """
+    deadline = time.monotonic() + settings.LETHE_JOB_HEARTBEAT_STALE_SECONDS
+    delay = 0.5
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            connection.close()
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(2 * delay, 5.0)
