@@ -492,6 +492,35 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
+# --- how much of the machine was ours --------------------------------------------------------------
+
+
+def machine_cpu_seconds() -> float:
+    """Return the CPU-seconds every core of this machine has spent busy since boot (/proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(process_group: int) -> float:
+    """Return the CPU-seconds used so far by the live processes of ``process_group`` (gunicorn's)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the process ended while the folder was listed
+        fields = text.rsplit(")", 1)[1].split()
+        if int(fields[2]) == process_group:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 # --- main -------------------------------------------------------------------------------------------
 
 
@@ -562,10 +591,12 @@ def main(argv=None) -> int:
                            max_requests=len(targets) * args.workers * 2, think=0, sessions=sessions,
                            targets=targets, seed_value=1)
         load_before = os.getloadavg()
+        cpu_before = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
         result = run_clients(port=args.port, clients=args.clients, duration=args.duration,
                              max_requests=args.max_requests, think=args.think, sessions=sessions,
                              targets=targets, seed_value=2)
         load_after = os.getloadavg()
+        cpu_after = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
     finally:
         gunicorn_stop(process)
         subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=False, capture_output=True)
@@ -592,6 +623,13 @@ def main(argv=None) -> int:
     print(f"{total} requests in {result['wall_s']:.1f} s ({total / result['wall_s']:.1f}/s), {args.clients} clients, "
           f"think {args.think} s, gunicorn {args.workers} workers x {args.threads} threads; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min), cores {os.cpu_count()}")
+    machine, server, client = (after - before for before, after in zip(cpu_before, cpu_after))
+    cpu = {"machine_busy_s": round(machine, 1), "gunicorn_s": round(server, 1), "clients_s": round(client, 1),
+           "others_s": round(max(0.0, machine - server - client), 1), "wall_s": round(result["wall_s"], 1)}
+    print(f"CPU-seconds during the run: machine {cpu['machine_busy_s']} of {result['wall_s'] * os.cpu_count():.0f}"
+          f" available; gunicorn {cpu['gunicorn_s']}, clients {cpu['clients_s']}, everything else "
+          f"{cpu['others_s']} (PostgreSQL and other users); "
+          f"{1000 * server / max(1, total):.1f} ms of gunicorn CPU per request")
     print(f"target p95 <= {args.target_p95_ms:.0f} ms and 0 errors: {verdict} (worst p95 {worst:.1f} ms, "
           f"{errors} errors)")
     for row in rows:
@@ -607,6 +645,7 @@ def main(argv=None) -> int:
         "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
         "database": sizes, "seed_timings": timings,
         "load_average": {"before": load_before, "after": load_after}, "cpu_count": os.cpu_count(),
+        "cpu_seconds": cpu,
         "warmup_requests": sum(len(v) for v in warm["samples"].values()),
         "wall_s": result["wall_s"], "throughput_per_s": total / result["wall_s"],
         "endpoints": rows, "verdict": verdict,
