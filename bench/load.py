@@ -640,8 +640,8 @@ def main(argv=None) -> int:
     RESULTS.write_text(json.dumps({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                                 text=True).stdout.strip(),
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=REPO_ROOT,
+                                 capture_output=True, text=True).stdout.strip(),
         "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
         "database": sizes, "seed_timings": timings,
         "load_average": {"before": load_before, "after": load_after}, "cpu_count": os.cpu_count(),
