@@ -143,3 +143,26 @@ def pii_hash_key_id(value: str | None, *, key: bytes) -> str:
     if value and value.strip():
         return value.strip()
     return "hmac-sha256:" + hashlib.sha256(b"lethe.key-id:" + key).hexdigest()[:12]
+
+
+def account_id_prefixes(value: str) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """Parse ``"ACC=ACCT,ACCOUNT;CUST=CUSTOMER"`` into prefix synonyms; empty means the defaults.
+
+    Raises ``ImproperlyConfigured`` naming the bad part, so a typo stops the process at start.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not value.strip():
+        return None
+    groups = []
+    for part in value.split(";"):
+        if not part.strip():
+            continue
+        canonical, sep, spellings = part.partition("=")
+        canonical = canonical.strip().upper()
+        words = tuple(word.strip().upper() for word in spellings.split(",") if word.strip())
+        if not sep or not canonical.isalpha() or not all(word.replace("/", "").isalpha() for word in words):
+            raise ImproperlyConfigured(
+                f"LETHE_ACCOUNT_ID_PREFIXES: {part.strip()!r} is not CANONICAL=SPELLING,SPELLING (letters only)")
+        groups.append((canonical, words))
+    return tuple(groups)

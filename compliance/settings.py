@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from compliance.env import (
+    account_id_prefixes,
     broker_config,
     database_config,
     env_flag,
@@ -144,6 +145,13 @@ LETHE_IDENTIFIER_KEYS = identifier_keys(os.environ.get("LETHE_IDENTIFIER_KEYS"),
 LETHE_PII_HASH_KEY = pii_hash_key(os.environ.get("LETHE_PII_HASH_KEY"), secret_key=SECRET_KEY)
 LETHE_PII_HASH_KEY_ID = pii_hash_key_id(os.environ.get("LETHE_PII_HASH_KEY_ID"), key=LETHE_PII_HASH_KEY)
 LETHE_PHONE_REGION = os.environ.get("LETHE_PHONE_REGION", "GB").strip().upper()
+# Regions a phone number given without a country code is tried in, after LETHE_PHONE_REGION; a
+# number valid in none is kept as given and located by its digits (docs/pii.md, "Match keys").
+LETHE_PHONE_REGIONS = [region.strip().upper() for region in os.environ.get(
+    "LETHE_PHONE_REGIONS", "GB,US,DE,FR,ES,IT,NL,IE,AU,CA").split(",") if region.strip()]
+# Account-id prefixes that mean the same account for match keys (docs/pii.md, "Match keys"):
+# "ACC=ACCT,ACCOUNT;CUST=CUSTOMER,CLIENT". Empty: the defaults (ACC, CUST, MEM and their spellings).
+LETHE_ACCOUNT_ID_PREFIXES = account_id_prefixes(os.environ.get("LETHE_ACCOUNT_ID_PREFIXES", ""))
 LETHE_RETENTION_DAYS = int(os.environ.get("LETHE_RETENTION_DAYS", "365"))
 LETHE_DUE_SOON_DAYS = int(os.environ.get("LETHE_DUE_SOON_DAYS", "7"))
 LETHE_SITE_URL = os.environ.get("LETHE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 
 from compliance.text import control_character_found
 from unlearning_jobs.engine.pii.hashing import EntityType, KeyedHasher
+from unlearning_jobs.engine.pii.match_keys import identifier_match_keys
 from unlearning_jobs.engine.pii.normalise import (
     NormalisationError,
     name_variants,
@@ -103,13 +104,59 @@ class CleanedIdentifiers:
     normalised: dict[str, list[str]] = field(default_factory=dict)
 
 
+#: Prefix of a phone kept as given: it validates in no region Lethe knows of (a warning, not a refusal).
+PHONE_AS_GIVEN_PREFIX = "digits:"
+
+
+def phone_as_given(value: str, *, phone_region: str) -> str:
+    """Return a phone number in E.164 when it validates, else ``digits:<its digits>`` as given.
+
+    A person gives their number as they know it; a number from a country or a numbering plan
+    that ``phonenumbers`` does not validate is still theirs and is located by its digits (match
+    keys), so it is recorded with a warning instead of refused. Fewer than 7 or more than 17
+    digits is not a phone number.
+    """
+    regions = [phone_region, *(r for r in settings.LETHE_PHONE_REGIONS if r != phone_region)]
+    readings = []
+    for region in regions:
+        try:
+            readings.append(normalise_phone(value, region))
+        except NormalisationError:
+            continue
+    # Valid in the organisation's region: that reading (written without a country code, a number
+    # is valid in several plans: "030 1234567" in five of the default regions). Else the one
+    # region it is valid in; else none is guessed and it is kept as given. Locating does not
+    # depend on the guess: match keys search the digits in every form.
+    if readings and (readings[0] == _e164_or_none(value, phone_region) or len(set(readings)) == 1):
+        return readings[0]
+    digits = "".join(char for char in value if char.isdigit())
+    if not 7 <= len(digits) <= 17:
+        raise NormalisationError("a phone number has 7 to 17 digits")
+    return PHONE_AS_GIVEN_PREFIX + ("+" if value.strip().startswith(("+", "00")) else "") + digits
+
+
+def _e164_or_none(value: str, region: str) -> str | None:
+    try:
+        return normalise_phone(value, region)
+    except NormalisationError:
+        return None
+
+
+def identifier_warnings(cleaned: "CleanedIdentifiers") -> list[str]:
+    """Return what the officer should know about accepted identifiers (never their values)."""
+    return [f"Phone number {position} is valid in none, or in more than one, of "
+            f"{', '.join(settings.LETHE_PHONE_REGIONS)} without a country code; it is kept as given and "
+            "searched by its digits in every form." for position, folded
+            in enumerate(cleaned.normalised.get("phones", []), start=1) if folded.startswith(PHONE_AS_GIVEN_PREFIX)]
+
+
 def _normalise_one(list_name: str, value: str, *, phone_region: str) -> str:
     if list_name == "names":
         return normalise_name(value)
     if list_name == "emails":
         return normalise_email(value)
     if list_name == "phones":
-        return normalise_phone(value, phone_region)
+        return phone_as_given(value, phone_region=phone_region)
     if list_name == "addresses":
         return normalise_address(value)
     return normalise_account_id(value)
@@ -188,7 +235,20 @@ def identifier_hashes(cleaned: CleanedIdentifiers, *, hasher: KeyedHasher) -> li
             digest = hasher.hash(EntityType.PERSON, variant)
             hashes.setdefault((EntityType.PERSON, digest),
                               IdentifierHash(EntityType.PERSON, digest, is_variant=True))
+    # Match keys: the same identifiers as the detection-free keys the index holds for every record.
+    # Variants all: a key is a form of the identifier (a street and house number, a name pair),
+    # not the identifier itself, so it never makes two requests duplicates nor a name "exact".
+    for list_name, entity_type in IDENTIFIER_ENTITY_TYPES.items():
+        for value in getattr(cleaned.subject, list_name):
+            for key in identifier_match_keys(entity_type, value, account_prefixes=_account_prefixes()):
+                digest = hasher.hash(entity_type, key.hashed_text())
+                hashes.setdefault((entity_type, digest), IdentifierHash(entity_type, digest, is_variant=True))
     return list(hashes.values())
+
+
+def _account_prefixes():
+    prefixes = settings.LETHE_ACCOUNT_ID_PREFIXES
+    return dict(prefixes) if prefixes else None
 
 
 def search_term_hashes(term: str, *, hasher: KeyedHasher, phone_region: str) -> list[IdentifierHash]:
@@ -204,6 +264,9 @@ def search_term_hashes(term: str, *, hasher: KeyedHasher, phone_region: str) -> 
         except NormalisationError:
             continue
         candidates.append(IdentifierHash(entity_type, hasher.hash(entity_type, folded)))
+        for key in identifier_match_keys(entity_type, term, account_prefixes=_account_prefixes()):
+            candidates.append(IdentifierHash(entity_type, hasher.hash(entity_type, key.hashed_text()),
+                                             is_variant=True))
     return candidates
 
 

@@ -38,6 +38,7 @@ from compliance import roles
 from compliance.audit import audit_event_record
 from requests_app.models import ErasureRequest, RequestStatus, SubjectIdentifierHash
 from unlearning_jobs.engine.pii.entities import DIRECT_IDENTIFIERS, EntityType
+from unlearning_jobs.engine.pii.match_keys import SEARCHED_FORMS
 from unlearning_jobs.models import (
     CandidateStatus,
     Dataset,
@@ -94,10 +95,11 @@ class SubjectDigests:
     def person_digests(self) -> list[str]:
         return [digest for digest, (kind, _) in self.by_digest.items() if kind == PERSON]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        counts: dict[str, dict[str, int]] = {}
+    def counts(self) -> dict[str, dict]:
+        """Return, per identifier kind, the hashes searched (given and variants) and the forms covered."""
+        counts: dict[str, dict] = {}
         for kind, variant in self.by_digest.values():
-            entry = counts.setdefault(kind, {"given": 0, "variants": 0})
+            entry = counts.setdefault(kind, {"given": 0, "variants": 0, "forms": list(SEARCHED_FORMS.get(kind, ()))})
             entry["variants" if variant else "given"] += 1
         return dict(sorted(counts.items()))
 

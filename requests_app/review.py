@@ -346,6 +346,8 @@ def report_records_section(erasure_request: ErasureRequest) -> dict | None:
                 "spacy_model": f"{item['index_configuration']['spacy_model']} "
                                f"{item['index_configuration']['spacy_model_version']}",
                 "recognisers": item["index_configuration"]["recognisers"],
+                "searched_forms": {kind: counts.get("forms", []) for kind, counts in latest.identifier_counts.items()
+                                   if isinstance(counts, dict)},
             })
         for item in latest.skipped:
             total = 0

@@ -34,6 +34,7 @@ from requests_app.identifiers import (
     DUPLICATE_EVIDENCE_TYPES,
     SubjectIdentifiers,
     identifier_hashes,
+    identifier_warnings,
     identifiers_decrypt,
     identifiers_encrypt,
     identifiers_reencrypt,
@@ -268,6 +269,11 @@ def subject_identifiers_validate(subject: SubjectIdentifiers):
         return subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION)
     except ValidationError as error:
         raise ErasureRequestError(error.message_dict) from None
+
+
+def subject_identifiers_warnings(subject: SubjectIdentifiers) -> list[str]:
+    """Return what the officer should know about identifiers that were accepted (no values quoted)."""
+    return identifier_warnings(subject_identifiers_validate(subject))
 
 
 def _choice(value: str, choices, *, field_name: str, label: str) -> str:

@@ -94,11 +94,12 @@ class ErasureRequestCreateView(PermissionPageMixin, FormView):
 
     def form_valid(self, form):
         data = form.cleaned_data
+        subject = SubjectIdentifiers.from_lists(
+            names=data["names"], emails=data["emails"], phones=data["phones"],
+            addresses=data["addresses"], account_ids=data["account_ids"])
         try:
             erasure_request = services.erasure_request_create(
-                subject=SubjectIdentifiers.from_lists(
-                    names=data["names"], emails=data["emails"], phones=data["phones"],
-                    addresses=data["addresses"], account_ids=data["account_ids"]),
+                subject=subject,
                 legal_ground=data["legal_ground"], actor=self.request.user,
                 received_at=data["received_at"], channel=data["channel"],
                 assigned_officer=data["assigned_officer"], scope_all=data["scope_all"],
@@ -113,6 +114,8 @@ class ErasureRequestCreateView(PermissionPageMixin, FormView):
                                            f"possible duplicate of {erasure_request.duplicate_of.reference}.")
         else:
             messages.success(self.request, f"{erasure_request.reference} was recorded.")
+        for warning in services.subject_identifiers_warnings(subject):
+            messages.warning(self.request, f"{erasure_request.reference}: {warning}")
         return redirect(erasure_request)
 
     def form_invalid(self, form):

@@ -73,11 +73,16 @@ def index_scan_settings(configuration: dict | None = None):
     from unlearning_jobs.engine.pii.scan import ScanSettings
 
     if configuration and "settings" in configuration:
+        scan = configuration.get("scan", {})
+        keys = scan.get("match_keys")
+        prefixes = tuple((canonical, tuple(spellings)) for canonical, spellings in keys["account_prefixes"].items()) \
+            if keys else None
         return ScanSettings(
             analyzer=AnalyzerSettings.from_dict(configuration["settings"]),
-            default_region=configuration.get("scan", {}).get("default_region", settings.LETHE_PHONE_REGION),
+            default_region=scan.get("default_region", settings.LETHE_PHONE_REGION),
+            match_keys=bool(keys), account_prefixes=prefixes,
         )
-    return ScanSettings(default_region=settings.LETHE_PHONE_REGION)
+    return ScanSettings(default_region=settings.LETHE_PHONE_REGION, account_prefixes=settings.LETHE_ACCOUNT_ID_PREFIXES)
 
 
 def index_configuration() -> dict:

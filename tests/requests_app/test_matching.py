@@ -148,7 +148,9 @@ def test_a_stored_search_lists_versions_configuration_and_what_was_left_out(data
     assert "No data set has this id" in reasons[(None, None)]
     assert other.dataset.name not in str(coverage.versions)
     assert coverage.candidate_counts == {"strong": 3, "name": 3, "quasi": 2, "kept_decided": 0}
-    assert coverage.identifier_counts["EMAIL"] == {"given": 1, "variants": 0}
+    assert coverage.identifier_counts["EMAIL"]["given"] == 1
+    assert coverage.identifier_counts["EMAIL"]["variants"] == 1  # its match key
+    assert "obfuscated (at)/[at]/' at ', (dot)/[dot]/' dot '" in coverage.identifier_counts["EMAIL"]["forms"]
     assert coverage.identifier_counts["PERSON"]["variants"] > 5
 
 

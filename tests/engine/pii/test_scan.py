@@ -6,6 +6,7 @@ import json
 import pytest
 
 from unlearning_jobs.engine.pii.entities import EntityType
+from unlearning_jobs.engine.pii.match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from unlearning_jobs.engine.pii.normalise import (
     name_token_sorted,
     normalise_email,
@@ -38,8 +39,13 @@ def scanned(scan_engine, hasher):
     return scan_records(RECORDS, hasher=hasher, engine=scan_engine)
 
 
+def _detected(record_findings):
+    """The findings Presidio detected (match keys, tested in test_match_keys.py, left out)."""
+    return [f for f in record_findings.findings if f.recogniser != MATCH_KEY_RECOGNISER]
+
+
 def _by_type(record_findings, entity_type):
-    return [f for f in record_findings.findings if f.entity_type == entity_type]
+    return [f for f in _detected(record_findings) if f.entity_type == entity_type]
 
 
 def test_email_phone_and_name_are_found_with_spans_and_hashes(scanned, hasher):
@@ -61,7 +67,21 @@ def test_email_phone_and_name_are_found_with_spans_and_hashes(scanned, hasher):
 
 
 def test_record_without_pii_has_no_findings(scanned):
-    assert scanned[1].findings == ()
+    assert _detected(scanned[1]) == []
+    # Match keys are detection-free: pairs of words are kept as possible names, nothing direct.
+    assert {f.entity_type for f in scanned[1].findings} <= {"PERSON"}
+
+
+def test_every_record_also_gets_its_match_keys_as_hashed_findings(scanned, hasher):
+    from unlearning_jobs.engine.pii.match_keys import record_match_keys
+
+    for record, found in zip(RECORDS, scanned, strict=True):
+        keys = {(f.entity_type, f.value_hash) for f in found.findings if f.recogniser == MATCH_KEY_RECOGNISER}
+        expected = {(k.entity_type.value, hasher.hash(k.entity_type, k.hashed_text()))
+                    for k in record_match_keys(record.text)}
+        assert keys == expected
+    first_keys = {f.entity_type for f in scanned[0].findings if f.recogniser == MATCH_KEY_RECOGNISER}
+    assert {"EMAIL", "PHONE", "PERSON"} <= first_keys
 
 
 def test_account_address_and_dob_are_found(scanned, hasher):
@@ -100,10 +120,13 @@ def test_parallel_scan_equals_single_process_scan(scanned, hasher):
 
 
 def test_count_and_configuration(scanned):
-    counts = count_findings(scanned)
+    detected = [type(record)(record.record_id, record.line_no, tuple(_detected(record)), record.dropped)
+                for record in scanned]
+    counts = count_findings(detected)
     assert counts["EMAIL"] == 1 and counts["PHONE"] == 2
     configuration = scan_configuration()
     assert configuration["scan"]["context_enhancement"] is False
+    assert configuration["scan"]["match_keys"]["version"] == "k1"
     assert configuration["spacy_model"]["version"] == "3.8.0"
 
 

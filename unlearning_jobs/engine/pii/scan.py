@@ -33,6 +33,8 @@ from typing import Any
 from .analyzer import AnalyzerSettings, analyzer_configuration, build_analyzer
 from .entities import EntityType, PRESIDIO_TO_ENTITY
 from .hashing import KeyedHasher
+from .match_keys import DEFAULT_ACCOUNT_PREFIXES, MATCH_KEY_VERSION, record_match_keys
+from .match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from .ner import ner_components, pipe_entities, use_numpy_gemm
 from .normalise import (
     NormalisationError,
@@ -127,6 +129,13 @@ class ScanSettings:
     python_decoder: bool = True
     blas_threads: int | None = 1
     max_text_chars: int = 1_000_000
+    #: Detection-free match keys (``match_keys.py``) besides what Presidio finds.
+    match_keys: bool = True
+    #: Account-id prefix synonyms for match keys, ``((canonical, (spelling, …)), …)``; None: defaults.
+    account_prefixes: tuple[tuple[str, tuple[str, ...]], ...] | None = None
+
+    def account_prefix_table(self) -> dict[str, tuple[str, ...]] | None:
+        return dict(self.account_prefixes) if self.account_prefixes else None
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -141,6 +150,10 @@ class ScanSettings:
             )
 
 
+#: Score recorded with a match-key finding: a rule matched, no model was asked.
+MATCH_KEY_SCORE = 0.6
+
+
 def scan_configuration(settings: ScanSettings | None = None) -> dict:
     """Return the analyzer configuration plus the scan's own settings, to store with an index."""
     settings = settings or ScanSettings()
@@ -152,8 +165,22 @@ def scan_configuration(settings: ScanSettings | None = None) -> dict:
         "python_decoder": settings.python_decoder,
         "context_enhancement": False,
         "hash": "HMAC-SHA256 of '<ENTITY_TYPE>:<normalised value>'",
+        "match_keys": ({"version": MATCH_KEY_VERSION, "recogniser": MATCH_KEY_RECOGNISER,
+                        "hash": f"HMAC-SHA256 of '<ENTITY_TYPE>:{MATCH_KEY_VERSION}:<key>'",
+                        "account_prefixes": settings.account_prefix_table() or DEFAULT_ACCOUNT_PREFIXES}
+                       if settings.match_keys else None),
     }
     return configuration
+
+
+def match_key_findings(text: str, *, hasher: KeyedHasher, account_prefixes=None) -> tuple[Finding, ...]:
+    """Return the record's match keys (``match_keys.py``) as findings: keyed hashes and spans only."""
+    return tuple(
+        Finding(entity_type=key.entity_type.value, start=key.start, end=key.end, score=MATCH_KEY_SCORE,
+                recogniser=MATCH_KEY_RECOGNISER, value_hash=hasher.hash(key.entity_type, key.hashed_text()),
+                sorted_hash=None)
+        for key in record_match_keys(text, account_prefixes=account_prefixes)
+    )
 
 
 def limit_blas_threads(threads: int) -> bool:
@@ -295,13 +322,17 @@ class ScanEngine:
         unique_texts = list(dict.fromkeys(record.text for record in records))
         by_text = {}
         for text, results in zip(unique_texts, self.analyze_batch(unique_texts), strict=True):
-            by_text[text] = findings_from_results(
+            findings, dropped = findings_from_results(
                 text,
                 results,
                 hasher=hasher,
                 default_region=self.settings.default_region,
                 phone_regions=self.settings.analyzer.phone_regions,
             )
+            if self.settings.match_keys:
+                findings += match_key_findings(text, hasher=hasher,
+                                               account_prefixes=self.settings.account_prefix_table())
+            by_text[text] = (findings, dropped)
         out: list[RecordFindings] = []
         for record in records:
             findings, dropped = by_text[record.text]

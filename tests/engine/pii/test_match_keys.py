@@ -1,0 +1,173 @@
+"""Match keys: an identifier as a request gives it and as records write it reach the same key.
+
+The forms below are the variant families of issue 13, written by hand here; the measured figures
+come from a corpus written independently of this module (``bench/corpora``, ``bench/match_quality.py
+--variants``). The property tests generate the forms from parts, so they cover combinations no
+one wrote down.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unlearning_jobs.engine.pii.entities import EntityType
+from unlearning_jobs.engine.pii.match_keys import (
+    _NAME_PARTICLES,
+    _NAME_STOPWORDS,
+    identifier_match_keys,
+    record_match_keys,
+)
+
+
+def _record_keys(text: str, kind: EntityType) -> set[str]:
+    return {key.key for key in record_match_keys(text) if key.entity_type is kind}
+
+
+def _request_keys(value: str, kind: EntityType) -> set[str]:
+    return {key.key for key in identifier_match_keys(kind, value)}
+
+
+def _found(request_value: str, record_text: str, kind: EntityType) -> bool:
+    return bool(_request_keys(request_value, kind) & _record_keys(record_text, kind))
+
+
+@pytest.mark.parametrize("written", [
+    "jon.miller@example.org", "JON.MILLER@EXAMPLE.ORG", "mailto:Jon.Miller@example.org",
+    "<jon.miller@example.org>", "jon.miller(at)example.org", "jon.miller [at] example [dot] org",
+    "jon.miller at example dot org", "jon dot miller at example dot org", "write to jon.miller@example.org.",
+])
+def test_an_email_is_found_in_any_case_bracketed_or_obfuscated(written):
+    assert _found("Jon.Miller@example.org", f"Customer says: {written} thanks", EntityType.EMAIL)
+
+
+def test_gmail_dots_and_tags_but_not_other_providers_dots():
+    assert _found("jonmiller@gmail.com", "mail jon.miller+shop@googlemail.com", EntityType.EMAIL)
+    assert not _found("jonmiller@example.org", "mail jon.miller@example.org", EntityType.EMAIL)
+
+
+@pytest.mark.parametrize("request_value,written", [
+    ("+44 20 7946 0958", "020 7946 0958"), ("+44 20 7946 0958", "(020) 7946-0958"),
+    ("+44 20 7946 0958", "0044 20 7946 0958"), ("+44 20 7946 0958", "+44 (0)20 7946 0958 ext. 23"),
+    ("020 7946 0958", "+442079460958"), ("+49 30 1234567", "030/1234567"), ("030/1234567", "+49 (30) 1234567"),
+    ("(555) 234-5678", "+1 555 234 5678"), ("(555) 234-5678", "1-555-234-5678 x12"),
+    ("+33 1 23 45 67 89", "01.23.45.67.89"), ("+39 06 1234 5678", "06 1234 5678"),
+    ("555 0123 4567", "555-0123-4567"),
+])
+def test_a_phone_is_found_in_national_and_international_forms(request_value, written):
+    assert _found(request_value, f"call back on {written} please", EntityType.PHONE)
+
+
+def test_a_different_phone_is_not_found():
+    assert not _found("+44 20 7946 0958", "call 020 7946 0959", EntityType.PHONE)
+
+
+@pytest.mark.parametrize("written", ["ACC-004521", "acc-004521", "ACC004521", "ACC 004521", "acct#4521",
+                                     "Account no. 0004521", "ACC-4521"])
+def test_an_account_id_is_found_whatever_its_case_separators_and_zeros(written):
+    assert _found("ACC-004521", f"ticket for {written}: refund", EntityType.ACCOUNT_ID)
+
+
+def test_words_before_numbers_are_not_account_ids():
+    assert _record_keys("call me on 020 7946 0958 about order 12345", EntityType.ACCOUNT_ID) == set()
+    assert not _found("ACC-004521", "ticket for ACC-004522", EntityType.ACCOUNT_ID)
+
+
+@pytest.mark.parametrize("request_value,written", [
+    ("12 Rue de la Paix, 75002 Paris, France", "12, RUE DE LA PAIX\n75002 PARIS"),
+    ("12 Rue de la Paix, 75002 Paris, France", "Paris 75002, rue de la Paix 12"),
+    ("Hauptstraße 5, 10115 Berlin, Germany", "HAUPTSTR. 5, 10115 Berlin"),
+    ("Hauptstraße 5, 10115 Berlin", "Hauptstrasse 5\n10115 Berlin"),
+    ("221B Baker Street, London NW1 6XE", "Flat 2, 221b Baker St\nLondon NW1 6XE"),
+    ("Calle Mayor 5, 28013 Madrid", "C/ Mayor, 5 - 28013 MADRID"),
+    ("Kerkstraat 12, 1017 GL Amsterdam", "kerkstr 12 amsterdam"),
+    ("14 Elm Road, Leeds LS1 4AB", "14 elm rd, leeds"),
+])
+def test_an_address_is_found_in_any_order_case_and_abbreviation(request_value, written):
+    assert _found(request_value, f"Ship to: {written}. Thanks", EntityType.ADDRESS)
+
+
+def test_another_house_on_the_street_is_not_the_address():
+    assert not _found("12 Rue de la Paix, 75002 Paris", "14 rue de la Paix, Paris", EntityType.ADDRESS)
+
+
+@pytest.mark.parametrize("written", [
+    "William Miller", "WILLIAM MILLER", "william miller", "Miller, William", "W. Miller", "Bill Miller",
+    "William Henry Miller", "William Miller's order", "MILLER, W.", "Will Miller",
+])
+def test_a_name_is_found_in_its_variant_forms(written):
+    assert _found("William Miller", f"Note: {written} called", EntityType.PERSON)
+
+
+def test_double_family_names_and_accents():
+    assert _found("Gabriel García Márquez", "GARCIA-MARQUEZ, Gabriel", EntityType.PERSON)
+    assert _found("José O'Neill", "jose oneill wrote", EntityType.PERSON)
+    assert _found("Anna van der Berg", "Anna Van Der Berg", EntityType.PERSON)
+
+
+def test_names_never_come_from_inside_an_email_address():
+    assert _record_keys("mail william.miller@example.com", EntityType.PERSON) == set()
+
+
+# --- properties ------------------------------------------------------------------------------------
+
+# Words a name is never read from ("was", "from", particles like "van") are not names here either:
+# a person called "Best" is found by Presidio's NER, not by match keys (docs/pii.md).
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=9).filter(
+    lambda w: w not in _NAME_STOPWORDS and w not in _NAME_PARTICLES)
+
+
+def _case(draw, word: str) -> str:
+    return draw(st.sampled_from([word, word.upper(), word.capitalize()]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), _WORD, _WORD, st.sampled_from(["example.org", "mail.co.uk", "corp.example"]))
+def test_every_written_form_of_an_email_reaches_the_same_key(data, first, last, domain):
+    local = f"{first}.{last}"
+    given_form = f"{local}@{domain}"
+    at = data.draw(st.sampled_from(["@", " (at) ", " [at] ", " at ", "(AT)"]))
+    dot = data.draw(st.sampled_from([".", " [dot] ", " dot ", "(dot)"]))
+    written = _case(data.draw, local) + at + dot.join(domain.split("."))
+    wrapper = data.draw(st.sampled_from(["{}", "mailto:{}", "<{}>", "({})", "{}."]))
+    assert _found(given_form, "Reply to " + wrapper.format(written) + " soon", EntityType.EMAIL)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.text(alphabet="0123456789", min_size=9, max_size=9).filter(lambda d: d[0] != "0"))
+def test_every_written_form_of_a_gb_number_reaches_the_same_key(data, subscriber):
+    international = f"+44 {subscriber[:2]} {subscriber[2:5]} {subscriber[5:]}"
+    separator = data.draw(st.sampled_from([" ", "-", ".", "/", ""]))
+    national = "0" + subscriber[:2] + separator + subscriber[2:5] + separator + subscriber[5:]
+    form = data.draw(st.sampled_from([national, f"({national[:3]}) {national[3:]}", "+44" + subscriber,
+                                      "0044 " + subscriber, f"+44 (0){subscriber}"]))
+    extension = data.draw(st.sampled_from(["", " ext. 12", " x7"]))
+    assert _found(international, f"phone: {form}{extension} (mobile)", EntityType.PHONE)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), _WORD, _WORD, st.one_of(st.none(), _WORD))
+def test_every_written_form_of_a_name_reaches_the_same_key(data, given_name, family, middle):
+    forms = [f"{given_name} {family}", f"{family}, {given_name}", f"{given_name[0]}. {family}",
+             f"{family}, {given_name[0]}."]
+    if middle:
+        forms.append(f"{given_name} {middle} {family}")
+    written = " ".join(_case(data.draw, word) for word in data.draw(st.sampled_from(forms)).split(" "))
+    assert _found(f"{given_name.capitalize()} {family.capitalize()}", f"From: {written}\nRe: refund", EntityType.PERSON)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data(), st.sampled_from(["ACC", "CUST", "MEM"]), st.integers(min_value=100, max_value=99_999_999))
+def test_every_written_form_of_an_account_id_reaches_the_same_key(data, prefix, number):
+    given_form = f"{prefix}-{number:08d}"
+    zeros = data.draw(st.sampled_from([f"{number}", f"{number:08d}", f"{number:010d}"]))
+    separator = data.draw(st.sampled_from(["-", " ", "", "#", ": ", "/"]))
+    spelled = data.draw(st.sampled_from([prefix, prefix.lower(), prefix.capitalize()]))
+    assert _found(given_form, f"ref {spelled}{separator}{zeros} updated", EntityType.ACCOUNT_ID)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gives_keys_without_raising(text):
+    for key in record_match_keys(text):
+        assert 0 <= key.start <= key.end <= len(text)
