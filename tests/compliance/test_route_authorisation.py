@@ -103,7 +103,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     "GET jobs/models/<int:pk>/": (302, 200, 200, 200, 200),
     "POST jobs/train/": (302, 403, 403, 400, 400),
     "GET jobs/deployments/": (302, 200, 200, 200, 200),
-    "POST jobs/deployments/": (302, 403, 403, 404, 404),
+    "POST jobs/deployments/": (302, 403, 403, 400, 400),
     "GET jobs/deployments/<int:pk>/": (302, 200, 200, 200, 200),
     "POST jobs/deployments/<int:pk>/": (302, 400, 403, 400, 400),
     # --- operations
