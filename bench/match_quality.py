@@ -15,6 +15,7 @@ Misses are explained by what the index holds for the missed record (which entity
 found in it), never by its text. Prints the figures and writes ``bench/results/match_quality.json``.
 
     python bench/match_quality.py --identifiers names emails phones account_ids
+    python bench/match_quality.py --variants var/corpus/main --without-match-keys   # issue 13's table
 """
 from __future__ import annotations
 
@@ -150,8 +151,18 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="Index the data set again from scratch")
     parser.add_argument("--database-url", default=os.environ.get(
         "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_quality"))
+    parser.add_argument("--variants", type=Path, metavar="DIR",
+                        help="measure on an independent corpus instead (bench/variant_quality.py)")
+    parser.add_argument("--without-match-keys", action="store_true",
+                        help="with --variants: also index a copy with Presidio alone, for comparison")
     args = parser.parse_args()
     setup_django(args.database_url)
+    if args.variants:
+        from variant_quality import run
+
+        run(corpus_dir=args.variants.resolve(), processes=args.processes, fresh=args.fresh,
+            without_match_keys=args.without_match_keys)
+        return
 
     from django.conf import settings
 

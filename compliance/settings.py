@@ -152,6 +152,8 @@ LETHE_PHONE_REGIONS = [region.strip().upper() for region in os.environ.get(
 # Account-id prefixes that mean the same account for match keys (docs/pii.md, "Match keys"):
 # "ACC=ACCT,ACCOUNT;CUST=CUSTOMER,CLIENT". Empty: the defaults (ACC, CUST, MEM and their spellings).
 LETHE_ACCOUNT_ID_PREFIXES = account_id_prefixes(os.environ.get("LETHE_ACCOUNT_ID_PREFIXES", ""))
+# Index detection-free match keys besides Presidio's findings (on by default; off only to compare).
+LETHE_PII_MATCH_KEYS = env_flag(os.environ.get("LETHE_PII_MATCH_KEYS"), default=True)
 LETHE_RETENTION_DAYS = int(os.environ.get("LETHE_RETENTION_DAYS", "365"))
 LETHE_DUE_SOON_DAYS = int(os.environ.get("LETHE_DUE_SOON_DAYS", "7"))
 LETHE_SITE_URL = os.environ.get("LETHE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")

@@ -82,7 +82,8 @@ def index_scan_settings(configuration: dict | None = None):
             default_region=scan.get("default_region", settings.LETHE_PHONE_REGION),
             match_keys=bool(keys), account_prefixes=prefixes,
         )
-    return ScanSettings(default_region=settings.LETHE_PHONE_REGION, account_prefixes=settings.LETHE_ACCOUNT_ID_PREFIXES)
+    return ScanSettings(default_region=settings.LETHE_PHONE_REGION, match_keys=settings.LETHE_PII_MATCH_KEYS,
+                        account_prefixes=settings.LETHE_ACCOUNT_ID_PREFIXES)
 
 
 def index_configuration() -> dict:
