@@ -82,7 +82,7 @@ def validation_error_body(errors) -> dict:
     elif not isinstance(errors, dict):
         errors = {"non_field_errors": [str(errors)]}
     if isinstance(errors.get("detail"), str):  # a message about no field in particular
-        errors = {"non_field_errors": [errors["detail"]], **errors}
+        errors = {**errors, "non_field_errors": [errors["detail"], *errors.get("non_field_errors", [])]}
     errors = {key: value for key, value in errors.items() if key not in ("detail", "code")}
     first = _first_message(errors)
     detail = f"{INVALID_INPUT_DETAIL} First: {first}" if first else INVALID_INPUT_DETAIL

@@ -11,7 +11,7 @@ import pytest
 from django.test import RequestFactory
 from rest_framework.test import APIClient
 
-from compliance.api import MAX_DATABASE_ID, server_error
+from compliance.api import MAX_DATABASE_ID, server_error, validation_error_body
 from tests.compliance.api_world import api_token
 
 pytestmark = [pytest.mark.django_db]
@@ -127,3 +127,9 @@ def test_the_schema_documents_the_errors_and_the_pages_of_each_operation(api):
     assert "201" in create and "200" not in create
     job = schema["components"]["schemas"]["JobSerializer".removesuffix("Serializer")]["properties"]
     assert job["request_reference"].get("nullable") is True
+
+
+def test_a_message_of_no_field_joins_the_non_field_errors_instead_of_replacing_them():
+    body = validation_error_body({"detail": "The plan is empty.", "non_field_errors": ["Give a rationale."]})
+    assert body["non_field_errors"] == ["The plan is empty.", "Give a rationale."]
+    assert body["code"] == "invalid" and body["detail"].endswith("First: The plan is empty.")
