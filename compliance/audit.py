@@ -133,8 +133,14 @@ def _recompute(event) -> str:
     )
 
 
-def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool) -> None:
-    """Store the verified head; ``forward_only`` never moves it back (a concurrent check got further)."""
+def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool,
+                     replacing: tuple[int, str] | None = None) -> None:
+    """Store the verified head.
+
+    ``forward_only`` never moves it back (a concurrent check got further); ``replacing`` moves it
+    only from the head this check started from, so that a check which began before a full check
+    moved the head back to a break cannot carry it past the break again.
+    """
     from django.utils import timezone as dj_timezone
 
     from compliance.models import AuditChainHead
@@ -143,9 +149,12 @@ def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool) -> N
     heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK)
     if forward_only:
         heads = heads.filter(sequence__lt=sequence)
+    if replacing is not None:
+        heads = heads.filter(sequence=replacing[0], entry_hash=replacing[1])
     if heads.update(sequence=sequence, entry_hash=entry_hash, verified_at=now):
         return
-    # No row yet (a fresh database), or a row at or beyond this sequence: insert only the former.
+    # No row yet (a fresh database), or one already further or moved by another check: insert
+    # only in the first case.
     AuditChainHead.objects.bulk_create(
         [AuditChainHead(pk=CHAIN_HEAD_PK, sequence=sequence, entry_hash=entry_hash, verified_at=now)],
         ignore_conflicts=True)
@@ -196,5 +205,6 @@ def audit_chain_verify_incremental() -> ChainVerification:
         if result.ok and result.events_checked == head.sequence:
             return result  # nothing new since the last check: no write
     if result.events_checked:
-        _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=True)
+        _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=True,
+                         replacing=(head.sequence, head.entry_hash) if head is not None else None)
     return result
