@@ -327,6 +327,11 @@ def _initials(given: str, dotted: bool) -> str:
     return "".join(p[0] + sep for p in given.split(" "))
 
 
+# First words of a family name that belong to it and are never hyphenated to it.
+_NAME_PREFIXES = frozenset({"O", "Ni", "Mac", "Mc", "Nic", "De", "Di", "Da", "Del", "Lo", "La", "Le", "Van", "Von",
+                            "St.", "San"})
+
+
 def _name_exact(rng, n: PersonName):
     return n.request_text()
 
@@ -416,18 +421,20 @@ def _name_hyphen_space(rng, n):
     if "-" in family:
         return _join(given, middle, family.replace("-", " "))
     words = family.split(" ")
-    if len(words) == 2 and all(w[:1].isupper() for w in words):
-        return _join(given, middle, "-".join(words))
+    if len(words) == 2 and all(w[:1].isupper() for w in words) and strip_accents(words[0]) not in _NAME_PREFIXES:
+        return _join(given, middle, "-".join(words))  # García Márquez -> García-Márquez, not De-Luca
     if "-" in given:
         return _join(given.replace("-", " "), middle, family)
     return None
 
 
 def _name_apostrophe_variant(rng, n):
+    """O'Neill as O’Neill, ONeill, O Neill or O´Neill; 't Hart as ’t Hart or t Hart."""
     text = n.request_text()
     if "'" not in text:
         return None
-    return text.replace("'", rng.choice(["’", "", " ", "´"]))
+    inside_word = re.search(r"\w'", text) is not None
+    return text.replace("'", rng.choice(["’", "", " ", "´"] if inside_word else ["’", "", "´"]))
 
 
 def _name_possessive(rng, n):
@@ -448,6 +455,18 @@ NAME_RENDERERS: dict[str, Callable] = {
 }
 
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
+
+
+class EmailAddress(str):
+    """An e-mail address that remembers where the given name ends in a dotless local part, so a
+    variant can put the dot where a person would (fredericndiaye -> frederic.ndiaye)."""
+
+    name_boundary: int | None
+
+    def __new__(cls, text: str, name_boundary: int | None = None):
+        address = super().__new__(cls, text)
+        address.name_boundary = name_boundary
+        return address
 PLUS_ADDRESSING_DOMAINS = GMAIL_DOMAINS + ("outlook.com", "hotmail.com", "icloud.com")
 
 
@@ -497,14 +516,16 @@ def _email_trailing_punctuation(rng, e):
 
 
 def _email_gmail_dots(rng, e):
-    """Google documents that dots in a Gmail address do not matter."""
+    """Google documents that dots in a Gmail address do not matter: jon.miller <-> jonmiller."""
     local, domain = e.split("@")
     if domain not in GMAIL_DOMAINS:
         return None
     if "." in local:
         return local.replace(".", "") + "@" + domain
-    cut = rng.randint(1, len(local) - 1)
-    return local[:cut] + "." + local[cut:] + "@" + domain
+    boundary = getattr(e, "name_boundary", None)
+    if not boundary:
+        return None
+    return local[:boundary] + "." + local[boundary:] + "@" + domain
 
 
 def _email_plus_tag(rng, e):
@@ -975,15 +996,21 @@ def _make_emails(rng: random.Random, profile: CountryProfile, name: PersonName, 
     given = _slug(name.given.split("-")[0].split(" ")[0])
     family_words = [w for w in name.family.replace("-", " ").split(" ") if w]
     family_full = _slug("".join(family_words))
-    family_first = _slug(family_words[-1] if family_words[0].lower() in SORTING_PARTICLES else family_words[0])
+    if family_words[0].lower() in SORTING_PARTICLES:
+        family_first = _slug(family_words[-1])  # van der Berg -> berg
+    elif strip_accents(family_words[0]) in _NAME_PREFIXES:
+        family_first = _slug("".join(family_words[:2]))  # Mac Giolla Phádraig -> macgiolla
+    else:
+        family_first = _slug(family_words[0])  # García Márquez -> garcia
     emails: list[str] = []
     attempts = 0
     while len(emails) < count and attempts < 200:
         attempts += 1
         family = family_full if rng.random() < 0.6 else family_first
-        local = rng.choice([
-            f"{given}.{family}", f"{given[0]}{family}", f"{given}{family}", f"{family}.{given}",
-            f"{given}_{family}{rng.randint(70, 99)}", f"{given}.{family}{rng.randint(1, 99)}", f"{given[0]}.{family}",
+        local, boundary = rng.choice([
+            (f"{given}.{family}", None), (f"{given[0]}{family}", 1), (f"{given}{family}", len(given)),
+            (f"{family}.{given}", None), (f"{given}_{family}{rng.randint(70, 99)}", None),
+            (f"{given}.{family}{rng.randint(1, 99)}", None), (f"{given[0]}.{family}", None),
         ])
         if emails or rng.random() < 0.75:
             domain = rng.choice(profile.mail_domains)
@@ -991,7 +1018,9 @@ def _make_emails(rng: random.Random, profile: CountryProfile, name: PersonName, 
             domain = f"{_slug(faker.company())[:18]}.{profile.work_tld}"
         if emails and domain == emails[0].split("@")[1]:
             domain = f"{_slug(faker.company())[:18]}.{profile.work_tld}"
-        email = f"{local}@{domain}"
+        if domain in GMAIL_DOMAINS:
+            local = local.replace("_", ".")  # Gmail allows letters, digits and dots only
+        email = EmailAddress(f"{local}@{domain}", boundary)
         if registry.claim("email", email.casefold()):
             emails.append(email)
     return emails

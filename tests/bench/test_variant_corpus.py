@@ -78,7 +78,9 @@ def test_every_labelled_occurrence_is_written_in_its_record(corpora, truths, spl
                 for occurrence in record["occurrences"]:
                     assert occurrence["kind"] in KINDS
                     assert occurrence["family"] in FAMILIES[occurrence["kind"]]
-                    assert occurrence["text_as_written"] in texts[record["record_id"]], (record, occurrence)
+                    written = occurrence["text_as_written"]
+                    assert written in texts[record["record_id"]], (record, occurrence)
+                    assert written == written.strip() and "  " not in written, occurrence
                     checked += 1
     assert checked > 3000
 
@@ -102,6 +104,12 @@ def test_variants_differ_from_the_request_except_exact(truths):
                     assert occurrence["text_as_written"] not in typed[occurrence["kind"]], occurrence
                 else:
                     assert occurrence["text_as_written"] in typed[occurrence["kind"]], occurrence
+
+
+def test_gmail_addresses_are_ones_gmail_accepts(corpora):
+    """Letters, digits and dots only: the dots family relies on Google's documented rule."""
+    gmail = [e for p in corpora["main"].people for e in p.emails if e.endswith("@gmail.com")]
+    assert gmail and all(re.fullmatch(r"[a-z0-9.]+@gmail\.com", e) for e in gmail)
 
 
 def test_requests_are_what_a_person_types_on_the_form(truths):
