@@ -464,7 +464,7 @@ def run_clients(*, port: int, clients: int, duration: float, max_requests: int, 
                 status, data = by_role[role].request(method, path, body=body, headers=headers)
                 elapsed = time.perf_counter() - began
                 problem = None if status in (200, 201) else f"{status} {method} {path}: {data[:200]!r}"
-            except OSError as error:
+            except (OSError, http.client.HTTPException) as error:
                 elapsed = time.perf_counter() - began
                 problem = f"{type(error).__name__} {method} {path}: {error}"
             with lock:
