@@ -34,7 +34,8 @@ app.conf.update(
         "requests-flag-overdue": {"task": "requests_app.flag_overdue", "schedule": 15 * 60.0},
         "requests-purge-identifiers": {"task": "requests_app.purge_identifiers",
                                        "schedule": 24 * 60 * 60.0},
-        # Jobs whose worker stopped sending heartbeats go back to their queue (docs/jobs.md).
+        # Running jobs whose attempt is lost go back to their queue, queued jobs whose message the
+        # broker lost are sent again, stalled jobs are flagged (docs/jobs.md).
         "jobs-requeue-stale": {"task": "unlearning_jobs.cpu.requeue_stale_jobs", "schedule": 30.0},
     },
 )

@@ -27,7 +27,8 @@ def job_run(self, job_id: int, **kwargs) -> str:
 
 @shared_task(name="unlearning_jobs.cpu.requeue_stale_jobs", acks_late=False, ignore_result=True)
 def requeue_stale_jobs(**kwargs) -> dict:
-    """Queue again the running jobs whose attempt is lost; flag live ones without progress as stalled."""
-    from unlearning_jobs.jobs import jobs_flag_stalled, jobs_requeue_stale
+    """Queue again the running jobs whose attempt is lost, send again the queued jobs whose message
+    was lost, and flag live ones without progress as stalled."""
+    from unlearning_jobs.jobs import jobs_flag_stalled, jobs_requeue_stale, jobs_resend_queued
 
-    return {"requeued": jobs_requeue_stale(), "stalled": jobs_flag_stalled()}
+    return {"requeued": jobs_requeue_stale(), "resent": jobs_resend_queued(), "stalled": jobs_flag_stalled()}

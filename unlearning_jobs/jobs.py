@@ -52,6 +52,12 @@ RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 #: Statuses from which ``job_cancel`` stops a job (a failed job is cancelled to give it up).
 CANCELLABLE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
 MAX_ERROR_LENGTH = 4000
+#: The longest a job waits in its queue before a retry after a transient error (the backoff's cap).
+MAX_RETRY_COUNTDOWN_SECONDS = 300.0
+#: A queued job that a live, idle worker of its queue has not taken for this long lost its message
+#: (``jobs_resend_queued``); longer than any retry countdown, during which a worker holds the
+#: message without running it.
+QUEUED_MESSAGE_LOST_SECONDS = 2 * MAX_RETRY_COUNTDOWN_SECONDS
 
 
 class JobError(ValidationError):
@@ -490,7 +496,7 @@ def job_release_transient(*, job_id: int, attempt: int, error_type: str,
             _record(job, "failed", error_type=error_type, attempt=attempt, transient=True)
             _heartbeat_release(job)
             return job
-        countdown = min(300.0, 5.0 * 2 ** (job.attempts - 1))
+        countdown = min(MAX_RETRY_COUNTDOWN_SECONDS, 5.0 * 2 ** (job.attempts - 1))
         job.status = JobStatus.QUEUED
         job.queued_at = timezone.now()
         job.worker = ""
@@ -688,6 +694,51 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
             logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
             requeued.append(job.pk)
     return requeued
+
+
+def jobs_resend_queued(*, now: datetime | None = None, queued_seconds: float | None = None) -> list[int]:
+    """Send again the message of every queued job that its queue's idle workers are not taking; return their ids.
+
+    The row is the job; the message only wakes a worker, and a broker can lose it: Redis restarted
+    without persistence, a purged queue, a crash between commit and send. A worker holds one
+    message at a time (prefetch 1, acks late), so when a live worker of the job's queue runs no
+    job while the job has waited longer than ``queued_seconds`` (``QUEUED_MESSAGE_LOST_SECONDS``,
+    beyond any retry countdown), the job's message is gone. Sending it again is harmless if it
+    was not: the second claim finds nothing to take. Each resend is an audit event, and a job is
+    sent again at most once per ``queued_seconds``.
+    """
+    from compliance.models import AuditEvent
+    from unlearning_jobs.workers import worker_is_alive
+
+    now = now or timezone.now()
+    wait = QUEUED_MESSAGE_LOST_SECONDS if queued_seconds is None else queued_seconds
+    waiting = list(UnlearningJob.objects.filter(status=JobStatus.QUEUED, queued_at__lt=now - timedelta(seconds=wait))
+                   .defer("log").order_by("queued_at", "pk"))
+    if not waiting:
+        return []
+    busy = set(UnlearningJob.objects.filter(status=JobStatus.RUNNING).values_list("worker", flat=True))
+    idle_queues = set()
+    for heartbeat in WorkerHeartbeat.objects.all():
+        if heartbeat.hostname not in busy and worker_is_alive(heartbeat, now=now):
+            idle_queues.update(heartbeat.queues)
+    resent = []
+    for job in waiting:
+        if job.queue not in idle_queues:
+            continue
+        recently = AuditEvent.objects.filter(
+            object_type=job._meta.label_lower, object_id=str(job.pk), action="unlearning_job.resent",
+            occurred_at__gte=now - timedelta(seconds=wait)).exists()
+        if recently:
+            continue
+        waited = round((now - job.queued_at).total_seconds())
+        with transaction.atomic():
+            _record(job, "resent", reason="message_presumed_lost", queued_seconds=waited)
+            job_enqueue(job=job)
+        job_log_append(job_id=job.pk, text=f"queued for {waited} s while a worker of queue {job.queue} was idle: "
+                                           "its message was presumed lost and sent again")
+        logger.warning("unlearning_job.resent", extra={"job_id": job.pk, "queued_seconds": waited})
+        resent.append(job.pk)
+    return resent
 
 
 def _requeue(job: UnlearningJob, *, action: str, reason: str, now: datetime, actor=None, **details) -> bool:

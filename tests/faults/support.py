@@ -211,3 +211,112 @@ def wait_for_step(job_id: int, step: int, *, worker: WorkerProcess, timeout: flo
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ThrowawayPostgres:
+    """A PostgreSQL cluster of the suite's own, on a free port, that a test may restart.
+
+    The shared cluster on 5432 serves every engineer's test run; restarting it would break
+    theirs. ``initdb`` of a fresh cluster takes a few seconds. As root the cluster's processes
+    run as the ``postgres`` user, which PostgreSQL requires.
+    """
+
+    def __init__(self):
+        import glob
+        import tempfile
+
+        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                          key=lambda path: int(Path(path).parent.parent.name))
+        if not versions:
+            raise FileNotFoundError("initdb not found under /usr/lib/postgresql/*/bin")
+        self.bindir = Path(versions[-1]).parent
+        self.root = Path(tempfile.mkdtemp(prefix="lethe-faults-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        command = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
+
+    def start(self) -> "ThrowawayPostgres":
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
+                  "-w", "-t", "60", "start")
+        return self
+
+    def restart(self) -> None:
+        """Stop the server (``fast``: every session is cut, as in a failover) and start it again."""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-m", "fast", "-w", "-t", "60",
+                  "restart")
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class ThrowawayRedis:
+    """A ``redis-server`` of the test's own, configured like the suite's (no persistence)."""
+
+    def __init__(self, *, port: int | None = None):
+        import tempfile
+
+        self.port = port or _free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="lethe-faults-redis-"))
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "ThrowawayRedis":
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir)], stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
+        wait_for(self._answers, timeout=20, interval=0.1, what=f"redis-server on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True,
+                                timeout=5)
+        return result.stdout.strip() == "PONG"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop the server and start a new one on the same port; without persistence it comes back empty."""
+        self.stop()
+        self.start()
+
+    def cleanup(self) -> None:
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
