@@ -21,6 +21,7 @@ import argparse
 import hashlib
 import http.client
 import json
+import math
 import os
 import random
 import re
@@ -485,11 +486,12 @@ def run_clients(*, port: int, clients: int, duration: float, max_requests: int, 
 
 
 def percentile(values: list[float], fraction: float) -> float:
+    """Return the nearest-rank percentile: the smallest value with ``fraction`` of all at or below it."""
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    index = min(len(ordered) - 1, max(0, int(round(fraction * len(ordered) + 0.5)) - 1))
-    return ordered[index]
+    rank = math.ceil(fraction * len(ordered) - 1e-9)
+    return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
 # --- how much of the machine was ours --------------------------------------------------------------
@@ -609,6 +611,7 @@ def main(argv=None) -> int:
             "p50_ms": round(percentile(values, 0.50) * 1000, 1), "p95_ms": round(percentile(values, 0.95) * 1000, 1),
             "max_ms": round(max(values) * 1000, 1) if values else None,
             "first_errors": result["errors"].get(name, [])[:3],
+            "latencies_ms": [round(value * 1000, 2) for value in values],
         })
     total = sum(row["requests"] for row in rows)
     worst = max(row["p95_ms"] for row in rows)
