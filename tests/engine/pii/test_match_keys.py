@@ -68,8 +68,12 @@ def test_an_account_id_is_found_whatever_its_case_separators_and_zeros(written):
     assert _found("ACC-004521", f"ticket for {written}: refund", EntityType.ACCOUNT_ID)
 
 
-def test_words_before_numbers_are_not_account_ids():
-    assert _record_keys("call me on 020 7946 0958 about order 12345", EntityType.ACCOUNT_ID) == set()
+def test_words_before_numbers_do_not_meet_an_account_by_their_digits():
+    keys = _record_keys("call me on 020 7946 0958 about order 12345", EntityType.ACCOUNT_ID)
+    assert not any(key.startswith("A:*:") for key in keys)
+    assert not _found("ACC-12345", "about order 12345", EntityType.ACCOUNT_ID)
+    assert _found("ACC-12345", "about account #12345", EntityType.ACCOUNT_ID)
+    assert _found("POL-7499026", "re: pol 7499026", EntityType.ACCOUNT_ID)
     assert not _found("ACC-004521", "ticket for ACC-004522", EntityType.ACCOUNT_ID)
 
 

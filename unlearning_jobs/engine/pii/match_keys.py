@@ -89,7 +89,7 @@ def _fold_token(token: str) -> str:
 
 # --- e-mail --------------------------------------------------------------------------------------
 
-_AT = r"(?:\s*@\s*|\s*[(\[{<]\s*at\s*[)\]}>]\s*|\s+at\s+)"
+_AT = r"(?:\s*@\s*|\s*[(\[{<]\s*(?:at|@)\s*[)\]}>]\s*|\s+at\s+)"
 _DOT = r"(?:\.|\s*[(\[{<]\s*dot\s*[)\]}>]\s*|\s+dot\s+)"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?"
 _LOCAL_WORD = r"[A-Za-z0-9_%+'-]+"
@@ -132,7 +132,9 @@ def email_identifier_keys(value: str) -> list[MatchKey]:
 
 # --- phone ---------------------------------------------------------------------------------------
 
-_PHONE_RUN_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d\s().\-/\u2013]{5,24}\d(?![\w])")
+# Separators inside a number: spaces, brackets, dots, dashes, slashes; never a tab or a line break,
+# which end a field of a table or a line of a form.
+_PHONE_RUN_RE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d \u00a0().\-/\u2013]{5,24}\d(?![\w])")
 _MIN_DIGITS, _MAX_DIGITS = 7, 15
 
 
@@ -146,6 +148,15 @@ def _national_keys(digits: str) -> set[str]:
 
 
 def _phone_run_keys(run: str) -> set[str]:
+    keys = _phone_number_keys(run)
+    # "0176 37762121-216": an extension after a hyphen; the number is the run without it.
+    head, dash, tail = run.rpartition("-")
+    if dash and tail.strip().isdigit() and len(tail.strip()) <= 5 and len(re.sub(r"\D", "", head)) >= 9:
+        keys |= _phone_number_keys(head)
+    return keys
+
+
+def _phone_number_keys(run: str) -> set[str]:
     digits = re.sub(r"\D", "", run)
     if not _MIN_DIGITS <= len(digits) <= _MAX_DIGITS + 2:
         return set()
@@ -161,11 +172,18 @@ def _phone_run_keys(run: str) -> set[str]:
     return _national_keys(digits)
 
 
+def _balanced_run(run: str) -> str:
+    """Cut a run at an unclosed bracket: "21 (0" of "…21 (0:17)" is not part of the number."""
+    while run.count("(") > run.count(")"):
+        run = run[:run.rindex("(")].rstrip()
+    return run
+
+
 def phone_keys(text: str) -> list[MatchKey]:
     """Return the phone keys in ``text``: national significant numbers of every digit run."""
     found = []
     for match in _PHONE_RUN_RE.finditer(text):
-        for key in sorted(_phone_run_keys(match.group(0))):
+        for key in sorted(_phone_run_keys(_balanced_run(match.group(0)))):
             found.append(MatchKey(EntityType.PHONE, f"P:{key}", match.start(), match.end()))
     return found
 
@@ -180,19 +198,29 @@ def phone_identifier_keys(value: str) -> list[MatchKey]:
 
 _ACCOUNT_RE = re.compile(
     r"(?<![A-Za-z0-9])(?P<prefix>[A-Za-z]{2,10})(?P<gap>\s*(?:no\.?|number|nr\.?)?\s*[#:\-_./]?\s*#?\s*)"
-    r"(?P<number>\d(?:[\d]|[\s\-./](?=\d)){2,20})(?![A-Za-z0-9])",
+    r"(?P<number>\d(?:[\d]|[\s\-./_](?=\d)){2,20})(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
+# A number announced as an id without a prefix of its own: "#0069457", "Account no. 0069457",
+# "Kd.-Nr. 039184", "n° client 00875859". Only its digits are a key, and only from five digits on.
+_LABELLED_NUMBER_RE = re.compile(
+    r"(?:#|\b\w*(?:nummer|nr)\b\.?|\b(?:acc(?:oun)?t|acc|customer|client|cliente|kunde|kd|konto|klant|member|"
+    r"membership|compte|cuenta|conto|ref(?:erence)?|id|nr|no|n°|nº|num(?:ber|ero|éro)?)\b\.?)"
+    r"[\s.:#°º-]*(?:(?:nr|no|n°|nº|number|client|kunde)\b\.?[\s.:#-]*)?(?P<number>\d(?:[\d]|[\s\-./_](?=\d)){4,20})"
+    r"(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+_MIN_BARE_DIGITS = 5
 
 
 def _looks_like_account(match: re.Match, table: Mapping[str, str]) -> bool:
     """An id's prefix is a known one, written in capitals, or joined to its number ("ab-1234").
 
-    "on 020 7946 0958" or "order 1234" are words before numbers, not account ids.
+    Only then do its bare digits count too: "on 020 7946 0958" or "order 12345" are words before
+    numbers, whose digits alone must not meet an account's.
     """
-    prefix = match["prefix"]
-    return prefix.upper() in table or prefix.isupper() or (bool(match["gap"]) and not match["gap"].isspace()
-                                                           and " " not in match["gap"])
+    prefix, gap = match["prefix"], match["gap"]
+    return prefix.upper() in table or prefix.isupper() or not gap or " " not in gap
 
 
 def _prefix_table(prefixes: Mapping[str, Iterable[str]] | None) -> dict[str, str]:
@@ -208,7 +236,7 @@ def _account_key_pair(prefix: str, number: str, table: Mapping[str, str]) -> tup
     if len(digits) < 3:
         return None
     canonical = table.get(prefix.upper(), prefix.upper())
-    return f"A:{canonical}:{digits}", f"A:*:{digits}"
+    return (f"A:{canonical}:{digits}",) + ((f"A:*:{digits}",) if len(digits) >= _MIN_BARE_DIGITS else ())
 
 
 def account_keys(text: str, *, prefixes: Mapping[str, Iterable[str]] | None = None) -> list[MatchKey]:
@@ -216,11 +244,17 @@ def account_keys(text: str, *, prefixes: Mapping[str, Iterable[str]] | None = No
     table = _prefix_table(prefixes)
     found = []
     for match in _ACCOUNT_RE.finditer(text):
-        if not _looks_like_account(match, table):
-            continue
         pair = _account_key_pair(match["prefix"], match["number"], table)
+        if pair and not _looks_like_account(match, table):
+            # "pol 7499026" may be an account of prefix POL, and "order 12345" is an order: the
+            # prefixed key only, which finds nobody's account unless the prefixes agree.
+            pair = pair[:1]
         if pair:
             found.extend(MatchKey(EntityType.ACCOUNT_ID, key, match.start(), match.end()) for key in pair)
+    for match in _LABELLED_NUMBER_RE.finditer(text):
+        digits = re.sub(r"\D", "", match["number"]).lstrip("0")
+        if len(digits) >= _MIN_BARE_DIGITS:
+            found.append(MatchKey(EntityType.ACCOUNT_ID, f"A:*:{digits}", match.start(), match.end()))
     return found
 
 
@@ -229,16 +263,24 @@ def account_identifier_keys(value: str, *, prefixes: Mapping[str, Iterable[str]]
     table = _prefix_table(prefixes)
     match = _ACCOUNT_RE.search(value)
     if match:
-        pair = _account_key_pair(match["prefix"], match["number"], table)
-        return [MatchKey(EntityType.ACCOUNT_ID, pair[0])] if pair else []
+        keys = _account_key_pair(match["prefix"], match["number"], table) or ()
+        return [MatchKey(EntityType.ACCOUNT_ID, key, variant=index > 0) for index, key in enumerate(keys)]
     digits = re.sub(r"\D", "", value).lstrip("0")
     return [MatchKey(EntityType.ACCOUNT_ID, f"A:*:{digits}")] if len(digits) >= 5 else []
 
 
 # --- tokens (addresses and names) ----------------------------------------------------------------
 
-_TOKEN_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W\d_]+)?")
-_POSSESSIVE_RE = re.compile(r"['\u2019]s$", re.IGNORECASE)
+_APOSTROPHE_CLASS = "'\u2019\u2018\u00b4\u02bc`"
+_TOKEN_RE = re.compile(rf"[^\W_]+(?:[{_APOSTROPHE_CLASS}][^\W\d_]+)?")
+_POSSESSIVE_RE = re.compile(rf"[{_APOSTROPHE_CLASS}]s$", re.IGNORECASE)
+# "Köhler" and "Koehler", "Königsallee" and "Koenigsallee": German transliteration, folded on both
+# sides, and in every word list below ("rue" is read as "ru", "avenue" as "avenu").
+_TRANSLITERATION_RE = re.compile(r"(?<=[a-z])([aou])e")
+
+
+def _transliterated(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(_TRANSLITERATION_RE.sub(r"\1", word) for word in words)
 
 
 @dataclass(frozen=True)
@@ -255,7 +297,7 @@ def _tokens(text: str) -> list[_Token]:
     previous_end = 0
     for match in _TOKEN_RE.finditer(text):
         raw = _POSSESSIVE_RE.sub("", match.group(0))
-        folded = _fold_token(raw)
+        folded = _TRANSLITERATION_RE.sub(r"\1", _fold_token(raw))
         if folded:
             gap = text[previous_end:match.start()]
             initial = len(raw) == 1 and (raw.isupper() or text[match.end():match.end() + 1] == ".")
@@ -266,21 +308,31 @@ def _tokens(text: str) -> list[_Token]:
 
 # --- postal addresses ----------------------------------------------------------------------------
 
-_STREET_WORDS = frozenset("""
+_STREET_WORDS = _transliterated("""
 street st road rd avenue ave av avda avenida lane ln drive dr court ct place pl square sq terrace
-ter tce crescent cres close cl way boulevard blvd bd bld parkway pkwy highway hwy row gardens gdns
-grove hill park walk mews rue chemin allee impasse quai route cours strasse str weg platz allee
-gasse ring damm ufer calle c paseo plaza camino carrera carretera via viale piazza corso vicolo
-largo straat laan plein gracht kade singel dijk steeg
+ter tce crescent cres close cl way boulevard blvd bd bld bvd parkway pkwy highway hwy row gardens
+gdns grove hill park walk mews parade pde esplanade circuit cct promenade quay wharf green rise
+vale wynd gate broadway plaza trail pike alley loop bend crt mall
+rue chemin ch allee impasse imp quai route rte cours faubourg fbg passage
+strasse str weg platz pl allee gasse ring damm ufer chaussee markt
+calle c cl paseo po plaza pza camino cno carrera carretera ctra ronda rda travesia all
+via v viale vle piazza pza pzza p corso cso vicolo largo lgo
+straat laan ln plein gracht kade singel dijk steeg markt
 """.split())
-_STREET_SUFFIXES = ("strasse", "straat", "str", "weg", "platz", "allee", "gasse", "laan", "plein",
-                    "gracht", "kade", "dijk", "ring", "damm")
-_ADDRESS_STOPWORDS = frozenset("""
+_STREET_SUFFIXES = tuple(sorted(_transliterated((
+    "strasse", "straat", "str", "weg", "platz", "pl", "allee", "gasse", "laan", "ln", "plein", "gracht", "kade",
+    "dijk", "ring", "damm", "singel", "steeg", "markt", "ufer", "chaussee")), key=len, reverse=True))
+_ADDRESS_STOPWORDS = _transliterated("""
 the of and de la le les du des del della dello di da do dos das van der den het von am an im zum
-zur y e et und flat apt apartment unit suite floor no nr house
+zur y e et und flat apt apartment unit suite floor no nr house jr sr st
+north south east west n s e w ne nw se sw nord sud est ouest noord zuid oost west norte sur este oeste
 """.split())
-_HOUSE_NUMBER_RE = re.compile(r"^\d{1,5}[a-z]?$")
-_WINDOW = 4
+# Words before a number that make it a flat, floor or door, not the house number.
+_FLAT_WORDS = _transliterated("flat apt apartment unit suite floor fl whg wohnung int interno piso planta "
+                               "bajo puerta pta etage etg escalier esc bus app appt room rm".split())
+_HOUSE_NUMBER_RE = re.compile(r"^\d{1,5}[a-z]{0,2}$")
+_ABBREVIATION_DOT_RE = re.compile(r"(?<=[^\W\d_])\.(?=[^\W\d_])")  # "P.zza" is one word
+_WINDOW = 6
 
 
 def _street_core(token: str) -> tuple[str | None, bool]:
@@ -295,21 +347,31 @@ def _street_core(token: str) -> tuple[str | None, bool]:
     return None, False
 
 
+def _house_number_key(number: str) -> str:
+    """Return a house number without its letter ("47A" and "47" are read alike)."""
+    return number.rstrip("abcdefghijklmnopqrstuvwxyz")
+
+
+def _house_numbers(tokens: list[_Token]) -> list[int]:
+    """Return the positions of tokens that can be a house number (not a flat or floor number)."""
+    return [i for i, token in enumerate(tokens) if _HOUSE_NUMBER_RE.match(token.folded)
+            and not (i and tokens[i - 1].folded in _FLAT_WORDS)]
+
+
 def address_keys(text: str) -> list[MatchKey]:
     """Return the address keys in ``text``: house number + street word, near a street type."""
-    tokens = _tokens(text)
+    tokens = _tokens(_ABBREVIATION_DOT_RE.sub("", text))
     cores = [_street_core(token.folded) for token in tokens]
     found: dict[str, MatchKey] = {}
-    for i, token in enumerate(tokens):
-        if not _HOUSE_NUMBER_RE.match(token.folded):
-            continue
+    for i in _house_numbers(tokens):
+        token = tokens[i]
         low, high = max(0, i - _WINDOW), min(len(tokens), i + _WINDOW + 1)
         if not any(cores[j][1] for j in range(low, high)):
             continue
         for j in range(low, high):
             core = cores[j][0]
             if core and j != i:
-                key = f"S:{token.folded}|{core}"
+                key = f"S:{_house_number_key(token.folded)}|{core}"
                 span = (min(token.start, tokens[j].start), max(token.end, tokens[j].end))
                 found.setdefault(key, MatchKey(EntityType.ADDRESS, key, *span))
     return list(found.values())
@@ -319,40 +381,54 @@ def address_identifier_keys(value: str) -> list[MatchKey]:
     """Return the key of a postal address as given: its house number and its street's longest word.
 
     The street is the part of the address (between commas or line breaks) that holds a street
-    type, or else the first part with a house number; the city and postcode are not needed.
+    type, or else the first part with a word and a house number; the house number is the one
+    nearest to it, in the same part if it has one ("Calle de Alcalá, 9" has it in the next),
+    never a flat or floor number. City and postcode are not needed.
     """
-    parts = [part for part in re.split(r"[,;\n]+", value) if part.strip()]
-    scored = []
+    parts = [part for part in re.split(r"[,;\n]+", _ABBREVIATION_DOT_RE.sub("", value)) if part.strip()]
+    tokens: list[_Token] = []
+    part_of: list[int] = []
     for index, part in enumerate(parts):
-        tokens = [token.folded for token in _tokens(part)]
-        numbers = [token for token in tokens if _HOUSE_NUMBER_RE.match(token)]
-        cores = [_street_core(token) for token in tokens]
-        if not numbers:
-            continue
-        has_marker = any(marker for _, marker in cores)
-        words = [core for core, _ in cores if core]
-        if words:
-            scored.append((0 if has_marker else 1, index, numbers, words))
-    if not scored:
+        for token in _tokens(part):
+            tokens.append(token)
+            part_of.append(index)
+    cores = [_street_core(token.folded) for token in tokens]
+    numbers = _house_numbers(tokens)
+    if not numbers:
         return []
-    _, _, numbers, words = min(scored)
-    # A house number with a letter ("221B") is the number; a postcode-length run is not.
-    number = next((n for n in numbers if len(n) <= 4), numbers[0])
-    longest = max(words, key=lambda word: (len(word), word))
+    markers = [i for i, (_, marker) in enumerate(cores) if marker]
+    if markers:
+        street_part = part_of[markers[0]]
+        anchor = markers[0]
+    else:
+        candidates = [part_of[i] for i in numbers if any(c for (c, _), p in zip(cores, part_of) if p == part_of[i])]
+        if not candidates:
+            return []
+        street_part = candidates[0]
+        anchor = next(i for i, p in enumerate(part_of) if p == street_part)
+    words = [core for (core, _), p in zip(cores, part_of) if core and p == street_part]
+    if not words:
+        return []
+    same_part = [i for i in numbers if part_of[i] == street_part]
+    number = _house_number_key(tokens[min(same_part or numbers, key=lambda i: (abs(i - anchor), i))].folded)
+    # The street's own name: the word of a compound ("Vlugt" of "Vlugtlaan") over a title
+    # ("Burgemeester", often cut to "Burg."), else the longest word.
+    compound = [core for (core, marker), p in zip(cores, part_of) if core and marker and p == street_part]
+    longest = compound[0] if compound else max(words, key=lambda word: (len(word), word))
     # A variant: the key is a street and house number, not a whole address (not duplicate evidence).
     return [MatchKey(EntityType.ADDRESS, f"S:{number}|{longest}", variant=True)]
 
 
 # --- names ---------------------------------------------------------------------------------------
 
-_NAME_STOPWORDS = frozenset("""
+_NAME_STOPWORDS = _transliterated("""
 the a an and or of to in on at for by with from as is are was were be been it its this that these
 those my your our his her their me we you he she they i hi hello dear thanks thank regards best
 please mr mrs ms miss dr prof sir madam order ticket account customer phone email mail address
 street road re fw fwd subject date from sent to cc bcc ref no number call calls called said says
 van von der den de la le del da di dos das du des y e et und
 """.split())
-_NAME_PARTICLES = frozenset("van von der den de la le del della da di dos das du des ter ten".split())
+_NAME_PARTICLES = _transliterated("van von der den de la le del della da di dos das du des ter ten".split())
 
 
 def _name_word(token: _Token) -> bool:
@@ -396,6 +472,8 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
     given, family = _name_parts(value)
     if not given or not family:
         return []
+    raw_family = [t.folded for t in _tokens(value.partition(",")[0] if "," in value else value)][len(given):] \
+        if "," not in value else [t.folded for t in _tokens(value.partition(",")[0])]
     first = given[0]
     keys: dict[str, bool] = {}
 
@@ -405,13 +483,26 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
             key = f"N:{low}|{high}"
             keys[key] = keys.get(key, True) and variant
 
-    for surname in dict.fromkeys((family[-1], family[0])):
+    # "Dell'Orto" is also written "Dell Orto", "O'Connor" "O Connor": the part after the apostrophe.
+    after_apostrophe = [part for part in re.split(rf"[{_APOSTROPHE_CLASS}]", value.partition(",")[0]
+                                                  if "," in value else value)[1:]]
+    apostrophe_parts = [_fold_token(part.split()[0]) for part in after_apostrophe if part.split()]
+    for surname in dict.fromkeys((family[-1], family[0], *[_TRANSLITERATION_RE.sub(r"\1", part)
+                                                           for part in apostrophe_parts if len(part) >= 3])):
         add(first, surname, variant=surname != family[-1])
         add(first[0], surname, variant=True)  # "J. Smith"
         for nickname in nickname_equivalents(first):
             add(nickname, surname, variant=True)
+        # Short forms made by cutting the name: "Steph" for Stephane, "Betta" for Elisabetta.
+        for cut in {first[:n] for n in range(3, len(first))} | {first[-n:] for n in range(4, len(first))}:
+            add(cut, surname, variant=True)
+    for initial in {family[-1][0], family[0][0], *(raw[0] for raw in raw_family)}:
+        add(first, initial, variant=True)  # "Robert M.", "Elisabetta D." for Di Stefano
     for middle in given[1:]:
         add(middle, family[-1], variant=True)  # known by a middle name
+        # or the middle word is a first family name ("José García Márquez" is "José García", "José G.")
+        add(first, middle, variant=True)
+        add(first, middle[0], variant=True)
     return [MatchKey(EntityType.PERSON, key, variant=variant) for key, variant in keys.items()]
 
 
