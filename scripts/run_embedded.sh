@@ -18,6 +18,7 @@ STOP_GRACE=${LETHE_STOP_GRACE_SECONDS:-8}
 LISTEN=${LETHE_LISTEN:-127.0.0.1:8000}
 mkdir -p "$VAR/log" "$RUN_DIR"
 
+say() { echo "$@" 2>/dev/null || true; }  # the terminal or a pipe reader may be gone already
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
 stop_groups() {  # stop_groups PGID...: warm, then cold, then SIGKILL of each whole group
@@ -72,11 +73,7 @@ start_worker() {  # start_worker NAME QUEUES [EXTRA...]: a worker in its own ses
     --hostname "lethe-$name@%h" --loglevel INFO "$@" > "$VAR/log/worker-$name.log" 2>&1 < /dev/null &
   echo $! > "$RUN_DIR/worker-$name.pgid"
 }
-start_worker cpu cpu -B --schedule "$VAR/celerybeat-schedule"
-start_worker gpu gpu
-
-say() { echo "$@" 2>/dev/null || true; }  # the terminal or a pipe reader may be gone already
-
+# The traps are set before the first worker starts, so no Ctrl-C can leave one behind.
 cleanup() {
   trap 'ESCALATE=1; say " (stopping at once)"' INT TERM
   trap '' PIPE HUP
@@ -93,6 +90,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+start_worker cpu cpu -B --schedule "$VAR/celerybeat-schedule"
+start_worker gpu gpu
 
 echo
 echo "Lethe is starting on http://$LISTEN  (worker logs: $VAR/log/worker-cpu.log, $VAR/log/worker-gpu.log)"
