@@ -504,18 +504,43 @@ def machine_cpu_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_cpu_seconds(stat_text: str) -> float:
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def group_cpu_seconds(process_group: int) -> float:
     """Return the CPU-seconds used so far by the live processes of ``process_group`` (gunicorn's)."""
-    total = 0
+    total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue  # the process ended while the folder was listed
-        fields = text.rsplit(")", 1)[1].split()
-        if int(fields[2]) == process_group:
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        if int(text.rsplit(")", 1)[1].split()[2]) == process_group:
+            total += _process_cpu_seconds(text)
+    return total
+
+
+def database_backends_cpu(database_url: str) -> dict[int, float]:
+    """Return {pid: CPU-seconds so far} of the PostgreSQL backends connected to the bench database.
+
+    PostgreSQL runs on this machine; its backends serving the benchmark are the work the pages
+    cause in the database. Other databases' backends (other people's tests) are left out.
+    """
+    import psycopg
+
+    name = urlparse(database_url).path.lstrip("/")
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        pids = [row[0] for row in connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])]
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = _process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+        except OSError:
+            continue  # the backend ended, or PostgreSQL runs elsewhere: not counted
+    return found
 
 
 def own_cpu_seconds() -> float:
@@ -594,11 +619,13 @@ def main(argv=None) -> int:
                            targets=targets, seed_value=1)
         load_before = os.getloadavg()
         cpu_before = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
+        backends_before = database_backends_cpu(args.database_url)
         result = run_clients(port=args.port, clients=args.clients, duration=args.duration,
                              max_requests=args.max_requests, think=args.think, sessions=sessions,
                              targets=targets, seed_value=2)
         load_after = os.getloadavg()
         cpu_after = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
+        backends_after = database_backends_cpu(args.database_url)
     finally:
         gunicorn_stop(process)
         subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=False, capture_output=True)
@@ -627,12 +654,15 @@ def main(argv=None) -> int:
           f"think {args.think} s, gunicorn {args.workers} workers x {args.threads} threads; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min), cores {os.cpu_count()}")
     machine, server, client = (after - before for before, after in zip(cpu_before, cpu_after))
+    database = sum(seconds - backends_before.get(pid, 0.0) for pid, seconds in backends_after.items())
     cpu = {"machine_busy_s": round(machine, 1), "gunicorn_s": round(server, 1), "clients_s": round(client, 1),
-           "others_s": round(max(0.0, machine - server - client), 1), "wall_s": round(result["wall_s"], 1)}
+           "postgresql_s": round(database, 1),
+           "others_s": round(max(0.0, machine - server - client - database), 1), "wall_s": round(result["wall_s"], 1)}
     print(f"CPU-seconds during the run: machine {cpu['machine_busy_s']} of {result['wall_s'] * os.cpu_count():.0f}"
-          f" available; gunicorn {cpu['gunicorn_s']}, clients {cpu['clients_s']}, everything else "
-          f"{cpu['others_s']} (PostgreSQL and other users); "
-          f"{1000 * server / max(1, total):.1f} ms of gunicorn CPU per request")
+          f" available; gunicorn {cpu['gunicorn_s']}, PostgreSQL for it {cpu['postgresql_s']}, clients "
+          f"{cpu['clients_s']}, everything else {cpu['others_s']} (other users); per request "
+          f"{1000 * server / max(1, total):.1f} ms of gunicorn and {1000 * database / max(1, total):.1f} ms of "
+          f"PostgreSQL CPU")
     print(f"target p95 <= {args.target_p95_ms:.0f} ms and 0 errors: {verdict} (worst p95 {worst:.1f} ms, "
           f"{errors} errors)")
     for row in rows:
