@@ -81,6 +81,8 @@ class Population:
 
     def __init__(self, size: int, *, seed: int) -> None:
         from requests_app.identifiers import pii_hasher
+        from unlearning_jobs.engine.pii.entities import EntityType
+        from unlearning_jobs.engine.pii.match_keys import identifier_match_keys
         from unlearning_jobs.engine.pii.normalise import name_token_sorted, normalise_name
 
         self.rng = random.Random(seed)
@@ -99,7 +101,12 @@ class Population:
             account = f"ACC{100000 + index}"
             dob = f"19{self.rng.randint(40, 99)}-{self.rng.randint(1, 12):02d}-{self.rng.randint(1, 28):02d}"
             city = self.rng.choice(CITIES)
+            keys = {kind.value: self.hasher.hash(kind.value, key.hashed_text()) for kind, key in (
+                (kind, next(iter(identifier_match_keys(kind, value)))) for kind, value in (
+                    (EntityType.PERSON, full), (EntityType.EMAIL, email), (EntityType.PHONE, phone),
+                    (EntityType.ACCOUNT_ID, f"ACC-{100000 + index}")))}
             self.people.append({
+                "match_keys": keys,
                 "name": full, "email": email, "phone": phone, "account": f"ACC-{100000 + index}",
                 "name_hash": name_hashes[full],
                 "email_hash": self.hasher.hash("EMAIL", email),
@@ -112,7 +119,8 @@ class Population:
         self.weights = [40 if i % 200 == 0 else 1 for i in range(size)]
 
 
-def build_index(*, records: int, seed: int, reuse: bool = False) -> tuple[int, Population, float]:
+def build_index(*, records: int, seed: int, reuse: bool = False, match_keys: bool = True,
+                noise_keys: int = 10) -> tuple[int, Population, float]:
     """Create one indexed version of ``records`` synthetic records; return (version id, population, seconds).
 
     ``reuse`` keeps an index of that size left by the previous run (same seed, same people) and
@@ -177,6 +185,13 @@ def build_index(*, records: int, seed: int, reuse: bool = False) -> tuple[int, P
                     rows.append(("PERSON", person["name_hash"][0], person["name_hash"][1]))
                 direct = rng.sample(["email_hash", "phone_hash", "account_hash"], k=rng.choice([0, 1, 1, 2, 2, 3]))
                 rows.extend((DIRECT_KINDS[kind], person[kind], None) for kind in direct)
+                # Match keys (docs/pii.md): the person's own, and the other word pairs of the text,
+                # which no request asks for but which make the index as large as a real one.
+                if match_keys:
+                    for kind in ["PERSON", *(DIRECT_KINDS[kind] for kind in direct)]:
+                        rows.append((kind, person["match_keys"][kind], None))
+                    rows.extend(("PERSON", rng.getrandbits(256).to_bytes(32, "big").hex(), None)
+                                for _ in range(noise_keys))
                 if rng.random() < 0.3:
                     rows.append(("LOCATION", person["place_hash"], None))
                 if rng.random() < 0.05:
@@ -309,6 +324,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--seed", type=int, default=4)
     parser.add_argument("--reuse", action="store_true", help="Keep an index of the same size from the last run")
+    parser.add_argument("--no-match-keys", action="store_true", help="Index Presidio-style findings only")
+    parser.add_argument("--noise-keys", type=int, default=10,
+                        help="Match-key rows a record holds that no request asks for (word pairs of its text)")
     parser.add_argument("--repeat", type=int, default=3, help="Runs per request (best-of figures use the fastest)")
     parser.add_argument("--database-url", default=os.environ.get(
         "LETHE_BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench"))
@@ -320,7 +338,8 @@ def main() -> None:
                            "postgresql": connection.cursor().connection.info.server_version},
                "runs": []}
     for size in args.sizes:
-        version_id, population, build_s = build_index(records=size, seed=args.seed, reuse=args.reuse)
+        version_id, population, build_s = build_index(records=size, seed=args.seed, reuse=args.reuse,
+                                                      match_keys=not args.no_match_keys, noise_keys=args.noise_keys)
         load_before = os.getloadavg()[0]
         sizes = table_sizes()
         from unlearning_jobs.models import DatasetVersion
@@ -330,6 +349,7 @@ def main() -> None:
                          dataset_id=dataset_id, repeat=args.repeat)
         load = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         run = {"records": size, "people": len(population.people), "build_s": round(build_s, 1),
+               "match_keys": not args.no_match_keys, "noise_keys": 0 if args.no_match_keys else args.noise_keys,
                "tables": sizes, "load_average_1min_before_after": load, **timing}
         results["runs"].append(run)
         print(f"{size:>9,} records ({len(population.people):,} people), index built in {build_s:.1f}s; "
