@@ -21,6 +21,7 @@ from compliance.access import PermissionPageMixin
 from requests_app import matching, review
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed, transition_refusal
+from unlearning_jobs.engine.pii.match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from unlearning_jobs.models import CandidateStatus, MatchTier, PiiFinding
 
 MAX_SHOWN_PER_TIER = 500
@@ -50,10 +51,11 @@ def highlighted_segments(text: str, spans: list[tuple[int, int, str]], matched: 
 
     ``spans`` are ``(start, end, entity type)`` of the record's findings; those in ``matched``
     (the person's own identifiers) are marked apart from other personal data. Overlapping
-    spans keep the first.
+    spans keep the first, a matched one before one that is not.
     """
     segments, position = [], 0
-    for start, end, kind in sorted(spans):
+    # The person's own identifiers first where spans overlap, and the longer of two.
+    for start, end, kind in sorted(spans, key=lambda span: (span[0], (span[0], span[1]) not in matched, -span[1])):
         if start < position or end > len(text) or start >= end:
             continue
         if start > position:
@@ -104,9 +106,14 @@ class ReviewView(PermissionPageMixin, DetailView):
                 shown.append(candidate)
         texts = dataset_records_texts([c.record for c in shown])
         spans: dict[int, list[tuple[int, int, str]]] = {}
+        # Match keys are shown only where they matched: every pair of words is a name key.
         for record_pk, kind, start, end in PiiFinding.objects.filter(
-                record_id__in=[c.record_id for c in shown]).values_list("record_id", "entity_type", "start", "end"):
+                record_id__in=[c.record_id for c in shown]).exclude(recogniser=MATCH_KEY_RECOGNISER).values_list(
+                "record_id", "entity_type", "start", "end"):
             spans.setdefault(record_pk, []).append((start, end, kind))
+        for candidate in shown:
+            spans.setdefault(candidate.record_id, []).extend(
+                (*item["span"], item["entity_type"]) for item in candidate.evidence.get("matched", []))
         groups = {tier.value: {"tier": tier, "entries": [], "total": per_tier[tier.value]} for tier in MatchTier}
         for candidate in shown:
             matched = {tuple(item["span"]) for item in candidate.evidence.get("matched", [])}
