@@ -522,25 +522,52 @@ def group_cpu_seconds(process_group: int) -> float:
     return total
 
 
-def database_backends_cpu(database_url: str) -> dict[int, float]:
-    """Return {pid: CPU-seconds so far} of the PostgreSQL backends connected to the bench database.
+class DatabaseCpuSampler:
+    """Sum the CPU of the PostgreSQL backends serving the bench database while the load runs.
 
-    PostgreSQL runs on this machine; its backends serving the benchmark are the work the pages
-    cause in the database. Other databases' backends (other people's tests) are left out.
+    PostgreSQL runs on this machine; its backends connected to the bench database (found by
+    their process title, ``postgres: … <user> <database> <host> …``) do the work the pages cause
+    in the database, apart from other databases' backends (other people's tests). Django closes
+    a connection after 60 s and opens another, so the backends are sampled every half second and
+    each one's last reading counts.
     """
-    import psycopg
 
-    name = urlparse(database_url).path.lstrip("/")
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        pids = [row[0] for row in connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [name])]
-    found = {}
-    for pid in pids:
-        try:
-            found[pid] = _process_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
-        except OSError:
-            continue  # the backend ended, or PostgreSQL runs elsewhere: not counted
-    return found
+    def __init__(self, database_url: str):
+        self.marker = f" {urlparse(database_url).path.lstrip('/')} "
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> dict[int, float]:
+        found = {}
+        for folder in Path("/proc").glob("[0-9]*"):
+            try:
+                title = (folder / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if title.startswith("postgres: ") and self.marker in title:
+                    found[int(folder.name)] = _process_cpu_seconds((folder / "stat").read_text())
+            except OSError:
+                continue  # the process ended while the folder was listed
+        return found
+
+    def _run(self):
+        while not self.stop.wait(0.5):
+            self.last.update(self._sample())
+
+    def __enter__(self):
+        self.first = self._sample()
+        self.last = dict(self.first)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        self.last.update(self._sample())
+
+    @property
+    def seconds(self) -> float:
+        return sum(value - self.first.get(pid, 0.0) for pid, value in self.last.items())
 
 
 def own_cpu_seconds() -> float:
@@ -619,13 +646,12 @@ def main(argv=None) -> int:
                            targets=targets, seed_value=1)
         load_before = os.getloadavg()
         cpu_before = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
-        backends_before = database_backends_cpu(args.database_url)
-        result = run_clients(port=args.port, clients=args.clients, duration=args.duration,
-                             max_requests=args.max_requests, think=args.think, sessions=sessions,
-                             targets=targets, seed_value=2)
+        with DatabaseCpuSampler(args.database_url) as database_cpu:
+            result = run_clients(port=args.port, clients=args.clients, duration=args.duration,
+                                 max_requests=args.max_requests, think=args.think, sessions=sessions,
+                                 targets=targets, seed_value=2)
         load_after = os.getloadavg()
         cpu_after = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
-        backends_after = database_backends_cpu(args.database_url)
     finally:
         gunicorn_stop(process)
         subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=False, capture_output=True)
@@ -654,7 +680,7 @@ def main(argv=None) -> int:
           f"think {args.think} s, gunicorn {args.workers} workers x {args.threads} threads; "
           f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min), cores {os.cpu_count()}")
     machine, server, client = (after - before for before, after in zip(cpu_before, cpu_after))
-    database = sum(seconds - backends_before.get(pid, 0.0) for pid, seconds in backends_after.items())
+    database = database_cpu.seconds
     cpu = {"machine_busy_s": round(machine, 1), "gunicorn_s": round(server, 1), "clients_s": round(client, 1),
            "postgresql_s": round(database, 1),
            "others_s": round(max(0.0, machine - server - client - database), 1), "wall_s": round(result["wall_s"], 1)}
