@@ -31,6 +31,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 
@@ -201,13 +202,20 @@ _ACCOUNT_RE = re.compile(
     r"(?P<number>\d(?:[\d]|[\s\-./_](?=\d)){2,20})(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
+# Records are read number first (a regex tried at every letter of a text is slow): each run of
+# digits, then what stands just before it.
+_NUMBER_RUN_RE = re.compile(r"(?<!\d)\d(?:[\d]|[\s\-./_](?=\d)){2,20}(?![A-Za-z0-9])")
+_LOOK_BACK = 32
+_PREFIX_BEFORE_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?P<prefix>[A-Za-z]{2,10})(?P<gap>\s*(?:no\.?|number|nr\.?)?\s*[#:\-_./]?\s*#?\s*)$",
+    re.IGNORECASE,
+)
 # A number announced as an id without a prefix of its own: "#0069457", "Account no. 0069457",
 # "Kd.-Nr. 039184", "n° client 00875859". Only its digits are a key, and only from five digits on.
-_LABELLED_NUMBER_RE = re.compile(
-    r"(?:#|\b\w*(?:nummer|nr)\b\.?|\b(?:acc(?:oun)?t|acc|customer|client|cliente|kunde|kd|konto|klant|member|"
-    r"membership|compte|cuenta|conto|ref(?:erence)?|id|nr|no|n°|nº|num(?:ber|ero|éro)?)\b\.?)"
-    r"[\s.:#°º-]*(?:(?:nr|no|n°|nº|number|client|kunde)\b\.?[\s.:#-]*)?(?P<number>\d(?:[\d]|[\s\-./_](?=\d)){4,20})"
-    r"(?![A-Za-z0-9])",
+_LABEL_BEFORE_RE = re.compile(
+    r"(?:#|(?<![^\W\d_])[^\W\d_]*(?:nummer|nr)\.?|(?<![^\W\d_])(?:acc(?:oun)?t|acc|customer|client|cliente|"
+    r"kunde|kd|konto|klant|member|membership|compte|cuenta|conto|ref(?:erence)?|id|no|n°|nº|"
+    r"num(?:ber|ero|éro)?)\.?)[\s.:#°º-]*(?:(?:nr|no|n°|nº|number|client|kunde)\.?[\s.:#-]*)?$",
     re.IGNORECASE,
 )
 _MIN_BARE_DIGITS = 5
@@ -243,18 +251,22 @@ def account_keys(text: str, *, prefixes: Mapping[str, Iterable[str]] | None = No
     """Return the account-id keys in ``text``: each prefixed number, and its digits alone."""
     table = _prefix_table(prefixes)
     found = []
-    for match in _ACCOUNT_RE.finditer(text):
-        pair = _account_key_pair(match["prefix"], match["number"], table)
-        if pair and not _looks_like_account(match, table):
-            # "pol 7499026" may be an account of prefix POL, and "order 12345" is an order: the
-            # prefixed key only, which finds nobody's account unless the prefixes agree.
-            pair = pair[:1]
-        if pair:
-            found.extend(MatchKey(EntityType.ACCOUNT_ID, key, match.start(), match.end()) for key in pair)
-    for match in _LABELLED_NUMBER_RE.finditer(text):
-        digits = re.sub(r"\D", "", match["number"]).lstrip("0")
-        if len(digits) >= _MIN_BARE_DIGITS:
-            found.append(MatchKey(EntityType.ACCOUNT_ID, f"A:*:{digits}", match.start(), match.end()))
+    for number in _NUMBER_RUN_RE.finditer(text):
+        before = text[max(0, number.start() - _LOOK_BACK):number.start()]
+        prefixed = _PREFIX_BEFORE_RE.search(before)
+        if prefixed:
+            start = number.start() - len(before) + prefixed.start()
+            pair = _account_key_pair(prefixed["prefix"], number.group(0), table)
+            if pair and not _looks_like_account(prefixed, table):
+                # "pol 7499026" may be an account of prefix POL, and "order 12345" is an order: the
+                # prefixed key only, which finds nobody's account unless the prefixes agree.
+                pair = pair[:1]
+            found.extend(MatchKey(EntityType.ACCOUNT_ID, key, start, number.end()) for key in pair or ())
+        labelled = _LABEL_BEFORE_RE.search(before)
+        digits = re.sub(r"\D", "", number.group(0)).lstrip("0")
+        if labelled and len(digits) >= _MIN_BARE_DIGITS:
+            start = number.start() - len(before) + labelled.start()
+            found.append(MatchKey(EntityType.ACCOUNT_ID, f"A:*:{digits}", start, number.end()))
     return found
 
 
@@ -279,6 +291,12 @@ _POSSESSIVE_RE = re.compile(rf"[{_APOSTROPHE_CLASS}]s$", re.IGNORECASE)
 _TRANSLITERATION_RE = re.compile(r"(?<=[a-z])([aou])e")
 
 
+@lru_cache(maxsize=65536)
+def _folded_word(raw: str) -> str:
+    """Return a word case-, accent- and transliteration-folded (words repeat: cached)."""
+    return _TRANSLITERATION_RE.sub(r"\1", _fold_token(raw))
+
+
 def _transliterated(words: Iterable[str]) -> frozenset[str]:
     return frozenset(_TRANSLITERATION_RE.sub(r"\1", word) for word in words)
 
@@ -297,7 +315,7 @@ def _tokens(text: str) -> list[_Token]:
     previous_end = 0
     for match in _TOKEN_RE.finditer(text):
         raw = _POSSESSIVE_RE.sub("", match.group(0))
-        folded = _TRANSLITERATION_RE.sub(r"\1", _fold_token(raw))
+        folded = _folded_word(raw)
         if folded:
             gap = text[previous_end:match.start()]
             initial = len(raw) == 1 and (raw.isupper() or text[match.end():match.end() + 1] == ".")
