@@ -384,6 +384,12 @@ class Client:
                 if attempt == 2:
                     raise
                 continue
+            except (OSError, http.client.HTTPException):
+                # A timeout or a broken response leaves the connection mid-request: the next
+                # request must not reuse it.
+                self.connection.close()
+                self.connection = None
+                raise
             for header in response.headers.get_all("Set-Cookie") or []:
                 name, _, rest = header.partition("=")
                 self.cookies[name.strip()] = rest.split(";", 1)[0]
