@@ -11,7 +11,8 @@ from compliance.access import PermissionPageMixin
 from compliance.audit import audit_chain_verify_incremental
 from compliance.models import AuditEvent
 
-# As many as the officer's list: rendering a row is most of the page's time (docs/performance.md, "Load").
+# As many as the officer's list: rendering rows is most of the page's time (docs/performance.md,
+# "Pages and API under load").
 AUDITOR_REQUESTS_PER_PAGE = 50
 
 
