@@ -133,7 +133,7 @@ def _start_once(var_dir: Path) -> dict:
 def test_make_run_trains_the_demo_at_every_fresh_start_and_ctrl_c_stops_everything(tmp_path, capsys):
     table = Timings(title=f"make run from an empty var/, {STARTS} starts (seconds)",
                     columns=["start", "to gpu worker", "gpu worker to first progress", "SIGINT to all gone",
-                             "steps seen"])
+                             "steps when stopped"])
     for number in range(1, STARTS + 1):
         timing = _start_once(tmp_path / f"var-{number}")
         table.add(number, timing["seed"], timing["progress"], timing["stop"], timing["steps"])
