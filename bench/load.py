@@ -40,7 +40,8 @@ RESULTS = REPO_ROOT / "bench" / "results" / "load.json"
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/lethe_load"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/13"
 PASSWORD = "lethe-load-bench-password-7"
-#: Databases the benchmark refuses to seed: the development and test databases.
+#: Databases the benchmark refuses to seed: the development and test databases (and pytest's
+#: ``test_*`` copies).
 PROTECTED_DATABASES = {"lethe", "lethe_test", "lethe_dev", "postgres"}
 
 sys.path.insert(0, str(REPO_ROOT))
@@ -52,7 +53,7 @@ sys.path.insert(0, str(REPO_ROOT))
 def configure_environment(args) -> dict:
     """Point this process (and gunicorn) at the bench database, broker and var dir."""
     name = urlparse(args.database_url).path.lstrip("/")
-    if name in PROTECTED_DATABASES or not name:
+    if name in PROTECTED_DATABASES or not name or name.startswith("test_"):
         sys.exit(f"bench/load.py refuses database {name!r}: give it a bench database of its own.")
     env = dict(os.environ)
     env.update({

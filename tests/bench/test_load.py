@@ -13,7 +13,7 @@ sys.path.insert(0, str(BENCH))
 import load  # noqa: E402
 
 
-@pytest.mark.parametrize("name", ["lethe", "lethe_test", "postgres", ""])
+@pytest.mark.parametrize("name", ["lethe", "lethe_test", "test_lethe_test", "postgres", ""])
 def test_the_benchmark_refuses_the_dev_and_test_databases(name, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/untouched")
     args = argparse.Namespace(database_url=f"postgres://postgres@127.0.0.1:5432/{name}",
