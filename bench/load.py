@@ -589,7 +589,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get("LETHE_LOAD_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL,
-                        help="where API-created requests' tasks go (nothing consumes them)")
+                        help="the broker the web processes are configured with; recording a request "
+                             "sends no task, so the benchmark never writes to it (nor flushes it)")
     parser.add_argument("--var-dir", type=Path, default=REPO_ROOT / "var" / "load")
     parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed it again")
     parser.add_argument("--seed-only", action="store_true")
@@ -636,7 +637,6 @@ def main(argv=None) -> int:
     month_end = ((month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1))
     connection.close()
 
-    subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=False, capture_output=True)
     process = gunicorn_start(env=env, port=args.port, workers=args.workers, threads=args.threads,
                              log_path=args.var_dir / "gunicorn.log")
     try:
@@ -661,7 +661,6 @@ def main(argv=None) -> int:
         cpu_after = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
     finally:
         gunicorn_stop(process)
-        subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=False, capture_output=True)
 
     rows = []
     for name, _, _ in targets:
