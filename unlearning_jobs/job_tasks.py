@@ -7,18 +7,31 @@ Arguments are JSON ids only; extra keyword arguments from newer producers are ac
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 logger = logging.getLogger(__name__)
+
+#: Retries of a delivery whose claim found the database away: 5 s doubling to a minute, ~20 minutes.
+CLAIM_RETRIES = 25
 
 
 @shared_task(name="unlearning_jobs.gpu.job_run", bind=True, acks_late=True, reject_on_worker_lost=True,
              ignore_result=True)
 def job_run(self, job_id: int, **kwargs) -> str:
-    """Run job ``job_id`` if it is still queued; a second delivery of the same message does nothing."""
+    """Run job ``job_id`` if it is still queued; a second delivery of the same message does nothing.
+
+    When the database is away at the claim (a restart, a failover) the message is not dropped
+    with the failed task: the task is retried with backoff, and runs once the database is back.
+    """
     from unlearning_jobs.job_runner import job_execute
     from unlearning_jobs.jobs import job_claim
 
-    job = job_claim(job_id=job_id, worker=self.request.hostname or "", task_id=self.request.id or "")
+    try:
+        job = job_claim(job_id=job_id, worker=self.request.hostname or "", task_id=self.request.id or "")
+    except (OperationalError, InterfaceError) as error:
+        logger.warning("unlearning_job.claim_deferred", extra={"job_id": job_id, "error_type": type(error).__name__})
+        raise self.retry(exc=error, countdown=min(60, 5 * 2 ** self.request.retries),
+                         max_retries=CLAIM_RETRIES) from error
     if job is None:
         logger.info("unlearning_job.claim_skipped", extra={"job_id": job_id})
         return "not-queued"

@@ -256,15 +256,22 @@ class ThrowawayPostgres:
 
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
-                  "-w", "-t", "60", "start")
+        self.resume()
         return self
 
     def restart(self) -> None:
         """Stop the server (``fast``: every session is cut, as in a failover) and start it again."""
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-m", "fast", "-w", "-t", "60",
                   "restart")
+
+    def pause(self) -> None:
+        """Stop the server (``fast``); ``resume`` starts it again on the same port and data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def resume(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
+                  "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         import shutil

@@ -155,6 +155,38 @@ def test_a_database_restart_mid_job_ends_with_the_job_finished_once(group_worker
               f"{metrics['resumed_from_step']}")
 
 
+def test_a_job_delivered_while_the_database_is_down_runs_once_it_is_back(group_workers, throwaway_postgres,
+                                                                           tickets, engineer, capsys):
+    """The database is down when the worker receives a job's message: the claim cannot be made,
+    and the message must not be dropped with the failed task (the job would wait, queued, for
+    a sweep). The task retries with backoff and the job runs once the database is back."""
+    from unlearning_jobs.job_tasks import job_run
+
+    if throwaway_postgres is None:
+        pytest.skip("the suite's own PostgreSQL cluster could not be made here (no initdb)")
+    worker = group_workers()
+    wait_for(lambda: " ready." in worker.log_tail(200), timeout=60, what=f"the worker; log:\n{worker.log_tail()}")
+    job = _train(tickets, engineer, "database-down", enqueue=False)
+    connection.close()
+    throwaway_postgres.pause()
+    try:
+        job_run.apply_async(args=(job.pk,), queue=job.queue)
+        wait_for(lambda: "job_run" in worker.log_tail(200) and "Retry in" in worker.log_tail(200), timeout=60,
+                 what=f"the worker to retry the task; log:\n{worker.log_tail(60)}")
+    finally:
+        throwaway_postgres.resume()
+    back = monotonic()
+    wait_for(_answering(lambda: _ended(job.pk)), timeout=240, interval=0.5,
+             what=f"the job to end once the database is back; worker log:\n{worker.log_tail(60)}")
+    ended = monotonic() - back
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.attempts == 1, f"{job.error}\n{job.log[-2000:]}"
+    assert ModelVersion.objects.filter(produced_by_job=job).count() == 1
+    assert audit_chain_verify().ok
+    with capsys.disabled():
+        print(f"\ndatabase down at delivery: the job ended {ended:.1f} s after the database came back")
+
+
 # --- the disk ----------------------------------------------------------------------------------
 
 
