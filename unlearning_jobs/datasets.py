@@ -28,6 +28,7 @@ from django.utils import timezone
 from compliance import roles
 from compliance.audit import audit_event_record
 from compliance.text import LINE_CONTROLS, control_character_found
+from unlearning_jobs.engine.pii.match_keys import finding_count_label
 from unlearning_jobs.engine.pii.readers import (
     DatasetFormat,
     DatasetFormatError,
@@ -583,7 +584,8 @@ def _derived_chunk_create(derived: DatasetVersion) -> None:
     """Record the copied index as one chunk done, so progress and counts read as for any version."""
     from collections import Counter
 
-    by_type = Counter(PiiFinding.objects.filter(version=derived).values_list("entity_type", flat=True))
+    by_type = Counter(finding_count_label(kind, recogniser) for kind, recogniser in
+                      PiiFinding.objects.filter(version=derived).values_list("entity_type", "recogniser"))
     now = timezone.now()
     IndexChunk.objects.create(
         version=derived, number=0, start=0, end=derived.record_count, status=IndexChunkStatus.DONE,

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from unlearning_jobs.engine.pii.match_keys import finding_count_label
 from unlearning_jobs.engine.pii.readers import SourceRecord
 from unlearning_jobs.models import (
     DatasetVersion,
@@ -119,15 +120,18 @@ def surname_first_findings(records: Sequence[SourceRecord], results: Sequence, *
     """
     from dataclasses import replace
 
+    from unlearning_jobs.engine.pii.match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
     from unlearning_jobs.engine.pii.normalise import NormalisationError, name_token_sorted, normalise_name
     from unlearning_jobs.engine.pii.scan import Finding
 
     out = []
     for record, result in zip(records, results, strict=True):
         added = []
-        spans = {(f.start, f.end) for f in result.findings if f.entity_type == "PERSON"}
-        for finding in result.findings:
-            if finding.entity_type != "PERSON" or " " in record.text[finding.start:finding.end].strip():
+        # What the NER tagged; match keys (their own name pairs) are another mechanism.
+        detected = [f for f in result.findings if f.entity_type == "PERSON" and f.recogniser != MATCH_KEY_RECOGNISER]
+        spans = {(f.start, f.end) for f in detected}
+        for finding in detected:
+            if " " in record.text[finding.start:finding.end].strip():
                 continue
             match = _SURNAME_BEFORE.search(record.text[max(0, finding.start - 60):finding.start])
             if match is None or match.group(1).lower() in _NOT_SURNAMES:
@@ -224,7 +228,7 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
                 raise IndexingError(f"scan returned a record that is not in chunk {chunk.number}")
             dropped += result.dropped
             for finding in result.findings:
-                by_type[finding.entity_type] += 1
+                by_type[finding_count_label(finding.entity_type, finding.recogniser)] += 1
                 rows.append(PiiFinding(
                     version=version, record_id=record_pk, entity_type=finding.entity_type,
                     start=finding.start, end=finding.end, score=finding.score,

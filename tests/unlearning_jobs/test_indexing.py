@@ -73,7 +73,9 @@ def test_a_straight_run_indexes_every_record_with_keyed_hashes_and_records_the_c
     rows = PiiFinding.objects.filter(version=version)
     assert rows.count() == progress["findings"]
     hasher = pii_hasher()
-    email = rows.get(record__record_id="t001", entity_type="EMAIL")
+    email = rows.exclude(recogniser="lethe-match-keys").get(record__record_id="t001", entity_type="EMAIL")
+    assert rows.filter(record__record_id="t001", entity_type="EMAIL", recogniser="lethe-match-keys").count() == 1
+    assert progress["findings_by_type"]["MATCH_KEYS"] == rows.filter(recogniser="lethe-match-keys").count()
     assert email.value_hash == hasher.hash("EMAIL", "bruno.diaz@example.org")
     assert records["t001"][email.start:email.end] == "bruno.diaz@example.org"
     stored = {value for row in rows.values_list("value_hash", "sorted_hash") for value in row if value}

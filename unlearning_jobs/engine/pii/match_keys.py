@@ -68,6 +68,15 @@ DEFAULT_ACCOUNT_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: How progress and pages count match-key findings: together, apart from what was detected.
+MATCH_KEYS_COUNT_LABEL = "MATCH_KEYS"
+
+
+def finding_count_label(entity_type: str, recogniser: str) -> str:
+    """Return the entity type a finding counts under, or ``MATCH_KEYS`` for a match key."""
+    return MATCH_KEYS_COUNT_LABEL if recogniser == RECOGNISER else entity_type
+
+
 @dataclass(frozen=True)
 class MatchKey:
     """One key found in a record (``start``/``end`` its span) or derived from an identifier."""

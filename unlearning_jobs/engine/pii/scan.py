@@ -33,7 +33,7 @@ from typing import Any
 from .analyzer import AnalyzerSettings, analyzer_configuration, build_analyzer
 from .entities import EntityType, PRESIDIO_TO_ENTITY
 from .hashing import KeyedHasher
-from .match_keys import DEFAULT_ACCOUNT_PREFIXES, MATCH_KEY_VERSION, record_match_keys
+from .match_keys import DEFAULT_ACCOUNT_PREFIXES, MATCH_KEY_VERSION, finding_count_label, record_match_keys
 from .match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from .ner import ner_components, pipe_entities, use_numpy_gemm
 from .normalise import (
@@ -543,8 +543,9 @@ def scan_chunk_parallel(
 
 
 def count_findings(results: Iterable[RecordFindings]) -> dict[str, int]:
-    """Return how many findings of each entity type ``results`` hold (for progress and logs)."""
+    """Return how many findings of each entity type ``results`` hold (for progress and logs);
+    match keys are counted together under ``MATCH_KEYS``."""
     counts: Counter[str] = Counter()
     for record in results:
-        counts.update(finding.entity_type for finding in record.findings)
+        counts.update(finding_count_label(f.entity_type, f.recogniser) for f in record.findings)
     return dict(counts)
