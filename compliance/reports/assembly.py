@@ -98,7 +98,7 @@ def report_body_assemble(*, erasure_request, now: datetime, version: int | None,
         "verification": verification,
         "limits": limits,
         "recipients": recipients,
-        "audit_chain": sections.report_section_audit_chain(erasure_request),
+        "audit_chain": sections.report_section_audit_chain(erasure_request, full=version is not None),
     }
     report_body_validate(body)
     if not report_identifier_check(body=body, erasure_request=erasure_request):

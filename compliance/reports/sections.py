@@ -174,16 +174,18 @@ def report_section_limits(*, jobs_section: dict) -> list[dict]:
     return limits.limits_statements(applied=frameworks_applied(jobs_section))
 
 
-def report_section_audit_chain(erasure_request) -> dict:
+def report_section_audit_chain(erasure_request, *, full: bool = True) -> dict:
     """Return the head of the audit log's hash chain now, and whether the whole chain verifies.
 
     The head sealed into a report is the last event before the report's own "issued" event, so
     anyone holding the log can check that the report was issued after everything it lists.
+    An issued report walks the whole chain (``full``); a draft, rendered on every view, checks
+    the events after the verified head as the auditor's request page does (docs/reports.md).
     """
-    from compliance.audit import audit_chain_verify
+    from compliance.audit import audit_chain_verify, audit_chain_verify_incremental
     from compliance.models import AuditEvent
 
-    result = audit_chain_verify()
+    result = audit_chain_verify() if full else audit_chain_verify_incremental()
     head = AuditEvent.objects.order_by("-sequence").only("sequence", "entry_hash").first()
     own = list(_request_events(erasure_request).only("sequence", "entry_hash"))
     return {

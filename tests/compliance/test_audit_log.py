@@ -238,3 +238,22 @@ def test_auditor_request_page_verifies_incrementally_in_queries_that_do_not_grow
     last = AuditEvent.objects.order_by("-sequence").first()
     assert f"all {last.sequence} events" in html and last.entry_hash in html
     assert _head().sequence == last.sequence
+
+
+def test_a_draft_report_checks_the_chain_from_the_head_and_the_full_check_finds_what_it_trusts(some_history):
+    """A draft is rendered on every view, so it checks incrementally; issuing walks the whole chain."""
+    from compliance.reports.sections import report_section_audit_chain
+    from compliance.reports.selectors import report_draft_body
+    from requests_app.models import ErasureRequest
+
+    _require_postgresql()
+    erasure_request = ErasureRequest.objects.get()
+    audit_chain_verify_incremental()
+    victim = some_history[1]
+    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence])
+    draft = report_draft_body(erasure_request=erasure_request)["audit_chain"]
+    assert draft["verified"] is True and draft["events_checked"] == len(some_history)
+    full = report_section_audit_chain(erasure_request)
+    assert full["verified"] is False and full["first_bad_sequence"] == victim.sequence
+    # The full check moved the verified head back: the next draft shows the break too.
+    assert report_draft_body(erasure_request=erasure_request)["audit_chain"]["first_bad_sequence"] == victim.sequence
