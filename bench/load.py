@@ -61,6 +61,9 @@ def configure_environment(args) -> dict:
         "CELERY_BROKER_URL": args.broker_url,
         "LETHE_VAR_DIR": str(args.var_dir),
         "LETHE_SECRET_KEY": "lethe-load-bench-secret-key-not-for-production-0123456789abcdef",
+        # Fixed, so that the seeded identifiers decrypt whichever checkout and var dir run the
+        # benchmark next (a generated key lives in the var dir and goes with it).
+        "LETHE_IDENTIFIER_KEYS": "bGV0aGUtbG9hZC1iZW5jaC1pZGVudGlmaWVycy1rZXk=",
         "DJANGO_SETTINGS_MODULE": "compliance.settings",
         "TOKENIZERS_PARALLELISM": "false",
     })
