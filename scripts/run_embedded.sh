@@ -21,30 +21,31 @@ mkdir -p "$VAR/log" "$RUN_DIR"
 say() { echo "$@" 2>/dev/null || true; }  # the terminal or a pipe reader may be gone already
 group_alive() { kill -0 -- "-$1" 2>/dev/null; }
 
+any_alive() {  # any_alive PGID...: whether any of the process groups still has a process
+  local pgid
+  for pgid in "$@"; do group_alive "$pgid" && return 0; done
+  return 1
+}
+
+wait_groups() {  # wait_groups TICKS ESCALATES PGID...: wait up to TICKS x 0.2 s for the groups to end
+  local ticks=$1 escalates=$2 _
+  shift 2
+  for _ in $(seq 1 "$ticks"); do
+    any_alive "$@" || return 0
+    [ "$escalates" = 1 ] && [ "${ESCALATE:-0}" = 1 ] && return 1
+    sleep 0.2
+  done
+  ! any_alive "$@"
+}
+
 stop_groups() {  # stop_groups PGID...: warm, then cold, then SIGKILL of each whole group
-  local pgid alive _
+  local pgid
   for pgid in "$@"; do kill -TERM "$pgid" 2>/dev/null || true; done
-  for _ in $(seq 1 $((STOP_GRACE * 5))); do
-    alive=0
-    for pgid in "$@"; do group_alive "$pgid" && alive=1; done
-    [ $alive = 0 ] && return 0
-    [ "${ESCALATE:-0}" = 1 ] && break
-    sleep 0.2
-  done
+  wait_groups $((STOP_GRACE * 5)) 1 "$@" && return 0
   for pgid in "$@"; do kill -QUIT "$pgid" 2>/dev/null || true; done
-  for _ in $(seq 1 10); do
-    alive=0
-    for pgid in "$@"; do group_alive "$pgid" && alive=1; done
-    [ $alive = 0 ] && return 0
-    sleep 0.2
-  done
+  wait_groups 10 0 "$@" && return 0
   for pgid in "$@"; do kill -KILL -- "-$pgid" 2>/dev/null || true; done
-  for _ in $(seq 1 25); do
-    alive=0
-    for pgid in "$@"; do group_alive "$pgid" && alive=1; done
-    [ $alive = 0 ] && return 0
-    sleep 0.2
-  done
+  wait_groups 25 0 "$@" && return 0
   say "a worker did not stop: process groups $*"
 }
 
