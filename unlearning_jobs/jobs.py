@@ -663,6 +663,11 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
     says. Each job is put back conditionally on the attempt the sweep saw, so a job that finished
     meanwhile is left alone; a job an engineer asked to stop is cancelled instead. The new attempt
     resumes from the last checkpoint.
+
+    A lost attempt whose process still exists (a frozen or wedged process: its heartbeat stopped,
+    it did not die) is killed once its job has changed hands, as ``job_kill`` does: it could write
+    nothing more, but it would hold its worker's pool slot for good, and on a one-slot GPU worker
+    nothing would ever run the job again.
     """
     now = now or timezone.now()
     requeued = []
@@ -670,29 +675,13 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
         reason = _attempt_lost_reason(job, now=now, heartbeat_stale_seconds=stale_seconds)
         if reason is None:
             continue
-        if job.cancel_requested:
-            with transaction.atomic():
-                if _owned(job.pk, job.attempts).update(status=JobStatus.CANCELLED, finished_at=now):
-                    job.refresh_from_db()
-                    _record(job, "cancelled", reason=reason, worker=job.worker)
-                    _heartbeat_release(job)
-                    _request_advance(job)
-            continue
-        if job.attempts >= settings.LETHE_JOB_MAX_ATTEMPTS:
-            # Each attempt lost its process (an out-of-memory kill, say): stop feeding it to workers.
-            error = f"gave up after {job.attempts} attempts whose process was lost ({reason})"
-            with transaction.atomic():
-                if _owned(job.pk, job.attempts).update(status=JobStatus.FAILED, finished_at=now, error=error):
-                    job.refresh_from_db()
-                    _record(job, "failed", error_type="WorkerLost", reason=reason, worker=job.worker)
-                    _heartbeat_release(job)
-            continue
-        worker, attempt = job.worker, job.attempts
-        if _requeue(job, action="requeued", reason=reason, now=now):
-            job_log_append(job_id=job.pk, text=f"the process running attempt {attempt} on "
-                                               f"{worker or 'a worker'} presumed gone ({reason}); queued again")
-            logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
+        runner = {"host": job.runner_host, "pid": job.worker_pid, "started": job.runner_started,
+                  "task_id": job.task_id}
+        outcome = _lost_attempt_end(job, reason=reason, now=now)
+        if outcome == "requeued":
             requeued.append(job.pk)
+        if outcome is not None and reason != "runner_gone":
+            _lost_runner_stop(job, runner)
     return requeued
 
 
@@ -739,6 +728,57 @@ def jobs_resend_queued(*, now: datetime | None = None, queued_seconds: float | N
         logger.warning("unlearning_job.resent", extra={"job_id": job.pk, "queued_seconds": waited})
         resent.append(job.pk)
     return resent
+
+
+def _lost_attempt_end(job: UnlearningJob, *, reason: str, now: datetime) -> str | None:
+    """Take a running job from its lost attempt: cancel, fail or queue it again.
+
+    Return ``"requeued"`` or ``"ended"``, or None when the attempt no longer held the job (it
+    finished meanwhile, or another sweep or a takeover came first) and nothing was written.
+    """
+    if job.cancel_requested:
+        with transaction.atomic():
+            if not _owned(job.pk, job.attempts).update(status=JobStatus.CANCELLED, finished_at=now):
+                return None
+            job.refresh_from_db()
+            _record(job, "cancelled", reason=reason, worker=job.worker)
+            _heartbeat_release(job)
+            _request_advance(job)
+        return "ended"
+    if job.attempts >= settings.LETHE_JOB_MAX_ATTEMPTS:
+        # Each attempt lost its process (an out-of-memory kill, say): stop feeding it to workers.
+        error = f"gave up after {job.attempts} attempts whose process was lost ({reason})"
+        with transaction.atomic():
+            if not _owned(job.pk, job.attempts).update(status=JobStatus.FAILED, finished_at=now, error=error):
+                return None
+            job.refresh_from_db()
+            _record(job, "failed", error_type="WorkerLost", reason=reason, worker=job.worker)
+            _heartbeat_release(job)
+        return "ended"
+    worker, attempt = job.worker, job.attempts
+    if not _requeue(job, action="requeued", reason=reason, now=now):
+        return None
+    job_log_append(job_id=job.pk, text=f"the process running attempt {attempt} on "
+                                       f"{worker or 'a worker'} presumed gone ({reason}); queued again")
+    logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
+    return "requeued"
+
+
+def _lost_runner_stop(job: UnlearningJob, runner: dict) -> None:
+    """Stop the still existing process of an attempt this sweep just took the job from.
+
+    Its pid is signalled only while no other running job records that same process (a pool
+    child whose attempt ended without its row saying so may have moved on to the next job);
+    otherwise only the attempt's task is revoked, which kills nothing once that task has ended.
+    """
+    from unlearning_jobs.worker_control import runner_kill
+
+    busy_elsewhere = UnlearningJob.objects.filter(
+        status=JobStatus.RUNNING, runner_host=runner["host"], worker_pid=runner["pid"],
+        runner_started=runner["started"]).exclude(pk=job.pk).exists()
+    how = runner_kill(**{**runner, "pid": None if busy_elsewhere else runner["pid"]})
+    if how != "none":
+        job_log_append(job_id=job.pk, text=f"the process of lost attempt {job.attempts} was stopped ({how})")
 
 
 def _requeue(job: UnlearningJob, *, action: str, reason: str, now: datetime, actor=None, **details) -> bool:

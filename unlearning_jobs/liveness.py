@@ -61,7 +61,11 @@ class ProcessIdentity:
     @classmethod
     def current(cls) -> "ProcessIdentity":
         """Return the identity of the calling process."""
-        pid = os.getpid()
+        return cls.of(os.getpid())
+
+    @classmethod
+    def of(cls, pid: int) -> "ProcessIdentity":
+        """Return the identity of process ``pid`` of this host."""
         return cls(host=socket.gethostname(), pid=pid, started=_process_start_token(pid))
 
 

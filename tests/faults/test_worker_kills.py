@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import wait_for
 from tests.faults.support import (
+    FAST_LIVENESS,
     FAULT_RECIPE,
     KILL_AFTER_STEP,
     Timings,
@@ -96,3 +97,35 @@ def test_a_job_whose_whole_worker_is_killed_is_requeued_and_finishes_once_on_a_n
         assert "(runner_gone); queued again" in job_row(job.pk).log
         table.add(round_no, running.progress_done, requeued - killed, done - killed)
     table.publish("faults-worker-kills", capsys)
+
+
+def test_a_job_whose_pool_child_freezes_is_requeued_and_its_process_killed_so_the_worker_takes_it_again(
+        group_workers, tickets, engineer, capsys):
+    """SIGSTOP of the pool child: the process lives but does nothing, its job heartbeat included
+    (a process wedged in the kernel or in a C extension holding the GIL). The sweep finds the
+    heartbeat stale and queues the job again; it must also kill the frozen process, or the only
+    pool slot of the worker stays taken by it and nothing ever runs the job again."""
+    worker = group_workers()
+    job = _train(tickets, engineer, "frozen-child")
+    running = wait_for_step(job.pk, KILL_AFTER_STEP, worker=worker)
+    child = running.worker_pid
+    os.kill(child, signal.SIGSTOP)
+    frozen = monotonic()
+    try:
+        stale = FAST_LIVENESS["LETHE_JOB_HEARTBEAT_STALE_SECONDS"]
+        wait_for(lambda: job.pk in jobs.jobs_requeue_stale(stale_seconds=stale)
+                 or job_row(job.pk).status != JobStatus.RUNNING,
+                 timeout=60, interval=0.5, what=f"the sweep to queue job {job.pk} again")
+        requeued = monotonic()
+        wait_for(lambda: _finished(job.pk), timeout=120, interval=0.2,
+                 what=f"job {job.pk} to finish after its frozen attempt; worker log:\n{worker.log_tail()}")
+    finally:
+        if parent_of(child) is not None:
+            os.kill(child, signal.SIGKILL)  # the test's own clean-up if the product left it frozen
+    done = monotonic()
+    assert_finished_once_from_checkpoint(job.pk)
+    log = job_row(job.pk).log
+    assert "(job_heartbeat_stale); queued again" in log and "process of lost attempt 1 was stopped (signal)" in log
+    with capsys.disabled():
+        print(f"\nfrozen pool child: queued again {requeued - frozen:.1f} s after SIGSTOP, "
+              f"succeeded {done - frozen:.1f} s after it")

@@ -1,10 +1,13 @@
-"""A queued job whose message the broker lost is sent again, and only then (``jobs_resend_queued``).
+"""The sweep's rules for lost work, quickly; the fault suites (tests/faults) show them end to end.
 
-The fault suite restarts a real Redis (tests/faults/test_service_faults.py); these are the rules
-it relies on, quickly: a live idle worker of the job's queue is what shows the message is gone.
+- A queued job whose message the broker lost is sent again, and only then
+  (``jobs_resend_queued``): a live idle worker of the job's queue is what shows it is gone.
+- A running job whose attempt went silent is queued again and the attempt's still existing
+  process is killed, unless that process now runs another job (``jobs_requeue_stale``).
 """
 from __future__ import annotations
 
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -14,6 +17,7 @@ from compliance.models import AuditEvent
 from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from tests.unlearning_jobs.jobs_support import TINY_RECIPE
 from unlearning_jobs import jobs
+from unlearning_jobs.liveness import ProcessIdentity
 from unlearning_jobs.models import UnlearningJob, WorkerHeartbeat
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
@@ -59,3 +63,37 @@ def test_no_job_is_sent_again_while_its_queue_has_no_idle_live_worker(tickets, e
     jobs.job_claim(job_id=running.pk, worker=busy.hostname)
     assert jobs.jobs_resend_queued() == []  # the busy worker takes the waiting job when it is done
     assert UnlearningJob.objects.get(pk=waiting.pk).status == "queued"
+
+
+@pytest.fixture
+def silent_process():
+    """A real process standing in for a frozen attempt's runner; killed afterwards if still there."""
+    process = subprocess.Popen(["sleep", "120"])
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(timeout=10)
+
+
+def _claimed_by(tickets, engineer, process, *, stale: bool):
+    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+    jobs.job_claim(job_id=job.pk, worker="w@h", process=ProcessIdentity.of(process.pid))
+    if stale:
+        UnlearningJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    return job
+
+
+def test_the_sweep_kills_the_still_existing_process_of_a_silent_attempt(tickets, engineer, silent_process):
+    job = _claimed_by(tickets, engineer, silent_process, stale=True)
+    assert jobs.jobs_requeue_stale() == [job.pk]
+    assert silent_process.wait(timeout=10) == -9
+    job.refresh_from_db()
+    assert job.status == "queued" and "process of lost attempt 1 was stopped (signal)" in job.log
+
+
+def test_the_sweep_spares_a_silent_attempts_process_that_runs_another_job(tickets, engineer, silent_process):
+    lost = _claimed_by(tickets, engineer, silent_process, stale=True)
+    _claimed_by(tickets, engineer, silent_process, stale=False)  # the same pool child, on its next job
+    assert jobs.jobs_requeue_stale() == [lost.pk]
+    assert silent_process.poll() is None
+    assert "was stopped" not in UnlearningJob.objects.get(pk=lost.pk).log
