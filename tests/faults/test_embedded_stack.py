@@ -48,17 +48,26 @@ def _run_env(var_dir: Path, listen: str) -> dict:
     return env
 
 
-def _demo_progress(database: Path) -> int | None:
-    """Return the demo training job's steps done, read from the stack's SQLite file, or None."""
+def _demo_job(database: Path) -> dict | None:
+    """Return the demo training job's progress, attempts and log, read from the stack's SQLite file."""
     if not database.exists():
         return None
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
-            row = connection.execute("SELECT progress_done FROM unlearning_jobs_unlearningjob WHERE id = ?",
-                                     (DEMO_JOB_ID,)).fetchone()
+            row = connection.execute("SELECT progress_done, attempts, log FROM unlearning_jobs_unlearningjob "
+                                     "WHERE id = ?", (DEMO_JOB_ID,)).fetchone()
     except sqlite3.OperationalError:  # not migrated yet, or a writer holds the lock: read again
         return None
-    return row[0] if row else None
+    return {"progress": row[0], "attempts": row[1], "log": row[2]} if row else None
+
+
+def _demo_progress(database: Path) -> int | None:
+    job = _demo_job(database)
+    return job["progress"] if job else None
+
+
+def _has_progress(job: dict | None) -> bool:
+    return bool(job and job["progress"])
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -74,11 +83,14 @@ def _kill_everything_of(var_dir: Path) -> None:
             continue
 
 
-def _start_once(var_dir: Path) -> dict:
-    """Start the stack, wait for the demo's progress, stop it with SIGINT; return the timings."""
+def _start_once(var_dir: Path, *, ready=_has_progress, what: str = "progress") -> dict:
+    """Start the stack, wait until ``ready(demo job)``, stop it with SIGINT; return the timings.
+
+    A fresh start gets an empty ``var_dir``; an existing one is started again as it was left.
+    """
     listen = f"127.0.0.1:{_free_port()}"
-    log_path = var_dir.parent / f"{var_dir.name}.out"
-    var_dir.mkdir(parents=True)
+    log_path = var_dir.parent / f"{var_dir.name}-{time.monotonic_ns()}.out"
+    var_dir.mkdir(parents=True, exist_ok=True)
     gpu_pgid_file = var_dir / "run" / "worker-gpu.pgid"
     database = var_dir / "lethe.sqlite3"
     # `env --default-signal=INT`: a background job of a non-interactive shell starts with SIGINT
@@ -100,13 +112,13 @@ def _start_once(var_dir: Path) -> dict:
             time.sleep(0.1)
         progressed = None
         while progressed is None:
-            done = _demo_progress(database)
-            if done:
+            job = _demo_job(database)
+            if ready(job):
                 progressed = time.monotonic()
             elif time.monotonic() - gpu_started > PROGRESS_TIMEOUT:
-                pytest.fail(f"the demo training job reported no progress within {PROGRESS_TIMEOUT:.0f} s of "
-                            f"the gpu worker starting (progress {done!r}); gpu worker log:\n"
-                            f"{_tail(var_dir / 'log' / 'worker-gpu.log')}")
+                pytest.fail(f"the demo training job showed no {what} within {PROGRESS_TIMEOUT:.0f} s of "
+                            f"the gpu worker starting ({job and {k: job[k] for k in ('progress', 'attempts')}}); "
+                            f"gpu worker log:\n{_tail(var_dir / 'log' / 'worker-gpu.log')}")
             else:
                 time.sleep(0.2)
         assert processes_with_env("LETHE_VAR_DIR", str(var_dir)), "the stack's processes are found by their var dir"
@@ -138,3 +150,15 @@ def test_make_run_trains_the_demo_at_every_fresh_start_and_ctrl_c_stops_everythi
         timing = _start_once(tmp_path / f"var-{number}")
         table.add(number, timing["seed"], timing["progress"], timing["stop"], timing["steps"])
     table.publish("faults-embedded-starts", capsys)
+
+
+def test_a_job_stopped_by_ctrl_c_is_picked_up_again_by_the_next_make_run(tmp_path):
+    """Ctrl-C stops the demo's training mid-way; the next ``make run`` on the same var dir runs it
+    again in a new attempt, from its checkpoint (every 50 steps by default): nothing is lost."""
+    var_dir = tmp_path / "var"
+    first = _start_once(var_dir, ready=lambda job: bool(job and job["progress"] >= 60), what="60 steps")
+    assert first["steps"] >= 60
+    _start_once(var_dir, ready=lambda job: bool(job and job["attempts"] >= 2 and "resuming from checkpoint step"
+                                                 in job["log"]), what="a second attempt resuming")
+    job = _demo_job(var_dir / "lethe.sqlite3")
+    assert job["attempts"] == 2 and job["progress"] > 0, job["log"][-2000:]
