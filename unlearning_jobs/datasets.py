@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.paths import NOT_ALLOWED, PathMissing, PathNotAllowed, confined_path
 from compliance.text import LINE_CONTROLS, control_character_found
 from unlearning_jobs.engine.pii.match_keys import finding_count_label
 from unlearning_jobs.engine.pii.readers import (
@@ -83,35 +84,27 @@ class _Staged:
 # --- paths ------------------------------------------------------------------------------------
 
 
-def dataset_allowed_roots() -> list[Path]:
-    """Return the folders files may be registered from: ``LETHE_DATA_DIR`` and ``LETHE_IMPORT_ROOTS``."""
-    roots = [Path(settings.LETHE_DATA_DIR), *map(Path, settings.LETHE_IMPORT_ROOTS)]
-    return [root.resolve() for root in roots]
-
-
 def dataset_source_path_check(path: str | Path, *, max_bytes: int | None = None) -> Path:
     """Return ``path`` resolved, or raise ``DatasetRegistrationError`` on "path".
 
-    The resolved path (symbolic links followed) must lie inside an allowed root, so a link or
-    ``..`` cannot reach files the operator did not offer; and it must be a readable regular
-    file no larger than ``max_bytes`` (default ``LETHE_IMPORT_MAX_BYTES``).
+    The path is confined to the allowed folders as written and again once its links are followed
+    (``compliance.paths``), so neither ``..`` nor a link reaches files the operator did not offer,
+    and a refusal says nothing about what exists elsewhere; it must be a readable regular file no
+    larger than ``max_bytes`` (default ``LETHE_IMPORT_MAX_BYTES``).
     """
     if not str(path).strip():
         raise DatasetRegistrationError({"path": ["Give the path of the data-set file."]})
     if control_character_found(str(path)):
         raise DatasetRegistrationError({"path": ["The path holds a control character; remove it."]})
-    raw = Path(path).expanduser()
+    raw = Path(path)
     try:
-        resolved = raw.resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise DatasetRegistrationError({"path": [f"{raw.name or raw}: no such file."]}) from None
-    roots = dataset_allowed_roots()
-    if not any(resolved.is_relative_to(root) for root in roots):
+        resolved = confined_path(raw)
+    except PathNotAllowed:
         raise DatasetRegistrationError({"path": [
-            f"{raw} is outside the folders data sets may be registered from "
-            f"({', '.join(str(root) for root in roots)}); copy it into LETHE_DATA_DIR or add its "
-            "folder to LETHE_IMPORT_ROOTS."
-        ]})
+            f"{NOT_ALLOWED} Data sets are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
+            "(docs/datasets.md)."]}) from None
+    except PathMissing:
+        raise DatasetRegistrationError({"path": [f"{raw.name}: no such file."]}) from None
     if not resolved.is_file():
         raise DatasetRegistrationError({"path": [f"{raw.name}: is not a regular file."]})
     if not os.access(resolved, os.R_OK):

@@ -20,6 +20,7 @@ from django.db.models import QuerySet
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.paths import NOT_ALLOWED, PathMissing, PathNotAllowed, confined_path
 from compliance.text import LINE_CONTROLS, control_character_found
 from unlearning_jobs.models import DatasetVersion, ModelKind, ModelVersion
 
@@ -44,16 +45,11 @@ def models_root() -> Path:
     return Path(settings.LETHE_DATA_DIR) / "models"
 
 
-def model_allowed_roots() -> list[Path]:
-    """Return the folders checkpoints may be registered from: ``LETHE_DATA_DIR`` and the import roots."""
-    roots = [Path(settings.LETHE_DATA_DIR), *map(Path, settings.LETHE_IMPORT_ROOTS)]
-    return [root.expanduser().resolve() for root in roots]
-
-
 def model_path_check(path: str | os.PathLike) -> tuple[Path, str]:
     """Return ``(resolved directory, kind)`` of a checkpoint, or raise ``ModelRegistrationError``.
 
-    The directory must lie inside an allowed root once links are followed, hold a
+    The directory must lie inside an allowed root as written and once links are followed
+    (``compliance.paths``), hold a
     ``config.json`` (Hugging Face) or a ``sisa.json`` (SISA ensemble), and hold weight files.
     """
     from unlearning_jobs.engine.checkpoints import weight_files
@@ -62,18 +58,15 @@ def model_path_check(path: str | os.PathLike) -> tuple[Path, str]:
         raise ModelRegistrationError({"path": ["Give the path of the checkpoint directory."]})
     if control_character_found(str(path)):
         raise ModelRegistrationError({"path": ["The path holds a control character; remove it."]})
-    raw = Path(path).expanduser()
+    raw = Path(path)
     try:
-        resolved = raw.resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise ModelRegistrationError({"path": [f"{raw}: no such directory."]}) from None
-    roots = model_allowed_roots()
-    if not any(resolved.is_relative_to(root) for root in roots):
+        resolved = confined_path(raw)
+    except PathNotAllowed:
         raise ModelRegistrationError({"path": [
-            f"{raw} is outside the folders models may be registered from "
-            f"({', '.join(str(root) for root in roots)}); copy it under LETHE_DATA_DIR or add its "
-            "folder to LETHE_IMPORT_ROOTS."
-        ]})
+            f"{NOT_ALLOWED} Checkpoints are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
+            "(docs/jobs.md)."]}) from None
+    except PathMissing:
+        raise ModelRegistrationError({"path": [f"{raw.name}: no such directory."]}) from None
     if not resolved.is_dir():
         raise ModelRegistrationError({"path": [f"{raw}: is not a directory."]})
     if (resolved / SISA_MANIFEST).is_file():

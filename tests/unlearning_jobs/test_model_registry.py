@@ -50,7 +50,7 @@ def test_paths_outside_the_allowed_roots_are_refused_even_through_a_link(data_di
     for path in (outside, link, data_dir / ".." / "elsewhere"):
         with pytest.raises(ModelRegistrationError) as error:
             model_version_register(name="x", path=path, actor=engineer)
-        assert "outside the folders" in error.value.message_dict["path"][0]
+        assert "Not an allowed location" in error.value.message_dict["path"][0]
 
     settings.LETHE_IMPORT_ROOTS = [tmp_path / "elsewhere"]
     assert model_version_register(name="x", path=outside, actor=engineer).path == str(outside.resolve())
@@ -127,7 +127,7 @@ def test_the_api_registers_and_lists_models_for_engineers_only(data_dir, role_us
     assert clients["officer"].post("/api/v1/models/", body, format="json").status_code == 403
     assert clients["auditor"].post("/api/v1/models/", body, format="json").status_code == 403
     bad = clients["engineer"].post("/api/v1/models/", {"name": "x", "path": "/etc"}, format="json")
-    assert bad.status_code == 400 and "outside the folders" in bad.data["path"][0]
+    assert bad.status_code == 400 and "Not an allowed location" in bad.data["path"][0]
     created = clients["engineer"].post("/api/v1/models/", body, format="json")
     assert created.status_code == 201
     assert created.data["sha256"] == weights_sha256(directory) and created.data["parent"] is None
