@@ -217,3 +217,17 @@ def test_kill_through_the_api(client, tickets, engineer):
     assert body["status"] == "queued" and body["stalled_at"] is None and body["heartbeat_at"] is None
     again = client.post(f"/api/v1/jobs/{job.pk}/actions/kill/", HTTP_AUTHORIZATION=f"Token {token.key}")
     assert again.status_code == 409
+
+
+def test_a_job_loading_its_model_says_so_on_the_queue_with_how_long(client, tickets, engineer):
+    job = _queued(tickets, engineer)
+    jobs.job_claim(job_id=job.pk, worker="gpu@h")
+    jobs.job_phase_record(job_id=job.pk, attempt=1, phase=JobPhase.LOADING_MODEL)
+    UnlearningJob.objects.filter(pk=job.pk).update(progress_at=timezone.now() - timedelta(seconds=130))
+
+    client.force_login(engineer)
+    page = client.get(reverse("unlearning_jobs:home")).content.decode()
+
+    row = page[page.index(f'data-job-id="{job.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert "loading model" in row and "for 2\xa0minutes" in row
