@@ -84,9 +84,38 @@ DATABASES = {"default": database_config(os.environ.get("DATABASE_URL"), var_dir=
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Argon2id for new and changed passwords (Django's recommendation); older hashes still verify and
+# are upgraded at the next sign-in.
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
+# Sessions and cookies (docs/security.md). A role that can reveal identifiers must not stay signed
+# in for two weeks: sessions last LETHE_SESSION_SECONDS (8 hours) and end with the browser; cookies
+# are SameSite=Strict. Behind TLS (LETHE_HTTPS=1) cookies are secure, plain HTTP is redirected, and
+# HSTS is sent; LETHE_TRUST_X_FORWARDED_PROTO=1 when a proxy terminates TLS and sets that header.
+SESSION_COOKIE_AGE = int(os.environ.get("LETHE_SESSION_SECONDS", str(8 * 60 * 60)))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_SAMESITE = "Strict"
+CSRF_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_HTTPONLY = True
+LETHE_HTTPS = env_flag(os.environ.get("LETHE_HTTPS"))
+SESSION_COOKIE_SECURE = LETHE_HTTPS
+CSRF_COOKIE_SECURE = LETHE_HTTPS
+SECURE_SSL_REDIRECT = env_flag(os.environ.get("LETHE_SSL_REDIRECT"), default=LETHE_HTTPS)
+SECURE_HSTS_SECONDS = int(os.environ.get("LETHE_HSTS_SECONDS", "31536000" if LETHE_HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag(os.environ.get("LETHE_HSTS_INCLUDE_SUBDOMAINS"), default=LETHE_HTTPS)
+SECURE_HSTS_PRELOAD = env_flag(os.environ.get("LETHE_HSTS_PRELOAD"))
+if env_flag(os.environ.get("LETHE_TRUST_X_FORWARDED_PROTO")):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -60,6 +60,14 @@ class ModelGenerateApi(APIView):
         return Response(body)
 
 
+class ModelGenerateSlashApi(ModelGenerateApi):
+    """The same endpoint with a trailing slash, for clients that add one; documented once, as the other."""
+
+    @extend_schema(exclude=True)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+
 class DeploymentRulesExportApi(APIView):
     """Return the deployment's active rules as ``lethe-guard-rules`` JSON (hashes, types, key id)."""
 

@@ -14,7 +14,7 @@ page_urlpatterns = [
 
 api_urlpatterns = [
     path("models/<int:pk>/generate", suppression_apis.ModelGenerateApi.as_view(), name="api-model-generate"),
-    path("models/<int:pk>/generate/", suppression_apis.ModelGenerateApi.as_view()),
+    path("models/<int:pk>/generate/", suppression_apis.ModelGenerateSlashApi.as_view()),
     path("deployments/<int:pk>/rules.json", suppression_apis.DeploymentRulesExportApi.as_view(),
          name="api-deployment-rules"),
 ]

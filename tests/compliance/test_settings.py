@@ -94,3 +94,33 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
         worker_output = worker.communicate(timeout=30)[0]
     assert probed.returncode == 0, probed.stderr + worker_output
     assert probed.stdout.split() == ["gpu", "embedded-test@localhost", "1"], worker_output
+
+
+def _deploy_check(tmp_path, **extra) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("LETHE_", "DATABASE_URL", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
+    env.update(LETHE_VAR_DIR=str(tmp_path), ALLOWED_HOSTS="lethe.example.org",
+               LETHE_SECRET_KEY="x7Qp-" + "k3V9mZ2rT8wL5nB1cF6hJ4dS0aG" * 2, **extra)
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_production_settings_pass_the_deploy_check_and_plain_http_does_not(tmp_path):
+    production = _deploy_check(tmp_path / "prod", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1")
+    assert production.returncode == 0, production.stdout + production.stderr
+    assert "no issues" in production.stdout
+
+    plain = _deploy_check(tmp_path / "plain")
+    assert plain.returncode != 0
+    assert "SESSION_COOKIE_SECURE" in plain.stderr + plain.stdout
+
+
+def test_session_and_csrf_cookies_are_same_site_strict_and_sessions_short(client, settings):
+    response = client.get("/login/")
+    assert response.cookies["csrftoken"]["samesite"] == "Strict"
+    assert settings.SESSION_COOKIE_SAMESITE == "Strict" and settings.SESSION_EXPIRE_AT_BROWSER_CLOSE
+    assert settings.SESSION_COOKIE_AGE <= 8 * 60 * 60
+    # The test run swaps in a fast hasher; the project's own list starts with Argon2.
+    from compliance import settings as project_settings
+
+    assert project_settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
