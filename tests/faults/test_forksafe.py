@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.faults.fork_probe import CHILD_TIMEOUT, SLOW_SECONDS
+from tests.faults.fork_probe import CHILD_TIMEOUT
 
 pytestmark = [pytest.mark.faults]
 
@@ -30,10 +30,10 @@ def test_a_fork_waits_for_an_import_inside_the_section_and_the_child_imports_the
     """Inside ``fork_exclusive()`` the fork waits until the import is done; the child then finds
     the module complete and exits at once."""
     outcome = _probe("exclusive")
-    # Forked 0.3 s into a 1.5 s import: the fork returned only after the module's body ended.
-    assert outcome["import_done_before_fork"] and outcome["fork_seconds"] > 0.2, outcome
+    # Forked 0.3 s into the import: the fork returned only after the module's body ended, and the
+    # child exited within the probe's bounded wait (CHILD_TIMEOUT after the import ended).
+    assert outcome["import_done_before_fork"], outcome
     assert outcome["child"] == "exited" and outcome["exit_code"] == 0, outcome
-    assert outcome["child_seconds"] < SLOW_SECONDS + 2.0, outcome
 
 
 def test_control_a_child_forked_mid_import_outside_the_section_hangs_on_the_import_lock():
