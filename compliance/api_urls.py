@@ -13,6 +13,7 @@ report_urlpatterns = [
     path("requests/<int:pk>/report/complete/", report_apis.ReportCompleteApi.as_view(),
          name="api-report-complete"),
     path("reports/verify/", report_apis.ReportVerifyApi.as_view(), name="api-report-verify"),
+    path("reports/keys/", report_apis.ReportPublicKeysApi.as_view(), name="api-report-keys"),
     path("register.csv", report_apis.RegisterCsvApi.as_view(), name="api-register-csv"),
 ]
 

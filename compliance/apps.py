@@ -8,6 +8,7 @@ class ComplianceConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
+        from compliance import checks  # noqa: F401  (registers the deployment checks)
         from compliance.roles import roles_sync
 
         # Every app's permissions must exist before groups get them, so run after each app.

@@ -87,7 +87,7 @@ class AuditReport(models.Model):
     backup holds them together and every web host serves the same bytes.
 
     ``json_text`` is the JSON file exactly as downloaded: the canonical JSON of
-    ``{"body": …, "signature": {…}}``; ``body_sha256`` and ``body_hmac`` are over the canonical
+    ``{"body": …, "signature": {…}}``; ``body_sha256`` and ``body_signature`` are over the canonical
     JSON of the body alone (docs/reports.md, "Signing").
     """
 
@@ -105,12 +105,17 @@ class AuditReport(models.Model):
     json_text = models.TextField()
     json_sha256 = models.CharField(max_length=64, unique=True)
     body_sha256 = models.CharField(max_length=64)
-    body_hmac = models.CharField(max_length=64)
+    # Ed25519 (base64) of the body's canonical JSON and of the PDF file; reports issued before
+    # Ed25519 carry HMAC-SHA256 hex in the *_hmac fields instead (``signature_alg`` says which).
+    signature_alg = models.CharField(max_length=20, default="HMAC-SHA256")
+    body_signature = models.TextField(blank=True)
+    body_hmac = models.CharField(max_length=64, blank=True)
     key_id = models.CharField(max_length=64)
 
     pdf_bytes = models.BinaryField()
     pdf_sha256 = models.CharField(max_length=64, unique=True)
-    pdf_hmac = models.CharField(max_length=64)
+    pdf_signature = models.TextField(blank=True)
+    pdf_hmac = models.CharField(max_length=64, blank=True)
 
     issued_at = models.DateTimeField(db_index=True)
     issued_by = models.ForeignKey(

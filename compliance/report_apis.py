@@ -23,7 +23,7 @@ from compliance import roles
 from compliance.report_views import report_download_response
 from compliance.reports import selectors, services
 from compliance.reports.register import register_csv, register_period_parse, register_rows
-from compliance.reports.signing import sha256_hex
+from compliance.reports.signing import SIGNATURE_ALGORITHM, public_keys, sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 
 
@@ -122,7 +122,10 @@ class ReportVersionSerializer(serializers.Serializer):
     body_sha256 = serializers.CharField()
     json_sha256 = serializers.CharField()
     pdf_sha256 = serializers.CharField()
-    pdf_hmac = serializers.CharField()
+    signature_alg = serializers.CharField()
+    body_signature = serializers.CharField(help_text="Ed25519, base64; empty for reports signed with HMAC before")
+    pdf_signature = serializers.CharField(help_text="Ed25519 of the PDF file, base64; empty before Ed25519")
+    pdf_hmac = serializers.CharField(help_text="HMAC-SHA256 of reports issued before Ed25519; empty after")
     key_id = serializers.CharField()
     supersedes = serializers.IntegerField(source="supersedes.version", default=None)
 
@@ -260,3 +263,35 @@ class RegisterCsvApi(FileApiBase):
         response["Content-Disposition"] = f'attachment; filename="{period.filename()}"'
         response["X-Lethe-Register-Rows"] = str(len(rows))
         return response
+
+
+class PublicKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    alg = serializers.CharField()
+    status = serializers.ChoiceField(choices=["current", "retired"])
+    pem = serializers.CharField(help_text="SubjectPublicKeyInfo PEM")
+    jwk = serializers.JSONField(help_text="JSON Web Key (RFC 8037: OKP, Ed25519)")
+
+
+class ReportPublicKeysApi(APIView):
+    """The public keys that verify issued reports (Ed25519): the current one and the retired ones.
+
+    Public on purpose: a report is meant to be verified by anyone who receives it, with nothing
+    but this key (docs/reports.md, "Signatures"); it cannot sign.
+    """
+
+    permission_classes = []
+    authentication_classes = []
+
+    class OutputSerializer(serializers.Serializer):
+        keys = PublicKeySerializer(many=True)
+
+    @extend_schema(operation_id="report_public_keys", responses={200: OutputSerializer})
+    def get(self, request):
+        return Response({"keys": report_public_keys_document()})
+
+
+def report_public_keys_document() -> list[dict]:
+    """Return every public key as the keys endpoint and the auditor's pages show it."""
+    return [{"key_id": key.key_id, "alg": SIGNATURE_ALGORITHM, "status": "current" if key.current else "retired",
+             "pem": key.pem(), "jwk": key.jwk()} for key in public_keys()]

@@ -21,7 +21,7 @@ from compliance.reports.display import report_display_context
 from compliance.reports.providers import ReportProviderError
 from compliance.reports.register import RegisterPeriodError, register_csv, register_period_parse, register_rows
 from compliance.reports.schema import ReportSchemaError
-from compliance.reports.signing import sha256_hex
+from compliance.reports.signing import public_keys, sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 
 logger = logging.getLogger(__name__)
@@ -73,8 +73,12 @@ def report_download_response(report_file: selectors.ReportFile) -> HttpResponse:
         response["X-Lethe-Report-Id"] = report.report_id
         response["X-Lethe-Body-SHA256"] = report.body_sha256
         response["X-Lethe-Key-Id"] = report.key_id
+        response["X-Lethe-Signature-Alg"] = report.signature_alg
         if report_file.file_format == selectors.FORMAT_PDF:
-            response["X-Lethe-File-HMAC"] = report.pdf_hmac
+            if report.pdf_signature:
+                response["X-Lethe-File-Signature"] = report.pdf_signature
+            else:  # issued before Ed25519
+                response["X-Lethe-File-HMAC"] = report.pdf_hmac
     return response
 
 
@@ -213,11 +217,13 @@ class ReportVerifyView(ReportReaderMixin, View):
     template_name = "compliance/report_verify.html"
 
     def get(self, request):
-        return render(request, self.template_name, {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024)})
+        return render(request, self.template_name, {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024),
+                                                    "public_keys": public_keys()})
 
     def post(self, request):
         upload = request.FILES.get("file")
-        context = {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024), "error": None}
+        context = {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024), "error": None,
+                   "public_keys": public_keys()}
         if upload is None:
             context["error"] = "Choose a report file (.json or .pdf) to verify."
             return render(request, self.template_name, context, status=400)

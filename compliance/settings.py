@@ -215,6 +215,8 @@ LOGGING = {
 from compliance.reports.keys import (  # noqa: E402  (kept beside the settings it computes)
     report_signing_key,
     report_signing_key_id,
+    report_signing_private_key_pem,
+    retired_public_keys,
     retired_signing_keys,
 )
 
@@ -224,6 +226,17 @@ LETHE_REPORT_SIGNING_KEY_ID = report_signing_key_id(
     os.environ.get("LETHE_REPORT_SIGNING_KEY_ID"), key=LETHE_REPORT_SIGNING_KEY)
 LETHE_REPORT_RETIRED_SIGNING_KEYS = retired_signing_keys(
     os.environ.get("LETHE_REPORT_RETIRED_SIGNING_KEYS"))
+# Reports are signed with Ed25519 (docs/reports.md, "Signatures"): anyone verifies with the public
+# key; the HMAC key above only still verifies reports issued before. Set the private key in
+# production (PEM in LETHE_REPORT_SIGNING_PRIVATE_KEY or a file in ..._FILE); otherwise one is
+# generated once into var/ and `check --deploy` warns.
+LETHE_REPORT_SIGNING_PRIVATE_KEY_CONFIGURED = bool(
+    os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY", "").strip()
+    or os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE", "").strip())
+LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM = report_signing_private_key_pem(
+    os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY"),
+    key_file=os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE"), var_dir=VAR_DIR)
+LETHE_REPORT_RETIRED_PUBLIC_KEYS = retired_public_keys(os.environ.get("LETHE_REPORT_RETIRED_PUBLIC_KEYS"))
 # WeasyPrint reports every layout step at INFO; only its warnings belong in the log.
 LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}})
 

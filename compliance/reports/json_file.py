@@ -2,7 +2,7 @@
 
 The file is ``{"body": {…}, "signature": {…}}`` in canonical form (keys sorted, no whitespace),
 so the body's signed bytes are exactly the bytes between the file's leading ``{"body":`` and its
-last ``,"signature":`` — a verifier in any language can check the HMAC without re-serialising.
+last ``,"signature":`` — a verifier in any language can check the signature without re-serialising.
 Drafts carry ``"signature": null``: they are not issued and prove nothing.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from compliance.reports.signing import SigningKey, canonical_json_bytes, canonical_json_text, signature_block
+from compliance.reports.signing import ReportSigner, canonical_json_bytes, canonical_json_text, signature_block
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -22,10 +22,10 @@ class SignedJson:
     signature: dict | None
 
 
-def report_json_render(*, body: dict, key: SigningKey | None) -> SignedJson:
-    """Return the JSON file of ``body``, signed with ``key`` (None: an unsigned draft)."""
+def report_json_render(*, body: dict, signer: ReportSigner | None) -> SignedJson:
+    """Return the JSON file of ``body``, signed by ``signer`` (None: an unsigned draft)."""
     body_bytes = canonical_json_bytes(body)
-    signature = signature_block(body_bytes=body_bytes, key=key) if key is not None else None
+    signature = signature_block(body_bytes=body_bytes, signer=signer) if signer is not None else None
     text = canonical_json_text({"body": body, "signature": signature})
     return SignedJson(text=text, body_bytes=body_bytes, signature=signature)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 
 # Derivation label: changing it changes every derived key, so it is versioned, never edited.
 REPORT_SIGNING_KEY_DERIVATION_LABEL = b"lethe.report-signing-key.v1"
@@ -70,3 +71,67 @@ def retired_signing_keys(value: str | None) -> dict[str, bytes]:
                 f"{MIN_SIGNING_KEY_BYTES} bytes")
         keys[key_id.strip()] = key.encode("utf-8")
     return keys
+
+
+# --- Ed25519: what reports are signed with now ------------------------------------------------
+
+ED25519_KEY_FILE_NAME = "report_signing_ed25519.pem"
+
+
+def report_signing_private_key_pem(value: str | None, *, key_file: str | None, var_dir) -> bytes:
+    """Return the PEM of the Ed25519 key that signs reports.
+
+    From ``LETHE_REPORT_SIGNING_PRIVATE_KEY`` (the PEM itself), else the file named by
+    ``LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE``, else a key generated once into
+    ``var/report_signing_ed25519.pem`` (mode 600) for the embedded default; ``manage.py check
+    --deploy`` says so when a deployment runs on such a generated key. Any auditor verifies with
+    the public half (``GET /api/v1/reports/keys/``); only this key can sign.
+    """
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value and value.strip():
+        pem, source = value.strip().encode("ascii"), "LETHE_REPORT_SIGNING_PRIVATE_KEY"
+    elif key_file:
+        try:
+            pem, source = Path(key_file).read_bytes(), f"LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE ({key_file})"
+        except OSError as error:
+            raise ImproperlyConfigured(f"LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE cannot be read: {error.strerror}") from None
+    else:
+        path = Path(var_dir) / ED25519_KEY_FILE_NAME
+        if not path.exists():
+            generated = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(generated)
+        pem, source = path.read_bytes(), str(path)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as error:
+        raise ImproperlyConfigured(f"The report signing key from {source} is not a PEM private key: {error}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ImproperlyConfigured(f"The report signing key from {source} is not an Ed25519 key.")
+    return pem
+
+
+def retired_public_keys(value: str | None) -> dict[str, bytes]:
+    """Return ``{key_id: public PEM}`` of Ed25519 keys that no longer sign but still verify.
+
+    ``LETHE_REPORT_RETIRED_PUBLIC_KEYS`` is a JSON object ``{"<key id>": "<public key PEM>"}``.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not value or not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ImproperlyConfigured(f"LETHE_REPORT_RETIRED_PUBLIC_KEYS is not JSON ({error.msg})") from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise ImproperlyConfigured('LETHE_REPORT_RETIRED_PUBLIC_KEYS must be {"<key id>": "<public key PEM>"}')
+    return {key_id.strip(): pem.encode("ascii") for key_id, pem in parsed.items()}

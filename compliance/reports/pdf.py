@@ -1,8 +1,8 @@
 """The report's PDF: the body laid out for a person (summary first, then detail), by WeasyPrint.
 
-The report id, status, body SHA-256, body HMAC and key id go into the PDF's metadata (and the
-id and SHA-256 into every page's footer), so ``verify_report`` can find the stored record a PDF
-claims to be and check it; the PDF file's own SHA-256 and HMAC are stored beside it.
+The report id, status, body SHA-256, body signature and key id go into the PDF's metadata (and
+the id and SHA-256 into every page's footer), so ``verify_report`` can find the stored record a
+PDF claims to be and check it; the PDF file's own SHA-256 and Ed25519 signature are stored beside it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ PDF_MEDIA_TYPE = "application/pdf"
 METADATA_REPORT_ID = "/lethereportid"
 METADATA_STATUS = "/lethestatus"
 METADATA_BODY_SHA256 = "/lethebodysha256"
-METADATA_BODY_HMAC = "/lethebodyhmac"
+METADATA_BODY_HMAC = "/lethebodyhmac"  # reports issued before Ed25519
+METADATA_BODY_SIGNATURE = "/lethebodysignature"
 METADATA_KEY_ID = "/lethekeyid"
 
 
@@ -49,5 +50,6 @@ def report_pdf_metadata(data: bytes) -> dict[str, str]:
     if pages == 0:
         raise ValueError("the PDF has no pages")
     return {key: str(metadata[key]) for key in
-            (METADATA_REPORT_ID, METADATA_STATUS, METADATA_BODY_SHA256, METADATA_BODY_HMAC, METADATA_KEY_ID)
+            (METADATA_REPORT_ID, METADATA_STATUS, METADATA_BODY_SHA256, METADATA_BODY_HMAC,
+             METADATA_BODY_SIGNATURE, METADATA_KEY_ID)
             if key in metadata}

@@ -97,7 +97,7 @@ def report_file(*, erasure_request, file_format: str, version: int | None = None
     report = audit_report_get(erasure_request=erasure_request, version=version)
     if report is None:
         body = report_draft_body(erasure_request=erasure_request)
-        draft = report_json_render(body=body, key=None)
+        draft = report_json_render(body=body, signer=None)
         filename = report_id_for(reference=erasure_request.reference, version=None)
         if file_format == FORMAT_JSON:
             return ReportFile(draft.text.encode("utf-8"), f"{filename}.json", JSON_MEDIA_TYPE, None, None, FORMAT_JSON)

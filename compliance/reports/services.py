@@ -19,7 +19,7 @@ from compliance.reports.assembly import Superseded, report_body_assemble
 from compliance.reports.json_file import report_json_render
 from compliance.reports.pdf import report_pdf_render
 from compliance.reports.schema import SCHEMA_VERSION
-from compliance.reports.signing import hmac_hex, report_id_for, sha256_hex, signing_key_current
+from compliance.reports.signing import SIGNATURE_ALGORITHM, report_id_for, report_signer_current, sha256_hex
 
 logger = logging.getLogger(__name__)
 
@@ -74,15 +74,16 @@ def audit_report_issue(*, erasure_request, actor, reason: str = "",
                                     version=previous.version, body_sha256=previous.body_sha256)
         body = report_body_assemble(erasure_request=locked, now=now, version=version, issued_by=actor,
                                     supersedes=supersedes, reason=reason)
-        key = signing_key_current()
-        signed = report_json_render(body=body, key=key)
+        signer = report_signer_current()
+        signed = report_json_render(body=body, signer=signer)
         pdf = report_pdf_render(body=body, signature=signed.signature)
         report = AuditReport.objects.create(
             erasure_request=locked, version=version, supersedes=previous, reason=reason,
             schema_version=SCHEMA_VERSION, request_status=locked.status,
             json_text=signed.text, json_sha256=sha256_hex(signed.text.encode("utf-8")),
-            body_sha256=signed.signature["sha256"], body_hmac=signed.signature["hmac"], key_id=key.key_id,
-            pdf_bytes=pdf, pdf_sha256=sha256_hex(pdf), pdf_hmac=hmac_hex(key=key.key, data=pdf),
+            body_sha256=signed.signature["sha256"], signature_alg=SIGNATURE_ALGORITHM,
+            body_signature=signed.signature["signature"], key_id=signer.key_id,
+            pdf_bytes=pdf, pdf_sha256=sha256_hex(pdf), pdf_signature=signer.sign(pdf),
             issued_at=now, issued_by=actor,
         )
         audit_event_record(
@@ -90,7 +91,7 @@ def audit_report_issue(*, erasure_request, actor, reason: str = "",
             details={"reference": locked.reference, "report_id": report.report_id, "version": version,
                      "supersedes": supersedes.report_id if supersedes else None,
                      "body_sha256": report.body_sha256, "json_sha256": report.json_sha256,
-                     "pdf_sha256": report.pdf_sha256, "key_id": key.key_id,
+                     "pdf_sha256": report.pdf_sha256, "key_id": signer.key_id,
                      "frameworks_applied": body["summary"]["frameworks_applied"],
                      "limits": body["summary"]["limits"]},
         )

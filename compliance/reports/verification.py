@@ -2,7 +2,9 @@
 
 Every check is listed with its outcome, so the answer says what was checked, not only that
 something failed. A file passes only if every check passes: one changed byte fails the file
-hash against the stored record, and in a JSON file the canonical form or the body's HMAC too.
+hash against the stored record, and in a JSON file the canonical form or the body's signature
+too. Ed25519 signatures are checked with the public key alone; reports issued before Ed25519
+carry an HMAC, checked with the HMAC key.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from compliance.reports.json_file import ReportFileUnreadable, report_json_parse
 from compliance.reports.pdf import (
     METADATA_BODY_HMAC,
     METADATA_BODY_SHA256,
+    METADATA_BODY_SIGNATURE,
     METADATA_KEY_ID,
     METADATA_REPORT_ID,
     METADATA_STATUS,
@@ -20,12 +23,34 @@ from compliance.reports.pdf import (
 )
 from compliance.reports.schema import SCHEMA_VERSION, report_schema_problems
 from compliance.reports.signing import (
+    LEGACY_SIGNATURE_ALGORITHM,
     SIGNATURE_ALGORITHM,
     UnknownSigningKey,
+    ed25519_verifies,
     hmac_matches,
+    public_key_for,
     sha256_hex,
     signing_key_for,
 )
+
+
+def _signature_verifies(*, alg: str, key_id: str, data: bytes, signature: str) -> tuple[bool, str]:
+    """Return whether ``signature`` of ``data`` verifies under ``key_id``, and what was checked.
+
+    ``Ed25519`` with the public key (no secret needed); ``HMAC-SHA256`` (reports issued before)
+    with the HMAC key. Raises ``UnknownSigningKey`` when this Lethe holds no such key.
+    """
+    if alg == SIGNATURE_ALGORITHM:
+        return ed25519_verifies(key=public_key_for(key_id), data=data, signature_b64=signature), \
+            f"the Ed25519 signature verifies with public key {key_id}"
+    if alg == LEGACY_SIGNATURE_ALGORITHM:
+        return hmac_matches(key=signing_key_for(key_id), data=data, expected=signature), \
+            f"the HMAC verifies under key {key_id}"
+    raise UnknownSigningKey(f"Unknown signature algorithm {alg!r}; Lethe signs with {SIGNATURE_ALGORITHM}.")
+
+
+def _stored_body_signature(report) -> str:
+    return report.body_signature if report.signature_alg == SIGNATURE_ALGORITHM else report.body_hmac
 
 REPORT_ID_PATTERN = re.compile(r"^(ER-\d{4}-\d{1,9})-(v(\d{1,6})|draft)$")
 # A PDF ends with %%EOF, possibly followed by a newline or a little padding.
@@ -113,12 +138,12 @@ def _check_stored_body(result: ReportVerification, report) -> dict | None:
         result.add("stored_record", False, f"The stored JSON of {report.report_id} cannot be read: {error}")
         return None
     try:
-        key = signing_key_for(report.key_id)
+        signed, _ = _signature_verifies(alg=report.signature_alg, key_id=report.key_id, data=parsed.body_bytes,
+                                        signature=_stored_body_signature(report))
     except UnknownSigningKey as error:
         result.add("stored_record", False, str(error))
         return None
-    body_ok = (sha256_hex(parsed.body_bytes) == report.body_sha256
-               and hmac_matches(key=key, data=parsed.body_bytes, expected=report.body_hmac))
+    body_ok = sha256_hex(parsed.body_bytes) == report.body_sha256 and signed
     result.add("stored_record", body_ok,
                f"The stored record of {report.report_id} is intact." if body_ok else
                f"The stored record of {report.report_id} does not match its own signature: the database was altered.")
@@ -142,20 +167,20 @@ def _verify_json(data: bytes, result: ReportVerification, *, check_stored: bool)
                "The file is byte for byte in canonical form." if parsed.canonical else
                "The file is not in the canonical form it was issued in: it was reformatted or altered.")
     signature = parsed.signature
-    if signature.get("alg") != SIGNATURE_ALGORITHM:
-        result.add("signature", False, f"Unknown signature algorithm; Lethe signs with {SIGNATURE_ALGORITHM}.")
-        return
+    alg = str(signature.get("alg", ""))
+    value = str(signature.get("signature" if alg == SIGNATURE_ALGORITHM else "hmac", ""))
     try:
-        key = signing_key_for(str(signature.get("key_id", "")))
+        signed, what = _signature_verifies(alg=alg, key_id=str(signature.get("key_id", "")),
+                                           data=parsed.body_bytes, signature=value)
     except UnknownSigningKey as error:
         result.add("signature", False, str(error))
         return
     digest_ok = sha256_hex(parsed.body_bytes) == signature.get("sha256")
     result.add("body_sha256", digest_ok, "The body's SHA-256 matches the signature." if digest_ok else
                "The body's SHA-256 does not match the signature: the content was changed.")
-    hmac_ok = hmac_matches(key=key, data=parsed.body_bytes, expected=str(signature.get("hmac", "")))
-    result.add("signature", hmac_ok, f"The HMAC verifies under key {key.key_id}." if hmac_ok else
-               "The HMAC does not verify: the body or its signature was changed, or it was not signed by this Lethe.")
+    result.add("signature", signed, f"{what[0].upper()}{what[1:]}." if signed else
+               f"The {alg} signature does not verify: the body or its signature was changed, or it was "
+               "not signed by this Lethe.")
     if parsed.body.get("schema_version") == SCHEMA_VERSION:
         problems = report_schema_problems(parsed.body)
         result.add("schema", not problems, f"The body fits schema {SCHEMA_VERSION}." if not problems else
@@ -209,20 +234,22 @@ def _verify_pdf(data: bytes, result: ReportVerification) -> None:
     same_file = digest == report.pdf_sha256
     result.add("file_sha256", same_file, "The PDF's SHA-256 is the one recorded at issue." if same_file else
                f"The PDF's SHA-256 differs from the one recorded when {report.report_id} was issued: it was changed.")
+    ed25519 = report.signature_alg == SIGNATURE_ALGORITHM
     try:
-        key = signing_key_for(report.key_id)
+        signed, what = _signature_verifies(alg=report.signature_alg, key_id=report.key_id, data=data,
+                                           signature=report.pdf_signature if ed25519 else report.pdf_hmac)
     except UnknownSigningKey as error:
         result.add("signature", False, str(error))
         return
-    hmac_ok = hmac_matches(key=key, data=data, expected=report.pdf_hmac)
-    result.add("signature", hmac_ok, f"The PDF's HMAC verifies under key {key.key_id}." if hmac_ok else
-               "The PDF's HMAC does not verify against the stored record.")
+    result.add("signature", signed, f"For the PDF file, {what}." if signed else
+               "The PDF's signature does not verify against the stored record.")
+    embedded = metadata.get(METADATA_BODY_SIGNATURE if ed25519 else METADATA_BODY_HMAC)
     embedded_ok = (metadata.get(METADATA_BODY_SHA256) == report.body_sha256
-                   and metadata.get(METADATA_BODY_HMAC) == report.body_hmac
+                   and embedded == _stored_body_signature(report)
                    and metadata.get(METADATA_KEY_ID) == report.key_id)
     result.add("embedded_signature", embedded_ok,
-               "The body SHA-256 and HMAC printed in the PDF are those of the stored report." if embedded_ok else
-               "The body SHA-256 or HMAC in the PDF's metadata differ from the stored report's.")
+               "The body SHA-256 and signature printed in the PDF are those of the stored report." if embedded_ok
+               else "The body SHA-256 or signature in the PDF's metadata differ from the stored report's.")
     stored_body = _check_stored_body(result, report)
     if stored_body is not None:
         _check_chain_head(result, stored_body)
@@ -233,7 +260,7 @@ def report_file_verify(data: bytes, *, check_stored: bool = True) -> ReportVerif
     """Return every check of ``data`` (a report file) and whether all passed.
 
     ``check_stored`` False checks a JSON file against its signature only, for a verifier who
-    holds the key but not the database; a PDF is always checked against the stored record,
+    holds the public key but not the database; a PDF is always checked against the stored record,
     because its signature is kept there.
     """
     if not data:

@@ -297,15 +297,81 @@ def test_verify_report_names_a_missing_file(db):
 
 def test_a_report_signed_under_a_retired_key_still_verifies_and_an_unknown_key_does_not(
         officer, providers, settings):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from compliance.reports.signing import public_keys
+
     report = _issued(officer, providers)
-    old_key, old_id = settings.LETHE_REPORT_SIGNING_KEY, settings.LETHE_REPORT_SIGNING_KEY_ID
-    settings.LETHE_REPORT_SIGNING_KEY, settings.LETHE_REPORT_SIGNING_KEY_ID = b"a-brand-new-key-0123456789", "new-key"
-    settings.LETHE_REPORT_RETIRED_SIGNING_KEYS = {}
+    (old_public,) = public_keys()
+    settings.LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    settings.LETHE_REPORT_RETIRED_PUBLIC_KEYS = {}
     unknown = report_file_verify(report.json_text.encode())
     assert not unknown.ok and "does not hold" in unknown.first_problem
-    settings.LETHE_REPORT_RETIRED_SIGNING_KEYS = {old_id: old_key}
+    # Rotated: the old key's public half is all it takes to verify what it signed.
+    settings.LETHE_REPORT_RETIRED_PUBLIC_KEYS = {old_public.key_id: old_public.pem().encode()}
     assert report_file_verify(report.json_text.encode()).ok
     assert report_file_verify(bytes(report.pdf_bytes)).ok
+
+
+def test_a_report_verifies_outside_lethe_with_the_public_key_alone_and_a_forgery_does_not(officer, providers,
+                                                                                          client, auditor):
+    """What docs/reports.md tells an outside auditor to run: ten lines of `cryptography`, no Lethe."""
+    import base64
+    import json
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    report = _issued(officer, providers)
+    client.force_login(auditor)
+    keys = client.get("/api/v1/reports/keys/").json()["keys"]
+    (current,) = [key for key in keys if key["status"] == "current"]
+    assert current["jwk"]["kty"] == "OKP" and current["jwk"]["crv"] == "Ed25519"
+
+    def verify(file_text: str) -> bool:
+        envelope = json.loads(file_text)
+        body = json.dumps(envelope["body"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        public_key = load_pem_public_key(current["pem"].encode())
+        try:
+            public_key.verify(base64.b64decode(envelope["signature"]["signature"]), body)
+        except InvalidSignature:
+            return False
+        return True
+
+    assert json.loads(report.json_text)["signature"]["alg"] == "Ed25519"
+    assert verify(report.json_text)
+    forged = json.loads(report.json_text)
+    forged["body"]["summary"]["frameworks_applied"] = ["deletion"]
+    assert not verify(json.dumps(forged))
+    assert not report_file_verify(json.dumps(forged, sort_keys=True, separators=(",", ":")).encode(),
+                                  check_stored=False).ok
+
+
+def test_a_report_issued_before_ed25519_still_verifies_with_its_hmac(officer, providers):
+    """Reports signed with HMAC-SHA256 before stay verifiable: the HMAC key still checks them."""
+    import json
+
+    from compliance.reports.signing import (
+        CANONICALISATION,
+        canonical_json_bytes,
+        canonical_json_text,
+        hmac_hex,
+        sha256_hex,
+        signing_key_current,
+    )
+
+    report = _issued(officer, providers)
+    body = json.loads(report.json_text)["body"]
+    key = signing_key_current()
+    body_bytes = canonical_json_bytes(body)
+    legacy = canonical_json_text({"body": body, "signature": {
+        "alg": "HMAC-SHA256", "canonicalization": CANONICALISATION, "key_id": key.key_id,
+        "sha256": sha256_hex(body_bytes), "hmac": hmac_hex(key=key.key, data=body_bytes)}})
+    assert report_file_verify(legacy.encode(), check_stored=False).ok
+    tampered = legacy.replace('"hmac":"', '"hmac":"0')
+    assert not report_file_verify(tampered.encode(), check_stored=False).ok
 
 
 def test_a_json_signature_verifies_without_the_database_with_signature_only(officer, providers, tmp_path, capsys):

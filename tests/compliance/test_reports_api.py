@@ -72,7 +72,7 @@ def test_a_download_is_the_issued_file_with_its_hashes_and_an_audit_event(api, i
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content == bytes(issued.pdf_bytes)
     assert response["X-Lethe-File-SHA256"] == issued.pdf_sha256
-    assert response["X-Lethe-File-HMAC"] == issued.pdf_hmac
+    assert response["X-Lethe-File-Signature"] == issued.pdf_signature and response["X-Lethe-Signature-Alg"] == "Ed25519"
     assert f'filename="{issued.report_id}.pdf"' in response["Content-Disposition"]
     event = AuditEvent.objects.filter(action="audit_report.downloaded").latest("sequence")
     assert event.actor == auditor

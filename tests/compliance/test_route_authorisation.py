@@ -159,6 +159,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     "POST api/v1/reports/verify/": (401, 400, 400, 403, 400),
     "GET api/v1/register.csv": (401, 403, 200, 403, 200),
     # --- API schema and docs; any other path under /api/ is a JSON 404
+    "GET api/v1/reports/keys/": (200, 200, 200, 200, 200),
     "GET api/v1/schema/": (401, 200, 200, 200, 200),
     "GET api/v1/docs/": (401, 200, 200, 200, 200),
     "GET ^api/": (404, 404, 404, 404, 404),

@@ -106,9 +106,18 @@ def _deploy_check(tmp_path, **extra) -> subprocess.CompletedProcess:
 
 
 def test_production_settings_pass_the_deploy_check_and_plain_http_does_not(tmp_path):
-    production = _deploy_check(tmp_path / "prod", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key_file = tmp_path / "report-signing.pem"
+    key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    production = _deploy_check(tmp_path / "prod", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1",
+                               LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE=str(key_file))
     assert production.returncode == 0, production.stdout + production.stderr
     assert "no issues" in production.stdout
+    generated_key = _deploy_check(tmp_path / "generated", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1")
+    assert generated_key.returncode != 0 and "lethe.W001" in generated_key.stderr + generated_key.stdout
 
     plain = _deploy_check(tmp_path / "plain")
     assert plain.returncode != 0
