@@ -243,10 +243,10 @@ def name_variants(full_name: str) -> set[str]:
     variants: set[str] = {" ".join(tokens), " ".join(sorted(tokens))}
     if len(tokens) == 1:
         variants.update(nickname_equivalents(tokens[0]))
-        return variants
+        return _fixed_points(variants, tokens)
     units = _name_units(full_name, tokens)
     if len(units) == 1:
-        return variants
+        return _fixed_points(variants, tokens)
     first, middles, last = units[0], units[1:-1], units[-1]
     for given in nickname_equivalents(first):
         full = [given, *middles, last]
@@ -259,10 +259,31 @@ def name_variants(full_name: str) -> set[str]:
         if middles:
             variants.add(" ".join([given[0], *(m[0] for m in middles), last]))
             variants.add(" ".join([given, *(m[0] for m in middles), last]))
-    # A reordered variant can put a title or suffix where normalisation drops it ("0 mr" gives
-    # "mr 0", read as "0"): hash what the index would compute for text written that way.
-    variants = {normalise_name(variant) for variant in variants}
-    return {variant for variant in variants if len(variant.split()) > 1 or len(tokens) == 1}
+    return _fixed_points(variants, tokens)
+
+
+def _fixed_points(variants: set[str], tokens: list[str]) -> set[str]:
+    """Return the variants as the index would compute them for text written that way.
+
+    A reordered variant can put a title or suffix where normalisation drops it ("0 mr" gives
+    "mr 0", read as "0"; "jr a" sorted is "a jr", read as "a"): each is normalised until it no
+    longer changes, and one word is kept only for a one-word name.
+    """
+    fixed = {_normalised_to_fixed_point(variant) for variant in variants}
+    return {variant for variant in fixed if variant and (len(variant.split()) > 1 or len(tokens) == 1)}
+
+
+def _normalised_to_fixed_point(name: str) -> str:
+    """Return ``normalise_name`` applied until nothing changes, or "" when nothing of a name is left."""
+    for _ in range(4):
+        try:
+            again = normalise_name(name)
+        except NormalisationError:
+            return ""
+        if again == name:
+            return name
+        name = again
+    return name
 
 
 # --- addresses, account ids, dates, places --------------------------------------------------
