@@ -20,7 +20,7 @@ from requests_app.views import PAGE_ACTIONS
 
 pytestmark = [pytest.mark.django_db]
 
-FORM_SETTINGS = settings(max_examples=40, deadline=None, database=None,
+FORM_SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 HOSTILE_TEXT = st.one_of(
