@@ -480,27 +480,44 @@ def name_keys(text: str) -> list[MatchKey]:
     return list(found.values())
 
 
-def _name_parts(value: str) -> tuple[list[str], list[str]]:
-    """Return ``(given names, family names)`` of a name as typed, "Family, Given" understood."""
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir"})
+
+
+@dataclass(frozen=True)
+class _NameParts:
+    """A name as typed, in the parts the request's keys are made of."""
+
+    given: list[str]  # given names, the first first (titles and particles left out)
+    family: list[str]  # family-name words (particles left out)
+    family_written: list[str]  # what follows the first given name, particles included ("di", "stefano")
+    after_apostrophes: list[str]  # "orto" of "Dell'Orto", "connor" of "O'Connor"
+
+
+def _name_parts(value: str) -> _NameParts:
+    """Return the parts of a name as typed, "Family, Given" understood."""
     if "," in value:
-        family_part, _, given_part = value.partition(",")
+        family_text, _, given_text = value.partition(",")
+        words = [t.folded for t in _tokens(given_text) if t.folded not in _NAME_PARTICLES | _TITLES]
+        family = [t.folded for t in _tokens(family_text) if t.folded not in _NAME_PARTICLES]
+        family_written = [t.folded for t in _tokens(family_text)]
     else:
-        family_part, given_part = "", value
-    given = [t.folded for t in _tokens(given_part) if t.folded not in _NAME_PARTICLES]
-    family = [t.folded for t in _tokens(family_part) if t.folded not in _NAME_PARTICLES]
-    given = [t for t in given if t not in {"mr", "mrs", "ms", "miss", "dr", "prof", "sir"}]
-    if not family and len(given) >= 2:
-        given, family = given[:-1], given[-1:]
-    return given, family
+        tokens = [t for t in _tokens(value) if t.folded not in _TITLES]
+        family_text = value[tokens[1].start:] if len(tokens) > 1 else ""
+        words = [t.folded for t in tokens if t.folded not in _NAME_PARTICLES]
+        family = words[-1:] if len(words) >= 2 else []
+        words = words[:-1] if family else words
+        family_written = [t.folded for t in tokens[1:]]
+    after = [part.split()[0] for part in re.split(rf"[{_APOSTROPHE_CLASS}]", family_text)[1:] if part.split()]
+    return _NameParts(given=words, family=family, family_written=family_written,
+                      after_apostrophes=[_folded_word(part) for part in after])
 
 
 def name_identifier_keys(value: str) -> list[MatchKey]:
     """Return the keys that find a name as given: exact given + family, then the variants."""
-    given, family = _name_parts(value)
+    parts = _name_parts(value)
+    given, family = parts.given, parts.family
     if not given or not family:
         return []
-    raw_family = [t.folded for t in _tokens(value.partition(",")[0] if "," in value else value)][len(given):] \
-        if "," not in value else [t.folded for t in _tokens(value.partition(",")[0])]
     first = given[0]
     keys: dict[str, bool] = {}
 
@@ -511,11 +528,8 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
             keys[key] = keys.get(key, True) and variant
 
     # "Dell'Orto" is also written "Dell Orto", "O'Connor" "O Connor": the part after the apostrophe.
-    after_apostrophe = [part for part in re.split(rf"[{_APOSTROPHE_CLASS}]", value.partition(",")[0]
-                                                  if "," in value else value)[1:]]
-    apostrophe_parts = [_fold_token(part.split()[0]) for part in after_apostrophe if part.split()]
-    for surname in dict.fromkeys((family[-1], family[0], *[_TRANSLITERATION_RE.sub(r"\1", part)
-                                                           for part in apostrophe_parts if len(part) >= 3])):
+    surnames = dict.fromkeys((family[-1], family[0], *(part for part in parts.after_apostrophes if len(part) >= 3)))
+    for surname in surnames:
         add(first, surname, variant=surname != family[-1])
         add(first[0], surname, variant=True)  # "J. Smith"
         for nickname in nickname_equivalents(first):
@@ -523,7 +537,7 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
         # Short forms made by cutting the name: "Steph" for Stephane, "Betta" for Elisabetta.
         for cut in {first[:n] for n in range(3, len(first))} | {first[-n:] for n in range(4, len(first))}:
             add(cut, surname, variant=True)
-    for initial in {family[-1][0], family[0][0], *(raw[0] for raw in raw_family)}:
+    for initial in {family[-1][0], family[0][0], *(word[0] for word in parts.family_written)}:
         add(first, initial, variant=True)  # "Robert M.", "Elisabetta D." for Di Stefano
     for middle in given[1:]:
         add(middle, family[-1], variant=True)  # known by a middle name
