@@ -4,6 +4,7 @@ Kept free of Django imports at module level: settings import it before apps are 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -103,12 +104,8 @@ def report_signing_private_key_pem(value: str | None, *, key_file: str | None, v
     else:
         path = Path(var_dir) / ED25519_KEY_FILE_NAME
         if not path.exists():
-            generated = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-            path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(generated)
+            _key_file_create(path, Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         pem, source = path.read_bytes(), str(path)
     try:
         key = serialization.load_pem_private_key(pem, password=None)
@@ -117,6 +114,28 @@ def report_signing_private_key_pem(value: str | None, *, key_file: str | None, v
     if not isinstance(key, Ed25519PrivateKey):
         raise ImproperlyConfigured(f"The report signing key from {source} is not an Ed25519 key.")
     return pem
+
+
+def _key_file_create(path, pem: bytes) -> None:
+    """Write a new key file readable by its owner only, complete or not at all.
+
+    Written to a temporary name and linked into place, so a process starting at the same moment
+    (the web process and a worker on an empty var/) either makes the file or reads the other's,
+    never a half-written one; the first link wins.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        # Another process may have made the key first: then that one is the key, and this one goes.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def retired_public_keys(value: str | None) -> dict[str, bytes]:

@@ -133,3 +133,22 @@ def test_session_and_csrf_cookies_are_same_site_strict_and_sessions_short(client
     from compliance import settings as project_settings
 
     assert project_settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+def test_processes_starting_together_on_an_empty_var_make_one_report_signing_key(tmp_path):
+    """The web process and a worker start on an empty var/ at once: one key, never a half-written one."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from compliance.reports.keys import ED25519_KEY_FILE_NAME
+
+    with ProcessPoolExecutor(max_workers=6) as pool:
+        pems = set(pool.map(_make_signing_key, [str(tmp_path)] * 12))
+    assert len(pems) == 1
+    assert os.listdir(tmp_path) == [ED25519_KEY_FILE_NAME]
+    assert (tmp_path / ED25519_KEY_FILE_NAME).stat().st_mode & 0o777 == 0o600
+
+
+def _make_signing_key(var_dir: str) -> bytes:
+    from compliance.reports.keys import report_signing_private_key_pem
+
+    return report_signing_private_key_pem(None, key_file=None, var_dir=var_dir)
