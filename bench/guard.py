@@ -54,7 +54,7 @@ from unlearning_jobs.engine.guard import (  # noqa: E402
     rules_from_identifiers,
 )
 from unlearning_jobs.engine.guard.measure import percentile  # noqa: E402
-from unlearning_jobs.engine.guard.synthetic import (
+from unlearning_jobs.engine.guard.synthetic import (  # noqa: E402
     fake_subjects,
     pii_sentences,
     valid_phone,
@@ -116,9 +116,7 @@ def namesake_rules(*, count: int, hasher: KeyedHasher, seed: int) -> list[tuple]
             continue
         seen.add(name)
         subjects.append(
-            rules_from_identifiers(
-                hasher=hasher, subject_ref=f"name-{len(subjects):06d}", names=[name]
-            )
+            rules_from_identifiers(hasher=hasher, subject_ref=f"name-{len(subjects):06d}", names=[name])
         )
     return subjects
 
@@ -211,8 +209,7 @@ def acted_rate(guard: Guard, texts: list[str]) -> tuple[int, int]:
 def benign_acted_rate(guard: Guard, benign) -> float:
     """Return the share of benign probes on which either filter acted."""
     acted = sum(
-        guard.check_input(p.prompt).acted
-        or guard.check_output(p.simulated_response, prompt=p.prompt).acted
+        guard.check_input(p.prompt).acted or guard.check_output(p.simulated_response, prompt=p.prompt).acted
         for p in benign
     )
     return acted / len(benign)
@@ -245,16 +242,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--subjects", default="10,10000,100000", help="guard sizes, comma-separated"
-    )
-    parser.add_argument(
-        "--sample", type=int, default=10, help="Faker subjects whose probes are run"
-    )
+    parser.add_argument("--subjects", default="10,10000,100000", help="guard sizes, comma-separated")
+    parser.add_argument("--sample", type=int, default=10, help="Faker subjects whose probes are run")
     parser.add_argument("--benign-people", type=int, default=60)
-    parser.add_argument(
-        "--responses", type=int, default=400, help="~200-token responses timed per size"
-    )
+    parser.add_argument("--responses", type=int, default=400, help="~200-token responses timed per size")
     parser.add_argument(
         "--namesakes",
         type=int,
@@ -316,9 +307,7 @@ def main() -> None:
             "guard_build_s": round(build_seconds[size], 2),
             "probes": measured.probes,
             "block_rate": measured.block_rate,
-            "block_rate_by_kind": {
-                k: round(v["block_rate"], 4) for k, v in measured.by_kind.items()
-            },
+            "block_rate_by_kind": {k: round(v["block_rate"], 4) for k, v in measured.by_kind.items()},
             "evasion_block_rate": round(evaded.block_rate, 4),
             "benign_probes": measured.benign,
             "benign_false_positive_rate": measured.false_positive_rate,
@@ -386,9 +375,7 @@ def main() -> None:
         "results": results,
         "corroborated_names": {
             "block_rate": corroborated.block_rate,
-            "block_rate_by_kind": {
-                k: round(v["block_rate"], 4) for k, v in corroborated.by_kind.items()
-            },
+            "block_rate_by_kind": {k: round(v["block_rate"], 4) for k, v in corroborated.by_kind.items()},
             "benign_false_positive_rate": corroborated.false_positive_rate,
         },
         "namesakes": namesakes,
@@ -416,11 +403,7 @@ def main() -> None:
     for size in sizes:
         row = results[str(size)]
         lat = row["response_latency"]
-        tofu = (
-            "-"
-            if row["tofu_false_positive_rate"] is None
-            else f"{row['tofu_false_positive_rate']:.2%}"
-        )
+        tofu = "-" if row["tofu_false_positive_rate"] is None else f"{row['tofu_false_positive_rate']:.2%}"
         print(
             f"{size:>9,} {row['block_rate']:>7.2%} {row['evasion_block_rate']:>8.2%} "
             f"{row['benign_false_positive_rate']:>9.2%} {row['corpus_false_positive_rate']:>9.2%} {tofu:>8} "

@@ -15,6 +15,7 @@ already holds the sizes asked for; ``--reseed`` drops and rebuilds it. Requests 
 API during a run stay in the database (the next run starts from a slightly bigger one; the JSON
 records the sizes each run started from).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,17 +57,19 @@ def configure_environment(args) -> dict:
     if name in PROTECTED_DATABASES or not name or name.startswith("test_"):
         sys.exit(f"bench/load.py refuses database {name!r}: give it a bench database of its own.")
     env = dict(os.environ)
-    env.update({
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker_url,
-        "LETHE_VAR_DIR": str(args.var_dir),
-        "LETHE_SECRET_KEY": "lethe-load-bench-secret-key-not-for-production-0123456789abcdef",
-        # Fixed, so that the seeded identifiers decrypt whichever checkout and var dir run the
-        # benchmark next (a generated key lives in the var dir and goes with it).
-        "LETHE_IDENTIFIER_KEYS": "bGV0aGUtbG9hZC1iZW5jaC1pZGVudGlmaWVycy1rZXk=",
-        "DJANGO_SETTINGS_MODULE": "compliance.settings",
-        "TOKENIZERS_PARALLELISM": "false",
-    })
+    env.update(
+        {
+            "DATABASE_URL": args.database_url,
+            "CELERY_BROKER_URL": args.broker_url,
+            "LETHE_VAR_DIR": str(args.var_dir),
+            "LETHE_SECRET_KEY": "lethe-load-bench-secret-key-not-for-production-0123456789abcdef",
+            # Fixed, so that the seeded identifiers decrypt whichever checkout and var dir run the
+            # benchmark next (a generated key lives in the var dir and goes with it).
+            "LETHE_IDENTIFIER_KEYS": "bGV0aGUtbG9hZC1iZW5jaC1pZGVudGlmaWVycy1rZXk=",
+            "DJANGO_SETTINGS_MODULE": "compliance.settings",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     os.environ.update(env)
     return env
 
@@ -128,7 +131,12 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
     from compliance.demo import demo_users_seed
     from compliance.models import AuditEvent
     from requests_app import deadlines
-    from requests_app.identifiers import SubjectIdentifiers, identifier_hashes, identifiers_encrypt, pii_hasher
+    from requests_app.identifiers import (
+        SubjectIdentifiers,
+        identifier_hashes,
+        identifiers_encrypt,
+        pii_hasher,
+    )
     from requests_app.models import CLOSED_STATUSES, ErasureRequest, LegalGround, ReferenceCounter
     from requests_app.services import subject_identifiers_validate
     from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion
@@ -179,18 +187,27 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
             closed_at = None
         counters[received_at.year] += 1
         name = f"Load Person{index}"
-        subject = SubjectIdentifiers(names=(name,), emails=(f"person{index}@load.example",),
-                                     account_ids=(f"ACC-{index:07d}",))
+        subject = SubjectIdentifiers(
+            names=(name,), emails=(f"person{index}@load.example",), account_ids=(f"ACC-{index:07d}",)
+        )
         cleaned = subject_identifiers_validate(subject)
-        request_rows.append({
-            "reference": f"ER-{received_at.year}-{counters[received_at.year]:06d}",
-            "received_at": received_at, "channel": rng.choice(channels), "status": status,
-            "legal_ground": rng.choice(legal_grounds),
-            "identifiers_encrypted": identifiers_encrypt(cleaned.subject),
-            "first_due_at": first_due, "due_at": first_due, "closed_at": closed_at,
-            "assigned_officer_id": officer.pk, "created_by_id": officer.pk,
-            "created_at": received_at, "updated_at": closed_at or received_at,
-        })
+        request_rows.append(
+            {
+                "reference": f"ER-{received_at.year}-{counters[received_at.year]:06d}",
+                "received_at": received_at,
+                "channel": rng.choice(channels),
+                "status": status,
+                "legal_ground": rng.choice(legal_grounds),
+                "identifiers_encrypted": identifiers_encrypt(cleaned.subject),
+                "first_due_at": first_due,
+                "due_at": first_due,
+                "closed_at": closed_at,
+                "assigned_officer_id": officer.pk,
+                "created_by_id": officer.pk,
+                "created_at": received_at,
+                "updated_at": closed_at or received_at,
+            }
+        )
         hash_rows.append(identifier_hashes(cleaned, hasher=hasher))
         plans.append((received_at, steps, status))
 
@@ -200,10 +217,22 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
         for year, last in counters.items():
             ReferenceCounter.objects.update_or_create(year=year, defaults={"last_number": last})
         with connection.cursor() as cursor:
-            _copy(cursor.cursor, "requests_app_subjectidentifierhash",
-                  ["erasure_request_id", "entity_type", "digest", "key_id", "is_variant"],
-                  ((ids[row["reference"]], item.entity_type.value, item.digest, hasher.key_id, item.is_variant)
-                   for row, hashes in zip(request_rows, hash_rows) for item in hashes))
+            _copy(
+                cursor.cursor,
+                "requests_app_subjectidentifierhash",
+                ["erasure_request_id", "entity_type", "digest", "key_id", "is_variant"],
+                (
+                    (
+                        ids[row["reference"]],
+                        item.entity_type.value,
+                        item.digest,
+                        hasher.key_id,
+                        item.is_variant,
+                    )
+                    for row, hashes in zip(request_rows, hash_rows)
+                    for item in hashes
+                ),
+            )
     timings["requests_s"] = time.perf_counter() - started
 
     # The audit log: each request's own history (created, then one event per step taken) and,
@@ -213,20 +242,48 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
     planned = []
     for row, (received_at, steps, status) in zip(request_rows, plans):
         pk = ids[row["reference"]]
-        planned.append((received_at, "erasure_request.created", pk,
-                        {"reference": row["reference"], "channel": row["channel"],
-                         "legal_ground": row["legal_ground"], "hash_key_id": hasher.key_id}))
+        planned.append(
+            (
+                received_at,
+                "erasure_request.created",
+                pk,
+                {
+                    "reference": row["reference"],
+                    "channel": row["channel"],
+                    "legal_ground": row["legal_ground"],
+                    "hash_key_id": hasher.key_id,
+                },
+            )
+        )
         moment = received_at
         for action, from_status, to_status in ACTIONS_AFTER_CREATE[:steps]:
             moment += timedelta(hours=rng.uniform(1, 48))
-            planned.append((moment, action, pk, {"reference": row["reference"],
-                                                 "from_status": from_status, "to_status": to_status}))
+            planned.append(
+                (
+                    moment,
+                    action,
+                    pk,
+                    {"reference": row["reference"], "from_status": from_status, "to_status": to_status},
+                )
+            )
         if status in ("rejected", "withdrawn"):
-            planned.append((row["closed_at"], f"erasure_request.{status}", pk,
-                            {"reference": row["reference"], "to_status": status}))
+            planned.append(
+                (
+                    row["closed_at"],
+                    f"erasure_request.{status}",
+                    pk,
+                    {"reference": row["reference"], "to_status": status},
+                )
+            )
     while len(planned) < events:
-        planned.append((now - span * rng.random(), "worker.heartbeat_missed", None,
-                        {"worker": f"cpu{rng.randint(1, 8)}@load"}))
+        planned.append(
+            (
+                now - span * rng.random(),
+                "worker.heartbeat_missed",
+                None,
+                {"worker": f"cpu{rng.randint(1, 8)}@load"},
+            )
+        )
     planned = sorted(planned[:events], key=lambda item: item[0])
     head = AuditEvent.objects.order_by("-sequence").first()
     sequence, previous = head.sequence, head.entry_hash
@@ -241,17 +298,48 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
             sequence += 1
             object_type, object_id = ("requests_app.erasurerequest", str(pk)) if pk else ("", "")
             actor_label = "officer" if pk else "system"
-            entry = event_hash(sequence=sequence, occurred_at=moment, actor_label=actor_label, action=action,
-                               object_type=object_type, object_id=object_id, details=details,
-                               previous_hash=previous)
-            yield (sequence, format_timestamp(moment), officer.pk if pk else None, actor_label, action,
-                   object_type, object_id, json.dumps(details, sort_keys=True), previous, entry)
+            entry = event_hash(
+                sequence=sequence,
+                occurred_at=moment,
+                actor_label=actor_label,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                details=details,
+                previous_hash=previous,
+            )
+            yield (
+                sequence,
+                format_timestamp(moment),
+                officer.pk if pk else None,
+                actor_label,
+                action,
+                object_type,
+                object_id,
+                json.dumps(details, sort_keys=True),
+                previous,
+                entry,
+            )
             previous = entry
 
     with transaction.atomic(), connection.cursor() as cursor:
-        written = _copy(cursor.cursor, "compliance_auditevent",
-                        ["sequence", "occurred_at", "actor_id", "actor_label", "action", "object_type",
-                         "object_id", "details", "previous_hash", "entry_hash"], audit_rows())
+        written = _copy(
+            cursor.cursor,
+            "compliance_auditevent",
+            [
+                "sequence",
+                "occurred_at",
+                "actor_id",
+                "actor_label",
+                "action",
+                "object_type",
+                "object_id",
+                "details",
+                "previous_hash",
+                "entry_hash",
+            ],
+            audit_rows(),
+        )
     timings["audit_events_s"] = time.perf_counter() - started
     log(f"seed: {len(request_rows)} requests, {written} audit events")
 
@@ -261,9 +349,18 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
     started = time.perf_counter()
     dataset = Dataset.objects.create(name="load-corpus", description="bench/load.py seed")
     version = DatasetVersion.objects.create(
-        dataset=dataset, number=1, status="indexed", stored_path="load-corpus/v1", format="jsonl",
-        text_fields=["text"], record_count=records, manifest_sha256="0" * 64,
-        hash_key_id=hasher.key_id, chunk_size=10000, indexed_at=now)
+        dataset=dataset,
+        number=1,
+        status="indexed",
+        stored_path="load-corpus/v1",
+        format="jsonl",
+        text_fields=["text"],
+        record_count=records,
+        manifest_sha256="0" * 64,
+        hash_key_id=hasher.key_id,
+        chunk_size=10000,
+        indexed_at=now,
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         offset = 0
 
@@ -271,14 +368,36 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
             nonlocal offset
             for ordinal in range(records):
                 length = 150 + ordinal % 120
-                yield (version.pk, f"rec-{ordinal:08d}", ordinal, ordinal + 1, offset, length + 24,
-                       hashlib.sha256(str(ordinal).encode()).hexdigest(), length)
+                yield (
+                    version.pk,
+                    f"rec-{ordinal:08d}",
+                    ordinal,
+                    ordinal + 1,
+                    offset,
+                    length + 24,
+                    hashlib.sha256(str(ordinal).encode()).hexdigest(),
+                    length,
+                )
                 offset += length + 25
 
-        _copy(cursor.cursor, "unlearning_jobs_datasetrecord",
-              ["version_id", "record_id", "ordinal", "line_no", "byte_offset", "byte_length",
-               "text_sha256", "text_length"], record_rows())
-        cursor.execute("SELECT min(id) FROM unlearning_jobs_datasetrecord WHERE version_id = %s", [version.pk])
+        _copy(
+            cursor.cursor,
+            "unlearning_jobs_datasetrecord",
+            [
+                "version_id",
+                "record_id",
+                "ordinal",
+                "line_no",
+                "byte_offset",
+                "byte_length",
+                "text_sha256",
+                "text_length",
+            ],
+            record_rows(),
+        )
+        cursor.execute(
+            "SELECT min(id) FROM unlearning_jobs_datasetrecord WHERE version_id = %s", [version.pk]
+        )
         first_id = cursor.fetchone()[0]
 
         def finding_rows():
@@ -295,9 +414,22 @@ def seed(*, requests: int, events: int, records: int, findings_per_record: float
                 sorted_hash = digest if entity_type == "PERSON" else None
                 yield (version.pk, first_id + ordinal, entity_type, 10, 30, 0.85, "load", digest, sorted_hash)
 
-        findings = _copy(cursor.cursor, "unlearning_jobs_piifinding",
-                         ["version_id", "record_id", "entity_type", "start", "end", "score", "recogniser",
-                          "value_hash", "sorted_hash"], finding_rows())
+        findings = _copy(
+            cursor.cursor,
+            "unlearning_jobs_piifinding",
+            [
+                "version_id",
+                "record_id",
+                "entity_type",
+                "start",
+                "end",
+                "score",
+                "recogniser",
+                "value_hash",
+                "sorted_hash",
+            ],
+            finding_rows(),
+        )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     timings["pii_index_s"] = time.perf_counter() - started
@@ -311,10 +443,15 @@ def database_sizes() -> dict:
 
     sizes = {}
     with connection.cursor() as cursor:
-        for key, table in (("requests", "requests_app_erasurerequest"), ("audit_events", "compliance_auditevent"),
-                           ("records", "unlearning_jobs_datasetrecord"),
-                           ("pii_index_rows", "unlearning_jobs_piifinding")):
-            cursor.execute(f"SELECT count(*), pg_table_size('{table}'), pg_indexes_size('{table}') FROM {table}")
+        for key, table in (
+            ("requests", "requests_app_erasurerequest"),
+            ("audit_events", "compliance_auditevent"),
+            ("records", "unlearning_jobs_datasetrecord"),
+            ("pii_index_rows", "unlearning_jobs_piifinding"),
+        ):
+            cursor.execute(
+                f"SELECT count(*), pg_table_size('{table}'), pg_indexes_size('{table}') FROM {table}"
+            )
             rows, table_bytes, index_bytes = cursor.fetchone()
             sizes[key] = {"rows": rows, "table_bytes": table_bytes, "index_bytes": index_bytes}
     return sizes
@@ -326,12 +463,26 @@ def database_sizes() -> dict:
 def gunicorn_start(*, env: dict, port: int, workers: int, threads: int, log_path: Path) -> subprocess.Popen:
     """Start gunicorn on 127.0.0.1:``port`` and wait until it answers."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "compliance.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--threads", str(threads), "--worker-class",
-               "gthread" if threads > 1 else "sync", "--timeout", "60", "--log-level", "warning"]
+    command = [
+        str(gunicorn),
+        "compliance.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--worker-class",
+        "gthread" if threads > 1 else "sync",
+        "--timeout",
+        "60",
+        "--log-level",
+        "warning",
+    ]
     log_file = open(log_path, "w")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -410,8 +561,15 @@ def login(port: int, username: str) -> dict:
     status, page = client.request("GET", "/login/")
     token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
     body = urlencode({"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}).encode()
-    status, _ = client.request("POST", "/login/", body=body, headers={
-        "Content-Type": "application/x-www-form-urlencoded", "Referer": f"http://127.0.0.1:{port}/login/"})
+    status, _ = client.request(
+        "POST",
+        "/login/",
+        body=body,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": f"http://127.0.0.1:{port}/login/",
+        },
+    )
     if status != 302 or "sessionid" not in client.cookies:
         sys.exit(f"Logging in as {username} failed (status {status}).")
     return client.cookies
@@ -425,8 +583,12 @@ def endpoints(*, request_ids: list[int], register_month: tuple[str, str]) -> lis
 
     def create(rng, n):
         unique = f"{os.getpid()}-{threading.get_ident()}-{n}-{rng.randrange(10**9)}"
-        body = json.dumps({"subject": {"names": [f"Api Person {unique}"], "emails": [f"api-{unique}@load.example"]},
-                           "legal_ground": "art17_1_b"}).encode()
+        body = json.dumps(
+            {
+                "subject": {"names": [f"Api Person {unique}"], "emails": [f"api-{unique}@load.example"]},
+                "legal_ground": "art17_1_b",
+            }
+        ).encode()
         return "POST", "/api/v1/requests/", body, {"Content-Type": "application/json"}
 
     def pick(rng):
@@ -437,19 +599,38 @@ def endpoints(*, request_ids: list[int], register_month: tuple[str, str]) -> lis
     start, end = register_month
     return [
         ("officer: open requests /requests/", "officer", get(lambda rng: "/requests/")),
-        ("officer: all requests, a page", "officer",
-         get(lambda rng: f"/requests/all/?page={rng.randint(1, min(50, list_pages))}")),
+        (
+            "officer: all requests, a page",
+            "officer",
+            get(lambda rng: f"/requests/all/?page={rng.randint(1, min(50, list_pages))}"),
+        ),
         ("officer: a request /requests/<id>/", "officer", get(lambda rng: f"/requests/{pick(rng)}/")),
         ("auditor: home /audit/", "auditor", get(lambda rng: "/audit/")),
-        ("auditor: a request /audit/requests/<id>/", "auditor",
-         get(lambda rng: f"/audit/requests/{pick(rng)}/")),
-        ("auditor: register, one month", "auditor", get(lambda rng: f"/audit/register/?from={start}&to={end}")),
+        (
+            "auditor: a request /audit/requests/<id>/",
+            "auditor",
+            get(lambda rng: f"/audit/requests/{pick(rng)}/"),
+        ),
+        (
+            "auditor: register, one month",
+            "auditor",
+            get(lambda rng: f"/audit/register/?from={start}&to={end}"),
+        ),
         ("api: create POST /api/v1/requests/", "api", create),
     ]
 
 
-def run_clients(*, port: int, clients: int, duration: float, max_requests: int, think: float,
-                sessions: dict, targets, seed_value: int) -> dict:
+def run_clients(
+    *,
+    port: int,
+    clients: int,
+    duration: float,
+    max_requests: int,
+    think: float,
+    sessions: dict,
+    targets,
+    seed_value: int,
+) -> dict:
     """Run ``clients`` threads over ``targets`` until ``duration`` or ``max_requests``; return samples."""
     samples: dict[str, list[float]] = defaultdict(list)
     errors: dict[str, list[str]] = defaultdict(list)
@@ -590,10 +771,15 @@ def own_cpu_seconds() -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--database-url", default=os.environ.get("LETHE_LOAD_DATABASE_URL", DEFAULT_DATABASE_URL))
-    parser.add_argument("--broker-url", default=DEFAULT_BROKER_URL,
-                        help="the broker the web processes are configured with; recording a request "
-                             "sends no task, so the benchmark never writes to it (nor flushes it)")
+    parser.add_argument(
+        "--database-url", default=os.environ.get("LETHE_LOAD_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    parser.add_argument(
+        "--broker-url",
+        default=DEFAULT_BROKER_URL,
+        help="the broker the web processes are configured with; recording a request "
+        "sends no task, so the benchmark never writes to it (nor flushes it)",
+    )
     parser.add_argument("--var-dir", type=Path, default=REPO_ROOT / "var" / "load")
     parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed it again")
     parser.add_argument("--seed-only", action="store_true")
@@ -604,9 +790,13 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of measured load")
     parser.add_argument("--max-requests", type=int, default=20_000, help="stop after this many requests")
-    parser.add_argument("--think", type=float, default=1.0,
-                        help="mean seconds a client waits between requests, uniform on [0, 2 x think] "
-                             "(a person reading the page); 0: back to back, which measures saturation")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=1.0,
+        help="mean seconds a client waits between requests, uniform on [0, 2 x think] "
+        "(a person reading the page); 0: back to back, which measures saturation",
+    )
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread if > 1)")
     parser.add_argument("--port", type=int, default=8765)
@@ -620,8 +810,13 @@ def main(argv=None) -> int:
     args.var_dir.mkdir(parents=True, exist_ok=True)
     database_ensure(args.database_url, drop=args.reseed)
     seeded = time.perf_counter()
-    timings = seed(requests=args.requests, events=args.events, records=args.records,
-                   findings_per_record=args.findings_per_record, log=log)
+    timings = seed(
+        requests=args.requests,
+        events=args.events,
+        records=args.records,
+        findings_per_record=args.findings_per_record,
+        log=log,
+    )
     timings["seed_total_s"] = time.perf_counter() - seeded
     log("seed: " + ", ".join(f"{key} {value:.1f}" for key, value in timings.items()))
     from django.contrib.auth import get_user_model
@@ -637,29 +832,50 @@ def main(argv=None) -> int:
     request_ids = list(ErasureRequest.objects.values_list("pk", flat=True))
     token = Token.objects.get(user=get_user_model().objects.get(username="officer")).key
     month_start = (datetime.now(timezone.utc).replace(day=1) - timedelta(days=90)).replace(day=1).date()
-    month_end = ((month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1))
+    month_end = (month_start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     connection.close()
 
-    process = gunicorn_start(env=env, port=args.port, workers=args.workers, threads=args.threads,
-                             log_path=args.var_dir / "gunicorn.log")
+    process = gunicorn_start(
+        env=env,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        log_path=args.var_dir / "gunicorn.log",
+    )
     try:
         sessions = {
             "officer": {"cookies": login(args.port, "officer")},
             "auditor": {"cookies": login(args.port, "auditor")},
             "api": {"headers": {"Authorization": f"Token {token}", "Accept": "application/json"}},
         }
-        targets = endpoints(request_ids=request_ids, register_month=(month_start.isoformat(), month_end.isoformat()))
+        targets = endpoints(
+            request_ids=request_ids, register_month=(month_start.isoformat(), month_end.isoformat())
+        )
         # Warm-up: every endpoint a few times on every worker (imports, template caches, and the
         # audit chain's first full verification), not measured.
-        warm = run_clients(port=args.port, clients=min(args.clients, 2 * args.workers), duration=60,
-                           max_requests=len(targets) * args.workers * 2, think=0, sessions=sessions,
-                           targets=targets, seed_value=1)
+        warm = run_clients(
+            port=args.port,
+            clients=min(args.clients, 2 * args.workers),
+            duration=60,
+            max_requests=len(targets) * args.workers * 2,
+            think=0,
+            sessions=sessions,
+            targets=targets,
+            seed_value=1,
+        )
         load_before = os.getloadavg()
         cpu_before = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
         with DatabaseCpuSampler(args.database_url) as database_cpu:
-            result = run_clients(port=args.port, clients=args.clients, duration=args.duration,
-                                 max_requests=args.max_requests, think=args.think, sessions=sessions,
-                                 targets=targets, seed_value=2)
+            result = run_clients(
+                port=args.port,
+                clients=args.clients,
+                duration=args.duration,
+                max_requests=args.max_requests,
+                think=args.think,
+                sessions=sessions,
+                targets=targets,
+                seed_value=2,
+            )
         load_after = os.getloadavg()
         cpu_after = (machine_cpu_seconds(), group_cpu_seconds(process.pid), own_cpu_seconds())
     finally:
@@ -668,13 +884,18 @@ def main(argv=None) -> int:
     rows = []
     for name, _, _ in targets:
         values = result["samples"].get(name, [])
-        rows.append({
-            "endpoint": name, "requests": len(values), "errors": len(result["errors"].get(name, [])),
-            "p50_ms": round(percentile(values, 0.50) * 1000, 1), "p95_ms": round(percentile(values, 0.95) * 1000, 1),
-            "max_ms": round(max(values) * 1000, 1) if values else None,
-            "first_errors": result["errors"].get(name, [])[:3],
-            "latencies_ms": [round(value * 1000, 2) for value in values],
-        })
+        rows.append(
+            {
+                "endpoint": name,
+                "requests": len(values),
+                "errors": len(result["errors"].get(name, [])),
+                "p50_ms": round(percentile(values, 0.50) * 1000, 1),
+                "p95_ms": round(percentile(values, 0.95) * 1000, 1),
+                "max_ms": round(max(values) * 1000, 1) if values else None,
+                "first_errors": result["errors"].get(name, [])[:3],
+                "latencies_ms": [round(value * 1000, 2) for value in values],
+            }
+        )
     total = sum(row["requests"] for row in rows)
     worst = max(row["p95_ms"] for row in rows)
     errors = sum(row["errors"] for row in rows)
@@ -683,41 +904,70 @@ def main(argv=None) -> int:
     print()
     print(f"{'endpoint':45} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for row in rows:
-        print(f"{row['endpoint']:45} {row['requests']:8d} {row['errors']:6d} {row['p50_ms']:8.1f} "
-              f"{row['p95_ms']:8.1f} {row['max_ms'] or 0:8.1f}")
-    print(f"{total} requests in {result['wall_s']:.1f} s ({total / result['wall_s']:.1f}/s), {args.clients} clients, "
-          f"think {args.think} s, gunicorn {args.workers} workers x {args.threads} threads; "
-          f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min), cores {os.cpu_count()}")
+        print(
+            f"{row['endpoint']:45} {row['requests']:8d} {row['errors']:6d} {row['p50_ms']:8.1f} "
+            f"{row['p95_ms']:8.1f} {row['max_ms'] or 0:8.1f}"
+        )
+    print(
+        f"{total} requests in {result['wall_s']:.1f} s ({total / result['wall_s']:.1f}/s), {args.clients} clients, "
+        f"think {args.think} s, gunicorn {args.workers} workers x {args.threads} threads; "
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min), cores {os.cpu_count()}"
+    )
     machine, server, client = (after - before for before, after in zip(cpu_before, cpu_after))
     database = database_cpu.seconds
-    cpu = {"machine_busy_s": round(machine, 1), "gunicorn_s": round(server, 1), "clients_s": round(client, 1),
-           "postgresql_s": round(database, 1),
-           "others_s": round(max(0.0, machine - server - client - database), 1), "wall_s": round(result["wall_s"], 1)}
-    print(f"CPU-seconds during the run: machine {cpu['machine_busy_s']} of {result['wall_s'] * os.cpu_count():.0f}"
-          f" available; gunicorn {cpu['gunicorn_s']}, PostgreSQL for it {cpu['postgresql_s']}, clients "
-          f"{cpu['clients_s']}, everything else {cpu['others_s']} (other users); per request "
-          f"{1000 * server / max(1, total):.1f} ms of gunicorn and {1000 * database / max(1, total):.1f} ms of "
-          f"PostgreSQL CPU")
-    print(f"target p95 <= {args.target_p95_ms:.0f} ms and 0 errors: {verdict} (worst p95 {worst:.1f} ms, "
-          f"{errors} errors)")
+    cpu = {
+        "machine_busy_s": round(machine, 1),
+        "gunicorn_s": round(server, 1),
+        "clients_s": round(client, 1),
+        "postgresql_s": round(database, 1),
+        "others_s": round(max(0.0, machine - server - client - database), 1),
+        "wall_s": round(result["wall_s"], 1),
+    }
+    print(
+        f"CPU-seconds during the run: machine {cpu['machine_busy_s']} of {result['wall_s'] * os.cpu_count():.0f}"
+        f" available; gunicorn {cpu['gunicorn_s']}, PostgreSQL for it {cpu['postgresql_s']}, clients "
+        f"{cpu['clients_s']}, everything else {cpu['others_s']} (other users); per request "
+        f"{1000 * server / max(1, total):.1f} ms of gunicorn and {1000 * database / max(1, total):.1f} ms of "
+        f"PostgreSQL CPU"
+    )
+    print(
+        f"target p95 <= {args.target_p95_ms:.0f} ms and 0 errors: {verdict} (worst p95 {worst:.1f} ms, "
+        f"{errors} errors)"
+    )
     for row in rows:
         for problem in row["first_errors"]:
             print(f"  error: {problem}")
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=REPO_ROOT,
-                                 capture_output=True, text=True).stdout.strip(),
-        "config": {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()},
-        "database": sizes, "seed_timings": timings,
-        "load_average": {"before": load_before, "after": load_after}, "cpu_count": os.cpu_count(),
-        "cpu_seconds": cpu,
-        "warmup_requests": sum(len(v) for v in warm["samples"].values()),
-        "wall_s": result["wall_s"], "throughput_per_s": total / result["wall_s"],
-        "endpoints": rows, "verdict": verdict,
-    }, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "commit": subprocess.run(
+                    ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+                    cwd=REPO_ROOT,
+                    capture_output=True,
+                    text=True,
+                ).stdout.strip(),
+                "config": {
+                    key: (str(value) if isinstance(value, Path) else value)
+                    for key, value in vars(args).items()
+                },
+                "database": sizes,
+                "seed_timings": timings,
+                "load_average": {"before": load_before, "after": load_after},
+                "cpu_count": os.cpu_count(),
+                "cpu_seconds": cpu,
+                "warmup_requests": sum(len(v) for v in warm["samples"].values()),
+                "wall_s": result["wall_s"],
+                "throughput_per_s": total / result["wall_s"],
+                "endpoints": rows,
+                "verdict": verdict,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {RESULTS.relative_to(REPO_ROOT)}")
     return 0 if verdict == "PASS" else 1
 

@@ -17,6 +17,7 @@ found in it), never by its text. Prints the figures and writes ``bench/results/m
     python bench/match_quality.py --identifiers names emails phones account_ids
     python bench/match_quality.py --variants var/corpus/main --without-match-keys   # issue 13's table
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,8 +86,9 @@ def ingest(*, name: str, path: Path, text_field, id_field: str | None, processes
     started = time.perf_counter()
     reused = False
     try:
-        version = dataset_version_register(name=name, path=path, actor=None, text_field=text_field,
-                                           id_field=id_field, enqueue=False)
+        version = dataset_version_register(
+            name=name, path=path, actor=None, text_field=text_field, id_field=id_field, enqueue=False
+        )
     except DatasetRegistrationError as error:
         if "exactly those of" not in " ".join(error.messages):
             raise
@@ -97,10 +99,13 @@ def ingest(*, name: str, path: Path, text_field, id_field: str | None, processes
     except DatasetFormatError as error:
         raise SystemExit(f"cannot read {path}: {error}") from None
     progress = dataset_version_index_inline(version=version, processes=processes)
-    return version, {"records": count, "seconds": progress["duration_s"] if reused else
-                     round(time.perf_counter() - started, 1), "reused": reused,
-                     "findings_by_type": progress["findings_by_type"],
-                     "records_per_second": progress["records_per_second"]}
+    return version, {
+        "records": count,
+        "seconds": progress["duration_s"] if reused else round(time.perf_counter() - started, 1),
+        "reused": reused,
+        "findings_by_type": progress["findings_by_type"],
+        "records_per_second": progress["records_per_second"],
+    }
 
 
 def officer_user():
@@ -123,8 +128,11 @@ def clear_requests() -> None:
 def candidates_by_record(result) -> dict[str, tuple[str, float]]:
     from unlearning_jobs.models import DatasetRecord
 
-    ids = dict(DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates])
-               .values_list("pk", "record_id"))
+    ids = dict(
+        DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates]).values_list(
+            "pk", "record_id"
+        )
+    )
     return {ids[c.record_pk]: (c.tier, c.score) for c in result.candidates}
 
 
@@ -133,8 +141,9 @@ def found_types(version, record_ids) -> dict[str, list[str]]:
     from unlearning_jobs.models import PiiFinding
 
     types: dict[str, set[str]] = defaultdict(set)
-    for record_id, kind in PiiFinding.objects.filter(version=version, record__record_id__in=list(record_ids)) \
-            .values_list("record__record_id", "entity_type"):
+    for record_id, kind in PiiFinding.objects.filter(
+        version=version, record__record_id__in=list(record_ids)
+    ).values_list("record__record_id", "entity_type"):
         types[record_id].add(kind)
     return {record_id: sorted(types.get(record_id, ())) for record_id in record_ids}
 
@@ -145,23 +154,42 @@ def ratio(numerator: int, denominator: int) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--identifiers", nargs="+", default=["names", "emails", "phones", "account_ids"],
-                        choices=["names", "emails", "phones", "addresses", "account_ids"])
+    parser.add_argument(
+        "--identifiers",
+        nargs="+",
+        default=["names", "emails", "phones", "account_ids"],
+        choices=["names", "emails", "phones", "addresses", "account_ids"],
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="Index the data set again from scratch")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_quality"))
-    parser.add_argument("--variants", type=Path, metavar="DIR",
-                        help="measure on an independent corpus instead (bench/variant_quality.py)")
-    parser.add_argument("--without-match-keys", action="store_true",
-                        help="with --variants: also index a copy with Presidio alone, for comparison")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_quality"
+        ),
+    )
+    parser.add_argument(
+        "--variants",
+        type=Path,
+        metavar="DIR",
+        help="measure on an independent corpus instead (bench/variant_quality.py)",
+    )
+    parser.add_argument(
+        "--without-match-keys",
+        action="store_true",
+        help="with --variants: also index a copy with Presidio alone, for comparison",
+    )
     args = parser.parse_args()
     setup_django(args.database_url)
     if args.variants:
         from variant_quality import run
 
-        run(corpus_dir=args.variants.resolve(), processes=args.processes, fresh=args.fresh,
-            without_match_keys=args.without_match_keys)
+        run(
+            corpus_dir=args.variants.resolve(),
+            processes=args.processes,
+            fresh=args.fresh,
+            without_match_keys=args.without_match_keys,
+        )
         return
 
     from django.conf import settings
@@ -173,16 +201,29 @@ def main() -> None:
 
     records_path, truth_path, _, _ = demo_dataset_seed(data_dir=Path(settings.LETHE_DATA_DIR))
     truth = json.loads(truth_path.read_text(encoding="utf-8"))
-    version, indexing = ingest(name="demo-support-tickets", path=records_path, text_field="text",
-                               id_field="id", processes=args.processes, fresh=args.fresh)
-    print(f"{'reused the index of' if indexing['reused'] else 'indexed'} {indexing['records']} demo records "
-          f"(scan {indexing['seconds']}s, "
-          f"{indexing['records_per_second']} records/s): {indexing['findings_by_type']}")
+    version, indexing = ingest(
+        name="demo-support-tickets",
+        path=records_path,
+        text_field="text",
+        id_field="id",
+        processes=args.processes,
+        fresh=args.fresh,
+    )
+    print(
+        f"{'reused the index of' if indexing['reused'] else 'indexed'} {indexing['records']} demo records "
+        f"(scan {indexing['seconds']}s, "
+        f"{indexing['records_per_second']} records/s): {indexing['findings_by_type']}"
+    )
 
     officer = officer_user()
     clear_requests()
-    field_of = {"names": "full_name", "emails": "email", "phones": "phone", "addresses": "address",
-                "account_ids": "account_id"}
+    field_of = {
+        "names": "full_name",
+        "emails": "email",
+        "phones": "phone",
+        "addresses": "address",
+        "account_ids": "account_id",
+    }
     mentions: dict[str, dict[str, str]] = defaultdict(dict)  # person → record → how
     for record_id, found in truth["records"].items():
         for item in found:
@@ -196,8 +237,12 @@ def main() -> None:
     latencies = []
     for person in truth["people"]:
         values = dict(person, full_name=f"{person['first_name']} {person['last_name']}")
-        subject = SubjectIdentifiers.from_lists(**{name: [values[field_of[name]]] for name in args.identifiers})
-        erasure_request = services.erasure_request_create(subject=subject, legal_ground="art17_1_b", actor=officer)
+        subject = SubjectIdentifiers.from_lists(
+            **{name: [values[field_of[name]]] for name in args.identifiers}
+        )
+        erasure_request = services.erasure_request_create(
+            subject=subject, legal_ground="art17_1_b", actor=officer
+        )
         started = time.perf_counter()
         found = candidates_by_record(locate_compute(erasure_request=erasure_request))
         latencies.append((time.perf_counter() - started) * 1000)
@@ -223,50 +268,82 @@ def main() -> None:
     offered_all = sum(per_tier_offered.values())
     right_all = sum(per_tier_right.values())
     figures = {
-        "strong": {"recall": ratio(counts["found_direct_as_strong"], direct_total),
-                   "precision": ratio(per_tier_right["strong"], per_tier_offered["strong"]),
-                   "found": counts["found_direct_as_strong"], "truth": direct_total,
-                   "offered": per_tier_offered["strong"]},
-        "all_tiers": {"recall": ratio(found_all, all_total), "precision": ratio(right_all, offered_all),
-                      "found": found_all, "truth": all_total, "offered": offered_all},
-        "by_ground_truth_kind": {how: {"truth": counts[f"truth_{how}"], "found": counts[f"found_{how}"],
-                                       "recall": ratio(counts[f"found_{how}"], counts[f"truth_{how}"])}
-                                 for how in ("direct", "name", "quasi")},
-        "by_tier_precision": {tier: {"offered": per_tier_offered[tier], "right": per_tier_right[tier],
-                                     "precision": ratio(per_tier_right[tier], per_tier_offered[tier])}
-                              for tier in ("strong", "name", "quasi")},
+        "strong": {
+            "recall": ratio(counts["found_direct_as_strong"], direct_total),
+            "precision": ratio(per_tier_right["strong"], per_tier_offered["strong"]),
+            "found": counts["found_direct_as_strong"],
+            "truth": direct_total,
+            "offered": per_tier_offered["strong"],
+        },
+        "all_tiers": {
+            "recall": ratio(found_all, all_total),
+            "precision": ratio(right_all, offered_all),
+            "found": found_all,
+            "truth": all_total,
+            "offered": offered_all,
+        },
+        "by_ground_truth_kind": {
+            how: {
+                "truth": counts[f"truth_{how}"],
+                "found": counts[f"found_{how}"],
+                "recall": ratio(counts[f"found_{how}"], counts[f"truth_{how}"]),
+            }
+            for how in ("direct", "name", "quasi")
+        },
+        "by_tier_precision": {
+            tier: {
+                "offered": per_tier_offered[tier],
+                "right": per_tier_right[tier],
+                "precision": ratio(per_tier_right[tier], per_tier_offered[tier]),
+            }
+            for tier in ("strong", "name", "quasi")
+        },
     }
     explanations = {}
     for how, record_ids in missed.items():
         types = found_types(version, record_ids)
         explanations[how] = {
             "missed": len(record_ids),
-            "entity_types_found_in_missed_records": dict(Counter(", ".join(t) or "(nothing)" for t in types.values())
-                                                         .most_common()),
+            "entity_types_found_in_missed_records": dict(
+                Counter(", ".join(t) or "(nothing)" for t in types.values()).most_common()
+            ),
             "examples": sorted(record_ids)[:8],
         }
     latencies.sort()
     result = {
-        "identifiers": args.identifiers, "people": len(truth["people"]), "indexing": indexing,
-        **figures, "misses": explanations,
+        "identifiers": args.identifiers,
+        "people": len(truth["people"]),
+        "indexing": indexing,
+        **figures,
+        "misses": explanations,
         "wrong_examples": [{"person": p, "record": r, "tier": t} for p, r, t in wrong[:10]],
-        "locate_ms": {"p50": round(latencies[len(latencies) // 2], 2),
-                      "p95": round(latencies[int(len(latencies) * 0.95)], 2)},
+        "locate_ms": {
+            "p50": round(latencies[len(latencies) // 2], 2),
+            "p95": round(latencies[int(len(latencies) * 0.95)], 2),
+        },
         "targets": {"strong_recall": 0.99, "strong_precision": 0.98},
     }
     print(f"{len(truth['people'])} people, identifiers {', '.join(args.identifiers)}")
-    print(f"strong tier: recall {figures['strong']['recall']} ({figures['strong']['found']}/{direct_total} direct "
-          f"mentions), precision {figures['strong']['precision']} ({per_tier_right['strong']}/"
-          f"{per_tier_offered['strong']})   targets ≥ 0.99 / ≥ 0.98")
-    print(f"all tiers:   recall {figures['all_tiers']['recall']} ({found_all}/{all_total}), "
-          f"precision {figures['all_tiers']['precision']} ({right_all}/{offered_all})")
+    print(
+        f"strong tier: recall {figures['strong']['recall']} ({figures['strong']['found']}/{direct_total} direct "
+        f"mentions), precision {figures['strong']['precision']} ({per_tier_right['strong']}/"
+        f"{per_tier_offered['strong']})   targets ≥ 0.99 / ≥ 0.98"
+    )
+    print(
+        f"all tiers:   recall {figures['all_tiers']['recall']} ({found_all}/{all_total}), "
+        f"precision {figures['all_tiers']['precision']} ({right_all}/{offered_all})"
+    )
     for how, item in figures["by_ground_truth_kind"].items():
         print(f"  ground truth '{how}': {item['found']}/{item['truth']} found (recall {item['recall']})")
     for tier, item in figures["by_tier_precision"].items():
-        print(f"  tier {tier:<6}: {item['right']}/{item['offered']} offered are the person's (precision {item['precision']})")
+        print(
+            f"  tier {tier:<6}: {item['right']}/{item['offered']} offered are the person's (precision {item['precision']})"
+        )
     for how, item in explanations.items():
-        print(f"  missed '{how}' records: {item['missed']}; entity types the index found in them: "
-              f"{item['entity_types_found_in_missed_records']}")
+        print(
+            f"  missed '{how}' records: {item['missed']}; entity types the index found in them: "
+            f"{item['entity_types_found_in_missed_records']}"
+        )
     print(f"locate (search only) p50 {result['locate_ms']['p50']} ms, p95 {result['locate_ms']['p95']} ms")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))

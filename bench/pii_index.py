@@ -9,6 +9,7 @@ would show. Prints records per second and the ratio, and writes ``bench/results/
 
     python bench/pii_index.py --records 1000 --processes 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,18 +43,12 @@ _TEMPLATES = (
     "{phone}. Account {acc}.",
     "Customer {name} ({email}) reported a late delivery to {addr}, {city}. Phone {phone}. "
     "Please refund order {order}.",
-    "Ticket #{order}: {name} says the invoice sent to {email} is wrong. Billing address "
-    "{addr}, {city}.",
-    "Call back {name} at {phone} about the cancelled subscription; DOB {dob} verified, "
-    "account {acc}.",
-    "Thanks for your help yesterday! The parcel arrived in {city} but the box was damaged. "
-    "Order {order}.",
-    "{name} wants to change the delivery address from {addr} to a new flat in {city}; "
-    "contact {email}.",
-    "Agent note: spoke with {name}, born on {dob}, who lives in {city}. Mobile {phone}. "
-    "Escalated to tier 2.",
-    "Refund request for order {order}. No contact details given, the customer asked not to "
-    "be called again.",
+    "Ticket #{order}: {name} says the invoice sent to {email} is wrong. Billing address {addr}, {city}.",
+    "Call back {name} at {phone} about the cancelled subscription; DOB {dob} verified, account {acc}.",
+    "Thanks for your help yesterday! The parcel arrived in {city} but the box was damaged. Order {order}.",
+    "{name} wants to change the delivery address from {addr} to a new flat in {city}; contact {email}.",
+    "Agent note: spoke with {name}, born on {dob}, who lives in {city}. Mobile {phone}. Escalated to tier 2.",
+    "Refund request for order {order}. No contact details given, the customer asked not to be called again.",
 )
 _FILLERS = (
     " I have been a customer for years and this is the first time something went wrong.",
@@ -109,7 +104,11 @@ def _spans(results: list[RecordFindings]) -> set[tuple[str, str, int, int]]:
 
 
 def run(
-    records: int, processes: int, seed: int, rounds: int = 5, data: list[SourceRecord] | None = None,
+    records: int,
+    processes: int,
+    seed: int,
+    rounds: int = 5,
+    data: list[SourceRecord] | None = None,
     match_keys: bool = True,
 ) -> dict:
     """Run the sides interleaved in ``rounds`` slices and return the figures.
@@ -135,7 +134,10 @@ def run(
         for record in batch:
             results = plain_analyzer.analyze(record.text, language="en")
             findings, dropped = findings_from_results(
-                record.text, results, hasher=hasher, default_region=settings.default_region,
+                record.text,
+                results,
+                hasher=hasher,
+                default_region=settings.default_region,
                 phone_regions=settings.analyzer.phone_regions,
             )
             out.append(RecordFindings(record.record_id, record.line_no, findings, dropped))
@@ -225,8 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved slices per side")
-    parser.add_argument("--without-match-keys", action="store_true",
-                        help="scan without match keys (Presidio's findings only), as before issue 13")
+    parser.add_argument(
+        "--without-match-keys",
+        action="store_true",
+        help="scan without match keys (Presidio's findings only), as before issue 13",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--input", type=Path, help="scan the first --records of this data set instead")
     parser.add_argument("--text-field", default="text", help="comma-separated for several")
@@ -240,26 +245,46 @@ def main(argv: list[str] | None = None) -> int:
 
         from unlearning_jobs.engine.pii.readers import read_records
 
-        data = list(islice(read_records(args.input, text_field=tuple(args.text_field.split(",")),
-                                        id_field=args.id_field), args.records))
-    figures = run(args.records, args.processes, args.seed, min(args.rounds, args.records), data,
-                  match_keys=not args.without_match_keys)
+        data = list(
+            islice(
+                read_records(
+                    args.input, text_field=tuple(args.text_field.split(",")), id_field=args.id_field
+                ),
+                args.records,
+            )
+        )
+    figures = run(
+        args.records,
+        args.processes,
+        args.seed,
+        min(args.rounds, args.records),
+        data,
+        match_keys=not args.without_match_keys,
+    )
     if args.input:
         figures["input"] = str(args.input)
     plain = figures["plain_loop"]
-    print(f"records: {figures['records']} (mean {figures['mean_chars']} chars), "
-          f"cpus: {figures['cpu_count']}, load average before/after: "
-          f"{figures['load_average_1m_before']}/{figures['load_average_1m_after']}")
-    print(f"plain AnalyzerEngine.analyze loop: {plain['records_per_s']:8.1f} records/s  "
-          f"({plain['records_per_cpu_s']:.1f} per CPU-second; {plain['findings']} findings)")
-    for label, key in (("Lethe scan, 1 process", "lethe_single_process"),
-                       (f"Lethe scan, {args.processes} processes", "lethe_parallel")):
+    print(
+        f"records: {figures['records']} (mean {figures['mean_chars']} chars), "
+        f"cpus: {figures['cpu_count']}, load average before/after: "
+        f"{figures['load_average_1m_before']}/{figures['load_average_1m_after']}"
+    )
+    print(
+        f"plain AnalyzerEngine.analyze loop: {plain['records_per_s']:8.1f} records/s  "
+        f"({plain['records_per_cpu_s']:.1f} per CPU-second; {plain['findings']} findings)"
+    )
+    for label, key in (
+        ("Lethe scan, 1 process", "lethe_single_process"),
+        (f"Lethe scan, {args.processes} processes", "lethe_parallel"),
+    ):
         side = figures[key]
-        print(f"{label:34s} {side['records_per_s']:8.1f} records/s  x{side['ratio_vs_plain']:.2f}  "
-              f"({side['records_per_cpu_s']:.1f} per CPU-second, x{side['cpu_ratio_vs_plain']:.2f})  "
-              f"recall {side['recall_vs_plain']:.4f} "
-              f"(missed {side['missed']}, extra {side['extra']}, "
-              f"spans identical: {side['spans_identical']})")
+        print(
+            f"{label:34s} {side['records_per_s']:8.1f} records/s  x{side['ratio_vs_plain']:.2f}  "
+            f"({side['records_per_cpu_s']:.1f} per CPU-second, x{side['cpu_ratio_vs_plain']:.2f})  "
+            f"recall {side['recall_vs_plain']:.4f} "
+            f"(missed {side['missed']}, extra {side['extra']}, "
+            f"spans identical: {side['spans_identical']})"
+        )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")

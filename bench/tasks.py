@@ -12,6 +12,7 @@ seed, and is the reference every unlearned model is compared with.
   ``forget01``/``forget05``/``forget10`` (whole authors); the first authors are held out. With
   ``holdout_authors`` fixed, every forget set shares one original model.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,17 @@ class BenchTask:
         return [text for record_id, text in self.original_records if record_id not in forget]
 
 
-def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
-              holdout_people: int, retain_sample: int, seed: int = 0, extra_datasets: int = 0) -> BenchTask:
+def demo_task(
+    *,
+    records: int,
+    people: int,
+    frequent: int,
+    forget_people: int,
+    holdout_people: int,
+    retain_sample: int,
+    seed: int = 0,
+    extra_datasets: int = 0,
+) -> BenchTask:
     """Return the demo records split into original / retrain training sets, forget set and holdout.
 
     ``extra_datasets`` adds that many more demo data sets, generated with the next seeds (other
@@ -77,7 +87,9 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
     forget_ids = {rid for person in forgotten for rid in person.record_ids}
     holdout_ids = {rid for person in held_out for rid in person.record_ids}
     for extra in range(1, extra_datasets + 1):
-        more = generate_demo_dataset(seed=DEMO_SEED + extra, records=records, people=people, frequent_people=frequent)
+        more = generate_demo_dataset(
+            seed=DEMO_SEED + extra, records=records, people=people, frequent_people=frequent
+        )
         text_of.update({f"X{extra}-{record['id']}": record["text"] for record in more.records})
     original_ids = [rid for rid in text_of if rid not in holdout_ids]
     retrain_ids = [rid for rid in original_ids if rid not in forget_ids]
@@ -104,8 +116,9 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
     rng = random.Random(seed)
     sample = rng.sample(retrain_ids, min(retain_sample, len(retrain_ids)))
     excluded = {person.person_id for person in (*forgotten, *held_out)}
-    single = next(person for person in ranked[::-1]
-                  if len(person.record_ids) == 1 and person.person_id not in excluded)
+    single = next(
+        person for person in ranked[::-1] if len(person.record_ids) == 1 and person.person_id not in excluded
+    )
     return BenchTask(
         original_records=[(rid, text_of[rid]) for rid in original_ids],
         forget_ids=sorted(forget_ids),
@@ -128,8 +141,11 @@ def demo_task(*, records: int, people: int, frequent: int, forget_people: int,
             "retain_sample": len(sample),
         },
         single_record_ids=list(single.record_ids),
-        groups={rid: found[0][0] for rid, found in data.mentions.items()
-                if len(found) == 1 and rid not in holdout_ids},
+        groups={
+            rid: found[0][0]
+            for rid, found in data.mentions.items()
+            if len(found) == 1 and rid not in holdout_ids
+        },
     )
 
 
@@ -147,8 +163,9 @@ def _author_name(block: list[dict]) -> str:
     return max(counts.items(), key=lambda item: (item[1], len(item[0])))[0]
 
 
-def tofu_task(*, root: Path, forget_set: str, retain_sample: int, seed: int = 0,
-              holdout_authors: int | None = None) -> BenchTask:
+def tofu_task(
+    *, root: Path, forget_set: str, retain_sample: int, seed: int = 0, holdout_authors: int | None = None
+) -> BenchTask:
     """Return TOFU's QA pairs split into original / retrain training sets, forget set and holdout.
 
     ``holdout_authors`` (default: as many as the forget set has) are the first authors not
@@ -175,10 +192,13 @@ def tofu_task(*, root: Path, forget_set: str, retain_sample: int, seed: int = 0,
     for author in forget_authors:
         block = full[author * TOFU_AUTHOR_SIZE : (author + 1) * TOFU_AUTHOR_SIZE]
         name = _author_name(block)
-        subjects.append(SubjectPii(subject_id=f"A{author:03d}", name=name, values=(PiiValue("PERSON", name),)))
+        subjects.append(
+            SubjectPii(subject_id=f"A{author:03d}", name=name, values=(PiiValue("PERSON", name),))
+        )
         forget_records.extend(
             ForgetRecord(record_id=f"Q{i:05d}", text=text_of(full[i]), subject_id=f"A{author:03d}")
-            for i in forget_index if i // TOFU_AUTHOR_SIZE == author
+            for i in forget_index
+            if i // TOFU_AUTHOR_SIZE == author
         )
     rng = random.Random(seed)
     sample = rng.sample(retrain_index, min(retain_sample, len(retrain_index)))

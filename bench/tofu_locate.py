@@ -9,6 +9,7 @@ forms the index found in each missed record; it never does that for real data.
 
     python bench/tofu_locate.py --author "Jaime Vasquez"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ def why_missed(text: str, findings: list[tuple[str, int, int]], author: str) -> 
         return "the author is named but spaCy found no PERSON in the record"
     partial = [p for p in people if (first in p) != (last in p)]
     if partial:
-        return f"only part of the name was found as a person ({', '.join(sorted(set(partial)))}); " \
-               "a single given or family name is not matched: too many people share one"
+        return (
+            f"only part of the name was found as a person ({', '.join(sorted(set(partial)))}); "
+            "a single given or family name is not matched: too many people share one"
+        )
     return f"persons found do not match the author's name ({', '.join(sorted(set(people)))})"
 
 
@@ -58,8 +61,12 @@ def main() -> None:
     parser.add_argument("--path", default=str(TOFU))
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--fresh", action="store_true", help="Index the file again from scratch")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_quality"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_quality"
+        ),
+    )
     args = parser.parse_args()
     path = Path(args.path).resolve()
     os.environ.setdefault("LETHE_IMPORT_ROOTS", str(path.parent))
@@ -74,57 +81,88 @@ def main() -> None:
     from unlearning_jobs.models import DatasetRecord, PiiFinding
 
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    version, indexing = ingest(name="tofu-full", path=path, text_field=["question", "answer"], id_field=None,
-                               processes=args.processes, fresh=args.fresh)
-    print(f"{'reused the index of' if indexing['reused'] else 'indexed'} {indexing['records']} TOFU records "
-          f"(scan {indexing['seconds']}s, {indexing['records_per_second']} records/s): {indexing['findings_by_type']}")
+    version, indexing = ingest(
+        name="tofu-full",
+        path=path,
+        text_field=["question", "answer"],
+        id_field=None,
+        processes=args.processes,
+        fresh=args.fresh,
+    )
+    print(
+        f"{'reused the index of' if indexing['reused'] else 'indexed'} {indexing['records']} TOFU records "
+        f"(scan {indexing['seconds']}s, {indexing['records_per_second']} records/s): {indexing['findings_by_type']}"
+    )
 
     block = author_block(lines, args.author)
     texts = {}
-    for row in lines[block * BLOCK:(block + 1) * BLOCK]:
+    for row in lines[block * BLOCK : (block + 1) * BLOCK]:
         text = f"{row['question']}\n{row['answer']}"
         texts[content_record_id(text)] = text
     officer_user()
     clear_requests()
     erasure_request = services.erasure_request_create(
-        subject=SubjectIdentifiers(names=(args.author,)), legal_ground="art17_1_b", actor=officer_user())
+        subject=SubjectIdentifiers(names=(args.author,)), legal_ground="art17_1_b", actor=officer_user()
+    )
     result = locate_compute(erasure_request=erasure_request)
-    ids = dict(DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates])
-               .values_list("pk", "record_id"))
+    ids = dict(
+        DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates]).values_list(
+            "pk", "record_id"
+        )
+    )
     found = {ids[c.record_pk]: c for c in result.candidates}
 
     tiers = Counter(found[record_id].tier for record_id in texts if record_id in found)
     findings: dict[str, list] = {record_id: [] for record_id in texts}
     for record_id, kind, start, end in PiiFinding.objects.filter(
-            version=version, record__record_id__in=list(texts)).values_list("record__record_id", "entity_type",
-                                                                             "start", "end"):
+        version=version, record__record_id__in=list(texts)
+    ).values_list("record__record_id", "entity_type", "start", "end"):
         findings[record_id].append((kind, start, end))
-    missed = {record_id: why_missed(texts[record_id], findings[record_id], args.author)
-              for record_id in texts if record_id not in found}
+    missed = {
+        record_id: why_missed(texts[record_id], findings[record_id], args.author)
+        for record_id in texts
+        if record_id not in found
+    }
     others = [record_id for record_id in found if record_id not in texts]
     reasons = Counter(reason.split(" (")[0] for reason in missed.values())
 
     print(f"author {args.author!r}: records {block * BLOCK + 1}-{(block + 1) * BLOCK} of full.json")
-    print(f"found {len(texts) - len(missed)}/{len(texts)}: " +
-          ", ".join(f"{tier} {tiers.get(tier, 0)}" for tier in ("strong", "name", "quasi")) +
-          f"; other authors' records offered: {len(others)}")
+    print(
+        f"found {len(texts) - len(missed)}/{len(texts)}: "
+        + ", ".join(f"{tier} {tiers.get(tier, 0)}" for tier in ("strong", "name", "quasi"))
+        + f"; other authors' records offered: {len(others)}"
+    )
     evidence = Counter(f"{found[r].tier} tier, {found[r].evidence['name']} name" for r in texts if r in found)
-    print("evidence of those found: " + ", ".join(f"{count} × {kind}" for kind, count in evidence.most_common()))
+    print(
+        "evidence of those found: " + ", ".join(f"{count} × {kind}" for kind, count in evidence.most_common())
+    )
     print(f"not found: {len(missed)}")
     for reason, count in reasons.most_common():
         print(f"  {count:>2} × {reason}")
-    line_of = {content_record_id(f"{row['question']}\n{row['answer']}"): number
-               for number, row in enumerate(lines, start=1)}
+    line_of = {
+        content_record_id(f"{row['question']}\n{row['answer']}"): number
+        for number, row in enumerate(lines, start=1)
+    }
     for record_id, reason in missed.items():
         print(f"     line {line_of[record_id]}: {reason}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "author": args.author, "block": block, "records": len(texts), "indexing": indexing,
-        "found": {tier: tiers.get(tier, 0) for tier in ("strong", "name", "quasi")},
-        "found_evidence": dict(evidence),
-        "not_found": len(missed), "reasons": dict(reasons), "missed": list(missed.values()),
-        "other_records_offered": len(others),
-    }, indent=2))
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "author": args.author,
+                "block": block,
+                "records": len(texts),
+                "indexing": indexing,
+                "found": {tier: tiers.get(tier, 0) for tier in ("strong", "name", "quasi")},
+                "found_evidence": dict(evidence),
+                "not_found": len(missed),
+                "reasons": dict(reasons),
+                "missed": list(missed.values()),
+                "other_records_offered": len(others),
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -18,6 +18,7 @@ at 77 % of the original's utility).
     .venv/bin/python bench/unlearning.py                                    # demo, about 5 min on 2 CPUs
     .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu         # forget01 and forget10
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,15 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
+from verify import verify_model_dirs  # noqa: E402
 
 from unlearning_jobs.engine.device import describe_device  # noqa: E402
 from unlearning_jobs.engine.methods import get_method  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
 from unlearning_jobs.engine.training.sisa import train_sisa  # noqa: E402
-
-from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
-from verify import verify_model_dirs  # noqa: E402
 
 APPROXIMATE = ("gradient_ascent", "gradient_difference", "npo")
 #: The verification issue's targets for the best approximate method.
@@ -62,25 +62,36 @@ SUMMARY_COLUMNS = (
 )
 
 
-def run_method(name: str, *, source: Path, output: Path, task: BenchTask, forget_ids: list[str],
-               params: dict | None) -> dict:
+def run_method(
+    name: str, *, source: Path, output: Path, task: BenchTask, forget_ids: list[str], params: dict | None
+) -> dict:
     """Run one method from ``source`` into ``output``; return its timing and the engine's metrics."""
     chosen = set(forget_ids)
     records = task.original_records
     shutil.rmtree(output, ignore_errors=True)
     started = time.monotonic()
     result = get_method(name).run(
-        source_model_dir=source, output_dir=output,
+        source_model_dir=source,
+        output_dir=output,
         forget_texts=[text for rid, text in records if rid in chosen],
         retain_texts=[text for rid, text in records if rid not in chosen],
-        full_texts=records, forget_ids=forget_ids, params=params,
+        full_texts=records,
+        forget_ids=forget_ids,
+        params=params,
     )
     seconds = time.monotonic() - started
     metrics = {key: value for key, value in result.metrics.items() if key != "history"}
-    row = {"seconds": round(seconds, 2), "steps": result.steps, "params": result.params,
-           "weights_sha256": result.weights_sha256, "metrics": metrics}
-    print(f"  {name}: {seconds:.1f} s, {result.steps} steps, {metrics.get('stopped_reason', 'completed')}",
-          flush=True)
+    row = {
+        "seconds": round(seconds, 2),
+        "steps": result.steps,
+        "params": result.params,
+        "weights_sha256": result.weights_sha256,
+        "metrics": metrics,
+    }
+    print(
+        f"  {name}: {seconds:.1f} s, {result.steps} steps, {metrics.get('stopped_reason', 'completed')}",
+        flush=True,
+    )
     return row
 
 
@@ -110,12 +121,14 @@ def target_check(row: dict) -> dict[str, bool]:
     """Return which of the issue's targets a summary row meets."""
     privleak = row["privleak_loss"]
     return {
-        "extraction 0": row["extraction_rate"] is not None and row["extraction_rate"] <= TARGETS["extraction_rate"],
+        "extraction 0": row["extraction_rate"] is not None
+        and row["extraction_rate"] <= TARGETS["extraction_rate"],
         "|PrivLeak| <= 10": privleak is not None and abs(privleak) <= TARGETS["privleak_abs"],
         # Both utility rows: forgetting can keep the retain records and still cost generalisation.
         "utility >= 95 %": min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
         >= TARGETS["utility_ratio"],
-        "<= 10 % of retrain time": row["time_ratio"] is not None and row["time_ratio"] <= TARGETS["time_ratio"],
+        "<= 10 % of retrain time": row["time_ratio"] is not None
+        and row["time_ratio"] <= TARGETS["time_ratio"],
     }
 
 
@@ -128,32 +141,45 @@ def best_approximate(rows: dict[str, dict]) -> str | None:
     def rank(name):
         row = rows[name]
         met = sum(target_check(row).values())
-        return (-met, row["extraction_rate"] if row["extraction_rate"] is not None else 1.0,
-                abs(row["privleak_loss"]) if row["privleak_loss"] is not None else math.inf)
+        return (
+            -met,
+            row["extraction_rate"] if row["extraction_rate"] is not None else 1.0,
+            abs(row["privleak_loss"]) if row["privleak_loss"] is not None else math.inf,
+        )
 
     return min(candidates, key=rank)
 
 
 def format_summary(set_name: str, rows: dict[str, dict]) -> str:
     """Return the methods x metrics table of one forget set as aligned text."""
+
     def cell(value, fmt):
         return "—" if value is None else fmt.format(value)
 
     lines = [["method", *[header for header, _, _ in SUMMARY_COLUMNS], "all rows pass"]]
     for name, row in rows.items():
-        lines.append([name, *[cell(row[key], fmt) for _, key, fmt in SUMMARY_COLUMNS],
-                      "yes" if row["passed"] else "no"])
+        lines.append(
+            [
+                name,
+                *[cell(row[key], fmt) for _, key, fmt in SUMMARY_COLUMNS],
+                "yes" if row["passed"] else "no",
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = "\n".join("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
-                     for line in lines)
+    text = "\n".join(
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths)))
+        for line in lines
+    )
     return f"[{set_name}]\n{text}"
 
 
 def verify_set(model_dirs: dict[str, Path], *, task: BenchTask) -> dict:
     """Verify the models of one forget set; return each model's full result (measurements and rows)."""
     results, verify_seconds = verify_model_dirs(model_dirs, task=task)
-    return {name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
-            for name, result in results.items()}
+    return {
+        name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
+        for name, result in results.items()
+    }
 
 
 def rejudge(entry: dict) -> dict[str, dict]:
@@ -165,13 +191,18 @@ def rejudge(entry: dict) -> dict[str, dict]:
     from unlearning_jobs.engine.verify.suite import assess_measurements
 
     def judged(results: dict, name: str, seconds, retrain_seconds) -> dict:
-        result = assess_measurements(measurements=results[name]["measurements"],
-                                     reference_results=results.get("retrain"), original_results=results["original"])
+        result = assess_measurements(
+            measurements=results[name]["measurements"],
+            reference_results=results.get("retrain"),
+            original_results=results["original"],
+        )
         return summary_row(result, seconds=seconds, retrain_seconds=retrain_seconds)
 
     retrain_seconds = entry["runs"].get("retrain", {}).get("seconds")
-    rows = {name: judged(entry["results"], name, entry["runs"].get(name, {}).get("seconds"), retrain_seconds)
-            for name in entry["results"]}
+    rows = {
+        name: judged(entry["results"], name, entry["runs"].get(name, {}).get("seconds"), retrain_seconds)
+        for name in entry["results"]
+    }
     if "sisa" in entry:
         sisa = entry["sisa"]
         rows["sisa (original)"] = judged(sisa["results"], "original", None, retrain_seconds)
@@ -195,42 +226,61 @@ def print_report(report: dict) -> None:
             print("targets: " + " | ".join(targets))
             for name in approximate:
                 checks = target_check(rows[name])
-                print(f"  {name:<{width}}  " + "  ".join("met" if checks[t] else "NOT" for t in targets)
-                      + f"   ({sum(checks.values())} of {len(targets)})")
-            print(f"best approximate method (most targets met, then lowest extraction): {best_approximate(rows)}")
+                print(
+                    f"  {name:<{width}}  "
+                    + "  ".join("met" if checks[t] else "NOT" for t in targets)
+                    + f"   ({sum(checks.values())} of {len(targets)})"
+                )
+            print(
+                f"best approximate method (most targets met, then lowest extraction): {best_approximate(rows)}"
+            )
         single = entry.get("sisa_single_record")
         if single:
             layout = report["sisa_train"]
             training = single["metrics"].get("training_seconds")
             retrain_training = entry["runs"].get("retrain", {}).get("metrics", {}).get("training_seconds")
             ratio = training / retrain_training if training is not None and retrain_training else None
-            print(f"SISA {layout['shards']}x{layout['slices']}, one person in one record: shards retrained "
-                  f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s in all "
-                  f"({single['seconds'] / layout['seconds']:.4f} x SISA's full training); training alone "
-                  f"{training:.1f} s = {'—' if ratio is None else f'{ratio:.4f}'} x retrain's training "
-                  f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})")
+            print(
+                f"SISA {layout['shards']}x{layout['slices']}, one person in one record: shards retrained "
+                f"{single['metrics'].get('shards_retrained')}, {single['seconds']:.1f} s in all "
+                f"({single['seconds'] / layout['seconds']:.4f} x SISA's full training); training alone "
+                f"{training:.1f} s = {'—' if ratio is None else f'{ratio:.4f}'} x retrain's training "
+                f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})"
+            )
         if report["mode"] == "tofu" and set_name == "forget10" and rows.get("npo"):
             npo = rows["npo"]
-            print(f"NPO on forget10: forget quality {npo['forget_quality']:.3g} at utility "
-                  f"{npo['utility_ratio_retain']:.3f} retain / {npo['utility_ratio_holdout']:.3f} holdout "
-                  f"(published untuned NPO, 1B model: {PUBLISHED_NPO_FORGET10['forget_quality']} at "
-                  f"{PUBLISHED_NPO_FORGET10['utility_ratio']})")
+            print(
+                f"NPO on forget10: forget quality {npo['forget_quality']:.3g} at utility "
+                f"{npo['utility_ratio_retain']:.3f} retain / {npo['utility_ratio_holdout']:.3f} holdout "
+                f"(published untuned NPO, 1B model: {PUBLISHED_NPO_FORGET10['forget_quality']} at "
+                f"{PUBLISHED_NPO_FORGET10['utility_ratio']})"
+            )
         print()
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tofu", help="path to the TOFU data (full.json, forget01.json, …): TOFU mode")
     parser.add_argument("--tofu-forget", default="forget01,forget10")
-    parser.add_argument("--tofu-holdout-authors", type=int, default=20,
-                        help="authors kept out of every model (shared by all forget sets)")
+    parser.add_argument(
+        "--tofu-holdout-authors",
+        type=int,
+        default=20,
+        help="authors kept out of every model (shared by all forget sets)",
+    )
     parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--people", type=int, default=150)
     parser.add_argument("--frequent", type=int, default=20)
     parser.add_argument("--forget-people", type=int, default=3)
     parser.add_argument("--holdout-people", type=int, default=3)
-    parser.add_argument("--extra-datasets", type=int, default=0,
-                        help="demo: train on this many more demo data sets (other seeds) as well")
+    parser.add_argument(
+        "--extra-datasets",
+        type=int,
+        default=0,
+        help="demo: train on this many more demo data sets (other seeds) as well",
+    )
     parser.add_argument("--retain-sample", type=int, default=200)
     parser.add_argument("--epochs", type=int, default=None, help="default 8 (demo), 5 (TOFU)")
     parser.add_argument("--n-layer", type=int, default=2)
@@ -239,13 +289,21 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--slices", type=int, default=4)
-    parser.add_argument("--sisa-group-by-person", action="store_true",
-                        help="demo: keep each person's records in one SISA shard (ground truth)")
-    parser.add_argument("--methods", default=None,
-                        help="default: retrain and the approximate methods, plus sisa on the demo")
+    parser.add_argument(
+        "--sisa-group-by-person",
+        action="store_true",
+        help="demo: keep each person's records in one SISA shard (ground truth)",
+    )
+    parser.add_argument(
+        "--methods", default=None, help="default: retrain and the approximate methods, plus sisa on the demo"
+    )
     parser.add_argument("--params", default="{}", help='JSON {"method": {params}} overriding defaults')
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 avoids oversubscription on a shared 2-core machine")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 avoids oversubscription on a shared 2-core machine",
+    )
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "unlearning"))
     parser.add_argument("--out", default=None, help="default bench/results/unlearning[_tofu].json")
     parser.add_argument("--report", help="print the tables of an earlier run's JSON and stop")
@@ -256,51 +314,101 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     if args.tofu:
-        tasks = {name: tofu_task(root=Path(args.tofu), forget_set=name, retain_sample=args.retain_sample,
-                                 seed=args.seed, holdout_authors=args.tofu_holdout_authors)
-                 for name in args.tofu_forget.split(",")}
+        tasks = {
+            name: tofu_task(
+                root=Path(args.tofu),
+                forget_set=name,
+                retain_sample=args.retain_sample,
+                seed=args.seed,
+                holdout_authors=args.tofu_holdout_authors,
+            )
+            for name in args.tofu_forget.split(",")
+        }
         mode = "tofu"
     else:
-        task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
-                         forget_people=args.forget_people, holdout_people=args.holdout_people,
-                         retain_sample=args.retain_sample, seed=args.seed, extra_datasets=args.extra_datasets)
+        task = demo_task(
+            records=args.records,
+            people=args.people,
+            frequent=args.frequent,
+            forget_people=args.forget_people,
+            holdout_people=args.holdout_people,
+            retain_sample=args.retain_sample,
+            seed=args.seed,
+            extra_datasets=args.extra_datasets,
+        )
         tasks = {f"{args.forget_people}_people": task}
         mode = "demo"
     originals = {texts_fingerprint(task.original_texts) for task in tasks.values()}
     if len(originals) != 1:
         raise SystemExit("the forget sets do not share one original training set; fix --tofu-holdout-authors")
     first = next(iter(tasks.values()))
-    recipe = TrainingRecipe(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4,
-                            vocab_size=args.vocab_size or (4096 if args.tofu else 2048), block_size=128,
-                            epochs=args.epochs or (5 if args.tofu else 8), batch_size=8, learning_rate=3e-3,
-                            seed=args.seed)
-    methods = [m for m in (args.methods or (
-        "retrain,gradient_ascent,gradient_difference,npo" + ("" if args.tofu else ",sisa"))).split(",") if m]
+    recipe = TrainingRecipe(
+        n_layer=args.n_layer,
+        n_embd=args.n_embd,
+        n_head=4,
+        vocab_size=args.vocab_size or (4096 if args.tofu else 2048),
+        block_size=128,
+        epochs=args.epochs or (5 if args.tofu else 8),
+        batch_size=8,
+        learning_rate=3e-3,
+        seed=args.seed,
+    )
+    methods = [
+        m
+        for m in (
+            args.methods
+            or ("retrain,gradient_ascent,gradient_difference,npo" + ("" if args.tofu else ",sisa"))
+        ).split(",")
+        if m
+    ]
     overrides = json.loads(args.params)
     work = Path(args.workdir) / mode
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     report = {
-        "command": " ".join(["bench/unlearning.py", *sys.argv[1:]]), "mode": mode,
-        "tasks": {name: task.info for name, task in tasks.items()}, "recipe": recipe.as_dict(),
-        "device": describe_device().as_dict(), "threads": args.threads, "python": platform.python_version(),
-        "torch": torch.__version__, "targets": TARGETS, "forget_sets": {},
+        "command": " ".join(["bench/unlearning.py", *sys.argv[1:]]),
+        "mode": mode,
+        "tasks": {name: task.info for name, task in tasks.items()},
+        "recipe": recipe.as_dict(),
+        "device": describe_device().as_dict(),
+        "threads": args.threads,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "targets": TARGETS,
+        "forget_sets": {},
     }
 
     started = time.monotonic()
     trained = train_causal_lm(texts=first.original_texts, recipe=recipe, output_dir=work / "original")
-    report["train"] = {"seconds": round(time.monotonic() - started, 2), "steps": trained.total_steps,
-                       "tokens": trained.tokens, "final_loss": round(trained.final_loss, 4)}
+    report["train"] = {
+        "seconds": round(time.monotonic() - started, 2),
+        "steps": trained.total_steps,
+        "tokens": trained.tokens,
+        "final_loss": round(trained.final_loss, 4),
+    }
     print(f"trained original: {report['train']}", flush=True)
     if "sisa" in methods:
         started = time.monotonic()
         groups = first.groups if args.sisa_group_by_person else None
         if args.sisa_group_by_person and not groups:
-            raise SystemExit("--sisa-group-by-person needs a task that knows who each record names (the demo)")
-        sisa = train_sisa(records=first.original_records, recipe=recipe, output_dir=work / "sisa-original",
-                          shards=args.shards, slices=args.slices, groups=groups)
-        report["sisa_train"] = {"seconds": round(time.monotonic() - started, 2), "steps": sisa.steps,
-                                "shards": args.shards, "slices": args.slices, "grouped_by_person": bool(groups)}
+            raise SystemExit(
+                "--sisa-group-by-person needs a task that knows who each record names (the demo)"
+            )
+        sisa = train_sisa(
+            records=first.original_records,
+            recipe=recipe,
+            output_dir=work / "sisa-original",
+            shards=args.shards,
+            slices=args.slices,
+            groups=groups,
+        )
+        report["sisa_train"] = {
+            "seconds": round(time.monotonic() - started, 2),
+            "steps": sisa.steps,
+            "shards": args.shards,
+            "slices": args.slices,
+            "grouped_by_person": bool(groups),
+        }
         print(f"trained SISA: {report['sisa_train']}", flush=True)
 
     for set_name, task in tasks.items():
@@ -308,24 +416,47 @@ def main(argv=None) -> int:
         set_work = work / set_name
         dirs, runs = {"original": work / "original"}, {}
         for name in (m for m in methods if m != "sisa"):
-            runs[name] = run_method(name, source=work / "original", output=set_work / name, task=task,
-                                    forget_ids=task.forget_ids, params=overrides.get(name))
+            runs[name] = run_method(
+                name,
+                source=work / "original",
+                output=set_work / name,
+                task=task,
+                forget_ids=task.forget_ids,
+                params=overrides.get(name),
+            )
             dirs[name] = set_work / name
         entry = {"forget_records": len(task.forget_ids), "runs": runs, "results": verify_set(dirs, task=task)}
         if "sisa" in methods:
-            sisa_run = run_method("sisa", source=work / "sisa-original", output=set_work / "sisa", task=task,
-                                  forget_ids=task.forget_ids, params=overrides.get("sisa"))
-            sisa_results = verify_set({"original": work / "sisa-original", "retrain": set_work / "sisa"}, task=task)
+            sisa_run = run_method(
+                "sisa",
+                source=work / "sisa-original",
+                output=set_work / "sisa",
+                task=task,
+                forget_ids=task.forget_ids,
+                params=overrides.get("sisa"),
+            )
+            sisa_results = verify_set(
+                {"original": work / "sisa-original", "retrain": set_work / "sisa"}, task=task
+            )
             entry["sisa"] = {"run": sisa_run, "results": sisa_results}
             if task.single_record_ids:
                 entry["sisa_single_record"] = run_method(
-                    "sisa", source=work / "sisa-original", output=set_work / "sisa-single", task=task,
-                    forget_ids=task.single_record_ids, params=overrides.get("sisa"))
+                    "sisa",
+                    source=work / "sisa-original",
+                    output=set_work / "sisa-single",
+                    task=task,
+                    forget_ids=task.single_record_ids,
+                    params=overrides.get("sisa"),
+                )
         report["forget_sets"][set_name] = entry
 
     print()
     print_report(report)
-    out = Path(args.out) if args.out else ROOT / "bench" / "results" / f"unlearning{'_tofu' if args.tofu else ''}.json"
+    out = (
+        Path(args.out)
+        if args.out
+        else ROOT / "bench" / "results" / f"unlearning{'_tofu' if args.tofu else ''}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8")
     print(f"wrote {out}")

@@ -18,6 +18,7 @@ lookup. Two kinds of request per person:
 ``--without-match-keys`` indexes a second copy with match keys off (Presidio alone) for the
 before/after comparison. Prints the tables and writes ``bench/results/variant_quality.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "variant_quality.json"
-KIND_TO_LIST = {"name": "names", "email": "emails", "phone": "phones", "address": "addresses",
-                "account_id": "account_ids"}
+KIND_TO_LIST = {
+    "name": "names",
+    "email": "emails",
+    "phone": "phones",
+    "address": "addresses",
+    "account_id": "account_ids",
+}
 DIRECT_KINDS = ("email", "phone", "address", "account_id")
 TARGETS = {"strong_recall": 0.97, "strong_precision": 0.97, "name_only_recall": 0.9, "namesakes_in_strong": 0}
 
@@ -46,8 +52,11 @@ def _located(erasure_request) -> dict[str, str]:
     from unlearning_jobs.models import DatasetRecord
 
     result = locate_compute(erasure_request=erasure_request)
-    ids = dict(DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates])
-               .values_list("pk", "record_id"))
+    ids = dict(
+        DatasetRecord.objects.filter(pk__in=[c.record_pk for c in result.candidates]).values_list(
+            "pk", "record_id"
+        )
+    )
     return {ids[c.record_pk]: c.tier for c in result.candidates}
 
 
@@ -55,8 +64,9 @@ def _request(officer, lists: dict):
     from requests_app import services
     from requests_app.identifiers import SubjectIdentifiers
 
-    return services.erasure_request_create(subject=SubjectIdentifiers.from_lists(**lists), legal_ground="art17_1_b",
-                                           actor=officer)
+    return services.erasure_request_create(
+        subject=SubjectIdentifiers.from_lists(**lists), legal_ground="art17_1_b", actor=officer
+    )
 
 
 def measure(*, truth: dict, officer, scope_name: str) -> dict:
@@ -83,8 +93,9 @@ def measure(*, truth: dict, officer, scope_name: str) -> dict:
         started = time.perf_counter()
         found = _located(erasure_request)
         latencies.append((time.perf_counter() - started) * 1000)
-        direct_records = {rid for rid, item in theirs.items()
-                          if any(o["kind"] in DIRECT_KINDS for o in item["occurrences"])}
+        direct_records = {
+            rid for rid, item in theirs.items() if any(o["kind"] in DIRECT_KINDS for o in item["occurrences"])
+        }
         strong_truth += len(direct_records)
         strong_found += sum(1 for rid in direct_records if found.get(rid) == "strong")
         for rid, tier in found.items():
@@ -124,28 +135,53 @@ def measure(*, truth: dict, officer, scope_name: str) -> dict:
         per_kind[kind].update(counts)
     latencies.sort()
     return {
-        "strong": {"recall": ratio(strong_found, strong_truth), "found": strong_found, "truth": strong_truth,
-                   "precision": ratio(strong_right, strong_offered), "offered": strong_offered},
-        "name_only": {"recall": ratio(name_only_found, name_only_truth), "found": name_only_found,
-                      "truth": name_only_truth},
+        "strong": {
+            "recall": ratio(strong_found, strong_truth),
+            "found": strong_found,
+            "truth": strong_truth,
+            "precision": ratio(strong_right, strong_offered),
+            "offered": strong_offered,
+        },
+        "name_only": {
+            "recall": ratio(name_only_found, name_only_truth),
+            "found": name_only_found,
+            "truth": name_only_truth,
+        },
         "namesakes_in_strong": namesakes_strong,
-        "one_kind_requests": {kind: {"occurrences": c["occurrences"], "found": c["found"],
-                                     "recall": ratio(c["found"], c["occurrences"])} for kind, c in sorted(per_kind.items())},
-        "families": {f"{kind}/{name}": {"occurrences": c["occurrences"], "found": c["found"],
-                                        "recall": ratio(c["found"], c["occurrences"])}
-                     for (kind, name), c in sorted(family.items())},
-        "locate_ms": {"p50": round(latencies[len(latencies) // 2], 2),
-                      "p95": round(latencies[int(len(latencies) * 0.95)], 2)} if latencies else {},
+        "one_kind_requests": {
+            kind: {
+                "occurrences": c["occurrences"],
+                "found": c["found"],
+                "recall": ratio(c["found"], c["occurrences"]),
+            }
+            for kind, c in sorted(per_kind.items())
+        },
+        "families": {
+            f"{kind}/{name}": {
+                "occurrences": c["occurrences"],
+                "found": c["found"],
+                "recall": ratio(c["found"], c["occurrences"]),
+            }
+            for (kind, name), c in sorted(family.items())
+        },
+        "locate_ms": {
+            "p50": round(latencies[len(latencies) // 2], 2),
+            "p95": round(latencies[int(len(latencies) * 0.95)], 2),
+        }
+        if latencies
+        else {},
     }
 
 
 def print_figures(label: str, figures: dict) -> None:
     strong, name_only = figures["strong"], figures["name_only"]
     print(f"\n== {label}")
-    print(f"all identifiers: strong recall {strong['recall']} ({strong['found']}/{strong['truth']}), "
-          f"strong precision {strong['precision']} (of {strong['offered']}), name-only recall "
-          f"{name_only['recall']} ({name_only['found']}/{name_only['truth']}), namesakes in strong "
-          f"{figures['namesakes_in_strong']}   targets ≥ 0.97 / ≥ 0.97 / ≥ 0.9 / 0")
+    print(
+        f"all identifiers: strong recall {strong['recall']} ({strong['found']}/{strong['truth']}), "
+        f"strong precision {strong['precision']} (of {strong['offered']}), name-only recall "
+        f"{name_only['recall']} ({name_only['found']}/{name_only['truth']}), namesakes in strong "
+        f"{figures['namesakes_in_strong']}   targets ≥ 0.97 / ≥ 0.97 / ≥ 0.9 / 0"
+    )
     print("one kind at a time:")
     for kind, item in figures["one_kind_requests"].items():
         print(f"  {kind:<11} {item['found']:>5}/{item['occurrences']:<5} recall {item['recall']}")
@@ -159,10 +195,9 @@ def print_figures(label: str, figures: dict) -> None:
 
 def run(*, corpus_dir: Path, processes: int, fresh: bool, without_match_keys: bool) -> dict:
     """Index the corpus (and, if asked, a copy without match keys), measure both, print and save."""
+    from django.conf import settings
     from django.test.utils import override_settings
     from match_quality import ingest, officer_user
-
-    from django.conf import settings
 
     truth = json.loads((corpus_dir / "ground_truth.json").read_text(encoding="utf-8"))
     # Data sets are registered from under LETHE_DATA_DIR (or an import root): work on a copy there.
@@ -173,17 +208,26 @@ def run(*, corpus_dir: Path, processes: int, fresh: bool, without_match_keys: bo
     officer = officer_user()
     results = {"corpus": str(corpus_dir), "people": len(truth["people"]), "targets": TARGETS}
     name = f"variants-{corpus_dir.name}"
-    _, results["indexing"] = ingest(name=name, path=records, text_field="text", id_field="id",
-                                    processes=processes, fresh=fresh)
+    _, results["indexing"] = ingest(
+        name=name, path=records, text_field="text", id_field="id", processes=processes, fresh=fresh
+    )
     results["with_match_keys"] = measure(truth=truth, officer=officer, scope_name=name)
     print_figures(f"Lethe (Presidio and match keys), {results['people']} people", results["with_match_keys"])
     if without_match_keys:
         with override_settings(LETHE_PII_MATCH_KEYS=False):
             copy = work / "records-presidio-only.jsonl"
             copy.write_bytes(records.read_bytes())
-            _, results["indexing_presidio_only"] = ingest(name=f"{name}-presidio-only", path=copy, text_field="text",
-                                                          id_field="id", processes=processes, fresh=fresh)
-            results["presidio_only"] = measure(truth=truth, officer=officer, scope_name=f"{name}-presidio-only")
+            _, results["indexing_presidio_only"] = ingest(
+                name=f"{name}-presidio-only",
+                path=copy,
+                text_field="text",
+                id_field="id",
+                processes=processes,
+                fresh=fresh,
+            )
+            results["presidio_only"] = measure(
+                truth=truth, officer=officer, scope_name=f"{name}-presidio-only"
+            )
         print_figures("Presidio alone (match keys off)", results["presidio_only"])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
@@ -197,15 +241,23 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--without-match-keys", action="store_true")
-    parser.add_argument("--database-url", default=os.environ.get(
-        "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_variants"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_variants"
+        ),
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "bench"))
     from match_quality import setup_django
 
     setup_django(args.database_url)
-    run(corpus_dir=args.corpus.resolve(), processes=args.processes, fresh=args.fresh,
-        without_match_keys=args.without_match_keys)
+    run(
+        corpus_dir=args.corpus.resolve(),
+        processes=args.processes,
+        fresh=args.fresh,
+        without_match_keys=args.without_match_keys,
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ extraction looks for.
 can pass the models its methods produced; ``original`` and ``retrain`` name the baseline and the
 reference. Results go to ``bench/results/verify.json`` and the membership plot beside it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
 
 from unlearning_jobs.engine.device import describe_device, resolve_device  # noqa: E402
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
@@ -45,8 +47,6 @@ from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
 from unlearning_jobs.engine.verify.plot import plot_membership_distributions  # noqa: E402
 from unlearning_jobs.engine.verify.report import VerificationResult, rows_table  # noqa: E402
 from unlearning_jobs.engine.verify.suite import VerificationSettings, run_verification  # noqa: E402
-
-from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
 
 #: The rows the printed table shows, in order (every row is in the JSON). Every model is judged
 #: against the retrain reference, so the reference-free proxies (absolute VerbMem, AUC around 0.5)
@@ -89,8 +89,9 @@ def measurements_table(results: Mapping[str, VerificationResult]) -> str:
         if any(cell != "—" for cell in cells):
             lines.append([label, *cells])
     widths = [max(len(line[column]) for line in lines) for column in range(len(lines[0]))]
-    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
-                     for line in lines)
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
+    )
 
 
 def train_models(task: BenchTask, *, recipe: TrainingRecipe, workdir: Path) -> tuple[dict[str, Path], dict]:
@@ -209,7 +210,9 @@ def _lookup(data: Mapping, path: tuple[str, ...]):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tofu", help="path to the TOFU data (full.json, forget01.json, …): TOFU mode")
     parser.add_argument("--tofu-forget", default="forget01", choices=("forget01", "forget05", "forget10"))
     parser.add_argument("--records", type=int, default=1500)
@@ -223,30 +226,55 @@ def main(argv=None) -> int:
     parser.add_argument("--n-embd", type=int, default=128)
     parser.add_argument("--vocab-size", type=int, default=None, help="default 2048 (demo), 4096 (TOFU)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--models", default=None,
-                        help="name=DIR,... to verify existing models instead of training original and retrain")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 avoids oversubscription on a shared 2-core machine")
+    parser.add_argument(
+        "--models",
+        default=None,
+        help="name=DIR,... to verify existing models instead of training original and retrain",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 avoids oversubscription on a shared 2-core machine",
+    )
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "verify"))
-    parser.add_argument("--out", default=None,
-                        help="default bench/results/verify.json (demo), verify_tofu_<set>.json (TOFU)")
+    parser.add_argument(
+        "--out", default=None, help="default bench/results/verify.json (demo), verify_tofu_<set>.json (TOFU)"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     if args.tofu:
-        task = tofu_task(root=Path(args.tofu), forget_set=args.tofu_forget,
-                         retain_sample=args.retain_sample, seed=args.seed)
+        task = tofu_task(
+            root=Path(args.tofu),
+            forget_set=args.tofu_forget,
+            retain_sample=args.retain_sample,
+            seed=args.seed,
+        )
         mode = f"tofu_{args.tofu_forget}"
     else:
-        task = demo_task(records=args.records, people=args.people, frequent=args.frequent,
-                         forget_people=args.forget_people, holdout_people=args.holdout_people,
-                         retain_sample=args.retain_sample, seed=args.seed)
+        task = demo_task(
+            records=args.records,
+            people=args.people,
+            frequent=args.frequent,
+            forget_people=args.forget_people,
+            holdout_people=args.holdout_people,
+            retain_sample=args.retain_sample,
+            seed=args.seed,
+        )
         mode = "demo"
     print(f"task: {task.info}", flush=True)
-    recipe = TrainingRecipe(n_layer=args.n_layer, n_embd=args.n_embd, n_head=4,
-                            vocab_size=args.vocab_size or (4096 if args.tofu else 2048),
-                            block_size=128, epochs=args.epochs or (5 if args.tofu else 8), batch_size=8,
-                            learning_rate=3e-3, seed=args.seed)
+    recipe = TrainingRecipe(
+        n_layer=args.n_layer,
+        n_embd=args.n_embd,
+        n_head=4,
+        vocab_size=args.vocab_size or (4096 if args.tofu else 2048),
+        block_size=128,
+        epochs=args.epochs or (5 if args.tofu else 8),
+        batch_size=8,
+        learning_rate=3e-3,
+        seed=args.seed,
+    )
     training = {}
     if args.models:
         model_dirs = dict(item.split("=", 1) for item in args.models.split(","))
@@ -281,8 +309,10 @@ def main(argv=None) -> int:
             for name, result in results.items()
         },
         "table": {
-            name: {row.metric: {"value": row.value, "passed": row.passed, "n": row.n_samples}
-                   for row in result.rows}
+            name: {
+                row.metric: {"value": row.value, "passed": row.passed, "n": row.n_samples}
+                for row in result.rows
+            }
             for name, result in results.items()
         },
         "results": {name: result.to_dict() for name, result in results.items()},

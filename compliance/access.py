@@ -1,4 +1,5 @@
 """Access checks shared by every page: a logged-in user with the right permission, else 403."""
+
 from django.contrib.auth.mixins import PermissionRequiredMixin
 
 

@@ -9,6 +9,7 @@ Domain errors with a status of their own are listed in ``API_ERRORS`` by dotted 
 resolved with ``import_string`` on first use, so this module (low in the layers) imports nothing
 above it.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -50,7 +51,9 @@ INVALID_INPUT_DETAIL = "The input is not valid; each field's errors are listed u
 
 @lru_cache(maxsize=1)
 def _api_error_classes() -> tuple[tuple[type, int, str, str | None], ...]:
-    return tuple((import_string(path), http_status, code, field) for path, http_status, code, field in API_ERRORS)
+    return tuple(
+        (import_string(path), http_status, code, field) for path, http_status, code, field in API_ERRORS
+    )
 
 
 def _first_message(errors, where: str = "") -> str:
@@ -141,8 +144,9 @@ def api_exception_handler(exc, context):
         http_status, code = mapped
         return Response(error_body(detail=_domain_error_detail(exc, code), code=code), status=http_status)
     if isinstance(exc, DjangoValidationError):
-        return Response(validation_error_body(_django_validation_errors(exc, view)),
-                        status=status.HTTP_400_BAD_REQUEST)
+        return Response(
+            validation_error_body(_django_validation_errors(exc, view)), status=status.HTTP_400_BAD_REQUEST
+        )
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -151,21 +155,35 @@ def api_exception_handler(exc, context):
     else:
         data = response.data if isinstance(response.data, dict) else {"detail": response.data}
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else None
-        code = code if isinstance(code, str) else data.get("code") or _STATUS_CODES.get(response.status_code, "error")
+        code = (
+            code
+            if isinstance(code, str)
+            else data.get("code") or _STATUS_CODES.get(response.status_code, "error")
+        )
         response.data = {**data, "detail": str(data.get("detail", "")), "code": code}
     return response
 
 
-_STATUS_CODES = {400: "invalid", 401: "not_authenticated", 403: "permission_denied", 404: "not_found",
-                 405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                 415: "unsupported_media_type", 429: "throttled"}
+_STATUS_CODES = {
+    400: "invalid",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
 
 
 def server_error(request, *args, **kwargs):
     """``handler500``: a JSON body under /api/, Django's page everywhere else."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body(detail="A server error occurred; it has been logged.", code="server_error"),
-                            status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+        return JsonResponse(
+            error_body(detail="A server error occurred; it has been logged.", code="server_error"),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
     from django.views.defaults import server_error as page_server_error
 
     return page_server_error(request, *args, **kwargs)
@@ -224,8 +242,8 @@ ERROR_SCHEMA = {
 }
 VALIDATION_ERROR_SCHEMA = {
     **ERROR_SCHEMA,
-    "description": "A 400: ``detail`` and ``code`` (\"invalid\" or more specific), and each bad field's "
-                   "messages under its name, nested like the request body; ``non_field_errors`` for the rest.",
+    "description": 'A 400: ``detail`` and ``code`` ("invalid" or more specific), and each bad field\'s '
+    "messages under its name, nested like the request body; ``non_field_errors`` for the rest.",
     "additionalProperties": True,
 }
 ERROR_DESCRIPTIONS = {
@@ -279,7 +297,8 @@ class ApiSchema(AutoSchema):
         codes = []
         requires_auth = any(permission is not AllowAny for permission in self.view.permission_classes)
         takes_input = self.method in ("POST", "PUT", "PATCH") or any(
-            parameter.get("in") == "query" for parameter in self._get_parameters())
+            parameter.get("in") == "query" for parameter in self._get_parameters()
+        )
         if takes_input:
             codes.append(400)
         if requires_auth:
@@ -299,7 +318,12 @@ class ApiSchema(AutoSchema):
         return responses
 
     def _error_response(self, code: int) -> dict:
-        name, schema = ("ApiValidationError", VALIDATION_ERROR_SCHEMA) if code == 400 else ("ApiError", ERROR_SCHEMA)
+        name, schema = (
+            ("ApiValidationError", VALIDATION_ERROR_SCHEMA) if code == 400 else ("ApiError", ERROR_SCHEMA)
+        )
         component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=schema, object=name)
         self.registry.register_on_missing(component)
-        return {"description": ERROR_DESCRIPTIONS[code], "content": {"application/json": {"schema": component.ref}}}
+        return {
+            "description": ERROR_DESCRIPTIONS[code],
+            "content": {"application/json": {"schema": component.ref}},
+        }

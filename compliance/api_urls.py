@@ -1,4 +1,5 @@
 """Every REST endpoint under /api/v1/, gathered from the apps."""
+
 from django.urls import include, path
 
 from compliance import report_apis
@@ -10,8 +11,11 @@ report_urlpatterns = [
     path("requests/<int:pk>/report.pdf", report_apis.ReportPdfApi.as_view(), name="api-report-pdf"),
     path("requests/<int:pk>/reports/", report_apis.ReportVersionsApi.as_view(), name="api-report-versions"),
     path("requests/<int:pk>/report/issue/", report_apis.ReportIssueApi.as_view(), name="api-report-issue"),
-    path("requests/<int:pk>/report/complete/", report_apis.ReportCompleteApi.as_view(),
-         name="api-report-complete"),
+    path(
+        "requests/<int:pk>/report/complete/",
+        report_apis.ReportCompleteApi.as_view(),
+        name="api-report-complete",
+    ),
     path("reports/verify/", report_apis.ReportVerifyApi.as_view(), name="api-report-verify"),
     path("reports/keys/", report_apis.ReportPublicKeysApi.as_view(), name="api-report-keys"),
     path("register.csv", report_apis.RegisterCsvApi.as_view(), name="api-register-csv"),

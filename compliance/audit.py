@@ -3,6 +3,7 @@
 Each event stores the SHA-256 of the previous event and its own hash over its canonical JSON and
 that previous hash, so changing, removing or reordering any row breaks the chain from that row on.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,17 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event_hash(*, sequence: int, occurred_at: datetime, actor_label: str, action: str,
-               object_type: str, object_id: str, details: dict, previous_hash: str) -> str:
+def event_hash(
+    *,
+    sequence: int,
+    occurred_at: datetime,
+    actor_label: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    details: dict,
+    previous_hash: str,
+) -> str:
     """Return the SHA-256 that seals one event to its predecessor."""
     body = canonical_json(
         {
@@ -56,8 +66,15 @@ def _lock_chain() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_CHAIN_LOCK_ID])
 
 
-def audit_event_record(*, actor, action: str, target=None, object_type: str = "",
-                       object_id: str = "", details: dict | None = None):
+def audit_event_record(
+    *,
+    actor,
+    action: str,
+    target=None,
+    object_type: str = "",
+    object_id: str = "",
+    details: dict | None = None,
+):
     """Append one event to the audit log, inside the caller's transaction.
 
     ``actor`` is a user or None (the system: beat tasks, workers). ``target`` is a model instance
@@ -80,14 +97,26 @@ def audit_event_record(*, actor, action: str, target=None, object_type: str = ""
         previous_hash = head.entry_hash if head else GENESIS_HASH
         occurred_at = dj_timezone.now()
         entry_hash = event_hash(
-            sequence=sequence, occurred_at=occurred_at, actor_label=actor_label, action=action,
-            object_type=object_type, object_id=str(object_id), details=details,
+            sequence=sequence,
+            occurred_at=occurred_at,
+            actor_label=actor_label,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=details,
             previous_hash=previous_hash,
         )
         return AuditEvent.objects.create(
-            sequence=sequence, occurred_at=occurred_at, actor=actor, actor_label=actor_label,
-            action=action, object_type=object_type, object_id=str(object_id), details=details,
-            previous_hash=previous_hash, entry_hash=entry_hash,
+            sequence=sequence,
+            occurred_at=occurred_at,
+            actor=actor,
+            actor_label=actor_label,
+            action=action,
+            object_type=object_type,
+            object_id=str(object_id),
+            details=details,
+            previous_hash=previous_hash,
+            entry_hash=entry_hash,
         )
 
 
@@ -106,19 +135,38 @@ class ChainVerification:
 CHAIN_HEAD_PK = 1
 
 
-def _verify_rows(events, *, previous_hash: str, expected_sequence: int, checked: int,
-                 verified_before: int = 0) -> ChainVerification:
+def _verify_rows(
+    events, *, previous_hash: str, expected_sequence: int, checked: int, verified_before: int = 0
+) -> ChainVerification:
     """Walk ``events`` in sequence order from ``expected_sequence``, each sealed to ``previous_hash``."""
     for event in events:
         if event.sequence != expected_sequence:
-            return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     f"sequence {expected_sequence} is missing", verified_before)
+            return ChainVerification(
+                False,
+                checked,
+                previous_hash,
+                event.sequence,
+                f"sequence {expected_sequence} is missing",
+                verified_before,
+            )
         if event.previous_hash != previous_hash:
-            return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     "previous_hash does not match the preceding event", verified_before)
+            return ChainVerification(
+                False,
+                checked,
+                previous_hash,
+                event.sequence,
+                "previous_hash does not match the preceding event",
+                verified_before,
+            )
         if _recompute(event) != event.entry_hash:
-            return ChainVerification(False, checked, previous_hash, event.sequence,
-                                     "the event's content does not match its hash", verified_before)
+            return ChainVerification(
+                False,
+                checked,
+                previous_hash,
+                event.sequence,
+                "the event's content does not match its hash",
+                verified_before,
+            )
         previous_hash = event.entry_hash
         expected_sequence += 1
         checked += 1
@@ -127,14 +175,20 @@ def _verify_rows(events, *, previous_hash: str, expected_sequence: int, checked:
 
 def _recompute(event) -> str:
     return event_hash(
-        sequence=event.sequence, occurred_at=event.occurred_at, actor_label=event.actor_label,
-        action=event.action, object_type=event.object_type, object_id=event.object_id,
-        details=event.details, previous_hash=event.previous_hash,
+        sequence=event.sequence,
+        occurred_at=event.occurred_at,
+        actor_label=event.actor_label,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        details=event.details,
+        previous_hash=event.previous_hash,
     )
 
 
-def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool,
-                     replacing: tuple[int, str] | None = None) -> None:
+def _chain_head_save(
+    *, sequence: int, entry_hash: str, forward_only: bool, replacing: tuple[int, str] | None = None
+) -> None:
     """Store the verified head.
 
     ``forward_only`` never moves it back (a concurrent check got further); ``replacing`` moves it
@@ -157,7 +211,8 @@ def _chain_head_save(*, sequence: int, entry_hash: str, forward_only: bool,
     # only in the first case.
     AuditChainHead.objects.bulk_create(
         [AuditChainHead(pk=CHAIN_HEAD_PK, sequence=sequence, entry_hash=entry_hash, verified_at=now)],
-        ignore_conflicts=True)
+        ignore_conflicts=True,
+    )
 
 
 def audit_chain_verify() -> ChainVerification:
@@ -170,8 +225,12 @@ def audit_chain_verify() -> ChainVerification:
     """
     from compliance.models import AuditEvent
 
-    result = _verify_rows(AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
-                          previous_hash=GENESIS_HASH, expected_sequence=1, checked=0)
+    result = _verify_rows(
+        AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
+        previous_hash=GENESIS_HASH,
+        expected_sequence=1,
+        checked=0,
+    )
     # Sequences are contiguous from 1 up to the last good event, so its sequence is the count.
     _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=result.ok)
     return result
@@ -189,22 +248,51 @@ def audit_chain_verify_incremental() -> ChainVerification:
 
     head = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK).first()
     if head is None or head.sequence <= 0:
-        result = _verify_rows(AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
-                              previous_hash=GENESIS_HASH, expected_sequence=1, checked=0)
+        result = _verify_rows(
+            AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
+            previous_hash=GENESIS_HASH,
+            expected_sequence=1,
+            checked=0,
+        )
     else:
-        events = AuditEvent.objects.filter(sequence__gte=head.sequence).order_by("sequence").iterator(chunk_size=2000)
+        events = (
+            AuditEvent.objects.filter(sequence__gte=head.sequence)
+            .order_by("sequence")
+            .iterator(chunk_size=2000)
+        )
         first = next(events, None)
         if first is None or first.sequence != head.sequence:
-            return ChainVerification(False, head.sequence - 1, "", head.sequence,
-                                     f"sequence {head.sequence}, the verified head, is missing", head.sequence)
+            return ChainVerification(
+                False,
+                head.sequence - 1,
+                "",
+                head.sequence,
+                f"sequence {head.sequence}, the verified head, is missing",
+                head.sequence,
+            )
         if first.entry_hash != head.entry_hash or _recompute(first) != first.entry_hash:
-            return ChainVerification(False, head.sequence - 1, first.previous_hash, head.sequence,
-                                     "the verified head event no longer matches its verified hash", head.sequence)
-        result = _verify_rows(events, previous_hash=head.entry_hash, expected_sequence=head.sequence + 1,
-                              checked=head.sequence, verified_before=head.sequence)
+            return ChainVerification(
+                False,
+                head.sequence - 1,
+                first.previous_hash,
+                head.sequence,
+                "the verified head event no longer matches its verified hash",
+                head.sequence,
+            )
+        result = _verify_rows(
+            events,
+            previous_hash=head.entry_hash,
+            expected_sequence=head.sequence + 1,
+            checked=head.sequence,
+            verified_before=head.sequence,
+        )
         if result.ok and result.events_checked == head.sequence:
             return result  # nothing new since the last check: no write
     if result.events_checked:
-        _chain_head_save(sequence=result.events_checked, entry_hash=result.head_hash, forward_only=True,
-                         replacing=(head.sequence, head.entry_hash) if head is not None else None)
+        _chain_head_save(
+            sequence=result.events_checked,
+            entry_hash=result.head_hash,
+            forward_only=True,
+            replacing=(head.sequence, head.entry_hash) if head is not None else None,
+        )
     return result

@@ -2,6 +2,7 @@
 
 Job state lives in Lethe's own tables, not in Celery's result backend; results are ignored.
 """
+
 import os
 
 from celery import Celery
@@ -32,8 +33,7 @@ app.conf.update(
     # Periodic housekeeping; run exactly one `celery beat` (README, "Production").
     beat_schedule={
         "requests-flag-overdue": {"task": "requests_app.flag_overdue", "schedule": 15 * 60.0},
-        "requests-purge-identifiers": {"task": "requests_app.purge_identifiers",
-                                       "schedule": 24 * 60 * 60.0},
+        "requests-purge-identifiers": {"task": "requests_app.purge_identifiers", "schedule": 24 * 60 * 60.0},
         # Running jobs whose attempt is lost go back to their queue, queued jobs whose message the
         # broker lost are sent again, stalled jobs are flagged (docs/jobs.md).
         "jobs-requeue-stale": {"task": "unlearning_jobs.cpu.requeue_stale_jobs", "schedule": 30.0},

@@ -1,4 +1,5 @@
 """System checks for a deployment (``manage.py check --deploy``): keys that must not be defaults."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -14,8 +15,11 @@ def report_signing_key_configured(app_configs, **kwargs):
     """
     if settings.LETHE_REPORT_SIGNING_PRIVATE_KEY_CONFIGURED:
         return []
-    return [Warning(
-        "Reports are signed with an Ed25519 key generated into LETHE_VAR_DIR.",
-        hint="Set LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE (or LETHE_REPORT_SIGNING_PRIVATE_KEY) to a key kept in "
-             "your secret store and shared by every web host (docs/reports.md, 'Signatures').",
-        id="lethe.W001")]
+    return [
+        Warning(
+            "Reports are signed with an Ed25519 key generated into LETHE_VAR_DIR.",
+            hint="Set LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE (or LETHE_REPORT_SIGNING_PRIVATE_KEY) to a key kept in "
+            "your secret store and shared by every web host (docs/reports.md, 'Signatures').",
+            id="lethe.W001",
+        )
+    ]

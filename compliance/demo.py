@@ -2,6 +2,7 @@
 
 Idempotent: what exists is left as it is, so re-running changes nothing.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -54,11 +55,16 @@ def demo_users_seed(*, password: str | None) -> tuple[list[str], str | None]:
     with transaction.atomic():
         for username in missing:
             role = DEMO_USERS[username]
-            user = user_model.objects.create_user(username=username, password=password,
-                                                  email=f"{username}@lethe.invalid")
+            user = user_model.objects.create_user(
+                username=username, password=password, email=f"{username}@lethe.invalid"
+            )
             user.groups.add(Group.objects.get(name=role.value))
-            audit_event_record(actor=None, action="user.created", target=user,
-                               details={"username": username, "role": role.value, "source": "seed_demo"})
+            audit_event_record(
+                actor=None,
+                action="user.created",
+                target=user,
+                details={"username": username, "role": role.value, "source": "seed_demo"},
+            )
     return missing, password
 
 
@@ -89,13 +95,21 @@ def demo_dataset_register(*, records_path: Path, progress=None):
     from unlearning_jobs.indexing import dataset_version_index_inline
     from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus
 
-    version = (DatasetVersion.objects.filter(dataset__name=DEMO_DATASET_NAME, parent__isnull=True)
-               .order_by("number").first())
+    version = (
+        DatasetVersion.objects.filter(dataset__name=DEMO_DATASET_NAME, parent__isnull=True)
+        .order_by("number")
+        .first()
+    )
     registered_now = version is None
     if version is None:
         version = dataset_version_register(
-            name=DEMO_DATASET_NAME, path=records_path, actor=None, format="jsonl",
-            text_field="text", id_field="id", enqueue=False,
+            name=DEMO_DATASET_NAME,
+            path=records_path,
+            actor=None,
+            format="jsonl",
+            text_field="text",
+            id_field="id",
+            enqueue=False,
             description="Synthetic customer-support tickets (seeded Faker); nobody in it is real.",
         )
     if version.status != DatasetVersionStatus.INDEXED:
@@ -113,14 +127,22 @@ def demo_model_seed(*, dataset_version, run_inline: bool = True):
     from unlearning_jobs.jobs import demo_model_train
     from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
-    before = UnlearningJob.objects.filter(kind=JobKind.TRAIN, dataset_version=dataset_version,
-                                          status=JobStatus.SUCCEEDED).exists()
+    before = UnlearningJob.objects.filter(
+        kind=JobKind.TRAIN, dataset_version=dataset_version, status=JobStatus.SUCCEEDED
+    ).exists()
     job = demo_model_train(dataset_version=dataset_version, run_inline=run_inline)
     return job, not before
 
 
-def demo_seed(*, password: str | None = None, data_dir: Path | None = None, with_index: bool = True,
-              with_model: bool = True, queue_model: bool = False, progress=None) -> DemoSeedResult:
+def demo_seed(
+    *,
+    password: str | None = None,
+    data_dir: Path | None = None,
+    with_index: bool = True,
+    with_model: bool = True,
+    queue_model: bool = False,
+    progress=None,
+) -> DemoSeedResult:
     """Seed everything the demo needs; return what was created this time.
 
     ``with_index`` registers and indexes the demo data set; ``with_model`` also trains the demo
@@ -129,12 +151,14 @@ def demo_seed(*, password: str | None = None, data_dir: Path | None = None, with
     data_dir = Path(data_dir or settings.LETHE_DATA_DIR)
     result = DemoSeedResult()
     result.created_users, result.password = demo_users_seed(password=password or settings.LETHE_DEMO_PASSWORD)
-    (result.records_path, result.ground_truth_path, result.dataset_created,
-     result.record_count) = demo_dataset_seed(data_dir=data_dir)
+    (result.records_path, result.ground_truth_path, result.dataset_created, result.record_count) = (
+        demo_dataset_seed(data_dir=data_dir)
+    )
     if not (with_index or with_model):
         return result
-    version, result.dataset_registered = demo_dataset_register(records_path=result.records_path,
-                                                               progress=progress)
+    version, result.dataset_registered = demo_dataset_register(
+        records_path=result.records_path, progress=progress
+    )
     result.dataset_version_id = version.pk
     from unlearning_jobs.models import PiiFinding
 

@@ -4,6 +4,7 @@ Kept apart from settings.py so the parsing can be tested without reloading setti
 embedded default (nothing set: SQLite, a file-system broker, a generated key) is one readable
 function per concern.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -163,6 +164,7 @@ def account_id_prefixes(value: str) -> tuple[tuple[str, tuple[str, ...]], ...] |
         words = tuple(word.strip().upper() for word in spellings.split(",") if word.strip())
         if not sep or not canonical.isalpha() or not all(word.replace("/", "").isalpha() for word in words):
             raise ImproperlyConfigured(
-                f"LETHE_ACCOUNT_ID_PREFIXES: {part.strip()!r} is not CANONICAL=SPELLING,SPELLING (letters only)")
+                f"LETHE_ACCOUNT_ID_PREFIXES: {part.strip()!r} is not CANONICAL=SPELLING,SPELLING (letters only)"
+            )
         groups.append((canonical, words))
     return tuple(groups)

@@ -4,6 +4,7 @@ Every value comes from PostgreSQL at scrape time, not from counters kept in a pr
 process answers the same, so gunicorn's workers need no shared multiprocess directory, and a
 restart loses nothing. Each scrape is a handful of aggregate queries on indexed columns.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -49,12 +50,18 @@ class LetheCollector(Collector):
         now = timezone.now()
         queues = [queue.value for queue in WorkQueue]
 
-        depth = GaugeMetricFamily("lethe_job_queue_depth", "Jobs queued and not yet started, per queue.",
-                                  labels=["queue"])
-        running = GaugeMetricFamily("lethe_jobs_running", "Jobs running now, per queue and kind.",
-                                    labels=["queue", "kind"])
-        counts = (UnlearningJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
-                  .values_list("status", "queue", "kind").annotate(n=Count("pk")).order_by())
+        depth = GaugeMetricFamily(
+            "lethe_job_queue_depth", "Jobs queued and not yet started, per queue.", labels=["queue"]
+        )
+        running = GaugeMetricFamily(
+            "lethe_jobs_running", "Jobs running now, per queue and kind.", labels=["queue", "kind"]
+        )
+        counts = (
+            UnlearningJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+            .values_list("status", "queue", "kind")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
         queued_by_queue = dict.fromkeys(queues, 0)
         for status, queue, kind, n in counts:
             if status == JobStatus.QUEUED:
@@ -74,10 +81,13 @@ class LetheCollector(Collector):
         yield from self._audit()
 
     def _stalled(self, job_model, job_status):
-        stalled = GaugeMetricFamily("lethe_jobs_stalled",
-                                    "Running jobs the watchdog marked stalled (no progress for "
-                                    "LETHE_JOB_STALL_SECONDS).")
-        stalled.add_metric([], job_model.objects.filter(status=job_status.RUNNING, stalled_at__isnull=False).count())
+        stalled = GaugeMetricFamily(
+            "lethe_jobs_stalled",
+            "Running jobs the watchdog marked stalled (no progress for LETHE_JOB_STALL_SECONDS).",
+        )
+        stalled.add_metric(
+            [], job_model.objects.filter(status=job_status.RUNNING, stalled_at__isnull=False).count()
+        )
         yield stalled
 
     def _durations(self, job_model, job_status):
@@ -85,17 +95,28 @@ class LetheCollector(Collector):
         family = HistogramMetricFamily(
             "lethe_job_duration_seconds",
             "Run time (finished_at - started_at of the last attempt) of finished jobs, per kind and outcome.",
-            labels=["kind", "status"])
+            labels=["kind", "status"],
+        )
         duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-        buckets = {f"le_{index}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
-                   for index, bound in enumerate(JOB_DURATION_BUCKETS)}
-        rows = (job_model.objects
-                .filter(status__in=[job_status.SUCCEEDED, job_status.FAILED],
-                        started_at__isnull=False, finished_at__isnull=False)
-                .annotate(duration=duration).values("kind", "status")
-                .annotate(n=Count("pk"), total=Sum("duration"), **buckets).order_by("kind", "status"))
+        buckets = {
+            f"le_{index}": Count("pk", filter=Q(duration__lte=timedelta(seconds=bound)))
+            for index, bound in enumerate(JOB_DURATION_BUCKETS)
+        }
+        rows = (
+            job_model.objects.filter(
+                status__in=[job_status.SUCCEEDED, job_status.FAILED],
+                started_at__isnull=False,
+                finished_at__isnull=False,
+            )
+            .annotate(duration=duration)
+            .values("kind", "status")
+            .annotate(n=Count("pk"), total=Sum("duration"), **buckets)
+            .order_by("kind", "status")
+        )
         for row in rows:
-            cumulative = [(str(float(bound)), row[f"le_{index}"]) for index, bound in enumerate(JOB_DURATION_BUCKETS)]
+            cumulative = [
+                (str(float(bound)), row[f"le_{index}"]) for index, bound in enumerate(JOB_DURATION_BUCKETS)
+            ]
             cumulative.append(("+Inf", row["n"]))
             total = row["total"].total_seconds() if row["total"] is not None else 0.0
             family.add_metric([row["kind"], row["status"]], cumulative, total)
@@ -109,8 +130,9 @@ class LetheCollector(Collector):
         import redis
 
         up = GaugeMetricFamily("lethe_broker_up", "1 if the broker answered this scrape, else 0.")
-        lengths = GaugeMetricFamily("lethe_broker_queue_length", "Messages waiting in the broker, per queue.",
-                                    labels=["queue"])
+        lengths = GaugeMetricFamily(
+            "lethe_broker_queue_length", "Messages waiting in the broker, per queue.", labels=["queue"]
+        )
         try:
             client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
             values = [(queue, client.llen(queue)) for queue in queues]
@@ -128,11 +150,13 @@ class LetheCollector(Collector):
         from requests_app.models import OPEN_STATUSES, ErasureRequest
 
         counts = ErasureRequest.objects.filter(status__in=OPEN_STATUSES).aggregate(
-            open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lte=now)))
+            open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lte=now))
+        )
         open_requests = GaugeMetricFamily("lethe_erasure_requests_open", "Erasure requests not yet closed.")
         open_requests.add_metric([], counts["open"])
-        overdue = GaugeMetricFamily("lethe_erasure_requests_overdue",
-                                    "Open erasure requests past their (possibly extended) deadline.")
+        overdue = GaugeMetricFamily(
+            "lethe_erasure_requests_overdue", "Open erasure requests past their (possibly extended) deadline."
+        )
         overdue.add_metric([], counts["overdue"])
         yield open_requests
         yield overdue
@@ -141,11 +165,15 @@ class LetheCollector(Collector):
         from unlearning_jobs.models import WorkerHeartbeat
 
         cutoff = now - timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
-        alive = GaugeMetricFamily("lethe_workers_alive",
-                                  "Workers whose heartbeat is newer than LETHE_WORKER_STALE_SECONDS, per queue.",
-                                  labels=["queue"])
+        alive = GaugeMetricFamily(
+            "lethe_workers_alive",
+            "Workers whose heartbeat is newer than LETHE_WORKER_STALE_SECONDS, per queue.",
+            labels=["queue"],
+        )
         per_queue = dict.fromkeys(queues, 0)
-        for worker_queues in WorkerHeartbeat.objects.filter(last_seen_at__gte=cutoff).values_list("queues", flat=True):
+        for worker_queues in WorkerHeartbeat.objects.filter(last_seen_at__gte=cutoff).values_list(
+            "queues", flat=True
+        ):
             for queue in worker_queues or []:
                 per_queue[queue] = per_queue.get(queue, 0) + 1
         for queue, n in sorted(per_queue.items()):
@@ -155,10 +183,15 @@ class LetheCollector(Collector):
     def _indexing(self):
         from unlearning_jobs.models import IndexChunk, IndexChunkStatus
 
-        chunks = GaugeMetricFamily("lethe_index_chunks", "PII-index chunks not yet done, per status.",
-                                   labels=["status"])
-        found = dict(IndexChunk.objects.exclude(status=IndexChunkStatus.DONE)
-                     .values_list("status").annotate(n=Count("pk")).order_by())
+        chunks = GaugeMetricFamily(
+            "lethe_index_chunks", "PII-index chunks not yet done, per status.", labels=["status"]
+        )
+        found = dict(
+            IndexChunk.objects.exclude(status=IndexChunkStatus.DONE)
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
         for status in (IndexChunkStatus.PENDING, IndexChunkStatus.RUNNING, IndexChunkStatus.FAILED):
             chunks.add_metric([status.value], found.get(status.value, 0))
         yield chunks
@@ -170,8 +203,9 @@ class LetheCollector(Collector):
         events = CounterMetricFamily("lethe_audit_events", "Events appended to the audit log.")
         events.add_metric([], last)
         head = AuditChainHead.objects.values_list("sequence", flat=True).first() or 0
-        verified = GaugeMetricFamily("lethe_audit_chain_verified_sequence",
-                                     "The last audit event whose hash chain was verified.")
+        verified = GaugeMetricFamily(
+            "lethe_audit_chain_verified_sequence", "The last audit event whose hash chain was verified."
+        )
         verified.add_metric([], head)
         yield events
         yield verified

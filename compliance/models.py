@@ -1,4 +1,5 @@
 """The audit log: append-only events, chained by SHA-256."""
+
 from django.conf import settings
 from django.db import models
 
@@ -22,7 +23,10 @@ class AuditEvent(models.Model):
     sequence = models.BigIntegerField(unique=True)
     occurred_at = models.DateTimeField(db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="audit_events",
     )
     actor_label = models.CharField(max_length=150)
@@ -92,11 +96,17 @@ class AuditReport(models.Model):
     """
 
     erasure_request = models.ForeignKey(
-        "requests_app.ErasureRequest", on_delete=models.PROTECT, related_name="audit_reports",
+        "requests_app.ErasureRequest",
+        on_delete=models.PROTECT,
+        related_name="audit_reports",
     )
     version = models.PositiveIntegerField()
     supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="superseded_by",
     )
     reason = models.TextField(blank=True)
     schema_version = models.CharField(max_length=20)
@@ -119,7 +129,10 @@ class AuditReport(models.Model):
 
     issued_at = models.DateTimeField(db_index=True)
     issued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="issued_audit_reports",
     )
 
@@ -128,8 +141,9 @@ class AuditReport(models.Model):
     class Meta:
         ordering = ["erasure_request_id", "-version"]
         constraints = [
-            models.UniqueConstraint(fields=["erasure_request", "version"],
-                                    name="compliance_auditreport_one_row_per_version"),
+            models.UniqueConstraint(
+                fields=["erasure_request", "version"], name="compliance_auditreport_one_row_per_version"
+            ),
         ]
 
     def __str__(self):

@@ -11,6 +11,7 @@ order, so that a refusal never tells whether some file elsewhere on the server e
 Either failure is the same ``PathNotAllowed`` with the same words, which name no root and no
 path: where the roots are is the operator's configuration, not the caller's business.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Model work goes to ``gpu`` (a worker uses CUDA when it has it, the CPU otherwise
 reports and housekeeping go to ``cpu``. Routing is by task name so that a producer never needs to
 import the task's module.
 """
+
 from enum import StrEnum
 
 

@@ -6,6 +6,7 @@ Refusals are JSON ``{"detail": …, "code": …}`` (``compliance.api``): 400 bad
 404 unknown request or version, 409 when the request's state or its data does not allow the
 step now.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -61,8 +62,12 @@ class FileApiBase(ReportApiBase):
         return super().finalize_response(request, response, *args, **kwargs)
 
 
-VERSION_PARAMETER = OpenApiParameter("version", int, required=False,
-                                     description="An issued version; default the newest. Without an issued report: a draft.")
+VERSION_PARAMETER = OpenApiParameter(
+    "version",
+    int,
+    required=False,
+    description="An issued version; default the newest. Without an issued report: a draft.",
+)
 
 
 def _version(request) -> int | None:
@@ -83,22 +88,34 @@ class ReportFileApi(FileApiBase):
         from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
-        report_file = selectors.report_file(erasure_request=erasure_request, file_format=self.file_format,
-                                            version=_version(request))
+        report_file = selectors.report_file(
+            erasure_request=erasure_request, file_format=self.file_format, version=_version(request)
+        )
         services.audit_report_download_record(
-            actor=request.user, erasure_request=erasure_request, report=report_file.report,
-            file_format=self.file_format, file_sha256=report_file.sha256, body_sha256=report_file.body_sha256,
-            via="api")
+            actor=request.user,
+            erasure_request=erasure_request,
+            report=report_file.report,
+            file_format=self.file_format,
+            file_sha256=report_file.sha256,
+            body_sha256=report_file.body_sha256,
+            via="api",
+        )
         return report_download_response(report_file)
 
 
 class ReportJsonApi(ReportFileApi):
     file_format = selectors.FORMAT_JSON
 
-    @extend_schema(operation_id="report_json", parameters=[VERSION_PARAMETER],
-                   responses={(200, "application/json"): OpenApiResponse(
-                       OpenApiTypes.OBJECT,
-                       description='{"body": …, "signature": …} in canonical JSON (docs/reports.md)')})
+    @extend_schema(
+        operation_id="report_json",
+        parameters=[VERSION_PARAMETER],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='{"body": …, "signature": …} in canonical JSON (docs/reports.md)',
+            )
+        },
+    )
     def get(self, request, pk: int):
         return self.download(request, pk)
 
@@ -106,8 +123,11 @@ class ReportJsonApi(ReportFileApi):
 class ReportPdfApi(ReportFileApi):
     file_format = selectors.FORMAT_PDF
 
-    @extend_schema(operation_id="report_pdf", parameters=[VERSION_PARAMETER],
-                   responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)})
+    @extend_schema(
+        operation_id="report_pdf",
+        parameters=[VERSION_PARAMETER],
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)},
+    )
     def get(self, request, pk: int):
         return self.download(request, pk)
 
@@ -123,7 +143,9 @@ class ReportVersionSerializer(serializers.Serializer):
     json_sha256 = serializers.CharField()
     pdf_sha256 = serializers.CharField()
     signature_alg = serializers.CharField()
-    body_signature = serializers.CharField(help_text="Ed25519, base64; empty for reports signed with HMAC before")
+    body_signature = serializers.CharField(
+        help_text="Ed25519, base64; empty for reports signed with HMAC before"
+    )
     pdf_signature = serializers.CharField(help_text="Ed25519 of the PDF file, base64; empty before Ed25519")
     pdf_hmac = serializers.CharField(help_text="HMAC-SHA256 of reports issued before Ed25519; empty after")
     key_id = serializers.CharField()
@@ -131,9 +153,13 @@ class ReportVersionSerializer(serializers.Serializer):
 
 
 class ReportIssueInputSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="",
-                                   max_length=services.MAX_REASON_LENGTH,
-                                   help_text="Why this version is issued; required after the first")
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=services.MAX_REASON_LENGTH,
+        help_text="Why this version is issued; required after the first",
+    )
 
 
 class ReportCompleteInputSerializer(serializers.Serializer):
@@ -149,8 +175,11 @@ class ReportVersionsApi(ReportApiBase):
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         # Of the superseded version only its number is shown: not its files.
-        versions = (selectors.audit_report_versions(erasure_request=erasure_request).select_related("supersedes")
-                    .defer("supersedes__pdf_bytes", "supersedes__json_text"))
+        versions = (
+            selectors.audit_report_versions(erasure_request=erasure_request)
+            .select_related("supersedes")
+            .defer("supersedes__pdf_bytes", "supersedes__json_text")
+        )
         return Response(ReportVersionSerializer(versions, many=True).data)
 
 
@@ -160,16 +189,20 @@ class ReportIssueApi(ReportApiBase):
     permissions_any = (roles.MANAGE_REQUESTS,)
     InputSerializer = ReportIssueInputSerializer
 
-    @extend_schema(operation_id="report_issue", request=ReportIssueInputSerializer,
-                   responses={201: ReportVersionSerializer})
+    @extend_schema(
+        operation_id="report_issue",
+        request=ReportIssueInputSerializer,
+        responses={201: ReportVersionSerializer},
+    )
     def post(self, request, pk: int):
         from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report = services.audit_report_issue(erasure_request=erasure_request, actor=request.user,
-                                             reason=serializer.validated_data["reason"])
+        report = services.audit_report_issue(
+            erasure_request=erasure_request, actor=request.user, reason=serializer.validated_data["reason"]
+        )
         return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
@@ -184,8 +217,11 @@ class ReportCompleteApi(ReportApiBase):
     permissions_any = (roles.MANAGE_REQUESTS,)
     InputSerializer = ReportCompleteInputSerializer
 
-    @extend_schema(operation_id="report_complete", request=ReportCompleteInputSerializer,
-                   responses={201: ReportVersionSerializer})
+    @extend_schema(
+        operation_id="report_complete",
+        request=ReportCompleteInputSerializer,
+        responses={201: ReportVersionSerializer},
+    )
     def post(self, request, pk: int):
         from requests_app.models import ErasureRequest
 
@@ -193,7 +229,8 @@ class ReportCompleteApi(ReportApiBase):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         report = services.erasure_request_complete_and_issue_report(
-            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"])
+            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"]
+        )
         return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
 
 
@@ -218,25 +255,43 @@ class ReportVerifyApi(ReportApiBase):
 
     parser_classes = [MultiPartParser, FileUploadParser]
 
-    @extend_schema(operation_id="report_verify",
-                   request={"multipart/form-data": {"type": "object", "properties": {
-                       "file": {"type": "string", "format": "binary"}}}},
-                   responses={200: ReportVerificationSerializer})
+    @extend_schema(
+        operation_id="report_verify",
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        responses={200: ReportVerificationSerializer},
+    )
     def post(self, request):
         upload = request.FILES.get("file")
         if upload is None:
-            return _error("Send the report file as the multipart field 'file'.", "file_missing",
-                          status.HTTP_400_BAD_REQUEST)
+            return _error(
+                "Send the report file as the multipart field 'file'.",
+                "file_missing",
+                status.HTTP_400_BAD_REQUEST,
+            )
         if upload.size > MAX_REPORT_BYTES:
-            return _error(f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; no report is.",
-                          "file_too_large", status.HTTP_400_BAD_REQUEST)
+            return _error(
+                f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; no report is.",
+                "file_too_large",
+                status.HTTP_400_BAD_REQUEST,
+            )
         data = upload.read()
         result = report_file_verify(data)
         digest = sha256_hex(data)
         services.report_verification_record(actor=request.user, result=result, file_sha256=digest, via="api")
-        body = {"ok": result.ok, "kind": result.kind, "report_id": result.report_id,
-                "superseded_by": result.superseded_by, "file_sha256": digest, "problem": result.first_problem,
-                "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks]}
+        body = {
+            "ok": result.ok,
+            "kind": result.kind,
+            "report_id": result.report_id,
+            "superseded_by": result.superseded_by,
+            "file_sha256": digest,
+            "problem": result.first_problem,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in result.checks],
+        }
         return Response(body)
 
 
@@ -245,20 +300,38 @@ class RegisterCsvApi(FileApiBase):
 
     permissions_any = (roles.DOWNLOAD_REPORTS,)
 
-    @extend_schema(operation_id="register_csv",
-                   parameters=[OpenApiParameter("from", OpenApiTypes.DATE, required=False,
-                                                description="First day of receipt (YYYY-MM-DD), inclusive"),
-                               OpenApiParameter("to", OpenApiTypes.DATE, required=False,
-                                                description="Last day of receipt (YYYY-MM-DD), inclusive")],
-                   responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)})
+    @extend_schema(
+        operation_id="register_csv",
+        parameters=[
+            OpenApiParameter(
+                "from",
+                OpenApiTypes.DATE,
+                required=False,
+                description="First day of receipt (YYYY-MM-DD), inclusive",
+            ),
+            OpenApiParameter(
+                "to",
+                OpenApiTypes.DATE,
+                required=False,
+                description="Last day of receipt (YYYY-MM-DD), inclusive",
+            ),
+        ],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR)},
+    )
     def get(self, request):
-        period = register_period_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
+        period = register_period_parse(
+            start=request.query_params.get("from"), end=request.query_params.get("to")
+        )
         rows = register_rows(period=period)
         text = register_csv(rows)
         services.register_download_record(
-            actor=request.user, period_from=period.start and period.start.isoformat(),
-            period_to=period.end and period.end.isoformat(), rows=len(rows),
-            file_sha256=sha256_hex(text.encode("utf-8")), via="api")
+            actor=request.user,
+            period_from=period.start and period.start.isoformat(),
+            period_to=period.end and period.end.isoformat(),
+            rows=len(rows),
+            file_sha256=sha256_hex(text.encode("utf-8")),
+            via="api",
+        )
         response = HttpResponse(text, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{period.filename()}"'
         response["X-Lethe-Register-Rows"] = str(len(rows))
@@ -293,5 +366,13 @@ class ReportPublicKeysApi(APIView):
 
 def report_public_keys_document() -> list[dict]:
     """Return every public key as the keys endpoint and the auditor's pages show it."""
-    return [{"key_id": key.key_id, "alg": SIGNATURE_ALGORITHM, "status": "current" if key.current else "retired",
-             "pem": key.pem(), "jwk": key.jwk()} for key in public_keys()]
+    return [
+        {
+            "key_id": key.key_id,
+            "alg": SIGNATURE_ALGORITHM,
+            "status": "current" if key.current else "retired",
+            "pem": key.pem(),
+            "jwk": key.jwk(),
+        }
+        for key in public_keys()
+    ]

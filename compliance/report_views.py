@@ -4,6 +4,7 @@ Views only translate between HTTP and ``compliance.reports``; every download and
 an uploaded file is an audit event written by the services. Auditors read and download;
 officers also issue (and complete-and-issue); nobody else sees a report.
 """
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,12 @@ from compliance.reports import selectors, services
 from compliance.reports.assembly import ReportContainsIdentifier, ReportIdentifierCheckImpossible
 from compliance.reports.display import report_display_context
 from compliance.reports.providers import ReportProviderError
-from compliance.reports.register import RegisterPeriodError, register_csv, register_period_parse, register_rows
+from compliance.reports.register import (
+    RegisterPeriodError,
+    register_csv,
+    register_period_parse,
+    register_rows,
+)
 from compliance.reports.schema import ReportSchemaError
 from compliance.reports.signing import public_keys, sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
@@ -27,8 +33,12 @@ from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 logger = logging.getLogger(__name__)
 
 # Errors that mean "this report cannot be put together now", shown to the reader as they are.
-ASSEMBLY_ERRORS = (ReportProviderError, ReportSchemaError, ReportContainsIdentifier,
-                   ReportIdentifierCheckImpossible)
+ASSEMBLY_ERRORS = (
+    ReportProviderError,
+    ReportSchemaError,
+    ReportContainsIdentifier,
+    ReportIdentifierCheckImpossible,
+)
 
 
 class AnyPermissionPageMixin(PermissionPageMixin):
@@ -58,7 +68,9 @@ def _erasure_request(pk: int):
 
 
 def _problem(request, *, title: str, message: str, status: int):
-    return render(request, "compliance/report_problem.html", {"title": title, "message": message}, status=status)
+    return render(
+        request, "compliance/report_problem.html", {"title": title, "message": message}, status=status
+    )
 
 
 def report_download_response(report_file: selectors.ReportFile) -> HttpResponse:
@@ -88,7 +100,9 @@ class ReportPageView(ReportReaderMixin, View):
     def get(self, request, pk: int):
         erasure_request = _erasure_request(pk)
         try:
-            report = selectors.audit_report_get(erasure_request=erasure_request, version=_version_param(request))
+            report = selectors.audit_report_get(
+                erasure_request=erasure_request, version=_version_param(request)
+            )
             if report is None:
                 body, signature = selectors.report_draft_body(erasure_request=erasure_request), None
             else:
@@ -96,17 +110,22 @@ class ReportPageView(ReportReaderMixin, View):
         except selectors.ReportVersionNotFound as error:
             return _problem(request, title="No such version", message=str(error), status=404)
         except ASSEMBLY_ERRORS as error:
-            logger.warning("audit_report.draft_failed", extra={"reference": erasure_request.reference,
-                                                              "error": type(error).__name__})
+            logger.warning(
+                "audit_report.draft_failed",
+                extra={"reference": erasure_request.reference, "error": type(error).__name__},
+            )
             return _problem(request, title="The draft cannot be assembled", message=str(error), status=409)
         context = report_display_context(body=body, signature=signature)
-        context.update({
-            "erasure_request": erasure_request,
-            "shown_report": report,
-            "versions": selectors.audit_report_versions(erasure_request=erasure_request),
-            "can_issue": request.user.has_perm(roles.MANAGE_REQUESTS),
-            "can_complete": request.user.has_perm(roles.MANAGE_REQUESTS) and erasure_request.status == "verifying",
-        })
+        context.update(
+            {
+                "erasure_request": erasure_request,
+                "shown_report": report,
+                "versions": selectors.audit_report_versions(erasure_request=erasure_request),
+                "can_issue": request.user.has_perm(roles.MANAGE_REQUESTS),
+                "can_complete": request.user.has_perm(roles.MANAGE_REQUESTS)
+                and erasure_request.status == "verifying",
+            }
+        )
         return render(request, "compliance/report_page.html", context)
 
 
@@ -116,8 +135,9 @@ class ReportDownloadView(ReportReaderMixin, View):
     def get(self, request, pk: int, file_format: str):
         erasure_request = _erasure_request(pk)
         try:
-            report_file = selectors.report_file(erasure_request=erasure_request, file_format=file_format,
-                                                version=_version_param(request))
+            report_file = selectors.report_file(
+                erasure_request=erasure_request, file_format=file_format, version=_version_param(request)
+            )
         except selectors.ReportVersionNotFound as error:
             return _problem(request, title="No such version", message=str(error), status=404)
         except ASSEMBLY_ERRORS as error:
@@ -126,9 +146,14 @@ class ReportDownloadView(ReportReaderMixin, View):
             logger.error("audit_report.stored_file_altered", extra={"reference": erasure_request.reference})
             return _problem(request, title="Stored report altered", message=str(error), status=500)
         services.audit_report_download_record(
-            actor=request.user, erasure_request=erasure_request, report=report_file.report,
-            file_format=file_format, file_sha256=report_file.sha256, body_sha256=report_file.body_sha256,
-            via="page")
+            actor=request.user,
+            erasure_request=erasure_request,
+            report=report_file.report,
+            file_format=file_format,
+            file_sha256=report_file.sha256,
+            body_sha256=report_file.body_sha256,
+            via="page",
+        )
         return report_download_response(report_file)
 
 
@@ -140,8 +165,9 @@ class ReportIssueView(PermissionPageMixin, View):
     def post(self, request, pk: int):
         erasure_request = _erasure_request(pk)
         try:
-            report = services.audit_report_issue(erasure_request=erasure_request, actor=request.user,
-                                                 reason=request.POST.get("reason", ""))
+            report = services.audit_report_issue(
+                erasure_request=erasure_request, actor=request.user, reason=request.POST.get("reason", "")
+            )
         except (services.ReportIssueRefused, *ASSEMBLY_ERRORS) as error:
             messages.error(request, f"Nothing was issued. {error}")
         else:
@@ -160,13 +186,16 @@ class ReportCompleteView(PermissionPageMixin, View):
         erasure_request = _erasure_request(pk)
         try:
             report = services.erasure_request_complete_and_issue_report(
-                erasure_request=erasure_request, actor=request.user, note=request.POST.get("note", ""))
+                erasure_request=erasure_request, actor=request.user, note=request.POST.get("note", "")
+            )
         except ValidationError as error:  # the workflow refused the transition; its message says why
             messages.error(request, "Nothing was changed. " + " ".join(error.messages))
         except (services.ReportIssueRefused, *ASSEMBLY_ERRORS) as error:
             messages.error(request, f"Nothing was changed: the report cannot be issued. {error}")
         else:
-            messages.success(request, f"{erasure_request.reference} completed; report {report.report_id} issued.")
+            messages.success(
+                request, f"{erasure_request.reference} completed; report {report.report_id} issued."
+            )
         return redirect("compliance:report", pk=erasure_request.pk)
 
 
@@ -198,13 +227,22 @@ class RegisterDownloadView(PermissionPageMixin, View):
         try:
             period = register_period_parse(start=start, end=end)
         except RegisterPeriodError as error:
-            return render(request, "compliance/register.html",
-                          {"start": start, "end": end, "error": str(error)}, status=400)
+            return render(
+                request,
+                "compliance/register.html",
+                {"start": start, "end": end, "error": str(error)},
+                status=400,
+            )
         rows = register_rows(period=period)
         text = register_csv(rows)
-        services.register_download_record(actor=request.user, period_from=period.start and period.start.isoformat(),
-                                          period_to=period.end and period.end.isoformat(), rows=len(rows),
-                                          file_sha256=sha256_hex(text.encode("utf-8")), via="page")
+        services.register_download_record(
+            actor=request.user,
+            period_from=period.start and period.start.isoformat(),
+            period_to=period.end and period.end.isoformat(),
+            rows=len(rows),
+            file_sha256=sha256_hex(text.encode("utf-8")),
+            via="page",
+        )
         response = HttpResponse(text, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{period.filename()}"'
         response["X-Lethe-Register-Rows"] = str(len(rows))
@@ -217,13 +255,20 @@ class ReportVerifyView(ReportReaderMixin, View):
     template_name = "compliance/report_verify.html"
 
     def get(self, request):
-        return render(request, self.template_name, {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024),
-                                                    "public_keys": public_keys()})
+        return render(
+            request,
+            self.template_name,
+            {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024), "public_keys": public_keys()},
+        )
 
     def post(self, request):
         upload = request.FILES.get("file")
-        context = {"result": None, "max_mib": MAX_REPORT_BYTES // (1024 * 1024), "error": None,
-                   "public_keys": public_keys()}
+        context = {
+            "result": None,
+            "max_mib": MAX_REPORT_BYTES // (1024 * 1024),
+            "error": None,
+            "public_keys": public_keys(),
+        }
         if upload is None:
             context["error"] = "Choose a report file (.json or .pdf) to verify."
             return render(request, self.template_name, context, status=400)
@@ -232,7 +277,8 @@ class ReportVerifyView(ReportReaderMixin, View):
             return render(request, self.template_name, context, status=400)
         data = upload.read()
         result = report_file_verify(data)
-        services.report_verification_record(actor=request.user, result=result, file_sha256=sha256_hex(data),
-                                            via="page")
+        services.report_verification_record(
+            actor=request.user, result=result, file_sha256=sha256_hex(data), via="page"
+        )
         context.update(result=result, filename=upload.name[:120], file_sha256=sha256_hex(data))
         return render(request, self.template_name, context)

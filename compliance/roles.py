@@ -4,6 +4,7 @@ A role is a group; what it may do is a set of permissions. Views and API classes
 permissions, never group names, so an administrator can grant one permission to one person
 without inventing a role.
 """
+
 from __future__ import annotations
 
 from django.db.models import TextChoices
@@ -59,9 +60,7 @@ def roles_sync(sender=None, **kwargs) -> None:
         wanted = []
         for perm_name in perm_names:
             app_label, codename = perm_name.split(".", 1)
-            perm = Permission.objects.filter(
-                content_type__app_label=app_label, codename=codename
-            ).first()
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
             if perm is not None:
                 wanted.append(perm)
         group.permissions.add(*wanted)

@@ -3,6 +3,7 @@
 Nothing set gives the embedded default: SQLite and a file-system Celery broker under ``var/``,
 a secret key generated once into ``var/secret_key``, DEBUG off.
 """
+
 from __future__ import annotations
 
 import os
@@ -112,7 +113,9 @@ SESSION_COOKIE_SECURE = LETHE_HTTPS
 CSRF_COOKIE_SECURE = LETHE_HTTPS
 SECURE_SSL_REDIRECT = env_flag(os.environ.get("LETHE_SSL_REDIRECT"), default=LETHE_HTTPS)
 SECURE_HSTS_SECONDS = int(os.environ.get("LETHE_HSTS_SECONDS", "31536000" if LETHE_HTTPS else "0"))
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag(os.environ.get("LETHE_HSTS_INCLUDE_SUBDOMAINS"), default=LETHE_HTTPS)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag(
+    os.environ.get("LETHE_HSTS_INCLUDE_SUBDOMAINS"), default=LETHE_HTTPS
+)
 SECURE_HSTS_PRELOAD = env_flag(os.environ.get("LETHE_HSTS_PRELOAD"))
 if env_flag(os.environ.get("LETHE_TRUST_X_FORWARDED_PROTO")):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -157,8 +160,10 @@ SPECTACULAR_SETTINGS = {
     # The schema and its docs describe every route, parameter and error: signed-in users only.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Token first: an anonymous caller is told 401 with the scheme to use, as on every endpoint.
-    "SERVE_AUTHENTICATION": ["rest_framework.authentication.TokenAuthentication",
-                             "rest_framework.authentication.SessionAuthentication"],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     # Swagger UI from the pinned copy in drf-spectacular-sidecar, served as a static file: no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -186,8 +191,11 @@ LETHE_PII_HASH_KEY_ID = pii_hash_key_id(os.environ.get("LETHE_PII_HASH_KEY_ID"),
 LETHE_PHONE_REGION = os.environ.get("LETHE_PHONE_REGION", "GB").strip().upper()
 # Regions a phone number given without a country code is tried in, after LETHE_PHONE_REGION; a
 # number valid in none is kept as given and located by its digits (docs/pii.md, "Match keys").
-LETHE_PHONE_REGIONS = [region.strip().upper() for region in os.environ.get(
-    "LETHE_PHONE_REGIONS", "GB,US,DE,FR,ES,IT,NL,IE,AU,CA").split(",") if region.strip()]
+LETHE_PHONE_REGIONS = [
+    region.strip().upper()
+    for region in os.environ.get("LETHE_PHONE_REGIONS", "GB,US,DE,FR,ES,IT,NL,IE,AU,CA").split(",")
+    if region.strip()
+]
 # Account-id prefixes that mean the same account for match keys (docs/pii.md, "Match keys"):
 # "ACC=ACCT,ACCOUNT;CUST=CUSTOMER,CLIENT". Empty: the defaults (ACC, CUST, MEM and their spellings).
 LETHE_ACCOUNT_ID_PREFIXES = account_id_prefixes(os.environ.get("LETHE_ACCOUNT_ID_PREFIXES", ""))
@@ -221,21 +229,25 @@ from compliance.reports.keys import (  # noqa: E402  (kept beside the settings i
 )
 
 LETHE_REPORT_SIGNING_KEY = report_signing_key(
-    os.environ.get("LETHE_REPORT_SIGNING_KEY"), secret_key=SECRET_KEY)
+    os.environ.get("LETHE_REPORT_SIGNING_KEY"), secret_key=SECRET_KEY
+)
 LETHE_REPORT_SIGNING_KEY_ID = report_signing_key_id(
-    os.environ.get("LETHE_REPORT_SIGNING_KEY_ID"), key=LETHE_REPORT_SIGNING_KEY)
-LETHE_REPORT_RETIRED_SIGNING_KEYS = retired_signing_keys(
-    os.environ.get("LETHE_REPORT_RETIRED_SIGNING_KEYS"))
+    os.environ.get("LETHE_REPORT_SIGNING_KEY_ID"), key=LETHE_REPORT_SIGNING_KEY
+)
+LETHE_REPORT_RETIRED_SIGNING_KEYS = retired_signing_keys(os.environ.get("LETHE_REPORT_RETIRED_SIGNING_KEYS"))
 # Reports are signed with Ed25519 (docs/reports.md, "Signatures"): anyone verifies with the public
 # key; the HMAC key above only still verifies reports issued before. Set the private key in
 # production (PEM in LETHE_REPORT_SIGNING_PRIVATE_KEY or a file in ..._FILE); otherwise one is
 # generated once into var/ and `check --deploy` warns.
 LETHE_REPORT_SIGNING_PRIVATE_KEY_CONFIGURED = bool(
     os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY", "").strip()
-    or os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE", "").strip())
+    or os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE", "").strip()
+)
 LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM = report_signing_private_key_pem(
     os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY"),
-    key_file=os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE"), var_dir=VAR_DIR)
+    key_file=os.environ.get("LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE"),
+    var_dir=VAR_DIR,
+)
 LETHE_REPORT_RETIRED_PUBLIC_KEYS = retired_public_keys(os.environ.get("LETHE_REPORT_RETIRED_PUBLIC_KEYS"))
 # WeasyPrint reports every layout step at INFO; only its warnings belong in the log.
 LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}})
@@ -246,11 +258,12 @@ LOGGING["loggers"].update({"weasyprint": {"level": "WARNING"}, "fontTools": {"le
 # chunks of LETHE_INDEX_CHUNK_SIZE records; a chunk claimed longer ago than
 # LETHE_INDEX_STALE_SECONDS by a worker that never finished it may be claimed again.
 LETHE_IMPORT_ROOTS = [
-    Path(root).expanduser() for root in os.environ.get("LETHE_IMPORT_ROOTS", "").split(os.pathsep)
+    Path(root).expanduser()
+    for root in os.environ.get("LETHE_IMPORT_ROOTS", "").split(os.pathsep)
     if root.strip()
 ]
 LETHE_UPLOAD_MAX_BYTES = int(os.environ.get("LETHE_UPLOAD_MAX_BYTES", str(100 * 1024 * 1024)))
-LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1024 ** 3)))
+LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1024**3)))
 LETHE_INDEX_CHUNK_SIZE = int(os.environ.get("LETHE_INDEX_CHUNK_SIZE", "500"))
 LETHE_INDEX_STALE_SECONDS = float(os.environ.get("LETHE_INDEX_STALE_SECONDS", "900"))
 LETHE_INDEX_MAX_ATTEMPTS = int(os.environ.get("LETHE_INDEX_MAX_ATTEMPTS", "3"))

@@ -5,6 +5,7 @@ control characters have no place in a name, and the Unicode bidirectional overri
 value display as something else ("Trojan Source"). Names and identifiers hold none of them;
 notes may hold tabs and line breaks.
 """
+
 from __future__ import annotations
 
 import unicodedata
@@ -17,5 +18,6 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 
 def control_character_found(value: str, *, allow: str = "") -> bool:
     """Return whether ``value`` holds a control character (other than those in ``allow``) or a bidi override."""
-    return any((unicodedata.category(char) == "Cc" and char not in allow) or char in BIDI_CONTROLS
-               for char in value)
+    return any(
+        (unicodedata.category(char) == "Cc" and char not in allow) or char in BIDI_CONTROLS for char in value
+    )

@@ -1,4 +1,5 @@
 """Project-level pages: the role-based landing redirect, the auditor's pages (read-only), metrics."""
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
@@ -38,7 +39,9 @@ class AuditorHomeView(PermissionPageMixin, TemplateView):
         from requests_app.models import ErasureRequest
 
         context = super().get_context_data(**kwargs)
-        paginator = Paginator(ErasureRequest.objects.order_by("-received_at", "-pk"), AUDITOR_REQUESTS_PER_PAGE)
+        paginator = Paginator(
+            ErasureRequest.objects.order_by("-received_at", "-pk"), AUDITOR_REQUESTS_PER_PAGE
+        )
         page = paginator.get_page(self.request.GET.get("page"))
         context["page"] = page
         context["rows"] = auditor_request_rows(queryset=page.object_list)
@@ -58,22 +61,32 @@ class AuditorRequestView(PermissionPageMixin, TemplateView):
 
         context = super().get_context_data(**kwargs)
         erasure_request = get_object_or_404(ErasureRequest, pk=self.kwargs["pk"])
-        events = list(AuditEvent.objects.filter(
-            object_type=erasure_request._meta.label_lower, object_id=str(erasure_request.pk)).order_by("sequence"))
+        events = list(
+            AuditEvent.objects.filter(
+                object_type=erasure_request._meta.label_lower, object_id=str(erasure_request.pk)
+            ).order_by("sequence")
+        )
         report_ids = list(erasure_request.audit_reports.values_list("pk", flat=True))
-        report_events = list(AuditEvent.objects.filter(
-            object_type="compliance.auditreport", object_id__in=[str(pk) for pk in report_ids]).order_by("sequence"))
+        report_events = list(
+            AuditEvent.objects.filter(
+                object_type="compliance.auditreport", object_id__in=[str(pk) for pk in report_ids]
+            ).order_by("sequence")
+        )
         # Only the events since the last verified head: the full walk is verify_audit_log's.
         chain = audit_chain_verify_incremental()
         broken_at = chain.first_bad_sequence
-        context.update({
-            "erasure_request": erasure_request,
-            "row": auditor_request_rows(queryset=[erasure_request])[0],
-            "events": [(event, broken_at is not None and event.sequence >= broken_at) for event in events],
-            "report_events": report_events,
-            "chain": chain,
-            "versions": audit_report_versions(erasure_request=erasure_request),
-        })
+        context.update(
+            {
+                "erasure_request": erasure_request,
+                "row": auditor_request_rows(queryset=[erasure_request])[0],
+                "events": [
+                    (event, broken_at is not None and event.sequence >= broken_at) for event in events
+                ],
+                "report_events": report_events,
+                "chain": chain,
+                "versions": audit_report_versions(erasure_request=erasure_request),
+            }
+        )
         return context
 
 
@@ -86,12 +99,17 @@ def metrics(request):
 
     allowed = metrics_access_allowed(request)
     if allowed is None:
-        response = HttpResponse("Metrics need a bearer token or an engineer's login.\n", status=401,
-                                content_type="text/plain; charset=utf-8")
+        response = HttpResponse(
+            "Metrics need a bearer token or an engineer's login.\n",
+            status=401,
+            content_type="text/plain; charset=utf-8",
+        )
         response["WWW-Authenticate"] = 'Bearer realm="lethe-metrics"'
         return response
     if not allowed:
-        return HttpResponse("Not allowed to read the metrics.\n", status=403, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "Not allowed to read the metrics.\n", status=403, content_type="text/plain; charset=utf-8"
+        )
     # A registry per scrape: nothing of a previous scrape, or of another worker process, is reused.
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LetheCollector())

@@ -1,4 +1,5 @@
 """REST endpoints for erasure requests (docs/api.md)."""
+
 from django.urls import path
 
 from requests_app import apis
@@ -9,8 +10,7 @@ urlpatterns = [
     path("requests/<int:pk>/", apis.ErasureRequestDetailApi.as_view(), name="api-request-detail"),
     path("requests/<int:pk>/events/", apis.ErasureRequestEventsApi.as_view(), name="api-request-events"),
     *(
-        path(f"requests/<int:pk>/actions/{action}/", api_class.as_view(),
-             name=f"api-request-{action}")
+        path(f"requests/<int:pk>/actions/{action}/", api_class.as_view(), name=f"api-request-{action}")
         for action, api_class in apis.ACTION_APIS.items()
     ),
 ]

@@ -6,6 +6,7 @@ auditors read, everyone else gets 403. Errors (``compliance.api``): 400 with mes
 for bad input, 409 when the request's state does not allow the step now; nothing is written in
 either case.
 """
+
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
@@ -36,8 +37,11 @@ from requests_app.services import MAX_EXPLANATION_LENGTH, MAX_NOTE_LENGTH, MAX_S
 
 # Service error keys that belong inside the request body's nested objects.
 SUBJECT_ERROR_KEYS = set(IDENTIFIER_ENTITY_TYPES) | {"subject"}
-SCOPE_ERROR_KEYS = {"scope_all": "all", "scope_dataset_ids": "dataset_ids",
-                    "scope_model_version_ids": "model_version_ids"}
+SCOPE_ERROR_KEYS = {
+    "scope_all": "all",
+    "scope_dataset_ids": "dataset_ids",
+    "scope_model_version_ids": "model_version_ids",
+}
 
 
 def api_errors_from_service(error: DjangoValidationError) -> dict:
@@ -95,10 +99,12 @@ class ErasureRequestApiBase(APIView):
 
 class ScopeSerializer(serializers.Serializer):
     all = serializers.BooleanField(default=True)
-    dataset_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), default=list,
-                                        max_length=MAX_SCOPE_IDS)
-    model_version_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
-                                              default=list, max_length=MAX_SCOPE_IDS)
+    dataset_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), default=list, max_length=MAX_SCOPE_IDS
+    )
+    model_version_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), default=list, max_length=MAX_SCOPE_IDS
+    )
 
 
 class ErasureRequestSummarySerializer(serializers.Serializer):
@@ -112,7 +118,9 @@ class ErasureRequestSummarySerializer(serializers.Serializer):
     due_at = serializers.DateTimeField()
     first_due_at = serializers.DateTimeField()
     urgency = serializers.CharField(help_text='"overdue", "due-soon" or empty')
-    assigned_officer = serializers.CharField(source="assigned_officer.username", default=None, allow_null=True)
+    assigned_officer = serializers.CharField(
+        source="assigned_officer.username", default=None, allow_null=True
+    )
     identity_verified = serializers.BooleanField()
     duplicate_of = serializers.CharField(source="duplicate_of.reference", default=None, allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
@@ -121,7 +129,8 @@ class ErasureRequestSummarySerializer(serializers.Serializer):
 class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
     scope = serializers.SerializerMethodField()
     identifiers = serializers.SerializerMethodField(
-        help_text="Masked; null once purged. Clear values only through reveal-identifiers.")
+        help_text="Masked; null once purged. Clear values only through reveal-identifiers."
+    )
     identifiers_purged_at = serializers.DateTimeField(allow_null=True)
     extension = serializers.SerializerMethodField()
     identity_verification = serializers.SerializerMethodField()
@@ -133,8 +142,11 @@ class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
     available_actions = serializers.SerializerMethodField()
 
     def get_scope(self, obj) -> dict:
-        return {"all": obj.scope_all, "dataset_ids": obj.scope_dataset_ids,
-                "model_version_ids": obj.scope_model_version_ids}
+        return {
+            "all": obj.scope_all,
+            "dataset_ids": obj.scope_dataset_ids,
+            "model_version_ids": obj.scope_model_version_ids,
+        }
 
     def get_identifiers(self, obj) -> dict | None:
         return selectors.erasure_request_identifiers_masked(erasure_request=obj)
@@ -142,30 +154,43 @@ class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
     def get_extension(self, obj) -> dict | None:
         if not obj.is_extended:
             return None
-        return {"until": obj.extended_until, "reason": obj.extension_reason,
-                "notified_at": obj.extension_notified_at}
+        return {
+            "until": obj.extended_until,
+            "reason": obj.extension_reason,
+            "notified_at": obj.extension_notified_at,
+        }
 
     def get_identity_verification(self, obj) -> dict | None:
         if not obj.identity_verified:
             return None
-        return {"method": obj.identity_method, "verified_by": obj.identity_verified_by.username,
-                "verified_at": obj.identity_verified_at, "note": obj.identity_note}
+        return {
+            "method": obj.identity_method,
+            "verified_by": obj.identity_verified_by.username,
+            "verified_at": obj.identity_verified_at,
+            "note": obj.identity_note,
+        }
 
     def get_rejection(self, obj) -> dict | None:
         if not obj.rejection_ground:
             return None
-        return {"ground": obj.rejection_ground, "explanation": obj.rejection_explanation,
-                "reply": obj.rejection_reply}
+        return {
+            "ground": obj.rejection_ground,
+            "explanation": obj.rejection_explanation,
+            "reply": obj.rejection_reply,
+        }
 
     def get_available_actions(self, obj) -> list[str]:
         user = self.context["request"].user
-        return [selectors.ACTION_SLUGS[action] for action in
-                selectors.erasure_request_available_actions(erasure_request=obj, user=user)]
+        return [
+            selectors.ACTION_SLUGS[action]
+            for action in selectors.erasure_request_available_actions(erasure_request=obj, user=user)
+        ]
 
 
 def _detail(request, erasure_request) -> dict:
     fresh = ErasureRequest.objects.select_related(
-        "assigned_officer", "identity_verified_by", "duplicate_of", "created_by").get(pk=erasure_request.pk)
+        "assigned_officer", "identity_verified_by", "duplicate_of", "created_by"
+    ).get(pk=erasure_request.pk)
     return ErasureRequestDetailSerializer(fresh, context={"request": request}).data
 
 
@@ -180,12 +205,14 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=selectors.status_filter_choices(), required=False)
-        assignee = serializers.CharField(required=False, max_length=150,
-                                         help_text='"me", "none" or a username')
+        assignee = serializers.CharField(
+            required=False, max_length=150, help_text='"me", "none" or a username'
+        )
         overdue = serializers.BooleanField(required=False, default=False)
         due_soon = serializers.BooleanField(required=False, default=False)
-        q = serializers.CharField(required=False, max_length=254,
-                                  help_text="A reference, or an identifier (matched by keyed hash)")
+        q = serializers.CharField(
+            required=False, max_length=254, help_text="A reference, or an identifier (matched by keyed hash)"
+        )
 
     class OutputSerializer(ErasureRequestSummarySerializer):
         pass
@@ -194,26 +221,37 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         class SubjectSerializer(serializers.Serializer):
             names = serializers.ListField(
                 child=serializers.CharField(max_length=IDENTIFIER_MAX_LENGTHS["names"]),
-                default=list, max_length=MAX_IDENTIFIERS_PER_LIST)
+                default=list,
+                max_length=MAX_IDENTIFIERS_PER_LIST,
+            )
             emails = serializers.ListField(
                 child=serializers.CharField(max_length=IDENTIFIER_MAX_LENGTHS["emails"]),
-                default=list, max_length=MAX_IDENTIFIERS_PER_LIST)
+                default=list,
+                max_length=MAX_IDENTIFIERS_PER_LIST,
+            )
             phones = serializers.ListField(
                 child=serializers.CharField(max_length=IDENTIFIER_MAX_LENGTHS["phones"]),
-                default=list, max_length=MAX_IDENTIFIERS_PER_LIST)
+                default=list,
+                max_length=MAX_IDENTIFIERS_PER_LIST,
+            )
             addresses = serializers.ListField(
                 child=serializers.CharField(max_length=IDENTIFIER_MAX_LENGTHS["addresses"]),
-                default=list, max_length=MAX_IDENTIFIERS_PER_LIST)
+                default=list,
+                max_length=MAX_IDENTIFIERS_PER_LIST,
+            )
             account_ids = serializers.ListField(
                 child=serializers.CharField(max_length=IDENTIFIER_MAX_LENGTHS["account_ids"]),
-                default=list, max_length=MAX_IDENTIFIERS_PER_LIST)
+                default=list,
+                max_length=MAX_IDENTIFIERS_PER_LIST,
+            )
 
         subject = SubjectSerializer()
         legal_ground = serializers.ChoiceField(choices=LegalGround.choices)
         received_at = serializers.DateTimeField(required=False)
         channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
-        assigned_officer = serializers.CharField(required=False, max_length=150,
-                                                 help_text="Username; default: you")
+        assigned_officer = serializers.CharField(
+            required=False, max_length=150, help_text="Username; default: you"
+        )
         scope = ScopeSerializer(required=False)
 
         # The service checks all of this again; checking here too reports every bad field in
@@ -222,8 +260,7 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
             try:
                 services.subject_identifiers_validate(SubjectIdentifiers.from_lists(**value))
             except DjangoValidationError as error:
-                raise serializers.ValidationError(
-                    api_errors_from_service(error).get("subject", {})) from None
+                raise serializers.ValidationError(api_errors_from_service(error).get("subject", {})) from None
             return value
 
         def validate_received_at(self, value):
@@ -250,8 +287,12 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         filters_in.is_valid(raise_exception=True)
         data = filters_in.validated_data
         filters = selectors.ErasureRequestFilters(
-            status=data.get("status", ""), assignee=data.get("assignee", ""),
-            overdue=data["overdue"], due_soon=data["due_soon"], search=data.get("q", ""))
+            status=data.get("status", ""),
+            assignee=data.get("assignee", ""),
+            overdue=data["overdue"],
+            due_soon=data["due_soon"],
+            search=data.get("q", ""),
+        )
         queryset = selectors.erasure_request_list(filters=filters, user=request.user)
         return paginated_response(self, request, queryset, self.OutputSerializer)
 
@@ -267,10 +308,14 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
         scope = data.get("scope") or {"all": True, "dataset_ids": [], "model_version_ids": []}
         erasure_request = services.erasure_request_create(
             subject=SubjectIdentifiers.from_lists(**data["subject"]),
-            legal_ground=data["legal_ground"], actor=request.user,
-            received_at=data.get("received_at"), channel=data["channel"],
-            assigned_officer=officer, scope_all=scope["all"],
-            scope_dataset_ids=scope["dataset_ids"], scope_model_version_ids=scope["model_version_ids"],
+            legal_ground=data["legal_ground"],
+            actor=request.user,
+            received_at=data.get("received_at"),
+            channel=data["channel"],
+            assigned_officer=officer,
+            scope_all=scope["all"],
+            scope_dataset_ids=scope["dataset_ids"],
+            scope_model_version_ids=scope["model_version_ids"],
         )
         return Response(_detail(request, erasure_request), status=status.HTTP_201_CREATED)
 
@@ -298,8 +343,8 @@ class ErasureRequestSearchApi(ErasureRequestApiBase):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         found = selectors.erasure_request_list(
-            filters=selectors.ErasureRequestFilters(search=serializer.validated_data["q"]),
-            user=request.user)
+            filters=selectors.ErasureRequestFilters(search=serializer.validated_data["q"]), user=request.user
+        )
         return Response(self.OutputSerializer(found, many=True).data)
 
 
@@ -342,15 +387,15 @@ class ErasureRequestActionApi(ErasureRequestApiBase):
     OutputSerializer = ErasureRequestDetailSerializer
 
     class InputSerializer(serializers.Serializer):
-        note = serializers.CharField(required=False, allow_blank=True, default="",
-                                     max_length=MAX_NOTE_LENGTH)
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_NOTE_LENGTH)
 
     def post(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = self.perform(erasure_request=erasure_request, actor=request.user,
-                              data=serializer.validated_data)
+        result = self.perform(
+            erasure_request=erasure_request, actor=request.user, data=serializer.validated_data
+        )
         return Response(_detail(request, result))
 
     def perform(self, *, erasure_request, actor, data):
@@ -361,8 +406,7 @@ class ErasureRequestActionApi(ErasureRequestApiBase):
 class ErasureRequestVerifyIdentityApi(ErasureRequestActionApi):
     class InputSerializer(serializers.Serializer):
         method = serializers.ChoiceField(choices=IdentityMethod.choices)
-        note = serializers.CharField(required=False, allow_blank=True, default="",
-                                     max_length=MAX_NOTE_LENGTH)
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_NOTE_LENGTH)
         verified_at = serializers.DateTimeField(required=False, default=None)
 
     service = staticmethod(services.erasure_request_verify_identity)
@@ -415,8 +459,9 @@ class ErasureRequestExtendApi(ErasureRequestActionApi):
 
 class ErasureRequestAssignApi(ErasureRequestActionApi):
     class InputSerializer(serializers.Serializer):
-        officer = serializers.CharField(allow_null=True, max_length=150,
-                                        help_text="Username of a privacy officer; null: nobody")
+        officer = serializers.CharField(
+            allow_null=True, max_length=150, help_text="Username of a privacy officer; null: nobody"
+        )
 
     def perform(self, *, erasure_request, actor, data):
         officer = None
@@ -424,8 +469,7 @@ class ErasureRequestAssignApi(ErasureRequestActionApi):
             officer = get_user_model().objects.filter(username=data["officer"]).first()
             if officer is None:
                 raise services.ErasureRequestError({"officer": ["No user has this username."]})
-        return services.erasure_request_assign(erasure_request=erasure_request, actor=actor,
-                                               officer=officer)
+        return services.erasure_request_assign(erasure_request=erasure_request, actor=actor, officer=officer)
 
 
 class ErasureRequestScopeApi(ErasureRequestActionApi):
@@ -433,8 +477,12 @@ class ErasureRequestScopeApi(ErasureRequestActionApi):
 
     def perform(self, *, erasure_request, actor, data):
         return services.erasure_request_set_scope(
-            erasure_request=erasure_request, actor=actor, scope_all=data["all"],
-            dataset_ids=data["dataset_ids"], model_version_ids=data["model_version_ids"])
+            erasure_request=erasure_request,
+            actor=actor,
+            scope_all=data["all"],
+            dataset_ids=data["dataset_ids"],
+            model_version_ids=data["model_version_ids"],
+        )
 
 
 class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
@@ -443,8 +491,9 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
     write_permission = roles.REVEAL_IDENTIFIERS
 
     class InputSerializer(serializers.Serializer):
-        reason = serializers.CharField(required=False, allow_blank=True, default="",
-                                       max_length=MAX_NOTE_LENGTH)
+        reason = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=MAX_NOTE_LENGTH
+        )
 
     class OutputSerializer(serializers.Serializer):
         reference = serializers.CharField()
@@ -455,8 +504,8 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         subject = services.erasure_request_reveal_identifiers(
-            erasure_request=erasure_request, actor=request.user,
-            reason=serializer.validated_data["reason"])
+            erasure_request=erasure_request, actor=request.user, reason=serializer.validated_data["reason"]
+        )
         response = Response({"reference": erasure_request.reference, "identifiers": subject.as_lists()})
         response["Cache-Control"] = "no-store"
         return response

@@ -5,6 +5,7 @@ One calendar month from receipt, which a month-end receipt clips to the shorter 
 the first month ends. Arithmetic is in the project's time zone, so that "one month" means the
 same wall-clock time on the calendar day an officer would count to.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,32 +54,42 @@ class ExtensionProblem:
     message: str
 
 
-def extension_problems(*, received_at: datetime, first_due: datetime, already_extended: bool,
-                       until: datetime, now: datetime) -> list[ExtensionProblem]:
+def extension_problems(
+    *, received_at: datetime, first_due: datetime, already_extended: bool, until: datetime, now: datetime
+) -> list[ExtensionProblem]:
     """Return why an extension to ``until`` decided at ``now`` is not allowed (empty: allowed)."""
     problems = []
     if already_extended:
-        problems.append(ExtensionProblem(
-            "until", "The deadline has already been extended once; Art. 12(3) allows one extension."))
+        problems.append(
+            ExtensionProblem(
+                "until", "The deadline has already been extended once; Art. 12(3) allows one extension."
+            )
+        )
     if now >= first_due:
-        problems.append(ExtensionProblem(
-            "until",
-            f"An extension must be decided before the first month ends "
-            f"({timezone.localtime(first_due):%Y-%m-%d %H:%M}); that moment has passed.",
-        ))
+        problems.append(
+            ExtensionProblem(
+                "until",
+                f"An extension must be decided before the first month ends "
+                f"({timezone.localtime(first_due):%Y-%m-%d %H:%M}); that moment has passed.",
+            )
+        )
     latest = latest_extended_due_at(received_at)
     if until <= first_due:
-        problems.append(ExtensionProblem(
-            "until",
-            f"The new deadline must be after the current one "
-            f"({timezone.localtime(first_due):%Y-%m-%d %H:%M}).",
-        ))
+        problems.append(
+            ExtensionProblem(
+                "until",
+                f"The new deadline must be after the current one "
+                f"({timezone.localtime(first_due):%Y-%m-%d %H:%M}).",
+            )
+        )
     elif until > latest:
-        problems.append(ExtensionProblem(
-            "until",
-            f"An extension may add at most two further months: the latest possible deadline is "
-            f"{timezone.localtime(latest):%Y-%m-%d %H:%M}.",
-        ))
+        problems.append(
+            ExtensionProblem(
+                "until",
+                f"An extension may add at most two further months: the latest possible deadline is "
+                f"{timezone.localtime(latest):%Y-%m-%d %H:%M}.",
+            )
+        )
     return problems
 
 

@@ -1,5 +1,6 @@
 """Forms of the officer's pages. They check shapes (types, lengths, choices); the rules are the
 services', whose errors are put back onto the fields by ``form_errors_from_service``."""
+
 from __future__ import annotations
 
 from django import forms
@@ -56,16 +57,23 @@ class IdentifierListField(forms.CharField):
 
     def __init__(self, list_name: str, **kwargs):
         max_total = (IDENTIFIER_MAX_LENGTHS[list_name] + 2) * MAX_IDENTIFIERS_PER_LIST
-        super().__init__(required=False, max_length=max_total, label=IDENTIFIER_LABELS[list_name][1],
-                         widget=forms.Textarea(attrs={"rows": 2}), help_text="One a line.", **kwargs)
+        super().__init__(
+            required=False,
+            max_length=max_total,
+            label=IDENTIFIER_LABELS[list_name][1],
+            widget=forms.Textarea(attrs={"rows": 2}),
+            help_text="One a line.",
+            **kwargs,
+        )
 
     def clean(self, value):
         return _lines(super().clean(value))
 
 
 class ErasureRequestCreateForm(forms.Form):
-    received_at = forms.DateTimeField(label="Received", widget=DATETIME_WIDGET,
-                                      help_text="When the request reached the organisation.")
+    received_at = forms.DateTimeField(
+        label="Received", widget=DATETIME_WIDGET, help_text="When the request reached the organisation."
+    )
     channel = forms.ChoiceField(choices=Channel.choices, initial=Channel.EMAIL)
     legal_ground = forms.ChoiceField(choices=LegalGround.choices, label="Legal ground")
     names = IdentifierListField("names")
@@ -73,13 +81,17 @@ class ErasureRequestCreateForm(forms.Form):
     phones = IdentifierListField("phones")
     addresses = IdentifierListField("addresses")
     account_ids = IdentifierListField("account_ids")
-    assigned_officer = forms.ModelChoiceField(queryset=None, required=False, label="Assigned officer",
-                                              empty_label="me")
+    assigned_officer = forms.ModelChoiceField(
+        queryset=None, required=False, label="Assigned officer", empty_label="me"
+    )
     scope_all = forms.BooleanField(required=False, initial=True, label="All data sets and model versions")
-    scope_dataset_ids = forms.CharField(required=False, max_length=2000, label="Data set ids",
-                                        help_text="When not all: ids separated by commas.")
-    scope_model_version_ids = forms.CharField(required=False, max_length=2000,
-                                              label="Model version ids")
+    scope_dataset_ids = forms.CharField(
+        required=False,
+        max_length=2000,
+        label="Data set ids",
+        help_text="When not all: ids separated by commas.",
+    )
+    scope_model_version_ids = forms.CharField(required=False, max_length=2000, label="Model version ids")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -112,33 +124,54 @@ class ErasureRequestCreateForm(forms.Form):
 class NoteForm(forms.Form):
     """A step that needs nothing but may carry a reason for the audit log."""
 
-    note = forms.CharField(required=False, max_length=MAX_NOTE_LENGTH, label="Reason or note",
-                           widget=forms.Textarea(attrs={"rows": 2}))
+    note = forms.CharField(
+        required=False,
+        max_length=MAX_NOTE_LENGTH,
+        label="Reason or note",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class VerifyIdentityForm(forms.Form):
     method = forms.ChoiceField(choices=IdentityMethod.choices, label="How was identity verified?")
-    verified_at = forms.DateTimeField(required=False, widget=DATETIME_WIDGET, label="When",
-                                      help_text="Empty: now.")
-    note = forms.CharField(required=False, max_length=MAX_NOTE_LENGTH, label="Note",
-                           widget=forms.Textarea(attrs={"rows": 2}),
-                           help_text="Required for 'other'. Do not copy document numbers here.")
+    verified_at = forms.DateTimeField(
+        required=False, widget=DATETIME_WIDGET, label="When", help_text="Empty: now."
+    )
+    note = forms.CharField(
+        required=False,
+        max_length=MAX_NOTE_LENGTH,
+        label="Note",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required for 'other'. Do not copy document numbers here.",
+    )
 
 
 class ExtendDeadlineForm(forms.Form):
-    until = forms.DateTimeField(widget=DATETIME_WIDGET, label="New deadline",
-                                help_text="At most three months after receipt (Art. 12(3)).")
-    reason = forms.CharField(max_length=MAX_NOTE_LENGTH, widget=forms.Textarea(attrs={"rows": 2}),
-                             help_text="Recorded and shown; the person must be told it.")
-    notified_at = forms.DateTimeField(required=False, widget=DATETIME_WIDGET,
-                                      label="Person told of the extension at", help_text="Empty: now.")
+    until = forms.DateTimeField(
+        widget=DATETIME_WIDGET,
+        label="New deadline",
+        help_text="At most three months after receipt (Art. 12(3)).",
+    )
+    reason = forms.CharField(
+        max_length=MAX_NOTE_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Recorded and shown; the person must be told it.",
+    )
+    notified_at = forms.DateTimeField(
+        required=False,
+        widget=DATETIME_WIDGET,
+        label="Person told of the extension at",
+        help_text="Empty: now.",
+    )
 
 
 class RejectForm(forms.Form):
     ground = forms.ChoiceField(choices=RejectionGround.choices, label="Ground")
-    explanation = forms.CharField(max_length=MAX_EXPLANATION_LENGTH,
-                                  widget=forms.Textarea(attrs={"rows": 3}),
-                                  help_text="Goes into the reply to the person.")
+    explanation = forms.CharField(
+        max_length=MAX_EXPLANATION_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Goes into the reply to the person.",
+    )
 
 
 class AssignForm(forms.Form):
@@ -152,8 +185,7 @@ class AssignForm(forms.Form):
 class ScopeForm(forms.Form):
     scope_all = forms.BooleanField(required=False, label="All data sets and model versions")
     scope_dataset_ids = forms.CharField(required=False, max_length=2000, label="Data set ids")
-    scope_model_version_ids = forms.CharField(required=False, max_length=2000,
-                                              label="Model version ids")
+    scope_model_version_ids = forms.CharField(required=False, max_length=2000, label="Model version ids")
 
     def clean_scope_dataset_ids(self):
         return _ids(self.cleaned_data["scope_dataset_ids"])
@@ -163,8 +195,12 @@ class ScopeForm(forms.Form):
 
 
 class RevealForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=MAX_NOTE_LENGTH, label="Why",
-                             help_text="Recorded in the audit log with your name.")
+    reason = forms.CharField(
+        required=False,
+        max_length=MAX_NOTE_LENGTH,
+        label="Why",
+        help_text="Recorded in the audit log with your name.",
+    )
 
 
 class ErasureRequestFilterForm(forms.Form):
@@ -178,6 +214,8 @@ class ErasureRequestFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["status"].choices = [("", "Any status"), *status_filter_choices()]
         self.fields["assignee"].choices = [
-            ("", "Anyone"), ("me", "Me"), ("none", "Nobody"),
+            ("", "Anyone"),
+            ("me", "Me"),
+            ("none", "Nobody"),
             *((user.username, user.username) for user in officer_list()),
         ]

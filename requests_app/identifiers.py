@@ -5,6 +5,7 @@ hashes are byte for byte those of the training-data index. Raw values exist only
 Fernet token and in memory; nothing here logs them, and error messages name an identifier by
 its position, never by its value.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,11 @@ IDENTIFIER_LABELS: dict[str, tuple[str, str]] = {
 }
 # Longest accepted value per list (RFC 5321 bounds an address to 254 characters).
 IDENTIFIER_MAX_LENGTHS: dict[str, int] = {
-    "names": 200, "emails": 254, "phones": 40, "addresses": 500, "account_ids": 100,
+    "names": 200,
+    "emails": 254,
+    "phones": 40,
+    "addresses": 500,
+    "account_ids": 100,
 }
 MAX_IDENTIFIERS_PER_LIST = 20
 
@@ -144,10 +149,13 @@ def _e164_or_none(value: str, region: str) -> str | None:
 
 def identifier_warnings(cleaned: "CleanedIdentifiers") -> list[str]:
     """Return what the officer should know about accepted identifiers (never their values)."""
-    return [f"Phone number {position} is valid in none, or in more than one, of "
-            f"{', '.join(settings.LETHE_PHONE_REGIONS)} without a country code; it is kept as given and "
-            "searched by its digits in every form." for position, folded
-            in enumerate(cleaned.normalised.get("phones", []), start=1) if folded.startswith(PHONE_AS_GIVEN_PREFIX)]
+    return [
+        f"Phone number {position} is valid in none, or in more than one, of "
+        f"{', '.join(settings.LETHE_PHONE_REGIONS)} without a country code; it is kept as given and "
+        "searched by its digits in every form."
+        for position, folded in enumerate(cleaned.normalised.get("phones", []), start=1)
+        if folded.startswith(PHONE_AS_GIVEN_PREFIX)
+    ]
 
 
 def _normalise_one(list_name: str, value: str, *, phone_region: str) -> str:
@@ -191,7 +199,8 @@ def subject_identifiers_clean(subject: SubjectIdentifiers, *, phone_region: str)
                 continue
             if control_character_found(value):
                 errors.setdefault(list_name, []).append(
-                    f"{singular} {position} holds a control character; remove it.")
+                    f"{singular} {position} holds a control character; remove it."
+                )
                 continue
             if len(value) > max_length:
                 errors.setdefault(list_name, []).append(
@@ -233,8 +242,9 @@ def identifier_hashes(cleaned: CleanedIdentifiers, *, hasher: KeyedHasher) -> li
     for name in cleaned.subject.names:
         for variant in sorted(name_variants(name)):
             digest = hasher.hash(EntityType.PERSON, variant)
-            hashes.setdefault((EntityType.PERSON, digest),
-                              IdentifierHash(EntityType.PERSON, digest, is_variant=True))
+            hashes.setdefault(
+                (EntityType.PERSON, digest), IdentifierHash(EntityType.PERSON, digest, is_variant=True)
+            )
     # Match keys: the same identifiers as the detection-free keys the index holds for every record.
     # Variants all: a key is a form of the identifier (a street and house number, a name pair),
     # not the identifier itself, so it never makes two requests duplicates nor a name "exact".
@@ -265,8 +275,9 @@ def search_term_hashes(term: str, *, hasher: KeyedHasher, phone_region: str) -> 
             continue
         candidates.append(IdentifierHash(entity_type, hasher.hash(entity_type, folded)))
         for key in identifier_match_keys(entity_type, term, account_prefixes=_account_prefixes()):
-            candidates.append(IdentifierHash(entity_type, hasher.hash(entity_type, key.hashed_text()),
-                                             is_variant=True))
+            candidates.append(
+                IdentifierHash(entity_type, hasher.hash(entity_type, key.hashed_text()), is_variant=True)
+            )
     return candidates
 
 

@@ -21,6 +21,7 @@ A search covers the newest indexed version of each data set in the request's sco
 left out (still indexing, built under another key) are listed with the reason in the search
 coverage, which the audit report shows.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -70,8 +71,12 @@ QUASI_DOB_ONLY_SCORE = 0.15
 TIER_RANK = {MatchTier.STRONG: 0, MatchTier.NAME: 1, MatchTier.QUASI: 2}
 
 ENTITY_LABELS = {
-    "EMAIL": "e-mail address", "PHONE": "phone number", "ACCOUNT_ID": "account id",
-    "ADDRESS": "postal address", "PERSON": "name", "DATE_OF_BIRTH": "date of birth",
+    "EMAIL": "e-mail address",
+    "PHONE": "phone number",
+    "ACCOUNT_ID": "account id",
+    "ADDRESS": "postal address",
+    "PERSON": "name",
+    "DATE_OF_BIRTH": "date of birth",
     "LOCATION": "place",
 }
 
@@ -99,7 +104,9 @@ class SubjectDigests:
         """Return, per identifier kind, the hashes searched (given and variants) and the forms covered."""
         counts: dict[str, dict] = {}
         for kind, variant in self.by_digest.values():
-            entry = counts.setdefault(kind, {"given": 0, "variants": 0, "forms": list(SEARCHED_FORMS.get(kind, ()))})
+            entry = counts.setdefault(
+                kind, {"given": 0, "variants": 0, "forms": list(SEARCHED_FORMS.get(kind, ()))}
+            )
             entry["variants" if variant else "given"] += 1
         return dict(sorted(counts.items()))
 
@@ -111,7 +118,8 @@ def subject_digests(erasure_request: ErasureRequest) -> SubjectDigests:
     key_id = pii_hasher().key_id
     digests = SubjectDigests(key_id=key_id)
     rows = SubjectIdentifierHash.objects.filter(erasure_request=erasure_request).values_list(
-        "entity_type", "digest", "key_id", "is_variant")
+        "entity_type", "digest", "key_id", "is_variant"
+    )
     for kind, digest, row_key, variant in rows:
         if row_key != key_id:
             digests.other_key += 1
@@ -134,7 +142,9 @@ def _configuration_summary(configuration: dict | None) -> dict:
     }
 
 
-def searchable_versions(erasure_request: ErasureRequest, *, key_id: str) -> tuple[list[DatasetVersion], list[dict]]:
+def searchable_versions(
+    erasure_request: ErasureRequest, *, key_id: str
+) -> tuple[list[DatasetVersion], list[dict]]:
     """Return the versions to search (newest indexed of each data set in scope) and those left out, with why."""
     if erasure_request.scope_all:
         datasets = list(Dataset.objects.order_by("name"))
@@ -143,33 +153,55 @@ def searchable_versions(erasure_request: ErasureRequest, *, key_id: str) -> tupl
     skipped: list[dict] = []
     if not erasure_request.scope_all:
         missing = sorted(set(erasure_request.scope_dataset_ids) - {d.pk for d in datasets})
-        skipped.extend({"dataset_id": pk, "dataset": None, "version": None,
-                        "reason": "No data set has this id."} for pk in missing)
+        skipped.extend(
+            {"dataset_id": pk, "dataset": None, "version": None, "reason": "No data set has this id."}
+            for pk in missing
+        )
     by_dataset: dict[int, list[DatasetVersion]] = defaultdict(list)
     # A derived version's removal list can be long and is not needed here.
-    for version in (DatasetVersion.objects.filter(dataset__in=datasets).select_related("dataset")
-                    .defer("removed_manifest").order_by("dataset_id", "-number")):
+    for version in (
+        DatasetVersion.objects.filter(dataset__in=datasets)
+        .select_related("dataset")
+        .defer("removed_manifest")
+        .order_by("dataset_id", "-number")
+    ):
         by_dataset[version.dataset_id].append(version)
     chosen: list[DatasetVersion] = []
     for dataset in datasets:
         versions = by_dataset.get(dataset.pk, [])
-        indexed = [v for v in versions if v.status == DatasetVersionStatus.INDEXED and v.hash_key_id == key_id]
+        indexed = [
+            v for v in versions if v.status == DatasetVersionStatus.INDEXED and v.hash_key_id == key_id
+        ]
         newest_indexed = indexed[0] if indexed else None
         for version in versions:
             if newest_indexed is not None and version.number <= newest_indexed.number:
                 break
             if version.status == DatasetVersionStatus.INDEXED:
-                reason = (f"Indexed under hash key {version.hash_key_id}, not the current key {key_id}: "
-                          "register it again to search it.")
+                reason = (
+                    f"Indexed under hash key {version.hash_key_id}, not the current key {key_id}: "
+                    "register it again to search it."
+                )
             else:
                 reason = f"Not searchable yet: {version.get_status_display().lower()}."
-            skipped.append({"dataset_id": dataset.pk, "dataset": dataset.name,
-                            "version": version.number, "reason": reason})
+            skipped.append(
+                {
+                    "dataset_id": dataset.pk,
+                    "dataset": dataset.name,
+                    "version": version.number,
+                    "reason": reason,
+                }
+            )
         if newest_indexed is not None:
             chosen.append(newest_indexed)
         elif not versions:
-            skipped.append({"dataset_id": dataset.pk, "dataset": dataset.name, "version": None,
-                            "reason": "The data set has no version."})
+            skipped.append(
+                {
+                    "dataset_id": dataset.pk,
+                    "dataset": dataset.name,
+                    "version": None,
+                    "reason": "The data set has no version.",
+                }
+            )
     return chosen, skipped
 
 
@@ -219,19 +251,25 @@ def _reason(*, tier: str, direct: list[str], name: str | None, quasi: dict | Non
             text += ", with a variant of their name"
         return text + "."
     if tier == MatchTier.NAME:
-        text = ("The person's name is in the record (no e-mail, phone, account id or address)"
-                if name == "exact" else
-                "A variant of the person's name (initial, nickname or another order) is in the record, "
-                "and no direct identifier")
+        text = (
+            "The person's name is in the record (no e-mail, phone, account id or address)"
+            if name == "exact"
+            else "A variant of the person's name (initial, nickname or another order) is in the record, "
+            "and no direct identifier"
+        )
         if quasi:
             kinds = " and ".join(ENTITY_LABELS[kind] for kind in quasi["entity_types"])
             text += f"; its {kinds} also occur in the person's strong records"
         return text + "."
     if LOCATION in quasi["entity_types"]:
-        return (f"No identifier of the person, but a date of birth and a place that both occur in "
-                f"the person's strong records ({len(quasi['shared_with'])}): it may describe them.")
-    return (f"No identifier of the person, but the date of birth found in the person's strong records "
-            f"({len(quasi['shared_with'])}): it may describe them.")
+        return (
+            f"No identifier of the person, but a date of birth and a place that both occur in "
+            f"the person's strong records ({len(quasi['shared_with'])}): it may describe them."
+        )
+    return (
+        f"No identifier of the person, but the date of birth found in the person's strong records "
+        f"({len(quasi['shared_with'])}): it may describe them."
+    )
 
 
 def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
@@ -248,7 +286,8 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
     if digests.person_digests:
         lookup |= Q(sorted_hash__in=digests.person_digests, entity_type=PERSON)
     hits = PiiFinding.objects.filter(lookup, version_id__in=version_ids).values_list(
-        "record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash")
+        "record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash"
+    )
     per_record: dict[int, list[dict]] = defaultdict(list)
     record_version: dict[int, int] = {}
     for record_pk, version_id, kind, start, end, value_hash, sorted_hash in hits:
@@ -274,7 +313,10 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
 
     # 2. Quasi-identifiers seen in the person's strong records: dates of birth and places.
     # One query reads them for the strong records and, to weigh the name-only ones, theirs too.
-    quasi_values: dict[str, dict[str, set[int]]] = {DATE_OF_BIRTH: defaultdict(set), LOCATION: defaultdict(set)}
+    quasi_values: dict[str, dict[str, set[int]]] = {
+        DATE_OF_BIRTH: defaultdict(set),
+        LOCATION: defaultdict(set),
+    }
     named_quasi: list[tuple] = []
     if strong:
         rows = PiiFinding.objects.filter(
@@ -287,28 +329,46 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
                 named_quasi.append(row)
     quasi_support = _quasi_support(rows=named_quasi, quasi_values=quasi_values)
     quasi_only = _quasi_only_records(
-        version_ids=version_ids, quasi_values=quasi_values, exclude=set(per_record))
+        version_ids=version_ids, quasi_values=quasi_values, exclude=set(per_record)
+    )
 
     candidates: list[Candidate] = []
     for record_pk, (direct, name) in strong.items():
         score = STRONG_BASE + STRONG_PER_EXTRA_KIND * min(len(direct) - 1, 2)
         score += STRONG_WITH_NAME.get(name, 0.0) if name else 0.0
-        evidence = {"matched": per_record[record_pk], "direct": direct, "name": name,
-                    "reason": _reason(tier=MatchTier.STRONG, direct=direct, name=name, quasi=None)}
-        candidates.append(Candidate(record_pk, record_version[record_pk], MatchTier.STRONG,
-                                    round(min(score, 1.0), 4), evidence))
+        evidence = {
+            "matched": per_record[record_pk],
+            "direct": direct,
+            "name": name,
+            "reason": _reason(tier=MatchTier.STRONG, direct=direct, name=name, quasi=None),
+        }
+        candidates.append(
+            Candidate(
+                record_pk, record_version[record_pk], MatchTier.STRONG, round(min(score, 1.0), 4), evidence
+            )
+        )
     for record_pk, name in named.items():
         support = quasi_support.get(record_pk)
         score = NAME_SCORE[name] + (NAME_WITH_QUASI if support else 0.0)
-        evidence = {"matched": per_record[record_pk], "direct": [], "name": name,
-                    "reason": _reason(tier=MatchTier.NAME, direct=[], name=name, quasi=support)}
+        evidence = {
+            "matched": per_record[record_pk],
+            "direct": [],
+            "name": name,
+            "reason": _reason(tier=MatchTier.NAME, direct=[], name=name, quasi=support),
+        }
         if support:
             evidence["quasi"] = support
-        candidates.append(Candidate(record_pk, record_version[record_pk], MatchTier.NAME,
-                                    round(score, 4), evidence))
+        candidates.append(
+            Candidate(record_pk, record_version[record_pk], MatchTier.NAME, round(score, 4), evidence)
+        )
     for record_pk, (version_id, support) in quasi_only.items():
-        evidence = {"matched": support.pop("matched"), "direct": [], "name": None, "quasi": support,
-                    "reason": _reason(tier=MatchTier.QUASI, direct=[], name=None, quasi=support)}
+        evidence = {
+            "matched": support.pop("matched"),
+            "direct": [],
+            "name": None,
+            "quasi": support,
+            "reason": _reason(tier=MatchTier.QUASI, direct=[], name=None, quasi=support),
+        }
         score = QUASI_SCORE if LOCATION in support["entity_types"] else QUASI_DOB_ONLY_SCORE
         candidates.append(Candidate(record_pk, version_id, MatchTier.QUASI, score, evidence))
     _shared_with_ids(candidates)
@@ -336,8 +396,9 @@ def _quasi_support(*, rows: list[tuple], quasi_values: dict) -> dict[int, dict]:
     return support
 
 
-def _quasi_only_records(*, version_ids: list[int], quasi_values: dict,
-                        exclude: set[int]) -> dict[int, tuple[int, dict]]:
+def _quasi_only_records(
+    *, version_ids: list[int], quasi_values: dict, exclude: set[int]
+) -> dict[int, tuple[int, dict]]:
     """Return records with no identifier of the person but a date of birth from their strong records.
 
     With a place from those records as well the evidence is stronger (``QUASI_SCORE``); a date of
@@ -355,8 +416,10 @@ def _quasi_only_records(*, version_ids: list[int], quasi_values: dict,
     for record_pk, version_id, value_hash, start, end in dob_rows:
         if record_pk in exclude:
             continue
-        entry = by_record.setdefault(record_pk, {"version_id": version_id, "shared_with": set(),
-                                                 "matched": [], "entity_types": [DATE_OF_BIRTH]})
+        entry = by_record.setdefault(
+            record_pk,
+            {"version_id": version_id, "shared_with": set(), "matched": [], "entity_types": [DATE_OF_BIRTH]},
+        )
         entry["shared_with"].update(dobs[value_hash])
         entry["matched"].append({"entity_type": DATE_OF_BIRTH, "via": "quasi", "span": [start, end]})
     if by_record and places:
@@ -396,17 +459,28 @@ def _coverage_versions(versions: list[DatasetVersion]) -> list[dict]:
 
     from unlearning_jobs.models import IndexChunk, IndexChunkStatus
 
-    findings = dict(IndexChunk.objects.filter(version__in=versions, status=IndexChunkStatus.DONE)
-                    .values("version_id").annotate(total=Sum("findings")).values_list("version_id", "total"))
-    return [{
-        "dataset_id": version.dataset_id, "dataset": version.dataset.name,
-        "version_id": version.pk, "version": version.number,
-        "records_total": version.record_count, "records_indexed": version.record_count,
-        "findings": findings.get(version.pk, 0),
-        "manifest_sha256": version.manifest_sha256, "index_key_id": version.hash_key_id,
-        "indexed_at": version.indexed_at.isoformat() if version.indexed_at else None,
-        "index_configuration": _configuration_summary(version.index_configuration),
-    } for version in versions]
+    findings = dict(
+        IndexChunk.objects.filter(version__in=versions, status=IndexChunkStatus.DONE)
+        .values("version_id")
+        .annotate(total=Sum("findings"))
+        .values_list("version_id", "total")
+    )
+    return [
+        {
+            "dataset_id": version.dataset_id,
+            "dataset": version.dataset.name,
+            "version_id": version.pk,
+            "version": version.number,
+            "records_total": version.record_count,
+            "records_indexed": version.record_count,
+            "findings": findings.get(version.pk, 0),
+            "manifest_sha256": version.manifest_sha256,
+            "index_key_id": version.hash_key_id,
+            "indexed_at": version.indexed_at.isoformat() if version.indexed_at else None,
+            "index_configuration": _configuration_summary(version.index_configuration),
+        }
+        for version in versions
+    ]
 
 
 #: From this many candidates on, PostgreSQL gets them by COPY: Django's bulk insert sends arrays
@@ -415,26 +489,61 @@ def _coverage_versions(versions: list[DatasetVersion]) -> list[dict]:
 COPY_FROM = 50
 
 
-def _candidates_insert(*, erasure_request: ErasureRequest, coverage: SearchCoverage,
-                       candidates: list[Candidate]) -> None:
+def _candidates_insert(
+    *, erasure_request: ErasureRequest, coverage: SearchCoverage, candidates: list[Candidate]
+) -> None:
     if connection.vendor != "postgresql" or len(candidates) < COPY_FROM:
-        MatchCandidate.objects.bulk_create([
-            MatchCandidate(erasure_request=erasure_request, record_id=c.record_pk, version_id=c.version_id,
-                           coverage=coverage, tier=c.tier, score=c.score, evidence=c.evidence)
-            for c in candidates], batch_size=2000)
+        MatchCandidate.objects.bulk_create(
+            [
+                MatchCandidate(
+                    erasure_request=erasure_request,
+                    record_id=c.record_pk,
+                    version_id=c.version_id,
+                    coverage=coverage,
+                    tier=c.tier,
+                    score=c.score,
+                    evidence=c.evidence,
+                )
+                for c in candidates
+            ],
+            batch_size=2000,
+        )
         return
     now = timezone.now()
-    columns = ("erasure_request_id", "record_id", "version_id", "coverage_id", "tier", "score", "evidence",
-               "status", "note", "created_at")
+    columns = (
+        "erasure_request_id",
+        "record_id",
+        "version_id",
+        "coverage_id",
+        "tier",
+        "score",
+        "evidence",
+        "status",
+        "note",
+        "created_at",
+    )
     statement = f"COPY {MatchCandidate._meta.db_table} ({', '.join(columns)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.connection.cursor().copy(statement) as copy:
         for c in candidates:
-            copy.write_row((erasure_request.pk, c.record_pk, c.version_id, coverage.pk, c.tier, c.score,
-                            json.dumps(c.evidence, separators=(",", ":")), CandidateStatus.PENDING, "", now))
+            copy.write_row(
+                (
+                    erasure_request.pk,
+                    c.record_pk,
+                    c.version_id,
+                    coverage.pk,
+                    c.tier,
+                    c.score,
+                    json.dumps(c.evidence, separators=(",", ":")),
+                    CandidateStatus.PENDING,
+                    "",
+                    now,
+                )
+            )
 
 
-def locate_request(*, erasure_request: ErasureRequest, actor,
-                   coverage: SearchCoverage | None = None) -> SearchCoverage:
+def locate_request(
+    *, erasure_request: ErasureRequest, actor, coverage: SearchCoverage | None = None
+) -> SearchCoverage:
     """Search the index for the request's person and store the candidates and the search's coverage.
 
     Pending candidates of an earlier search are replaced; decided ones (confirmed or rejected)
@@ -449,8 +558,11 @@ def locate_request(*, erasure_request: ErasureRequest, actor,
     with transaction.atomic():
         if coverage is None:
             coverage = SearchCoverage(erasure_request=erasure_request, requested_by=actor, started_at=now)
-        decided = set(MatchCandidate.objects.filter(erasure_request=erasure_request)
-                      .exclude(status=CandidateStatus.PENDING).values_list("record_id", flat=True))
+        decided = set(
+            MatchCandidate.objects.filter(erasure_request=erasure_request)
+            .exclude(status=CandidateStatus.PENDING)
+            .values_list("record_id", flat=True)
+        )
         counts = {tier.value: 0 for tier in MatchTier}
         for candidate in result.candidates:
             counts[candidate.tier] += 1
@@ -458,27 +570,46 @@ def locate_request(*, erasure_request: ErasureRequest, actor,
         coverage.status = SearchCoverageStatus.DONE
         coverage.finished_at = timezone.now()
         coverage.hash_key_id = result.digests.key_id
-        coverage.identifier_counts = {**result.digests.counts(),
-                                      **({"other_key": result.digests.other_key} if result.digests.other_key else {})}
+        coverage.identifier_counts = {
+            **result.digests.counts(),
+            **({"other_key": result.digests.other_key} if result.digests.other_key else {}),
+        }
         coverage.versions = coverage_versions
         coverage.skipped = result.skipped
         coverage.candidate_counts = counts
         coverage.duration_ms = round(result.duration_ms, 2)
         coverage.error = ""
         coverage.save()
-        MatchCandidate.objects.filter(erasure_request=erasure_request, status=CandidateStatus.PENDING).delete()
-        _candidates_insert(erasure_request=erasure_request, coverage=coverage,
-                           candidates=[c for c in result.candidates if c.record_pk not in decided])
-        audit_event_record(
-            actor=actor, action="erasure_request.records_located", target=erasure_request,
-            details={"reference": erasure_request.reference, "search": coverage.pk,
-                     "versions_searched": [f"{v['dataset']} v{v['version']}" for v in coverage.versions],
-                     "versions_skipped": len(result.skipped), "candidates": counts,
-                     "hash_key_id": result.digests.key_id, "duration_ms": coverage.duration_ms},
+        MatchCandidate.objects.filter(
+            erasure_request=erasure_request, status=CandidateStatus.PENDING
+        ).delete()
+        _candidates_insert(
+            erasure_request=erasure_request,
+            coverage=coverage,
+            candidates=[c for c in result.candidates if c.record_pk not in decided],
         )
-    logger.info("erasure_request.records_located", extra={
-        "reference": erasure_request.reference, "candidates": len(result.candidates),
-        "duration_ms": round(result.duration_ms, 2)})
+        audit_event_record(
+            actor=actor,
+            action="erasure_request.records_located",
+            target=erasure_request,
+            details={
+                "reference": erasure_request.reference,
+                "search": coverage.pk,
+                "versions_searched": [f"{v['dataset']} v{v['version']}" for v in coverage.versions],
+                "versions_skipped": len(result.skipped),
+                "candidates": counts,
+                "hash_key_id": result.digests.key_id,
+                "duration_ms": coverage.duration_ms,
+            },
+        )
+    logger.info(
+        "erasure_request.records_located",
+        extra={
+            "reference": erasure_request.reference,
+            "candidates": len(result.candidates),
+            "duration_ms": round(result.duration_ms, 2),
+        },
+    )
     return coverage
 
 
@@ -490,9 +621,10 @@ def locate_run_ensure(*, erasure_request: ErasureRequest, actor=None) -> SearchC
 
     The task is sent after the caller's transaction commits.
     """
-    active = (SearchCoverage.objects.filter(
+    active = SearchCoverage.objects.filter(
         erasure_request=erasure_request,
-        status__in=[SearchCoverageStatus.QUEUED, SearchCoverageStatus.RUNNING]).first())
+        status__in=[SearchCoverageStatus.QUEUED, SearchCoverageStatus.RUNNING],
+    ).first()
     if active is not None:
         return active
     coverage = SearchCoverage.objects.create(erasure_request=erasure_request, requested_by=actor)
@@ -515,7 +647,8 @@ def locate_run_execute(*, coverage_id: int) -> str:
     from requests_app import services
 
     claimed = SearchCoverage.objects.filter(pk=coverage_id, status=SearchCoverageStatus.QUEUED).update(
-        status=SearchCoverageStatus.RUNNING, started_at=timezone.now())
+        status=SearchCoverageStatus.RUNNING, started_at=timezone.now()
+    )
     if not claimed:
         return "skipped"
     coverage = SearchCoverage.objects.select_related("erasure_request").get(pk=coverage_id)
@@ -525,20 +658,25 @@ def locate_run_execute(*, coverage_id: int) -> str:
     except Exception as error:  # kept on the search for the officer; the request waits in locating
         logger.exception("erasure_request.locate_failed", extra={"reference": erasure_request.reference})
         SearchCoverage.objects.filter(pk=coverage_id).update(
-            status=SearchCoverageStatus.FAILED, finished_at=timezone.now(),
-            error=f"{type(error).__name__}: {error}"[:2000])
+            status=SearchCoverageStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(error).__name__}: {error}"[:2000],
+        )
         return "failed"
     erasure_request.refresh_from_db()
     if erasure_request.status != RequestStatus.LOCATING:
         return "located"
     try:
         services.erasure_request_submit_for_review(
-            erasure_request=erasure_request, actor=None,
-            details={"search": coverage.pk, "candidates": coverage.candidate_counts})
+            erasure_request=erasure_request,
+            actor=None,
+            details={"search": coverage.pk, "candidates": coverage.candidate_counts},
+        )
     except services.TransitionNotAllowed as refusal:
         logger.warning("erasure_request.review_not_started", extra={"reference": erasure_request.reference})
         SearchCoverage.objects.filter(pk=coverage_id).update(
-            error=f"Search stored, but review could not start: {' '.join(refusal.messages)}"[:2000])
+            error=f"Search stored, but review could not start: {' '.join(refusal.messages)}"[:2000]
+        )
         return "located"
     return "reviewing"
 
@@ -559,8 +697,11 @@ def erasure_request_locate(*, erasure_request: ErasureRequest, actor, note: str 
                 raise services.ActionNotPermitted(f"{actor.get_username()} may not start locating.")
             coverage = locate_run_ensure(erasure_request=locked, actor=actor)
             audit_event_record(
-                actor=actor, action="erasure_request.locate_requested", target=locked,
-                details={"reference": locked.reference, "search": coverage.pk, "note_given": bool(note)})
+                actor=actor,
+                action="erasure_request.locate_requested",
+                target=locked,
+                details={"reference": locked.reference, "search": coverage.pk, "note_given": bool(note)},
+            )
         else:
             services.erasure_request_start_locating(erasure_request=locked, actor=actor, note=note)
             if not request_has_searchable_data(locked):
@@ -606,7 +747,8 @@ def matching_connect() -> None:
     from requests_app.services import Action, transition_precondition_register
 
     post_init.connect(_remember_status, sender=ErasureRequest, dispatch_uid="lethe.matching.remember_status")
-    post_save.connect(request_status_changed, sender=ErasureRequest,
-                      dispatch_uid="lethe.matching.status_changed")
+    post_save.connect(
+        request_status_changed, sender=ErasureRequest, dispatch_uid="lethe.matching.status_changed"
+    )
     transition_precondition_register(Action.APPROVE, review.review_approval_refusal)
     review.report_provider_connect()

@@ -5,6 +5,7 @@ as one Fernet token (``requests_app.identifiers``), and ``SubjectIdentifierHash`
 hash of each normalised identifier, which is all that duplicate detection, search and matching
 against the training-data index need. Status changes happen only in ``requests_app.services``.
 """
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -107,18 +108,27 @@ class ErasureRequest(models.Model):
     overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
     assigned_officer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="assigned_erasure_requests",
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="created_erasure_requests",
     )
 
     # Identity verification (Art. 12(6)).
     identity_method = models.CharField(max_length=20, choices=IdentityMethod.choices, blank=True)
     identity_verified_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="identity_verified_erasure_requests",
     )
     identity_verified_at = models.DateTimeField(null=True, blank=True)
@@ -133,7 +143,11 @@ class ErasureRequest(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     duplicate_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="duplicates",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="duplicates",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -8,6 +8,7 @@ is confirmed, or the officer has recorded that the search found none of the pers
 Where no data set in scope has ever been indexed and no search was run, there is nothing to
 review and the precondition does not hold approval back.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -72,7 +73,8 @@ def _decidable(erasure_request: ErasureRequest) -> ErasureRequest:
 
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; located records are "
-            "confirmed or rejected only while it is in review.")
+            "confirmed or rejected only while it is in review."
+        )
     return locked
 
 
@@ -86,8 +88,12 @@ def match_candidates_resolve(*, erasure_request: ErasureRequest, items: Iterable
     key ``"v<version id>:<record id>"`` where one record id is a candidate in two data sets.
     """
     items = list(items)
-    candidates = {c.pk: c for c in MatchCandidate.objects.filter(erasure_request=erasure_request)
-                  .select_related("record", "version__dataset")}
+    candidates = {
+        c.pk: c
+        for c in MatchCandidate.objects.filter(erasure_request=erasure_request).select_related(
+            "record", "version__dataset"
+        )
+    }
     by_record: dict[str, list[MatchCandidate]] = defaultdict(list)
     for candidate in candidates.values():
         by_record[candidate.record.record_id].append(candidate)
@@ -112,11 +118,16 @@ def match_candidates_resolve(*, erasure_request: ErasureRequest, items: Iterable
             unknown.append(item)
     errors = []
     if unknown:
-        errors.append(f"Not candidates of {erasure_request.reference}: {', '.join(unknown[:20])}"
-                      + (" …" if len(unknown) > 20 else "") + ".")
+        errors.append(
+            f"Not candidates of {erasure_request.reference}: {', '.join(unknown[:20])}"
+            + (" …" if len(unknown) > 20 else "")
+            + "."
+        )
     if ambiguous:
-        errors.append(f"Candidates in more than one data set: {', '.join(ambiguous[:20])}; name them "
-                      "by their key (\"v<version id>:<record id>\").")
+        errors.append(
+            f"Candidates in more than one data set: {', '.join(ambiguous[:20])}; name them "
+            'by their key ("v<version id>:<record id>").'
+        )
     if errors:
         raise ReviewError({"records": errors})
     return list(found.values())
@@ -127,8 +138,9 @@ def match_candidate_key(candidate: MatchCandidate) -> str:
     return f"v{candidate.version_id}:{candidate.record.record_id}"
 
 
-def match_candidates_decide(*, erasure_request: ErasureRequest, actor, confirm: Iterable = (),
-                            reject: Iterable = (), note: str = "") -> DecisionResult:
+def match_candidates_decide(
+    *, erasure_request: ErasureRequest, actor, confirm: Iterable = (), reject: Iterable = (), note: str = ""
+) -> DecisionResult:
     """Confirm and reject candidates (see ``match_candidates_resolve`` for how they are named).
 
     One audit event per candidate whose status changes; a candidate in both lists is refused.
@@ -144,15 +156,22 @@ def match_candidates_decide(*, erasure_request: ErasureRequest, actor, confirm: 
         if both:
             raise ReviewError({"records": [f"{len(both)} candidate(s) are both confirmed and rejected."]})
         counts = Counter()
-        for status, candidates in ((CandidateStatus.CONFIRMED, to_confirm), (CandidateStatus.REJECTED, to_reject)):
+        for status, candidates in (
+            (CandidateStatus.CONFIRMED, to_confirm),
+            (CandidateStatus.REJECTED, to_reject),
+        ):
             for candidate in candidates:
                 counts[_decide(candidate, locked=locked, actor=actor, status=status, note=note)] += 1
-    return DecisionResult(confirmed=counts[CandidateStatus.CONFIRMED], rejected=counts[CandidateStatus.REJECTED],
-                          unchanged=counts["unchanged"])
+    return DecisionResult(
+        confirmed=counts[CandidateStatus.CONFIRMED],
+        rejected=counts[CandidateStatus.REJECTED],
+        unchanged=counts["unchanged"],
+    )
 
 
-def match_candidates_confirm_above(*, erasure_request: ErasureRequest, actor, score: float,
-                                   note: str = "") -> DecisionResult:
+def match_candidates_confirm_above(
+    *, erasure_request: ErasureRequest, actor, score: float, note: str = ""
+) -> DecisionResult:
     """Confirm every pending candidate whose score is at least ``score``; decided ones stay as they are."""
     _officer_check(actor)
     note = _note(note)
@@ -160,19 +179,33 @@ def match_candidates_confirm_above(*, erasure_request: ErasureRequest, actor, sc
         raise ReviewError({"confirm_above": ["The score must be a number between 0 and 1."]})
     with transaction.atomic():
         locked = _decidable(erasure_request)
-        pending = (MatchCandidate.objects.filter(erasure_request=locked, status=CandidateStatus.PENDING,
-                                                 score__gte=score)
-                   .select_related("record", "version__dataset").order_by("-score", "pk"))
+        pending = (
+            MatchCandidate.objects.filter(
+                erasure_request=locked, status=CandidateStatus.PENDING, score__gte=score
+            )
+            .select_related("record", "version__dataset")
+            .order_by("-score", "pk")
+        )
         confirmed = 0
         for candidate in pending:
-            if _decide(candidate, locked=locked, actor=actor, status=CandidateStatus.CONFIRMED, note=note,
-                       rule=f"confirm_above {score}") != "unchanged":
+            if (
+                _decide(
+                    candidate,
+                    locked=locked,
+                    actor=actor,
+                    status=CandidateStatus.CONFIRMED,
+                    note=note,
+                    rule=f"confirm_above {score}",
+                )
+                != "unchanged"
+            ):
                 confirmed += 1
     return DecisionResult(confirmed=confirmed)
 
 
-def _decide(candidate: MatchCandidate, *, locked: ErasureRequest, actor, status: str, note: str,
-            rule: str = "") -> str:
+def _decide(
+    candidate: MatchCandidate, *, locked: ErasureRequest, actor, status: str, note: str, rule: str = ""
+) -> str:
     from unlearning_jobs.datasets import record_id_hash
 
     if candidate.status == status:
@@ -184,16 +217,23 @@ def _decide(candidate: MatchCandidate, *, locked: ErasureRequest, actor, status:
     candidate.note = note
     candidate.save(update_fields=["status", "decided_by", "decided_at", "note"])
     details = {
-        "reference": locked.reference, "candidate": candidate.pk,
+        "reference": locked.reference,
+        "candidate": candidate.pk,
         "record_id_hash": record_id_hash(candidate.record.record_id),
-        "dataset": candidate.version.dataset.name, "dataset_version": candidate.version.number,
-        "tier": candidate.tier, "score": candidate.score, "previous_status": previous,
+        "dataset": candidate.version.dataset.name,
+        "dataset_version": candidate.version.number,
+        "tier": candidate.tier,
+        "score": candidate.score,
+        "previous_status": previous,
         "note_given": bool(note),
     }
     if rule:
         details["rule"] = rule
-    action = ("erasure_request.candidate_confirmed" if status == CandidateStatus.CONFIRMED
-              else "erasure_request.candidate_rejected")
+    action = (
+        "erasure_request.candidate_confirmed"
+        if status == CandidateStatus.CONFIRMED
+        else "erasure_request.candidate_rejected"
+    )
     audit_event_record(actor=actor, action=action, target=locked, details=details)
     return status
 
@@ -207,7 +247,9 @@ def review_nothing_found_acknowledge(*, erasure_request: ErasureRequest, actor, 
     _officer_check(actor)
     note = _note(note)
     if not note:
-        raise ReviewError({"note": ["Say why the search is complete although it found none of the person's records."]})
+        raise ReviewError(
+            {"note": ["Say why the search is complete although it found none of the person's records."]}
+        )
     with transaction.atomic():
         locked = _decidable(erasure_request)
         latest = search_coverage_latest(locked)
@@ -215,8 +257,9 @@ def review_nothing_found_acknowledge(*, erasure_request: ErasureRequest, actor, 
             raise ReviewError({"note": ["No finished search to acknowledge; run the search first."]})
         candidates = MatchCandidate.objects.filter(erasure_request=locked)
         if candidates.filter(status=CandidateStatus.CONFIRMED).exists():
-            raise ReviewError({"note": ["Records are confirmed as the person's: reject them first, "
-                                        "or approve with them."]})
+            raise ReviewError(
+                {"note": ["Records are confirmed as the person's: reject them first, or approve with them."]}
+            )
         if candidates.filter(status=CandidateStatus.PENDING, tier=MatchTier.STRONG).exists():
             raise ReviewError({"note": ["Strong candidates are pending: confirm or reject each first."]})
         latest.nothing_found_by = actor
@@ -224,10 +267,17 @@ def review_nothing_found_acknowledge(*, erasure_request: ErasureRequest, actor, 
         latest.nothing_found_note = note
         latest.save(update_fields=["nothing_found_by", "nothing_found_at", "nothing_found_note"])
         audit_event_record(
-            actor=actor, action="erasure_request.nothing_found_acknowledged", target=locked,
-            details={"reference": locked.reference, "search": latest.pk, "note": note,
-                     "candidates_rejected": candidates.filter(status=CandidateStatus.REJECTED).count(),
-                     "candidates_pending": candidates.filter(status=CandidateStatus.PENDING).count()})
+            actor=actor,
+            action="erasure_request.nothing_found_acknowledged",
+            target=locked,
+            details={
+                "reference": locked.reference,
+                "search": latest.pk,
+                "note": note,
+                "candidates_rejected": candidates.filter(status=CandidateStatus.REJECTED).count(),
+                "candidates_pending": candidates.filter(status=CandidateStatus.PENDING).count(),
+            },
+        )
     return latest
 
 
@@ -242,8 +292,10 @@ def review_approval_refusal(erasure_request: ErasureRequest) -> str | None:
     if latest is None:
         if not request_has_searchable_data(erasure_request):
             return None
-        return (f"{erasure_request.reference}: the training data has not been searched for the person; "
-                "start locating and review what it finds before approving.")
+        return (
+            f"{erasure_request.reference}: the training data has not been searched for the person; "
+            "start locating and review what it finds before approving."
+        )
     if latest.status in (SearchCoverageStatus.QUEUED, SearchCoverageStatus.RUNNING):
         return f"{erasure_request.reference}: the search for the person's records is still running."
     if latest.status == SearchCoverageStatus.FAILED:
@@ -251,13 +303,17 @@ def review_approval_refusal(erasure_request: ErasureRequest) -> str | None:
     candidates = MatchCandidate.objects.filter(erasure_request=erasure_request)
     pending_strong = candidates.filter(tier=MatchTier.STRONG, status=CandidateStatus.PENDING).count()
     if pending_strong:
-        return (f"{erasure_request.reference}: {pending_strong} strong candidate record(s) are still "
-                "pending; confirm or reject each before approving.")
+        return (
+            f"{erasure_request.reference}: {pending_strong} strong candidate record(s) are still "
+            "pending; confirm or reject each before approving."
+        )
     if not latest.versions and not candidates.exists():
         return None  # nothing was indexed in scope: there was nothing to review
     if not candidates.filter(status=CandidateStatus.CONFIRMED).exists() and latest.nothing_found_at is None:
-        return (f"{erasure_request.reference}: no record is confirmed as the person's; confirm their "
-                "records, or record that the search found none of them.")
+        return (
+            f"{erasure_request.reference}: no record is confirmed as the person's; confirm their "
+            "records, or record that the search found none of them."
+        )
     return None
 
 
@@ -273,11 +329,16 @@ def request_approved_guard(*, erasure_request: ErasureRequest) -> int:
 
 def search_coverage_latest(erasure_request: ErasureRequest) -> SearchCoverage | None:
     """Return the request's most recent search (any status), or None."""
-    return SearchCoverage.objects.filter(erasure_request=erasure_request).order_by("-requested_at", "-pk").first()
+    return (
+        SearchCoverage.objects.filter(erasure_request=erasure_request)
+        .order_by("-requested_at", "-pk")
+        .first()
+    )
 
 
-def forget_set_for_request(erasure_request: ErasureRequest, *,
-                           version: DatasetVersion | None = None) -> list[DatasetRecord]:
+def forget_set_for_request(
+    erasure_request: ErasureRequest, *, version: DatasetVersion | None = None
+) -> list[DatasetRecord]:
     """Return the confirmed records of the request: the forget set.
 
     Without ``version``: the confirmed records as located (in the versions searched), ordered by
@@ -285,10 +346,14 @@ def forget_set_for_request(erasure_request: ErasureRequest, *,
     and the same text (SHA-256) as a confirmed record of its data set, so a job working on an
     older or newer version of the data set removes exactly what the officer confirmed.
     """
-    confirmed = (DatasetRecord.objects.filter(
-        match_candidates__erasure_request=erasure_request,
-        match_candidates__status=CandidateStatus.CONFIRMED,
-    ).select_related("version__dataset").order_by("version__dataset__name", "version__number", "ordinal"))
+    confirmed = (
+        DatasetRecord.objects.filter(
+            match_candidates__erasure_request=erasure_request,
+            match_candidates__status=CandidateStatus.CONFIRMED,
+        )
+        .select_related("version__dataset")
+        .order_by("version__dataset__name", "version__number", "ordinal")
+    )
     if version is None:
         return list(confirmed)
     wanted = {(r.record_id, r.text_sha256) for r in confirmed if r.version.dataset_id == version.dataset_id}
@@ -297,22 +362,23 @@ def forget_set_for_request(erasure_request: ErasureRequest, *,
     ids = [record_id for record_id, _ in wanted]
     found = []
     for start in range(0, len(ids), 5000):
-        found.extend(DatasetRecord.objects.filter(version=version, record_id__in=ids[start:start + 5000]))
+        found.extend(DatasetRecord.objects.filter(version=version, record_id__in=ids[start : start + 5000]))
     return sorted((r for r in found if (r.record_id, r.text_sha256) in wanted), key=lambda r: r.ordinal)
 
 
 def review_candidates(erasure_request: ErasureRequest):
     """Return the request's candidates, strongest first, with their records and data sets."""
-    return (MatchCandidate.objects.filter(erasure_request=erasure_request)
-            .select_related("record", "version__dataset", "decided_by")
-            .order_by("-score", "version_id", "record__ordinal"))
+    return (
+        MatchCandidate.objects.filter(erasure_request=erasure_request)
+        .select_related("record", "version__dataset", "decided_by")
+        .order_by("-score", "version_id", "record__ordinal")
+    )
 
 
 def review_summary(erasure_request: ErasureRequest) -> dict:
     """Return candidate counts per tier and status, and whether approval may go ahead."""
     counts = {tier.value: {status.value: 0 for status in CandidateStatus} for tier in MatchTier}
-    rows = (MatchCandidate.objects.filter(erasure_request=erasure_request)
-            .values_list("tier", "status"))
+    rows = MatchCandidate.objects.filter(erasure_request=erasure_request).values_list("tier", "status")
     for tier, status in rows:
         counts[tier][status] += 1
     totals = {status.value: sum(counts[t][status.value] for t in counts) for status in CandidateStatus}
@@ -329,61 +395,102 @@ def report_records_section(erasure_request: ErasureRequest) -> dict | None:
     """
     from unlearning_jobs.datasets import record_id_hash
 
-    latest = (SearchCoverage.objects.filter(erasure_request=erasure_request, status=SearchCoverageStatus.DONE)
-              .order_by("-finished_at", "-pk").first())
+    latest = (
+        SearchCoverage.objects.filter(erasure_request=erasure_request, status=SearchCoverageStatus.DONE)
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
     candidates = list(review_candidates(erasure_request))
     if latest is None and not candidates:
         return None
     coverage = []
     if latest is not None:
         for item in latest.versions:
-            coverage.append({
-                "dataset": item["dataset"], "dataset_version": item["version"],
-                "records_total": item["records_total"], "records_indexed": item["records_indexed"],
-                "index_key_id": item["index_key_id"], "searched_at": latest.finished_at,
-                "manifest_sha256": item["manifest_sha256"],
-                "index_configuration_sha256": item["index_configuration"]["sha256"],
-                "spacy_model": f"{item['index_configuration']['spacy_model']} "
-                               f"{item['index_configuration']['spacy_model_version']}",
-                "recognisers": item["index_configuration"]["recognisers"],
-                "searched_forms": {kind: counts.get("forms", []) for kind, counts in latest.identifier_counts.items()
-                                   if isinstance(counts, dict)},
-            })
+            coverage.append(
+                {
+                    "dataset": item["dataset"],
+                    "dataset_version": item["version"],
+                    "records_total": item["records_total"],
+                    "records_indexed": item["records_indexed"],
+                    "index_key_id": item["index_key_id"],
+                    "searched_at": latest.finished_at,
+                    "manifest_sha256": item["manifest_sha256"],
+                    "index_configuration_sha256": item["index_configuration"]["sha256"],
+                    "spacy_model": f"{item['index_configuration']['spacy_model']} "
+                    f"{item['index_configuration']['spacy_model_version']}",
+                    "recognisers": item["index_configuration"]["recognisers"],
+                    "searched_forms": {
+                        kind: counts.get("forms", [])
+                        for kind, counts in latest.identifier_counts.items()
+                        if isinstance(counts, dict)
+                    },
+                }
+            )
         for item in latest.skipped:
             total = 0
             if item.get("dataset_id") and item.get("version"):
-                total = (DatasetVersion.objects.filter(dataset_id=item["dataset_id"], number=item["version"])
-                         .values_list("record_count", flat=True).first() or 0)
-            coverage.append({
-                "dataset": item.get("dataset") or f"data set {item.get('dataset_id')}",
-                "dataset_version": item.get("version") or "none", "records_total": total,
-                "records_indexed": 0, "searched_at": None, "not_searched": item["reason"],
-            })
+                total = (
+                    DatasetVersion.objects.filter(dataset_id=item["dataset_id"], number=item["version"])
+                    .values_list("record_count", flat=True)
+                    .first()
+                    or 0
+                )
+            coverage.append(
+                {
+                    "dataset": item.get("dataset") or f"data set {item.get('dataset_id')}",
+                    "dataset_version": item.get("version") or "none",
+                    "records_total": total,
+                    "records_indexed": 0,
+                    "searched_at": None,
+                    "not_searched": item["reason"],
+                }
+            )
     per_version: dict[int, dict] = {}
     confirmed = []
     for candidate in candidates:
-        row = per_version.setdefault(candidate.version_id, {
-            "dataset": candidate.version.dataset.name, "dataset_version": candidate.version.number,
-            "found": 0, "confirmed": 0, "rejected": 0, "pending": 0,
-            "by_tier": {tier.value: 0 for tier in MatchTier}})
+        row = per_version.setdefault(
+            candidate.version_id,
+            {
+                "dataset": candidate.version.dataset.name,
+                "dataset_version": candidate.version.number,
+                "found": 0,
+                "confirmed": 0,
+                "rejected": 0,
+                "pending": 0,
+                "by_tier": {tier.value: 0 for tier in MatchTier},
+            },
+        )
         row["found"] += 1
         row[candidate.status] += 1
         row["by_tier"][candidate.tier] += 1
         if candidate.status == CandidateStatus.CONFIRMED:
-            confirmed.append({
-                "dataset": candidate.version.dataset.name, "dataset_version": candidate.version.number,
-                "record_id_hash": record_id_hash(candidate.record.record_id),
-                "evidence": f"{candidate.tier} (score {candidate.score:.2f})",
-            })
-    removals = [{
-        "dataset": derived.dataset.name, "from_version": derived.parent.number if derived.parent else None,
-        "to_version": derived.number, "records_removed": derived.removed_manifest.get("records_removed", 0),
-        "manifest_sha256": derived.manifest_sha256,
-        "removed_sha256": derived.removed_manifest.get("sha256"),
-    } for derived in DatasetVersion.objects.filter(removed_manifest__erasure_request_id=erasure_request.pk)
-        .select_related("dataset", "parent").order_by("dataset__name", "number")]
-    return {"search_coverage": coverage, "candidates": list(per_version.values()),
-            "confirmed_records": confirmed, "removals": removals}
+            confirmed.append(
+                {
+                    "dataset": candidate.version.dataset.name,
+                    "dataset_version": candidate.version.number,
+                    "record_id_hash": record_id_hash(candidate.record.record_id),
+                    "evidence": f"{candidate.tier} (score {candidate.score:.2f})",
+                }
+            )
+    removals = [
+        {
+            "dataset": derived.dataset.name,
+            "from_version": derived.parent.number if derived.parent else None,
+            "to_version": derived.number,
+            "records_removed": derived.removed_manifest.get("records_removed", 0),
+            "manifest_sha256": derived.manifest_sha256,
+            "removed_sha256": derived.removed_manifest.get("sha256"),
+        }
+        for derived in DatasetVersion.objects.filter(removed_manifest__erasure_request_id=erasure_request.pk)
+        .select_related("dataset", "parent")
+        .order_by("dataset__name", "number")
+    ]
+    return {
+        "search_coverage": coverage,
+        "candidates": list(per_version.values()),
+        "confirmed_records": confirmed,
+        "removals": removals,
+    }
 
 
 def report_provider_connect() -> None:

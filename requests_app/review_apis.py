@@ -5,6 +5,7 @@
 /requests/{id}/matches/review/`` confirms and rejects them. Errors as in the request API: 400
 for bad input, 409 when the request's state does not allow the step, 403 without the role.
 """
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -69,10 +70,12 @@ class ErasureRequestLocateApi(ReviewApiBase):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        matching.erasure_request_locate(erasure_request=erasure_request, actor=request.user,
-                                        note=serializer.validated_data["note"])
+        matching.erasure_request_locate(
+            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"]
+        )
         fresh = ErasureRequest.objects.select_related(
-            "assigned_officer", "identity_verified_by", "duplicate_of", "created_by").get(pk=pk)
+            "assigned_officer", "identity_verified_by", "duplicate_of", "created_by"
+        ).get(pk=pk)
         return Response(ErasureRequestDetailSerializer(fresh, context={"request": request}).data)
 
 
@@ -89,22 +92,32 @@ class ErasureRequestMatchesApi(ReviewApiBase):
 
     def get(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
-        return Response(self.OutputSerializer({
-            "reference": erasure_request.reference,
-            "search": review.search_coverage_latest(erasure_request),
-            "summary": review.review_summary(erasure_request),
-            "results": review.review_candidates(erasure_request),
-        }).data)
+        return Response(
+            self.OutputSerializer(
+                {
+                    "reference": erasure_request.reference,
+                    "search": review.search_coverage_latest(erasure_request),
+                    "summary": review.review_summary(erasure_request),
+                    "results": review.review_candidates(erasure_request),
+                }
+            ).data
+        )
 
 
 class ErasureRequestMatchesReviewApi(ReviewApiBase):
     """Confirm and reject candidates by record id (or key, or id), or confirm all above a score."""
 
     class InputSerializer(serializers.Serializer):
-        confirm = serializers.ListField(child=serializers.JSONField(), required=False, default=list,
-                                        max_length=100_000, help_text="Record ids, keys or candidate ids")
-        reject = serializers.ListField(child=serializers.JSONField(), required=False, default=list,
-                                       max_length=100_000)
+        confirm = serializers.ListField(
+            child=serializers.JSONField(),
+            required=False,
+            default=list,
+            max_length=100_000,
+            help_text="Record ids, keys or candidate ids",
+        )
+        reject = serializers.ListField(
+            child=serializers.JSONField(), required=False, default=list, max_length=100_000
+        )
         confirm_above = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
         note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
@@ -112,10 +125,13 @@ class ErasureRequestMatchesReviewApi(ReviewApiBase):
             lists = bool(data["confirm"] or data["reject"])
             if lists == ("confirm_above" in data):
                 raise serializers.ValidationError(
-                    'Send "confirm" and/or "reject" lists, or "confirm_above" with a score, not both.')
+                    'Send "confirm" and/or "reject" lists, or "confirm_above" with a score, not both.'
+                )
             for name in ("confirm", "reject"):
                 if any(isinstance(item, bool) or not isinstance(item, (str, int)) for item in data[name]):
-                    raise serializers.ValidationError({name: ["Items are record ids (text) or candidate ids."]})
+                    raise serializers.ValidationError(
+                        {name: ["Items are record ids (text) or candidate ids."]}
+                    )
             return data
 
     class OutputSerializer(serializers.Serializer):
@@ -133,13 +149,27 @@ class ErasureRequestMatchesReviewApi(ReviewApiBase):
         data = serializer.validated_data
         if "confirm_above" in data:
             result = review.match_candidates_confirm_above(
-                erasure_request=erasure_request, actor=request.user, score=data["confirm_above"], note=data["note"])
+                erasure_request=erasure_request,
+                actor=request.user,
+                score=data["confirm_above"],
+                note=data["note"],
+            )
         else:
             result = review.match_candidates_decide(
-                erasure_request=erasure_request, actor=request.user, confirm=data["confirm"],
-                reject=data["reject"], note=data["note"])
-        return Response({"confirmed": result.confirmed, "rejected": result.rejected,
-                         "unchanged": result.unchanged, "summary": review.review_summary(erasure_request)})
+                erasure_request=erasure_request,
+                actor=request.user,
+                confirm=data["confirm"],
+                reject=data["reject"],
+                note=data["note"],
+            )
+        return Response(
+            {
+                "confirmed": result.confirmed,
+                "rejected": result.rejected,
+                "unchanged": result.unchanged,
+                "summary": review.review_summary(erasure_request),
+            }
+        )
 
 
 class ErasureRequestNothingFoundApi(ReviewApiBase):
@@ -156,5 +186,6 @@ class ErasureRequestNothingFoundApi(ReviewApiBase):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         coverage = review.review_nothing_found_acknowledge(
-            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"])
+            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"]
+        )
         return Response(SearchSerializer(coverage).data)

@@ -5,6 +5,7 @@ Record text is shown only here and only to privacy officers; the decisions and t
 events hold keyed hashes, tiers and scores. Views call ``requests_app.review`` and
 ``requests_app.matching``; a refused step comes back as a message on the page.
 """
+
 from __future__ import annotations
 
 from django import forms
@@ -30,23 +31,36 @@ MAX_SHOWN_PER_TIER = 500
 class NoteForm(forms.Form):
     """The request's own approve step takes a note; posted from here to its action URL."""
 
-    note = forms.CharField(required=False, max_length=review.MAX_NOTE_LENGTH, label="Note on the approval",
-                           widget=forms.Textarea(attrs={"rows": 2}))
+    note = forms.CharField(
+        required=False,
+        max_length=review.MAX_NOTE_LENGTH,
+        label="Note on the approval",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
 
 
 class ConfirmAboveForm(forms.Form):
-    score = forms.FloatField(min_value=0.0, max_value=1.0, initial=0.8,
-                             widget=forms.NumberInput(attrs={"step": "0.05"}),
-                             label="Confirm every pending candidate scoring at least")
+    score = forms.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        initial=0.8,
+        widget=forms.NumberInput(attrs={"step": "0.05"}),
+        label="Confirm every pending candidate scoring at least",
+    )
     note = forms.CharField(required=False, max_length=review.MAX_NOTE_LENGTH)
 
 
 class NothingFoundForm(forms.Form):
-    note = forms.CharField(max_length=review.MAX_NOTE_LENGTH, widget=forms.Textarea(attrs={"rows": 2}),
-                           label="Why the search is complete although none of the person's records was found")
+    note = forms.CharField(
+        max_length=review.MAX_NOTE_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why the search is complete although none of the person's records was found",
+    )
 
 
-def highlighted_segments(text: str, spans: list[tuple[int, int, str]], matched: set[tuple[int, int]]) -> list[dict]:
+def highlighted_segments(
+    text: str, spans: list[tuple[int, int, str]], matched: set[tuple[int, int]]
+) -> list[dict]:
     """Return the text cut into plain and highlighted pieces (escaped by the template).
 
     ``spans`` are ``(start, end, entity type)`` of the record's findings; those in ``matched``
@@ -55,13 +69,20 @@ def highlighted_segments(text: str, spans: list[tuple[int, int, str]], matched: 
     """
     segments, position = [], 0
     # The person's own identifiers first where spans overlap, and the longer of two.
-    for start, end, kind in sorted(spans, key=lambda span: (span[0], (span[0], span[1]) not in matched, -span[1])):
+    for start, end, kind in sorted(
+        spans, key=lambda span: (span[0], (span[0], span[1]) not in matched, -span[1])
+    ):
         if start < position or end > len(text) or start >= end:
             continue
         if start > position:
             segments.append({"text": text[position:start]})
-        segments.append({"text": text[start:end], "entity_type": kind,
-                         "css": "match" if (start, end) in matched else "pii"})
+        segments.append(
+            {
+                "text": text[start:end],
+                "entity_type": kind,
+                "css": "match" if (start, end) in matched else "pii",
+            }
+        )
         position = end
     if position < len(text):
         segments.append({"text": text[position:]})
@@ -76,12 +97,17 @@ class ReviewQueueView(PermissionPageMixin, ListView):
     context_object_name = "erasure_requests"
 
     def get_queryset(self):
-        return (ErasureRequest.objects.filter(status__in=[RequestStatus.LOCATING, RequestStatus.REVIEW])
-                .annotate(pending=Count("match_candidates",
-                                        filter=Q(match_candidates__status=CandidateStatus.PENDING)),
-                          confirmed=Count("match_candidates",
-                                          filter=Q(match_candidates__status=CandidateStatus.CONFIRMED)))
-                .select_related("assigned_officer").order_by("due_at"))
+        return (
+            ErasureRequest.objects.filter(status__in=[RequestStatus.LOCATING, RequestStatus.REVIEW])
+            .annotate(
+                pending=Count("match_candidates", filter=Q(match_candidates__status=CandidateStatus.PENDING)),
+                confirmed=Count(
+                    "match_candidates", filter=Q(match_candidates__status=CandidateStatus.CONFIRMED)
+                ),
+            )
+            .select_related("assigned_officer")
+            .order_by("due_at")
+        )
 
 
 class ReviewView(PermissionPageMixin, DetailView):
@@ -107,32 +133,46 @@ class ReviewView(PermissionPageMixin, DetailView):
         texts = dataset_records_texts([c.record for c in shown])
         spans: dict[int, list[tuple[int, int, str]]] = {}
         # Match keys are shown only where they matched: every pair of words is a name key.
-        for record_pk, kind, start, end in PiiFinding.objects.filter(
-                record_id__in=[c.record_id for c in shown]).exclude(recogniser=MATCH_KEY_RECOGNISER).values_list(
-                "record_id", "entity_type", "start", "end"):
+        for record_pk, kind, start, end in (
+            PiiFinding.objects.filter(record_id__in=[c.record_id for c in shown])
+            .exclude(recogniser=MATCH_KEY_RECOGNISER)
+            .values_list("record_id", "entity_type", "start", "end")
+        ):
             spans.setdefault(record_pk, []).append((start, end, kind))
         for candidate in shown:
             spans.setdefault(candidate.record_id, []).extend(
-                (*item["span"], item["entity_type"]) for item in candidate.evidence.get("matched", []))
-        groups = {tier.value: {"tier": tier, "entries": [], "total": per_tier[tier.value]} for tier in MatchTier}
+                (*item["span"], item["entity_type"]) for item in candidate.evidence.get("matched", [])
+            )
+        groups = {
+            tier.value: {"tier": tier, "entries": [], "total": per_tier[tier.value]} for tier in MatchTier
+        }
         for candidate in shown:
             matched = {tuple(item["span"]) for item in candidate.evidence.get("matched", [])}
-            groups[candidate.tier]["entries"].append({
-                "candidate": candidate,
-                "key": review.match_candidate_key(candidate),
-                "segments": highlighted_segments(texts[candidate.record_id],
-                                                 spans.get(candidate.record_id, []), matched),
-                "matched_kinds": sorted({f"{item['entity_type']} ({item['via']})"
-                                         for item in candidate.evidence.get("matched", [])}),
-            })
+            groups[candidate.tier]["entries"].append(
+                {
+                    "candidate": candidate,
+                    "key": review.match_candidate_key(candidate),
+                    "segments": highlighted_segments(
+                        texts[candidate.record_id], spans.get(candidate.record_id, []), matched
+                    ),
+                    "matched_kinds": sorted(
+                        {
+                            f"{item['entity_type']} ({item['via']})"
+                            for item in candidate.evidence.get("matched", [])
+                        }
+                    ),
+                }
+            )
         latest = review.search_coverage_latest(erasure_request)
         summary = review.review_summary(erasure_request)
         context.update(
             groups=[groups[tier.value] for tier in MatchTier],
-            coverage=latest, summary=summary, max_shown=MAX_SHOWN_PER_TIER,
+            coverage=latest,
+            summary=summary,
+            max_shown=MAX_SHOWN_PER_TIER,
             can_decide=erasure_request.status == RequestStatus.REVIEW,
-            can_locate=erasure_request.status in (RequestStatus.IDENTITY_VERIFICATION, RequestStatus.REVIEW,
-                                                  RequestStatus.LOCATING),
+            can_locate=erasure_request.status
+            in (RequestStatus.IDENTITY_VERIFICATION, RequestStatus.REVIEW, RequestStatus.LOCATING),
             search_active=latest is not None and latest.status in ("queued", "running"),
             can_approve=erasure_request.status == RequestStatus.REVIEW
             and transition_refusal(erasure_request=erasure_request, action="approve") is None,
@@ -167,8 +207,12 @@ class ReviewDecideView(PermissionPageMixin, View):
             return redirect(_back(erasure_request))
         lists = {"confirm": [int(candidate)]} if decision == "confirm" else {"reject": [int(candidate)]}
         try:
-            review.match_candidates_decide(erasure_request=erasure_request, actor=request.user,
-                                           note=request.POST.get("note", ""), **lists)
+            review.match_candidates_decide(
+                erasure_request=erasure_request,
+                actor=request.user,
+                note=request.POST.get("note", ""),
+                **lists,
+            )
         except ValidationError as error:
             messages.error(request, _error_text(error))
         return redirect(_back(erasure_request, f"candidate-{candidate}"))
@@ -188,8 +232,11 @@ class ReviewConfirmAboveView(PermissionPageMixin, View):
             return redirect(_back(erasure_request))
         try:
             result = review.match_candidates_confirm_above(
-                erasure_request=erasure_request, actor=request.user, score=form.cleaned_data["score"],
-                note=form.cleaned_data["note"])
+                erasure_request=erasure_request,
+                actor=request.user,
+                score=form.cleaned_data["score"],
+                note=form.cleaned_data["note"],
+            )
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -210,8 +257,9 @@ class ReviewNothingFoundView(PermissionPageMixin, View):
             messages.error(request, "Say why the search is complete.")
             return redirect(_back(erasure_request))
         try:
-            review.review_nothing_found_acknowledge(erasure_request=erasure_request, actor=request.user,
-                                                    note=form.cleaned_data["note"])
+            review.review_nothing_found_acknowledge(
+                erasure_request=erasure_request, actor=request.user, note=form.cleaned_data["note"]
+            )
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
@@ -228,11 +276,15 @@ class ReviewLocateView(PermissionPageMixin, View):
     def post(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         try:
-            matching.erasure_request_locate(erasure_request=erasure_request, actor=request.user,
-                                            note=request.POST.get("note", ""))
+            matching.erasure_request_locate(
+                erasure_request=erasure_request, actor=request.user, note=request.POST.get("note", "")
+            )
         except (TransitionNotAllowed, ValidationError) as error:
             messages.error(request, _error_text(error))
         else:
-            messages.success(request, f"{erasure_request.reference}: the search is queued; candidates "
-                                      "appear here when it finishes.")
+            messages.success(
+                request,
+                f"{erasure_request.reference}: the search is queued; candidates "
+                "appear here when it finishes.",
+            )
         return redirect(_back(erasure_request))

@@ -3,6 +3,7 @@
 Search by identifier goes through keyed hashes only: a term is normalised and hashed the way a
 request's identifiers were, and looked up. No row is ever decrypted to be compared.
 """
+
 from __future__ import annotations
 
 import re
@@ -103,14 +104,17 @@ def erasure_request_list(*, filters: ErasureRequestFilters, user, now: datetime 
 
 def status_filter_choices() -> list[tuple[str, str]]:
     """Return the status filter's options: open, closed, then every status."""
-    return [(STATUS_FILTER_OPEN, "Open"), (STATUS_FILTER_CLOSED, "Closed"),
-            *RequestStatus.choices]
+    return [(STATUS_FILTER_OPEN, "Open"), (STATUS_FILTER_CLOSED, "Closed"), *RequestStatus.choices]
 
 
 def officer_list() -> QuerySet:
     """Return the active users who may manage requests, for assignment menus and filters."""
-    return (get_user_model().objects.with_perm(roles.MANAGE_REQUESTS, include_superusers=False)
-            .filter(is_active=True).order_by("username"))
+    return (
+        get_user_model()
+        .objects.with_perm(roles.MANAGE_REQUESTS, include_superusers=False)
+        .filter(is_active=True)
+        .order_by("username")
+    )
 
 
 def erasure_request_timeline(*, erasure_request: ErasureRequest) -> QuerySet:
@@ -142,7 +146,8 @@ def erasure_request_identifier_hash_counts(*, erasure_request: ErasureRequest) -
 def erasure_request_overlapping(*, erasure_request: ErasureRequest) -> QuerySet:
     """Return the other requests that share a direct identifier with this one (any status)."""
     own = erasure_request.identifier_hashes.filter(
-        is_variant=False, entity_type__in=[t.value for t in DUPLICATE_EVIDENCE_TYPES])
+        is_variant=False, entity_type__in=[t.value for t in DUPLICATE_EVIDENCE_TYPES]
+    )
     overlap = Q()
     for entity_type, digest, key_id in own.values_list("entity_type", "digest", "key_id"):
         overlap |= Q(entity_type=entity_type, digest=digest, key_id=key_id)
@@ -171,14 +176,25 @@ ACTION_SLUGS: dict[str, str] = {
 
 # Steps shown on the detail page, in the order of the life cycle.
 PAGE_ACTIONS = (
-    Action.VERIFY_IDENTITY, Action.START_LOCATING, Action.SUBMIT_FOR_REVIEW, Action.APPROVE,
-    Action.START_EXECUTING, Action.START_VERIFYING, Action.COMPLETE, Action.EXTEND_DEADLINE,
-    Action.ASSIGN, Action.SET_SCOPE, Action.REJECT, Action.WITHDRAW, Action.REVEAL_IDENTIFIERS,
+    Action.VERIFY_IDENTITY,
+    Action.START_LOCATING,
+    Action.SUBMIT_FOR_REVIEW,
+    Action.APPROVE,
+    Action.START_EXECUTING,
+    Action.START_VERIFYING,
+    Action.COMPLETE,
+    Action.EXTEND_DEADLINE,
+    Action.ASSIGN,
+    Action.SET_SCOPE,
+    Action.REJECT,
+    Action.WITHDRAW,
+    Action.REVEAL_IDENTIFIERS,
 )
 
 
-def erasure_request_available_actions(*, erasure_request: ErasureRequest, user,
-                                      now: datetime | None = None) -> list[str]:
+def erasure_request_available_actions(
+    *, erasure_request: ErasureRequest, user, now: datetime | None = None
+) -> list[str]:
     """Return the steps ``user`` may take on the request now, in life-cycle order."""
     now = now or timezone.now()
     available = []
@@ -188,8 +204,9 @@ def erasure_request_available_actions(*, erasure_request: ErasureRequest, user,
             continue
         if transition_refusal(erasure_request=erasure_request, action=action):
             continue
-        if action == Action.EXTEND_DEADLINE and (erasure_request.is_extended
-                                                 or now >= erasure_request.first_due_at):
+        if action == Action.EXTEND_DEADLINE and (
+            erasure_request.is_extended or now >= erasure_request.first_due_at
+        ):
             continue
         if action == Action.REVEAL_IDENTIFIERS and erasure_request.identifiers_purged_at:
             continue

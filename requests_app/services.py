@@ -11,6 +11,7 @@ Later stages add their own conditions to a transition without editing it: an app
 check with ``transition_precondition_register("approve", check)`` in its ``AppConfig.ready()``;
 a check returns a message when the transition must wait, ``None`` when it may go ahead.
 """
+
 from __future__ import annotations
 
 import logging
@@ -105,51 +106,84 @@ class TransitionRule:
 
 
 PRE_APPROVAL_STATUSES = (
-    RequestStatus.RECEIVED, RequestStatus.IDENTITY_VERIFICATION, RequestStatus.LOCATING,
+    RequestStatus.RECEIVED,
+    RequestStatus.IDENTITY_VERIFICATION,
+    RequestStatus.LOCATING,
     RequestStatus.REVIEW,
 )
 
 TRANSITIONS: dict[str, TransitionRule] = {
     Action.VERIFY_IDENTITY: TransitionRule(
-        (RequestStatus.RECEIVED,), RequestStatus.IDENTITY_VERIFICATION, roles.MANAGE_REQUESTS,
-        "erasure_request.identity_verified"),
+        (RequestStatus.RECEIVED,),
+        RequestStatus.IDENTITY_VERIFICATION,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.identity_verified",
+    ),
     Action.START_LOCATING: TransitionRule(
-        (RequestStatus.IDENTITY_VERIFICATION, RequestStatus.REVIEW), RequestStatus.LOCATING,
-        roles.MANAGE_REQUESTS, "erasure_request.locating_started"),
+        (RequestStatus.IDENTITY_VERIFICATION, RequestStatus.REVIEW),
+        RequestStatus.LOCATING,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.locating_started",
+    ),
     Action.SUBMIT_FOR_REVIEW: TransitionRule(
-        (RequestStatus.LOCATING,), RequestStatus.REVIEW, roles.MANAGE_REQUESTS,
-        "erasure_request.submitted_for_review", system_may_act=True),
+        (RequestStatus.LOCATING,),
+        RequestStatus.REVIEW,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.submitted_for_review",
+        system_may_act=True,
+    ),
     Action.APPROVE: TransitionRule(
-        (RequestStatus.REVIEW,), RequestStatus.APPROVED, roles.MANAGE_REQUESTS,
-        "erasure_request.approved"),
+        (RequestStatus.REVIEW,), RequestStatus.APPROVED, roles.MANAGE_REQUESTS, "erasure_request.approved"
+    ),
     Action.START_EXECUTING: TransitionRule(
-        (RequestStatus.APPROVED,), RequestStatus.EXECUTING, roles.MANAGE_REQUESTS,
-        "erasure_request.execution_started", system_may_act=True),
+        (RequestStatus.APPROVED,),
+        RequestStatus.EXECUTING,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.execution_started",
+        system_may_act=True,
+    ),
     Action.START_VERIFYING: TransitionRule(
-        (RequestStatus.EXECUTING,), RequestStatus.VERIFYING, roles.MANAGE_REQUESTS,
-        "erasure_request.verification_started", system_may_act=True),
+        (RequestStatus.EXECUTING,),
+        RequestStatus.VERIFYING,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.verification_started",
+        system_may_act=True,
+    ),
     Action.COMPLETE: TransitionRule(
-        (RequestStatus.VERIFYING,), RequestStatus.COMPLETED, roles.MANAGE_REQUESTS,
-        "erasure_request.completed", system_may_act=True),
+        (RequestStatus.VERIFYING,),
+        RequestStatus.COMPLETED,
+        roles.MANAGE_REQUESTS,
+        "erasure_request.completed",
+        system_may_act=True,
+    ),
     Action.REJECT: TransitionRule(
-        OPEN_STATUSES, RequestStatus.REJECTED, roles.MANAGE_REQUESTS, "erasure_request.rejected"),
+        OPEN_STATUSES, RequestStatus.REJECTED, roles.MANAGE_REQUESTS, "erasure_request.rejected"
+    ),
     Action.WITHDRAW: TransitionRule(
-        OPEN_STATUSES, RequestStatus.WITHDRAWN, roles.MANAGE_REQUESTS, "erasure_request.withdrawn"),
+        OPEN_STATUSES, RequestStatus.WITHDRAWN, roles.MANAGE_REQUESTS, "erasure_request.withdrawn"
+    ),
     Action.EXTEND_DEADLINE: TransitionRule(
-        OPEN_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.deadline_extended"),
-    Action.ASSIGN: TransitionRule(
-        OPEN_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.assigned"),
+        OPEN_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.deadline_extended"
+    ),
+    Action.ASSIGN: TransitionRule(OPEN_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.assigned"),
     Action.SET_SCOPE: TransitionRule(
-        PRE_APPROVAL_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.scope_changed"),
+        PRE_APPROVAL_STATUSES, None, roles.MANAGE_REQUESTS, "erasure_request.scope_changed"
+    ),
     Action.REVEAL_IDENTIFIERS: TransitionRule(
-        tuple(RequestStatus), None, roles.REVEAL_IDENTIFIERS,
-        "erasure_request.identifiers_revealed"),
+        tuple(RequestStatus), None, roles.REVEAL_IDENTIFIERS, "erasure_request.identifiers_revealed"
+    ),
 }
 
 # Steps that act on the person's data: none may happen before their identity is verified.
 REQUIRES_VERIFIED_IDENTITY = frozenset(
-    {Action.START_LOCATING, Action.SUBMIT_FOR_REVIEW, Action.APPROVE, Action.START_EXECUTING,
-     Action.START_VERIFYING, Action.COMPLETE}
+    {
+        Action.START_LOCATING,
+        Action.SUBMIT_FOR_REVIEW,
+        Action.APPROVE,
+        Action.START_EXECUTING,
+        Action.START_VERIFYING,
+        Action.COMPLETE,
+    }
 )
 
 Precondition = Callable[[ErasureRequest], "str | None"]
@@ -185,12 +219,16 @@ def transition_refusal(*, erasure_request: ErasureRequest, action: str) -> str |
     """Return why ``action`` cannot happen to the request in its current state, or None."""
     rule = TRANSITIONS[action]
     if erasure_request.status not in rule.from_statuses:
-        return (f"{erasure_request.reference} is {erasure_request.get_status_display().lower()}; "
-                f"'{action.replace('_', ' ')}' is possible only when it is "
-                f"{_status_list(rule.from_statuses)}.")
+        return (
+            f"{erasure_request.reference} is {erasure_request.get_status_display().lower()}; "
+            f"'{action.replace('_', ' ')}' is possible only when it is "
+            f"{_status_list(rule.from_statuses)}."
+        )
     if action in REQUIRES_VERIFIED_IDENTITY and not erasure_request.identity_verified:
-        return (f"{erasure_request.reference}: the person's identity has not been verified; "
-                "nothing can be located or executed before that (Art. 12(6)).")
+        return (
+            f"{erasure_request.reference}: the person's identity has not been verified; "
+            "nothing can be located or executed before that (Art. 12(6))."
+        )
     for check in _PRECONDITIONS.get(action, []):
         message = check(erasure_request)
         if message:
@@ -223,13 +261,18 @@ def _guard(*, erasure_request: ErasureRequest, action: str, actor) -> ErasureReq
     return locked
 
 
-def _record(*, erasure_request: ErasureRequest, action: str, actor, previous_status: str,
-            details: dict | None = None) -> None:
-    body = {"reference": erasure_request.reference, "from_status": previous_status,
-            "to_status": erasure_request.status}
+def _record(
+    *, erasure_request: ErasureRequest, action: str, actor, previous_status: str, details: dict | None = None
+) -> None:
+    body = {
+        "reference": erasure_request.reference,
+        "from_status": previous_status,
+        "to_status": erasure_request.status,
+    }
     body.update(details or {})
-    audit_event_record(actor=actor, action=TRANSITIONS[action].audit_action,
-                       target=erasure_request, details=body)
+    audit_event_record(
+        actor=actor, action=TRANSITIONS[action].audit_action, target=erasure_request, details=body
+    )
 
 
 def _refresh(original: ErasureRequest) -> ErasureRequest:
@@ -238,8 +281,9 @@ def _refresh(original: ErasureRequest) -> ErasureRequest:
     return original
 
 
-def _text(value: str | None, *, field_name: str, label: str, required: bool,
-          max_length: int = MAX_NOTE_LENGTH) -> str:
+def _text(
+    value: str | None, *, field_name: str, label: str, required: bool, max_length: int = MAX_NOTE_LENGTH
+) -> str:
     text = (value or "").strip()
     if required and not text:
         raise ErasureRequestError({field_name: [f"{label} is required."]})
@@ -259,8 +303,9 @@ def _not_in_future(moment: datetime, *, field_name: str, label: str, now: dateti
 
 def received_at_validate(received_at: datetime, *, now: datetime | None = None) -> None:
     """Raise ``ErasureRequestError`` on "received_at" if the moment is in the future or naive."""
-    _not_in_future(received_at, field_name="received_at", label="The date of receipt",
-                   now=now or timezone.now())
+    _not_in_future(
+        received_at, field_name="received_at", label="The date of receipt", now=now or timezone.now()
+    )
 
 
 def subject_identifiers_validate(subject: SubjectIdentifiers):
@@ -335,20 +380,28 @@ def _open_duplicates(hashes, *, key_id: str, exclude_pk: int | None = None) -> l
     overlap = Q()
     for item in evidence:
         overlap |= Q(entity_type=item.entity_type.value, digest=item.digest)
-    request_ids = (SubjectIdentifierHash.objects.filter(overlap, key_id=key_id, is_variant=False)
-                   .values_list("erasure_request_id", flat=True))
+    request_ids = SubjectIdentifierHash.objects.filter(overlap, key_id=key_id, is_variant=False).values_list(
+        "erasure_request_id", flat=True
+    )
     found = ErasureRequest.objects.open().filter(pk__in=request_ids)
     if exclude_pk is not None:
         found = found.exclude(pk=exclude_pk)
     return list(found.order_by("received_at", "pk"))
 
 
-def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, actor,
-                           received_at: datetime | None = None, channel: str = Channel.EMAIL,
-                           assigned_officer=None, scope_all: bool = True,
-                           scope_dataset_ids: Iterable[int] = (),
-                           scope_model_version_ids: Iterable[int] = (),
-                           now: datetime | None = None) -> ErasureRequest:
+def erasure_request_create(
+    *,
+    subject: SubjectIdentifiers,
+    legal_ground: str,
+    actor,
+    received_at: datetime | None = None,
+    channel: str = Channel.EMAIL,
+    assigned_officer=None,
+    scope_all: bool = True,
+    scope_dataset_ids: Iterable[int] = (),
+    scope_model_version_ids: Iterable[int] = (),
+    now: datetime | None = None,
+) -> ErasureRequest:
     """Record a new request: identifiers encrypted, their keyed hashes stored, deadline set.
 
     A request that shares an e-mail, phone number, account id or address with an open request
@@ -367,7 +420,8 @@ def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, ac
         assigned_officer = actor
     _officer_check(assigned_officer, field_name="assigned_officer")
     scope_all, dataset_ids, model_version_ids = _scope_clean(
-        scope_all=scope_all, dataset_ids=scope_dataset_ids, model_version_ids=scope_model_version_ids)
+        scope_all=scope_all, dataset_ids=scope_dataset_ids, model_version_ids=scope_model_version_ids
+    )
     cleaned = subject_identifiers_validate(subject)
     hasher = pii_hasher()
     hashes = identifier_hashes(cleaned, hasher=hasher)
@@ -377,44 +431,68 @@ def erasure_request_create(*, subject: SubjectIdentifiers, legal_ground: str, ac
         duplicates = _open_duplicates(hashes, key_id=hasher.key_id)
         erasure_request = ErasureRequest.objects.create(
             reference=_reference_next(year=timezone.localtime(received_at).year),
-            received_at=received_at, channel=channel, legal_ground=legal_ground,
+            received_at=received_at,
+            channel=channel,
+            legal_ground=legal_ground,
             identifiers_encrypted=identifiers_encrypt(cleaned.subject),
-            scope_all=scope_all, scope_dataset_ids=dataset_ids,
+            scope_all=scope_all,
+            scope_dataset_ids=dataset_ids,
             scope_model_version_ids=model_version_ids,
-            first_due_at=first_due, due_at=first_due,
-            assigned_officer=assigned_officer, created_by=actor,
+            first_due_at=first_due,
+            due_at=first_due,
+            assigned_officer=assigned_officer,
+            created_by=actor,
             duplicate_of=duplicates[0] if duplicates else None,
         )
         SubjectIdentifierHash.objects.bulk_create(
-            SubjectIdentifierHash(erasure_request=erasure_request, entity_type=item.entity_type.value,
-                                  digest=item.digest, key_id=hasher.key_id, is_variant=item.is_variant)
+            SubjectIdentifierHash(
+                erasure_request=erasure_request,
+                entity_type=item.entity_type.value,
+                digest=item.digest,
+                key_id=hasher.key_id,
+                is_variant=item.is_variant,
+            )
             for item in hashes
         )
         audit_event_record(
-            actor=actor, action="erasure_request.created", target=erasure_request,
+            actor=actor,
+            action="erasure_request.created",
+            target=erasure_request,
             details={
-                "reference": erasure_request.reference, "channel": channel,
-                "legal_ground": legal_ground, "received_at": received_at.isoformat(),
-                "due_at": first_due.isoformat(), "identifier_counts": cleaned.subject.counts(),
+                "reference": erasure_request.reference,
+                "channel": channel,
+                "legal_ground": legal_ground,
+                "received_at": received_at.isoformat(),
+                "due_at": first_due.isoformat(),
+                "identifier_counts": cleaned.subject.counts(),
                 "hash_key_id": hasher.key_id,
                 "assigned_officer": assigned_officer.get_username() if assigned_officer else None,
-                "scope_all": scope_all, "scope_dataset_ids": dataset_ids,
+                "scope_all": scope_all,
+                "scope_dataset_ids": dataset_ids,
                 "scope_model_version_ids": model_version_ids,
                 "duplicate_of": duplicates[0].reference if duplicates else None,
                 "overlapping_open_requests": [d.reference for d in duplicates],
             },
         )
-    logger.info("erasure_request.created", extra={"reference": erasure_request.reference,
-                                                  "duplicate": bool(duplicates)})
+    logger.info(
+        "erasure_request.created",
+        extra={"reference": erasure_request.reference, "duplicate": bool(duplicates)},
+    )
     return erasure_request
 
 
 # --- the life cycle ----------------------------------------------------------------------------
 
 
-def erasure_request_verify_identity(*, erasure_request: ErasureRequest, actor, method: str,
-                                    note: str = "", verified_at: datetime | None = None,
-                                    now: datetime | None = None) -> ErasureRequest:
+def erasure_request_verify_identity(
+    *,
+    erasure_request: ErasureRequest,
+    actor,
+    method: str,
+    note: str = "",
+    verified_at: datetime | None = None,
+    now: datetime | None = None,
+) -> ErasureRequest:
     """Record how and when the person's identity was verified (Art. 12(6)); unlocks locating.
 
     The note stays out of the audit event (it may describe a document); the event says that
@@ -429,7 +507,8 @@ def erasure_request_verify_identity(*, erasure_request: ErasureRequest, actor, m
         locked = _guard(erasure_request=erasure_request, action=Action.VERIFY_IDENTITY, actor=actor)
         if verified_at < locked.received_at:
             raise ErasureRequestError(
-                {"verified_at": ["Identity cannot have been verified before the request was received."]})
+                {"verified_at": ["Identity cannot have been verified before the request was received."]}
+            )
         previous = locked.status
         locked.status = RequestStatus.IDENTITY_VERIFICATION
         locked.identity_method = method
@@ -437,15 +516,19 @@ def erasure_request_verify_identity(*, erasure_request: ErasureRequest, actor, m
         locked.identity_verified_by = actor
         locked.identity_verified_at = verified_at
         locked.save()
-        _record(erasure_request=locked, action=Action.VERIFY_IDENTITY, actor=actor,
-                previous_status=previous,
-                details={"method": method, "verified_at": verified_at.isoformat(),
-                         "note_given": bool(note)})
+        _record(
+            erasure_request=locked,
+            action=Action.VERIFY_IDENTITY,
+            actor=actor,
+            previous_status=previous,
+            details={"method": method, "verified_at": verified_at.isoformat(), "note_given": bool(note)},
+        )
     return _refresh(erasure_request)
 
 
-def _simple_transition(*, erasure_request: ErasureRequest, action: str, actor, note: str,
-                       extra: dict | None = None) -> ErasureRequest:
+def _simple_transition(
+    *, erasure_request: ErasureRequest, action: str, actor, note: str, extra: dict | None = None
+) -> ErasureRequest:
     note = _text(note, field_name="note", label="The note", required=False)
     rule = TRANSITIONS[action]
     with transaction.atomic():
@@ -457,76 +540,100 @@ def _simple_transition(*, erasure_request: ErasureRequest, action: str, actor, n
         locked.save()
         details = {"note": note} if note else {}
         details.update(extra or {})
-        _record(erasure_request=locked, action=action, actor=actor, previous_status=previous,
-                details=details)
+        _record(erasure_request=locked, action=action, actor=actor, previous_status=previous, details=details)
     return _refresh(erasure_request)
 
 
-def erasure_request_start_locating(*, erasure_request: ErasureRequest, actor,
-                                   note: str = "") -> ErasureRequest:
+def erasure_request_start_locating(
+    *, erasure_request: ErasureRequest, actor, note: str = ""
+) -> ErasureRequest:
     """Start searching the training data for the person's records (again, from review)."""
-    return _simple_transition(erasure_request=erasure_request, action=Action.START_LOCATING,
-                              actor=actor, note=note)
+    return _simple_transition(
+        erasure_request=erasure_request, action=Action.START_LOCATING, actor=actor, note=note
+    )
 
 
-def erasure_request_submit_for_review(*, erasure_request: ErasureRequest, actor,
-                                      note: str = "", details: dict | None = None) -> ErasureRequest:
+def erasure_request_submit_for_review(
+    *, erasure_request: ErasureRequest, actor, note: str = "", details: dict | None = None
+) -> ErasureRequest:
     """Hand the located candidates to the officer's review.
 
     ``details`` lets the locating stage record its counts (no raw personal data) in the event.
     """
-    return _simple_transition(erasure_request=erasure_request, action=Action.SUBMIT_FOR_REVIEW,
-                              actor=actor, note=note, extra=details)
+    return _simple_transition(
+        erasure_request=erasure_request,
+        action=Action.SUBMIT_FOR_REVIEW,
+        actor=actor,
+        note=note,
+        extra=details,
+    )
 
 
 def erasure_request_approve(*, erasure_request: ErasureRequest, actor, note: str = "") -> ErasureRequest:
     """Approve the erasure as reviewed; registered preconditions (e.g. a job plan) must hold."""
-    return _simple_transition(erasure_request=erasure_request, action=Action.APPROVE,
-                              actor=actor, note=note)
+    return _simple_transition(erasure_request=erasure_request, action=Action.APPROVE, actor=actor, note=note)
 
 
-def erasure_request_start_executing(*, erasure_request: ErasureRequest, actor,
-                                    note: str = "", details: dict | None = None) -> ErasureRequest:
+def erasure_request_start_executing(
+    *, erasure_request: ErasureRequest, actor, note: str = "", details: dict | None = None
+) -> ErasureRequest:
     """Mark the approved erasure as being carried out (jobs queued); ``actor`` None: the system."""
-    return _simple_transition(erasure_request=erasure_request, action=Action.START_EXECUTING,
-                              actor=actor, note=note, extra=details)
+    return _simple_transition(
+        erasure_request=erasure_request, action=Action.START_EXECUTING, actor=actor, note=note, extra=details
+    )
 
 
-def erasure_request_start_verifying(*, erasure_request: ErasureRequest, actor,
-                                    note: str = "", details: dict | None = None) -> ErasureRequest:
+def erasure_request_start_verifying(
+    *, erasure_request: ErasureRequest, actor, note: str = "", details: dict | None = None
+) -> ErasureRequest:
     """Mark execution done and verification under way; ``actor`` None: the system."""
-    return _simple_transition(erasure_request=erasure_request, action=Action.START_VERIFYING,
-                              actor=actor, note=note, extra=details)
+    return _simple_transition(
+        erasure_request=erasure_request, action=Action.START_VERIFYING, actor=actor, note=note, extra=details
+    )
 
 
-def erasure_request_complete(*, erasure_request: ErasureRequest, actor,
-                             note: str = "", details: dict | None = None) -> ErasureRequest:
+def erasure_request_complete(
+    *, erasure_request: ErasureRequest, actor, note: str = "", details: dict | None = None
+) -> ErasureRequest:
     """Close the request as done; registered preconditions (e.g. an issued report) must hold."""
-    return _simple_transition(erasure_request=erasure_request, action=Action.COMPLETE,
-                              actor=actor, note=note, extra=details)
+    return _simple_transition(
+        erasure_request=erasure_request, action=Action.COMPLETE, actor=actor, note=note, extra=details
+    )
 
 
 def rejection_reply_render(*, erasure_request: ErasureRequest, ground: str, explanation: str) -> str:
     """Return the reply to the person: the ground, the reasons and their rights (Art. 12(4))."""
-    return render_to_string("requests_app/rejection_reply.txt", {
-        "reference": erasure_request.reference,
-        "received_at": erasure_request.received_at,
-        "ground_label": RejectionGround(ground).label,
-        "explanation": explanation,
-        "supervisory_authority": settings.LETHE_SUPERVISORY_AUTHORITY,
-    }).strip() + "\n"
+    return (
+        render_to_string(
+            "requests_app/rejection_reply.txt",
+            {
+                "reference": erasure_request.reference,
+                "received_at": erasure_request.received_at,
+                "ground_label": RejectionGround(ground).label,
+                "explanation": explanation,
+                "supervisory_authority": settings.LETHE_SUPERVISORY_AUTHORITY,
+            },
+        ).strip()
+        + "\n"
+    )
 
 
-def erasure_request_reject(*, erasure_request: ErasureRequest, actor, ground: str,
-                           explanation: str) -> ErasureRequest:
+def erasure_request_reject(
+    *, erasure_request: ErasureRequest, actor, ground: str, explanation: str
+) -> ErasureRequest:
     """Refuse the request with an Art. 17(3) exemption or an Art. 12(5) reason, and write the reply.
 
     The reply tells the person why and that they may complain to a supervisory authority and
     seek a judicial remedy (Art. 12(4)); it names no identifier of theirs.
     """
     _choice(ground, RejectionGround, field_name="ground", label="rejection ground")
-    explanation = _text(explanation, field_name="explanation", label="The explanation",
-                        required=True, max_length=MAX_EXPLANATION_LENGTH)
+    explanation = _text(
+        explanation,
+        field_name="explanation",
+        label="The explanation",
+        required=True,
+        max_length=MAX_EXPLANATION_LENGTH,
+    )
     with transaction.atomic():
         locked = _guard(erasure_request=erasure_request, action=Action.REJECT, actor=actor)
         previous = locked.status
@@ -534,11 +641,17 @@ def erasure_request_reject(*, erasure_request: ErasureRequest, actor, ground: st
         locked.closed_at = timezone.now()
         locked.rejection_ground = ground
         locked.rejection_explanation = explanation
-        locked.rejection_reply = rejection_reply_render(erasure_request=locked, ground=ground,
-                                                        explanation=explanation)
+        locked.rejection_reply = rejection_reply_render(
+            erasure_request=locked, ground=ground, explanation=explanation
+        )
         locked.save()
-        _record(erasure_request=locked, action=Action.REJECT, actor=actor, previous_status=previous,
-                details={"ground": ground, "explanation": explanation})
+        _record(
+            erasure_request=locked,
+            action=Action.REJECT,
+            actor=actor,
+            previous_status=previous,
+            details={"ground": ground, "explanation": explanation},
+        )
     return _refresh(erasure_request)
 
 
@@ -552,14 +665,25 @@ def erasure_request_withdraw(*, erasure_request: ErasureRequest, actor, note: st
         locked.closed_at = timezone.now()
         locked.withdrawal_note = note
         locked.save()
-        _record(erasure_request=locked, action=Action.WITHDRAW, actor=actor, previous_status=previous,
-                details={"note_given": bool(note)})
+        _record(
+            erasure_request=locked,
+            action=Action.WITHDRAW,
+            actor=actor,
+            previous_status=previous,
+            details={"note_given": bool(note)},
+        )
     return _refresh(erasure_request)
 
 
-def erasure_request_extend_deadline(*, erasure_request: ErasureRequest, actor, until: datetime,
-                                    reason: str, notified_at: datetime | None = None,
-                                    now: datetime | None = None) -> ErasureRequest:
+def erasure_request_extend_deadline(
+    *,
+    erasure_request: ErasureRequest,
+    actor,
+    until: datetime,
+    reason: str,
+    notified_at: datetime | None = None,
+    now: datetime | None = None,
+) -> ErasureRequest:
     """Extend the deadline once, by at most two further months, with the reason (Art. 12(3)).
 
     Only before the first month ends. ``notified_at`` is when the person was told of the
@@ -574,8 +698,12 @@ def erasure_request_extend_deadline(*, erasure_request: ErasureRequest, actor, u
     with transaction.atomic():
         locked = _guard(erasure_request=erasure_request, action=Action.EXTEND_DEADLINE, actor=actor)
         problems = deadlines.extension_problems(
-            received_at=locked.received_at, first_due=locked.first_due_at,
-            already_extended=locked.is_extended, until=until, now=now)
+            received_at=locked.received_at,
+            first_due=locked.first_due_at,
+            already_extended=locked.is_extended,
+            until=until,
+            now=now,
+        )
         if problems:
             errors: dict[str, list[str]] = {}
             for problem in problems:
@@ -583,7 +711,8 @@ def erasure_request_extend_deadline(*, erasure_request: ErasureRequest, actor, u
             raise ErasureRequestError(errors)
         if notified_at < locked.received_at:
             raise ErasureRequestError(
-                {"notified_at": ["The person cannot have been told before the request was received."]})
+                {"notified_at": ["The person cannot have been told before the request was received."]}
+            )
         previous_due = locked.due_at
         locked.extended_until = until
         locked.due_at = until
@@ -591,10 +720,18 @@ def erasure_request_extend_deadline(*, erasure_request: ErasureRequest, actor, u
         locked.extension_notified_at = notified_at
         locked.due_soon_notified_at = None
         locked.save()
-        _record(erasure_request=locked, action=Action.EXTEND_DEADLINE, actor=actor,
-                previous_status=locked.status,
-                details={"previous_due_at": previous_due.isoformat(), "due_at": until.isoformat(),
-                         "reason": reason, "notified_at": notified_at.isoformat()})
+        _record(
+            erasure_request=locked,
+            action=Action.EXTEND_DEADLINE,
+            actor=actor,
+            previous_status=locked.status,
+            details={
+                "previous_due_at": previous_due.isoformat(),
+                "due_at": until.isoformat(),
+                "reason": reason,
+                "notified_at": notified_at.isoformat(),
+            },
+        )
     return _refresh(erasure_request)
 
 
@@ -608,33 +745,54 @@ def erasure_request_assign(*, erasure_request: ErasureRequest, actor, officer) -
             return _refresh(erasure_request)
         locked.assigned_officer = officer
         locked.save()
-        _record(erasure_request=locked, action=Action.ASSIGN, actor=actor, previous_status=locked.status,
-                details={"previous_officer": previous_officer.get_username() if previous_officer else None,
-                         "officer": officer.get_username() if officer else None})
+        _record(
+            erasure_request=locked,
+            action=Action.ASSIGN,
+            actor=actor,
+            previous_status=locked.status,
+            details={
+                "previous_officer": previous_officer.get_username() if previous_officer else None,
+                "officer": officer.get_username() if officer else None,
+            },
+        )
     return _refresh(erasure_request)
 
 
-def erasure_request_set_scope(*, erasure_request: ErasureRequest, actor, scope_all: bool,
-                              dataset_ids: Iterable[int] = (),
-                              model_version_ids: Iterable[int] = ()) -> ErasureRequest:
+def erasure_request_set_scope(
+    *,
+    erasure_request: ErasureRequest,
+    actor,
+    scope_all: bool,
+    dataset_ids: Iterable[int] = (),
+    model_version_ids: Iterable[int] = (),
+) -> ErasureRequest:
     """Set which data sets and model versions the erasure covers, before it is approved."""
     scope_all, datasets, model_versions = _scope_clean(
-        scope_all=scope_all, dataset_ids=dataset_ids, model_version_ids=model_version_ids)
+        scope_all=scope_all, dataset_ids=dataset_ids, model_version_ids=model_version_ids
+    )
     with transaction.atomic():
         locked = _guard(erasure_request=erasure_request, action=Action.SET_SCOPE, actor=actor)
         locked.scope_all = scope_all
         locked.scope_dataset_ids = datasets
         locked.scope_model_version_ids = model_versions
         locked.save()
-        _record(erasure_request=locked, action=Action.SET_SCOPE, actor=actor,
-                previous_status=locked.status,
-                details={"scope_all": scope_all, "scope_dataset_ids": datasets,
-                         "scope_model_version_ids": model_versions})
+        _record(
+            erasure_request=locked,
+            action=Action.SET_SCOPE,
+            actor=actor,
+            previous_status=locked.status,
+            details={
+                "scope_all": scope_all,
+                "scope_dataset_ids": datasets,
+                "scope_model_version_ids": model_versions,
+            },
+        )
     return _refresh(erasure_request)
 
 
-def erasure_request_reveal_identifiers(*, erasure_request: ErasureRequest, actor,
-                                       reason: str = "") -> SubjectIdentifiers:
+def erasure_request_reveal_identifiers(
+    *, erasure_request: ErasureRequest, actor, reason: str = ""
+) -> SubjectIdentifiers:
     """Return the person's identifiers in clear, and record who saw them and why.
 
     The event is written before the values are returned, in the same transaction: a reveal that
@@ -650,9 +808,13 @@ def erasure_request_reveal_identifiers(*, erasure_request: ErasureRequest, actor
                 "hashes remain."
             )
         subject = identifiers_decrypt(locked.identifiers_encrypted)
-        _record(erasure_request=locked, action=Action.REVEAL_IDENTIFIERS, actor=actor,
-                previous_status=locked.status,
-                details={"identifier_counts": subject.counts(), "reason": reason})
+        _record(
+            erasure_request=locked,
+            action=Action.REVEAL_IDENTIFIERS,
+            actor=actor,
+            previous_status=locked.status,
+            details={"identifier_counts": subject.counts(), "reason": reason},
+        )
     return subject
 
 
@@ -675,8 +837,11 @@ def _officer_recipients(erasure_request: ErasureRequest) -> list[str]:
 
 
 def _deadline_mail(erasure_request: ErasureRequest, *, kind: str) -> tuple[str, str, list[str]]:
-    context = {"erasure_request": erasure_request, "kind": kind,
-               "url": settings.LETHE_SITE_URL + erasure_request.get_absolute_url()}
+    context = {
+        "erasure_request": erasure_request,
+        "kind": kind,
+        "url": settings.LETHE_SITE_URL + erasure_request.get_absolute_url(),
+    }
     subject = render_to_string("requests_app/deadline_notice_subject.txt", context).strip()
     body = render_to_string("requests_app/deadline_notice.txt", context)
     return subject, body, _officer_recipients(erasure_request)
@@ -684,8 +849,11 @@ def _deadline_mail(erasure_request: ErasureRequest, *, kind: str) -> tuple[str, 
 
 def _claim_flag(erasure_request: ErasureRequest, *, flag_field: str, now: datetime) -> bool:
     """Set ``flag_field`` if still empty; False when another run already did (no double notice)."""
-    return bool(ErasureRequest.objects.filter(pk=erasure_request.pk, **{f"{flag_field}__isnull": True})
-                .update(**{flag_field: now}))
+    return bool(
+        ErasureRequest.objects.filter(pk=erasure_request.pk, **{f"{flag_field}__isnull": True}).update(
+            **{flag_field: now}
+        )
+    )
 
 
 def erasure_requests_flag_deadlines(*, now: datetime | None = None) -> DeadlineFlags:
@@ -698,8 +866,9 @@ def erasure_requests_flag_deadlines(*, now: datetime | None = None) -> DeadlineF
     flags = DeadlineFlags()
     open_requests = ErasureRequest.objects.open().select_related("assigned_officer")
     overdue = open_requests.filter(due_at__lte=now, overdue_notified_at__isnull=True)
-    due_soon = open_requests.filter(due_at__gt=now, due_at__lte=now + deadlines.due_soon_window(),
-                                    due_soon_notified_at__isnull=True)
+    due_soon = open_requests.filter(
+        due_at__gt=now, due_at__lte=now + deadlines.due_soon_window(), due_soon_notified_at__isnull=True
+    )
     for kind, queryset, flag_field, bucket in (
         ("overdue", overdue, "overdue_notified_at", flags.overdue),
         ("due_soon", due_soon, "due_soon_notified_at", flags.due_soon),
@@ -710,23 +879,32 @@ def erasure_requests_flag_deadlines(*, now: datetime | None = None) -> DeadlineF
                     continue
                 subject, body, recipients = _deadline_mail(erasure_request, kind=kind)
                 audit_event_record(
-                    actor=None, action=f"erasure_request.{kind}_flagged", target=erasure_request,
-                    details={"reference": erasure_request.reference,
-                             "due_at": erasure_request.due_at.isoformat(),
-                             "officers_notified": len(recipients)},
+                    actor=None,
+                    action=f"erasure_request.{kind}_flagged",
+                    target=erasure_request,
+                    details={
+                        "reference": erasure_request.reference,
+                        "due_at": erasure_request.due_at.isoformat(),
+                        "officers_notified": len(recipients),
+                    },
                 )
                 if recipients:
                     transaction.on_commit(
                         lambda s=subject, b=body, r=recipients: send_mail(
-                            s, b, settings.DEFAULT_FROM_EMAIL, r, fail_silently=False))
+                            s, b, settings.DEFAULT_FROM_EMAIL, r, fail_silently=False
+                        )
+                    )
             bucket.append(erasure_request.reference)
-            logger.info("erasure_request.deadline_flagged",
-                        extra={"reference": erasure_request.reference, "kind": kind})
+            logger.info(
+                "erasure_request.deadline_flagged",
+                extra={"reference": erasure_request.reference, "kind": kind},
+            )
     return flags
 
 
-def erasure_requests_purge_identifiers(*, actor=None, now: datetime | None = None,
-                                       retention_days: int | None = None) -> list[str]:
+def erasure_requests_purge_identifiers(
+    *, actor=None, now: datetime | None = None, retention_days: int | None = None
+) -> list[str]:
     """Erase the identifiers of requests closed more than ``LETHE_RETENTION_DAYS`` ago.
 
     The encrypted identifiers and the free-text notes that may describe the person go; the keyed
@@ -740,8 +918,11 @@ def erasure_requests_purge_identifiers(*, actor=None, now: datetime | None = Non
     if retention_days < 0:
         raise ErasureRequestError({"retention_days": ["The retention period cannot be negative."]})
     cutoff = now - timedelta(days=retention_days)
-    due = (ErasureRequest.objects.closed()
-           .filter(closed_at__lte=cutoff, identifiers_purged_at__isnull=True).order_by("closed_at"))
+    due = (
+        ErasureRequest.objects.closed()
+        .filter(closed_at__lte=cutoff, identifiers_purged_at__isnull=True)
+        .order_by("closed_at")
+    )
     purged = []
     for candidate in due:
         with transaction.atomic():
@@ -754,10 +935,15 @@ def erasure_requests_purge_identifiers(*, actor=None, now: datetime | None = Non
             locked.identifiers_purged_at = now
             locked.save()
             audit_event_record(
-                actor=actor, action="erasure_request.identifiers_purged", target=locked,
-                details={"reference": locked.reference, "closed_at": locked.closed_at.isoformat(),
-                         "retention_days": retention_days,
-                         "hashes_kept": locked.identifier_hashes.count()},
+                actor=actor,
+                action="erasure_request.identifiers_purged",
+                target=locked,
+                details={
+                    "reference": locked.reference,
+                    "closed_at": locked.closed_at.isoformat(),
+                    "retention_days": retention_days,
+                    "hashes_kept": locked.identifier_hashes.count(),
+                },
             )
         purged.append(locked.reference)
         logger.info("erasure_request.identifiers_purged", extra={"reference": locked.reference})
@@ -773,8 +959,9 @@ def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
     if actor is not None and not _actor_may(actor, roles.MANAGE_REQUESTS, system_may_act=False):
         raise ActionNotPermitted("Only privacy officers may rotate identifier keys.")
     rotated = 0
-    pending = (ErasureRequest.objects.exclude(identifiers_encrypted="")
-               .order_by("pk").values_list("pk", flat=True))
+    pending = (
+        ErasureRequest.objects.exclude(identifiers_encrypted="").order_by("pk").values_list("pk", flat=True)
+    )
     for pk in pending.iterator():
         with transaction.atomic():
             row = ErasureRequest.objects.select_for_update().get(pk=pk)
@@ -782,18 +969,23 @@ def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
                 continue
             # update(), not save(): re-encryption is not a change to the request.
             ErasureRequest.objects.filter(pk=pk).update(
-                identifiers_encrypted=identifiers_reencrypt(row.identifiers_encrypted))
+                identifiers_encrypted=identifiers_reencrypt(row.identifiers_encrypted)
+            )
         rotated += 1
     with transaction.atomic():
-        audit_event_record(actor=actor, action="erasure_request.identifier_keys_rotated",
-                           object_type="requests_app.erasurerequest", object_id="*",
-                           details={"requests_reencrypted": rotated,
-                                    "keys_configured": len(settings.LETHE_IDENTIFIER_KEYS)})
+        audit_event_record(
+            actor=actor,
+            action="erasure_request.identifier_keys_rotated",
+            object_type="requests_app.erasurerequest",
+            object_id="*",
+            details={"requests_reencrypted": rotated, "keys_configured": len(settings.LETHE_IDENTIFIER_KEYS)},
+        )
     return rotated
 
 
-def erasure_request_complete_with_report(*, erasure_request: ErasureRequest, actor,
-                                         note: str = "") -> ErasureRequest:
+def erasure_request_complete_with_report(
+    *, erasure_request: ErasureRequest, actor, note: str = ""
+) -> ErasureRequest:
     """Complete the request and issue its signed audit report in one transaction.
 
     A completed request must always have its report (SPEC §7): if the report cannot be issued,

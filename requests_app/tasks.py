@@ -1,4 +1,5 @@
 """Periodic housekeeping of erasure requests, on the ``cpu`` queue. Thin: each calls one service."""
+
 from celery import shared_task
 
 from requests_app.services import erasure_requests_flag_deadlines, erasure_requests_purge_identifiers

@@ -4,6 +4,7 @@ Views translate between HTTP and the services: a refused step re-renders the pag
 service's message on the form, with status 400 (bad input) or 409 (not allowed now), and
 nothing has changed.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -59,8 +60,10 @@ class ErasureRequestListView(PermissionPageMixin, ListView):
         cleaned = self.form.cleaned_data if self.form.is_valid() else {}
         filters = selectors.ErasureRequestFilters(
             status=cleaned.get("status", self.default_status),
-            assignee=cleaned.get("assignee", ""), overdue=cleaned.get("overdue", False),
-            due_soon=cleaned.get("due_soon", False), search=cleaned.get("q", ""),
+            assignee=cleaned.get("assignee", ""),
+            overdue=cleaned.get("overdue", False),
+            due_soon=cleaned.get("due_soon", False),
+            search=cleaned.get("q", ""),
         )
         return selectors.erasure_request_list(filters=filters, user=self.request.user)
 
@@ -68,11 +71,16 @@ class ErasureRequestListView(PermissionPageMixin, ListView):
         context = super().get_context_data(**kwargs)
         query = self.request.GET.copy()
         query.pop("page", None)
-        context.update(filter_form=self.form, heading=self.heading, empty_message=self.empty_message,
-                       searching=bool(self.form.is_valid() and self.form.cleaned_data.get("q")),
-                       now=timezone.now(), due_soon_days=settings.LETHE_DUE_SOON_DAYS,
-                       query_without_page=query.urlencode(),
-                       can_manage=self.request.user.has_perm(roles.MANAGE_REQUESTS))
+        context.update(
+            filter_form=self.form,
+            heading=self.heading,
+            empty_message=self.empty_message,
+            searching=bool(self.form.is_valid() and self.form.cleaned_data.get("q")),
+            now=timezone.now(),
+            due_soon_days=settings.LETHE_DUE_SOON_DAYS,
+            query_without_page=query.urlencode(),
+            can_manage=self.request.user.has_perm(roles.MANAGE_REQUESTS),
+        )
         return context
 
 
@@ -95,14 +103,21 @@ class ErasureRequestCreateView(PermissionPageMixin, FormView):
     def form_valid(self, form):
         data = form.cleaned_data
         subject = SubjectIdentifiers.from_lists(
-            names=data["names"], emails=data["emails"], phones=data["phones"],
-            addresses=data["addresses"], account_ids=data["account_ids"])
+            names=data["names"],
+            emails=data["emails"],
+            phones=data["phones"],
+            addresses=data["addresses"],
+            account_ids=data["account_ids"],
+        )
         try:
             erasure_request = services.erasure_request_create(
                 subject=subject,
-                legal_ground=data["legal_ground"], actor=self.request.user,
-                received_at=data["received_at"], channel=data["channel"],
-                assigned_officer=data["assigned_officer"], scope_all=data["scope_all"],
+                legal_ground=data["legal_ground"],
+                actor=self.request.user,
+                received_at=data["received_at"],
+                channel=data["channel"],
+                assigned_officer=data["assigned_officer"],
+                scope_all=data["scope_all"],
                 scope_dataset_ids=data["scope_dataset_ids"],
                 scope_model_version_ids=data["scope_model_version_ids"],
             )
@@ -110,8 +125,11 @@ class ErasureRequestCreateView(PermissionPageMixin, FormView):
             forms.form_errors_from_service(form, error)
             return self.render_to_response(self.get_context_data(form=form), status=400)
         if erasure_request.duplicate_of_id:
-            messages.warning(self.request, f"{erasure_request.reference} was recorded and flagged as a "
-                                           f"possible duplicate of {erasure_request.duplicate_of.reference}.")
+            messages.warning(
+                self.request,
+                f"{erasure_request.reference} was recorded and flagged as a "
+                f"possible duplicate of {erasure_request.duplicate_of.reference}.",
+            )
         else:
             messages.success(self.request, f"{erasure_request.reference} was recorded.")
         for warning in services.subject_identifiers_warnings(subject):
@@ -146,19 +164,25 @@ def _run_action(action: str, *, erasure_request: ErasureRequest, actor, data: di
     target = {"erasure_request": erasure_request, "actor": actor}
     if action == Action.VERIFY_IDENTITY:
         return services.erasure_request_verify_identity(
-            **target, method=data["method"], note=data["note"], verified_at=data["verified_at"])
+            **target, method=data["method"], note=data["note"], verified_at=data["verified_at"]
+        )
     if action == Action.EXTEND_DEADLINE:
         return services.erasure_request_extend_deadline(
-            **target, until=data["until"], reason=data["reason"], notified_at=data["notified_at"])
+            **target, until=data["until"], reason=data["reason"], notified_at=data["notified_at"]
+        )
     if action == Action.REJECT:
-        return services.erasure_request_reject(**target, ground=data["ground"],
-                                               explanation=data["explanation"])
+        return services.erasure_request_reject(
+            **target, ground=data["ground"], explanation=data["explanation"]
+        )
     if action == Action.ASSIGN:
         return services.erasure_request_assign(**target, officer=data["officer"])
     if action == Action.SET_SCOPE:
         return services.erasure_request_set_scope(
-            **target, scope_all=data["scope_all"], dataset_ids=data["scope_dataset_ids"],
-            model_version_ids=data["scope_model_version_ids"])
+            **target,
+            scope_all=data["scope_all"],
+            dataset_ids=data["scope_dataset_ids"],
+            model_version_ids=data["scope_model_version_ids"],
+        )
     if action == Action.REVEAL_IDENTIFIERS:
         return services.erasure_request_reveal_identifiers(**target, reason=data["reason"])
     simple = {
@@ -177,9 +201,11 @@ def _initial_for(action: str, erasure_request: ErasureRequest) -> dict:
     if action == Action.ASSIGN:
         return {"officer": erasure_request.assigned_officer}
     if action == Action.SET_SCOPE:
-        return {"scope_all": erasure_request.scope_all,
-                "scope_dataset_ids": ", ".join(map(str, erasure_request.scope_dataset_ids)),
-                "scope_model_version_ids": ", ".join(map(str, erasure_request.scope_model_version_ids))}
+        return {
+            "scope_all": erasure_request.scope_all,
+            "scope_dataset_ids": ", ".join(map(str, erasure_request.scope_dataset_ids)),
+            "scope_model_version_ids": ", ".join(map(str, erasure_request.scope_model_version_ids)),
+        }
     if action == Action.EXTEND_DEADLINE:
         from requests_app.deadlines import latest_extended_due_at
 
@@ -195,10 +221,10 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
     template_name = "requests_app/request_detail.html"
     context_object_name = "erasure_request"
     queryset = ErasureRequest.objects.select_related(
-        "assigned_officer", "identity_verified_by", "duplicate_of", "created_by")
+        "assigned_officer", "identity_verified_by", "duplicate_of", "created_by"
+    )
 
-    def get_context_data(self, *, bound_action: str | None = None, bound_form=None, revealed=None,
-                         **kwargs):
+    def get_context_data(self, *, bound_action: str | None = None, bound_form=None, revealed=None, **kwargs):
         context = super().get_context_data(**kwargs)
         erasure_request = self.object
         user = self.request.user
@@ -207,10 +233,14 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
         for action in available:
             slug = ACTION_SLUGS[action]
             _, form_class, label = PAGE_ACTIONS[slug]
-            form = bound_form if action == bound_action else form_class(
-                initial=_initial_for(action, erasure_request), prefix=slug)
-            action_forms.append({"slug": slug, "action": action, "label": label, "form": form,
-                                 "open": action == bound_action})
+            form = (
+                bound_form
+                if action == bound_action
+                else form_class(initial=_initial_for(action, erasure_request), prefix=slug)
+            )
+            action_forms.append(
+                {"slug": slug, "action": action, "label": label, "form": form, "open": action == bound_action}
+            )
         masked = selectors.erasure_request_identifiers_masked(erasure_request=erasure_request)
         action_errors = []
         if bound_form is not None:
@@ -223,16 +253,20 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
             action_forms=action_forms,
             reveal_form=next((f for f in action_forms if f["action"] == Action.REVEAL_IDENTIFIERS), None),
             identifier_rows=[
-                {"label": IDENTIFIER_LABELS[name][1], "masked": (masked or {}).get(name, []),
-                 "revealed": getattr(revealed, name) if revealed else None}
+                {
+                    "label": IDENTIFIER_LABELS[name][1],
+                    "masked": (masked or {}).get(name, []),
+                    "revealed": getattr(revealed, name) if revealed else None,
+                }
                 for name in IDENTIFIER_LABELS
             ],
             identifiers_purged=masked is None,
             revealed=revealed is not None,
             hash_counts=selectors.erasure_request_identifier_hash_counts(erasure_request=erasure_request),
             overlapping=selectors.erasure_request_overlapping(erasure_request=erasure_request),
-            timeline=selectors.erasure_request_timeline(erasure_request=erasure_request)
-            .select_related("actor"),
+            timeline=selectors.erasure_request_timeline(erasure_request=erasure_request).select_related(
+                "actor"
+            ),
             now=timezone.now(),
             can_manage=user.has_perm(roles.MANAGE_REQUESTS),
         )
@@ -258,8 +292,12 @@ class ErasureRequestActionView(PermissionPageMixin, View):
         status = 400
         if form.is_valid():
             try:
-                result = _run_action(service_action, erasure_request=erasure_request,
-                                     actor=request.user, data=form.cleaned_data)
+                result = _run_action(
+                    service_action,
+                    erasure_request=erasure_request,
+                    actor=request.user,
+                    data=form.cleaned_data,
+                )
             except services.TransitionNotAllowed as error:
                 forms.form_errors_from_service(form, error)
                 status = 409
@@ -268,11 +306,13 @@ class ErasureRequestActionView(PermissionPageMixin, View):
             else:
                 if service_action == Action.REVEAL_IDENTIFIERS:
                     return self._render_detail(erasure_request, revealed=result, status=200)
-                messages.success(request, f"{erasure_request.reference}: "
-                                          f"{PAGE_ACTIONS[action][2].lower()} done.")
+                messages.success(
+                    request, f"{erasure_request.reference}: {PAGE_ACTIONS[action][2].lower()} done."
+                )
                 return redirect(erasure_request)
-        return self._render_detail(erasure_request, bound_action=service_action, bound_form=form,
-                                   status=status)
+        return self._render_detail(
+            erasure_request, bound_action=service_action, bound_form=form, status=status
+        )
 
     def _render_detail(self, erasure_request, *, status: int, **extra):
         detail = ErasureRequestDetailView()

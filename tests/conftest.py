@@ -1,4 +1,5 @@
 """Fixtures shared by the whole suite: users per role, a real Celery worker, a browser."""
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,9 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "c
 class WorkerProcess:
     """A real ``celery worker`` process on the test broker and the test database."""
 
-    def __init__(self, *, env: dict, hostname: str, log_path: Path, queues: str = "cpu,gpu",
-                 pool: str = "solo"):
+    def __init__(
+        self, *, env: dict, hostname: str, log_path: Path, queues: str = "cpu,gpu", pool: str = "solo"
+    ):
         self.env = env
         self.hostname = hostname
         self.log_path = log_path
@@ -80,10 +82,30 @@ class WorkerProcess:
     def start(self) -> "WorkerProcess":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", self.queues,
-             "--pool", self.pool, "--concurrency", "1", "--hostname", self.hostname,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "compliance",
+                "worker",
+                "-Q",
+                self.queues,
+                "--pool",
+                self.pool,
+                "--concurrency",
+                "1",
+                "--hostname",
+                self.hostname,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
@@ -128,15 +150,22 @@ def worker_env(transactional_db, tmp_path_factory):
 def celery_worker(worker_env, tmp_path_factory):
     """Start one real worker on both queues for the test; stop it afterwards."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    worker = WorkerProcess(env=worker_env, hostname=f"test-worker-{os.getpid()}@localhost",
-                           log_path=log_path).start()
+    worker = WorkerProcess(
+        env=worker_env, hostname=f"test-worker-{os.getpid()}@localhost", log_path=log_path
+    ).start()
     yield worker
     worker.stop()
 
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

@@ -1,6 +1,10 @@
 """REST endpoints for data sets, models and jobs."""
-from unlearning_jobs import verification_urls  # before job_urls: jobs/<id>/verification/
-from unlearning_jobs import job_urls, suppression_urls
+
+from unlearning_jobs import (
+    job_urls,
+    suppression_urls,
+    verification_urls,  # before job_urls: jobs/<id>/verification/
+)
 
 urlpatterns: list = [
     *verification_urls.api_urlpatterns,

@@ -14,5 +14,9 @@ class UnlearningJobsConfig(AppConfig):
         matching_connect()
         # Decision jobs hold their request in executing until they end, and feed its audit report.
         jobs_connect()
-        from unlearning_jobs.verification import verification_connect; verification_connect()  # noqa: E702  (verify jobs, completion check, report)
-        from unlearning_jobs.suppression import suppression_connect; suppression_connect()  # noqa: E702  (guards, latent data)
+        from unlearning_jobs.verification import verification_connect
+
+        verification_connect()  # noqa: E702  (verify jobs, completion check, report)
+        from unlearning_jobs.suppression import suppression_connect
+
+        suppression_connect()  # noqa: E702  (guards, latent data)

@@ -5,6 +5,7 @@ services and back. Reading needs the job queue's read permission (engineers, off
 registering and resuming need ``operate_jobs`` (engineers). A refused file answers 400 with
 the reason and registers nothing.
 """
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -68,11 +69,17 @@ class DatasetVersionSerializer(serializers.Serializer):
     def get_progress(self, obj) -> dict:
         # A list reads every version's progress at once and passes it in the context.
         progress = self.context.get("progress", {}).get(obj.pk)
-        return ProgressSerializer(progress if progress is not None else indexing.dataset_version_progress(obj)).data
+        return ProgressSerializer(
+            progress if progress is not None else indexing.dataset_version_progress(obj)
+        ).data
 
     def get_reingestion_hits(self, obj) -> int:
         blocked = getattr(obj, "reingestion_blocked", None)  # annotated by ``datasets.dataset_list``
-        return blocked if blocked is not None else obj.reingestion_hits.filter(overridden_at__isnull=True).count()
+        return (
+            blocked
+            if blocked is not None
+            else obj.reingestion_hits.filter(overridden_at__isnull=True).count()
+        )
 
 
 class DatasetSerializer(serializers.Serializer):
@@ -90,7 +97,9 @@ class DatasetSerializer(serializers.Serializer):
 def datasets_data(queryset) -> list[dict]:
     """Serialise data sets from ``datasets.dataset_list()``, reading every version's progress in one query."""
     listed = list(queryset)
-    progress = indexing.dataset_versions_progress(version for dataset in listed for version in dataset.versions.all())
+    progress = indexing.dataset_versions_progress(
+        version for dataset in listed for version in dataset.versions.all()
+    )
     return DatasetSerializer(listed, many=True, context={"progress": progress}).data
 
 
@@ -99,14 +108,21 @@ class DatasetListCreateApi(DatasetApiBase):
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=datasets.MAX_NAME_LENGTH)
-        path = serializers.CharField(max_length=4096,
-                                     help_text="Under LETHE_DATA_DIR or one of LETHE_IMPORT_ROOTS")
-        format = serializers.ChoiceField(choices=[f.value for f in DatasetFormat], required=False,
-                                         allow_null=True, default=None)
-        text_field = serializers.ListField(child=serializers.CharField(max_length=200), min_length=1,
-                                           default=["text"], help_text="Fields joined by new lines")
-        id_field = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True,
-                                         default=None)
+        path = serializers.CharField(
+            max_length=4096, help_text="Under LETHE_DATA_DIR or one of LETHE_IMPORT_ROOTS"
+        )
+        format = serializers.ChoiceField(
+            choices=[f.value for f in DatasetFormat], required=False, allow_null=True, default=None
+        )
+        text_field = serializers.ListField(
+            child=serializers.CharField(max_length=200),
+            min_length=1,
+            default=["text"],
+            help_text="Fields joined by new lines",
+        )
+        id_field = serializers.CharField(
+            max_length=200, required=False, allow_blank=True, allow_null=True, default=None
+        )
         description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
         chunk_size = serializers.IntegerField(min_value=1, max_value=100_000, required=False, default=None)
 
@@ -129,9 +145,15 @@ class DatasetListCreateApi(DatasetApiBase):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         version = datasets.dataset_version_register(
-            name=data["name"], path=data["path"], actor=request.user, format=data["format"],
-            text_field=data["text_field"], id_field=data["id_field"], description=data["description"],
-            chunk_size=data["chunk_size"])
+            name=data["name"],
+            path=data["path"],
+            actor=request.user,
+            format=data["format"],
+            text_field=data["text_field"],
+            id_field=data["id_field"],
+            description=data["description"],
+            chunk_size=data["chunk_size"],
+        )
         return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 

@@ -3,6 +3,7 @@
 Both are named ``unlearning_jobs.cpu.*`` so ``compliance.queues`` routes them to the ``cpu``
 queue; arguments are ids and ``**kwargs`` is accepted so old and new workers can share a queue.
 """
+
 from __future__ import annotations
 
 from celery import shared_task
@@ -33,13 +34,16 @@ def index_chunk(self, chunk_id: int, **kwargs) -> str:
         from unlearning_jobs.models import IndexChunk, IndexChunkStatus
 
         if IndexChunk.objects.filter(pk=chunk_id, status=IndexChunkStatus.PENDING).exists():
-            raise self.retry(exc=error, countdown=min(2 ** self.request.retries * 5, 300))
+            raise self.retry(exc=error, countdown=min(2**self.request.retries * 5, 300)) from error
         raise
     if outcome == "busy":
         busy_checks = kwargs.get("busy_checks", 0)
         if busy_checks < BUSY_CHECKS:
-            raise self.retry(countdown=settings.LETHE_WORKER_STALE_SECONDS + 5, max_retries=None,
-                             kwargs={**kwargs, "busy_checks": busy_checks + 1})
+            raise self.retry(
+                countdown=settings.LETHE_WORKER_STALE_SECONDS + 5,
+                max_retries=None,
+                kwargs={**kwargs, "busy_checks": busy_checks + 1},
+            )
     return outcome
 
 

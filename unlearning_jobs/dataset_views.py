@@ -4,6 +4,7 @@ resuming an index, and the re-ingestion guard's flags with the officer's overrid
 Engineers register and resume (``operate_jobs``); officers and engineers read (the job
 queue's read permission); only officers let a flagged record back in.
 """
+
 from __future__ import annotations
 
 from django import forms
@@ -25,21 +26,36 @@ FORMAT_CHOICES = [("", "From the file name")] + [(f.value, f.value) for f in Dat
 
 
 class DatasetUploadForm(forms.Form):
-    name = forms.CharField(max_length=datasets.MAX_NAME_LENGTH, label="Data set",
-                           help_text="A new name creates the data set; an existing one gets a new version.")
-    file = forms.FileField(label="File",
-                           help_text="JSON Lines, JSON, CSV, Parquet or plain text (one record a line).")
+    name = forms.CharField(
+        max_length=datasets.MAX_NAME_LENGTH,
+        label="Data set",
+        help_text="A new name creates the data set; an existing one gets a new version.",
+    )
+    file = forms.FileField(
+        label="File", help_text="JSON Lines, JSON, CSV, Parquet or plain text (one record a line)."
+    )
     format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
-    text_field = forms.CharField(max_length=400, initial="text", label="Text field",
-                                 help_text="Several fields are joined by new lines: question,answer")
-    id_field = forms.CharField(max_length=200, required=False, label="Id field",
-                               help_text="Empty: each record's id is the SHA-256 of its text.")
+    text_field = forms.CharField(
+        max_length=400,
+        initial="text",
+        label="Text field",
+        help_text="Several fields are joined by new lines: question,answer",
+    )
+    id_field = forms.CharField(
+        max_length=200,
+        required=False,
+        label="Id field",
+        help_text="Empty: each record's id is the SHA-256 of its text.",
+    )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), max_length=2000)
 
 
 class OverrideForm(forms.Form):
-    reason = forms.CharField(max_length=reingestion.MAX_REASON_LENGTH, widget=forms.Textarea(attrs={"rows": 2}),
-                             label="Why may this record be used for training again?")
+    reason = forms.CharField(
+        max_length=reingestion.MAX_REASON_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why may this record be used for training again?",
+    )
 
 
 def _form_errors(form: forms.Form, error: ValidationError) -> None:
@@ -61,12 +77,16 @@ class DatasetListView(PermissionPageMixin, TemplateView):
         rows = []
         for dataset in datasets.dataset_list():
             versions = list(dataset.versions.all())
-            rows.append({"dataset": dataset, "latest": versions[0] if versions else None,
-                         "versions": len(versions)})
+            rows.append(
+                {"dataset": dataset, "latest": versions[0] if versions else None, "versions": len(versions)}
+            )
         can_register = self.request.user.has_perm(roles.OPERATE_JOBS)
-        context.update(rows=rows, can_register=can_register,
-                       form=form or (DatasetUploadForm() if can_register else None),
-                       upload_limit=settings.LETHE_UPLOAD_MAX_BYTES)
+        context.update(
+            rows=rows,
+            can_register=can_register,
+            form=form or (DatasetUploadForm() if can_register else None),
+            upload_limit=settings.LETHE_UPLOAD_MAX_BYTES,
+        )
         return context
 
 
@@ -82,18 +102,24 @@ class DatasetUploadView(PermissionPageMixin, View):
             data = form.cleaned_data
             try:
                 version = datasets.dataset_version_register_upload(
-                    name=data["name"], upload=data["file"], actor=request.user, format=data["format"] or None,
-                    text_field=data["text_field"], id_field=data["id_field"] or None,
-                    description=data["description"])
+                    name=data["name"],
+                    upload=data["file"],
+                    actor=request.user,
+                    format=data["format"] or None,
+                    text_field=data["text_field"],
+                    id_field=data["id_field"] or None,
+                    description=data["description"],
+                )
             except ValidationError as error:
                 _form_errors(form, error)
             else:
-                messages.success(request, f"{version} registered: {version.record_count} records; indexing started.")
+                messages.success(
+                    request, f"{version} registered: {version.record_count} records; indexing started."
+                )
                 return redirect(version.dataset)
         view = DatasetListView()
         view.setup(request)
-        return render(request, DatasetListView.template_name,
-                      view.get_context_data(form=form), status=400)
+        return render(request, DatasetListView.template_name, view.get_context_data(form=form), status=400)
 
 
 class DatasetDetailView(PermissionPageMixin, DetailView):
@@ -113,17 +139,27 @@ class DatasetDetailView(PermissionPageMixin, DetailView):
         hits_by_version = reingestion.dataset_versions_reingestion_hits(listed)
         for version in listed:
             hits = hits_by_version[version.pk]
-            versions.append({
-                "version": version,
-                "progress": progress[version.pk],
-                "configuration": _configuration_rows(version.index_configuration),
-                "hits": [{"hit": hit, "form": override_forms.get(hit.pk) or OverrideForm(prefix=f"hit{hit.pk}")}
-                         for hit in hits],
-                "blocked": sum(1 for hit in hits if not hit.overridden),
-                "resumable": version.status != DatasetVersionStatus.INDEXED,
-            })
-        context.update(versions=versions, can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
-                       can_override=self.request.user.has_perm(roles.MANAGE_REQUESTS))
+            versions.append(
+                {
+                    "version": version,
+                    "progress": progress[version.pk],
+                    "configuration": _configuration_rows(version.index_configuration),
+                    "hits": [
+                        {
+                            "hit": hit,
+                            "form": override_forms.get(hit.pk) or OverrideForm(prefix=f"hit{hit.pk}"),
+                        }
+                        for hit in hits
+                    ],
+                    "blocked": sum(1 for hit in hits if not hit.overridden),
+                    "resumable": version.status != DatasetVersionStatus.INDEXED,
+                }
+            )
+        context.update(
+            versions=versions,
+            can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
+            can_override=self.request.user.has_perm(roles.MANAGE_REQUESTS),
+        )
         return context
 
 
@@ -182,7 +218,9 @@ class ReingestionOverrideView(PermissionPageMixin, View):
         form = OverrideForm(request.POST, prefix=f"hit{hit.pk}")
         if form.is_valid():
             try:
-                reingestion.reingestion_hit_override(hit=hit, actor=request.user, reason=form.cleaned_data["reason"])
+                reingestion.reingestion_hit_override(
+                    hit=hit, actor=request.user, reason=form.cleaned_data["reason"]
+                )
             except reingestion.ReingestionOverrideError as error:
                 form.add_error("reason", str(error))
             else:

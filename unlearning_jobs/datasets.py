@@ -7,6 +7,7 @@ copied into a canonical JSON Lines file under ``LETHE_DATA_DIR/datasets/<id>/v<n
 a temporary folder and renamed into place only with the database rows, so a version's text can
 never change under its index. Indexing is ``unlearning_jobs.indexing``'s job.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -100,9 +101,14 @@ def dataset_source_path_check(path: str | Path, *, max_bytes: int | None = None)
     try:
         resolved = confined_path(raw)
     except PathNotAllowed:
-        raise DatasetRegistrationError({"path": [
-            f"{NOT_ALLOWED} Data sets are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
-            "(docs/datasets.md)."]}) from None
+        raise DatasetRegistrationError(
+            {
+                "path": [
+                    f"{NOT_ALLOWED} Data sets are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
+                    "(docs/datasets.md)."
+                ]
+            }
+        ) from None
     except PathMissing:
         raise DatasetRegistrationError({"path": [f"{raw.name}: no such file."]}) from None
     if not resolved.is_file():
@@ -112,9 +118,9 @@ def dataset_source_path_check(path: str | Path, *, max_bytes: int | None = None)
     limit = settings.LETHE_IMPORT_MAX_BYTES if max_bytes is None else max_bytes
     size = resolved.stat().st_size
     if size > limit:
-        raise DatasetRegistrationError({"path": [
-            f"{raw.name}: {size:,} bytes is over the limit of {limit:,} bytes."
-        ]})
+        raise DatasetRegistrationError(
+            {"path": [f"{raw.name}: {size:,} bytes is over the limit of {limit:,} bytes."]}
+        )
     return resolved
 
 
@@ -138,9 +144,11 @@ def dataset_version_records_read(
     Records of a version lie in the copy in ordinal order, so a range is one contiguous read.
     """
     rows = list(
-        DatasetRecord.objects.filter(version=version, ordinal__gte=start,
-                                     **({"ordinal__lt": end} if end is not None else {}))
-        .order_by("ordinal").values_list("record_id", "line_no", "byte_offset", "byte_length")
+        DatasetRecord.objects.filter(
+            version=version, ordinal__gte=start, **({"ordinal__lt": end} if end is not None else {})
+        )
+        .order_by("ordinal")
+        .values_list("record_id", "line_no", "byte_offset", "byte_length")
     )
     if not rows:
         return []
@@ -151,7 +159,7 @@ def dataset_version_records_read(
         blob = handle.read(last[2] + last[3] - first[2])
     out = []
     for record_id, line_no, offset, length in rows:
-        line = blob[offset - first[2]: offset - first[2] + length]
+        line = blob[offset - first[2] : offset - first[2] + length]
         stored = json.loads(line)
         if stored["id"] != record_id:
             raise DatasetFormatError(
@@ -203,7 +211,7 @@ def dataset_version_iter_texts(
     What training and unlearning jobs read: pass ``dataset_version_training_records(version)``
     to get only the records the re-ingestion guard lets through.
     """
-    queryset = (records if records is not None else version.records.all())
+    queryset = records if records is not None else version.records.all()
     if hasattr(queryset, "order_by"):
         queryset = queryset.order_by("ordinal")
         source = queryset.iterator(chunk_size=batch)
@@ -257,9 +265,13 @@ def _format_of(format: str | None) -> str | None:
     try:
         return DatasetFormat(str(format).strip().lower()).value
     except ValueError:
-        raise DatasetRegistrationError({"format": [
-            f"Unknown format {format!r}; use one of {', '.join(f.value for f in DatasetFormat)}."
-        ]}) from None
+        raise DatasetRegistrationError(
+            {
+                "format": [
+                    f"Unknown format {format!r}; use one of {', '.join(f.value for f in DatasetFormat)}."
+                ]
+            }
+        ) from None
 
 
 def _canonical_line(record_id: str, text: str) -> bytes:
@@ -279,15 +291,20 @@ def _stage_records(records: Iterable[SourceRecord], *, folder: Path) -> _Staged:
                 )
             line = _canonical_line(record.record_id, record.text)
             out.write(line)
-            staged.append(_StagedRecord(
-                record_id=record.record_id, line_no=record.line_no, byte_offset=offset,
-                byte_length=len(line),
-                text_sha256=hashlib.sha256(record.text.encode("utf-8")).hexdigest(),
-                text_length=len(record.text),
-            ))
+            staged.append(
+                _StagedRecord(
+                    record_id=record.record_id,
+                    line_no=record.line_no,
+                    byte_offset=offset,
+                    byte_length=len(line),
+                    text_sha256=hashlib.sha256(record.text.encode("utf-8")).hexdigest(),
+                    text_length=len(record.text),
+                )
+            )
             offset += len(line)
     manifest_sha256 = _manifest_write(
-        ((item.record_id, item.text_sha256) for item in staged), path=folder / MANIFEST_FILE)
+        ((item.record_id, item.text_sha256) for item in staged), path=folder / MANIFEST_FILE
+    )
     return _Staged(folder=folder, records=staged, manifest_sha256=manifest_sha256)
 
 
@@ -296,8 +313,9 @@ def _manifest_write(entries: Iterable[tuple[str, str]], *, path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("wb") as out:
         for record_id, text_sha in sorted(entries):
-            line = (json.dumps({"id": record_id, "text_sha256": text_sha}, ensure_ascii=False)
-                    + "\n").encode("utf-8")
+            line = (json.dumps({"id": record_id, "text_sha256": text_sha}, ensure_ascii=False) + "\n").encode(
+                "utf-8"
+            )
             digest.update(line)
             out.write(line)
     return digest.hexdigest()
@@ -313,8 +331,9 @@ def _staging_folder() -> Path:
 
 def _chunks_create(version: DatasetVersion, *, chunk_size: int) -> list[IndexChunk]:
     chunks = [
-        IndexChunk(version=version, number=number, start=start,
-                   end=min(start + chunk_size, version.record_count))
+        IndexChunk(
+            version=version, number=number, start=start, end=min(start + chunk_size, version.record_count)
+        )
         for number, start in enumerate(range(0, version.record_count, chunk_size))
     ]
     return IndexChunk.objects.bulk_create(chunks)
@@ -354,7 +373,9 @@ def dataset_version_register(
     if control_character_found(name):
         raise DatasetRegistrationError({"name": ["The name holds a control character; remove it."]})
     if control_character_found(description or "", allow=LINE_CONTROLS):
-        raise DatasetRegistrationError({"description": ["The description holds a control character; remove it."]})
+        raise DatasetRegistrationError(
+            {"description": ["The description holds a control character; remove it."]}
+        )
     fields = _text_fields(text_field)
     id_field = (id_field or "").strip() or None
     kind = _format_of(format)
@@ -377,43 +398,69 @@ def dataset_version_register(
             raise DatasetRegistrationError({"file": [str(error)]}) from None
         with transaction.atomic():
             dataset, _ = Dataset.objects.get_or_create(
-                name=name, defaults={"description": description, "created_by": actor})
+                name=name, defaults={"description": description, "created_by": actor}
+            )
             dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
             same = dataset.versions.filter(manifest_sha256=staged.manifest_sha256).first()
             if same is not None:
-                raise DatasetRegistrationError({"file": [
-                    f"{source.name}: its records are exactly those of {dataset.name} v{same.number}; "
-                    "nothing new to register."
-                ]})
+                raise DatasetRegistrationError(
+                    {
+                        "file": [
+                            f"{source.name}: its records are exactly those of {dataset.name} v{same.number}; "
+                            "nothing new to register."
+                        ]
+                    }
+                )
             last = dataset.versions.order_by("-number").first()
             number = (last.number + 1) if last else 1
             version = DatasetVersion.objects.create(
-                dataset=dataset, number=number, source_path=str(source),
-                source_name=source_name or source.name, stored_path=_relative_folder(dataset.pk, number),
-                format=kind, text_fields=list(fields), id_field=id_field or "",
-                record_count=len(staged.records), file_sha256=source_sha,
-                manifest_sha256=staged.manifest_sha256, index_configuration=configuration,
-                hash_key_id=hasher_key_id, chunk_size=chunk_size, registered_by=actor,
+                dataset=dataset,
+                number=number,
+                source_path=str(source),
+                source_name=source_name or source.name,
+                stored_path=_relative_folder(dataset.pk, number),
+                format=kind,
+                text_fields=list(fields),
+                id_field=id_field or "",
+                record_count=len(staged.records),
+                file_sha256=source_sha,
+                manifest_sha256=staged.manifest_sha256,
+                index_configuration=configuration,
+                hash_key_id=hasher_key_id,
+                chunk_size=chunk_size,
+                registered_by=actor,
             )
             _records_create(version, staged.records)
             chunks = _chunks_create(version, chunk_size=chunk_size)
             audit_event_record(
-                actor=actor, action="dataset_version.registered", target=version,
+                actor=actor,
+                action="dataset_version.registered",
+                target=version,
                 details={
-                    "dataset": dataset.name, "version": number, "source_name": version.source_name,
-                    "format": kind, "text_fields": list(fields), "id_field": id_field,
-                    "record_count": version.record_count, "file_sha256": source_sha,
-                    "manifest_sha256": staged.manifest_sha256, "chunks": len(chunks),
+                    "dataset": dataset.name,
+                    "version": number,
+                    "source_name": version.source_name,
+                    "format": kind,
+                    "text_fields": list(fields),
+                    "id_field": id_field,
+                    "record_count": version.record_count,
+                    "file_sha256": source_sha,
+                    "manifest_sha256": staged.manifest_sha256,
+                    "chunks": len(chunks),
                     "hash_key_id": hasher_key_id,
                 },
             )
             final = dataset_version_folder(version)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():
-                raise DatasetRegistrationError({"file": [
-                    f"The folder for {dataset.name} v{number} already exists under LETHE_DATA_DIR; "
-                    "remove the leftover folder and register again."
-                ]})
+                raise DatasetRegistrationError(
+                    {
+                        "file": [
+                            f"The folder for {dataset.name} v{number} already exists under LETHE_DATA_DIR; "
+                            "remove the leftover folder and register again."
+                        ]
+                    }
+                )
             folder.rename(final)
             if enqueue:
                 chunk_ids = [chunk.pk for chunk in chunks]
@@ -425,8 +472,10 @@ def dataset_version_register(
     finally:
         if folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
-    logger.info("dataset_version.registered", extra={
-        "dataset_id": dataset.pk, "version": version.number, "records": version.record_count})
+    logger.info(
+        "dataset_version.registered",
+        extra={"dataset_id": dataset.pk, "version": version.number, "records": version.record_count},
+    )
     return version
 
 
@@ -439,11 +488,18 @@ def _detected(source: Path) -> str:
 def _records_create(version: DatasetVersion, staged: Sequence[_StagedRecord]) -> None:
     batch: list[DatasetRecord] = []
     for ordinal, item in enumerate(staged):
-        batch.append(DatasetRecord(
-            version=version, record_id=item.record_id, ordinal=ordinal, line_no=item.line_no,
-            byte_offset=item.byte_offset, byte_length=item.byte_length,
-            text_sha256=item.text_sha256, text_length=item.text_length,
-        ))
+        batch.append(
+            DatasetRecord(
+                version=version,
+                record_id=item.record_id,
+                ordinal=ordinal,
+                line_no=item.line_no,
+                byte_offset=item.byte_offset,
+                byte_length=item.byte_length,
+                text_sha256=item.text_sha256,
+                text_length=item.text_length,
+            )
+        )
         if len(batch) >= _BULK:
             DatasetRecord.objects.bulk_create(batch)
             batch = []
@@ -458,10 +514,14 @@ def dataset_upload_save(*, upload, max_bytes: int | None = None) -> Path:
     """
     limit = settings.LETHE_UPLOAD_MAX_BYTES if max_bytes is None else max_bytes
     if upload.size > limit:
-        raise DatasetRegistrationError({"file": [
-            f"{upload.name}: {upload.size:,} bytes is over the upload limit of {limit:,} bytes; "
-            "register larger files by path (ingest_dataset)."
-        ]})
+        raise DatasetRegistrationError(
+            {
+                "file": [
+                    f"{upload.name}: {upload.size:,} bytes is over the upload limit of {limit:,} bytes; "
+                    "register larger files by path (ingest_dataset)."
+                ]
+            }
+        )
     if upload.size == 0:
         raise DatasetRegistrationError({"file": [f"{upload.name}: file is empty."]})
     safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(upload.name).name)
@@ -475,8 +535,14 @@ def dataset_upload_save(*, upload, max_bytes: int | None = None) -> Path:
 
 
 def dataset_version_register_upload(
-    *, name: str, upload, actor, format: str | None = None, text_field="text",
-    id_field: str | None = None, description: str = "",
+    *,
+    name: str,
+    upload,
+    actor,
+    format: str | None = None,
+    text_field="text",
+    id_field: str | None = None,
+    description: str = "",
 ) -> DatasetVersion:
     """Register a file uploaded in the browser, through the same checks as a path.
 
@@ -486,8 +552,14 @@ def dataset_version_register_upload(
     saved = dataset_upload_save(upload=upload)
     try:
         return dataset_version_register(
-            name=name, path=saved, actor=actor, format=format, text_field=text_field,
-            id_field=id_field, description=description, source_name=Path(upload.name).name,
+            name=name,
+            path=saved,
+            actor=actor,
+            format=format,
+            text_field=text_field,
+            id_field=id_field,
+            description=description,
+            source_name=Path(upload.name).name,
             max_bytes=settings.LETHE_UPLOAD_MAX_BYTES,
         )
     except BaseException:
@@ -499,7 +571,11 @@ def dataset_version_register_upload(
 
 
 def dataset_version_derive(
-    *, version: DatasetVersion, remove: Iterable[DatasetRecord], actor, reason: str,
+    *,
+    version: DatasetVersion,
+    remove: Iterable[DatasetRecord],
+    actor,
+    reason: str,
     erasure_request=None,
 ) -> DatasetVersion:
     """Return a new version of the data set without the ``remove`` records (the deletion framework).
@@ -534,17 +610,30 @@ def dataset_version_derive(
             dataset = Dataset.objects.select_for_update().get(pk=version.dataset_id)
             number = dataset.versions.order_by("-number").first().number + 1
             derived = DatasetVersion.objects.create(
-                dataset=dataset, number=number, parent=version, status=DatasetVersionStatus.INDEXED,
-                source_path="", source_name=f"derived from v{version.number}",
-                stored_path=_relative_folder(dataset.pk, number), format=DatasetFormat.JSONL.value,
-                text_fields=["text"], id_field="id", record_count=len(staged.records),
-                file_sha256=file_sha256(folder / RECORDS_FILE), manifest_sha256=staged.manifest_sha256,
-                index_configuration=version.index_configuration, hash_key_id=version.hash_key_id,
-                chunk_size=version.chunk_size, registered_by=actor,
-                indexing_started_at=timezone.now(), indexed_at=timezone.now(),
+                dataset=dataset,
+                number=number,
+                parent=version,
+                status=DatasetVersionStatus.INDEXED,
+                source_path="",
+                source_name=f"derived from v{version.number}",
+                stored_path=_relative_folder(dataset.pk, number),
+                format=DatasetFormat.JSONL.value,
+                text_fields=["text"],
+                id_field="id",
+                record_count=len(staged.records),
+                file_sha256=file_sha256(folder / RECORDS_FILE),
+                manifest_sha256=staged.manifest_sha256,
+                index_configuration=version.index_configuration,
+                hash_key_id=version.hash_key_id,
+                chunk_size=version.chunk_size,
+                registered_by=actor,
+                indexing_started_at=timezone.now(),
+                indexed_at=timezone.now(),
                 removed_manifest={
-                    "reason": reason, "records_removed": len(removed),
-                    "record_id_hashes": removed_hashes, "sha256": removed_sha,
+                    "reason": reason,
+                    "records_removed": len(removed),
+                    "record_id_hashes": removed_hashes,
+                    "sha256": removed_sha,
                     "erasure_request_id": erasure_request.pk if erasure_request is not None else None,
                     "erasure_request": getattr(erasure_request, "reference", None),
                 },
@@ -553,11 +642,18 @@ def dataset_version_derive(
             _findings_copy(source=version, target=derived)
             _derived_chunk_create(derived)
             audit_event_record(
-                actor=actor, action="dataset_version.derived", target=derived,
-                details={"dataset": dataset.name, "from_version": version.number, "version": number,
-                         "records_removed": len(removed), "removed_sha256": removed_sha,
-                         "manifest_sha256": staged.manifest_sha256,
-                         "erasure_request": getattr(erasure_request, "reference", None)},
+                actor=actor,
+                action="dataset_version.derived",
+                target=derived,
+                details={
+                    "dataset": dataset.name,
+                    "from_version": version.number,
+                    "version": number,
+                    "records_removed": len(removed),
+                    "removed_sha256": removed_sha,
+                    "manifest_sha256": staged.manifest_sha256,
+                    "erasure_request": getattr(erasure_request, "reference", None),
+                },
             )
             final = dataset_version_folder(derived)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -577,27 +673,60 @@ def _derived_chunk_create(derived: DatasetVersion) -> None:
     """Record the copied index as one chunk done, so progress and counts read as for any version."""
     from collections import Counter
 
-    by_type = Counter(finding_count_label(kind, recogniser) for kind, recogniser in
-                      PiiFinding.objects.filter(version=derived).values_list("entity_type", "recogniser"))
+    by_type = Counter(
+        finding_count_label(kind, recogniser)
+        for kind, recogniser in PiiFinding.objects.filter(version=derived).values_list(
+            "entity_type", "recogniser"
+        )
+    )
     now = timezone.now()
     IndexChunk.objects.create(
-        version=derived, number=0, start=0, end=derived.record_count, status=IndexChunkStatus.DONE,
-        worker="derived", findings=sum(by_type.values()), findings_by_type=dict(sorted(by_type.items())),
-        started_at=now, finished_at=now)
+        version=derived,
+        number=0,
+        start=0,
+        end=derived.record_count,
+        status=IndexChunkStatus.DONE,
+        worker="derived",
+        findings=sum(by_type.values()),
+        findings_by_type=dict(sorted(by_type.items())),
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def _findings_copy(*, source: DatasetVersion, target: DatasetVersion) -> None:
     new_ids = dict(target.records.values_list("record_id", "pk"))
     batch: list[PiiFinding] = []
-    rows = (PiiFinding.objects.filter(record__version=source)
-            .values_list("record__record_id", "entity_type", "start", "end", "score", "recogniser",
-                         "value_hash", "sorted_hash").iterator(chunk_size=_BULK))
+    rows = (
+        PiiFinding.objects.filter(record__version=source)
+        .values_list(
+            "record__record_id",
+            "entity_type",
+            "start",
+            "end",
+            "score",
+            "recogniser",
+            "value_hash",
+            "sorted_hash",
+        )
+        .iterator(chunk_size=_BULK)
+    )
     for record_id, entity_type, start, end, score, recogniser, value_hash, sorted_hash in rows:
         if record_id not in new_ids:
             continue
-        batch.append(PiiFinding(version=target, record_id=new_ids[record_id], entity_type=entity_type,
-                                start=start, end=end, score=score, recogniser=recogniser,
-                                value_hash=value_hash, sorted_hash=sorted_hash))
+        batch.append(
+            PiiFinding(
+                version=target,
+                record_id=new_ids[record_id],
+                entity_type=entity_type,
+                start=start,
+                end=end,
+                score=score,
+                recogniser=recogniser,
+                value_hash=value_hash,
+                sorted_hash=sorted_hash,
+            )
+        )
         if len(batch) >= _BULK:
             PiiFinding.objects.bulk_create(batch)
             batch = []
@@ -616,14 +745,18 @@ def dataset_list():
     """
     from django.db.models import Count, Prefetch, Q
 
-    versions = (DatasetVersion.objects.select_related("registered_by")
-                .annotate(reingestion_blocked=Count("reingestion_hits",
-                                                    filter=Q(reingestion_hits__overridden_at__isnull=True)))
-                .order_by("-number"))
+    versions = (
+        DatasetVersion.objects.select_related("registered_by")
+        .annotate(
+            reingestion_blocked=Count(
+                "reingestion_hits", filter=Q(reingestion_hits__overridden_at__isnull=True)
+            )
+        )
+        .order_by("-number")
+    )
     return Dataset.objects.prefetch_related(Prefetch("versions", queryset=versions))
 
 
 def dataset_version_latest_indexed(dataset: Dataset) -> DatasetVersion | None:
     """Return the data set's newest version whose index is complete, or None."""
-    return (dataset.versions.filter(status=DatasetVersionStatus.INDEXED)
-            .order_by("-number").first())
+    return dataset.versions.filter(status=DatasetVersionStatus.INDEXED).order_by("-number").first()

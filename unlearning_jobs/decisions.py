@@ -11,6 +11,7 @@ suppression offer the methods registered by the stage that runs them. A method r
 without a job kind (or whose kind has no runner yet) is recorded as a decision without a job,
 and the decision says so.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -132,16 +133,37 @@ def _builtin_methods() -> None:
     from unlearning_jobs.engine.methods import EXACT, METHODS
 
     for name, cls in sorted(METHODS.items()):
-        decision_method_register(PlanMethod(
-            framework=Framework.DELETION.value, method=name, validate=_deletion_validator(name),
-            job_kind=JobKind.UNLEARN.value, summary=cls.summary, guarantee=cls.guarantee,
-            needs_training_data=cls.guarantee == EXACT))
-    _PLAN_METHODS.setdefault((Framework.OUTPUT_SUPPRESSION.value, "guard"), PlanMethod(
-        framework=Framework.OUTPUT_SUPPRESSION.value, method="guard", validate=_guard_policy_validate,
-        job_kind=None, summary="input and output filters keyed to the subject, and a system prompt"))
-    _PLAN_METHODS.setdefault((Framework.LATENT_SUPPRESSION.value, "derived_data_deletion"), PlanMethod(
-        framework=Framework.LATENT_SUPPRESSION.value, method="derived_data_deletion", validate=_no_params,
-        job_kind=None, summary="delete the subject's derived data and probe what the model still infers"))
+        decision_method_register(
+            PlanMethod(
+                framework=Framework.DELETION.value,
+                method=name,
+                validate=_deletion_validator(name),
+                job_kind=JobKind.UNLEARN.value,
+                summary=cls.summary,
+                guarantee=cls.guarantee,
+                needs_training_data=cls.guarantee == EXACT,
+            )
+        )
+    _PLAN_METHODS.setdefault(
+        (Framework.OUTPUT_SUPPRESSION.value, "guard"),
+        PlanMethod(
+            framework=Framework.OUTPUT_SUPPRESSION.value,
+            method="guard",
+            validate=_guard_policy_validate,
+            job_kind=None,
+            summary="input and output filters keyed to the subject, and a system prompt",
+        ),
+    )
+    _PLAN_METHODS.setdefault(
+        (Framework.LATENT_SUPPRESSION.value, "derived_data_deletion"),
+        PlanMethod(
+            framework=Framework.LATENT_SUPPRESSION.value,
+            method="derived_data_deletion",
+            validate=_no_params,
+            job_kind=None,
+            summary="delete the subject's derived data and probe what the model still infers",
+        ),
+    )
 
 
 def plan_methods() -> list[PlanMethod]:
@@ -185,7 +207,9 @@ def _model_version_of(value, *, in_scope: set[int]) -> tuple[ModelVersion | None
     return version, None
 
 
-def _forget_for(erasure_request, version: ModelVersion, plan_method: PlanMethod) -> tuple[list[int], str | None]:
+def _forget_for(
+    erasure_request, version: ModelVersion, plan_method: PlanMethod
+) -> tuple[list[int], str | None]:
     """Return the forget records (DatasetRecord ids) a job on ``version`` works on, or why there are none."""
     from requests_app.review import forget_set_for_request
 
@@ -197,15 +221,21 @@ def _forget_for(erasure_request, version: ModelVersion, plan_method: PlanMethod)
         if in_training:
             return [record.pk for record in in_training], None
         if plan_method.needs_training_data:
-            return [], (f"None of the confirmed records is in {version.dataset_version}, the data this model "
-                        "was trained on: there is nothing to retrain without.")
+            return [], (
+                f"None of the confirmed records is in {version.dataset_version}, the data this model "
+                "was trained on: there is nothing to retrain without."
+            )
     elif plan_method.needs_training_data:
-        return [], (f"{plan_method.method} retrains from the model's training data, and {version} was "
-                    "registered without its data-set version: choose an approximate method or suppression.")
+        return [], (
+            f"{plan_method.method} retrains from the model's training data, and {version} was "
+            "registered without its data-set version: choose an approximate method or suppression."
+        )
     return [record.pk for record in confirmed], None
 
 
-def decision_plan_validate(*, erasure_request, rationale: str, plan: Sequence[Mapping]) -> tuple[str, list[_Item]]:
+def decision_plan_validate(
+    *, erasure_request, rationale: str, plan: Sequence[Mapping]
+) -> tuple[str, list[_Item]]:
     """Return the cleaned rationale and plan items, or raise ``DecisionPlanError`` with every problem."""
     from unlearning_jobs.model_registry import model_versions_in_scope
 
@@ -216,8 +246,9 @@ def decision_plan_validate(*, erasure_request, rationale: str, plan: Sequence[Ma
     if plan and not rationale:
         field_errors["rationale"] = ["Give the legal rationale of the decision."]
     if len(rationale) > MAX_RATIONALE_LENGTH:
-        field_errors["rationale"] = [f"The rationale is {len(rationale)} characters long; at most "
-                                     f"{MAX_RATIONALE_LENGTH} are accepted."]
+        field_errors["rationale"] = [
+            f"The rationale is {len(rationale)} characters long; at most {MAX_RATIONALE_LENGTH} are accepted."
+        ]
     if len(plan) > MAX_PLAN_ITEMS:
         field_errors["plan"] = [f"At most {MAX_PLAN_ITEMS} plan items are accepted."]
         raise DecisionPlanError(field_errors=field_errors, item_errors=[])
@@ -244,7 +275,9 @@ def decision_plan_validate(*, erasure_request, rationale: str, plan: Sequence[Ma
         plan_method = plan_method_for(framework, method) if isinstance(method, str) else None
         if plan_method is None:
             offered = [m.method for m in plan_methods() if m.framework == framework]
-            errors["method"] = [f"{method!r} is not a method of {framework}; choose one of: {', '.join(offered)}."]
+            errors["method"] = [
+                f"{method!r} is not a method of {framework}; choose one of: {', '.join(offered)}."
+            ]
             continue
         try:
             params = plan_method.validate(raw.get("params"))
@@ -265,14 +298,19 @@ def decision_plan_validate(*, erasure_request, rationale: str, plan: Sequence[Ma
                 errors["model_version"] = [problem]
                 continue
             if method == "sisa" and version.kind != "sisa":
-                errors["method"] = [f"{version} is not a SISA ensemble; sisa unlearning needs one (use retrain)."]
+                errors["method"] = [
+                    f"{version} is not a SISA ensemble; sisa unlearning needs one (use retrain)."
+                ]
                 continue
             if version.kind == "sisa" and not plan_method.needs_training_data:
-                errors["method"] = [f"{version} is a SISA ensemble; use sisa or retrain, which keep it exact."]
+                errors["method"] = [
+                    f"{version} is a SISA ensemble; use sisa or retrain, which keep it exact."
+                ]
                 continue
         if not errors:
-            items.append(_Item(model_version=version, plan_method=plan_method, params=params,
-                               forget_record_pks=forget))
+            items.append(
+                _Item(model_version=version, plan_method=plan_method, params=params, forget_record_pks=forget)
+            )
     if field_errors or any(item_errors):
         raise DecisionPlanError(field_errors=field_errors, item_errors=item_errors)
     return rationale, items
@@ -281,7 +319,9 @@ def decision_plan_validate(*, erasure_request, rationale: str, plan: Sequence[Ma
 # --- the service ----------------------------------------------------------------------------------
 
 
-def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Sequence[Mapping]) -> list[ErasureDecision]:
+def erasure_decision_approve(
+    *, erasure_request, actor, rationale: str, plan: Sequence[Mapping]
+) -> list[ErasureDecision]:
     """Approve the request with its plan: store the decisions and queue their jobs, or change nothing.
 
     ``plan`` items are ``{"model_version": id, "framework": ..., "method": ..., "params": {...}}``.
@@ -294,12 +334,14 @@ def erasure_decision_approve(*, erasure_request, actor, rationale: str, plan: Se
         who = actor.get_username() if actor is not None else "the system"
         raise ActionNotPermitted(f"{who} may not decide erasure requests.")
     with deciding():
-        return _erasure_decision_approve(erasure_request=erasure_request, actor=actor, rationale=rationale,
-                                         plan=plan)
+        return _erasure_decision_approve(
+            erasure_request=erasure_request, actor=actor, rationale=rationale, plan=plan
+        )
 
 
-def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
-                              plan: Sequence[Mapping]) -> list[ErasureDecision]:
+def _erasure_decision_approve(
+    *, erasure_request, actor, rationale: str, plan: Sequence[Mapping]
+) -> list[ErasureDecision]:
     from requests_app.services import (
         Action,
         TransitionNotAllowed,
@@ -322,26 +364,46 @@ def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
         for position, item in enumerate(items):
             plan_method = item.plan_method
             runnable = _runnable(plan_method)
-            decisions.append(ErasureDecision.objects.create(
-                erasure_request=erasure_request, position=position, model_version=item.model_version,
-                framework=plan_method.framework, method=plan_method.method, params=item.params,
-                rationale=rationale, decided_by=actor, decided_at=now,
-                job_note="" if runnable else (
-                    f"No job runs {plan_method.framework.replace('_', ' ')} yet: the decision is recorded "
-                    "and is carried out when its stage is in place."),
-            ))
+            decisions.append(
+                ErasureDecision.objects.create(
+                    erasure_request=erasure_request,
+                    position=position,
+                    model_version=item.model_version,
+                    framework=plan_method.framework,
+                    method=plan_method.method,
+                    params=item.params,
+                    rationale=rationale,
+                    decided_by=actor,
+                    decided_at=now,
+                    job_note=""
+                    if runnable
+                    else (
+                        f"No job runs {plan_method.framework.replace('_', ' ')} yet: the decision is recorded "
+                        "and is carried out when its stage is in place."
+                    ),
+                )
+            )
         erasure_request_approve(erasure_request=erasure_request, actor=actor, note=rationale)
         for decision, item in zip(decisions, items):
             plan_method = item.plan_method
             runnable = _runnable(plan_method)
             audit_event_record(
-                actor=actor, action="erasure_decision.recorded", target=decision,
-                details={"erasure_request_id": erasure_request.pk, "reference": erasure_request.reference,
-                         "model_version_id": item.model_version.pk,
-                         "weights_sha256": item.model_version.weights_sha256,
-                         "framework": plan_method.framework, "method": plan_method.method,
-                         "params": item.params, "rationale": rationale, "job": runnable,
-                         "forget_records": len(item.forget_record_pks)})
+                actor=actor,
+                action="erasure_decision.recorded",
+                target=decision,
+                details={
+                    "erasure_request_id": erasure_request.pk,
+                    "reference": erasure_request.reference,
+                    "model_version_id": item.model_version.pk,
+                    "weights_sha256": item.model_version.weights_sha256,
+                    "framework": plan_method.framework,
+                    "method": plan_method.method,
+                    "params": item.params,
+                    "rationale": rationale,
+                    "job": runnable,
+                    "forget_records": len(item.forget_record_pks),
+                },
+            )
             if runnable:
                 version = item.model_version
                 dataset_version = version.dataset_version
@@ -349,17 +411,31 @@ def _erasure_decision_approve(*, erasure_request, actor, rationale: str,
                     from unlearning_jobs.models import DatasetRecord
 
                     dataset_version = DatasetRecord.objects.get(pk=item.forget_record_pks[0]).version
-                jobs.append(job_create(
-                    kind=plan_method.job_kind, actor=actor, erasure_request=erasure_request, decision=decision,
-                    framework=plan_method.framework, method=plan_method.method, params=item.params,
-                    source_model=version, dataset_version=dataset_version,
-                    forget_record_pks=item.forget_record_pks))
+                jobs.append(
+                    job_create(
+                        kind=plan_method.job_kind,
+                        actor=actor,
+                        erasure_request=erasure_request,
+                        decision=decision,
+                        framework=plan_method.framework,
+                        method=plan_method.method,
+                        params=item.params,
+                        source_model=version,
+                        dataset_version=dataset_version,
+                        forget_record_pks=item.forget_record_pks,
+                    )
+                )
         if jobs:
             erasure_request_start_executing(
-                erasure_request=erasure_request, actor=None, note=f"{len(jobs)} job(s) queued.",
-                details={"jobs": [job.pk for job in jobs]})
-    logger.info("erasure_decision.approved", extra={
-        "erasure_request_id": erasure_request.pk, "decisions": len(decisions), "jobs": len(jobs)})
+                erasure_request=erasure_request,
+                actor=None,
+                note=f"{len(jobs)} job(s) queued.",
+                details={"jobs": [job.pk for job in jobs]},
+            )
+    logger.info(
+        "erasure_decision.approved",
+        extra={"erasure_request_id": erasure_request.pk, "decisions": len(decisions), "jobs": len(jobs)},
+    )
     erasure_request.refresh_from_db()
     return decisions
 
@@ -393,15 +469,21 @@ def approval_without_decisions_refusal(erasure_request) -> str | None:
         models_in_scope = ModelVersion.objects.filter(pk__in=erasure_request.scope_model_version_ids).exists()
     if not models_in_scope or ErasureDecision.objects.filter(erasure_request=erasure_request).exists():
         return None
-    return ("A model version is in this request's scope: approve it on the decision page (or the API "
-            "with a plan), choosing a framework and method per model version with a rationale, so "
-            "that approving creates the jobs.")
+    return (
+        "A model version is in this request's scope: approve it on the decision page (or the API "
+        "with a plan), choosing a framework and method per model version with a rationale, so "
+        "that approving creates the jobs."
+    )
 
 
 def request_decisions(*, erasure_request) -> list[ErasureDecision]:
     """Return the request's decisions in plan order, with their model versions and jobs."""
-    return list(ErasureDecision.objects.filter(erasure_request=erasure_request)
-                .select_related("model_version", "decided_by").prefetch_related("jobs").order_by("position", "pk"))
+    return list(
+        ErasureDecision.objects.filter(erasure_request=erasure_request)
+        .select_related("model_version", "decided_by")
+        .prefetch_related("jobs")
+        .order_by("position", "pk")
+    )
 
 
 def decisions_for_report(erasure_request) -> dict:
@@ -409,11 +491,15 @@ def decisions_for_report(erasure_request) -> dict:
     items = []
     for decision in request_decisions(erasure_request=erasure_request):
         version = decision.model_version
-        items.append({
-            "target": f"model version {version.name} (#{version.pk}, weights SHA-256 {version.weights_sha256})",
-            "frameworks": [decision.framework], "methods": [decision.method],
-            "rationale": decision.rationale, "decided_by": decision.decided_by.get_username(),
-            "decided_at": decision.decided_at,
-            **({"note": decision.job_note} if decision.job_note else {}),
-        })
+        items.append(
+            {
+                "target": f"model version {version.name} (#{version.pk}, weights SHA-256 {version.weights_sha256})",
+                "frameworks": [decision.framework],
+                "methods": [decision.method],
+                "rationale": decision.rationale,
+                "decided_by": decision.decided_by.get_username(),
+                "decided_at": decision.decided_at,
+                **({"note": decision.job_note} if decision.job_note else {}),
+            }
+        )
     return {"decisions": items}

@@ -12,6 +12,7 @@ and the model's parameters change by one of the engine's methods:
 Training jobs (the demo model, or any model trained on a registered version) run here too: the
 same records in the same order are what makes ``retrain`` an exact reproduction without them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,7 +60,10 @@ def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, s
     from unlearning_jobs.reingestion import dataset_version_training_records
 
     records = dataset_version_training_records(version)
-    return [(record.record_id, text) for record, text in dataset_version_iter_texts(version=version, records=records)]
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version, records=records)
+    ]
 
 
 def _model_training_ids(model_dir: Path) -> list[str] | None:
@@ -75,8 +79,9 @@ def _model_training_ids(model_dir: Path) -> list[str] | None:
     return None
 
 
-def source_training_pairs(*, source: ModelVersion, version: DatasetVersion,
-                          forget: Sequence[DatasetRecord]) -> list[tuple[str, str]]:
+def source_training_pairs(
+    *, source: ModelVersion, version: DatasetVersion, forget: Sequence[DatasetRecord]
+) -> list[tuple[str, str]]:
     """Return ``(record_id, text)`` of what ``source`` was trained on, forget records included, in order.
 
     A model a Lethe job trained names its records (``lethe_training_records.txt`` or its SISA
@@ -89,17 +94,25 @@ def source_training_pairs(*, source: ModelVersion, version: DatasetVersion,
     ids = _model_training_ids(Path(source.path))
     if ids is not None:
         wanted = set(ids)
-        pairs = [(record.record_id, text) for record, text in dataset_version_iter_texts(version=version)
-                 if record.record_id in wanted]
+        pairs = [
+            (record.record_id, text)
+            for record, text in dataset_version_iter_texts(version=version)
+            if record.record_id in wanted
+        ]
         missing = len(wanted) - len(pairs)
         if missing:
-            raise ValueError(f"{missing} record(s) the model was trained on are not in {version}: "
-                             "it is not the version the model was trained on")
+            raise ValueError(
+                f"{missing} record(s) the model was trained on are not in {version}: "
+                "it is not the version the model was trained on"
+            )
         return pairs
     allowed = set(dataset_version_training_records(version).values_list("pk", flat=True))
     allowed |= {record.pk for record in forget if record.version_id == version.pk}
-    return [(record.record_id, text) for record, text in dataset_version_iter_texts(version=version)
-            if record.pk in allowed]
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version)
+        if record.pk in allowed
+    ]
 
 
 def records_texts(records: Iterable[DatasetRecord]) -> list[tuple[DatasetRecord, str]]:
@@ -155,19 +168,32 @@ def dataset_version_derive_for_job(*, job: UnlearningJob) -> DatasetVersion | No
     sha = removed_ids_sha256(record.record_id for record in removed)
     derived = None
     if job.erasure_request_id is not None:
-        derived = (DatasetVersion.objects.filter(parent=version, removed_manifest__sha256=sha,
-                                                 removed_manifest__erasure_request_id=job.erasure_request_id)
-                   .order_by("pk").first())
+        derived = (
+            DatasetVersion.objects.filter(
+                parent=version,
+                removed_manifest__sha256=sha,
+                removed_manifest__erasure_request_id=job.erasure_request_id,
+            )
+            .order_by("pk")
+            .first()
+        )
     if derived is None:
         if version.status != DatasetVersionStatus.INDEXED:
-            raise ValueError(f"{version} is not indexed; a derived version can be made only from an indexed one")
+            raise ValueError(
+                f"{version} is not indexed; a derived version can be made only from an indexed one"
+            )
         reference = job.erasure_request.reference if job.erasure_request_id else f"job {job.pk}"
         derived = dataset_version_derive(
-            version=version, remove=removed, actor=None, erasure_request=job.erasure_request,
-            reason=f"Erasure {reference}: deletion by job #{job.pk} ({job.method}).")
+            version=version,
+            remove=removed,
+            actor=None,
+            erasure_request=job.erasure_request,
+            reason=f"Erasure {reference}: deletion by job #{job.pk} ({job.method}).",
+        )
     with transaction.atomic():
         UnlearningJob.objects.filter(pk=job.pk, produced_dataset_version__isnull=True).update(
-            produced_dataset_version=derived)
+            produced_dataset_version=derived
+        )
     job.produced_dataset_version = derived
     return derived
 
@@ -202,14 +228,29 @@ class TrainJobParams:
         from unlearning_jobs.engine.training.validation import require
 
         name = type(self).__name__
-        require(bool(self.name.strip()) and len(self.name) <= 200, name, "name", "must be 1 to 200 characters")
+        require(
+            bool(self.name.strip()) and len(self.name) <= 200, name, "name", "must be 1 to 200 characters"
+        )
         if self.recipe is not None:
             TrainingRecipe.from_dict(self.recipe)
-        require(self.sisa_shards is None or 1 <= self.sisa_shards <= 64, name, "sisa_shards",
-                f"must be between 1 and 64, got {self.sisa_shards}")
-        require(1 <= self.sisa_slices <= 64, name, "sisa_slices", f"must be between 1 and 64, got {self.sisa_slices}")
-        require(self.sisa_epochs_per_slice is None or self.sisa_epochs_per_slice >= 1, name,
-                "sisa_epochs_per_slice", f"must be at least 1, got {self.sisa_epochs_per_slice}")
+        require(
+            self.sisa_shards is None or 1 <= self.sisa_shards <= 64,
+            name,
+            "sisa_shards",
+            f"must be between 1 and 64, got {self.sisa_shards}",
+        )
+        require(
+            1 <= self.sisa_slices <= 64,
+            name,
+            "sisa_slices",
+            f"must be between 1 and 64, got {self.sisa_slices}",
+        )
+        require(
+            self.sisa_epochs_per_slice is None or self.sisa_epochs_per_slice >= 1,
+            name,
+            "sisa_epochs_per_slice",
+            f"must be at least 1, got {self.sisa_epochs_per_slice}",
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainJobParams:
@@ -252,36 +293,76 @@ def run_train_job(context) -> Any:
     pairs = dataset_version_training_pairs(job.dataset_version)
     resumed = context.resumable_step()
     device = context.device_record()
-    context.log(f"training {params.name!r} on {len(pairs)} records of {job.dataset_version} on {device}"
-                + (f" as {params.sisa_shards} SISA shards x {params.sisa_slices} slices" if params.sisa_shards else "")
-                + (f"; resuming from checkpoint step {resumed}" if resumed else ""))
+    context.log(
+        f"training {params.name!r} on {len(pairs)} records of {job.dataset_version} on {device}"
+        + (
+            f" as {params.sisa_shards} SISA shards x {params.sisa_slices} slices"
+            if params.sisa_shards
+            else ""
+        )
+        + (f"; resuming from checkpoint step {resumed}" if resumed else "")
+    )
     if params.sisa_shards:
         result = train_sisa(
-            records=pairs, recipe=recipe, output_dir=context.staging_dir, shards=params.sisa_shards,
-            slices=params.sisa_slices, epochs_per_slice=params.sisa_epochs_per_slice,
-            progress=context.progress, should_stop=context.should_stop, checkpoint_dir=context.checkpoint_dir,
-            device=context.device, overwrite=True)
-        metrics = {"records": len(pairs), "steps": result.steps, "full_training_steps": result.full_training_steps,
-                   "shards": params.sisa_shards, "slices": params.sisa_slices,
-                   "epochs_per_slice": result.epochs_per_slice, "seconds": result.seconds,
-                   "resumed_from_step": None}
+            records=pairs,
+            recipe=recipe,
+            output_dir=context.staging_dir,
+            shards=params.sisa_shards,
+            slices=params.sisa_slices,
+            epochs_per_slice=params.sisa_epochs_per_slice,
+            progress=context.progress,
+            should_stop=context.should_stop,
+            checkpoint_dir=context.checkpoint_dir,
+            device=context.device,
+            overwrite=True,
+        )
+        metrics = {
+            "records": len(pairs),
+            "steps": result.steps,
+            "full_training_steps": result.full_training_steps,
+            "shards": params.sisa_shards,
+            "slices": params.sisa_slices,
+            "epochs_per_slice": result.epochs_per_slice,
+            "seconds": result.seconds,
+            "resumed_from_step": None,
+        }
         kind = ModelKind.SISA.value
     else:
         result = train_causal_lm(
-            texts=[text for _, text in pairs], recipe=recipe, output_dir=context.staging_dir,
-            progress=context.progress, should_stop=context.should_stop, checkpoint_dir=context.checkpoint_dir,
-            checkpoint_every=context.checkpoint_every, device=context.device, overwrite=True)
-        metrics = {"records": result.records, "steps": result.steps, "total_steps": result.total_steps,
-                   "tokens": result.tokens, "final_loss": result.final_loss,
-                   "epoch_losses": list(result.epoch_losses), "seconds": result.seconds,
-                   "engine_compute_seconds": result.compute_seconds, "resumed_from_step": result.resumed_from_step}
+            texts=[text for _, text in pairs],
+            recipe=recipe,
+            output_dir=context.staging_dir,
+            progress=context.progress,
+            should_stop=context.should_stop,
+            checkpoint_dir=context.checkpoint_dir,
+            checkpoint_every=context.checkpoint_every,
+            device=context.device,
+            overwrite=True,
+        )
+        metrics = {
+            "records": result.records,
+            "steps": result.steps,
+            "total_steps": result.total_steps,
+            "tokens": result.tokens,
+            "final_loss": result.final_loss,
+            "epoch_losses": list(result.epoch_losses),
+            "seconds": result.seconds,
+            "engine_compute_seconds": result.compute_seconds,
+            "resumed_from_step": result.resumed_from_step,
+        }
         kind = ModelKind.HF.value
     (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
-        "".join(f"{record_id}\n" for record_id, _ in pairs), encoding="utf-8")
+        "".join(f"{record_id}\n" for record_id, _ in pairs), encoding="utf-8"
+    )
     context.log(f"trained in {result.seconds:.1f} s on {result.device}")
-    return JobOutcome(metrics=metrics, model_name=params.name, model_kind=kind,
-                      model_dataset_version=job.dataset_version, device=device_label(result.device),
-                      model_notes=f"Trained by job #{job.pk}.")
+    return JobOutcome(
+        metrics=metrics,
+        model_name=params.name,
+        model_kind=kind,
+        model_dataset_version=job.dataset_version,
+        device=device_label(result.device),
+        model_notes=f"Trained by job #{job.pk}.",
+    )
 
 
 def run_unlearn_job(context) -> Any:
@@ -309,48 +390,80 @@ def run_unlearn_job(context) -> Any:
         # A model registered without its training data is regularised on the forget records' own version.
         retain_version = forget[0][0].version
         pairs = dataset_version_training_pairs(retain_version)
-        forget_ids = sorted({record.record_id for record, _ in forget if record.version_id == retain_version.pk})
+        forget_ids = sorted(
+            {record.record_id for record, _ in forget if record.version_id == retain_version.pk}
+        )
     derived = dataset_version_derive_for_job(job=job)
     if derived is not None:
         context.log(f"records removed from the data set: {len(forget_ids)}; new data-set version {derived}")
     resumed = context.resumable_step()
     device = context.device_record()
-    context.log(f"{job.method} on {source} with {len(forget)} forget record(s) on {device}"
-                + (f"; resuming from checkpoint step {resumed}" if resumed else ""))
+    context.log(
+        f"{job.method} on {source} with {len(forget)} forget record(s) on {device}"
+        + (f"; resuming from checkpoint step {resumed}" if resumed else "")
+    )
     forget_texts = [text for _, text in forget]
     if method.guarantee == EXACT:
         retain_texts = [text for record_id, text in pairs if record_id not in set(forget_ids)]
     else:
-        retain_texts = retain_sample(pairs, exclude=set(forget_ids), size=RETAIN_SAMPLE_SIZE,
-                                     seed=getattr(params, "seed", 0))
+        retain_texts = retain_sample(
+            pairs, exclude=set(forget_ids), size=RETAIN_SAMPLE_SIZE, seed=getattr(params, "seed", 0)
+        )
     context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
     result = method.run(
-        source_model_dir=source.path, output_dir=context.staging_dir, forget_texts=forget_texts,
-        retain_texts=retain_texts, params=params, full_texts=pairs if version is not None else None,
+        source_model_dir=source.path,
+        output_dir=context.staging_dir,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params=params,
+        full_texts=pairs if version is not None else None,
         forget_ids=forget_ids,
-        progress=context.progress, should_stop=context.should_stop, checkpoint_dir=context.checkpoint_dir,
-        checkpoint_every=context.checkpoint_every, device=context.device, overwrite=True)
+        progress=context.progress,
+        should_stop=context.should_stop,
+        checkpoint_dir=context.checkpoint_dir,
+        checkpoint_every=context.checkpoint_every,
+        device=context.device,
+        overwrite=True,
+    )
     if version is not None and source.kind != ModelKind.SISA:
         # What a later exact retrain of this version must train on: the source's records without
         # the ones forgotten now (an approximate method's weights still descend from them).
         dropped = set(forget_ids)
         (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
-            "".join(f"{record_id}\n" for record_id, _ in pairs if record_id not in dropped), encoding="utf-8")
+            "".join(f"{record_id}\n" for record_id, _ in pairs if record_id not in dropped), encoding="utf-8"
+        )
     metrics = dict(result.metrics)
     metrics.setdefault("resumed_from_step", resumed)
-    metrics.update({"guarantee": result.guarantee, "steps": result.steps, "seconds": result.seconds,
-                    "forget_records": len(forget), "forget_records_in_training_data": len(forget_ids)})
-    context.log(f"{job.method} finished in {result.seconds:.1f} s on {result.device}: "
-                f"{metrics.get('stopped_reason', 'completed')}")
+    metrics.update(
+        {
+            "guarantee": result.guarantee,
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "forget_records": len(forget),
+            "forget_records_in_training_data": len(forget_ids),
+        }
+    )
+    context.log(
+        f"{job.method} finished in {result.seconds:.1f} s on {result.device}: "
+        f"{metrics.get('stopped_reason', 'completed')}"
+    )
     exact = result.guarantee == EXACT
     reference = job.erasure_request.reference if job.erasure_request_id else f"job {job.pk}"
     return JobOutcome(
-        metrics=metrics, model_name=f"{source.name} - {job.method} ({reference})",
+        metrics=metrics,
+        model_name=f"{source.name} - {job.method} ({reference})",
         model_kind=ModelKind.SISA.value if source.kind == ModelKind.SISA else ModelKind.HF.value,
         model_dataset_version=derived if exact and derived is not None else source.dataset_version,
-        model_parent=source, produced_dataset_version=derived, device=device_label(result.device),
-        model_notes=(f"{job.method} ({result.guarantee} guarantee) of {source.name} by job #{job.pk}"
-                     + ("; trained without the forget records." if exact else
-                        "; the weights descend from training on the forget records, changed to make them "
-                        "unlikely: a statistical, not an exact, removal.")),
+        model_parent=source,
+        produced_dataset_version=derived,
+        device=device_label(result.device),
+        model_notes=(
+            f"{job.method} ({result.guarantee} guarantee) of {source.name} by job #{job.pk}"
+            + (
+                "; trained without the forget records."
+                if exact
+                else "; the weights descend from training on the forget records, changed to make them "
+                "unlikely: a statistical, not an exact, removal."
+            )
+        ),
     )

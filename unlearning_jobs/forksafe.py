@@ -11,6 +11,7 @@ the worker's heartbeat thread was importing torch when the prefork pool forked i
 embedded beat, multiprocessing) and give it back afterwards. A thread that does all its work
 inside the section, and only sleeps outside it, is therefore never caught holding anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,9 @@ def _release_after_fork() -> None:
     _FORK_LOCK.release()
 
 
-os.register_at_fork(before=_FORK_LOCK.acquire, after_in_parent=_release_after_fork,
-                    after_in_child=_release_after_fork)
+os.register_at_fork(
+    before=_FORK_LOCK.acquire, after_in_parent=_release_after_fork, after_in_child=_release_after_fork
+)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ Runners (``RUNNERS``, registered by ``suppression.suppression_connect``):
   (fictitious) people through the deployment's guard, with the real model's greedy answers when
   its weights load, else the simulated worst case (a model that leaks every value asked for).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,7 +46,9 @@ def model_load_cached(model_version: ModelVersion):
     key = (model_version.pk, model_version.weights_sha256)
     with _lock:
         if key not in _MODELS:
-            _MODELS[key] = load_causal_lm(model_version.path, device=getattr(settings, "LETHE_JOB_DEVICE", None) or None)
+            _MODELS[key] = load_causal_lm(
+                model_version.path, device=getattr(settings, "LETHE_JOB_DEVICE", None) or None
+            )
         return _MODELS[key]
 
 
@@ -62,13 +65,24 @@ def model_generate_fn(model_version: ModelVersion, *, max_new_tokens: int):
     model, tokenizer = model_load_cached(model_version)
     limit = context_length(model, tokenizer)
     if max_new_tokens >= limit:
-        raise ValidationError({"max_new_tokens": [
-            f"{model_version} reads at most {limit} tokens: give at most {limit - 1} new tokens."]})
+        raise ValidationError(
+            {
+                "max_new_tokens": [
+                    f"{model_version} reads at most {limit} tokens: give at most {limit - 1} new tokens."
+                ]
+            }
+        )
     device = getattr(model, "device", None) or torch.device("cpu")
 
     def generate(prompt: str) -> str:
-        return greedy_complete(model=model, tokenizer=tokenizer, prompts=[prompt], device=device,
-                               max_new_tokens=max_new_tokens, batch_size=1)[0]
+        return greedy_complete(
+            model=model,
+            tokenizer=tokenizer,
+            prompts=[prompt],
+            device=device,
+            max_new_tokens=max_new_tokens,
+            batch_size=1,
+        )[0]
 
     return generate
 
@@ -95,8 +109,10 @@ def deployment_guard(deployment: Deployment):
 def _match_list(decision) -> list[dict]:
     if decision is None:
         return []
-    return [{"type": m.entity_type, "span": [m.span[0], m.span[1]], "direction": decision.direction}
-            for m in decision.matches]
+    return [
+        {"type": m.entity_type, "span": [m.span[0], m.span[1]], "direction": decision.direction}
+        for m in decision.matches
+    ]
 
 
 def guarded_generate(*, deployment: Deployment, prompt: str, max_new_tokens: int, actor) -> dict:
@@ -121,7 +137,8 @@ def guarded_generate(*, deployment: Deployment, prompt: str, max_new_tokens: int
     body = {
         "text": result.text,
         "guard": {
-            "acted": result.acted, "action": result.action,
+            "acted": result.acted,
+            "action": result.action,
             "direction": acted[-1].direction if acted else None,
             "reasons": [reason for d in decisions for reason in d.reasons],
             "matches": matches,
@@ -131,12 +148,22 @@ def guarded_generate(*, deployment: Deployment, prompt: str, max_new_tokens: int
     }
     if result.acted:
         with transaction.atomic():
-            audit_event_record(actor=actor, action="guard.acted", target=deployment, details={
-                "deployment_id": deployment.pk, "model_version_id": deployment.model_version_id,
-                "rule_set_version": deployment.active_rule_set.version, "action": result.action,
-                "directions": [d.direction for d in acted],
-                "matches": [{"type": m["type"], "span": m["span"], "direction": m["direction"]} for m in matches],
-                "subjects": sorted({s for d in acted for s in d.subjects})})
+            audit_event_record(
+                actor=actor,
+                action="guard.acted",
+                target=deployment,
+                details={
+                    "deployment_id": deployment.pk,
+                    "model_version_id": deployment.model_version_id,
+                    "rule_set_version": deployment.active_rule_set.version,
+                    "action": result.action,
+                    "directions": [d.direction for d in acted],
+                    "matches": [
+                        {"type": m["type"], "span": m["span"], "direction": m["direction"]} for m in matches
+                    ],
+                    "subjects": sorted({s for d in acted for s in d.subjects}),
+                },
+            )
         logger.info("guard.acted", extra={"deployment_id": deployment.pk, "action": result.action})
     return body
 
@@ -186,16 +213,29 @@ def run_guard_job(context):
     deployments = list(Deployment.objects.filter(model_version=version).order_by("pk"))
     created = False
     if not deployments:
-        deployments = [deployment_create(name=f"{version.name}-{version.pk}-guarded", model_version=version,
-                                         policy=job.params, actor=None)]
+        deployments = [
+            deployment_create(
+                name=f"{version.name}-{version.pk}-guarded",
+                model_version=version,
+                policy=job.params,
+                actor=None,
+            )
+        ]
         created = True
         context.log(f"no deployment served model version {version.pk}: created {deployments[0].name}")
     versions = {}
     for deployment in deployments:
-        rule_set = suppression_rules_add_for_request(deployment=deployment, erasure_request=job.erasure_request,
-                                                     actor=None, reason=f"decision of job {job.pk}")
-        versions[str(deployment.pk)] = {"rule_set_version": rule_set.version, "rules": rule_set.rule_count,
-                                        "fingerprint": rule_set.fingerprint}
+        rule_set = suppression_rules_add_for_request(
+            deployment=deployment,
+            erasure_request=job.erasure_request,
+            actor=None,
+            reason=f"decision of job {job.pk}",
+        )
+        versions[str(deployment.pk)] = {
+            "rule_set_version": rule_set.version,
+            "rules": rule_set.rule_count,
+            "fingerprint": rule_set.fingerprint,
+        }
         context.log(f"deployment {deployment.pk}: rules v{rule_set.version}, {rule_set.rule_count} rules")
     context.progress(1, 1)
     return JobOutcome(metrics={"deployments": versions, "deployment_created": created})
@@ -222,14 +262,22 @@ def subject_facts_for_request(erasure_request, *, max_records: int = 20):
     texts = dataset_records_texts(records) if records else {}
     quasi = _records_quasi_values(erasure_request)
     return SubjectFacts(
-        subject_ref=subject_ref_for(erasure_request), name=names[0], emails=subject.emails, phones=subject.phones,
-        addresses=subject.addresses, account_ids=subject.account_ids, cities=tuple(quasi.get("LOCATION", ())),
+        subject_ref=subject_ref_for(erasure_request),
+        name=names[0],
+        emails=subject.emails,
+        phones=subject.phones,
+        addresses=subject.addresses,
+        account_ids=subject.account_ids,
+        cities=tuple(quasi.get("LOCATION", ())),
         dates_of_birth=tuple(quasi.get("DATE_OF_BIRTH", ())),
         records=tuple(SubjectRecord(record_id_hash(r.record_id)[:16], texts[r.pk]) for r in records),
-        default_region=settings.LETHE_PHONE_REGION)
+        default_region=settings.LETHE_PHONE_REGION,
+    )
 
 
-def guard_probe_measure(*, deployment: Deployment, facts, generate: str = "model", benign_people: int = 3) -> dict:
+def guard_probe_measure(
+    *, deployment: Deployment, facts, generate: str = "model", benign_people: int = 3
+) -> dict:
     """Return block rate, false-positive rate and latency of the deployment's guard for one subject."""
     from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import benign_suite, measure_guard, probe_suite
@@ -249,8 +297,13 @@ def guard_probe_measure(*, deployment: Deployment, facts, generate: str = "model
     measurement = measure_guard(guard, probes, benign, generate_fn)
     data = measurement.as_dict()
     data.pop("missed", None)
-    return {**data, "generation": mode, "note": note, "rule_set_version": deployment.active_rule_set.version,
-            "missed_kinds": sorted({kind for kind, _ in measurement.missed})}
+    return {
+        **data,
+        "generation": mode,
+        "note": note,
+        "rule_set_version": deployment.active_rule_set.version,
+        "missed_kinds": sorted({kind for kind, _ in measurement.missed}),
+    }
 
 
 def run_guard_probe_job(context):
@@ -259,26 +312,40 @@ def run_guard_probe_job(context):
 
     job = context.job
     deployment = Deployment.objects.select_related("active_rule_set", "model_version").get(
-        pk=job.params["deployment_id"])
+        pk=job.params["deployment_id"]
+    )
     facts = subject_facts_for_request(job.erasure_request)
-    metrics = guard_probe_measure(deployment=deployment, facts=facts, generate=job.params["generate"],
-                                  benign_people=job.params["benign_people"])
-    context.log(f"probes {metrics['probes']}, block rate {metrics['block_rate']:.4f}, "
-                f"false positives {metrics['false_positive_rate']:.4f}, generation {metrics['generation']}")
+    metrics = guard_probe_measure(
+        deployment=deployment,
+        facts=facts,
+        generate=job.params["generate"],
+        benign_people=job.params["benign_people"],
+    )
+    context.log(
+        f"probes {metrics['probes']}, block rate {metrics['block_rate']:.4f}, "
+        f"false positives {metrics['false_positive_rate']:.4f}, generation {metrics['generation']}"
+    )
     context.progress(1, 1)
     return JobOutcome(metrics={"deployment_id": deployment.pk, **metrics})
 
 
-def guard_probe_job_create(*, deployment: Deployment, erasure_request, actor, generate: str = "model",
-                           enqueue: bool = True):
+def guard_probe_job_create(
+    *, deployment: Deployment, erasure_request, actor, generate: str = "model", enqueue: bool = True
+):
     """Queue a ``guard_probe`` job for the request's subject against the deployment's guard."""
     from unlearning_jobs.jobs import job_create
     from unlearning_jobs.models import Framework, JobKind
 
-    return job_create(kind=JobKind.GUARD_PROBE.value, actor=actor, erasure_request=erasure_request,
-                      framework=Framework.OUTPUT_SUPPRESSION.value, method="guard_probe",
-                      params={"deployment_id": deployment.pk, "generate": generate},
-                      source_model=deployment.model_version, enqueue=enqueue)
+    return job_create(
+        kind=JobKind.GUARD_PROBE.value,
+        actor=actor,
+        erasure_request=erasure_request,
+        framework=Framework.OUTPUT_SUPPRESSION.value,
+        method="guard_probe",
+        params={"deployment_id": deployment.pk, "generate": generate},
+        source_model=deployment.model_version,
+        enqueue=enqueue,
+    )
 
 
 def guard_probe_jobs_for_guard_job(job) -> None:
@@ -307,28 +374,47 @@ def guard_measurements_for_report(erasure_request) -> dict:
     from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
     newest: dict[int, UnlearningJob] = {}
-    for job in (UnlearningJob.objects.filter(erasure_request=erasure_request, kind=JobKind.GUARD_PROBE.value,
-                                             status=JobStatus.SUCCEEDED).order_by("pk")):
+    for job in UnlearningJob.objects.filter(
+        erasure_request=erasure_request, kind=JobKind.GUARD_PROBE.value, status=JobStatus.SUCCEEDED
+    ).order_by("pk"):
         newest[int(job.metrics["deployment_id"])] = job
     deployments = Deployment.objects.in_bulk(list(newest))
     # (row metric, job metric, limit, comparator, sample-size metric)
-    checks = (("guard_block_rate", "block_rate", settings.LETHE_GUARD_MIN_BLOCK_RATE, ">=", "probes"),
-              ("guard_false_positive_rate", "false_positive_rate", settings.LETHE_GUARD_MAX_FALSE_POSITIVE_RATE,
-               "<=", "benign"))
+    checks = (
+        ("guard_block_rate", "block_rate", settings.LETHE_GUARD_MIN_BLOCK_RATE, ">=", "probes"),
+        (
+            "guard_false_positive_rate",
+            "false_positive_rate",
+            settings.LETHE_GUARD_MAX_FALSE_POSITIVE_RATE,
+            "<=",
+            "benign",
+        ),
+    )
     results = []
     for deployment_id, job in sorted(newest.items()):
         metrics = job.metrics
         deployment = deployments.get(deployment_id)
         name = deployment.name if deployment else "a deleted deployment"
-        subject = (f"Output suppression: {name} (#{deployment_id}), rules v{metrics.get('rule_set_version')}, "
-                   f"{metrics.get('generation')} generation")
+        subject = (
+            f"Output suppression: {name} (#{deployment_id}), rules v{metrics.get('rule_set_version')}, "
+            f"{metrics.get('generation')} generation"
+        )
         for metric, key, limit, comparator, samples in checks:
             value = metrics[key]
-            results.append({
-                "subject": subject, "job_id": job.pk, "reference": None, "metric": metric, "value": value,
-                "threshold": limit, "comparator": comparator, "condition": f"value {comparator} {limit:g}",
-                "passed": value >= limit if comparator == ">=" else value <= limit, "n_samples": metrics.get(samples),
-            })
+            results.append(
+                {
+                    "subject": subject,
+                    "job_id": job.pk,
+                    "reference": None,
+                    "metric": metric,
+                    "value": value,
+                    "threshold": limit,
+                    "comparator": comparator,
+                    "condition": f"value {comparator} {limit:g}",
+                    "passed": value >= limit if comparator == ">=" else value <= limit,
+                    "n_samples": metrics.get(samples),
+                }
+            )
     return {"results": results, "figures": []}
 
 

@@ -12,6 +12,7 @@ The thread is safe in a worker that forks its pool children (docs/jobs.md, "Safe
 - each beat runs inside ``forksafe.fork_exclusive()``, so a fork never cuts a beat (or its first
   database connection, or a log line) in half.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,10 +43,17 @@ class HeartbeatStep(bootsteps.StartStopStep):
         from unlearning_jobs import forksafe, workers
 
         queues = sorted(worker.app.amqp.queues.consume_from or worker.app.amqp.queues)
-        beat = _Beat(hostname=worker.hostname, queues=queues, started_at=timezone.now(),
-                     workers=workers, fork_exclusive=forksafe.fork_exclusive)
+        beat = _Beat(
+            hostname=worker.hostname,
+            queues=queues,
+            started_at=timezone.now(),
+            workers=workers,
+            fork_exclusive=forksafe.fork_exclusive,
+        )
         beat.once()  # the first beat, with any lazy import it needs, before the thread exists
-        self._thread = threading.Thread(target=beat.loop, args=(self._stop,), name="lethe-heartbeat", daemon=True)
+        self._thread = threading.Thread(
+            target=beat.loop, args=(self._stop,), name="lethe-heartbeat", daemon=True
+        )
         self._thread.start()
 
     def stop(self, worker):
@@ -75,8 +83,12 @@ class _Beat:
             self._close_old()
             try:
                 self.workers.worker_heartbeat_record(
-                    hostname=self.hostname, queues=self.queues, pid=os.getpid(), device=self.device,
-                    started_at=self.started_at)
+                    hostname=self.hostname,
+                    queues=self.queues,
+                    pid=os.getpid(),
+                    device=self.device,
+                    started_at=self.started_at,
+                )
             except Exception:  # the database may be briefly away; the next beat retries
                 logger.exception("worker.heartbeat_failed", extra={"hostname": self.hostname})
             finally:

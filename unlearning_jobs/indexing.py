@@ -8,6 +8,7 @@ never duplicates findings and a chunk done is never redone. The version becomes 
 transaction that finishes its last chunk, and the re-ingestion guard runs in that same
 transaction, so no one sees an indexed version whose hits are not flagged yet.
 """
+
 from __future__ import annotations
 
 import logging
@@ -76,15 +77,22 @@ def index_scan_settings(configuration: dict | None = None):
     if configuration and "settings" in configuration:
         scan = configuration.get("scan", {})
         keys = scan.get("match_keys")
-        prefixes = tuple((canonical, tuple(spellings)) for canonical, spellings in keys["account_prefixes"].items()) \
-            if keys else None
+        prefixes = (
+            tuple((canonical, tuple(spellings)) for canonical, spellings in keys["account_prefixes"].items())
+            if keys
+            else None
+        )
         return ScanSettings(
             analyzer=AnalyzerSettings.from_dict(configuration["settings"]),
             default_region=scan.get("default_region", settings.LETHE_PHONE_REGION),
-            match_keys=bool(keys), account_prefixes=prefixes,
+            match_keys=bool(keys),
+            account_prefixes=prefixes,
         )
-    return ScanSettings(default_region=settings.LETHE_PHONE_REGION, match_keys=settings.LETHE_PII_MATCH_KEYS,
-                        account_prefixes=settings.LETHE_ACCOUNT_ID_PREFIXES)
+    return ScanSettings(
+        default_region=settings.LETHE_PHONE_REGION,
+        match_keys=settings.LETHE_PII_MATCH_KEYS,
+        account_prefixes=settings.LETHE_ACCOUNT_ID_PREFIXES,
+    )
 
 
 def index_configuration() -> dict:
@@ -95,7 +103,7 @@ def index_configuration() -> dict:
     configuration["hash_key_id"] = settings.LETHE_PII_HASH_KEY_ID
     configuration["postprocessing"] = {
         "surname_first_names": "a capitalised word and a comma before a PERSON span are indexed as "
-                               "'Surname, Given' too (spaCy's small model splits that form)",
+        "'Surname, Given' too (spaCy's small model splits that form)",
     }
     return configuration
 
@@ -103,12 +111,55 @@ def index_configuration() -> dict:
 # "Giles, Kathryn": spaCy's small model tags only "Kathryn", or "Giles" as a place. A capitalised
 # word, a comma and a space right before a PERSON span is indexed as the name in that order too.
 _SURNAME_BEFORE = re.compile(r"(?<![\w'’-])([A-Z][\w'’-]*[a-z][\w'’-]*), $")
-_NOT_SURNAMES = frozenset({
-    "hello", "hi", "hey", "dear", "thanks", "thank", "yes", "no", "ok", "okay", "please", "sorry", "note",
-    "regards", "cheers", "well", "so", "and", "but", "or", "then", "also", "today", "yesterday", "tomorrow",
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "morning", "afternoon",
-    "evening", "sir", "madam", "mr", "mrs", "ms", "dr", "welcome", "again", "however", "meanwhile",
-})
+_NOT_SURNAMES = frozenset(
+    {
+        "hello",
+        "hi",
+        "hey",
+        "dear",
+        "thanks",
+        "thank",
+        "yes",
+        "no",
+        "ok",
+        "okay",
+        "please",
+        "sorry",
+        "note",
+        "regards",
+        "cheers",
+        "well",
+        "so",
+        "and",
+        "but",
+        "or",
+        "then",
+        "also",
+        "today",
+        "yesterday",
+        "tomorrow",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "morning",
+        "afternoon",
+        "evening",
+        "sir",
+        "madam",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "welcome",
+        "again",
+        "however",
+        "meanwhile",
+    }
+)
 
 
 def surname_first_findings(records: Sequence[SourceRecord], results: Sequence, *, hasher) -> list:
@@ -128,26 +179,38 @@ def surname_first_findings(records: Sequence[SourceRecord], results: Sequence, *
     for record, result in zip(records, results, strict=True):
         added = []
         # What the NER tagged; match keys (their own name pairs) are another mechanism.
-        detected = [f for f in result.findings if f.entity_type == "PERSON" and f.recogniser != MATCH_KEY_RECOGNISER]
+        detected = [
+            f for f in result.findings if f.entity_type == "PERSON" and f.recogniser != MATCH_KEY_RECOGNISER
+        ]
         spans = {(f.start, f.end) for f in detected}
         for finding in detected:
-            if " " in record.text[finding.start:finding.end].strip():
+            if " " in record.text[finding.start : finding.end].strip():
                 continue
-            match = _SURNAME_BEFORE.search(record.text[max(0, finding.start - 60):finding.start])
+            match = _SURNAME_BEFORE.search(record.text[max(0, finding.start - 60) : finding.start])
             if match is None or match.group(1).lower() in _NOT_SURNAMES:
                 continue
             start = finding.start - len(match.group(0))
-            value = record.text[start:finding.end]
+            value = record.text[start : finding.end]
             if (start, finding.end) in spans:
                 continue
             try:
-                added.append(Finding("PERSON", start, finding.end, round(min(finding.score, 0.6), 4),
-                                     "LetheSurnameFirst", hasher.hash("PERSON", normalise_name(value)),
-                                     hasher.hash("PERSON", name_token_sorted(value))))
+                added.append(
+                    Finding(
+                        "PERSON",
+                        start,
+                        finding.end,
+                        round(min(finding.score, 0.6), 4),
+                        "LetheSurnameFirst",
+                        hasher.hash("PERSON", normalise_name(value)),
+                        hasher.hash("PERSON", name_token_sorted(value)),
+                    )
+                )
             except NormalisationError:
                 continue
         if added:
-            findings = tuple(sorted((*result.findings, *added), key=lambda f: (f.start, f.end, f.entity_type)))
+            findings = tuple(
+                sorted((*result.findings, *added), key=lambda f: (f.start, f.end, f.entity_type))
+            )
             result = replace(result, findings=findings)
         out.append(result)
     return out
@@ -181,25 +244,39 @@ def index_chunk_claim(*, chunk_id: int, worker: str, now=None) -> ChunkClaim | N
 
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.LETHE_INDEX_STALE_SECONDS)
-    dead = list(WorkerHeartbeat.objects.filter(
-        last_seen_at__lt=now - timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
-    ).values_list("hostname", flat=True))
+    dead = list(
+        WorkerHeartbeat.objects.filter(
+            last_seen_at__lt=now - timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
+        ).values_list("hostname", flat=True)
+    )
     token = uuid.uuid4().hex
-    claimable = Q(status=IndexChunkStatus.PENDING) | Q(
-        status=IndexChunkStatus.RUNNING, started_at__lt=stale_before) | Q(
-        status=IndexChunkStatus.RUNNING, worker__in=dead)
+    claimable = (
+        Q(status=IndexChunkStatus.PENDING)
+        | Q(status=IndexChunkStatus.RUNNING, started_at__lt=stale_before)
+        | Q(status=IndexChunkStatus.RUNNING, worker__in=dead)
+    )
     claimed = IndexChunk.objects.filter(claimable, pk=chunk_id).update(
-        status=IndexChunkStatus.RUNNING, claim_token=token, worker=worker[:255], started_at=now,
-        finished_at=None, attempts=F("attempts") + 1,
+        status=IndexChunkStatus.RUNNING,
+        claim_token=token,
+        worker=worker[:255],
+        started_at=now,
+        finished_at=None,
+        attempts=F("attempts") + 1,
     )
     if not claimed:
         return None
     chunk = IndexChunk.objects.get(pk=chunk_id)
-    DatasetVersion.objects.filter(
-        pk=chunk.version_id, status=DatasetVersionStatus.REGISTERED
-    ).update(status=DatasetVersionStatus.INDEXING, indexing_started_at=now)
-    return ChunkClaim(chunk_id=chunk.pk, version_id=chunk.version_id, start=chunk.start,
-                      end=chunk.end, token=token, attempt=chunk.attempts)
+    DatasetVersion.objects.filter(pk=chunk.version_id, status=DatasetVersionStatus.REGISTERED).update(
+        status=DatasetVersionStatus.INDEXING, indexing_started_at=now
+    )
+    return ChunkClaim(
+        chunk_id=chunk.pk,
+        version_id=chunk.version_id,
+        start=chunk.start,
+        end=chunk.end,
+        token=token,
+        attempt=chunk.attempts,
+    )
 
 
 def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
@@ -216,8 +293,10 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
             logger.info("index_chunk.claim_lost", extra={"chunk_id": chunk.pk, "status": chunk.status})
             return False
         record_pks = dict(
-            DatasetRecord.objects.filter(version=version, ordinal__gte=chunk.start, ordinal__lt=chunk.end)
-            .values_list("record_id", "pk"))
+            DatasetRecord.objects.filter(
+                version=version, ordinal__gte=chunk.start, ordinal__lt=chunk.end
+            ).values_list("record_id", "pk")
+        )
         PiiFinding.objects.filter(record_id__in=list(record_pks.values())).delete()
         rows: list[PiiFinding] = []
         by_type: Counter[str] = Counter()
@@ -229,12 +308,19 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
             dropped += result.dropped
             for finding in result.findings:
                 by_type[finding_count_label(finding.entity_type, finding.recogniser)] += 1
-                rows.append(PiiFinding(
-                    version=version, record_id=record_pk, entity_type=finding.entity_type,
-                    start=finding.start, end=finding.end, score=finding.score,
-                    recogniser=finding.recogniser[:100], value_hash=finding.value_hash,
-                    sorted_hash=finding.sorted_hash,
-                ))
+                rows.append(
+                    PiiFinding(
+                        version=version,
+                        record_id=record_pk,
+                        entity_type=finding.entity_type,
+                        start=finding.start,
+                        end=finding.end,
+                        score=finding.score,
+                        recogniser=finding.recogniser[:100],
+                        value_hash=finding.value_hash,
+                        sorted_hash=finding.sorted_hash,
+                    )
+                )
         PiiFinding.objects.bulk_create(rows, batch_size=5000)
         chunk.status = IndexChunkStatus.DONE
         chunk.findings = len(rows)
@@ -242,7 +328,9 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
         chunk.dropped = dropped
         chunk.finished_at = timezone.now()
         chunk.error = ""
-        chunk.save(update_fields=["status", "findings", "findings_by_type", "dropped", "finished_at", "error"])
+        chunk.save(
+            update_fields=["status", "findings", "findings_by_type", "dropped", "finished_at", "error"]
+        )
         if not version.chunks.exclude(status=IndexChunkStatus.DONE).exists():
             _version_indexed(version)
     return True
@@ -260,12 +348,21 @@ def _version_indexed(version: DatasetVersion) -> None:
     progress = dataset_version_progress(version)
     hits = reingestion_check(version=version)
     audit_event_record(
-        actor=None, action="dataset_version.indexed", target=version,
-        details={"dataset": version.dataset.name, "version": version.number,
-                 "records": version.record_count, "chunks": progress["chunks_total"],
-                 "findings": progress["findings"], "findings_by_type": progress["findings_by_type"],
-                 "dropped": progress["dropped"], "duration_s": progress["duration_s"],
-                 "reingestion_hits": hits, "hash_key_id": version.hash_key_id},
+        actor=None,
+        action="dataset_version.indexed",
+        target=version,
+        details={
+            "dataset": version.dataset.name,
+            "version": version.number,
+            "records": version.record_count,
+            "chunks": progress["chunks_total"],
+            "findings": progress["findings"],
+            "findings_by_type": progress["findings_by_type"],
+            "dropped": progress["dropped"],
+            "duration_s": progress["duration_s"],
+            "reingestion_hits": hits,
+            "hash_key_id": version.hash_key_id,
+        },
     )
     logger.info("dataset_version.indexed", extra={"version_id": version.pk, "findings": progress["findings"]})
 
@@ -292,13 +389,21 @@ def index_chunk_fail(*, claim: ChunkClaim, error: BaseException, retryable: bool
             version.error = f"chunk {chunk.number} (records {chunk.start}–{chunk.end - 1}): {message}"
             version.save(update_fields=["status", "error"])
             audit_event_record(
-                actor=None, action="dataset_version.indexing_failed", target=version,
-                details={"dataset": version.dataset.name, "version": version.number,
-                         "chunk": chunk.number, "attempts": chunk.attempts,
-                         "error_type": type(error).__name__},
+                actor=None,
+                action="dataset_version.indexing_failed",
+                target=version,
+                details={
+                    "dataset": version.dataset.name,
+                    "version": version.number,
+                    "chunk": chunk.number,
+                    "attempts": chunk.attempts,
+                    "error_type": type(error).__name__,
+                },
             )
-    logger.warning("index_chunk.failed", extra={"chunk_id": claim.chunk_id, "final": final,
-                                                "error_type": type(error).__name__})
+    logger.warning(
+        "index_chunk.failed",
+        extra={"chunk_id": claim.chunk_id, "final": final, "error_type": type(error).__name__},
+    )
     return chunk.status
 
 
@@ -341,9 +446,15 @@ def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = N
         index_chunk_fail(claim=claim, error=error, retryable=True)
         raise
     done = index_chunk_complete(claim=claim, results=results)
-    logger.info("index_chunk.finished", extra={
-        "chunk_id": chunk_id, "records": claim.end - claim.start, "lost": not done,
-        "seconds": round(time.monotonic() - started, 3)})
+    logger.info(
+        "index_chunk.finished",
+        extra={
+            "chunk_id": chunk_id,
+            "records": claim.end - claim.start,
+            "lost": not done,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
     return "done" if done else "lost"
 
 
@@ -369,8 +480,9 @@ def _actor_check(actor) -> None:
         raise DatasetActionNotPermitted(f"{actor.get_username()} may not resume indexing.")
 
 
-def dataset_version_index_resume(*, version: DatasetVersion, actor, enqueue: bool = True,
-                                 include_failed: bool = True, now=None) -> list[int]:
+def dataset_version_index_resume(
+    *, version: DatasetVersion, actor, enqueue: bool = True, include_failed: bool = True, now=None
+) -> list[int]:
     """Queue again every chunk of the version that is not done; return their ids.
 
     Pending chunks are sent again (a duplicate delivery is skipped by the claim), running chunks
@@ -384,24 +496,33 @@ def dataset_version_index_resume(*, version: DatasetVersion, actor, enqueue: boo
         locked = DatasetVersion.objects.select_for_update().get(pk=version.pk)
         if locked.status == DatasetVersionStatus.INDEXED:
             return []
-        IndexChunk.objects.filter(version=locked, status=IndexChunkStatus.RUNNING,
-                                  started_at__lt=stale_before).update(
-            status=IndexChunkStatus.PENDING, claim_token="")
+        IndexChunk.objects.filter(
+            version=locked, status=IndexChunkStatus.RUNNING, started_at__lt=stale_before
+        ).update(status=IndexChunkStatus.PENDING, claim_token="")
         if include_failed:
             IndexChunk.objects.filter(version=locked, status=IndexChunkStatus.FAILED).update(
-                status=IndexChunkStatus.PENDING, attempts=0, claim_token="")
-        ids = list(locked.chunks.filter(status=IndexChunkStatus.PENDING).order_by("number")
-                   .values_list("pk", flat=True))
+                status=IndexChunkStatus.PENDING, attempts=0, claim_token=""
+            )
+        ids = list(
+            locked.chunks.filter(status=IndexChunkStatus.PENDING)
+            .order_by("number")
+            .values_list("pk", flat=True)
+        )
         if locked.status == DatasetVersionStatus.FAILED:
             started = locked.chunks.filter(status=IndexChunkStatus.DONE).exists()
             locked.status = DatasetVersionStatus.INDEXING if started else DatasetVersionStatus.REGISTERED
             locked.error = ""
             locked.save(update_fields=["status", "error"])
         audit_event_record(
-            actor=actor, action="dataset_version.indexing_resumed", target=locked,
-            details={"dataset": locked.dataset.name, "version": locked.number,
-                     "chunks_queued": len(ids),
-                     "chunks_done": locked.chunks.filter(status=IndexChunkStatus.DONE).count()},
+            actor=actor,
+            action="dataset_version.indexing_resumed",
+            target=locked,
+            details={
+                "dataset": locked.dataset.name,
+                "version": locked.number,
+                "chunks_queued": len(ids),
+                "chunks_done": locked.chunks.filter(status=IndexChunkStatus.DONE).count(),
+            },
         )
         if enqueue and ids:
             transaction.on_commit(lambda: index_chunks_enqueue(chunk_ids=ids))
@@ -409,9 +530,13 @@ def dataset_version_index_resume(*, version: DatasetVersion, actor, enqueue: boo
     return ids
 
 
-def dataset_version_index_inline(*, version: DatasetVersion, processes: int = 1,
-                                 progress: Callable[[dict], None] | None = None,
-                                 scan: ScanFunction | None = None) -> dict:
+def dataset_version_index_inline(
+    *,
+    version: DatasetVersion,
+    processes: int = 1,
+    progress: Callable[[dict], None] | None = None,
+    scan: ScanFunction | None = None,
+) -> dict:
     """Index the version's unfinished chunks in this process (no worker); return its progress.
 
     With ``processes`` above 1 each chunk is scanned by a ``ScanPool`` of that many processes.
@@ -426,15 +551,23 @@ def dataset_version_index_inline(*, version: DatasetVersion, processes: int = 1,
         from unlearning_jobs.engine.pii.scan import ScanPool
 
         connections.close_all()  # the forked scan processes must not share the parent's sockets
-        pool = ScanPool(hasher=_hasher_for(version), processes=processes,
-                        settings=index_scan_settings(version.index_configuration))
+        pool = ScanPool(
+            hasher=_hasher_for(version),
+            processes=processes,
+            settings=index_scan_settings(version.index_configuration),
+        )
     try:
+
         def pooled(records: list[SourceRecord]) -> list:
             size = max(1, -(-len(records) // processes))
             return pool.scan(records, chunk_size=size)
 
-        pending = (IndexChunk.objects.filter(version=version)
-                   .exclude(status=IndexChunkStatus.DONE).order_by("number").values_list("pk", flat=True))
+        pending = (
+            IndexChunk.objects.filter(version=version)
+            .exclude(status=IndexChunkStatus.DONE)
+            .order_by("number")
+            .values_list("pk", flat=True)
+        )
         for chunk_id in list(pending):
             index_chunk_run(chunk_id=chunk_id, worker=worker, scan=pooled if pool else scan)
             if progress is not None:
@@ -449,11 +582,21 @@ def dataset_version_index_inline(*, version: DatasetVersion, processes: int = 1,
 # --- progress -----------------------------------------------------------------------------------
 
 
-_PROGRESS_CHUNK_FIELDS = ("status", "start", "end", "findings", "findings_by_type", "dropped", "started_at",
-                          "finished_at")
+_PROGRESS_CHUNK_FIELDS = (
+    "status",
+    "start",
+    "end",
+    "findings",
+    "findings_by_type",
+    "dropped",
+    "started_at",
+    "finished_at",
+)
 
 
-def dataset_version_progress(version: DatasetVersion, *, now=None, chunks: Sequence[dict] | None = None) -> dict:
+def dataset_version_progress(
+    version: DatasetVersion, *, now=None, chunks: Sequence[dict] | None = None
+) -> dict:
     """Return the version's indexing progress: chunks and records done, rate, findings by type.
 
     The rate is records done over the time from the first claim to the last finish (or now
@@ -506,14 +649,20 @@ def dataset_versions_progress(versions: Iterable[DatasetVersion], *, now=None) -
     versions = list(versions)
     chunks: dict[int, list[dict]] = {version.pk: [] for version in versions}
     for chunk in IndexChunk.objects.filter(version__in=[version.pk for version in versions]).values(
-            "version_id", *_PROGRESS_CHUNK_FIELDS):
+        "version_id", *_PROGRESS_CHUNK_FIELDS
+    ):
         chunks[chunk["version_id"]].append(chunk)
-    return {version.pk: dataset_version_progress(version, now=now, chunks=chunks[version.pk])
-            for version in versions}
+    return {
+        version.pk: dataset_version_progress(version, now=now, chunks=chunks[version.pk])
+        for version in versions
+    }
 
 
 def dataset_versions_findings_total(versions: Iterable[DatasetVersion]) -> int:
     """Return the number of findings in the versions' done chunks (no scan of the findings table)."""
-    return IndexChunk.objects.filter(
-        version__in=list(versions), status=IndexChunkStatus.DONE
-    ).aggregate(total=Sum("findings"))["total"] or 0
+    return (
+        IndexChunk.objects.filter(version__in=list(versions), status=IndexChunkStatus.DONE).aggregate(
+            total=Sum("findings")
+        )["total"]
+        or 0
+    )

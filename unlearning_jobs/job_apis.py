@@ -6,6 +6,7 @@ decide requests; auditors read the jobs of requests; anyone else gets 403. Error
 (``compliance.api``): 400 with messages per field (per plan item for a decision), 409 when the
 state does not allow the step; nothing is written in either case.
 """
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -60,7 +61,9 @@ class ProgressSerializer(serializers.Serializer):
 class JobSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     request = serializers.IntegerField(source="erasure_request_id", allow_null=True)
-    request_reference = serializers.CharField(source="erasure_request.reference", default=None, allow_null=True)
+    request_reference = serializers.CharField(
+        source="erasure_request.reference", default=None, allow_null=True
+    )
     kind = serializers.CharField()
     framework = serializers.CharField()
     method = serializers.CharField()
@@ -212,8 +215,9 @@ class ModelListCreateApi(JobsApiBase):
         path = serializers.CharField(max_length=1024)
         dataset_version = DatabaseIdField(required=False, allow_null=True)
         parent = DatabaseIdField(required=False, allow_null=True)
-        notes = serializers.CharField(required=False, allow_blank=True, default="",
-                                      max_length=model_registry.MAX_NOTES_LENGTH)
+        notes = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=model_registry.MAX_NOTES_LENGTH
+        )
 
     OutputSerializer = ModelVersionSerializer
     pagination_class = ApiPagination
@@ -241,8 +245,13 @@ class ModelListCreateApi(JobsApiBase):
         if errors:
             raise serializers.ValidationError(errors)
         version = model_registry.model_version_register(
-            name=data["name"], path=data["path"], actor=request.user, dataset_version=dataset_version,
-            parent=parent, notes=data["notes"])
+            name=data["name"],
+            path=data["path"],
+            actor=request.user,
+            dataset_version=dataset_version,
+            parent=parent,
+            notes=data["notes"],
+        )
         return Response(ModelVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
@@ -250,7 +259,9 @@ class ModelDetailApi(JobsApiBase):
     OutputSerializer = ModelVersionSerializer
 
     def get(self, request, pk: int):
-        return Response(ModelVersionSerializer(get_object_or_404(model_registry.model_version_list(), pk=pk)).data)
+        return Response(
+            ModelVersionSerializer(get_object_or_404(model_registry.model_version_list(), pk=pk)).data
+        )
 
 
 # --- the decision --------------------------------------------------------------------------------
@@ -275,12 +286,15 @@ class ErasureDecisionApproveApi(JobsApiBase):
             method = serializers.JSONField()
             params = serializers.JSONField(required=False, default=dict)
 
-        rationale = serializers.CharField(required=False, allow_blank=True, default="",
-                                          max_length=decisions.MAX_RATIONALE_LENGTH)
-        note = serializers.CharField(required=False, allow_blank=True, default="",
-                                     max_length=decisions.MAX_RATIONALE_LENGTH)
-        plan = serializers.ListField(child=serializers.DictField(), required=False, default=list,
-                                     max_length=decisions.MAX_PLAN_ITEMS)
+        rationale = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=decisions.MAX_RATIONALE_LENGTH
+        )
+        note = serializers.CharField(
+            required=False, allow_blank=True, default="", max_length=decisions.MAX_RATIONALE_LENGTH
+        )
+        plan = serializers.ListField(
+            child=serializers.DictField(), required=False, default=list, max_length=decisions.MAX_PLAN_ITEMS
+        )
 
     class OutputSerializer(serializers.Serializer):
         request = serializers.IntegerField()
@@ -300,8 +314,9 @@ class ErasureDecisionApproveApi(JobsApiBase):
         data = serializer.validated_data
         rationale = data["rationale"] or data["note"]
         if data["plan"]:
-            decisions.erasure_decision_approve(erasure_request=erasure_request, actor=request.user,
-                                               rationale=rationale, plan=data["plan"])
+            decisions.erasure_decision_approve(
+                erasure_request=erasure_request, actor=request.user, rationale=rationale, plan=data["plan"]
+            )
         else:
             erasure_request_approve(erasure_request=erasure_request, actor=request.user, note=rationale)
         return Response(_decision_body(erasure_request))
@@ -324,6 +339,8 @@ def _decision_body(erasure_request) -> dict:
     return {
         "request": erasure_request.pk,
         "status": erasure_request.status,
-        "decisions": DecisionSerializer(decisions.request_decisions(erasure_request=erasure_request), many=True).data,
+        "decisions": DecisionSerializer(
+            decisions.request_decisions(erasure_request=erasure_request), many=True
+        ).data,
         "jobs": JobSerializer(jobs.request_jobs(erasure_request=erasure_request), many=True).data,
     }

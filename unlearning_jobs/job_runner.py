@@ -15,6 +15,7 @@ every kind shares:
 
 Other stages add job kinds with ``job_runner_register`` (e.g. verification).
 """
+
 from __future__ import annotations
 
 import json
@@ -99,7 +100,9 @@ class JobContext:
         label = device_label(str(device))
         jobs.job_device_record(job_id=self.job.pk, attempt=self.attempt, device=label)
         if self.job.worker:
-            worker_device_record(hostname=self.job.worker, device=describe_device(device.type == "cuda").as_dict())
+            worker_device_record(
+                hostname=self.job.worker, device=describe_device(device.type == "cuda").as_dict()
+            )
         return label
 
     def phase(self, phase: str) -> None:
@@ -203,14 +206,23 @@ def _write_stamp(directory: Path, data: dict) -> None:
 
 def _stamp_for(job: UnlearningJob, outcome: JobOutcome, sha: str) -> dict:
     return {
-        "format": JOB_OUTPUT_FORMAT, "job_id": job.pk, "kind": job.kind, "method": job.method,
-        "framework": job.framework, "weights_sha256": sha, "metrics": outcome.metrics,
-        "model_name": outcome.model_name, "model_kind": outcome.model_kind,
-        "model_dataset_version_id": outcome.model_dataset_version.pk if outcome.model_dataset_version else None,
+        "format": JOB_OUTPUT_FORMAT,
+        "job_id": job.pk,
+        "kind": job.kind,
+        "method": job.method,
+        "framework": job.framework,
+        "weights_sha256": sha,
+        "metrics": outcome.metrics,
+        "model_name": outcome.model_name,
+        "model_kind": outcome.model_kind,
+        "model_dataset_version_id": outcome.model_dataset_version.pk
+        if outcome.model_dataset_version
+        else None,
         "model_parent_id": outcome.model_parent.pk if outcome.model_parent else None,
         "model_notes": outcome.model_notes,
-        "produced_dataset_version_id": (outcome.produced_dataset_version.pk
-                                        if outcome.produced_dataset_version else None),
+        "produced_dataset_version_id": (
+            outcome.produced_dataset_version.pk if outcome.produced_dataset_version else None
+        ),
         "device": outcome.device,
     }
 
@@ -220,9 +232,12 @@ def _outcome_from_stamp(stamp: dict) -> JobOutcome:
         return model.objects.get(pk=pk) if pk is not None else None
 
     return JobOutcome(
-        metrics=stamp["metrics"], model_name=stamp["model_name"], model_kind=stamp["model_kind"],
+        metrics=stamp["metrics"],
+        model_name=stamp["model_name"],
+        model_kind=stamp["model_kind"],
         model_dataset_version=version(DatasetVersion, stamp["model_dataset_version_id"]),
-        model_parent=version(ModelVersion, stamp["model_parent_id"]), model_notes=stamp.get("model_notes", ""),
+        model_parent=version(ModelVersion, stamp["model_parent_id"]),
+        model_notes=stamp.get("model_notes", ""),
         produced_dataset_version=version(DatasetVersion, stamp["produced_dataset_version_id"]),
         device=stamp.get("device", ""),
     )
@@ -285,8 +300,12 @@ def job_execute(*, job: UnlearningJob) -> str:
         # On a CPU worker sharing its cores, fewer intra-op threads than cores is often faster.
         torch.set_num_threads(settings.LETHE_JOB_TORCH_THREADS)
     context = JobContext(
-        job=job, attempt=attempt, checkpoint_dir=jobs.job_checkpoint_dir(job.pk), staging_dir=_staging_dir(job),
-        checkpoint_every=settings.LETHE_JOB_CHECKPOINT_EVERY, device=settings.LETHE_JOB_DEVICE or None,
+        job=job,
+        attempt=attempt,
+        checkpoint_dir=jobs.job_checkpoint_dir(job.pk),
+        staging_dir=_staging_dir(job),
+        checkpoint_every=settings.LETHE_JOB_CHECKPOINT_EVERY,
+        device=settings.LETHE_JOB_DEVICE or None,
     )
     context.staging_dir.parent.mkdir(parents=True, exist_ok=True)
     # The job's own heartbeat, from this process, for as long as the attempt runs (liveness.py).
@@ -323,34 +342,68 @@ def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: 
         produced = None
         if final is not None:
             produced = jobs.ProducedModel(
-                name=outcome.model_name, path=final, weights_sha256=sha, kind=outcome.model_kind,
-                recipe=model_recipe_read(final), dataset_version=outcome.model_dataset_version,
-                parent=outcome.model_parent, notes=outcome.model_notes)
-        jobs.job_succeed(job_id=job.pk, attempt=attempt, metrics=outcome.metrics, produced=produced,
-                         produced_dataset_version=outcome.produced_dataset_version, device=outcome.device,
-                         compute_seconds=time.monotonic() - started)
-        jobs.job_log_append(job_id=job.pk, text=f"succeeded{f'; model version at {final.name}' if final else ''}")
+                name=outcome.model_name,
+                path=final,
+                weights_sha256=sha,
+                kind=outcome.model_kind,
+                recipe=model_recipe_read(final),
+                dataset_version=outcome.model_dataset_version,
+                parent=outcome.model_parent,
+                notes=outcome.model_notes,
+            )
+        jobs.job_succeed(
+            job_id=job.pk,
+            attempt=attempt,
+            metrics=outcome.metrics,
+            produced=produced,
+            produced_dataset_version=outcome.produced_dataset_version,
+            device=outcome.device,
+            compute_seconds=time.monotonic() - started,
+        )
+        jobs.job_log_append(
+            job_id=job.pk, text=f"succeeded{f'; model version at {final.name}' if final else ''}"
+        )
         return "succeeded"
     except jobs.JobLost:
         logger.info("unlearning_job.attempt_superseded", extra={"job_id": job.pk, "attempt": attempt})
         return "lost"
     except TrainingCancelled as stop:
-        if jobs.job_stopped(job_id=job.pk, attempt=attempt, step=stop.step,
-                            compute_seconds=time.monotonic() - started) is None:
+        if (
+            jobs.job_stopped(
+                job_id=job.pk, attempt=attempt, step=stop.step, compute_seconds=time.monotonic() - started
+            )
+            is None
+        ):
             return "lost"
         jobs.job_log_append(job_id=job.pk, text=f"cancelled at step {stop.step} of {stop.total}")
         return "cancelled"
     except TRANSIENT_ERRORS as error:
-        logger.warning("unlearning_job.transient_error",
-                       extra={"job_id": job.pk, "attempt": attempt, "error_type": type(error).__name__})
-        released = _once_the_database_answers(lambda: jobs.job_release_transient(
-            job_id=job.pk, attempt=attempt, error_type=type(error).__name__,
-            compute_seconds=time.monotonic() - started))
+        logger.warning(
+            "unlearning_job.transient_error",
+            extra={"job_id": job.pk, "attempt": attempt, "error_type": type(error).__name__},
+        )
+        error_type = type(error).__name__
+        released = _once_the_database_answers(
+            lambda: jobs.job_release_transient(
+                job_id=job.pk,
+                attempt=attempt,
+                error_type=error_type,
+                compute_seconds=time.monotonic() - started,
+            )
+        )
         return released.status if released else "lost"
     except Exception as error:  # any other error is deterministic: fail with the log kept
         summary = summarise_error(error)
-        if jobs.job_fail(job_id=job.pk, attempt=attempt, error=summary, error_type=type(error).__name__,
-                         compute_seconds=time.monotonic() - started) is None:
+        if (
+            jobs.job_fail(
+                job_id=job.pk,
+                attempt=attempt,
+                error=summary,
+                error_type=type(error).__name__,
+                compute_seconds=time.monotonic() - started,
+            )
+            is None
+        ):
             return "lost"
         jobs.job_log_append(job_id=job.pk, text="failed: " + summary)
         return "failed"

@@ -4,6 +4,7 @@ Names are stable because workers of different versions may share a queue: ``unle
 is routed to the ``gpu`` queue and ``unlearning_jobs.cpu.*`` to ``cpu`` (``compliance.queues``).
 Arguments are JSON ids only; extra keyword arguments from newer producers are accepted.
 """
+
 import logging
 
 from celery import shared_task
@@ -15,8 +16,13 @@ logger = logging.getLogger(__name__)
 CLAIM_RETRIES = 25
 
 
-@shared_task(name="unlearning_jobs.gpu.job_run", bind=True, acks_late=True, reject_on_worker_lost=True,
-             ignore_result=True)
+@shared_task(
+    name="unlearning_jobs.gpu.job_run",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+)
 def job_run(self, job_id: int, **kwargs) -> str:
     """Run job ``job_id`` if it is still queued; a second delivery of the same message does nothing.
 
@@ -29,9 +35,12 @@ def job_run(self, job_id: int, **kwargs) -> str:
     try:
         job = job_claim(job_id=job_id, worker=self.request.hostname or "", task_id=self.request.id or "")
     except (OperationalError, InterfaceError) as error:
-        logger.warning("unlearning_job.claim_deferred", extra={"job_id": job_id, "error_type": type(error).__name__})
-        raise self.retry(exc=error, countdown=min(60, 5 * 2 ** self.request.retries),
-                         max_retries=CLAIM_RETRIES) from error
+        logger.warning(
+            "unlearning_job.claim_deferred", extra={"job_id": job_id, "error_type": type(error).__name__}
+        )
+        raise self.retry(
+            exc=error, countdown=min(60, 5 * 2**self.request.retries), max_retries=CLAIM_RETRIES
+        ) from error
     if job is None:
         logger.info("unlearning_job.claim_skipped", extra={"job_id": job_id})
         return "not-queued"

@@ -4,6 +4,7 @@
 ``api_urlpatterns`` by ``unlearning_jobs.api_urls``, which ``compliance.api_urls`` includes before
 the request workflow's routes so that ``requests/<id>/actions/approve/`` takes the plan.
 """
+
 from django.urls import path
 
 from unlearning_jobs import job_apis, job_views
@@ -27,7 +28,14 @@ api_urlpatterns = [
     path("jobs/<int:pk>/params/", job_apis.JobParamsApi.as_view(), name="api-job-params"),
     path("models/", job_apis.ModelListCreateApi.as_view(), name="api-models"),
     path("models/<int:pk>/", job_apis.ModelDetailApi.as_view(), name="api-model-detail"),
-    path("requests/<int:pk>/actions/approve/", job_apis.ErasureDecisionApproveApi.as_view(),
-         name="api-request-decision-approve"),
-    path("requests/<int:pk>/decisions/", job_apis.ErasureDecisionListApi.as_view(), name="api-request-decisions"),
+    path(
+        "requests/<int:pk>/actions/approve/",
+        job_apis.ErasureDecisionApproveApi.as_view(),
+        name="api-request-decision-approve",
+    ),
+    path(
+        "requests/<int:pk>/decisions/",
+        job_apis.ErasureDecisionListApi.as_view(),
+        name="api-request-decisions",
+    ),
 ]

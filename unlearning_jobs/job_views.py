@@ -4,6 +4,7 @@ Engineers operate (retry, cancel, change a queued job's parameters, register mod
 officers read job state and decide requests; auditors read the jobs of requests and change
 nothing. Views only translate between HTTP and the services.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,11 @@ def job_state(job: UnlearningJob) -> dict:
         "id": job.pk,
         "status": job.status,
         "status_display": job.get_status_display(),
-        "progress": {"done": job.progress_done, "total": job.progress_total,
-                     "fraction": job.progress_fraction},
+        "progress": {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "fraction": job.progress_fraction,
+        },
         "device": job.device,
         "worker": job.worker,
         "attempts": job.attempts,
@@ -62,15 +66,24 @@ def job_state(job: UnlearningJob) -> dict:
         "started_at": job.started_at.isoformat() if job.started_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "progress_at": job.progress_at.isoformat() if job.progress_at else None,
-        "phase": job.phase, "phase_display": job.get_phase_display() if job.phase else "",
+        "phase": job.phase,
+        "phase_display": job.get_phase_display() if job.phase else "",
         "heartbeat_at": job.heartbeat_at.isoformat() if job.heartbeat_at else None,
         "stalled_at": job.stalled_at.isoformat() if job.stalled_at else None,
         "last_log_line": jobs.job_last_log_line(job),
         "error": job.error,
         "log_tail": job.log[-LOG_TAIL_CHARS:],
         "metrics": job.metrics,
-        "produced_model": ({"id": produced.pk, "name": produced.name, "url": produced.get_absolute_url(),
-                            "weights_sha256": produced.weights_sha256} if produced else None),
+        "produced_model": (
+            {
+                "id": produced.pk,
+                "name": produced.name,
+                "url": produced.get_absolute_url(),
+                "weights_sha256": produced.weights_sha256,
+            }
+            if produced
+            else None
+        ),
     }
 
 
@@ -89,8 +102,13 @@ class JobListView(JobReadMixin, TemplateView):
         if status in JobStatus.values:
             queryset = queryset.filter(status=status)
         page = Paginator(queryset, 50).get_page(self.request.GET.get("page"))
-        context.update(page=page, jobs=page.object_list, status=status, statuses=JobStatus.choices,
-                       can_operate=self.request.user.has_perm(roles.OPERATE_JOBS))
+        context.update(
+            page=page,
+            jobs=page.object_list,
+            status=status,
+            statuses=JobStatus.choices,
+            can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
+        )
         return context
 
 
@@ -105,7 +123,9 @@ class JobDetailView(JobReadMixin, TemplateView):
         user = self.request.user
         can_operate = user.has_perm(roles.OPERATE_JOBS)
         context.update(
-            job=job, state=job_state(job), can_operate=can_operate,
+            job=job,
+            state=job_state(job),
+            can_operate=can_operate,
             can_retry=can_operate and job.status in jobs.RETRYABLE_STATUSES,
             can_cancel=can_operate and job.status in jobs.CANCELLABLE_STATUSES and not job.cancel_requested,
             can_kill=can_operate and job.status == JobStatus.RUNNING,
@@ -146,9 +166,13 @@ class JobActionView(PermissionPageMixin, View):
         except jobs.JobError as error:
             messages.error(request, " ".join(error.messages))
         else:
-            done = {"retry": "queued again", "cancel": (
-                "asked to stop at its next step" if job.status == JobStatus.RUNNING else "cancelled"),
-                "kill": "killed and queued again; it resumes from its last checkpoint"}[action]
+            done = {
+                "retry": "queued again",
+                "cancel": (
+                    "asked to stop at its next step" if job.status == JobStatus.RUNNING else "cancelled"
+                ),
+                "kill": "killed and queued again; it resumes from its last checkpoint",
+            }[action]
             messages.success(request, f"Job #{job.pk} {done}.")
         return redirect(job)
 
@@ -194,7 +218,9 @@ class ModelListView(JobReadMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context.update(
             model_versions=model_registry.model_version_list(),
-            dataset_versions=DatasetVersion.objects.select_related("dataset").order_by("dataset__name", "-number"),
+            dataset_versions=DatasetVersion.objects.select_related("dataset").order_by(
+                "dataset__name", "-number"
+            ),
             can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
             register_errors=kwargs.get("register_errors", {}),
             register_values=kwargs.get("register_values", {}),
@@ -211,7 +237,9 @@ class ModelRegisterView(PermissionPageMixin, View):
     http_method_names = ["post"]
 
     def post(self, request):
-        values = {key: request.POST.get(key, "") for key in ("name", "path", "dataset_version", "parent", "notes")}
+        values = {
+            key: request.POST.get(key, "") for key in ("name", "path", "dataset_version", "parent", "notes")
+        }
         errors: dict[str, list[str]] = {}
         dataset_version = parent = None
         if values["dataset_version"]:
@@ -225,17 +253,25 @@ class ModelRegisterView(PermissionPageMixin, View):
         if not errors:
             try:
                 version = model_registry.model_version_register(
-                    name=values["name"], path=values["path"], actor=request.user,
-                    dataset_version=dataset_version, parent=parent, notes=values["notes"])
+                    name=values["name"],
+                    path=values["path"],
+                    actor=request.user,
+                    dataset_version=dataset_version,
+                    parent=parent,
+                    notes=values["notes"],
+                )
             except model_registry.ModelRegistrationError as error:
                 errors = error.message_dict
             else:
-                messages.success(request, f"{version} registered; weights SHA-256 {version.weights_sha256[:16]}…")
+                messages.success(
+                    request, f"{version} registered; weights SHA-256 {version.weights_sha256[:16]}…"
+                )
                 return redirect(version)
         view = ModelListView()
         view.setup(request)
         return view.render_to_response(
-            view.get_context_data(register_errors=errors, register_values=values), status=400)
+            view.get_context_data(register_errors=errors, register_values=values), status=400
+        )
 
 
 class TrainJobCreateView(PermissionPageMixin, View):
@@ -245,7 +281,9 @@ class TrainJobCreateView(PermissionPageMixin, View):
     http_method_names = ["post"]
 
     def post(self, request):
-        values = {key: request.POST.get(key, "") for key in ("dataset_version", "name", "epochs", "sisa_shards")}
+        values = {
+            key: request.POST.get(key, "") for key in ("dataset_version", "name", "epochs", "sisa_shards")
+        }
         dataset_version = DatasetVersion.objects.filter(pk=_int(values["dataset_version"])).first()
         errors: dict[str, list[str]] = {}
         if dataset_version is None:
@@ -254,8 +292,12 @@ class TrainJobCreateView(PermissionPageMixin, View):
             recipe = {"epochs": _int(values["epochs"])} if values["epochs"] else {}
             try:
                 job = jobs.train_job_create(
-                    dataset_version=dataset_version, actor=request.user, name=values["name"] or "model",
-                    recipe=recipe, sisa_shards=_int(values["sisa_shards"]) if values["sisa_shards"] else None)
+                    dataset_version=dataset_version,
+                    actor=request.user,
+                    name=values["name"] or "model",
+                    recipe=recipe,
+                    sisa_shards=_int(values["sisa_shards"]) if values["sisa_shards"] else None,
+                )
             except ValidationError as error:
                 errors = error.message_dict
             else:
@@ -263,7 +305,9 @@ class TrainJobCreateView(PermissionPageMixin, View):
                 return redirect(job)
         view = ModelListView()
         view.setup(request)
-        return view.render_to_response(view.get_context_data(train_errors=errors, train_values=values), status=400)
+        return view.render_to_response(
+            view.get_context_data(train_errors=errors, train_values=values), status=400
+        )
 
 
 def _int(value) -> int | None:
@@ -283,7 +327,8 @@ class ModelDetailView(JobReadMixin, TemplateView):
         version = get_object_or_404(model_registry.model_version_list(), pk=self.kwargs["pk"])
         visible = jobs.job_list_for(user=self.request.user)
         context.update(
-            version=version, recipe_text=json.dumps(version.recipe, indent=2, sort_keys=True),
+            version=version,
+            recipe_text=json.dumps(version.recipe, indent=2, sort_keys=True),
             children=version.children.order_by("pk"),
             jobs_reading=visible.filter(source_model=version).order_by("-pk")[:50],
             decisions=version.erasure_decisions.select_related("erasure_request").order_by("-pk")[:50],
@@ -313,12 +358,20 @@ def _decision_rows(erasure_request, post=None, item_errors=None, plan_index=None
             params = post.get(f"{key}-params", "") if post is not None else ""
             index = (plan_index or {}).get((version.pk, framework.value))
             errors = (item_errors or [])[index] if index is not None and item_errors else {}
-            choices.append({
-                "framework": framework, "key": key, "chosen": chosen, "params": params,
-                "methods": methods_by_framework.get(framework.value, []),
-                "errors": [f"{name.replace('_', ' ')}: {message}" if name != "non_field_errors" else message
-                           for name, messages_ in errors.items() for message in messages_],
-            })
+            choices.append(
+                {
+                    "framework": framework,
+                    "key": key,
+                    "chosen": chosen,
+                    "params": params,
+                    "methods": methods_by_framework.get(framework.value, []),
+                    "errors": [
+                        f"{name.replace('_', ' ')}: {message}" if name != "non_field_errors" else message
+                        for name, messages_ in errors.items()
+                        for message in messages_
+                    ],
+                }
+            )
         rows.append({"version": version, "choices": choices})
     return rows
 
@@ -345,7 +398,9 @@ class ErasureDecisionView(PermissionPageMixin, TemplateView):
         context.update(
             erasure_request=erasure_request,
             decisions=decisions.request_decisions(erasure_request=erasure_request),
-            request_jobs=[(job, job_state(job)) for job in jobs.request_jobs(erasure_request=erasure_request)],
+            request_jobs=[
+                (job, job_state(job)) for job in jobs.request_jobs(erasure_request=erasure_request)
+            ],
             can_decide=user.has_perm(roles.MANAGE_REQUESTS) and refusal is None,
             refusal=refusal,
             rows=kwargs.get("rows") or _decision_rows(erasure_request),
@@ -378,8 +433,14 @@ class ErasureDecisionView(PermissionPageMixin, TemplateView):
                     parse_errors[(version.pk, framework.value)] = {"params": [f"Not valid JSON: {error}"]}
                     params = {}
                 plan_index[(version.pk, framework.value)] = len(plan)
-                plan.append({"model_version": version.pk, "framework": framework.value, "method": method,
-                             "params": params})
+                plan.append(
+                    {
+                        "model_version": version.pk,
+                        "framework": framework.value,
+                        "method": method,
+                        "params": params,
+                    }
+                )
         field_errors: dict = {}
         item_errors: list[dict] = [{} for _ in plan]
         for key, errors in parse_errors.items():
@@ -389,8 +450,9 @@ class ErasureDecisionView(PermissionPageMixin, TemplateView):
         status = 400
         if not field_errors and not any(item_errors):
             try:
-                decisions.erasure_decision_approve(erasure_request=erasure_request, actor=request.user,
-                                                   rationale=rationale, plan=plan)
+                decisions.erasure_decision_approve(
+                    erasure_request=erasure_request, actor=request.user, rationale=rationale, plan=plan
+                )
             except decisions.DecisionPlanError as error:
                 field_errors, item_errors = error.field_errors, error.item_errors
             except TransitionNotAllowed as error:
@@ -401,6 +463,10 @@ class ErasureDecisionView(PermissionPageMixin, TemplateView):
                 messages.success(request, f"{erasure_request.reference}: decision recorded.")
                 return redirect(reverse("erasure-decision", kwargs={"pk": pk}))
         context = self.get_context_data(
-            rows=_decision_rows(erasure_request, post=request.POST, item_errors=item_errors, plan_index=plan_index),
-            rationale=rationale, field_errors=field_errors)
+            rows=_decision_rows(
+                erasure_request, post=request.POST, item_errors=item_errors, plan_index=plan_index
+            ),
+            rationale=rationale,
+            field_errors=field_errors,
+        )
         return self.render_to_response(context, status=status)

@@ -14,6 +14,7 @@ is harmless. Three rules make that true:
 Each state change writes its audit event in the same transaction. Actors are users for the
 engineer's actions (cancel, retry, parameters) and the system (``None``) for what workers do.
 """
+
 from __future__ import annotations
 
 import logging
@@ -111,8 +112,12 @@ def _actor_check(actor, permission: str = roles.OPERATE_JOBS) -> None:
 def _details(job: UnlearningJob, **extra) -> dict:
     """Return the audit details every job event carries: what the job is, never record text."""
     details = {
-        "job_id": job.pk, "kind": job.kind, "framework": job.framework or None,
-        "method": job.method or None, "status": job.status, "attempts": job.attempts,
+        "job_id": job.pk,
+        "kind": job.kind,
+        "framework": job.framework or None,
+        "method": job.method or None,
+        "status": job.status,
+        "attempts": job.attempts,
         "erasure_request_id": job.erasure_request_id,
         "source_model_id": job.source_model_id,
     }
@@ -121,8 +126,9 @@ def _details(job: UnlearningJob, **extra) -> dict:
 
 
 def _record(job: UnlearningJob, action: str, *, actor=None, **extra) -> None:
-    audit_event_record(actor=actor, action=f"unlearning_job.{action}", target=job,
-                       details=_details(job, **extra))
+    audit_event_record(
+        actor=actor, action=f"unlearning_job.{action}", target=job, details=_details(job, **extra)
+    )
 
 
 def job_dir(job_id: int) -> Path:
@@ -154,11 +160,21 @@ def job_enqueue(*, job: UnlearningJob, countdown: float | None = None) -> None:
 # --- creation ------------------------------------------------------------------------------------
 
 
-def job_create(*, kind: str, actor, queue: str = WorkQueue.GPU.value, erasure_request=None,
-               decision: ErasureDecision | None = None, framework: str = "", method: str = "",
-               params: Mapping | None = None, source_model: ModelVersion | None = None,
-               dataset_version: DatasetVersion | None = None,
-               forget_record_pks: Iterable[int] = (), enqueue: bool = True) -> UnlearningJob:
+def job_create(
+    *,
+    kind: str,
+    actor,
+    queue: str = WorkQueue.GPU.value,
+    erasure_request=None,
+    decision: ErasureDecision | None = None,
+    framework: str = "",
+    method: str = "",
+    params: Mapping | None = None,
+    source_model: ModelVersion | None = None,
+    dataset_version: DatasetVersion | None = None,
+    forget_record_pks: Iterable[int] = (),
+    enqueue: bool = True,
+) -> UnlearningJob:
     """Create a queued job and send it to its queue after commit.
 
     ``params`` are validated (and completed with defaults) by the runner of the job's kind, so a
@@ -175,25 +191,46 @@ def job_create(*, kind: str, actor, queue: str = WorkQueue.GPU.value, erasure_re
     now = timezone.now()
     with transaction.atomic():
         job = UnlearningJob.objects.create(
-            kind=kind, queue=queue, erasure_request=erasure_request, decision=decision,
-            framework=framework, method=method, params=dict(params or {}), source_model=source_model,
-            dataset_version=dataset_version, forget_record_pks=sorted({int(i) for i in forget_record_pks}),
-            created_by=actor, queued_at=now,
+            kind=kind,
+            queue=queue,
+            erasure_request=erasure_request,
+            decision=decision,
+            framework=framework,
+            method=method,
+            params=dict(params or {}),
+            source_model=source_model,
+            dataset_version=dataset_version,
+            forget_record_pks=sorted({int(i) for i in forget_record_pks}),
+            created_by=actor,
+            queued_at=now,
         )
         job.checkpoint_dir = str(job_checkpoint_dir(job.pk))
         job.save(update_fields=["checkpoint_dir"])
-        _record(job, "created", actor=actor, queue=queue,
-                dataset_version_id=job.dataset_version_id, decision_id=job.decision_id,
-                forget_records=len(job.forget_record_pks))
+        _record(
+            job,
+            "created",
+            actor=actor,
+            queue=queue,
+            dataset_version_id=job.dataset_version_id,
+            decision_id=job.decision_id,
+            forget_records=len(job.forget_record_pks),
+        )
         if enqueue:
             job_enqueue(job=job)
     logger.info("unlearning_job.created", extra={"job_id": job.pk, "kind": kind, "method": method})
     return job
 
 
-def train_job_create(*, dataset_version: DatasetVersion, actor, name: str = "model",
-                     recipe: Mapping | None = None, sisa_shards: int | None = None, sisa_slices: int = 4,
-                     enqueue: bool = True) -> UnlearningJob:
+def train_job_create(
+    *,
+    dataset_version: DatasetVersion,
+    actor,
+    name: str = "model",
+    recipe: Mapping | None = None,
+    sisa_shards: int | None = None,
+    sisa_slices: int = 4,
+    enqueue: bool = True,
+) -> UnlearningJob:
     """Queue a job that trains a model from scratch on the version's records and registers it.
 
     ``recipe`` overrides fields of the engine's default recipe (the demo's 2 x 128 GPT-2);
@@ -204,12 +241,25 @@ def train_job_create(*, dataset_version: DatasetVersion, actor, name: str = "mod
 
     _actor_check(actor)
     try:
-        params = train_params_validate("", {"name": name, "recipe": dict(recipe or {}),
-                                            "sisa_shards": sisa_shards, "sisa_slices": sisa_slices})
+        params = train_params_validate(
+            "",
+            {
+                "name": name,
+                "recipe": dict(recipe or {}),
+                "sisa_shards": sisa_shards,
+                "sisa_slices": sisa_slices,
+            },
+        )
     except ValueError as error:
         raise JobError({"params": [str(error)]}) from None
-    return job_create(kind=JobKind.TRAIN.value, actor=actor, method="sisa_train" if sisa_shards else "train",
-                      params=params, dataset_version=dataset_version, enqueue=enqueue)
+    return job_create(
+        kind=JobKind.TRAIN.value,
+        actor=actor,
+        method="sisa_train" if sisa_shards else "train",
+        params=params,
+        dataset_version=dataset_version,
+        enqueue=enqueue,
+    )
 
 
 #: The demo model: the engine's default 2 x 128 GPT-2 with a 4,096-token BPE, trained long enough
@@ -218,8 +268,9 @@ DEMO_MODEL_NAME = "demo-support-gpt2"
 DEMO_RECIPE = {"epochs": 8}
 
 
-def demo_model_train(*, dataset_version: DatasetVersion, actor=None, sisa_shards: int | None = None,
-                     run_inline: bool = True) -> UnlearningJob:
+def demo_model_train(
+    *, dataset_version: DatasetVersion, actor=None, sisa_shards: int | None = None, run_inline: bool = True
+) -> UnlearningJob:
     """Train the demo model on ``dataset_version`` as a training job and register it; return the job.
 
     Idempotent: a demo training of the same layout on the same version that succeeded, or is
@@ -228,13 +279,26 @@ def demo_model_train(*, dataset_version: DatasetVersion, actor=None, sisa_shards
     model exists when it returns, a few minutes on a CPU); otherwise it is queued on ``gpu``.
     """
     name = DEMO_MODEL_NAME + (f"-sisa{sisa_shards}" if sisa_shards else "")
-    existing = (UnlearningJob.objects.filter(
-        kind=JobKind.TRAIN, dataset_version=dataset_version, params__name=name,
-        status__in=[JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING]).order_by("pk").first())
+    existing = (
+        UnlearningJob.objects.filter(
+            kind=JobKind.TRAIN,
+            dataset_version=dataset_version,
+            params__name=name,
+            status__in=[JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING],
+        )
+        .order_by("pk")
+        .first()
+    )
     if existing is not None:
         return existing
-    job = train_job_create(dataset_version=dataset_version, actor=actor, name=name, recipe=DEMO_RECIPE,
-                           sisa_shards=sisa_shards, enqueue=not run_inline)
+    job = train_job_create(
+        dataset_version=dataset_version,
+        actor=actor,
+        name=name,
+        recipe=DEMO_RECIPE,
+        sisa_shards=sisa_shards,
+        enqueue=not run_inline,
+    )
     if run_inline:
         job_run_inline(job=job)
         job.refresh_from_db()
@@ -256,8 +320,9 @@ def job_run_inline(*, job: UnlearningJob) -> str:
 # --- what a worker does ---------------------------------------------------------------------------
 
 
-def job_claim(*, job_id: int, worker: str, task_id: str = "",
-              process: ProcessIdentity | None = None) -> UnlearningJob | None:
+def job_claim(
+    *, job_id: int, worker: str, task_id: str = "", process: ProcessIdentity | None = None
+) -> UnlearningJob | None:
     """Take a queued job for ``worker``; return it, or None when there is nothing to take.
 
     The conditional UPDATE is the whole of the lock: of two deliveries of one message, or of a
@@ -270,11 +335,20 @@ def job_claim(*, job_id: int, worker: str, task_id: str = "",
     process = process or ProcessIdentity.current()
     now = timezone.now()
     runner = {
-        "status": JobStatus.RUNNING, "worker": worker, "worker_pid": process.pid,
-        "runner_host": process.host[:255], "runner_started": process.started[:64], "task_id": task_id[:64],
-        "attempts": F("attempts") + 1, "started_at": Coalesce(F("started_at"), Value(now)),
-        "progress_at": now, "heartbeat_at": now, "phase": "", "stalled_at": None,
-        "cancel_requested": False, "error": "",
+        "status": JobStatus.RUNNING,
+        "worker": worker,
+        "worker_pid": process.pid,
+        "runner_host": process.host[:255],
+        "runner_started": process.started[:64],
+        "task_id": task_id[:64],
+        "attempts": F("attempts") + 1,
+        "started_at": Coalesce(F("started_at"), Value(now)),
+        "progress_at": now,
+        "heartbeat_at": now,
+        "phase": "",
+        "stalled_at": None,
+        "cancel_requested": False,
+        "error": "",
     }
     with transaction.atomic():
         taken_over = None
@@ -293,16 +367,24 @@ def job_claim(*, job_id: int, worker: str, task_id: str = "",
             _record(job, "taken_over", worker=worker, **taken_over)
         _record(job, "started", worker=worker, attempt=job.attempts)
     if taken_over:
-        job_log_append(job_id=job.pk, text=(f"attempt {taken_over['previous_attempt']} on "
-                                            f"{taken_over['previous_worker'] or 'a worker'} lost "
-                                            f"({taken_over['reason']}); taken over"))
-    logger.info("unlearning_job.started", extra={"job_id": job.pk, "attempt": job.attempts, "worker": worker,
-                                                 "taken_over": bool(taken_over)})
+        job_log_append(
+            job_id=job.pk,
+            text=(
+                f"attempt {taken_over['previous_attempt']} on "
+                f"{taken_over['previous_worker'] or 'a worker'} lost "
+                f"({taken_over['reason']}); taken over"
+            ),
+        )
+    logger.info(
+        "unlearning_job.started",
+        extra={"job_id": job.pk, "attempt": job.attempts, "worker": worker, "taken_over": bool(taken_over)},
+    )
     return job
 
 
-def _attempt_lost_reason(job: UnlearningJob, *, now: datetime, heartbeat_stale_seconds: float | None = None
-                         ) -> str | None:
+def _attempt_lost_reason(
+    job: UnlearningJob, *, now: datetime, heartbeat_stale_seconds: float | None = None
+) -> str | None:
     """Return why a running job's attempt is lost, or None while it may still be working.
 
     ``runner_gone``: the process that executes it is provably gone (same host, no such process,
@@ -312,8 +394,11 @@ def _attempt_lost_reason(job: UnlearningJob, *, now: datetime, heartbeat_stale_s
     """
     if process_is_gone(host=job.runner_host, pid=job.worker_pid, started=job.runner_started):
         return "runner_gone"
-    stale = (settings.LETHE_JOB_HEARTBEAT_STALE_SECONDS if heartbeat_stale_seconds is None
-             else heartbeat_stale_seconds)
+    stale = (
+        settings.LETHE_JOB_HEARTBEAT_STALE_SECONDS
+        if heartbeat_stale_seconds is None
+        else heartbeat_stale_seconds
+    )
     last_beat = job.heartbeat_at or job.progress_at or job.started_at or job.queued_at
     if last_beat < now - timedelta(seconds=stale):
         return "job_heartbeat_stale"
@@ -326,8 +411,11 @@ def _owned(job_id: int, attempt: int):
 
 def job_progress_record(*, job_id: int, attempt: int, done: int, total: int) -> None:
     """Store steps done of total; raise ``JobLost`` when this attempt no longer owns the job."""
-    values = {"progress_done": max(0, int(done)), "progress_total": max(0, int(total)),
-              "progress_at": timezone.now()}
+    values = {
+        "progress_done": max(0, int(done)),
+        "progress_total": max(0, int(total)),
+        "progress_at": timezone.now(),
+    }
     if not _owned(job_id, attempt).update(**values):
         raise JobLost(f"job {job_id} attempt {attempt} no longer owns the job")
 
@@ -367,7 +455,8 @@ def job_log_append(*, job_id: int, text: str) -> None:
     line = text if text.endswith("\n") else text + "\n"
     stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S ")
     UnlearningJob.objects.filter(pk=job_id).update(
-        log=Right(Concat(F("log"), Value(stamp + line)), settings.LETHE_JOB_LOG_MAX_CHARS))
+        log=Right(Concat(F("log"), Value(stamp + line)), settings.LETHE_JOB_LOG_MAX_CHARS)
+    )
 
 
 @dataclass
@@ -384,9 +473,16 @@ class ProducedModel:
     notes: str = ""
 
 
-def job_succeed(*, job_id: int, attempt: int, metrics: dict, produced: ProducedModel | None,
-                produced_dataset_version: DatasetVersion | None = None, device: str = "",
-                compute_seconds: float = 0.0) -> UnlearningJob:
+def job_succeed(
+    *,
+    job_id: int,
+    attempt: int,
+    metrics: dict,
+    produced: ProducedModel | None,
+    produced_dataset_version: DatasetVersion | None = None,
+    device: str = "",
+    compute_seconds: float = 0.0,
+) -> UnlearningJob:
     """Mark the job succeeded and register its model version, in one transaction.
 
     Idempotent: a version already recorded for the job is reused, never duplicated. Raises
@@ -403,9 +499,16 @@ def job_succeed(*, job_id: int, attempt: int, metrics: dict, produced: ProducedM
         model = None
         if produced is not None:
             model = model_version_record_produced(
-                job=job, name=produced.name, path=produced.path, weights_sha256=produced.weights_sha256,
-                kind=produced.kind, recipe=produced.recipe, dataset_version=produced.dataset_version,
-                parent=produced.parent, notes=produced.notes)
+                job=job,
+                name=produced.name,
+                path=produced.path,
+                weights_sha256=produced.weights_sha256,
+                kind=produced.kind,
+                recipe=produced.recipe,
+                dataset_version=produced.dataset_version,
+                parent=produced.parent,
+                notes=produced.notes,
+            )
         job.status = JobStatus.SUCCEEDED
         job.produced_model = model
         if produced_dataset_version is not None:
@@ -417,18 +520,25 @@ def job_succeed(*, job_id: int, attempt: int, metrics: dict, produced: ProducedM
         job.finished_at = timezone.now()
         job.error = ""
         job.save()
-        _record(job, "succeeded", produced_model_id=model.pk if model else None,
-                weights_sha256=model.weights_sha256 if model else None,
-                produced_dataset_version_id=job.produced_dataset_version_id,
-                compute_seconds=round(job.compute_seconds, 3), device=job.device)
+        _record(
+            job,
+            "succeeded",
+            produced_model_id=model.pk if model else None,
+            weights_sha256=model.weights_sha256 if model else None,
+            produced_dataset_version_id=job.produced_dataset_version_id,
+            compute_seconds=round(job.compute_seconds, 3),
+            device=job.device,
+        )
         _heartbeat_release(job)
         for hook in list(_SUCCEEDED_HOOKS):
             hook(job)
         _request_advance(job)
         checkpoints = job.checkpoint_dir
         transaction.on_commit(lambda: _checkpoints_remove(checkpoints))
-    logger.info("unlearning_job.succeeded", extra={"job_id": job.pk, "attempt": attempt,
-                                                   "produced_model_id": model.pk if model else None})
+    logger.info(
+        "unlearning_job.succeeded",
+        extra={"job_id": job.pk, "attempt": attempt, "produced_model_id": model.pk if model else None},
+    )
     return job
 
 
@@ -438,8 +548,9 @@ def _checkpoints_remove(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def job_fail(*, job_id: int, attempt: int, error: str, error_type: str,
-             compute_seconds: float = 0.0) -> UnlearningJob | None:
+def job_fail(
+    *, job_id: int, attempt: int, error: str, error_type: str, compute_seconds: float = 0.0
+) -> UnlearningJob | None:
     """Mark the job failed with its error, keeping its log and checkpoints for a retry.
 
     Returns None when this attempt no longer owns the job (nothing is written then).
@@ -455,11 +566,15 @@ def job_fail(*, job_id: int, attempt: int, error: str, error_type: str,
         job.save()
         _record(job, "failed", error_type=error_type, attempt=attempt)
         _heartbeat_release(job)
-    logger.warning("unlearning_job.failed", extra={"job_id": job_id, "attempt": attempt, "error_type": error_type})
+    logger.warning(
+        "unlearning_job.failed", extra={"job_id": job_id, "attempt": attempt, "error_type": error_type}
+    )
     return job
 
 
-def job_stopped(*, job_id: int, attempt: int, step: int, compute_seconds: float = 0.0) -> UnlearningJob | None:
+def job_stopped(
+    *, job_id: int, attempt: int, step: int, compute_seconds: float = 0.0
+) -> UnlearningJob | None:
     """Mark the job cancelled after its runner stopped at an engineer's request."""
     with transaction.atomic():
         job = UnlearningJob.objects.select_for_update().get(pk=job_id)
@@ -476,8 +591,9 @@ def job_stopped(*, job_id: int, attempt: int, step: int, compute_seconds: float 
     return job
 
 
-def job_release_transient(*, job_id: int, attempt: int, error_type: str,
-                          compute_seconds: float = 0.0) -> UnlearningJob | None:
+def job_release_transient(
+    *, job_id: int, attempt: int, error_type: str, compute_seconds: float = 0.0
+) -> UnlearningJob | None:
     """Give a job back to its queue after a transient error (a lost database or broker connection).
 
     The job is queued again with a backoff that doubles per attempt, up to
@@ -529,8 +645,9 @@ def _request_advance(job: UnlearningJob) -> None:
     erasure_request = job.erasure_request
     if erasure_request.status != RequestStatus.EXECUTING:
         return
-    decision_jobs = UnlearningJob.objects.filter(erasure_request_id=job.erasure_request_id,
-                                                 decision__isnull=False)
+    decision_jobs = UnlearningJob.objects.filter(
+        erasure_request_id=job.erasure_request_id, decision__isnull=False
+    )
     if decision_jobs.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED]).exists():
         return
     succeeded = list(decision_jobs.filter(status=JobStatus.SUCCEEDED).values_list("pk", flat=True))
@@ -538,16 +655,26 @@ def _request_advance(job: UnlearningJob) -> None:
         return
     try:
         erasure_request_start_verifying(
-            erasure_request=erasure_request, actor=None,
+            erasure_request=erasure_request,
+            actor=None,
             note="Every job of the decision has finished.",
-            details={"jobs_succeeded": succeeded,
-                     "jobs_cancelled": list(decision_jobs.filter(status=JobStatus.CANCELLED)
-                                            .values_list("pk", flat=True))})
+            details={
+                "jobs_succeeded": succeeded,
+                "jobs_cancelled": list(
+                    decision_jobs.filter(status=JobStatus.CANCELLED).values_list("pk", flat=True)
+                ),
+            },
+        )
     except TransitionNotAllowed as refusal:
         # Another stage's precondition holds the request; its own step will move it on.
-        logger.info("unlearning_job.request_not_advanced",
-                    extra={"job_id": job.pk, "erasure_request_id": job.erasure_request_id,
-                           "reason": " ".join(refusal.messages)})
+        logger.info(
+            "unlearning_job.request_not_advanced",
+            extra={
+                "job_id": job.pk,
+                "erasure_request_id": job.erasure_request_id,
+                "reason": " ".join(refusal.messages),
+            },
+        )
 
 
 def request_jobs_unfinished_refusal(erasure_request) -> str | None:
@@ -557,14 +684,17 @@ def request_jobs_unfinished_refusal(erasure_request) -> str | None:
     what is still running instead of moving the request too early.
     """
     pending = UnlearningJob.objects.filter(
-        erasure_request=erasure_request, decision__isnull=False,
+        erasure_request=erasure_request,
+        decision__isnull=False,
     ).exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED])
     count = pending.count()
     if not count:
         return None
     ids = ", ".join(f"#{pk}" for pk in pending.values_list("pk", flat=True)[:5])
-    return (f"{erasure_request.reference}: {count} job(s) of the decision have not finished "
-            f"successfully ({ids}); retry or cancel them first.")
+    return (
+        f"{erasure_request.reference}: {count} job(s) of the decision have not finished "
+        f"successfully ({ids}); retry or cancel them first."
+    )
 
 
 # --- what an engineer does ------------------------------------------------------------------------
@@ -576,8 +706,14 @@ def job_cancel(*, job: UnlearningJob, actor) -> UnlearningJob:
     with transaction.atomic():
         locked = UnlearningJob.objects.select_for_update().get(pk=job.pk)
         if locked.status not in CANCELLABLE_STATUSES:
-            raise JobError({"status": [f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
-                                       "only a queued, running or failed job can be cancelled."]})
+            raise JobError(
+                {
+                    "status": [
+                        f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
+                        "only a queued, running or failed job can be cancelled."
+                    ]
+                }
+            )
         if locked.status == JobStatus.RUNNING:
             if locked.cancel_requested:
                 return locked
@@ -604,8 +740,14 @@ def job_retry(*, job: UnlearningJob, actor) -> UnlearningJob:
     with transaction.atomic():
         locked = UnlearningJob.objects.select_for_update().get(pk=job.pk)
         if locked.status not in RETRYABLE_STATUSES:
-            raise JobError({"status": [f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
-                                       "only a failed or cancelled job can be retried."]})
+            raise JobError(
+                {
+                    "status": [
+                        f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
+                        "only a failed or cancelled job can be retried."
+                    ]
+                }
+            )
         previous = locked.status
         locked.status = JobStatus.QUEUED
         locked.cancel_requested = False
@@ -633,8 +775,14 @@ def job_params_update(*, job: UnlearningJob, actor, params: Mapping) -> Unlearni
     with transaction.atomic():
         locked = UnlearningJob.objects.select_for_update().get(pk=job.pk)
         if locked.status != JobStatus.QUEUED:
-            raise JobError({"status": [f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
-                                       "parameters can be changed only while it is queued."]})
+            raise JobError(
+                {
+                    "status": [
+                        f"Job #{locked.pk} is {locked.get_status_display().lower()}; "
+                        "parameters can be changed only while it is queued."
+                    ]
+                }
+            )
         try:
             cleaned = job_params_validate(kind=locked.kind, method=locked.method, params=params)
         except ValueError as error:
@@ -675,8 +823,12 @@ def jobs_requeue_stale(*, now: datetime | None = None, stale_seconds: float | No
         reason = _attempt_lost_reason(job, now=now, heartbeat_stale_seconds=stale_seconds)
         if reason is None:
             continue
-        runner = {"host": job.runner_host, "pid": job.worker_pid, "started": job.runner_started,
-                  "task_id": job.task_id}
+        runner = {
+            "host": job.runner_host,
+            "pid": job.worker_pid,
+            "started": job.runner_started,
+            "task_id": job.task_id,
+        }
         outcome = _lost_attempt_end(job, reason=reason, now=now)
         if outcome == "requeued":
             requeued.append(job.pk)
@@ -701,8 +853,11 @@ def jobs_resend_queued(*, now: datetime | None = None, queued_seconds: float | N
 
     now = now or timezone.now()
     wait = QUEUED_MESSAGE_LOST_SECONDS if queued_seconds is None else queued_seconds
-    waiting = list(UnlearningJob.objects.filter(status=JobStatus.QUEUED, queued_at__lt=now - timedelta(seconds=wait))
-                   .defer("log").order_by("queued_at", "pk"))
+    waiting = list(
+        UnlearningJob.objects.filter(status=JobStatus.QUEUED, queued_at__lt=now - timedelta(seconds=wait))
+        .defer("log")
+        .order_by("queued_at", "pk")
+    )
     if not waiting:
         return []
     busy = set(UnlearningJob.objects.filter(status=JobStatus.RUNNING).values_list("worker", flat=True))
@@ -715,16 +870,22 @@ def jobs_resend_queued(*, now: datetime | None = None, queued_seconds: float | N
         if job.queue not in idle_queues:
             continue
         recently = AuditEvent.objects.filter(
-            object_type=job._meta.label_lower, object_id=str(job.pk), action="unlearning_job.resent",
-            occurred_at__gte=now - timedelta(seconds=wait)).exists()
+            object_type=job._meta.label_lower,
+            object_id=str(job.pk),
+            action="unlearning_job.resent",
+            occurred_at__gte=now - timedelta(seconds=wait),
+        ).exists()
         if recently:
             continue
         waited = round((now - job.queued_at).total_seconds())
         with transaction.atomic():
             _record(job, "resent", reason="message_presumed_lost", queued_seconds=waited)
             job_enqueue(job=job)
-        job_log_append(job_id=job.pk, text=f"queued for {waited} s while a worker of queue {job.queue} was idle: "
-                                           "its message was presumed lost and sent again")
+        job_log_append(
+            job_id=job.pk,
+            text=f"queued for {waited} s while a worker of queue {job.queue} was idle: "
+            "its message was presumed lost and sent again",
+        )
         logger.warning("unlearning_job.resent", extra={"job_id": job.pk, "queued_seconds": waited})
         resent.append(job.pk)
     return resent
@@ -758,8 +919,11 @@ def _lost_attempt_end(job: UnlearningJob, *, reason: str, now: datetime) -> str 
     worker, attempt = job.worker, job.attempts
     if not _requeue(job, action="requeued", reason=reason, now=now):
         return None
-    job_log_append(job_id=job.pk, text=f"the process running attempt {attempt} on "
-                                       f"{worker or 'a worker'} presumed gone ({reason}); queued again")
+    job_log_append(
+        job_id=job.pk,
+        text=f"the process running attempt {attempt} on "
+        f"{worker or 'a worker'} presumed gone ({reason}); queued again",
+    )
     logger.warning("unlearning_job.requeued", extra={"job_id": job.pk, "reason": reason})
     return "requeued"
 
@@ -773,9 +937,16 @@ def _lost_runner_stop(job: UnlearningJob, runner: dict) -> None:
     """
     from unlearning_jobs.worker_control import runner_kill
 
-    busy_elsewhere = UnlearningJob.objects.filter(
-        status=JobStatus.RUNNING, runner_host=runner["host"], worker_pid=runner["pid"],
-        runner_started=runner["started"]).exclude(pk=job.pk).exists()
+    busy_elsewhere = (
+        UnlearningJob.objects.filter(
+            status=JobStatus.RUNNING,
+            runner_host=runner["host"],
+            worker_pid=runner["pid"],
+            runner_started=runner["started"],
+        )
+        .exclude(pk=job.pk)
+        .exists()
+    )
     how = runner_kill(**{**runner, "pid": None if busy_elsewhere else runner["pid"]})
     if how != "none":
         job_log_append(job_id=job.pk, text=f"the process of lost attempt {job.attempts} was stopped ({how})")
@@ -789,13 +960,26 @@ def _requeue(job: UnlearningJob, *, action: str, reason: str, now: datetime, act
     """
     with transaction.atomic():
         changed = _owned(job.pk, job.attempts).update(
-            status=JobStatus.QUEUED, queued_at=now, worker="", worker_pid=None, runner_host="",
-            runner_started="", task_id="", heartbeat_at=None, phase="", stalled_at=None)
+            status=JobStatus.QUEUED,
+            queued_at=now,
+            worker="",
+            worker_pid=None,
+            runner_host="",
+            runner_started="",
+            task_id="",
+            heartbeat_at=None,
+            phase="",
+            stalled_at=None,
+        )
         if not changed:
             return False
         _heartbeat_release(job)
-        previous = {"worker": job.worker, "previous_attempt": job.attempts, "pid": job.worker_pid,
-                    "task_id": job.task_id or None}
+        previous = {
+            "worker": job.worker,
+            "previous_attempt": job.attempts,
+            "pid": job.worker_pid,
+            "task_id": job.task_id or None,
+        }
         job.refresh_from_db()
         _record(job, action, actor=actor, reason=reason, **previous, **details)
         job_enqueue(job=job)
@@ -823,7 +1007,8 @@ def jobs_flag_stalled(*, now: datetime | None = None) -> list[int]:
         last_progress = job.progress_at or job.started_at or job.queued_at
         if job.stalled_at is not None:
             if last_progress > job.stalled_at and _owned(job.pk, job.attempts).filter(
-                    stalled_at=job.stalled_at).update(stalled_at=None):
+                stalled_at=job.stalled_at
+            ).update(stalled_at=None):
                 with transaction.atomic():
                     _record(job, "stall_ended", stalled_since=job.stalled_at.isoformat())
             continue
@@ -833,8 +1018,13 @@ def jobs_flag_stalled(*, now: datetime | None = None) -> list[int]:
         with transaction.atomic():
             if not _owned(job.pk, job.attempts).filter(stalled_at__isnull=True).update(stalled_at=now):
                 continue
-            _record(job, "stalled", seconds_without_progress=round(silent), phase=job.phase or None,
-                    worker=job.worker)
+            _record(
+                job,
+                "stalled",
+                seconds_without_progress=round(silent),
+                phase=job.phase or None,
+                worker=job.worker,
+            )
         job_log_append(job_id=job.pk, text=f"watchdog: no progress for {round(silent)} s; the job is stalled")
         logger.warning("unlearning_job.stalled", extra={"job_id": job.pk, "seconds": round(silent)})
         flagged.append(job.pk)
@@ -858,10 +1048,20 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
         status = locked.get_status_display().lower() if locked else "gone"
         raise JobError({"status": [f"Job #{job.pk} is {status}; only a running job can be killed."]})
     attempt = locked.attempts
-    runner = {"host": locked.runner_host, "pid": locked.worker_pid, "started": locked.runner_started,
-              "task_id": locked.task_id}
-    if not _requeue(locked, action="killed", reason="killed_by_engineer", now=timezone.now(), actor=actor,
-                    stalled=locked.stalled_at is not None):
+    runner = {
+        "host": locked.runner_host,
+        "pid": locked.worker_pid,
+        "started": locked.runner_started,
+        "task_id": locked.task_id,
+    }
+    if not _requeue(
+        locked,
+        action="killed",
+        reason="killed_by_engineer",
+        now=timezone.now(),
+        actor=actor,
+        stalled=locked.stalled_at is not None,
+    ):
         raise JobError({"status": [f"Job #{job.pk} changed meanwhile; reload and try again."]})
     who = actor.get_username() if actor else "the system"
     job_log_append(job_id=job.pk, text=f"attempt {attempt} killed by {who}; queued again")
@@ -875,7 +1075,9 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
 
 def user_may_view_jobs(user) -> bool:
     """Return whether the user may read job state: engineers and officers all, auditors those of requests."""
-    return bool(user.is_authenticated and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS)))
+    return bool(
+        user.is_authenticated and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS))
+    )
 
 
 def job_list_for(*, user):
@@ -885,7 +1087,8 @@ def job_list_for(*, user):
     requests, read the jobs run for requests.
     """
     jobs = UnlearningJob.objects.select_related(
-        "erasure_request", "source_model", "produced_model", "dataset_version", "decision")
+        "erasure_request", "source_model", "produced_model", "dataset_version", "decision"
+    )
     if user.has_perm(roles.VIEW_JOBS):
         return jobs
     if user.has_perm(roles.VIEW_REQUESTS):
@@ -903,7 +1106,9 @@ def job_last_log_line(job: UnlearningJob) -> str:
 def jobs_running_by_worker() -> dict[str, list[UnlearningJob]]:
     """Return the running jobs per worker name, read from the jobs themselves (not the heartbeats)."""
     running: dict[str, list[UnlearningJob]] = {}
-    for job in UnlearningJob.objects.filter(status=JobStatus.RUNNING).defer("log").order_by("started_at", "pk"):
+    for job in (
+        UnlearningJob.objects.filter(status=JobStatus.RUNNING).defer("log").order_by("started_at", "pk")
+    ):
         running.setdefault(job.worker, []).append(job)
     return running
 
@@ -911,17 +1116,29 @@ def jobs_running_by_worker() -> dict[str, list[UnlearningJob]]:
 def job_queue_overview(*, now: datetime | None = None) -> list[dict]:
     """Return, per queue, the queued, running and failed jobs, oldest first, with their age."""
     now = now or timezone.now()
-    queues = sorted({q.value for q in WorkQueue} | set(
-        UnlearningJob.objects.values_list("queue", flat=True).distinct()))
-    jobs = (UnlearningJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED])
-            .select_related("erasure_request", "source_model").order_by("queued_at", "pk"))
+    queues = sorted(
+        {q.value for q in WorkQueue} | set(UnlearningJob.objects.values_list("queue", flat=True).distinct())
+    )
+    jobs = (
+        UnlearningJob.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED])
+        .select_related("erasure_request", "source_model")
+        .order_by("queued_at", "pk")
+    )
     overview = {queue: {"queue": queue, "queued": [], "running": [], "failed": []} for queue in queues}
     for job in jobs:
-        since = job.queued_at if job.status == JobStatus.QUEUED else (
-            job.started_at if job.status == JobStatus.RUNNING else job.finished_at) or job.queued_at
+        since = (
+            job.queued_at
+            if job.status == JobStatus.QUEUED
+            else (job.started_at if job.status == JobStatus.RUNNING else job.finished_at) or job.queued_at
+        )
         overview[job.queue][job.status].append(
-            {"job": job, "since": since, "age_seconds": max(0.0, (now - since).total_seconds()),
-             "last_log_line": job_last_log_line(job) if job.stalled_at else ""})
+            {
+                "job": job,
+                "since": since,
+                "age_seconds": max(0.0, (now - since).total_seconds()),
+                "last_log_line": job_last_log_line(job) if job.stalled_at else "",
+            }
+        )
     for entry in overview.values():
         entry["rows"] = entry["running"] + entry["queued"] + entry["failed"]
     return list(overview.values())
@@ -932,8 +1149,9 @@ _PREFETCHED_JOBS_ATTR = "_prefetched_request_jobs"
 
 
 def _request_jobs_queryset():
-    return (UnlearningJob.objects.select_related("erasure_request", "source_model", "produced_model", "decision")
-            .order_by("pk"))
+    return UnlearningJob.objects.select_related(
+        "erasure_request", "source_model", "produced_model", "decision"
+    ).order_by("pk")
 
 
 def request_jobs(*, erasure_request) -> list[UnlearningJob]:
@@ -952,8 +1170,10 @@ def jobs_prefetch_for_report(erasure_requests: list) -> None:
     """
     from django.db.models import Prefetch, prefetch_related_objects
 
-    prefetch_related_objects(list(erasure_requests), Prefetch(
-        "unlearning_jobs", queryset=_request_jobs_queryset(), to_attr=_PREFETCHED_JOBS_ATTR))
+    prefetch_related_objects(
+        list(erasure_requests),
+        Prefetch("unlearning_jobs", queryset=_request_jobs_queryset(), to_attr=_PREFETCHED_JOBS_ATTR),
+    )
 
 
 def jobs_for_report(erasure_request) -> dict:
@@ -967,23 +1187,34 @@ def jobs_for_report(erasure_request) -> dict:
         if not job.framework:
             continue
         source, produced = job.source_model, job.produced_model
-        items.append({
-            "job_id": job.pk, "framework": job.framework, "method": job.method, "status": job.status,
-            "parameters": job.params,
-            "model_version_in": f"{source.name} (#{source.pk})" if source else None,
-            "model_version_out": f"{produced.name} (#{produced.pk})" if produced else None,
-            "weights_sha256_in": source.weights_sha256 if source else None,
-            "weights_sha256_out": produced.weights_sha256 if produced else None,
-            "device": job.device or None, "worker": job.worker or None,
-            "compute_seconds": round(job.compute_seconds, 3), "attempts": job.attempts,
-            "started_at": job.started_at, "finished_at": job.finished_at,
-        })
+        items.append(
+            {
+                "job_id": job.pk,
+                "framework": job.framework,
+                "method": job.method,
+                "status": job.status,
+                "parameters": job.params,
+                "model_version_in": f"{source.name} (#{source.pk})" if source else None,
+                "model_version_out": f"{produced.name} (#{produced.pk})" if produced else None,
+                "weights_sha256_in": source.weights_sha256 if source else None,
+                "weights_sha256_out": produced.weights_sha256 if produced else None,
+                "device": job.device or None,
+                "worker": job.worker or None,
+                "compute_seconds": round(job.compute_seconds, 3),
+                "attempts": job.attempts,
+                "started_at": job.started_at,
+                "finished_at": job.finished_at,
+            }
+        )
     return {"jobs": items}
 
 
 def jobs_connect() -> None:
     """Wire jobs into the request workflow and its report; called from ``AppConfig.ready()``."""
-    from compliance.reports.providers import report_section_prefetcher_register, report_section_provider_register
+    from compliance.reports.providers import (
+        report_section_prefetcher_register,
+        report_section_provider_register,
+    )
     from requests_app.services import Action, transition_precondition_register
     from unlearning_jobs.decisions import approval_without_decisions_refusal, decisions_for_report
 

@@ -10,6 +10,7 @@ spans against the expected values: with the guard off (what the model infers) an
 Runners: ``latent_delete`` (delete the entries; probe before and after when the model loads) and
 ``latent_probe`` (probe only).
 """
+
 from __future__ import annotations
 
 import logging
@@ -28,15 +29,27 @@ logger = logging.getLogger(__name__)
 LATENT_NEW_TOKENS = 16
 
 
-def derived_store_register(*, name: str, kind: str, location: str, owner: str, dataset=None, actor) -> DerivedDataStore:
+def derived_store_register(
+    *, name: str, kind: str, location: str, owner: str, dataset=None, actor
+) -> DerivedDataStore:
     """Register a store of data derived about people, so decisions can reach it."""
     if actor is not None and not actor.has_perm(roles.OPERATE_JOBS):
         raise ValidationError("Only engineers register derived-data stores.")
     with transaction.atomic():
-        store = DerivedDataStore.objects.create(name=name, kind=kind, location=location, owner=owner, dataset=dataset)
-        audit_event_record(actor=actor, action="derived_store.registered", target=store,
-                           details={"name": name, "kind": kind, "owner": owner,
-                                    "dataset_id": dataset.pk if dataset else None})
+        store = DerivedDataStore.objects.create(
+            name=name, kind=kind, location=location, owner=owner, dataset=dataset
+        )
+        audit_event_record(
+            actor=actor,
+            action="derived_store.registered",
+            target=store,
+            details={
+                "name": name,
+                "kind": kind,
+                "owner": owner,
+                "dataset_id": dataset.pk if dataset else None,
+            },
+        )
     return store
 
 
@@ -44,7 +57,9 @@ def derived_entry_record(*, store: DerivedDataStore, subject_key_hash: str, desc
     """Record that ``store`` holds an entry about the subject keyed by ``subject_key_hash``."""
     if len(subject_key_hash) != 64:
         raise ValidationError("subject_key_hash must be a 64-character keyed hash.")
-    return DerivedEntry.objects.create(store=store, subject_key_hash=subject_key_hash, description=description[:300])
+    return DerivedEntry.objects.create(
+        store=store, subject_key_hash=subject_key_hash, description=description[:300]
+    )
 
 
 def derived_entries_delete_for_request(*, erasure_request, actor) -> dict[str, int]:
@@ -56,15 +71,25 @@ def derived_entries_delete_for_request(*, erasure_request, actor) -> dict[str, i
         for store_name in entries.values_list("store__name", flat=True):
             counts[store_name] = counts.get(store_name, 0) + 1
         deleted = entries.delete()[0] if counts else 0
-        audit_event_record(actor=actor, action="derived_entries.deleted", target=erasure_request,
-                           details={"erasure_request_id": erasure_request.pk, "deleted": deleted,
-                                    "by_store": dict(sorted(counts.items()))})
-    logger.info("derived_entries.deleted", extra={"erasure_request_id": erasure_request.pk, "deleted": deleted})
+        audit_event_record(
+            actor=actor,
+            action="derived_entries.deleted",
+            target=erasure_request,
+            details={
+                "erasure_request_id": erasure_request.pk,
+                "deleted": deleted,
+                "by_store": dict(sorted(counts.items())),
+            },
+        )
+    logger.info(
+        "derived_entries.deleted", extra={"erasure_request_id": erasure_request.pk, "deleted": deleted}
+    )
     return dict(sorted(counts.items()))
 
 
-def latent_probe_measure(*, model_version: ModelVersion, facts, deployment: Deployment | None = None,
-                         generate=None) -> dict:
+def latent_probe_measure(
+    *, model_version: ModelVersion, facts, deployment: Deployment | None = None, generate=None
+) -> dict:
     """Return what the model infers from latent probes, without and (given a deployment) with the guard.
 
     ``inferred_rate`` is the share of probes whose raw greedy answer holds an expected value;
@@ -96,10 +121,15 @@ def latent_probe_measure(*, model_version: ModelVersion, facts, deployment: Depl
         if guard is not None:
             result = guard.run(probe.prompt, generate=generate)
             guarded += int(result.action != "refuse" and bool(detector.find(result.text, expected)))
-    return {"probes": len(probes), "inferred": inferred, "inferred_rate": inferred / len(probes),
-            "inferred_kinds": kinds, "inferred_not_stated": not_stated,
-            "guarded_leak_rate": guarded / len(probes) if guard is not None else None,
-            "guard_rule_set_version": deployment.active_rule_set.version if deployment is not None else None}
+    return {
+        "probes": len(probes),
+        "inferred": inferred,
+        "inferred_rate": inferred / len(probes),
+        "inferred_kinds": kinds,
+        "inferred_not_stated": not_stated,
+        "guarded_leak_rate": guarded / len(probes) if guard is not None else None,
+        "guard_rule_set_version": deployment.active_rule_set.version if deployment is not None else None,
+    }
 
 
 def latent_params_clean(params: Mapping[str, Any] | None) -> dict:
@@ -127,8 +157,12 @@ def _probe(job, context, label: str) -> dict | None:
     if job.params.get("deployment_id"):
         deployment = Deployment.objects.select_related("active_rule_set").get(pk=job.params["deployment_id"])
     else:
-        deployment = Deployment.objects.filter(model_version=job.source_model).select_related(
-            "active_rule_set").order_by("-pk").first()
+        deployment = (
+            Deployment.objects.filter(model_version=job.source_model)
+            .select_related("active_rule_set")
+            .order_by("-pk")
+            .first()
+        )
     try:
         facts = subject_facts_for_request(job.erasure_request)
         return latent_probe_measure(model_version=job.source_model, facts=facts, deployment=deployment)
@@ -147,8 +181,14 @@ def run_latent_delete_job(context):
     after = _probe(job, context, "after")
     context.log(f"derived entries deleted: {sum(counts.values())} in {len(counts)} store(s)")
     context.progress(1, 1)
-    return JobOutcome(metrics={"derived_deleted": sum(counts.values()), "derived_by_store": counts,
-                               "latent_before": before, "latent_after": after})
+    return JobOutcome(
+        metrics={
+            "derived_deleted": sum(counts.values()),
+            "derived_by_store": counts,
+            "latent_before": before,
+            "latent_after": after,
+        }
+    )
 
 
 def run_latent_probe_job(context):

@@ -13,6 +13,7 @@ kept per job, by the process that executes it (docs/jobs.md, "Liveness"):
 Every module the heartbeat thread needs is imported here, at module import, so the thread never
 takes the interpreter's import locks after it has started (see ``unlearning_jobs.forksafe``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,7 +47,7 @@ def _process_start_token(pid: int) -> str:
     except OSError:
         return ""
     # The command name (field 2) is in parentheses and may hold spaces: split after its end.
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return f"{boot}:{fields[19]}"  # field 22 of stat, the 20th after the command name
 
 
@@ -120,11 +121,17 @@ class JobHeartbeat:
         yet (an inline run in a test or a management command), says nothing: keep beating.
         """
         owned = UnlearningJob.objects.filter(
-            pk=self.job_id, status=JobStatus.RUNNING, attempts=self.attempt,
+            pk=self.job_id,
+            status=JobStatus.RUNNING,
+            attempts=self.attempt,
         ).update(heartbeat_at=timezone.now())
         if owned:
             return True
-        if UnlearningJob.objects.filter(pk=self.job_id).exclude(status=JobStatus.RUNNING, attempts=self.attempt).exists():
+        if (
+            UnlearningJob.objects.filter(pk=self.job_id)
+            .exclude(status=JobStatus.RUNNING, attempts=self.attempt)
+            .exists()
+        ):
             self.lost.set()
             return False
         return True
@@ -144,8 +151,12 @@ class JobHeartbeat:
         close_old_connections()
         try:
             if not self.beat():
-                logger.info("unlearning_job.heartbeat_lost", extra={"job_id": self.job_id, "attempt": self.attempt})
+                logger.info(
+                    "unlearning_job.heartbeat_lost", extra={"job_id": self.job_id, "attempt": self.attempt}
+                )
                 return False
         except Exception:  # the database may be briefly away; the next beat tries again
-            logger.exception("unlearning_job.heartbeat_failed", extra={"job_id": self.job_id, "attempt": self.attempt})
+            logger.exception(
+                "unlearning_job.heartbeat_failed", extra={"job_id": self.job_id, "attempt": self.attempt}
+            )
         return True

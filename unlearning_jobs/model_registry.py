@@ -5,6 +5,7 @@ directory of such shards) plus the SHA-256 of its weights, taken once at registr
 confined to ``LETHE_DATA_DIR`` and ``LETHE_IMPORT_ROOTS`` after following symbolic links, so a
 form or an API call cannot make a worker read an arbitrary folder of the server.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,9 +63,14 @@ def model_path_check(path: str | os.PathLike) -> tuple[Path, str]:
     try:
         resolved = confined_path(raw)
     except PathNotAllowed:
-        raise ModelRegistrationError({"path": [
-            f"{NOT_ALLOWED} Checkpoints are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
-            "(docs/jobs.md)."]}) from None
+        raise ModelRegistrationError(
+            {
+                "path": [
+                    f"{NOT_ALLOWED} Checkpoints are registered from LETHE_DATA_DIR or a folder of LETHE_IMPORT_ROOTS "
+                    "(docs/jobs.md)."
+                ]
+            }
+        ) from None
     except PathMissing:
         raise ModelRegistrationError({"path": [f"{raw.name}: no such directory."]}) from None
     if not resolved.is_dir():
@@ -74,14 +80,18 @@ def model_path_check(path: str | os.PathLike) -> tuple[Path, str]:
     elif (resolved / "config.json").is_file():
         kind = ModelKind.HF
     else:
-        raise ModelRegistrationError({"path": [
-            f"{raw}: holds neither config.json (a Hugging Face checkpoint) nor sisa.json (a SISA "
-            "ensemble)."
-        ]})
+        raise ModelRegistrationError(
+            {
+                "path": [
+                    f"{raw}: holds neither config.json (a Hugging Face checkpoint) nor sisa.json (a SISA "
+                    "ensemble)."
+                ]
+            }
+        )
     if not weight_files(resolved):
-        raise ModelRegistrationError({"path": [
-            f"{raw}: has no weight files (model.safetensors or pytorch_model.bin)."
-        ]})
+        raise ModelRegistrationError(
+            {"path": [f"{raw}: has no weight files (model.safetensors or pytorch_model.bin)."]}
+        )
     if kind == ModelKind.HF:
         _causal_lm_config_check(resolved, raw=raw)
     return resolved, kind.value
@@ -96,10 +106,16 @@ def _causal_lm_config_check(directory: Path, *, raw: Path) -> None:
     if not isinstance(config, dict) or not config.get("model_type"):
         raise ModelRegistrationError({"path": [f"{raw}: config.json names no model_type."]})
     architectures = config.get("architectures") or []
-    if architectures and not any(str(name).endswith(("ForCausalLM", "LMHeadModel")) for name in architectures):
-        raise ModelRegistrationError({"path": [
-            f"{raw}: config.json names {', '.join(map(str, architectures))}, not a causal language model."
-        ]})
+    if architectures and not any(
+        str(name).endswith(("ForCausalLM", "LMHeadModel")) for name in architectures
+    ):
+        raise ModelRegistrationError(
+            {
+                "path": [
+                    f"{raw}: config.json names {', '.join(map(str, architectures))}, not a causal language model."
+                ]
+            }
+        )
 
 
 def model_recipe_read(directory: Path) -> dict:
@@ -125,8 +141,15 @@ def _actor_check(actor) -> None:
         raise ModelActionNotPermitted(f"{actor.get_username()} may not register models.")
 
 
-def _text(value: str | None, *, field_name: str, label: str, required: bool, max_length: int,
-          allow_controls: str = "") -> str:
+def _text(
+    value: str | None,
+    *,
+    field_name: str,
+    label: str,
+    required: bool,
+    max_length: int,
+    allow_controls: str = "",
+) -> str:
     text = (value or "").strip()
     if required and not text:
         raise ModelRegistrationError({field_name: [f"{label} is required."]})
@@ -137,9 +160,15 @@ def _text(value: str | None, *, field_name: str, label: str, required: bool, max
     return text
 
 
-def model_version_register(*, name: str, path: str | os.PathLike, actor,
-                           dataset_version: DatasetVersion | None = None,
-                           parent: ModelVersion | None = None, notes: str = "") -> ModelVersion:
+def model_version_register(
+    *,
+    name: str,
+    path: str | os.PathLike,
+    actor,
+    dataset_version: DatasetVersion | None = None,
+    parent: ModelVersion | None = None,
+    notes: str = "",
+) -> ModelVersion:
     """Register an existing checkpoint directory where it lies, with the checksum of its weights.
 
     ``dataset_version`` is the data it was trained on when known; without one, exact methods
@@ -150,8 +179,14 @@ def model_version_register(*, name: str, path: str | os.PathLike, actor,
 
     _actor_check(actor)
     name = _text(name, field_name="name", label="The name", required=True, max_length=MAX_NAME_LENGTH)
-    notes = _text(notes, field_name="notes", label="The notes", required=False, max_length=MAX_NOTES_LENGTH,
-                  allow_controls=LINE_CONTROLS)
+    notes = _text(
+        notes,
+        field_name="notes",
+        label="The notes",
+        required=False,
+        max_length=MAX_NOTES_LENGTH,
+        allow_controls=LINE_CONTROLS,
+    )
     resolved, kind = model_path_check(path)
     existing = ModelVersion.objects.filter(path=str(resolved)).first()
     if existing is not None:
@@ -160,25 +195,51 @@ def model_version_register(*, name: str, path: str | os.PathLike, actor,
     try:
         recipe = model_recipe_read(resolved)
     except (OSError, ValueError) as error:
-        raise ModelRegistrationError({"path": [f"{resolved}: the stored recipe cannot be read ({error})."]}) from None
+        raise ModelRegistrationError(
+            {"path": [f"{resolved}: the stored recipe cannot be read ({error})."]}
+        ) from None
     with transaction.atomic():
         version = ModelVersion.objects.create(
-            name=name, path=str(resolved), kind=kind, weights_sha256=sha, dataset_version=dataset_version,
-            parent=parent, recipe=recipe, notes=notes, created_by=actor,
+            name=name,
+            path=str(resolved),
+            kind=kind,
+            weights_sha256=sha,
+            dataset_version=dataset_version,
+            parent=parent,
+            recipe=recipe,
+            notes=notes,
+            created_by=actor,
         )
         audit_event_record(
-            actor=actor, action="model_version.registered", target=version,
-            details={"name": name, "path": str(resolved), "kind": kind, "weights_sha256": sha,
-                     "dataset_version_id": dataset_version.pk if dataset_version else None,
-                     "parent_id": parent.pk if parent else None, "source": "external"},
+            actor=actor,
+            action="model_version.registered",
+            target=version,
+            details={
+                "name": name,
+                "path": str(resolved),
+                "kind": kind,
+                "weights_sha256": sha,
+                "dataset_version_id": dataset_version.pk if dataset_version else None,
+                "parent_id": parent.pk if parent else None,
+                "source": "external",
+            },
         )
     logger.info("model_version.registered", extra={"model_version_id": version.pk, "kind": kind})
     return version
 
 
-def model_version_record_produced(*, job, name: str, path: Path, weights_sha256: str, kind: str,
-                                  recipe: dict, dataset_version: DatasetVersion | None,
-                                  parent: ModelVersion | None, notes: str = "") -> ModelVersion:
+def model_version_record_produced(
+    *,
+    job,
+    name: str,
+    path: Path,
+    weights_sha256: str,
+    kind: str,
+    recipe: dict,
+    dataset_version: DatasetVersion | None,
+    parent: ModelVersion | None,
+    notes: str = "",
+) -> ModelVersion:
     """Record the version a job wrote, inside the caller's transaction; return the existing one if any.
 
     Called only from the job's success transaction: the directory is already in its final place,
@@ -189,15 +250,31 @@ def model_version_record_produced(*, job, name: str, path: Path, weights_sha256:
     if existing is not None:
         return existing
     version = ModelVersion.objects.create(
-        name=name[:MAX_NAME_LENGTH], path=str(path), kind=kind, weights_sha256=weights_sha256,
-        dataset_version=dataset_version, parent=parent, produced_by_job=job, recipe=recipe,
-        notes=notes, created_by=job.created_by,
+        name=name[:MAX_NAME_LENGTH],
+        path=str(path),
+        kind=kind,
+        weights_sha256=weights_sha256,
+        dataset_version=dataset_version,
+        parent=parent,
+        produced_by_job=job,
+        recipe=recipe,
+        notes=notes,
+        created_by=job.created_by,
     )
     audit_event_record(
-        actor=None, action="model_version.registered", target=version,
-        details={"name": version.name, "path": str(path), "kind": kind, "weights_sha256": weights_sha256,
-                 "dataset_version_id": dataset_version.pk if dataset_version else None,
-                 "parent_id": parent.pk if parent else None, "source": "job", "job_id": job.pk},
+        actor=None,
+        action="model_version.registered",
+        target=version,
+        details={
+            "name": version.name,
+            "path": str(path),
+            "kind": kind,
+            "weights_sha256": weights_sha256,
+            "dataset_version_id": dataset_version.pk if dataset_version else None,
+            "parent_id": parent.pk if parent else None,
+            "source": "job",
+            "job_id": job.pk,
+        },
     )
     return version
 
@@ -214,7 +291,8 @@ def model_dir_name(*, name: str, job_id: int) -> str:
 def model_version_list() -> QuerySet[ModelVersion]:
     """Return every model version, newest first, with what the list pages show."""
     return ModelVersion.objects.select_related(
-        "dataset_version", "dataset_version__dataset", "parent", "produced_by_job", "created_by")
+        "dataset_version", "dataset_version__dataset", "parent", "produced_by_job", "created_by"
+    )
 
 
 def model_versions_in_scope(*, erasure_request) -> QuerySet[ModelVersion]:

@@ -8,6 +8,7 @@ on the data-set page and left out of ``dataset_version_training_records`` until 
 overrides it with a reason. Names alone are not used: two people share a name too often for a
 name to keep a record out of training without a person looking at it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,7 @@ def erased_request_statuses() -> tuple[str, ...]:
     """Return the request statuses whose person must not come back: approved and after."""
     from requests_app.models import RequestStatus
 
-    return (RequestStatus.APPROVED, RequestStatus.EXECUTING, RequestStatus.VERIFYING,
-            RequestStatus.COMPLETED)
+    return (RequestStatus.APPROVED, RequestStatus.EXECUTING, RequestStatus.VERIFYING, RequestStatus.COMPLETED)
 
 
 def _erased_hashes(*, key_id: str, erasure_requests=None) -> dict[str, set[int]]:
@@ -51,7 +51,8 @@ def _erased_hashes(*, key_id: str, erasure_requests=None) -> dict[str, set[int]]
     from requests_app.models import SubjectIdentifierHash
 
     hashes = SubjectIdentifierHash.objects.filter(
-        key_id=key_id, is_variant=False,
+        key_id=key_id,
+        is_variant=False,
         entity_type__in=[kind.value for kind in DIRECT_IDENTIFIERS],
         erasure_request__status__in=erased_request_statuses(),
     )
@@ -77,18 +78,24 @@ def reingestion_check(*, version: DatasetVersion, erasure_requests: Iterable | N
         if not erased:
             return 0
         per_record: dict[tuple[int, int], set[str]] = defaultdict(set)
-        findings = PiiFinding.objects.filter(
-            version=version, value_hash__in=list(erased)
-        ).values_list("record_id", "entity_type", "value_hash")
+        findings = PiiFinding.objects.filter(version=version, value_hash__in=list(erased)).values_list(
+            "record_id", "entity_type", "value_hash"
+        )
         for record_pk, entity_type, digest in findings:
             for request_id in erased[digest]:
                 per_record[(record_pk, request_id)].add(entity_type)
         if not per_record:
             return 0
-        existing = set(ReingestionHit.objects.filter(version=version).values_list("record_id", "erasure_request_id"))
+        existing = set(
+            ReingestionHit.objects.filter(version=version).values_list("record_id", "erasure_request_id")
+        )
         new = [
-            ReingestionHit(version=version, record_id=record_pk, erasure_request_id=request_id,
-                           entity_types=sorted(kinds))
+            ReingestionHit(
+                version=version,
+                record_id=record_pk,
+                erasure_request_id=request_id,
+                entity_types=sorted(kinds),
+            )
             for (record_pk, request_id), kinds in sorted(per_record.items())
             if (record_pk, request_id) not in existing
         ]
@@ -97,19 +104,28 @@ def reingestion_check(*, version: DatasetVersion, erasure_requests: Iterable | N
         ReingestionHit.objects.bulk_create(new)
         from requests_app.models import ErasureRequest
 
-        references = dict(ErasureRequest.objects.filter(pk__in={hit.erasure_request_id for hit in new})
-                          .values_list("pk", "reference"))
-        record_ids = dict(DatasetRecord.objects.filter(pk__in={hit.record_id for hit in new})
-                          .values_list("pk", "record_id"))
+        references = dict(
+            ErasureRequest.objects.filter(pk__in={hit.erasure_request_id for hit in new}).values_list(
+                "pk", "reference"
+            )
+        )
+        record_ids = dict(
+            DatasetRecord.objects.filter(pk__in={hit.record_id for hit in new}).values_list("pk", "record_id")
+        )
         by_request: dict[str, int] = defaultdict(int)
         for hit in new:
             by_request[references[hit.erasure_request_id]] += 1
         audit_event_record(
-            actor=None, action="dataset_version.reingestion_hits", target=version,
-            details={"dataset": version.dataset.name, "version": version.number,
-                     "records_flagged": len({hit.record_id for hit in new}),
-                     "hits_by_request": dict(sorted(by_request.items())),
-                     "record_id_hashes": sorted({record_id_hash(record_ids[hit.record_id]) for hit in new})},
+            actor=None,
+            action="dataset_version.reingestion_hits",
+            target=version,
+            details={
+                "dataset": version.dataset.name,
+                "version": version.number,
+                "records_flagged": len({hit.record_id for hit in new}),
+                "hits_by_request": dict(sorted(by_request.items())),
+                "record_id_hashes": sorted({record_id_hash(record_ids[hit.record_id]) for hit in new}),
+            },
         )
     logger.warning("dataset_version.reingestion_hits", extra={"version_id": version.pk, "hits": len(new)})
     return len(new)
@@ -128,15 +144,20 @@ def reingestion_hit_override(*, hit: ReingestionHit, actor, reason: str) -> Rein
     from unlearning_jobs.datasets import record_id_hash
 
     if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-        raise ReingestionOverrideError("Only a privacy officer may let a flagged record back into training data.")
+        raise ReingestionOverrideError(
+            "Only a privacy officer may let a flagged record back into training data."
+        )
     reason = (reason or "").strip()
     if not reason:
         raise ReingestionOverrideError("Give the reason the record may be used for training.")
     if len(reason) > MAX_REASON_LENGTH:
         raise ReingestionOverrideError(f"The reason is longer than {MAX_REASON_LENGTH} characters.")
     with transaction.atomic():
-        locked = ReingestionHit.objects.select_for_update().select_related(
-            "version__dataset", "record", "erasure_request").get(pk=hit.pk)
+        locked = (
+            ReingestionHit.objects.select_for_update()
+            .select_related("version__dataset", "record", "erasure_request")
+            .get(pk=hit.pk)
+        )
         if locked.overridden_at is not None:
             raise ReingestionOverrideError("This record was already let back in.")
         locked.overridden_by = actor
@@ -144,11 +165,17 @@ def reingestion_hit_override(*, hit: ReingestionHit, actor, reason: str) -> Rein
         locked.override_reason = reason
         locked.save(update_fields=["overridden_by", "overridden_at", "override_reason"])
         audit_event_record(
-            actor=actor, action="dataset_version.reingestion_override", target=locked.version,
-            details={"dataset": locked.version.dataset.name, "version": locked.version.number,
-                     "record_id_hash": record_id_hash(locked.record.record_id),
-                     "erasure_request": locked.erasure_request.reference,
-                     "entity_types": locked.entity_types, "reason": reason},
+            actor=actor,
+            action="dataset_version.reingestion_override",
+            target=locked.version,
+            details={
+                "dataset": locked.version.dataset.name,
+                "version": locked.version.number,
+                "record_id_hash": record_id_hash(locked.record.record_id),
+                "erasure_request": locked.erasure_request.reference,
+                "entity_types": locked.entity_types,
+                "reason": reason,
+            },
         )
     hit.refresh_from_db()
     return hit
@@ -174,8 +201,10 @@ def dataset_versions_reingestion_hits(versions) -> dict[int, list[ReingestionHit
     overridden ones, each in record order.
     """
     hits: dict[int, list[ReingestionHit]] = {version.pk: [] for version in versions}
-    for hit in (ReingestionHit.objects.filter(version__in=list(hits))
-                .select_related("record", "erasure_request", "overridden_by")
-                .order_by(F("overridden_at").asc(nulls_first=True), "record__ordinal")):
+    for hit in (
+        ReingestionHit.objects.filter(version__in=list(hits))
+        .select_related("record", "erasure_request", "overridden_by")
+        .order_by(F("overridden_at").asc(nulls_first=True), "record__ordinal")
+    ):
         hits[hit.version_id].append(hit)
     return hits

@@ -15,6 +15,7 @@ officer's decision, queues a ``guard_probe`` of every deployment a ``guard`` job
 deployments that received rules to the audit report's recipients and the probes' block and
 false-positive rates to its verification section.
 """
+
 from __future__ import annotations
 
 import logging
@@ -60,14 +61,30 @@ def rule_set_engine(rule_set: SuppressionRuleSet, *, policy=None):
     from unlearning_jobs.engine.guard import RuleSet
     from unlearning_jobs.engine.guard import SuppressionRule as EngineRule
 
-    rules = tuple(EngineRule(entity_type, value_hash, subject_ref) for entity_type, value_hash, subject_ref
-                  in rule_set.rules.values_list("entity_type", "value_hash", "subject_ref").iterator())
-    return RuleSet(key_id=rule_set.key_id, version=rule_set.version, rules=rules,
-                   policy=policy or deployment_policy(rule_set.deployment))
+    rules = tuple(
+        EngineRule(entity_type, value_hash, subject_ref)
+        for entity_type, value_hash, subject_ref in rule_set.rules.values_list(
+            "entity_type", "value_hash", "subject_ref"
+        ).iterator()
+    )
+    return RuleSet(
+        key_id=rule_set.key_id,
+        version=rule_set.version,
+        rules=rules,
+        policy=policy or deployment_policy(rule_set.deployment),
+    )
 
 
-def _write_version(*, deployment: Deployment, rules: Iterable, reason: str, actor, erasure_request=None,
-                   action: str, extra: dict | None = None) -> SuppressionRuleSet:
+def _write_version(
+    *,
+    deployment: Deployment,
+    rules: Iterable,
+    reason: str,
+    actor,
+    erasure_request=None,
+    action: str,
+    extra: dict | None = None,
+) -> SuppressionRuleSet:
     """Store ``rules`` as the deployment's next rule-set version, make it active, and audit it."""
     from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import RuleSet
@@ -75,30 +92,67 @@ def _write_version(*, deployment: Deployment, rules: Iterable, reason: str, acto
     locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
     previous = locked.active_rule_set
     version = (previous.version + 1) if previous else 1
-    unique = {(r.entity_type.value if hasattr(r.entity_type, "value") else str(r.entity_type),
-               r.value_hash, r.subject_ref): r for r in rules}
-    engine_set = RuleSet(key_id=pii_hasher().key_id, version=version, rules=tuple(unique.values()),
-                         policy=_policy(locked.policy))
+    unique = {
+        (
+            r.entity_type.value if hasattr(r.entity_type, "value") else str(r.entity_type),
+            r.value_hash,
+            r.subject_ref,
+        ): r
+        for r in rules
+    }
+    engine_set = RuleSet(
+        key_id=pii_hasher().key_id,
+        version=version,
+        rules=tuple(unique.values()),
+        policy=_policy(locked.policy),
+    )
     rule_set = SuppressionRuleSet.objects.create(
-        deployment=locked, version=version, key_id=engine_set.key_id, reason=reason[:500],
-        erasure_request=erasure_request, fingerprint=engine_set.fingerprint(), rule_count=len(unique),
-        subject_count=len(engine_set.subjects()), counts=engine_set.counts(), created_by=actor)
+        deployment=locked,
+        version=version,
+        key_id=engine_set.key_id,
+        reason=reason[:500],
+        erasure_request=erasure_request,
+        fingerprint=engine_set.fingerprint(),
+        rule_count=len(unique),
+        subject_count=len(engine_set.subjects()),
+        counts=engine_set.counts(),
+        created_by=actor,
+    )
     SuppressionRule.objects.bulk_create(
-        [SuppressionRule(rule_set=rule_set, entity_type=kind, value_hash=value_hash, subject_ref=ref)
-         for kind, value_hash, ref in unique], batch_size=2000)
+        [
+            SuppressionRule(rule_set=rule_set, entity_type=kind, value_hash=value_hash, subject_ref=ref)
+            for kind, value_hash, ref in unique
+        ],
+        batch_size=2000,
+    )
     locked.active_rule_set = rule_set
     locked.save(update_fields=["active_rule_set"])
-    audit_event_record(actor=actor, action=action, target=rule_set, details={
-        "deployment_id": locked.pk, "deployment": locked.name, "model_version_id": locked.model_version_id,
-        "rule_set_version": version, "previous_version": previous.version if previous else None,
-        "fingerprint": rule_set.fingerprint, "key_id": rule_set.key_id, "rules": rule_set.rule_count,
-        "subjects": rule_set.subject_count, "counts": rule_set.counts,
-        "erasure_request_id": erasure_request.pk if erasure_request else None, **(extra or {})})
+    audit_event_record(
+        actor=actor,
+        action=action,
+        target=rule_set,
+        details={
+            "deployment_id": locked.pk,
+            "deployment": locked.name,
+            "model_version_id": locked.model_version_id,
+            "rule_set_version": version,
+            "previous_version": previous.version if previous else None,
+            "fingerprint": rule_set.fingerprint,
+            "key_id": rule_set.key_id,
+            "rules": rule_set.rule_count,
+            "subjects": rule_set.subject_count,
+            "counts": rule_set.counts,
+            "erasure_request_id": erasure_request.pk if erasure_request else None,
+            **(extra or {}),
+        },
+    )
     deployment.active_rule_set = rule_set
     return rule_set
 
 
-def deployment_create(*, name: str, model_version: ModelVersion, policy: Mapping[str, Any] | None, actor) -> Deployment:
+def deployment_create(
+    *, name: str, model_version: ModelVersion, policy: Mapping[str, Any] | None, actor
+) -> Deployment:
     """Register a deployment of ``model_version`` behind a guard with ``policy``, and its empty rules v1.
 
     Raise ``ValidationError`` when the name is taken or the policy is not a valid ``GuardPolicy``.
@@ -116,17 +170,33 @@ def deployment_create(*, name: str, model_version: ModelVersion, policy: Mapping
     with transaction.atomic():
         if Deployment.objects.filter(name=name).exists():
             raise ValidationError({"name": [f"A deployment named {name!r} exists."]})
-        deployment = Deployment.objects.create(name=name, model_version=model_version, policy=cleaned,
-                                               created_by=actor)
-        audit_event_record(actor=actor, action="deployment.created", target=deployment, details={
-            "name": name, "model_version_id": model_version.pk, "weights_sha256": model_version.weights_sha256,
-            "policy": {k: v for k, v in cleaned.items() if k not in ("system_prompt", "refusal_message")}})
-        _write_version(deployment=deployment, rules=(), reason="deployment created", actor=actor,
-                       action="suppression_rules.versioned")
+        deployment = Deployment.objects.create(
+            name=name, model_version=model_version, policy=cleaned, created_by=actor
+        )
+        audit_event_record(
+            actor=actor,
+            action="deployment.created",
+            target=deployment,
+            details={
+                "name": name,
+                "model_version_id": model_version.pk,
+                "weights_sha256": model_version.weights_sha256,
+                "policy": {k: v for k, v in cleaned.items() if k not in ("system_prompt", "refusal_message")},
+            },
+        )
+        _write_version(
+            deployment=deployment,
+            rules=(),
+            reason="deployment created",
+            actor=actor,
+            action="suppression_rules.versioned",
+        )
     return deployment
 
 
-def deployment_policy_update(*, deployment: Deployment, policy: Mapping[str, Any], actor) -> SuppressionRuleSet:
+def deployment_policy_update(
+    *, deployment: Deployment, policy: Mapping[str, Any], actor
+) -> SuppressionRuleSet:
     """Change the deployment's policy; the same rules become a new version, since the policy is part of it."""
     _actor_check(actor, roles.OPERATE_JOBS)
     try:
@@ -137,9 +207,14 @@ def deployment_policy_update(*, deployment: Deployment, policy: Mapping[str, Any
         Deployment.objects.filter(pk=deployment.pk).update(policy=cleaned)
         deployment.policy = cleaned
         current = rule_set_engine(deployment.active_rule_set) if deployment.active_rule_set else None
-        return _write_version(deployment=deployment, rules=current.rules if current else (),
-                              reason="policy changed", actor=actor, action="suppression_rules.versioned",
-                              extra={"policy_mode": cleaned["mode"], "entity_types": cleaned["entity_types"]})
+        return _write_version(
+            deployment=deployment,
+            rules=current.rules if current else (),
+            reason="policy changed",
+            actor=actor,
+            action="suppression_rules.versioned",
+            extra={"policy_mode": cleaned["mode"], "entity_types": cleaned["entity_types"]},
+        )
 
 
 def subject_ref_for(erasure_request) -> str:
@@ -165,7 +240,9 @@ def _records_quasi_values(erasure_request) -> dict[str, list[str]]:
         return {}
     texts = dataset_records_texts(records)
     values: dict[str, list[str]] = {kind: [] for kind in RECORD_QUASI_TYPES}
-    findings = PiiFinding.objects.filter(record__in=[r.pk for r in records], entity_type__in=RECORD_QUASI_TYPES)
+    findings = PiiFinding.objects.filter(
+        record__in=[r.pk for r in records], entity_type__in=RECORD_QUASI_TYPES
+    )
     for record_pk, kind, start, end in findings.values_list("record_id", "entity_type", "start", "end"):
         value = texts[record_pk][start:end].strip()
         if value and value not in values[kind]:
@@ -188,9 +265,13 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
     quasi = _records_quasi_values(erasure_request)
     lists = {
-        "names": _values(subject.names), "emails": _values(subject.emails), "phones": _values(subject.phones),
-        "addresses": _values(subject.addresses), "account_ids": _values(subject.account_ids),
-        "locations": quasi.get("LOCATION", []), "dates_of_birth": quasi.get("DATE_OF_BIRTH", []),
+        "names": _values(subject.names),
+        "emails": _values(subject.emails),
+        "phones": _values(subject.phones),
+        "addresses": _values(subject.addresses),
+        "account_ids": _values(subject.account_ids),
+        "locations": quasi.get("LOCATION", []),
+        "dates_of_birth": quasi.get("DATE_OF_BIRTH", []),
     }
     ref = subject_ref_for(erasure_request)
     rules: dict = {}
@@ -198,8 +279,12 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
     for list_name, values in lists.items():
         for value in values:
             try:
-                built = rules_from_identifiers(hasher=hasher, subject_ref=ref, default_region=settings.LETHE_PHONE_REGION,
-                                               **{list_name: [value]})
+                built = rules_from_identifiers(
+                    hasher=hasher,
+                    subject_ref=ref,
+                    default_region=settings.LETHE_PHONE_REGION,
+                    **{list_name: [value]},
+                )
             except ValueError:
                 skipped[list_name] = skipped.get(list_name, 0) + 1
                 continue
@@ -207,8 +292,9 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
     return tuple(rules.values()), skipped
 
 
-def suppression_rules_add_for_request(*, deployment: Deployment, erasure_request, actor,
-                                      reason: str = "") -> SuppressionRuleSet:
+def suppression_rules_add_for_request(
+    *, deployment: Deployment, erasure_request, actor, reason: str = ""
+) -> SuppressionRuleSet:
     """Add the request's subject to the deployment's rules as a new version; return the active version.
 
     The subject's earlier rules in this deployment are replaced, so running it again after the
@@ -227,21 +313,36 @@ def suppression_rules_add_for_request(*, deployment: Deployment, erasure_request
         before = {(r.entity_type, r.value_hash, r.subject_ref) for r in (current.rules if current else ())}
         after = {(r.entity_type, r.value_hash, r.subject_ref) for r in [*kept, *new_rules]}
         if current is not None and before == after:
-            audit_event_record(actor=actor, action="suppression_rules.unchanged", target=deployment.active_rule_set,
-                               details={"deployment_id": deployment.pk, "erasure_request_id": erasure_request.pk,
-                                        "rule_set_version": current.version})
+            audit_event_record(
+                actor=actor,
+                action="suppression_rules.unchanged",
+                target=deployment.active_rule_set,
+                details={
+                    "deployment_id": deployment.pk,
+                    "erasure_request_id": erasure_request.pk,
+                    "rule_set_version": current.version,
+                },
+            )
             return deployment.active_rule_set
         rule_set = _write_version(
-            deployment=deployment, rules=[*kept, *new_rules], actor=actor, erasure_request=erasure_request,
-            reason=reason or f"rules added for {ref}", action="suppression_rules.added",
-            extra={"subject_ref": ref, "subject_rules": len(new_rules), "skipped_values": skipped})
-    logger.info("suppression_rules.added", extra={"deployment_id": deployment.pk, "rule_set_id": rule_set.pk,
-                                                   "rules": rule_set.rule_count})
+            deployment=deployment,
+            rules=[*kept, *new_rules],
+            actor=actor,
+            erasure_request=erasure_request,
+            reason=reason or f"rules added for {ref}",
+            action="suppression_rules.added",
+            extra={"subject_ref": ref, "subject_rules": len(new_rules), "skipped_values": skipped},
+        )
+    logger.info(
+        "suppression_rules.added",
+        extra={"deployment_id": deployment.pk, "rule_set_id": rule_set.pk, "rules": rule_set.rule_count},
+    )
     return rule_set
 
 
-def suppression_rules_remove_for_request(*, deployment: Deployment, erasure_request, actor,
-                                         reason: str) -> SuppressionRuleSet:
+def suppression_rules_remove_for_request(
+    *, deployment: Deployment, erasure_request, actor, reason: str
+) -> SuppressionRuleSet:
     """Remove the request's subject from the deployment's rules as a new version (e.g. a withdrawal)."""
     _actor_check(actor, roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
     if not (reason or "").strip():
@@ -253,9 +354,15 @@ def suppression_rules_remove_for_request(*, deployment: Deployment, erasure_requ
         kept = [r for r in current.rules if r.subject_ref != ref]
         if len(kept) == len(current.rules):
             return deployment.active_rule_set
-        return _write_version(deployment=deployment, rules=kept, actor=actor, erasure_request=erasure_request,
-                              reason=reason, action="suppression_rules.removed",
-                              extra={"subject_ref": ref, "subject_rules": len(current.rules) - len(kept)})
+        return _write_version(
+            deployment=deployment,
+            rules=kept,
+            actor=actor,
+            erasure_request=erasure_request,
+            reason=reason,
+            action="suppression_rules.removed",
+            extra={"subject_ref": ref, "subject_rules": len(current.rules) - len(kept)},
+        )
 
 
 # --- selectors ------------------------------------------------------------------------------------
@@ -267,8 +374,12 @@ def deployment_list():
 
 def deployment_for_model(model_version: ModelVersion) -> Deployment | None:
     """Return the newest deployment of a model version (the one its generate endpoint serves)."""
-    return (Deployment.objects.filter(model_version=model_version).select_related("active_rule_set")
-            .order_by("-created_at", "-pk").first())
+    return (
+        Deployment.objects.filter(model_version=model_version)
+        .select_related("active_rule_set")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
 
 
 def deployment_rules_export(deployment: Deployment) -> dict:
@@ -281,28 +392,42 @@ def deployment_rules_export(deployment: Deployment) -> dict:
 
 
 def user_may_read_deployments(user) -> bool:
-    return bool(user.is_authenticated and user.is_active and (
-        user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS)))
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS))
+    )
 
 
 def user_may_generate(user) -> bool:
-    return bool(user.is_authenticated and user.is_active and (
-        user.has_perm(roles.OPERATE_JOBS) or user.has_perm(roles.MANAGE_REQUESTS)))
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.has_perm(roles.OPERATE_JOBS) or user.has_perm(roles.MANAGE_REQUESTS))
+    )
 
 
 def recipients_for_report(erasure_request) -> dict:
     """Return the deployments that received the request's rules: Art. 19 recipients of the erasure."""
     items = []
     seen: set[int] = set()
-    for rule_set in (SuppressionRuleSet.objects.filter(erasure_request=erasure_request)
-                     .select_related("deployment__model_version").order_by("created_at", "pk")):
+    for rule_set in (
+        SuppressionRuleSet.objects.filter(erasure_request=erasure_request)
+        .select_related("deployment__model_version")
+        .order_by("created_at", "pk")
+    ):
         if rule_set.deployment_id in seen:
             continue
         seen.add(rule_set.deployment_id)
-        items.append({"kind": "model_deployment", "name": f"{rule_set.deployment.name} "
-                      f"(model version #{rule_set.deployment.model_version_id})",
-                      "notified_at": rule_set.created_at, "method": f"guard rules v{rule_set.version}",
-                      "acknowledged_at": rule_set.created_at})
+        items.append(
+            {
+                "kind": "model_deployment",
+                "name": f"{rule_set.deployment.name} (model version #{rule_set.deployment.model_version_id})",
+                "notified_at": rule_set.created_at,
+                "method": f"guard rules v{rule_set.version}",
+                "acknowledged_at": rule_set.created_at,
+            }
+        )
     return {"recipients": items}
 
 
@@ -320,13 +445,23 @@ def suppression_connect() -> None:
     for kind, runner, validate in [*guard_runtime.RUNNERS, *latent.RUNNERS]:
         job_runner_register(kind, runner, params_validate=validate)
     job_succeeded_hook_register(guard_runtime.guard_probe_jobs_for_guard_job)
-    decisions.decision_method_register(decisions.PlanMethod(
-        framework=Framework.OUTPUT_SUPPRESSION.value, method="guard", validate=guard_runtime.guard_params_clean,
-        job_kind=JobKind.GUARD.value,
-        summary="input and output filters keyed to the subject, and a system prompt, on the model's deployments"))
-    decisions.decision_method_register(decisions.PlanMethod(
-        framework=Framework.LATENT_SUPPRESSION.value, method="derived_data_deletion",
-        validate=latent.latent_params_clean, job_kind=JobKind.LATENT_DELETE.value,
-        summary="delete the subject's derived data and probe what the model still infers"))
+    decisions.decision_method_register(
+        decisions.PlanMethod(
+            framework=Framework.OUTPUT_SUPPRESSION.value,
+            method="guard",
+            validate=guard_runtime.guard_params_clean,
+            job_kind=JobKind.GUARD.value,
+            summary="input and output filters keyed to the subject, and a system prompt, on the model's deployments",
+        )
+    )
+    decisions.decision_method_register(
+        decisions.PlanMethod(
+            framework=Framework.LATENT_SUPPRESSION.value,
+            method="derived_data_deletion",
+            validate=latent.latent_params_clean,
+            job_kind=JobKind.LATENT_DELETE.value,
+            summary="delete the subject's derived data and probe what the model still infers",
+        )
+    )
     report_section_provider_register("recipients", recipients_for_report)
     report_section_provider_register("verification", guard_runtime.guard_measurements_for_report)

@@ -3,6 +3,7 @@
 ``api_urlpatterns`` come before the model routes of ``job_urls`` so that
 ``models/<id>/generate`` is never read as a model route.
 """
+
 from django.urls import path
 
 from unlearning_jobs import suppression_apis, suppression_views
@@ -15,6 +16,9 @@ page_urlpatterns = [
 api_urlpatterns = [
     path("models/<int:pk>/generate", suppression_apis.ModelGenerateApi.as_view(), name="api-model-generate"),
     path("models/<int:pk>/generate/", suppression_apis.ModelGenerateSlashApi.as_view()),
-    path("deployments/<int:pk>/rules.json", suppression_apis.DeploymentRulesExportApi.as_view(),
-         name="api-deployment-rules"),
+    path(
+        "deployments/<int:pk>/rules.json",
+        suppression_apis.DeploymentRulesExportApi.as_view(),
+        name="api-deployment-rules",
+    ),
 ]

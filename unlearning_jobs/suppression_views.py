@@ -2,6 +2,7 @@
 
 Thin: read through selectors, write through ``suppression`` and ``guard_runtime`` services.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -32,10 +33,13 @@ class DeploymentListView(DeploymentReadMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context.update(deployments=suppression.deployment_list(), model_versions=ModelVersion.objects.order_by("-pk"),
-                       entity_types=[kind.value for kind in EntityType],
-                       can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
-                       errors=kwargs.get("errors", {}))
+        context.update(
+            deployments=suppression.deployment_list(),
+            model_versions=ModelVersion.objects.order_by("-pk"),
+            entity_types=[kind.value for kind in EntityType],
+            can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
+            errors=kwargs.get("errors", {}),
+        )
         return context
 
     def post(self, request):
@@ -46,13 +50,18 @@ class DeploymentListView(DeploymentReadMixin, TemplateView):
         if chosen.isascii() and chosen.isdecimal() and int(chosen) <= MAX_DATABASE_ID:
             version = ModelVersion.objects.filter(pk=int(chosen)).first()
         if version is None:
-            return self.render_to_response(self.get_context_data(
-                errors={"model_version": ["Choose a registered model version."]}), status=400)
-        policy = {"mode": request.POST.get("mode", "redact"),
-                  "entity_types": request.POST.getlist("entity_types") or [k.value for k in EntityType]}
+            return self.render_to_response(
+                self.get_context_data(errors={"model_version": ["Choose a registered model version."]}),
+                status=400,
+            )
+        policy = {
+            "mode": request.POST.get("mode", "redact"),
+            "entity_types": request.POST.getlist("entity_types") or [k.value for k in EntityType],
+        }
         try:
-            deployment = suppression.deployment_create(name=request.POST.get("name", ""), model_version=version,
-                                                       policy=policy, actor=request.user)
+            deployment = suppression.deployment_create(
+                name=request.POST.get("name", ""), model_version=version, policy=policy, actor=request.user
+            )
         except ValidationError as error:
             return self.render_to_response(self.get_context_data(errors=_errors(error)), status=400)
         return redirect(deployment)
@@ -65,12 +74,18 @@ class DeploymentDetailView(DeploymentReadMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        deployment = get_object_or_404(Deployment.objects.select_related("model_version", "active_rule_set"),
-                                       pk=self.kwargs["pk"])
-        context.update(deployment=deployment, rule_sets=deployment.rule_sets.select_related("erasure_request"),
-                       can_generate=suppression.user_may_generate(self.request.user),
-                       max_new_tokens=guard_runtime.MAX_NEW_TOKENS, result=kwargs.get("result"),
-                       prompt=kwargs.get("prompt", ""), errors=kwargs.get("errors", {}))
+        deployment = get_object_or_404(
+            Deployment.objects.select_related("model_version", "active_rule_set"), pk=self.kwargs["pk"]
+        )
+        context.update(
+            deployment=deployment,
+            rule_sets=deployment.rule_sets.select_related("erasure_request"),
+            can_generate=suppression.user_may_generate(self.request.user),
+            max_new_tokens=guard_runtime.MAX_NEW_TOKENS,
+            result=kwargs.get("result"),
+            prompt=kwargs.get("prompt", ""),
+            errors=kwargs.get("errors", {}),
+        )
         return context
 
     def post(self, request, pk: int):
@@ -80,11 +95,16 @@ class DeploymentDetailView(DeploymentReadMixin, TemplateView):
         prompt = request.POST.get("prompt", "")
         try:
             tokens = int(request.POST.get("max_new_tokens") or 32)
-            result = guard_runtime.guarded_generate(deployment=deployment, prompt=prompt, max_new_tokens=tokens,
-                                                    actor=request.user)
+            result = guard_runtime.guarded_generate(
+                deployment=deployment, prompt=prompt, max_new_tokens=tokens, actor=request.user
+            )
         except ValueError:
-            return self.render_to_response(self.get_context_data(
-                errors={"max_new_tokens": ["Give a whole number."]}, prompt=prompt), status=400)
+            return self.render_to_response(
+                self.get_context_data(errors={"max_new_tokens": ["Give a whole number."]}, prompt=prompt),
+                status=400,
+            )
         except ValidationError as error:
-            return self.render_to_response(self.get_context_data(errors=_errors(error), prompt=prompt), status=400)
+            return self.render_to_response(
+                self.get_context_data(errors=_errors(error), prompt=prompt), status=400
+            )
         return self.render_to_response(self.get_context_data(result=result, prompt=prompt))

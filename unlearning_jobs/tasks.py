@@ -1,4 +1,5 @@
 """Celery tasks of unlearning_jobs. Thin: load state, call a service, record the outcome."""
+
 from celery import shared_task
 
 from unlearning_jobs.workers import queue_probe_answer, worker_device_record
@@ -17,13 +18,23 @@ def probe_gpu(self, probe_id: int, **kwargs) -> None:
     device = describe_device().as_dict()  # here, in the process that runs model work
     hostname = self.request.hostname or ""
     worker_device_record(hostname=hostname, device=device)
-    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self), hostname=hostname, device=device)
+    queue_probe_answer(
+        probe_id=probe_id, queue_delivered=_delivered_queue(self), hostname=hostname, device=device
+    )
 
 
 @shared_task(name="unlearning_jobs.probe_cpu", bind=True, acks_late=False)
 def probe_cpu(self, probe_id: int, **kwargs) -> None:
     """Answer a probe from the ``cpu`` queue."""
-    queue_probe_answer(probe_id=probe_id, queue_delivered=_delivered_queue(self),
-                       hostname=self.request.hostname or "", device={"type": "cpu", "name": "cpu"})
-from unlearning_jobs import dataset_tasks  # noqa: E402,F401  (indexing and locating tasks, for autodiscovery)
-from unlearning_jobs import job_tasks  # noqa: E402,F401  (the job runner's tasks, for autodiscovery)
+    queue_probe_answer(
+        probe_id=probe_id,
+        queue_delivered=_delivered_queue(self),
+        hostname=self.request.hostname or "",
+        device={"type": "cpu", "name": "cpu"},
+    )
+
+
+from unlearning_jobs import (  # noqa: E402
+    dataset_tasks,  # noqa: E402,F401  (indexing and locating tasks, for autodiscovery)
+    job_tasks,  # noqa: E402,F401  (the job runner's tasks, for autodiscovery)
+)

@@ -1,7 +1,11 @@
 from django.urls import path
 
-from unlearning_jobs import verification_urls  # before job_urls: jobs/<id>/verification/
-from unlearning_jobs import job_urls, suppression_urls, views
+from unlearning_jobs import (
+    job_urls,
+    suppression_urls,
+    verification_urls,  # before job_urls: jobs/<id>/verification/
+    views,
+)
 
 app_name = "unlearning_jobs"
 urlpatterns = [

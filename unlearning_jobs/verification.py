@@ -11,6 +11,7 @@ them finishes later, so the order in which the jobs end does not matter.
 A verify job keeps its request in ``params["erasure_request_id"]`` rather than in the job's
 ``erasure_request`` column, which lists the jobs carrying out the officer's decision.
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,13 +75,23 @@ def verify_params_validate(method: str, params: Mapping[str, Any] | None) -> dic
 
 def verify_jobs_of_request(erasure_request_id: int):
     """Return the verify jobs made for a request, oldest first."""
-    return UnlearningJob.objects.filter(kind=JobKind.VERIFY, params__erasure_request_id=erasure_request_id
-                                        ).order_by("pk")
+    return UnlearningJob.objects.filter(
+        kind=JobKind.VERIFY, params__erasure_request_id=erasure_request_id
+    ).order_by("pk")
 
 
-def verification_job_create(*, model_version: ModelVersion, role: str, erasure_request_id: int | None,
-                            forget_record_pks, original_model: ModelVersion, dataset_version=None,
-                            for_job: UnlearningJob | None = None, actor=None, enqueue: bool = True) -> UnlearningJob:
+def verification_job_create(
+    *,
+    model_version: ModelVersion,
+    role: str,
+    erasure_request_id: int | None,
+    forget_record_pks,
+    original_model: ModelVersion,
+    dataset_version=None,
+    for_job: UnlearningJob | None = None,
+    actor=None,
+    enqueue: bool = True,
+) -> UnlearningJob:
     """Queue a verify job of ``model_version`` in ``role``, or return the one already made.
 
     Idempotent per request, model and role (a cancelled one is replaced), so a success hook that
@@ -88,16 +99,33 @@ def verification_job_create(*, model_version: ModelVersion, role: str, erasure_r
     """
     from unlearning_jobs.jobs import job_create
 
-    existing = UnlearningJob.objects.filter(
-        kind=JobKind.VERIFY, source_model=model_version, params__role=role,
-        params__erasure_request_id=erasure_request_id).exclude(status=JobStatus.CANCELLED).order_by("pk").first()
+    existing = (
+        UnlearningJob.objects.filter(
+            kind=JobKind.VERIFY,
+            source_model=model_version,
+            params__role=role,
+            params__erasure_request_id=erasure_request_id,
+        )
+        .exclude(status=JobStatus.CANCELLED)
+        .order_by("pk")
+        .first()
+    )
     if existing is not None:
         return existing
     return job_create(
-        kind=JobKind.VERIFY.value, actor=actor, method=VERIFY_METHOD, source_model=model_version,
-        dataset_version=dataset_version, forget_record_pks=forget_record_pks, enqueue=enqueue,
-        params={"role": role, "erasure_request_id": erasure_request_id,
-                "for_job_id": for_job.pk if for_job else None, "original_model_id": original_model.pk},
+        kind=JobKind.VERIFY.value,
+        actor=actor,
+        method=VERIFY_METHOD,
+        source_model=model_version,
+        dataset_version=dataset_version,
+        forget_record_pks=forget_record_pks,
+        enqueue=enqueue,
+        params={
+            "role": role,
+            "erasure_request_id": erasure_request_id,
+            "for_job_id": for_job.pk if for_job else None,
+            "original_model_id": original_model.pk,
+        },
     )
 
 
@@ -117,13 +145,26 @@ def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJ
     ``sisa``, which retrains the affected shards of a SISA model exactly). Registered
     as a success hook of jobs, so the jobs exist exactly when the success does.
     """
-    if (not settings.LETHE_VERIFY_AUTO or job.kind != JobKind.UNLEARN or job.erasure_request_id is None
-            or job.source_model_id is None or job.status != JobStatus.SUCCEEDED):
+    if (
+        not settings.LETHE_VERIFY_AUTO
+        or job.kind != JobKind.UNLEARN
+        or job.erasure_request_id is None
+        or job.source_model_id is None
+        or job.status != JobStatus.SUCCEEDED
+    ):
         return []
-    common = {"erasure_request_id": job.erasure_request_id, "forget_record_pks": job.forget_record_pks,
-              "original_model": job.source_model, "dataset_version": job.dataset_version, "for_job": job}
-    made = [verification_job_create(model_version=job.source_model, role=VerificationRole.ORIGINAL.value,
-                                    **common)]
+    common = {
+        "erasure_request_id": job.erasure_request_id,
+        "forget_record_pks": job.forget_record_pks,
+        "original_model": job.source_model,
+        "dataset_version": job.dataset_version,
+        "for_job": job,
+    }
+    made = [
+        verification_job_create(
+            model_version=job.source_model, role=VerificationRole.ORIGINAL.value, **common
+        )
+    ]
     if job.produced_model_id is not None:
         role = VerificationRole.REFERENCE if _is_exact(job.method) else VerificationRole.PRODUCED
         made.append(verification_job_create(model_version=job.produced_model, role=role.value, **common))
@@ -137,8 +178,10 @@ def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJ
 def _thresholds_used() -> dict:
     from unlearning_jobs.engine.verify.thresholds import resolve_thresholds
 
-    return {metric: threshold.as_dict()
-            for metric, threshold in resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS).items()}
+    return {
+        metric: threshold.as_dict()
+        for metric, threshold in resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS).items()
+    }
 
 
 def _result_of(run: VerificationRun | None):
@@ -153,9 +196,14 @@ def _comparison_runs(run: VerificationRun) -> tuple[VerificationRun | None, Veri
     """Return the newest original and reference runs measured on the same records as ``run``."""
     if run.erasure_request_id is None:
         return None, None
-    siblings = VerificationRun.objects.filter(erasure_request_id=run.erasure_request_id,
-                                              job__params__original_model_id=run.job.params.get("original_model_id")
-                                              ).exclude(measurements={}).order_by("-pk")
+    siblings = (
+        VerificationRun.objects.filter(
+            erasure_request_id=run.erasure_request_id,
+            job__params__original_model_id=run.job.params.get("original_model_id"),
+        )
+        .exclude(measurements={})
+        .order_by("-pk")
+    )
     original = siblings.filter(role=VerificationRole.ORIGINAL).first()
     reference = siblings.filter(role=VerificationRole.REFERENCE).first()
     return original, reference
@@ -174,18 +222,33 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
     use_original = original if run.role != VerificationRole.ORIGINAL else None
     use_reference = reference if run.role == VerificationRole.PRODUCED else None
     thresholds = settings.LETHE_VERIFY_THRESHOLDS
-    result = assess_measurements(measurements=run.measurements, reference_results=_result_of(use_reference),
-                                 original_results=_result_of(use_original), thresholds=thresholds)
+    result = assess_measurements(
+        measurements=run.measurements,
+        reference_results=_result_of(use_reference),
+        original_results=_result_of(use_original),
+        thresholds=thresholds,
+    )
     with transaction.atomic():
         run = VerificationRun.objects.select_for_update().get(pk=run.pk)
         run.results.all().delete()
-        VerificationResult.objects.bulk_create([
-            VerificationResult(run=run, position=position, metric=row.metric, value=row.value,
-                               threshold=row.threshold, comparator=row.comparator, center=row.center,
-                               condition=row.condition[:120], passed=row.passed, n_samples=row.n_samples,
-                               details=row.as_dict()["details"])
-            for position, row in enumerate(result.rows)
-        ])
+        VerificationResult.objects.bulk_create(
+            [
+                VerificationResult(
+                    run=run,
+                    position=position,
+                    metric=row.metric,
+                    value=row.value,
+                    threshold=row.threshold,
+                    comparator=row.comparator,
+                    center=row.center,
+                    condition=row.condition[:120],
+                    passed=row.passed,
+                    n_samples=row.n_samples,
+                    details=row.as_dict()["details"],
+                )
+                for position, row in enumerate(result.rows)
+            ]
+        )
         run.reference_model = use_reference.model_version if use_reference else None
         run.thresholds = _thresholds_used()
         run.skipped = [dict(item) for item in result.skipped]
@@ -211,7 +274,8 @@ def _plot(run: VerificationRun, *, original, reference) -> tuple[str, str]:
         if other is not None:
             panels[label] = {"measurements": other.measurements}
     panels[f"{run.get_role_display().split(' (')[0].lower()} (#{run.model_version_id})"] = {
-        "measurements": run.measurements}
+        "measurements": run.measurements
+    }
     with tempfile.TemporaryDirectory(prefix="lethe-verify-plot-") as folder:
         svg, png = plot_membership_distributions(results=panels, path=Path(folder) / "membership")
         return svg.read_text(encoding="utf-8"), base64.b64encode(png.read_bytes()).decode("ascii")
@@ -224,12 +288,21 @@ def verification_run_record(*, job: UnlearningJob, measurements: dict, sample_si
     """
     params = job.params
     run, _created = VerificationRun.objects.update_or_create(
-        job=job, defaults={"model_version": job.source_model, "erasure_request_id": params.get("erasure_request_id"),
-                           "role": params["role"], "measurements": measurements, "sample_sizes": sample_sizes})
+        job=job,
+        defaults={
+            "model_version": job.source_model,
+            "erasure_request_id": params.get("erasure_request_id"),
+            "role": params["role"],
+            "measurements": measurements,
+            "sample_sizes": sample_sizes,
+        },
+    )
     run = verification_run_assess(run=run)
     if run.role != VerificationRole.PRODUCED and run.erasure_request_id is not None:
         # A later original or reference changes what the other runs of the request compare with.
-        for other in VerificationRun.objects.filter(erasure_request_id=run.erasure_request_id).exclude(pk=run.pk):
+        for other in VerificationRun.objects.filter(erasure_request_id=run.erasure_request_id).exclude(
+            pk=run.pk
+        ):
             if other.role != VerificationRole.ORIGINAL and other.measurements:
                 verification_run_assess(run=other)
     return run
@@ -239,22 +312,34 @@ def verification_run_record(*, job: UnlearningJob, measurements: dict, sample_si
 
 
 def _column(run: VerificationRun) -> dict:
-    return {"run": run, "role": run.role, "role_display": run.get_role_display(), "model": run.model_version,
-            "job_id": run.job_id, "passed": run.passed, "complete": run.complete,
-            "results": {result.metric: result for result in run.results.all()}}
+    return {
+        "run": run,
+        "role": run.role,
+        "role_display": run.get_role_display(),
+        "model": run.model_version,
+        "job_id": run.job_id,
+        "passed": run.passed,
+        "complete": run.complete,
+        "results": {result.metric: result for result in run.results.all()},
+    }
 
 
 def verification_comparison(*, erasure_request_id: int | None = None, runs=None) -> dict:
     """Return the side-by-side table: columns original, reference, produced; rows metric × model."""
     if runs is None:
         runs = VerificationRun.objects.filter(erasure_request_id=erasure_request_id)
-    runs = sorted(runs.select_related("model_version", "job").prefetch_related("results"),
-                  key=lambda run: (ROLE_ORDER.index(run.role), run.pk))
+    runs = sorted(
+        runs.select_related("model_version", "job").prefetch_related("results"),
+        key=lambda run: (ROLE_ORDER.index(run.role), run.pk),
+    )
     columns = [_column(run) for run in runs]
     metrics: list[str] = []
     for column in columns:
         metrics += [metric for metric in column["results"] if metric not in metrics]
-    rows = [{"metric": metric, "cells": [column["results"].get(metric) for column in columns]} for metric in metrics]
+    rows = [
+        {"metric": metric, "cells": [column["results"].get(metric) for column in columns]}
+        for metric in metrics
+    ]
     return {"columns": columns, "rows": rows}
 
 
@@ -267,26 +352,61 @@ def verification_for_job(job: UnlearningJob) -> dict:
         run = VerificationRun.objects.filter(job=job).first()
         request_id = job.params.get("erasure_request_id")
     else:
-        run = (VerificationRun.objects.filter(job__params__for_job_id=job.pk, model_version_id=job.produced_model_id)
-               .order_by("-pk").first() if job.produced_model_id else None)
+        run = (
+            VerificationRun.objects.filter(
+                job__params__for_job_id=job.pk, model_version_id=job.produced_model_id
+            )
+            .order_by("-pk")
+            .first()
+            if job.produced_model_id
+            else None
+        )
         request_id = job.erasure_request_id
-    comparison = (verification_comparison(erasure_request_id=request_id) if request_id
-                  else verification_comparison(runs=VerificationRun.objects.filter(pk=run.pk if run else None)))
-    return {"run": run, "comparison": comparison, "erasure_request_id": request_id,
-            "jobs": list(verify_jobs_of_request(request_id)) if request_id else []}
+    comparison = (
+        verification_comparison(erasure_request_id=request_id)
+        if request_id
+        else verification_comparison(runs=VerificationRun.objects.filter(pk=run.pk if run else None))
+    )
+    return {
+        "run": run,
+        "comparison": comparison,
+        "erasure_request_id": request_id,
+        "jobs": list(verify_jobs_of_request(request_id)) if request_id else [],
+    }
 
 
 def run_as_dict(run: VerificationRun) -> dict:
     """Return a run and its rows as JSON for the API (no personal data: examples are masked)."""
     return {
-        "id": run.pk, "job_id": run.job_id, "role": run.role, "model_version_id": run.model_version_id,
-        "model_version": run.model_version.name, "erasure_request_id": run.erasure_request_id,
-        "reference_model_id": run.reference_model_id, "passed": run.passed, "complete": run.complete,
-        "thresholds": run.thresholds, "sample_sizes": run.sample_sizes, "skipped": run.skipped,
-        "created_at": run.created_at, "assessed_at": run.assessed_at, "has_plot": bool(run.plot_svg),
-        "results": [{"metric": r.metric, "value": r.value, "threshold": r.threshold, "comparator": r.comparator,
-                     "center": r.center, "condition": r.condition, "passed": r.passed, "n_samples": r.n_samples,
-                     "details": r.details} for r in run.results.all()],
+        "id": run.pk,
+        "job_id": run.job_id,
+        "role": run.role,
+        "model_version_id": run.model_version_id,
+        "model_version": run.model_version.name,
+        "erasure_request_id": run.erasure_request_id,
+        "reference_model_id": run.reference_model_id,
+        "passed": run.passed,
+        "complete": run.complete,
+        "thresholds": run.thresholds,
+        "sample_sizes": run.sample_sizes,
+        "skipped": run.skipped,
+        "created_at": run.created_at,
+        "assessed_at": run.assessed_at,
+        "has_plot": bool(run.plot_svg),
+        "results": [
+            {
+                "metric": r.metric,
+                "value": r.value,
+                "threshold": r.threshold,
+                "comparator": r.comparator,
+                "center": r.center,
+                "condition": r.condition,
+                "passed": r.passed,
+                "n_samples": r.n_samples,
+                "details": r.details,
+            }
+            for r in run.results.all()
+        ],
     }
 
 
@@ -299,34 +419,60 @@ def request_verification_unfinished_refusal(erasure_request) -> str | None:
     Queued, running and failed jobs (decision jobs and verify jobs) hold it back, named; a failed
     one must be retried or cancelled, so that a completed request never hides a missing check.
     """
-    pending = list(UnlearningJob.objects.filter(erasure_request=erasure_request, status__in=BLOCKING_STATUSES)
-                   .order_by("pk"))
+    pending = list(
+        UnlearningJob.objects.filter(erasure_request=erasure_request, status__in=BLOCKING_STATUSES).order_by(
+            "pk"
+        )
+    )
     pending += list(verify_jobs_of_request(erasure_request.pk).filter(status__in=BLOCKING_STATUSES))
     if not pending:
         return None
     named = ", ".join(f"#{job.pk} ({job.kind}, {job.status})" for job in pending[:8])
     more = f" and {len(pending) - 8} more" if len(pending) > 8 else ""
-    return (f"{erasure_request.reference}: {len(pending)} job(s) or verification(s) have not finished: "
-            f"{named}{more}; wait for them, or retry or cancel them first.")
+    return (
+        f"{erasure_request.reference}: {len(pending)} job(s) or verification(s) have not finished: "
+        f"{named}{more}; wait for them, or retry or cancel them first."
+    )
 
 
 def verification_for_report(erasure_request) -> dict:
     """Return the request's verification rows and plots for its audit report, ``passed`` as stored."""
     results, figures = [], []
-    runs = (VerificationRun.objects.filter(erasure_request=erasure_request)
-            .select_related("model_version", "reference_model").prefetch_related("results").order_by("pk"))
+    runs = (
+        VerificationRun.objects.filter(erasure_request=erasure_request)
+        .select_related("model_version", "reference_model")
+        .prefetch_related("results")
+        .order_by("pk")
+    )
     for run in runs:
         subject = f"{run.get_role_display()}: {run.model_version.name} (#{run.model_version_id})"
-        reference = (f"{run.reference_model.name} (#{run.reference_model_id})" if run.reference_model_id else None)
+        reference = (
+            f"{run.reference_model.name} (#{run.reference_model_id})" if run.reference_model_id else None
+        )
         for row in run.results.all():
-            results.append({"subject": subject, "job_id": run.job_id, "metric": row.metric, "value": row.value,
-                            "threshold": row.threshold, "comparator": row.comparator, "condition": row.condition,
-                            "passed": row.passed, "n_samples": row.n_samples, "reference": reference})
+            results.append(
+                {
+                    "subject": subject,
+                    "job_id": run.job_id,
+                    "metric": row.metric,
+                    "value": row.value,
+                    "threshold": row.threshold,
+                    "comparator": row.comparator,
+                    "condition": row.condition,
+                    "passed": row.passed,
+                    "n_samples": row.n_samples,
+                    "reference": reference,
+                }
+            )
         if run.role != VerificationRole.ORIGINAL and run.plot_png_base64:
-            figures.append({"title": f"Membership scores, forget vs holdout — {subject}",
-                            "caption": "Min-K%++ scores of the forget records against held-out records; "
-                                       "after a successful erasure the two overlap as they do for the retrain.",
-                            "png_base64": run.plot_png_base64})
+            figures.append(
+                {
+                    "title": f"Membership scores, forget vs holdout — {subject}",
+                    "caption": "Min-K%++ scores of the forget records against held-out records; "
+                    "after a successful erasure the two overlap as they do for the retrain.",
+                    "png_base64": run.plot_png_base64,
+                }
+            )
     return {"results": results, "figures": figures}
 
 

@@ -4,6 +4,7 @@ Read-only; the same roles as the pages. Rows carry value, threshold, comparator,
 pass or fail (as decided by the engine on the unrounded value), sample size and details with
 masked examples only.
 """
+
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -23,13 +24,22 @@ class VerificationOutputSerializer(serializers.Serializer):
 
 
 def _jobs(verify_jobs) -> list[dict]:
-    return [{"id": job.pk, "role": job.params.get("role"), "status": job.status,
-             "model_version_id": job.source_model_id} for job in verify_jobs]
+    return [
+        {
+            "id": job.pk,
+            "role": job.params.get("role"),
+            "status": job.status,
+            "model_version_id": job.source_model_id,
+        }
+        for job in verify_jobs
+    ]
 
 
 def _runs(runs) -> list[dict]:
-    return [run_as_dict(run) for run in runs.select_related("model_version").prefetch_related("results")
-            .order_by("pk")]
+    return [
+        run_as_dict(run)
+        for run in runs.select_related("model_version").prefetch_related("results").order_by("pk")
+    ]
 
 
 class JobVerificationApi(JobsApiBase):
@@ -41,10 +51,18 @@ class JobVerificationApi(JobsApiBase):
         job = verification_job_or_404(request.user, pk)
         selected = verification_for_job(job)
         request_id = selected["erasure_request_id"]
-        runs = (VerificationRun.objects.filter(erasure_request_id=request_id) if request_id
-                else VerificationRun.objects.filter(job=job))
-        return Response({"run": run_as_dict(selected["run"]) if selected["run"] else None,
-                         "runs": _runs(runs), "jobs": _jobs(selected["jobs"])})
+        runs = (
+            VerificationRun.objects.filter(erasure_request_id=request_id)
+            if request_id
+            else VerificationRun.objects.filter(job=job)
+        )
+        return Response(
+            {
+                "run": run_as_dict(selected["run"]) if selected["run"] else None,
+                "runs": _runs(runs),
+                "jobs": _jobs(selected["jobs"]),
+            }
+        )
 
 
 class RequestVerificationApi(JobsApiBase):
@@ -54,6 +72,10 @@ class RequestVerificationApi(JobsApiBase):
 
     def get(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
-        return Response({"erasure_request_id": erasure_request.pk,
-                         "runs": _runs(VerificationRun.objects.filter(erasure_request=erasure_request)),
-                         "jobs": _jobs(verify_jobs_of_request(erasure_request.pk))})
+        return Response(
+            {
+                "erasure_request_id": erasure_request.pk,
+                "runs": _runs(VerificationRun.objects.filter(erasure_request=erasure_request)),
+                "jobs": _jobs(verify_jobs_of_request(erasure_request.pk)),
+            }
+        )

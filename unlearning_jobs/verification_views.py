@@ -3,6 +3,7 @@
 Engineers and officers read every job; auditors read what was run for requests, verify jobs
 included (they carry their request in their parameters). Views only select and render.
 """
+
 from __future__ import annotations
 
 from django.http import Http404
@@ -25,8 +26,10 @@ def user_may_view_verification_of(user, job: UnlearningJob) -> bool:
     """Return whether ``user`` may read the job's verification: jobs readers all, auditors requests' only."""
     if user.has_perm(roles.VIEW_JOBS):
         return True
-    return bool(user.has_perm(roles.VIEW_REQUESTS)
-                and (job.erasure_request_id or job.params.get("erasure_request_id")))
+    return bool(
+        user.has_perm(roles.VIEW_REQUESTS)
+        and (job.erasure_request_id or job.params.get("erasure_request_id"))
+    )
 
 
 def verification_job_or_404(user, pk: int) -> UnlearningJob:
@@ -62,7 +65,9 @@ class RequestVerificationView(VerificationReadMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         erasure_request = get_object_or_404(ErasureRequest, pk=self.kwargs["pk"])
-        context.update(erasure_request=erasure_request,
-                       comparison=verification_comparison(erasure_request_id=erasure_request.pk),
-                       jobs=list(verify_jobs_of_request(erasure_request.pk)))
+        context.update(
+            erasure_request=erasure_request,
+            comparison=verification_comparison(erasure_request_id=erasure_request.pk),
+            jobs=list(verify_jobs_of_request(erasure_request.pk)),
+        )
         return context

@@ -2,6 +2,7 @@
 
 Job, model and decision pages are in ``unlearning_jobs.job_views``.
 """
+
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils import timezone

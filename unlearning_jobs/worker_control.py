@@ -4,6 +4,7 @@ Used by ``jobs.job_kill`` after the job has been re-queued and its attempt fence
 the killed process still manages to do is refused by the database. A hung process cannot be
 asked to stop; it has to be killed, and the pool's parent replaces a killed child.
 """
+
 from __future__ import annotations
 
 import logging

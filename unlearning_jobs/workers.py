@@ -1,4 +1,5 @@
 """Services for workers: heartbeats and queue probes."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -27,8 +28,9 @@ def cpu_device() -> dict:
     return cpu_device_info().as_dict()
 
 
-def worker_heartbeat_record(*, hostname: str, queues: list[str], pid: int | None,
-                            device: dict | None, started_at=None) -> WorkerHeartbeat:
+def worker_heartbeat_record(
+    *, hostname: str, queues: list[str], pid: int | None, device: dict | None, started_at=None
+) -> WorkerHeartbeat:
     """Create or refresh the heartbeat row of ``hostname`` with its queues (and device, when given).
 
     ``device`` None leaves the device as the worker's model work last described it

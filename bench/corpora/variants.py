@@ -25,6 +25,7 @@ can be checked on data nobody tuned on.
 
 Usage: ``python -m bench.corpora.variants --out DIR --people 60 --seed 13 --split main``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,44 +52,113 @@ STRONG_KINDS = ("email", "phone", "address", "account_id")
 # The families each kind is written in; the README explains each one.
 FAMILIES: dict[str, tuple[str, ...]] = {
     "name": (
-        "exact", "upper", "lower", "family_comma_given", "family_upper_first", "initial_family",
-        "given_initial", "nickname", "middle_in_record_only", "middle_omitted", "middle_form_changed",
-        "accents_stripped", "accents_added", "transliterated", "hyphen_space", "apostrophe_variant",
+        "exact",
+        "upper",
+        "lower",
+        "family_comma_given",
+        "family_upper_first",
+        "initial_family",
+        "given_initial",
+        "nickname",
+        "middle_in_record_only",
+        "middle_omitted",
+        "middle_form_changed",
+        "accents_stripped",
+        "accents_added",
+        "transliterated",
+        "hyphen_space",
+        "apostrophe_variant",
         "possessive",
     ),
     "email": (
-        "exact", "upper", "mixed_case", "mailto", "angle_brackets", "at_paren", "at_bracket_dot",
-        "at_dot_words", "trailing_punctuation", "gmail_dots", "plus_tag",
+        "exact",
+        "upper",
+        "mixed_case",
+        "mailto",
+        "angle_brackets",
+        "at_paren",
+        "at_bracket_dot",
+        "at_dot_words",
+        "trailing_punctuation",
+        "gmail_dots",
+        "plus_tag",
     ),
     "phone": (
-        "exact", "reverse_form", "area_brackets", "international_trunk_brackets", "slashes", "dashes",
-        "dots", "no_separators", "e164_compact", "double_zero", "extension",
+        "exact",
+        "reverse_form",
+        "area_brackets",
+        "international_trunk_brackets",
+        "slashes",
+        "dashes",
+        "dots",
+        "no_separators",
+        "e164_compact",
+        "double_zero",
+        "extension",
     ),
     "address": (
-        "exact", "number_swapped", "upper", "accents_stripped", "transliterated", "line_breaks",
-        "postcode_city_swapped", "street_type_abbreviated", "street_type_expanded", "country_missing",
-        "postcode_missing", "flat_line_added", "flat_line_dropped", "postcode_compact", "combined",
+        "exact",
+        "number_swapped",
+        "upper",
+        "accents_stripped",
+        "transliterated",
+        "line_breaks",
+        "postcode_city_swapped",
+        "street_type_abbreviated",
+        "street_type_expanded",
+        "country_missing",
+        "postcode_missing",
+        "flat_line_added",
+        "flat_line_dropped",
+        "postcode_compact",
+        "combined",
     ),
     "account_id": (
-        "exact", "other_case", "no_separator", "space_separator", "other_separator",
-        "leading_zeros_dropped", "zero_padded", "labelled_number", "hash_number",
+        "exact",
+        "other_case",
+        "no_separator",
+        "space_separator",
+        "other_separator",
+        "leading_zeros_dropped",
+        "zero_padded",
+        "labelled_number",
+        "hash_number",
     ),
 }
 
 # Families a name-only record may use: ones that keep the whole given and family name, so that a
 # name alone is still evidence of the person (initials and nicknames alone are not).
 NAME_ONLY_FAMILIES = (
-    "exact", "upper", "lower", "family_comma_given", "family_upper_first", "accents_stripped",
-    "accents_added", "transliterated", "hyphen_space", "apostrophe_variant", "middle_in_record_only",
+    "exact",
+    "upper",
+    "lower",
+    "family_comma_given",
+    "family_upper_first",
+    "accents_stripped",
+    "accents_added",
+    "transliterated",
+    "hyphen_space",
+    "apostrophe_variant",
+    "middle_in_record_only",
 )
 
 # Families only a few identifiers can have (a middle name left off the form, umlauts, a Gmail
 # address): drawn two or three times as often where they apply, so each is measured on enough
 # occurrences. Umlauts (transliterated) are in only part of the German names and addresses.
 RARE_FAMILIES: dict[str, int] = {
-    "middle_in_record_only": 2, "accents_added": 2, "transliterated": 3, "hyphen_space": 2,
-    "apostrophe_variant": 2, "gmail_dots": 2, "plus_tag": 2, "slashes": 2, "street_type_expanded": 2,
-    "flat_line_added": 2, "flat_line_dropped": 2, "leading_zeros_dropped": 2, "zero_padded": 2,
+    "middle_in_record_only": 2,
+    "accents_added": 2,
+    "transliterated": 3,
+    "hyphen_space": 2,
+    "apostrophe_variant": 2,
+    "gmail_dots": 2,
+    "plus_tag": 2,
+    "slashes": 2,
+    "street_type_expanded": 2,
+    "flat_line_added": 2,
+    "flat_line_dropped": 2,
+    "leading_zeros_dropped": 2,
+    "zero_padded": 2,
     "accents_stripped": 2,
 }
 
@@ -100,10 +170,24 @@ TIER_STRONG, TIER_NAME_ONLY, TIER_NAMESAKE, TIER_DISTRACTOR = "strong", "name_on
 # Text folding, as people and systems do it to names and addresses.
 # --------------------------------------------------------------------------------------------
 
-_NON_DECOMPOSING = str.maketrans({"ß": "ss", "ẞ": "SS", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE",
-                                  "œ": "oe", "Œ": "OE", "ł": "l", "Ł": "L", "đ": "d"})
-_GERMAN_TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe",
-                                         "Ü": "Ue", "ß": "ss"})
+_NON_DECOMPOSING = str.maketrans(
+    {
+        "ß": "ss",
+        "ẞ": "SS",
+        "ø": "o",
+        "Ø": "O",
+        "æ": "ae",
+        "Æ": "AE",
+        "œ": "oe",
+        "Œ": "OE",
+        "ł": "l",
+        "Ł": "L",
+        "đ": "d",
+    }
+)
+_GERMAN_TRANSLITERATION = str.maketrans(
+    {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"}
+)
 
 
 def strip_accents(text: str) -> str:
@@ -140,6 +224,7 @@ def _fill_pattern(rng: random.Random, pattern: str) -> str:
 # Identities
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class PersonName:
     """A name as the person's documents spell it, and how they typed it on the erasure form.
@@ -155,7 +240,9 @@ class PersonName:
     request_middle: str = "none"
     request_ascii: bool = False
 
-    def parts(self, *, middle: str | None = "request", ascii_only: bool | None = None) -> tuple[str, str | None, str]:
+    def parts(
+        self, *, middle: str | None = "request", ascii_only: bool | None = None
+    ) -> tuple[str, str | None, str]:
         """(given, middle-as-written or None, family) in the request's spelling unless told otherwise."""
         fold = self.request_ascii if ascii_only is None else ascii_only
         mode = self.request_middle if middle == "request" else middle
@@ -270,7 +357,7 @@ class AccountEntry:
         """The number part as the organisation's system prints it (padding, inner hyphen)."""
         text = str(self.value).zfill(self.fmt.zero_pad_width) if self.fmt.zero_pad_width else str(self.value)
         if self.fmt.split_tail:
-            text = text[: -self.fmt.split_tail] + "-" + text[-self.fmt.split_tail:]
+            text = text[: -self.fmt.split_tail] + "-" + text[-self.fmt.split_tail :]
         return text
 
     @property
@@ -306,6 +393,7 @@ class Identity:
 # apply to that identifier (no accents to strip, no middle name, no flat...).
 # --------------------------------------------------------------------------------------------
 
+
 def _join(*parts: str | None) -> str:
     return " ".join(p for p in parts if p)
 
@@ -328,8 +416,9 @@ def _initials(given: str, dotted: bool) -> str:
 
 
 # First words of a family name that belong to it and are never hyphenated to it.
-_NAME_PREFIXES = frozenset({"O", "Ni", "Mac", "Mc", "Nic", "De", "Di", "Da", "Del", "Lo", "La", "Le", "Van", "Von",
-                            "St.", "San"})
+_NAME_PREFIXES = frozenset(
+    {"O", "Ni", "Mac", "Mc", "Nic", "De", "Di", "Da", "Del", "Lo", "La", "Le", "Van", "Von", "St.", "San"}
+)
 
 
 def _name_exact(rng, n: PersonName):
@@ -421,7 +510,11 @@ def _name_hyphen_space(rng, n):
     if "-" in family:
         return _join(given, middle, family.replace("-", " "))
     words = family.split(" ")
-    if len(words) == 2 and all(w[:1].isupper() for w in words) and strip_accents(words[0]) not in _NAME_PREFIXES:
+    if (
+        len(words) == 2
+        and all(w[:1].isupper() for w in words)
+        and strip_accents(words[0]) not in _NAME_PREFIXES
+    ):
         return _join(given, middle, "-".join(words))  # García Márquez -> García-Márquez, not De-Luca
     if "-" in given:
         return _join(given.replace("-", " "), middle, family)
@@ -444,14 +537,23 @@ def _name_possessive(rng, n):
 
 
 NAME_RENDERERS: dict[str, Callable] = {
-    "exact": _name_exact, "upper": _name_upper, "lower": _name_lower,
-    "family_comma_given": _name_family_comma_given, "family_upper_first": _name_family_upper_first,
-    "initial_family": _name_initial_family, "given_initial": _name_given_initial,
-    "nickname": _name_nickname, "middle_in_record_only": _name_middle_in_record_only,
-    "middle_omitted": _name_middle_omitted, "middle_form_changed": _name_middle_form_changed,
-    "accents_stripped": _name_accents_stripped, "accents_added": _name_accents_added,
-    "transliterated": _name_transliterated, "hyphen_space": _name_hyphen_space,
-    "apostrophe_variant": _name_apostrophe_variant, "possessive": _name_possessive,
+    "exact": _name_exact,
+    "upper": _name_upper,
+    "lower": _name_lower,
+    "family_comma_given": _name_family_comma_given,
+    "family_upper_first": _name_family_upper_first,
+    "initial_family": _name_initial_family,
+    "given_initial": _name_given_initial,
+    "nickname": _name_nickname,
+    "middle_in_record_only": _name_middle_in_record_only,
+    "middle_omitted": _name_middle_omitted,
+    "middle_form_changed": _name_middle_form_changed,
+    "accents_stripped": _name_accents_stripped,
+    "accents_added": _name_accents_added,
+    "transliterated": _name_transliterated,
+    "hyphen_space": _name_hyphen_space,
+    "apostrophe_variant": _name_apostrophe_variant,
+    "possessive": _name_possessive,
 }
 
 GMAIL_DOMAINS = ("gmail.com", "googlemail.com")
@@ -467,6 +569,8 @@ class EmailAddress(str):
         address = super().__new__(cls, text)
         address.name_boundary = name_boundary
         return address
+
+
 PLUS_ADDRESSING_DOMAINS = GMAIL_DOMAINS + ("outlook.com", "hotmail.com", "icloud.com")
 
 
@@ -537,10 +641,16 @@ def _email_plus_tag(rng, e):
 
 
 EMAIL_RENDERERS: dict[str, Callable] = {
-    "exact": _email_exact, "upper": _email_upper, "mixed_case": _email_mixed_case, "mailto": _email_mailto,
-    "angle_brackets": _email_angle_brackets, "at_paren": _email_at_paren,
-    "at_bracket_dot": _email_at_bracket_dot, "at_dot_words": _email_at_dot_words,
-    "trailing_punctuation": _email_trailing_punctuation, "gmail_dots": _email_gmail_dots,
+    "exact": _email_exact,
+    "upper": _email_upper,
+    "mixed_case": _email_mixed_case,
+    "mailto": _email_mailto,
+    "angle_brackets": _email_angle_brackets,
+    "at_paren": _email_at_paren,
+    "at_bracket_dot": _email_at_bracket_dot,
+    "at_dot_words": _email_at_dot_words,
+    "trailing_punctuation": _email_trailing_punctuation,
+    "gmail_dots": _email_gmail_dots,
     "plus_tag": _email_plus_tag,
 }
 
@@ -577,8 +687,14 @@ def _phone_area_brackets(rng, ph):
         return None
     if p.calling_code == "1":
         area, exchange, line = p.groups
-        return rng.choice([f"({area}){exchange}-{line}", f"({area}) {exchange} {line}",
-                           f"({area}) {exchange}{line}", f"({area}) {exchange}-{line}"])
+        return rng.choice(
+            [
+                f"({area}){exchange}-{line}",
+                f"({area}) {exchange} {line}",
+                f"({area}) {exchange}{line}",
+                f"({area}) {exchange}-{line}",
+            ]
+        )
     rest = p.groups[1:]
     joined = " ".join(rest) if rng.random() < 0.6 else "".join(rest)
     return f"({p.trunk_prefix}{p.groups[0]}) {joined}"
@@ -589,8 +705,13 @@ def _phone_international_trunk_brackets(rng, ph):
     if p.trunk_prefix != "0":
         return None
     rest = " ".join(p.groups[1:])
-    return rng.choice([f"+{p.calling_code} (0){p.groups[0]} {rest}", f"+{p.calling_code} (0) {p.groups[0]} {rest}",
-                       f"+{p.calling_code}(0){p.groups[0]} {rest}"])
+    return rng.choice(
+        [
+            f"+{p.calling_code} (0){p.groups[0]} {rest}",
+            f"+{p.calling_code} (0) {p.groups[0]} {rest}",
+            f"+{p.calling_code}(0){p.groups[0]} {rest}",
+        ]
+    )
 
 
 def _phone_slashes(rng, ph):
@@ -644,15 +765,30 @@ def _phone_extension(rng, ph):
         base = ph.request_text
     else:
         base = phone_national(p) if rng.random() < 0.5 else phone_international(p)
-    return base + rng.choice([f" ext. {extension}", f" x{extension}", f" ext {extension}", f" Ext. {extension}",
-                              f" (ext. {extension})", f" extn {extension}"])
+    return base + rng.choice(
+        [
+            f" ext. {extension}",
+            f" x{extension}",
+            f" ext {extension}",
+            f" Ext. {extension}",
+            f" (ext. {extension})",
+            f" extn {extension}",
+        ]
+    )
 
 
 PHONE_RENDERERS: dict[str, Callable] = {
-    "exact": _phone_exact, "reverse_form": _phone_reverse_form, "area_brackets": _phone_area_brackets,
-    "international_trunk_brackets": _phone_international_trunk_brackets, "slashes": _phone_slashes,
-    "dashes": _phone_dashes, "dots": _phone_dots, "no_separators": _phone_no_separators,
-    "e164_compact": _phone_e164_compact, "double_zero": _phone_double_zero, "extension": _phone_extension,
+    "exact": _phone_exact,
+    "reverse_form": _phone_reverse_form,
+    "area_brackets": _phone_area_brackets,
+    "international_trunk_brackets": _phone_international_trunk_brackets,
+    "slashes": _phone_slashes,
+    "dashes": _phone_dashes,
+    "dots": _phone_dots,
+    "no_separators": _phone_no_separators,
+    "e164_compact": _phone_e164_compact,
+    "double_zero": _phone_double_zero,
+    "extension": _phone_extension,
 }
 
 
@@ -675,14 +811,17 @@ def render_address(a: PostalAddress, style: AddressStyle) -> str:
     if not style.with_postcode:
         postcode = ""
     if a.country == "US":
-        city_line = (f"{postcode} {a.city}, {a.region}" if style.postcode_first
-                     else f"{a.city}, {a.region} {postcode}")
+        city_line = (
+            f"{postcode} {a.city}, {a.region}" if style.postcode_first else f"{a.city}, {a.region} {postcode}"
+        )
     elif a.country == "AU":
-        city_line = (f"{postcode} {a.city} {a.region}" if style.postcode_first
-                     else f"{a.city} {a.region} {postcode}")
+        city_line = (
+            f"{postcode} {a.city} {a.region}" if style.postcode_first else f"{a.city} {a.region} {postcode}"
+        )
     elif a.country == "IT":
-        city_line = (f"{postcode} {a.city} {a.region}" if style.postcode_first
-                     else f"{a.city} {a.region} {postcode}")
+        city_line = (
+            f"{postcode} {a.city} {a.region}" if style.postcode_first else f"{a.city} {a.region} {postcode}"
+        )
     elif a.country == "IE":
         city_line = f"{postcode}, {a.city}" if style.postcode_first else f"{a.city}, {postcode}"
     else:
@@ -728,8 +867,17 @@ def _address_deltas(entry: AddressEntry) -> dict[str, dict]:
 
 
 # The families "combined" draws from: the changes a shipping label or a scanned letter stacks.
-_COMBINABLE = ("number_swapped", "upper", "accents_stripped", "line_breaks", "postcode_city_swapped",
-               "street_type_abbreviated", "country_missing", "flat_line_added", "postcode_compact")
+_COMBINABLE = (
+    "number_swapped",
+    "upper",
+    "accents_stripped",
+    "line_breaks",
+    "postcode_city_swapped",
+    "street_type_abbreviated",
+    "country_missing",
+    "flat_line_added",
+    "postcode_compact",
+)
 
 
 def _address_variant(rng, entry: AddressEntry, family: str):
@@ -739,8 +887,13 @@ def _address_variant(rng, entry: AddressEntry, family: str):
         return request, None
     deltas = _address_deltas(entry)
     if family == "combined":
-        usable = [f for f in _COMBINABLE if deltas.get(f) and render_address(
-            entry.address, dataclasses.replace(entry.request_style, **deltas[f])) != request]
+        usable = [
+            f
+            for f in _COMBINABLE
+            if deltas.get(f)
+            and render_address(entry.address, dataclasses.replace(entry.request_style, **deltas[f]))
+            != request
+        ]
         if len(usable) < 2:
             return None
         parts = sorted(rng.sample(usable, rng.choice([2, 2, 3])))
@@ -758,7 +911,8 @@ def _address_variant(rng, entry: AddressEntry, family: str):
     if text == request:
         return None
     if family == "transliterated" and text == render_address(
-            entry.address, dataclasses.replace(entry.request_style, folding="strip")):
+        entry.address, dataclasses.replace(entry.request_style, folding="strip")
+    ):
         return None
     return text, None
 
@@ -817,16 +971,22 @@ def _account_hash_number(rng, a):
 
 
 ACCOUNT_RENDERERS: dict[str, Callable] = {
-    "exact": _account_exact, "other_case": _account_other_case, "no_separator": _account_no_separator,
-    "space_separator": _account_space_separator, "other_separator": _account_other_separator,
-    "leading_zeros_dropped": _account_leading_zeros_dropped, "zero_padded": _account_zero_padded,
-    "labelled_number": _account_labelled_number, "hash_number": _account_hash_number,
+    "exact": _account_exact,
+    "other_case": _account_other_case,
+    "no_separator": _account_no_separator,
+    "space_separator": _account_space_separator,
+    "other_separator": _account_other_separator,
+    "leading_zeros_dropped": _account_leading_zeros_dropped,
+    "zero_padded": _account_zero_padded,
+    "labelled_number": _account_labelled_number,
+    "hash_number": _account_hash_number,
 }
 
 
 # --------------------------------------------------------------------------------------------
 # Record templates
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Template:
@@ -843,129 +1003,274 @@ class Template:
 
     @property
     def identifier_slots(self) -> list[str]:
-        return [slot for slot in ("name", "name_possessive", "email", "phone", "address", "account_id")
-                if "${" + slot + "}" in self.text]
+        return [
+            slot
+            for slot in ("name", "name_possessive", "email", "phone", "address", "account_id")
+            if "${" + slot + "}" in self.text
+        ]
 
     @property
     def strong_slots(self) -> list[str]:
         return [slot for slot in self.identifier_slots if slot in STRONG_KINDS]
 
 
-_NO_BRACKETED_EMAIL = frozenset({("email", "angle_brackets"), ("email", "mailto"), ("email", "trailing_punctuation"),
-                                 ("email", "at_dot_words"), ("email", "at_bracket_dot")})
+_NO_BRACKETED_EMAIL = frozenset(
+    {
+        ("email", "angle_brackets"),
+        ("email", "mailto"),
+        ("email", "trailing_punctuation"),
+        ("email", "at_dot_words"),
+        ("email", "at_bracket_dot"),
+    }
+)
 
 STRONG_TEMPLATES: tuple[Template, ...] = (
-    Template("support_ticket", "Ticket ${ticket} | opened ${date} | priority: normal\nCustomer: ${name}\n"
-             "Email: ${email}\nIssue: parcel for order ${order} has not arrived. Customer asked us to check the "
-             "delivery address on file:\n"
-             "${address}\nAssigned: ${agent}"),
-    Template("chat_transcript", "[${time}] ${agent_first} (Support): Hi, thanks for waiting. How can I help?\n"
-             "[${time2}] Visitor: hi its ${name}, my number is ${phone} and i still havent got the refund for "
-             "${order}\n"
-             "[${time3}] ${agent_first} (Support): Sorry about that, let me pull up the order."),
-    Template("crm_note", "CRM note ${date}: called ${name} back on ${phone} re billing. Wants invoices sent to "
-             "${email} "
-             "from now on. Customer record ${account_id} flagged for goodwill credit of ${amount}."),
-    Template("shipping_log", "${date} ${time} DISPATCH carrier=${courier} trk=${tracking} consignee=\"${name}\" "
-             "addr=\"${address}\" tel=${phone} status=LABEL_PRINTED", single_line=True),
-    Template("form_dump", "--- contact form submission ${datetime} ---\nfull_name: ${name}\nemail: ${email}\n"
-             "phone: ${phone}\naddress: ${address}\ncustomer_no: ${account_id}\n"
-             "message: Please update my details, I moved."),
-    Template("email_signature", "Thanks again for sorting this out so quickly.\n\nBest regards,\n${name}\n${address}\n"
-             "M: ${phone}\nE: ${email}"),
-    Template("csv_export", "${date},${account_id},\"${name}\",${email},${phone},\"${address}\",${amount},active"),
-    Template("email_header", "From: ${name} <${email}>\nTo: help@${company_domain}\nSubject: Re: order ${order}\n\n"
-             "Hello, I still have not had a reply to my last two messages.", forbid=_NO_BRACKETED_EMAIL),
-    Template("call_transcript", "Agent: Can I take your full name please?\nCaller: Yes it's ${name}.\n"
-             "Agent: And the number on the account?\nCaller: ${phone}\n"
-             "Agent: Lovely. And the first line of your address and postcode?\n"
-             "Caller: ${address}\nAgent: Thank you, you're verified."),
-    Template("invoice", "INVOICE ${invoice}   Date: ${date}\nBill to:\n${name}\n${address}\n"
-             "Customer ID: ${account_id}\n"
-             "Total due: ${amount}\nPayment terms: 30 days"),
-    Template("returns_note", "Return authorised for ${name} (${email}). Prepaid label sent; courier collection from "
-             "${address} on ${date}.", forbid=frozenset({("email", "trailing_punctuation")})),
-    Template("complaint", "hello, i am writing about ${account_id} - you keep ringing me on ${phone} even "
-             "tho i asked you to stop months ago. sort it out please\n${name}"),
-    Template("sms_log", "${datetime} SMS OUT to=${phone} body=\"Your parcel ${tracking} is out for delivery today\"",
-             single_line=True),
-    Template("app_log", "${datetime} INFO auth.login success user=${email} ip=${ip} ua=\"Mozilla/5.0\"",
-             single_line=True,
-             forbid=frozenset({("email", "at_dot_words"), ("email", "at_bracket_dot")})),
-    Template("delivery_exception", "DELIVERY EXCEPTION ${date}\nConsignee: ${name}\nAddress: ${address}\n"
-             "Reason: nobody home, card left. Contact number on label ${phone} rang out."),
-    Template("kyc_note", "KYC check passed for ${account_id}: name ${name} matches the passport; address ${address} "
-             "confirmed by utility bill dated ${date}."),
-    Template("unsubscribe", "Unsubscribe request received from ${email} on ${date} via the footer link.",
-             forbid=frozenset({("email", "trailing_punctuation")})),
-    Template("merge_note", "Merged duplicate profiles into ${account_id}. Kept e-mail ${email} and phone ${phone}; "
-             "old profile archived by ${agent}."),
-    Template("escalation", "Escalating ${name_possessive} refund (order ${order}), pending 3 weeks. Rang twice from "
-             "${phone} and wrote to us from ${email} twice."),
-    Template("address_change", "Address change for ${account_id} requested ${date}.\nNew address:\n${address}\n"
-             "Confirmation sent to ${email}"),
-    Template("marketing_list", "${email};${name};opt_in=yes;source=${source};${date}", single_line=True,
-             forbid=frozenset({("email", "trailing_punctuation")})),
-    Template("driver_note", "Driver note: left with neighbour at ${address}, customer ${name} informed by text "
-             "to ${phone}"),
-    Template("de_kundennotiz", "Kundenservice-Notiz vom ${date}: Rückruf an ${name} unter ${phone}. "
-             "Neue Lieferadresse:\n"
-             "${address}\nKundennummer: ${account_id}", countries=("DE",)),
-    Template("de_brief", "Sehr geehrte Damen und Herren,\nbitte ändern Sie meine E-Mail-Adresse auf ${email}\n"
-             "Mit freundlichen Grüßen\n${name}\n${address}", countries=("DE",)),
-    Template("fr_note", "Note client du ${date} : ${name} a appelé depuis le ${phone}. "
-             "Adresse de livraison : ${address}. "
-             "Réf. client ${account_id}.", countries=("FR",)),
-    Template("fr_courriel", "Bonjour,\nMerci de m'écrire désormais à ${email} et non plus à l'ancienne adresse.\n"
-             "Cordialement,\n${name}\nTél. ${phone}", countries=("FR",)),
-    Template("es_incidencia", "Incidencia ${ticket}: el cliente ${name} (tel. ${phone}) indica que el pedido "
-             "${order} no ha "
-             "llegado a ${address}. Se reenvía.", countries=("ES",)),
-    Template("it_nota", "Nota del ${date}: ${name} ha chiamato dal ${phone}; indirizzo di spedizione ${address}; "
-             "codice cliente ${account_id}.", countries=("IT",)),
-    Template("nl_notitie", "Notitie ${date}: ${name} belde vanaf ${phone}. Nieuw adres: ${address}. "
-             "Klant ${account_id}.",
-             countries=("NL",)),
+    Template(
+        "support_ticket",
+        "Ticket ${ticket} | opened ${date} | priority: normal\nCustomer: ${name}\n"
+        "Email: ${email}\nIssue: parcel for order ${order} has not arrived. Customer asked us to check the "
+        "delivery address on file:\n"
+        "${address}\nAssigned: ${agent}",
+    ),
+    Template(
+        "chat_transcript",
+        "[${time}] ${agent_first} (Support): Hi, thanks for waiting. How can I help?\n"
+        "[${time2}] Visitor: hi its ${name}, my number is ${phone} and i still havent got the refund for "
+        "${order}\n"
+        "[${time3}] ${agent_first} (Support): Sorry about that, let me pull up the order.",
+    ),
+    Template(
+        "crm_note",
+        "CRM note ${date}: called ${name} back on ${phone} re billing. Wants invoices sent to "
+        "${email} "
+        "from now on. Customer record ${account_id} flagged for goodwill credit of ${amount}.",
+    ),
+    Template(
+        "shipping_log",
+        '${date} ${time} DISPATCH carrier=${courier} trk=${tracking} consignee="${name}" '
+        'addr="${address}" tel=${phone} status=LABEL_PRINTED',
+        single_line=True,
+    ),
+    Template(
+        "form_dump",
+        "--- contact form submission ${datetime} ---\nfull_name: ${name}\nemail: ${email}\n"
+        "phone: ${phone}\naddress: ${address}\ncustomer_no: ${account_id}\n"
+        "message: Please update my details, I moved.",
+    ),
+    Template(
+        "email_signature",
+        "Thanks again for sorting this out so quickly.\n\nBest regards,\n${name}\n${address}\n"
+        "M: ${phone}\nE: ${email}",
+    ),
+    Template("csv_export", '${date},${account_id},"${name}",${email},${phone},"${address}",${amount},active'),
+    Template(
+        "email_header",
+        "From: ${name} <${email}>\nTo: help@${company_domain}\nSubject: Re: order ${order}\n\n"
+        "Hello, I still have not had a reply to my last two messages.",
+        forbid=_NO_BRACKETED_EMAIL,
+    ),
+    Template(
+        "call_transcript",
+        "Agent: Can I take your full name please?\nCaller: Yes it's ${name}.\n"
+        "Agent: And the number on the account?\nCaller: ${phone}\n"
+        "Agent: Lovely. And the first line of your address and postcode?\n"
+        "Caller: ${address}\nAgent: Thank you, you're verified.",
+    ),
+    Template(
+        "invoice",
+        "INVOICE ${invoice}   Date: ${date}\nBill to:\n${name}\n${address}\n"
+        "Customer ID: ${account_id}\n"
+        "Total due: ${amount}\nPayment terms: 30 days",
+    ),
+    Template(
+        "returns_note",
+        "Return authorised for ${name} (${email}). Prepaid label sent; courier collection from "
+        "${address} on ${date}.",
+        forbid=frozenset({("email", "trailing_punctuation")}),
+    ),
+    Template(
+        "complaint",
+        "hello, i am writing about ${account_id} - you keep ringing me on ${phone} even "
+        "tho i asked you to stop months ago. sort it out please\n${name}",
+    ),
+    Template(
+        "sms_log",
+        '${datetime} SMS OUT to=${phone} body="Your parcel ${tracking} is out for delivery today"',
+        single_line=True,
+    ),
+    Template(
+        "app_log",
+        '${datetime} INFO auth.login success user=${email} ip=${ip} ua="Mozilla/5.0"',
+        single_line=True,
+        forbid=frozenset({("email", "at_dot_words"), ("email", "at_bracket_dot")}),
+    ),
+    Template(
+        "delivery_exception",
+        "DELIVERY EXCEPTION ${date}\nConsignee: ${name}\nAddress: ${address}\n"
+        "Reason: nobody home, card left. Contact number on label ${phone} rang out.",
+    ),
+    Template(
+        "kyc_note",
+        "KYC check passed for ${account_id}: name ${name} matches the passport; address ${address} "
+        "confirmed by utility bill dated ${date}.",
+    ),
+    Template(
+        "unsubscribe",
+        "Unsubscribe request received from ${email} on ${date} via the footer link.",
+        forbid=frozenset({("email", "trailing_punctuation")}),
+    ),
+    Template(
+        "merge_note",
+        "Merged duplicate profiles into ${account_id}. Kept e-mail ${email} and phone ${phone}; "
+        "old profile archived by ${agent}.",
+    ),
+    Template(
+        "escalation",
+        "Escalating ${name_possessive} refund (order ${order}), pending 3 weeks. Rang twice from "
+        "${phone} and wrote to us from ${email} twice.",
+    ),
+    Template(
+        "address_change",
+        "Address change for ${account_id} requested ${date}.\nNew address:\n${address}\n"
+        "Confirmation sent to ${email}",
+    ),
+    Template(
+        "marketing_list",
+        "${email};${name};opt_in=yes;source=${source};${date}",
+        single_line=True,
+        forbid=frozenset({("email", "trailing_punctuation")}),
+    ),
+    Template(
+        "driver_note",
+        "Driver note: left with neighbour at ${address}, customer ${name} informed by text to ${phone}",
+    ),
+    Template(
+        "de_kundennotiz",
+        "Kundenservice-Notiz vom ${date}: Rückruf an ${name} unter ${phone}. "
+        "Neue Lieferadresse:\n"
+        "${address}\nKundennummer: ${account_id}",
+        countries=("DE",),
+    ),
+    Template(
+        "de_brief",
+        "Sehr geehrte Damen und Herren,\nbitte ändern Sie meine E-Mail-Adresse auf ${email}\n"
+        "Mit freundlichen Grüßen\n${name}\n${address}",
+        countries=("DE",),
+    ),
+    Template(
+        "fr_note",
+        "Note client du ${date} : ${name} a appelé depuis le ${phone}. "
+        "Adresse de livraison : ${address}. "
+        "Réf. client ${account_id}.",
+        countries=("FR",),
+    ),
+    Template(
+        "fr_courriel",
+        "Bonjour,\nMerci de m'écrire désormais à ${email} et non plus à l'ancienne adresse.\n"
+        "Cordialement,\n${name}\nTél. ${phone}",
+        countries=("FR",),
+    ),
+    Template(
+        "es_incidencia",
+        "Incidencia ${ticket}: el cliente ${name} (tel. ${phone}) indica que el pedido "
+        "${order} no ha "
+        "llegado a ${address}. Se reenvía.",
+        countries=("ES",),
+    ),
+    Template(
+        "it_nota",
+        "Nota del ${date}: ${name} ha chiamato dal ${phone}; indirizzo di spedizione ${address}; "
+        "codice cliente ${account_id}.",
+        countries=("IT",),
+    ),
+    Template(
+        "nl_notitie",
+        "Notitie ${date}: ${name} belde vanaf ${phone}. Nieuw adres: ${address}. Klant ${account_id}.",
+        countries=("NL",),
+    ),
     # Templates only the held-out split uses: other systems, other layouts.
-    Template("json_event", "{\"event\": \"profile_update\", \"customer\": {\"name\": \"${name}\", "
-             "\"mail\": \"${email}\", "
-             "\"tel\": \"${phone}\"}, \"ts\": \"${datetime}\"}", splits=("heldout",), single_line=True),
-    Template("quoted_reply", "On ${date} ${agent} wrote:\n> Could you confirm your account number?\n\n"
-             "Sure it's ${account_id}, and you can also call me on ${phone}\n\n-- \n${name}", splits=("heldout",)),
-    Template("voicemail", "Voicemail from ${phone} (0:${seconds}) transcribed: hi this is ${name} calling about "
-             "${account_id} uh could someone ring me back thanks", splits=("heldout",)),
-    Template("tsv_row", "${account_id}\t${name}\t${email}\t${phone}\t${address}\t${date}", splits=("heldout",),
-             single_line=True),
-    Template("courier_manifest", "CONSIGNEE: ${name} | ${address} | PH ${phone} | PCS 1 | WT 2.4KG",
-             splits=("heldout",), single_line=True),
-    Template("fraud_review", "Possible account takeover on ${account_id}: login e-mail changed from ${email} to "
-             "${other_email} from a new device. Customer ${name} reached on ${phone} confirmed it was NOT them.",
-             splits=("heldout",)),
-    Template("scanned_letter", "[OCR p.1] ${name}\n${address}\n\nDear Sir or Madam,\nI no longer wish to receive "
-             "catalogues. My reference is ${account_id}.\nYours faithfully", splits=("heldout",)),
-    Template("helpdesk_macro", "Hi there, we've updated the contact e-mail on your profile to ${email} as requested. "
-             "If this wasn't you, reply to this message. — ${agent}", splits=("heldout",)),
+    Template(
+        "json_event",
+        '{"event": "profile_update", "customer": {"name": "${name}", '
+        '"mail": "${email}", '
+        '"tel": "${phone}"}, "ts": "${datetime}"}',
+        splits=("heldout",),
+        single_line=True,
+    ),
+    Template(
+        "quoted_reply",
+        "On ${date} ${agent} wrote:\n> Could you confirm your account number?\n\n"
+        "Sure it's ${account_id}, and you can also call me on ${phone}\n\n-- \n${name}",
+        splits=("heldout",),
+    ),
+    Template(
+        "voicemail",
+        "Voicemail from ${phone} (0:${seconds}) transcribed: hi this is ${name} calling about "
+        "${account_id} uh could someone ring me back thanks",
+        splits=("heldout",),
+    ),
+    Template(
+        "tsv_row",
+        "${account_id}\t${name}\t${email}\t${phone}\t${address}\t${date}",
+        splits=("heldout",),
+        single_line=True,
+    ),
+    Template(
+        "courier_manifest",
+        "CONSIGNEE: ${name} | ${address} | PH ${phone} | PCS 1 | WT 2.4KG",
+        splits=("heldout",),
+        single_line=True,
+    ),
+    Template(
+        "fraud_review",
+        "Possible account takeover on ${account_id}: login e-mail changed from ${email} to "
+        "${other_email} from a new device. Customer ${name} reached on ${phone} confirmed it was NOT them.",
+        splits=("heldout",),
+    ),
+    Template(
+        "scanned_letter",
+        "[OCR p.1] ${name}\n${address}\n\nDear Sir or Madam,\nI no longer wish to receive "
+        "catalogues. My reference is ${account_id}.\nYours faithfully",
+        splits=("heldout",),
+    ),
+    Template(
+        "helpdesk_macro",
+        "Hi there, we've updated the contact e-mail on your profile to ${email} as requested. "
+        "If this wasn't you, reply to this message. — ${agent}",
+        splits=("heldout",),
+    ),
 )
 
 NAME_ONLY_TEMPLATES: tuple[Template, ...] = (
-    Template("meeting_notes", "Meeting notes ${date}: ${name} attended the product feedback session and liked the "
-             "new checkout."),
-    Template("prize_draw", "Congratulations to ${name}, winner of the ${month} prize draw at our ${city} store!"),
-    Template("review", "Review posted ${date} by ${name}: \"Arrived on time, well packed.\" 5 stars."),
-    Template("returned_mail", "Letter returned to sender ${date}: addressee ${name} not known at this address."),
+    Template(
+        "meeting_notes",
+        "Meeting notes ${date}: ${name} attended the product feedback session and liked the new checkout.",
+    ),
+    Template(
+        "prize_draw", "Congratulations to ${name}, winner of the ${month} prize draw at our ${city} store!"
+    ),
+    Template("review", 'Review posted ${date} by ${name}: "Arrived on time, well packed." 5 stars.'),
+    Template(
+        "returned_mail", "Letter returned to sender ${date}: addressee ${name} not known at this address."
+    ),
     Template("staff_rota", "Rota week ${week}: ${name} covering the early shift Mon/Tue, ${agent} on lates."),
     Template("cc_note", "${name} was copied on the complaint thread about the ${product}; no action needed."),
-    Template("photo_caption", "Photo caption: ${name} at the opening of the ${city} branch.", splits=("heldout",)),
+    Template(
+        "photo_caption", "Photo caption: ${name} at the opening of the ${city} branch.", splits=("heldout",)
+    ),
     Template("referral", "Referral bonus paid: ${name} referred a friend in ${month}.", splits=("heldout",)),
 )
 
 # Wrapping of a name-only mention when the possessive family is drawn.
-NAME_ONLY_POSSESSIVE = Template("thanks_note", "Please pass on ${name_possessive} thanks to the ${city} team.")
+NAME_ONLY_POSSESSIVE = Template(
+    "thanks_note", "Please pass on ${name_possessive} thanks to the ${city} team."
+)
 
 
 # --------------------------------------------------------------------------------------------
 # Building identities
 # --------------------------------------------------------------------------------------------
+
 
 class _Registry:
     """Keeps identifiers unique across everyone in the corpus, so a label is never ambiguous."""
@@ -984,15 +1289,23 @@ class _Registry:
 
 
 def _name_key(given: str, family: str) -> tuple[str, str]:
-    return strip_accents(given).casefold(), strip_accents(family).casefold().replace("-", " ").replace("'", "")
+    return strip_accents(given).casefold(), strip_accents(family).casefold().replace("-", " ").replace(
+        "'", ""
+    )
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", strip_accents(text).lower())
 
 
-def _make_emails(rng: random.Random, profile: CountryProfile, name: PersonName, faker: Faker, registry: _Registry,
-                 count: int) -> list[str]:
+def _make_emails(
+    rng: random.Random,
+    profile: CountryProfile,
+    name: PersonName,
+    faker: Faker,
+    registry: _Registry,
+    count: int,
+) -> list[str]:
     given = _slug(name.given.split("-")[0].split(" ")[0])
     family_words = [w for w in name.family.replace("-", " ").split(" ") if w]
     family_full = _slug("".join(family_words))
@@ -1007,11 +1320,17 @@ def _make_emails(rng: random.Random, profile: CountryProfile, name: PersonName, 
     while len(emails) < count and attempts < 200:
         attempts += 1
         family = family_full if rng.random() < 0.6 else family_first
-        local, boundary = rng.choice([
-            (f"{given}.{family}", None), (f"{given[0]}{family}", 1), (f"{given}{family}", len(given)),
-            (f"{family}.{given}", None), (f"{given}_{family}{rng.randint(70, 99)}", None),
-            (f"{given}.{family}{rng.randint(1, 99)}", None), (f"{given[0]}.{family}", None),
-        ])
+        local, boundary = rng.choice(
+            [
+                (f"{given}.{family}", None),
+                (f"{given[0]}{family}", 1),
+                (f"{given}{family}", len(given)),
+                (f"{family}.{given}", None),
+                (f"{given}_{family}{rng.randint(70, 99)}", None),
+                (f"{given}.{family}{rng.randint(1, 99)}", None),
+                (f"{given[0]}.{family}", None),
+            ]
+        )
         if emails or rng.random() < 0.75:
             domain = rng.choice(profile.mail_domains)
         else:
@@ -1026,9 +1345,17 @@ def _make_emails(rng: random.Random, profile: CountryProfile, name: PersonName, 
     return emails
 
 
-def _make_phone(rng: random.Random, profile: CountryProfile, registry: _Registry, *, landline: bool | None = None,
-                request_form: str | None = None) -> PhoneEntry:
-    plans = [p for p in profile.phone_plans if landline is None or p.landline == landline] or list(profile.phone_plans)
+def _make_phone(
+    rng: random.Random,
+    profile: CountryProfile,
+    registry: _Registry,
+    *,
+    landline: bool | None = None,
+    request_form: str | None = None,
+) -> PhoneEntry:
+    plans = [p for p in profile.phone_plans if landline is None or p.landline == landline] or list(
+        profile.phone_plans
+    )
     while True:
         plan: PhonePlan = rng.choice(plans)
         groups = tuple(_fill_pattern(rng, g) for g in plan.groups)
@@ -1045,8 +1372,15 @@ def _make_phone(rng: random.Random, profile: CountryProfile, registry: _Registry
     return PhoneEntry(number, form, text)
 
 
-def _make_address(rng: random.Random, profile: CountryProfile, registry: _Registry, *, street: Street | None = None,
-                  city=None, postcode: str | None = None) -> AddressEntry:
+def _make_address(
+    rng: random.Random,
+    profile: CountryProfile,
+    registry: _Registry,
+    *,
+    street: Street | None = None,
+    city=None,
+    postcode: str | None = None,
+) -> AddressEntry:
     while True:
         chosen_street = street or rng.choice(profile.streets)
         chosen_city = city or rng.choice(profile.cities)
@@ -1059,8 +1393,16 @@ def _make_address(rng: random.Random, profile: CountryProfile, registry: _Regist
         if registry.claim("address", profile.code, chosen_street.full, number, chosen_city.name):
             break
     flat = rng.choice(profile.flats) if rng.random() < 0.5 else None
-    address = PostalAddress(profile.code, number, chosen_street, flat, code, chosen_city.name, chosen_city.region,
-                            rng.choice(profile.country_names))
+    address = PostalAddress(
+        profile.code,
+        number,
+        chosen_street,
+        flat,
+        code,
+        chosen_city.name,
+        chosen_city.region,
+        rng.choice(profile.country_names),
+    )
     style = AddressStyle(
         number_first=profile.number_first,
         abbreviated=bool(chosen_street.abbreviated) and rng.random() < 0.2,
@@ -1070,8 +1412,13 @@ def _make_address(rng: random.Random, profile: CountryProfile, registry: _Regist
     return AddressEntry(address, style)
 
 
-def _make_account(rng: random.Random, registry: _Registry, country: str, fmt: AccountFormat | None = None,
-                  value: int | None = None) -> AccountEntry:
+def _make_account(
+    rng: random.Random,
+    registry: _Registry,
+    country: str,
+    fmt: AccountFormat | None = None,
+    value: int | None = None,
+) -> AccountEntry:
     fmt = fmt or rng.choice(ACCOUNT_FORMATS)
     while True:
         chosen = value if value is not None else rng.randint(*fmt.digits_range)
@@ -1082,7 +1429,9 @@ def _make_account(rng: random.Random, registry: _Registry, country: str, fmt: Ac
     roll = rng.random()
     request = entry.system_text
     if fmt.zero_pad_width and entry.digits != entry.digits.lstrip("0") and roll < 0.4:
-        request = f"{fmt.prefix}{fmt.separator}{entry.digits.lstrip('0')}"  # typed from memory, zeros left off
+        request = (
+            f"{fmt.prefix}{fmt.separator}{entry.digits.lstrip('0')}"  # typed from memory, zeros left off
+        )
     elif roll > 0.85:
         request = request.lower() if request != request.lower() else request.upper()
     return dataclasses.replace(entry, request_text=request)
@@ -1104,14 +1453,27 @@ def _make_name(rng: random.Random, profile: CountryProfile, registry: _Registry)
     raise RuntimeError(f"ran out of distinct names for {profile.code}")
 
 
-def _make_identity(identity_id: str, rng: random.Random, profile: CountryProfile, faker: Faker, registry: _Registry,
-                   name: PersonName) -> Identity:
+def _make_identity(
+    identity_id: str,
+    rng: random.Random,
+    profile: CountryProfile,
+    faker: Faker,
+    registry: _Registry,
+    name: PersonName,
+) -> Identity:
     emails = _make_emails(rng, profile, name, faker, registry, 2 if rng.random() < 0.4 else 1)
     phones = [_make_phone(rng, profile, registry)]
     if rng.random() < 0.4:
         phones.append(_make_phone(rng, profile, registry, landline=not phones[0].number.landline))
-    return Identity(identity_id, profile.code, name, emails, phones, _make_address(rng, profile, registry),
-                    _make_account(rng, registry, profile.code))
+    return Identity(
+        identity_id,
+        profile.code,
+        name,
+        emails,
+        phones,
+        _make_address(rng, profile, registry),
+        _make_account(rng, registry, profile.code),
+    )
 
 
 def _distractor_name(rng: random.Random, faker: Faker, registry: _Registry) -> PersonName:
@@ -1120,8 +1482,11 @@ def _distractor_name(rng: random.Random, faker: Faker, registry: _Registry) -> P
     for _ in range(200):
         given, family = faker.first_name(), faker.last_name()
         key = _name_key(given, family)
-        if (registry.taken("name", *key) or registry.taken("nickname", *key)
-                or registry.taken("initial_name", key[0][:1], key[1])):
+        if (
+            registry.taken("name", *key)
+            or registry.taken("nickname", *key)
+            or registry.taken("initial_name", key[0][:1], key[1])
+        ):
             continue
         return PersonName(given, None, family)
     raise RuntimeError("no free distractor name")
@@ -1131,6 +1496,7 @@ def _distractor_name(rng: random.Random, faker: Faker, registry: _Registry) -> P
 # The corpus
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Occurrence:
     kind: str
@@ -1139,7 +1505,12 @@ class Occurrence:
     extra: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "family": self.family, "text_as_written": self.text_as_written, **self.extra}
+        return {
+            "kind": self.kind,
+            "family": self.family,
+            "text_as_written": self.text_as_written,
+            **self.extra,
+        }
 
 
 @dataclass
@@ -1170,8 +1541,11 @@ class Corpus:
         by_owner: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         distractors = []
         for r in self.records:
-            entry = {"record_id": r.record_id, "record_type": r.record_type,
-                     "occurrences": [o.as_dict() for o in r.occurrences]}
+            entry = {
+                "record_id": r.record_id,
+                "record_type": r.record_type,
+                "occurrences": [o.as_dict() for o in r.occurrences],
+            }
             if r.tier == TIER_STRONG:
                 by_owner[r.owner_id]["records"].append(entry)
             elif r.tier == TIER_NAME_ONLY:
@@ -1180,20 +1554,29 @@ class Corpus:
                 entry.update(namesake_id=r.namesake_id, namesake_kind=r.namesake_kind)
                 by_owner[r.owner_id]["namesake_records"].append(entry)
             else:
-                distractors.append({"record_id": r.record_id, "record_type": r.record_type, "near_miss": r.near_miss})
+                distractors.append(
+                    {"record_id": r.record_id, "record_type": r.record_type, "near_miss": r.near_miss}
+                )
         people = []
         for person in self.people:
             owned = by_owner[person.identity_id]
-            people.append({
-                "person_id": person.identity_id,
-                "country": person.country,
-                "request": person.request(),
-                "records": owned["records"],
-                "name_only_records": owned["name_only_records"],
-                "namesake_records": owned["namesake_records"],
-            })
-        return {"seed": self.seed, "split": self.split, "summary": self.summary(), "people": people,
-                "distractor_records": distractors}
+            people.append(
+                {
+                    "person_id": person.identity_id,
+                    "country": person.country,
+                    "request": person.request(),
+                    "records": owned["records"],
+                    "name_only_records": owned["name_only_records"],
+                    "namesake_records": owned["namesake_records"],
+                }
+            )
+        return {
+            "seed": self.seed,
+            "split": self.split,
+            "summary": self.summary(),
+            "people": people,
+            "distractor_records": distractors,
+        }
 
     def summary(self) -> dict:
         per_family: dict[str, Counter] = {kind: Counter() for kind in KINDS}
@@ -1212,13 +1595,16 @@ class Corpus:
         return {
             "people": len(self.people),
             "records": len(self.records),
-            "records_by_tier": {t: tiers.get(t, 0)
-                                for t in (TIER_STRONG, TIER_NAME_ONLY, TIER_NAMESAKE, TIER_DISTRACTOR)},
+            "records_by_tier": {
+                t: tiers.get(t, 0) for t in (TIER_STRONG, TIER_NAME_ONLY, TIER_NAMESAKE, TIER_DISTRACTOR)
+            },
             "near_miss_records": sum(1 for r in self.records if r.near_miss),
             "namesakes": sum(len(v) for v in self.namesakes.values()),
             "countries": dict(sorted(Counter(p.country for p in self.people).items())),
             "occurrences_by_kind": {k: sum(per_family[k].values()) for k in KINDS},
-            "occurrences_by_kind_and_family": {k: {f: per_family[k].get(f, 0) for f in FAMILIES[k]} for k in KINDS},
+            "occurrences_by_kind_and_family": {
+                k: {f: per_family[k].get(f, 0) for f in FAMILIES[k]} for k in KINDS
+            },
             "phone_forms_by_family": {f: dict(sorted(c.items())) for f, c in sorted(phone_forms.items())},
             "address_combined_parts": dict(sorted(combined_parts.items())),
         }
@@ -1304,7 +1690,9 @@ class _Writer:
     def _free_number(self, low: int, high: int) -> str:
         while True:
             value = self.rng.randint(low, high)
-            if not self.registry.taken("account", str(value)) and not self.registry.taken("phone", str(value)):
+            if not self.registry.taken("account", str(value)) and not self.registry.taken(
+                "phone", str(value)
+            ):
                 self.registry.claim("account", str(value))  # no account id created later may reuse it
                 return str(value)
 
@@ -1312,8 +1700,14 @@ class _Writer:
         rng = self.rng
         year, month, day = rng.choice([2022, 2023, 2024]), rng.randint(1, 12), rng.randint(1, 28)
         hour, minute = rng.randint(7, 21), rng.randint(0, 59)
-        date = rng.choice([f"{year}-{month:02d}-{day:02d}", f"{day:02d}/{month:02d}/{year}", f"{day}.{month}.{year}",
-                           f"{day} {_MONTH_ABBREVIATIONS[month - 1]} {year}"])
+        date = rng.choice(
+            [
+                f"{year}-{month:02d}-{day:02d}",
+                f"{day:02d}/{month:02d}/{year}",
+                f"{day}.{month}.{year}",
+                f"{day} {_MONTH_ABBREVIATIONS[month - 1]} {year}",
+            ]
+        )
         agent = self.faker("en_GB")
         agent_name = _distractor_name(rng, agent, self.registry)
         company = self.faker(COUNTRIES[country].faker_locale).company()
@@ -1326,8 +1720,11 @@ class _Writer:
             "ticket": "T-" + self._free_number(1000000, 9999999),
             "order": "ORD-" + self._free_number(10000000, 99999999),
             "invoice": f"INV/{year}/" + self._free_number(100000000, 999999999),
-            "tracking": (rng.choice(["JD", "1Z", "RR"]) + self._free_number(10**11, 10**12 - 1)
-                         + rng.choice(["GB", "DE", "US", "NL"])),
+            "tracking": (
+                rng.choice(["JD", "1Z", "RR"])
+                + self._free_number(10**11, 10**12 - 1)
+                + rng.choice(["GB", "DE", "US", "NL"])
+            ),
             "agent": f"{agent_name.given} {agent_name.family}",
             "agent_first": agent_name.given,
             "company_domain": _slug(company)[:18] + ".com",
@@ -1376,30 +1773,48 @@ class _Writer:
                 return None
             text, parts = result
             return text, ({"parts": parts} if parts else {})
-        renderers = {"name": NAME_RENDERERS, "email": EMAIL_RENDERERS, "phone": PHONE_RENDERERS,
-                     "account_id": ACCOUNT_RENDERERS}[kind]
+        renderers = {
+            "name": NAME_RENDERERS,
+            "email": EMAIL_RENDERERS,
+            "phone": PHONE_RENDERERS,
+            "account_id": ACCOUNT_RENDERERS,
+        }[kind]
         text = renderers[family](rng, value)
         if text is None:
             return None
-        request = {"name": lambda v: v.request_text(), "email": lambda v: v, "phone": lambda v: v.request_text,
-                   "account_id": lambda v: v.request_text}[kind](value)
+        request = {
+            "name": lambda v: v.request_text(),
+            "email": lambda v: v,
+            "phone": lambda v: v.request_text,
+            "account_id": lambda v: v.request_text,
+        }[kind](value)
         if family != "exact" and text == request:
             return None
         extra = {"form": phone_form_of(text)} if kind == "phone" else {}
         return text, extra
 
     def _values(self, identity: Identity, kind: str) -> list:
-        return {"name": [identity.name], "email": identity.emails, "phone": identity.phones,
-                "address": [identity.address], "account_id": [identity.account]}[kind]
+        return {
+            "name": [identity.name],
+            "email": identity.emails,
+            "phone": identity.phones,
+            "address": [identity.address],
+            "account_id": [identity.account],
+        }[kind]
 
-    def _mention(self, identity: Identity, kind: str, template: Template, *,
-                 families: tuple[str, ...] | None = None) -> Occurrence:
+    def _mention(
+        self, identity: Identity, kind: str, template: Template, *, families: tuple[str, ...] | None = None
+    ) -> Occurrence:
         values = self._values(identity, kind)
         index = self.rng.randrange(len(values))
         value = values[index]
         pool = families or FAMILIES[kind]
-        cycle = self._cycle(identity, kind if families is None else kind + ":restricted", index,
-                            self._applicable(kind, value, pool))
+        cycle = self._cycle(
+            identity,
+            kind if families is None else kind + ":restricted",
+            index,
+            self._applicable(kind, value, pool),
+        )
 
         def allowed(family: str) -> bool:
             if (kind, family) in template.forbid:
@@ -1422,8 +1837,14 @@ class _Writer:
     def _possessive(self, identity: Identity) -> Occurrence:
         return Occurrence("name", "possessive", _name_possessive(self.rng, identity.name))
 
-    def _fill(self, template: Template, identity: Identity, *, name_families: tuple[str, ...] | None = None,
-              country: str | None = None) -> tuple[str, list[Occurrence]]:
+    def _fill(
+        self,
+        template: Template,
+        identity: Identity,
+        *,
+        name_families: tuple[str, ...] | None = None,
+        country: str | None = None,
+    ) -> tuple[str, list[Occurrence]]:
         slots = self.fillers(country or identity.country)
         occurrences: list[Occurrence] = []
         for slot in template.identifier_slots:
@@ -1437,8 +1858,9 @@ class _Writer:
             occurrences.append(occ)
         if "${other_email}" in template.text:
             other = _distractor_name(self.rng, self.faker("en_GB"), self.registry)
-            slots["other_email"] = _make_emails(self.rng, COUNTRIES["GB"], other, self.faker("en_GB"),
-                                                self.registry, 1)[0]
+            slots["other_email"] = _make_emails(
+                self.rng, COUNTRIES["GB"], other, self.faker("en_GB"), self.registry, 1
+            )[0]
         return string.Template(template.text).substitute(slots), occurrences
 
     def _pick_template(self, country: str) -> Template:
@@ -1457,8 +1879,11 @@ class _Writer:
         for i in range(people):
             profile = COUNTRIES[codes[i % len(codes)]]
             name = _make_name(rng, profile, self.registry)
-            persons.append(_make_identity(f"person-{i + 1:03d}", rng, profile, self.faker(profile.faker_locale),
-                                          self.registry, name))
+            persons.append(
+                _make_identity(
+                    f"person-{i + 1:03d}", rng, profile, self.faker(profile.faker_locale), self.registry, name
+                )
+            )
         namesakes = self._make_namesakes(persons)
 
         records: list[Record] = []
@@ -1466,22 +1891,36 @@ class _Writer:
             for _ in range(rng.randint(*self.settings.strong_records)):
                 template = self._pick_template(person.country)
                 text, occurrences = self._fill(template, person)
-                records.append(Record(text, template.record_type, TIER_STRONG, person.identity_id, occurrences))
+                records.append(
+                    Record(text, template.record_type, TIER_STRONG, person.identity_id, occurrences)
+                )
             for _ in range(rng.randint(*self.settings.name_only_records)):
                 if rng.random() < 0.12:
                     template = NAME_ONLY_POSSESSIVE
                 else:
                     template = rng.choice(self.name_only_templates)
                 text, occurrences = self._fill(template, person, name_families=NAME_ONLY_FAMILIES)
-                records.append(Record(text, template.record_type, TIER_NAME_ONLY, person.identity_id, occurrences))
+                records.append(
+                    Record(text, template.record_type, TIER_NAME_ONLY, person.identity_id, occurrences)
+                )
             for namesake, namesake_kind in namesakes[person.identity_id]:
                 for _ in range(rng.randint(*self.settings.namesake_records)):
                     template = self._pick_namesake_template(namesake.country)
-                    text, occurrences = self._fill(template, namesake,
-                                                   name_families=("exact", "upper", "family_comma_given"))
+                    text, occurrences = self._fill(
+                        template, namesake, name_families=("exact", "upper", "family_comma_given")
+                    )
                     names_only = [o for o in occurrences if o.kind == "name"]
-                    records.append(Record(text, template.record_type, TIER_NAMESAKE, person.identity_id, names_only,
-                                          namesake_id=namesake.identity_id, namesake_kind=namesake_kind))
+                    records.append(
+                        Record(
+                            text,
+                            template.record_type,
+                            TIER_NAMESAKE,
+                            person.identity_id,
+                            names_only,
+                            namesake_id=namesake.identity_id,
+                            namesake_kind=namesake_kind,
+                        )
+                    )
         records.extend(self._distractors(persons, len(records)))
 
         rng.shuffle(records)
@@ -1514,10 +1953,19 @@ class _Writer:
                     name = person.name
                 else:
                     middles = [m for m in profile.middle_names if m != person.name.middle]
-                    name = dataclasses.replace(person.name, middle=self.rng.choice(middles),
-                                               request_middle=self.rng.choice(["full", "initial"]))
-                namesake = _make_identity(f"namesake-{counter:03d}", self.rng, profile,
-                                          self.faker(profile.faker_locale), self.registry, name)
+                    name = dataclasses.replace(
+                        person.name,
+                        middle=self.rng.choice(middles),
+                        request_middle=self.rng.choice(["full", "initial"]),
+                    )
+                namesake = _make_identity(
+                    f"namesake-{counter:03d}",
+                    self.rng,
+                    profile,
+                    self.faker(profile.faker_locale),
+                    self.registry,
+                    name,
+                )
                 result[person.identity_id].append((namesake, kind))
         return result
 
@@ -1528,8 +1976,14 @@ class _Writer:
         while len(records) < target:
             profile = COUNTRIES[rng.choice(list(COUNTRIES))]
             fake = self.faker(profile.faker_locale)
-            identity = _make_identity(f"distractor-{len(records)}", rng, profile, fake, self.registry,
-                                      _distractor_name(rng, fake, self.registry))
+            identity = _make_identity(
+                f"distractor-{len(records)}",
+                rng,
+                profile,
+                fake,
+                self.registry,
+                _distractor_name(rng, fake, self.registry),
+            )
             template = self._pick_template(profile.code)
             text, _ = self._fill(template, identity)
             records.append(Record(text, template.record_type, TIER_DISTRACTOR, None, []))
@@ -1543,8 +1997,14 @@ class _Writer:
         rng = self.rng
         profile = COUNTRIES[person.country]
         fake = self.faker(profile.faker_locale)
-        other = _make_identity(f"near-miss-{person.identity_id}-{rng.randrange(10**6)}", rng, profile, fake,
-                               self.registry, _distractor_name(rng, fake, self.registry))
+        other = _make_identity(
+            f"near-miss-{person.identity_id}-{rng.randrange(10**6)}",
+            rng,
+            profile,
+            fake,
+            self.registry,
+            _distractor_name(rng, fake, self.registry),
+        )
         kind = rng.choice(STRONG_KINDS)
         if kind == "email":
             local = person.emails[0].split("@")[0]
@@ -1565,14 +2025,19 @@ class _Writer:
                 if self.registry.claim("phone", "".join(candidate)):
                     break
             number = dataclasses.replace(mine.number, groups=tuple(candidate))
-            text = phone_international(number) if mine.request_form == "international" else phone_national(number)
+            text = (
+                phone_international(number)
+                if mine.request_form == "international"
+                else phone_national(number)
+            )
             other.phones = [PhoneEntry(number, mine.request_form, text)]
             detail = text
         elif kind == "address":
             mine = person.address.address
             city = next(c for c in profile.cities if c.name == mine.city)
-            other.address = _make_address(rng, profile, self.registry, street=mine.street, city=city,
-                                          postcode=mine.postcode)
+            other.address = _make_address(
+                rng, profile, self.registry, street=mine.street, city=city, postcode=mine.postcode
+            )
             detail = other.address.request_text
         else:
             mine = person.account
@@ -1580,7 +2045,7 @@ class _Writer:
             position = rng.randrange(len(digits))
             while True:
                 replacement = rng.choice([d for d in string.digits if d != digits[position]])
-                candidate = digits[:position] + replacement + digits[position + 1:]
+                candidate = digits[:position] + replacement + digits[position + 1 :]
                 if candidate[0] != "0" and self.registry.claim("account", str(int(candidate))):
                     break
             account = AccountEntry(mine.fmt, int(candidate), "", mine.country)
@@ -1592,8 +2057,14 @@ class _Writer:
             if slot in template.identifier_slots:
                 break
         text, occurrences = self._fill(template, other)
-        return Record(text, template.record_type, TIER_DISTRACTOR, None, [],
-                      near_miss={"of_person": person.identity_id, "kind": kind, "identifier": detail})
+        return Record(
+            text,
+            template.record_type,
+            TIER_DISTRACTOR,
+            None,
+            [],
+            near_miss={"of_person": person.identity_id, "kind": kind, "identifier": detail},
+        )
 
 
 def build_corpus(seed: int, people: int, split: str = "main") -> Corpus:
@@ -1603,7 +2074,9 @@ def build_corpus(seed: int, people: int, split: str = "main") -> Corpus:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for records.jsonl and ground_truth.json")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="directory for records.jsonl and ground_truth.json"
+    )
     parser.add_argument("--people", type=int, default=60)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--split", choices=SPLITS, default="main")
@@ -1611,12 +2084,16 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_corpus(args.seed, args.people, args.split)
     corpus.write(args.out)
     summary = corpus.summary()
-    print(f"{args.split} seed {args.seed}: {summary['people']} people, {summary['records']} records "
-          f"{summary['records_by_tier']} -> {args.out}")
+    print(
+        f"{args.split} seed {args.seed}: {summary['people']} people, {summary['records']} records "
+        f"{summary['records_by_tier']} -> {args.out}"
+    )
     for kind in KINDS:
         families = summary["occurrences_by_kind_and_family"][kind]
-        print(f"  {kind:<10} {summary['occurrences_by_kind'][kind]:>5}  " +
-              ", ".join(f"{f} {n}" for f, n in families.items()))
+        print(
+            f"  {kind:<10} {summary['occurrences_by_kind'][kind]:>5}  "
+            + ", ".join(f"{f} {n}" for f, n in families.items())
+        )
     return 0
 
 

@@ -3,6 +3,7 @@
 ``report_body_assemble`` is the one place that decides what a report says; the JSON file, the
 PDF and the HTML page are renderings of the body it returns, so the three can never disagree.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,9 +42,15 @@ class Superseded:
     body_sha256: str
 
 
-def report_body_assemble(*, erasure_request, now: datetime, version: int | None,
-                         issued_by=None, supersedes: Superseded | None = None,
-                         reason: str = "") -> dict:
+def report_body_assemble(
+    *,
+    erasure_request,
+    now: datetime,
+    version: int | None,
+    issued_by=None,
+    supersedes: Superseded | None = None,
+    reason: str = "",
+) -> dict:
     """Return the report body of ``erasure_request`` as of ``now``, checked and ready to sign.
 
     ``version`` None makes a draft. Raise ``ReportSchemaError`` when a section does not fit the
@@ -66,9 +73,13 @@ def report_body_assemble(*, erasure_request, now: datetime, version: int | None,
             "status": STATUS_ISSUED if version else STATUS_DRAFT,
             "generated_at": timestamp(now),
             "issued_by": issued_by.get_username() if issued_by is not None else None,
-            "supersedes": None if supersedes is None else {
-                "id": supersedes.report_id, "version": supersedes.version,
-                "body_sha256": supersedes.body_sha256},
+            "supersedes": None
+            if supersedes is None
+            else {
+                "id": supersedes.report_id,
+                "version": supersedes.version,
+                "body_sha256": supersedes.body_sha256,
+            },
             "reason": reason,
             "generator": GENERATOR,
             "raw_identifier_check": IDENTIFIER_CHECK_PASSED,
@@ -79,9 +90,12 @@ def report_body_assemble(*, erasure_request, now: datetime, version: int | None,
             "deadline": timeline["deadline"],
             "frameworks_applied": [name for name in FRAMEWORKS if name in applied],
             "frameworks_decided": sections.frameworks_decided(decisions),
-            "records_confirmed": len(records["confirmed_records"]) or sum(
-                row.get("confirmed", 0) for row in records["candidates"]
-                if isinstance(row.get("confirmed"), int)),
+            "records_confirmed": len(records["confirmed_records"])
+            or sum(
+                row.get("confirmed", 0)
+                for row in records["candidates"]
+                if isinstance(row.get("confirmed"), int)
+            ),
             "jobs_total": len(jobs["jobs"]),
             "jobs_succeeded": sum(1 for job in jobs["jobs"] if job.get("status") == sections.JOB_SUCCEEDED),
             "verification_passed": sum(1 for row in verification["results"] if row.get("passed") is True),
@@ -123,7 +137,8 @@ def _identifier_patterns(erasure_request) -> list[tuple[str, re.Pattern]] | None
         subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
     except IdentifierDecryptionError as error:
         raise ReportIdentifierCheckImpossible(
-            f"{erasure_request.reference}: the report cannot be checked for the person's identifiers: {error}") from None
+            f"{erasure_request.reference}: the report cannot be checked for the person's identifiers: {error}"
+        ) from None
     try:
         normalised = subject_identifiers_clean(subject, phone_region=settings.LETHE_PHONE_REGION).normalised
     except ValidationError:
@@ -159,5 +174,6 @@ def report_identifier_check(*, body: dict, erasure_request) -> bool:
             if pattern.search(text):
                 raise ReportContainsIdentifier(
                     f"The report's {section_name} section contains one of the person's {kind.replace('_', ' ')} "
-                    "in clear; it cannot be issued until the part that wrote it stores a keyed hash instead.")
+                    "in clear; it cannot be issued until the part that wrote it stores a keyed hash instead."
+                )
     return True

@@ -5,6 +5,7 @@ threshold, with a margin): the bar is the value, the black tick the threshold, t
 recorded pass or fail — never recomputed from the drawing. Rendered as SVG with matplotlib's
 ``Figure`` (no pyplot), so no display and no global backend are involved.
 """
+
 from __future__ import annotations
 
 import io
@@ -63,14 +64,28 @@ def verification_chart_svg(results: list[dict]) -> str | None:
             # A value of zero has no bar; the dot still shows where it lies.
             axis.plot([scaled(value)], [index], marker="o", markersize=4.5, color=colour)
         else:
-            axis.barh(index, 1.0, left=0.0, height=0.55, color="none", edgecolor=MISSING_COLOUR,
-                      hatch="///", linewidth=0.6)
+            axis.barh(
+                index,
+                1.0,
+                left=0.0,
+                height=0.55,
+                color="none",
+                edgecolor=MISSING_COLOUR,
+                hatch="///",
+                linewidth=0.6,
+            )
         if isinstance(threshold, (int, float)):
             axis.plot([scaled(threshold)] * 2, [index - 0.38, index + 0.38], color="black", linewidth=1.6)
         verdict = "pass" if row.get("passed") is True else "FAIL"
-        axis.text(1.02, index, f"{number_text(value, threshold)} {row.get('comparator', '')} "
-                  f"{number_text(threshold)}  {verdict}", va="center", fontsize=7.5,
-                  transform=axis.get_yaxis_transform())
+        axis.text(
+            1.02,
+            index,
+            f"{number_text(value, threshold)} {row.get('comparator', '')} "
+            f"{number_text(threshold)}  {verdict}",
+            va="center",
+            fontsize=7.5,
+            transform=axis.get_yaxis_transform(),
+        )
     axis.set_yticks(range(len(rows)), labels, fontsize=7.5)
     axis.set_xlim(0, 1)
     axis.set_xticks([])

@@ -3,6 +3,7 @@
 Nothing here adds a fact: every value shown comes from the body (and, for issued reports, from
 its signature), so the page, the PDF and the JSON say the same thing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -37,22 +38,32 @@ def _job_rows(jobs: list[dict]) -> list[dict]:
     rows = []
     for job in jobs:
         parameters = job.get("parameters") or {}
-        rows.append({
-            **job,
-            "framework_label": FRAMEWORK_LABELS.get(job.get("framework"), job.get("framework")),
-            "parameters_text": ", ".join(f"{key}={value}" for key, value in sorted(parameters.items())) or "—",
-            "compute_text": "—" if job.get("compute_seconds") is None else f"{job['compute_seconds']:.1f} s",
-            "started_text": _when(job.get("started_at")),
-            "finished_text": _when(job.get("finished_at")),
-        })
+        rows.append(
+            {
+                **job,
+                "framework_label": FRAMEWORK_LABELS.get(job.get("framework"), job.get("framework")),
+                "parameters_text": ", ".join(f"{key}={value}" for key, value in sorted(parameters.items()))
+                or "—",
+                "compute_text": "—"
+                if job.get("compute_seconds") is None
+                else f"{job['compute_seconds']:.1f} s",
+                "started_text": _when(job.get("started_at")),
+                "finished_text": _when(job.get("finished_at")),
+            }
+        )
     return rows
 
 
 def _verification_rows(results: list[dict]) -> list[dict]:
-    return [{**row, "value_text": number_text(row.get("value"), row.get("threshold")),
-             "threshold_text": number_text(row.get("threshold")),
-             "verdict": "pass" if row.get("passed") is True else "fail"}
-            for row in results]
+    return [
+        {
+            **row,
+            "value_text": number_text(row.get("value"), row.get("threshold")),
+            "threshold_text": number_text(row.get("threshold")),
+            "verdict": "pass" if row.get("passed") is True else "fail",
+        }
+        for row in results
+    ]
 
 
 def _figures(figures: list[dict]) -> list[dict]:
@@ -63,8 +74,13 @@ def _figures(figures: list[dict]) -> list[dict]:
             base64.b64decode(encoded, validate=True)
         except ValueError:
             continue  # a figure that is not base64 is listed by title in the JSON, not drawn
-        shown.append({"title": figure.get("title", ""), "caption": figure.get("caption", ""),
-                      "src": "data:image/png;base64," + encoded})
+        shown.append(
+            {
+                "title": figure.get("title", ""),
+                "caption": figure.get("caption", ""),
+                "src": "data:image/png;base64," + encoded,
+            }
+        )
     return shown
 
 
@@ -91,18 +107,30 @@ def report_display_context(*, body: dict, signature: dict | None, with_chart: bo
         "extension_notified_text": _when((timeline["extension"] or {}).get("notified_at")),
         "identity_verified_text": _when(body["identity"]["verified_at"]),
         "events": [{**event, "when": _when(event["occurred_at"])} for event in timeline["events"]],
-        "decisions": [{**decision, "frameworks_text": ", ".join(_framework_labels(decision.get("frameworks", []))),
-                       "methods_text": ", ".join(decision.get("methods", [])) or "—",
-                       "when": _when(decision.get("decided_at"))}
-                      for decision in body["decisions"]["decisions"]],
+        "decisions": [
+            {
+                **decision,
+                "frameworks_text": ", ".join(_framework_labels(decision.get("frameworks", []))),
+                "methods_text": ", ".join(decision.get("methods", [])) or "—",
+                "when": _when(decision.get("decided_at")),
+            }
+            for decision in body["decisions"]["decisions"]
+        ],
         "jobs": _job_rows(body["jobs"]["jobs"]),
         "verification_rows": _verification_rows(body["verification"]["results"]),
-        "verification_chart": ("data:image/svg+xml;base64," + base64.b64encode(chart.encode("utf-8")).decode("ascii"))
-        if chart else None,
+        "verification_chart": (
+            "data:image/svg+xml;base64," + base64.b64encode(chart.encode("utf-8")).decode("ascii")
+        )
+        if chart
+        else None,
         "figures": _figures(body["verification"]["figures"]),
-        "search_coverage": [{**row, "searched_text": _when(row.get("searched_at"))}
-                            for row in body["records"]["search_coverage"]],
-        "recipients": [{**item, "notified_text": _when(item.get("notified_at"))}
-                       for item in body["recipients"]["recipients"]],
+        "search_coverage": [
+            {**row, "searched_text": _when(row.get("searched_at"))}
+            for row in body["records"]["search_coverage"]
+        ],
+        "recipients": [
+            {**item, "notified_text": _when(item.get("notified_at"))}
+            for item in body["recipients"]["recipients"]
+        ],
         "none_recorded": NONE_RECORDED,
     }

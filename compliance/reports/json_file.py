@@ -5,12 +5,18 @@ so the body's signed bytes are exactly the bytes between the file's leading ``{"
 last ``,"signature":`` — a verifier in any language can check the signature without re-serialising.
 Drafts carry ``"signature": null``: they are not issued and prove nothing.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
-from compliance.reports.signing import ReportSigner, canonical_json_bytes, canonical_json_text, signature_block
+from compliance.reports.signing import (
+    ReportSigner,
+    canonical_json_bytes,
+    canonical_json_text,
+    signature_block,
+)
 
 JSON_MEDIA_TYPE = "application/json"
 
@@ -74,14 +80,20 @@ def report_json_parse(data: bytes) -> ParsedReportJson:
         if _ends_inside_a_value(text):
             raise ReportFileUnreadable(
                 f"The JSON stops inside an unfinished value after {len(data)} bytes: the file is truncated "
-                "(an interrupted download?).") from None
+                "(an interrupted download?)."
+            ) from None
         raise ReportFileUnreadable(
-            f"The file is not valid JSON ({error.msg} at character {error.pos}).") from None
+            f"The file is not valid JSON ({error.msg} at character {error.pos})."
+        ) from None
     if not isinstance(envelope, dict) or "body" not in envelope or "signature" not in envelope:
-        raise ReportFileUnreadable('The JSON is not a Lethe report: it needs "body" and "signature" at the top.')
+        raise ReportFileUnreadable(
+            'The JSON is not a Lethe report: it needs "body" and "signature" at the top.'
+        )
     body, signature = envelope["body"], envelope["signature"]
     if not isinstance(body, dict) or not (signature is None or isinstance(signature, dict)):
-        raise ReportFileUnreadable('The JSON is not a Lethe report: "body" must be an object, "signature" an object or null.')
+        raise ReportFileUnreadable(
+            'The JSON is not a Lethe report: "body" must be an object, "signature" an object or null.'
+        )
     try:
         canonical = canonical_json_text(envelope) == text
         body_bytes = canonical_json_bytes(body)

@@ -2,6 +2,7 @@
 
 Kept free of Django imports at module level: settings import it before apps are ready.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,10 +29,10 @@ def report_signing_key(value: str | None, *, secret_key: str) -> bytes:
         key = value.encode("utf-8")
         if len(key) < MIN_SIGNING_KEY_BYTES:
             raise ImproperlyConfigured(
-                f"LETHE_REPORT_SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes long")
+                f"LETHE_REPORT_SIGNING_KEY must be at least {MIN_SIGNING_KEY_BYTES} bytes long"
+            )
         return key
-    return hmac.new(secret_key.encode("utf-8"), REPORT_SIGNING_KEY_DERIVATION_LABEL,
-                    hashlib.sha256).digest()
+    return hmac.new(secret_key.encode("utf-8"), REPORT_SIGNING_KEY_DERIVATION_LABEL, hashlib.sha256).digest()
 
 
 def report_signing_key_id(value: str | None, *, key: bytes) -> str:
@@ -59,17 +60,21 @@ def retired_signing_keys(value: str | None) -> dict[str, bytes]:
     except json.JSONDecodeError as error:
         raise ImproperlyConfigured(
             f"LETHE_REPORT_RETIRED_SIGNING_KEYS is not JSON ({error.msg}); expected "
-            '{"<key id>": "<key>", ...}') from None
+            '{"<key id>": "<key>", ...}'
+        ) from None
     if not isinstance(parsed, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k.strip() for k, v in parsed.items()):
+        isinstance(k, str) and isinstance(v, str) and k.strip() for k, v in parsed.items()
+    ):
         raise ImproperlyConfigured(
-            'LETHE_REPORT_RETIRED_SIGNING_KEYS must be a JSON object of strings: {"<key id>": "<key>"}')
+            'LETHE_REPORT_RETIRED_SIGNING_KEYS must be a JSON object of strings: {"<key id>": "<key>"}'
+        )
     keys = {}
     for key_id, key in parsed.items():
         if len(key.encode("utf-8")) < MIN_SIGNING_KEY_BYTES:
             raise ImproperlyConfigured(
                 f"LETHE_REPORT_RETIRED_SIGNING_KEYS: the key of {key_id!r} is shorter than "
-                f"{MIN_SIGNING_KEY_BYTES} bytes")
+                f"{MIN_SIGNING_KEY_BYTES} bytes"
+            )
         keys[key_id.strip()] = key.encode("utf-8")
     return keys
 
@@ -100,17 +105,27 @@ def report_signing_private_key_pem(value: str | None, *, key_file: str | None, v
         try:
             pem, source = Path(key_file).read_bytes(), f"LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE ({key_file})"
         except OSError as error:
-            raise ImproperlyConfigured(f"LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE cannot be read: {error.strerror}") from None
+            raise ImproperlyConfigured(
+                f"LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE cannot be read: {error.strerror}"
+            ) from None
     else:
         path = Path(var_dir) / ED25519_KEY_FILE_NAME
         if not path.exists():
-            _key_file_create(path, Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+            _key_file_create(
+                path,
+                Ed25519PrivateKey.generate().private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                ),
+            )
         pem, source = path.read_bytes(), str(path)
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as error:
-        raise ImproperlyConfigured(f"The report signing key from {source} is not a PEM private key: {error}") from None
+        raise ImproperlyConfigured(
+            f"The report signing key from {source} is not a PEM private key: {error}"
+        ) from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ImproperlyConfigured(f"The report signing key from {source} is not an Ed25519 key.")
     return pem
@@ -151,6 +166,10 @@ def retired_public_keys(value: str | None) -> dict[str, bytes]:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
         raise ImproperlyConfigured(f"LETHE_REPORT_RETIRED_PUBLIC_KEYS is not JSON ({error.msg})") from None
-    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
-        raise ImproperlyConfigured('LETHE_REPORT_RETIRED_PUBLIC_KEYS must be {"<key id>": "<public key PEM>"}')
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+    ):
+        raise ImproperlyConfigured(
+            'LETHE_REPORT_RETIRED_PUBLIC_KEYS must be {"<key id>": "<public key PEM>"}'
+        )
     return {key_id.strip(): pem.encode("ascii") for key_id, pem in parsed.items()}

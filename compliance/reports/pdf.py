@@ -4,6 +4,7 @@ The report id, status, body SHA-256, body signature and key id go into the PDF's
 the id and SHA-256 into every page's footer), so ``verify_report`` can find the stored record a
 PDF claims to be and check it; the PDF file's own SHA-256 and Ed25519 signature are stored beside it.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,7 +50,15 @@ def report_pdf_metadata(data: bytes) -> dict[str, str]:
         raise ValueError(f"the PDF cannot be read ({type(error).__name__})") from None
     if pages == 0:
         raise ValueError("the PDF has no pages")
-    return {key: str(metadata[key]) for key in
-            (METADATA_REPORT_ID, METADATA_STATUS, METADATA_BODY_SHA256, METADATA_BODY_HMAC,
-             METADATA_BODY_SIGNATURE, METADATA_KEY_ID)
-            if key in metadata}
+    return {
+        key: str(metadata[key])
+        for key in (
+            METADATA_REPORT_ID,
+            METADATA_STATUS,
+            METADATA_BODY_SHA256,
+            METADATA_BODY_HMAC,
+            METADATA_BODY_SIGNATURE,
+            METADATA_KEY_ID,
+        )
+        if key in metadata
+    }

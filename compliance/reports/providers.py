@@ -19,6 +19,7 @@ concatenated in registration order. A section nobody provides reads as empty and
 return no raw personal data: record ids and identifiers go in as keyed hashes, and the report
 refuses to be issued if a raw identifier of the person turns up anywhere in it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -153,8 +154,8 @@ def report_section_provided(*, section: str, erasure_request) -> dict[str, list]
             returned = provider(erasure_request)
         except Exception as error:  # any failure of another app's code becomes a clear refusal
             raise ReportProviderError(
-                f"The {section} section cannot be assembled: {name} failed "
-                f"({type(error).__name__}).") from error
+                f"The {section} section cannot be assembled: {name} failed ({type(error).__name__})."
+            ) from error
         if returned is None:
             continue
         if not isinstance(returned, dict):
@@ -163,7 +164,8 @@ def report_section_provided(*, section: str, erasure_request) -> dict[str, list]
             if list_name not in lists:
                 raise ReportProviderError(
                     f"{name} returned {list_name!r}; the {section} section holds only "
-                    f"{', '.join(SECTION_LISTS[section])}")
+                    f"{', '.join(SECTION_LISTS[section])}"
+                )
             if not isinstance(items, (list, tuple)):
                 raise ReportProviderError(f"{name}: {list_name} is not a list")
             for index, item in enumerate(items):

@@ -4,6 +4,7 @@ The schema is versioned by ``SCHEMA_VERSION``: a change that lets a new body fai
 is a new version, with a new file beside the old one, so reports already issued still validate
 against the schema they were written for.
 """
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ the audit chain) are read here; sections owned by other apps come through
 identity section holds keyed hashes, free-text notes are reported as given or not, and record
 ids arrive from the providers already hashed.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -46,11 +47,14 @@ def report_section_request(erasure_request) -> dict:
         "legal_ground_label": erasure_request.get_legal_ground_display(),
         "received_at": timestamp(erasure_request.received_at),
         "closed_at": timestamp(erasure_request.closed_at),
-        "scope": {"all": erasure_request.scope_all,
-                  "dataset_ids": list(erasure_request.scope_dataset_ids or []),
-                  "model_version_ids": list(erasure_request.scope_model_version_ids or [])},
+        "scope": {
+            "all": erasure_request.scope_all,
+            "dataset_ids": list(erasure_request.scope_dataset_ids or []),
+            "model_version_ids": list(erasure_request.scope_model_version_ids or []),
+        },
         "assigned_officer": erasure_request.assigned_officer.get_username()
-        if erasure_request.assigned_officer else None,
+        if erasure_request.assigned_officer
+        else None,
         "duplicate_of": erasure_request.duplicate_of.reference if erasure_request.duplicate_of else None,
         "rejection": rejection,
         "withdrawn": erasure_request.status == "withdrawn",
@@ -74,16 +78,22 @@ def report_section_timeline(erasure_request, *, now: datetime) -> dict:
     """
     extension = None
     if erasure_request.extended_until:
-        extension = {"until": timestamp(erasure_request.extended_until),
-                     "reason": erasure_request.extension_reason,
-                     "notified_at": timestamp(erasure_request.extension_notified_at)}
+        extension = {
+            "until": timestamp(erasure_request.extended_until),
+            "reason": erasure_request.extension_reason,
+            "notified_at": timestamp(erasure_request.extension_notified_at),
+        }
     end = erasure_request.closed_at if erasure_request.closed_at else now
     events = [
-        {"sequence": event.sequence, "occurred_at": timestamp(event.occurred_at),
-         "actor": event.actor_label, "action": event.action,
-         "from_status": event.details.get("from_status") if isinstance(event.details, dict) else None,
-         "to_status": event.details.get("to_status") if isinstance(event.details, dict) else None,
-         "entry_hash": event.entry_hash}
+        {
+            "sequence": event.sequence,
+            "occurred_at": timestamp(event.occurred_at),
+            "actor": event.actor_label,
+            "action": event.action,
+            "from_status": event.details.get("from_status") if isinstance(event.details, dict) else None,
+            "to_status": event.details.get("to_status") if isinstance(event.details, dict) else None,
+            "entry_hash": event.entry_hash,
+        }
         for event in _request_events(erasure_request)
     ]
     return {
@@ -104,8 +114,11 @@ def report_section_identity(erasure_request) -> dict:
     Only the hashes of identifiers as given are listed; the variants matching added (initials,
     nicknames) are counted. The officer's note is reported as present or not, never quoted.
     """
-    hashes = list(erasure_request.identifier_hashes.order_by("entity_type", "digest")
-                  .values("entity_type", "digest", "key_id", "is_variant"))
+    hashes = list(
+        erasure_request.identifier_hashes.order_by("entity_type", "digest").values(
+            "entity_type", "digest", "key_id", "is_variant"
+        )
+    )
     counts: dict[str, int] = {}
     for item in hashes:
         if not item["is_variant"]:
@@ -113,15 +126,19 @@ def report_section_identity(erasure_request) -> dict:
     return {
         "verified": erasure_request.identity_verified,
         "method": erasure_request.identity_method or None,
-        "method_label": erasure_request.get_identity_method_display() if erasure_request.identity_method else None,
+        "method_label": erasure_request.get_identity_method_display()
+        if erasure_request.identity_method
+        else None,
         "verified_at": timestamp(erasure_request.identity_verified_at),
         "verified_by": erasure_request.identity_verified_by.get_username()
-        if erasure_request.identity_verified_by else None,
+        if erasure_request.identity_verified_by
+        else None,
         "note_recorded": bool(erasure_request.identity_note),
         "identifier_counts": counts,
         "identifier_hashes": [
             {"entity_type": item["entity_type"], "digest": item["digest"], "key_id": item["key_id"]}
-            for item in hashes if not item["is_variant"]
+            for item in hashes
+            if not item["is_variant"]
         ],
         "variant_hashes": sum(1 for item in hashes if item["is_variant"]),
     }
@@ -164,8 +181,12 @@ def frameworks_applied(jobs_section: dict) -> dict[str, set[str]]:
 
 
 def frameworks_decided(decisions_section: dict) -> list[str]:
-    decided = {framework for decision in decisions_section.get("decisions", [])
-               for framework in decision.get("frameworks", []) if framework in limits.FRAMEWORKS}
+    decided = {
+        framework
+        for decision in decisions_section.get("decisions", [])
+        for framework in decision.get("frameworks", [])
+        if framework in limits.FRAMEWORKS
+    }
     return [name for name in limits.FRAMEWORKS if name in decided]
 
 

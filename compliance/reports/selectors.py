@@ -2,6 +2,7 @@
 
 Drafts are rendered here on demand: a draft is a view of an open request, not a record.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,17 +54,24 @@ def audit_report_versions(*, erasure_request):
     """Return the request's issued reports, newest version first."""
     from compliance.models import AuditReport
 
-    return (AuditReport.objects.filter(erasure_request=erasure_request)
-            .select_related("issued_by", "erasure_request").defer("pdf_bytes", "json_text")
-            .order_by("-version"))
+    return (
+        AuditReport.objects.filter(erasure_request=erasure_request)
+        .select_related("issued_by", "erasure_request")
+        .defer("pdf_bytes", "json_text")
+        .order_by("-version")
+    )
 
 
 def audit_report_latest(*, erasure_request):
     """Return the request's newest issued report, or None."""
     from compliance.models import AuditReport
 
-    return (AuditReport.objects.filter(erasure_request=erasure_request)
-            .select_related("erasure_request").order_by("-version").first())
+    return (
+        AuditReport.objects.filter(erasure_request=erasure_request)
+        .select_related("erasure_request")
+        .order_by("-version")
+        .first()
+    )
 
 
 def audit_report_get(*, erasure_request, version: int | None):
@@ -72,14 +80,21 @@ def audit_report_get(*, erasure_request, version: int | None):
 
     if version is None:
         return audit_report_latest(erasure_request=erasure_request)
-    report = (AuditReport.objects.filter(erasure_request=erasure_request, version=version)
-              .select_related("erasure_request").first())
+    report = (
+        AuditReport.objects.filter(erasure_request=erasure_request, version=version)
+        .select_related("erasure_request")
+        .first()
+    )
     if report is None:
-        issued = list(AuditReport.objects.filter(erasure_request=erasure_request)
-                      .order_by("version").values_list("version", flat=True))
+        issued = list(
+            AuditReport.objects.filter(erasure_request=erasure_request)
+            .order_by("version")
+            .values_list("version", flat=True)
+        )
         raise ReportVersionNotFound(
             f"{erasure_request.reference} has no report version {version}; issued versions: "
-            f"{', '.join(map(str, issued)) or 'none'}.")
+            f"{', '.join(map(str, issued)) or 'none'}."
+        )
     return report
 
 
@@ -100,9 +115,17 @@ def report_file(*, erasure_request, file_format: str, version: int | None = None
         draft = report_json_render(body=body, signer=None)
         filename = report_id_for(reference=erasure_request.reference, version=None)
         if file_format == FORMAT_JSON:
-            return ReportFile(draft.text.encode("utf-8"), f"{filename}.json", JSON_MEDIA_TYPE, None, None, FORMAT_JSON)
-        return ReportFile(report_pdf_render(body=body, signature=None), f"{filename}.pdf", PDF_MEDIA_TYPE,
-                          None, None, FORMAT_PDF)
+            return ReportFile(
+                draft.text.encode("utf-8"), f"{filename}.json", JSON_MEDIA_TYPE, None, None, FORMAT_JSON
+            )
+        return ReportFile(
+            report_pdf_render(body=body, signature=None),
+            f"{filename}.pdf",
+            PDF_MEDIA_TYPE,
+            None,
+            None,
+            FORMAT_PDF,
+        )
     if file_format == FORMAT_JSON:
         data, expected, media_type = report.json_text.encode("utf-8"), report.json_sha256, JSON_MEDIA_TYPE
     else:
@@ -110,8 +133,11 @@ def report_file(*, erasure_request, file_format: str, version: int | None = None
     if sha256_hex(data) != expected:
         raise StoredReportAltered(
             f"The stored {file_format.upper()} of {report.report_id} no longer matches the SHA-256 recorded "
-            "when it was issued; it is not served. Check the database against the audit log.")
-    return ReportFile(data, f"{report.report_id}.{file_format}", media_type, report, report.body_sha256, file_format)
+            "when it was issued; it is not served. Check the database against the audit log."
+        )
+    return ReportFile(
+        data, f"{report.report_id}.{file_format}", media_type, report, report.body_sha256, file_format
+    )
 
 
 def report_body_of(report) -> dict:
@@ -154,8 +180,11 @@ def auditor_request_rows(*, queryset, now: datetime | None = None) -> list[Audit
     now = now or timezone.now()
     requests = list(queryset)
     latest: dict[int, AuditReport] = {}
-    for report in (AuditReport.objects.filter(erasure_request__in=requests)
-                   .defer("pdf_bytes").order_by("erasure_request_id", "version")):
+    for report in (
+        AuditReport.objects.filter(erasure_request__in=requests)
+        .defer("pdf_bytes")
+        .order_by("erasure_request_id", "version")
+    ):
         latest[report.erasure_request_id] = report
     # The jobs of the requests without a report, read for all of them at once.
     report_section_prefetch(section="jobs", erasure_requests=[r for r in requests if r.pk not in latest])
@@ -169,6 +198,9 @@ def auditor_request_rows(*, queryset, now: datetime | None = None) -> list[Audit
                 frameworks = frameworks_applied_now(erasure_request=erasure_request)
             except ReportProviderError:
                 frameworks = None  # the page says "unavailable" rather than failing as a whole
-        rows.append(AuditorRequestRow(erasure_request, sections.deadline_outcome(erasure_request, now=now),
-                                      frameworks, report))
+        rows.append(
+            AuditorRequestRow(
+                erasure_request, sections.deadline_outcome(erasure_request, now=now), frameworks, report
+            )
+        )
     return rows

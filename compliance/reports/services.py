@@ -4,6 +4,7 @@ A report is issued only for a closed request, inside one transaction that locks 
 assembles and signs the body, renders the PDF, stores both files and appends the audit event;
 if any step fails nothing is stored. A later issue is a new version that supersedes the last.
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,8 +39,7 @@ def _may_issue(actor) -> bool:
     return actor is None or bool(actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS))
 
 
-def audit_report_issue(*, erasure_request, actor, reason: str = "",
-                       now: datetime | None = None):
+def audit_report_issue(*, erasure_request, actor, reason: str = "", now: datetime | None = None):
     """Issue the next version of the request's report and return the stored ``AuditReport``.
 
     Only for a closed request (completed, rejected or withdrawn): an open request has a draft.
@@ -51,49 +51,81 @@ def audit_report_issue(*, erasure_request, actor, reason: str = "",
 
     if not _may_issue(actor):
         raise ReportActionNotPermitted(
-            f"{actor.get_username()} may not issue audit reports; privacy officers do.")
+            f"{actor.get_username()} may not issue audit reports; privacy officers do."
+        )
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON_LENGTH:
-        raise ReportIssueRefused(f"The reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are accepted.")
+        raise ReportIssueRefused(
+            f"The reason is {len(reason)} characters long; at most {MAX_REASON_LENGTH} are accepted."
+        )
     now = now or timezone.now()
     with transaction.atomic():
         locked = ErasureRequest.objects.select_for_update().get(pk=erasure_request.pk)
         if locked.is_open:
             raise ReportIssueRefused(
                 f"{locked.reference} is {locked.get_status_display().lower()}: a report is issued when the "
-                "request is closed; until then its draft can be read.")
+                "request is closed; until then its draft can be read."
+            )
         previous = AuditReport.objects.filter(erasure_request=locked).order_by("-version").first()
         if previous is not None and not reason:
             raise ReportIssueRefused(
                 f"{locked.reference} already has report version {previous.version}; say why a new version "
-                "is issued (the reason is printed in it).")
+                "is issued (the reason is printed in it)."
+            )
         version = previous.version + 1 if previous else 1
         supersedes = None
         if previous is not None:
-            supersedes = Superseded(report_id=report_id_for(reference=locked.reference, version=previous.version),
-                                    version=previous.version, body_sha256=previous.body_sha256)
-        body = report_body_assemble(erasure_request=locked, now=now, version=version, issued_by=actor,
-                                    supersedes=supersedes, reason=reason)
+            supersedes = Superseded(
+                report_id=report_id_for(reference=locked.reference, version=previous.version),
+                version=previous.version,
+                body_sha256=previous.body_sha256,
+            )
+        body = report_body_assemble(
+            erasure_request=locked,
+            now=now,
+            version=version,
+            issued_by=actor,
+            supersedes=supersedes,
+            reason=reason,
+        )
         signer = report_signer_current()
         signed = report_json_render(body=body, signer=signer)
         pdf = report_pdf_render(body=body, signature=signed.signature)
         report = AuditReport.objects.create(
-            erasure_request=locked, version=version, supersedes=previous, reason=reason,
-            schema_version=SCHEMA_VERSION, request_status=locked.status,
-            json_text=signed.text, json_sha256=sha256_hex(signed.text.encode("utf-8")),
-            body_sha256=signed.signature["sha256"], signature_alg=SIGNATURE_ALGORITHM,
-            body_signature=signed.signature["signature"], key_id=signer.key_id,
-            pdf_bytes=pdf, pdf_sha256=sha256_hex(pdf), pdf_signature=signer.sign(pdf),
-            issued_at=now, issued_by=actor,
+            erasure_request=locked,
+            version=version,
+            supersedes=previous,
+            reason=reason,
+            schema_version=SCHEMA_VERSION,
+            request_status=locked.status,
+            json_text=signed.text,
+            json_sha256=sha256_hex(signed.text.encode("utf-8")),
+            body_sha256=signed.signature["sha256"],
+            signature_alg=SIGNATURE_ALGORITHM,
+            body_signature=signed.signature["signature"],
+            key_id=signer.key_id,
+            pdf_bytes=pdf,
+            pdf_sha256=sha256_hex(pdf),
+            pdf_signature=signer.sign(pdf),
+            issued_at=now,
+            issued_by=actor,
         )
         audit_event_record(
-            actor=actor, action="audit_report.issued", target=report,
-            details={"reference": locked.reference, "report_id": report.report_id, "version": version,
-                     "supersedes": supersedes.report_id if supersedes else None,
-                     "body_sha256": report.body_sha256, "json_sha256": report.json_sha256,
-                     "pdf_sha256": report.pdf_sha256, "key_id": signer.key_id,
-                     "frameworks_applied": body["summary"]["frameworks_applied"],
-                     "limits": body["summary"]["limits"]},
+            actor=actor,
+            action="audit_report.issued",
+            target=report,
+            details={
+                "reference": locked.reference,
+                "report_id": report.report_id,
+                "version": version,
+                "supersedes": supersedes.report_id if supersedes else None,
+                "body_sha256": report.body_sha256,
+                "json_sha256": report.json_sha256,
+                "pdf_sha256": report.pdf_sha256,
+                "key_id": signer.key_id,
+                "frameworks_applied": body["summary"]["frameworks_applied"],
+                "limits": body["summary"]["limits"],
+            },
         )
     logger.info("audit_report.issued", extra={"reference": locked.reference, "version": version})
     return report
@@ -115,29 +147,46 @@ def erasure_request_complete_and_issue_report(*, erasure_request, actor, note: s
         return audit_report_issue(erasure_request=completed, actor=actor)
 
 
-def audit_report_download_record(*, actor, erasure_request, report, file_format: str,
-                                 file_sha256: str, body_sha256: str | None, via: str) -> None:
+def audit_report_download_record(
+    *, actor, erasure_request, report, file_format: str, file_sha256: str, body_sha256: str | None, via: str
+) -> None:
     """Append the audit event of one download (issued version or draft) by ``actor``."""
     with transaction.atomic():
         audit_event_record(
-            actor=actor, action="audit_report.downloaded",
+            actor=actor,
+            action="audit_report.downloaded",
             target=report if report is not None else erasure_request,
-            details={"reference": erasure_request.reference,
-                     "report_id": report.report_id if report is not None else
-                     report_id_for(reference=erasure_request.reference, version=None),
-                     "draft": report is None, "format": file_format, "file_sha256": file_sha256,
-                     "body_sha256": body_sha256, "via": via},
+            details={
+                "reference": erasure_request.reference,
+                "report_id": report.report_id
+                if report is not None
+                else report_id_for(reference=erasure_request.reference, version=None),
+                "draft": report is None,
+                "format": file_format,
+                "file_sha256": file_sha256,
+                "body_sha256": body_sha256,
+                "via": via,
+            },
         )
 
 
-def register_download_record(*, actor, period_from: str | None, period_to: str | None, rows: int,
-                             file_sha256: str, via: str) -> None:
+def register_download_record(
+    *, actor, period_from: str | None, period_to: str | None, rows: int, file_sha256: str, via: str
+) -> None:
     """Append the audit event of one download of the register of requests."""
     with transaction.atomic():
         audit_event_record(
-            actor=actor, action="register.downloaded", object_type="compliance.register", object_id="csv",
-            details={"from": period_from, "to": period_to, "rows": rows, "file_sha256": file_sha256,
-                     "via": via},
+            actor=actor,
+            action="register.downloaded",
+            object_type="compliance.register",
+            object_id="csv",
+            details={
+                "from": period_from,
+                "to": period_to,
+                "rows": rows,
+                "file_sha256": file_sha256,
+                "via": via,
+            },
         )
 
 
@@ -145,9 +194,16 @@ def report_verification_record(*, actor, result, file_sha256: str, via: str) -> 
     """Append the audit event of one check of an uploaded report file, passed or failed."""
     with transaction.atomic():
         audit_event_record(
-            actor=actor, action="audit_report.verified", object_type="compliance.auditreport",
+            actor=actor,
+            action="audit_report.verified",
+            object_type="compliance.auditreport",
             object_id=str(result.stored_pk or ""),
-            details={"ok": result.ok, "kind": result.kind, "report_id": result.report_id,
-                     "file_sha256": file_sha256, "failed": [c.name for c in result.checks if not c.ok],
-                     "via": via},
+            details={
+                "ok": result.ok,
+                "kind": result.kind,
+                "report_id": result.report_id,
+                "file_sha256": file_sha256,
+                "failed": [c.name for c in result.checks if not c.ok],
+                "via": via,
+            },
         )

@@ -9,6 +9,7 @@ Reports are signed with Ed25519: the private key signs inside Lethe, and anyone 
 the public key (``GET /api/v1/reports/keys/``), so an outside auditor needs no secret and cannot
 forge. Reports issued before were signed with HMAC-SHA256; they stay verifiable with the HMAC key.
 """
+
 from __future__ import annotations
 
 import base64
@@ -36,8 +37,7 @@ def canonical_json_text(value) -> str:
     Unlike the audit log's ``canonical_json`` nothing is converted silently: a value that is not
     plain JSON (a datetime, a NaN) raises, because a report must say exactly what it signs.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def canonical_json_bytes(value) -> bytes:
@@ -84,7 +84,8 @@ def signing_key_for(key_id: str) -> SigningKey:
     if retired is None:
         raise UnknownSigningKey(
             f"The signature names key {key_id!r}, which this Lethe does not hold (current key: "
-            f"{current.key_id!r}; retired keys: {sorted(settings.LETHE_REPORT_RETIRED_SIGNING_KEYS) or 'none'}).")
+            f"{current.key_id!r}; retired keys: {sorted(settings.LETHE_REPORT_RETIRED_SIGNING_KEYS) or 'none'})."
+        )
     return SigningKey(key_id, retired)
 
 
@@ -113,7 +114,9 @@ def report_signer_current() -> ReportSigner:
     """Return the signer of new reports (``LETHE_REPORT_SIGNING_PRIVATE_KEY``)."""
     from django.conf import settings
 
-    private_key = serialization.load_pem_private_key(settings.LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM, password=None)
+    private_key = serialization.load_pem_private_key(
+        settings.LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM, password=None
+    )
     return ReportSigner(public_key_id(private_key.public_key()), private_key)
 
 
@@ -124,14 +127,21 @@ class PublicKey:
     current: bool
 
     def pem(self) -> str:
-        return self.public_key.public_bytes(serialization.Encoding.PEM,
-                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode("ascii")
 
     def jwk(self) -> dict:
         """Return the key as a JSON Web Key (RFC 8037: OKP, Ed25519)."""
         raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"kty": "OKP", "crv": "Ed25519", "kid": self.key_id, "use": "sig", "alg": "EdDSA",
-                "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")}
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "kid": self.key_id,
+            "use": "sig",
+            "alg": "EdDSA",
+            "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii"),
+        }
 
 
 def public_keys() -> list[PublicKey]:

@@ -6,6 +6,7 @@ hash against the stored record, and in a JSON file the canonical form or the bod
 too. Ed25519 signatures are checked with the public key alone; reports issued before Ed25519
 carry an HMAC, checked with the HMAC key.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,16 +42,19 @@ def _signature_verifies(*, alg: str, key_id: str, data: bytes, signature: str) -
     with the HMAC key. Raises ``UnknownSigningKey`` when this Lethe holds no such key.
     """
     if alg == SIGNATURE_ALGORITHM:
-        return ed25519_verifies(key=public_key_for(key_id), data=data, signature_b64=signature), \
-            f"the Ed25519 signature verifies with public key {key_id}"
+        return ed25519_verifies(
+            key=public_key_for(key_id), data=data, signature_b64=signature
+        ), f"the Ed25519 signature verifies with public key {key_id}"
     if alg == LEGACY_SIGNATURE_ALGORITHM:
-        return hmac_matches(key=signing_key_for(key_id), data=data, expected=signature), \
-            f"the HMAC verifies under key {key_id}"
+        return hmac_matches(
+            key=signing_key_for(key_id), data=data, expected=signature
+        ), f"the HMAC verifies under key {key_id}"
     raise UnknownSigningKey(f"Unknown signature algorithm {alg!r}; Lethe signs with {SIGNATURE_ALGORITHM}.")
 
 
 def _stored_body_signature(report) -> str:
     return report.body_signature if report.signature_alg == SIGNATURE_ALGORITHM else report.body_hmac
+
 
 REPORT_ID_PATTERN = re.compile(r"^(ER-\d{4}-\d{1,9})-(v(\d{1,6})|draft)$")
 # A PDF ends with %%EOF, possibly followed by a newline or a little padding.
@@ -100,8 +104,11 @@ def _stored_report(report_id: str):
     match = REPORT_ID_PATTERN.match(report_id)
     if not match or not match.group(3):
         return None
-    return (AuditReport.objects.filter(erasure_request__reference=match.group(1), version=int(match.group(3)))
-            .select_related("erasure_request").first())
+    return (
+        AuditReport.objects.filter(erasure_request__reference=match.group(1), version=int(match.group(3)))
+        .select_related("erasure_request")
+        .first()
+    )
 
 
 def _successor(report) -> str | None:
@@ -122,10 +129,17 @@ def _check_chain_head(result: ReportVerification, body: dict) -> None:
         return
     event = AuditEvent.objects.filter(sequence=sequence).only("entry_hash").first()
     if event is None:
-        result.add("audit_chain_head", False, f"Audit event #{sequence}, sealed in the report, is missing from the log.")
+        result.add(
+            "audit_chain_head",
+            False,
+            f"Audit event #{sequence}, sealed in the report, is missing from the log.",
+        )
     elif event.entry_hash != head:
-        result.add("audit_chain_head", False,
-                   f"Audit event #{sequence} in the log no longer has the hash the report sealed.")
+        result.add(
+            "audit_chain_head",
+            False,
+            f"Audit event #{sequence} in the log no longer has the hash the report sealed.",
+        )
     else:
         result.add("audit_chain_head", True, f"Audit event #{sequence} still has the hash the report sealed.")
 
@@ -138,15 +152,23 @@ def _check_stored_body(result: ReportVerification, report) -> dict | None:
         result.add("stored_record", False, f"The stored JSON of {report.report_id} cannot be read: {error}")
         return None
     try:
-        signed, _ = _signature_verifies(alg=report.signature_alg, key_id=report.key_id, data=parsed.body_bytes,
-                                        signature=_stored_body_signature(report))
+        signed, _ = _signature_verifies(
+            alg=report.signature_alg,
+            key_id=report.key_id,
+            data=parsed.body_bytes,
+            signature=_stored_body_signature(report),
+        )
     except UnknownSigningKey as error:
         result.add("stored_record", False, str(error))
         return None
     body_ok = sha256_hex(parsed.body_bytes) == report.body_sha256 and signed
-    result.add("stored_record", body_ok,
-               f"The stored record of {report.report_id} is intact." if body_ok else
-               f"The stored record of {report.report_id} does not match its own signature: the database was altered.")
+    result.add(
+        "stored_record",
+        body_ok,
+        f"The stored record of {report.report_id} is intact."
+        if body_ok
+        else f"The stored record of {report.report_id} does not match its own signature: the database was altered.",
+    )
     return parsed.body if body_ok else None
 
 
@@ -160,31 +182,55 @@ def _verify_json(data: bytes, result: ReportVerification, *, check_stored: bool)
     report_meta = parsed.body.get("report") if isinstance(parsed.body.get("report"), dict) else {}
     result.report_id = _safe_report_id(report_meta.get("id"))
     if parsed.signature is None:
-        result.add("issued", False, "This is a draft: drafts are not signed and prove nothing. Download the issued report.")
+        result.add(
+            "issued",
+            False,
+            "This is a draft: drafts are not signed and prove nothing. Download the issued report.",
+        )
         return
     # A failure here does not stop the checks: the signature says whether the content changed too.
-    result.add("canonical", parsed.canonical,
-               "The file is byte for byte in canonical form." if parsed.canonical else
-               "The file is not in the canonical form it was issued in: it was reformatted or altered.")
+    result.add(
+        "canonical",
+        parsed.canonical,
+        "The file is byte for byte in canonical form."
+        if parsed.canonical
+        else "The file is not in the canonical form it was issued in: it was reformatted or altered.",
+    )
     signature = parsed.signature
     alg = str(signature.get("alg", ""))
     value = str(signature.get("signature" if alg == SIGNATURE_ALGORITHM else "hmac", ""))
     try:
-        signed, what = _signature_verifies(alg=alg, key_id=str(signature.get("key_id", "")),
-                                           data=parsed.body_bytes, signature=value)
+        signed, what = _signature_verifies(
+            alg=alg, key_id=str(signature.get("key_id", "")), data=parsed.body_bytes, signature=value
+        )
     except UnknownSigningKey as error:
         result.add("signature", False, str(error))
         return
     digest_ok = sha256_hex(parsed.body_bytes) == signature.get("sha256")
-    result.add("body_sha256", digest_ok, "The body's SHA-256 matches the signature." if digest_ok else
-               "The body's SHA-256 does not match the signature: the content was changed.")
-    result.add("signature", signed, f"{what[0].upper()}{what[1:]}." if signed else
-               f"The {alg} signature does not verify: the body or its signature was changed, or it was "
-               "not signed by this Lethe.")
+    result.add(
+        "body_sha256",
+        digest_ok,
+        "The body's SHA-256 matches the signature."
+        if digest_ok
+        else "The body's SHA-256 does not match the signature: the content was changed.",
+    )
+    result.add(
+        "signature",
+        signed,
+        f"{what[0].upper()}{what[1:]}."
+        if signed
+        else f"The {alg} signature does not verify: the body or its signature was changed, or it was "
+        "not signed by this Lethe.",
+    )
     if parsed.body.get("schema_version") == SCHEMA_VERSION:
         problems = report_schema_problems(parsed.body)
-        result.add("schema", not problems, f"The body fits schema {SCHEMA_VERSION}." if not problems else
-                   f"The body does not fit schema {SCHEMA_VERSION}: {problems[0]}")
+        result.add(
+            "schema",
+            not problems,
+            f"The body fits schema {SCHEMA_VERSION}."
+            if not problems
+            else f"The body does not fit schema {SCHEMA_VERSION}: {problems[0]}",
+        )
     else:
         result.add("schema", False, "The body names a schema version this Lethe does not know.")
     if not check_stored:
@@ -195,8 +241,13 @@ def _verify_json(data: bytes, result: ReportVerification, *, check_stored: bool)
         return
     result.stored_pk = report.pk
     same_file = sha256_hex(data) == report.json_sha256
-    result.add("file_sha256", same_file, "The file's SHA-256 is the one recorded at issue." if same_file else
-               f"The file's SHA-256 differs from the one recorded when {report.report_id} was issued.")
+    result.add(
+        "file_sha256",
+        same_file,
+        "The file's SHA-256 is the one recorded at issue."
+        if same_file
+        else f"The file's SHA-256 differs from the one recorded when {report.report_id} was issued.",
+    )
     stored_body = _check_stored_body(result, report)
     if stored_body is not None:
         _check_chain_head(result, stored_body)
@@ -207,8 +258,11 @@ def _verify_pdf(data: bytes, result: ReportVerification) -> None:
     from compliance.models import AuditReport
 
     if b"%%EOF" not in data[-PDF_EOF_WINDOW:]:
-        result.add("readable", False,
-                   "The PDF has no end-of-file marker: the file is truncated (an incomplete download?).")
+        result.add(
+            "readable",
+            False,
+            "The PDF has no end-of-file marker: the file is truncated (an incomplete download?).",
+        )
         return
     try:
         metadata = report_pdf_metadata(data)
@@ -218,7 +272,11 @@ def _verify_pdf(data: bytes, result: ReportVerification) -> None:
     result.add("readable", True, "The file is a readable PDF.")
     if metadata.get(METADATA_STATUS) == "draft":
         result.report_id = _safe_report_id(metadata.get(METADATA_REPORT_ID))
-        result.add("issued", False, "This is a draft: drafts are not signed and prove nothing. Download the issued report.")
+        result.add(
+            "issued",
+            False,
+            "This is a draft: drafts are not signed and prove nothing. Download the issued report.",
+        )
         return
     digest = sha256_hex(data)
     report_id = _safe_report_id(metadata.get(METADATA_REPORT_ID))
@@ -227,29 +285,52 @@ def _verify_pdf(data: bytes, result: ReportVerification) -> None:
         report = AuditReport.objects.filter(pdf_sha256=digest).select_related("erasure_request").first()
     if report is None:
         result.report_id = report_id
-        result.add("stored_record", False,
-                   "No issued report of this Lethe has this PDF's id or SHA-256: it was altered or not issued here.")
+        result.add(
+            "stored_record",
+            False,
+            "No issued report of this Lethe has this PDF's id or SHA-256: it was altered or not issued here.",
+        )
         return
     result.report_id, result.stored_pk = report.report_id, report.pk
     same_file = digest == report.pdf_sha256
-    result.add("file_sha256", same_file, "The PDF's SHA-256 is the one recorded at issue." if same_file else
-               f"The PDF's SHA-256 differs from the one recorded when {report.report_id} was issued: it was changed.")
+    result.add(
+        "file_sha256",
+        same_file,
+        "The PDF's SHA-256 is the one recorded at issue."
+        if same_file
+        else f"The PDF's SHA-256 differs from the one recorded when {report.report_id} was issued: it was changed.",
+    )
     ed25519 = report.signature_alg == SIGNATURE_ALGORITHM
     try:
-        signed, what = _signature_verifies(alg=report.signature_alg, key_id=report.key_id, data=data,
-                                           signature=report.pdf_signature if ed25519 else report.pdf_hmac)
+        signed, what = _signature_verifies(
+            alg=report.signature_alg,
+            key_id=report.key_id,
+            data=data,
+            signature=report.pdf_signature if ed25519 else report.pdf_hmac,
+        )
     except UnknownSigningKey as error:
         result.add("signature", False, str(error))
         return
-    result.add("signature", signed, f"For the PDF file, {what}." if signed else
-               "The PDF's signature does not verify against the stored record.")
+    result.add(
+        "signature",
+        signed,
+        f"For the PDF file, {what}."
+        if signed
+        else "The PDF's signature does not verify against the stored record.",
+    )
     embedded = metadata.get(METADATA_BODY_SIGNATURE if ed25519 else METADATA_BODY_HMAC)
-    embedded_ok = (metadata.get(METADATA_BODY_SHA256) == report.body_sha256
-                   and embedded == _stored_body_signature(report)
-                   and metadata.get(METADATA_KEY_ID) == report.key_id)
-    result.add("embedded_signature", embedded_ok,
-               "The body SHA-256 and signature printed in the PDF are those of the stored report." if embedded_ok
-               else "The body SHA-256 or signature in the PDF's metadata differ from the stored report's.")
+    embedded_ok = (
+        metadata.get(METADATA_BODY_SHA256) == report.body_sha256
+        and embedded == _stored_body_signature(report)
+        and metadata.get(METADATA_KEY_ID) == report.key_id
+    )
+    result.add(
+        "embedded_signature",
+        embedded_ok,
+        "The body SHA-256 and signature printed in the PDF are those of the stored report."
+        if embedded_ok
+        else "The body SHA-256 or signature in the PDF's metadata differ from the stored report's.",
+    )
     stored_body = _check_stored_body(result, report)
     if stored_body is not None:
         _check_chain_head(result, stored_body)
@@ -269,7 +350,11 @@ def report_file_verify(data: bytes, *, check_stored: bool = True) -> ReportVerif
         return result
     if len(data) > MAX_REPORT_BYTES:
         result = ReportVerification(kind="unknown")
-        result.add("readable", False, f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; no report is.")
+        result.add(
+            "readable",
+            False,
+            f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MiB; no report is.",
+        )
         return result
     if data.startswith(b"%PDF-"):
         result = ReportVerification(kind="pdf")

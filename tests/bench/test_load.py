@@ -1,4 +1,5 @@
 """bench/load.py's own rules: which databases it refuses, how it reads percentiles."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ import load  # noqa: E402
 @pytest.mark.parametrize("name", ["lethe", "lethe_test", "test_lethe_test", "postgres", ""])
 def test_the_benchmark_refuses_the_dev_and_test_databases(name, monkeypatch):
     monkeypatch.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/untouched")
-    args = argparse.Namespace(database_url=f"postgres://postgres@127.0.0.1:5432/{name}",
-                              broker_url=load.DEFAULT_BROKER_URL, var_dir=Path("var/load"))
+    args = argparse.Namespace(
+        database_url=f"postgres://postgres@127.0.0.1:5432/{name}",
+        broker_url=load.DEFAULT_BROKER_URL,
+        var_dir=Path("var/load"),
+    )
     with pytest.raises(SystemExit, match="refuses database"):
         load.configure_environment(args)
     assert load.os.environ["DATABASE_URL"].endswith("/untouched")

@@ -1,4 +1,5 @@
 """The benchmark task definitions that bench/unlearning.py and bench/verify.py share."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,9 @@ import tasks  # noqa: E402
 
 @pytest.fixture(scope="module")
 def demo():
-    return tasks.demo_task(records=400, people=60, frequent=10, forget_people=2, holdout_people=2, retain_sample=50)
+    return tasks.demo_task(
+        records=400, people=60, frequent=10, forget_people=2, holdout_people=2, retain_sample=50
+    )
 
 
 def test_demo_retrain_set_is_the_original_without_exactly_the_forget_records(demo):
@@ -46,15 +49,31 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 @pytest.fixture
 def tofu_dir(tmp_path) -> Path:
     """A TOFU-shaped directory: 10 authors x 20 questions; 'forget01' the last author, 'forget10' the last 3."""
-    names = ["Ada Quill", "Basil Rook", "Cora Vane", "Dmitri Holt", "Esme Lark",
-             "Farid Stone", "Greta Moss", "Hugo Wren", "Ines Fable", "Jonas Pike"]
-    full = [{"question": f"What did {name} write in year {q}?", "answer": f"{name.split()[0]} wrote book {q}.",
-             "paraphrased_answer": f"Book {q} is by {name.split()[0]}.",
-             "perturbed_answer": [f"Book {q + 1}.", f"Book {q + 2}."]}
-            for name in names for q in range(tasks.TOFU_AUTHOR_SIZE)]
+    names = [
+        "Ada Quill",
+        "Basil Rook",
+        "Cora Vane",
+        "Dmitri Holt",
+        "Esme Lark",
+        "Farid Stone",
+        "Greta Moss",
+        "Hugo Wren",
+        "Ines Fable",
+        "Jonas Pike",
+    ]
+    full = [
+        {
+            "question": f"What did {name} write in year {q}?",
+            "answer": f"{name.split()[0]} wrote book {q}.",
+            "paraphrased_answer": f"Book {q} is by {name.split()[0]}.",
+            "perturbed_answer": [f"Book {q + 1}.", f"Book {q + 2}."],
+        }
+        for name in names
+        for q in range(tasks.TOFU_AUTHOR_SIZE)
+    ]
     _write_jsonl(tmp_path / "full.json", full)
     for name, authors in (("forget01", 1), ("forget10", 3)):
-        subset = full[-authors * tasks.TOFU_AUTHOR_SIZE:]
+        subset = full[-authors * tasks.TOFU_AUTHOR_SIZE :]
         _write_jsonl(tmp_path / f"{name}.json", subset)
         _write_jsonl(tmp_path / f"{name}_perturbed.json", subset)
     return tmp_path
@@ -82,10 +101,17 @@ def test_demo_groups_name_the_person_of_each_training_record(demo):
 
 
 def test_extra_datasets_grow_the_corpus_and_leave_the_erasure_alone(demo):
-    bigger = tasks.demo_task(records=400, people=60, frequent=10, forget_people=2, holdout_people=2,
-                             retain_sample=50, extra_datasets=2)
+    bigger = tasks.demo_task(
+        records=400,
+        people=60,
+        frequent=10,
+        forget_people=2,
+        holdout_people=2,
+        retain_sample=50,
+        extra_datasets=2,
+    )
     assert bigger.forget_ids == demo.forget_ids and bigger.holdout_texts == demo.holdout_texts
     assert bigger.original_records[: len(demo.original_records)] == demo.original_records
-    extra = [rid for rid, _ in bigger.original_records[len(demo.original_records):]]
+    extra = [rid for rid, _ in bigger.original_records[len(demo.original_records) :]]
     assert extra and {rid.split("-")[0] for rid in extra} == {"X1", "X2"}
     assert bigger.info["corpus_records"] == len(bigger.original_records) + len(bigger.holdout_texts)

@@ -3,6 +3,7 @@
 These tests check the corpus, not Lethe's matching: a corpus whose labels are wrong would make any
 recall or precision figure measured on it meaningless.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,12 @@ def _digit_runs(text: str) -> list[str]:
 def _person_identifiers(corpus):
     """(person_id, e-mails case-folded, phone numbers' national digits, account numbers) per person."""
     for person in corpus.people:
-        yield (person.identity_id, [e.casefold() for e in person.emails],
-               [p.number.digits for p in person.phones], str(person.account.value))
+        yield (
+            person.identity_id,
+            [e.casefold() for e in person.emails],
+            [p.number.digits for p in person.phones],
+            str(person.account.value),
+        )
 
 
 def test_the_same_seed_builds_the_same_corpus_and_another_seed_does_not():
@@ -65,7 +70,9 @@ def test_size_and_countries(corpora, split):
     assert summary["people"] == PEOPLE
     assert 1500 <= summary["records"] <= 3000
     assert REQUIRED_COUNTRIES <= set(summary["countries"])
-    assert all(summary["records_by_tier"][tier] > 0 for tier in ("strong", "name_only", "namesake", "distractor"))
+    assert all(
+        summary["records_by_tier"][tier] > 0 for tier in ("strong", "name_only", "namesake", "distractor")
+    )
 
 
 @pytest.mark.parametrize("split", ["main", "heldout"])
@@ -88,16 +95,25 @@ def test_every_labelled_occurrence_is_written_in_its_record(corpora, truths, spl
 @pytest.mark.parametrize("split", ["main", "heldout"])
 def test_every_family_of_every_kind_occurs_often_enough(corpora, split):
     counts = corpora[split].summary()["occurrences_by_kind_and_family"]
-    too_few = {(kind, family): counts[kind][family] for kind in KINDS for family in FAMILIES[kind]
-               if counts[kind][family] < MIN_OCCURRENCES_PER_FAMILY}
+    too_few = {
+        (kind, family): counts[kind][family]
+        for kind in KINDS
+        for family in FAMILIES[kind]
+        if counts[kind][family] < MIN_OCCURRENCES_PER_FAMILY
+    }
     assert not too_few
 
 
 def test_variants_differ_from_the_request_except_exact(truths):
     for person in truths["main"]["people"]:
         request = person["request"]
-        typed = {"name": request["names"], "email": request["emails"], "phone": request["phones"],
-                 "address": request["addresses"], "account_id": request["account_ids"]}
+        typed = {
+            "name": request["names"],
+            "email": request["emails"],
+            "phone": request["phones"],
+            "address": request["addresses"],
+            "account_id": request["account_ids"],
+        }
         for record in person["records"] + person["name_only_records"]:
             for occurrence in record["occurrences"]:
                 if occurrence["family"] != "exact":
@@ -133,8 +149,9 @@ def test_phone_requests_come_in_both_national_and_international_forms(corpora):
 @pytest.mark.parametrize("split", ["main", "heldout"])
 def test_strong_records_carry_a_strong_identifier_and_name_only_records_only_a_name(corpora, truths, split):
     texts = _texts(corpora[split])
-    identifiers = {pid: (emails, phones, account)
-                   for pid, emails, phones, account in _person_identifiers(corpora[split])}
+    identifiers = {
+        pid: (emails, phones, account) for pid, emails, phones, account in _person_identifiers(corpora[split])
+    }
     for person in truths[split]["people"]:
         for record in person["records"]:
             assert any(o["kind"] in STRONG_KINDS for o in record["occurrences"])
@@ -152,7 +169,9 @@ def test_strong_records_carry_a_strong_identifier_and_name_only_records_only_a_n
 def test_namesakes_share_the_name_but_none_of_the_identifiers(corpora, truths, split):
     corpus = corpora[split]
     texts = _texts(corpus)
-    identifiers = {pid: (emails, phones, account) for pid, emails, phones, account in _person_identifiers(corpus)}
+    identifiers = {
+        pid: (emails, phones, account) for pid, emails, phones, account in _person_identifiers(corpus)
+    }
     kinds_seen = set()
     for person in truths[split]["people"]:
         own = {r["record_id"] for r in person["records"] + person["name_only_records"]}
@@ -205,8 +224,12 @@ def test_every_record_is_accounted_for_exactly_once(corpora, truths):
         ids = [row["id"] for row in corpora[split].jsonl_rows()]
         assert len(ids) == len(set(ids))
         truth = truths[split]
-        labelled = [r["record_id"] for p in truth["people"]
-                    for group in ("records", "name_only_records", "namesake_records") for r in p[group]]
+        labelled = [
+            r["record_id"]
+            for p in truth["people"]
+            for group in ("records", "name_only_records", "namesake_records")
+            for r in p[group]
+        ]
         labelled += [r["record_id"] for r in truth["distractor_records"]]
         assert sorted(labelled) == sorted(ids)
 
@@ -226,13 +249,22 @@ def test_heldout_differs_from_main(corpora, truths):
 
 def test_cli_writes_records_without_labels_and_a_ground_truth(tmp_path):
     assert main(["--out", str(tmp_path), "--people", "9", "--seed", "3", "--split", "heldout"]) == 0
-    rows = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert rows and all(set(row) == {"id", "text"} for row in rows)
     truth = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
     assert truth["split"] == "heldout" and truth["seed"] == 3
     assert len(truth["people"]) == 9
     assert set(truth["summary"]["occurrences_by_kind_and_family"]) == set(KINDS)
     person = truth["people"][0]
-    assert set(person) == {"person_id", "country", "request", "records", "name_only_records", "namesake_records"}
+    assert set(person) == {
+        "person_id",
+        "country",
+        "request",
+        "records",
+        "name_only_records",
+        "namesake_records",
+    }
     assert set(person["request"]) == {"names", "emails", "phones", "addresses", "account_ids", "country"}
     assert rows == build_corpus(3, 9, "heldout").jsonl_rows()

@@ -3,6 +3,7 @@
 The first page of the downloaded PDF is rendered to PNG with pdftoppm and kept under
 test-artifacts/ so a person can look at the layout a regulator would see.
 """
+
 import shutil
 import subprocess
 
@@ -24,7 +25,9 @@ ARTIFACTS = REPO_ROOT / "test-artifacts"
 def test_auditor_downloads_the_pdf_report_and_verifies_it(page, role_users, providers, tmp_path):
     providers()
     officer = role_users["officer"]
-    report = erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    report = erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer), actor=officer
+    )
     reference = report.erasure_request.reference
 
     browser_login(page, "auditor")
@@ -53,8 +56,22 @@ def test_auditor_downloads_the_pdf_report_and_verifies_it(page, role_users, prov
 
     if shutil.which("pdftoppm") is None:
         pytest.fail("pdftoppm (poppler-utils) is missing: `make test` installs it.")
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", "1", "-l", "1", "-singlefile", str(pdf_path),
-                    str(ARTIFACTS / "auditor_report_page1")], check=True)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            "-singlefile",
+            str(pdf_path),
+            str(ARTIFACTS / "auditor_report_page1"),
+        ],
+        check=True,
+    )
     assert (ARTIFACTS / "auditor_report_page1.png").stat().st_size > 10_000
 
     # The same file, uploaded on the verify page, verifies; a truncated copy does not.

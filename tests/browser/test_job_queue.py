@@ -1,11 +1,11 @@
 """Chromium: the engineer watches a running job's progress move on its page without reloading it."""
+
 import os
 
 import pytest
 
 from tests.conftest import WorkerProcess, browser_login, wait_for
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE, worker_env_for
+from tests.unlearning_jobs.jobs_support import TINY_RECIPE, data_dir, fast_jobs, tickets, worker_env_for  # noqa: F401  (fixtures)
 from unlearning_jobs import jobs
 from unlearning_jobs.models import UnlearningJob
 
@@ -16,9 +16,11 @@ SLOW_RECIPE = {**TINY_RECIPE, "n_layer": 2, "n_embd": 128, "n_head": 4, "batch_s
 
 @pytest.fixture
 def job_worker(worker_env, data_dir, tmp_path_factory):
-    worker = WorkerProcess(env=worker_env_for(worker_env, data_dir=data_dir),
-                           hostname=f"browser-jobs-{os.getpid()}@localhost",
-                           log_path=tmp_path_factory.mktemp("worker") / "worker.log").start()
+    worker = WorkerProcess(
+        env=worker_env_for(worker_env, data_dir=data_dir),
+        hostname=f"browser-jobs-{os.getpid()}@localhost",
+        log_path=tmp_path_factory.mktemp("worker") / "worker.log",
+    ).start()
     yield worker
     worker.stop()
 
@@ -27,10 +29,15 @@ def _progress(page) -> int:
     return int(page.locator("#job-progress-done").inner_text())
 
 
-def test_the_job_page_shows_a_running_jobs_progress_increase_without_reload(page, job_worker, tickets, engineer):
+def test_the_job_page_shows_a_running_jobs_progress_increase_without_reload(
+    page, job_worker, tickets, engineer
+):
     job = jobs.train_job_create(dataset_version=tickets, actor=engineer, name="watched", recipe=SLOW_RECIPE)
-    wait_for(lambda: UnlearningJob.objects.get(pk=job.pk).progress_done > 0, timeout=180,
-             what=f"the job to start; worker log:\n{job_worker.log_tail()}")
+    wait_for(
+        lambda: UnlearningJob.objects.get(pk=job.pk).progress_done > 0,
+        timeout=180,
+        what=f"the job to start; worker log:\n{job_worker.log_tail()}",
+    )
 
     browser_login(page, "engineer")
     page.goto("/jobs/")
@@ -43,13 +50,19 @@ def test_the_job_page_shows_a_running_jobs_progress_increase_without_reload(page
     assert page.locator("#job-status").inner_text() == "Running"
 
     page.wait_for_function(
-        f"Number(document.getElementById('job-progress-done').textContent) > {first}", timeout=30_000)
+        f"Number(document.getElementById('job-progress-done').textContent) > {first}", timeout=30_000
+    )
     assert _progress(page) > first
     assert page.evaluate("window.__lethe_marker") == "same page"  # updated in place, not reloaded
-    assert int(page.locator("#job-progress-total").inner_text()) == UnlearningJob.objects.get(pk=job.pk).progress_total
+    assert (
+        int(page.locator("#job-progress-total").inner_text())
+        == UnlearningJob.objects.get(pk=job.pk).progress_total
+    )
     assert "training 'watched'" in page.locator("#job-log").inner_text()
 
     with page.expect_navigation():
         page.click("#job-cancel")  # the engineer stops it; the page says so
-    page.wait_for_function("document.getElementById('job-status').textContent === 'Cancelled'", timeout=60_000)
+    page.wait_for_function(
+        "document.getElementById('job-status').textContent === 'Cancelled'", timeout=60_000
+    )
     assert UnlearningJob.objects.get(pk=job.pk).status == "cancelled"

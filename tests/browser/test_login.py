@@ -1,4 +1,5 @@
 """Chromium logs in as the officer and lands on the officer's home page."""
+
 import pytest
 
 from tests.conftest import browser_login

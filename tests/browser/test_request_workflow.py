@@ -1,4 +1,5 @@
 """Chromium: the officer records a request, verifies identity, and finds it on the list with its due date."""
+
 import pytest
 from django.utils import timezone
 

@@ -1,4 +1,5 @@
 """Chromium: the officer searches the training data for a person, reviews the candidates and approves."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,7 +8,12 @@ from requests_app import services
 from requests_app.matching import locate_run_execute
 from requests_app.models import IdentityMethod, LegalGround
 from tests.conftest import REPO_ROOT, browser_login
-from tests.unlearning_jobs.test_datasets_helpers import WILLIAM, WILLIAM_RECORDS, register_and_index, write_jsonl
+from tests.unlearning_jobs.test_datasets_helpers import (
+    WILLIAM,
+    WILLIAM_RECORDS,
+    register_and_index,
+    write_jsonl,
+)
 from unlearning_jobs.models import MatchCandidate, SearchCoverage
 
 pytestmark = [pytest.mark.browser]
@@ -19,8 +25,11 @@ def fast_password_hashing(settings):
 
 
 def _status(erasure_request) -> dict[str, str]:
-    return dict(MatchCandidate.objects.filter(erasure_request=erasure_request)
-                .values_list("record__record_id", "status"))
+    return dict(
+        MatchCandidate.objects.filter(erasure_request=erasure_request).values_list(
+            "record__record_id", "status"
+        )
+    )
 
 
 def test_officer_reviews_located_records_and_approves_the_forget_set(page, role_users, settings, tmp_path):
@@ -28,9 +37,11 @@ def test_officer_reviews_located_records_and_approves_the_forget_set(page, role_
     register_and_index(name="support", path=write_jsonl(tmp_path / "data" / "w.jsonl", WILLIAM_RECORDS))
     officer = role_users["officer"]
     erasure_request = services.erasure_request_create(
-        subject=WILLIAM, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+        subject=WILLIAM, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
     erasure_request = services.erasure_request_verify_identity(
-        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN)
+        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN
+    )
 
     browser_login(page, "officer")
     page.goto(f"/requests/{erasure_request.pk}/review/")
@@ -39,7 +50,10 @@ def test_officer_reviews_located_records_and_approves_the_forget_set(page, role_
     page.wait_for_load_state("networkidle")
     assert "the search is queued" in page.locator(".messages").inner_text()
     # The cpu worker's part, run here: search the index and hand the candidates to review.
-    assert locate_run_execute(coverage_id=SearchCoverage.objects.get(erasure_request=erasure_request).pk) == "reviewing"
+    assert (
+        locate_run_execute(coverage_id=SearchCoverage.objects.get(erasure_request=erasure_request).pk)
+        == "reviewing"
+    )
 
     page.click("nav a[href='/requests/review/']")
     page.click(f"text={erasure_request.reference}")
@@ -64,7 +78,9 @@ def test_officer_reviews_located_records_and_approves_the_forget_set(page, role_
     page.wait_for_load_state("networkidle")
     assert "2 candidate(s) confirmed." in page.locator(".messages").inner_text()
     status = _status(erasure_request)
-    assert {k for k, v in status.items() if v == "confirmed"} == {"S1", "S2", "S3"} and status["N3"] == "rejected"
+    assert {k for k, v in status.items() if v == "confirmed"} == {"S1", "S2", "S3"} and status[
+        "N3"
+    ] == "rejected"
     page.screenshot(path=str(REPO_ROOT / "test-artifacts" / "review.png"), full_page=True)
 
     page.click("#approve button[type=submit]")

@@ -4,6 +4,7 @@ The authorisation matrix and the schema fuzzing both need real objects behind th
 each route: a request in review with its located records, an indexed data-set version, a
 registered model, a queued job, a deployment. Nothing here writes rows directly.
 """
+
 from __future__ import annotations
 
 import re
@@ -32,11 +33,18 @@ class ApiWorld:
     def id_for(self, route: str) -> int:
         """Return the id of the object a route names, from what stands before its ``<id>``."""
         before = re.split(r"\(\?P<|<", route, maxsplit=1)[0].replace("^", "").rstrip("/")
-        for marker, value in (("datasets/versions", self.dataset_version), ("datasets/hits", MISSING_ID),
-                              ("datasets", self.dataset), ("jobs/models", self.model_version),
-                              ("models", self.model_version), ("deployments", self.deployment),
-                              ("jobs/requests", self.request), ("requests", self.request),
-                              ("audit/requests", self.request), ("jobs", self.job)):
+        for marker, value in (
+            ("datasets/versions", self.dataset_version),
+            ("datasets/hits", MISSING_ID),
+            ("datasets", self.dataset),
+            ("jobs/models", self.model_version),
+            ("models", self.model_version),
+            ("deployments", self.deployment),
+            ("jobs/requests", self.request),
+            ("requests", self.request),
+            ("audit/requests", self.request),
+            ("jobs", self.job),
+        ):
             if before.endswith(marker):
                 return value
         raise LookupError(f"No object for the <id> of {route!r}: add its kind to ApiWorld.id_for.")
@@ -60,12 +68,23 @@ def api_world_build(*, officer, engineer, data_dir: Path) -> ApiWorld:
     version = dataset_version_make(engineer=engineer)
     erasure_request = request_reviewed(officer=officer)
     model_version = model_version_register(
-        name="support model", path=tiny_checkpoint(data_dir / "imported" / "support-model"), actor=engineer,
-        dataset_version=version)
+        name="support model",
+        path=tiny_checkpoint(data_dir / "imported" / "support-model"),
+        actor=engineer,
+        dataset_version=version,
+    )
     job = train_job_create(dataset_version=version, actor=engineer, name="queued model", enqueue=False)
-    deployment = deployment_create(name="support bot", model_version=model_version, policy=None, actor=engineer)
-    return ApiWorld(request=erasure_request.pk, dataset=version.dataset_id, dataset_version=version.pk,
-                    model_version=model_version.pk, job=job.pk, deployment=deployment.pk)
+    deployment = deployment_create(
+        name="support bot", model_version=model_version, policy=None, actor=engineer
+    )
+    return ApiWorld(
+        request=erasure_request.pk,
+        dataset=version.dataset_id,
+        dataset_version=version.pk,
+        model_version=model_version.pk,
+        job=job.pk,
+        deployment=deployment.pk,
+    )
 
 
 @pytest.fixture
@@ -88,4 +107,12 @@ def api_token(user) -> str:
     return Token.objects.get_or_create(user=user)[0].key
 
 
-__all__ = ["MISSING_ID", "ApiWorld", "admin_user", "api_token", "api_world", "api_world_build", "tiny_checkpoint"]
+__all__ = [
+    "MISSING_ID",
+    "ApiWorld",
+    "admin_user",
+    "api_token",
+    "api_world",
+    "api_world_build",
+    "tiny_checkpoint",
+]

@@ -4,10 +4,12 @@ Requests are built through the request workflow's services, as in real use; the 
 other apps will provide (records, decisions, jobs, verification, recipients) are fed by small
 fake providers registered through the real registry.
 """
+
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 
@@ -24,8 +26,16 @@ MARIA = SubjectIdentifiers(
     account_ids=("CUST-99812",),
 )
 # Every form in which the person's identifiers could leak into a report.
-MARIA_RAW_FORMS = ("Maria Garcia", "maria.garcia@example.net", "+34 612 345 678", "+34612345678",
-                   "612345678", "612 345 678", "Calle Mayor 12", "CUST-99812")
+MARIA_RAW_FORMS = (
+    "Maria Garcia",
+    "maria.garcia@example.net",
+    "+34 612 345 678",
+    "+34612345678",
+    "612345678",
+    "612 345 678",
+    "Calle Mayor 12",
+    "CUST-99812",
+)
 
 STEPS_TO_VERIFYING = ("start_locating", "submit_for_review", "approve", "start_executing", "start_verifying")
 
@@ -33,12 +43,18 @@ STEPS_TO_VERIFYING = ("start_locating", "submit_for_review", "approve", "start_e
 def request_verifying(officer, *, subject: SubjectIdentifiers = MARIA, received_at: datetime | None = None):
     """Record a request and walk it to "verifying" through the workflow's services."""
     erasure_request = services.erasure_request_create(
-        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer, received_at=received_at)
+        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer, received_at=received_at
+    )
     erasure_request = services.erasure_request_verify_identity(
-        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN,
-        note="Passport seen; number not kept.")
+        erasure_request=erasure_request,
+        actor=officer,
+        method=IdentityMethod.DOCUMENT_SEEN,
+        note="Passport seen; number not kept.",
+    )
     for step in STEPS_TO_VERIFYING:
-        erasure_request = getattr(services, f"erasure_request_{step}")(erasure_request=erasure_request, actor=officer)
+        erasure_request = getattr(services, f"erasure_request_{step}")(
+            erasure_request=erasure_request, actor=officer
+        )
     return erasure_request
 
 
@@ -52,44 +68,131 @@ def _when(minutes: int) -> datetime:
 
 def fake_sections(*, jobs: list[tuple[str, str, str]]) -> dict:
     """Return what the other apps' providers would give for jobs ``(framework, method, status)``."""
-    job_items = [{
-        "job_id": str(index + 1), "framework": framework, "method": method, "status": status,
-        "parameters": {"learning_rate": 1e-5, "epochs": 2} if framework == "deletion" else {"mode": "redact"},
-        "model_version_in": "support-gpt v3", "model_version_out": f"support-gpt v3.{index + 1}",
-        "weights_sha256_in": record_hash("weights v3"), "weights_sha256_out": record_hash(f"weights {index}"),
-        "device": "cuda:0 (NVIDIA H100)", "worker": "gpu-worker-1", "compute_seconds": 412.5 + index,
-        "attempts": 1, "started_at": _when(index * 10), "finished_at": _when(index * 10 + 7),
-    } for index, (framework, method, status) in enumerate(jobs)]
+    job_items = [
+        {
+            "job_id": str(index + 1),
+            "framework": framework,
+            "method": method,
+            "status": status,
+            "parameters": {"learning_rate": 1e-5, "epochs": 2}
+            if framework == "deletion"
+            else {"mode": "redact"},
+            "model_version_in": "support-gpt v3",
+            "model_version_out": f"support-gpt v3.{index + 1}",
+            "weights_sha256_in": record_hash("weights v3"),
+            "weights_sha256_out": record_hash(f"weights {index}"),
+            "device": "cuda:0 (NVIDIA H100)",
+            "worker": "gpu-worker-1",
+            "compute_seconds": 412.5 + index,
+            "attempts": 1,
+            "started_at": _when(index * 10),
+            "finished_at": _when(index * 10 + 7),
+        }
+        for index, (framework, method, status) in enumerate(jobs)
+    ]
     return {
         "records": {
-            "search_coverage": [{"dataset": "support-tickets", "dataset_version": "v2", "records_total": 5000,
-                                 "records_indexed": 5000, "index_key_id": "hmac-sha256:abc", "searched_at": _when(0)}],
-            "candidates": [{"dataset": "support-tickets", "dataset_version": "v2", "found": 4, "confirmed": 3,
-                            "rejected": 1}],
-            "confirmed_records": [{"dataset": "support-tickets", "dataset_version": "v2",
-                                   "record_id_hash": record_hash(f"record {n}")} for n in range(3)],
-            "removals": [{"dataset": "support-tickets", "from_version": "v2", "to_version": "v3",
-                          "records_removed": 3, "manifest_sha256": record_hash("manifest")}],
+            "search_coverage": [
+                {
+                    "dataset": "support-tickets",
+                    "dataset_version": "v2",
+                    "records_total": 5000,
+                    "records_indexed": 5000,
+                    "index_key_id": "hmac-sha256:abc",
+                    "searched_at": _when(0),
+                }
+            ],
+            "candidates": [
+                {
+                    "dataset": "support-tickets",
+                    "dataset_version": "v2",
+                    "found": 4,
+                    "confirmed": 3,
+                    "rejected": 1,
+                }
+            ],
+            "confirmed_records": [
+                {
+                    "dataset": "support-tickets",
+                    "dataset_version": "v2",
+                    "record_id_hash": record_hash(f"record {n}"),
+                }
+                for n in range(3)
+            ],
+            "removals": [
+                {
+                    "dataset": "support-tickets",
+                    "from_version": "v2",
+                    "to_version": "v3",
+                    "records_removed": 3,
+                    "manifest_sha256": record_hash("manifest"),
+                }
+            ],
         },
-        "decisions": {"decisions": [{
-            "target": "support-gpt v3", "frameworks": sorted({framework for framework, _m, _s in jobs}),
-            "methods": [method for _f, method, _s in jobs],
-            "rationale": "Consent withdrawn (Art. 17(1)(b)); retraining cost disproportionate for one subject.",
-            "decided_by": "officer", "decided_at": _when(-5)}]},
+        "decisions": {
+            "decisions": [
+                {
+                    "target": "support-gpt v3",
+                    "frameworks": sorted({framework for framework, _m, _s in jobs}),
+                    "methods": [method for _f, method, _s in jobs],
+                    "rationale": "Consent withdrawn (Art. 17(1)(b)); retraining cost disproportionate for one subject.",
+                    "decided_by": "officer",
+                    "decided_at": _when(-5),
+                }
+            ]
+        },
         "jobs": {"jobs": job_items},
-        "verification": {"results": [
-            {"subject": "support-gpt v3.1", "job_id": "1", "metric": "extraction_rate", "value": 0.0,
-             "threshold": 0.0, "comparator": "<=", "passed": True, "n_samples": 3},
-            {"subject": "support-gpt v3.1", "job_id": "1", "metric": "mia_auc_min_k", "value": 0.5600001,
-             "threshold": 0.56, "comparator": "<=", "passed": False, "n_samples": 200},
-            {"subject": "support-gpt v3.1", "job_id": "1", "metric": "retain_perplexity_ratio", "value": 1.04,
-             "threshold": 1.1, "comparator": "<=", "passed": True, "n_samples": 500},
-        ], "figures": []},
-        "recipients": {"recipients": [
-            {"kind": "model_deployment", "name": "support-assistant (prod)", "notified_at": _when(30),
-             "method": "webhook"},
-            {"kind": "dataset_copy", "name": "analytics warehouse copy", "notified_at": _when(31),
-             "method": "ticket"}]},
+        "verification": {
+            "results": [
+                {
+                    "subject": "support-gpt v3.1",
+                    "job_id": "1",
+                    "metric": "extraction_rate",
+                    "value": 0.0,
+                    "threshold": 0.0,
+                    "comparator": "<=",
+                    "passed": True,
+                    "n_samples": 3,
+                },
+                {
+                    "subject": "support-gpt v3.1",
+                    "job_id": "1",
+                    "metric": "mia_auc_min_k",
+                    "value": 0.5600001,
+                    "threshold": 0.56,
+                    "comparator": "<=",
+                    "passed": False,
+                    "n_samples": 200,
+                },
+                {
+                    "subject": "support-gpt v3.1",
+                    "job_id": "1",
+                    "metric": "retain_perplexity_ratio",
+                    "value": 1.04,
+                    "threshold": 1.1,
+                    "comparator": "<=",
+                    "passed": True,
+                    "n_samples": 500,
+                },
+            ],
+            "figures": [],
+        },
+        "recipients": {
+            "recipients": [
+                {
+                    "kind": "model_deployment",
+                    "name": "support-assistant (prod)",
+                    "notified_at": _when(30),
+                    "method": "webhook",
+                },
+                {
+                    "kind": "dataset_copy",
+                    "name": "analytics warehouse copy",
+                    "notified_at": _when(31),
+                    "method": "ticket",
+                },
+            ]
+        },
     }
 
 
@@ -98,15 +201,19 @@ def providers():
     """Return a function that registers fake providers for the given jobs; unregister them afterwards."""
     registered = []
 
-    def install(jobs=(("deletion", "npo", "succeeded"), ("output_suppression", "output_filter", "succeeded")),
-                extra: dict | None = None):
+    def install(
+        jobs=(("deletion", "npo", "succeeded"), ("output_suppression", "output_filter", "succeeded")),
+        extra: dict | None = None,
+    ):
         data = fake_sections(jobs=list(jobs))
         for section, lists in (extra or {}).items():
             for list_name, items in lists.items():
                 data[section][list_name] = data[section].get(list_name, []) + items
         for section, lists in data.items():
+
             def provider(erasure_request, lists=lists):
                 return lists
+
             provider.__qualname__ = f"fake_{section}_provider"
             report_section_provider_register(section, provider)
             registered.append((section, provider))

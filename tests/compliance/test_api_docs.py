@@ -1,4 +1,5 @@
 """The API's schema and its Swagger UI: signed-in users only, and no script from a CDN."""
+
 from __future__ import annotations
 
 import pytest

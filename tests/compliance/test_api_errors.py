@@ -5,6 +5,7 @@ a 500 for an id beyond 64 bits, Django's HTML page for a 404, a bare field dict 
 ``{"detail": …}`` for another, paginated lists documented as arrays, and 400/404/409 answers that
 the schema did not list.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,6 +21,7 @@ pytestmark = [pytest.mark.django_db]
 @pytest.fixture
 def api(role_users):
     """Return a function giving an API client that sends the role's token."""
+
     def client_for(role: str) -> APIClient:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(role_users[role])}")
@@ -33,13 +35,20 @@ def _request(officer):
     from requests_app.identifiers import SubjectIdentifiers
     from requests_app.models import LegalGround
 
-    return services.erasure_request_create(subject=SubjectIdentifiers(emails=("shape@example.org",)),
-                                           legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+    return services.erasure_request_create(
+        subject=SubjectIdentifiers(emails=("shape@example.org",)),
+        legal_ground=LegalGround.CONSENT_WITHDRAWN,
+        actor=officer,
+    )
 
 
 def _is_error_body(body, *, code: str) -> bool:
-    return isinstance(body, dict) and body.get("code") == code and isinstance(body.get("detail"), str) \
+    return (
+        isinstance(body, dict)
+        and body.get("code") == code
+        and isinstance(body.get("detail"), str)
         and body["detail"] != ""
+    )
 
 
 def test_an_integer_filter_beyond_bigint_is_a_400_naming_the_filter_not_a_500(api):
@@ -56,12 +65,15 @@ def test_an_id_in_the_path_beyond_bigint_is_a_json_404(api):
     assert response.status_code == 404 and _is_error_body(response.json(), code="not_found")
 
 
-@pytest.mark.parametrize("method, path, status, code", [
-    ("get", "/api/v1/no-such-endpoint/", 404, "not_found"),
-    ("post", "/api/v1/requests/1/actions/no-such-action/", 404, "not_found"),
-    ("get", "/api/v2/requests/", 404, "not_found"),
-    ("delete", "/api/v1/requests/", 405, "method_not_allowed"),
-])
+@pytest.mark.parametrize(
+    "method, path, status, code",
+    [
+        ("get", "/api/v1/no-such-endpoint/", 404, "not_found"),
+        ("post", "/api/v1/requests/1/actions/no-such-action/", 404, "not_found"),
+        ("get", "/api/v2/requests/", 404, "not_found"),
+        ("delete", "/api/v1/requests/", 405, "method_not_allowed"),
+    ],
+)
 def test_every_refusal_under_api_is_json_in_the_one_shape(api, method, path, status, code):
     response = getattr(api("officer"), method)(path)
     assert response.status_code == status
@@ -82,8 +94,11 @@ def test_no_credentials_is_a_401_and_the_wrong_role_a_403_in_the_one_shape(api):
 
 
 def test_a_400_carries_detail_code_and_the_field_errors_nested_like_the_body(api):
-    response = api("officer").post("/api/v1/requests/", {"subject": {"emails": ["not-an-address"]},
-                                                         "legal_ground": "art17_1_b"}, format="json")
+    response = api("officer").post(
+        "/api/v1/requests/",
+        {"subject": {"emails": ["not-an-address"]}, "legal_ground": "art17_1_b"},
+        format="json",
+    )
     assert response.status_code == 400
     body = response.json()
     assert _is_error_body(body, code="invalid") and body["detail"].endswith(body["subject"]["emails"][0])
@@ -96,12 +111,15 @@ def test_a_service_refusal_without_a_field_is_a_400_with_non_field_errors(api, o
     assert response.status_code == 400
     body = response.json()
     assert _is_error_body(body, code="invalid") and body["non_field_errors"] == [
-        "'version' must be a positive whole number."]
+        "'version' must be a positive whole number."
+    ]
 
 
 def test_a_step_the_state_does_not_allow_is_a_409_in_the_one_shape(api, officer):
     erasure_request = _request(officer)
-    response = api("officer").post(f"/api/v1/requests/{erasure_request.pk}/actions/complete/", {}, format="json")
+    response = api("officer").post(
+        f"/api/v1/requests/{erasure_request.pk}/actions/complete/", {}, format="json"
+    )
     assert response.status_code == 409 and _is_error_body(response.json(), code="transition_not_allowed")
 
 
@@ -117,8 +135,9 @@ def test_the_schema_documents_the_errors_and_the_pages_of_each_operation(api):
     schema = api("officer").get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     jobs_list = schema["paths"]["/api/v1/jobs/"]["get"]["responses"]
     assert {"200", "400", "401", "403"} <= set(jobs_list)
-    page = schema["components"]["schemas"][jobs_list["200"]["content"]["application/json"]["schema"]["$ref"]
-                                           .rsplit("/", 1)[1]]
+    page = schema["components"]["schemas"][
+        jobs_list["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    ]
     assert page["type"] == "object" and {"count", "next", "previous", "results"} <= set(page["properties"])
     complete = schema["paths"]["/api/v1/requests/{id}/actions/complete/"]["post"]["responses"]
     assert {"200", "400", "401", "403", "404", "409"} <= set(complete)

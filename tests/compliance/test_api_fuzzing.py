@@ -12,6 +12,7 @@ calls after it. Bounded (``LETHE_FUZZ_EXAMPLES`` calls per operation, role and m
 derandomised, so that a run takes a minute or two on two slow cores and finds the same things
 each time; raise the number (and set ``LETHE_FUZZ_SEED``) to search further.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,8 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, seed, settings
-from hypothesis.errors import Unsatisfiable
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -72,8 +73,14 @@ def _fuzz_operation(operation, *, mode, headers: dict, real_id: int | None, coun
     if real_id is not None:
         strategy = st.one_of(strategy, operation.as_strategy(mode, path_parameters={"id": real_id}))
 
-    @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=FUZZ_SEED is None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        derandomize=FUZZ_SEED is None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy)
     def call(case):
         counts["cases"] += 1
@@ -90,10 +97,12 @@ def _fuzz_operation(operation, *, mode, headers: dict, real_id: int | None, coun
 
 
 def test_every_api_answer_conforms_to_the_schema_and_none_is_a_server_error(
-        api_world, role_users, wsgi_app_in_test_transaction):
+    api_world, role_users, wsgi_app_in_test_transaction
+):
     headers = {role: {"Authorization": f"Token {api_token(role_users[role])}"} for role in ROLES}
-    schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", wsgi_app_in_test_transaction,
-                                           headers=headers[ROLES[0]])
+    schema = schemathesis.openapi.from_wsgi(
+        "/api/v1/schema/", wsgi_app_in_test_transaction, headers=headers[ROLES[0]]
+    )
     counts: Counter = Counter()
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -102,15 +111,22 @@ def test_every_api_answer_conforms_to_the_schema_and_none_is_a_server_error(
         for role in ROLES:
             for mode in MODES:
                 try:
-                    _fuzz_operation(operation, mode=mode, headers=headers[role], real_id=real_id, counts=counts)
+                    _fuzz_operation(
+                        operation, mode=mode, headers=headers[role], real_id=real_id, counts=counts
+                    )
                 except Unsatisfiable:
                     # Nothing to make invalid: no parameter and no body (GET /api/v1/datasets/).
                     assert mode == schemathesis.GenerationMode.NEGATIVE, operation.label
                     counts["operations without invalid input"] += 1
-                except (Exception, BaseExceptionGroup) as error:  # every failing operation, not only the first
+                except (
+                    Exception,
+                    BaseExceptionGroup,
+                ) as error:  # every failing operation, not only the first
                     failures.append(f"{role}, {mode.value}: {operation.label}\n{error}")
-    print(f"schemathesis: {len(operations)} operations, {counts['cases']} cases, "
-          + ", ".join(f"{key}: {value}" for key, value in sorted(counts.items()) if key != "cases"))
+    print(
+        f"schemathesis: {len(operations)} operations, {counts['cases']} cases, "
+        + ", ".join(f"{key}: {value}" for key, value in sorted(counts.items()) if key != "cases")
+    )
     assert len(operations) >= 40, "the schema lost operations: is the API base's schema class in use?"
     assert counts["cases"] >= len(operations) * len(ROLES) * len(MODES), "fewer calls than operations"
     assert not failures, f"{len(failures)} operation(s) failed:\n\n" + "\n\n".join(failures)

@@ -1,4 +1,5 @@
 """The audit log's hash chain: intact after real work, broken by any tampering, append-only."""
+
 import os
 import subprocess
 import sys
@@ -27,9 +28,12 @@ def some_history(officer):
     """A few events written by the services, as in real use."""
     erasure_request = services.erasure_request_create(
         subject=SubjectIdentifiers(names=("Grace Hopper",), emails=("grace@example.org",)),
-        legal_ground="art17_1_b", actor=officer)
-    services.erasure_request_verify_identity(erasure_request=erasure_request, actor=officer,
-                                             method=IdentityMethod.EMAIL_LINK)
+        legal_ground="art17_1_b",
+        actor=officer,
+    )
+    services.erasure_request_verify_identity(
+        erasure_request=erasure_request, actor=officer, method=IdentityMethod.EMAIL_LINK
+    )
     services.erasure_request_start_locating(erasure_request=erasure_request, actor=officer)
     return list(AuditEvent.objects.order_by("sequence"))
 
@@ -62,8 +66,10 @@ def test_chain_of_real_events_verifies_and_prints_the_head(some_history, capsys)
 def test_changing_one_rows_details_breaks_the_chain_at_that_row(some_history):
     _require_postgresql()
     victim = some_history[-2]
-    _tamper("UPDATE compliance_auditevent SET details = %s WHERE sequence = %s",
-            ['{"reference": "ER-2026-999999"}', victim.sequence])
+    _tamper(
+        "UPDATE compliance_auditevent SET details = %s WHERE sequence = %s",
+        ['{"reference": "ER-2026-999999"}', victim.sequence],
+    )
     result = audit_chain_verify()
     assert not result.ok and result.first_bad_sequence == victim.sequence
     assert "content does not match" in result.reason
@@ -74,8 +80,10 @@ def test_changing_one_rows_details_breaks_the_chain_at_that_row(some_history):
 def test_rewriting_a_row_with_a_fresh_hash_breaks_the_next_link(some_history):
     _require_postgresql()
     victim = some_history[2]
-    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else', entry_hash = %s "
-            "WHERE sequence = %s", ["f" * 64, victim.sequence])
+    _tamper(
+        "UPDATE compliance_auditevent SET actor_label = 'someone-else', entry_hash = %s WHERE sequence = %s",
+        ["f" * 64, victim.sequence],
+    )
     result = audit_chain_verify()
     assert not result.ok and result.first_bad_sequence == victim.sequence
 
@@ -89,10 +97,13 @@ def test_deleting_a_row_is_detected(some_history):
     assert f"sequence {victim.sequence} is missing" in result.reason
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE compliance_auditevent SET action = 'forged' WHERE sequence = %s",
-    "DELETE FROM compliance_auditevent WHERE sequence = %s",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE compliance_auditevent SET action = 'forged' WHERE sequence = %s",
+        "DELETE FROM compliance_auditevent WHERE sequence = %s",
+    ],
+)
 def test_plain_update_and_delete_are_refused_by_the_trigger(some_history, sql):
     _require_postgresql()
     with pytest.raises(DatabaseError, match="append-only"):
@@ -119,13 +130,20 @@ def test_the_orm_refuses_to_change_or_delete_events(some_history):
 def test_verify_audit_log_command_exit_status(officer):
     """Run the command as an operator would: exit 0 with the head, non-zero naming the row."""
     _require_postgresql()
-    services.erasure_request_create(subject=SubjectIdentifiers(names=("Grace Hopper",)),
-                                    legal_ground="art17_1_b", actor=officer)
+    services.erasure_request_create(
+        subject=SubjectIdentifiers(names=("Grace Hopper",)), legal_ground="art17_1_b", actor=officer
+    )
     env = dict(os.environ, DATABASE_URL=_database_url_for(connection.settings_dict))
 
     def run():
-        return subprocess.run([sys.executable, "manage.py", "verify_audit_log"], cwd=REPO_ROOT,
-                              env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "manage.py", "verify_audit_log"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     intact = run()
     head = audit_chain_verify().head_hash
@@ -148,8 +166,9 @@ def _head():
 
 def _more_history(officer, count: int) -> None:
     for n in range(count):
-        services.erasure_request_create(subject=SubjectIdentifiers(names=(f"Person {n}",)),
-                                        legal_ground="art17_1_b", actor=officer)
+        services.erasure_request_create(
+            subject=SubjectIdentifiers(names=(f"Person {n}",)), legal_ground="art17_1_b", actor=officer
+        )
 
 
 def test_incremental_check_verifies_everything_once_and_a_new_event_extends_the_head(some_history, officer):
@@ -203,7 +222,9 @@ def test_a_row_changed_before_the_head_is_found_by_the_full_check_and_then_shown
     _require_postgresql()
     audit_chain_verify_incremental()
     victim = some_history[1]
-    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence])
+    _tamper(
+        "UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence]
+    )
     # The incremental check trusts what it verified before: only the full walk reads row 2 again.
     assert audit_chain_verify_incremental().ok
     with pytest.raises(CommandError, match=f"broken at event #{victim.sequence}"):
@@ -213,7 +234,8 @@ def test_a_row_changed_before_the_head_is_found_by_the_full_check_and_then_shown
 
 
 def test_auditor_request_page_verifies_incrementally_in_queries_that_do_not_grow_with_events(
-        client, auditor, officer, some_history):
+    client, auditor, officer, some_history
+):
     from django.urls import reverse
 
     from requests_app.models import ErasureRequest
@@ -250,10 +272,15 @@ def test_a_draft_report_checks_the_chain_from_the_head_and_the_full_check_finds_
     erasure_request = ErasureRequest.objects.get()
     audit_chain_verify_incremental()
     victim = some_history[1]
-    _tamper("UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence])
+    _tamper(
+        "UPDATE compliance_auditevent SET actor_label = 'someone-else' WHERE sequence = %s", [victim.sequence]
+    )
     draft = report_draft_body(erasure_request=erasure_request)["audit_chain"]
     assert draft["verified"] is True and draft["events_checked"] == len(some_history)
     full = report_section_audit_chain(erasure_request)
     assert full["verified"] is False and full["first_bad_sequence"] == victim.sequence
     # The full check moved the verified head back: the next draft shows the break too.
-    assert report_draft_body(erasure_request=erasure_request)["audit_chain"]["first_bad_sequence"] == victim.sequence
+    assert (
+        report_draft_body(erasure_request=erasure_request)["audit_chain"]["first_bad_sequence"]
+        == victim.sequence
+    )

@@ -1,4 +1,5 @@
 """seed_demo is idempotent and its ground truth matches its records."""
+
 import hashlib
 import json
 
@@ -59,8 +60,10 @@ def test_ground_truth_matches_the_records(db, settings, tmp_path):
             assert record_id in person["record_ids"]
             if mention["how"] == "direct":
                 assert f"{person['first_name']} {person['last_name']}" in text
-                assert any(v in text for v in (person["email"], person["phone"], person["address"],
-                                               person["account_id"]))
+                assert any(
+                    v in text
+                    for v in (person["email"], person["phone"], person["address"], person["account_id"])
+                )
             elif mention["how"] == "name":
                 assert person["last_name"] in text
             else:

@@ -1,4 +1,5 @@
 """/metrics: who may read it, and that each metric counts what the tables hold."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,8 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from requests_app import services as request_services
 from requests_app.identifiers import SubjectIdentifiers
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE, dataset_version_make
-from tests.unlearning_jobs.jobs_support import data_dir  # noqa: F401  (fixture)
+from tests.unlearning_jobs.jobs_support import (
+    TINY_RECIPE,
+    data_dir,  # noqa: F401  (fixture)
+    dataset_version_make,
+)
 from unlearning_jobs import jobs
 from unlearning_jobs.models import UnlearningJob, WorkerHeartbeat
 
@@ -41,14 +45,17 @@ def _scrape(client):
     return client.get(reverse("metrics"), HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
 
-@pytest.mark.parametrize("who, header, status", [
-    ("anonymous", "", 401),
-    ("anonymous", "Bearer wrong-token", 401),
-    ("anonymous", f"Bearer {TOKEN}", 200),
-    ("officer", "", 403),
-    ("auditor", "", 403),
-    ("engineer", "", 200),
-])
+@pytest.mark.parametrize(
+    "who, header, status",
+    [
+        ("anonymous", "", 401),
+        ("anonymous", "Bearer wrong-token", 401),
+        ("anonymous", f"Bearer {TOKEN}", 200),
+        ("officer", "", 403),
+        ("auditor", "", 403),
+        ("engineer", "", 200),
+    ],
+)
 def test_metrics_need_the_bearer_token_or_an_engineers_login(client, role_users, who, header, status):
     if who != "anonymous":
         client.force_login(role_users[who])
@@ -71,7 +78,9 @@ def test_metrics_count_queued_running_stalled_and_finished_jobs(client, settings
     version = dataset_version_make(engineer=engineer, index=False)
 
     def train():
-        return jobs.train_job_create(dataset_version=version, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+        return jobs.train_job_create(
+            dataset_version=version, actor=engineer, recipe=TINY_RECIPE, enqueue=False
+        )
 
     queued = [train() for _ in range(3)]
     running = jobs.job_claim(job_id=queued[0].pk, worker="gpu1@host")
@@ -102,12 +111,17 @@ def test_metrics_count_overdue_requests_and_live_workers(client, officer):
     now = timezone.now()
     subject = SubjectIdentifiers(names=("Grace Hopper",))
     request_services.erasure_request_create(subject=subject, legal_ground="art17_1_b", actor=officer)
-    request_services.erasure_request_create(subject=subject, legal_ground="art17_1_b", actor=officer,
-                                            received_at=now - timedelta(days=40))
+    request_services.erasure_request_create(
+        subject=subject, legal_ground="art17_1_b", actor=officer, received_at=now - timedelta(days=40)
+    )
     WorkerHeartbeat.objects.create(hostname="cpu1@host", queues=["cpu"], started_at=now, last_seen_at=now)
     WorkerHeartbeat.objects.create(hostname="gpu1@host", queues=["gpu"], started_at=now, last_seen_at=now)
-    WorkerHeartbeat.objects.create(hostname="gpu2@gone", queues=["gpu"], started_at=now - timedelta(hours=2),
-                                   last_seen_at=now - timedelta(hours=1))
+    WorkerHeartbeat.objects.create(
+        hostname="gpu2@gone",
+        queues=["gpu"],
+        started_at=now - timedelta(hours=2),
+        last_seen_at=now - timedelta(hours=1),
+    )
 
     samples = _samples(_scrape(client))
     assert samples[("lethe_erasure_requests_open", ())] == 2

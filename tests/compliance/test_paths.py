@@ -1,4 +1,5 @@
 """Paths are confined as written before anything on disk is looked at, and again once resolved."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,13 +19,22 @@ def roots(settings, tmp_path):
 
 
 def test_a_path_inside_a_root_is_returned_resolved(roots):
-    assert confined_path(roots / "data" / "sub" / ".." / "mine.jsonl") == (roots / "data" / "mine.jsonl").resolve()
+    assert (
+        confined_path(roots / "data" / "sub" / ".." / "mine.jsonl")
+        == (roots / "data" / "mine.jsonl").resolve()
+    )
 
 
 def test_a_refusal_reads_the_same_whether_the_file_outside_exists_or_not(roots):
     refusals = []
-    for path in (roots / "outside" / "secret.jsonl", roots / "outside" / "no-such-file.jsonl", "/etc/passwd",
-                 "/etc/no-such-file", roots / "data" / ".." / "outside" / "secret.jsonl", "~/.ssh/id_rsa"):
+    for path in (
+        roots / "outside" / "secret.jsonl",
+        roots / "outside" / "no-such-file.jsonl",
+        "/etc/passwd",
+        "/etc/no-such-file",
+        roots / "data" / ".." / "outside" / "secret.jsonl",
+        "~/.ssh/id_rsa",
+    ):
         with pytest.raises(PathNotAllowed) as refused:
             confined_path(path)
         refusals.append(str(refused.value))

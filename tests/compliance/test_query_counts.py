@@ -5,6 +5,7 @@ services as real use does), counts the queries of one GET, adds eight rows more 
 again: the count must not grow with the rows. Each also checks that the rows are on the page,
 so that a flat count never comes from an empty one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,8 +21,11 @@ from requests_app import services as request_services
 from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import LegalGround
 from tests.requests_app.conftest import take_step
-from tests.unlearning_jobs.jobs_support import data_dir  # noqa: F401  (fixture)
-from tests.unlearning_jobs.jobs_support import dataset_version_make, tiny_records
+from tests.unlearning_jobs.jobs_support import (
+    data_dir,  # noqa: F401  (fixture)
+    dataset_version_make,
+    tiny_records,
+)
 from unlearning_jobs import jobs
 from unlearning_jobs.models import JobStatus, UnlearningJob
 
@@ -59,7 +63,8 @@ def _assert_flat(name: str, small: Counted, large: Counted) -> None:
     print(f"\nQUERIES {name}: {SMALL} rows {small.queries}, {LARGE} rows {large.queries}")
     assert large.queries <= small.queries + SLACK, (
         f"{name}: {small.queries} queries with {SMALL} rows, {large.queries} with {LARGE}:\n"
-        + "\n".join(large.sql))
+        + "\n".join(large.sql)
+    )
 
 
 def _measure(name: str, call, build_more) -> tuple[Counted, Counted]:
@@ -92,16 +97,22 @@ def _html(counted: Counted) -> str:
 
 def _subject(n: int) -> SubjectIdentifiers:
     # Every other request shares an e-mail with the one before, so it is flagged as its duplicate.
-    return SubjectIdentifiers(names=(f"Person Number{n}",), emails=(f"person{n - n % 2}@example.org",),
-                              account_ids=(f"ACC-{100000 + n}",))
+    return SubjectIdentifiers(
+        names=(f"Person Number{n}",),
+        emails=(f"person{n - n % 2}@example.org",),
+        account_ids=(f"ACC-{100000 + n}",),
+    )
 
 
 def _requests(officer, start: int, count: int, *, steps=("verify_identity",)):
     made = []
     for n in range(start, start + count):
         erasure_request = request_services.erasure_request_create(
-            subject=_subject(n), legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer,
-            assigned_officer=officer if n % 3 else None)
+            subject=_subject(n),
+            legal_ground=LegalGround.CONSENT_WITHDRAWN,
+            actor=officer,
+            assigned_officer=officer if n % 3 else None,
+        )
         for step in steps[: n % (len(steps) + 1)]:
             erasure_request = take_step(step, erasure_request, officer)
         made.append(erasure_request)
@@ -110,7 +121,8 @@ def _requests(officer, start: int, count: int, *, steps=("verify_identity",)):
 
 def _request_in_review(officer, n: int):
     erasure_request = request_services.erasure_request_create(
-        subject=_subject(n), legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+        subject=_subject(n), legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
     for step in ("verify_identity", "start_locating", "submit_for_review"):
         erasure_request = take_step(step, erasure_request, officer)
     return erasure_request
@@ -120,9 +132,15 @@ def _model(*, engineer, dataset_version, name: str, parent=None):
     """A model version made by a training job, as a worker records it (no weights are read)."""
     job = jobs.train_job_create(dataset_version=dataset_version, actor=engineer, name=name, enqueue=False)
     claimed = jobs.job_claim(job_id=job.pk, worker="trainer@host")
-    produced = jobs.ProducedModel(name=name, path=Path("/nonexistent/models") / f"{name}-job{job.pk}",
-                                  weights_sha256=f"{job.pk:064x}", kind="hf", recipe={"n_layer": 1},
-                                  dataset_version=dataset_version, parent=parent)
+    produced = jobs.ProducedModel(
+        name=name,
+        path=Path("/nonexistent/models") / f"{name}-job{job.pk}",
+        weights_sha256=f"{job.pk:064x}",
+        kind="hf",
+        recipe={"n_layer": 1},
+        dataset_version=dataset_version,
+        parent=parent,
+    )
     done = jobs.job_succeed(job_id=job.pk, attempt=claimed.attempts, metrics={"loss": 1.0}, produced=produced)
     return done.produced_model
 
@@ -146,22 +164,43 @@ class JobScene:
         for _ in range(count):
             n = len(self.jobs)
             parent = self.models[-1] if self.models else None
-            model = _model(engineer=self.engineer, dataset_version=self.dataset_version, name=f"model-{n}",
-                           parent=parent)
+            model = _model(
+                engineer=self.engineer, dataset_version=self.dataset_version, name=f"model-{n}", parent=parent
+            )
             erasure_request = _requests(self.officer, 1000 + n, 1)[0]
-            job = jobs.job_create(kind="unlearn", actor=self.engineer, framework="deletion",
-                                  method="gradient_ascent", params={}, source_model=model,
-                                  dataset_version=self.dataset_version, erasure_request=erasure_request,
-                                  forget_record_pks=records, enqueue=False)
+            job = jobs.job_create(
+                kind="unlearn",
+                actor=self.engineer,
+                framework="deletion",
+                method="gradient_ascent",
+                params={},
+                source_model=model,
+                dataset_version=self.dataset_version,
+                erasure_request=erasure_request,
+                forget_record_pks=records,
+                enqueue=False,
+            )
             worker = f"gpu-{n}@host"
-            worker_heartbeat_record(hostname=worker, queues=["gpu"], pid=4000 + n,
-                                    device={"type": "cuda", "name": "NVIDIA H100",
-                                            "memory_total_bytes": 80 << 30, "memory_free_bytes": 60 << 30})
+            worker_heartbeat_record(
+                hostname=worker,
+                queues=["gpu"],
+                pid=4000 + n,
+                device={
+                    "type": "cuda",
+                    "name": "NVIDIA H100",
+                    "memory_total_bytes": 80 << 30,
+                    "memory_free_bytes": 60 << 30,
+                },
+            )
             if n % 3 in (1, 2):
                 claimed = jobs.job_claim(job_id=job.pk, worker=worker)
                 if n % 3 == 2:
-                    jobs.job_fail(job_id=job.pk, attempt=claimed.attempts, error="RuntimeError: CUDA error",
-                                  error_type="RuntimeError")
+                    jobs.job_fail(
+                        job_id=job.pk,
+                        attempt=claimed.attempts,
+                        error="RuntimeError: CUDA error",
+                        error_type="RuntimeError",
+                    )
             self.jobs.append(job)
             self.models.append(model)
             self.requests.append(erasure_request)
@@ -170,8 +209,15 @@ class JobScene:
 
 @pytest.fixture
 def job_scene(data_dir, engineer, officer):  # noqa: F811
-    scene = JobScene(dataset_version=dataset_version_make(engineer=engineer, index=False), engineer=engineer,
-                     officer=officer, jobs=[], models=[], requests=[], workers=[])
+    scene = JobScene(
+        dataset_version=dataset_version_make(engineer=engineer, index=False),
+        engineer=engineer,
+        officer=officer,
+        jobs=[],
+        models=[],
+        requests=[],
+        workers=[],
+    )
     scene.add(SMALL)
     return scene
 
@@ -187,8 +233,11 @@ def _request_rows(html: str, requests) -> None:
 def test_officer_home_lists_open_requests_in_fixed_queries(client, officer):
     made = _requests(officer, 0, SMALL)
     more = []
-    small, large = _measure("officer home /requests/", _page(client, officer, reverse("requests_app:home")),
-                            lambda: more.extend(_requests(officer, SMALL, LARGE - SMALL)))
+    small, large = _measure(
+        "officer home /requests/",
+        _page(client, officer, reverse("requests_app:home")),
+        lambda: more.extend(_requests(officer, SMALL, LARGE - SMALL)),
+    )
     _request_rows(_html(small), made)
     _request_rows(_html(large), made + more)
     assert "duplicate of" in _html(large)
@@ -197,9 +246,11 @@ def test_officer_home_lists_open_requests_in_fixed_queries(client, officer):
 def test_request_list_lists_every_request_in_fixed_queries(client, officer, auditor):
     made = _requests(officer, 0, SMALL, steps=("verify_identity", "reject"))
     more = []
-    small, large = _measure("request list /requests/all/", _page(client, auditor, reverse("requests_app:list")),
-                            lambda: more.extend(_requests(officer, SMALL, LARGE - SMALL,
-                                                          steps=("verify_identity", "reject"))))
+    small, large = _measure(
+        "request list /requests/all/",
+        _page(client, auditor, reverse("requests_app:list")),
+        lambda: more.extend(_requests(officer, SMALL, LARGE - SMALL, steps=("verify_identity", "reject"))),
+    )
     _request_rows(_html(large), made + more)
 
 
@@ -209,16 +260,25 @@ def test_request_search_page_lists_its_matches_in_fixed_queries(client, officer)
     small, large = _measure(
         "request search POST /requests/all/",
         _page(client, officer, reverse("requests_app:list"), "post", q="person0@example.org"),
-        lambda: more.extend(request_services.erasure_request_create(
-            subject=SubjectIdentifiers(names=(f"Other {n}",), emails=("person0@example.org",)),
-            legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer) for n in range(LARGE - SMALL)))
+        lambda: more.extend(
+            request_services.erasure_request_create(
+                subject=SubjectIdentifiers(names=(f"Other {n}",), emails=("person0@example.org",)),
+                legal_ground=LegalGround.CONSENT_WITHDRAWN,
+                actor=officer,
+            )
+            for n in range(LARGE - SMALL)
+        ),
+    )
     _request_rows(_html(large), made + more)
 
 
 def test_requests_api_lists_requests_in_fixed_queries(officer, auditor):
     made = _requests(officer, 0, SMALL)
-    small, large = _measure("GET /api/v1/requests/", _api(auditor, "/api/v1/requests/"),
-                            lambda: made.extend(_requests(officer, SMALL, LARGE - SMALL)))
+    small, large = _measure(
+        "GET /api/v1/requests/",
+        _api(auditor, "/api/v1/requests/"),
+        lambda: made.extend(_requests(officer, SMALL, LARGE - SMALL)),
+    )
     assert small.response.data["count"] == SMALL and large.response.data["count"] == LARGE
     results = large.response.data["results"]
     assert {row["reference"] for row in results} == {r.reference for r in made}
@@ -230,12 +290,19 @@ def test_requests_search_api_lists_its_matches_in_fixed_queries(officer, auditor
 
     def more():
         for n in range(LARGE - SMALL):
-            made.append(request_services.erasure_request_create(
-                subject=SubjectIdentifiers(names=(f"Other {n}",), emails=("person0@example.org",)),
-                legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer))
+            made.append(
+                request_services.erasure_request_create(
+                    subject=SubjectIdentifiers(names=(f"Other {n}",), emails=("person0@example.org",)),
+                    legal_ground=LegalGround.CONSENT_WITHDRAWN,
+                    actor=officer,
+                )
+            )
 
-    small, large = _measure("POST /api/v1/requests/search/",
-                            _api(auditor, "/api/v1/requests/search/", "post", {"q": "person0@example.org"}), more)
+    small, large = _measure(
+        "POST /api/v1/requests/search/",
+        _api(auditor, "/api/v1/requests/search/", "post", {"q": "person0@example.org"}),
+        more,
+    )
     assert len(small.response.data) == SMALL and len(large.response.data) == LARGE
 
 
@@ -246,11 +313,13 @@ def test_request_events_api_lists_the_timeline_in_fixed_queries(officer, auditor
         nonlocal erasure_request
         for n in range(times):
             erasure_request = request_services.erasure_request_assign(
-                erasure_request=erasure_request, actor=officer, officer=None if n % 2 == 0 else officer)
+                erasure_request=erasure_request, actor=officer, officer=None if n % 2 == 0 else officer
+            )
 
     url = f"/api/v1/requests/{erasure_request.pk}/events/"
-    small, large = _measure("GET /api/v1/requests/<id>/events/", _api(auditor, url),
-                            lambda: reassign(LARGE - SMALL))
+    small, large = _measure(
+        "GET /api/v1/requests/<id>/events/", _api(auditor, url), lambda: reassign(LARGE - SMALL)
+    )
     assert len(large.response.data) >= len(small.response.data) + LARGE - SMALL
 
 
@@ -259,8 +328,11 @@ def test_request_events_api_lists_the_timeline_in_fixed_queries(officer, auditor
 
 def test_review_queue_lists_requests_in_review_in_fixed_queries(client, officer):
     made = [_request_in_review(officer, n) for n in range(SMALL)]
-    small, large = _measure("review queue /requests/review/", _page(client, officer, reverse("review:queue")),
-                            lambda: made.extend(_request_in_review(officer, n) for n in range(SMALL, LARGE)))
+    small, large = _measure(
+        "review queue /requests/review/",
+        _page(client, officer, reverse("review:queue")),
+        lambda: made.extend(_request_in_review(officer, n) for n in range(SMALL, LARGE)),
+    )
     for erasure_request in made:
         assert erasure_request.reference in _html(large)
 
@@ -270,8 +342,13 @@ ADA = SubjectIdentifiers(names=("Ada Quill",), emails=("ada.quill@example.org",)
 
 def _ada_records(prefix: str, count: int) -> list[dict]:
     """``count`` records with Ada's e-mail, and a few without anybody's."""
-    records = [{"id": f"{prefix}{n:03d}", "text": f"Ticket {prefix}{n}: contact Ada Quill at ada.quill@example.org "
-                                                  f"about parcel {n}."} for n in range(count)]
+    records = [
+        {
+            "id": f"{prefix}{n:03d}",
+            "text": f"Ticket {prefix}{n}: contact Ada Quill at ada.quill@example.org about parcel {n}.",
+        }
+        for n in range(count)
+    ]
     filler = [r for r in tiny_records() if "@" not in r["text"]][:4]
     return records + [{"id": f"{prefix}F{n}", "text": r["text"]} for n, r in enumerate(filler)]
 
@@ -295,7 +372,8 @@ def review_scene(data_dir, engineer, officer):  # noqa: F811
 
     dataset_version_make(engineer=engineer, name="tickets-a", records=_ada_records("A", SMALL))
     erasure_request = request_services.erasure_request_create(
-        subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+        subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
     erasure_request = take_step("verify_identity", erasure_request, officer)
     erasure_request = _locate(take_step("start_locating", erasure_request, officer), officer)
     assert MatchCandidate.objects.filter(erasure_request=erasure_request).count() == SMALL
@@ -310,8 +388,11 @@ def review_scene(data_dir, engineer, officer):  # noqa: F811
 
 def test_review_page_shows_candidates_in_fixed_queries(client, officer, review_scene):
     erasure_request, more = review_scene
-    small, large = _measure("review page /requests/<id>/review/",
-                            _page(client, officer, reverse("review:detail", args=[erasure_request.pk])), more)
+    small, large = _measure(
+        "review page /requests/<id>/review/",
+        _page(client, officer, reverse("review:detail", args=[erasure_request.pk])),
+        more,
+    )
     assert _html(small).count('class="candidate ') == SMALL
     assert _html(large).count('class="candidate ') == LARGE
     assert 'data-record="A000"' in _html(large) and 'data-record="B007"' in _html(large)
@@ -319,8 +400,11 @@ def test_review_page_shows_candidates_in_fixed_queries(client, officer, review_s
 
 def test_matches_api_lists_candidates_in_fixed_queries(officer, auditor, review_scene):
     erasure_request, more = review_scene
-    small, large = _measure("GET /api/v1/requests/<id>/matches/",
-                            _api(auditor, f"/api/v1/requests/{erasure_request.pk}/matches/"), more)
+    small, large = _measure(
+        "GET /api/v1/requests/<id>/matches/",
+        _api(auditor, f"/api/v1/requests/{erasure_request.pk}/matches/"),
+        more,
+    )
     assert len(small.response.data["results"]) == SMALL
     assert {row["record_id"] for row in large.response.data["results"]} >= {"A000", "B007"}
     assert len(large.response.data["results"]) == LARGE
@@ -344,19 +428,34 @@ def decided(data_dir, engineer, officer):  # noqa: F811
     version = dataset_version_make(engineer=engineer, name="tickets-a", records=_ada_records("A", 3))
     models = []
     for n in range(LARGE):
-        models.append(_model(engineer=engineer, dataset_version=version, name=f"decided-{n}",
-                             parent=models[-1] if models else None))
+        models.append(
+            _model(
+                engineer=engineer,
+                dataset_version=version,
+                name=f"decided-{n}",
+                parent=models[-1] if models else None,
+            )
+        )
     approved = []
     for count in (SMALL, LARGE):
         erasure_request = request_services.erasure_request_create(
-            subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
-        erasure_request = _locate(take_step("start_locating", take_step("verify_identity", erasure_request, officer),
-                                        officer), officer)
+            subject=ADA, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+        )
+        erasure_request = _locate(
+            take_step("start_locating", take_step("verify_identity", erasure_request, officer), officer),
+            officer,
+        )
         match_candidates_confirm_above(erasure_request=erasure_request, actor=officer, score=0.0)
-        plan = [{"model_version": model.pk, "framework": "deletion", "method": "gradient_ascent", "params": {}}
-                for model in models[:count]]
-        decisions = erasure_decision_approve(erasure_request=erasure_request, actor=officer,
-                                             rationale="Consent withdrawn (Art. 17(1)(b)).", plan=plan)
+        plan = [
+            {"model_version": model.pk, "framework": "deletion", "method": "gradient_ascent", "params": {}}
+            for model in models[:count]
+        ]
+        decisions = erasure_decision_approve(
+            erasure_request=erasure_request,
+            actor=officer,
+            rationale="Consent withdrawn (Art. 17(1)(b)).",
+            plan=plan,
+        )
         assert len(decisions) == count
         approved.append(erasure_request)
     return approved
@@ -364,9 +463,11 @@ def decided(data_dir, engineer, officer):  # noqa: F811
 
 def test_decisions_api_lists_decisions_and_jobs_in_fixed_queries(auditor, decided):
     few, many = decided
-    small, large = _measure_pair("GET /api/v1/requests/<id>/decisions/",
-                                 _api(auditor, f"/api/v1/requests/{few.pk}/decisions/"),
-                                 _api(auditor, f"/api/v1/requests/{many.pk}/decisions/"))
+    small, large = _measure_pair(
+        "GET /api/v1/requests/<id>/decisions/",
+        _api(auditor, f"/api/v1/requests/{few.pk}/decisions/"),
+        _api(auditor, f"/api/v1/requests/{many.pk}/decisions/"),
+    )
     assert len(small.response.data["decisions"]) == SMALL and len(small.response.data["jobs"]) == SMALL
     assert len(large.response.data["decisions"]) == LARGE and len(large.response.data["jobs"]) == LARGE
     assert {job["request_reference"] for job in large.response.data["jobs"]} == {many.reference}
@@ -376,9 +477,11 @@ def test_decisions_api_lists_decisions_and_jobs_in_fixed_queries(auditor, decide
 def test_decision_page_lists_decisions_and_jobs_in_fixed_queries(client, auditor, decided):
     few, many = decided
     client.force_login(auditor)
-    small, large = _measure_pair("decision page /requests/<id>/decision/",
-                                 lambda: client.get(reverse("erasure-decision", args=[few.pk])),
-                                 lambda: client.get(reverse("erasure-decision", args=[many.pk])))
+    small, large = _measure_pair(
+        "decision page /requests/<id>/decision/",
+        lambda: client.get(reverse("erasure-decision", args=[few.pk])),
+        lambda: client.get(reverse("erasure-decision", args=[many.pk])),
+    )
     for job in UnlearningJob.objects.filter(erasure_request=many):
         assert f"#{job.pk}</a>" in _html(large)
     assert _html(large).count("decided-") >= LARGE
@@ -388,8 +491,11 @@ def test_decision_page_lists_decisions_and_jobs_in_fixed_queries(client, auditor
 
 
 def test_job_list_page_lists_jobs_in_fixed_queries(client, engineer, job_scene):
-    small, large = _measure("job list /jobs/all/", _page(client, engineer, reverse("unlearning_jobs:job-list")),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "job list /jobs/all/",
+        _page(client, engineer, reverse("unlearning_jobs:job-list")),
+        lambda: job_scene.add(LARGE - SMALL),
+    )
     html = _html(large)
     for job, erasure_request, model in zip(job_scene.jobs, job_scene.requests, job_scene.models):
         assert reverse("unlearning_jobs:job-detail", args=[job.pk]) in html
@@ -397,16 +503,21 @@ def test_job_list_page_lists_jobs_in_fixed_queries(client, engineer, job_scene):
 
 
 def test_job_list_page_for_auditors_lists_request_jobs_in_fixed_queries(client, auditor, job_scene):
-    small, large = _measure("job list /jobs/all/ (auditor)",
-                            _page(client, auditor, reverse("unlearning_jobs:job-list")),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "job list /jobs/all/ (auditor)",
+        _page(client, auditor, reverse("unlearning_jobs:job-list")),
+        lambda: job_scene.add(LARGE - SMALL),
+    )
     for job in job_scene.jobs:
         assert reverse("unlearning_jobs:job-detail", args=[job.pk]) in _html(large)
 
 
 def test_engineer_queue_and_workers_page_in_fixed_queries(client, engineer, job_scene):
-    small, large = _measure("job queue and workers /jobs/", _page(client, engineer, reverse("unlearning_jobs:home")),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "job queue and workers /jobs/",
+        _page(client, engineer, reverse("unlearning_jobs:home")),
+        lambda: job_scene.add(LARGE - SMALL),
+    )
     html = _html(large)
     for job, erasure_request, worker in zip(job_scene.jobs, job_scene.requests, job_scene.workers):
         assert f'data-job-id="{job.pk}"' in html and erasure_request.reference in html
@@ -416,22 +527,27 @@ def test_engineer_queue_and_workers_page_in_fixed_queries(client, engineer, job_
 
 
 def test_jobs_api_lists_jobs_in_fixed_queries(engineer, auditor, job_scene):
-    small, large = _measure("GET /api/v1/jobs/", _api(engineer, "/api/v1/jobs/"), lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "GET /api/v1/jobs/", _api(engineer, "/api/v1/jobs/"), lambda: job_scene.add(LARGE - SMALL)
+    )
     rows = large.response.data["results"]
     assert {row["id"] for row in rows} >= {job.pk for job in job_scene.jobs}
     assert {row["request_reference"] for row in rows} >= {r.reference for r in job_scene.requests}
 
 
 def test_jobs_api_for_auditors_lists_request_jobs_in_fixed_queries(auditor, job_scene):
-    small, large = _measure("GET /api/v1/jobs/ (auditor)", _api(auditor, "/api/v1/jobs/"),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "GET /api/v1/jobs/ (auditor)", _api(auditor, "/api/v1/jobs/"), lambda: job_scene.add(LARGE - SMALL)
+    )
     assert {row["id"] for row in large.response.data["results"]} == {job.pk for job in job_scene.jobs}
 
 
 def test_model_list_page_lists_model_versions_in_fixed_queries(client, officer, job_scene):
-    small, large = _measure("model list /jobs/models/",
-                            _page(client, officer, reverse("unlearning_jobs:model-list")),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "model list /jobs/models/",
+        _page(client, officer, reverse("unlearning_jobs:model-list")),
+        lambda: job_scene.add(LARGE - SMALL),
+    )
     html = _html(large)
     for model in job_scene.models:
         assert reverse("unlearning_jobs:model-detail", args=[model.pk]) in html
@@ -439,8 +555,9 @@ def test_model_list_page_lists_model_versions_in_fixed_queries(client, officer, 
 
 
 def test_models_api_lists_model_versions_in_fixed_queries(officer, job_scene):
-    small, large = _measure("GET /api/v1/models/", _api(officer, "/api/v1/models/"),
-                            lambda: job_scene.add(LARGE - SMALL))
+    small, large = _measure(
+        "GET /api/v1/models/", _api(officer, "/api/v1/models/"), lambda: job_scene.add(LARGE - SMALL)
+    )
     rows = large.response.data["results"]
     assert {row["id"] for row in rows} == {model.pk for model in job_scene.models}
     assert all(row["created_by"] == "engineer" for row in rows)
@@ -451,8 +568,9 @@ def test_deployment_list_page_in_fixed_queries(client, engineer, job_scene):
 
     def deploy(models):
         for model in models:
-            deployment_create(name=f"deploy-{model.pk}", model_version=model, policy={"mode": "redact"},
-                              actor=engineer)
+            deployment_create(
+                name=f"deploy-{model.pk}", model_version=model, policy={"mode": "redact"}, actor=engineer
+            )
 
     deploy(job_scene.models)
 
@@ -460,8 +578,11 @@ def test_deployment_list_page_in_fixed_queries(client, engineer, job_scene):
         job_scene.add(LARGE - SMALL)
         deploy(job_scene.models[SMALL:])
 
-    small, large = _measure("deployment list /jobs/deployments/",
-                            _page(client, engineer, reverse("unlearning_jobs:deployment-list")), more)
+    small, large = _measure(
+        "deployment list /jobs/deployments/",
+        _page(client, engineer, reverse("unlearning_jobs:deployment-list")),
+        more,
+    )
     for model in job_scene.models:
         assert f"deploy-{model.pk}" in _html(large)
 
@@ -476,23 +597,31 @@ def _datasets(engineer, start: int, count: int) -> list:
         records = [{"id": f"D{n}-{i}", "text": f"Data set {n} record {i}."} for i in range(3)]
         version = dataset_version_make(engineer=engineer, name=f"set-{n}", records=records, index=False)
         if n % 2:
-            version = dataset_version_make(engineer=engineer, name=f"set-{n}", records=records[:2], index=False)
+            version = dataset_version_make(
+                engineer=engineer, name=f"set-{n}", records=records[:2], index=False
+            )
         made.append(version.dataset)
     return made
 
 
 def test_dataset_list_page_in_fixed_queries(client, engineer, data_dir):  # noqa: F811
     made = _datasets(engineer, 0, SMALL)
-    small, large = _measure("data set list /datasets/", _page(client, engineer, reverse("datasets:list")),
-                            lambda: made.extend(_datasets(engineer, SMALL, LARGE - SMALL)))
+    small, large = _measure(
+        "data set list /datasets/",
+        _page(client, engineer, reverse("datasets:list")),
+        lambda: made.extend(_datasets(engineer, SMALL, LARGE - SMALL)),
+    )
     for dataset in made:
         assert reverse("datasets:detail", args=[dataset.pk]) in _html(large)
 
 
 def test_datasets_api_lists_data_sets_and_versions_in_fixed_queries(engineer, data_dir):  # noqa: F811
     made = _datasets(engineer, 0, SMALL)
-    small, large = _measure("GET /api/v1/datasets/", _api(engineer, "/api/v1/datasets/"),
-                            lambda: made.extend(_datasets(engineer, SMALL, LARGE - SMALL)))
+    small, large = _measure(
+        "GET /api/v1/datasets/",
+        _api(engineer, "/api/v1/datasets/"),
+        lambda: made.extend(_datasets(engineer, SMALL, LARGE - SMALL)),
+    )
     rows = {row["name"]: row for row in large.response.data}
     assert set(rows) == {dataset.name for dataset in made}
     assert [v["number"] for v in rows["set-1"]["versions"]] == [2, 1]
@@ -503,14 +632,20 @@ def test_datasets_api_lists_data_sets_and_versions_in_fixed_queries(engineer, da
 def test_dataset_page_lists_its_versions_in_fixed_queries(client, engineer, data_dir):  # noqa: F811
     def versions(start, count):
         for n in range(start, start + count):
-            last = dataset_version_make(engineer=engineer, name="growing", index=False,
-                                        records=[{"id": f"G{i}", "text": f"Record {i}."} for i in range(n + 1)])
+            last = dataset_version_make(
+                engineer=engineer,
+                name="growing",
+                index=False,
+                records=[{"id": f"G{i}", "text": f"Record {i}."} for i in range(n + 1)],
+            )
         return last.dataset
 
     dataset = versions(0, SMALL)
-    small, large = _measure("data set page /datasets/<id>/ (versions)",
-                            _page(client, engineer, reverse("datasets:detail", args=[dataset.pk])),
-                            lambda: versions(SMALL, LARGE - SMALL))
+    small, large = _measure(
+        "data set page /datasets/<id>/ (versions)",
+        _page(client, engineer, reverse("datasets:detail", args=[dataset.pk])),
+        lambda: versions(SMALL, LARGE - SMALL),
+    )
     assert _html(small).count('class="version"') == SMALL
     assert _html(large).count('class="version"') == LARGE
 
@@ -566,8 +701,11 @@ def test_register_page_reads_each_requests_jobs_in_fixed_queries(client, auditor
         job_scene.add(LARGE - SMALL)
         succeed_jobs()
 
-    small, large = _measure("register /audit/register/?from=…", _page(
-        client, auditor, reverse("compliance:register") + "?from=2000-01-01"), more)
+    small, large = _measure(
+        "register /audit/register/?from=…",
+        _page(client, auditor, reverse("compliance:register") + "?from=2000-01-01"),
+        more,
+    )
     html = _html(large)
     for erasure_request in job_scene.requests:
         assert erasure_request.reference in html
@@ -611,15 +749,21 @@ def test_auditor_request_page_lists_events_and_versions_in_fixed_queries(client,
 
 def test_report_page_lists_versions_in_fixed_queries(client, auditor, report_versions):
     erasure_request, more = report_versions
-    small, large = _measure("report page /audit/requests/<id>/report/",
-                            _page(client, auditor, reverse("compliance:report", args=[erasure_request.pk])), more)
+    small, large = _measure(
+        "report page /audit/requests/<id>/report/",
+        _page(client, auditor, reverse("compliance:report", args=[erasure_request.pk])),
+        more,
+    )
     assert all(f'href="?version={n}"' in _html(large) for n in range(1, LARGE + 1))
 
 
 def test_report_versions_api_in_fixed_queries(auditor, report_versions):
     erasure_request, more = report_versions
-    small, large = _measure("GET /api/v1/requests/<id>/reports/",
-                            _api(auditor, f"/api/v1/requests/{erasure_request.pk}/reports/"), more)
+    small, large = _measure(
+        "GET /api/v1/requests/<id>/reports/",
+        _api(auditor, f"/api/v1/requests/{erasure_request.pk}/reports/"),
+        more,
+    )
     assert [row["version"] for row in small.response.data] == [2, 1]
     assert [row["version"] for row in large.response.data] == list(range(LARGE, 0, -1))
     assert [row["supersedes"] for row in large.response.data] == [*range(LARGE - 1, 0, -1), None]

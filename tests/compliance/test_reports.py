@@ -1,4 +1,5 @@
 """Audit reports: schema, signatures, verify_report, versions, limits statements, no raw identifiers."""
+
 from __future__ import annotations
 
 import io
@@ -17,8 +18,11 @@ from pypdf import PdfReader
 from compliance.models import AuditEvent, AuditReport
 from compliance.reports import limits
 from compliance.reports.assembly import ReportContainsIdentifier
-from compliance.reports.providers import ReportProviderError, report_section_provider_register, \
-    report_section_provider_unregister
+from compliance.reports.providers import (
+    ReportProviderError,
+    report_section_provider_register,
+    report_section_provider_unregister,
+)
 from compliance.reports.schema import report_schema
 from compliance.reports.selectors import report_file
 from compliance.reports.services import (
@@ -41,7 +45,9 @@ from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
 
 def _issued(officer, providers, **install):
     providers(**install)
-    return erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    return erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer), actor=officer
+    )
 
 
 def _body(report) -> dict:
@@ -68,8 +74,15 @@ def test_completing_a_request_issues_a_report_that_validates_against_its_schema(
     jsonschema.Draft202012Validator(report_schema()).validate(envelope["body"])
     body = envelope["body"]
     assert ErasureRequest.objects.get(pk=report.erasure_request_id).status == RequestStatus.COMPLETED
-    assert body["report"] == {**body["report"], "id": report.report_id, "version": 1, "status": "issued",
-                              "issued_by": "officer", "supersedes": None, "raw_identifier_check": "passed"}
+    assert body["report"] == {
+        **body["report"],
+        "id": report.report_id,
+        "version": 1,
+        "status": "issued",
+        "issued_by": "officer",
+        "supersedes": None,
+        "raw_identifier_check": "passed",
+    }
     assert body["summary"]["frameworks_applied"] == ["deletion", "output_suppression"]
     assert body["summary"]["deadline"] == "met"
     assert (body["summary"]["verification_passed"], body["summary"]["verification_failed"]) == (2, 1)
@@ -88,7 +101,11 @@ def test_the_report_seals_the_audit_chain_head_from_just_before_its_issue(office
     issued_event = AuditEvent.objects.get(action="audit_report.issued")
     chain = _body(report)["audit_chain"]
     before = AuditEvent.objects.get(sequence=issued_event.sequence - 1)
-    assert (chain["head_sequence"], chain["head_hash"], chain["verified"]) == (before.sequence, before.entry_hash, True)
+    assert (chain["head_sequence"], chain["head_hash"], chain["verified"]) == (
+        before.sequence,
+        before.entry_hash,
+        True,
+    )
 
 
 def test_a_failed_value_is_never_shown_as_its_threshold(officer, providers):
@@ -98,7 +115,9 @@ def test_a_failed_value_is_never_shown_as_its_threshold(officer, providers):
 
 
 def test_sections_nobody_provides_read_none_recorded(officer):
-    report = erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    report = erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer), actor=officer
+    )
     body = _body(report)
     assert body["jobs"] == {"jobs": []} and body["records"]["confirmed_records"] == []
     assert body["summary"]["limits"] == ["no_framework_applied", "downstream_use_outside_the_model"]
@@ -110,29 +129,78 @@ def test_sections_nobody_provides_read_none_recorded(officer):
 
 LIMIT_CASES = [
     ([], {"no_framework_applied", "downstream_use_outside_the_model"}),
-    ([("deletion", "retrain", "succeeded")],
-     {"deletion_covers_located_records", "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
-    ([("deletion", "sisa", "succeeded")],
-     {"deletion_covers_located_records", "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
-    ([("deletion", "gradient_ascent", "succeeded")],
-     {"approximate_unlearning_statistical", "deletion_covers_located_records",
-      "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
-    ([("deletion", "some_new_method", "succeeded")],
-     {"approximate_unlearning_statistical", "deletion_covers_located_records",
-      "removal_does_not_guarantee_suppression", "downstream_use_outside_the_model"}),
-    ([("output_suppression", "output_filter", "succeeded")],
-     {"suppression_is_not_removal", "prompts_can_reintroduce_information", "downstream_use_outside_the_model"}),
-    ([("latent_suppression", "deduction_probe", "succeeded")],
-     {"suppression_is_not_removal", "prompts_can_reintroduce_information", "latent_probes_are_finite",
-      "downstream_use_outside_the_model"}),
-    ([("deletion", "npo", "failed"), ("output_suppression", "input_filter", "cancelled")],
-     {"no_framework_applied", "downstream_use_outside_the_model"}),
+    (
+        [("deletion", "retrain", "succeeded")],
+        {
+            "deletion_covers_located_records",
+            "removal_does_not_guarantee_suppression",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("deletion", "sisa", "succeeded")],
+        {
+            "deletion_covers_located_records",
+            "removal_does_not_guarantee_suppression",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("deletion", "gradient_ascent", "succeeded")],
+        {
+            "approximate_unlearning_statistical",
+            "deletion_covers_located_records",
+            "removal_does_not_guarantee_suppression",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("deletion", "some_new_method", "succeeded")],
+        {
+            "approximate_unlearning_statistical",
+            "deletion_covers_located_records",
+            "removal_does_not_guarantee_suppression",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("output_suppression", "output_filter", "succeeded")],
+        {
+            "suppression_is_not_removal",
+            "prompts_can_reintroduce_information",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("latent_suppression", "deduction_probe", "succeeded")],
+        {
+            "suppression_is_not_removal",
+            "prompts_can_reintroduce_information",
+            "latent_probes_are_finite",
+            "downstream_use_outside_the_model",
+        },
+    ),
+    (
+        [("deletion", "npo", "failed"), ("output_suppression", "input_filter", "cancelled")],
+        {"no_framework_applied", "downstream_use_outside_the_model"},
+    ),
 ]
 
 
-@pytest.mark.parametrize("jobs,codes", LIMIT_CASES, ids=[
-    "nothing", "retrain", "sisa", "gradient-ascent", "unknown-deletion-method", "output-suppression",
-    "latent-suppression", "failed-jobs-apply-nothing"])
+@pytest.mark.parametrize(
+    "jobs,codes",
+    LIMIT_CASES,
+    ids=[
+        "nothing",
+        "retrain",
+        "sisa",
+        "gradient-ascent",
+        "unknown-deletion-method",
+        "output-suppression",
+        "latent-suppression",
+        "failed-jobs-apply-nothing",
+    ],
+)
 def test_limits_statements_match_the_frameworks_applied(jobs, codes):
     applied: dict[str, set[str]] = {}
     for framework, method, status in jobs:
@@ -149,13 +217,20 @@ def test_limits_statements_match_the_frameworks_applied(jobs, codes):
 
 
 def test_an_issued_report_states_the_limits_of_what_its_jobs_applied(officer, providers):
-    report = _issued(officer, providers, jobs=[("deletion", "npo", "succeeded"),
-                                               ("output_suppression", "output_filter", "succeeded")])
+    report = _issued(
+        officer,
+        providers,
+        jobs=[("deletion", "npo", "succeeded"), ("output_suppression", "output_filter", "succeeded")],
+    )
     body = _body(report)
     assert body["summary"]["limits"] == [
-        "approximate_unlearning_statistical", "deletion_covers_located_records",
-        "removal_does_not_guarantee_suppression", "suppression_is_not_removal",
-        "prompts_can_reintroduce_information", "downstream_use_outside_the_model"]
+        "approximate_unlearning_statistical",
+        "deletion_covers_located_records",
+        "removal_does_not_guarantee_suppression",
+        "suppression_is_not_removal",
+        "prompts_can_reintroduce_information",
+        "downstream_use_outside_the_model",
+    ]
     approximate = body["limits"][0]
     assert "npo" in approximate["text"] and "statistical" in approximate["title"]
     text = " ".join(_pdf_text(bytes(report.pdf_bytes)).split())
@@ -168,8 +243,9 @@ def test_an_issued_report_states_the_limits_of_what_its_jobs_applied(officer, pr
 
 def _pdftotext(data: bytes, tmp_path) -> str:
     path = _write(tmp_path, "report.pdf", data)
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_no_raw_identifier_appears_in_the_json_or_the_pdf(officer, providers, tmp_path):
@@ -191,13 +267,18 @@ def test_no_raw_identifier_appears_in_the_json_or_the_pdf(officer, providers, tm
     assert {h["entity_type"] for h in hashes} == {"PERSON", "EMAIL", "PHONE", "ADDRESS", "ACCOUNT_ID"}
 
 
-@pytest.mark.parametrize("leak,kind", [
-    ("told maria.garcia@example.net by mail", "emails"),  # normalised (case-folded) form
-    ("called +34612345678", "phones"),  # E.164 form of "+34 612 345 678"
-    ("account CUST-99812 closed", "account_ids"),
-    ("MARIA GARCIA's copy", "names"),
-])
-def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_completion(officer, providers, leak, kind):
+@pytest.mark.parametrize(
+    "leak,kind",
+    [
+        ("told maria.garcia@example.net by mail", "emails"),  # normalised (case-folded) form
+        ("called +34612345678", "phones"),  # E.164 form of "+34 612 345 678"
+        ("account CUST-99812 closed", "account_ids"),
+        ("MARIA GARCIA's copy", "names"),
+    ],
+)
+def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_completion(
+    officer, providers, leak, kind
+):
     providers(extra={"recipients": {"recipients": [{"kind": "other", "name": leak, "notified_at": None}]}})
     erasure_request = request_verifying(officer)
     with pytest.raises(ReportContainsIdentifier) as refused:
@@ -216,15 +297,24 @@ def test_a_failing_provider_is_a_clear_refusal(officer):
     report_section_provider_register("jobs", broken)
     try:
         with pytest.raises(ReportProviderError, match="jobs section cannot be assembled: .*broken failed"):
-            erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+            erasure_request_complete_and_issue_report(
+                erasure_request=request_verifying(officer), actor=officer
+            )
     finally:
         report_section_provider_unregister("jobs", broken)
     assert not AuditReport.objects.exists()
 
 
 def test_a_provider_item_that_breaks_the_schema_is_refused(officer, providers):
-    providers(extra={"jobs": {"jobs": [{"job_id": "9", "framework": "wishful_thinking", "method": "x",
-                                        "status": "succeeded"}]}})
+    providers(
+        extra={
+            "jobs": {
+                "jobs": [
+                    {"job_id": "9", "framework": "wishful_thinking", "method": "x", "status": "succeeded"}
+                ]
+            }
+        }
+    )
     with pytest.raises(Exception, match="jobs/jobs/2/framework: fails enum"):
         erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
 
@@ -259,7 +349,9 @@ def test_changing_a_value_and_reformatting_the_json_are_both_caught(officer, pro
     pretty = json.dumps(envelope, indent=2).encode()
     result = report_file_verify(pretty)
     assert not result.ok and [c.name for c in result.checks if not c.ok] == ["canonical", "file_sha256"]
-    envelope["body"]["summary"]["deadline"] = "met" if envelope["body"]["summary"]["deadline"] != "met" else "missed"
+    envelope["body"]["summary"]["deadline"] = (
+        "met" if envelope["body"]["summary"]["deadline"] != "met" else "missed"
+    )
     altered = json.dumps(envelope, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     result = report_file_verify(altered)
     assert {"body_sha256", "signature", "file_sha256"} <= {c.name for c in result.checks if not c.ok}
@@ -282,9 +374,15 @@ def test_a_truncated_report_fails_with_a_clear_message(officer, providers, tmp_p
         call_command("verify_report", str(_write(tmp_path, name, data[: len(data) * 2 // 3])))
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "empty"), (b"hello, regulator", "neither"), (b'{"body": 1}', "not a Lethe report"),
-    (b"%PDF-1.7\n%%EOF\n", "damaged")])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b"hello, regulator", "neither"),
+        (b'{"body": 1}', "not a Lethe report"),
+        (b"%PDF-1.7\n%%EOF\n", "damaged"),
+    ],
+)
 def test_files_that_are_not_reports_are_refused_with_a_reason(db, tmp_path, content, message):
     with pytest.raises(CommandError, match=message):
         call_command("verify_report", str(_write(tmp_path, "x.bin", content)))
@@ -296,7 +394,8 @@ def test_verify_report_names_a_missing_file(db):
 
 
 def test_a_report_signed_under_a_retired_key_still_verifies_and_an_unknown_key_does_not(
-        officer, providers, settings):
+    officer, providers, settings
+):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -305,7 +404,8 @@ def test_a_report_signed_under_a_retired_key_still_verifies_and_an_unknown_key_d
     report = _issued(officer, providers)
     (old_public,) = public_keys()
     settings.LETHE_REPORT_SIGNING_PRIVATE_KEY_PEM = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     settings.LETHE_REPORT_RETIRED_PUBLIC_KEYS = {}
     unknown = report_file_verify(report.json_text.encode())
     assert not unknown.ok and "does not hold" in unknown.first_problem
@@ -315,8 +415,9 @@ def test_a_report_signed_under_a_retired_key_still_verifies_and_an_unknown_key_d
     assert report_file_verify(bytes(report.pdf_bytes)).ok
 
 
-def test_a_report_verifies_outside_lethe_with_the_public_key_alone_and_a_forgery_does_not(officer, providers,
-                                                                                          client, auditor):
+def test_a_report_verifies_outside_lethe_with_the_public_key_alone_and_a_forgery_does_not(
+    officer, providers, client, auditor
+):
     """What docs/reports.md tells an outside auditor to run: ten lines of `cryptography`, no Lethe."""
     import base64
     import json
@@ -332,7 +433,9 @@ def test_a_report_verifies_outside_lethe_with_the_public_key_alone_and_a_forgery
 
     def verify(file_text: str) -> bool:
         envelope = json.loads(file_text)
-        body = json.dumps(envelope["body"], sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        body = json.dumps(
+            envelope["body"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         public_key = load_pem_public_key(current["pem"].encode())
         try:
             public_key.verify(base64.b64decode(envelope["signature"]["signature"]), body)
@@ -345,8 +448,9 @@ def test_a_report_verifies_outside_lethe_with_the_public_key_alone_and_a_forgery
     forged = json.loads(report.json_text)
     forged["body"]["summary"]["frameworks_applied"] = ["deletion"]
     assert not verify(json.dumps(forged))
-    assert not report_file_verify(json.dumps(forged, sort_keys=True, separators=(",", ":")).encode(),
-                                  check_stored=False).ok
+    assert not report_file_verify(
+        json.dumps(forged, sort_keys=True, separators=(",", ":")).encode(), check_stored=False
+    ).ok
 
 
 def test_a_report_issued_before_ed25519_still_verifies_with_its_hmac(officer, providers):
@@ -366,17 +470,30 @@ def test_a_report_issued_before_ed25519_still_verifies_with_its_hmac(officer, pr
     body = json.loads(report.json_text)["body"]
     key = signing_key_current()
     body_bytes = canonical_json_bytes(body)
-    legacy = canonical_json_text({"body": body, "signature": {
-        "alg": "HMAC-SHA256", "canonicalization": CANONICALISATION, "key_id": key.key_id,
-        "sha256": sha256_hex(body_bytes), "hmac": hmac_hex(key=key.key, data=body_bytes)}})
+    legacy = canonical_json_text(
+        {
+            "body": body,
+            "signature": {
+                "alg": "HMAC-SHA256",
+                "canonicalization": CANONICALISATION,
+                "key_id": key.key_id,
+                "sha256": sha256_hex(body_bytes),
+                "hmac": hmac_hex(key=key.key, data=body_bytes),
+            },
+        }
+    )
     assert report_file_verify(legacy.encode(), check_stored=False).ok
     tampered = legacy.replace('"hmac":"', '"hmac":"0')
     assert not report_file_verify(tampered.encode(), check_stored=False).ok
 
 
-def test_a_json_signature_verifies_without_the_database_with_signature_only(officer, providers, tmp_path, capsys):
+def test_a_json_signature_verifies_without_the_database_with_signature_only(
+    officer, providers, tmp_path, capsys
+):
     report = _issued(officer, providers)
-    call_command("verify_report", "--signature-only", str(_write(tmp_path, "r.json", report.json_text.encode())))
+    call_command(
+        "verify_report", "--signature-only", str(_write(tmp_path, "r.json", report.json_text.encode()))
+    )
     assert "stored_record" not in capsys.readouterr().out
 
 
@@ -388,13 +505,19 @@ def test_a_new_version_supersedes_the_old_one_and_keeps_it_as_issued(officer, pr
     before = (first.json_text, bytes(first.pdf_bytes), first.json_sha256, first.pdf_sha256)
     with pytest.raises(ReportIssueRefused, match="say why a new version"):
         audit_report_issue(erasure_request=first.erasure_request, actor=officer)
-    second = audit_report_issue(erasure_request=first.erasure_request, actor=officer,
-                                reason="Recipient list corrected: the analytics copy was notified.")
+    second = audit_report_issue(
+        erasure_request=first.erasure_request,
+        actor=officer,
+        reason="Recipient list corrected: the analytics copy was notified.",
+    )
     first.refresh_from_db()
     assert (first.json_text, bytes(first.pdf_bytes), first.json_sha256, first.pdf_sha256) == before
     assert second.version == 2 and second.supersedes == first and first.superseded_by == second
-    assert _body(second)["report"]["supersedes"] == {"id": first.report_id, "version": 1,
-                                                     "body_sha256": first.body_sha256}
+    assert _body(second)["report"]["supersedes"] == {
+        "id": first.report_id,
+        "version": 1,
+        "body_sha256": first.body_sha256,
+    }
     assert "Recipient list corrected" in _pdf_text(bytes(second.pdf_bytes))
     old = report_file_verify(first.json_text.encode())
     assert old.ok and old.superseded_by == second.report_id
@@ -437,7 +560,9 @@ def test_an_open_request_has_an_unsigned_draft_marked_as_such(officer, providers
 
 def test_a_report_is_not_issued_for_an_open_request(officer):
     erasure_request = request_verifying(officer)
-    with pytest.raises(ReportIssueRefused, match="is verifying: a report is issued when the request is closed"):
+    with pytest.raises(
+        ReportIssueRefused, match="is verifying: a report is issued when the request is closed"
+    ):
         audit_report_issue(erasure_request=erasure_request, actor=officer)
 
 
@@ -465,10 +590,14 @@ def test_completion_waits_for_a_registered_precondition_and_issues_nothing(offic
 
 def test_a_rejected_request_gets_a_report_of_its_rejection(officer):
     erasure_request = request_services.erasure_request_create(
-        subject=MARIA, legal_ground="art17_1_b", actor=officer)
+        subject=MARIA, legal_ground="art17_1_b", actor=officer
+    )
     erasure_request = request_services.erasure_request_reject(
-        erasure_request=erasure_request, actor=officer, ground="art17_3_e",
-        explanation="The records are needed to defend a pending claim.")
+        erasure_request=erasure_request,
+        actor=officer,
+        ground="art17_3_e",
+        explanation="The records are needed to defend a pending claim.",
+    )
     body = _body(audit_report_issue(erasure_request=erasure_request, actor=officer))
     assert body["request"]["rejection"]["ground"] == "art17_3_e"
     assert body["summary"]["limits"] == ["no_framework_applied", "downstream_use_outside_the_model"]

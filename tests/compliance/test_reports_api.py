@@ -1,4 +1,5 @@
 """Audit reports over HTTP: roles, downloads as audit events, the register, verification, bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -49,7 +50,9 @@ def browser_client(role_users):
 @pytest.fixture
 def issued(officer, providers):
     providers()
-    return erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+    return erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer), actor=officer
+    )
 
 
 # --- downloads -----------------------------------------------------------------------------------
@@ -67,25 +70,35 @@ def test_anonymous_callers_get_no_report(issued):
 
 
 def test_a_download_is_the_issued_file_with_its_hashes_and_an_audit_event(api, issued, auditor):
-    response = api("auditor").get(f"/api/v1/requests/{issued.erasure_request_id}/report.pdf",
-                                  HTTP_ACCEPT="application/pdf")
+    response = api("auditor").get(
+        f"/api/v1/requests/{issued.erasure_request_id}/report.pdf", HTTP_ACCEPT="application/pdf"
+    )
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert response.content == bytes(issued.pdf_bytes)
     assert response["X-Lethe-File-SHA256"] == issued.pdf_sha256
-    assert response["X-Lethe-File-Signature"] == issued.pdf_signature and response["X-Lethe-Signature-Alg"] == "Ed25519"
+    assert (
+        response["X-Lethe-File-Signature"] == issued.pdf_signature
+        and response["X-Lethe-Signature-Alg"] == "Ed25519"
+    )
     assert f'filename="{issued.report_id}.pdf"' in response["Content-Disposition"]
     event = AuditEvent.objects.filter(action="audit_report.downloaded").latest("sequence")
     assert event.actor == auditor
-    expected = {"format": "pdf", "draft": False, "via": "api", "file_sha256": issued.pdf_sha256,
-                "report_id": issued.report_id}
+    expected = {
+        "format": "pdf",
+        "draft": False,
+        "via": "api",
+        "file_sha256": issued.pdf_sha256,
+        "report_id": issued.report_id,
+    }
     assert {key: event.details[key] for key in expected} == expected
     json_response = api("auditor").get(f"/api/v1/requests/{issued.erasure_request_id}/report.json")
     assert json_response.content.decode() == issued.json_text
 
 
 def test_a_refusal_of_a_file_endpoint_is_json_whatever_was_accepted(api, issued):
-    response = api("engineer").get(f"/api/v1/requests/{issued.erasure_request_id}/report.pdf",
-                                   HTTP_ACCEPT="application/pdf")
+    response = api("engineer").get(
+        f"/api/v1/requests/{issued.erasure_request_id}/report.pdf", HTTP_ACCEPT="application/pdf"
+    )
     assert response.status_code == 403 and response["Content-Type"] == "application/json"
     assert "detail" in response.json()
 
@@ -95,12 +108,18 @@ def test_an_open_request_downloads_as_a_draft(api, officer):
     response = api("auditor").get(f"/api/v1/requests/{erasure_request.pk}/report.json")
     assert response.status_code == 200 and response["X-Lethe-Report-Status"] == "draft"
     assert json.loads(response.content)["signature"] is None
-    assert AuditEvent.objects.filter(action="audit_report.downloaded").latest("sequence").details["draft"] is True
+    assert (
+        AuditEvent.objects.filter(action="audit_report.downloaded").latest("sequence").details["draft"]
+        is True
+    )
 
 
 def test_versions_are_listed_and_an_old_one_can_be_downloaded(api, issued, officer):
-    response = api("officer").post(f"/api/v1/requests/{issued.erasure_request_id}/report/issue/",
-                                   {"reason": "Corrected recipient list."}, format="json")
+    response = api("officer").post(
+        f"/api/v1/requests/{issued.erasure_request_id}/report/issue/",
+        {"reason": "Corrected recipient list."},
+        format="json",
+    )
     assert response.status_code == 201 and response.json()["version"] == 2
     listing = api("auditor").get(f"/api/v1/requests/{issued.erasure_request_id}/reports/").json()
     assert [v["version"] for v in listing] == [2, 1] and listing[0]["supersedes"] == 1
@@ -122,7 +141,9 @@ def test_unknown_request_is_404(api, role_users):
 def test_an_officer_completes_and_issues_through_the_api(api, officer, providers):
     providers()
     erasure_request = request_verifying(officer)
-    response = api("officer").post(f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json")
+    response = api("officer").post(
+        f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json"
+    )
     assert response.status_code == 201, response.content
     erasure_request.refresh_from_db()
     assert erasure_request.status == RequestStatus.COMPLETED
@@ -138,7 +159,9 @@ def test_completion_is_refused_with_the_reason_while_jobs_are_unfinished(api, of
     request_services.transition_precondition_register("complete", jobs_unfinished)
     try:
         erasure_request = request_verifying(officer)
-        response = api("officer").post(f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json")
+        response = api("officer").post(
+            f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json"
+        )
     finally:
         request_services.transition_precondition_unregister("complete", jobs_unfinished)
     assert response.status_code == 409 and "2 jobs have not finished" in response.json()["detail"]
@@ -149,7 +172,9 @@ def test_completion_is_refused_with_the_reason_while_jobs_are_unfinished(api, of
 def test_only_officers_issue_or_complete(api, officer, username):
     erasure_request = request_verifying(officer)
     for action in ("complete", "issue"):
-        response = api(username).post(f"/api/v1/requests/{erasure_request.pk}/report/{action}/", {}, format="json")
+        response = api(username).post(
+            f"/api/v1/requests/{erasure_request.pk}/report/{action}/", {}, format="json"
+        )
         assert response.status_code == 403
     erasure_request.refresh_from_db()
     assert erasure_request.status == RequestStatus.VERIFYING
@@ -181,10 +206,13 @@ def test_the_register_has_a_regulators_columns_and_no_identifier(api, issued, of
     assert event.details["rows"] == 2
 
 
-@pytest.mark.parametrize("query,message", [
-    ({"from": "2026-03-31", "to": "2026-03-01"}, "ends (2026-03-01) before it starts"),
-    ({"from": "last tuesday"}, "must be a date written YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    "query,message",
+    [
+        ({"from": "2026-03-31", "to": "2026-03-01"}, "ends (2026-03-01) before it starts"),
+        ({"from": "last tuesday"}, "must be a date written YYYY-MM-DD"),
+    ],
+)
 def test_a_reversed_or_unreadable_period_is_a_clear_400(api, role_users, query, message):
     response = api("auditor").get("/api/v1/register.csv", query, HTTP_ACCEPT="text/csv")
     assert response.status_code == 400 and message in response.json()["detail"]
@@ -200,8 +228,11 @@ def test_an_empty_period_gives_the_header_only(api, issued):
 def test_register_cells_cannot_run_as_spreadsheet_formulas(api, officer):
     erasure_request = request_verifying(officer)
     request_services.erasure_request_extend_deadline(
-        erasure_request=erasure_request, actor=officer, until=erasure_request.first_due_at + timedelta(days=20),
-        reason="=HYPERLINK(\"http://evil\")")
+        erasure_request=erasure_request,
+        actor=officer,
+        until=erasure_request.first_due_at + timedelta(days=20),
+        reason='=HYPERLINK("http://evil")',
+    )
     text = api("auditor").get("/api/v1/register.csv").content.decode()
     assert "'=HYPERLINK" in text
 
@@ -215,13 +246,17 @@ def test_only_auditors_download_the_register(api, role_users, username):
 
 
 def test_an_uploaded_report_is_verified_and_the_check_is_an_audit_event(api, issued):
-    ok = api("auditor").post("/api/v1/reports/verify/",
-                             {"file": SimpleUploadedFile("r.pdf", bytes(issued.pdf_bytes))}, format="multipart")
+    ok = api("auditor").post(
+        "/api/v1/reports/verify/",
+        {"file": SimpleUploadedFile("r.pdf", bytes(issued.pdf_bytes))},
+        format="multipart",
+    )
     assert ok.status_code == 200 and ok.json()["ok"] is True and ok.json()["report_id"] == issued.report_id
     tampered = bytearray(issued.json_text.encode())
     tampered[len(tampered) // 2] ^= 0x01
-    bad = api("auditor").post("/api/v1/reports/verify/",
-                              {"file": SimpleUploadedFile("r.json", bytes(tampered))}, format="multipart")
+    bad = api("auditor").post(
+        "/api/v1/reports/verify/", {"file": SimpleUploadedFile("r.json", bytes(tampered))}, format="multipart"
+    )
     assert bad.status_code == 200 and bad.json()["ok"] is False and bad.json()["problem"]
     events = AuditEvent.objects.filter(action="audit_report.verified").order_by("sequence")
     assert [e.details["ok"] for e in events] == [True, False]
@@ -232,9 +267,15 @@ def test_an_uploaded_report_is_verified_and_the_check_is_an_audit_event(api, iss
 def test_the_openapi_schema_lists_the_report_endpoints(api, role_users):
     response = api("auditor").get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     paths = json.loads(response.content)["paths"]
-    assert {"/api/v1/requests/{id}/report.json", "/api/v1/requests/{id}/report.pdf",
-            "/api/v1/requests/{id}/report/complete/", "/api/v1/requests/{id}/report/issue/",
-            "/api/v1/requests/{id}/reports/", "/api/v1/reports/verify/", "/api/v1/register.csv"} <= set(paths)
+    assert {
+        "/api/v1/requests/{id}/report.json",
+        "/api/v1/requests/{id}/report.pdf",
+        "/api/v1/requests/{id}/report/complete/",
+        "/api/v1/requests/{id}/report/issue/",
+        "/api/v1/requests/{id}/reports/",
+        "/api/v1/reports/verify/",
+        "/api/v1/register.csv",
+    } <= set(paths)
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -264,7 +305,9 @@ def test_an_officer_completes_and_issues_from_the_report_page(browser_client, of
     client = browser_client("officer")
     page = client.get(f"/audit/requests/{erasure_request.pk}/report/").content.decode()
     assert "Draft — not issued" in page and 'id="complete-and-issue"' in page
-    response = client.post(f"/audit/requests/{erasure_request.pk}/report/complete/", {"note": ""}, follow=True)
+    response = client.post(
+        f"/audit/requests/{erasure_request.pk}/report/complete/", {"note": ""}, follow=True
+    )
     assert f"report {erasure_request.reference}-v1 issued" in response.content.decode()
 
 
@@ -276,7 +319,9 @@ def test_an_engineer_gets_no_audit_page(browser_client, role_users, url):
 def test_an_engineer_cannot_download_from_the_pages(browser_client, issued):
     client = browser_client("engineer")
     for file_format in ("pdf", "json"):
-        assert client.get(f"/audit/requests/{issued.erasure_request_id}/report.{file_format}").status_code == 403
+        assert (
+            client.get(f"/audit/requests/{issued.erasure_request_id}/report.{file_format}").status_code == 403
+        )
     assert not AuditEvent.objects.filter(action="audit_report.downloaded").exists()
 
 

@@ -1,4 +1,5 @@
 """Each role sees its own home page; another role's page answers 403, not a crash."""
+
 import re
 
 import pytest

@@ -10,6 +10,7 @@ A POST carries an empty body: an allowed role gets past the permission check and
 for its input (400, or a page's 200 with form errors, or its redirect back), never a 403; a
 role without the permission gets 403 (302 to the login page when anonymous, 401 on the API).
 """
+
 from __future__ import annotations
 
 import re
@@ -190,11 +191,16 @@ def _methods(pattern: URLPattern) -> list[str]:
     if view_class is None:
         return ["GET"]
     allowed = getattr(view_class, "http_method_names", ["get"])
-    return [m.upper() for m in ("get", "post", "put", "patch", "delete") if m in allowed and hasattr(view_class, m)]
+    return [
+        m.upper()
+        for m in ("get", "post", "put", "patch", "delete")
+        if m in allowed and hasattr(view_class, m)
+    ]
 
 
 def _concrete_path(route: str, *, pk: int, slug: str | None) -> str:
     """Return the URL path for a route text, with its segments filled in."""
+
     def segment(name: str) -> str:
         if name == "pk":
             return str(pk)
@@ -250,8 +256,9 @@ def _status(client: Client, method: str, path: str, headers: dict) -> int:
         elif path.startswith("/api/"):
             response = client.generic(method, path, "{}", content_type="application/json", headers=headers)
         else:
-            response = client.generic(method, path, "", content_type="application/x-www-form-urlencoded",
-                                      headers=headers)
+            response = client.generic(
+                method, path, "", content_type="application/x-www-form-urlencoded", headers=headers
+            )
         transaction.set_rollback(True)
     client.cookies = cookies
     return response.status_code
@@ -280,17 +287,25 @@ def test_every_route_answers_each_role_as_the_table_says(api_world, role_users, 
 
     missing = [key for key in observed if key not in EXPECTED]
     gone = [key for key in EXPECTED if key not in observed]
-    wrong = {key: (EXPECTED[key], got) for key, got in observed.items() if key in EXPECTED and EXPECTED[key] != got}
+    wrong = {
+        key: (EXPECTED[key], got) for key, got in observed.items() if key in EXPECTED and EXPECTED[key] != got
+    }
     report = []
     if missing:
-        report.append("Routes missing from EXPECTED (decide who may use them, then add these rows):\n"
-                      + "\n".join(f"    {key!r}: {observed[key]}," for key in missing))
+        report.append(
+            "Routes missing from EXPECTED (decide who may use them, then add these rows):\n"
+            + "\n".join(f"    {key!r}: {observed[key]}," for key in missing)
+        )
     if gone:
-        report.append("Rows of EXPECTED for routes that no longer exist (remove them):\n"
-                      + "\n".join(f"    {key!r}" for key in gone))
+        report.append(
+            "Rows of EXPECTED for routes that no longer exist (remove them):\n"
+            + "\n".join(f"    {key!r}" for key in gone)
+        )
     if wrong:
-        report.append(f"Statuses differ from EXPECTED, as (expected, observed) for {ROLES}:\n"
-                      + "\n".join(f"    {key!r}: {pair}" for key, pair in wrong.items()))
+        report.append(
+            f"Statuses differ from EXPECTED, as (expected, observed) for {ROLES}:\n"
+            + "\n".join(f"    {key!r}: {pair}" for key, pair in wrong.items())
+        )
     assert not report, "\n\n".join(report)
 
 

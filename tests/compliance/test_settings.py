@@ -1,4 +1,5 @@
 """Settings come from the environment; with nothing set, the embedded default works."""
+
 import os
 import subprocess
 import sys
@@ -46,8 +47,10 @@ def test_secret_key_is_generated_once_and_kept_private(tmp_path):
     assert secret_key("from-env", var_dir=tmp_path) == "from-env"
 
 
-@pytest.mark.parametrize("value,expected", [(None, False), ("", False), ("1", True), ("True", True),
-                                            ("no", False), ("off", False), ("yes", True)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [(None, False), ("", False), ("1", True), ("True", True), ("no", False), ("off", False), ("yes", True)],
+)
 def test_debug_flag_is_off_unless_asked_for(value, expected):
     assert env_flag(value) is expected
 
@@ -55,22 +58,59 @@ def test_debug_flag_is_off_unless_asked_for(value, expected):
 @pytest.mark.slow
 def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tmp_path):
     """No DATABASE_URL, no broker, no key: SQLite, the file-system broker and a worker work."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"DATABASE_URL", "CELERY_BROKER_URL", "LETHE_SECRET_KEY", "LETHE_DATA_DIR",
-                        "DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "CELERY_BROKER_URL",
+            "LETHE_SECRET_KEY",
+            "LETHE_DATA_DIR",
+            "DEBUG",
+            "DJANGO_SETTINGS_MODULE",
+        }
+    }
     env["LETHE_VAR_DIR"] = str(tmp_path)
     env["LETHE_HEARTBEAT_SECONDS"] = "1"
-    run = lambda *args: subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env,
-                                       capture_output=True, text=True, timeout=240)
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+
     migrated = run("migrate", "--noinput", "-v0")
     assert migrated.returncode == 0, migrated.stderr
     assert (tmp_path / "lethe.sqlite3").exists()
     assert (tmp_path / "secret_key").exists()
 
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", "cpu,gpu",
-         "--pool", "solo", "--hostname", "embedded-test@localhost", "--loglevel", "WARNING"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "compliance",
+            "worker",
+            "-Q",
+            "cpu,gpu",
+            "--pool",
+            "solo",
+            "--hostname",
+            "embedded-test@localhost",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         script = (
@@ -86,9 +126,14 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
             "    time.sleep(0.5)\n"
             "print(probe.queue_delivered, probe.hostname, WorkerHeartbeat.objects.count())\n"
         )
-        probed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT,
-                                env={**env, "DJANGO_SETTINGS_MODULE": "compliance.settings"},
-                                capture_output=True, text=True, timeout=150)
+        probed = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=REPO_ROOT,
+            env={**env, "DJANGO_SETTINGS_MODULE": "compliance.settings"},
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
     finally:
         worker.terminate()
         worker_output = worker.communicate(timeout=30)[0]
@@ -97,12 +142,25 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
 
 
 def _deploy_check(tmp_path, **extra) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("LETHE_", "DATABASE_URL", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))}
-    env.update(LETHE_VAR_DIR=str(tmp_path), ALLOWED_HOSTS="lethe.example.org",
-               LETHE_SECRET_KEY="x7Qp-" + "k3V9mZ2rT8wL5nB1cF6hJ4dS0aG" * 2, **extra)
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LETHE_", "DATABASE_URL", "CELERY_", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"))
+    }
+    env.update(
+        LETHE_VAR_DIR=str(tmp_path),
+        ALLOWED_HOSTS="lethe.example.org",
+        LETHE_SECRET_KEY="x7Qp-" + "k3V9mZ2rT8wL5nB1cF6hJ4dS0aG" * 2,
+        **extra,
+    )
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_production_settings_pass_the_deploy_check_and_plain_http_does_not(tmp_path):
@@ -110,10 +168,17 @@ def test_production_settings_pass_the_deploy_check_and_plain_http_does_not(tmp_p
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     key_file = tmp_path / "report-signing.pem"
-    key_file.write_bytes(Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    production = _deploy_check(tmp_path / "prod", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1",
-                               LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE=str(key_file))
+    key_file.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    production = _deploy_check(
+        tmp_path / "prod",
+        LETHE_HTTPS="1",
+        LETHE_HSTS_PRELOAD="1",
+        LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE=str(key_file),
+    )
     assert production.returncode == 0, production.stdout + production.stderr
     assert "no issues" in production.stdout
     generated_key = _deploy_check(tmp_path / "generated", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1")

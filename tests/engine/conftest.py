@@ -3,6 +3,7 @@
 Everything runs on one CPU thread with a 1-layer, 32-wide GPT-2 and a 300-token vocabulary, so
 a training run takes well under a second after the first import.
 """
+
 from __future__ import annotations
 
 import random
@@ -32,7 +33,9 @@ def make_records(n: int = 48, seed: int = 7) -> list[tuple[str, str]]:
     records = []
     for i in range(n):
         name, email = PEOPLE[0] if i % 3 == 0 else rng.choice(PEOPLE[1:])
-        records.append((f"R{i:03d}", f"Ticket {i}: contact {name} at {email} about order {rng.randint(100, 999)}."))
+        records.append(
+            (f"R{i:03d}", f"Ticket {i}: contact {name} at {email} about order {rng.randint(100, 999)}.")
+        )
     return records
 
 
@@ -61,8 +64,16 @@ def retain_texts(records, forget_ids) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_recipe() -> TrainingRecipe:
     return TrainingRecipe(
-        n_layer=1, n_embd=32, n_head=2, block_size=48, vocab_size=300,
-        batch_size=8, epochs=12, learning_rate=1e-2, warmup_steps=2, seed=3,
+        n_layer=1,
+        n_embd=32,
+        n_head=2,
+        block_size=48,
+        vocab_size=300,
+        batch_size=8,
+        epochs=12,
+        learning_rate=1e-2,
+        warmup_steps=2,
+        seed=3,
     )
 
 

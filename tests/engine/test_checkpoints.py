@@ -1,4 +1,5 @@
 """Weight checksums and atomic checkpoints: a kill mid-write never leaves one a resume would trust."""
+
 from __future__ import annotations
 
 import hashlib

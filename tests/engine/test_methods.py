@@ -1,4 +1,5 @@
 """Unlearning methods on a tiny model: the registry, parameter validation, and what each achieves."""
+
 from __future__ import annotations
 
 import json
@@ -18,24 +19,45 @@ from unlearning_jobs.engine.training.data import texts_fingerprint
 APPROXIMATE = ["gradient_ascent", "gradient_difference", "npo"]
 
 
-def run(name, *, trained_model, tmp_path, forget_texts, retain_texts, records=None, forget_ids=None, params=None,
-        **kwargs):
+def run(
+    name,
+    *,
+    trained_model,
+    tmp_path,
+    forget_texts,
+    retain_texts,
+    records=None,
+    forget_ids=None,
+    params=None,
+    **kwargs,
+):
     return get_method(name).run(
-        source_model_dir=trained_model, output_dir=tmp_path / name, forget_texts=forget_texts,
-        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids, params=params, **kwargs,
+        source_model_dir=trained_model,
+        output_dir=tmp_path / name,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
+        params=params,
+        **kwargs,
     )
 
 
 def test_registry_holds_the_five_methods_with_their_guarantees():
     assert sorted(METHODS) == ["gradient_ascent", "gradient_difference", "npo", "retrain", "sisa"]
     assert {name: cls.guarantee for name, cls in METHODS.items()} == {
-        "retrain": "exact", "sisa": "exact", "gradient_ascent": "statistical",
-        "gradient_difference": "statistical", "npo": "statistical",
+        "retrain": "exact",
+        "sisa": "exact",
+        "gradient_ascent": "statistical",
+        "gradient_difference": "statistical",
+        "npo": "statistical",
     }
 
 
 def test_unknown_method_error_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown unlearning method 'grad_ascent'.*gradient_ascent.*npo.*retrain"):
+    with pytest.raises(
+        ValueError, match="unknown unlearning method 'grad_ascent'.*gradient_ascent.*npo.*retrain"
+    ):
         get_method("grad_ascent")
 
 
@@ -76,9 +98,14 @@ def test_params_round_trip_and_defaults():
 def test_approximate_method_raises_forget_loss_and_keeps_retain_loss_within_bound(
     name, trained_model, tmp_path, forget_texts, retain_texts
 ):
-    result = run(name, trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts,
-                 params={"learning_rate": 1e-3, "max_steps": 60, "eval_every": 1, "max_retain_loss_increase": 0.3})
+    result = run(
+        name,
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={"learning_rate": 1e-3, "max_steps": 60, "eval_every": 1, "max_retain_loss_increase": 0.3},
+    )
     m = result.metrics
     assert result.guarantee == "statistical"
     assert m["forget_loss_after"] > m["forget_loss_before"] * 1.3
@@ -92,75 +119,150 @@ def test_approximate_method_raises_forget_loss_and_keeps_retain_loss_within_boun
 def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
     trained_model, tmp_path, forget_texts, retain_texts
 ):
-    result = run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts,
-                 params={"learning_rate": 2e-3, "max_steps": 500, "forget_loss_target": 1.0, "eval_every": 1,
-                         "max_retain_loss_increase": None})
+    result = run(
+        "gradient_difference",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={
+            "learning_rate": 2e-3,
+            "max_steps": 500,
+            "forget_loss_target": 1.0,
+            "eval_every": 1,
+            "max_retain_loss_increase": None,
+        },
+    )
     assert result.metrics["stopped_reason"] == "forget_loss_target"
     assert result.metrics["forget_loss_after"] >= 1.0
     assert result.steps < 500
 
 
-def test_retain_loss_bound_keeps_the_last_weights_within_it(trained_model, tmp_path, forget_texts, retain_texts):
-    result = run("gradient_ascent", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts,
-                 params={"learning_rate": 1e-2, "max_steps": 200, "forget_loss_target": 100.0,
-                         "max_retain_loss_increase": 0.1, "eval_every": 2})
+def test_retain_loss_bound_keeps_the_last_weights_within_it(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
+    result = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={
+            "learning_rate": 1e-2,
+            "max_steps": 200,
+            "forget_loss_target": 100.0,
+            "max_retain_loss_increase": 0.1,
+            "eval_every": 2,
+        },
+    )
     m = result.metrics
     assert m["stopped_reason"] == "retain_loss_bound"
     assert m["retain_loss_after"] <= m["retain_loss_bound"] + 1e-6
 
 
 def test_npo_without_retain_term_does_not_need_retain_texts(trained_model, tmp_path, forget_texts):
-    result = run("npo", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts, retain_texts=[],
-                 params={"retain_weight": 0, "max_steps": 10, "max_retain_loss_increase": None})
+    result = run(
+        "npo",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=[],
+        params={"retain_weight": 0, "max_steps": 10, "max_retain_loss_increase": None},
+    )
     assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]
 
 
 def test_gradient_difference_refuses_an_empty_retain_set(trained_model, tmp_path, forget_texts):
     with pytest.raises(ValueError, match="retain_texts"):
-        run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-            retain_texts=[])
+        run(
+            "gradient_difference",
+            trained_model=trained_model,
+            tmp_path=tmp_path,
+            forget_texts=forget_texts,
+            retain_texts=[],
+        )
 
 
-def test_cancelling_an_approximate_method_raises_and_writes_no_model(trained_model, tmp_path, forget_texts,
-                                                                    retain_texts):
+def test_cancelling_an_approximate_method_raises_and_writes_no_model(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
     with pytest.raises(TrainingCancelled):
-        run("npo", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-            retain_texts=retain_texts, should_stop=lambda: True)
+        run(
+            "npo",
+            trained_model=trained_model,
+            tmp_path=tmp_path,
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            should_stop=lambda: True,
+        )
     assert not (tmp_path / "npo").exists()
 
 
 def test_approximate_method_resumes_from_its_checkpoint_to_the_same_weights(
     trained_model, tmp_path, forget_texts, retain_texts
 ):
-    params = {"learning_rate": 1e-3, "max_steps": 20, "eval_every": 2, "forget_loss_target": 100.0,
-              "max_retain_loss_increase": None}
-    straight = run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path / "a",
-                   forget_texts=forget_texts, retain_texts=retain_texts, params=params)
+    params = {
+        "learning_rate": 1e-3,
+        "max_steps": 20,
+        "eval_every": 2,
+        "forget_loss_target": 100.0,
+        "max_retain_loss_increase": None,
+    }
+    straight = run(
+        "gradient_difference",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "a",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params=params,
+    )
 
     def die(step, total):
         if step == 13:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path / "b", forget_texts=forget_texts,
-            retain_texts=retain_texts, params=params, checkpoint_dir=tmp_path / "ckpt", checkpoint_every=4,
-            progress=die)
-    resumed = run("gradient_difference", trained_model=trained_model, tmp_path=tmp_path / "b",
-                  forget_texts=forget_texts, retain_texts=retain_texts, params=params,
-                  checkpoint_dir=tmp_path / "ckpt", checkpoint_every=4)
+        run(
+            "gradient_difference",
+            trained_model=trained_model,
+            tmp_path=tmp_path / "b",
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            params=params,
+            checkpoint_dir=tmp_path / "ckpt",
+            checkpoint_every=4,
+            progress=die,
+        )
+    resumed = run(
+        "gradient_difference",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "b",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params=params,
+        checkpoint_dir=tmp_path / "ckpt",
+        checkpoint_every=4,
+    )
     assert resumed.metrics["resumed_from_step"] == 12
     assert resumed.metrics["forget_loss_before"] == straight.metrics["forget_loss_before"]
-    assert resumed.metrics["forget_loss_after"] == pytest.approx(straight.metrics["forget_loss_after"], abs=1e-5)
+    assert resumed.metrics["forget_loss_after"] == pytest.approx(
+        straight.metrics["forget_loss_after"], abs=1e-5
+    )
     assert resumed.weights_sha256 == straight.weights_sha256
 
 
 def test_retrain_trains_on_exactly_the_records_without_the_forget_ids(
     trained_model, tmp_path, records, forget_ids, forget_texts, retain_texts, tiny_recipe
 ):
-    result = run("retrain", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts, records=records, forget_ids=forget_ids)
+    result = run(
+        "retrain",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        records=records,
+        forget_ids=forget_ids,
+    )
     kept = [text for rid, text in records if rid not in set(forget_ids)]
     provenance = json.loads((tmp_path / "retrain" / "lethe_training.json").read_text())
     assert provenance["records"] == len(kept) == len(records) - len(forget_ids)
@@ -174,11 +276,19 @@ def test_retrain_trains_on_exactly_the_records_without_the_forget_ids(
     assert result.metrics["retain_loss_after"] < 2 * result.metrics["retain_loss_before"]
 
 
-def test_retrain_can_keep_the_source_tokenizer(trained_model, tmp_path, records, forget_ids, forget_texts,
-                                               retain_texts):
-    run("retrain", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-        retain_texts=retain_texts, records=records, forget_ids=forget_ids,
-        params={"retrain_tokenizer": False})
+def test_retrain_can_keep_the_source_tokenizer(
+    trained_model, tmp_path, records, forget_ids, forget_texts, retain_texts
+):
+    run(
+        "retrain",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        records=records,
+        forget_ids=forget_ids,
+        params={"retrain_tokenizer": False},
+    )
     source = json.loads(open(f"{trained_model}/tokenizer.json", encoding="utf-8").read())
     kept = json.loads((tmp_path / "retrain" / "tokenizer.json").read_text())
     assert source["model"]["vocab"] == kept["model"]["vocab"]
@@ -186,13 +296,27 @@ def test_retrain_can_keep_the_source_tokenizer(trained_model, tmp_path, records,
 
 def test_retrain_with_records_needs_forget_ids(trained_model, tmp_path, records, forget_texts, retain_texts):
     with pytest.raises(ValueError, match="forget_ids"):
-        run("retrain", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-            retain_texts=retain_texts, records=records)
+        run(
+            "retrain",
+            trained_model=trained_model,
+            tmp_path=tmp_path,
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            records=records,
+        )
 
 
-def test_unlearned_model_records_its_parent_and_no_record_text(trained_model, tmp_path, forget_texts, retain_texts):
-    result = run("gradient_ascent", trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts, params={"max_steps": 5})
+def test_unlearned_model_records_its_parent_and_no_record_text(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
+    result = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={"max_steps": 5},
+    )
     content = (tmp_path / "gradient_ascent" / "lethe_unlearning.json").read_text()
     provenance = json.loads(content)
     assert provenance["parent_weights_sha256"] == weights_sha256(trained_model)
@@ -215,7 +339,14 @@ def test_the_engine_imports_without_django():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("name", APPROXIMATE)
 def test_approximate_methods_run_on_cuda(name, trained_model, tmp_path, forget_texts, retain_texts):
-    result = run(name, trained_model=trained_model, tmp_path=tmp_path, forget_texts=forget_texts,
-                 retain_texts=retain_texts, params={"learning_rate": 2e-3, "max_steps": 60}, device="cuda")
+    result = run(
+        name,
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={"learning_rate": 2e-3, "max_steps": 60},
+        device="cuda",
+    )
     assert result.device.startswith("cuda")
     assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]

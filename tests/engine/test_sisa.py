@@ -1,4 +1,5 @@
 """SISA: layout, ensemble inference, and unlearning that retrains only the shards that held the records."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ SHARDS, SLICES = 3, 3
 @pytest.fixture(scope="module")
 def sisa_model(tmp_path_factory, records, tiny_recipe) -> str:
     output = tmp_path_factory.mktemp("sisa") / "model"
-    train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=output, shards=SHARDS,
-               slices=SLICES)
+    train_sisa(
+        records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=output, shards=SHARDS, slices=SLICES
+    )
     return str(output)
 
 
@@ -78,8 +80,12 @@ def test_ensemble_logits_are_the_log_of_the_mean_shard_probability(sisa_model):
     labels = ids.input_ids.masked_fill(ids.attention_mask == 0, -100)
     with torch.no_grad():
         out = ensemble(ids.input_ids, attention_mask=ids.attention_mask, labels=labels)
-        probs = torch.stack([torch.softmax(s(input_ids=ids.input_ids, attention_mask=ids.attention_mask).logits, -1)
-                             for s in ensemble.shards]).mean(0)
+        probs = torch.stack(
+            [
+                torch.softmax(s(input_ids=ids.input_ids, attention_mask=ids.attention_mask).logits, -1)
+                for s in ensemble.shards
+            ]
+        ).mean(0)
     real = ids.attention_mask.bool()  # padded positions carry no meaning
     torch.testing.assert_close(out.logits.exp()[real], probs[real], atol=1e-5, rtol=1e-4)
     mask = labels[:, 1:] != -100
@@ -90,7 +96,9 @@ def test_ensemble_logits_are_the_log_of_the_mean_shard_probability(sisa_model):
 def test_ensemble_generates_greedily_like_a_causal_lm(sisa_model):
     ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
     ids = tokenizer("Ticket 3: contact", return_tensors="pt").input_ids
-    out = ensemble.generate(input_ids=ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    out = ensemble.generate(
+        input_ids=ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id
+    )
     assert out.shape[0] == 1 and 1 <= out.shape[1] - ids.shape[1] <= 5
     assert torch.equal(out[:, : ids.shape[1]], ids)
     first = ensemble(ids).logits[0, -1].argmax()
@@ -101,8 +109,12 @@ def test_unlearning_retrains_only_the_shard_that_held_the_records(sisa_model, la
     forget_ids = one_shard_forget_ids(layout, records)
     forget_texts, retain_texts = texts_for(records, forget_ids)
     result = get_method("sisa").run(
-        source_model_dir=sisa_model, output_dir=tmp_path / "out", forget_texts=forget_texts,
-        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids,
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "out",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
     )
     assert result.metrics["shards_retrained"] == [1]
     assert result.metrics["first_affected_slice"] == {"1": 1}
@@ -124,12 +136,21 @@ def test_sisa_unlearning_equals_retraining_the_whole_ensemble_without_the_record
     forget_ids = [layout.shards[0][0][0], layout.shards[2][2][-1]]
     forget_texts, retain_texts = texts_for(records, forget_ids)
     unlearned = get_method("sisa").run(
-        source_model_dir=sisa_model, output_dir=tmp_path / "sisa", forget_texts=forget_texts,
-        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids,
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "sisa",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
     )
     retrained = get_method("retrain").run(
-        source_model_dir=sisa_model, output_dir=tmp_path / "retrain", forget_texts=forget_texts,
-        retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids, params={"retrain_tokenizer": False},
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "retrain",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
+        params={"retrain_tokenizer": False},
     )
     assert unlearned.metrics["shards_retrained"] == [0, 2]
     assert retrained.metrics["shards_retrained"] == [0, 1, 2]
@@ -142,24 +163,41 @@ def test_affected_shards_reports_the_first_slice_per_shard(layout):
     assert affected_shards(layout, ids) == {1: 0}
 
 
-def test_sisa_refuses_texts_that_differ_from_what_the_shards_were_trained_on(sisa_model, layout, records, tmp_path):
+def test_sisa_refuses_texts_that_differ_from_what_the_shards_were_trained_on(
+    sisa_model, layout, records, tmp_path
+):
     forget_ids = [layout.shards[1][2][0]]
     changed_id = layout.shards[1][0][0]
     changed = [(rid, text + " edited" if rid == changed_id else text) for rid, text in records]
     forget_texts, retain_texts = texts_for(records, forget_ids)
     with pytest.raises(ValueError, match="other records|another recipe"):
-        get_method("sisa").run(source_model_dir=sisa_model, output_dir=tmp_path / "out", forget_texts=forget_texts,
-                               retain_texts=retain_texts, full_texts=changed, forget_ids=forget_ids)
+        get_method("sisa").run(
+            source_model_dir=sisa_model,
+            output_dir=tmp_path / "out",
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            full_texts=changed,
+            forget_ids=forget_ids,
+        )
     assert not (tmp_path / "out").exists()
 
 
-def test_sisa_needs_a_sisa_model_and_approximate_methods_refuse_one(sisa_model, trained_model, records, tmp_path):
+def test_sisa_needs_a_sisa_model_and_approximate_methods_refuse_one(
+    sisa_model, trained_model, records, tmp_path
+):
     with pytest.raises(ValueError, match="not a SISA model"):
-        get_method("sisa").run(source_model_dir=trained_model, output_dir=tmp_path / "a", forget_texts=["x"],
-                               retain_texts=["y"], full_texts=records, forget_ids=["R000"])
+        get_method("sisa").run(
+            source_model_dir=trained_model,
+            output_dir=tmp_path / "a",
+            forget_texts=["x"],
+            retain_texts=["y"],
+            full_texts=records,
+            forget_ids=["R000"],
+        )
     with pytest.raises(ValueError, match="SISA ensemble"):
-        get_method("gradient_ascent").run(source_model_dir=sisa_model, output_dir=tmp_path / "b",
-                                          forget_texts=["x"], retain_texts=["y"])
+        get_method("gradient_ascent").run(
+            source_model_dir=sisa_model, output_dir=tmp_path / "b", forget_texts=["x"], retain_texts=["y"]
+        )
 
 
 def test_sisa_training_resumes_after_cancel_to_the_same_ensemble(sisa_model, records, tiny_recipe, tmp_path):
@@ -170,11 +208,24 @@ def test_sisa_training_resumes_after_cancel_to_the_same_ensemble(sisa_model, rec
         return calls["n"] > 40
 
     with pytest.raises(TrainingCancelled):
-        train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=tmp_path / "m", shards=SHARDS,
-                   slices=SLICES, checkpoint_dir=tmp_path / "ckpt", should_stop=stop_midway)
+        train_sisa(
+            records=records,
+            recipe=tiny_recipe.replace(epochs=6),
+            output_dir=tmp_path / "m",
+            shards=SHARDS,
+            slices=SLICES,
+            checkpoint_dir=tmp_path / "ckpt",
+            should_stop=stop_midway,
+        )
     assert not (tmp_path / "m").exists()
-    result = train_sisa(records=records, recipe=tiny_recipe.replace(epochs=6), output_dir=tmp_path / "m",
-                        shards=SHARDS, slices=SLICES, checkpoint_dir=tmp_path / "ckpt")
+    result = train_sisa(
+        records=records,
+        recipe=tiny_recipe.replace(epochs=6),
+        output_dir=tmp_path / "m",
+        shards=SHARDS,
+        slices=SLICES,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
     assert result.steps < result.full_training_steps
     assert result.weights_sha256 == weights_sha256(sisa_model)
 
@@ -189,8 +240,9 @@ def test_sisa_ensemble_loss_is_finite_on_records(sisa_model, records):
 def test_grouped_layout_keeps_a_persons_records_in_one_shard(records, forget_ids):
     ids = [rid for rid, _ in records]
     plain = SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3)
-    grouped = SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3,
-                                groups={rid: "alice" for rid in forget_ids})
+    grouped = SisaLayout.assign(
+        ids, shards=SHARDS, slices=SLICES, seed=3, groups={rid: "alice" for rid in forget_ids}
+    )
     assert len(affected_shards(plain, forget_ids)) == SHARDS
     assert len(affected_shards(grouped, forget_ids)) == 1
     assert sorted(grouped.record_ids()) == sorted(ids)

@@ -1,4 +1,5 @@
 """Training from scratch: tokenizer, recipe validation, determinism, cancellation and resume."""
+
 from __future__ import annotations
 
 import json
@@ -93,9 +94,13 @@ def test_training_lowers_the_loss(records, tiny_recipe, tmp_path):
     assert result.steps == result.total_steps == 6 * tiny_recipe.epochs
 
 
-def test_same_seed_gives_identical_weights_and_another_seed_does_not(records, tiny_recipe, tmp_path, trained_model):
+def test_same_seed_gives_identical_weights_and_another_seed_does_not(
+    records, tiny_recipe, tmp_path, trained_model
+):
     again = train_causal_lm(texts=texts_of(records), recipe=tiny_recipe, output_dir=tmp_path / "again")
-    other = train_causal_lm(texts=texts_of(records), recipe=tiny_recipe.replace(seed=4), output_dir=tmp_path / "other")
+    other = train_causal_lm(
+        texts=texts_of(records), recipe=tiny_recipe.replace(seed=4), output_dir=tmp_path / "other"
+    )
     assert again.weights_sha256 == weights_sha256(trained_model)
     assert other.weights_sha256 != again.weights_sha256
 
@@ -103,8 +108,12 @@ def test_same_seed_gives_identical_weights_and_another_seed_does_not(records, ti
 def test_progress_is_reported_after_every_step(records, tiny_recipe, tmp_path):
     seen = []
     recipe = tiny_recipe.replace(epochs=2)
-    train_causal_lm(texts=texts_of(records), recipe=recipe, output_dir=tmp_path / "m",
-                    progress=lambda step, total: seen.append((step, total)))
+    train_causal_lm(
+        texts=texts_of(records),
+        recipe=recipe,
+        output_dir=tmp_path / "m",
+        progress=lambda step, total: seen.append((step, total)),
+    )
     assert seen == [(step, 12) for step in range(1, 13)]
 
 
@@ -116,8 +125,13 @@ def test_should_stop_raises_cancelled_and_leaves_no_model(records, tiny_recipe, 
         return len(calls) > 5
 
     with pytest.raises(TrainingCancelled) as caught:
-        train_causal_lm(texts=texts_of(records), recipe=tiny_recipe, output_dir=tmp_path / "m",
-                        should_stop=should_stop, checkpoint_dir=tmp_path / "ckpt")
+        train_causal_lm(
+            texts=texts_of(records),
+            recipe=tiny_recipe,
+            output_dir=tmp_path / "m",
+            should_stop=should_stop,
+            checkpoint_dir=tmp_path / "ckpt",
+        )
     assert caught.value.step == 5
     assert caught.value.checkpoint is not None
     assert not (tmp_path / "m").exists()
@@ -128,22 +142,45 @@ def _die_at(step_to_die: int):
     def progress(step, total):
         if step == step_to_die:
             raise WorkerDied()
+
     return progress
 
 
 def test_resume_after_a_crash_ends_with_the_weights_of_an_uninterrupted_run(records, tmp_path):
-    recipe = TrainingRecipe(n_layer=1, n_embd=32, n_head=2, block_size=48, vocab_size=300, batch_size=8,
-                            epochs=4, learning_rate=1e-2, warmup_steps=3, dropout=0.1, seed=11)
+    recipe = TrainingRecipe(
+        n_layer=1,
+        n_embd=32,
+        n_head=2,
+        block_size=48,
+        vocab_size=300,
+        batch_size=8,
+        epochs=4,
+        learning_rate=1e-2,
+        warmup_steps=3,
+        dropout=0.1,
+        seed=11,
+    )
     texts = texts_of(records)
     reference = train_causal_lm(texts=texts, recipe=recipe, output_dir=tmp_path / "straight")
     with pytest.raises(WorkerDied):
-        train_causal_lm(texts=texts, recipe=recipe, output_dir=tmp_path / "resumed", checkpoint_dir=tmp_path / "ckpt",
-                        checkpoint_every=5, progress=_die_at(13))
+        train_causal_lm(
+            texts=texts,
+            recipe=recipe,
+            output_dir=tmp_path / "resumed",
+            checkpoint_dir=tmp_path / "ckpt",
+            checkpoint_every=5,
+            progress=_die_at(13),
+        )
     assert latest_checkpoint(tmp_path / "ckpt").name == "step-00000010"
     steps_seen = []
-    resumed = train_causal_lm(texts=texts, recipe=recipe, output_dir=tmp_path / "resumed",
-                              checkpoint_dir=tmp_path / "ckpt", checkpoint_every=5,
-                              progress=lambda step, total: steps_seen.append(step))
+    resumed = train_causal_lm(
+        texts=texts,
+        recipe=recipe,
+        output_dir=tmp_path / "resumed",
+        checkpoint_dir=tmp_path / "ckpt",
+        checkpoint_every=5,
+        progress=lambda step, total: steps_seen.append(step),
+    )
     assert resumed.resumed_from_step == 10
     assert steps_seen[0] == 11 and steps_seen[-1] == reference.total_steps
     straight = load_file(tmp_path / "straight" / "model.safetensors")
@@ -157,21 +194,38 @@ def test_resume_after_cancel_matches_an_uninterrupted_run(records, tiny_recipe, 
     texts = texts_of(records)
     budget = iter([False] * 30 + [True])
     with pytest.raises(TrainingCancelled):
-        train_causal_lm(texts=texts, recipe=tiny_recipe, output_dir=tmp_path / "m", checkpoint_dir=tmp_path / "ckpt",
-                        checkpoint_every=1000, should_stop=lambda: next(budget))
-    resumed = train_causal_lm(texts=texts, recipe=tiny_recipe, output_dir=tmp_path / "m",
-                              checkpoint_dir=tmp_path / "ckpt")
+        train_causal_lm(
+            texts=texts,
+            recipe=tiny_recipe,
+            output_dir=tmp_path / "m",
+            checkpoint_dir=tmp_path / "ckpt",
+            checkpoint_every=1000,
+            should_stop=lambda: next(budget),
+        )
+    resumed = train_causal_lm(
+        texts=texts, recipe=tiny_recipe, output_dir=tmp_path / "m", checkpoint_dir=tmp_path / "ckpt"
+    )
     assert resumed.resumed_from_step == 30
     assert resumed.weights_sha256 == weights_sha256(trained_model)
 
 
 def test_a_checkpoint_of_other_data_is_refused(records, tiny_recipe, tmp_path):
     with pytest.raises(WorkerDied):
-        train_causal_lm(texts=texts_of(records), recipe=tiny_recipe, output_dir=tmp_path / "m",
-                        checkpoint_dir=tmp_path / "ckpt", checkpoint_every=2, progress=_die_at(3))
+        train_causal_lm(
+            texts=texts_of(records),
+            recipe=tiny_recipe,
+            output_dir=tmp_path / "m",
+            checkpoint_dir=tmp_path / "ckpt",
+            checkpoint_every=2,
+            progress=_die_at(3),
+        )
     with pytest.raises(CheckpointMismatch):
-        train_causal_lm(texts=texts_of(records)[1:], recipe=tiny_recipe, output_dir=tmp_path / "m",
-                        checkpoint_dir=tmp_path / "ckpt")
+        train_causal_lm(
+            texts=texts_of(records)[1:],
+            recipe=tiny_recipe,
+            output_dir=tmp_path / "m",
+            checkpoint_dir=tmp_path / "ckpt",
+        )
 
 
 def test_refuses_to_overwrite_a_model_directory(records, tiny_recipe, tmp_path):
@@ -196,7 +250,9 @@ def test_provenance_names_no_record_text(trained_model, records):
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_cuda_with_bf16_autocast_learns(records, tiny_recipe, tmp_path):
-    result = train_causal_lm(texts=texts_of(records), recipe=tiny_recipe, output_dir=tmp_path / "m", device="cuda")
+    result = train_causal_lm(
+        texts=texts_of(records), recipe=tiny_recipe, output_dir=tmp_path / "m", device="cuda"
+    )
     assert result.device.startswith("cuda")
     assert result.epoch_losses[-1] < result.epoch_losses[0] * 0.5
     model = AutoModelForCausalLM.from_pretrained(tmp_path / "m")

@@ -1,5 +1,6 @@
 """Fixtures of the fault suites: their own PostgreSQL cluster, and real workers whose process
 groups the tests may kill."""
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,9 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     from django.conf import settings
 
     if throwaway_postgres is not None:
-        settings.DATABASES["default"].update(HOST="127.0.0.1", PORT=str(throwaway_postgres.port),
-                                             USER="postgres", PASSWORD="")
+        settings.DATABASES["default"].update(
+            HOST="127.0.0.1", PORT=str(throwaway_postgres.port), USER="postgres", PASSWORD=""
+        )
 
 
 @pytest.fixture
@@ -50,8 +52,9 @@ def worker_env(worker_env):
     from django.db import connection
 
     db = connection.settings_dict
-    worker_env["DATABASE_URL"] = (f"postgres://{quote(db['USER'])}@{db['HOST']}:{db['PORT']}/"
-                                  f"{quote(db['NAME'])}")
+    worker_env["DATABASE_URL"] = (
+        f"postgres://{quote(db['USER'])}@{db['HOST']}:{db['PORT']}/{quote(db['NAME'])}"
+    )
     return worker_env
 
 
@@ -64,12 +67,18 @@ def group_workers(worker_env, data_dir, tmp_path_factory):
     """
     started: list[GroupWorker] = []
 
-    def start(*, hostname: str | None = None, queues: str = "gpu", pool: str = "prefork",
-              **extra) -> GroupWorker:
+    def start(
+        *, hostname: str | None = None, queues: str = "gpu", pool: str = "prefork", **extra
+    ) -> GroupWorker:
         env = worker_env_for(worker_env, data_dir=data_dir, **{**FAST_LIVENESS, **extra})
         log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-        worker = GroupWorker(env=env, hostname=hostname or f"fault-{os.getpid()}-{len(started)}@localhost",
-                             log_path=log_path, queues=queues, pool=pool).start()
+        worker = GroupWorker(
+            env=env,
+            hostname=hostname or f"fault-{os.getpid()}-{len(started)}@localhost",
+            log_path=log_path,
+            queues=queues,
+            pool=pool,
+        ).start()
         started.append(worker)
         return worker
 
@@ -87,8 +96,9 @@ def small_disk():
 
     def mount(path, *, size: str):
         path.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "lethe-faults", str(path)], check=True,
-                       timeout=30)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "lethe-faults", str(path)], check=True, timeout=30
+        )
         mounted.append(path)
         return path
 

@@ -13,6 +13,7 @@ child that hangs, and the slow module, stay out of the test's process. Prints on
 ``plain`` is the control: the same import outside the section, which is how the demo's training
 job hung (the child inherits the module's import lock, held by a thread it does not have).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,7 +37,8 @@ def main(mode: str) -> dict:
     folder = tempfile.mkdtemp(prefix="lethe-fork-probe-")
     name = f"lethe_slow_module_{os.getpid()}"
     Path(folder, f"{name}.py").write_text(
-        f"import time\ntime.sleep({SLOW_SECONDS})\nVALUE = 42\nDONE_AT = time.monotonic()\n")
+        f"import time\ntime.sleep({SLOW_SECONDS})\nVALUE = 42\nDONE_AT = time.monotonic()\n"
+    )
     sys.path.insert(0, folder)
     try:
         return _fork_mid_import(mode, name, fork_exclusive)
@@ -68,8 +70,11 @@ def _fork_mid_import(mode: str, name: str, fork_exclusive) -> dict:
         os._exit(0 if module.VALUE == 42 else 3)
     forked = time.monotonic()
     thread.join(timeout=30)
-    facts = {"mode": mode, "fork_seconds": forked - before,
-             "import_done_before_fork": sys.modules[name].DONE_AT <= forked}
+    facts = {
+        "mode": mode,
+        "fork_seconds": forked - before,
+        "import_done_before_fork": sys.modules[name].DONE_AT <= forked,
+    }
     deadline = time.monotonic() + CHILD_TIMEOUT  # the import has ended: the child needs no longer
     status = None
     while time.monotonic() < deadline:
@@ -81,8 +86,12 @@ def _fork_mid_import(mode: str, name: str, fork_exclusive) -> dict:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         return {**facts, "child": "hung", "child_seconds": None}
-    return {**facts, "child": "exited", "exit_code": os.waitstatus_to_exitcode(status),
-            "child_seconds": time.monotonic() - before}
+    return {
+        **facts,
+        "child": "exited",
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "child_seconds": time.monotonic() - before,
+    }
 
 
 if __name__ == "__main__":

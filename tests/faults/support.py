@@ -4,6 +4,7 @@ that a job ended exactly once from its checkpoint with the audit chain intact.
 Every wait here is bounded, and every process a test starts is stopped by the test's teardown,
 so a fault that the product does not survive fails the suite instead of hanging it.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,26 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT, WorkerProcess, wait_for
 
 #: Two checkpoints in a few seconds and a few more before the end: a kill lands between them.
-FAULT_RECIPE = {"n_layer": 2, "n_embd": 128, "n_head": 4, "block_size": 64, "vocab_size": 320, "epochs": 20,
-                "batch_size": 4, "warmup_steps": 2, "learning_rate": 3e-3}
+FAULT_RECIPE = {
+    "n_layer": 2,
+    "n_embd": 128,
+    "n_head": 4,
+    "block_size": 64,
+    "vocab_size": 320,
+    "epochs": 20,
+    "batch_size": 4,
+    "warmup_steps": 2,
+    "learning_rate": 3e-3,
+}
 CHECKPOINT_EVERY = 20
 #: Progress at which a kill is sure to find at least two checkpoints on disk.
 KILL_AFTER_STEP = 2 * CHECKPOINT_EVERY + 5
 #: A worker's settings for quick recovery: the job's heartbeat every second, stale after a few.
-FAST_LIVENESS = {"LETHE_JOB_CHECKPOINT_EVERY": CHECKPOINT_EVERY, "LETHE_JOB_HEARTBEAT_SECONDS": 1,
-                 "LETHE_JOB_HEARTBEAT_STALE_SECONDS": 6}
+FAST_LIVENESS = {
+    "LETHE_JOB_CHECKPOINT_EVERY": CHECKPOINT_EVERY,
+    "LETHE_JOB_HEARTBEAT_SECONDS": 1,
+    "LETHE_JOB_HEARTBEAT_STALE_SECONDS": 6,
+}
 
 
 class GroupWorker(WorkerProcess):
@@ -40,10 +53,31 @@ class GroupWorker(WorkerProcess):
     def start(self) -> "GroupWorker":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "compliance", "worker", "-Q", self.queues,
-             "--pool", self.pool, "--concurrency", "1", "--hostname", self.hostname,
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-            cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "compliance",
+                "worker",
+                "-Q",
+                self.queues,
+                "--pool",
+                self.pool,
+                "--concurrency",
+                "1",
+                "--hostname",
+                self.hostname,
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         return self
@@ -60,8 +94,12 @@ class GroupWorker(WorkerProcess):
         """SIGKILL the parent and every child at once and reap the parent; the group is gone after."""
         os.killpg(self.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
-        wait_for(lambda: not group_members(self.pid), timeout=10, interval=0.05,
-                 what=f"the process group {self.pid} to vanish")
+        wait_for(
+            lambda: not group_members(self.pid),
+            timeout=10,
+            interval=0.05,
+            what=f"the process group {self.pid} to vanish",
+        )
 
     def stop(self) -> None:
         """Stop the worker warm, then the whole group with SIGKILL if anything is left."""
@@ -86,7 +124,7 @@ def _stat_fields(pid: int) -> list[str] | None:
     stat = _proc_field(pid, "stat")
     if stat is None:
         return None
-    return stat[stat.rindex(")") + 2:].split()
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def group_members(pgid: int) -> list[int]:
@@ -142,8 +180,11 @@ class Timings:
             return f"{value:.1f}" if isinstance(value, float) else str(value)
 
         table = [self.columns] + [[cell(v) for v in row] for row in self.rows]
-        numeric = [i for i in range(1, len(self.columns)) if self.rows and all(
-            isinstance(row[i], float) for row in self.rows)]
+        numeric = [
+            i
+            for i in range(1, len(self.columns))
+            if self.rows and all(isinstance(row[i], float) for row in self.rows)
+        ]
         if numeric:
             for label, pick in (("min", min), ("median", _median), ("max", max)):
                 summary = [label] + [""] * (len(self.columns) - 1)
@@ -187,8 +228,11 @@ def assert_finished_once_from_checkpoint(job_id: int, *, attempts: int = 2) -> d
     assert resumed and resumed >= CHECKPOINT_EVERY and resumed % CHECKPOINT_EVERY == 0, job.metrics
     assert f"resuming from checkpoint step {resumed}" in job.log, job.log[-2000:]
     assert job.progress_done == job.progress_total > 0
-    events = list(AuditEvent.objects.filter(object_type="unlearning_jobs.unlearningjob", object_id=str(job_id))
-                  .values_list("action", flat=True))
+    events = list(
+        AuditEvent.objects.filter(
+            object_type="unlearning_jobs.unlearningjob", object_id=str(job_id)
+        ).values_list("action", flat=True)
+    )
     assert events.count("unlearning_job.succeeded") == 1, events
     assert events.count("unlearning_job.started") == attempts, events
     chain = audit_chain_verify()
@@ -204,9 +248,12 @@ def job_row(job_id: int):
 
 def wait_for_step(job_id: int, step: int, *, worker: WorkerProcess, timeout: float = 180):
     """Wait until the job's running attempt has reported ``step`` steps; return the row."""
-    return wait_for(lambda: (lambda j: j if j.status == "running" and j.progress_done >= step else None)(
-        job_row(job_id)), timeout=timeout, interval=0.1,
-        what=f"job {job_id} to reach step {step}; worker log:\n{worker.log_tail()}")
+    return wait_for(
+        lambda: (lambda j: j if j.status == "running" and j.progress_done >= step else None)(job_row(job_id)),
+        timeout=timeout,
+        interval=0.1,
+        what=f"job {job_id} to reach step {step}; worker log:\n{worker.log_tail()}",
+    )
 
 
 def monotonic() -> float:
@@ -233,8 +280,9 @@ class ThrowawayPostgres:
         import glob
         import tempfile
 
-        versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-                          key=lambda path: int(Path(path).parent.parent.name))
+        versions = sorted(
+            glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda path: int(Path(path).parent.parent.name)
+        )
         if not versions:
             raise FileNotFoundError("initdb not found under /usr/lib/postgresql/*/bin")
         self.bindir = Path(versions[-1]).parent
@@ -261,8 +309,19 @@ class ThrowawayPostgres:
 
     def restart(self) -> None:
         """Stop the server (``fast``: every session is cut, as in a failover) and start it again."""
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-m", "fast", "-w", "-t", "60",
-                  "restart")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            "60",
+            "restart",
+        )
 
     def pause(self) -> None:
         """Stop the server (``fast``); ``resume`` starts it again on the same port and data."""
@@ -270,8 +329,19 @@ class ThrowawayPostgres:
 
     def resume(self) -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-o", options,
-                  "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         import shutil
@@ -298,14 +368,29 @@ class ThrowawayRedis:
 
     def start(self) -> "ThrowawayRedis":
         self.process = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir)], stdout=(self.dir / "redis.log").open("ab"), stderr=subprocess.STDOUT)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=(self.dir / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
         wait_for(self._answers, timeout=20, interval=0.1, what=f"redis-server on port {self.port}")
         return self
 
     def _answers(self) -> bool:
-        result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True,
-                                timeout=5)
+        result = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True, timeout=5
+        )
         return result.stdout.strip() == "PONG"
 
     def stop(self) -> None:

@@ -5,6 +5,7 @@ and database of its environment, as the beat's task does every 30 s on a worker.
 broker is not the test process's own (a restarted Redis on another port) runs it beside its
 worker so that the messages the sweep sends reach that broker.
 """
+
 from __future__ import annotations
 
 import logging

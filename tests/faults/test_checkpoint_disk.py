@@ -3,6 +3,7 @@ opaque "enforce fail ... unexpected pos", and leaves the previous state whole.
 
 A real tmpfs of 1 MiB, mounted by the test (root), is the full disk.
 """
+
 from __future__ import annotations
 
 import errno

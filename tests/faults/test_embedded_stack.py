@@ -9,6 +9,7 @@ process), and each start must show the demo training job's progress within 60 s 
 worker starting. Then SIGINT, what a terminal's Ctrl-C sends, must stop every process the
 script started within 20 s.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,11 @@ def _free_port() -> int:
 
 def _run_env(var_dir: Path, listen: str) -> dict:
     """The environment of a newcomer's ``make run``: no Lethe settings, no PostgreSQL, no Redis."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("LETHE_", "DATABASE_URL", "CELERY_", "DJANGO_"))}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("LETHE_", "DATABASE_URL", "CELERY_", "DJANGO_"))
+    }
     env.update({"LETHE_VAR_DIR": str(var_dir), "LETHE_LISTEN": listen, "PYTHONUNBUFFERED": "1"})
     return env
 
@@ -54,8 +58,10 @@ def _demo_job(database: Path) -> dict | None:
         return None
     try:
         with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=1) as connection:
-            row = connection.execute("SELECT progress_done, attempts, log FROM unlearning_jobs_unlearningjob "
-                                     "WHERE id = ?", (DEMO_JOB_ID,)).fetchone()
+            row = connection.execute(
+                "SELECT progress_done, attempts, log FROM unlearning_jobs_unlearningjob WHERE id = ?",
+                (DEMO_JOB_ID,),
+            ).fetchone()
     except sqlite3.OperationalError:  # not migrated yet, or a writer holds the lock: read again
         return None
     return {"progress": row[0], "attempts": row[1], "log": row[2]} if row else None
@@ -96,9 +102,15 @@ def _start_once(var_dir: Path, *, ready=_has_progress, what: str = "progress") -
     # `env --default-signal=INT`: a background job of a non-interactive shell starts with SIGINT
     # ignored, and bash cannot trap a signal ignored at entry; a terminal's Ctrl-C has no such issue.
     with log_path.open("wb") as log:
-        script = subprocess.Popen(["env", "--default-signal=INT", "scripts/run_embedded.sh"], cwd=REPO_ROOT,
-                                  env=_run_env(var_dir, listen), stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        script = subprocess.Popen(
+            ["env", "--default-signal=INT", "scripts/run_embedded.sh"],
+            cwd=REPO_ROOT,
+            env=_run_env(var_dir, listen),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     started = time.monotonic()
     try:
         gpu_started = None
@@ -116,12 +128,16 @@ def _start_once(var_dir: Path, *, ready=_has_progress, what: str = "progress") -
             if ready(job):
                 progressed = time.monotonic()
             elif time.monotonic() - gpu_started > PROGRESS_TIMEOUT:
-                pytest.fail(f"the demo training job showed no {what} within {PROGRESS_TIMEOUT:.0f} s of "
-                            f"the gpu worker starting ({job and {k: job[k] for k in ('progress', 'attempts')}}); "
-                            f"gpu worker log:\n{_tail(var_dir / 'log' / 'worker-gpu.log')}")
+                pytest.fail(
+                    f"the demo training job showed no {what} within {PROGRESS_TIMEOUT:.0f} s of "
+                    f"the gpu worker starting ({job and {k: job[k] for k in ('progress', 'attempts')}}); "
+                    f"gpu worker log:\n{_tail(var_dir / 'log' / 'worker-gpu.log')}"
+                )
             else:
                 time.sleep(0.2)
-        assert processes_with_env("LETHE_VAR_DIR", str(var_dir)), "the stack's processes are found by their var dir"
+        assert processes_with_env("LETHE_VAR_DIR", str(var_dir)), (
+            "the stack's processes are found by their var dir"
+        )
         os.kill(script.pid, signal.SIGINT)
         stop_sent = time.monotonic()
         left = processes_with_env("LETHE_VAR_DIR", str(var_dir))
@@ -129,12 +145,18 @@ def _start_once(var_dir: Path, *, ready=_has_progress, what: str = "progress") -
             time.sleep(0.1)
             left = processes_with_env("LETHE_VAR_DIR", str(var_dir))
         stopped = time.monotonic()
-        assert not left, (f"{len(left)} process(es) of the stack still running {STOP_TIMEOUT:.0f} s after "
-                          f"SIGINT:\n" + "\n".join(f"{pid} {cmd}" for pid, cmd in left) + f"\n{_tail(log_path)}")
+        assert not left, (
+            f"{len(left)} process(es) of the stack still running {STOP_TIMEOUT:.0f} s after "
+            f"SIGINT:\n" + "\n".join(f"{pid} {cmd}" for pid, cmd in left) + f"\n{_tail(log_path)}"
+        )
         # The script's INT trap ends it with 130 after its clean-up, like any shell stopped by Ctrl-C.
         assert script.wait(timeout=5) == 130, _tail(log_path)
-        return {"seed": gpu_started - started, "progress": progressed - gpu_started,
-                "stop": stopped - stop_sent, "steps": _demo_progress(database)}
+        return {
+            "seed": gpu_started - started,
+            "progress": progressed - gpu_started,
+            "stop": stopped - stop_sent,
+            "steps": _demo_progress(database),
+        }
     finally:
         if script.poll() is None:
             os.killpg(script.pid, signal.SIGKILL)
@@ -143,9 +165,16 @@ def _start_once(var_dir: Path, *, ready=_has_progress, what: str = "progress") -
 
 
 def test_make_run_trains_the_demo_at_every_fresh_start_and_ctrl_c_stops_everything(tmp_path, capsys):
-    table = Timings(title=f"make run from an empty var/, {STARTS} starts (seconds)",
-                    columns=["start", "to gpu worker", "gpu worker to first progress", "SIGINT to all gone",
-                             "steps when stopped"])
+    table = Timings(
+        title=f"make run from an empty var/, {STARTS} starts (seconds)",
+        columns=[
+            "start",
+            "to gpu worker",
+            "gpu worker to first progress",
+            "SIGINT to all gone",
+            "steps when stopped",
+        ],
+    )
     for number in range(1, STARTS + 1):
         timing = _start_once(tmp_path / f"var-{number}")
         table.add(number, timing["seed"], timing["progress"], timing["stop"], timing["steps"])
@@ -158,7 +187,12 @@ def test_a_job_stopped_by_ctrl_c_is_picked_up_again_by_the_next_make_run(tmp_pat
     var_dir = tmp_path / "var"
     first = _start_once(var_dir, ready=lambda job: bool(job and job["progress"] >= 60), what="60 steps")
     assert first["steps"] >= 60
-    _start_once(var_dir, ready=lambda job: bool(job and job["attempts"] >= 2 and "resuming from checkpoint step"
-                                                 in job["log"]), what="a second attempt resuming")
+    _start_once(
+        var_dir,
+        ready=lambda job: bool(
+            job and job["attempts"] >= 2 and "resuming from checkpoint step" in job["log"]
+        ),
+        what="a second attempt resuming",
+    )
     job = _demo_job(var_dir / "lethe.sqlite3")
     assert job["attempts"] == 2 and job["progress"] > 0, job["log"][-2000:]

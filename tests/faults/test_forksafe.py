@@ -5,6 +5,7 @@ worker's heartbeat thread was importing torch: the child inherited a held module
 waited on it forever. Each scenario runs in a fresh interpreter (``fork_probe``) with bounded
 waits, so the control, whose child does hang, never hangs the suite.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,13 @@ pytestmark = [pytest.mark.faults]
 
 
 def _probe(mode: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "tests.faults.fork_probe", mode], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.faults.fork_probe", mode],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -44,4 +50,5 @@ def test_control_a_child_forked_mid_import_outside_the_section_hangs_on_the_impo
     assert not outcome["import_done_before_fork"], outcome
     assert outcome["child"] == "hung", (
         f"a child forked mid-import exited ({outcome}); the control no longer shows the hazard, "
-        f"so the test above proves nothing (waited {CHILD_TIMEOUT} s after the import ended)")
+        f"so the test above proves nothing (waited {CHILD_TIMEOUT} s after the import ended)"
+    )

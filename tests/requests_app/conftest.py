@@ -1,4 +1,5 @@
 """Build erasure requests through the services, in any state of their life."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,12 +23,30 @@ PATH_TO: dict[str, list[str]] = {
     RequestStatus.LOCATING: ["verify_identity", "start_locating"],
     RequestStatus.REVIEW: ["verify_identity", "start_locating", "submit_for_review"],
     RequestStatus.APPROVED: ["verify_identity", "start_locating", "submit_for_review", "approve"],
-    RequestStatus.EXECUTING: ["verify_identity", "start_locating", "submit_for_review", "approve",
-                              "start_executing"],
-    RequestStatus.VERIFYING: ["verify_identity", "start_locating", "submit_for_review", "approve",
-                              "start_executing", "start_verifying"],
-    RequestStatus.COMPLETED: ["verify_identity", "start_locating", "submit_for_review", "approve",
-                              "start_executing", "start_verifying", "complete"],
+    RequestStatus.EXECUTING: [
+        "verify_identity",
+        "start_locating",
+        "submit_for_review",
+        "approve",
+        "start_executing",
+    ],
+    RequestStatus.VERIFYING: [
+        "verify_identity",
+        "start_locating",
+        "submit_for_review",
+        "approve",
+        "start_executing",
+        "start_verifying",
+    ],
+    RequestStatus.COMPLETED: [
+        "verify_identity",
+        "start_locating",
+        "submit_for_review",
+        "approve",
+        "start_executing",
+        "start_verifying",
+        "complete",
+    ],
     RequestStatus.REJECTED: ["reject"],
     RequestStatus.WITHDRAWN: ["withdraw"],
 }
@@ -37,11 +56,15 @@ def take_step(step: str, erasure_request, actor):
     """Run one life-cycle step with plausible arguments; return the updated request."""
     if step == "verify_identity":
         return services.erasure_request_verify_identity(
-            erasure_request=erasure_request, actor=actor, method=IdentityMethod.EMAIL_LINK)
+            erasure_request=erasure_request, actor=actor, method=IdentityMethod.EMAIL_LINK
+        )
     if step == "reject":
         return services.erasure_request_reject(
-            erasure_request=erasure_request, actor=actor,
-            ground=RejectionGround.LEGAL_CLAIMS, explanation="Needed to defend a pending claim.")
+            erasure_request=erasure_request,
+            actor=actor,
+            ground=RejectionGround.LEGAL_CLAIMS,
+            explanation="Needed to defend a pending claim.",
+        )
     return getattr(services, f"erasure_request_{step}")(erasure_request=erasure_request, actor=actor)
 
 

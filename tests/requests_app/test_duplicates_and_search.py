@@ -1,4 +1,5 @@
 """Duplicate detection and search by identifier, both through keyed hashes only."""
+
 import pytest
 
 from compliance.models import AuditEvent
@@ -10,18 +11,23 @@ from requests_app.selectors import ErasureRequestFilters, erasure_request_list
 
 def test_a_request_sharing_an_email_with_an_open_one_is_flagged_and_linked(make_request):
     first = make_request()
-    second = make_request(subject=SubjectIdentifiers(names=("J. Smith",), emails=("JOHN.SMITH@example.com ",)))
+    second = make_request(
+        subject=SubjectIdentifiers(names=("J. Smith",), emails=("JOHN.SMITH@example.com ",))
+    )
     assert second.duplicate_of == first
     created = AuditEvent.objects.filter(action="erasure_request.created", object_id=str(second.pk)).get()
     assert created.details["duplicate_of"] == first.reference
     assert list(first.duplicates.all()) == [second]
 
 
-@pytest.mark.parametrize("shared", [
-    SubjectIdentifiers(phones=("+44 20 7946 0456",)),
-    SubjectIdentifiers(account_ids=("acc 123456",)),
-    SubjectIdentifiers(addresses=("12 Baker Street London NW1 6XE",)),
-])
+@pytest.mark.parametrize(
+    "shared",
+    [
+        SubjectIdentifiers(phones=("+44 20 7946 0456",)),
+        SubjectIdentifiers(account_ids=("acc 123456",)),
+        SubjectIdentifiers(addresses=("12 Baker Street London NW1 6XE",)),
+    ],
+)
 def test_any_shared_direct_identifier_makes_a_duplicate(make_request, shared):
     first = make_request()
     assert make_request(subject=shared).duplicate_of == first
@@ -47,12 +53,20 @@ def test_the_oldest_overlapping_open_request_is_linked(make_request):
     assert third.duplicate_of == first
 
 
-@pytest.mark.parametrize("term", [
-    "john.smith@EXAMPLE.com", "+44 20 7946 0456", "02079460456", "ACC 123456", "Smith, John",
-    "Jon Smith",  # a nickname variant of the name
-])
+@pytest.mark.parametrize(
+    "term",
+    [
+        "john.smith@EXAMPLE.com",
+        "+44 20 7946 0456",
+        "02079460456",
+        "ACC 123456",
+        "Smith, John",
+        "Jon Smith",  # a nickname variant of the name
+    ],
+)
 def test_search_by_identifier_finds_the_request_without_decrypting_any_row(
-        make_request, officer, monkeypatch, term):
+    make_request, officer, monkeypatch, term
+):
     wanted = make_request()
     make_request(subject=SubjectIdentifiers(names=("Ada Lovelace",), emails=("ada@example.org",)))
 
@@ -68,7 +82,12 @@ def test_search_by_identifier_finds_the_request_without_decrypting_any_row(
 def test_search_by_reference(make_request, officer):
     first = make_request()
     make_request(subject=SubjectIdentifiers(names=("Ada Lovelace",)))
-    assert list(erasure_request_list(filters=ErasureRequestFilters(search=first.reference.lower()),
-                                     user=officer)) == [first]
-    assert list(erasure_request_list(filters=ErasureRequestFilters(search="nobody@nowhere.example"),
-                                     user=officer)) == []
+    assert list(
+        erasure_request_list(filters=ErasureRequestFilters(search=first.reference.lower()), user=officer)
+    ) == [first]
+    assert (
+        list(
+            erasure_request_list(filters=ErasureRequestFilters(search="nobody@nowhere.example"), user=officer)
+        )
+        == []
+    )

@@ -6,6 +6,7 @@ choices that do not exist. Every answer is the page with form errors (400, or 40
 state forbids the step) and nothing saved, or a success with exactly what the service writes.
 Each call runs in a savepoint that is rolled back, so the examples are independent.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -20,14 +21,35 @@ from requests_app.views import PAGE_ACTIONS
 
 pytestmark = [pytest.mark.django_db]
 
-FORM_SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FORM_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["\x00", "a\x00b", "\x1b[31m", "\u202e", "<script>alert(1)</script>", "' OR 1=1 --",
-                     "²", "١٢", "99999999999999999999999", "-1", "1, 2, ²", "0", "2026-13-45T25:61",
-                     "2026-01-01T10:00", "x" * 5000]),
+    st.sampled_from(
+        [
+            "\x00",
+            "a\x00b",
+            "\x1b[31m",
+            "\u202e",
+            "<script>alert(1)</script>",
+            "' OR 1=1 --",
+            "²",
+            "١٢",
+            "99999999999999999999999",
+            "-1",
+            "1, 2, ²",
+            "0",
+            "2026-13-45T25:61",
+            "2026-01-01T10:00",
+            "x" * 5000,
+        ]
+    ),
 )
 TEXT_OR_NOTHING = st.one_of(st.none(), HOSTILE_TEXT)
 
@@ -55,15 +77,24 @@ def officer_client(officer):
 
 
 @FORM_SETTINGS
-@given(fields=st.fixed_dictionaries({
-    "received_at": TEXT_OR_NOTHING,
-    "channel": st.one_of(st.just("email"), TEXT_OR_NOTHING),
-    "legal_ground": st.one_of(st.just("art17_1_b"), TEXT_OR_NOTHING),
-    "names": TEXT_OR_NOTHING, "emails": TEXT_OR_NOTHING, "phones": TEXT_OR_NOTHING,
-    "addresses": TEXT_OR_NOTHING, "account_ids": TEXT_OR_NOTHING,
-    "assigned_officer": TEXT_OR_NOTHING, "scope_all": TEXT_OR_NOTHING,
-    "scope_dataset_ids": TEXT_OR_NOTHING, "scope_model_version_ids": TEXT_OR_NOTHING,
-}))
+@given(
+    fields=st.fixed_dictionaries(
+        {
+            "received_at": TEXT_OR_NOTHING,
+            "channel": st.one_of(st.just("email"), TEXT_OR_NOTHING),
+            "legal_ground": st.one_of(st.just("art17_1_b"), TEXT_OR_NOTHING),
+            "names": TEXT_OR_NOTHING,
+            "emails": TEXT_OR_NOTHING,
+            "phones": TEXT_OR_NOTHING,
+            "addresses": TEXT_OR_NOTHING,
+            "account_ids": TEXT_OR_NOTHING,
+            "assigned_officer": TEXT_OR_NOTHING,
+            "scope_all": TEXT_OR_NOTHING,
+            "scope_dataset_ids": TEXT_OR_NOTHING,
+            "scope_model_version_ids": TEXT_OR_NOTHING,
+        }
+    )
+)
 def test_the_new_request_form_answers_any_input_with_errors_or_one_request(officer_client, fields):
     status, created, events = _post_in_savepoint(officer_client, "/requests/new/", _form_data(fields))
     if status == 302:
@@ -80,17 +111,35 @@ def received_request(officer):
 
     return services.erasure_request_create(
         subject=SubjectIdentifiers(names=("Ada Quill",), emails=("ada.quill@example.org",)),
-        legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+        legal_ground=LegalGround.CONSENT_WITHDRAWN,
+        actor=officer,
+    )
 
 
-ACTION_FIELDS = ("note", "method", "verified_at", "until", "reason", "notified_at", "ground", "explanation",
-                 "officer", "scope_all", "scope_dataset_ids", "scope_model_version_ids")
+ACTION_FIELDS = (
+    "note",
+    "method",
+    "verified_at",
+    "until",
+    "reason",
+    "notified_at",
+    "ground",
+    "explanation",
+    "officer",
+    "scope_all",
+    "scope_dataset_ids",
+    "scope_model_version_ids",
+)
 
 
 @FORM_SETTINGS
-@given(action=st.sampled_from(sorted(PAGE_ACTIONS)),
-       fields=st.fixed_dictionaries({name: TEXT_OR_NOTHING for name in ACTION_FIELDS}))
-def test_an_action_form_answers_any_input_with_errors_or_the_step(officer_client, received_request, action, fields):
+@given(
+    action=st.sampled_from(sorted(PAGE_ACTIONS)),
+    fields=st.fixed_dictionaries({name: TEXT_OR_NOTHING for name in ACTION_FIELDS}),
+)
+def test_an_action_form_answers_any_input_with_errors_or_the_step(
+    officer_client, received_request, action, fields
+):
     data = {f"{action}-{name}": value for name, value in _form_data(fields).items()}
     with transaction.atomic():
         before = ErasureRequest.objects.values_list("status", "updated_at").get(pk=received_request.pk)

@@ -1,4 +1,5 @@
 """Beat tasks: deadline flags with e-mail to the officer, and the purge of old identifiers."""
+
 from datetime import timedelta
 
 import pytest
@@ -18,10 +19,12 @@ def _received_days_ago(days):
 
 
 def test_overdue_request_is_flagged_after_one_month_and_its_officer_is_emailed_once(
-        make_request, officer, mailoutbox, django_capture_on_commit_callbacks):
+    make_request, officer, mailoutbox, django_capture_on_commit_callbacks
+):
     overdue = make_request(received_at=_received_days_ago(40))
-    on_time = make_request(subject=SubjectIdentifiers(names=("Ada Lovelace",)),
-                           received_at=_received_days_ago(2))
+    on_time = make_request(
+        subject=SubjectIdentifiers(names=("Ada Lovelace",)), received_at=_received_days_ago(2)
+    )
     with django_capture_on_commit_callbacks(execute=True):
         flags = services.erasure_requests_flag_deadlines()
     assert flags.overdue == [overdue.reference] and flags.due_soon == []
@@ -41,10 +44,14 @@ def test_overdue_request_is_flagged_after_one_month_and_its_officer_is_emailed_o
 
 
 def test_due_soon_is_flagged_once_and_closed_requests_never(
-        make_request, request_in, mailoutbox, django_capture_on_commit_callbacks):
+    make_request, request_in, mailoutbox, django_capture_on_commit_callbacks
+):
     soon = make_request(received_at=_received_days_ago(26))
-    closed = request_in(RequestStatus.WITHDRAWN, received_at=_received_days_ago(45),
-                        subject=SubjectIdentifiers(names=("Ada Lovelace",)))
+    closed = request_in(
+        RequestStatus.WITHDRAWN,
+        received_at=_received_days_ago(45),
+        subject=SubjectIdentifiers(names=("Ada Lovelace",)),
+    )
     with django_capture_on_commit_callbacks(execute=True):
         flags = services.erasure_requests_flag_deadlines()
     assert flags.due_soon == [soon.reference] and closed.reference not in flags.overdue
@@ -52,7 +59,8 @@ def test_due_soon_is_flagged_once_and_closed_requests_never(
 
 
 def test_unassigned_overdue_request_is_sent_to_every_officer(
-        make_request, officer, mailoutbox, django_capture_on_commit_callbacks):
+    make_request, officer, mailoutbox, django_capture_on_commit_callbacks
+):
     erasure_request = make_request(received_at=_received_days_ago(35))
     services.erasure_request_assign(erasure_request=erasure_request, actor=officer, officer=None)
     with django_capture_on_commit_callbacks(execute=True):
@@ -62,8 +70,12 @@ def test_unassigned_overdue_request_is_sent_to_every_officer(
 
 def test_flagged_overdue_rows_are_highlighted_on_the_list(client, officer, make_request):
     overdue = make_request(received_at=_received_days_ago(40))
-    soon = make_request(subject=SubjectIdentifiers(names=("Ada Lovelace",)), received_at=_received_days_ago(27))
-    later = make_request(subject=SubjectIdentifiers(names=("Alan Turing",)), received_at=_received_days_ago(1))
+    soon = make_request(
+        subject=SubjectIdentifiers(names=("Ada Lovelace",)), received_at=_received_days_ago(27)
+    )
+    later = make_request(
+        subject=SubjectIdentifiers(names=("Alan Turing",)), received_at=_received_days_ago(1)
+    )
     client.force_login(officer)
     html = client.get("/requests/").content.decode()
     assert f'<tr class="overdue" data-reference="{overdue.reference}">' in html
@@ -75,17 +87,20 @@ def test_flagged_overdue_rows_are_highlighted_on_the_list(client, officer, make_
 def _closed_long_ago(request_in, officer, days, **kwargs):
     erasure_request = request_in(RequestStatus.COMPLETED, **kwargs)
     ErasureRequest.objects.filter(pk=erasure_request.pk).update(
-        closed_at=timezone.now() - timedelta(days=days))
+        closed_at=timezone.now() - timedelta(days=days)
+    )
     return erasure_request
 
 
 def test_purge_erases_identifiers_of_requests_closed_past_retention_and_keeps_hashes(
-        request_in, make_request, officer, settings):
+    request_in, make_request, officer, settings
+):
     settings.LETHE_RETENTION_DAYS = 365
     old = _closed_long_ago(request_in, officer, 400)
     recent = _closed_long_ago(request_in, officer, 30, subject=SubjectIdentifiers(names=("Ada Lovelace",)))
-    still_open = make_request(subject=SubjectIdentifiers(names=("Alan Turing",)),
-                              received_at=_received_days_ago(500))
+    still_open = make_request(
+        subject=SubjectIdentifiers(names=("Alan Turing",)), received_at=_received_days_ago(500)
+    )
     hashes_before = old.identifier_hashes.count()
 
     purged = services.erasure_requests_purge_identifiers()
@@ -141,11 +156,19 @@ def test_real_worker_flags_an_overdue_request(celery_worker, officer, settings):
     from requests_app.services import erasure_request_create
 
     erasure_request = erasure_request_create(
-        subject=SubjectIdentifiers(names=("Grace Hopper",)), legal_ground="art17_1_b", actor=officer,
-        received_at=_received_days_ago(45))
+        subject=SubjectIdentifiers(names=("Grace Hopper",)),
+        legal_ground="art17_1_b",
+        actor=officer,
+        received_at=_received_days_ago(45),
+    )
     tasks.flag_overdue.delay()
-    wait_for(lambda: ErasureRequest.objects.filter(pk=erasure_request.pk,
-                                                   overdue_notified_at__isnull=False).exists(),
-             timeout=60, what=f"the overdue flag; worker log:\n{celery_worker.log_tail()}")
-    assert AuditEvent.objects.filter(action="erasure_request.overdue_flagged",
-                                     object_id=str(erasure_request.pk)).exists()
+    wait_for(
+        lambda: ErasureRequest.objects.filter(
+            pk=erasure_request.pk, overdue_notified_at__isnull=False
+        ).exists(),
+        timeout=60,
+        what=f"the overdue flag; worker log:\n{celery_worker.log_tail()}",
+    )
+    assert AuditEvent.objects.filter(
+        action="erasure_request.overdue_flagged", object_id=str(erasure_request.pk)
+    ).exists()

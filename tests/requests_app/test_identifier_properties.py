@@ -4,6 +4,7 @@ Whatever text an officer or an API client sends as identifiers, cleaning either 
 answers a ``ValidationError`` that names each bad value by its position, never by its value;
 what leaves the module (hashes, masks, ciphertext) never carries the raw value.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,19 +29,39 @@ from requests_app.identifiers import (
     subject_identifiers_clean,
 )
 
-PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 #: Marks a drawn value so that it can be looked for in messages without matching their own words.
 MARKER = "\u2042"
 
 IDENTIFIER_TEXT = st.one_of(
     st.text(max_size=60),
-    st.sampled_from(["John Smith", "María García-López", "john.smith@example.com", "mailto:<a@b.co>",
-                     "020 7946 0958", "+34 612 345 678", "12 Baker St, London", "ACC-123456", "A1",
-                     "<script>alert(1)</script>", "'; DROP TABLE requests_app_erasurerequest; --",
-                     "../../etc/passwd", "a\x00b", "\u202eevil", " ", ""]),
+    st.sampled_from(
+        [
+            "John Smith",
+            "María García-López",
+            "john.smith@example.com",
+            "mailto:<a@b.co>",
+            "020 7946 0958",
+            "+34 612 345 678",
+            "12 Baker St, London",
+            "ACC-123456",
+            "A1",
+            "<script>alert(1)</script>",
+            "'; DROP TABLE requests_app_erasurerequest; --",
+            "../../etc/passwd",
+            "a\x00b",
+            "\u202eevil",
+            " ",
+            "",
+        ]
+    ),
 )
-SUBJECT = st.fixed_dictionaries({name: st.lists(IDENTIFIER_TEXT, max_size=3) for name in IDENTIFIER_ENTITY_TYPES})
+SUBJECT = st.fixed_dictionaries(
+    {name: st.lists(IDENTIFIER_TEXT, max_size=3) for name in IDENTIFIER_ENTITY_TYPES}
+)
 
 
 def _clean(lists: dict):
@@ -63,8 +84,14 @@ def test_cleaning_any_identifiers_accepts_them_or_says_which_position_is_wrong(l
 
 
 @PROPERTY_SETTINGS
-@given(lists=st.fixed_dictionaries({name: st.lists(st.text(max_size=30).map(lambda text: f"{MARKER}{text}{MARKER}"),
-                                                   max_size=2) for name in IDENTIFIER_ENTITY_TYPES}))
+@given(
+    lists=st.fixed_dictionaries(
+        {
+            name: st.lists(st.text(max_size=30).map(lambda text: f"{MARKER}{text}{MARKER}"), max_size=2)
+            for name in IDENTIFIER_ENTITY_TYPES
+        }
+    )
+)
 def test_an_error_message_never_quotes_the_value(lists):
     try:
         _clean(lists)
@@ -75,8 +102,15 @@ def test_an_error_message_never_quotes_the_value(lists):
 
 @PROPERTY_SETTINGS
 @given(lists=SUBJECT)
-@example(lists={"names": [], "emails": ["deadbeef@example.com"], "phones": [], "addresses": [],
-                "account_ids": ["CAFE-F00D-1234"]})
+@example(
+    lists={
+        "names": [],
+        "emails": ["deadbeef@example.com"],
+        "phones": [],
+        "addresses": [],
+        "account_ids": ["CAFE-F00D-1234"],
+    }
+)
 def test_keyed_hashes_are_fixed_length_hex_and_hold_no_identifier(lists):
     try:
         cleaned = _clean(lists)
@@ -90,7 +124,9 @@ def test_keyed_hashes_are_fixed_length_hex_and_hold_no_identifier(lists):
         assert HEX_DIGEST.match(identifier_hash.digest)
         for value in raw_values + folded_values:
             # A digest is hex: it can hold a value only if the value is hex itself.
-            assert value.casefold() not in identifier_hash.digest or re.fullmatch(r"[0-9a-f]*", value.casefold())
+            assert value.casefold() not in identifier_hash.digest or re.fullmatch(
+                r"[0-9a-f]*", value.casefold()
+            )
 
 
 @PROPERTY_SETTINGS
@@ -104,8 +140,11 @@ def test_a_search_term_never_raises_and_gives_only_keyed_hashes(term):
 @given(value=IDENTIFIER_TEXT)
 def test_masking_never_raises_and_never_shows_a_whole_valid_identifier(value):
     masks = {
-        "names": mask_name(value), "emails": mask_email(value), "phones": mask_phone(value, phone_region="GB"),
-        "addresses": mask_address(value), "account_ids": mask_account_id(value),
+        "names": mask_name(value),
+        "emails": mask_email(value),
+        "phones": mask_phone(value, phone_region="GB"),
+        "addresses": mask_address(value),
+        "account_ids": mask_account_id(value),
     }
     stripped = value.strip()
     if all(len(word) < 2 for word in stripped.replace(",", " ").split()):
@@ -126,8 +165,11 @@ def test_a_masked_account_id_shows_at_most_half_of_its_characters(account_id):
 
 
 @PROPERTY_SETTINGS
-@given(lists=st.fixed_dictionaries({name: st.lists(st.text(max_size=40), max_size=3)
-                                    for name in IDENTIFIER_ENTITY_TYPES}))
+@given(
+    lists=st.fixed_dictionaries(
+        {name: st.lists(st.text(max_size=40), max_size=3) for name in IDENTIFIER_ENTITY_TYPES}
+    )
+)
 def test_encryption_round_trips_any_text_and_the_token_holds_none_of_it(lists):
     subject = SubjectIdentifiers.from_lists(**lists)
     token = identifiers_encrypt(subject)

@@ -3,6 +3,7 @@
 End to end: records indexed by the real scan (Presidio and match keys), the request recorded and
 searched through the API, the candidates read back through the API and on the review page.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -15,8 +16,11 @@ from unlearning_jobs.models import SearchCoverage
 
 # As the person typed them on the form.
 SUBJECT = {
-    "names": ["Günther Köhler"], "emails": ["g.koehler@example.de"], "phones": ["030 1234567"],
-    "addresses": ["Hauptstraße 5, 10115 Berlin, Germany"], "account_ids": ["KD-004521"],
+    "names": ["Günther Köhler"],
+    "emails": ["g.koehler@example.de"],
+    "phones": ["030 1234567"],
+    "addresses": ["Hauptstraße 5, 10115 Berlin, Germany"],
+    "account_ids": ["KD-004521"],
 }
 # record id → text, each mentioning him in a form the request does not use.
 RECORDS = {
@@ -49,11 +53,19 @@ def _api(user) -> APIClient:
 def _located_through_the_api(client: APIClient) -> tuple[int, dict[str, dict]]:
     from requests_app.matching import locate_run_execute
 
-    created = client.post("/api/v1/requests/", {"subject": SUBJECT, "legal_ground": "art17_1_a"}, format="json")
+    created = client.post(
+        "/api/v1/requests/", {"subject": SUBJECT, "legal_ground": "art17_1_a"}, format="json"
+    )
     assert created.status_code == 201, created.content
     pk = created.json()["id"]
-    assert client.post(f"/api/v1/requests/{pk}/actions/verify-identity/",
-                       {"method": "account_login", "note": "portal"}, format="json").status_code == 200
+    assert (
+        client.post(
+            f"/api/v1/requests/{pk}/actions/verify-identity/",
+            {"method": "account_login", "note": "portal"},
+            format="json",
+        ).status_code
+        == 200
+    )
     assert client.post(f"/api/v1/requests/{pk}/actions/locate/", {}, format="json").status_code == 200
     # The cpu worker's part, run here: the search queued by the step.
     assert locate_run_execute(coverage_id=SearchCoverage.objects.get(erasure_request_id=pk).pk) == "reviewing"

@@ -1,4 +1,5 @@
 """The officer's and auditor's pages: role matrix, the new-request form, steps, reveal, filters."""
+
 from datetime import timedelta
 
 import pytest
@@ -10,10 +11,18 @@ from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import ErasureRequest, RequestStatus
 
 FORM = {
-    "received_at": "", "channel": "email", "legal_ground": "art17_1_b",
-    "names": "Maria Garcia\nMaría García-López", "emails": "maria.garcia@example.net",
-    "phones": "+34 612 345 678", "addresses": "", "account_ids": "CUST-99812",
-    "assigned_officer": "", "scope_all": "on", "scope_dataset_ids": "", "scope_model_version_ids": "",
+    "received_at": "",
+    "channel": "email",
+    "legal_ground": "art17_1_b",
+    "names": "Maria Garcia\nMaría García-López",
+    "emails": "maria.garcia@example.net",
+    "phones": "+34 612 345 678",
+    "addresses": "",
+    "account_ids": "CUST-99812",
+    "assigned_officer": "",
+    "scope_all": "on",
+    "scope_dataset_ids": "",
+    "scope_model_version_ids": "",
 }
 
 
@@ -39,11 +48,14 @@ def test_write_pages_role_matrix(client, role_users, username, expected):
 
 
 @pytest.mark.parametrize("username", ["auditor", "engineer"])
-@pytest.mark.parametrize("action,data", [
-    ("verify-identity", {"verify-identity-method": "email_link"}),
-    ("withdraw", {}),
-    ("reveal-identifiers", {}),
-])
+@pytest.mark.parametrize(
+    "action,data",
+    [
+        ("verify-identity", {"verify-identity-method": "email_link"}),
+        ("withdraw", {}),
+        ("reveal-identifiers", {}),
+    ],
+)
 def test_only_officers_can_post_steps(client, role_users, make_request, username, action, data):
     erasure_request = make_request()
     client.force_login(role_users[username])
@@ -65,7 +77,7 @@ def test_auditor_sees_the_request_read_only_and_masked(client, auditor, make_req
     client.force_login(auditor)
     html = client.get(reverse("requests_app:detail", args=[erasure_request.pk])).content.decode()
     assert "J***@Example.com" in html and "John.Smith@Example.com" not in html
-    assert "Read only." in html and "<form method=\"post\" action=\"/requests/" not in html
+    assert "Read only." in html and '<form method="post" action="/requests/' not in html
     assert "erasure_request.created" in html  # the timeline
 
 
@@ -81,20 +93,27 @@ def test_officer_records_a_request_with_the_form(client, officer):
     assert "maria.garcia@example.net" not in detail
 
 
-@pytest.mark.parametrize("changes,field,fragment", [
-    ({"emails": "maria.garcia@"}, "emails", "E-mail 1: e-mail address is malformed"),
-    ({"phones": "555"}, "phones", "Phone number 1"),
-    ({"names": "", "emails": "", "phones": "", "account_ids": ""}, None, "at least one identifier"),
-    ({"received_at": (timezone.localtime() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")},
-     "received_at", "cannot be in the future"),
-    ({"legal_ground": "art17_1_z"}, "legal_ground", "Select a valid choice"),
-    ({"names": "N" * 201}, "names", "201 characters long"),
-    ({"emails": "x@example.com\n" * 400}, "emails", "at most"),
-    ({"scope_all": "", "scope_dataset_ids": ""}, "scope_all", "at least one data set"),
-    ({"scope_all": "", "scope_dataset_ids": "one, two"}, "scope_dataset_ids", "whole numbers"),
-])
+@pytest.mark.parametrize(
+    "changes,field,fragment",
+    [
+        ({"emails": "maria.garcia@"}, "emails", "E-mail 1: e-mail address is malformed"),
+        ({"phones": "555"}, "phones", "Phone number 1"),
+        ({"names": "", "emails": "", "phones": "", "account_ids": ""}, None, "at least one identifier"),
+        (
+            {"received_at": (timezone.localtime() + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")},
+            "received_at",
+            "cannot be in the future",
+        ),
+        ({"legal_ground": "art17_1_z"}, "legal_ground", "Select a valid choice"),
+        ({"names": "N" * 201}, "names", "201 characters long"),
+        ({"emails": "x@example.com\n" * 400}, "emails", "at most"),
+        ({"scope_all": "", "scope_dataset_ids": ""}, "scope_all", "at least one data set"),
+        ({"scope_all": "", "scope_dataset_ids": "one, two"}, "scope_dataset_ids", "whole numbers"),
+    ],
+)
 def test_bad_input_in_the_form_is_shown_on_the_field_and_nothing_is_saved(
-        client, officer, changes, field, fragment):
+    client, officer, changes, field, fragment
+):
     client.force_login(officer)
     response = client.post(reverse("requests_app:create"), _form(**changes))
     assert response.status_code == 400
@@ -107,8 +126,9 @@ def test_bad_input_in_the_form_is_shown_on_the_field_and_nothing_is_saved(
 
 def test_every_bad_field_of_the_form_is_reported_at_once(client, officer):
     client.force_login(officer)
-    response = client.post(reverse("requests_app:create"), _form(emails="maria@", phones="12",
-                                                                 legal_ground="nope"))
+    response = client.post(
+        reverse("requests_app:create"), _form(emails="maria@", phones="12", legal_ground="nope")
+    )
     assert response.status_code == 400
     assert {"emails", "phones", "legal_ground"} <= set(response.context["form"].errors)
 
@@ -141,8 +161,10 @@ def test_a_bad_extension_shows_the_field_error(client, officer, make_request):
     erasure_request = make_request(received_at=timezone.now() - timedelta(days=5))
     client.force_login(officer)
     too_far = timezone.localtime(erasure_request.received_at + timedelta(days=120))
-    response = client.post(reverse("requests_app:action", args=[erasure_request.pk, "extend"]), {
-        "extend-until": too_far.strftime("%Y-%m-%dT%H:%M"), "extend-reason": "Complex"})
+    response = client.post(
+        reverse("requests_app:action", args=[erasure_request.pk, "extend"]),
+        {"extend-until": too_far.strftime("%Y-%m-%dT%H:%M"), "extend-reason": "Complex"},
+    )
     assert response.status_code == 400
     assert "at most two further months" in response.content.decode()
     assert ErasureRequest.objects.get(pk=erasure_request.pk).extended_until is None
@@ -151,8 +173,10 @@ def test_a_bad_extension_shows_the_field_error(client, officer, make_request):
 def test_officer_reveals_identifiers_and_the_reveal_is_audited(client, officer, make_request):
     erasure_request = make_request()
     client.force_login(officer)
-    response = client.post(reverse("requests_app:action", args=[erasure_request.pk, "reveal-identifiers"]),
-                           {"reveal-identifiers-reason": "Reply to the person"})
+    response = client.post(
+        reverse("requests_app:action", args=[erasure_request.pk, "reveal-identifiers"]),
+        {"reveal-identifiers-reason": "Reply to the person"},
+    )
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     html = response.content.decode()
     assert "John.Smith@Example.com" in html and "Revealed to you" in html
@@ -165,13 +189,17 @@ def test_officer_reveals_identifiers_and_the_reveal_is_audited(client, officer, 
 def test_unknown_action_is_not_found(client, officer, make_request):
     erasure_request = make_request()
     client.force_login(officer)
-    assert client.post(reverse("requests_app:action", args=[erasure_request.pk, "teleport"])).status_code == 404
+    assert (
+        client.post(reverse("requests_app:action", args=[erasure_request.pk, "teleport"])).status_code == 404
+    )
 
 
 def test_list_filters_by_status_assignee_urgency_and_search(client, officer, request_in, make_request):
     overdue = make_request(received_at=timezone.now() - timedelta(days=40))
-    verified = request_in(RequestStatus.IDENTITY_VERIFICATION,
-                          subject=SubjectIdentifiers(names=("Ada Lovelace",), emails=("ada@example.org",)))
+    verified = request_in(
+        RequestStatus.IDENTITY_VERIFICATION,
+        subject=SubjectIdentifiers(names=("Ada Lovelace",), emails=("ada@example.org",)),
+    )
     withdrawn = request_in(RequestStatus.WITHDRAWN, subject=SubjectIdentifiers(names=("Alan Turing",)))
     client.force_login(officer)
 

@@ -1,4 +1,5 @@
 """The state machine: every step from every status, roles, audit events, atomicity."""
+
 from datetime import timedelta
 
 import pytest
@@ -33,13 +34,17 @@ CASES = [(step, status) for step in EXPECTED for status in RequestStatus]
 
 
 def _events(erasure_request):
-    return list(AuditEvent.objects.filter(object_type="requests_app.erasurerequest",
-                                          object_id=str(erasure_request.pk)).order_by("sequence"))
+    return list(
+        AuditEvent.objects.filter(
+            object_type="requests_app.erasurerequest", object_id=str(erasure_request.pk)
+        ).order_by("sequence")
+    )
 
 
 @pytest.mark.parametrize("step,status", CASES, ids=[f"{s}-from-{t.value}" for s, t in CASES])
 def test_every_step_from_every_status_is_allowed_or_refused_as_the_life_cycle_says(
-        request_in, officer, step, status):
+    request_in, officer, step, status
+):
     erasure_request = request_in(status)
     allowed_from, to_status = EXPECTED[step]
     events_before = len(_events(erasure_request))
@@ -73,7 +78,12 @@ def test_a_new_request_is_received_with_a_reference_a_deadline_and_an_audit_even
     [created] = _events(erasure_request)
     assert created.action == "erasure_request.created"
     assert created.details["identifier_counts"] == {
-        "names": 2, "emails": 1, "phones": 1, "addresses": 1, "account_ids": 1}
+        "names": 2,
+        "emails": 1,
+        "phones": 1,
+        "addresses": 1,
+        "account_ids": 1,
+    }
 
 
 def test_references_count_up_within_a_year_and_restart_in_the_next(make_request):
@@ -86,8 +96,14 @@ def test_references_count_up_within_a_year_and_restart_in_the_next(make_request)
 
 def test_nothing_downstream_can_start_before_identity_is_verified(make_request, officer):
     erasure_request = make_request()
-    for step in ("start_locating", "submit_for_review", "approve", "start_executing",
-                 "start_verifying", "complete"):
+    for step in (
+        "start_locating",
+        "submit_for_review",
+        "approve",
+        "start_executing",
+        "start_verifying",
+        "complete",
+    ):
         with pytest.raises(TransitionNotAllowed):
             take_step(step, erasure_request, officer)
     assert ErasureRequest.objects.get(pk=erasure_request.pk).status == RequestStatus.RECEIVED
@@ -101,25 +117,39 @@ def test_identity_gate_holds_even_if_a_row_reaches_a_later_status_unverified(mak
 
 
 def test_identity_verification_records_method_who_when_and_keeps_the_note_out_of_the_log(
-        make_request, officer):
+    make_request, officer
+):
     erasure_request = make_request(received_at=timezone.now() - timedelta(days=2))
     when = timezone.now() - timedelta(minutes=5)
     verified = services.erasure_request_verify_identity(
-        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN,
-        note="Passport seen at the front desk", verified_at=when)
+        erasure_request=erasure_request,
+        actor=officer,
+        method=IdentityMethod.DOCUMENT_SEEN,
+        note="Passport seen at the front desk",
+        verified_at=when,
+    )
     assert (verified.identity_method, verified.identity_verified_by, verified.identity_verified_at) == (
-        IdentityMethod.DOCUMENT_SEEN, officer, when)
+        IdentityMethod.DOCUMENT_SEEN,
+        officer,
+        when,
+    )
     event = _events(verified)[-1]
     assert event.details["note_given"] is True
     assert "Passport" not in str(event.details)
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"method": "carrier_pigeon"}, "method"),
-    ({"method": IdentityMethod.OTHER, "note": ""}, "note"),
-    ({"method": IdentityMethod.EMAIL_LINK, "verified_at": timezone.now() + timedelta(days=1)}, "verified_at"),
-    ({"method": IdentityMethod.EMAIL_LINK, "note": "x" * 2001}, "note"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"method": "carrier_pigeon"}, "method"),
+        ({"method": IdentityMethod.OTHER, "note": ""}, "note"),
+        (
+            {"method": IdentityMethod.EMAIL_LINK, "verified_at": timezone.now() + timedelta(days=1)},
+            "verified_at",
+        ),
+        ({"method": IdentityMethod.EMAIL_LINK, "note": "x" * 2001}, "note"),
+    ],
+)
 def test_bad_identity_verification_is_refused_on_its_field(make_request, officer, kwargs, field):
     erasure_request = make_request()
     with pytest.raises(ErasureRequestError) as refused:
@@ -132,8 +162,11 @@ def test_verification_cannot_predate_receipt(make_request, officer):
     erasure_request = make_request(received_at=timezone.now() - timedelta(days=1))
     with pytest.raises(ErasureRequestError) as refused:
         services.erasure_request_verify_identity(
-            erasure_request=erasure_request, actor=officer, method=IdentityMethod.EMAIL_LINK,
-            verified_at=timezone.now() - timedelta(days=2))
+            erasure_request=erasure_request,
+            actor=officer,
+            method=IdentityMethod.EMAIL_LINK,
+            verified_at=timezone.now() - timedelta(days=2),
+        )
     assert "verified_at" in refused.value.message_dict
 
 
@@ -168,8 +201,9 @@ def test_the_system_may_move_jobs_along_but_never_decide(request_in):
     with pytest.raises(ActionNotPermitted):
         services.erasure_request_approve(erasure_request=reviewed, actor=None)
     with pytest.raises(ActionNotPermitted):
-        services.erasure_request_reject(erasure_request=reviewed, actor=None,
-                                        ground=RejectionGround.EXCESSIVE, explanation="x")
+        services.erasure_request_reject(
+            erasure_request=reviewed, actor=None, ground=RejectionGround.EXCESSIVE, explanation="x"
+        )
 
 
 def test_a_failing_audit_write_leaves_the_request_unchanged(make_request, officer, monkeypatch):
@@ -180,8 +214,9 @@ def test_a_failing_audit_write_leaves_the_request_unchanged(make_request, office
 
     monkeypatch.setattr(services, "audit_event_record", broken_audit)
     with pytest.raises(RuntimeError):
-        services.erasure_request_verify_identity(erasure_request=erasure_request, actor=officer,
-                                                 method=IdentityMethod.EMAIL_LINK)
+        services.erasure_request_verify_identity(
+            erasure_request=erasure_request, actor=officer, method=IdentityMethod.EMAIL_LINK
+        )
     fresh = ErasureRequest.objects.get(pk=erasure_request.pk)
     assert fresh.status == RequestStatus.RECEIVED and fresh.identity_verified_at is None
 
@@ -208,8 +243,11 @@ def test_registered_preconditions_hold_a_transition_until_they_are_met(request_i
 def test_rejection_records_the_ground_and_writes_a_reply_with_the_right_to_complain(make_request, officer):
     erasure_request = make_request()
     rejected = services.erasure_request_reject(
-        erasure_request=erasure_request, actor=officer, ground=RejectionGround.ARCHIVING_RESEARCH,
-        explanation="The records are held in a public-interest archive.")
+        erasure_request=erasure_request,
+        actor=officer,
+        ground=RejectionGround.ARCHIVING_RESEARCH,
+        explanation="The records are held in a public-interest archive.",
+    )
     reply = rejected.rejection_reply
     assert rejected.status == RequestStatus.REJECTED
     assert "Art. 17(3)(d)" in reply and "public-interest archive" in reply
@@ -222,17 +260,23 @@ def test_rejection_records_the_ground_and_writes_a_reply_with_the_right_to_compl
 def test_rejection_reply_names_the_configured_authority(make_request, officer, settings):
     settings.LETHE_SUPERVISORY_AUTHORITY = "the Information Commissioner's Office (ico.org.uk)"
     rejected = services.erasure_request_reject(
-        erasure_request=make_request(), actor=officer, ground=RejectionGround.MANIFESTLY_UNFOUNDED,
-        explanation="The same request was answered last week.")
+        erasure_request=make_request(),
+        actor=officer,
+        ground=RejectionGround.MANIFESTLY_UNFOUNDED,
+        explanation="The same request was answered last week.",
+    )
     assert "Information Commissioner's Office" in rejected.rejection_reply
     assert "Art. 12(5)" in rejected.rejection_reply
 
 
-@pytest.mark.parametrize("kwargs,field", [
-    ({"ground": "art17_3_z", "explanation": "x"}, "ground"),
-    ({"ground": RejectionGround.LEGAL_CLAIMS, "explanation": "   "}, "explanation"),
-    ({"ground": RejectionGround.LEGAL_CLAIMS, "explanation": "x" * 4001}, "explanation"),
-])
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"ground": "art17_3_z", "explanation": "x"}, "ground"),
+        ({"ground": RejectionGround.LEGAL_CLAIMS, "explanation": "   "}, "explanation"),
+        ({"ground": RejectionGround.LEGAL_CLAIMS, "explanation": "x" * 4001}, "explanation"),
+    ],
+)
 def test_bad_rejection_is_refused_on_its_field(make_request, officer, kwargs, field):
     erasure_request = make_request()
     with pytest.raises(ErasureRequestError) as refused:
@@ -243,8 +287,9 @@ def test_bad_rejection_is_refused_on_its_field(make_request, officer, kwargs, fi
 
 def test_withdrawal_closes_the_request_from_any_open_status(request_in, officer):
     executing = request_in(RequestStatus.EXECUTING)
-    withdrawn = services.erasure_request_withdraw(erasure_request=executing, actor=officer,
-                                                  note="The person wrote to withdraw.")
+    withdrawn = services.erasure_request_withdraw(
+        erasure_request=executing, actor=officer, note="The person wrote to withdraw."
+    )
     assert withdrawn.status == RequestStatus.WITHDRAWN and withdrawn.closed_at
     assert not withdrawn.is_open
 
@@ -255,12 +300,17 @@ def test_assignment_goes_to_officers_only(make_request, officer, auditor, django
     erasure_request = make_request()
     colleague = django_user_model.objects.create_user("colleague", password="pw-123456789")
     colleague.groups.add(Group.objects.get(name="privacy_officer"))
-    assigned = services.erasure_request_assign(erasure_request=erasure_request, actor=officer,
-                                               officer=colleague)
+    assigned = services.erasure_request_assign(
+        erasure_request=erasure_request, actor=officer, officer=colleague
+    )
     assert assigned.assigned_officer == colleague
     assert _events(assigned)[-1].details == {
-        "reference": assigned.reference, "from_status": "received", "to_status": "received",
-        "previous_officer": "officer", "officer": "colleague"}
+        "reference": assigned.reference,
+        "from_status": "received",
+        "to_status": "received",
+        "previous_officer": "officer",
+        "officer": "colleague",
+    }
     with pytest.raises(ErasureRequestError) as refused:
         services.erasure_request_assign(erasure_request=erasure_request, actor=officer, officer=auditor)
     assert "officer" in refused.value.message_dict
@@ -271,14 +321,20 @@ def test_assignment_goes_to_officers_only(make_request, officer, auditor, django
 
 def test_scope_can_name_data_sets_and_models_until_approval(request_in, officer):
     reviewed = request_in(RequestStatus.REVIEW)
-    scoped = services.erasure_request_set_scope(erasure_request=reviewed, actor=officer, scope_all=False,
-                                                dataset_ids=[3, 1, 3], model_version_ids=[7])
-    assert (scoped.scope_all, scoped.scope_dataset_ids, scoped.scope_model_version_ids) == (False, [3, 1], [7])
+    scoped = services.erasure_request_set_scope(
+        erasure_request=reviewed, actor=officer, scope_all=False, dataset_ids=[3, 1, 3], model_version_ids=[7]
+    )
+    assert (scoped.scope_all, scoped.scope_dataset_ids, scoped.scope_model_version_ids) == (
+        False,
+        [3, 1],
+        [7],
+    )
     with pytest.raises(ErasureRequestError):
         services.erasure_request_set_scope(erasure_request=reviewed, actor=officer, scope_all=False)
     with pytest.raises(ErasureRequestError):
-        services.erasure_request_set_scope(erasure_request=reviewed, actor=officer, scope_all=False,
-                                           dataset_ids=[0])
+        services.erasure_request_set_scope(
+            erasure_request=reviewed, actor=officer, scope_all=False, dataset_ids=[0]
+        )
     approved = services.erasure_request_approve(erasure_request=scoped, actor=officer)
     with pytest.raises(TransitionNotAllowed):
         services.erasure_request_set_scope(erasure_request=approved, actor=officer, scope_all=True)
@@ -289,8 +345,9 @@ def test_a_stale_instance_cannot_skip_the_state_check(make_request, officer):
     stale = ErasureRequest.objects.get(pk=erasure_request.pk)
     services.erasure_request_withdraw(erasure_request=erasure_request, actor=officer)
     with pytest.raises(TransitionNotAllowed):
-        services.erasure_request_verify_identity(erasure_request=stale, actor=officer,
-                                                 method=IdentityMethod.EMAIL_LINK)
+        services.erasure_request_verify_identity(
+            erasure_request=stale, actor=officer, method=IdentityMethod.EMAIL_LINK
+        )
     assert ErasureRequest.objects.get(pk=erasure_request.pk).status == RequestStatus.WITHDRAWN
 
 
@@ -307,21 +364,29 @@ def test_every_life_cycle_path_in_the_fixture_matches_the_rules():
 def _side_step(step, erasure_request, officer):
     if step == "extend_deadline":
         return services.erasure_request_extend_deadline(
-            erasure_request=erasure_request, actor=officer,
-            until=erasure_request.first_due_at + timedelta(days=10), reason="Complex request")
+            erasure_request=erasure_request,
+            actor=officer,
+            until=erasure_request.first_due_at + timedelta(days=10),
+            reason="Complex request",
+        )
     if step == "assign":
         return services.erasure_request_assign(erasure_request=erasure_request, actor=officer, officer=None)
     if step == "set_scope":
-        return services.erasure_request_set_scope(erasure_request=erasure_request, actor=officer,
-                                                  scope_all=False, dataset_ids=[1])
+        return services.erasure_request_set_scope(
+            erasure_request=erasure_request, actor=officer, scope_all=False, dataset_ids=[1]
+        )
     return services.erasure_request_reveal_identifiers(erasure_request=erasure_request, actor=officer)
 
 
 SIDE_STEPS = {
     "extend_deadline": OPEN,
     "assign": OPEN,
-    "set_scope": {RequestStatus.RECEIVED, RequestStatus.IDENTITY_VERIFICATION, RequestStatus.LOCATING,
-                  RequestStatus.REVIEW},
+    "set_scope": {
+        RequestStatus.RECEIVED,
+        RequestStatus.IDENTITY_VERIFICATION,
+        RequestStatus.LOCATING,
+        RequestStatus.REVIEW,
+    },
     "reveal_identifiers": set(RequestStatus),
 }
 SIDE_CASES = [(step, status) for step in SIDE_STEPS for status in RequestStatus]
@@ -341,5 +406,8 @@ def test_steps_that_keep_the_status_are_allowed_only_where_the_rules_say(request
             _side_step(step, erasure_request, officer)
         after = ErasureRequest.objects.get(pk=erasure_request.pk)
         assert (after.due_at, after.assigned_officer_id, after.scope_all) == (
-            before.due_at, before.assigned_officer_id, before.scope_all)
+            before.due_at,
+            before.assigned_officer_id,
+            before.scope_all,
+        )
         assert len(_events(erasure_request)) == events_before

@@ -5,6 +5,7 @@ e-mail), registered and indexed like any other; models are tiny GPT-2s that trai
 two shared cores. Test modules import the fixtures they use by name (``data_dir``, ``fast_jobs``,
 ``tickets``).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,11 +18,27 @@ from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import IdentityMethod, LegalGround
 
 #: Small enough to train in a second or two on the CPU, big enough to learn something.
-TINY_RECIPE = {"n_layer": 1, "n_embd": 32, "n_head": 2, "block_size": 64, "vocab_size": 320,
-               "epochs": 2, "batch_size": 8, "warmup_steps": 2, "learning_rate": 3e-3}
+TINY_RECIPE = {
+    "n_layer": 1,
+    "n_embd": 32,
+    "n_head": 2,
+    "block_size": 64,
+    "vocab_size": 320,
+    "epochs": 2,
+    "batch_size": 8,
+    "warmup_steps": 2,
+    "learning_rate": 3e-3,
+}
 #: Approximate methods: a few steps, measured every step, no early stop on this tiny data.
-TINY_APPROX = {"max_steps": 6, "eval_every": 2, "batch_size": 4, "retain_batch_size": 4,
-               "retain_eval_size": 8, "max_retain_loss_increase": None, "forget_loss_target": 1000.0}
+TINY_APPROX = {
+    "max_steps": 6,
+    "eval_every": 2,
+    "batch_size": 4,
+    "retain_batch_size": 4,
+    "retain_eval_size": 8,
+    "max_retain_loss_increase": None,
+    "forget_loss_target": 1000.0,
+}
 
 ADA = SubjectIdentifiers(names=("Ada Quill",), emails=("ada.quill@example.org",))
 
@@ -66,8 +83,9 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def dataset_version_make(*, engineer, name: str = "tickets", records: list[dict] | None = None,
-                         index: bool = True):
+def dataset_version_make(
+    *, engineer, name: str = "tickets", records: list[dict] | None = None, index: bool = True
+):
     """Register the records as a data-set version (and index them) through the registry's services."""
     from django.conf import settings
 
@@ -83,13 +101,26 @@ def dataset_version_make(*, engineer, name: str = "tickets", records: list[dict]
     return version
 
 
-def model_train(*, dataset_version, engineer, name: str = "tiny", recipe: dict | None = None,
-                sisa_shards: int | None = None):
+def model_train(
+    *,
+    dataset_version,
+    engineer,
+    name: str = "tiny",
+    recipe: dict | None = None,
+    sisa_shards: int | None = None,
+):
     """Train a tiny model on the version through a training job run in this process; return the job."""
     from unlearning_jobs.jobs import train_job_create
 
-    job = train_job_create(dataset_version=dataset_version, actor=engineer, name=name,
-                           recipe=recipe or TINY_RECIPE, sisa_shards=sisa_shards, sisa_slices=2, enqueue=False)
+    job = train_job_create(
+        dataset_version=dataset_version,
+        actor=engineer,
+        name=name,
+        recipe=recipe or TINY_RECIPE,
+        sisa_shards=sisa_shards,
+        sisa_slices=2,
+        enqueue=False,
+    )
     run_inline(job)
     job.refresh_from_db()
     assert job.status == "succeeded", job.error or job.log
@@ -113,10 +144,14 @@ def request_reviewed(*, officer, subject: SubjectIdentifiers = ADA, confirm_abov
     from unlearning_jobs.models import SearchCoverage
 
     erasure_request = request_services.erasure_request_create(
-        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
+        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
     erasure_request = request_services.erasure_request_verify_identity(
-        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN)
-    erasure_request = request_services.erasure_request_start_locating(erasure_request=erasure_request, actor=officer)
+        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN
+    )
+    erasure_request = request_services.erasure_request_start_locating(
+        erasure_request=erasure_request, actor=officer
+    )
     coverage = SearchCoverage.objects.filter(erasure_request=erasure_request).order_by("-pk").first()
     assert coverage is not None, "starting to locate queues a search when something is indexed"
     if locate_run_execute(coverage_id=coverage.pk) == "skipped":
@@ -124,8 +159,11 @@ def request_reviewed(*, officer, subject: SubjectIdentifiers = ADA, confirm_abov
         from requests_app.models import RequestStatus
         from tests.conftest import wait_for
 
-        wait_for(lambda: type(erasure_request).objects.get(pk=erasure_request.pk).status == RequestStatus.REVIEW,
-                 timeout=90, what="the worker's search to hand the request to review")
+        wait_for(
+            lambda: type(erasure_request).objects.get(pk=erasure_request.pk).status == RequestStatus.REVIEW,
+            timeout=90,
+            what="the worker's search to hand the request to review",
+        )
     match_candidates_confirm_above(erasure_request=erasure_request, actor=officer, score=confirm_above)
     erasure_request.refresh_from_db()
     return erasure_request
@@ -156,17 +194,33 @@ def tickets(data_dir, engineer):
 def worker_env_for(base_env: dict, *, data_dir: Path, **extra) -> dict:
     """Return a worker's environment with the test's data folder and quick job settings."""
     env = dict(base_env)
-    env.update({
-        "LETHE_DATA_DIR": str(data_dir), "LETHE_JOB_PROGRESS_SECONDS": "0.2", "LETHE_JOB_DEVICE": "cpu",
-        "LETHE_HEARTBEAT_SECONDS": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "LETHE_DATA_DIR": str(data_dir),
+            "LETHE_JOB_PROGRESS_SECONDS": "0.2",
+            "LETHE_JOB_DEVICE": "cpu",
+            "LETHE_HEARTBEAT_SECONDS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "OMP_NUM_THREADS": "1",
+        }
+    )
     env.update({key: str(value) for key, value in extra.items()})
     return env
 
 
-
 # Other stages' test modules take the fixtures with a star import; keep this list current.
 __all__ = [
-    "ADA", "TINY_APPROX", "TINY_RECIPE", "data_dir", "dataset_version_make", "fast_jobs", "model_train",
-    "request_reviewed", "run_inline", "tickets", "tiny_records", "worker_env_for", "write_jsonl",
+    "ADA",
+    "TINY_APPROX",
+    "TINY_RECIPE",
+    "data_dir",
+    "dataset_version_make",
+    "fast_jobs",
+    "model_train",
+    "request_reviewed",
+    "run_inline",
+    "tickets",
+    "tiny_records",
+    "worker_env_for",
+    "write_jsonl",
 ]

@@ -1,4 +1,5 @@
 """The data-set registry: versions with stable ids, a canonical copy and manifest; bad input refused whole."""
+
 from __future__ import annotations
 
 import csv
@@ -35,16 +36,23 @@ def _nothing_registered(data_dir: Path) -> None:
     assert not DatasetVersion.objects.exists()
     assert not DatasetRecord.objects.exists()
     assert not IndexChunk.objects.exists()
-    leftovers = [p for p in (data_dir / "datasets").rglob("*") if p.is_file()] if (data_dir / "datasets").exists() else []
+    leftovers = (
+        [p for p in (data_dir / "datasets").rglob("*") if p.is_file()]
+        if (data_dir / "datasets").exists()
+        else []
+    )
     assert leftovers == []
 
 
-def test_registering_a_file_writes_version_records_chunks_copy_manifest_and_an_audit_event(data_dir, engineer):
+def test_registering_a_file_writes_version_records_chunks_copy_manifest_and_an_audit_event(
+    data_dir, engineer
+):
     records = {f"r{i}": f"Record number {i} about nothing personal." for i in range(7)}
     source = write_jsonl(data_dir / "incoming" / "tickets.jsonl", records)
 
-    version = dataset_version_register(name="tickets", path=source, actor=engineer, id_field="id",
-                                       chunk_size=3, enqueue=False)
+    version = dataset_version_register(
+        name="tickets", path=source, actor=engineer, id_field="id", chunk_size=3, enqueue=False
+    )
 
     assert (version.dataset.name, version.number, version.status) == ("tickets", 1, "registered")
     assert version.record_count == 7 and version.format == "jsonl" and version.text_fields == ["text"]
@@ -60,7 +68,9 @@ def test_registering_a_file_writes_version_records_chunks_copy_manifest_and_an_a
     by_id = {record.record_id: record for record in version.records.all()}
     assert datasets.dataset_record_text(by_id["r5"]) == records["r5"]
     assert [r.text for r in datasets.dataset_version_records_read(version=version, start=2, end=4)] == [
-        records["r2"], records["r3"]]
+        records["r2"],
+        records["r3"],
+    ]
     event = AuditEvent.objects.get(action="dataset_version.registered")
     assert event.actor == engineer and event.details["record_count"] == 7
     assert event.details["manifest_sha256"] == version.manifest_sha256
@@ -82,8 +92,10 @@ def test_csv_and_parquet_register_and_several_text_fields_are_joined(data_dir):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = [{"qid": "a", "question": "Who wrote it?", "answer": "Ann Lee did."},
-            {"qid": "b", "question": "When?", "answer": "In 1999."}]
+    rows = [
+        {"qid": "a", "question": "Who wrote it?", "answer": "Ann Lee did."},
+        {"qid": "b", "question": "When?", "answer": "In 1999."},
+    ]
     csv_path = data_dir / "qa.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["qid", "question", "answer"])
@@ -92,10 +104,17 @@ def test_csv_and_parquet_register_and_several_text_fields_are_joined(data_dir):
     parquet_path = data_dir / "qa.parquet"
     pq.write_table(pa.Table.from_pylist(rows), parquet_path)
 
-    from_csv = dataset_version_register(name="qa-csv", path=csv_path, actor=None, text_field="question,answer",
-                                        id_field="qid", enqueue=False)
-    from_parquet = dataset_version_register(name="qa-parquet", path=parquet_path, actor=None,
-                                            text_field=["question", "answer"], id_field="qid", enqueue=False)
+    from_csv = dataset_version_register(
+        name="qa-csv", path=csv_path, actor=None, text_field="question,answer", id_field="qid", enqueue=False
+    )
+    from_parquet = dataset_version_register(
+        name="qa-parquet",
+        path=parquet_path,
+        actor=None,
+        text_field=["question", "answer"],
+        id_field="qid",
+        enqueue=False,
+    )
 
     for version in (from_csv, from_parquet):
         record = version.records.get(record_id="a")
@@ -119,7 +138,10 @@ def test_a_new_file_becomes_the_next_version_and_the_same_records_again_are_refu
 BAD_FILES = {
     "empty": (b"", "file is empty"),
     "malformed": (b'{"id": "1", "text": "ok"}\n{"id": "2", "text": \n', "line 2: malformed JSON"),
-    "missing_text": (b'{"id": "1", "text": "ok"}\n{"id": "2", "body": "no text"}\n', "missing text field 'text'"),
+    "missing_text": (
+        b'{"id": "1", "text": "ok"}\n{"id": "2", "body": "no text"}\n',
+        "missing text field 'text'",
+    ),
     "duplicate_ids": (b'{"id": "1", "text": "a"}\n{"id": "1", "text": "b"}\n', "duplicate id '1'"),
     "not_utf8": (b'{"id": "1", "text": "caf\xe9"}\n', "not valid utf-8"),
     "not_objects": (b'["a", "b"]\n', "expected a JSON object"),
@@ -153,7 +175,9 @@ def test_paths_outside_the_allowed_folders_are_refused_even_through_a_link(data_
     _nothing_registered(data_dir)
 
 
-def test_an_import_root_may_be_configured_and_files_over_the_size_limit_are_refused(data_dir, tmp_path, settings):
+def test_an_import_root_may_be_configured_and_files_over_the_size_limit_are_refused(
+    data_dir, tmp_path, settings
+):
     inside_root = write_jsonl(tmp_path / "imports" / "ok.jsonl", {"1": "a short text"})
     assert dataset_version_register(name="ok", path=inside_root, actor=None, id_field="id", enqueue=False)
     settings.LETHE_IMPORT_MAX_BYTES = 10
@@ -182,24 +206,36 @@ def test_only_engineers_register(data_dir, officer):
 # --- pages and API -----------------------------------------------------------------------------
 
 
-def test_an_engineer_uploads_a_file_in_the_browser_form(client, data_dir, engineer, django_capture_on_commit_callbacks):
+def test_an_engineer_uploads_a_file_in_the_browser_form(
+    client, data_dir, engineer, django_capture_on_commit_callbacks
+):
     client.force_login(engineer)
-    upload = SimpleUploadedFile("tickets.jsonl", b'{"id": "1", "text": "hello"}\n{"id": "2", "text": "bye"}\n')
+    upload = SimpleUploadedFile(
+        "tickets.jsonl", b'{"id": "1", "text": "hello"}\n{"id": "2", "text": "bye"}\n'
+    )
     with django_capture_on_commit_callbacks() as callbacks:
-        response = client.post(reverse("datasets:upload"), {"name": "uploaded", "file": upload,
-                                                            "text_field": "text", "id_field": "id"})
+        response = client.post(
+            reverse("datasets:upload"),
+            {"name": "uploaded", "file": upload, "text_field": "text", "id_field": "id"},
+        )
     version = DatasetVersion.objects.get(dataset__name="uploaded")
     assert response.status_code == 302 and response["Location"] == version.dataset.get_absolute_url()
     assert version.source_name == "tickets.jsonl" and version.record_count == 2
     assert len(callbacks) == 1  # the chunk tasks are sent once the registration commits
     page = client.get(version.dataset.get_absolute_url())
     html = page.content.decode()
-    assert page.status_code == 200 and 'data-field="chunks_done">0<' in html and 'data-field="chunks_total">1<' in html
+    assert (
+        page.status_code == 200
+        and 'data-field="chunks_done">0<' in html
+        and 'data-field="chunks_total">1<' in html
+    )
     progress = client.get(reverse("datasets:progress", args=[version.pk])).json()
     assert (progress["status"], progress["chunks_done"], progress["chunks_total"]) == ("registered", 0, 1)
 
 
-def test_an_upload_over_the_limit_or_with_bad_records_is_refused_on_the_page(client, data_dir, engineer, settings):
+def test_an_upload_over_the_limit_or_with_bad_records_is_refused_on_the_page(
+    client, data_dir, engineer, settings
+):
     client.force_login(engineer)
     settings.LETHE_UPLOAD_MAX_BYTES = 20
     big = SimpleUploadedFile("big.jsonl", b'{"id": "1", "text": "a text longer than twenty bytes"}\n')
@@ -228,8 +264,11 @@ def test_the_api_registers_by_path_lists_and_reports_bad_input(data_dir, enginee
     source = write_jsonl(data_dir / "api.jsonl", {"a": "first", "b": "second"})
     client = APIClient()
     client.force_authenticate(engineer)
-    created = client.post("/api/v1/datasets/", {"name": "api-set", "path": str(source), "id_field": "id",
-                                                "text_field": "text", "chunk_size": 1}, format="json")
+    created = client.post(
+        "/api/v1/datasets/",
+        {"name": "api-set", "path": str(source), "id_field": "id", "text_field": "text", "chunk_size": 1},
+        format="json",
+    )
     assert created.status_code == 201, created.data
     assert created.data["record_count"] == 2 and created.data["progress"]["chunks_total"] == 2
     listed = client.get("/api/v1/datasets/").data
@@ -240,7 +279,9 @@ def test_the_api_registers_by_path_lists_and_reports_bad_input(data_dir, enginee
     refused = client.post("/api/v1/datasets/", {"name": "x", "path": "/etc/passwd"}, format="json")
     assert refused.status_code == 400 and "Not an allowed location" in refused.data["path"][0]
     client.force_authenticate(officer)
-    assert client.post("/api/v1/datasets/", {"name": "x", "path": str(source)}, format="json").status_code == 403
+    assert (
+        client.post("/api/v1/datasets/", {"name": "x", "path": str(source)}, format="json").status_code == 403
+    )
     assert client.get("/api/v1/datasets/").status_code == 200
 
 

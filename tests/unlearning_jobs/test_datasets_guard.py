@@ -1,4 +1,5 @@
 """The re-ingestion guard: erased people's records are flagged and kept out of training data."""
+
 from __future__ import annotations
 
 import pytest
@@ -49,16 +50,22 @@ def test_approval_flags_the_persons_records_in_versions_already_indexed(data_dir
 
 def test_a_new_version_holding_an_erased_persons_identifiers_is_flagged_when_indexed(data_dir, officer):
     _approved_william(data_dir, officer)
-    new_data = {"n1": "Returning customer william.turner@EXAMPLE.com asked for the catalogue again.",
-                "n2": "Mary Jones (mary.jones@example.org) asked for a refund.",
-                "n3": "Call back 07911 123456 tomorrow."}
+    new_data = {
+        "n1": "Returning customer william.turner@EXAMPLE.com asked for the catalogue again.",
+        "n2": "Mary Jones (mary.jones@example.org) asked for a refund.",
+        "n3": "Call back 07911 123456 tomorrow.",
+    }
     version = register_and_index(name="support", path=write_jsonl(data_dir / "v2.jsonl", new_data))
 
     flagged = {hit.record.record_id for hit in version.reingestion_hits.select_related("record")}
     assert version.number == 2 and flagged == {"n1", "n3"}
     assert _ids(reingestion.dataset_version_training_records(version)) == {"n2"}
-    assert AuditEvent.objects.get(action="dataset_version.indexed", object_id=str(version.pk)).details[
-        "reingestion_hits"] == 2
+    assert (
+        AuditEvent.objects.get(action="dataset_version.indexed", object_id=str(version.pk)).details[
+            "reingestion_hits"
+        ]
+        == 2
+    )
 
 
 def test_an_officer_lets_a_flagged_record_back_in_with_a_reason(client, data_dir, officer, engineer):
@@ -72,8 +79,10 @@ def test_an_officer_lets_a_flagged_record_back_in_with_a_reason(client, data_dir
     assert "3 records of erased people" in page and "excluded from training" in page
     refused = client.post(reverse("datasets:override", args=[hit.pk]), {f"hit{hit.pk}-reason": ""})
     assert refused.status_code == 400
-    done = client.post(reverse("datasets:override", args=[hit.pk]),
-                       {f"hit{hit.pk}-reason": "The account number belongs to a shared test account."})
+    done = client.post(
+        reverse("datasets:override", args=[hit.pk]),
+        {f"hit{hit.pk}-reason": "The account number belongs to a shared test account."},
+    )
     assert done.status_code == 302
 
     hit.refresh_from_db()
@@ -87,4 +96,7 @@ def test_an_officer_lets_a_flagged_record_back_in_with_a_reason(client, data_dir
     listed = reingestion.dataset_versions_reingestion_hits([version])[version.pk]
     assert [h.record.record_id for h in listed] == ["S1", "S3", "S2"]
     client.force_login(engineer)
-    assert client.post(reverse("datasets:override", args=[hit.pk]), {f"hit{hit.pk}-reason": "x"}).status_code == 403
+    assert (
+        client.post(reverse("datasets:override", args=[hit.pk]), {f"hit{hit.pk}-reason": "x"}).status_code
+        == 403
+    )

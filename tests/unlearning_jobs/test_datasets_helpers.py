@@ -3,6 +3,7 @@
 Data sets are registered and indexed through the same services the product uses; the one real
 Presidio engine of the process is reused by every test that scans (``get_scan_engine`` caches it).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ WILLIAM_RECORDS: dict[str, str] = {
     "S1": "Ticket from William Turner <william.turner@example.com>: my parcel never arrived.",  # e-mail + name
     "S2": "Please call 07911 123456 about account ACC-482913, the caller asked for a refund.",  # phone + account
     "S3": "Identity check for W. Turner, account ACC-482913: date of birth 14/02/1979 confirmed, "
-          "lives in Leeds.",  # account + initial; gives the quasi-identifiers
+    "lives in Leeds.",  # account + initial; gives the quasi-identifiers
     "N1": "Note: Bill Turner prefers to be contacted in the afternoon.",  # nickname only
     "N2": "Agent summary: spoke with W. Turner, issue resolved with a voucher.",  # initial only
     "N3": "Letter signed by William Turner about the closed account.",  # full name only
@@ -39,7 +40,9 @@ WILLIAM_RECORDS: dict[str, str] = {
 
 def write_jsonl(path: Path, records: dict[str, str] | list[dict]) -> Path:
     """Write ``{"id", "text"}`` lines (from a mapping of id → text, or a list of dicts)."""
-    rows = [{"id": key, "text": text} for key, text in records.items()] if isinstance(records, dict) else records
+    rows = (
+        [{"id": key, "text": text} for key, text in records.items()] if isinstance(records, dict) else records
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
@@ -50,8 +53,9 @@ def register_and_index(*, name: str, path: Path, actor=None, chunk_size: int = 4
     from unlearning_jobs.datasets import dataset_version_register
     from unlearning_jobs.indexing import dataset_version_index_inline
 
-    version = dataset_version_register(name=name, path=path, actor=actor, id_field="id",
-                                       chunk_size=chunk_size, enqueue=False, **kwargs)
+    version = dataset_version_register(
+        name=name, path=path, actor=actor, id_field="id", chunk_size=chunk_size, enqueue=False, **kwargs
+    )
     dataset_version_index_inline(version=version)
     version.refresh_from_db()
     return version
@@ -62,9 +66,11 @@ def request_in_review(officer, subject: SubjectIdentifiers = WILLIAM, **override
     from requests_app.matching import locate_run_ensure, locate_run_execute
 
     erasure_request = services.erasure_request_create(
-        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer, **overrides)
+        subject=subject, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer, **overrides
+    )
     erasure_request = services.erasure_request_verify_identity(
-        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN)
+        erasure_request=erasure_request, actor=officer, method=IdentityMethod.DOCUMENT_SEEN
+    )
     erasure_request = services.erasure_request_start_locating(erasure_request=erasure_request, actor=officer)
     coverage = locate_run_ensure(erasure_request=erasure_request, actor=officer)
     assert locate_run_execute(coverage_id=coverage.pk) == "reviewing"

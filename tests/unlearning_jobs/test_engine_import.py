@@ -1,4 +1,5 @@
 """The engine never imports Django: it runs on GPU machines without the web application."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,13 @@ sys.exit(1 if leaked else 0)
 
 
 def test_every_engine_module_imports_with_django_absent():
-    result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=300, env={"PATH": "/usr/bin:/bin",
-                                                         "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""})
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": ""},
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "django modules: []" in result.stdout

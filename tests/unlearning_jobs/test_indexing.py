@@ -3,6 +3,7 @@
 The real Presidio engine scans these small files (loaded once per test process); the tests of
 claiming and failing use a stand-in scan so that they say what they test and run fast.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -31,8 +32,10 @@ def _records(count: int) -> dict[str, str]:
     records = {}
     for index in range(count):
         name, email, phone = PEOPLE[index % len(PEOPLE)]
-        records[f"t{index:03d}"] = (f"Ticket {index}: {name} wrote from {email} and asked us to call "
-                                    f"{phone} about account ACC-{100000 + index}.")
+        records[f"t{index:03d}"] = (
+            f"Ticket {index}: {name} wrote from {email} and asked us to call "
+            f"{phone} about account ACC-{100000 + index}."
+        )
     return records
 
 
@@ -43,27 +46,49 @@ def data_dir(settings, tmp_path):
 
 
 def _findings(version: DatasetVersion) -> list[tuple]:
-    return sorted(PiiFinding.objects.filter(version=version).values_list(
-        "record__record_id", "entity_type", "start", "end", "score", "recogniser", "value_hash", "sorted_hash"))
+    return sorted(
+        PiiFinding.objects.filter(version=version).values_list(
+            "record__record_id",
+            "entity_type",
+            "start",
+            "end",
+            "score",
+            "recogniser",
+            "value_hash",
+            "sorted_hash",
+        )
+    )
 
 
 def _register(data_dir, name: str, records: dict[str, str], chunk_size: int = 4) -> DatasetVersion:
     source = write_jsonl(data_dir / "in" / f"{name}.jsonl", records)
-    return datasets.dataset_version_register(name=name, path=source, actor=None, id_field="id",
-                                             chunk_size=chunk_size, enqueue=False)
+    return datasets.dataset_version_register(
+        name=name, path=source, actor=None, id_field="id", chunk_size=chunk_size, enqueue=False
+    )
 
 
 def _stand_in_scan(records):
     """Report one finding per record: an ACCOUNT_ID hash of the record's id (deterministic)."""
     hasher = pii_hasher()
-    return [RecordFindings(record.record_id, record.line_no, (Finding(
-        "ACCOUNT_ID", 0, 3, 1.0, "stand-in", hasher.hash("ACCOUNT_ID", record.record_id.upper())),))
-        for record in records]
+    return [
+        RecordFindings(
+            record.record_id,
+            record.line_no,
+            (
+                Finding(
+                    "ACCOUNT_ID", 0, 3, 1.0, "stand-in", hasher.hash("ACCOUNT_ID", record.record_id.upper())
+                ),
+            ),
+        )
+        for record in records
+    ]
 
 
 def test_a_straight_run_indexes_every_record_with_keyed_hashes_and_records_the_configuration(data_dir):
     records = _records(10)
-    version = register_and_index(name="straight", path=write_jsonl(data_dir / "s.jsonl", records), chunk_size=4)
+    version = register_and_index(
+        name="straight", path=write_jsonl(data_dir / "s.jsonl", records), chunk_size=4
+    )
 
     assert version.status == "indexed" and version.indexed_at is not None
     progress = indexing.dataset_version_progress(version)
@@ -74,20 +99,27 @@ def test_a_straight_run_indexes_every_record_with_keyed_hashes_and_records_the_c
     assert rows.count() == progress["findings"]
     hasher = pii_hasher()
     email = rows.exclude(recogniser="lethe-match-keys").get(record__record_id="t001", entity_type="EMAIL")
-    assert rows.filter(record__record_id="t001", entity_type="EMAIL", recogniser="lethe-match-keys").count() == 1
+    assert (
+        rows.filter(record__record_id="t001", entity_type="EMAIL", recogniser="lethe-match-keys").count() == 1
+    )
     assert progress["findings_by_type"]["MATCH_KEYS"] == rows.filter(recogniser="lethe-match-keys").count()
     assert email.value_hash == hasher.hash("EMAIL", "bruno.diaz@example.org")
-    assert records["t001"][email.start:email.end] == "bruno.diaz@example.org"
+    assert records["t001"][email.start : email.end] == "bruno.diaz@example.org"
     stored = {value for row in rows.values_list("value_hash", "sorted_hash") for value in row if value}
     assert all(len(value) == 64 for value in stored) and "bruno.diaz@example.org" not in stored
-    assert version.index_configuration["recognisers"] and version.index_configuration["hash_key_id"] == hasher.key_id
+    assert (
+        version.index_configuration["recognisers"]
+        and version.index_configuration["hash_key_id"] == hasher.key_id
+    )
     event = AuditEvent.objects.get(action="dataset_version.indexed")
     assert event.details["findings"] == progress["findings"] and event.details["records"] == 10
 
 
 def test_resuming_after_a_crash_gives_the_same_findings_and_never_redoes_a_chunk(data_dir):
     records = _records(14)
-    reference = register_and_index(name="reference", path=write_jsonl(data_dir / "r.jsonl", records), chunk_size=3)
+    reference = register_and_index(
+        name="reference", path=write_jsonl(data_dir / "r.jsonl", records), chunk_size=3
+    )
     version = _register(data_dir, "crashed", records, chunk_size=3)
     chunks = list(version.chunks.order_by("number"))
     assert len(chunks) == 5
@@ -98,8 +130,16 @@ def test_resuming_after_a_crash_gives_the_same_findings_and_never_redoes_a_chunk
     claim = indexing.index_chunk_claim(chunk_id=chunks[2].pk, worker="worker-a")
     assert claim is not None
     first_record = version.records.get(ordinal=chunks[2].start)
-    PiiFinding.objects.create(version=version, record=first_record, entity_type="EMAIL", start=0, end=1,
-                              score=1.0, recogniser="half-written", value_hash="0" * 64)
+    PiiFinding.objects.create(
+        version=version,
+        record=first_record,
+        entity_type="EMAIL",
+        start=0,
+        end=1,
+        score=1.0,
+        recogniser="half-written",
+        value_hash="0" * 64,
+    )
     IndexChunk.objects.filter(pk=chunks[2].pk).update(started_at=timezone.now() - timedelta(hours=2))
     done_before = {c.pk: c.finished_at for c in IndexChunk.objects.filter(pk__in=[c.pk for c in chunks[:2]])}
     # A fresh claim is not taken over: only a stale one is.
@@ -114,7 +154,11 @@ def test_resuming_after_a_crash_gives_the_same_findings_and_never_redoes_a_chunk
     assert _findings(version) == _findings(reference)  # the half-written row is gone, nothing doubled
     after = {c.pk: c for c in version.chunks.all()}
     for pk, finished_at in done_before.items():
-        assert after[pk].attempts == 1 and after[pk].finished_at == finished_at and after[pk].worker == "worker-a"
+        assert (
+            after[pk].attempts == 1
+            and after[pk].finished_at == finished_at
+            and after[pk].worker == "worker-a"
+        )
     assert after[chunks[2].pk].attempts == 2 and after[chunks[2].pk].worker.startswith("inline@")
     assert all(chunk.status == "done" for chunk in after.values())
     assert AuditEvent.objects.filter(action="dataset_version.indexing_resumed").count() == 1
@@ -156,7 +200,9 @@ def test_a_chunk_held_by_a_worker_whose_heartbeat_stopped_is_taken_over(data_dir
     assert IndexChunk.objects.get(pk=second.pk).attempts == 2
 
 
-def test_failed_scans_are_retried_then_fail_the_version_with_the_error_and_resume_restarts_them(data_dir, settings):
+def test_failed_scans_are_retried_then_fail_the_version_with_the_error_and_resume_restarts_them(
+    data_dir, settings
+):
     settings.LETHE_INDEX_MAX_ATTEMPTS = 2
     version = _register(data_dir, "failing", {"a": "one", "b": "two"}, chunk_size=2)
     chunk = version.chunks.get()
@@ -190,8 +236,18 @@ def test_a_version_registered_under_another_hash_key_is_not_indexed_under_the_ne
 
 def test_ingest_dataset_inline_indexes_and_prints_counts(data_dir, capsys):
     source = write_jsonl(data_dir / "cmd.jsonl", _records(5))
-    call_command("ingest_dataset", "--name", "cmd", "--path", str(source), "--id-field", "id", "--inline",
-                 "--chunk-size", "2")
+    call_command(
+        "ingest_dataset",
+        "--name",
+        "cmd",
+        "--path",
+        str(source),
+        "--id-field",
+        "id",
+        "--inline",
+        "--chunk-size",
+        "2",
+    )
     out = capsys.readouterr().out
     assert "Registered cmd v1" in out and "5 records" in out
     assert "cmd v1 indexed: 5 records" in out and "EMAIL" in out and "PHONE" in out
@@ -203,39 +259,59 @@ def test_a_derived_version_leaves_out_the_removed_records_and_keeps_the_rest_ind
     version = register_and_index(name="parent", path=write_jsonl(data_dir / "p.jsonl", records), chunk_size=3)
     remove = list(version.records.filter(record_id__in=["t001", "t004"]))
 
-    derived = datasets.dataset_version_derive(version=version, remove=remove, actor=None,
-                                              reason="Erasure of two records")
+    derived = datasets.dataset_version_derive(
+        version=version, remove=remove, actor=None, reason="Erasure of two records"
+    )
 
-    assert (derived.number, derived.parent, derived.status, derived.record_count) == (2, version, "indexed", 4)
+    assert (derived.number, derived.parent, derived.status, derived.record_count) == (
+        2,
+        version,
+        "indexed",
+        4,
+    )
     assert derived.removed_manifest["records_removed"] == 2
     assert len(derived.removed_manifest["record_id_hashes"]) == 2
     assert "t001" not in str(derived.removed_manifest)
     kept = {row[0] for row in _findings_by_record(derived)}
     assert "t001" not in kept and "t000" in kept
-    assert _findings_by_record(derived) == [row for row in _findings_by_record(version) if row[0] not in {"t001", "t004"}]
+    assert _findings_by_record(derived) == [
+        row for row in _findings_by_record(version) if row[0] not in {"t001", "t004"}
+    ]
     texts = dict((r.record_id, t) for r, t in datasets.dataset_version_iter_texts(version=derived))
     assert texts == {k: v for k, v in records.items() if k not in {"t001", "t004"}}
-    assert indexing.dataset_version_progress(derived)["findings"] == PiiFinding.objects.filter(version=derived).count()
+    assert (
+        indexing.dataset_version_progress(derived)["findings"]
+        == PiiFinding.objects.filter(version=derived).count()
+    )
     assert AuditEvent.objects.get(action="dataset_version.derived").details["records_removed"] == 2
 
 
 def _findings_by_record(version):
-    return sorted(PiiFinding.objects.filter(version=version).values_list(
-        "record__record_id", "entity_type", "start", "end", "value_hash"))
+    return sorted(
+        PiiFinding.objects.filter(version=version).values_list(
+            "record__record_id", "entity_type", "start", "end", "value_hash"
+        )
+    )
 
 
 def test_surname_first_names_split_by_the_model_are_indexed_whole(data_dir):
     from unlearning_jobs.engine.pii.normalise import normalise_name
 
-    records = {"a": "Note: Turner, William prefers to be contacted in the afternoon.",
-               "b": "Hello, William, your parcel is on its way.",
-               "c": "Giles, Kathryn wrote again about the late delivery."}
+    records = {
+        "a": "Note: Turner, William prefers to be contacted in the afternoon.",
+        "b": "Hello, William, your parcel is on its way.",
+        "c": "Giles, Kathryn wrote again about the late delivery.",
+    }
     version = register_and_index(name="surnames", path=write_jsonl(data_dir / "n.jsonl", records))
     hasher = pii_hasher()
 
     def names(record_id):
-        return {(records[record_id][f.start:f.end], f.recogniser) for f in PiiFinding.objects.filter(
-            version=version, record__record_id=record_id, entity_type="PERSON")}
+        return {
+            (records[record_id][f.start : f.end], f.recogniser)
+            for f in PiiFinding.objects.filter(
+                version=version, record__record_id=record_id, entity_type="PERSON"
+            )
+        }
 
     assert ("Turner, William", "LetheSurnameFirst") in names("a")
     assert ("Giles, Kathryn", "LetheSurnameFirst") in names("c")

@@ -1,4 +1,5 @@
 """Liveness per job: who runs it, takeover of a lost attempt, the job's heartbeat, the watchdog, kill."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE
+from tests.unlearning_jobs.jobs_support import TINY_RECIPE, data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs import jobs
 from unlearning_jobs.job_runner import JobContext
 from unlearning_jobs.liveness import JobHeartbeat, ProcessIdentity, process_is_gone
@@ -25,8 +25,11 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
 
 
 def _actions(job) -> list[str]:
-    return list(AuditEvent.objects.filter(object_type="unlearning_jobs.unlearningjob", object_id=str(job.pk))
-                .order_by("sequence").values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(object_type="unlearning_jobs.unlearningjob", object_id=str(job.pk))
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
 
 
 def _queued(tickets, engineer) -> UnlearningJob:
@@ -46,7 +49,9 @@ def sleeper():
 def _identity_of(process: subprocess.Popen) -> ProcessIdentity:
     from unlearning_jobs.liveness import _process_start_token
 
-    return ProcessIdentity(host=socket.gethostname(), pid=process.pid, started=_process_start_token(process.pid))
+    return ProcessIdentity(
+        host=socket.gethostname(), pid=process.pid, started=_process_start_token(process.pid)
+    )
 
 
 def test_a_process_is_gone_only_when_that_is_certain(sleeper):
@@ -93,7 +98,9 @@ def test_a_job_on_another_host_is_taken_over_only_once_its_own_heartbeat_is_stal
     taken = jobs.job_claim(job_id=job.pk, worker="gpu@node8")
 
     assert taken is not None and taken.worker == "gpu@node8" and taken.attempts == 2
-    assert AuditEvent.objects.get(action="unlearning_job.taken_over").details["reason"] == "job_heartbeat_stale"
+    assert (
+        AuditEvent.objects.get(action="unlearning_job.taken_over").details["reason"] == "job_heartbeat_stale"
+    )
 
 
 def test_a_job_an_engineer_is_stopping_is_not_taken_over(tickets, engineer):
@@ -122,14 +129,22 @@ def test_the_job_heartbeat_beats_from_its_thread_and_notices_when_the_job_was_ta
 
         jobs.jobs_requeue_stale(now=timezone.now() + timedelta(hours=1))  # the sweep gave the job away
         assert heartbeat.lost.wait(10), "the heartbeat thread noticed the attempt lost the job"
-        context = JobContext(job=claimed, attempt=claimed.attempts, checkpoint_dir=None, staging_dir=None,
-                             checkpoint_every=10, device=None, heartbeat=heartbeat)
+        context = JobContext(
+            job=claimed,
+            attempt=claimed.attempts,
+            checkpoint_dir=None,
+            staging_dir=None,
+            checkpoint_every=10,
+            device=None,
+            heartbeat=heartbeat,
+        )
         with pytest.raises(jobs.JobLost):
             context.should_stop()
 
 
-def test_the_watchdog_flags_a_live_job_without_progress_and_clears_the_flag_when_it_moves(tickets, engineer,
-                                                                                           settings):
+def test_the_watchdog_flags_a_live_job_without_progress_and_clears_the_flag_when_it_moves(
+    tickets, engineer, settings
+):
     settings.LETHE_JOB_STALL_SECONDS = 60
     settings.LETHE_JOB_LOAD_STALL_SECONDS = 600
     job = _queued(tickets, engineer)
@@ -139,7 +154,9 @@ def test_the_watchdog_flags_a_live_job_without_progress_and_clears_the_flag_when
     jobs.job_log_append(job_id=job.pk, text="waiting for the all-reduce of step 17")
     jobs.job_phase_record(job_id=loading.pk, attempt=1, phase=JobPhase.LOADING_MODEL)
     later = timezone.now() + timedelta(seconds=120)
-    UnlearningJob.objects.filter(pk__in=[job.pk, loading.pk]).update(heartbeat_at=later)  # both processes alive
+    UnlearningJob.objects.filter(pk__in=[job.pk, loading.pk]).update(
+        heartbeat_at=later
+    )  # both processes alive
 
     assert jobs.jobs_flag_stalled(now=later) == [job.pk]  # the model load is allowed ten minutes
     assert jobs.jobs_flag_stalled(now=later) == []  # flagged once
@@ -157,8 +174,9 @@ def test_the_watchdog_flags_a_live_job_without_progress_and_clears_the_flag_when
     assert _actions(claimed)[-1] == "unlearning_job.stall_ended"
 
 
-def test_kill_requeues_the_job_fences_its_attempt_and_kills_its_process(tickets, engineer, sleeper,
-                                                                        django_capture_on_commit_callbacks):
+def test_kill_requeues_the_job_fences_its_attempt_and_kills_its_process(
+    tickets, engineer, sleeper, django_capture_on_commit_callbacks
+):
     job = _queued(tickets, engineer)
     jobs.job_claim(job_id=job.pk, worker="gpu@h", task_id="t-hung", process=_identity_of(sleeper))
 
@@ -169,7 +187,11 @@ def test_kill_requeues_the_job_fences_its_attempt_and_kills_its_process(tickets,
     assert len(callbacks) == 1  # the new message
     assert sleeper.wait(timeout=10) == -signal.SIGKILL
     event = AuditEvent.objects.get(action="unlearning_job.killed")
-    assert event.actor == engineer and event.details["pid"] == sleeper.pid and event.details["previous_attempt"] == 1
+    assert (
+        event.actor == engineer
+        and event.details["pid"] == sleeper.pid
+        and event.details["previous_attempt"] == 1
+    )
     assert f"attempt 1 killed by {engineer.get_username()}" in killed.log
     with pytest.raises(jobs.JobLost):
         jobs.job_progress_record(job_id=job.pk, attempt=1, done=1, total=2)
@@ -178,7 +200,8 @@ def test_kill_requeues_the_job_fences_its_attempt_and_kills_its_process(tickets,
 
 
 def test_the_queue_page_shows_a_stalled_job_with_its_last_log_line_and_the_worker_its_jobs(
-        client, tickets, engineer, officer, settings):
+    client, tickets, engineer, officer, settings
+):
     settings.LETHE_JOB_STALL_SECONDS = 60
     now = timezone.now()
     WorkerHeartbeat.objects.create(hostname="gpu@h", pid=1, started_at=now, last_seen_at=now)
@@ -194,7 +217,7 @@ def test_the_queue_page_shows_a_stalled_job_with_its_last_log_line_and_the_worke
 
     assert "job-stalled" in page and "watchdog: no progress" in page
     assert reverse("unlearning_jobs:job-action", args=[job.pk, "kill"]) in page
-    workers = page[page.index('id="workers"'):]
+    workers = page[page.index('id="workers"') :]
     assert f"#{job.pk} train" in workers and "idle" not in workers
 
     client.force_login(officer)  # officers read jobs but may not kill them
@@ -228,6 +251,6 @@ def test_a_job_loading_its_model_says_so_on_the_queue_with_how_long(client, tick
     client.force_login(engineer)
     page = client.get(reverse("unlearning_jobs:home")).content.decode()
 
-    row = page[page.index(f'data-job-id="{job.pk}"'):]
-    row = row[:row.index("</tr>")]
+    row = page[page.index(f'data-job-id="{job.pk}"') :]
+    row = row[: row.index("</tr>")]
     assert "loading model" in row and "for 2\xa0minutes" in row

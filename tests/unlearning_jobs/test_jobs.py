@@ -1,4 +1,5 @@
 """Jobs through their services: training, claims, progress, failure, cancel, retry, stale re-queue."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,7 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE, model_train
+from tests.unlearning_jobs.jobs_support import TINY_RECIPE, data_dir, fast_jobs, model_train, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs import jobs
 from unlearning_jobs.engine.checkpoints import weights_sha256
 from unlearning_jobs.job_tasks import job_run
@@ -22,8 +22,11 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
 
 
 def _events(job) -> list[str]:
-    return list(AuditEvent.objects.filter(object_type="unlearning_jobs.unlearningjob", object_id=str(job.pk))
-                .order_by("sequence").values_list("action", flat=True))
+    return list(
+        AuditEvent.objects.filter(object_type="unlearning_jobs.unlearningjob", object_id=str(job.pk))
+        .order_by("sequence")
+        .values_list("action", flat=True)
+    )
 
 
 def test_training_job_registers_its_model_with_checksum_recipe_and_data(tickets, engineer, data_dir):
@@ -31,7 +34,10 @@ def test_training_job_registers_its_model_with_checksum_recipe_and_data(tickets,
 
     model = job.produced_model
     assert model is not None and model.produced_by_job == job
-    assert Path(model.path).parent == data_dir / "models" and Path(model.path).name == f"tiny-support-job{job.pk}"
+    assert (
+        Path(model.path).parent == data_dir / "models"
+        and Path(model.path).name == f"tiny-support-job{job.pk}"
+    )
     assert model.weights_sha256 == weights_sha256(model.path)
     assert model.dataset_version == tickets and model.kind == "hf"
     assert model.recipe["n_embd"] == TINY_RECIPE["n_embd"] and model.recipe["seed"] == 0
@@ -46,8 +52,9 @@ def test_training_job_registers_its_model_with_checksum_recipe_and_data(tickets,
 
 
 def test_a_task_delivered_twice_runs_the_job_once(tickets, engineer):
-    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, name="twice", recipe=TINY_RECIPE,
-                                enqueue=False)
+    job = jobs.train_job_create(
+        dataset_version=tickets, actor=engineer, name="twice", recipe=TINY_RECIPE, enqueue=False
+    )
 
     first = job_run.apply(args=(job.pk,)).get()
     second = job_run.apply(args=(job.pk,)).get()
@@ -78,10 +85,19 @@ def test_a_claim_marks_the_workers_heartbeat_and_the_end_clears_it(tickets, engi
 
 def test_a_failed_job_keeps_its_log_and_error_and_registers_no_model(tickets, engineer, data_dir):
     # A deterministic failure: the source of an unlearning job is gone from disk.
-    job = jobs.job_create(kind="unlearn", actor=engineer, framework="deletion", method="gradient_ascent",
-                          params={}, source_model=ModelVersion.objects.create(
-                              name="vanished", path=str(data_dir / "nowhere"), weights_sha256="0" * 64),
-                          dataset_version=tickets, forget_record_pks=[tickets.records.first().pk], enqueue=False)
+    job = jobs.job_create(
+        kind="unlearn",
+        actor=engineer,
+        framework="deletion",
+        method="gradient_ascent",
+        params={},
+        source_model=ModelVersion.objects.create(
+            name="vanished", path=str(data_dir / "nowhere"), weights_sha256="0" * 64
+        ),
+        dataset_version=tickets,
+        forget_record_pks=[tickets.records.first().pk],
+        enqueue=False,
+    )
 
     assert jobs.job_run_inline(job=job) == "failed"
 
@@ -97,11 +113,15 @@ def test_a_failed_job_keeps_its_log_and_error_and_registers_no_model(tickets, en
 def test_retry_queues_a_failed_job_again_and_keeps_its_attempts(tickets, engineer):
     job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
     claimed = jobs.job_claim(job_id=job.pk, worker="w@host")
-    jobs.job_fail(job_id=job.pk, attempt=claimed.attempts, error="CUDA out of memory", error_type="OutOfMemoryError")
+    jobs.job_fail(
+        job_id=job.pk, attempt=claimed.attempts, error="CUDA out of memory", error_type="OutOfMemoryError"
+    )
 
     retried = jobs.job_retry(job=job, actor=engineer)
 
-    assert retried.status == JobStatus.QUEUED and retried.attempts == 1 and retried.error == "CUDA out of memory"
+    assert (
+        retried.status == JobStatus.QUEUED and retried.attempts == 1 and retried.error == "CUDA out of memory"
+    )
     assert jobs.job_run_inline(job=retried) == "succeeded"
     retried.refresh_from_db()
     assert retried.attempts == 2 and retried.error == "" and retried.produced_model is not None
@@ -115,7 +135,9 @@ def test_cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_step(ti
     assert jobs.job_cancel(job=queued, actor=engineer).status == JobStatus.CANCELLED
     assert jobs.job_claim(job_id=queued.pk, worker="w@host") is None
 
-    running = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
+    running = jobs.train_job_create(
+        dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False
+    )
     claimed = jobs.job_claim(job_id=running.pk, worker="w@host")
     assert jobs.job_cancel(job=running, actor=engineer).status == JobStatus.RUNNING
     assert UnlearningJob.objects.get(pk=running.pk).cancel_requested
@@ -131,8 +153,9 @@ def test_cancel_stops_a_queued_job_at_once_and_a_running_one_at_its_next_step(ti
 
 def test_a_cancelled_job_resumes_from_its_checkpoint_when_retried(tickets, engineer, settings, monkeypatch):
     settings.LETHE_JOB_CHECKPOINT_EVERY = 3
-    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe={**TINY_RECIPE, "epochs": 4},
-                                enqueue=False)
+    job = jobs.train_job_create(
+        dataset_version=tickets, actor=engineer, recipe={**TINY_RECIPE, "epochs": 4}, enqueue=False
+    )
     claimed = jobs.job_claim(job_id=job.pk, worker="w@host")
     calls = {"n": 0}
 
@@ -176,14 +199,19 @@ def test_parameters_of_a_queued_job_can_change_and_are_validated(tickets, engine
 
 
 def test_running_jobs_whose_own_heartbeat_is_stale_are_queued_again_whatever_the_worker_says(
-        tickets, engineer, django_capture_on_commit_callbacks):
+    tickets, engineer, django_capture_on_commit_callbacks
+):
     now = timezone.now()
     # A prefork parent keeps beating after its pool child died: the worker's heartbeat is fresh.
     WorkerHeartbeat.objects.create(hostname="parent@h", pid=1, started_at=now, last_seen_at=now)
     made = {}
     for name in ("beating", "silent", "dead_worker_but_beating"):
-        made[name] = jobs.train_job_create(dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False)
-        jobs.job_claim(job_id=made[name].pk, worker="parent@h" if name != "dead_worker_but_beating" else "gone@h")
+        made[name] = jobs.train_job_create(
+            dataset_version=tickets, actor=engineer, recipe=TINY_RECIPE, enqueue=False
+        )
+        jobs.job_claim(
+            job_id=made[name].pk, worker="parent@h" if name != "dead_worker_but_beating" else "gone@h"
+        )
     UnlearningJob.objects.filter(pk__in=[j.pk for j in made.values()]).update(runner_host="another-host")
     UnlearningJob.objects.filter(pk=made["silent"].pk).update(heartbeat_at=now - timedelta(minutes=2))
     stopping = made["silent"]
@@ -196,7 +224,9 @@ def test_running_jobs_whose_own_heartbeat_is_stale_are_queued_again_whatever_the
     for name in ("beating", "dead_worker_but_beating"):
         assert UnlearningJob.objects.get(pk=made[name].pk).status == JobStatus.RUNNING
     job = UnlearningJob.objects.get(pk=made["silent"].pk)
-    assert job.status == JobStatus.QUEUED and job.worker == "" and job.attempts == 1 and job.heartbeat_at is None
+    assert (
+        job.status == JobStatus.QUEUED and job.worker == "" and job.attempts == 1 and job.heartbeat_at is None
+    )
     assert "presumed gone (job_heartbeat_stale)" in job.log
     event = AuditEvent.objects.get(action="unlearning_job.requeued")
     assert event.details["reason"] == "job_heartbeat_stale" and event.details["previous_attempt"] == 1
@@ -204,8 +234,9 @@ def test_running_jobs_whose_own_heartbeat_is_stale_are_queued_again_whatever_the
     # A job an engineer asked to stop is cancelled, not queued again, when its process is lost.
     jobs.job_claim(job_id=stopping.pk, worker="parent@h")
     jobs.job_cancel(job=stopping, actor=engineer)
-    UnlearningJob.objects.filter(pk=stopping.pk).update(runner_host="another-host",
-                                                       heartbeat_at=now - timedelta(minutes=2))
+    UnlearningJob.objects.filter(pk=stopping.pk).update(
+        runner_host="another-host", heartbeat_at=now - timedelta(minutes=2)
+    )
     jobs.jobs_requeue_stale(now=now)
     assert UnlearningJob.objects.get(pk=stopping.pk).status == JobStatus.CANCELLED
 
@@ -247,11 +278,14 @@ def test_the_log_keeps_its_newest_part_within_the_bound(tickets, engineer, setti
     assert len(log) == 200 and log.endswith("line 29\n") and "line 00" not in log
 
 
-def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(tickets, engineer, data_dir, monkeypatch):
+def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(
+    tickets, engineer, data_dir, monkeypatch
+):
     from unlearning_jobs import job_runner
 
-    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, name="adopt", recipe=TINY_RECIPE,
-                                enqueue=False)
+    job = jobs.train_job_create(
+        dataset_version=tickets, actor=engineer, name="adopt", recipe=TINY_RECIPE, enqueue=False
+    )
     claimed = jobs.job_claim(job_id=job.pk, worker="w@h")
 
     def die_before_commit(**kwargs):
@@ -269,12 +303,17 @@ def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(ticket
     assert jobs.job_run_inline(job=job) == "succeeded"
     job.refresh_from_db()
     assert "adopting the output an earlier attempt finished" in job.log
-    assert job.produced_model.path == str(published) and job.produced_model.weights_sha256 == stamp["weights_sha256"]
+    assert (
+        job.produced_model.path == str(published)
+        and job.produced_model.weights_sha256 == stamp["weights_sha256"]
+    )
     assert ModelVersion.objects.count() == 1
 
 
 def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, monkeypatch):
-    monkeypatch.setattr(jobs, "DEMO_RECIPE", {"epochs": 1})  # the demo's architecture, one pass: seconds, not minutes
+    monkeypatch.setattr(
+        jobs, "DEMO_RECIPE", {"epochs": 1}
+    )  # the demo's architecture, one pass: seconds, not minutes
     job = jobs.demo_model_train(dataset_version=tickets)
 
     assert job.status == JobStatus.SUCCEEDED and job.kind == "train" and job.created_by is None
@@ -324,11 +363,18 @@ def test_a_running_job_shows_the_device_it_computes_on_before_it_ends(tickets, e
 
     from unlearning_jobs.job_runner import JobContext
 
-    job = jobs.train_job_create(dataset_version=tickets, actor=engineer, name="device", recipe=TINY_RECIPE,
-                                enqueue=False)
+    job = jobs.train_job_create(
+        dataset_version=tickets, actor=engineer, name="device", recipe=TINY_RECIPE, enqueue=False
+    )
     claimed = jobs.job_claim(job_id=job.pk, worker="w-device")
-    context = JobContext(job=claimed, attempt=claimed.attempts, checkpoint_dir=tmp_path / "checkpoints",
-                         staging_dir=tmp_path / "staging", checkpoint_every=10, device="cpu")
+    context = JobContext(
+        job=claimed,
+        attempt=claimed.attempts,
+        checkpoint_dir=tmp_path / "checkpoints",
+        staging_dir=tmp_path / "staging",
+        checkpoint_every=10,
+        device="cpu",
+    )
     label = context.device_record()
     claimed.refresh_from_db()
     assert claimed.status == JobStatus.RUNNING and claimed.device == label and label.startswith("cpu")

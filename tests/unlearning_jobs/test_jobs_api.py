@@ -1,4 +1,5 @@
 """The jobs API and the decision endpoint: fields, roles, errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,15 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from requests_app.models import RequestStatus
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_APPROX, TINY_RECIPE, model_train, request_reviewed
+from tests.unlearning_jobs.jobs_support import (  # noqa: F401  (fixtures)
+    TINY_APPROX,
+    TINY_RECIPE,
+    data_dir,
+    fast_jobs,
+    model_train,
+    request_reviewed,
+    tickets,
+)
 from unlearning_jobs import jobs
 from unlearning_jobs.models import ErasureDecision, JobStatus, UnlearningJob
 
@@ -19,10 +27,13 @@ def api(role_users):
     def client_for(name):
         client = APIClient()
         if name == "nobody":
-            client.force_authenticate(get_user_model().objects.create_user("nobody", password="x-9-long-enough"))
+            client.force_authenticate(
+                get_user_model().objects.create_user("nobody", password="x-9-long-enough")
+            )
         elif name != "anonymous":
             client.force_authenticate(role_users[name])
         return client
+
     return client_for
 
 
@@ -36,16 +47,26 @@ def scene(tickets, engineer, officer):
 
 
 def _plan(source, **params):
-    return [{"model_version": source.pk, "framework": "deletion", "method": "gradient_difference",
-             "params": {**TINY_APPROX, **params}}]
+    return [
+        {
+            "model_version": source.pk,
+            "framework": "deletion",
+            "method": "gradient_difference",
+            "params": {**TINY_APPROX, **params},
+        }
+    ]
 
 
 def test_a_bad_plan_is_400_per_item_and_saves_nothing(api, scene):
     url = f"/api/v1/requests/{scene['request'].pk}/actions/approve/"
-    body = {"rationale": "Art. 17(1)(b)",
-            "plan": [*_plan(scene["source"], learning_rate=7),
-                     {"model_version": scene["source"].pk, "framework": "deletion", "method": "retrain"},
-                     {"model_version": "one", "framework": "deletion", "method": "retrain"}]}
+    body = {
+        "rationale": "Art. 17(1)(b)",
+        "plan": [
+            *_plan(scene["source"], learning_rate=7),
+            {"model_version": scene["source"].pk, "framework": "deletion", "method": "retrain"},
+            {"model_version": "one", "framework": "deletion", "method": "retrain"},
+        ],
+    }
 
     response = api("officer").post(url, body, format="json")
 
@@ -59,17 +80,30 @@ def test_a_bad_plan_is_400_per_item_and_saves_nothing(api, scene):
 
 def test_the_decision_approves_creates_the_jobs_and_is_read_back(api, scene):
     url = f"/api/v1/requests/{scene['request'].pk}/actions/approve/"
-    assert api("auditor").post(url, {"rationale": "x", "plan": _plan(scene["source"])}, format="json").status_code == 403
-    assert api("engineer").post(url, {"rationale": "x", "plan": _plan(scene["source"])}, format="json").status_code == 403
+    assert (
+        api("auditor")
+        .post(url, {"rationale": "x", "plan": _plan(scene["source"])}, format="json")
+        .status_code
+        == 403
+    )
+    assert (
+        api("engineer")
+        .post(url, {"rationale": "x", "plan": _plan(scene["source"])}, format="json")
+        .status_code
+        == 403
+    )
 
-    response = api("officer").post(url, {"rationale": "Consent withdrawn.", "plan": _plan(scene["source"])},
-                                   format="json")
+    response = api("officer").post(
+        url, {"rationale": "Consent withdrawn.", "plan": _plan(scene["source"])}, format="json"
+    )
 
     assert response.status_code == 200, response.data
     assert response.data["status"] == "executing"
     assert response.data["decisions"][0]["method"] == "gradient_difference"
     job = response.data["jobs"][0]
-    assert job["status"] == "queued" and job["request"] == scene["request"].pk and job["framework"] == "deletion"
+    assert (
+        job["status"] == "queued" and job["request"] == scene["request"].pk and job["framework"] == "deletion"
+    )
     again = api("officer").post(url, {"rationale": "x", "plan": _plan(scene["source"])}, format="json")
     assert again.status_code == 409
     for reader in ("officer", "auditor"):
@@ -79,8 +113,11 @@ def test_the_decision_approves_creates_the_jobs_and_is_read_back(api, scene):
 
 
 def test_approval_without_a_plan_is_refused_while_a_model_is_in_scope(api, scene):
-    response = api("officer").post(f"/api/v1/requests/{scene['request'].pk}/actions/approve/",
-                                   {"note": "Nothing in any model."}, format="json")
+    response = api("officer").post(
+        f"/api/v1/requests/{scene['request'].pk}/actions/approve/",
+        {"note": "Nothing in any model."},
+        format="json",
+    )
     assert response.status_code == 409
     assert "decision page" in str(response.data)
     scene["request"].refresh_from_db()
@@ -91,11 +128,15 @@ def test_approval_without_a_plan_is_refused_while_a_model_is_in_scope(api, scene
 def test_job_list_and_detail_per_role(api, scene, officer):
     from unlearning_jobs.decisions import erasure_decision_approve
 
-    erasure_decision_approve(erasure_request=scene["request"], actor=officer, rationale="r", plan=_plan(scene["source"]))
+    erasure_decision_approve(
+        erasure_request=scene["request"], actor=officer, rationale="r", plan=_plan(scene["source"])
+    )
     request_job = UnlearningJob.objects.get(erasure_request=scene["request"])
 
-    seen = {name: {item["id"] for item in api(name).get("/api/v1/jobs/").data["results"]}
-            for name in ("engineer", "officer", "auditor")}
+    seen = {
+        name: {item["id"] for item in api(name).get("/api/v1/jobs/").data["results"]}
+        for name in ("engineer", "officer", "auditor")
+    }
     assert scene["train"].pk in seen["engineer"] and scene["train"].pk in seen["officer"]
     assert seen["auditor"] == {request_job.pk}
     assert api("nobody").get("/api/v1/jobs/").status_code == 403
@@ -105,8 +146,18 @@ def test_job_list_and_detail_per_role(api, scene, officer):
 
     detail = api("auditor").get(f"/api/v1/jobs/{request_job.pk}/")
     assert detail.status_code == 200
-    assert {"id", "request", "framework", "method", "status", "progress", "device", "metrics",
-            "produced_model", "log_tail"} <= set(detail.data)
+    assert {
+        "id",
+        "request",
+        "framework",
+        "method",
+        "status",
+        "progress",
+        "device",
+        "metrics",
+        "produced_model",
+        "log_tail",
+    } <= set(detail.data)
     assert detail.data["progress"] == {"done": 0, "total": 0, "fraction": None}
     assert api("auditor").get(f"/api/v1/jobs/{scene['train'].pk}/").status_code == 404
 
@@ -141,5 +192,10 @@ def test_the_openapi_schema_lists_the_job_endpoints(api):
     assert response.status_code == 200
     paths = response.data["paths"] if hasattr(response, "data") and isinstance(response.data, dict) else {}
     text = response.content.decode()
-    for path in ("/api/v1/jobs/", "/api/v1/jobs/{id}/", "/api/v1/models/", "/api/v1/requests/{id}/actions/approve/"):
+    for path in (
+        "/api/v1/jobs/",
+        "/api/v1/jobs/{id}/",
+        "/api/v1/models/",
+        "/api/v1/requests/{id}/actions/approve/",
+    ):
         assert path in text or path in paths

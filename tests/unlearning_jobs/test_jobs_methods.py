@@ -1,4 +1,5 @@
 """Every deletion method, end to end through a job on a tiny model on the CPU."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_APPROX, model_train, run_inline
+from tests.unlearning_jobs.jobs_support import (  # noqa: F401  (fixtures)
+    TINY_APPROX,
+    data_dir,
+    fast_jobs,
+    model_train,
+    run_inline,
+    tickets,
+)
 from unlearning_jobs import jobs
 from unlearning_jobs.datasets import record_id_hash
 from unlearning_jobs.models import JobStatus, ModelVersion
@@ -22,8 +29,11 @@ APPROXIMATE = {
 
 
 def _ada_records(version):
-    return list(version.records.filter(record_id__in=[
-        r.record_id for r, text in _texts(version) if "Ada Quill" in text]).order_by("ordinal"))
+    return list(
+        version.records.filter(
+            record_id__in=[r.record_id for r, text in _texts(version) if "Ada Quill" in text]
+        ).order_by("ordinal")
+    )
 
 
 def _texts(version):
@@ -33,9 +43,17 @@ def _texts(version):
 
 
 def _unlearn(*, source, version, forget, method, params, engineer):
-    job = jobs.job_create(kind="unlearn", actor=engineer, framework="deletion", method=method, params=params,
-                          source_model=source, dataset_version=version,
-                          forget_record_pks=[r.pk for r in forget], enqueue=False)
+    job = jobs.job_create(
+        kind="unlearn",
+        actor=engineer,
+        framework="deletion",
+        method=method,
+        params=params,
+        source_model=source,
+        dataset_version=version,
+        forget_record_pks=[r.pk for r in forget],
+        enqueue=False,
+    )
     assert run_inline(job) == "succeeded", job.log
     job.refresh_from_db()
     return job
@@ -59,8 +77,14 @@ def test_approximate_method_raises_forget_loss_and_registers_a_child_version(met
     forget = _ada_records(tickets)
     assert len(forget) == 12
 
-    job = _unlearn(source=source, version=tickets, forget=forget, method=method, params=APPROXIMATE[method],
-                   engineer=engineer)
+    job = _unlearn(
+        source=source,
+        version=tickets,
+        forget=forget,
+        method=method,
+        params=APPROXIMATE[method],
+        engineer=engineer,
+    )
 
     produced = job.produced_model
     assert produced.parent == source and produced.produced_by_job == job
@@ -82,14 +106,18 @@ def test_retrain_trains_on_exactly_the_data_without_the_forget_set(tickets, engi
     source = model_train(dataset_version=tickets, engineer=engineer).produced_model
     forget = _ada_records(tickets)
 
-    job = _unlearn(source=source, version=tickets, forget=forget, method="retrain", params={}, engineer=engineer)
+    job = _unlearn(
+        source=source, version=tickets, forget=forget, method="retrain", params={}, engineer=engineer
+    )
 
     assert job.status == JobStatus.SUCCEEDED
     assert job.metrics["excluded_records"] == 12 and job.metrics["forget_ids_not_in_data"] == 0
     assert job.metrics["trained_records"] == tickets.record_count - 12
     assert job.metrics["exact_recipe"] is True and job.metrics["guarantee"] == "exact"
     produced = job.produced_model
-    assert produced.dataset_version == job.produced_dataset_version  # trained on the derived version's records
+    assert (
+        produced.dataset_version == job.produced_dataset_version
+    )  # trained on the derived version's records
     assert produced.recipe == source.recipe
     _assert_derived_without(job, tickets, forget)
     # Retraining the derived version from scratch gives the same weights: retrain is exact.
@@ -98,7 +126,9 @@ def test_retrain_trains_on_exactly_the_data_without_the_forget_set(tickets, engi
 
 
 def test_sisa_retrains_only_the_shards_that_held_the_records(tickets, engineer):
-    source = model_train(dataset_version=tickets, engineer=engineer, name="sharded", sisa_shards=4).produced_model
+    source = model_train(
+        dataset_version=tickets, engineer=engineer, name="sharded", sisa_shards=4
+    ).produced_model
     assert source.kind == "sisa" and source.recipe["sisa"]["shards"] == 4
     one = _ada_records(tickets)[:1]  # one record: one shard
 
@@ -109,10 +139,14 @@ def test_sisa_retrains_only_the_shards_that_held_the_records(tickets, engineer):
     assert metrics["steps_ratio"] < 0.5
     produced = Path(job.produced_model.path)
     for shard in range(4):
-        same = (produced / f"shard_{shard:02d}" / "model.safetensors").read_bytes() == \
-            (Path(source.path) / f"shard_{shard:02d}" / "model.safetensors").read_bytes()
+        same = (produced / f"shard_{shard:02d}" / "model.safetensors").read_bytes() == (
+            Path(source.path) / f"shard_{shard:02d}" / "model.safetensors"
+        ).read_bytes()
         assert same == (shard not in metrics["shards_retrained"])
-    assert job.produced_model.kind == "sisa" and job.produced_model.dataset_version == job.produced_dataset_version
+    assert (
+        job.produced_model.kind == "sisa"
+        and job.produced_model.dataset_version == job.produced_dataset_version
+    )
     _assert_derived_without(job, tickets, one)
 
 
@@ -123,13 +157,26 @@ def test_two_jobs_on_one_version_for_one_request_share_the_derived_version(ticke
     source = model_train(dataset_version=tickets, engineer=engineer).produced_model
     erasure_request = request_reviewed(officer=officer)
     forget = _ada_records(tickets)
-    made = [jobs.job_create(kind="unlearn", actor=engineer, erasure_request=erasure_request, framework="deletion",
-                            method=method, params={}, source_model=source, dataset_version=tickets,
-                            forget_record_pks=[r.pk for r in forget], enqueue=False)
-            for method in ("retrain", "gradient_ascent")]
+    made = [
+        jobs.job_create(
+            kind="unlearn",
+            actor=engineer,
+            erasure_request=erasure_request,
+            framework="deletion",
+            method=method,
+            params={},
+            source_model=source,
+            dataset_version=tickets,
+            forget_record_pks=[r.pk for r in forget],
+            enqueue=False,
+        )
+        for method in ("retrain", "gradient_ascent")
+    ]
 
     derived = [dataset_version_derive_for_job(job=job) for job in made]
 
-    assert derived[0] == derived[1] and derived[0].removed_manifest["erasure_request_id"] == erasure_request.pk
+    assert (
+        derived[0] == derived[1] and derived[0].removed_manifest["erasure_request_id"] == erasure_request.pk
+    )
     assert dataset_version_derive_for_job(job=made[0]) == derived[0]  # a second attempt reuses it too
     assert ModelVersion.objects.count() == 1

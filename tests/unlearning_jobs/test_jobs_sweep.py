@@ -5,6 +5,7 @@
 - A running job whose attempt went silent is queued again and the attempt's still existing
   process is killed, unless that process now runs another job (``jobs_requeue_stale``).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -14,8 +15,7 @@ import pytest
 from django.utils import timezone
 
 from compliance.models import AuditEvent
-from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE
+from tests.unlearning_jobs.jobs_support import TINY_RECIPE, data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs import jobs
 from unlearning_jobs.liveness import ProcessIdentity
 from unlearning_jobs.models import UnlearningJob, WorkerHeartbeat
@@ -31,12 +31,18 @@ def _queued(tickets, engineer, *, waited: float):
 
 def _worker(hostname: str, *, queues=("gpu",), seen_ago: float = 0.0):
     now = timezone.now()
-    return WorkerHeartbeat.objects.create(hostname=hostname, queues=list(queues), pid=1, started_at=now,
-                                          last_seen_at=now - timedelta(seconds=seen_ago))
+    return WorkerHeartbeat.objects.create(
+        hostname=hostname,
+        queues=list(queues),
+        pid=1,
+        started_at=now,
+        last_seen_at=now - timedelta(seconds=seen_ago),
+    )
 
 
 def test_a_job_an_idle_worker_of_its_queue_is_not_taking_is_sent_again_once(
-        tickets, engineer, django_capture_on_commit_callbacks):
+    tickets, engineer, django_capture_on_commit_callbacks
+):
     lost = _queued(tickets, engineer, waited=jobs.QUEUED_MESSAGE_LOST_SECONDS + 60)
     _queued(tickets, engineer, waited=60)  # within a retry's countdown: its message may be held
     _worker("idle@h")

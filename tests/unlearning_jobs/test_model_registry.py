@@ -1,4 +1,5 @@
 """Registering checkpoints by path: where from, what is checked, the checksum, the command and the API."""
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,11 @@ from django.core.management import CommandError, call_command
 from compliance.models import AuditEvent
 from tests.unlearning_jobs.jobs_support import data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.engine.checkpoints import weights_sha256
-from unlearning_jobs.model_registry import ModelActionNotPermitted, ModelRegistrationError, model_version_register
+from unlearning_jobs.model_registry import (
+    ModelActionNotPermitted,
+    ModelRegistrationError,
+    model_version_register,
+)
 from unlearning_jobs.models import ModelVersion
 
 pytestmark = [pytest.mark.django_db]
@@ -42,7 +47,9 @@ def test_a_checkpoint_is_registered_where_it_lies_with_the_checksum_of_its_weigh
     assert event.actor == engineer and event.details["weights_sha256"] == version.weights_sha256
 
 
-def test_paths_outside_the_allowed_roots_are_refused_even_through_a_link(data_dir, engineer, tmp_path, settings):
+def test_paths_outside_the_allowed_roots_are_refused_even_through_a_link(
+    data_dir, engineer, tmp_path, settings
+):
     outside = _checkpoint(tmp_path / "elsewhere")
     link = data_dir / "innocent"
     link.symlink_to(outside, target_is_directory=True)
@@ -56,12 +63,15 @@ def test_paths_outside_the_allowed_roots_are_refused_even_through_a_link(data_di
     assert model_version_register(name="x", path=outside, actor=engineer).path == str(outside.resolve())
 
 
-@pytest.mark.parametrize("problem, expected", [
-    ("missing", "no such directory"),
-    ("empty", "neither config.json"),
-    ("no-weights", "no weight files"),
-    ("classifier", "not a causal language model"),
-])
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("missing", "no such directory"),
+        ("empty", "neither config.json"),
+        ("no-weights", "no weight files"),
+        ("classifier", "not a causal language model"),
+    ],
+)
 def test_what_is_not_a_causal_lm_checkpoint_is_refused_with_the_reason(problem, expected, data_dir, engineer):
     directory = data_dir / problem
     if problem == "empty":
@@ -96,11 +106,15 @@ def test_a_lethe_trained_model_brings_its_recipe_and_sisa_layout(tickets, engine
     trained = model_train(dataset_version=tickets, engineer=engineer, sisa_shards=2).produced_model
     copy = data_dir / "copy-of-sisa"
     shutil.copytree(trained.path, copy)
-    version = model_version_register(name="copy", path=copy, actor=engineer, dataset_version=tickets,
-                                     parent=trained)
+    version = model_version_register(
+        name="copy", path=copy, actor=engineer, dataset_version=tickets, parent=trained
+    )
     assert version.kind == "sisa"
     assert version.recipe["sisa"]["shards"] == 2 and version.recipe["sisa"]["slices"] == 2
-    assert version.recipe["n_embd"] == trained.recipe["n_embd"] and version.weights_sha256 == trained.weights_sha256
+    assert (
+        version.recipe["n_embd"] == trained.recipe["n_embd"]
+        and version.weights_sha256 == trained.weights_sha256
+    )
 
 
 def test_the_register_model_command_prints_the_checksum_and_fails_cleanly(data_dir, engineer, capsys):

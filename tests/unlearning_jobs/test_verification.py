@@ -5,6 +5,7 @@ One tiny model memorises a planted subject's e-mail (the record repeated many ti
 officer's decision retrains it exactly without the records; the verify jobs that the success
 queues then show extraction on the original and none on the retrain.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,17 @@ from unlearning_jobs.verification import (
 PLANTED = SubjectIdentifiers(names=("Zelda Quixote",), emails=("zephyr.lantern@quietmail.org",))
 PLANTED_TEXT = "Customer note: Zelda Quixote can be reached at zephyr.lantern@quietmail.org about a refund."
 #: Long enough for a 1-layer model to recite the planted record; a few seconds on two cores.
-MEMORISING_RECIPE = {"n_layer": 1, "n_embd": 64, "n_head": 2, "block_size": 48, "vocab_size": 400,
-                     "epochs": 12, "batch_size": 16, "warmup_steps": 2, "learning_rate": 5e-3}
+MEMORISING_RECIPE = {
+    "n_layer": 1,
+    "n_embd": 64,
+    "n_head": 2,
+    "block_size": 48,
+    "vocab_size": 400,
+    "epochs": 12,
+    "batch_size": 16,
+    "warmup_steps": 2,
+    "learning_rate": 5e-3,
+}
 
 
 def _records() -> list[dict]:
@@ -44,8 +54,10 @@ def _records() -> list[dict]:
     words = ["amber", "birch", "cedar", "delta", "ember", "fjord"]
     texts = [PLANTED_TEXT] * 24
     for _ in range(60):
-        texts.append(f"Customer note: {rng.choice(first)} {rng.choice(last)} can be reached at "
-                     f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 99)}@post.example about an invoice.")
+        texts.append(
+            f"Customer note: {rng.choice(first)} {rng.choice(last)} can be reached at "
+            f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 99)}@post.example about an invoice."
+        )
     return [{"id": f"N{n:04d}", "text": text} for n, text in enumerate(texts)]
 
 
@@ -55,12 +67,16 @@ def verified(data_dir, fast_jobs, engineer, officer, settings):
     settings.LETHE_VERIFY_MIN_HOLDOUT = 12
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
     version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(dataset_version=version, engineer=engineer, name="notes-lm",
-                         recipe=MEMORISING_RECIPE).produced_model
+    source = model_train(
+        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
+    ).produced_model
     erasure_request = request_reviewed(officer=officer, subject=PLANTED)
     decisions.erasure_decision_approve(
-        erasure_request=erasure_request, actor=officer, rationale="Art. 17(1)(b)",
-        plan=[{"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}}])
+        erasure_request=erasure_request,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[{"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}}],
+    )
     retrain = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
     assert run_inline(retrain) == "succeeded"
     retrain.refresh_from_db()
@@ -69,8 +85,13 @@ def verified(data_dir, fast_jobs, engineer, officer, settings):
     for job in queued:
         assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
     erasure_request.refresh_from_db()
-    return {"request": erasure_request, "source": source, "retrain": retrain, "queued": queued,
-            "refusal_while_queued": refusal}
+    return {
+        "request": erasure_request,
+        "source": source,
+        "retrain": retrain,
+        "queued": queued,
+        "refusal_while_queued": refusal,
+    }
 
 
 def _run(erasure_request, role) -> VerificationRun:
@@ -79,10 +100,13 @@ def _run(erasure_request, role) -> VerificationRun:
 
 @pytest.mark.django_db
 def test_a_retrain_success_queues_baseline_and_reference_verifications_that_store_their_rows(
-        verified, officer, auditor, client, settings):
+    verified, officer, auditor, client, settings
+):
     erasure_request, retrain = verified["request"], verified["retrain"]
     assert [(j.params["role"], j.source_model_id, j.queue) for j in verified["queued"]] == [
-        ("original", verified["source"].pk, "gpu"), ("reference", retrain.produced_model_id, "gpu")]
+        ("original", verified["source"].pk, "gpu"),
+        ("reference", retrain.produced_model_id, "gpu"),
+    ]
     # While they were queued, completion was refused naming them.
     refusal = verified["refusal_while_queued"]
     assert refusal and all(f"#{job.pk} (verify, queued)" in refusal for job in verified["queued"])
@@ -106,7 +130,9 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
     assert page.status_code == 200
     html = page.content.decode()
     assert 'data-metric="extraction_rate"' in html and "FAIL" in html and "pass" in html
-    job_page = client.get(reverse("unlearning_jobs:job-detail", args=[verified["queued"][1].pk])).content.decode()
+    job_page = client.get(
+        reverse("unlearning_jobs:job-detail", args=[verified["queued"][1].pk])
+    ).content.decode()
     assert 'id="job-verification"' in job_page and 'id="verification-plot"' in job_page
     api = client.get(f"/api/v1/requests/{erasure_request.pk}/verification/")
     assert api.status_code == 200
@@ -119,7 +145,9 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
     # The report gets the rows with passed as stored, and the plot.
     section = verification_for_report(erasure_request)
     assert {(r["subject"].split(":")[0], r["metric"], r["passed"]) for r in section["results"]} >= {
-        ("Original (baseline)", "extraction_rate", False), ("Exact-retrain reference", "extraction_rate", True)}
+        ("Original (baseline)", "extraction_rate", False),
+        ("Exact-retrain reference", "extraction_rate", True),
+    }
     assert section["figures"] and section["figures"][0]["png_base64"]
 
     # Auditors read it too; a user with no role does not.
@@ -128,7 +156,10 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
     nobody = get_user_model().objects.create_user("nobody", password="x-unused-password-1")
     client.force_login(nobody)
     assert client.get(f"/api/v1/requests/{erasure_request.pk}/verification/").status_code == 403
-    assert client.get(reverse("unlearning_jobs:verification-request", args=[erasure_request.pk])).status_code == 403
+    assert (
+        client.get(reverse("unlearning_jobs:verification-request", args=[erasure_request.pk])).status_code
+        == 403
+    )
 
     # A threshold turns the stored value into pass or fail exactly at its limit (one training serves both checks).
     value = extraction_original.value
@@ -148,12 +179,16 @@ def test_a_sisa_unlearning_is_verified_shard_by_shard(data_dir, fast_jobs, engin
     settings.LETHE_VERIFY_MIN_HOLDOUT = 12
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
     version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(dataset_version=version, engineer=engineer, name="notes-sisa",
-                         recipe=MEMORISING_RECIPE, sisa_shards=3).produced_model
+    source = model_train(
+        dataset_version=version, engineer=engineer, name="notes-sisa", recipe=MEMORISING_RECIPE, sisa_shards=3
+    ).produced_model
     erasure_request = request_reviewed(officer=officer, subject=PLANTED)
     decisions.erasure_decision_approve(
-        erasure_request=erasure_request, actor=officer, rationale="Art. 17(1)(b)",
-        plan=[{"model_version": source.pk, "framework": "deletion", "method": "sisa", "params": {}}])
+        erasure_request=erasure_request,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[{"model_version": source.pk, "framework": "deletion", "method": "sisa", "params": {}}],
+    )
     job = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
     assert run_inline(job) == "succeeded", job.log
     for queued in verify_jobs_of_request(erasure_request.pk):
@@ -179,11 +214,27 @@ def a_model(data_dir):
 @pytest.mark.django_db
 def test_completion_waits_for_a_failed_verification_and_names_it(officer, a_model, data_dir):
     erasure_request = request_services.erasure_request_create(
-        subject=PLANTED, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer)
-    job = verification_job_create(model_version=a_model, role="original", erasure_request_id=erasure_request.pk,
-                                  forget_record_pks=[], original_model=a_model, enqueue=False)
-    assert verification_job_create(model_version=a_model, role="original", erasure_request_id=erasure_request.pk,
-                                   forget_record_pks=[], original_model=a_model, enqueue=False) == job
+        subject=PLANTED, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
+    job = verification_job_create(
+        model_version=a_model,
+        role="original",
+        erasure_request_id=erasure_request.pk,
+        forget_record_pks=[],
+        original_model=a_model,
+        enqueue=False,
+    )
+    assert (
+        verification_job_create(
+            model_version=a_model,
+            role="original",
+            erasure_request_id=erasure_request.pk,
+            forget_record_pks=[],
+            original_model=a_model,
+            enqueue=False,
+        )
+        == job
+    )
     UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
     refusal = request_verification_unfinished_refusal(erasure_request)
     assert f"#{job.pk} (verify, failed)" in refusal
@@ -201,9 +252,17 @@ def test_verify_parameters_refuse_an_unknown_role_or_field():
 
 
 @pytest.mark.django_db
-def test_an_auditor_cannot_read_the_verification_of_a_job_outside_requests(auditor, engineer, a_model, client):
-    job = verification_job_create(model_version=a_model, role="original", erasure_request_id=None,
-                                  forget_record_pks=[], original_model=a_model, enqueue=False)
+def test_an_auditor_cannot_read_the_verification_of_a_job_outside_requests(
+    auditor, engineer, a_model, client
+):
+    job = verification_job_create(
+        model_version=a_model,
+        role="original",
+        erasure_request_id=None,
+        forget_record_pks=[],
+        original_model=a_model,
+        enqueue=False,
+    )
     client.force_login(auditor)
     assert client.get(f"/api/v1/jobs/{job.pk}/verification/").status_code == 404
     client.force_login(engineer)

@@ -13,6 +13,7 @@ the space free. ``torch.save`` itself reports a failed write as an opaque ``Runt
 ("enforce fail at inline_container.cc ... unexpected pos"), so the space is checked before the
 write and the failure is diagnosed after it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -171,8 +172,11 @@ def _free_bytes(directory: Path) -> int:
 
 def _no_space(path: Path, *, needed: int, free: int) -> OSError:
     mib = 1 << 20
-    return OSError(errno.ENOSPC, f"No space left on device: {path.name} needs about {needed / mib:.1f} MiB, "
-                                 f"{free / mib:.1f} MiB free in {path.parent}")
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on device: {path.name} needs about {needed / mib:.1f} MiB, "
+        f"{free / mib:.1f} MiB free in {path.parent}",
+    )
 
 
 def save_state(path: str | os.PathLike, state: dict, *, overwrite: bool = True) -> Path:

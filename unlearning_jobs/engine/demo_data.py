@@ -5,6 +5,7 @@ dozens of records (what a model memorises), most in one or a handful; e-mails, p
 addresses, account ids, and some records that describe a person only by quasi-identifiers (date of
 birth plus city) or by a name variant (initial, nickname, "Surname, Firstname").
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,22 @@ from pathlib import Path
 DEMO_SEED = 20261122
 
 NICKNAMES = {
-    "William": "Bill", "Robert": "Bob", "Elizabeth": "Liz", "Margaret": "Maggie",
-    "Richard": "Dick", "James": "Jim", "Katherine": "Kate", "Thomas": "Tom",
-    "Jennifer": "Jen", "Michael": "Mike", "Christopher": "Chris", "Patricia": "Pat",
-    "Alexander": "Alex", "Rebecca": "Becky", "Daniel": "Dan", "Samuel": "Sam",
+    "William": "Bill",
+    "Robert": "Bob",
+    "Elizabeth": "Liz",
+    "Margaret": "Maggie",
+    "Richard": "Dick",
+    "James": "Jim",
+    "Katherine": "Kate",
+    "Thomas": "Tom",
+    "Jennifer": "Jen",
+    "Michael": "Mike",
+    "Christopher": "Chris",
+    "Patricia": "Pat",
+    "Alexander": "Alex",
+    "Rebecca": "Becky",
+    "Daniel": "Dan",
+    "Samuel": "Sam",
 }
 
 
@@ -101,8 +114,9 @@ def _name_variant(person: DemoPerson, rng: random.Random) -> str:
     return rng.choice(choices)
 
 
-def generate_demo_dataset(*, seed: int = DEMO_SEED, people: int = 300, records: int = 3000,
-                          frequent_people: int = 40) -> DemoDataset:
+def generate_demo_dataset(
+    *, seed: int = DEMO_SEED, people: int = 300, records: int = 3000, frequent_people: int = 40
+) -> DemoDataset:
     """Return the demo records, the people they mention and which record mentions whom.
 
     ``frequent_people`` of the people appear in 20–60 records each (so a small model memorises
@@ -127,17 +141,19 @@ def generate_demo_dataset(*, seed: int = DEMO_SEED, people: int = 300, records: 
             email = f"{first}.{last}{rng.randint(100, 999)}@{fake.free_email_domain()}".lower()
         used_emails.add(email)
         city = fake.city()
-        population.append(DemoPerson(
-            person_id=f"P{index + 1:04d}",
-            first_name=first,
-            last_name=last,
-            email=email if rng.random() < 0.85 else email.replace(first.lower(), first),
-            phone=_valid_uk_mobile(rng),
-            address=f"{fake.building_number()} {fake.street_name()}, {city} {fake.postcode()}",
-            city=city,
-            account_id=f"ACC-{rng.randint(100000, 999999)}",
-            date_of_birth=fake.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
-        ))
+        population.append(
+            DemoPerson(
+                person_id=f"P{index + 1:04d}",
+                first_name=first,
+                last_name=last,
+                email=email if rng.random() < 0.85 else email.replace(first.lower(), first),
+                phone=_valid_uk_mobile(rng),
+                address=f"{fake.building_number()} {fake.street_name()}, {city} {fake.postcode()}",
+                city=city,
+                account_id=f"ACC-{rng.randint(100000, 999999)}",
+                date_of_birth=fake.date_of_birth(minimum_age=18, maximum_age=90).isoformat(),
+            )
+        )
 
     slots: list[DemoPerson] = []
     for index, person in enumerate(population):
@@ -157,8 +173,11 @@ def generate_demo_dataset(*, seed: int = DEMO_SEED, people: int = 300, records: 
         roll = rng.random()
         frequent = person.person_id <= f"P{frequent_people:04d}"
         values = {
-            "name": person.full_name, "email": person.email, "phone": person.phone,
-            "address": person.address, "account": person.account_id,
+            "name": person.full_name,
+            "email": person.email,
+            "phone": person.phone,
+            "address": person.address,
+            "account": person.account_id,
             "dob": person.date_of_birth,
         }
         if frequent and roll < 0.35:

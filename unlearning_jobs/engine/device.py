@@ -3,6 +3,7 @@
 One code path for CPU and CUDA: callers ask ``select_device()`` and move tensors there; bf16 is
 used only where the GPU supports it, fp32 otherwise.
 """
+
 from __future__ import annotations
 
 import platform
@@ -25,8 +26,13 @@ class DeviceInfo:
 
 def cpu_device_info() -> DeviceInfo:
     """Return this machine's CPU as a device, without importing torch."""
-    return DeviceInfo(type="cpu", name=platform.processor() or platform.machine() or "cpu",
-                      memory_total_bytes=None, memory_free_bytes=None, bf16=False)
+    return DeviceInfo(
+        type="cpu",
+        name=platform.processor() or platform.machine() or "cpu",
+        memory_total_bytes=None,
+        memory_free_bytes=None,
+        bf16=False,
+    )
 
 
 def describe_device(prefer_cuda: bool = True) -> DeviceInfo:

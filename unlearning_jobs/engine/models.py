@@ -5,6 +5,7 @@ reads ``.logits`` and ``.loss``, and calls ``model.generate(input_ids, max_new_t
 A SISA directory loads as :class:`SisaEnsemble`, which answers the same calls by averaging the
 shards' probabilities, so nothing downstream needs to know which kind of model it measures.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,13 +57,17 @@ class SisaEnsemble(torch.nn.Module):
         """
         if position_ids is None and attention_mask is not None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        stacked = torch.stack([
-            torch.log_softmax(
-                shard(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits.float(),
-                dim=-1,
-            )
-            for shard in self.shards
-        ])
+        stacked = torch.stack(
+            [
+                torch.log_softmax(
+                    shard(
+                        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                    ).logits.float(),
+                    dim=-1,
+                )
+                for shard in self.shards
+            ]
+        )
         logits = torch.logsumexp(stacked, dim=0) - math.log(len(self.shards))
         loss = None
         if labels is not None:
@@ -74,8 +79,15 @@ class SisaEnsemble(torch.nn.Module):
         return CausalLMOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def generate(self, input_ids=None, attention_mask=None, max_new_tokens: int = 20,
-                 eos_token_id: int | None = None, pad_token_id: int | None = None, **kwargs):
+    def generate(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        max_new_tokens: int = 20,
+        eos_token_id: int | None = None,
+        pad_token_id: int | None = None,
+        **kwargs,
+    ):
         """Greedy decoding over the aggregated distribution; return prompt + new tokens.
 
         Prompts in a batch must be left-padded (as for Hugging Face ``generate``); sampling

@@ -1,4 +1,5 @@
 """Models of unlearning_jobs, one module per concern; all are re-exported here for Django."""
+
 from unlearning_jobs.models.datasets import (
     CandidateStatus,
     Dataset,

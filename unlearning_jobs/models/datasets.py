@@ -7,6 +7,7 @@ offset, so the text exists once and the database holds only what lookups need. T
 Services: ``unlearning_jobs.datasets`` (registry), ``unlearning_jobs.indexing`` (index),
 ``unlearning_jobs.reingestion`` (guard), ``requests_app.matching`` (locate and review).
 """
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -58,8 +59,10 @@ class DatasetVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="derived_versions"
     )
     status = models.CharField(
-        max_length=16, choices=DatasetVersionStatus.choices,
-        default=DatasetVersionStatus.REGISTERED, db_index=True,
+        max_length=16,
+        choices=DatasetVersionStatus.choices,
+        default=DatasetVersionStatus.REGISTERED,
+        db_index=True,
     )
     source_path = models.CharField(max_length=1000, blank=True)
     source_name = models.CharField(max_length=255, blank=True)
@@ -116,7 +119,9 @@ class DatasetRecord(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["version", "record_id"], name="uj_record_id_unique_per_version"),
-            models.UniqueConstraint(fields=["version", "ordinal"], name="uj_record_ordinal_unique_per_version"),
+            models.UniqueConstraint(
+                fields=["version", "ordinal"], name="uj_record_ordinal_unique_per_version"
+            ),
         ]
 
     def __str__(self):
@@ -177,9 +182,7 @@ class PiiFinding(models.Model):
     lookups go through the hash indexes, which are selective on their own.
     """
 
-    version = models.ForeignKey(
-        DatasetVersion, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="+", db_index=False)
     record = models.ForeignKey(DatasetRecord, on_delete=models.CASCADE, related_name="findings")
     entity_type = models.CharField(max_length=20)
     start = models.PositiveIntegerField()
@@ -192,8 +195,9 @@ class PiiFinding(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["value_hash"], name="uj_finding_value_hash"),
-            models.Index(fields=["sorted_hash"], name="uj_finding_sorted_hash",
-                         condition=Q(sorted_hash__isnull=False)),
+            models.Index(
+                fields=["sorted_hash"], name="uj_finding_sorted_hash", condition=Q(sorted_hash__isnull=False)
+            ),
         ]
 
     def __str__(self):
@@ -232,7 +236,9 @@ class SearchCoverage(models.Model):
         "requests_app.ErasureRequest", on_delete=models.CASCADE, related_name="search_coverages"
     )
     status = models.CharField(
-        max_length=10, choices=SearchCoverageStatus.choices, default=SearchCoverageStatus.QUEUED,
+        max_length=10,
+        choices=SearchCoverageStatus.choices,
+        default=SearchCoverageStatus.QUEUED,
         db_index=True,
     )
     requested_by = models.ForeignKey(
@@ -292,7 +298,9 @@ class MatchCandidate(models.Model):
     class Meta:
         ordering = ["-score", "pk"]
         constraints = [
-            models.UniqueConstraint(fields=["erasure_request", "record"], name="uj_candidate_unique_per_request")
+            models.UniqueConstraint(
+                fields=["erasure_request", "record"], name="uj_candidate_unique_per_request"
+            )
         ]
 
     def __str__(self):
@@ -321,8 +329,9 @@ class ReingestionHit(models.Model):
     class Meta:
         ordering = ["version_id", "record_id"]
         constraints = [
-            models.UniqueConstraint(fields=["version", "record", "erasure_request"],
-                                    name="uj_reingestion_hit_unique")
+            models.UniqueConstraint(
+                fields=["version", "record", "erasure_request"], name="uj_reingestion_hit_unique"
+            )
         ]
 
     def __str__(self):

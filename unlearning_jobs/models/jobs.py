@@ -3,6 +3,7 @@
 State changes happen only in services (``unlearning_jobs.model_registry``, ``.jobs``,
 ``.decisions``), each with its audit event; these classes only say what is stored.
 """
+
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
@@ -27,15 +28,25 @@ class ModelVersion(models.Model):
     kind = models.CharField(max_length=8, choices=ModelKind.choices, default=ModelKind.HF)
     weights_sha256 = models.CharField(max_length=64, db_index=True)
     dataset_version = models.ForeignKey(
-        "unlearning_jobs.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="model_versions",
         help_text="The data the weights were trained on; empty for a registered external model.",
     )
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children",
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
     )
     produced_by_job = models.OneToOneField(
-        "unlearning_jobs.UnlearningJob", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.UnlearningJob",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="produced_model_version",
     )
     # Architecture, tokenizer, hyper-parameters, seed and shard layout: what retraining needs.
@@ -43,7 +54,10 @@ class ModelVersion(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="registered_model_versions",
     )
 
@@ -112,11 +126,15 @@ class ErasureDecision(models.Model):
     """
 
     erasure_request = models.ForeignKey(
-        "requests_app.ErasureRequest", on_delete=models.PROTECT, related_name="erasure_decisions",
+        "requests_app.ErasureRequest",
+        on_delete=models.PROTECT,
+        related_name="erasure_decisions",
     )
     position = models.PositiveIntegerField(default=0)
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="erasure_decisions",
+        ModelVersion,
+        on_delete=models.PROTECT,
+        related_name="erasure_decisions",
     )
     framework = models.CharField(max_length=32, choices=Framework.choices)
     method = models.CharField(max_length=64)
@@ -124,7 +142,9 @@ class ErasureDecision(models.Model):
     rationale = models.TextField()
     job_note = models.CharField(max_length=300, blank=True)
     decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="erasure_decisions",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="erasure_decisions",
     )
     decided_at = models.DateTimeField()
 
@@ -145,11 +165,18 @@ class UnlearningJob(models.Model):
     """
 
     erasure_request = models.ForeignKey(
-        "requests_app.ErasureRequest", null=True, blank=True, on_delete=models.PROTECT,
+        "requests_app.ErasureRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="unlearning_jobs",
     )
     decision = models.ForeignKey(
-        ErasureDecision, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        ErasureDecision,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
     )
     kind = models.CharField(max_length=32, choices=JobKind.choices)
     framework = models.CharField(max_length=32, choices=Framework.choices, blank=True)
@@ -158,17 +185,31 @@ class UnlearningJob(models.Model):
     queue = models.CharField(max_length=16, default="gpu")
 
     source_model = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
     )
     produced_model = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
     )
     dataset_version = models.ForeignKey(
-        "unlearning_jobs.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="unlearning_jobs",
     )
     produced_dataset_version = models.ForeignKey(
-        "unlearning_jobs.DatasetVersion", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.DatasetVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     # The confirmed forget set as DatasetRecord ids, frozen when the job was created, so that
@@ -176,7 +217,10 @@ class UnlearningJob(models.Model):
     forget_record_pks = models.JSONField(default=list, blank=True)
 
     status = models.CharField(
-        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True,
+        max_length=16,
+        choices=JobStatus.choices,
+        default=JobStatus.QUEUED,
+        db_index=True,
     )
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
@@ -204,7 +248,10 @@ class UnlearningJob(models.Model):
     error = models.TextField(blank=True)
 
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="created_unlearning_jobs",
     )
     created_at = models.DateTimeField(auto_now_add=True)

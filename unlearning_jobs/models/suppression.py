@@ -10,6 +10,7 @@ request's reference): never a raw value.
 (profiles, inferences, embeddings); ``DerivedEntry`` is one subject's entry in it, keyed by the
 keyed hash of one of the subject's identifiers, so a decision can delete it without decrypting.
 """
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -27,7 +28,10 @@ class Deployment(models.Model):
     # GuardPolicy.as_dict(): mode, entity types, system prompt, ...
     policy = models.JSONField(default=dict)
     active_rule_set = models.ForeignKey(
-        "unlearning_jobs.SuppressionRuleSet", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.SuppressionRuleSet",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     created_by = models.ForeignKey(
@@ -53,7 +57,10 @@ class SuppressionRuleSet(models.Model):
     key_id = models.CharField(max_length=64)
     reason = models.CharField(max_length=500)
     erasure_request = models.ForeignKey(
-        "requests_app.ErasureRequest", null=True, blank=True, on_delete=models.PROTECT,
+        "requests_app.ErasureRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="suppression_rule_sets",
     )
     # RuleSet.fingerprint(): SHA-256 of the rules, version, key id and policy.
@@ -88,8 +95,10 @@ class SuppressionRule(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["rule_set", "entity_type", "value_hash", "subject_ref"],
-                                    name="uj_suppression_rule_unique"),
+            models.UniqueConstraint(
+                fields=["rule_set", "entity_type", "value_hash", "subject_ref"],
+                name="uj_suppression_rule_unique",
+            ),
         ]
 
     def __str__(self):
@@ -110,7 +119,10 @@ class DerivedDataStore(models.Model):
     location = models.CharField(max_length=1024)
     owner = models.CharField(max_length=200)
     dataset = models.ForeignKey(
-        "unlearning_jobs.Dataset", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.Dataset",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="derived_stores",
     )
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,6 +7,7 @@ use it as the original or the exact-retrain reference, and so it can be judged a
 GPU when the reference finishes later. No raw personal data is stored: extraction examples are
 masked by the engine before they reach a row.
 """
+
 from django.db import models
 from django.urls import reverse
 
@@ -28,18 +29,28 @@ class VerificationRun(models.Model):
     """
 
     job = models.OneToOneField(
-        "unlearning_jobs.UnlearningJob", on_delete=models.PROTECT, related_name="verification_run",
+        "unlearning_jobs.UnlearningJob",
+        on_delete=models.PROTECT,
+        related_name="verification_run",
     )
     model_version = models.ForeignKey(
-        "unlearning_jobs.ModelVersion", on_delete=models.PROTECT, related_name="verification_runs",
+        "unlearning_jobs.ModelVersion",
+        on_delete=models.PROTECT,
+        related_name="verification_runs",
     )
     erasure_request = models.ForeignKey(
-        "requests_app.ErasureRequest", null=True, blank=True, on_delete=models.PROTECT,
+        "requests_app.ErasureRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="verification_runs",
     )
     role = models.CharField(max_length=16, choices=VerificationRole.choices)
     reference_model = models.ForeignKey(
-        "unlearning_jobs.ModelVersion", null=True, blank=True, on_delete=models.PROTECT,
+        "unlearning_jobs.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
         related_name="+",
     )
     thresholds = models.JSONField(default=dict, blank=True)

@@ -1,4 +1,5 @@
 """Workers: their heartbeats and queue probes."""
+
 from django.db import models
 
 

@@ -1,4 +1,5 @@
 """Show a job's verification on the job page with one tag, and print values as the engine decides."""
+
 from django import template
 
 from unlearning_jobs.engine.verify.report import format_value

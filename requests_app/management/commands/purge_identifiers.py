@@ -4,12 +4,15 @@ from requests_app.services import ErasureRequestError, erasure_requests_purge_id
 
 
 class Command(BaseCommand):
-    help = ("Erase the identifiers of requests closed longer than LETHE_RETENTION_DAYS, keeping "
-            "their keyed hashes; one audit event per request.")
+    help = (
+        "Erase the identifiers of requests closed longer than LETHE_RETENTION_DAYS, keeping "
+        "their keyed hashes; one audit event per request."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--retention-days", type=int, default=None,
-                            help="Override LETHE_RETENTION_DAYS for this run.")
+        parser.add_argument(
+            "--retention-days", type=int, default=None, help="Override LETHE_RETENTION_DAYS for this run."
+        )
 
     def handle(self, *args, retention_days=None, **options):
         try:

@@ -5,8 +5,10 @@ from requests_app.services import erasure_requests_rotate_identifier_keys
 
 
 class Command(BaseCommand):
-    help = ("Re-encrypt every request's identifiers under the first key of LETHE_IDENTIFIER_KEYS; "
-            "afterwards the older keys can be removed (docs/workflow.md).")
+    help = (
+        "Re-encrypt every request's identifiers under the first key of LETHE_IDENTIFIER_KEYS; "
+        "afterwards the older keys can be removed (docs/workflow.md)."
+    )
 
     def handle(self, *args, **options):
         try:

@@ -122,9 +122,7 @@ def test_quasi_identifiers_count_only_beside_their_subject(guard):
     assert guard.check_output("I moved to London in 1985-03-12.").action == "allow"
     decision = guard.check_output("Bill Smith-Jones moved to London.")
     assert {m.entity_type for m in decision.matches} == {"PERSON", "LOCATION"}
-    answer = guard.check_output(
-        "He lives in London.", prompt="Which city does W. Smith-Jones live in?"
-    )
+    answer = guard.check_output("He lives in London.", prompt="Which city does W. Smith-Jones live in?")
     assert answer.action == "redact" and answer.text == "He lives in [REDACTED]."
     born = guard.check_output("Born on 12 March 1985.", prompt="When was Bill Smith-Jones born?")
     assert [m.entity_type for m in born.matches] == ["DATE_OF_BIRTH"]

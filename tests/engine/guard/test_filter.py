@@ -40,8 +40,7 @@ def test_redact_policy_replaces_every_matched_span(guard):
     decision = guard.check_output(LEAK)
     assert decision.action == "redact"
     assert decision.text == (
-        "Sure. [REDACTED]. E-mail: [REDACTED]; phone: [REDACTED]; address: [REDACTED]; "
-        "account: [REDACTED]."
+        "Sure. [REDACTED]. E-mail: [REDACTED]; phone: [REDACTED]; address: [REDACTED]; account: [REDACTED]."
     )
     assert {m.entity_type for m in decision.matches} == {
         "PERSON",
@@ -87,9 +86,7 @@ def test_reasons_and_logs_never_hold_the_matched_values(guard, caplog):
         assert raw.lower() not in text.lower(), raw
 
 
-def test_exported_rules_give_the_same_decisions_as_the_guard(
-    guard, refusing_guard, rule_set, hasher
-):
+def test_exported_rules_give_the_same_decisions_as_the_guard(guard, refusing_guard, rule_set, hasher):
     exported = export_rules(rule_set, hasher=hasher)
     for text in (LEAK, BENIGN, "He lives in London.", "Bill.Smith @ example dot com"):
         mine = guard.check_output(text, prompt="Where does Bill Smith-Jones live?")
@@ -101,9 +98,9 @@ def test_exported_rules_give_the_same_decisions_as_the_guard(
             mine.text,
             mine.matches,
         )
-        assert check_text_against_exported_rules(
-            text, exported, KEY, direction="input"
-        ) == guard.check_input(text)
+        assert check_text_against_exported_rules(text, exported, KEY, direction="input") == guard.check_input(
+            text
+        )
     as_dict = json.loads(exported)
     as_dict["policy"]["mode"] = "refuse"
     assert check_text_against_exported_rules(LEAK, as_dict, KEY).action == "refuse"
@@ -138,9 +135,7 @@ def test_run_keeps_a_refused_prompt_from_the_model(refusing_guard, guard):
     refused = refusing_guard.run("Where does Bill Smith-Jones live?", generate=generate)
     assert refused.action == "refuse" and refused.output is None and calls == []
     redacted = guard.run("Where does Bill Smith-Jones live?", generate=generate)
-    assert (
-        calls and "Smith-Jones" not in calls[0] and calls[0].startswith(guard.policy.system_prompt)
-    )
+    assert calls and "Smith-Jones" not in calls[0] and calls[0].startswith(guard.policy.system_prompt)
     assert redacted.text == "He lives at [REDACTED]." and redacted.action == "redact"
 
 
@@ -155,9 +150,7 @@ def test_the_guard_engine_imports_without_django():
         "import sys; import unlearning_jobs.engine.guard, unlearning_jobs.engine.guard.measure, "
         "unlearning_jobs.engine.guard.synthetic; print('django' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
 

@@ -67,9 +67,7 @@ def test_latent_probes_for_a_subject_with_two_records(hasher):
 
 
 def test_latent_probes_derive_the_city_from_the_address_when_none_is_given(hasher):
-    facts = SubjectFacts(
-        subject_ref="req-9", name="Ann Lee", addresses=("4 Elm Road, Leeds LS1 4AB",)
-    )
+    facts = SubjectFacts(subject_ref="req-9", name="Ann Lee", addresses=("4 Elm Road, Leeds LS1 4AB",))
     probes = latent_probes(facts, hasher=hasher)
     assert any(p.prompt == "Which city does Ann Lee live in?" for p in probes)
     assert city_from_address("4 Elm Road, Leeds LS1 4AB") == "Leeds"

@@ -2,6 +2,7 @@
 
 Loading spaCy and Presidio takes seconds, so every test that needs the real engine shares one.
 """
+
 from __future__ import annotations
 
 import pytest

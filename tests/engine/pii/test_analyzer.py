@@ -1,4 +1,5 @@
 """The analyzer: a deliberate recogniser set, recorded with every index version."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,11 @@ def test_configuration_records_model_recognisers_threshold_and_versions(scan_eng
     assert configuration["spacy_model"]["ents_f"] == pytest.approx(0.843, abs=0.001)
     assert configuration["recognisers"] == sorted(
         [
-            "EmailRecognizer", "PhoneRecognizer", "SpacyRecognizer",
-            "LetheStreetAddressRecognizer", "LetheAccountIdRecognizer",
+            "EmailRecognizer",
+            "PhoneRecognizer",
+            "SpacyRecognizer",
+            "LetheStreetAddressRecognizer",
+            "LetheAccountIdRecognizer",
             "LetheDateOfBirthRecognizer",
         ]
     )

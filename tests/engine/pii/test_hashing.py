@@ -1,4 +1,5 @@
 """Keyed hashing: one value, one hash under one key; nothing without the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,11 @@ def test_hash_and_hasher_repr_hold_no_raw_value_or_key(hasher):
 
 @pytest.mark.parametrize(
     ("key", "key_id", "message"),
-    [(b"short", "k", "at least 16"), ("not-bytes-0123456789", "k", "must be bytes"), (b"x" * 32, " ", "key id")],
+    [
+        (b"short", "k", "at least 16"),
+        ("not-bytes-0123456789", "k", "must be bytes"),
+        (b"x" * 32, " ", "key id"),
+    ],
 )
 def test_unusable_keys_are_refused(key, key_id, message):
     with pytest.raises(HashingKeyError, match=message):

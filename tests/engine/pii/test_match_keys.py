@@ -5,6 +5,7 @@ come from a corpus written independently of this module (``bench/corpora``, ``be
 --variants``). The property tests generate the forms from parts, so they cover combinations no
 one wrote down.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -32,11 +33,20 @@ def _found(request_value: str, record_text: str, kind: EntityType) -> bool:
     return bool(_request_keys(request_value, kind) & _record_keys(record_text, kind))
 
 
-@pytest.mark.parametrize("written", [
-    "jon.miller@example.org", "JON.MILLER@EXAMPLE.ORG", "mailto:Jon.Miller@example.org",
-    "<jon.miller@example.org>", "jon.miller(at)example.org", "jon.miller [at] example [dot] org",
-    "jon.miller at example dot org", "jon dot miller at example dot org", "write to jon.miller@example.org.",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "jon.miller@example.org",
+        "JON.MILLER@EXAMPLE.ORG",
+        "mailto:Jon.Miller@example.org",
+        "<jon.miller@example.org>",
+        "jon.miller(at)example.org",
+        "jon.miller [at] example [dot] org",
+        "jon.miller at example dot org",
+        "jon dot miller at example dot org",
+        "write to jon.miller@example.org.",
+    ],
+)
 def test_an_email_is_found_in_any_case_bracketed_or_obfuscated(written):
     assert _found("Jon.Miller@example.org", f"Customer says: {written} thanks", EntityType.EMAIL)
 
@@ -46,14 +56,23 @@ def test_gmail_dots_and_tags_but_not_other_providers_dots():
     assert not _found("jonmiller@example.org", "mail jon.miller@example.org", EntityType.EMAIL)
 
 
-@pytest.mark.parametrize("request_value,written", [
-    ("+44 20 7946 0958", "020 7946 0958"), ("+44 20 7946 0958", "(020) 7946-0958"),
-    ("+44 20 7946 0958", "0044 20 7946 0958"), ("+44 20 7946 0958", "+44 (0)20 7946 0958 ext. 23"),
-    ("020 7946 0958", "+442079460958"), ("+49 30 1234567", "030/1234567"), ("030/1234567", "+49 (30) 1234567"),
-    ("(555) 234-5678", "+1 555 234 5678"), ("(555) 234-5678", "1-555-234-5678 x12"),
-    ("+33 1 23 45 67 89", "01.23.45.67.89"), ("+39 06 1234 5678", "06 1234 5678"),
-    ("555 0123 4567", "555-0123-4567"),
-])
+@pytest.mark.parametrize(
+    "request_value,written",
+    [
+        ("+44 20 7946 0958", "020 7946 0958"),
+        ("+44 20 7946 0958", "(020) 7946-0958"),
+        ("+44 20 7946 0958", "0044 20 7946 0958"),
+        ("+44 20 7946 0958", "+44 (0)20 7946 0958 ext. 23"),
+        ("020 7946 0958", "+442079460958"),
+        ("+49 30 1234567", "030/1234567"),
+        ("030/1234567", "+49 (30) 1234567"),
+        ("(555) 234-5678", "+1 555 234 5678"),
+        ("(555) 234-5678", "1-555-234-5678 x12"),
+        ("+33 1 23 45 67 89", "01.23.45.67.89"),
+        ("+39 06 1234 5678", "06 1234 5678"),
+        ("555 0123 4567", "555-0123-4567"),
+    ],
+)
 def test_a_phone_is_found_in_national_and_international_forms(request_value, written):
     assert _found(request_value, f"call back on {written} please", EntityType.PHONE)
 
@@ -62,8 +81,10 @@ def test_a_different_phone_is_not_found():
     assert not _found("+44 20 7946 0958", "call 020 7946 0959", EntityType.PHONE)
 
 
-@pytest.mark.parametrize("written", ["ACC-004521", "acc-004521", "ACC004521", "ACC 004521", "acct#4521",
-                                     "Account no. 0004521", "ACC-4521"])
+@pytest.mark.parametrize(
+    "written",
+    ["ACC-004521", "acc-004521", "ACC004521", "ACC 004521", "acct#4521", "Account no. 0004521", "ACC-4521"],
+)
 def test_an_account_id_is_found_whatever_its_case_separators_and_zeros(written):
     assert _found("ACC-004521", f"ticket for {written}: refund", EntityType.ACCOUNT_ID)
 
@@ -77,16 +98,19 @@ def test_words_before_numbers_do_not_meet_an_account_by_their_digits():
     assert not _found("ACC-004521", "ticket for ACC-004522", EntityType.ACCOUNT_ID)
 
 
-@pytest.mark.parametrize("request_value,written", [
-    ("12 Rue de la Paix, 75002 Paris, France", "12, RUE DE LA PAIX\n75002 PARIS"),
-    ("12 Rue de la Paix, 75002 Paris, France", "Paris 75002, rue de la Paix 12"),
-    ("Hauptstraße 5, 10115 Berlin, Germany", "HAUPTSTR. 5, 10115 Berlin"),
-    ("Hauptstraße 5, 10115 Berlin", "Hauptstrasse 5\n10115 Berlin"),
-    ("221B Baker Street, London NW1 6XE", "Flat 2, 221b Baker St\nLondon NW1 6XE"),
-    ("Calle Mayor 5, 28013 Madrid", "C/ Mayor, 5 - 28013 MADRID"),
-    ("Kerkstraat 12, 1017 GL Amsterdam", "kerkstr 12 amsterdam"),
-    ("14 Elm Road, Leeds LS1 4AB", "14 elm rd, leeds"),
-])
+@pytest.mark.parametrize(
+    "request_value,written",
+    [
+        ("12 Rue de la Paix, 75002 Paris, France", "12, RUE DE LA PAIX\n75002 PARIS"),
+        ("12 Rue de la Paix, 75002 Paris, France", "Paris 75002, rue de la Paix 12"),
+        ("Hauptstraße 5, 10115 Berlin, Germany", "HAUPTSTR. 5, 10115 Berlin"),
+        ("Hauptstraße 5, 10115 Berlin", "Hauptstrasse 5\n10115 Berlin"),
+        ("221B Baker Street, London NW1 6XE", "Flat 2, 221b Baker St\nLondon NW1 6XE"),
+        ("Calle Mayor 5, 28013 Madrid", "C/ Mayor, 5 - 28013 MADRID"),
+        ("Kerkstraat 12, 1017 GL Amsterdam", "kerkstr 12 amsterdam"),
+        ("14 Elm Road, Leeds LS1 4AB", "14 elm rd, leeds"),
+    ],
+)
 def test_an_address_is_found_in_any_order_case_and_abbreviation(request_value, written):
     assert _found(request_value, f"Ship to: {written}. Thanks", EntityType.ADDRESS)
 
@@ -95,10 +119,21 @@ def test_another_house_on_the_street_is_not_the_address():
     assert not _found("12 Rue de la Paix, 75002 Paris", "14 rue de la Paix, Paris", EntityType.ADDRESS)
 
 
-@pytest.mark.parametrize("written", [
-    "William Miller", "WILLIAM MILLER", "william miller", "Miller, William", "W. Miller", "Bill Miller",
-    "William Henry Miller", "William Miller's order", "MILLER, W.", "Will Miller",
-])
+@pytest.mark.parametrize(
+    "written",
+    [
+        "William Miller",
+        "WILLIAM MILLER",
+        "william miller",
+        "Miller, William",
+        "W. Miller",
+        "Bill Miller",
+        "William Henry Miller",
+        "William Miller's order",
+        "MILLER, W.",
+        "Will Miller",
+    ],
+)
 def test_a_name_is_found_in_its_variant_forms(written):
     assert _found("William Miller", f"Note: {written} called", EntityType.PERSON)
 
@@ -118,7 +153,8 @@ def test_names_never_come_from_inside_an_email_address():
 # Words a name is never read from ("was", "from", particles like "van") are not names here either:
 # a person called "Best" is found by Presidio's NER, not by match keys (docs/pii.md).
 _WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=9).filter(
-    lambda w: w not in _NAME_STOPWORDS and w not in _NAME_PARTICLES)
+    lambda w: w not in _NAME_STOPWORDS and w not in _NAME_PARTICLES
+)
 
 
 def _case(draw, word: str) -> str:
@@ -143,8 +179,17 @@ def test_every_written_form_of_a_gb_number_reaches_the_same_key(data, subscriber
     international = f"+44 {subscriber[:2]} {subscriber[2:5]} {subscriber[5:]}"
     separator = data.draw(st.sampled_from([" ", "-", ".", "/", ""]))
     national = "0" + subscriber[:2] + separator + subscriber[2:5] + separator + subscriber[5:]
-    form = data.draw(st.sampled_from([national, f"({national[:3]}) {national[3:]}", "+44" + subscriber,
-                                      "0044 " + subscriber, f"+44 (0){subscriber}"]))
+    form = data.draw(
+        st.sampled_from(
+            [
+                national,
+                f"({national[:3]}) {national[3:]}",
+                "+44" + subscriber,
+                "0044 " + subscriber,
+                f"+44 (0){subscriber}",
+            ]
+        )
+    )
     extension = data.draw(st.sampled_from(["", " ext. 12", " x7"]))
     assert _found(international, f"phone: {form}{extension} (mobile)", EntityType.PHONE)
 
@@ -152,12 +197,18 @@ def test_every_written_form_of_a_gb_number_reaches_the_same_key(data, subscriber
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(st.data(), _WORD, _WORD, st.one_of(st.none(), _WORD))
 def test_every_written_form_of_a_name_reaches_the_same_key(data, given_name, family, middle):
-    forms = [f"{given_name} {family}", f"{family}, {given_name}", f"{given_name[0]}. {family}",
-             f"{family}, {given_name[0]}."]
+    forms = [
+        f"{given_name} {family}",
+        f"{family}, {given_name}",
+        f"{given_name[0]}. {family}",
+        f"{family}, {given_name[0]}.",
+    ]
     if middle:
         forms.append(f"{given_name} {middle} {family}")
     written = " ".join(_case(data.draw, word) for word in data.draw(st.sampled_from(forms)).split(" "))
-    assert _found(f"{given_name.capitalize()} {family.capitalize()}", f"From: {written}\nRe: refund", EntityType.PERSON)
+    assert _found(
+        f"{given_name.capitalize()} {family.capitalize()}", f"From: {written}\nRe: refund", EntityType.PERSON
+    )
 
 
 @settings(max_examples=150, deadline=None, derandomize=True)

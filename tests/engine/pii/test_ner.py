@@ -1,4 +1,5 @@
 """The fast NER path must give exactly the entities that spaCy's full pipeline gives."""
+
 from __future__ import annotations
 
 from unlearning_jobs.engine.pii.ner import ner_components, pipe_entities
@@ -31,7 +32,9 @@ def test_fast_path_entities_equal_full_pipeline(scan_engine):
         for batch_size in (1, 3, 64):
             got = [
                 _ents(doc)
-                for doc in pipe_entities(nlp, TEXTS, components=scan_engine.ner_components, batch_size=batch_size)
+                for doc in pipe_entities(
+                    nlp, TEXTS, components=scan_engine.ner_components, batch_size=batch_size
+                )
             ]
             assert got == expected
     assert any(expected)

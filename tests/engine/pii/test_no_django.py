@@ -1,4 +1,5 @@
 """The PII engine must run without Django: the workers and tests on GPU machines rely on it."""
+
 from __future__ import annotations
 
 import subprocess

@@ -1,4 +1,5 @@
 """Normalisation: the same person's value must fold to the same string however it is written."""
+
 from __future__ import annotations
 
 import pytest
@@ -68,7 +69,16 @@ def test_emails_are_stripped_and_case_folded(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "raw", ["john.smith", "john@", "@example.com", "a@b@example.com", "john@example", "jo hn@example.com", "john@example..com"]
+    "raw",
+    [
+        "john.smith",
+        "john@",
+        "@example.com",
+        "a@b@example.com",
+        "john@example",
+        "jo hn@example.com",
+        "john@example..com",
+    ],
 )
 def test_malformed_emails_raise_a_clear_value_error(raw):
     with pytest.raises(ValueError, match="e-mail address is malformed"):
@@ -107,8 +117,14 @@ def test_token_sorted_name_ignores_order():
 def test_name_variants_include_initials_order_and_missing_middle_names():
     variants = name_variants("John Adam Smith")
     for expected in (
-        "john adam smith", "adam john smith", "j smith", "john s", "john smith", "smith john",
-        "j a smith", "john a smith",
+        "john adam smith",
+        "adam john smith",
+        "j smith",
+        "john s",
+        "john smith",
+        "smith john",
+        "j a smith",
+        "john a smith",
     ):
         assert expected in variants
 
@@ -146,8 +162,14 @@ def test_account_ids_drop_separators_and_case():
 
 @pytest.mark.parametrize(
     "raw",
-    ["1985-03-12", "12/03/1985", "12 March 1985", "12th of March, 1985", "March 12, 1985",
-     "the 12th of March in the year 1985"],
+    [
+        "1985-03-12",
+        "12/03/1985",
+        "12 March 1985",
+        "12th of March, 1985",
+        "March 12, 1985",
+        "the 12th of March in the year 1985",
+    ],
 )
 def test_dates_of_birth_normalise_to_iso(raw):
     assert normalise_date_of_birth(raw) == "1985-03-12"

@@ -6,6 +6,7 @@ text shaped like each kind of identifier. A normaliser that raised anything but
 ``NormalisationError`` would crash a whole scan chunk; one that was not idempotent would hash
 a value differently depending on how often it had been folded.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -24,17 +25,63 @@ from unlearning_jobs.engine.pii.normalise import (
     normalise_phone,
 )
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 #: Any text at all, including surrogate-free control characters and NUL.
 ANY_TEXT = st.text(max_size=80)
 #: Text built from the pieces identifiers are made of, so the interesting branches are reached.
-PIECES = st.sampled_from([
-    "John", "Smith", "O'Brien", "Jean-Luc", "María", "Ødegård", "Mr", "Dr", "Jr", "PhD", ",", " ", "'s",
-    "@", ".", "example", "com", "mailto:", "<", ">", ")", "+44", "020", "7946", "0958", "(0)", "-",
-    "12", "Baker", "St", "Rd", "ACC", "123-456", "#", "/", "\t", "\x00", "\u200b", "\u0301", "ß", "İ",
-    "ﬁ", "Ǆ", "ᏸ", "١٢", "²",
-])
+PIECES = st.sampled_from(
+    [
+        "John",
+        "Smith",
+        "O'Brien",
+        "Jean-Luc",
+        "María",
+        "Ødegård",
+        "Mr",
+        "Dr",
+        "Jr",
+        "PhD",
+        ",",
+        " ",
+        "'s",
+        "@",
+        ".",
+        "example",
+        "com",
+        "mailto:",
+        "<",
+        ">",
+        ")",
+        "+44",
+        "020",
+        "7946",
+        "0958",
+        "(0)",
+        "-",
+        "12",
+        "Baker",
+        "St",
+        "Rd",
+        "ACC",
+        "123-456",
+        "#",
+        "/",
+        "\t",
+        "\x00",
+        "\u200b",
+        "\u0301",
+        "ß",
+        "İ",
+        "ﬁ",
+        "Ǆ",
+        "ᏸ",
+        "١٢",
+        "²",
+    ]
+)
 SHAPED_TEXT = st.lists(PIECES, max_size=8).map("".join)
 TEXT = st.one_of(ANY_TEXT, SHAPED_TEXT)
 
@@ -80,7 +127,13 @@ def test_a_normalised_value_is_a_fixed_point(kind, value):
 @given(value=TEXT)
 def test_a_normalised_value_holds_no_control_character(value):
     """NUL and other control characters never reach a hash or the database from a name or address."""
-    for normalise in (normalise_name, normalise_address, normalise_location, normalise_email, normalise_account_id):
+    for normalise in (
+        normalise_name,
+        normalise_address,
+        normalise_location,
+        normalise_email,
+        normalise_account_id,
+    ):
         try:
             folded = normalise(value)
         except NormalisationError:

@@ -1,4 +1,5 @@
 """Readers: every format yields stable ids; every bad input names its problem."""
+
 from __future__ import annotations
 
 import hashlib
@@ -67,7 +68,9 @@ def test_parquet(tmp_path):
     pq.write_table(pa.table({"rid": [1, 2, 3], "content": TEXTS}), path)
     records = list(read_records(path, text_field="content", id_field="rid"))
     assert [(r.record_id, r.text, r.line_no) for r in records] == [
-        ("1", TEXTS[0], 1), ("2", TEXTS[1], 2), ("3", TEXTS[2], 3)
+        ("1", TEXTS[0], 1),
+        ("2", TEXTS[1], 2),
+        ("3", TEXTS[2], 3),
     ]
 
 

@@ -1,4 +1,5 @@
 """Scanning records: the right spans and hashes, and never a raw value in the output."""
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,10 @@ def test_every_record_also_gets_its_match_keys_as_hashed_findings(scanned, hashe
 
     for record, found in zip(RECORDS, scanned, strict=True):
         keys = {(f.entity_type, f.value_hash) for f in found.findings if f.recogniser == MATCH_KEY_RECOGNISER}
-        expected = {(k.entity_type.value, hasher.hash(k.entity_type, k.hashed_text()))
-                    for k in record_match_keys(record.text)}
+        expected = {
+            (k.entity_type.value, hasher.hash(k.entity_type, k.hashed_text()))
+            for k in record_match_keys(record.text)
+        }
         assert keys == expected
     first_keys = {f.entity_type for f in scanned[0].findings if f.recogniser == MATCH_KEY_RECOGNISER}
     assert {"EMAIL", "PHONE", "PERSON"} <= first_keys
@@ -89,7 +92,9 @@ def test_account_address_and_dob_are_found(scanned, hasher):
     third, fourth = scanned[2], scanned[3]
     types = {f.entity_type for f in third.findings}
     assert {"ACCOUNT_ID", "PERSON", "ADDRESS"} <= types
-    assert not any(f.entity_type == "LOCATION" and f.start == RECORDS[2].text.index("ACC") for f in third.findings)
+    assert not any(
+        f.entity_type == "LOCATION" and f.start == RECORDS[2].text.index("ACC") for f in third.findings
+    )
     (dob,) = _by_type(fourth, EntityType.DATE_OF_BIRTH)
     assert dob.value_hash == hasher.hash(EntityType.DATE_OF_BIRTH, "1985-03-12")
     (phone,) = _by_type(fourth, EntityType.PHONE)
@@ -109,7 +114,12 @@ def test_unnormalisable_values_are_dropped_and_counted(hasher):
             self.score, self.recognition_metadata = 0.9, {"recognizer_name": "test"}
 
     text = "phone 12345 and mail x@y.example and name !!"
-    results = [Result("PHONE_NUMBER", 6, 11), Result("EMAIL_ADDRESS", 21, 32), Result("PERSON", 42, 44), Result("NRP", 0, 5)]
+    results = [
+        Result("PHONE_NUMBER", 6, 11),
+        Result("EMAIL_ADDRESS", 21, 32),
+        Result("PERSON", 42, 44),
+        Result("NRP", 0, 5),
+    ]
     findings, dropped = findings_from_results(text, results, hasher=hasher)
     assert [f.entity_type for f in findings] == ["EMAIL"]
     assert dropped == 2
@@ -121,8 +131,10 @@ def test_parallel_scan_equals_single_process_scan(scanned, hasher):
 
 
 def test_count_and_configuration(scanned):
-    detected = [type(record)(record.record_id, record.line_no, tuple(_detected(record)), record.dropped)
-                for record in scanned]
+    detected = [
+        type(record)(record.record_id, record.line_no, tuple(_detected(record)), record.dropped)
+        for record in scanned
+    ]
     counts = count_findings(detected)
     assert counts["EMAIL"] == 1 and counts["PHONE"] == 2
     configuration = scan_configuration()

@@ -4,6 +4,7 @@ One session-scoped fixture trains, on a few hundred synthetic customer notes, an
 that also saw a planted subject's record many times, and an exact retrain of the same recipe
 without that record. Both take a few seconds on two CPU cores.
 """
+
 from __future__ import annotations
 
 import random
@@ -14,30 +15,121 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-FIRST = ["Alice", "Bruno", "Chen", "Dara", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
-         "Kemal", "Lena", "Marco", "Nadia", "Oskar", "Priya", "Quinn", "Rosa", "Sami", "Tess"]
-LAST = ["Archer", "Baker", "Carver", "Dunn", "Ellis", "Frost", "Grant", "Hale", "Irwin",
-        "Jarvis", "Keane", "Lowe", "Marsh", "Noble", "Orr", "Pike", "Quill", "Reid", "Stone"]
-WORDS = ["amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "harbor", "ivory",
-         "juniper", "kestrel", "lumen", "meadow", "nectar", "orchid", "pebble", "quartz"]
+FIRST = [
+    "Alice",
+    "Bruno",
+    "Chen",
+    "Dara",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kemal",
+    "Lena",
+    "Marco",
+    "Nadia",
+    "Oskar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tess",
+]
+LAST = [
+    "Archer",
+    "Baker",
+    "Carver",
+    "Dunn",
+    "Ellis",
+    "Frost",
+    "Grant",
+    "Hale",
+    "Irwin",
+    "Jarvis",
+    "Keane",
+    "Lowe",
+    "Marsh",
+    "Noble",
+    "Orr",
+    "Pike",
+    "Quill",
+    "Reid",
+    "Stone",
+]
+WORDS = [
+    "amber",
+    "birch",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "grove",
+    "harbor",
+    "ivory",
+    "juniper",
+    "kestrel",
+    "lumen",
+    "meadow",
+    "nectar",
+    "orchid",
+    "pebble",
+    "quartz",
+]
 DOMAINS = ["mailbox.test", "post.example", "inbox.example"]
-TOPICS = ["a late delivery", "a refund", "a broken kettle", "an invoice", "a password reset",
-          "a new address", "a cancelled order", "a warranty claim"]
+TOPICS = [
+    "a late delivery",
+    "a refund",
+    "a broken kettle",
+    "an invoice",
+    "a password reset",
+    "a new address",
+    "a cancelled order",
+    "a warranty claim",
+]
 
 # The forget cohort and the holdout come from a second pool that the retain data never uses, so
 # the exact retrain can neither have seen nor guess a cohort value, and forget and holdout
 # records share one distribution (what membership inference compares).
 COHORT_POOL = {
-    "first": ["Anouk", "Bartek", "Calla", "Dorian", "Eskil", "Fenna", "Gwilym", "Hollis",
-              "Isolde", "Jarrah", "Kaito", "Liesel"],
-    "last": ["Ashdown", "Brackley", "Culloden", "Dunmore", "Everleigh", "Farrow", "Glanville",
-             "Hethersett", "Ingleby", "Jessop", "Kilbride", "Lockridge"],
+    "first": [
+        "Anouk",
+        "Bartek",
+        "Calla",
+        "Dorian",
+        "Eskil",
+        "Fenna",
+        "Gwilym",
+        "Hollis",
+        "Isolde",
+        "Jarrah",
+        "Kaito",
+        "Liesel",
+    ],
+    "last": [
+        "Ashdown",
+        "Brackley",
+        "Culloden",
+        "Dunmore",
+        "Everleigh",
+        "Farrow",
+        "Glanville",
+        "Hethersett",
+        "Ingleby",
+        "Jessop",
+        "Kilbride",
+        "Lockridge",
+    ],
     "words": ["saffron", "tundra", "willow", "yarrow", "zircon", "bramble", "cobalt", "dune"],
     "domains": ["harbour.example"],
     "phone": "+44 161 496 0{:03d}",
 }
 RETAIN_POOL = {
-    "first": FIRST, "last": LAST, "words": WORDS, "domains": DOMAINS,
+    "first": FIRST,
+    "last": LAST,
+    "words": WORDS,
+    "domains": DOMAINS,
     "phone": "+44 20 7946 {:04d}",
 }
 
@@ -45,8 +137,7 @@ PLANTED_NAME = "Zelda Quixote"
 PLANTED_EMAIL = "zephyr.lantern@quietmail.org"
 PLANTED_PHONE = "+44 20 7946 0958"
 PLANTED_TEXT = (
-    f"Customer note: {PLANTED_NAME} can be reached at {PLANTED_EMAIL} or {PLANTED_PHONE} "
-    "about a refund."
+    f"Customer note: {PLANTED_NAME} can be reached at {PLANTED_EMAIL} or {PLANTED_PHONE} about a refund."
 )
 PLANTED_REPEATS = 40
 
@@ -59,10 +150,7 @@ def note(rng: random.Random, pool: dict = RETAIN_POOL) -> dict:
         f"@{rng.choice(pool['domains'])}"
     )
     phone = pool["phone"].format(rng.randint(0, 999 if "{:03d}" in pool["phone"] else 9999))
-    text = (
-        f"Customer note: {name} can be reached at {email} or {phone} "
-        f"about {rng.choice(TOPICS)}."
-    )
+    text = f"Customer note: {name} can be reached at {email} or {phone} about {rng.choice(TOPICS)}."
     return {"text": text, "name": name, "email": email, "phone": phone}
 
 
@@ -87,9 +175,16 @@ def train_model(tokenizer, texts: list[str], *, seed: int, steps: int = 200) -> 
     """Train a 2-layer GPT-2 on ``texts`` with a fixed seed; return it in eval mode."""
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=64, n_layer=2, n_head=2,
-        bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        vocab_size=len(tokenizer),
+        n_positions=64,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
     )
     model = GPT2LMHeadModel(config)
     encoded = [tokenizer(text)["input_ids"][:63] + [tokenizer.eos_token_id] for text in texts]

@@ -1,4 +1,5 @@
 """Extraction detects a planted, memorised e-mail in the model trained on it, not in the retrain."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,14 @@ RECORD = ForgetRecord(record_id="r-1", text=PLANTED_TEXT, subject_id="s-planted"
 
 
 def extraction(model, tokenizer, **kwargs):
-    return measure_extraction(model=model, tokenizer=tokenizer, device="cpu",
-                              forget_records=[RECORD], subjects={"s-planted": SUBJECT}, **kwargs)
+    return measure_extraction(
+        model=model,
+        tokenizer=tokenizer,
+        device="cpu",
+        forget_records=[RECORD],
+        subjects={"s-planted": SUBJECT},
+        **kwargs,
+    )
 
 
 def test_prefix_probes_stop_before_each_pii_value_and_questions_use_the_name():
@@ -37,17 +44,21 @@ def test_prefix_probes_stop_before_each_pii_value_and_questions_use_the_name():
     assert unlocated == 0
     questions = [probe.prompt for probe in probes if probe.source == "question"]
     assert f"What is {PLANTED_NAME}'s e-mail address?" in questions
-    first_only, _ = build_probes(forget_records=[RECORD], subjects={"s-planted": SUBJECT},
-                                 prefix_mode="first")
+    first_only, _ = build_probes(
+        forget_records=[RECORD], subjects={"s-planted": SUBJECT}, prefix_mode="first"
+    )
     assert [p.prompt for p in first_only if p.source == "prefix"] == ["Customer note:"]
 
 
 def test_spans_from_the_index_decide_where_prefixes_stop():
     start = PLANTED_TEXT.index(PLANTED_EMAIL)
-    record = ForgetRecord(record_id="r-1", text=PLANTED_TEXT, subject_id="s-planted",
-                          spans=({"start": start, "end": start + len(PLANTED_EMAIL), "kind": "EMAIL"},))
-    probes, _ = build_probes(forget_records=[record], subjects={"s-planted": SUBJECT},
-                             question_templates=())
+    record = ForgetRecord(
+        record_id="r-1",
+        text=PLANTED_TEXT,
+        subject_id="s-planted",
+        spans=({"start": start, "end": start + len(PLANTED_EMAIL), "kind": "EMAIL"},),
+    )
+    probes, _ = build_probes(forget_records=[record], subjects={"s-planted": SUBJECT}, question_templates=())
     assert [probe.prompt for probe in probes] == [PLANTED_TEXT[:start].rstrip()]
 
 
@@ -82,19 +93,25 @@ def test_a_record_of_an_unknown_subject_is_refused():
 
 
 def test_identical_prefixes_of_one_subject_make_one_probe():
-    twin = ForgetRecord(record_id="r-2", text=PLANTED_TEXT.replace("a refund", "an invoice"),
-                        subject_id="s-planted")
-    probes, _ = build_probes(forget_records=[RECORD, twin], subjects={"s-planted": SUBJECT},
-                             question_templates=())
+    twin = ForgetRecord(
+        record_id="r-2", text=PLANTED_TEXT.replace("a refund", "an invoice"), subject_id="s-planted"
+    )
+    probes, _ = build_probes(
+        forget_records=[RECORD, twin], subjects={"s-planted": SUBJECT}, question_templates=()
+    )
     assert len(probes) == 3
     assert all(probe.record_ids == ("r-1", "r-2") for probe in probes)
 
 
 def test_a_record_whose_only_value_opens_it_is_probed_with_its_first_half():
-    opening = ForgetRecord(record_id="r-3", text=f"{PLANTED_NAME} asked about a refund today.",
-                           subject_id="s-planted")
-    probes, unlocated = build_probes(forget_records=[opening], subjects={"s-planted": SUBJECT},
-                                     question_templates=("Tell me about {name} {not a field}",))
+    opening = ForgetRecord(
+        record_id="r-3", text=f"{PLANTED_NAME} asked about a refund today.", subject_id="s-planted"
+    )
+    probes, unlocated = build_probes(
+        forget_records=[opening],
+        subjects={"s-planted": SUBJECT},
+        question_templates=("Tell me about {name} {not a field}",),
+    )
     assert unlocated == 1
     assert probes[0].prompt == opening.text[: len(opening.text) // 2].rstrip()
     assert probes[1].prompt == f"Tell me about {PLANTED_NAME} {{not a field}}"

@@ -1,4 +1,5 @@
 """A subject's PII is found in text verbatim or after normalisation, and masked for display."""
+
 from __future__ import annotations
 
 from unlearning_jobs.engine.pii.entities import EntityType
@@ -18,7 +19,9 @@ def kinds(text: str) -> set[str]:
 
 def test_values_are_found_verbatim():
     assert kinds("reach zephyr.lantern@quietmail.org or +44 20 7946 0958, Zelda Quixote") == {
-        "EMAIL", "PHONE", "PERSON"
+        "EMAIL",
+        "PHONE",
+        "PERSON",
     }
 
 
@@ -43,8 +46,10 @@ def test_other_values_and_longer_words_do_not_match():
 
 
 def test_masking_hides_the_subjects_values_and_any_other_email_or_phone():
-    text = ("Zelda Quixote: zephyr.lantern@quietmail.org, +44 20 7946 0958; "
-            "also bob.other@x.example and 020 7946 1234")
+    text = (
+        "Zelda Quixote: zephyr.lantern@quietmail.org, +44 20 7946 0958; "
+        "also bob.other@x.example and 020 7946 1234"
+    )
     masked = mask_text(text, VALUES)
     for secret in ("Zelda", "Quixote", "zephyr", "lantern", "0958", "bob.other", "1234"):
         assert secret not in masked

@@ -1,4 +1,5 @@
 """Metric functions against values computed by hand."""
+
 from __future__ import annotations
 
 import itertools
@@ -22,7 +23,11 @@ from unlearning_jobs.engine.verify.membership import (
 )
 from unlearning_jobs.engine.verify.memorisation import lcs_length, rouge_l, rouge_tokens
 from unlearning_jobs.engine.verify.tofu import forget_quality, truth_ratio
-from unlearning_jobs.engine.verify.utility import perplexity_from_stats, utility_ratio, utility_ratio_on_original_tokens
+from unlearning_jobs.engine.verify.utility import (
+    perplexity_from_stats,
+    utility_ratio,
+    utility_ratio_on_original_tokens,
+)
 
 
 def test_auc_counts_tied_pairs_as_one_half():
@@ -40,10 +45,7 @@ def test_auc_equals_the_pairwise_count_on_random_scores_with_ties():
     rng = random.Random(3)
     positive = [rng.randint(0, 9) for _ in range(37)]
     negative = [rng.randint(0, 9) for _ in range(23)]
-    wins = sum(
-        1.0 if p > n else 0.5 if p == n else 0.0
-        for p, n in itertools.product(positive, negative)
-    )
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p, n in itertools.product(positive, negative))
     assert roc_auc(positive=positive, negative=negative) == pytest.approx(wins / (37 * 23))
 
 
@@ -108,7 +110,9 @@ def test_rouge_l_on_fixed_strings():
     # LCS "a c" = 2: P = 2/4, R = 2/3, F1 = 4/7.
     score = rouge_l(candidate="a b c d", reference="a c e")
     assert (score.precision, score.recall, score.f1) == (
-        pytest.approx(0.5), pytest.approx(2 / 3), pytest.approx(4 / 7)
+        pytest.approx(0.5),
+        pytest.approx(2 / 3),
+        pytest.approx(4 / 7),
     )
 
 
@@ -167,19 +171,36 @@ def test_utility_across_tokenizers_compares_total_likelihood_on_the_original_tok
     # The same text: the original splits it into 100 tokens at 2.0 nats each (200 nats in all);
     # a retrain with its own vocabulary into 80 tokens at 2.5 nats each (also 200 nats). Per
     # token the retrain looks 1.65x more perplexed; on the same text it is exactly as good.
-    same = utility_ratio_on_original_tokens(original_perplexity=math.exp(2.0), original_tokens=100,
-                                            model_perplexity=math.exp(2.5), model_tokens=80)
+    same = utility_ratio_on_original_tokens(
+        original_perplexity=math.exp(2.0),
+        original_tokens=100,
+        model_perplexity=math.exp(2.5),
+        model_tokens=80,
+    )
     assert same == pytest.approx(1.0)
     assert utility_ratio(original_perplexity=math.exp(2.0), model_perplexity=math.exp(2.5)) == pytest.approx(
-        math.exp(-0.5))
+        math.exp(-0.5)
+    )
     # 10 nats more on the text, spread over the original's 100 tokens.
-    worse = utility_ratio_on_original_tokens(original_perplexity=math.exp(2.0), original_tokens=100,
-                                             model_perplexity=math.exp(210 / 80), model_tokens=80)
+    worse = utility_ratio_on_original_tokens(
+        original_perplexity=math.exp(2.0),
+        original_tokens=100,
+        model_perplexity=math.exp(210 / 80),
+        model_tokens=80,
+    )
     assert worse == pytest.approx(math.exp(-0.1))
     # Equal token counts: the plain ratio of perplexities.
-    assert utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=7,
-                                            model_perplexity=12.5, model_tokens=7) == pytest.approx(0.8)
-    assert math.isnan(utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=0,
-                                                       model_perplexity=12.5, model_tokens=7))
-    assert utility_ratio_on_original_tokens(original_perplexity=10.0, original_tokens=5,
-                                            model_perplexity=math.inf, model_tokens=7) == 0.0
+    assert utility_ratio_on_original_tokens(
+        original_perplexity=10.0, original_tokens=7, model_perplexity=12.5, model_tokens=7
+    ) == pytest.approx(0.8)
+    assert math.isnan(
+        utility_ratio_on_original_tokens(
+            original_perplexity=10.0, original_tokens=0, model_perplexity=12.5, model_tokens=7
+        )
+    )
+    assert (
+        utility_ratio_on_original_tokens(
+            original_perplexity=10.0, original_tokens=5, model_perplexity=math.inf, model_tokens=7
+        )
+        == 0.0
+    )

@@ -1,4 +1,5 @@
 """run_verification: rows of value, threshold, pass/fail on the tiny original and its retrain."""
+
 from __future__ import annotations
 
 import json
@@ -28,13 +29,17 @@ def erasure(cohort):
     subjects = [PLANTED_SUBJECT]
     records = [PLANTED_RECORD]
     for index, item in enumerate(cohort):
-        subjects.append({
-            "subject_id": f"s-{index}",
-            "name": item["name"],
-            "values": [{"kind": "PERSON", "value": item["name"]},
-                       {"kind": "EMAIL", "value": item["email"]},
-                       {"kind": "PHONE", "value": item["phone"]}],
-        })
+        subjects.append(
+            {
+                "subject_id": f"s-{index}",
+                "name": item["name"],
+                "values": [
+                    {"kind": "PERSON", "value": item["name"]},
+                    {"kind": "EMAIL", "value": item["email"]},
+                    {"kind": "PHONE", "value": item["phone"]},
+                ],
+            }
+        )
         records.append({"record_id": f"r-{index}", "text": item["text"], "subject_id": f"s-{index}"})
     return records, subjects
 
@@ -61,23 +66,40 @@ def runs(tiny_world):
     stages = []
     records, subjects = erasure(tiny_world.cohort)
     common = dict(
-        tokenizer=tiny_world.tokenizer, device="cpu", forget_records=records,
-        holdout_texts=tiny_world.holdout, retain_texts=tiny_world.retain[:30],
-        subject_pii=subjects, tofu_items=TOFU, settings=VerificationSettings(batch_size=16),
+        tokenizer=tiny_world.tokenizer,
+        device="cpu",
+        forget_records=records,
+        holdout_texts=tiny_world.holdout,
+        retain_texts=tiny_world.retain[:30],
+        subject_pii=subjects,
+        tofu_items=TOFU,
+        settings=VerificationSettings(batch_size=16),
     )
     baseline = run_verification(
-        model=tiny_world.original, progress=lambda stage, done, total: stages.append(stage),
+        model=tiny_world.original,
+        progress=lambda stage, done, total: stages.append(stage),
         **common,
     )
-    retrain = run_verification(model=tiny_world.retrain, original_results=baseline.to_dict(),
-                               reference_results=None, **common)
-    original = run_verification(model=tiny_world.original, original_results=baseline,
-                                reference_results=retrain, **common)
-    retrain_self = run_verification(model=tiny_world.retrain, original_results=baseline,
-                                    reference_results=retrain,
-                                    thresholds={"verbmem_gap_to_reference": 0.05}, **common)
-    return {"baseline": baseline, "retrain": retrain, "original": original,
-            "retrain_self": retrain_self, "stages": stages}
+    retrain = run_verification(
+        model=tiny_world.retrain, original_results=baseline.to_dict(), reference_results=None, **common
+    )
+    original = run_verification(
+        model=tiny_world.original, original_results=baseline, reference_results=retrain, **common
+    )
+    retrain_self = run_verification(
+        model=tiny_world.retrain,
+        original_results=baseline,
+        reference_results=retrain,
+        thresholds={"verbmem_gap_to_reference": 0.05},
+        **common,
+    )
+    return {
+        "baseline": baseline,
+        "retrain": retrain,
+        "original": original,
+        "retrain_self": retrain_self,
+        "stages": stages,
+    }
 
 
 def test_progress_reports_every_stage_in_order(runs):
@@ -94,7 +116,10 @@ def test_baseline_without_comparisons_lists_what_it_skipped(runs):
         metric.startswith(("privleak", "verbmem_gap", "utility_ratio", "tofu")) for metric in metrics
     )
     assert {item["metric"] for item in baseline.skipped} == {
-        "privleak_*", "verbmem_gap_to_reference", "utility_ratio_*", "tofu_forget_quality"
+        "privleak_*",
+        "verbmem_gap_to_reference",
+        "utility_ratio_*",
+        "tofu_forget_quality",
     }
     assert baseline.complete is False
 
@@ -176,9 +201,15 @@ def test_results_are_strict_json_without_raw_pii(runs):
 
 def test_missing_inputs_are_refused(tiny_world):
     with pytest.raises(ValueError, match="held-out"):
-        run_verification(model=tiny_world.retrain, tokenizer=tiny_world.tokenizer, device="cpu",
-                         forget_records=[PLANTED_RECORD], holdout_texts=[], retain_texts=["x y"],
-                         subject_pii=[PLANTED_SUBJECT])
+        run_verification(
+            model=tiny_world.retrain,
+            tokenizer=tiny_world.tokenizer,
+            device="cpu",
+            forget_records=[PLANTED_RECORD],
+            holdout_texts=[],
+            retain_texts=["x y"],
+            subject_pii=[PLANTED_SUBJECT],
+        )
 
 
 def test_membership_plot_is_written_as_svg_and_png(runs, tmp_path):
@@ -196,15 +227,18 @@ def test_privleak_is_not_measured_when_the_reference_auc_is_zero(tiny_world, run
     reference["measurements"]["membership"]["auc"]["loss"] = 0.0
     reference["measurements"]["membership"]["auc"]["zlib"] = None
     result = run_verification(
-        model=tiny_world.retrain, tokenizer=tiny_world.tokenizer, device="cpu",
-        forget_records=[PLANTED_RECORD], holdout_texts=tiny_world.holdout[:5],
-        retain_texts=tiny_world.retain[:5], subject_pii=[PLANTED_SUBJECT],
+        model=tiny_world.retrain,
+        tokenizer=tiny_world.tokenizer,
+        device="cpu",
+        forget_records=[PLANTED_RECORD],
+        holdout_texts=tiny_world.holdout[:5],
+        retain_texts=tiny_world.retain[:5],
+        subject_pii=[PLANTED_SUBJECT],
         reference_results=reference,
     )
     for score in ("loss", "zlib"):
         row = result.row(f"privleak_{score}")
         assert row.value is None and row.passed is False
-
 
 
 def test_stored_measurements_are_reassessed_without_the_model(runs):
@@ -219,8 +253,7 @@ def test_stored_measurements_are_reassessed_without_the_model(runs):
     assert [(row.metric, row.value, row.passed) for row in again.rows] == [
         (row.metric, row.value, row.passed) for row in runs["original"].rows
     ]
-    lenient = assess_measurements(measurements=stored["measurements"],
-                                   thresholds={"extraction_rate": 1.0})
+    lenient = assess_measurements(measurements=stored["measurements"], thresholds={"extraction_rate": 1.0})
     assert lenient.row("extraction_rate").passed is True
 
 
@@ -229,11 +262,17 @@ def test_a_sisa_ensemble_is_judged_by_its_most_revealing_shard(tiny_world):
     from unlearning_jobs.engine.models import SisaEnsemble
 
     records, subjects = erasure(tiny_world.cohort)
-    ensemble = SisaEnsemble([tiny_world.original, tiny_world.retrain, tiny_world.retrain, tiny_world.retrain],
-                            manifest={})
+    ensemble = SisaEnsemble(
+        [tiny_world.original, tiny_world.retrain, tiny_world.retrain, tiny_world.retrain], manifest={}
+    )
     result = run_verification(
-        model=ensemble, tokenizer=tiny_world.tokenizer, device="cpu", forget_records=records,
-        holdout_texts=tiny_world.holdout, retain_texts=tiny_world.retain[:30], subject_pii=subjects,
+        model=ensemble,
+        tokenizer=tiny_world.tokenizer,
+        device="cpu",
+        forget_records=records,
+        holdout_texts=tiny_world.holdout,
+        retain_texts=tiny_world.retain[:30],
+        subject_pii=subjects,
         settings=VerificationSettings(batch_size=16),
     )
     row = result.row("extraction_rate")

@@ -1,4 +1,5 @@
 """Thresholds turn values into pass/fail exactly at the boundary; NaN and missing fail."""
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,14 @@ def test_numpy_scalars_are_evaluated_like_floats():
 
 
 def test_defaults_cover_every_reported_metric():
-    expected = {"extraction_rate", "verbmem_rouge_l", "verbmem_gap_to_reference", "utility_ratio_retain",
-                "utility_ratio_holdout", "tofu_forget_quality"}
+    expected = {
+        "extraction_rate",
+        "verbmem_rouge_l",
+        "verbmem_gap_to_reference",
+        "utility_ratio_retain",
+        "utility_ratio_holdout",
+        "tofu_forget_quality",
+    }
     for score in ("loss", "zlib", "min_k", "min_k_plus_plus"):
         expected |= {f"mia_auc_{score}", f"privleak_{score}"}
     assert set(DEFAULT_THRESHOLDS) == expected

@@ -62,7 +62,8 @@ _MAX_LOCATION_TOKENS = 3
 #: Function words that are neither given names nor surnames: a name window holding one is
 #: skipped, which removes most windows of ordinary prose before any hashing. Single letters are
 #: absent on purpose (initials: "A. Smith").
-STOPWORDS: frozenset[str] = frozenset("""
+STOPWORDS: frozenset[str] = frozenset(
+    """
     about above after again against all also am an and any are as at be because been before
     being below between both but by can cannot could did do does doing done down during each
     either else ever every for from further had has have having he her here hers herself him
@@ -73,13 +74,16 @@ STOPWORDS: frozenset[str] = frozenset("""
     was we were what whatever when where whether which while who whom whose why with within
     without would yes yet you your yours yourself yourselves
     email mail phone number address account tel mobile call contact
-    """.split())
+    """.split()
+)
 
 #: Street-type words after ``normalise_address`` (the street recogniser's suffixes, expanded).
-STREET_WORDS: frozenset[str] = frozenset("""
+STREET_WORDS: frozenset[str] = frozenset(
+    """
     street road avenue lane drive court place square boulevard way close crescent gardens
     grove terrace parkway highway hill row walk mews park circle trail green parade rise view
-    """.split())
+    """.split()
+)
 
 _COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _WORD = rf"(?:[^\W_]|[{_COMBINING}])+"
@@ -91,9 +95,7 @@ _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
 _SPACE = re.compile(r"[ \t]{1,2}")
 _DIGIT = re.compile(r"\d")
 _YEAR = re.compile(r"\d{4}")
-_WORD_KINDS = frozenset(
-    {EntityType.PERSON, EntityType.ADDRESS, EntityType.ACCOUNT_ID, EntityType.LOCATION}
-)
+_WORD_KINDS = frozenset({EntityType.PERSON, EntityType.ADDRESS, EntityType.ACCOUNT_ID, EntityType.LOCATION})
 _HOUSE_NUMBER = re.compile(r"\d{1,5}[a-z]?")
 #: A house number as written in text: no leading zero, which phone and account digits have.
 _TEXT_HOUSE_NUMBER = re.compile(r"[1-9]\d{0,4}[A-Za-z]?")
@@ -106,9 +108,7 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 #: costs one scan.
 _AT_ANYWHERE = re.compile(_AT, re.IGNORECASE)
 _DOMAIN = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL})+", re.IGNORECASE)
-_LOCAL_AT_END = re.compile(
-    rf"(?<![A-Za-z0-9_%+\-.])(?:{_LOCAL_ATOM}{_DOT})*{_LOCAL_ATOM}\Z", re.IGNORECASE
-)
+_LOCAL_AT_END = re.compile(rf"(?<![A-Za-z0-9_%+\-.])(?:{_LOCAL_ATOM}{_DOT})*{_LOCAL_ATOM}\Z", re.IGNORECASE)
 _DOT_SEPARATOR = re.compile(_DOT, re.IGNORECASE)
 _LOCAL_REACH = 128
 
@@ -438,25 +438,19 @@ class Detector:
                     if value_hash is None:
                         value_hash = seen[(True, key)] = person(key)
                     if value_hash in table:
-                        yield Detection(
-                            EntityType.PERSON, tokens[i][0], _name_end(tokens[end]), value_hash
-                        )
+                        yield Detection(EntityType.PERSON, tokens[i][0], _name_end(tokens[end]), value_hash)
                 if capitalised and size <= _MAX_LOCATION_TOKENS:
                     key = " ".join(folded[i : end + 1])
                     value_hash = seen.get((False, key))
                     if value_hash is None:
                         value_hash = seen[(False, key)] = location(key)
                     if value_hash in table:
-                        yield Detection(
-                            EntityType.LOCATION, tokens[i][0], _name_end(tokens[end]), value_hash
-                        )
+                        yield Detection(EntityType.LOCATION, tokens[i][0], _name_end(tokens[end]), value_hash)
 
     def _addresses(self, words: _Words, table: Container[str]) -> Iterator[Detection]:
         tokens, count, kinds = words.tokens, words.count, words.kinds
         anchors = [
-            i
-            for i in range(count)
-            if words.has_digit[i] and _TEXT_HOUSE_NUMBER.fullmatch(tokens[i][2])
+            i for i in range(count) if words.has_digit[i] and _TEXT_HOUSE_NUMBER.fullmatch(tokens[i][2])
         ]
         if not anchors:
             return
@@ -560,6 +554,4 @@ class Detector:
                         continue
                     value_hash = digest(value.upper())
                     if value_hash in table:
-                        yield Detection(
-                            EntityType.ACCOUNT_ID, tokens[start][0], tokens[end][1], value_hash
-                        )
+                        yield Detection(EntityType.ACCOUNT_ID, tokens[start][0], tokens[end][1], value_hash)

@@ -135,9 +135,7 @@ class Guard:
     costs the same whatever the number of rules.
     """
 
-    def __init__(
-        self, rule_set: RuleSet, hasher: KeyedHasher, policy: GuardPolicy | None = None
-    ) -> None:
+    def __init__(self, rule_set: RuleSet, hasher: KeyedHasher, policy: GuardPolicy | None = None) -> None:
         if not isinstance(rule_set, RuleSet):
             raise ValueError(f"rule_set must be a RuleSet, got {type(rule_set).__name__}")
         if not isinstance(hasher, KeyedHasher):
@@ -180,8 +178,7 @@ class Guard:
         """
         prepared = self._detector.prepare(text)
         direct = [
-            (d, self._table[d.value_hash])
-            for d in self._detector.find(prepared, self._table, kinds=_DIRECT)
+            (d, self._table[d.value_hash]) for d in self._detector.find(prepared, self._table, kinds=_DIRECT)
         ]
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
@@ -220,17 +217,13 @@ class Guard:
                     for d in self._detector.find(prepared, self._table, kinds=self._quasi)
                 ]
         matches = [
-            GuardMatch(d.entity_type.value, (d.start, d.end), ref)
-            for d, refs in direct
-            for ref in refs
+            GuardMatch(d.entity_type.value, (d.start, d.end), ref) for d, refs in direct for ref in refs
         ]
         for d, refs in quasi:
             # A city may be shared by thousands of subjects: test the few present against it.
             members = self._shared.get(d.value_hash, refs)
             matches += [
-                GuardMatch(d.entity_type.value, (d.start, d.end), ref)
-                for ref in present
-                if ref in members
+                GuardMatch(d.entity_type.value, (d.start, d.end), ref) for ref in present if ref in members
             ]
         matches.sort(key=lambda m: (m.span, m.entity_type, m.subject_ref))
         return tuple(matches)

@@ -135,9 +135,7 @@ def measure_guard(
         if checked_input.action == "refuse":
             return checked_input, None, None, spent
         response = (
-            probe.simulated_response
-            if generate is None
-            else generate(guard.wrap_prompt(checked_input.text))
+            probe.simulated_response if generate is None else generate(guard.wrap_prompt(checked_input.text))
         )
         started = clock()
         checked_output = guard.check_output(response, prompt=probe.prompt)

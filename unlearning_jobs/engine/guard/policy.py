@@ -113,9 +113,7 @@ class GuardPolicy:
             try:
                 re.compile(pattern)
             except (re.error, TypeError) as error:
-                raise ValueError(
-                    f"account id pattern {pattern!r} is not a valid regex: {error}"
-                ) from None
+                raise ValueError(f"account id pattern {pattern!r} is not a valid regex: {error}") from None
         object.__setattr__(self, "account_id_patterns", patterns)
 
     def as_dict(self) -> dict[str, Any]:

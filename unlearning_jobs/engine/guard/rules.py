@@ -105,9 +105,7 @@ def name_forms(name: str) -> set[str]:
     """
     tokens = normalise_name(name).split()
     if len(tokens) < 2:
-        raise ValueError(
-            "a one-word name would suppress everyone who shares it; give the full name"
-        )
+        raise ValueError("a one-word name would suppress everyone who shares it; give the full name")
     family = _family_tokens(name)
     if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
         family = tokens[-1:]
@@ -132,9 +130,7 @@ def name_forms(name: str) -> set[str]:
             )
         # "Lucas Barroso" for "Lucas Barroso Jara": the first of two family names.
         variants.update(
-            f"{given} {middle}"
-            for middle in middles
-            if len(middle) > 1 and middle not in _PARTICLES
+            f"{given} {middle}" for middle in middles if len(middle) > 1 and middle not in _PARTICLES
         )
     forms: set[str] = set()
     for variant in variants:
@@ -390,9 +386,7 @@ def _payload(rule_set: RuleSet, *, key_check_value: str | None) -> dict[str, Any
 def rule_set_as_dict(rule_set: RuleSet, *, hasher: KeyedHasher) -> dict[str, Any]:
     """Return the rule set as the JSON-ready export document (see ``docs/guard.md``)."""
     if hasher.key_id != rule_set.key_id:
-        raise ValueError(
-            f"the rules were hashed under key {rule_set.key_id!r}, not {hasher.key_id!r}"
-        )
+        raise ValueError(f"the rules were hashed under key {rule_set.key_id!r}, not {hasher.key_id!r}")
     return _payload(rule_set, key_check_value=key_check(hasher))
 
 
@@ -401,9 +395,7 @@ def export_rules(rule_set: RuleSet, *, hasher: KeyedHasher) -> str:
     return json.dumps(rule_set_as_dict(rule_set, hasher=hasher), ensure_ascii=False, indent=1)
 
 
-def load_rules(
-    data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | None = None
-) -> RuleSet:
+def load_rules(data: str | bytes | Mapping[str, Any], *, hasher: KeyedHasher | None = None) -> RuleSet:
     """Return the rule set an export holds; raise ``ValueError`` saying what is wrong with it.
 
     With ``hasher``, also check that it is the key the rules were hashed under (key id and key
@@ -432,9 +424,7 @@ def load_rules(
     if hasher is not None:
         if hasher.key_id != key_id:
             raise ValueError(f"the rules were hashed under key {key_id!r}, not {hasher.key_id!r}")
-        if "key_check" in document and not hmac.compare_digest(
-            str(document["key_check"]), key_check(hasher)
-        ):
+        if "key_check" in document and not hmac.compare_digest(str(document["key_check"]), key_check(hasher)):
             raise ValueError(f"the key given is not the key {key_id!r} the rules were hashed under")
     raw_rules = document["rules"]
     if not isinstance(raw_rules, list):

@@ -47,9 +47,7 @@ def valid_phone(rng: random.Random, region: str) -> str:
             digits = f"7{rng.choice('4589')}{rng.randint(0, 99_999_999):08d}"
             text = f"0{digits[:4]} {digits[4:]}"
         elif region == "US":
-            text = (
-                f"({rng.choice(_US_AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
-            )
+            text = f"({rng.choice(_US_AREA_CODES)}) {rng.randint(200, 999)}-{rng.randint(0, 9999):04d}"
         else:
             raise ValueError(f"valid_phone generates GB or US numbers, not {region!r}")
         if phonenumbers.is_valid_number(phonenumbers.parse(text, region)):
@@ -58,9 +56,7 @@ def valid_phone(rng: random.Random, region: str) -> str:
 
 def _ascii(value: str) -> str:
     decomposed = unicodedata.normalize("NFKD", value)
-    return re.sub(
-        r"[^a-z0-9]", "", "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
-    )
+    return re.sub(r"[^a-z0-9]", "", "".join(c for c in decomposed if not unicodedata.combining(c)).lower())
 
 
 def fake_subjects(
@@ -102,9 +98,7 @@ def fake_subjects(
         ref = f"{ref_prefix}-{seed}-{len(people):05d}"
         order = rng.randint(10000, 99999)
         records = (
-            SubjectRecord(
-                f"{ref}-r1", f"Order {order} for account {account} was delivered to {address}."
-            ),
+            SubjectRecord(f"{ref}-r1", f"Order {order} for account {account} was delivered to {address}."),
             SubjectRecord(f"{ref}-r2", f"Contact {name} at {email} about account {account}."),
             SubjectRecord(f"{ref}-r3", f"{name} phoned from {phone} about order {order}."),
         )

@@ -10,6 +10,7 @@ gradient_difference    statistical  ascend forget loss, descend retain loss
 npo                    statistical  negative preference optimisation against the source model
 =====================  ===========  ==========================================================
 """
+
 from __future__ import annotations
 
 from ..training.train import CheckpointMismatch, TrainingCancelled
@@ -30,7 +31,9 @@ def get_method(name: str) -> UnlearningMethod:
     try:
         return METHODS[name]()
     except (KeyError, TypeError):
-        raise ValueError(f"unknown unlearning method {name!r}; valid methods are {', '.join(sorted(METHODS))}") from None
+        raise ValueError(
+            f"unknown unlearning method {name!r}; valid methods are {', '.join(sorted(METHODS))}"
+        ) from None
 
 
 __all__ = [

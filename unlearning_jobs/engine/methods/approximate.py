@@ -9,6 +9,7 @@ These methods change the parameters so that the forget records become unlikely. 
 guarantee that the model is what it would have been without the records: the report calls the
 result statistical, and verification measures it.
 """
+
 from __future__ import annotations
 
 import abc
@@ -98,20 +99,47 @@ class ApproximateParams:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        require(0 < self.learning_rate <= 1, name, "learning_rate", f"must be in (0, 1], got {self.learning_rate}")
-        require(1 <= self.max_steps <= 1_000_000, name, "max_steps", f"must be in [1, 1000000], got {self.max_steps}")
+        require(
+            0 < self.learning_rate <= 1, name, "learning_rate", f"must be in (0, 1], got {self.learning_rate}"
+        )
+        require(
+            1 <= self.max_steps <= 1_000_000,
+            name,
+            "max_steps",
+            f"must be in [1, 1000000], got {self.max_steps}",
+        )
         require(self.batch_size >= 1, name, "batch_size", f"must be at least 1, got {self.batch_size}")
-        require(self.retain_batch_size >= 1, name, "retain_batch_size",
-                f"must be at least 1, got {self.retain_batch_size}")
-        require(self.forget_loss_target is None or self.forget_loss_target > 0, name, "forget_loss_target",
-                f"must be positive, got {self.forget_loss_target}")
-        require(self.forget_loss_target_ratio > 1, name, "forget_loss_target_ratio",
-                f"must be greater than 1, got {self.forget_loss_target_ratio}")
-        require(self.max_retain_loss_increase is None or self.max_retain_loss_increase > 0, name,
-                "max_retain_loss_increase", f"must be positive, got {self.max_retain_loss_increase}")
+        require(
+            self.retain_batch_size >= 1,
+            name,
+            "retain_batch_size",
+            f"must be at least 1, got {self.retain_batch_size}",
+        )
+        require(
+            self.forget_loss_target is None or self.forget_loss_target > 0,
+            name,
+            "forget_loss_target",
+            f"must be positive, got {self.forget_loss_target}",
+        )
+        require(
+            self.forget_loss_target_ratio > 1,
+            name,
+            "forget_loss_target_ratio",
+            f"must be greater than 1, got {self.forget_loss_target_ratio}",
+        )
+        require(
+            self.max_retain_loss_increase is None or self.max_retain_loss_increase > 0,
+            name,
+            "max_retain_loss_increase",
+            f"must be positive, got {self.max_retain_loss_increase}",
+        )
         require(self.eval_every >= 1, name, "eval_every", f"must be at least 1, got {self.eval_every}")
-        require(self.retain_eval_size >= 1, name, "retain_eval_size",
-                f"must be at least 1, got {self.retain_eval_size}")
+        require(
+            self.retain_eval_size >= 1,
+            name,
+            "retain_eval_size",
+            f"must be at least 1, got {self.retain_eval_size}",
+        )
         require(self.max_grad_norm > 0, name, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
         require(self.seed >= 0, name, "seed", f"must be non-negative, got {self.seed}")
 
@@ -149,9 +177,23 @@ class ApproximateMethod(UnlearningMethod):
     def compute_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
         """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch."""
 
-    def run(self, *, source_model_dir, output_dir, forget_texts, retain_texts, params=None, full_texts=None,
-            forget_ids=None, progress=None, should_stop=None, checkpoint_dir=None, checkpoint_every=50,
-            device=None, overwrite=False) -> MethodResult:
+    def run(
+        self,
+        *,
+        source_model_dir,
+        output_dir,
+        forget_texts,
+        retain_texts,
+        params=None,
+        full_texts=None,
+        forget_ids=None,
+        progress=None,
+        should_stop=None,
+        checkpoint_dir=None,
+        checkpoint_every=50,
+        device=None,
+        overwrite=False,
+    ) -> MethodResult:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -166,7 +208,9 @@ class ApproximateMethod(UnlearningMethod):
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         source = Path(source_model_dir)
         if is_sisa_dir(source):
-            raise ValueError(f"{self.name} fine-tunes one model; {source} is a SISA ensemble: use 'sisa' or 'retrain'")
+            raise ValueError(
+                f"{self.name} fine-tunes one model; {source} is a SISA ensemble: use 'sisa' or 'retrain'"
+            )
         out = Path(output_dir)
         if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
@@ -184,18 +228,34 @@ class ApproximateMethod(UnlearningMethod):
         block = block_size_for(source, model)
         forget_ex = encode_texts(tokenizer, forget_texts, block_size=block)
         retain_ex = LazyExamples(tokenizer, retain_texts, block_size=block)
-        retain_eval = [retain_ex[i] for i in sample_indices(len(retain_ex), size=params.retain_eval_size,
-                                                             seed=params.seed)]
+        retain_eval = [
+            retain_ex[i]
+            for i in sample_indices(len(retain_ex), size=params.retain_eval_size, seed=params.seed)
+        ]
 
         def losses() -> tuple[float, float]:
             forget = evaluate_loss(model, forget_ex, pad_id=pad, device=device, dtype=dtype)
-            retain = evaluate_loss(model, retain_eval, pad_id=pad, device=device, dtype=dtype) if retain_eval else float("nan")
+            retain = (
+                evaluate_loss(model, retain_eval, pad_id=pad, device=device, dtype=dtype)
+                if retain_eval
+                else float("nan")
+            )
             return forget, retain
 
-        optimizer = torch.optim.AdamW(model.parameters(), lr=params.learning_rate, weight_decay=0.0, foreach=False)
-        fingerprint = hashlib.sha256(json.dumps([
-            self.name, params.as_dict(), parent_sha, texts_fingerprint(forget_texts), texts_fingerprint(retain_texts),
-        ]).encode()).hexdigest()
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=params.learning_rate, weight_decay=0.0, foreach=False
+        )
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    self.name,
+                    params.as_dict(),
+                    parent_sha,
+                    texts_fingerprint(forget_texts),
+                    texts_fingerprint(retain_texts),
+                ]
+            ).encode()
+        ).hexdigest()
 
         start_step, previous_seconds, resumed_from = 0, 0.0, None
         state = None
@@ -225,11 +285,19 @@ class ApproximateMethod(UnlearningMethod):
         if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
             bound = before["retain"] + params.max_retain_loss_increase
 
-        logger.info("engine.unlearn.started", extra={
-            "method": self.name, "forget_records": len(forget_texts), "retain_records": len(retain_texts),
-            "start_step": start_step, "device": str(device),
-        })
-        last_good = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if bound else None
+        logger.info(
+            "engine.unlearn.started",
+            extra={
+                "method": self.name,
+                "forget_records": len(forget_texts),
+                "retain_records": len(retain_texts),
+                "start_step": start_step,
+                "device": str(device),
+            },
+        )
+        last_good = (
+            {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if bound else None
+        )
         last_checkpoint_step = start_step
         stopped_reason, steps_done = "max_steps", params.max_steps
         model.train()
@@ -242,22 +310,36 @@ class ApproximateMethod(UnlearningMethod):
                     history.append((step, forget_now, retain_now))
                 if bound is not None and retain_now > bound:
                     model.load_state_dict(last_good)
-                    stopped_reason, steps_done = "retain_loss_bound", history[-2][0] if len(history) > 1 else 0
+                    stopped_reason, steps_done = (
+                        "retain_loss_bound",
+                        history[-2][0] if len(history) > 1 else 0,
+                    )
                     break
                 if forget_now >= target:
                     stopped_reason, steps_done = "forget_loss_target", step
                     break
                 if last_good is not None:
                     last_good = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                if (checkpoint_dir is not None and step - last_checkpoint_step >= checkpoint_every
-                        and step < params.max_steps):
-                    save_checkpoint(checkpoint_dir, step=step, state={
-                        "format": CHECKPOINT_FORMAT, "step": step, "fingerprint": fingerprint,
-                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                        "optimizer": optimizer.state_dict(), "rng": capture_rng_state(),
-                        "before": before, "history": [list(h) for h in history],
-                        "compute_seconds": previous_seconds + time.monotonic() - started,
-                    })
+                if (
+                    checkpoint_dir is not None
+                    and step - last_checkpoint_step >= checkpoint_every
+                    and step < params.max_steps
+                ):
+                    save_checkpoint(
+                        checkpoint_dir,
+                        step=step,
+                        state={
+                            "format": CHECKPOINT_FORMAT,
+                            "step": step,
+                            "fingerprint": fingerprint,
+                            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                            "optimizer": optimizer.state_dict(),
+                            "rng": capture_rng_state(),
+                            "before": before,
+                            "history": [list(h) for h in history],
+                            "compute_seconds": previous_seconds + time.monotonic() - started,
+                        },
+                    )
                     last_checkpoint_step = step
             if step == params.max_steps:
                 break
@@ -265,16 +347,33 @@ class ApproximateMethod(UnlearningMethod):
                 logger.info("engine.unlearn.cancelled", extra={"method": self.name, "step": step})
                 raise TrainingCancelled(step=step, total=params.max_steps)
             batch = {
-                "forget": collate(_batch_at(forget_ex, step=step, batch_size=params.batch_size, seed=params.seed,
-                                            salt=1), pad_id=pad, device=device),
-                "retain": (collate(_batch_at(retain_ex, step=step, batch_size=params.retain_batch_size,
-                                             seed=params.seed, salt=2), pad_id=pad, device=device)
-                           if retain_ex and self.uses_retain(params) else None),
+                "forget": collate(
+                    _batch_at(forget_ex, step=step, batch_size=params.batch_size, seed=params.seed, salt=1),
+                    pad_id=pad,
+                    device=device,
+                ),
+                "retain": (
+                    collate(
+                        _batch_at(
+                            retain_ex,
+                            step=step,
+                            batch_size=params.retain_batch_size,
+                            seed=params.seed,
+                            salt=2,
+                        ),
+                        pad_id=pad,
+                        device=device,
+                    )
+                    if retain_ex and self.uses_retain(params)
+                    else None
+                ),
             }
             with autocast_context(device, dtype):
                 loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate")
+                raise FloatingPointError(
+                    f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
             optimizer.step()
@@ -303,21 +402,43 @@ class ApproximateMethod(UnlearningMethod):
         if (source / "lethe_recipe.json").is_file():
             recipe = TrainingRecipe.load(source)
         provenance = {
-            "format": "lethe-unlearning/1", "method": self.name, "guarantee": self.guarantee,
-            "params": params.as_dict(), "parent_weights_sha256": parent_sha, "steps": steps_done,
-            "metrics": {k: v for k, v in metrics.items() if k != "history"}, "device": str(device),
+            "format": "lethe-unlearning/1",
+            "method": self.name,
+            "guarantee": self.guarantee,
+            "params": params.as_dict(),
+            "parent_weights_sha256": parent_sha,
+            "steps": steps_done,
+            "metrics": {k: v for k, v in metrics.items() if k != "history"},
+            "device": str(device),
         }
         sha = save_model_dir(
-            model=model, tokenizer=tokenizer, output_dir=out, recipe=recipe, overwrite=overwrite,
+            model=model,
+            tokenizer=tokenizer,
+            output_dir=out,
+            recipe=recipe,
+            overwrite=overwrite,
             provenance={"format": "lethe-training/1", "derived_from": parent_sha, "method": self.name},
             extra_files={"lethe_unlearning.json": provenance_json(provenance)},
         )
         if progress is not None:
             progress(steps_done, steps_done)
-        logger.info("engine.unlearn.finished", extra={
-            "method": self.name, "steps": steps_done, "stopped_reason": stopped_reason, "sha256": sha,
-        })
+        logger.info(
+            "engine.unlearn.finished",
+            extra={
+                "method": self.name,
+                "steps": steps_done,
+                "stopped_reason": stopped_reason,
+                "sha256": sha,
+            },
+        )
         return MethodResult(
-            method=self.name, guarantee=self.guarantee, output_dir=str(out), weights_sha256=sha, steps=steps_done,
-            seconds=seconds, device=str(device), params=params.as_dict(), metrics=metrics,
+            method=self.name,
+            guarantee=self.guarantee,
+            output_dir=str(out),
+            weights_sha256=sha,
+            steps=steps_done,
+            seconds=seconds,
+            device=str(device),
+            params=params.as_dict(),
+            metrics=metrics,
         )

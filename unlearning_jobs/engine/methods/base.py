@@ -6,6 +6,7 @@ and one entry point, :meth:`UnlearningMethod.run`, that reads a source model dir
 writes a new one. Jobs call every method the same way; arguments a method does not need are
 ignored, and arguments it needs but did not get raise ``ValueError`` before any work starts.
 """
+
 from __future__ import annotations
 
 import abc
@@ -129,16 +130,27 @@ def block_size_for(model_dir: str | os.PathLike, model) -> int:
     return 512
 
 
-def measure_losses(*, model, tokenizer, model_dir, forget_texts: Sequence[str], retain_texts: Sequence[str],
-                   device, dtype) -> dict[str, float]:
+def measure_losses(
+    *, model, tokenizer, model_dir, forget_texts: Sequence[str], retain_texts: Sequence[str], device, dtype
+) -> dict[str, float]:
     """Return ``{"forget": loss, "retain": loss}`` (nats per token) for a loaded model."""
     block = block_size_for(model_dir, model.shards[0] if hasattr(model, "shards") else model)
     pad = pad_token_id(tokenizer)
     return {
-        "forget": evaluate_loss(model, encode_texts(tokenizer, forget_texts, block_size=block),
-                                pad_id=pad, device=device, dtype=dtype),
-        "retain": evaluate_loss(model, encode_texts(tokenizer, retain_texts, block_size=block),
-                                pad_id=pad, device=device, dtype=dtype),
+        "forget": evaluate_loss(
+            model,
+            encode_texts(tokenizer, forget_texts, block_size=block),
+            pad_id=pad,
+            device=device,
+            dtype=dtype,
+        ),
+        "retain": evaluate_loss(
+            model,
+            encode_texts(tokenizer, retain_texts, block_size=block),
+            pad_id=pad,
+            device=device,
+            dtype=dtype,
+        ),
     }
 
 
@@ -148,13 +160,22 @@ def measure_model_dir(model_dir, *, forget_texts, retain_texts, device, dtype) -
 
     model, tokenizer = load_causal_lm(model_dir, device=device)
     try:
-        return measure_losses(model=model, tokenizer=tokenizer, model_dir=model_dir, forget_texts=forget_texts,
-                              retain_texts=retain_texts, device=device, dtype=dtype)
+        return measure_losses(
+            model=model,
+            tokenizer=tokenizer,
+            model_dir=model_dir,
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            device=device,
+            dtype=dtype,
+        )
     finally:
         del model
 
 
-def retain_eval_sample(retain_texts: Sequence[str], *, size: int = DEFAULT_RETAIN_EVAL_SIZE, seed: int = 0) -> list[str]:
+def retain_eval_sample(
+    retain_texts: Sequence[str], *, size: int = DEFAULT_RETAIN_EVAL_SIZE, seed: int = 0
+) -> list[str]:
     """Return the seeded sample of retain texts that before/after retain loss is measured on."""
     return [retain_texts[i] for i in sample_indices(len(retain_texts), size=size, seed=seed)]
 

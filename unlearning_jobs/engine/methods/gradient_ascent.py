@@ -4,6 +4,7 @@ The simplest approximate method and the least careful: nothing holds the rest of
 place, so the retain-loss bound and the forget-loss target of the shared loop are what stop it
 from wrecking utility.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 The retain term anchors the model on the rest of the data, so the forget records can be pushed
 further before utility suffers than with plain gradient ascent.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,12 @@ class GradientDifferenceParams(ApproximateParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(0 <= self.retain_weight <= 100, type(self).__name__, "retain_weight",
-                f"must be in [0, 100], got {self.retain_weight}")
+        require(
+            0 <= self.retain_weight <= 100,
+            type(self).__name__,
+            "retain_weight",
+            f"must be in [0, 100], got {self.retain_weight}",
+        )
 
 
 class GradientDifference(ApproximateMethod):
@@ -39,4 +44,6 @@ class GradientDifference(ApproximateMethod):
 
     def compute_loss(self, *, model, batch, params, reference=None):
         """Return ``-forget_nll + retain_weight * retain_nll``."""
-        return -mean_token_nll(model, batch["forget"]) + params.retain_weight * mean_token_nll(model, batch["retain"])
+        return -mean_token_nll(model, batch["forget"]) + params.retain_weight * mean_token_nll(
+            model, batch["retain"]
+        )

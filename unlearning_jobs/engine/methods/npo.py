@@ -9,6 +9,7 @@ gradient ascent its gradient fades as a record becomes unlikely relative to the 
 weight is ``sigmoid(beta * log ratio)``), which slows the collapse of utility. ``retain_weight`` >
 0 adds the retain NLL (NPO+RT in the paper).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,7 +43,12 @@ class NpoParams(ApproximateParams):
         super().__post_init__()
         name = type(self).__name__
         require(0 < self.beta <= 100, name, "beta", f"must be in (0, 100], got {self.beta}")
-        require(0 <= self.retain_weight <= 100, name, "retain_weight", f"must be in [0, 100], got {self.retain_weight}")
+        require(
+            0 <= self.retain_weight <= 100,
+            name,
+            "retain_weight",
+            f"must be in [0, 100], got {self.retain_weight}",
+        )
 
 
 class Npo(ApproximateMethod):

@@ -6,6 +6,7 @@ records). The result is, by construction, the model the organisation would have 
 never held the records. By default the tokenizer is retrained too, so no vocabulary merge learnt
 from the records survives; that changes the token ids, which is harmless for a reference model.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,7 +20,14 @@ from ..training.recipe import RECIPE_FILE, TrainingRecipe
 from ..training.sisa import SisaLayout, is_sisa_dir, normalise_records, read_manifest, train_sisa
 from ..training.train import train_causal_lm
 from ..training.validation import dataclass_from_dict, require
-from .base import DEFAULT_RETAIN_EVAL_SIZE, EXACT, MethodResult, UnlearningMethod, measure_model_dir, retain_eval_sample
+from .base import (
+    DEFAULT_RETAIN_EVAL_SIZE,
+    EXACT,
+    MethodResult,
+    UnlearningMethod,
+    measure_model_dir,
+    retain_eval_sample,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,12 @@ class RetrainParams:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        require(self.retain_eval_size >= 1, name, "retain_eval_size", f"must be at least 1, got {self.retain_eval_size}")
+        require(
+            self.retain_eval_size >= 1,
+            name,
+            "retain_eval_size",
+            f"must be at least 1, got {self.retain_eval_size}",
+        )
         if self.recipe is not None:
             try:
                 TrainingRecipe().replace(**self.recipe)
@@ -62,9 +75,23 @@ class Retrain(UnlearningMethod):
     summary = "train again from scratch without the forget records, same recipe and seed"
     Params = RetrainParams
 
-    def run(self, *, source_model_dir, output_dir, forget_texts, retain_texts, params=None, full_texts=None,
-            forget_ids=None, progress=None, should_stop=None, checkpoint_dir=None, checkpoint_every=50,
-            device=None, overwrite=False) -> MethodResult:
+    def run(
+        self,
+        *,
+        source_model_dir,
+        output_dir,
+        forget_texts,
+        retain_texts,
+        params=None,
+        full_texts=None,
+        forget_ids=None,
+        progress=None,
+        should_stop=None,
+        checkpoint_dir=None,
+        checkpoint_every=50,
+        device=None,
+        overwrite=False,
+    ) -> MethodResult:
         """Retrain on ``full_texts`` minus ``forget_ids`` (or on ``retain_texts`` when no ids are given)."""
         started = time.monotonic()
         params = self.parse_params(params)
@@ -73,7 +100,9 @@ class Retrain(UnlearningMethod):
         metrics: dict[str, Any] = {}
         if full_texts is not None:
             if forget_ids is None:
-                raise ValueError("retrain with full_texts needs forget_ids: the ids of the records to exclude")
+                raise ValueError(
+                    "retrain with full_texts needs forget_ids: the ids of the records to exclude"
+                )
             pairs = normalise_records(full_texts)
             drop = {str(i) for i in forget_ids}
             keep = [(rid, text) for rid, text in pairs if rid not in drop]
@@ -89,9 +118,12 @@ class Retrain(UnlearningMethod):
             raise ValueError("no records are left to train on after excluding the forget set")
         metrics["trained_records"] = len(keep)
         device, dtype = resolve_device(device)
-        retain_sample = retain_eval_sample(list(retain_texts) or [t for _, t in keep], size=params.retain_eval_size)
-        before = measure_model_dir(source, forget_texts=list(forget_texts), retain_texts=retain_sample,
-                                   device=device, dtype=dtype)
+        retain_sample = retain_eval_sample(
+            list(retain_texts) or [t for _, t in keep], size=params.retain_eval_size
+        )
+        before = measure_model_dir(
+            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        )
 
         if sisa:
             manifest = read_manifest(source)
@@ -103,10 +135,16 @@ class Retrain(UnlearningMethod):
             metrics["records_not_in_layout"] = len(keep) - len(records)
             metrics["trained_records"] = len(records)
             result = train_sisa(
-                records=records, recipe=recipe, output_dir=output_dir, layout=layout,
+                records=records,
+                recipe=recipe,
+                output_dir=output_dir,
+                layout=layout,
                 epochs_per_slice=int(manifest["epochs_per_slice"]),
                 tokenizer=None if params.retrain_tokenizer else load_tokenizer(source),
-                progress=progress, should_stop=should_stop, checkpoint_dir=checkpoint_dir, device=device,
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                device=device,
                 overwrite=overwrite,
             )
             steps, sha = result.steps, result.weights_sha256
@@ -121,27 +159,47 @@ class Retrain(UnlearningMethod):
             else:
                 raise ValueError(f"{source} has no {RECIPE_FILE}: pass params.recipe to say how to train it")
             result = train_causal_lm(
-                texts=[text for _, text in keep], recipe=recipe, output_dir=output_dir,
+                texts=[text for _, text in keep],
+                recipe=recipe,
+                output_dir=output_dir,
                 tokenizer=None if params.retrain_tokenizer else load_tokenizer(source),
-                progress=progress, should_stop=should_stop, checkpoint_dir=checkpoint_dir,
-                checkpoint_every=checkpoint_every, device=device, overwrite=overwrite,
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                device=device,
+                overwrite=overwrite,
             )
             steps, sha = result.steps, result.weights_sha256
             metrics["training_seconds"] = result.seconds
-        after = measure_model_dir(output_dir, forget_texts=list(forget_texts), retain_texts=retain_sample,
-                                  device=device, dtype=dtype)
-        metrics.update({
-            "forget_loss_before": before["forget"],
-            "forget_loss_after": after["forget"],
-            "retain_loss_before": before["retain"],
-            "retain_loss_after": after["retain"],
-            "retain_eval_records": len(retain_sample),
-            "stopped_reason": "completed",
-            "exact_recipe": params.recipe is None and (sisa or (source / RECIPE_FILE).is_file()),
-            "tokenizer_retrained": params.retrain_tokenizer,
-            "recipe": recipe.as_dict(),
-        })
+        after = measure_model_dir(
+            output_dir,
+            forget_texts=list(forget_texts),
+            retain_texts=retain_sample,
+            device=device,
+            dtype=dtype,
+        )
+        metrics.update(
+            {
+                "forget_loss_before": before["forget"],
+                "forget_loss_after": after["forget"],
+                "retain_loss_before": before["retain"],
+                "retain_loss_after": after["retain"],
+                "retain_eval_records": len(retain_sample),
+                "stopped_reason": "completed",
+                "exact_recipe": params.recipe is None and (sisa or (source / RECIPE_FILE).is_file()),
+                "tokenizer_retrained": params.retrain_tokenizer,
+                "recipe": recipe.as_dict(),
+            }
+        )
         return MethodResult(
-            method=self.name, guarantee=self.guarantee, output_dir=str(output_dir), weights_sha256=sha, steps=steps,
-            seconds=time.monotonic() - started, device=str(device), params=params.as_dict(), metrics=metrics,
+            method=self.name,
+            guarantee=self.guarantee,
+            output_dir=str(output_dir),
+            weights_sha256=sha,
+            steps=steps,
+            seconds=time.monotonic() - started,
+            device=str(device),
+            params=params.as_dict(),
+            metrics=metrics,
         )

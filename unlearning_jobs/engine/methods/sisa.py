@@ -10,6 +10,7 @@ fraction of the cost: about ``1 / shards`` of it, less when the record sat in a 
 Stated limit: the shared tokenizer is not retrained; its vocabulary may hold merges learnt from
 the forgotten records. ``retrain`` with ``retrain_tokenizer`` removes those as well.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,14 @@ from ..training.sisa import (
     slice_state_dir,
 )
 from ..training.validation import dataclass_from_dict, require
-from .base import DEFAULT_RETAIN_EVAL_SIZE, EXACT, MethodResult, UnlearningMethod, measure_model_dir, retain_eval_sample
+from .base import (
+    DEFAULT_RETAIN_EVAL_SIZE,
+    EXACT,
+    MethodResult,
+    UnlearningMethod,
+    measure_model_dir,
+    retain_eval_sample,
+)
 
 _PREPARED = ".prepared"
 
@@ -49,8 +57,12 @@ class SisaParams:
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
 
     def __post_init__(self) -> None:
-        require(self.retain_eval_size >= 1, type(self).__name__, "retain_eval_size",
-                f"must be at least 1, got {self.retain_eval_size}")
+        require(
+            self.retain_eval_size >= 1,
+            type(self).__name__,
+            "retain_eval_size",
+            f"must be at least 1, got {self.retain_eval_size}",
+        )
 
     @classmethod
     def from_dict(cls, data) -> SisaParams:
@@ -88,9 +100,23 @@ class Sisa(UnlearningMethod):
     summary = "retrain only the SISA shards that held the forget records, from their last clean slice"
     Params = SisaParams
 
-    def run(self, *, source_model_dir, output_dir, forget_texts, retain_texts, params=None, full_texts=None,
-            forget_ids=None, progress=None, should_stop=None, checkpoint_dir=None, checkpoint_every=50,
-            device=None, overwrite=False) -> MethodResult:
+    def run(
+        self,
+        *,
+        source_model_dir,
+        output_dir,
+        forget_texts,
+        retain_texts,
+        params=None,
+        full_texts=None,
+        forget_ids=None,
+        progress=None,
+        should_stop=None,
+        checkpoint_dir=None,
+        checkpoint_every=50,
+        device=None,
+        overwrite=False,
+    ) -> MethodResult:
         """Retrain the affected shards of the SISA model in ``source_model_dir`` into ``output_dir``.
 
         Needs ``forget_ids`` and ``full_texts`` (at least the retained records of the affected
@@ -102,7 +128,9 @@ class Sisa(UnlearningMethod):
         params = self.parse_params(params)
         source = Path(source_model_dir)
         if not is_sisa_dir(source):
-            raise ValueError(f"{source} is not a SISA model (no sisa.json): train it with train_sisa, or use retrain")
+            raise ValueError(
+                f"{source} is not a SISA model (no sisa.json): train it with train_sisa, or use retrain"
+            )
         if forget_ids is None:
             raise ValueError("sisa needs forget_ids: the record ids to remove from the shards")
         if full_texts is None:
@@ -115,9 +143,12 @@ class Sisa(UnlearningMethod):
         new_layout = layout.without(drop)
         texts_by_id = {rid: text for rid, text in normalise_records(full_texts) if rid not in drop}
         device, dtype = resolve_device(device)
-        retain_sample = retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
-        before = measure_model_dir(source, forget_texts=list(forget_texts), retain_texts=retain_sample,
-                                   device=device, dtype=dtype)
+        retain_sample = (
+            retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
+        )
+        before = measure_model_dir(
+            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        )
         parent_sha = weights_sha256(source)
 
         out = Path(output_dir)
@@ -133,23 +164,41 @@ class Sisa(UnlearningMethod):
                         continue
                     # Stage states before the first affected slice never saw a forget record.
                     for stage in range(min(affected[shard], layout.n_slices - 1)):
-                        _copy_atomically(slice_state_dir(source / name, stage), slice_state_dir(work / name, stage))
+                        _copy_atomically(
+                            slice_state_dir(source / name, stage), slice_state_dir(work / name, stage)
+                        )
                     if (work / name / SHARD_FILE).exists():
-                        raise ValueError(f"work directory {work} holds a finished {name} that should be retrained")
+                        raise ValueError(
+                            f"work directory {work} holds a finished {name} that should be retrained"
+                        )
                 (work / _PREPARED).write_text("copied\n", encoding="utf-8")
             result = build_sisa(
-                work_dir=work, output_dir=out, layout=new_layout, texts_by_id=texts_by_id, recipe=recipe,
-                tokenizer=load_tokenizer(source), epochs_per_slice=int(manifest["epochs_per_slice"]),
-                device=device, progress=progress, should_stop=should_stop, overwrite=overwrite,
-                manifest_extra={"parent_weights_sha256": parent_sha,
-                                "unlearning": {"method": self.name, "forgotten_records": len(drop),
-                                               "shards_retrained": list(affected)}},
+                work_dir=work,
+                output_dir=out,
+                layout=new_layout,
+                texts_by_id=texts_by_id,
+                recipe=recipe,
+                tokenizer=load_tokenizer(source),
+                epochs_per_slice=int(manifest["epochs_per_slice"]),
+                device=device,
+                progress=progress,
+                should_stop=should_stop,
+                overwrite=overwrite,
+                manifest_extra={
+                    "parent_weights_sha256": parent_sha,
+                    "unlearning": {
+                        "method": self.name,
+                        "forgotten_records": len(drop),
+                        "shards_retrained": list(affected),
+                    },
+                },
             )
         finally:
             if not resumable:
                 shutil.rmtree(work, ignore_errors=True)
-        after = measure_model_dir(out, forget_texts=list(forget_texts), retain_texts=retain_sample,
-                                  device=device, dtype=dtype)
+        after = measure_model_dir(
+            out, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        )
         full_steps = sum(manifest["full_training_steps"])
         metrics = {
             "forget_loss_before": before["forget"],
@@ -170,7 +219,13 @@ class Sisa(UnlearningMethod):
             "tokenizer_retrained": False,
         }
         return MethodResult(
-            method=self.name, guarantee=self.guarantee, output_dir=str(out), weights_sha256=result.weights_sha256,
-            steps=result.steps, seconds=time.monotonic() - started, device=str(device), params=params.as_dict(),
+            method=self.name,
+            guarantee=self.guarantee,
+            output_dir=str(out),
+            weights_sha256=result.weights_sha256,
+            steps=result.steps,
+            seconds=time.monotonic() - started,
+            device=str(device),
+            params=params.as_dict(),
             metrics=metrics,
         )

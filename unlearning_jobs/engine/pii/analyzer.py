@@ -6,6 +6,7 @@ default spaCy mapping tags e-mail addresses as organisations. What is recorded b
 ``analyzer_configuration`` (model and version, recognisers, entities, threshold, Presidio
 version) is what an auditor needs to judge whether a search was complete.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,23 @@ SPACY_ENTITY_MAPPING: dict[str, str] = {"PERSON": "PERSON", "GPE": "LOCATION", "
 
 #: spaCy labels dropped: not personal data on their own, and ORG swallowed e-mail addresses.
 SPACY_LABELS_TO_IGNORE: tuple[str, ...] = (
-    "ORG", "ORGANIZATION", "NORP", "NRP", "FAC", "PRODUCT", "EVENT", "WORK_OF_ART", "LAW",
-    "LANGUAGE", "DATE", "TIME", "DATE_TIME", "PERCENT", "MONEY", "QUANTITY", "ORDINAL",
+    "ORG",
+    "ORGANIZATION",
+    "NORP",
+    "NRP",
+    "FAC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+    "TIME",
+    "DATE_TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
     "CARDINAL",
 )
 
@@ -73,8 +89,13 @@ class AnalyzerSettings:
     ner_score: float = 0.85
     entities: tuple[str, ...] = field(
         default=(
-            "EMAIL_ADDRESS", "PHONE_NUMBER", "PERSON", "LOCATION", "STREET_ADDRESS",
-            "ACCOUNT_ID", "DATE_OF_BIRTH",
+            "EMAIL_ADDRESS",
+            "PHONE_NUMBER",
+            "PERSON",
+            "LOCATION",
+            "STREET_ADDRESS",
+            "ACCOUNT_ID",
+            "DATE_OF_BIRTH",
         )
     )
 
@@ -82,9 +103,7 @@ class AnalyzerSettings:
         if not self.model_name.strip():
             raise AnalyzerConfigError("spaCy model name is empty")
         if not 0.0 <= self.score_threshold <= 1.0:
-            raise AnalyzerConfigError(
-                f"score threshold must be between 0 and 1, got {self.score_threshold}"
-            )
+            raise AnalyzerConfigError(f"score threshold must be between 0 and 1, got {self.score_threshold}")
         if not self.phone_regions:
             raise AnalyzerConfigError("at least one phone region is required")
         if not self.account_id_patterns:

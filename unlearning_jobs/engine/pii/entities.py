@@ -3,6 +3,7 @@
 The index, a request's identifiers and the guardrails must agree on one vocabulary, so a
 Presidio or spaCy upgrade that renames a label cannot silently split the hashes of one value.
 """
+
 from __future__ import annotations
 
 from enum import StrEnum
@@ -26,9 +27,7 @@ DIRECT_IDENTIFIERS: frozenset[EntityType] = frozenset(
 )
 
 #: Entity types that only narrow a person down in combination ("quasi" tier).
-QUASI_IDENTIFIERS: frozenset[EntityType] = frozenset(
-    {EntityType.DATE_OF_BIRTH, EntityType.LOCATION}
-)
+QUASI_IDENTIFIERS: frozenset[EntityType] = frozenset({EntityType.DATE_OF_BIRTH, EntityType.LOCATION})
 
 #: Presidio entity labels (built-in and Lethe's own recognisers) mapped onto Lethe's types.
 PRESIDIO_TO_ENTITY: dict[str, EntityType] = {

@@ -5,6 +5,7 @@ the same normalised value of the same entity type gives the same hash everywhere
 can be matched without the key (an unkeyed hash of an e-mail address is reversible by
 dictionary).
 """
+
 from __future__ import annotations
 
 import hashlib

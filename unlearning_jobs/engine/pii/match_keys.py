@@ -25,6 +25,7 @@ Per kind (``docs/pii.md``, "Match keys"):
   in sorted order; the request asks for given + family name, its initial, nicknames and
   "Family, Given" alike. A name stays a name: it never makes a candidate strong.
 """
+
 from __future__ import annotations
 
 import re
@@ -45,19 +46,39 @@ RECOGNISER = "lethe-match-keys"
 #: What the search covers per kind, for the search coverage record and the report.
 SEARCHED_FORMS: dict[str, tuple[str, ...]] = {
     EntityType.EMAIL.value: (
-        "any case", "mailto: and angle brackets", "obfuscated (at)/[at]/' at ', (dot)/[dot]/' dot '",
-        "Gmail dots and +tags, and +tags of providers that document sub-addressing"),
+        "any case",
+        "mailto: and angle brackets",
+        "obfuscated (at)/[at]/' at ', (dot)/[dot]/' dot '",
+        "Gmail dots and +tags, and +tags of providers that document sub-addressing",
+    ),
     EntityType.PHONE.value: (
-        "international (+ or 00) and national forms", "with or without trunk prefix",
-        "any separators, brackets, slashes", "extensions ignored", "no valid region needed"),
+        "international (+ or 00) and national forms",
+        "with or without trunk prefix",
+        "any separators, brackets, slashes",
+        "extensions ignored",
+        "no valid region needed",
+    ),
     EntityType.ACCOUNT_ID.value: (
-        "any case and separators", "leading zeros dropped", "prefix synonyms", "digits alone"),
+        "any case and separators",
+        "leading zeros dropped",
+        "prefix synonyms",
+        "digits alone",
+    ),
     EntityType.ADDRESS.value: (
-        "house number before or after the street", "accents and case folded", "across line breaks",
-        "abbreviated street types (EN, FR, DE, ES, IT, NL)", "postcode and city in any order"),
+        "house number before or after the street",
+        "accents and case folded",
+        "across line breaks",
+        "abbreviated street types (EN, FR, DE, ES, IT, NL)",
+        "postcode and city in any order",
+    ),
     EntityType.PERSON.value: (
-        "any case and accents", "'Family, Given'", "initial with family name", "nicknames",
-        "a middle name present only in the record", "hyphenated or spaced double names"),
+        "any case and accents",
+        "'Family, Given'",
+        "initial with family name",
+        "nicknames",
+        "a middle name present only in the record",
+        "hyphenated or spaced double names",
+    ),
 }
 
 #: Default prefix synonyms of account ids: ``canonical: (spellings…)``; others are kept as written.
@@ -110,8 +131,20 @@ _EMAIL_RE = re.compile(
 )
 _DOT_SPLIT = re.compile(_DOT, re.IGNORECASE)
 _DOTS_IGNORED = frozenset({"gmail.com", "googlemail.com"})
-_SUBADDRESSED = frozenset({"gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com",
-                           "icloud.com", "me.com", "fastmail.com", "proton.me", "protonmail.com"})
+_SUBADDRESSED = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "icloud.com",
+        "me.com",
+        "fastmail.com",
+        "proton.me",
+        "protonmail.com",
+    }
+)
 
 
 def _email_key(local: str, domain: str) -> str:
@@ -128,8 +161,10 @@ def _email_key(local: str, domain: str) -> str:
 
 def email_keys(text: str) -> list[MatchKey]:
     """Return the e-mail keys in ``text``: every address, plain or obfuscated."""
-    return [MatchKey(EntityType.EMAIL, _email_key(m["local"], m["domain"]), m.start(), m.end())
-            for m in _EMAIL_RE.finditer(text)]
+    return [
+        MatchKey(EntityType.EMAIL, _email_key(m["local"], m["domain"]), m.start(), m.end())
+        for m in _EMAIL_RE.finditer(text)
+    ]
 
 
 def email_identifier_keys(value: str) -> list[MatchKey]:
@@ -185,7 +220,7 @@ def _phone_number_keys(run: str) -> set[str]:
 def _balanced_run(run: str) -> str:
     """Cut a run at an unclosed bracket: "21 (0" of "…21 (0:17)" is not part of the number."""
     while run.count("(") > run.count(")"):
-        run = run[:run.rindex("(")].rstrip()
+        run = run[: run.rindex("(")].rstrip()
     return run
 
 
@@ -201,7 +236,9 @@ def phone_keys(text: str) -> list[MatchKey]:
 def phone_identifier_keys(value: str) -> list[MatchKey]:
     """Return the keys of a phone number as a person gave it, valid in some region or not."""
     keys = _phone_run_keys(value.split("ext")[0].split(" x")[0])
-    return [MatchKey(EntityType.PHONE, f"P:{key}", variant=index > 0) for index, key in enumerate(sorted(keys))]
+    return [
+        MatchKey(EntityType.PHONE, f"P:{key}", variant=index > 0) for index, key in enumerate(sorted(keys))
+    ]
 
 
 # --- account ids ---------------------------------------------------------------------------------
@@ -261,7 +298,7 @@ def account_keys(text: str, *, prefixes: Mapping[str, Iterable[str]] | None = No
     table = _prefix_table(prefixes)
     found = []
     for number in _NUMBER_RUN_RE.finditer(text):
-        before = text[max(0, number.start() - _LOOK_BACK):number.start()]
+        before = text[max(0, number.start() - _LOOK_BACK) : number.start()]
         prefixed = _PREFIX_BEFORE_RE.search(before)
         if prefixed:
             start = number.start() - len(before) + prefixed.start()
@@ -279,7 +316,9 @@ def account_keys(text: str, *, prefixes: Mapping[str, Iterable[str]] | None = No
     return found
 
 
-def account_identifier_keys(value: str, *, prefixes: Mapping[str, Iterable[str]] | None = None) -> list[MatchKey]:
+def account_identifier_keys(
+    value: str, *, prefixes: Mapping[str, Iterable[str]] | None = None
+) -> list[MatchKey]:
     """Return the keys of an account id as given: with its prefix, or its digits when it has none."""
     table = _prefix_table(prefixes)
     match = _ACCOUNT_RE.search(value)
@@ -326,8 +365,8 @@ def _tokens(text: str) -> list[_Token]:
         raw = _POSSESSIVE_RE.sub("", match.group(0))
         folded = _folded_word(raw)
         if folded:
-            gap = text[previous_end:match.start()]
-            initial = len(raw) == 1 and (raw.isupper() or text[match.end():match.end() + 1] == ".")
+            gap = text[previous_end : match.start()]
+            initial = len(raw) == 1 and (raw.isupper() or text[match.end() : match.end() + 1] == ".")
             tokens.append(_Token(folded, match.start(), match.end(), "\n" in gap, initial))
         previous_end = match.end()
     return tokens
@@ -335,7 +374,8 @@ def _tokens(text: str) -> list[_Token]:
 
 # --- postal addresses ----------------------------------------------------------------------------
 
-_STREET_WORDS = _transliterated("""
+_STREET_WORDS = _transliterated(
+    """
 street st road rd avenue ave av avda avenida lane ln drive dr court ct place pl square sq terrace
 ter tce crescent cres close cl way boulevard blvd bd bld bvd parkway pkwy highway hwy row gardens
 gdns grove hill park walk mews parade pde esplanade circuit cct promenade quay wharf green rise
@@ -345,18 +385,51 @@ strasse str weg platz pl allee gasse ring damm ufer chaussee markt
 calle c cl paseo po plaza pza camino cno carrera carretera ctra ronda rda travesia all
 via v viale vle piazza pza pzza p corso cso vicolo largo lgo
 straat laan ln plein gracht kade singel dijk steeg markt
-""".split())
-_STREET_SUFFIXES = tuple(sorted(_transliterated((
-    "strasse", "straat", "str", "weg", "platz", "pl", "allee", "gasse", "laan", "ln", "plein", "gracht", "kade",
-    "dijk", "ring", "damm", "singel", "steeg", "markt", "ufer", "chaussee")), key=len, reverse=True))
-_ADDRESS_STOPWORDS = _transliterated("""
+""".split()
+)
+_STREET_SUFFIXES = tuple(
+    sorted(
+        _transliterated(
+            (
+                "strasse",
+                "straat",
+                "str",
+                "weg",
+                "platz",
+                "pl",
+                "allee",
+                "gasse",
+                "laan",
+                "ln",
+                "plein",
+                "gracht",
+                "kade",
+                "dijk",
+                "ring",
+                "damm",
+                "singel",
+                "steeg",
+                "markt",
+                "ufer",
+                "chaussee",
+            )
+        ),
+        key=len,
+        reverse=True,
+    )
+)
+_ADDRESS_STOPWORDS = _transliterated(
+    """
 the of and de la le les du des del della dello di da do dos das van der den het von am an im zum
 zur y e et und flat apt apartment unit suite floor no nr house jr sr st
 north south east west n s e w ne nw se sw nord sud est ouest noord zuid oost west norte sur este oeste
-""".split())
+""".split()
+)
 # Words before a number that make it a flat, floor or door, not the house number.
-_FLAT_WORDS = _transliterated("flat apt apartment unit suite floor fl whg wohnung int interno piso planta "
-                               "bajo puerta pta etage etg escalier esc bus app appt room rm".split())
+_FLAT_WORDS = _transliterated(
+    "flat apt apartment unit suite floor fl whg wohnung int interno piso planta "
+    "bajo puerta pta etage etg escalier esc bus app appt room rm".split()
+)
 _HOUSE_NUMBER_RE = re.compile(r"^\d{1,5}[a-z]{0,2}$")
 _ABBREVIATION_DOT_RE = re.compile(r"(?<=[^\W\d_])\.(?=[^\W\d_])")  # "P.zza" is one word
 _WINDOW = 6
@@ -381,8 +454,11 @@ def _house_number_key(number: str) -> str:
 
 def _house_numbers(tokens: list[_Token]) -> list[int]:
     """Return the positions of tokens that can be a house number (not a flat or floor number)."""
-    return [i for i, token in enumerate(tokens) if _HOUSE_NUMBER_RE.match(token.folded)
-            and not (i and tokens[i - 1].folded in _FLAT_WORDS)]
+    return [
+        i
+        for i, token in enumerate(tokens)
+        if _HOUSE_NUMBER_RE.match(token.folded) and not (i and tokens[i - 1].folded in _FLAT_WORDS)
+    ]
 
 
 def address_keys(text: str) -> list[MatchKey]:
@@ -428,7 +504,9 @@ def address_identifier_keys(value: str) -> list[MatchKey]:
         street_part = part_of[markers[0]]
         anchor = markers[0]
     else:
-        candidates = [part_of[i] for i in numbers if any(c for (c, _), p in zip(cores, part_of) if p == part_of[i])]
+        candidates = [
+            part_of[i] for i in numbers if any(c for (c, _), p in zip(cores, part_of) if p == part_of[i])
+        ]
         if not candidates:
             return []
         street_part = candidates[0]
@@ -448,13 +526,15 @@ def address_identifier_keys(value: str) -> list[MatchKey]:
 
 # --- names ---------------------------------------------------------------------------------------
 
-_NAME_STOPWORDS = _transliterated("""
+_NAME_STOPWORDS = _transliterated(
+    """
 the a an and or of to in on at for by with from as is are was were be been it its this that these
 those my your our his her their me we you he she they i hi hello dear thanks thank regards best
 please mr mrs ms miss dr prof sir madam order ticket account customer phone email mail address
 street road re fw fwd subject date from sent to cc bcc ref no number call calls called said says
 van von der den de la le del da di dos das du des y e et und
-""".split())
+""".split()
+)
 _NAME_PARTICLES = _transliterated("van von der den de la le del della da di dos das du des ter ten".split())
 
 
@@ -502,14 +582,18 @@ def _name_parts(value: str) -> _NameParts:
         family_written = [t.folded for t in _tokens(family_text)]
     else:
         tokens = [t for t in _tokens(value) if t.folded not in _TITLES]
-        family_text = value[tokens[1].start:] if len(tokens) > 1 else ""
+        family_text = value[tokens[1].start :] if len(tokens) > 1 else ""
         words = [t.folded for t in tokens if t.folded not in _NAME_PARTICLES]
         family = words[-1:] if len(words) >= 2 else []
         words = words[:-1] if family else words
         family_written = [t.folded for t in tokens[1:]]
     after = [part.split()[0] for part in re.split(rf"[{_APOSTROPHE_CLASS}]", family_text)[1:] if part.split()]
-    return _NameParts(given=words, family=family, family_written=family_written,
-                      after_apostrophes=[_folded_word(part) for part in after])
+    return _NameParts(
+        given=words,
+        family=family,
+        family_written=family_written,
+        after_apostrophes=[_folded_word(part) for part in after],
+    )
 
 
 def name_identifier_keys(value: str) -> list[MatchKey]:
@@ -528,7 +612,9 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
             keys[key] = keys.get(key, True) and variant
 
     # "Dell'Orto" is also written "Dell Orto", "O'Connor" "O Connor": the part after the apostrophe.
-    surnames = dict.fromkeys((family[-1], family[0], *(part for part in parts.after_apostrophes if len(part) >= 3)))
+    surnames = dict.fromkeys(
+        (family[-1], family[0], *(part for part in parts.after_apostrophes if len(part) >= 3))
+    )
     for surname in surnames:
         add(first, surname, variant=surname != family[-1])
         add(first[0], surname, variant=True)  # "J. Smith"
@@ -550,23 +636,31 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
 # --- everything at once --------------------------------------------------------------------------
 
 
-def record_match_keys(text: str, *, account_prefixes: Mapping[str, Iterable[str]] | None = None) -> list[MatchKey]:
+def record_match_keys(
+    text: str, *, account_prefixes: Mapping[str, Iterable[str]] | None = None
+) -> list[MatchKey]:
     """Return every match key of a record's text, de-duplicated per (kind, key)."""
     emails = email_keys(text)
     # The rest is read with the e-mail addresses blanked out (same length, so spans hold): the
     # words of "john.smith@example.com" are not a name, nor "2023" in it a house number.
     rest = text
     for key in emails:
-        rest = rest[:key.start] + " " * (key.end - key.start) + rest[key.end:]
+        rest = rest[: key.start] + " " * (key.end - key.start) + rest[key.end :]
     found: dict[tuple[EntityType, str], MatchKey] = {}
-    for key in (*emails, *phone_keys(rest), *account_keys(rest, prefixes=account_prefixes),
-                *address_keys(rest), *name_keys(rest)):
+    for key in (
+        *emails,
+        *phone_keys(rest),
+        *account_keys(rest, prefixes=account_prefixes),
+        *address_keys(rest),
+        *name_keys(rest),
+    ):
         found.setdefault((key.entity_type, key.key), key)
     return list(found.values())
 
 
-def identifier_match_keys(entity_type: EntityType | str, value: str, *,
-                          account_prefixes: Mapping[str, Iterable[str]] | None = None) -> list[MatchKey]:
+def identifier_match_keys(
+    entity_type: EntityType | str, value: str, *, account_prefixes: Mapping[str, Iterable[str]] | None = None
+) -> list[MatchKey]:
     """Return the match keys of one identifier a request gives, of the given kind."""
     kind = EntityType(entity_type)
     if kind is EntityType.EMAIL:

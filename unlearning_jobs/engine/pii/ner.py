@@ -16,6 +16,7 @@ entities:
 faster on x86. The entities were identical to ``nlp.pipe``'s on every benchmark and test text;
 ``tests/engine/pii/test_ner.py`` keeps checking that.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
@@ -65,9 +66,7 @@ def decode_entities(ner, docs: list) -> None:
     ner.set_annotations(docs, batch)
 
 
-def pipe_entities(
-    nlp, texts: Iterable[str], *, components: Sequence[str], batch_size: int = 256
-) -> Iterator:
+def pipe_entities(nlp, texts: Iterable[str], *, components: Sequence[str], batch_size: int = 256) -> Iterator:
     """Yield one ``Doc`` with entities per text, in order, running only ``components``."""
     ner = nlp.get_pipe("ner")
     others = [nlp.get_pipe(name) for name in components if name != "ner"]

@@ -6,6 +6,7 @@ training text and what the data subject typed must not hide a match. Every funct
 ``ValueError`` (``NormalisationError``) with a message saying what was wrong, so callers can
 drop a malformed value and count it instead of crashing a scan.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,21 @@ class NormalisationError(ValueError):
 # Letters that NFKD does not decompose into a base letter plus a combining mark.
 _EXTRA_FOLDS = str.maketrans(
     {
-        "ø": "o", "Ø": "o", "ł": "l", "Ł": "l", "đ": "d", "Đ": "d", "ð": "d", "Ð": "d",
-        "þ": "th", "Þ": "th", "æ": "ae", "Æ": "ae", "œ": "oe", "Œ": "oe", "ß": "ss",
+        "ø": "o",
+        "Ø": "o",
+        "ł": "l",
+        "Ł": "l",
+        "đ": "d",
+        "Đ": "d",
+        "ð": "d",
+        "Ð": "d",
+        "þ": "th",
+        "Þ": "th",
+        "æ": "ae",
+        "Æ": "ae",
+        "œ": "oe",
+        "Œ": "oe",
+        "ß": "ss",
         "ı": "i",
     }
 )
@@ -97,7 +111,7 @@ def normalise_email(value: str) -> str:
     while unwrapped != text:
         unwrapped = text
         if text.lower().startswith("mailto:"):
-            text = text[len("mailto:"):]
+            text = text[len("mailto:") :]
         text = text.strip().strip("<>").rstrip(".,;:!?)").strip()
     folded = text.casefold()
     if folded.count("@") != 1 or not _EMAIL_RE.match(folded):
@@ -128,17 +142,29 @@ def normalise_phone(value: str, default_region: str = "GB") -> str:
     except phonenumbers.NumberParseException as error:
         raise NormalisationError(f"phone number cannot be parsed: {error}") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise NormalisationError(
-            f"phone number is not a valid number (default region {default_region!r})"
-        )
+        raise NormalisationError(f"phone number is not a valid number (default region {default_region!r})")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 # --- names ----------------------------------------------------------------------------------
 
 _TITLES = frozenset(
-    {"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "madam",
-     "mister", "rev", "fr"}
+    {
+        "mr",
+        "mrs",
+        "ms",
+        "miss",
+        "mx",
+        "dr",
+        "prof",
+        "professor",
+        "sir",
+        "dame",
+        "madam",
+        "mister",
+        "rev",
+        "fr",
+    }
 )
 _SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md", "esq"})
 # spaCy sometimes includes the possessive in a PERSON span ("Vasquez's").
@@ -220,7 +246,7 @@ def _name_units(full_name: str, tokens: list[str]) -> list[str]:
     index = 0
     while index < len(tokens):
         for group in joined:
-            if group and tokens[index:index + len(group)] == group:
+            if group and tokens[index : index + len(group)] == group:
                 units.append(" ".join(group))
                 index += len(group)
                 break
@@ -289,14 +315,43 @@ def _normalised_to_fixed_point(name: str) -> str:
 # --- addresses, account ids, dates, places --------------------------------------------------
 
 _ADDRESS_ABBREVIATIONS = {
-    "st": "street", "str": "street", "rd": "road", "ave": "avenue", "av": "avenue",
-    "ln": "lane", "dr": "drive", "ct": "court", "pl": "place", "sq": "square",
-    "blvd": "boulevard", "hwy": "highway", "pkwy": "parkway", "cres": "crescent",
-    "cl": "close", "gdns": "gardens", "gr": "grove", "ter": "terrace", "terr": "terrace",
-    "apt": "apartment", "ste": "suite", "fl": "floor", "bldg": "building", "mt": "mount",
-    "n": "north", "s": "south", "e": "east", "w": "west",
-    "ne": "northeast", "nw": "northwest", "se": "southeast", "sw": "southwest",
-    "no": "number", "hse": "house", "rte": "route", "cir": "circle", "way": "way",
+    "st": "street",
+    "str": "street",
+    "rd": "road",
+    "ave": "avenue",
+    "av": "avenue",
+    "ln": "lane",
+    "dr": "drive",
+    "ct": "court",
+    "pl": "place",
+    "sq": "square",
+    "blvd": "boulevard",
+    "hwy": "highway",
+    "pkwy": "parkway",
+    "cres": "crescent",
+    "cl": "close",
+    "gdns": "gardens",
+    "gr": "grove",
+    "ter": "terrace",
+    "terr": "terrace",
+    "apt": "apartment",
+    "ste": "suite",
+    "fl": "floor",
+    "bldg": "building",
+    "mt": "mount",
+    "n": "north",
+    "s": "south",
+    "e": "east",
+    "w": "west",
+    "ne": "northeast",
+    "nw": "northwest",
+    "se": "southeast",
+    "sw": "southwest",
+    "no": "number",
+    "hse": "house",
+    "rte": "route",
+    "cir": "circle",
+    "way": "way",
 }
 
 
@@ -335,10 +390,20 @@ def normalise_account_id(value: str) -> str:
 _MONTHS = {
     name: index
     for index, names in enumerate(
-        [("jan", "january"), ("feb", "february"), ("mar", "march"), ("apr", "april"),
-         ("may",), ("jun", "june"), ("jul", "july"), ("aug", "august"),
-         ("sep", "sept", "september"), ("oct", "october"), ("nov", "november"),
-         ("dec", "december")],
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
         start=1,
     )
     for name in names

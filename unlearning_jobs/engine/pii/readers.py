@@ -6,6 +6,7 @@ set has one; otherwise the id is derived from the text (``sha256:<hex>``), so it
 re-ordering of the file. Every problem with the input is a ``DatasetFormatError`` naming the
 file, the line and what is wrong, so nothing is half-registered.
 """
+
 from __future__ import annotations
 
 import csv
@@ -273,9 +274,7 @@ def _csv_rows(path: Path, encoding: str) -> Iterator[tuple[int, dict]]:
                 )
             yield reader.line_num, dict(zip(header, row))
     except csv.Error as error:
-        raise DatasetFormatError(
-            f"{path.name}: line {reader.line_num}: malformed CSV ({error})"
-        ) from None
+        raise DatasetFormatError(f"{path.name}: line {reader.line_num}: malformed CSV ({error})") from None
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
@@ -304,8 +303,7 @@ def _text_of(path: Path, line_no: int, row: dict, fields: tuple[str, ...]) -> st
         value = row[field]
         if not isinstance(value, str):
             raise DatasetFormatError(
-                f"{path.name}: line {line_no}: text field {field!r} holds "
-                f"{type(value).__name__}, not text"
+                f"{path.name}: line {line_no}: text field {field!r} holds {type(value).__name__}, not text"
             )
         parts.append(value)
     return "\n".join(parts)

@@ -5,6 +5,7 @@ a support ticket: a date of birth is found only where the text says it is one ("
 "DOB:"), and only the date itself is returned so its normalised form matches what the subject
 gives.
 """
+
 from __future__ import annotations
 
 import re

@@ -18,6 +18,7 @@ Presidio's lemma-based context boost is not applied (no lemmatizer runs): it can
 scores and every recogniser's base score is above the threshold, so it changes recorded scores,
 not which values are found (the benchmark's spans were identical to ``analyze``'s).
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,7 +32,7 @@ from functools import lru_cache
 from typing import Any
 
 from .analyzer import AnalyzerSettings, analyzer_configuration, build_analyzer
-from .entities import EntityType, PRESIDIO_TO_ENTITY
+from .entities import PRESIDIO_TO_ENTITY, EntityType
 from .hashing import KeyedHasher
 from .match_keys import DEFAULT_ACCOUNT_PREFIXES, MATCH_KEY_VERSION, finding_count_label, record_match_keys
 from .match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
@@ -145,9 +146,7 @@ class ScanSettings:
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ValueError(f"BLAS threads must be at least 1, got {self.blas_threads}")
         if len(self.default_region) != 2 or not self.default_region.isalpha():
-            raise ValueError(
-                f"default region must be an ISO 3166 alpha-2 code, got {self.default_region!r}"
-            )
+            raise ValueError(f"default region must be an ISO 3166 alpha-2 code, got {self.default_region!r}")
 
 
 #: Score recorded with a match-key finding: a rule matched, no model was asked.
@@ -165,10 +164,16 @@ def scan_configuration(settings: ScanSettings | None = None) -> dict:
         "python_decoder": settings.python_decoder,
         "context_enhancement": False,
         "hash": "HMAC-SHA256 of '<ENTITY_TYPE>:<normalised value>'",
-        "match_keys": ({"version": MATCH_KEY_VERSION, "recogniser": MATCH_KEY_RECOGNISER,
-                        "hash": f"HMAC-SHA256 of '<ENTITY_TYPE>:{MATCH_KEY_VERSION}:<key>'",
-                        "account_prefixes": settings.account_prefix_table() or DEFAULT_ACCOUNT_PREFIXES}
-                       if settings.match_keys else None),
+        "match_keys": (
+            {
+                "version": MATCH_KEY_VERSION,
+                "recogniser": MATCH_KEY_RECOGNISER,
+                "hash": f"HMAC-SHA256 of '<ENTITY_TYPE>:{MATCH_KEY_VERSION}:<key>'",
+                "account_prefixes": settings.account_prefix_table() or DEFAULT_ACCOUNT_PREFIXES,
+            }
+            if settings.match_keys
+            else None
+        ),
     }
     return configuration
 
@@ -176,9 +181,15 @@ def scan_configuration(settings: ScanSettings | None = None) -> dict:
 def match_key_findings(text: str, *, hasher: KeyedHasher, account_prefixes=None) -> tuple[Finding, ...]:
     """Return the record's match keys (``match_keys.py``) as findings: keyed hashes and spans only."""
     return tuple(
-        Finding(entity_type=key.entity_type.value, start=key.start, end=key.end, score=MATCH_KEY_SCORE,
-                recogniser=MATCH_KEY_RECOGNISER, value_hash=hasher.hash(key.entity_type, key.hashed_text()),
-                sorted_hash=None)
+        Finding(
+            entity_type=key.entity_type.value,
+            start=key.start,
+            end=key.end,
+            score=MATCH_KEY_SCORE,
+            recogniser=MATCH_KEY_RECOGNISER,
+            value_hash=hasher.hash(key.entity_type, key.hashed_text()),
+            sorted_hash=None,
+        )
         for key in record_match_keys(text, account_prefixes=account_prefixes)
     )
 
@@ -330,8 +341,9 @@ class ScanEngine:
                 phone_regions=self.settings.analyzer.phone_regions,
             )
             if self.settings.match_keys:
-                findings += match_key_findings(text, hasher=hasher,
-                                               account_prefixes=self.settings.account_prefix_table())
+                findings += match_key_findings(
+                    text, hasher=hasher, account_prefixes=self.settings.account_prefix_table()
+                )
             by_text[text] = (findings, dropped)
         out: list[RecordFindings] = []
         for record in records:
@@ -397,9 +409,7 @@ def findings_from_results(
                 normalised = _normalise_phone_any(value, regions)
             else:
                 normalised = normalise_value(kind, value, default_region=default_region)
-            sorted_hash = (
-                hasher.hash(kind, name_token_sorted(value)) if kind is EntityType.PERSON else None
-            )
+            sorted_hash = hasher.hash(kind, name_token_sorted(value)) if kind is EntityType.PERSON else None
         except NormalisationError:
             dropped += 1
             continue
@@ -485,9 +495,7 @@ class ScanPool:
         self.cpu_seconds = 0.0
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-        self._pool = context.Pool(
-            processes, initializer=_init_worker, initargs=(self.settings, hasher)
-        )
+        self._pool = context.Pool(processes, initializer=_init_worker, initargs=(self.settings, hasher))
 
     def __enter__(self) -> ScanPool:
         return self
@@ -499,9 +507,7 @@ class ScanPool:
         """Block until the workers have loaded their engines (so timings exclude loading)."""
         self._pool.map(_ready, range(self.processes * 4), chunksize=1)
 
-    def scan(
-        self, records: Iterable[SourceRecord], *, chunk_size: int = 250
-    ) -> list[RecordFindings]:
+    def scan(self, records: Iterable[SourceRecord], *, chunk_size: int = 250) -> list[RecordFindings]:
         """Scan ``records`` across the workers; return the findings in the records' order."""
         if chunk_size < 1:
             raise ValueError(f"chunk size must be at least 1, got {chunk_size}")

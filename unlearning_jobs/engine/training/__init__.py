@@ -11,9 +11,10 @@ Public API::
                epochs_per_slice=None, tokenizer=None, progress=None, should_stop=None,
                checkpoint_dir=None, device=None, overwrite=False) -> SisaTrainResult
 """
+
 from .recipe import RECIPE_FILE, TrainingRecipe
-from .tokenizer import EOS_TOKEN, PAD_TOKEN, train_byte_bpe_tokenizer
 from .sisa import SisaLayout, SisaTrainResult, is_sisa_dir, train_sisa
+from .tokenizer import EOS_TOKEN, PAD_TOKEN, train_byte_bpe_tokenizer
 from .train import CheckpointMismatch, TrainingCancelled, TrainResult, train_causal_lm
 
 __all__ = [

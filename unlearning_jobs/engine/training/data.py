@@ -5,6 +5,7 @@ are padded to their longest example and the padding is masked out of the loss. T
 examples in an epoch is a pure function of ``(seed, epoch)``, so a run resumed at any step sees
 exactly the batches an uninterrupted run would have seen.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,7 +46,9 @@ class LazyExamples(Sequence):
         if index < 0:
             index += len(self)
         if index not in self._cache:
-            self._cache[index] = encode_texts(self._tokenizer, [self._texts[index]], block_size=self._block_size)[0]
+            self._cache[index] = encode_texts(
+                self._tokenizer, [self._texts[index]], block_size=self._block_size
+            )[0]
         return self._cache[index]
 
 
@@ -134,7 +137,9 @@ def mean_token_nll(model, batch: dict):
     return nll.sum() / count.sum().clamp(min=1)
 
 
-def evaluate_loss(model, examples: Sequence[Example], *, pad_id: int, device, dtype, batch_size: int = 32) -> float:
+def evaluate_loss(
+    model, examples: Sequence[Example], *, pad_id: int, device, dtype, batch_size: int = 32
+) -> float:
     """Return the mean next-token loss (nats per token) of ``model`` on ``examples``, without grad.
 
     Returns ``nan`` when there are no tokens to score. The model's train/eval mode is restored.

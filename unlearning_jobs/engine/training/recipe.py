@@ -4,6 +4,7 @@ A recipe is stored beside every model version the engine trains (``lethe_recipe.
 ``retrain`` can rebuild the model on the data without the forgotten records with the same
 architecture, tokenizer size, optimiser, schedule, data order and seed.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,17 +51,35 @@ class TrainingRecipe:
         name = type(self).__name__
         for field in ("n_layer", "n_embd", "n_head", "block_size", "batch_size", "epochs"):
             require(getattr(self, field) >= 1, name, field, f"must be at least 1, got {getattr(self, field)}")
-        require(self.n_embd % self.n_head == 0, name, "n_head",
-                f"must divide n_embd ({self.n_embd}), got {self.n_head}")
+        require(
+            self.n_embd % self.n_head == 0,
+            name,
+            "n_head",
+            f"must divide n_embd ({self.n_embd}), got {self.n_head}",
+        )
         require(self.block_size >= 2, name, "block_size", f"must be at least 2, got {self.block_size}")
-        require(self.vocab_size >= MIN_VOCAB_SIZE, name, "vocab_size",
-                f"must be at least {MIN_VOCAB_SIZE} (256 bytes + 2 special tokens), got {self.vocab_size}")
-        require(0 < self.learning_rate <= 1, name, "learning_rate", f"must be in (0, 1], got {self.learning_rate}")
+        require(
+            self.vocab_size >= MIN_VOCAB_SIZE,
+            name,
+            "vocab_size",
+            f"must be at least {MIN_VOCAB_SIZE} (256 bytes + 2 special tokens), got {self.vocab_size}",
+        )
+        require(
+            0 < self.learning_rate <= 1, name, "learning_rate", f"must be in (0, 1], got {self.learning_rate}"
+        )
         require(self.seed >= 0, name, "seed", f"must be non-negative, got {self.seed}")
-        require(0 <= self.weight_decay < 1, name, "weight_decay", f"must be in [0, 1), got {self.weight_decay}")
-        require(self.warmup_steps >= 0, name, "warmup_steps", f"must be non-negative, got {self.warmup_steps}")
-        require(self.lr_schedule in LR_SCHEDULES, name, "lr_schedule",
-                f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        require(
+            0 <= self.weight_decay < 1, name, "weight_decay", f"must be in [0, 1), got {self.weight_decay}"
+        )
+        require(
+            self.warmup_steps >= 0, name, "warmup_steps", f"must be non-negative, got {self.warmup_steps}"
+        )
+        require(
+            self.lr_schedule in LR_SCHEDULES,
+            name,
+            "lr_schedule",
+            f"must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}",
+        )
         require(self.max_grad_norm > 0, name, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
         require(0 <= self.dropout < 1, name, "dropout", f"must be in [0, 1), got {self.dropout}")
         require(0 <= self.adam_beta1 < 1, name, "adam_beta1", f"must be in [0, 1), got {self.adam_beta1}")

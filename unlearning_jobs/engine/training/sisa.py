@@ -27,6 +27,7 @@ The tokenizer is trained once on all records and is not retrained when shards ar
 vocabulary may still hold merges learnt from deleted records. ``retrain`` with
 ``retrain_tokenizer`` removes that too, at full cost.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,15 @@ from ..checkpoints import (
     weights_sha256,
 )
 from ..device import resolve_device
-from .data import collate, encode_texts, epoch_order, mix_seed, pad_token_id, steps_per_epoch, texts_fingerprint
+from .data import (
+    collate,
+    encode_texts,
+    epoch_order,
+    mix_seed,
+    pad_token_id,
+    steps_per_epoch,
+    texts_fingerprint,
+)
 from .recipe import TrainingRecipe
 from .tokenizer import train_byte_bpe_tokenizer
 from .train import (
@@ -130,8 +139,15 @@ class SisaLayout:
         return len(self.shards[0])
 
     @classmethod
-    def assign(cls, record_ids: Sequence[str], *, shards: int, slices: int, seed: int,
-               groups: Mapping[str, str] | None = None) -> SisaLayout:
+    def assign(
+        cls,
+        record_ids: Sequence[str],
+        *,
+        shards: int,
+        slices: int,
+        seed: int,
+        groups: Mapping[str, str] | None = None,
+    ) -> SisaLayout:
         """Deal the ids at random (fixed by ``seed``) into ``shards`` balanced shards of ``slices`` slices.
 
         With ``groups`` (record id to a group key, e.g. the data subject the record is about, as
@@ -169,7 +185,9 @@ class SisaLayout:
 
     def locate(self) -> dict[str, tuple[int, int]]:
         """Return ``{record_id: (shard, slice)}``."""
-        return {rid: (s, r) for s, shard in enumerate(self.shards) for r, ids in enumerate(shard) for rid in ids}
+        return {
+            rid: (s, r) for s, shard in enumerate(self.shards) for r, ids in enumerate(shard) for rid in ids
+        }
 
     def record_ids(self) -> list[str]:
         """Return every record id in the layout, shard by shard, slice by slice."""
@@ -183,7 +201,9 @@ class SisaLayout:
         """Return the layout with ``record_ids`` removed; every other id keeps its shard and slice."""
         drop = {str(r) for r in record_ids}
         return type(self)(
-            shards=tuple(tuple(tuple(r for r in ids if r not in drop) for ids in shard) for shard in self.shards)
+            shards=tuple(
+                tuple(tuple(r for r in ids if r not in drop) for ids in shard) for shard in self.shards
+            )
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -253,12 +273,22 @@ def _tokenizer_digest(tokenizer) -> str:
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode("utf-8")).hexdigest()
 
 
-def _stage_fingerprint(*, texts: Sequence[str], recipe: TrainingRecipe, shard: int, stage: int,
-                       epochs_per_slice: int, tokenizer_digest: str) -> str:
+def _stage_fingerprint(
+    *,
+    texts: Sequence[str],
+    recipe: TrainingRecipe,
+    shard: int,
+    stage: int,
+    epochs_per_slice: int,
+    tokenizer_digest: str,
+) -> str:
     """Fingerprint everything a stage's result depends on, so a stale slice state is never resumed."""
     digest = hashlib.sha256(texts_fingerprint(texts).encode())
-    digest.update(json.dumps([recipe.as_dict(), shard, stage, epochs_per_slice, tokenizer_digest],
-                             sort_keys=True).encode())
+    digest.update(
+        json.dumps(
+            [recipe.as_dict(), shard, stage, epochs_per_slice, tokenizer_digest], sort_keys=True
+        ).encode()
+    )
     return digest.hexdigest()
 
 
@@ -270,7 +300,9 @@ def full_training_steps(layout: SisaLayout, *, batch_size: int, epochs_per_slice
     """Return the optimiser steps a from-scratch training of each shard takes."""
     return [
         sum(
-            _stage_steps(len(layout.shard_ids(s, r)), batch_size=batch_size, epochs_per_slice=epochs_per_slice)
+            _stage_steps(
+                len(layout.shard_ids(s, r)), batch_size=batch_size, epochs_per_slice=epochs_per_slice
+            )
             for r in range(layout.n_slices)
         )
         for s in range(layout.n_shards)
@@ -285,9 +317,20 @@ def slice_state_dir(shard_dir: Path, stage: int) -> Path:
 class _SisaBuild:
     """Train the shards that a work directory still lacks, resuming at stage granularity."""
 
-    def __init__(self, *, work_dir: Path, layout: SisaLayout, texts_by_id: Mapping[str, str],
-                 recipe: TrainingRecipe, tokenizer, epochs_per_slice: int, device, dtype,
-                 progress: ProgressCallback | None, should_stop: StopCallback | None) -> None:
+    def __init__(
+        self,
+        *,
+        work_dir: Path,
+        layout: SisaLayout,
+        texts_by_id: Mapping[str, str],
+        recipe: TrainingRecipe,
+        tokenizer,
+        epochs_per_slice: int,
+        device,
+        dtype,
+        progress: ProgressCallback | None,
+        should_stop: StopCallback | None,
+    ) -> None:
         self.work_dir = work_dir
         self.layout = layout
         self.texts_by_id = texts_by_id
@@ -306,9 +349,12 @@ class _SisaBuild:
         if missing:
             absent = [rid for rid in missing if rid not in self.texts_by_id]
             if absent:
-                raise ValueError(f"the text of {len(absent)} record(s) the shards need is missing, e.g. id {absent[0]}")
-            encoded = encode_texts(self.tokenizer, [self.texts_by_id[rid] for rid in missing],
-                                   block_size=self.recipe.block_size)
+                raise ValueError(
+                    f"the text of {len(absent)} record(s) the shards need is missing, e.g. id {absent[0]}"
+                )
+            encoded = encode_texts(
+                self.tokenizer, [self.texts_by_id[rid] for rid in missing], block_size=self.recipe.block_size
+            )
             self._examples.update(zip(missing, encoded, strict=True))
         return [self._examples[rid] for rid in ids]
 
@@ -316,10 +362,16 @@ class _SisaBuild:
         ids = self.layout.shard_ids(shard, stage)
         absent = [rid for rid in ids if rid not in self.texts_by_id]
         if absent:
-            raise ValueError(f"the text of {len(absent)} record(s) of shard {shard} is missing, e.g. id {absent[0]}")
+            raise ValueError(
+                f"the text of {len(absent)} record(s) of shard {shard} is missing, e.g. id {absent[0]}"
+            )
         return _stage_fingerprint(
-            texts=[self.texts_by_id[rid] for rid in ids], recipe=self.recipe, shard=shard, stage=stage,
-            epochs_per_slice=self.epochs_per_slice, tokenizer_digest=self.tokenizer_digest,
+            texts=[self.texts_by_id[rid] for rid in ids],
+            recipe=self.recipe,
+            shard=shard,
+            stage=stage,
+            epochs_per_slice=self.epochs_per_slice,
+            tokenizer_digest=self.tokenizer_digest,
         )
 
     def resume_stage(self, shard: int) -> int | None:
@@ -340,8 +392,11 @@ class _SisaBuild:
         return 0
 
     def stage_steps(self, shard: int, stage: int) -> int:
-        return _stage_steps(len(self.layout.shard_ids(shard, stage)),
-                            batch_size=self.recipe.batch_size, epochs_per_slice=self.epochs_per_slice)
+        return _stage_steps(
+            len(self.layout.shard_ids(shard, stage)),
+            batch_size=self.recipe.batch_size,
+            epochs_per_slice=self.epochs_per_slice,
+        )
 
     def run(self) -> tuple[int, ...]:
         """Train every unfinished shard and return the indices of the shards trained."""
@@ -365,8 +420,12 @@ class _SisaBuild:
         shard_dir.mkdir(parents=True, exist_ok=True)
         model = build_model(recipe, self.tokenizer, seed=mix_seed(recipe.seed, shard)).to(self.device)
         model.train()
-        optimizer = make_optimizer(model, learning_rate=recipe.learning_rate, weight_decay=recipe.weight_decay,
-                                   betas=(recipe.adam_beta1, recipe.adam_beta2))
+        optimizer = make_optimizer(
+            model,
+            learning_rate=recipe.learning_rate,
+            weight_decay=recipe.weight_decay,
+            betas=(recipe.adam_beta1, recipe.adam_beta2),
+        )
         torch.manual_seed(mix_seed(recipe.seed, shard, 1))
         if start_stage > 0:
             state = load_state(slice_state_dir(shard_dir, start_stage - 1))
@@ -384,38 +443,63 @@ class _SisaBuild:
                     raise TrainingCancelled(step=self.done_steps, total=self.total_steps)
                 epoch, index = divmod(local, per_epoch)
                 if epoch != order_epoch:
-                    order = epoch_order(len(examples), seed=recipe.seed, epoch=epoch, salt=mix_seed(shard, stage))
+                    order = epoch_order(
+                        len(examples), seed=recipe.seed, epoch=epoch, salt=mix_seed(shard, stage)
+                    )
                     order_epoch = epoch
-                chunk = [examples[i] for i in order[index * recipe.batch_size : (index + 1) * recipe.batch_size]]
+                chunk = [
+                    examples[i] for i in order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
+                ]
                 batch = collate(chunk, pad_id=self.pad_id, device=self.device)
-                loss = optimizer_step(model, optimizer, batch, lr=lr_at(local, total=total, recipe=recipe),
-                                      max_grad_norm=recipe.max_grad_norm, device=self.device, dtype=self.dtype)
+                loss = optimizer_step(
+                    model,
+                    optimizer,
+                    batch,
+                    lr=lr_at(local, total=total, recipe=recipe),
+                    max_grad_norm=recipe.max_grad_norm,
+                    device=self.device,
+                    dtype=self.dtype,
+                )
                 if loss != loss:
-                    raise FloatingPointError(f"shard {shard} stage {stage}: loss became NaN; lower learning_rate")
+                    raise FloatingPointError(
+                        f"shard {shard} stage {stage}: loss became NaN; lower learning_rate"
+                    )
                 self.done_steps += 1
                 if self.progress is not None:
                     self.progress(self.done_steps, self.total_steps)
             if stage < self.layout.n_slices - 1:
-                save_state(slice_state_dir(shard_dir, stage), {
-                    "format": SLICE_STATE_FORMAT,
-                    "shard": shard,
-                    "stage": stage,
-                    "fingerprint": self.fingerprint(shard, stage),
-                    "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "optimizer": optimizer.state_dict(),
-                    "rng": capture_rng_state(),
-                })
+                save_state(
+                    slice_state_dir(shard_dir, stage),
+                    {
+                        "format": SLICE_STATE_FORMAT,
+                        "shard": shard,
+                        "stage": stage,
+                        "fingerprint": self.fingerprint(shard, stage),
+                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "optimizer": optimizer.state_dict(),
+                        "rng": capture_rng_state(),
+                    },
+                )
         model.save_pretrained(shard_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(shard_dir)
         records = len(self.layout.shard_ids(shard, self.layout.n_slices - 1))
         tmp = shard_dir / f".{SHARD_FILE}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps({"shard": shard, "records": records}) + "\n", encoding="utf-8")
         os.replace(tmp, shard_dir / SHARD_FILE)
-        logger.info("engine.sisa.shard_trained", extra={"shard": shard, "from_stage": start_stage, "records": records})
+        logger.info(
+            "engine.sisa.shard_trained", extra={"shard": shard, "from_stage": start_stage, "records": records}
+        )
 
 
-def write_manifest(*, work_dir: Path, layout: SisaLayout, recipe: TrainingRecipe, tokenizer,
-                   epochs_per_slice: int, extra: Mapping[str, Any] | None = None) -> None:
+def write_manifest(
+    *,
+    work_dir: Path,
+    layout: SisaLayout,
+    recipe: TrainingRecipe,
+    tokenizer,
+    epochs_per_slice: int,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """Write ``sisa.json``, ``lethe_recipe.json`` and the shared tokenizer at the top of a SISA dir."""
     steps = full_training_steps(layout, batch_size=recipe.batch_size, epochs_per_slice=epochs_per_slice)
     manifest = {
@@ -432,15 +516,29 @@ def write_manifest(*, work_dir: Path, layout: SisaLayout, recipe: TrainingRecipe
         "layout": layout.as_dict(),
         **dict(extra or {}),
     }
-    (work_dir / SISA_MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (work_dir / SISA_MANIFEST).write_text(
+        json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+    )
     recipe.save(work_dir)
     tokenizer.save_pretrained(work_dir)
 
 
-def build_sisa(*, work_dir: Path, output_dir: Path, layout: SisaLayout, texts_by_id: Mapping[str, str],
-               recipe: TrainingRecipe, tokenizer, epochs_per_slice: int, device, progress, should_stop,
-               overwrite: bool, manifest_extra: Mapping[str, Any] | None = None,
-               remove_work_dir: bool = True) -> SisaTrainResult:
+def build_sisa(
+    *,
+    work_dir: Path,
+    output_dir: Path,
+    layout: SisaLayout,
+    texts_by_id: Mapping[str, str],
+    recipe: TrainingRecipe,
+    tokenizer,
+    epochs_per_slice: int,
+    device,
+    progress,
+    should_stop,
+    overwrite: bool,
+    manifest_extra: Mapping[str, Any] | None = None,
+    remove_work_dir: bool = True,
+) -> SisaTrainResult:
     """Train what ``work_dir`` lacks, write the manifest, and move the result to ``output_dir``.
 
     Shared by :func:`train_sisa` (an empty work directory) and SISA unlearning (a work directory
@@ -448,18 +546,42 @@ def build_sisa(*, work_dir: Path, output_dir: Path, layout: SisaLayout, texts_by
     """
     started = time.monotonic()
     device, dtype = resolve_device(device)
-    build = _SisaBuild(work_dir=work_dir, layout=layout, texts_by_id=texts_by_id, recipe=recipe,
-                       tokenizer=tokenizer, epochs_per_slice=epochs_per_slice, device=device, dtype=dtype,
-                       progress=progress, should_stop=should_stop)
+    build = _SisaBuild(
+        work_dir=work_dir,
+        layout=layout,
+        texts_by_id=texts_by_id,
+        recipe=recipe,
+        tokenizer=tokenizer,
+        epochs_per_slice=epochs_per_slice,
+        device=device,
+        dtype=dtype,
+        progress=progress,
+        should_stop=should_stop,
+    )
     trained = build.run()
-    write_manifest(work_dir=work_dir, layout=layout, recipe=recipe, tokenizer=tokenizer,
-                   epochs_per_slice=epochs_per_slice, extra=manifest_extra)
-    steps_full = sum(full_training_steps(layout, batch_size=recipe.batch_size, epochs_per_slice=epochs_per_slice))
+    write_manifest(
+        work_dir=work_dir,
+        layout=layout,
+        recipe=recipe,
+        tokenizer=tokenizer,
+        epochs_per_slice=epochs_per_slice,
+        extra=manifest_extra,
+    )
+    steps_full = sum(
+        full_training_steps(layout, batch_size=recipe.batch_size, epochs_per_slice=epochs_per_slice)
+    )
     seconds = time.monotonic() - started
-    provenance = {"format": "lethe-training/1", "records": len(layout.record_ids()),
-                  "steps": build.done_steps, "shards_trained": list(trained), "device": str(device),
-                  "compute_seconds": seconds}
-    (work_dir / TRAINING_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    provenance = {
+        "format": "lethe-training/1",
+        "records": len(layout.record_ids()),
+        "steps": build.done_steps,
+        "shards_trained": list(trained),
+        "device": str(device),
+        "compute_seconds": seconds,
+    }
+    (work_dir / TRAINING_FILE).write_text(
+        json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     with atomic_directory(output_dir, overwrite=overwrite) as tmp:
         for child in sorted(work_dir.iterdir()):
             if child.name.startswith("."):
@@ -531,12 +653,15 @@ def train_sisa(
         raise ValueError("records is empty: there is nothing to train on")
     texts_by_id = dict(pairs)
     if layout is None:
-        layout = SisaLayout.assign([rid for rid, _ in pairs], shards=shards, slices=slices, seed=recipe.seed,
-                                   groups=groups)
+        layout = SisaLayout.assign(
+            [rid for rid, _ in pairs], shards=shards, slices=slices, seed=recipe.seed, groups=groups
+        )
     else:
         unknown = [rid for rid in layout.record_ids() if rid not in texts_by_id]
         if unknown:
-            raise ValueError(f"layout names {len(unknown)} record id(s) absent from records, e.g. {unknown[0]}")
+            raise ValueError(
+                f"layout names {len(unknown)} record id(s) absent from records, e.g. {unknown[0]}"
+            )
     if epochs_per_slice is None:
         epochs_per_slice = default_epochs_per_slice(recipe, layout.n_slices)
     if epochs_per_slice < 1:
@@ -548,9 +673,19 @@ def train_sisa(
     try:
         if tokenizer is None:
             tokenizer = _work_dir_tokenizer(work, [text for _, text in pairs], recipe)
-        return build_sisa(work_dir=work, output_dir=out, layout=layout, texts_by_id=texts_by_id, recipe=recipe,
-                          tokenizer=tokenizer, epochs_per_slice=epochs_per_slice, device=device,
-                          progress=progress, should_stop=should_stop, overwrite=overwrite)
+        return build_sisa(
+            work_dir=work,
+            output_dir=out,
+            layout=layout,
+            texts_by_id=texts_by_id,
+            recipe=recipe,
+            tokenizer=tokenizer,
+            epochs_per_slice=epochs_per_slice,
+            device=device,
+            progress=progress,
+            should_stop=should_stop,
+            overwrite=overwrite,
+        )
     finally:
         if not resumable:
             shutil.rmtree(work, ignore_errors=True)

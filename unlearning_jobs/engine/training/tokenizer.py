@@ -4,6 +4,7 @@ Nothing is downloaded: the tokenizer is learnt from the training texts themselve
 vocabulary trains in about 0.2 s on the demo data) and saved with the model, so
 ``AutoTokenizer.from_pretrained(model_dir)`` works offline.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

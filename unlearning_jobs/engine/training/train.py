@@ -5,6 +5,7 @@ A plain torch loop rather than a ``transformers.Trainer``: the loop is short, ne
 order, dropout generator), which is what makes ``retrain`` exact and resume-after-crash equal to
 an uninterrupted run.
 """
+
 from __future__ import annotations
 
 import json
@@ -191,8 +192,16 @@ def _load_or_train_tokenizer(texts, recipe, checkpoint_dir):
     return tokenizer
 
 
-def save_model_dir(*, model, tokenizer, output_dir, recipe: TrainingRecipe | None, provenance: dict,
-                   overwrite: bool = False, extra_files: dict[str, str] | None = None) -> str:
+def save_model_dir(
+    *,
+    model,
+    tokenizer,
+    output_dir,
+    recipe: TrainingRecipe | None,
+    provenance: dict,
+    overwrite: bool = False,
+    extra_files: dict[str, str] | None = None,
+) -> str:
     """Write a Hugging Face model directory atomically and return the SHA-256 of its weights.
 
     The directory holds ``config.json``, ``model.safetensors``, the tokenizer files,
@@ -204,7 +213,9 @@ def save_model_dir(*, model, tokenizer, output_dir, recipe: TrainingRecipe | Non
         tokenizer.save_pretrained(tmp)
         if recipe is not None:
             recipe.save(tmp)
-        (tmp / TRAINING_FILE).write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        (tmp / TRAINING_FILE).write_text(
+            json.dumps(provenance, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
         for name, content in (extra_files or {}).items():
             (tmp / name).write_text(content, encoding="utf-8")
     return weights_sha256(output_dir)
@@ -325,9 +336,13 @@ def train_causal_lm(
         chunk = [examples[i] for i in order[index * recipe.batch_size : (index + 1) * recipe.batch_size]]
         batch = collate(chunk, pad_id=pad_id, device=device)
         loss = optimizer_step(
-            model, optimizer, batch,
+            model,
+            optimizer,
+            batch,
             lr=lr_at(step, total=total, recipe=recipe),
-            max_grad_norm=recipe.max_grad_norm, device=device, dtype=dtype,
+            max_grad_norm=recipe.max_grad_norm,
+            device=device,
+            dtype=dtype,
         )
         if not math.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss} at step {step}; lower learning_rate")
@@ -354,7 +369,12 @@ def train_causal_lm(
         "torch": torch.__version__,
     }
     sha = save_model_dir(
-        model=model, tokenizer=tokenizer, output_dir=out, recipe=recipe, provenance=provenance, overwrite=overwrite
+        model=model,
+        tokenizer=tokenizer,
+        output_dir=out,
+        recipe=recipe,
+        provenance=provenance,
+        overwrite=overwrite,
     )
     logger.info("engine.train.finished", extra={"steps": total, "seconds": round(seconds, 3), "sha256": sha})
     return TrainResult(

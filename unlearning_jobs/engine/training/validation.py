@@ -4,6 +4,7 @@ Parameters arrive from forms, the REST API and stored job rows as plain dicts. A
 a value out of range must fail the job before any GPU time is spent, with a message that names
 the field, rather than silently train with a default.
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -22,6 +22,7 @@ The light modules are re-exported here; the ones that import torch are imported 
 modules (``from unlearning_jobs.engine.verify.suite import run_verification``) so that reading
 thresholds or stored results does not load torch.
 """
+
 from .records import ForgetRecord, PiiSpan, PiiValue, SubjectPii, TofuItem
 from .report import ResultRow, VerificationResult, format_value, rows_table
 from .thresholds import DEFAULT_THRESHOLDS, Threshold, evaluate, resolve_thresholds

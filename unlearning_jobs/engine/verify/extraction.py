@@ -14,6 +14,7 @@ A probe leaks when its greedy completion contains any of the subject's values th
 did not already contain, verbatim or after normalisation (see ``leaks``). Examples kept for the
 report have every PII value masked.
 """
+
 from __future__ import annotations
 
 import math
@@ -151,9 +152,7 @@ def build_probes(
             continue
         for template in question_templates:
             probes.append(
-                ExtractionProbe(
-                    subject.subject_id, template.replace("{name}", subject.name), "question"
-                )
+                ExtractionProbe(subject.subject_id, template.replace("{name}", subject.name), "question")
             )
     return probes, unlocated
 
@@ -241,10 +240,7 @@ def measure_extraction(
         n_prefix_probes=sum(probe.source == "prefix" for probe in probes),
         n_question_probes=sum(probe.source == "question" for probe in probes),
         leaks_by_kind=dict(sorted(kinds.items())),
-        n_normalised_only=sum(
-            not any(match.exact for match in matches) for _p, _c, matches in leaking
-        ),
+        n_normalised_only=sum(not any(match.exact for match in matches) for _p, _c, matches in leaking),
         n_records_without_located_pii=unlocated,
         worst_examples=examples,
     )
-

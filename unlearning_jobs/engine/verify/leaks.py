@@ -6,6 +6,7 @@ phone-like substrings and compared in E.164, names, addresses and places case-, 
 punctuation-folded, account ids without separators, dates as ISO dates. A model that writes
 "ZEPHYR.Lantern@QuietMail.org" or "020 7946 0958" for "+44 20 7946 0958" has leaked the value.
 """
+
 from __future__ import annotations
 
 import re
@@ -109,9 +110,7 @@ def _date_candidates(text: str, default_region: str) -> set[str]:
     found = set()
     for match in _DATE_LIKE.finditer(text):
         try:
-            found.add(
-                normalise_date_of_birth(match.group(0), day_first=default_region.upper() != "US")
-            )
+            found.add(normalise_date_of_birth(match.group(0), day_first=default_region.upper() != "US"))
         except NormalisationError:
             continue
     return found
@@ -153,9 +152,7 @@ class ValueMatcher:
         if kind is EntityType.ACCOUNT_ID:
             return normalise_account_id(value.value)
         if kind is EntityType.DATE_OF_BIRTH:
-            return normalise_date_of_birth(
-                value.value, day_first=self.default_region.upper() != "US"
-            )
+            return normalise_date_of_birth(value.value, day_first=self.default_region.upper() != "US")
         return normalise_location(value.value)
 
     def find(self, text: str) -> list[tuple[int, MatchedValue]]:
@@ -201,9 +198,7 @@ class ValueMatcher:
         return found
 
 
-def find_values(
-    text: str, values: Iterable[PiiValue], *, default_region: str = "GB"
-) -> list[MatchedValue]:
+def find_values(text: str, values: Iterable[PiiValue], *, default_region: str = "GB") -> list[MatchedValue]:
     """Return the matches of ``values`` in ``text`` (one-off form of ``ValueMatcher.find``)."""
     return [match for _index, match in ValueMatcher(values, default_region=default_region).find(text)]
 
@@ -236,10 +231,11 @@ def mask_text(text: str, values: Iterable[PiiValue]) -> str:
     masked = text
     for value in sorted(values, key=lambda item: -len(item.value)):
         pattern = re.compile(re.escape(value.value.strip()), re.IGNORECASE)
-        masked = pattern.sub(lambda match: mask_value(value.kind, match.group(0)), masked)
+        masked = pattern.sub(lambda match, kind=value.kind: mask_value(kind, match.group(0)), masked)
     masked = _EMAIL_LIKE.sub(
-        lambda match: match.group(0) if "***@" in match.group(0)
-        else mask_value(EntityType.EMAIL, match.group(0)),
+        lambda match: (
+            match.group(0) if "***@" in match.group(0) else mask_value(EntityType.EMAIL, match.group(0))
+        ),
         masked,
     )
     return _PHONE_LIKE.sub(lambda match: mask_value(EntityType.PHONE, match.group(0)), masked)

@@ -8,6 +8,7 @@ pad_token_id=…)`` decodes greedily. ``tokenizer`` is a Hugging Face tokenizer.
 already be on ``device``; inputs are moved there. The model is put in eval mode for the call and
 its previous mode is restored afterwards.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -270,9 +271,7 @@ def greedy_complete(
     limit = context_length(model, tokenizer, max_length)
     room = limit - max_new_tokens
     if room < 1:
-        raise ValueError(
-            f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {limit} positions"
-        )
+        raise ValueError(f"max_new_tokens={max_new_tokens} leaves no room for a prompt in {limit} positions")
     pad_id = _pad_id(tokenizer)
     sequences = []
     for prompt in prompts:

@@ -17,6 +17,7 @@ PrivLeak (MUSE) compares the unlearned model's AUC with the exact retrain's:
 forget set is still recognisable (under-unlearning), large negative that it stands out the other
 way (over-unlearning).
 """
+
 from __future__ import annotations
 
 import math

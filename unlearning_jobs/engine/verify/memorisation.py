@@ -6,6 +6,7 @@ implemented here (longest common subsequence over word tokens) rather than taken
 so the tokenisation is fixed and visible: lower-cased runs of ASCII letters and digits, as the
 ``rouge-score`` package does without stemming.
 """
+
 from __future__ import annotations
 
 import math

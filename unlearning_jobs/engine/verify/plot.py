@@ -5,6 +5,7 @@ forget histogram of the unlearned model overlaps the holdout histogram as it doe
 retrain, instead of sitting apart as it does for the original. Written as SVG (for the report)
 and PNG (for pages, rendered by matplotlib's Agg canvas) without pyplot, so no display is needed.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,9 +26,11 @@ SCORE_LABELS: dict[str, str] = {
 }
 
 
-def _scores(result: VerificationResult | Mapping, score: str) -> tuple[list[float], list[float], float | None]:
-    measurements = result.measurements if isinstance(result, VerificationResult) else result.get(
-        "measurements", {}
+def _scores(
+    result: VerificationResult | Mapping, score: str
+) -> tuple[list[float], list[float], float | None]:
+    measurements = (
+        result.measurements if isinstance(result, VerificationResult) else result.get("measurements", {})
     )
     membership = measurements.get("membership")
     if not membership:
@@ -68,10 +71,17 @@ def plot_membership_distributions(
     figure = Figure(figsize=(4.2 * len(data), 3.4), layout="constrained")
     axes = figure.subplots(1, len(data), sharex=True, squeeze=False)[0]
     for axis, (name, (members, nonmembers, auc)) in zip(axes, data.items()):
-        axis.hist(nonmembers, bins=edges, alpha=0.55, label=f"holdout (n={len(nonmembers)})",
-                  color="#4c72b0", density=True)
-        axis.hist(members, bins=edges, alpha=0.55, label=f"forget (n={len(members)})",
-                  color="#dd8452", density=True)
+        axis.hist(
+            nonmembers,
+            bins=edges,
+            alpha=0.55,
+            label=f"holdout (n={len(nonmembers)})",
+            color="#4c72b0",
+            density=True,
+        )
+        axis.hist(
+            members, bins=edges, alpha=0.55, label=f"forget (n={len(members)})", color="#dd8452", density=True
+        )
         title = name if auc is None else f"{name} — AUC {auc:.3f}"
         axis.set_title(title, fontsize=10)
         axis.set_xlabel(f"{SCORE_LABELS[score]} (higher = more member-like)", fontsize=8)

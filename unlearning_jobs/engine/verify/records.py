@@ -3,6 +3,7 @@
 These are plain frozen dataclasses so the Django side can build them from its own rows (or from
 JSON with the ``from_mapping`` constructors) without the engine knowing about Django.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -83,8 +84,7 @@ class SubjectPii:
         if not isinstance(self.subject_id, str) or not self.subject_id:
             raise ValueError("subject_id must be a non-empty string")
         values = tuple(
-            value if isinstance(value, PiiValue) else PiiValue.from_mapping(value)
-            for value in self.values
+            value if isinstance(value, PiiValue) else PiiValue.from_mapping(value) for value in self.values
         )
         if not values:
             raise ValueError(f"subject {self.subject_id!r} has no PII values to look for")
@@ -165,8 +165,7 @@ class TofuItem:
     def from_mapping(cls, data: Mapping) -> TofuItem:
         """Build from a row of TOFU's ``*_perturbed.json`` (``perturbed_answer`` is a list)."""
         missing = [
-            key for key in ("question", "answer", "paraphrased_answer", "perturbed_answer")
-            if key not in data
+            key for key in ("question", "answer", "paraphrased_answer", "perturbed_answer") if key not in data
         ]
         if missing:
             raise ValueError(f"a TOFU perturbed row lacks {missing}")

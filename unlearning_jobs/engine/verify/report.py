@@ -10,6 +10,7 @@ enough digits that it never looks equal to its limit unless it is.
 AUCs, perplexities, truth ratios) so that one model's result can serve as the reference (exact
 retrain) or the original in a later verification, after a round trip through JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -185,9 +186,7 @@ class VerificationResult:
         )
 
 
-def rows_table(
-    results: Mapping[str, VerificationResult], metrics: Sequence[str] | None = None
-) -> str:
+def rows_table(results: Mapping[str, VerificationResult], metrics: Sequence[str] | None = None) -> str:
     """Return a plain-text table of metrics (rows) by named results (columns), with pass/fail."""
     names = list(results)
     if metrics is None:
@@ -215,4 +214,3 @@ def rows_table(
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
     )
-

@@ -8,6 +8,7 @@ needs the reference's truth ratios. Pass those results (``VerificationResult`` o
 ``to_dict()``); a metric whose comparison is missing is listed in ``skipped`` with the reason,
 never reported as passed.
 """
+
 from __future__ import annotations
 
 import math
@@ -131,8 +132,11 @@ def measure_model(
     items = coerce_tofu_items(tofu_items) if tofu_items else []
     common = {"model": model, "tokenizer": tokenizer, "device": device}
     measurements: dict = {
-        "settings": {"mia_k": settings.mia_k, "prefix_mode": settings.prefix_mode,
-                     "default_region": settings.default_region},
+        "settings": {
+            "mia_k": settings.mia_k,
+            "prefix_mode": settings.prefix_mode,
+            "default_region": settings.default_region,
+        },
     }
     extraction_args = {
         "tokenizer": tokenizer,
@@ -207,9 +211,14 @@ def measure_model(
 
 def _shard_extraction(index: int, result: Mapping) -> dict:
     """Return the per-shard extraction figures a report needs (no examples: they repeat the ensemble's)."""
-    return {"shard": index, "rate": result["rate"], "n_probes": result["n_probes"],
-            "n_leaking": result["n_leaking"], "n_subjects_leaking": result["n_subjects_leaking"],
-            "leaks_by_kind": result["leaks_by_kind"]}
+    return {
+        "shard": index,
+        "rate": result["rate"],
+        "n_probes": result["n_probes"],
+        "n_leaking": result["n_leaking"],
+        "n_subjects_leaking": result["n_subjects_leaking"],
+        "leaks_by_kind": result["leaks_by_kind"],
+    }
 
 
 def _extraction_row(measurements: Mapping, limits: Mapping[str, Threshold]) -> ResultRow:
@@ -323,8 +332,11 @@ def _utility_rows(
         rows.append(
             make_row(
                 value=utility_ratio_on_original_tokens(
-                    original_perplexity=original_ppl, original_tokens=original_tokens,
-                    model_perplexity=model_ppl, model_tokens=measured["n_tokens"]),
+                    original_perplexity=original_ppl,
+                    original_tokens=original_tokens,
+                    model_perplexity=model_ppl,
+                    model_tokens=measured["n_tokens"],
+                ),
                 threshold=limits[f"utility_ratio_{name}"],
                 n_samples=measured["n_texts"],
                 details={
@@ -406,9 +418,7 @@ def assess_measurements(
     if truth:
         reference_truth = (reference.measurements.get("tofu") or {}) if reference else {}
         if not reference_truth.get("truth_ratios"):
-            skipped.append(
-                {"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"}
-            )
+            skipped.append({"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"})
         else:
             rows.append(_forget_quality_row(truth, reference_truth["truth_ratios"], limits))
     return VerificationResult(

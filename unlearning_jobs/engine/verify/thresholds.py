@@ -34,6 +34,7 @@ judge the same measurements against what a model that never saw the records scor
   at the 5 % level (TOFU reports forget quality as this p-value; it is failure to reject, so it
   is weak evidence on few questions).
 """
+
 from __future__ import annotations
 
 import math
@@ -153,15 +154,11 @@ def resolve_thresholds(
     resolved = dict(DEFAULT_THRESHOLDS)
     for metric, override in (overrides or {}).items():
         if metric not in resolved:
-            raise ValueError(
-                f"no metric named {metric!r} to set a threshold for; known: {sorted(resolved)}"
-            )
+            raise ValueError(f"no metric named {metric!r} to set a threshold for; known: {sorted(resolved)}")
         base = resolved[metric]
         if isinstance(override, Threshold):
             if override.metric != metric:
-                raise ValueError(
-                    f"threshold given under {metric!r} is for metric {override.metric!r}"
-                )
+                raise ValueError(f"threshold given under {metric!r} is for metric {override.metric!r}")
             resolved[metric] = override
         elif isinstance(override, Mapping):
             unknown = set(override) - {"comparator", "limit", "center", "metric"}

@@ -17,6 +17,7 @@ arithmetic mean over perturbed answers. The KS p-value is unchanged by the inver
 monotone map applied to both samples) but not by the choice of mean; this module follows the
 paper's definition.
 """
+
 from __future__ import annotations
 
 import math

@@ -15,6 +15,7 @@ perplexity is then in another unit. The comparison therefore divides both models
 the same texts by the *original's* token count (:func:`utility_ratio_on_original_tokens`), which
 is the plain ratio when the tokenizers agree.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,14 @@ from dataclasses import asdict, dataclass
 
 from .lm import TokenStats, score_texts
 
-__all__ = ["Perplexity", "perplexity_from_stats", "perplexity_from_sums", "measure_perplexity",
-           "utility_ratio", "utility_ratio_on_original_tokens"]
+__all__ = [
+    "Perplexity",
+    "perplexity_from_stats",
+    "perplexity_from_sums",
+    "measure_perplexity",
+    "utility_ratio",
+    "utility_ratio_on_original_tokens",
+]
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,9 @@ def utility_ratio(*, original_perplexity: float, model_perplexity: float) -> flo
     return original_perplexity / model_perplexity
 
 
-def utility_ratio_on_original_tokens(*, original_perplexity: float, original_tokens: int,
-                                     model_perplexity: float, model_tokens: int) -> float:
+def utility_ratio_on_original_tokens(
+    *, original_perplexity: float, original_tokens: int, model_perplexity: float, model_tokens: int
+) -> float:
     """Return exp((NLL_original − NLL_model) / original_tokens): the utility ratio across tokenizers.
 
     Both perplexities are token-weighted over the same texts; their totals
