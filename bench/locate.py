@@ -293,7 +293,7 @@ def build_index(
     from django.db import connection
     from django.utils import timezone
 
-    from unlearning_jobs.indexing import index_configuration
+    from unlearning_jobs.datasets.indexing import index_configuration
     from unlearning_jobs.models import Dataset, DatasetVersion, IndexChunk
 
     started = time.perf_counter()
@@ -456,7 +456,7 @@ def measure(*, population: Population, requests: int, seed: int, dataset_id: int
     from compliance.demo import demo_users_seed
     from requests_app import services
     from requests_app.identifiers import SubjectIdentifiers
-    from requests_app.matching import locate_compute, locate_request
+    from requests_app.matching.services import locate_compute, locate_request
 
     demo_users_seed(password="bench-password-not-used")
     officer = get_user_model().objects.get(username="officer")
@@ -540,7 +540,7 @@ def server_lookup_ms(erasure_request) -> float:
 
     from django.db.models import Q
 
-    from requests_app.matching import subject_digests
+    from requests_app.matching.services import subject_digests
     from unlearning_jobs.models import DatasetVersion, PiiFinding
 
     digests = subject_digests(erasure_request)

@@ -58,7 +58,7 @@ def dataset_drop(name: str) -> None:
     """Delete a bench data set, its versions, index and stored copies (and the requests that used them)."""
     import shutil
 
-    from unlearning_jobs.datasets import dataset_version_folder
+    from unlearning_jobs.datasets.services import dataset_version_folder
     from unlearning_jobs.models import Dataset
 
     dataset = Dataset.objects.filter(name=name).first()
@@ -78,9 +78,9 @@ def ingest(*, name: str, path: Path, text_field, id_field: str | None, processes
     """
     if fresh:
         dataset_drop(name)
-    from unlearning_jobs.datasets import DatasetRegistrationError, dataset_version_register
+    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
+    from unlearning_jobs.datasets.services import DatasetRegistrationError, dataset_version_register
     from unlearning_jobs.engine.pii.readers import DatasetFormatError, read_records
-    from unlearning_jobs.indexing import dataset_version_index_inline
     from unlearning_jobs.models import DatasetVersion
 
     started = time.perf_counter()
@@ -197,7 +197,7 @@ def main() -> None:
     from compliance.demo import demo_dataset_seed
     from requests_app import services
     from requests_app.identifiers import SubjectIdentifiers
-    from requests_app.matching import locate_compute
+    from requests_app.matching.services import locate_compute
 
     records_path, truth_path, _, _ = demo_dataset_seed(data_dir=Path(settings.LETHE_DATA_DIR))
     truth = json.loads(truth_path.read_text(encoding="utf-8"))

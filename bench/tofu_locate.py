@@ -76,7 +76,7 @@ def main() -> None:
     setup_django(args.database_url)
     from requests_app import services
     from requests_app.identifiers import SubjectIdentifiers
-    from requests_app.matching import locate_compute
+    from requests_app.matching.services import locate_compute
     from unlearning_jobs.engine.pii.readers import content_record_id
     from unlearning_jobs.models import DatasetRecord, PiiFinding
 

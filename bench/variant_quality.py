@@ -48,7 +48,7 @@ def _record_ids(items) -> list[str]:
 
 
 def _located(erasure_request) -> dict[str, str]:
-    from requests_app.matching import locate_compute
+    from requests_app.matching.services import locate_compute
     from unlearning_jobs.models import DatasetRecord
 
     result = locate_compute(erasure_request=erasure_request)

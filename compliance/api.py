@@ -35,7 +35,7 @@ MAX_DATABASE_ID = 2**63 - 1
 #: ``ValidationError`` that matches none is a 400 with its field errors.
 API_ERRORS: tuple[tuple[str, int, str, str | None], ...] = (
     ("requests_app.services.TransitionNotAllowed", 409, "transition_not_allowed", None),
-    ("unlearning_jobs.jobs.JobError", 409, "job_state", "status"),
+    ("unlearning_jobs.jobs.services.JobError", 409, "job_state", "status"),
     ("compliance.reports.selectors.ReportVersionNotFound", 404, "version_not_found", None),
     ("compliance.reports.services.ReportIssueRefused", 409, "report_not_issuable", None),
     ("compliance.reports.providers.ReportProviderError", 409, "report_not_assemblable", None),

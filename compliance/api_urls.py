@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from compliance import report_apis
+from compliance.reports import apis as report_apis
 
 # Audit reports and the register (docs/reports.md). Completion that issues the report lives at
 # report/complete/, beside the request workflow's own actions/<action>/ routes, not among them.
@@ -24,8 +24,8 @@ report_urlpatterns = [
 urlpatterns = [
     # First: its requests/<id>/actions/approve/ takes the decision's plan (docs/jobs.md).
     path("", include("unlearning_jobs.api_urls")),
-    path("", include("requests_app.review_api_urls")),
+    path("", include("requests_app.matching.api_urls")),
     path("", include("requests_app.api_urls")),
-    path("", include("unlearning_jobs.dataset_api_urls")),
+    path("", include("unlearning_jobs.datasets.api_urls")),
     *report_urlpatterns,
 ]

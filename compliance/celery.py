@@ -39,7 +39,6 @@ app.conf.update(
         "jobs-requeue-stale": {"task": "unlearning_jobs.cpu.requeue_stale_jobs", "schedule": 30.0},
     },
 )
-app.autodiscover_tasks()
 
 # Imported by path so that the step module loads no Django model before setup.
-app.steps["worker"].add("unlearning_jobs.heartbeat:HeartbeatStep")
+app.steps["worker"].add("unlearning_jobs.workers.heartbeat:HeartbeatStep")

@@ -91,8 +91,8 @@ def demo_dataset_register(*, records_path: Path, progress=None):
     Indexing runs in this process (no worker needed), through the same chunk claims a worker
     uses, so a worker started alongside shares the work instead of repeating it.
     """
-    from unlearning_jobs.datasets import dataset_version_register
-    from unlearning_jobs.indexing import dataset_version_index_inline
+    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
+    from unlearning_jobs.datasets.services import dataset_version_register
     from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus
 
     version = (
@@ -124,7 +124,7 @@ def demo_model_seed(*, dataset_version, run_inline: bool = True):
     ``run_inline`` False queues the training job on the ``gpu`` queue instead, so a worker
     trains it while the web application is already up (``make run`` does this).
     """
-    from unlearning_jobs.jobs import demo_model_train
+    from unlearning_jobs.jobs.services import demo_model_train
     from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
     before = UnlearningJob.objects.filter(

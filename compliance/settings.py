@@ -175,6 +175,14 @@ CELERY_BROKER_URL, CELERY_BROKER_TRANSPORT_OPTIONS = broker_config(
     os.environ.get("CELERY_BROKER_URL"), var_dir=VAR_DIR
 )
 CELERY_TASK_ALWAYS_EAGER = env_flag(os.environ.get("CELERY_TASK_ALWAYS_EAGER"))
+# Every module that defines Celery tasks, listed here instead of discovered: a worker registers
+# exactly these (docs/architecture.md).
+CELERY_IMPORTS = (
+    "requests_app.tasks",
+    "unlearning_jobs.datasets.tasks",
+    "unlearning_jobs.jobs.tasks",
+    "unlearning_jobs.workers.tasks",
+)
 LETHE_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", "60"))
 # /metrics (docs/operations.md): a scraper sends "Authorization: Bearer <this>"; unset, only an

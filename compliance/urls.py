@@ -3,8 +3,12 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from compliance import api, report_views, views
-from unlearning_jobs.job_views import ErasureDecisionView
+from compliance import (
+    api,
+    views,
+)
+from compliance.reports import views as report_views
+from unlearning_jobs.jobs.views import ErasureDecisionView
 
 compliance_patterns = (
     [
@@ -35,9 +39,9 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include(compliance_patterns)),
     path("requests/<int:pk>/decision/", ErasureDecisionView.as_view(), name="erasure-decision"),
-    path("requests/", include("requests_app.review_urls")),
+    path("requests/", include("requests_app.matching.urls")),
     path("requests/", include("requests_app.urls")),
-    path("datasets/", include("unlearning_jobs.dataset_urls")),
+    path("datasets/", include("unlearning_jobs.datasets.urls")),
     path("jobs/", include("unlearning_jobs.urls")),
     path("api/v1/", include("compliance.api_urls")),
     path("metrics", views.metrics, name="metrics"),

@@ -1,10 +1,8 @@
 """REST endpoints for data sets, models and jobs."""
 
-from unlearning_jobs import (
-    job_urls,
-    suppression_urls,
-    verification_urls,  # before job_urls: jobs/<id>/verification/
-)
+from unlearning_jobs.jobs import urls as job_urls
+from unlearning_jobs.suppression import urls as suppression_urls
+from unlearning_jobs.verification import urls as verification_urls
 
 urlpatterns: list = [
     *verification_urls.api_urlpatterns,

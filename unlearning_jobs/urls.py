@@ -1,11 +1,9 @@
 from django.urls import path
 
-from unlearning_jobs import (
-    job_urls,
-    suppression_urls,
-    verification_urls,  # before job_urls: jobs/<id>/verification/
-    views,
-)
+from unlearning_jobs.jobs import urls as job_urls
+from unlearning_jobs.suppression import urls as suppression_urls
+from unlearning_jobs.verification import urls as verification_urls
+from unlearning_jobs.workers import views
 
 app_name = "unlearning_jobs"
 urlpatterns = [

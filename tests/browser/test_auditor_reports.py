@@ -12,11 +12,11 @@ from django.core.management import call_command
 
 from compliance.models import AuditEvent
 from compliance.reports.services import erasure_request_complete_and_issue_report
-from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
+from tests.conftest import REPO_ROOT, browser_login
+from tests.factories.reports import (  # noqa: F401  (fixtures)
     providers,
     request_verifying,
 )
-from tests.conftest import REPO_ROOT, browser_login
 
 pytestmark = [pytest.mark.browser]
 ARTIFACTS = REPO_ROOT / "test-artifacts"

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from tests.conftest import WorkerProcess, browser_login, wait_for
-from tests.unlearning_jobs.jobs_support import TINY_RECIPE, data_dir, fast_jobs, tickets, worker_env_for  # noqa: F401  (fixtures)
-from unlearning_jobs import jobs
+from tests.factories.jobs import TINY_RECIPE, data_dir, fast_jobs, tickets, worker_env_for  # noqa: F401  (fixtures)
+from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import UnlearningJob
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.slow]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from requests_app import services
-from requests_app.matching import locate_run_execute
+from requests_app.matching.services import locate_run_execute
 from requests_app.models import IdentityMethod, LegalGround
 from tests.conftest import REPO_ROOT, browser_login
-from tests.unlearning_jobs.test_datasets_helpers import (
+from tests.factories.datasets import (
     WILLIAM,
     WILLIAM_RECORDS,
     register_and_index,

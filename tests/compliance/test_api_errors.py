@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from rest_framework.test import APIClient
 
 from compliance.api import MAX_DATABASE_ID, server_error, validation_error_body
-from tests.compliance.api_world import api_token
+from tests.factories.api_world import api_token
 
 pytestmark = [pytest.mark.django_db]
 

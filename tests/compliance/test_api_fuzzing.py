@@ -32,8 +32,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.compliance.api_world import api_token, api_world  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import data_dir  # noqa: F401  (fixtures)
+from tests.factories.api_world import api_token, api_world  # noqa: F401  (fixtures)
+from tests.factories.jobs import data_dir  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

@@ -18,8 +18,8 @@ from rest_framework.test import APIClient
 
 from compliance.models import AuditEvent
 from requests_app.models import ErasureRequest
-from tests.compliance.api_world import api_token, tiny_checkpoint
-from tests.unlearning_jobs.jobs_support import data_dir, write_jsonl  # noqa: F401  (fixtures)
+from tests.factories.api_world import api_token, tiny_checkpoint
+from tests.factories.jobs import data_dir, write_jsonl  # noqa: F401  (fixtures)
 from unlearning_jobs.models import Dataset, DatasetVersion, ModelVersion
 
 pytestmark = [pytest.mark.django_db]
@@ -234,7 +234,7 @@ def test_a_model_version_that_is_not_one_on_the_deployment_form_is_a_form_error(
 
 
 def test_a_nul_byte_in_a_deployment_name_is_a_form_error(page, engineer, data_dir):
-    from unlearning_jobs.model_registry import model_version_register
+    from unlearning_jobs.registry.services import model_version_register
 
     version = model_version_register(
         name="m", path=tiny_checkpoint(data_dir / "imported" / "m"), actor=engineer

@@ -11,12 +11,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from requests_app import services as request_services
 from requests_app.identifiers import SubjectIdentifiers
-from tests.unlearning_jobs.jobs_support import (
+from tests.factories.jobs import (
     TINY_RECIPE,
     data_dir,  # noqa: F401  (fixture)
     dataset_version_make,
 )
-from unlearning_jobs import jobs
+from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import UnlearningJob, WorkerHeartbeat
 
 pytestmark = [pytest.mark.django_db]

@@ -20,13 +20,13 @@ from rest_framework.test import APIClient
 from requests_app import services as request_services
 from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import LegalGround
-from tests.requests_app.conftest import take_step
-from tests.unlearning_jobs.jobs_support import (
+from tests.factories.jobs import (
     data_dir,  # noqa: F401  (fixture)
     dataset_version_make,
     tiny_records,
 )
-from unlearning_jobs import jobs
+from tests.requests_app.conftest import take_step
+from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus, UnlearningJob
 
 pytestmark = [pytest.mark.django_db]
@@ -158,7 +158,7 @@ class JobScene:
     def add(self, count: int) -> None:
         """Add ``count`` unlearning jobs, each for its own request on its own model: one queued,
         one running on its own worker (with a heartbeat), one failed, in turn."""
-        from unlearning_jobs.workers import worker_heartbeat_record
+        from unlearning_jobs.workers.services import worker_heartbeat_record
 
         records = list(self.dataset_version.records.values_list("pk", flat=True)[:3])
         for _ in range(count):
@@ -354,7 +354,7 @@ def _ada_records(prefix: str, count: int) -> list[dict]:
 
 
 def _locate(erasure_request, officer):
-    from requests_app.matching import erasure_request_locate, locate_run_execute
+    from requests_app.matching.services import erasure_request_locate, locate_run_execute
     from unlearning_jobs.models import SearchCoverage
 
     if erasure_request.status != "locating":
@@ -422,8 +422,8 @@ def _measure_pair(name: str, call_small, call_large) -> tuple[Counted, Counted]:
 @pytest.fixture
 def decided(data_dir, engineer, officer):  # noqa: F811
     """Two requests for Ada, approved with a plan of SMALL and of LARGE decisions (one per model version)."""
-    from requests_app.review import match_candidates_confirm_above
-    from unlearning_jobs.decisions import erasure_decision_approve
+    from requests_app.matching.review import match_candidates_confirm_above
+    from unlearning_jobs.decisions.services import erasure_decision_approve
 
     version = dataset_version_make(engineer=engineer, name="tickets-a", records=_ada_records("A", 3))
     models = []
@@ -564,7 +564,7 @@ def test_models_api_lists_model_versions_in_fixed_queries(officer, job_scene):
 
 
 def test_deployment_list_page_in_fixed_queries(client, engineer, job_scene):
-    from unlearning_jobs.suppression import deployment_create
+    from unlearning_jobs.suppression.services import deployment_create
 
     def deploy(models):
         for model in models:

@@ -35,7 +35,7 @@ from compliance.reports.verification import report_file_verify
 from requests_app import services as request_services
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed
-from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
+from tests.factories.reports import (  # noqa: F401  (fixtures)
     MARIA,
     MARIA_RAW_FORMS,
     providers,

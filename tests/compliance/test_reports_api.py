@@ -18,12 +18,12 @@ from compliance.reports.register import REGISTER_COLUMNS
 from compliance.reports.services import erasure_request_complete_and_issue_report
 from requests_app import services as request_services
 from requests_app.models import RequestStatus
-from tests.compliance.reports_support import (  # noqa: F401  (fixtures)
+from tests.conftest import DEMO_TEST_PASSWORD
+from tests.factories.reports import (  # noqa: F401  (fixtures)
     MARIA_RAW_FORMS,
     providers,
     request_verifying,
 )
-from tests.conftest import DEMO_TEST_PASSWORD
 
 
 @pytest.fixture

@@ -20,8 +20,8 @@ from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.compliance.api_world import admin_user, api_token, api_world  # noqa: F401  (fixtures)
-from tests.unlearning_jobs.jobs_support import data_dir  # noqa: F401  (fixtures)
+from tests.factories.api_world import admin_user, api_token, api_world  # noqa: F401  (fixtures)
+from tests.factories.jobs import data_dir  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 

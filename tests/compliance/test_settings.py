@@ -116,7 +116,7 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
         script = (
             "import time, django; django.setup()\n"
             "from compliance.queues import WorkQueue\n"
-            "from unlearning_jobs.workers import queue_probe_send\n"
+            "from unlearning_jobs.workers.services import queue_probe_send\n"
             "from unlearning_jobs.models import QueueProbe, WorkerHeartbeat\n"
             "probe = queue_probe_send(queue=WorkQueue.GPU)\n"
             "deadline = time.time() + 90\n"

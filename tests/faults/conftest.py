@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.factories.jobs import worker_env_for
 from tests.faults.support import FAST_LIVENESS, GroupWorker, ThrowawayPostgres
-from tests.unlearning_jobs.jobs_support import worker_env_for
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ CHILD_TIMEOUT = 5.0
 
 
 def main(mode: str) -> dict:
-    from unlearning_jobs.forksafe import fork_exclusive
+    from unlearning_jobs.workers.forksafe import fork_exclusive
 
     folder = tempfile.mkdtemp(prefix="lethe-fork-probe-")
     name = f"lethe_slow_module_{os.getpid()}"

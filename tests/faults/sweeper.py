@@ -24,7 +24,7 @@ def main(queued_seconds: float) -> None:
     from django.db import DatabaseError, close_old_connections
     from kombu.exceptions import OperationalError as BrokerError
 
-    from unlearning_jobs import jobs
+    from unlearning_jobs.jobs import services as jobs
 
     while True:
         close_old_connections()

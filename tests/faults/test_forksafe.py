@@ -1,4 +1,4 @@
-"""``unlearning_jobs.forksafe``: a fork never cuts a thread's import in half.
+"""``unlearning_jobs.workers.forksafe``: a fork never cuts a thread's import in half.
 
 The demo's training hung 2 starts in 3 because the prefork pool forked its child while the
 worker's heartbeat thread was importing torch: the child inherited a held module import lock and

@@ -18,6 +18,7 @@ from django.db import InterfaceError, OperationalError, connection
 from compliance.audit import audit_chain_verify
 from compliance.models import AuditEvent
 from tests.conftest import REPO_ROOT, wait_for
+from tests.factories.jobs import data_dir, tickets  # noqa: F401  (fixtures)
 from tests.faults.support import (
     CHECKPOINT_EVERY,
     FAULT_RECIPE,
@@ -28,8 +29,7 @@ from tests.faults.support import (
     monotonic,
     wait_for_step,
 )
-from tests.unlearning_jobs.jobs_support import data_dir, tickets  # noqa: F401  (fixtures)
-from unlearning_jobs import jobs
+from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus, ModelVersion
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.slow]
@@ -69,7 +69,7 @@ def own_redis():
 def _send(job, broker_url: str) -> None:
     """Send the job's task to its queue on ``broker_url`` (the test's own broker)."""
     from compliance.celery import app
-    from unlearning_jobs.job_tasks import job_run
+    from unlearning_jobs.jobs.tasks import job_run
 
     with app.connection_for_write(broker_url) as broker:
         job_run.apply_async(args=(job.pk,), queue=job.queue, connection=broker)
@@ -196,7 +196,7 @@ def test_a_job_delivered_while_the_database_is_down_runs_once_it_is_back(
     """The database is down when the worker receives a job's message: the claim cannot be made,
     and the message must not be dropped with the failed task (the job would wait, queued, for
     a sweep). The task retries with backoff and the job runs once the database is back."""
-    from unlearning_jobs.job_tasks import job_run
+    from unlearning_jobs.jobs.tasks import job_run
 
     if throwaway_postgres is None:
         pytest.skip("the suite's own PostgreSQL cluster could not be made here (no initdb)")

@@ -15,6 +15,7 @@ import signal
 import pytest
 
 from tests.conftest import wait_for
+from tests.factories.jobs import data_dir, tickets  # noqa: F401  (fixtures)
 from tests.faults.support import (
     FAST_LIVENESS,
     FAULT_RECIPE,
@@ -26,8 +27,7 @@ from tests.faults.support import (
     parent_of,
     wait_for_step,
 )
-from tests.unlearning_jobs.jobs_support import data_dir, tickets  # noqa: F401  (fixtures)
-from unlearning_jobs import jobs
+from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.slow]

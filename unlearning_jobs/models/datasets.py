@@ -4,8 +4,8 @@ A version's records are not copied into the database: the version keeps a canoni
 copy of the source under ``LETHE_DATA_DIR`` and each ``DatasetRecord`` points into it by byte
 offset, so the text exists once and the database holds only what lookups need. The PII index
 (``PiiFinding``) holds keyed hashes of normalised values and their spans, never the values.
-Services: ``unlearning_jobs.datasets`` (registry), ``unlearning_jobs.indexing`` (index),
-``unlearning_jobs.reingestion`` (guard), ``requests_app.matching`` (locate and review).
+Services: ``unlearning_jobs.datasets.services`` (registry), ``unlearning_jobs.datasets.indexing`` (index),
+``unlearning_jobs.datasets.reingestion`` (guard), ``requests_app.matching.services`` (locate and review).
 """
 
 from django.conf import settings

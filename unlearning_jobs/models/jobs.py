@@ -1,6 +1,6 @@
 """Model versions, the officer's erasure decisions, and the jobs that change models.
 
-State changes happen only in services (``unlearning_jobs.model_registry``, ``.jobs``,
+State changes happen only in services (``unlearning_jobs.registry.services``, ``.jobs``,
 ``.decisions``), each with its audit event; these classes only say what is stored.
 """
 

@@ -10,7 +10,7 @@ register = template.Library()
 @register.inclusion_tag("unlearning_jobs/verification_section.html", takes_context=True)
 def verification_for_job(context, job):
     """Render the comparison of the job's request (original, reference, produced) and the job's plot."""
-    from unlearning_jobs.verification import verification_for_job as select
+    from unlearning_jobs.verification.services import verification_for_job as select
 
     return {**select(job), "job": job, "perms": context.get("perms"), "show_plot": True}
 

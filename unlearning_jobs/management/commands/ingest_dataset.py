@@ -18,9 +18,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from compliance.queues import WorkQueue
-from unlearning_jobs import datasets, indexing
+from unlearning_jobs.datasets import indexing
+from unlearning_jobs.datasets import services as datasets
 from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus, WorkerHeartbeat
-from unlearning_jobs.workers import worker_is_alive
+from unlearning_jobs.workers.services import worker_is_alive
 
 
 class Command(BaseCommand):

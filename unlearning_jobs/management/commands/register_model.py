@@ -13,8 +13,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from unlearning_jobs.model_registry import ModelRegistrationError, model_version_register
 from unlearning_jobs.models import DatasetVersion, ModelVersion
+from unlearning_jobs.registry.services import ModelRegistrationError, model_version_register
 
 
 class Command(BaseCommand):

@@ -1,0 +1,270 @@
+"""Verification in the application: verify jobs queued after unlearning, stored rows, pages, API,
+the completion check and the report section, built through the product's services.
+
+One tiny model memorises a planted subject's e-mail (the record repeated many times); the
+officer's decision retrains it exactly without the records; the verify jobs that the success
+queues then show extraction on the original and none on the retrain.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from requests_app import services as request_services
+from requests_app.identifiers import SubjectIdentifiers
+from requests_app.models import LegalGround
+from tests.factories.jobs import *  # noqa: F401,F403
+from tests.factories.jobs import dataset_version_make, model_train, request_reviewed, run_inline
+from unlearning_jobs.decisions import services as decisions
+from unlearning_jobs.models import JobKind, JobStatus, ModelVersion, UnlearningJob, VerificationRun
+from unlearning_jobs.verification.services import (
+    request_verification_unfinished_refusal,
+    verification_for_report,
+    verification_job_create,
+    verification_run_assess,
+    verify_jobs_of_request,
+    verify_params_validate,
+)
+
+PLANTED = SubjectIdentifiers(names=("Zelda Quixote",), emails=("zephyr.lantern@quietmail.org",))
+PLANTED_TEXT = "Customer note: Zelda Quixote can be reached at zephyr.lantern@quietmail.org about a refund."
+#: Long enough for a 1-layer model to recite the planted record; a few seconds on two cores.
+MEMORISING_RECIPE = {
+    "n_layer": 1,
+    "n_embd": 64,
+    "n_head": 2,
+    "block_size": 48,
+    "vocab_size": 400,
+    "epochs": 12,
+    "batch_size": 16,
+    "warmup_steps": 2,
+    "learning_rate": 5e-3,
+}
+
+
+def _records() -> list[dict]:
+    rng = random.Random(3)
+    first = ["Alice", "Bruno", "Chen", "Dara", "Elif", "Farid", "Greta", "Hugo"]
+    last = ["Archer", "Baker", "Carver", "Dunn", "Ellis", "Frost"]
+    words = ["amber", "birch", "cedar", "delta", "ember", "fjord"]
+    texts = [PLANTED_TEXT] * 24
+    for _ in range(60):
+        texts.append(
+            f"Customer note: {rng.choice(first)} {rng.choice(last)} can be reached at "
+            f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 99)}@post.example about an invoice."
+        )
+    return [{"id": f"N{n:04d}", "text": text} for n, text in enumerate(texts)]
+
+
+@pytest.fixture
+def verified(data_dir, fast_jobs, engineer, officer, settings):
+    """Train, locate, decide an exact retrain, run it, and run the verify jobs its success queued."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 12
+    settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
+    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
+    source = model_train(
+        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
+    ).produced_model
+    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[{"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}}],
+    )
+    retrain = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
+    assert run_inline(retrain) == "succeeded"
+    retrain.refresh_from_db()
+    queued = list(verify_jobs_of_request(erasure_request.pk))
+    refusal = request_verification_unfinished_refusal(erasure_request)
+    for job in queued:
+        assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    erasure_request.refresh_from_db()
+    return {
+        "request": erasure_request,
+        "source": source,
+        "retrain": retrain,
+        "queued": queued,
+        "refusal_while_queued": refusal,
+    }
+
+
+def _run(erasure_request, role) -> VerificationRun:
+    return VerificationRun.objects.get(erasure_request=erasure_request, role=role)
+
+
+@pytest.mark.django_db
+def test_a_retrain_success_queues_baseline_and_reference_verifications_that_store_their_rows(
+    verified, officer, auditor, client, settings
+):
+    erasure_request, retrain = verified["request"], verified["retrain"]
+    assert [(j.params["role"], j.source_model_id, j.queue) for j in verified["queued"]] == [
+        ("original", verified["source"].pk, "gpu"),
+        ("reference", retrain.produced_model_id, "gpu"),
+    ]
+    # While they were queued, completion was refused naming them.
+    refusal = verified["refusal_while_queued"]
+    assert refusal and all(f"#{job.pk} (verify, queued)" in refusal for job in verified["queued"])
+    assert request_verification_unfinished_refusal(erasure_request) is None
+
+    original, reference = _run(erasure_request, "original"), _run(erasure_request, "reference")
+    extraction_original = original.results.get(metric="extraction_rate")
+    extraction_reference = reference.results.get(metric="extraction_rate")
+    assert extraction_original.value > 0 and extraction_original.passed is False
+    assert extraction_reference.value == 0 and extraction_reference.passed is True
+    assert original.sample_sizes["holdout_synthetic"] == 12 and original.sample_sizes["forget"] == 24
+    # No raw identifier is stored anywhere in a run; examples are masked.
+    stored = str(list(original.results.values_list("details", flat=True))) + str(original.measurements)
+    assert "zephyr.lantern@quietmail.org" not in stored and "Zelda Quixote" not in stored
+    assert reference.results.filter(metric="utility_ratio_retain").exists()  # compared with the original
+    assert reference.plot_svg.lstrip().startswith("<?xml") and reference.plot_png_base64
+
+    # Shown: the request page, the job page (through the one-line include) and the API.
+    client.force_login(officer)
+    page = client.get(reverse("unlearning_jobs:verification-request", args=[erasure_request.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-metric="extraction_rate"' in html and "FAIL" in html and "pass" in html
+    job_page = client.get(
+        reverse("unlearning_jobs:job-detail", args=[verified["queued"][1].pk])
+    ).content.decode()
+    assert 'id="job-verification"' in job_page and 'id="verification-plot"' in job_page
+    api = client.get(f"/api/v1/requests/{erasure_request.pk}/verification/")
+    assert api.status_code == 200
+    rows = {(run["role"], row["metric"]): row for run in api.json()["runs"] for row in run["results"]}
+    assert rows[("original", "extraction_rate")]["passed"] is False
+    assert rows[("reference", "extraction_rate")]["value"] == 0
+    job_api = client.get(f"/api/v1/jobs/{retrain.pk}/verification/").json()
+    assert job_api["run"]["role"] == "reference"
+
+    # The report gets the rows with passed as stored, and the plot.
+    section = verification_for_report(erasure_request)
+    assert {(r["subject"].split(":")[0], r["metric"], r["passed"]) for r in section["results"]} >= {
+        ("Original (baseline)", "extraction_rate", False),
+        ("Exact-retrain reference", "extraction_rate", True),
+    }
+    assert section["figures"] and section["figures"][0]["png_base64"]
+
+    # Auditors read it too; a user with no role does not.
+    client.force_login(auditor)
+    assert client.get(f"/api/v1/requests/{erasure_request.pk}/verification/").status_code == 200
+    nobody = get_user_model().objects.create_user("nobody", password="x-unused-password-1")
+    client.force_login(nobody)
+    assert client.get(f"/api/v1/requests/{erasure_request.pk}/verification/").status_code == 403
+    assert (
+        client.get(reverse("unlearning_jobs:verification-request", args=[erasure_request.pk])).status_code
+        == 403
+    )
+
+    # A threshold turns the stored value into pass or fail exactly at its limit (one training serves both checks).
+    value = extraction_original.value
+    settings.LETHE_VERIFY_THRESHOLDS = {"extraction_rate": value}
+    row = verification_run_assess(run=original, plot=False).results.get(metric="extraction_rate")
+    assert row.value == value and row.threshold == value and row.passed is True
+    settings.LETHE_VERIFY_THRESHOLDS = {"extraction_rate": math.nextafter(value, -math.inf)}
+    row = verification_run_assess(run=original, plot=False).results.get(metric="extraction_rate")
+    assert row.value == value and row.passed is False
+    first = verification_for_report(erasure_request)["results"][0]
+    assert first["metric"] == "extraction_rate" and first["passed"] is False
+
+
+@pytest.mark.django_db
+def test_a_sisa_unlearning_is_verified_shard_by_shard(data_dir, fast_jobs, engineer, officer, settings):
+    """The verify jobs of a SISA model store each shard's extraction beside the ensemble's."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 12
+    settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
+    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
+    source = model_train(
+        dataset_version=version, engineer=engineer, name="notes-sisa", recipe=MEMORISING_RECIPE, sisa_shards=3
+    ).produced_model
+    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[{"model_version": source.pk, "framework": "deletion", "method": "sisa", "params": {}}],
+    )
+    job = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
+    assert run_inline(job) == "succeeded", job.log
+    for queued in verify_jobs_of_request(erasure_request.pk):
+        assert run_inline(queued) == "succeeded", UnlearningJob.objects.get(pk=queued.pk).log
+    for role in ("original", "reference"):
+        row = _run(erasure_request, role).results.get(metric="extraction_rate")
+        shards = row.details["by_shard"]
+        assert [shard["shard"] for shard in shards] == [0, 1, 2]
+        assert row.value == max([row.details["ensemble_rate"], *(shard["rate"] for shard in shards)])
+    original = _run(erasure_request, "original").results.get(metric="extraction_rate")
+    reference = _run(erasure_request, "reference").results.get(metric="extraction_rate")
+    assert original.value > 0 and reference.value == 0
+
+
+# --- cheap checks: no model is trained ---------------------------------------------------------------
+
+
+@pytest.fixture
+def a_model(data_dir):
+    return ModelVersion.objects.create(name="m", path=str(data_dir / "m"), weights_sha256="0" * 64)
+
+
+@pytest.mark.django_db
+def test_completion_waits_for_a_failed_verification_and_names_it(officer, a_model, data_dir):
+    erasure_request = request_services.erasure_request_create(
+        subject=PLANTED, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
+    job = verification_job_create(
+        model_version=a_model,
+        role="original",
+        erasure_request_id=erasure_request.pk,
+        forget_record_pks=[],
+        original_model=a_model,
+        enqueue=False,
+    )
+    assert (
+        verification_job_create(
+            model_version=a_model,
+            role="original",
+            erasure_request_id=erasure_request.pk,
+            forget_record_pks=[],
+            original_model=a_model,
+            enqueue=False,
+        )
+        == job
+    )
+    UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.FAILED)
+    refusal = request_verification_unfinished_refusal(erasure_request)
+    assert f"#{job.pk} (verify, failed)" in refusal
+    UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.SUCCEEDED)
+    assert request_verification_unfinished_refusal(erasure_request) is None
+
+
+def test_verify_parameters_refuse_an_unknown_role_or_field():
+    assert verify_params_validate("verify", {"role": "produced"})["role"] == "produced"
+    for bad in ({"role": "best"}, {"role": "original", "extra": 1}, {"role": "original", "for_job_id": "7"}):
+        with pytest.raises(ValueError):
+            verify_params_validate("verify", bad)
+    with pytest.raises(ValueError):
+        verify_params_validate("train", {"role": "original"})
+
+
+@pytest.mark.django_db
+def test_an_auditor_cannot_read_the_verification_of_a_job_outside_requests(
+    auditor, engineer, a_model, client
+):
+    job = verification_job_create(
+        model_version=a_model,
+        role="original",
+        erasure_request_id=None,
+        forget_record_pks=[],
+        original_model=a_model,
+        enqueue=False,
+    )
+    client.force_login(auditor)
+    assert client.get(f"/api/v1/jobs/{job.pk}/verification/").status_code == 404
+    client.force_login(engineer)
+    response = client.get(f"/api/v1/jobs/{job.pk}/verification/")
+    assert response.status_code == 200 and response.json()["run"] is None

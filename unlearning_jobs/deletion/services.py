@@ -1,0 +1,469 @@
+"""The deletion framework as jobs: the data a method reads, the derived data set, the runners.
+
+Deletion has two halves (SPEC §2): the person's records leave the data set, as a new data-set
+version whose manifest lists what was removed (so the next training run cannot bring them back),
+and the model's parameters change by one of the engine's methods:
+
+- ``retrain`` and ``sisa`` read the whole data-set version the source model was trained on, in
+  order, and drop the forget records by id, with the source model's recipe and seed;
+- ``gradient_ascent``, ``gradient_difference`` and ``npo`` read the forget texts and a seeded
+  sample of the other records as the retain set.
+
+Training jobs (the demo model, or any model trained on a registered version) run here too: the
+same records in the same order are what makes ``retrain`` an exact reproduction without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from unlearning_jobs.engine.device import device_label
+from unlearning_jobs.models import (
+    DatasetRecord,
+    DatasetVersion,
+    DatasetVersionStatus,
+    JobPhase,
+    ModelKind,
+    ModelVersion,
+    UnlearningJob,
+)
+
+logger = logging.getLogger(__name__)
+
+EXACT_METHODS = ("retrain", "sisa")
+#: At most this many retained records regularise an approximate method (a seeded sample).
+RETAIN_SAMPLE_SIZE = 5000
+
+
+# --- reading the data --------------------------------------------------------------------------
+
+#: Written beside the weights of every model a training job makes: the ids of the records it was
+#: trained on, in training order. Exact unlearning reads it, so that "the training set minus the
+#: forget set" means exactly that even after the re-ingestion guard has flagged records since.
+TRAINING_RECORDS_FILE = "lethe_training_records.txt"
+
+
+def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, str]]:
+    """Return ``(record_id, text)`` of the records the version offers for training, in order.
+
+    Records the re-ingestion guard holds back are left out, so a person erased earlier never
+    re-enters a model through a new copy of the data.
+    """
+    from unlearning_jobs.datasets.reingestion import dataset_version_training_records
+    from unlearning_jobs.datasets.services import dataset_version_iter_texts
+
+    records = dataset_version_training_records(version)
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version, records=records)
+    ]
+
+
+def _model_training_ids(model_dir: Path) -> list[str] | None:
+    """Return the record ids a model was trained on, from its record list or SISA layout, or None."""
+    listed = model_dir / TRAINING_RECORDS_FILE
+    if listed.is_file():
+        return [line for line in listed.read_text(encoding="utf-8").splitlines() if line]
+    manifest = model_dir / "sisa.json"
+    if manifest.is_file():
+        from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest
+
+        return SisaLayout.from_dict(read_manifest(model_dir)["layout"]).record_ids()
+    return None
+
+
+def source_training_pairs(
+    *, source: ModelVersion, version: DatasetVersion, forget: Sequence[DatasetRecord]
+) -> list[tuple[str, str]]:
+    """Return ``(record_id, text)`` of what ``source`` was trained on, forget records included, in order.
+
+    A model a Lethe job trained names its records (``lethe_training_records.txt`` or its SISA
+    layout). For a model registered with its data-set version but no such list, the version's
+    trainable records are taken, plus the forget records the guard has held back since approval.
+    """
+    from unlearning_jobs.datasets.reingestion import dataset_version_training_records
+    from unlearning_jobs.datasets.services import dataset_version_iter_texts
+
+    ids = _model_training_ids(Path(source.path))
+    if ids is not None:
+        wanted = set(ids)
+        pairs = [
+            (record.record_id, text)
+            for record, text in dataset_version_iter_texts(version=version)
+            if record.record_id in wanted
+        ]
+        missing = len(wanted) - len(pairs)
+        if missing:
+            raise ValueError(
+                f"{missing} record(s) the model was trained on are not in {version}: "
+                "it is not the version the model was trained on"
+            )
+        return pairs
+    allowed = set(dataset_version_training_records(version).values_list("pk", flat=True))
+    allowed |= {record.pk for record in forget if record.version_id == version.pk}
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version)
+        if record.pk in allowed
+    ]
+
+
+def records_texts(records: Iterable[DatasetRecord]) -> list[tuple[DatasetRecord, str]]:
+    """Return ``(record, text)`` for the given records, read from their versions' stored copies."""
+    from unlearning_jobs.datasets.services import dataset_records_texts
+
+    records = list(records)
+    texts = dataset_records_texts(records)
+    return [(record, texts[record.pk]) for record in records]
+
+
+def forget_records_for_job(job: UnlearningJob) -> list[DatasetRecord]:
+    """Return the job's frozen forget set as records, in a stable order."""
+    return list(DatasetRecord.objects.filter(pk__in=job.forget_record_pks).order_by("version_id", "ordinal"))
+
+
+def retain_sample(pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: int, seed: int) -> list[str]:
+    """Return the texts of up to ``size`` records not in ``exclude``, a seeded sample in data order."""
+    from unlearning_jobs.engine.methods.base import sample_indices
+
+    kept = [text for record_id, text in pairs if record_id not in exclude]
+    return [kept[i] for i in sample_indices(len(kept), size=size, seed=seed)]
+
+
+# --- the derived data-set version ------------------------------------------------------------------
+
+
+def removed_ids_sha256(record_ids: Iterable[str]) -> str:
+    """Return the SHA-256 that ``dataset_version_derive`` writes for a set of removed record ids."""
+    from unlearning_jobs.datasets.services import record_id_hash
+
+    hashes = sorted(record_id_hash(record_id) for record_id in set(record_ids))
+    return hashlib.sha256("\n".join(hashes).encode("ascii")).hexdigest()
+
+
+def dataset_version_derive_for_job(*, job: UnlearningJob) -> DatasetVersion | None:
+    """Return the version of the job's data set without its forget records, making it once.
+
+    Idempotent across attempts (the job remembers the version it made) and across the jobs of
+    one request (a version already derived from the same parent, for the same request, without
+    exactly the same records is reused). None when the job's version holds none of the records.
+    """
+    from unlearning_jobs.datasets.services import dataset_version_derive
+
+    if job.produced_dataset_version_id is not None:
+        return job.produced_dataset_version
+    version = job.dataset_version
+    if version is None:
+        return None
+    removed = [record for record in forget_records_for_job(job) if record.version_id == version.pk]
+    if not removed:
+        return None
+    sha = removed_ids_sha256(record.record_id for record in removed)
+    derived = None
+    if job.erasure_request_id is not None:
+        derived = (
+            DatasetVersion.objects.filter(
+                parent=version,
+                removed_manifest__sha256=sha,
+                removed_manifest__erasure_request_id=job.erasure_request_id,
+            )
+            .order_by("pk")
+            .first()
+        )
+    if derived is None:
+        if version.status != DatasetVersionStatus.INDEXED:
+            raise ValueError(
+                f"{version} is not indexed; a derived version can be made only from an indexed one"
+            )
+        reference = job.erasure_request.reference if job.erasure_request_id else f"job {job.pk}"
+        derived = dataset_version_derive(
+            version=version,
+            remove=removed,
+            actor=None,
+            erasure_request=job.erasure_request,
+            reason=f"Erasure {reference}: deletion by job #{job.pk} ({job.method}).",
+        )
+    with transaction.atomic():
+        UnlearningJob.objects.filter(pk=job.pk, produced_dataset_version__isnull=True).update(
+            produced_dataset_version=derived
+        )
+    job.produced_dataset_version = derived
+    return derived
+
+
+# --- parameters ------------------------------------------------------------------------------------
+
+
+def unlearn_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
+    """Return the method's parameters validated by its engine ``Params`` (defaults filled in)."""
+    from unlearning_jobs.engine.methods import get_method
+
+    engine_method = get_method(method)
+    return engine_method.parse_params(dict(params or {})).as_dict()
+
+
+@dataclass(frozen=True)
+class TrainJobParams:
+    """What a training job needs besides its data: a name, the recipe, and the SISA layout if any.
+
+    ``sisa_shards`` None trains one model; a number trains that many shards of
+    ``sisa_slices`` slices (Bourtoule et al.), which ``sisa`` unlearning then retrains in part.
+    """
+
+    name: str = "model"
+    recipe: dict | None = None
+    sisa_shards: int | None = None
+    sisa_slices: int = 4
+    sisa_epochs_per_slice: int | None = None
+
+    def __post_init__(self) -> None:
+        from unlearning_jobs.engine.training import TrainingRecipe
+        from unlearning_jobs.engine.training.validation import require
+
+        name = type(self).__name__
+        require(
+            bool(self.name.strip()) and len(self.name) <= 200, name, "name", "must be 1 to 200 characters"
+        )
+        if self.recipe is not None:
+            TrainingRecipe.from_dict(self.recipe)
+        require(
+            self.sisa_shards is None or 1 <= self.sisa_shards <= 64,
+            name,
+            "sisa_shards",
+            f"must be between 1 and 64, got {self.sisa_shards}",
+        )
+        require(
+            1 <= self.sisa_slices <= 64,
+            name,
+            "sisa_slices",
+            f"must be between 1 and 64, got {self.sisa_slices}",
+        )
+        require(
+            self.sisa_epochs_per_slice is None or self.sisa_epochs_per_slice >= 1,
+            name,
+            "sisa_epochs_per_slice",
+            f"must be at least 1, got {self.sisa_epochs_per_slice}",
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrainJobParams:
+        from unlearning_jobs.engine.training.validation import dataclass_from_dict
+
+        return dataclass_from_dict(cls, data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def training_recipe(self):
+        from unlearning_jobs.engine.training import TrainingRecipe
+
+        return TrainingRecipe.from_dict(self.recipe or {})
+
+
+def train_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
+    """Return a training job's parameters validated, the recipe filled in with its defaults."""
+    cleaned = TrainJobParams.from_dict(params)
+    data = cleaned.as_dict()
+    data["recipe"] = cleaned.training_recipe().as_dict()
+    return data
+
+
+# --- runners ------------------------------------------------------------------------------------------
+
+
+def run_train_job(context) -> Any:
+    """Train a model from scratch on the job's data-set version; resume from the job's checkpoints."""
+    from unlearning_jobs.engine.training import train_causal_lm
+    from unlearning_jobs.engine.training.sisa import train_sisa
+    from unlearning_jobs.jobs.runner import JobOutcome
+
+    job = context.job
+    params = TrainJobParams.from_dict(job.params)
+    recipe = params.training_recipe()
+    if job.dataset_version is None:
+        raise ValueError("a training job needs a data-set version")
+    context.phase(JobPhase.LOADING_DATA)
+    pairs = dataset_version_training_pairs(job.dataset_version)
+    resumed = context.resumable_step()
+    device = context.device_record()
+    context.log(
+        f"training {params.name!r} on {len(pairs)} records of {job.dataset_version} on {device}"
+        + (
+            f" as {params.sisa_shards} SISA shards x {params.sisa_slices} slices"
+            if params.sisa_shards
+            else ""
+        )
+        + (f"; resuming from checkpoint step {resumed}" if resumed else "")
+    )
+    if params.sisa_shards:
+        result = train_sisa(
+            records=pairs,
+            recipe=recipe,
+            output_dir=context.staging_dir,
+            shards=params.sisa_shards,
+            slices=params.sisa_slices,
+            epochs_per_slice=params.sisa_epochs_per_slice,
+            progress=context.progress,
+            should_stop=context.should_stop,
+            checkpoint_dir=context.checkpoint_dir,
+            device=context.device,
+            overwrite=True,
+        )
+        metrics = {
+            "records": len(pairs),
+            "steps": result.steps,
+            "full_training_steps": result.full_training_steps,
+            "shards": params.sisa_shards,
+            "slices": params.sisa_slices,
+            "epochs_per_slice": result.epochs_per_slice,
+            "seconds": result.seconds,
+            "resumed_from_step": None,
+        }
+        kind = ModelKind.SISA.value
+    else:
+        result = train_causal_lm(
+            texts=[text for _, text in pairs],
+            recipe=recipe,
+            output_dir=context.staging_dir,
+            progress=context.progress,
+            should_stop=context.should_stop,
+            checkpoint_dir=context.checkpoint_dir,
+            checkpoint_every=context.checkpoint_every,
+            device=context.device,
+            overwrite=True,
+        )
+        metrics = {
+            "records": result.records,
+            "steps": result.steps,
+            "total_steps": result.total_steps,
+            "tokens": result.tokens,
+            "final_loss": result.final_loss,
+            "epoch_losses": list(result.epoch_losses),
+            "seconds": result.seconds,
+            "engine_compute_seconds": result.compute_seconds,
+            "resumed_from_step": result.resumed_from_step,
+        }
+        kind = ModelKind.HF.value
+    (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
+        "".join(f"{record_id}\n" for record_id, _ in pairs), encoding="utf-8"
+    )
+    context.log(f"trained in {result.seconds:.1f} s on {result.device}")
+    return JobOutcome(
+        metrics=metrics,
+        model_name=params.name,
+        model_kind=kind,
+        model_dataset_version=job.dataset_version,
+        device=device_label(result.device),
+        model_notes=f"Trained by job #{job.pk}.",
+    )
+
+
+def run_unlearn_job(context) -> Any:
+    """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
+    from unlearning_jobs.engine.methods import EXACT, get_method
+    from unlearning_jobs.jobs.runner import JobOutcome
+
+    job = context.job
+    source = job.source_model
+    if source is None:
+        raise ValueError("an unlearning job needs a source model version")
+    method = get_method(job.method)
+    params = method.parse_params(job.params)
+    context.phase(JobPhase.LOADING_DATA)
+    forget = records_texts(forget_records_for_job(job))
+    if not forget:
+        raise ValueError("the job's forget set is empty: nothing to unlearn")
+    version = job.dataset_version
+    if method.guarantee == EXACT and version is None:
+        raise ValueError(f"{job.method} needs the data-set version the source model was trained on")
+    if version is not None:
+        pairs = source_training_pairs(source=source, version=version, forget=[record for record, _ in forget])
+        forget_ids = sorted({record.record_id for record, _ in forget if record.version_id == version.pk})
+    else:
+        # A model registered without its training data is regularised on the forget records' own version.
+        retain_version = forget[0][0].version
+        pairs = dataset_version_training_pairs(retain_version)
+        forget_ids = sorted(
+            {record.record_id for record, _ in forget if record.version_id == retain_version.pk}
+        )
+    derived = dataset_version_derive_for_job(job=job)
+    if derived is not None:
+        context.log(f"records removed from the data set: {len(forget_ids)}; new data-set version {derived}")
+    resumed = context.resumable_step()
+    device = context.device_record()
+    context.log(
+        f"{job.method} on {source} with {len(forget)} forget record(s) on {device}"
+        + (f"; resuming from checkpoint step {resumed}" if resumed else "")
+    )
+    forget_texts = [text for _, text in forget]
+    if method.guarantee == EXACT:
+        retain_texts = [text for record_id, text in pairs if record_id not in set(forget_ids)]
+    else:
+        retain_texts = retain_sample(
+            pairs, exclude=set(forget_ids), size=RETAIN_SAMPLE_SIZE, seed=getattr(params, "seed", 0)
+        )
+    context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
+    result = method.run(
+        source_model_dir=source.path,
+        output_dir=context.staging_dir,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params=params,
+        full_texts=pairs if version is not None else None,
+        forget_ids=forget_ids,
+        progress=context.progress,
+        should_stop=context.should_stop,
+        checkpoint_dir=context.checkpoint_dir,
+        checkpoint_every=context.checkpoint_every,
+        device=context.device,
+        overwrite=True,
+    )
+    if version is not None and source.kind != ModelKind.SISA:
+        # What a later exact retrain of this version must train on: the source's records without
+        # the ones forgotten now (an approximate method's weights still descend from them).
+        dropped = set(forget_ids)
+        (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
+            "".join(f"{record_id}\n" for record_id, _ in pairs if record_id not in dropped), encoding="utf-8"
+        )
+    metrics = dict(result.metrics)
+    metrics.setdefault("resumed_from_step", resumed)
+    metrics.update(
+        {
+            "guarantee": result.guarantee,
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "forget_records": len(forget),
+            "forget_records_in_training_data": len(forget_ids),
+        }
+    )
+    context.log(
+        f"{job.method} finished in {result.seconds:.1f} s on {result.device}: "
+        f"{metrics.get('stopped_reason', 'completed')}"
+    )
+    exact = result.guarantee == EXACT
+    reference = job.erasure_request.reference if job.erasure_request_id else f"job {job.pk}"
+    return JobOutcome(
+        metrics=metrics,
+        model_name=f"{source.name} - {job.method} ({reference})",
+        model_kind=ModelKind.SISA.value if source.kind == ModelKind.SISA else ModelKind.HF.value,
+        model_dataset_version=derived if exact and derived is not None else source.dataset_version,
+        model_parent=source,
+        produced_dataset_version=derived,
+        device=device_label(result.device),
+        model_notes=(
+            f"{job.method} ({result.guarantee} guarantee) of {source.name} by job #{job.pk}"
+            + (
+                "; trained without the forget records."
+                if exact
+                else "; the weights descend from training on the forget records, changed to make them "
+                "unlikely: a statistical, not an exact, removal."
+            )
+        ),
+    )

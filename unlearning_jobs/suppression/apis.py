@@ -1,0 +1,101 @@
+"""REST endpoints of output suppression: the guarded generate endpoint and the rules export.
+
+``POST /api/v1/models/{id}/generate`` answers a prompt with the model's newest deployment behind
+its guard; engineers and officers may call it, auditors may not (403). ``GET
+/api/v1/deployments/{id}/rules.json`` returns the active rules in the engine's export format for
+another serving stack; engineers, officers and auditors may read it.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance.api import DatabaseIdField
+from unlearning_jobs.models import Deployment, ModelVersion
+from unlearning_jobs.suppression import guard as guard_runtime
+from unlearning_jobs.suppression import services as suppression
+
+
+class MayGenerate(BasePermission):
+    def has_permission(self, request, view):
+        return suppression.user_may_generate(request.user)
+
+
+class MayReadDeployments(BasePermission):
+    def has_permission(self, request, view):
+        return suppression.user_may_read_deployments(request.user)
+
+
+class ModelGenerateApi(APIView):
+    """Generate text with a registered model behind its deployment's guard."""
+
+    permission_classes = [IsAuthenticated, MayGenerate]
+
+    class InputSerializer(serializers.Serializer):
+        prompt = serializers.CharField(max_length=guard_runtime.MAX_PROMPT_CHARS, trim_whitespace=False)
+        max_new_tokens = serializers.IntegerField(
+            min_value=1, max_value=guard_runtime.MAX_NEW_TOKENS, default=64
+        )
+        deployment = DatabaseIdField(required=False)
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="The generated text, and what the guard did (docs/suppression.md)",
+            )
+        }
+    )
+    def post(self, request, pk: int):
+        model_version = get_object_or_404(ModelVersion, pk=pk)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if "deployment" in data.validated_data:
+            deployment = get_object_or_404(
+                Deployment, pk=data.validated_data["deployment"], model_version=model_version
+            )
+        else:
+            deployment = suppression.deployment_for_model(model_version)
+        if deployment is None:
+            return Response(
+                {
+                    "detail": "No deployment guards this model version: create one first.",
+                    "code": "no_deployment",
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        # A prompt the guard refuses is a ValidationError, answered 400 by ``compliance.api``.
+        body = guard_runtime.guarded_generate(
+            deployment=deployment,
+            prompt=data.validated_data["prompt"],
+            max_new_tokens=data.validated_data["max_new_tokens"],
+            actor=request.user,
+        )
+        return Response(body)
+
+
+class ModelGenerateSlashApi(ModelGenerateApi):
+    """The same endpoint with a trailing slash, for clients that add one; documented once, as the other."""
+
+    @extend_schema(exclude=True)
+    def post(self, request, pk: int):
+        return super().post(request, pk)
+
+
+class DeploymentRulesExportApi(APIView):
+    """Return the deployment's active rules as ``lethe-guard-rules`` JSON (hashes, types, key id)."""
+
+    permission_classes = [IsAuthenticated, MayReadDeployments]
+
+    @extend_schema(
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="lethe-guard-rules JSON")}
+    )
+    def get(self, request, pk: int):
+        deployment = get_object_or_404(Deployment.objects.select_related("active_rule_set"), pk=pk)
+        return Response(suppression.deployment_rules_export(deployment))

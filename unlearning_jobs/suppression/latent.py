@@ -1,0 +1,206 @@
+"""Latent-information suppression (framework 3): derived-data stores and what a model still infers.
+
+Data inferred about people (profiles, inferences, embeddings) is registered per store; each
+entry names its subject by the index's keyed hash of one of their identifiers, so deleting a
+request's subject's entries is a lookup against the request's identifier hashes, never a
+decryption. Latent probes ask deduction and inverse questions ("Which city does <name> live
+in?", "Who lives at <address>?") and judge the model's greedy answers by hashing their candidate
+spans against the expected values: with the guard off (what the model infers) and on (what leaks).
+
+Runners: ``latent_delete`` (delete the entries; probe before and after when the model loads) and
+``latent_probe`` (probe only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from compliance import roles
+from compliance.audit import audit_event_record
+from unlearning_jobs.models import Deployment, DerivedDataStore, DerivedEntry, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+LATENT_NEW_TOKENS = 16
+
+
+def derived_store_register(
+    *, name: str, kind: str, location: str, owner: str, dataset=None, actor
+) -> DerivedDataStore:
+    """Register a store of data derived about people, so decisions can reach it."""
+    if actor is not None and not actor.has_perm(roles.OPERATE_JOBS):
+        raise ValidationError("Only engineers register derived-data stores.")
+    with transaction.atomic():
+        store = DerivedDataStore.objects.create(
+            name=name, kind=kind, location=location, owner=owner, dataset=dataset
+        )
+        audit_event_record(
+            actor=actor,
+            action="derived_store.registered",
+            target=store,
+            details={
+                "name": name,
+                "kind": kind,
+                "owner": owner,
+                "dataset_id": dataset.pk if dataset else None,
+            },
+        )
+    return store
+
+
+def derived_entry_record(*, store: DerivedDataStore, subject_key_hash: str, description: str) -> DerivedEntry:
+    """Record that ``store`` holds an entry about the subject keyed by ``subject_key_hash``."""
+    if len(subject_key_hash) != 64:
+        raise ValidationError("subject_key_hash must be a 64-character keyed hash.")
+    return DerivedEntry.objects.create(
+        store=store, subject_key_hash=subject_key_hash, description=description[:300]
+    )
+
+
+def derived_entries_delete_for_request(*, erasure_request, actor) -> dict[str, int]:
+    """Delete every derived entry keyed by one of the request's identifier hashes; return counts per store."""
+    digests = list(erasure_request.identifier_hashes.values_list("digest", flat=True))
+    with transaction.atomic():
+        entries = DerivedEntry.objects.filter(subject_key_hash__in=digests).select_related("store")
+        counts: dict[str, int] = {}
+        for store_name in entries.values_list("store__name", flat=True):
+            counts[store_name] = counts.get(store_name, 0) + 1
+        deleted = entries.delete()[0] if counts else 0
+        audit_event_record(
+            actor=actor,
+            action="derived_entries.deleted",
+            target=erasure_request,
+            details={
+                "erasure_request_id": erasure_request.pk,
+                "deleted": deleted,
+                "by_store": dict(sorted(counts.items())),
+            },
+        )
+    logger.info(
+        "derived_entries.deleted", extra={"erasure_request_id": erasure_request.pk, "deleted": deleted}
+    )
+    return dict(sorted(counts.items()))
+
+
+def latent_probe_measure(
+    *, model_version: ModelVersion, facts, deployment: Deployment | None = None, generate=None
+) -> dict:
+    """Return what the model infers from latent probes, without and (given a deployment) with the guard.
+
+    ``inferred_rate`` is the share of probes whose raw greedy answer holds an expected value;
+    ``guarded_leak_rate`` the share whose guarded answer still does. ``inferred_kinds`` counts
+    per probe kind; ``inferred_not_stated`` those whose answer no single record states.
+    """
+    from requests_app.identifiers import pii_hasher
+    from unlearning_jobs.engine.guard import latent_probes
+    from unlearning_jobs.engine.guard.detect import Detector
+    from unlearning_jobs.engine.guard.digest import KeyedDigest
+    from unlearning_jobs.engine.pii.entities import EntityType
+    from unlearning_jobs.suppression.guard import deployment_guard, model_generate_fn
+
+    hasher = pii_hasher()
+    probes = latent_probes(facts, hasher=hasher)
+    if not probes:
+        return {"probes": 0, "inferred_rate": None, "guarded_leak_rate": None}
+    generate = generate or model_generate_fn(model_version, max_new_tokens=LATENT_NEW_TOKENS)
+    detector = Detector(digest=KeyedDigest(hasher), entity_types=frozenset(EntityType))
+    guard = deployment_guard(deployment) if deployment is not None else None
+    inferred = guarded = not_stated = 0
+    kinds: dict[str, int] = {}
+    for probe in probes:
+        expected = {leak.value_hash for leak in probe.expected}
+        if detector.find(generate(probe.prompt), expected):
+            inferred += 1
+            kinds[probe.kind] = kinds.get(probe.kind, 0) + 1
+            not_stated += int(not probe.stated_in_one_record)
+        if guard is not None:
+            result = guard.run(probe.prompt, generate=generate)
+            guarded += int(result.action != "refuse" and bool(detector.find(result.text, expected)))
+    return {
+        "probes": len(probes),
+        "inferred": inferred,
+        "inferred_rate": inferred / len(probes),
+        "inferred_kinds": kinds,
+        "inferred_not_stated": not_stated,
+        "guarded_leak_rate": guarded / len(probes) if guard is not None else None,
+        "guard_rule_set_version": deployment.active_rule_set.version if deployment is not None else None,
+    }
+
+
+def latent_params_clean(params: Mapping[str, Any] | None) -> dict:
+    """Return a latent decision's parameters: optionally the deployment whose guard is probed too."""
+    params = dict(params or {})
+    unknown = set(params) - {"deployment_id"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
+    deployment_id = params.get("deployment_id")
+    if deployment_id is not None and (isinstance(deployment_id, bool) or not isinstance(deployment_id, int)):
+        raise ValueError("deployment_id must be the id of a deployment")
+    return {"deployment_id": deployment_id}
+
+
+def _job_params(method: str, params: Mapping[str, Any] | None) -> dict:
+    return latent_params_clean(params)
+
+
+def _probe(job, context, label: str) -> dict | None:
+    from unlearning_jobs.suppression.guard import subject_facts_for_request
+
+    if job.source_model is None:
+        return None
+    deployment = None
+    if job.params.get("deployment_id"):
+        deployment = Deployment.objects.select_related("active_rule_set").get(pk=job.params["deployment_id"])
+    else:
+        deployment = (
+            Deployment.objects.filter(model_version=job.source_model)
+            .select_related("active_rule_set")
+            .order_by("-pk")
+            .first()
+        )
+    try:
+        facts = subject_facts_for_request(job.erasure_request)
+        return latent_probe_measure(model_version=job.source_model, facts=facts, deployment=deployment)
+    except (FileNotFoundError, OSError, ValidationError) as error:
+        context.log(f"latent probes {label}: not measured ({type(error).__name__})")
+        return {"not_measured": type(error).__name__}
+
+
+def run_latent_delete_job(context):
+    """Probe, delete the subject's derived entries, probe again; record counts and rates."""
+    from unlearning_jobs.jobs.runner import JobOutcome
+
+    job = context.job
+    before = _probe(job, context, "before")
+    counts = derived_entries_delete_for_request(erasure_request=job.erasure_request, actor=None)
+    after = _probe(job, context, "after")
+    context.log(f"derived entries deleted: {sum(counts.values())} in {len(counts)} store(s)")
+    context.progress(1, 1)
+    return JobOutcome(
+        metrics={
+            "derived_deleted": sum(counts.values()),
+            "derived_by_store": counts,
+            "latent_before": before,
+            "latent_after": after,
+        }
+    )
+
+
+def run_latent_probe_job(context):
+    """Measure what the model still infers about the job's request's subject."""
+    from unlearning_jobs.jobs.runner import JobOutcome
+
+    measured = _probe(context.job, context, "now")
+    context.progress(1, 1)
+    return JobOutcome(metrics={"latent": measured})
+
+
+RUNNERS = [
+    ("latent_delete", run_latent_delete_job, _job_params),
+    ("latent_probe", run_latent_probe_job, _job_params),
+]

@@ -1,0 +1,469 @@
+"""Output suppression on the Django side: deployments, their versioned rules, and the guard jobs.
+
+Services (writes) and selectors (reads) for ``Deployment`` and ``SuppressionRuleSet``. Rules are
+built by the engine (``engine.guard.rules_from_identifiers``) from a request's decrypted
+identifiers and the quasi-identifiers found in its confirmed records, with the PII index's keyed
+hasher, so the guard and the index agree on every hash. Nothing raw is stored or logged: a rule
+is an entity type, a keyed hash and the request's reference.
+
+A change of rules never edits a version: it writes the next one (the previous rules plus or
+minus one subject's) and makes it active, with an audit event, in one transaction.
+
+``suppression_connect()`` (from ``AppConfig.ready()``) registers the job runners of the kinds
+``guard``, ``guard_probe``, ``latent_probe`` and ``latent_delete``, offers their methods in the
+officer's decision, queues a ``guard_probe`` of every deployment a ``guard`` job changed, and adds
+deployments that received rules to the audit report's recipients and the probes' block and
+false-positive rates to its verification section.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from compliance import roles
+from compliance.audit import audit_event_record
+from compliance.text import control_character_found
+from unlearning_jobs.models import Deployment, ModelVersion, SuppressionRule, SuppressionRuleSet
+
+logger = logging.getLogger(__name__)
+
+#: Quasi-identifier types taken from a request's confirmed records (its city, its birth date). The
+#: records' direct identifiers are not taken: a record about the subject may hold someone else's.
+RECORD_QUASI_TYPES = ("LOCATION", "DATE_OF_BIRTH")
+
+
+def _actor_check(actor, *permissions: str) -> None:
+    if actor is None:
+        return
+    if not actor.is_active or not any(actor.has_perm(p) for p in permissions):
+        raise PermissionDenied(f"{actor.get_username()} may not change suppression rules.")
+
+
+def _policy(data: Mapping[str, Any] | None):
+    from unlearning_jobs.engine.guard import GuardPolicy
+
+    return GuardPolicy.from_dict({**GuardPolicy().as_dict(), **dict(data or {})})
+
+
+def deployment_policy(deployment: Deployment):
+    """Return the deployment's ``GuardPolicy``."""
+    return _policy(deployment.policy)
+
+
+def rule_set_engine(rule_set: SuppressionRuleSet, *, policy=None):
+    """Return the engine's ``RuleSet`` for a stored version (rules read in one query)."""
+    from unlearning_jobs.engine.guard import RuleSet
+    from unlearning_jobs.engine.guard import SuppressionRule as EngineRule
+
+    rules = tuple(
+        EngineRule(entity_type, value_hash, subject_ref)
+        for entity_type, value_hash, subject_ref in rule_set.rules.values_list(
+            "entity_type", "value_hash", "subject_ref"
+        ).iterator()
+    )
+    return RuleSet(
+        key_id=rule_set.key_id,
+        version=rule_set.version,
+        rules=rules,
+        policy=policy or deployment_policy(rule_set.deployment),
+    )
+
+
+def _write_version(
+    *,
+    deployment: Deployment,
+    rules: Iterable,
+    reason: str,
+    actor,
+    erasure_request=None,
+    action: str,
+    extra: dict | None = None,
+) -> SuppressionRuleSet:
+    """Store ``rules`` as the deployment's next rule-set version, make it active, and audit it."""
+    from requests_app.identifiers import pii_hasher
+    from unlearning_jobs.engine.guard import RuleSet
+
+    locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+    previous = locked.active_rule_set
+    version = (previous.version + 1) if previous else 1
+    unique = {
+        (
+            r.entity_type.value if hasattr(r.entity_type, "value") else str(r.entity_type),
+            r.value_hash,
+            r.subject_ref,
+        ): r
+        for r in rules
+    }
+    engine_set = RuleSet(
+        key_id=pii_hasher().key_id,
+        version=version,
+        rules=tuple(unique.values()),
+        policy=_policy(locked.policy),
+    )
+    rule_set = SuppressionRuleSet.objects.create(
+        deployment=locked,
+        version=version,
+        key_id=engine_set.key_id,
+        reason=reason[:500],
+        erasure_request=erasure_request,
+        fingerprint=engine_set.fingerprint(),
+        rule_count=len(unique),
+        subject_count=len(engine_set.subjects()),
+        counts=engine_set.counts(),
+        created_by=actor,
+    )
+    SuppressionRule.objects.bulk_create(
+        [
+            SuppressionRule(rule_set=rule_set, entity_type=kind, value_hash=value_hash, subject_ref=ref)
+            for kind, value_hash, ref in unique
+        ],
+        batch_size=2000,
+    )
+    locked.active_rule_set = rule_set
+    locked.save(update_fields=["active_rule_set"])
+    audit_event_record(
+        actor=actor,
+        action=action,
+        target=rule_set,
+        details={
+            "deployment_id": locked.pk,
+            "deployment": locked.name,
+            "model_version_id": locked.model_version_id,
+            "rule_set_version": version,
+            "previous_version": previous.version if previous else None,
+            "fingerprint": rule_set.fingerprint,
+            "key_id": rule_set.key_id,
+            "rules": rule_set.rule_count,
+            "subjects": rule_set.subject_count,
+            "counts": rule_set.counts,
+            "erasure_request_id": erasure_request.pk if erasure_request else None,
+            **(extra or {}),
+        },
+    )
+    deployment.active_rule_set = rule_set
+    return rule_set
+
+
+def deployment_create(
+    *, name: str, model_version: ModelVersion, policy: Mapping[str, Any] | None, actor
+) -> Deployment:
+    """Register a deployment of ``model_version`` behind a guard with ``policy``, and its empty rules v1.
+
+    Raise ``ValidationError`` when the name is taken or the policy is not a valid ``GuardPolicy``.
+    """
+    _actor_check(actor, roles.OPERATE_JOBS)
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError({"name": ["Give the deployment a name."]})
+    if control_character_found(name):
+        raise ValidationError({"name": ["The name holds a control character; remove it."]})
+    try:
+        cleaned = _policy(policy).as_dict()
+    except ValueError as error:
+        raise ValidationError({"policy": [str(error)]}) from None
+    with transaction.atomic():
+        if Deployment.objects.filter(name=name).exists():
+            raise ValidationError({"name": [f"A deployment named {name!r} exists."]})
+        deployment = Deployment.objects.create(
+            name=name, model_version=model_version, policy=cleaned, created_by=actor
+        )
+        audit_event_record(
+            actor=actor,
+            action="deployment.created",
+            target=deployment,
+            details={
+                "name": name,
+                "model_version_id": model_version.pk,
+                "weights_sha256": model_version.weights_sha256,
+                "policy": {k: v for k, v in cleaned.items() if k not in ("system_prompt", "refusal_message")},
+            },
+        )
+        _write_version(
+            deployment=deployment,
+            rules=(),
+            reason="deployment created",
+            actor=actor,
+            action="suppression_rules.versioned",
+        )
+    return deployment
+
+
+def deployment_policy_update(
+    *, deployment: Deployment, policy: Mapping[str, Any], actor
+) -> SuppressionRuleSet:
+    """Change the deployment's policy; the same rules become a new version, since the policy is part of it."""
+    _actor_check(actor, roles.OPERATE_JOBS)
+    try:
+        cleaned = _policy(policy).as_dict()
+    except ValueError as error:
+        raise ValidationError({"policy": [str(error)]}) from None
+    with transaction.atomic():
+        Deployment.objects.filter(pk=deployment.pk).update(policy=cleaned)
+        deployment.policy = cleaned
+        current = rule_set_engine(deployment.active_rule_set) if deployment.active_rule_set else None
+        return _write_version(
+            deployment=deployment,
+            rules=current.rules if current else (),
+            reason="policy changed",
+            actor=actor,
+            action="suppression_rules.versioned",
+            extra={"policy_mode": cleaned["mode"], "entity_types": cleaned["entity_types"]},
+        )
+
+
+def subject_ref_for(erasure_request) -> str:
+    """Return the opaque reference the rules name a request's subject by (its reference number)."""
+    return erasure_request.reference
+
+
+def _values(values: Iterable[str]) -> list[str]:
+    return [v for v in values if isinstance(v, str) and v.strip()]
+
+
+def _records_quasi_values(erasure_request) -> dict[str, list[str]]:
+    """Return the LOCATION and DATE_OF_BIRTH values found in the request's confirmed records.
+
+    Read from the stored copies at the findings' spans, in memory only.
+    """
+    from requests_app.matching.review import forget_set_for_request
+    from unlearning_jobs.datasets.services import dataset_records_texts
+    from unlearning_jobs.models import PiiFinding
+
+    records = forget_set_for_request(erasure_request)
+    if not records:
+        return {}
+    texts = dataset_records_texts(records)
+    values: dict[str, list[str]] = {kind: [] for kind in RECORD_QUASI_TYPES}
+    findings = PiiFinding.objects.filter(
+        record__in=[r.pk for r in records], entity_type__in=RECORD_QUASI_TYPES
+    )
+    for record_pk, kind, start, end in findings.values_list("record_id", "entity_type", "start", "end"):
+        value = texts[record_pk][start:end].strip()
+        if value and value not in values[kind]:
+            values[kind].append(value)
+    return values
+
+
+def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, dict[str, int]]:
+    """Return the request's engine rules and how many values of each list could not be made rules.
+
+    Each value is built on its own, so one value the engine refuses (a one-word name) is counted
+    and skipped instead of leaving the whole subject unsuppressed.
+    """
+    from requests_app.identifiers import identifiers_decrypt, pii_hasher
+    from unlearning_jobs.engine.guard import rules_from_identifiers
+
+    if not erasure_request.identifiers_encrypted:
+        raise ValidationError("The request's identifiers were purged: rules cannot be built any more.")
+    hasher = hasher or pii_hasher()
+    subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
+    quasi = _records_quasi_values(erasure_request)
+    lists = {
+        "names": _values(subject.names),
+        "emails": _values(subject.emails),
+        "phones": _values(subject.phones),
+        "addresses": _values(subject.addresses),
+        "account_ids": _values(subject.account_ids),
+        "locations": quasi.get("LOCATION", []),
+        "dates_of_birth": quasi.get("DATE_OF_BIRTH", []),
+    }
+    ref = subject_ref_for(erasure_request)
+    rules: dict = {}
+    skipped: dict[str, int] = {}
+    for list_name, values in lists.items():
+        for value in values:
+            try:
+                built = rules_from_identifiers(
+                    hasher=hasher,
+                    subject_ref=ref,
+                    default_region=settings.LETHE_PHONE_REGION,
+                    **{list_name: [value]},
+                )
+            except ValueError:
+                skipped[list_name] = skipped.get(list_name, 0) + 1
+                continue
+            rules.update({(r.entity_type, r.value_hash): r for r in built})
+    return tuple(rules.values()), skipped
+
+
+def suppression_rules_add_for_request(
+    *, deployment: Deployment, erasure_request, actor, reason: str = ""
+) -> SuppressionRuleSet:
+    """Add the request's subject to the deployment's rules as a new version; return the active version.
+
+    The subject's earlier rules in this deployment are replaced, so running it again after the
+    identifiers changed leaves no stale hashes. When nothing would change, no version is written
+    and an audit event says so.
+    """
+    _actor_check(actor, roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
+    new_rules, skipped = subject_rules_for_request(erasure_request)
+    if not new_rules:
+        raise ValidationError("None of the request's identifiers can be made a suppression rule.")
+    ref = subject_ref_for(erasure_request)
+    with transaction.atomic():
+        deployment = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
+        current = rule_set_engine(deployment.active_rule_set) if deployment.active_rule_set else None
+        kept = [r for r in current.rules if r.subject_ref != ref] if current else []
+        before = {(r.entity_type, r.value_hash, r.subject_ref) for r in (current.rules if current else ())}
+        after = {(r.entity_type, r.value_hash, r.subject_ref) for r in [*kept, *new_rules]}
+        if current is not None and before == after:
+            audit_event_record(
+                actor=actor,
+                action="suppression_rules.unchanged",
+                target=deployment.active_rule_set,
+                details={
+                    "deployment_id": deployment.pk,
+                    "erasure_request_id": erasure_request.pk,
+                    "rule_set_version": current.version,
+                },
+            )
+            return deployment.active_rule_set
+        rule_set = _write_version(
+            deployment=deployment,
+            rules=[*kept, *new_rules],
+            actor=actor,
+            erasure_request=erasure_request,
+            reason=reason or f"rules added for {ref}",
+            action="suppression_rules.added",
+            extra={"subject_ref": ref, "subject_rules": len(new_rules), "skipped_values": skipped},
+        )
+    logger.info(
+        "suppression_rules.added",
+        extra={"deployment_id": deployment.pk, "rule_set_id": rule_set.pk, "rules": rule_set.rule_count},
+    )
+    return rule_set
+
+
+def suppression_rules_remove_for_request(
+    *, deployment: Deployment, erasure_request, actor, reason: str
+) -> SuppressionRuleSet:
+    """Remove the request's subject from the deployment's rules as a new version (e.g. a withdrawal)."""
+    _actor_check(actor, roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
+    if not (reason or "").strip():
+        raise ValidationError({"reason": ["Say why the subject's rules are removed."]})
+    ref = subject_ref_for(erasure_request)
+    with transaction.atomic():
+        deployment = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
+        current = rule_set_engine(deployment.active_rule_set)
+        kept = [r for r in current.rules if r.subject_ref != ref]
+        if len(kept) == len(current.rules):
+            return deployment.active_rule_set
+        return _write_version(
+            deployment=deployment,
+            rules=kept,
+            actor=actor,
+            erasure_request=erasure_request,
+            reason=reason,
+            action="suppression_rules.removed",
+            extra={"subject_ref": ref, "subject_rules": len(current.rules) - len(kept)},
+        )
+
+
+# --- selectors ------------------------------------------------------------------------------------
+
+
+def deployment_list():
+    return Deployment.objects.select_related("model_version", "active_rule_set").order_by("name")
+
+
+def deployment_for_model(model_version: ModelVersion) -> Deployment | None:
+    """Return the newest deployment of a model version (the one its generate endpoint serves)."""
+    return (
+        Deployment.objects.filter(model_version=model_version)
+        .select_related("active_rule_set")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
+def deployment_rules_export(deployment: Deployment) -> dict:
+    """Return the active rules as the engine's export document (hashes, types, key id, key check)."""
+    from requests_app.identifiers import pii_hasher
+    from unlearning_jobs.engine.guard.rules import rule_set_as_dict
+
+    current = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
+    return rule_set_as_dict(rule_set_engine(current.active_rule_set), hasher=pii_hasher())
+
+
+def user_may_read_deployments(user) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS))
+    )
+
+
+def user_may_generate(user) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.is_active
+        and (user.has_perm(roles.OPERATE_JOBS) or user.has_perm(roles.MANAGE_REQUESTS))
+    )
+
+
+def recipients_for_report(erasure_request) -> dict:
+    """Return the deployments that received the request's rules: Art. 19 recipients of the erasure."""
+    items = []
+    seen: set[int] = set()
+    for rule_set in (
+        SuppressionRuleSet.objects.filter(erasure_request=erasure_request)
+        .select_related("deployment__model_version")
+        .order_by("created_at", "pk")
+    ):
+        if rule_set.deployment_id in seen:
+            continue
+        seen.add(rule_set.deployment_id)
+        items.append(
+            {
+                "kind": "model_deployment",
+                "name": f"{rule_set.deployment.name} (model version #{rule_set.deployment.model_version_id})",
+                "notified_at": rule_set.created_at,
+                "method": f"guard rules v{rule_set.version}",
+                "acknowledged_at": rule_set.created_at,
+            }
+        )
+    return {"recipients": items}
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+
+def suppression_connect() -> None:
+    """Register the suppression job runners, decision methods and report provider (from ready())."""
+    from compliance.reports.providers import report_section_provider_register
+    from unlearning_jobs.decisions import services as decisions
+    from unlearning_jobs.jobs.runner import job_runner_register
+    from unlearning_jobs.jobs.services import job_succeeded_hook_register
+    from unlearning_jobs.models import Framework, JobKind
+    from unlearning_jobs.suppression import guard as guard_runtime
+    from unlearning_jobs.suppression import latent
+
+    for kind, runner, validate in [*guard_runtime.RUNNERS, *latent.RUNNERS]:
+        job_runner_register(kind, runner, params_validate=validate)
+    job_succeeded_hook_register(guard_runtime.guard_probe_jobs_for_guard_job)
+    decisions.decision_method_register(
+        decisions.PlanMethod(
+            framework=Framework.OUTPUT_SUPPRESSION.value,
+            method="guard",
+            validate=guard_runtime.guard_params_clean,
+            job_kind=JobKind.GUARD.value,
+            summary="input and output filters keyed to the subject, and a system prompt, on the model's deployments",
+        )
+    )
+    decisions.decision_method_register(
+        decisions.PlanMethod(
+            framework=Framework.LATENT_SUPPRESSION.value,
+            method="derived_data_deletion",
+            validate=latent.latent_params_clean,
+            job_kind=JobKind.LATENT_DELETE.value,
+            summary="delete the subject's derived data and probe what the model still infers",
+        )
+    )
+    report_section_provider_register("recipients", recipients_for_report)
+    report_section_provider_register("verification", guard_runtime.guard_measurements_for_report)

@@ -1,0 +1,195 @@
+"""Run a ``verify`` job: assemble the engine's inputs from the database, measure, store.
+
+Every column of a request's comparison is measured on the same texts, chosen from the
+*original* model's training list (``lethe_training_records.txt`` or its SISA layout), so that
+PrivLeak and the utility ratios compare like with like:
+
+- forget records: the job's frozen forget set (the officer's confirmed records);
+- members kept (retain sample): a seeded sample of the original's training records not in the
+  forget set, at most ``LETHE_VERIFY_RETAIN_SAMPLE``;
+- non-members (holdout): records of the same data-set version the original was *not* trained on
+  (held out by the recipe, or held back by the re-ingestion guard). When there are fewer than
+  ``LETHE_VERIFY_MIN_HOLDOUT``, synthetic records from the demo generator with a seed of their own
+  make up the number: people no model has seen, but of the demo's distribution, not necessarily
+  the data set's, so the AUCs are then a weaker signal (the run's ``sample_sizes`` says so);
+- the subject's PII: the request's identifiers, decrypted in memory for the extraction check and
+  never stored or logged; the engine masks every example before it reaches a row.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.conf import settings
+
+from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
+
+logger = logging.getLogger(__name__)
+
+#: Seed of the retain sample and of the synthetic holdout, apart from the demo data's own seed.
+SAMPLE_SEED = 20240917
+SYNTHETIC_HOLDOUT_SEED = 7919
+
+
+def _subject_pii(erasure_request) -> list[dict]:
+    """Return the subject's identifiers as the engine's ``SubjectPii``; raise when there are none.
+
+    Without values the extraction check could not find anything and would pass by default, so a
+    purged or empty identifier set fails the job instead.
+    """
+    from requests_app.identifiers import identifiers_decrypt
+
+    if erasure_request is None or not erasure_request.identifiers_encrypted:
+        raise ValueError(
+            "the request's identifiers are not available (purged or never given): "
+            "extraction cannot be checked"
+        )
+    subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
+    kinds = {
+        "emails": "EMAIL",
+        "phones": "PHONE",
+        "names": "PERSON",
+        "addresses": "ADDRESS",
+        "account_ids": "ACCOUNT_ID",
+    }
+    values = [
+        {"kind": kinds[name], "value": value}
+        for name, items in subject.as_lists().items()
+        for value in items
+        if value.strip()
+    ]
+    if not values:
+        raise ValueError("the request has no identifiers to look for: extraction cannot be checked")
+    return [
+        {
+            "subject_id": erasure_request.reference,
+            "name": subject.names[0] if subject.names else None,
+            "values": values,
+        }
+    ]
+
+
+def _synthetic_holdout(count: int) -> list[str]:
+    from unlearning_jobs.engine.demo_data import generate_demo_dataset
+
+    people = max(10, count // 4)
+    demo = generate_demo_dataset(
+        seed=SYNTHETIC_HOLDOUT_SEED, people=people, records=max(people, count), frequent_people=min(5, people)
+    )
+    return [record["text"] for record in demo.records[:count]]
+
+
+def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_version=None) -> dict:
+    """Return forget records, holdout and retain texts, and their sizes and origin, for one request."""
+    from unlearning_jobs.datasets.services import dataset_version_iter_texts
+    from unlearning_jobs.deletion.services import _model_training_ids, records_texts, retain_sample
+
+    forget = records_texts(
+        DatasetRecord.objects.filter(pk__in=forget_record_pks).order_by("version_id", "ordinal")
+    )
+    if not forget:
+        raise ValueError("the job's forget set is empty: nothing to verify")
+    version = dataset_version or original.dataset_version or forget[0][0].version
+    forget_ids = {record.record_id for record, _ in forget if record.version_id == version.pk}
+    trained = _model_training_ids(Path(original.path))
+    pairs = [(record.record_id, text) for record, text in dataset_version_iter_texts(version=version)]
+    if trained is None:
+        trained_set = {record_id for record_id, _ in pairs}
+        source = "the whole data-set version (the original names no training list)"
+    else:
+        trained_set = set(trained)
+        source = "records of the data-set version the original was not trained on"
+    members = [(record_id, text) for record_id, text in pairs if record_id in trained_set]
+    holdout = [
+        text for record_id, text in pairs if record_id not in trained_set and record_id not in forget_ids
+    ]
+    holdout = holdout[: settings.LETHE_VERIFY_MAX_HOLDOUT]
+    synthetic = 0
+    if len(holdout) < settings.LETHE_VERIFY_MIN_HOLDOUT:
+        synthetic = settings.LETHE_VERIFY_MIN_HOLDOUT - len(holdout)
+        holdout += _synthetic_holdout(synthetic)
+        source += f", plus {synthetic} synthetic demo records (seed {SYNTHETIC_HOLDOUT_SEED})"
+    retain = retain_sample(
+        members, exclude=forget_ids, size=settings.LETHE_VERIFY_RETAIN_SAMPLE, seed=SAMPLE_SEED
+    )
+    if not retain:
+        raise ValueError("no retained records to measure utility on")
+    records = [{"record_id": record.record_id, "text": text, "subject_id": None} for record, text in forget]
+    return {
+        "forget_records": records,
+        "holdout_texts": holdout,
+        "retain_texts": retain,
+        "sample_sizes": {
+            "forget": len(records),
+            "holdout": len(holdout),
+            "holdout_synthetic": synthetic,
+            "holdout_source": source,
+            "retain": len(retain),
+            "dataset_version_id": version.pk,
+        },
+    }
+
+
+def run_verify_job(context):
+    """Measure the job's model on its request's texts with the engine, store the run and its rows."""
+    from requests_app.models import ErasureRequest
+    from unlearning_jobs.engine.models import load_causal_lm
+    from unlearning_jobs.engine.training import TrainingCancelled
+    from unlearning_jobs.engine.verify.suite import measure_model
+    from unlearning_jobs.engine.verify.thresholds import resolve_thresholds
+    from unlearning_jobs.jobs.runner import JobOutcome
+    from unlearning_jobs.verification.services import verification_run_record
+
+    job = context.job
+    params = job.params
+    resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS)  # a typo fails before any model is loaded
+    if job.source_model is None:
+        raise ValueError("a verify job needs the model version to verify")
+    erasure_request = (
+        ErasureRequest.objects.filter(pk=params.get("erasure_request_id")).first()
+        if params.get("erasure_request_id")
+        else None
+    )
+    original = ModelVersion.objects.get(pk=params.get("original_model_id") or job.source_model_id)
+    subjects = _subject_pii(erasure_request)
+    inputs = verification_inputs(
+        forget_record_pks=job.forget_record_pks, original=original, dataset_version=job.dataset_version
+    )
+    for record in inputs["forget_records"]:
+        record["subject_id"] = subjects[0]["subject_id"]
+    sizes = inputs.pop("sample_sizes")
+    context.device_record()
+    context.log(
+        f"verifying {job.source_model} as {params['role']}: {sizes['forget']} forget, "
+        f"{sizes['holdout']} holdout ({sizes['holdout_synthetic']} synthetic), {sizes['retain']} retain texts"
+    )
+    context.phase(JobPhase.LOADING_MODEL)
+    model, tokenizer = load_causal_lm(job.source_model.path, device=context.device)
+    device = next(model.parameters()).device
+    stages = {"extraction": 0, "verbmem": 1, "membership": 2, "utility_retain": 3, "tofu": 4}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        position = stages.get(stage, 4)
+        context.progress(position * 100 + (100 * done // max(total, 1)), 500)
+        if context.should_stop():
+            raise TrainingCancelled(step=position, total=len(stages))
+
+    measurements = measure_model(
+        model=model, tokenizer=tokenizer, device=device, subject_pii=subjects, progress=progress, **inputs
+    )
+    del model
+    run = verification_run_record(job=job, measurements=measurements, sample_sizes=sizes)
+    failed = [row.metric for row in run.results.all() if not row.passed]
+    context.log(f"verification run #{run.pk}: {'passed' if run.passed else 'FAILED: ' + ', '.join(failed)}")
+    return JobOutcome(
+        metrics={
+            "verification_run_id": run.pk,
+            "role": run.role,
+            "passed": run.passed,
+            "complete": run.complete,
+            "failed_metrics": failed,
+            "sample_sizes": sizes,
+        },
+        device=str(device),
+    )

@@ -1,0 +1,490 @@
+"""Verification in the application: verify jobs, stored runs and rows, comparison, hooks.
+
+A request's models are compared side by side: the *original* (the model the erasure started
+from, the baseline), the *reference* (an exact retrain without the records, when the request has
+one) and each model an unlearning job *produced*. Every one is measured by a ``verify`` job on the
+``gpu`` queue (``verification_runner``); the measurements are stored, and the rows are judged by
+the engine's ``assess_measurements`` against the original and the reference, again whenever one of
+them finishes later, so the order in which the jobs end does not matter.
+
+``passed`` is always the engine's decision on the unrounded value; nothing here recomputes it.
+A verify job keeps its request in ``params["erasure_request_id"]`` rather than in the job's
+``erasure_request`` column, which lists the jobs carrying out the officer's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from unlearning_jobs.models import (
+    ACTIVE_JOB_STATUSES,
+    JobKind,
+    JobStatus,
+    ModelVersion,
+    UnlearningJob,
+    VerificationResult,
+    VerificationRole,
+    VerificationRun,
+)
+
+logger = logging.getLogger(__name__)
+
+VERIFY_METHOD = "verify"
+#: Statuses of a verify (or decision) job that hold a request back from completion.
+BLOCKING_STATUSES = (*ACTIVE_JOB_STATUSES, JobStatus.FAILED)
+#: Columns of the side-by-side comparison, in the order a reader compares them.
+ROLE_ORDER = (VerificationRole.ORIGINAL, VerificationRole.REFERENCE, VerificationRole.PRODUCED)
+
+
+# --- parameters -------------------------------------------------------------------------------------
+
+
+def verify_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
+    """Return a verify job's parameters cleaned; raise ``ValueError`` naming the field.
+
+    ``role`` says which column of the comparison the model is; ``original_model_id`` the model
+    the request's erasure started from (its training list decides members and non-members, the
+    same for every column); ``erasure_request_id`` and ``for_job_id`` where the job comes from.
+    """
+    if method != VERIFY_METHOD:
+        raise ValueError(f"a verify job's method must be {VERIFY_METHOD!r}, got {method!r}")
+    params = dict(params or {})
+    unknown = set(params) - {"role", "erasure_request_id", "for_job_id", "original_model_id"}
+    if unknown:
+        raise ValueError(f"unknown verify parameters: {sorted(unknown)}")
+    role = params.get("role")
+    if role not in VerificationRole.values:
+        raise ValueError(f"role must be one of {VerificationRole.values}, got {role!r}")
+    cleaned = {"role": role}
+    for key in ("erasure_request_id", "for_job_id", "original_model_id"):
+        value = params.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{key} must be a positive integer or null, got {value!r}")
+        cleaned[key] = value
+    return cleaned
+
+
+# --- creating verify jobs -----------------------------------------------------------------------------
+
+
+def verify_jobs_of_request(erasure_request_id: int):
+    """Return the verify jobs made for a request, oldest first."""
+    return UnlearningJob.objects.filter(
+        kind=JobKind.VERIFY, params__erasure_request_id=erasure_request_id
+    ).order_by("pk")
+
+
+def verification_job_create(
+    *,
+    model_version: ModelVersion,
+    role: str,
+    erasure_request_id: int | None,
+    forget_record_pks,
+    original_model: ModelVersion,
+    dataset_version=None,
+    for_job: UnlearningJob | None = None,
+    actor=None,
+    enqueue: bool = True,
+) -> UnlearningJob:
+    """Queue a verify job of ``model_version`` in ``role``, or return the one already made.
+
+    Idempotent per request, model and role (a cancelled one is replaced), so a success hook that
+    runs twice, or two jobs of one request sharing an original, make one baseline.
+    """
+    from unlearning_jobs.jobs.services import job_create
+
+    existing = (
+        UnlearningJob.objects.filter(
+            kind=JobKind.VERIFY,
+            source_model=model_version,
+            params__role=role,
+            params__erasure_request_id=erasure_request_id,
+        )
+        .exclude(status=JobStatus.CANCELLED)
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    return job_create(
+        kind=JobKind.VERIFY.value,
+        actor=actor,
+        method=VERIFY_METHOD,
+        source_model=model_version,
+        dataset_version=dataset_version,
+        forget_record_pks=forget_record_pks,
+        enqueue=enqueue,
+        params={
+            "role": role,
+            "erasure_request_id": erasure_request_id,
+            "for_job_id": for_job.pk if for_job else None,
+            "original_model_id": original_model.pk,
+        },
+    )
+
+
+def _is_exact(method: str) -> bool:
+    from unlearning_jobs.engine.methods import METHODS
+    from unlearning_jobs.engine.methods.base import EXACT
+
+    return method in METHODS and METHODS[method].guarantee == EXACT
+
+
+def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJob]:
+    """Queue the verifications a succeeded unlearning job calls for; return them.
+
+    The baseline on the job's source model (once per request and model: the weights are
+    immutable, so measuring them now or before the job gives the same numbers) and the produced
+    model, as the request's exact-retrain reference when the method is exact (``retrain``, and
+    ``sisa``, which retrains the affected shards of a SISA model exactly). Registered
+    as a success hook of jobs, so the jobs exist exactly when the success does.
+    """
+    if (
+        not settings.LETHE_VERIFY_AUTO
+        or job.kind != JobKind.UNLEARN
+        or job.erasure_request_id is None
+        or job.source_model_id is None
+        or job.status != JobStatus.SUCCEEDED
+    ):
+        return []
+    common = {
+        "erasure_request_id": job.erasure_request_id,
+        "forget_record_pks": job.forget_record_pks,
+        "original_model": job.source_model,
+        "dataset_version": job.dataset_version,
+        "for_job": job,
+    }
+    made = [
+        verification_job_create(
+            model_version=job.source_model, role=VerificationRole.ORIGINAL.value, **common
+        )
+    ]
+    if job.produced_model_id is not None:
+        role = VerificationRole.REFERENCE if _is_exact(job.method) else VerificationRole.PRODUCED
+        made.append(verification_job_create(model_version=job.produced_model, role=role.value, **common))
+    logger.info("verification.jobs_queued", extra={"job_id": job.pk, "verify_job_ids": [j.pk for j in made]})
+    return made
+
+
+# --- storing and judging ----------------------------------------------------------------------------
+
+
+def _thresholds_used() -> dict:
+    from unlearning_jobs.engine.verify.thresholds import resolve_thresholds
+
+    return {
+        metric: threshold.as_dict()
+        for metric, threshold in resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS).items()
+    }
+
+
+def _result_of(run: VerificationRun | None):
+    from unlearning_jobs.engine.verify.report import VerificationResult as EngineResult
+
+    if run is None or not run.measurements:
+        return None
+    return EngineResult(rows=(), skipped=(), measurements=run.measurements)
+
+
+def _comparison_runs(run: VerificationRun) -> tuple[VerificationRun | None, VerificationRun | None]:
+    """Return the newest original and reference runs measured on the same records as ``run``."""
+    if run.erasure_request_id is None:
+        return None, None
+    siblings = (
+        VerificationRun.objects.filter(
+            erasure_request_id=run.erasure_request_id,
+            job__params__original_model_id=run.job.params.get("original_model_id"),
+        )
+        .exclude(measurements={})
+        .order_by("-pk")
+    )
+    original = siblings.filter(role=VerificationRole.ORIGINAL).first()
+    reference = siblings.filter(role=VerificationRole.REFERENCE).first()
+    return original, reference
+
+
+def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> VerificationRun:
+    """Judge a run's stored measurements against its original and reference; store the rows.
+
+    The original run is judged alone (nothing to compare with: the engine lists the ratios and
+    PrivLeak as skipped); the reference against the original; a produced model against both. The
+    rows are replaced as a whole, so a run always shows one consistent judgement.
+    """
+    from unlearning_jobs.engine.verify.suite import assess_measurements
+
+    original, reference = _comparison_runs(run)
+    use_original = original if run.role != VerificationRole.ORIGINAL else None
+    use_reference = reference if run.role == VerificationRole.PRODUCED else None
+    thresholds = settings.LETHE_VERIFY_THRESHOLDS
+    result = assess_measurements(
+        measurements=run.measurements,
+        reference_results=_result_of(use_reference),
+        original_results=_result_of(use_original),
+        thresholds=thresholds,
+    )
+    with transaction.atomic():
+        run = VerificationRun.objects.select_for_update().get(pk=run.pk)
+        run.results.all().delete()
+        VerificationResult.objects.bulk_create(
+            [
+                VerificationResult(
+                    run=run,
+                    position=position,
+                    metric=row.metric,
+                    value=row.value,
+                    threshold=row.threshold,
+                    comparator=row.comparator,
+                    center=row.center,
+                    condition=row.condition[:120],
+                    passed=row.passed,
+                    n_samples=row.n_samples,
+                    details=row.as_dict()["details"],
+                )
+                for position, row in enumerate(result.rows)
+            ]
+        )
+        run.reference_model = use_reference.model_version if use_reference else None
+        run.thresholds = _thresholds_used()
+        run.skipped = [dict(item) for item in result.skipped]
+        run.passed = result.passed
+        run.complete = result.complete
+        run.assessed_at = timezone.now()
+        if plot:
+            run.plot_svg, run.plot_png_base64 = _plot(run, original=use_original, reference=use_reference)
+        run.save()
+    return run
+
+
+def _plot(run: VerificationRun, *, original, reference) -> tuple[str, str]:
+    """Return the membership-score plot (SVG text, PNG base64) of the run beside its comparisons."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    from unlearning_jobs.engine.verify.plot import plot_membership_distributions
+
+    panels = {}
+    for label, other in (("original", original), ("retrain reference", reference)):
+        if other is not None:
+            panels[label] = {"measurements": other.measurements}
+    panels[f"{run.get_role_display().split(' (')[0].lower()} (#{run.model_version_id})"] = {
+        "measurements": run.measurements
+    }
+    with tempfile.TemporaryDirectory(prefix="lethe-verify-plot-") as folder:
+        svg, png = plot_membership_distributions(results=panels, path=Path(folder) / "membership")
+        return svg.read_text(encoding="utf-8"), base64.b64encode(png.read_bytes()).decode("ascii")
+
+
+def verification_run_record(*, job: UnlearningJob, measurements: dict, sample_sizes: dict) -> VerificationRun:
+    """Store what a verify job measured, judge it, and judge again the request's runs that compare with it.
+
+    Idempotent per job (a retried attempt replaces its own run).
+    """
+    params = job.params
+    run, _created = VerificationRun.objects.update_or_create(
+        job=job,
+        defaults={
+            "model_version": job.source_model,
+            "erasure_request_id": params.get("erasure_request_id"),
+            "role": params["role"],
+            "measurements": measurements,
+            "sample_sizes": sample_sizes,
+        },
+    )
+    run = verification_run_assess(run=run)
+    if run.role != VerificationRole.PRODUCED and run.erasure_request_id is not None:
+        # A later original or reference changes what the other runs of the request compare with.
+        for other in VerificationRun.objects.filter(erasure_request_id=run.erasure_request_id).exclude(
+            pk=run.pk
+        ):
+            if other.role != VerificationRole.ORIGINAL and other.measurements:
+                verification_run_assess(run=other)
+    return run
+
+
+# --- reading ------------------------------------------------------------------------------------------
+
+
+def _column(run: VerificationRun) -> dict:
+    return {
+        "run": run,
+        "role": run.role,
+        "role_display": run.get_role_display(),
+        "model": run.model_version,
+        "job_id": run.job_id,
+        "passed": run.passed,
+        "complete": run.complete,
+        "results": {result.metric: result for result in run.results.all()},
+    }
+
+
+def verification_comparison(*, erasure_request_id: int | None = None, runs=None) -> dict:
+    """Return the side-by-side table: columns original, reference, produced; rows metric × model."""
+    if runs is None:
+        runs = VerificationRun.objects.filter(erasure_request_id=erasure_request_id)
+    runs = sorted(
+        runs.select_related("model_version", "job").prefetch_related("results"),
+        key=lambda run: (ROLE_ORDER.index(run.role), run.pk),
+    )
+    columns = [_column(run) for run in runs]
+    metrics: list[str] = []
+    for column in columns:
+        metrics += [metric for metric in column["results"] if metric not in metrics]
+    rows = [
+        {"metric": metric, "cells": [column["results"].get(metric) for column in columns]}
+        for metric in metrics
+    ]
+    return {"columns": columns, "rows": rows}
+
+
+def verification_for_job(job: UnlearningJob) -> dict:
+    """Return what the job page shows: the comparison of the job's request and the job's own plot.
+
+    For a verify job, its run; for an unlearning job, the run of the model it produced.
+    """
+    if job.kind == JobKind.VERIFY:
+        run = VerificationRun.objects.filter(job=job).first()
+        request_id = job.params.get("erasure_request_id")
+    else:
+        run = (
+            VerificationRun.objects.filter(
+                job__params__for_job_id=job.pk, model_version_id=job.produced_model_id
+            )
+            .order_by("-pk")
+            .first()
+            if job.produced_model_id
+            else None
+        )
+        request_id = job.erasure_request_id
+    comparison = (
+        verification_comparison(erasure_request_id=request_id)
+        if request_id
+        else verification_comparison(runs=VerificationRun.objects.filter(pk=run.pk if run else None))
+    )
+    return {
+        "run": run,
+        "comparison": comparison,
+        "erasure_request_id": request_id,
+        "jobs": list(verify_jobs_of_request(request_id)) if request_id else [],
+    }
+
+
+def run_as_dict(run: VerificationRun) -> dict:
+    """Return a run and its rows as JSON for the API (no personal data: examples are masked)."""
+    return {
+        "id": run.pk,
+        "job_id": run.job_id,
+        "role": run.role,
+        "model_version_id": run.model_version_id,
+        "model_version": run.model_version.name,
+        "erasure_request_id": run.erasure_request_id,
+        "reference_model_id": run.reference_model_id,
+        "passed": run.passed,
+        "complete": run.complete,
+        "thresholds": run.thresholds,
+        "sample_sizes": run.sample_sizes,
+        "skipped": run.skipped,
+        "created_at": run.created_at,
+        "assessed_at": run.assessed_at,
+        "has_plot": bool(run.plot_svg),
+        "results": [
+            {
+                "metric": r.metric,
+                "value": r.value,
+                "threshold": r.threshold,
+                "comparator": r.comparator,
+                "center": r.center,
+                "condition": r.condition,
+                "passed": r.passed,
+                "n_samples": r.n_samples,
+                "details": r.details,
+            }
+            for r in run.results.all()
+        ],
+    }
+
+
+# --- the request workflow and its report -------------------------------------------------------------
+
+
+def request_verification_unfinished_refusal(erasure_request) -> str | None:
+    """Return why a request cannot complete while a job or verification of it is unfinished, or None.
+
+    Queued, running and failed jobs (decision jobs and verify jobs) hold it back, named; a failed
+    one must be retried or cancelled, so that a completed request never hides a missing check.
+    """
+    pending = list(
+        UnlearningJob.objects.filter(erasure_request=erasure_request, status__in=BLOCKING_STATUSES).order_by(
+            "pk"
+        )
+    )
+    pending += list(verify_jobs_of_request(erasure_request.pk).filter(status__in=BLOCKING_STATUSES))
+    if not pending:
+        return None
+    named = ", ".join(f"#{job.pk} ({job.kind}, {job.status})" for job in pending[:8])
+    more = f" and {len(pending) - 8} more" if len(pending) > 8 else ""
+    return (
+        f"{erasure_request.reference}: {len(pending)} job(s) or verification(s) have not finished: "
+        f"{named}{more}; wait for them, or retry or cancel them first."
+    )
+
+
+def verification_for_report(erasure_request) -> dict:
+    """Return the request's verification rows and plots for its audit report, ``passed`` as stored."""
+    results, figures = [], []
+    runs = (
+        VerificationRun.objects.filter(erasure_request=erasure_request)
+        .select_related("model_version", "reference_model")
+        .prefetch_related("results")
+        .order_by("pk")
+    )
+    for run in runs:
+        subject = f"{run.get_role_display()}: {run.model_version.name} (#{run.model_version_id})"
+        reference = (
+            f"{run.reference_model.name} (#{run.reference_model_id})" if run.reference_model_id else None
+        )
+        for row in run.results.all():
+            results.append(
+                {
+                    "subject": subject,
+                    "job_id": run.job_id,
+                    "metric": row.metric,
+                    "value": row.value,
+                    "threshold": row.threshold,
+                    "comparator": row.comparator,
+                    "condition": row.condition,
+                    "passed": row.passed,
+                    "n_samples": row.n_samples,
+                    "reference": reference,
+                }
+            )
+        if run.role != VerificationRole.ORIGINAL and run.plot_png_base64:
+            figures.append(
+                {
+                    "title": f"Membership scores, forget vs holdout — {subject}",
+                    "caption": "Min-K%++ scores of the forget records against held-out records; "
+                    "after a successful erasure the two overlap as they do for the retrain.",
+                    "png_base64": run.plot_png_base64,
+                }
+            )
+    return {"results": results, "figures": figures}
+
+
+def verification_connect() -> None:
+    """Wire verification into jobs, the request workflow and the report; called from ``AppConfig.ready()``."""
+    from compliance.reports.providers import report_section_provider_register
+    from requests_app.services import Action, transition_precondition_register
+    from unlearning_jobs.jobs.runner import job_runner_register
+    from unlearning_jobs.jobs.services import job_succeeded_hook_register
+    from unlearning_jobs.verification.runner import run_verify_job
+
+    job_runner_register(JobKind.VERIFY.value, run_verify_job, params_validate=verify_params_validate)
+    job_succeeded_hook_register(verification_jobs_for_unlearning_job)
+    transition_precondition_register(Action.COMPLETE, request_verification_unfinished_refusal)
+    report_section_provider_register("verification", verification_for_report)
