@@ -43,14 +43,26 @@ def run(
     )
 
 
-def test_registry_holds_the_five_methods_with_their_guarantees():
-    assert sorted(METHODS) == ["gradient_ascent", "gradient_difference", "npo", "retrain", "sisa"]
+def test_registry_holds_the_methods_with_their_guarantees():
+    assert sorted(METHODS) == [
+        "gradient_ascent",
+        "gradient_difference",
+        "npo",
+        "refusal",
+        "retrain",
+        "rmu",
+        "simnpo",
+        "sisa",
+    ]
     assert {name: cls.guarantee for name, cls in METHODS.items()} == {
         "retrain": "exact",
         "sisa": "exact",
         "gradient_ascent": "statistical",
         "gradient_difference": "statistical",
         "npo": "statistical",
+        "simnpo": "statistical",
+        "rmu": "statistical",
+        "refusal": "statistical",
     }
 
 

@@ -1,28 +1,41 @@
 """Unlearning methods behind one registry: ``get_method(name).run(...)`` for every one of them.
 
-=====================  ===========  ==========================================================
-name                   guarantee    what it does
-=====================  ===========  ==========================================================
-retrain                exact        train again from scratch without the records (gold standard)
-sisa                   exact        retrain only the SISA shards that held the records
-gradient_ascent        statistical  ascend the loss of the forget records
-gradient_difference    statistical  ascend forget loss, descend retain loss
-npo                    statistical  negative preference optimisation against the source model
-=====================  ===========  ==========================================================
+=====================  ===========  ===================  =============================================
+name                   guarantee    framework            what it does
+=====================  ===========  ===================  =============================================
+retrain                exact        (exact)              train again without the records (gold standard)
+sisa                   exact        (exact)              retrain only the SISA shards that held the records
+gradient_ascent        statistical  approximate          ascend the loss of the forget records
+gradient_difference    statistical  approximate          ascend forget loss, descend retain loss
+npo                    statistical  approximate          negative preference optimisation (``reference`` preset)
+simnpo                 statistical  approximate          length-normalised NPO without a reference model
+rmu                    statistical  approximate          steer one layer's activations to a random vector
+refusal                statistical  output_suppression   teach a refusal instead of the answer (IdkDPO)
+=====================  ===========  ===================  =============================================
+
+Approximate methods carry ``framework`` (``approximate_unlearning`` or ``output_suppression``):
+what the report files the result under. Records may be strings or ``{"prompt", "answer"}``
+mappings (loss on answer tokens only); ``adapter="lora"`` trains a LoRA adapter instead of the
+full weights, and ``ApproximateMethod.unlearn`` runs on a model already in memory (``peft``
+included).
 """
 
 from __future__ import annotations
 
 from ..training.train import CheckpointMismatch, TrainingCancelled
+from .approximate import FRAMEWORK_APPROXIMATE, FRAMEWORK_OUTPUT_SUPPRESSION, ApproximateMethod
 from .base import EXACT, STATISTICAL, MethodResult, UnlearningMethod
 from .gradient_ascent import GradientAscent
 from .gradient_difference import GradientDifference
 from .npo import Npo
+from .refusal import Refusal
 from .retrain import Retrain
+from .rmu import Rmu
+from .simnpo import SimNpo
 from .sisa import Sisa
 
 METHODS: dict[str, type[UnlearningMethod]] = {
-    cls.name: cls for cls in (Retrain, Sisa, GradientAscent, GradientDifference, Npo)
+    cls.name: cls for cls in (Retrain, Sisa, GradientAscent, GradientDifference, Npo, SimNpo, Rmu, Refusal)
 }
 
 
@@ -36,13 +49,30 @@ def get_method(name: str) -> UnlearningMethod:
         ) from None
 
 
+def method_framework(name: str) -> str:
+    """Return what the report files a method's result under: ``exact``, ``approximate_unlearning``
+    or ``output_suppression`` (the Django side reads this rather than hard-coding names)."""
+    cls = METHODS.get(name)
+    if cls is None:
+        raise ValueError(
+            f"unknown unlearning method {name!r}; valid methods are {', '.join(sorted(METHODS))}"
+        )
+    if cls.guarantee == EXACT:
+        return EXACT
+    return getattr(cls, "framework", FRAMEWORK_APPROXIMATE)
+
+
 __all__ = [
     "EXACT",
+    "FRAMEWORK_APPROXIMATE",
+    "FRAMEWORK_OUTPUT_SUPPRESSION",
     "METHODS",
     "STATISTICAL",
+    "ApproximateMethod",
     "CheckpointMismatch",
     "MethodResult",
     "TrainingCancelled",
     "UnlearningMethod",
     "get_method",
+    "method_framework",
 ]

@@ -1,28 +1,39 @@
-"""The loop shared by the approximate methods: gradient ascent, gradient difference, NPO.
+"""The loop shared by the approximate methods: gradient ascent, gradient difference, NPO, SimNPO, RMU, refusal.
 
 A method only says *what* is minimised on a ``{"forget": batch, "retain": batch}`` pair
-(:meth:`ApproximateMethod.compute_loss`); this module decides *when*: the step budget, early stop
-once the forget loss reaches its target, the retain-loss bound that protects utility, progress,
-cancellation and resumable checkpoints.
+(:meth:`ApproximateMethod.compute_loss`); this module decides *when*: the step budget (steps, or
+epochs over the forget set), the learning-rate schedule, early stop once the forget loss reaches
+its target, the retain-loss bound that protects utility, progress, cancellation and resumable
+checkpoints.
+
+Records are plain texts or ``{"prompt", "answer"}`` pairs (``methods.data``); with pairs every
+loss, and the before/after losses, count answer tokens only.
+
+Training runs on full weights, or on a LoRA adapter (``adapter="lora"``, ``peft``): the base
+weights stay frozen, the reference of NPO/IdkDPO/RMU is the model with its adapter disabled
+rather than a second copy, and the adapter is merged into the weights that are saved, so the
+produced directory loads and verifies like any other model. :meth:`ApproximateMethod.unlearn`
+runs the same loop on a model already in memory, a ``peft`` model included.
 
 These methods change the parameters so that the forget records become unlikely. They give no
 guarantee that the model is what it would have been without the records: the report calls the
-result statistical, and verification measures it.
+result statistical, and verification measures it (``refusal`` is weaker still: it is filed under
+output suppression, see its module).
 """
 
 from __future__ import annotations
 
 import abc
-import copy
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..checkpoints import (
     capture_rng_state,
@@ -33,17 +44,7 @@ from ..checkpoints import (
     weights_sha256,
 )
 from ..device import resolve_device
-from ..training.data import (
-    LazyExamples,
-    autocast_context,
-    collate,
-    encode_texts,
-    epoch_order,
-    evaluate_loss,
-    pad_token_id,
-    steps_per_epoch,
-    texts_fingerprint,
-)
+from ..training.data import autocast_context, epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import is_sisa_dir
 from ..training.train import CheckpointMismatch, TrainingCancelled, save_model_dir
@@ -56,10 +57,25 @@ from .base import (
     provenance_json,
     sample_indices,
 )
+from .data import (
+    PAIR_FORMATS,
+    LazyRecordExamples,
+    collate_examples,
+    encode_records,
+    evaluate_examples_loss,
+    is_pair,
+    record_text,
+)
+from .reference import is_peft_model, make_reference, wrap_with_lora
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/1"
+CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/2"
+#: The frameworks a method's result is filed under in the report (the Django side reads it).
+FRAMEWORK_APPROXIMATE = "approximate_unlearning"
+FRAMEWORK_OUTPUT_SUPPRESSION = "output_suppression"
+LR_SCHEDULES = ("constant", "linear")
+ADAPTERS = ("none", "lora")
 
 
 @dataclass(frozen=True)
@@ -74,27 +90,56 @@ class ApproximateParams:
     it reached the forget-loss target after 235 steps with none leaking). Each method overrides
     ``learning_rate`` with the value that worked for it.
 
+    - ``max_steps``: optimiser steps; ``epochs``, when set, replaces it with epochs over the
+      forget set (``epochs x ceil(forget records / batch_size)``), as OpenUnlearning counts.
     - ``forget_loss_target``: stop once the mean forget loss (nats/token) reaches it. When
       ``None`` the target is ``forget_loss_target_ratio`` x the retain loss before unlearning; a
       memorised record scores about the retain loss, and raising it several-fold is what made
       the demo's e-mails unextractable (an exact retrain scores them far higher still).
+      ``stop_at_forget_target=False`` never stops there (the published recipes do not).
     - ``max_retain_loss_increase``: stop, and keep the last weights measured within the bound,
       once the retain loss exceeds its value before by this many nats per token (0.05 nats is a
       perplexity about 5 % higher, the verification's utility threshold); ``None`` disables it.
     - ``eval_every``: steps between measurements of the forget loss and the retain sample; the
       stop decisions are taken there, so it is also their granularity.
+    - ``weight_decay``, ``lr_schedule`` (``constant`` or ``linear`` decay to 0 at the last
+      step) and ``warmup_epochs`` (linear warm-up over ``int(warmup_epochs x forget records) //
+      batch_size`` steps, OpenUnlearning's formula) shape the optimiser.
+    - ``pair_format``: how a ``{"prompt", "answer"}`` record is tokenized: ``auto`` (the chat
+      template when the tokenizer has one, else ``plain``), ``plain`` or ``chat``, as the
+      engine's fine-tuning does (``methods.data.pair_ids``).
+    - ``adapter``: ``none`` trains every weight; ``lora`` trains a fresh LoRA adapter of rank
+      ``lora_r`` (scale ``lora_alpha``/r, dropout ``lora_dropout``) on ``lora_target_modules``
+      (module-name suffixes; ``None`` = every linear layer of the decoder layers) and merges it.
+    - ``preset``: the named set of defaults the other values started from (``lethe`` unless a
+      method defines others, e.g. NPO's ``reference``); recorded for the report.
     """
+
+    #: Named presets: values that replace the class defaults before the caller's own values.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     learning_rate: float = 3e-5
     max_steps: int = 600
+    epochs: int | None = None
     batch_size: int = 8
     retain_batch_size: int = 8
     forget_loss_target: float | None = None
     forget_loss_target_ratio: float = 8.0
+    stop_at_forget_target: bool = True
     max_retain_loss_increase: float | None = 0.05
     eval_every: int = 5
     retain_eval_size: int = 64
     max_grad_norm: float = 1.0
+    weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    pair_format: str = "auto"
+    adapter: str = "none"
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: tuple[str, ...] | None = None
+    preset: str = "lethe"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +152,12 @@ class ApproximateParams:
             name,
             "max_steps",
             f"must be in [1, 1000000], got {self.max_steps}",
+        )
+        require(
+            self.epochs is None or 1 <= self.epochs <= 10_000,
+            name,
+            "epochs",
+            f"must be in [1, 10000] or null, got {self.epochs}",
         )
         require(self.batch_size >= 1, name, "batch_size", f"must be at least 1, got {self.batch_size}")
         require(
@@ -141,30 +192,139 @@ class ApproximateParams:
             f"must be at least 1, got {self.retain_eval_size}",
         )
         require(self.max_grad_norm > 0, name, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
+        require(
+            0 <= self.weight_decay <= 1, name, "weight_decay", f"must be in [0, 1], got {self.weight_decay}"
+        )
+        require(
+            self.lr_schedule in LR_SCHEDULES,
+            name,
+            "lr_schedule",
+            f"must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}",
+        )
+        require(
+            0 <= self.warmup_epochs <= 1000,
+            name,
+            "warmup_epochs",
+            f"must be in [0, 1000], got {self.warmup_epochs}",
+        )
+        require(
+            self.pair_format in PAIR_FORMATS,
+            name,
+            "pair_format",
+            f"must be one of {PAIR_FORMATS}, got {self.pair_format!r}",
+        )
+        require(self.adapter in ADAPTERS, name, "adapter", f"must be one of {ADAPTERS}, got {self.adapter!r}")
+        require(1 <= self.lora_r <= 1024, name, "lora_r", f"must be in [1, 1024], got {self.lora_r}")
+        require(self.lora_alpha > 0, name, "lora_alpha", f"must be positive, got {self.lora_alpha}")
+        require(
+            0 <= self.lora_dropout < 1, name, "lora_dropout", f"must be in [0, 1), got {self.lora_dropout}"
+        )
+        require(
+            self.lora_target_modules is None
+            or (
+                len(self.lora_target_modules) > 0
+                and all(isinstance(m, str) and m for m in self.lora_target_modules)
+            ),
+            name,
+            "lora_target_modules",
+            "must be a non-empty list of module names or null",
+        )
+        presets = ("lethe", *type(self).PRESETS)
+        require(self.preset in presets, name, "preset", f"must be one of {presets}, got {self.preset!r}")
         require(self.seed >= 0, name, "seed", f"must be non-negative, got {self.seed}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None):
-        """Build validated params from JSON; unknown keys and out-of-range values raise ``ValueError``."""
+        """Build validated params from JSON; a ``preset`` supplies defaults the other keys override.
+
+        Unknown keys, unknown presets and out-of-range values raise ``ValueError``.
+        """
+        data = dict(data or {})
+        preset = data.get("preset", "lethe")
+        if preset != "lethe":
+            if not isinstance(preset, str) or preset not in cls.PRESETS:
+                raise ValueError(
+                    f"{cls.__name__}.preset: must be one of {('lethe', *cls.PRESETS)}, got {preset!r}"
+                )
+            data = {**cls.PRESETS[preset], **data}
         return dataclass_from_dict(cls, data)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if data.get("lora_target_modules") is not None:
+            data["lora_target_modules"] = list(data["lora_target_modules"])
+        return data
+
+    def total_steps(self, n_forget: int) -> int:
+        """Return the step budget for ``n_forget`` forget records (``epochs`` wins over ``max_steps``)."""
+        if self.epochs is None:
+            return self.max_steps
+        return self.epochs * steps_per_epoch(n_forget, self.batch_size)
+
+    def warmup_steps(self, n_forget: int) -> int:
+        """Return the warm-up steps: ``int(warmup_epochs x n_forget) // batch_size``."""
+        return int(self.warmup_epochs * n_forget) // self.batch_size
 
 
-def _batch_at(examples, *, step: int, batch_size: int, seed: int, salt: int):
-    """Return the examples of batch ``step`` of an endless, reshuffled-per-epoch stream."""
-    per_epoch = steps_per_epoch(len(examples), batch_size)
+def _indices_at(n: int, *, step: int, batch_size: int, seed: int, salt: int) -> list[int]:
+    """Return the example indices of batch ``step`` of an endless, reshuffled-per-epoch stream."""
+    per_epoch = steps_per_epoch(n, batch_size)
     epoch, index = divmod(step, per_epoch)
-    order = epoch_order(len(examples), seed=seed, epoch=epoch, salt=salt)
-    return [examples[i] for i in order[index * batch_size : (index + 1) * batch_size]]
+    order = epoch_order(n, seed=seed, epoch=epoch, salt=salt)
+    return order[index * batch_size : (index + 1) * batch_size]
+
+
+def _lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
+    """Return the learning-rate multiplier at ``step`` (Hugging Face's linear schedule with warm-up)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    if schedule == "constant":
+        return 1.0
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _trainable_state(model) -> dict[str, Any]:
+    """Return CPU copies of the trainable parameters (frozen ones never change, so need no copy)."""
+    return {
+        name: param.detach().to("cpu", copy=True)
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
+
+
+def _load_trainable_state(model, state: Mapping[str, Any]) -> None:
+    """Copy ``state`` (from :func:`_trainable_state`) back into the model's parameters."""
+    import torch
+
+    params = dict(model.named_parameters())
+    missing = sorted(set(state) - set(params))
+    if missing:
+        raise CheckpointMismatch(f"checkpoint holds parameters the model lacks: {missing[:5]}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device))
+
+
+@dataclass
+class UnlearnOutcome:
+    """What :meth:`ApproximateMethod.unlearn` did to the model it was given (in place)."""
+
+    steps: int
+    stopped_reason: str
+    metrics: dict[str, Any]
+    seconds: float
+    trainable_parameters: int
+    reference: str | None
 
 
 class ApproximateMethod(UnlearningMethod):
     """An unlearning method that fine-tunes the model on forget (and retain) batches."""
 
     guarantee = STATISTICAL
-    #: Whether compute_loss needs a frozen copy of the source model (NPO).
+    #: What the report files the result under: weights changed so the records score as unseen
+    #: (approximate unlearning), or only the model's answers changed (output suppression).
+    framework: ClassVar[str] = FRAMEWORK_APPROXIMATE
+    #: Whether compute_loss needs the model as it was at the start (NPO, IdkDPO, RMU).
     needs_reference = False
     #: Whether compute_loss trains on retain batches (the guard always measures retain loss).
     trains_on_retain = False
@@ -173,9 +333,299 @@ class ApproximateMethod(UnlearningMethod):
         """Return whether this run trains on retain batches (a zero ``retain_weight`` turns it off)."""
         return self.trains_on_retain and getattr(params, "retain_weight", 1.0) > 0
 
+    def parse_params(self, params):
+        """Return a validated ``Params`` from a dict (presets applied) or pass ``Params`` through."""
+        if isinstance(params, self.Params):
+            return params
+        return self.Params.from_dict(params)
+
     @abc.abstractmethod
     def compute_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
-        """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch."""
+        """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch.
+
+        ``reference`` (when ``needs_reference``) has ``active()``, a context manager yielding
+        the model as it was at the start, without grad.
+        """
+
+    # Hooks a method may override -------------------------------------------------------------
+
+    def lora_target_modules(self, model, params):
+        """Return the LoRA targets when ``adapter="lora"``: the params', else every decoder linear."""
+        return None if params.lora_target_modules is None else list(params.lora_target_modules)
+
+    def configure_trainable(self, model, params) -> None:
+        """Set ``requires_grad``: every weight on full weights; a peft model's own choice (the adapter)."""
+        if not is_peft_model(model):
+            model.requires_grad_(True)
+
+    def setup(self, *, model, tokenizer, params, forget_records, block_size: int, device) -> None:
+        """Prepare per-run state before the first step (RMU's layer and control vector, refusal answers)."""
+
+    def extend_batch(self, batch: dict, *, forget_indices: Sequence[int], pad_id: int, device) -> None:
+        """Add method-specific parts to a batch (the refusal answers of the same forget records)."""
+
+    def provenance_extra(self) -> dict[str, Any]:
+        """Return method-specific facts for ``lethe_unlearning.json`` (RMU's resolved layer)."""
+        return {}
+
+    # The loop --------------------------------------------------------------------------------
+
+    def unlearn(
+        self,
+        *,
+        model,
+        tokenizer,
+        forget_records: Sequence,
+        retain_records: Sequence,
+        params=None,
+        block_size: int,
+        device=None,
+        dtype=None,
+        progress=None,
+        should_stop=None,
+        checkpoint_dir=None,
+        checkpoint_every: int = 50,
+        fingerprint_extra: str = "",
+    ) -> UnlearnOutcome:
+        """Run the unlearning loop on ``model`` in memory (changed in place) and return what it did.
+
+        ``model`` is a causal LM on ``device`` (full weights, or a ``peft`` model whose adapter
+        trains); records are strings or ``{"prompt", "answer"}`` mappings. ``run`` is this plus
+        loading, an optional fresh LoRA adapter, merging and saving.
+        """
+        import torch
+
+        started = time.monotonic()
+        params = self.parse_params(params)
+        forget_records, retain_records = list(forget_records), list(retain_records)
+        if not forget_records:
+            raise ValueError("forget_texts is empty: there is nothing to unlearn")
+        if self.uses_retain(params) and not retain_records:
+            raise ValueError(f"{self.name} needs retain_texts to regularise on")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
+        if device is None:
+            device, dtype = resolve_device(device)
+        elif dtype is None:
+            dtype = torch.float32
+
+        self.configure_trainable(model, params)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        if not trainable:
+            raise ValueError(f"{self.name}: no parameter is trainable")
+        reference = make_reference(model) if self.needs_reference else None
+        pad = pad_token_id(tokenizer)
+        forget_ex = encode_records(
+            tokenizer, forget_records, block_size=block_size, pair_format=params.pair_format
+        )
+        retain_ex = LazyRecordExamples(
+            tokenizer, retain_records, block_size=block_size, pair_format=params.pair_format
+        )
+        retain_eval = [
+            retain_ex[i]
+            for i in sample_indices(len(retain_ex), size=params.retain_eval_size, seed=params.seed)
+        ]
+        self.setup(
+            model=model,
+            tokenizer=tokenizer,
+            params=params,
+            forget_records=forget_records,
+            block_size=block_size,
+            device=device,
+        )
+
+        def losses() -> tuple[float, float]:
+            forget = evaluate_examples_loss(model, forget_ex, pad_id=pad, device=device, dtype=dtype)
+            retain = (
+                evaluate_examples_loss(model, retain_eval, pad_id=pad, device=device, dtype=dtype)
+                if retain_eval
+                else float("nan")
+            )
+            return forget, retain
+
+        total_steps = params.total_steps(len(forget_ex))
+        warmup = params.warmup_steps(len(forget_ex))
+        optimizer = torch.optim.AdamW(
+            trainable, lr=params.learning_rate, weight_decay=params.weight_decay, foreach=False
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
+        )
+        fingerprint = hashlib.sha256(
+            json.dumps(
+                [
+                    self.name,
+                    params.as_dict(),
+                    fingerprint_extra,
+                    texts_fingerprint([record_text(r) for r in forget_records]),
+                    texts_fingerprint([record_text(r) for r in retain_records]),
+                ]
+            ).encode()
+        ).hexdigest()
+
+        start_step, previous_seconds, resumed_from = 0, 0.0, None
+        state = None
+        if checkpoint_dir is not None:
+            latest = latest_checkpoint(checkpoint_dir)
+            if latest is not None:
+                state = load_state(latest)
+                if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
+                    raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
+        if state is not None:
+            _load_trainable_state(model, state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            restore_rng_state(state["rng"])
+            start_step = resumed_from = int(state["step"])
+            previous_seconds = float(state["compute_seconds"])
+            before = dict(state["before"])
+            history = [tuple(h) for h in state["history"]]
+        else:
+            forget_before, retain_before = losses()
+            before = {"forget": forget_before, "retain": retain_before}
+            history = [(0, forget_before, retain_before)]
+        target = None
+        if params.stop_at_forget_target:
+            target = params.forget_loss_target
+            if target is None:
+                base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
+                target = params.forget_loss_target_ratio * base
+        bound = None
+        if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
+            bound = before["retain"] + params.max_retain_loss_increase
+
+        logger.info(
+            "engine.unlearn.started",
+            extra={
+                "method": self.name,
+                "forget_records": len(forget_records),
+                "retain_records": len(retain_records),
+                "start_step": start_step,
+                "device": str(device),
+                "trainable_parameters": sum(p.numel() for p in trainable),
+            },
+        )
+        last_good = _trainable_state(model) if bound else None
+        last_checkpoint_step = start_step
+        stopped_reason, steps_done = "max_steps", total_steps
+        model.train()
+        for step in range(start_step, total_steps + 1):
+            if step % params.eval_every == 0 or step == total_steps:
+                if step == history[-1][0]:
+                    forget_now, retain_now = history[-1][1], history[-1][2]
+                else:
+                    forget_now, retain_now = losses()
+                    history.append((step, forget_now, retain_now))
+                if bound is not None and retain_now > bound:
+                    _load_trainable_state(model, last_good)
+                    stopped_reason, steps_done = (
+                        "retain_loss_bound",
+                        history[-2][0] if len(history) > 1 else 0,
+                    )
+                    break
+                if target is not None and forget_now >= target:
+                    stopped_reason, steps_done = "forget_loss_target", step
+                    break
+                if last_good is not None:
+                    last_good = _trainable_state(model)
+                if (
+                    checkpoint_dir is not None
+                    and step - last_checkpoint_step >= checkpoint_every
+                    and step < total_steps
+                ):
+                    save_checkpoint(
+                        checkpoint_dir,
+                        step=step,
+                        state={
+                            "format": CHECKPOINT_FORMAT,
+                            "step": step,
+                            "fingerprint": fingerprint,
+                            "model": _trainable_state(model),
+                            "optimizer": optimizer.state_dict(),
+                            "scheduler": scheduler.state_dict(),
+                            "rng": capture_rng_state(),
+                            "before": before,
+                            "history": [list(h) for h in history],
+                            "compute_seconds": previous_seconds + time.monotonic() - started,
+                        },
+                    )
+                    last_checkpoint_step = step
+            if step == total_steps:
+                break
+            if should_stop is not None and should_stop():
+                logger.info("engine.unlearn.cancelled", extra={"method": self.name, "step": step})
+                raise TrainingCancelled(step=step, total=total_steps)
+            forget_indices = _indices_at(
+                len(forget_ex), step=step, batch_size=params.batch_size, seed=params.seed, salt=1
+            )
+            batch = {
+                "forget": collate_examples([forget_ex[i] for i in forget_indices], pad_id=pad, device=device),
+                "retain": (
+                    collate_examples(
+                        [
+                            retain_ex[i]
+                            for i in _indices_at(
+                                len(retain_ex),
+                                step=step,
+                                batch_size=params.retain_batch_size,
+                                seed=params.seed,
+                                salt=2,
+                            )
+                        ],
+                        pad_id=pad,
+                        device=device,
+                    )
+                    if len(retain_ex) and self.uses_retain(params)
+                    else None
+                ),
+            }
+            self.extend_batch(batch, forget_indices=forget_indices, pad_id=pad, device=device)
+            with autocast_context(device, dtype):
+                loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
+                )
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            if progress is not None:
+                progress(step + 1, total_steps)
+
+        model.eval()
+        forget_after, retain_after = losses()
+        seconds = time.monotonic() - started
+        metrics = {
+            "forget_loss_before": before["forget"],
+            "forget_loss_after": forget_after,
+            "retain_loss_before": before["retain"],
+            "retain_loss_after": retain_after,
+            "forget_loss_target": target,
+            "retain_loss_bound": bound,
+            "stopped_reason": stopped_reason,
+            "forget_records": len(forget_records),
+            "forget_pairs": sum(is_pair(r) for r in forget_records),
+            "retain_eval_records": len(retain_eval),
+            "total_steps": total_steps,
+            "warmup_steps": warmup,
+            "history": [list(h) for h in history],
+            "resumed_from_step": resumed_from,
+            "compute_seconds": previous_seconds + seconds,
+            "trainable_parameters": sum(p.numel() for p in trainable),
+            "reference": None if reference is None else reference.kind,
+            **self.provenance_extra(),
+        }
+        return UnlearnOutcome(
+            steps=steps_done,
+            stopped_reason=stopped_reason,
+            metrics=metrics,
+            seconds=seconds,
+            trainable_parameters=metrics["trainable_parameters"],
+            reference=metrics["reference"],
+        )
 
     def run(
         self,
@@ -194,6 +644,11 @@ class ApproximateMethod(UnlearningMethod):
         device=None,
         overwrite=False,
     ) -> MethodResult:
+        """Load the source, unlearn (on full weights or a fresh LoRA adapter), merge and save.
+
+        ``forget_texts``/``retain_texts`` may hold ``{"prompt", "answer"}`` mappings as well as
+        strings (answer tokens only are then trained and measured).
+        """
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -219,185 +674,36 @@ class ApproximateMethod(UnlearningMethod):
         parent_sha = weights_sha256(source)
         tokenizer = AutoTokenizer.from_pretrained(str(source))
         model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
-        model.to(device)
-        reference = None
-        if self.needs_reference:
-            reference = copy.deepcopy(model).eval()
-            reference.requires_grad_(False)
-        pad = pad_token_id(tokenizer)
         block = block_size_for(source, model)
-        forget_ex = encode_texts(tokenizer, forget_texts, block_size=block)
-        retain_ex = LazyExamples(tokenizer, retain_texts, block_size=block)
-        retain_eval = [
-            retain_ex[i]
-            for i in sample_indices(len(retain_ex), size=params.retain_eval_size, seed=params.seed)
-        ]
-
-        def losses() -> tuple[float, float]:
-            forget = evaluate_loss(model, forget_ex, pad_id=pad, device=device, dtype=dtype)
-            retain = (
-                evaluate_loss(model, retain_eval, pad_id=pad, device=device, dtype=dtype)
-                if retain_eval
-                else float("nan")
+        if params.adapter == "lora":
+            model = wrap_with_lora(
+                model,
+                r=params.lora_r,
+                alpha=params.lora_alpha,
+                dropout=params.lora_dropout,
+                target_modules=self.lora_target_modules(model, params),
             )
-            return forget, retain
-
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=params.learning_rate, weight_decay=0.0, foreach=False
+        model.to(device)
+        outcome = self.unlearn(
+            model=model,
+            tokenizer=tokenizer,
+            forget_records=forget_texts,
+            retain_records=retain_texts,
+            params=params,
+            block_size=block,
+            device=device,
+            dtype=dtype,
+            progress=progress,
+            should_stop=should_stop,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_every=checkpoint_every,
+            fingerprint_extra=parent_sha,
         )
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [
-                    self.name,
-                    params.as_dict(),
-                    parent_sha,
-                    texts_fingerprint(forget_texts),
-                    texts_fingerprint(retain_texts),
-                ]
-            ).encode()
-        ).hexdigest()
-
-        start_step, previous_seconds, resumed_from = 0, 0.0, None
-        state = None
-        if checkpoint_dir is not None:
-            latest = latest_checkpoint(checkpoint_dir)
-            if latest is not None:
-                state = load_state(latest)
-                if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
-                    raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            restore_rng_state(state["rng"])
-            start_step = resumed_from = int(state["step"])
-            previous_seconds = float(state["compute_seconds"])
-            before = dict(state["before"])
-            history = [tuple(h) for h in state["history"]]
-        else:
-            forget_before, retain_before = losses()
-            before = {"forget": forget_before, "retain": retain_before}
-            history = [(0, forget_before, retain_before)]
-        target = params.forget_loss_target
-        if target is None:
-            base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
-            target = params.forget_loss_target_ratio * base
-        bound = None
-        if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
-            bound = before["retain"] + params.max_retain_loss_increase
-
-        logger.info(
-            "engine.unlearn.started",
-            extra={
-                "method": self.name,
-                "forget_records": len(forget_texts),
-                "retain_records": len(retain_texts),
-                "start_step": start_step,
-                "device": str(device),
-            },
-        )
-        last_good = (
-            {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()} if bound else None
-        )
-        last_checkpoint_step = start_step
-        stopped_reason, steps_done = "max_steps", params.max_steps
-        model.train()
-        for step in range(start_step, params.max_steps + 1):
-            if step % params.eval_every == 0 or step == params.max_steps:
-                if step == history[-1][0]:
-                    forget_now, retain_now = history[-1][1], history[-1][2]
-                else:
-                    forget_now, retain_now = losses()
-                    history.append((step, forget_now, retain_now))
-                if bound is not None and retain_now > bound:
-                    model.load_state_dict(last_good)
-                    stopped_reason, steps_done = (
-                        "retain_loss_bound",
-                        history[-2][0] if len(history) > 1 else 0,
-                    )
-                    break
-                if forget_now >= target:
-                    stopped_reason, steps_done = "forget_loss_target", step
-                    break
-                if last_good is not None:
-                    last_good = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                if (
-                    checkpoint_dir is not None
-                    and step - last_checkpoint_step >= checkpoint_every
-                    and step < params.max_steps
-                ):
-                    save_checkpoint(
-                        checkpoint_dir,
-                        step=step,
-                        state={
-                            "format": CHECKPOINT_FORMAT,
-                            "step": step,
-                            "fingerprint": fingerprint,
-                            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                            "optimizer": optimizer.state_dict(),
-                            "rng": capture_rng_state(),
-                            "before": before,
-                            "history": [list(h) for h in history],
-                            "compute_seconds": previous_seconds + time.monotonic() - started,
-                        },
-                    )
-                    last_checkpoint_step = step
-            if step == params.max_steps:
-                break
-            if should_stop is not None and should_stop():
-                logger.info("engine.unlearn.cancelled", extra={"method": self.name, "step": step})
-                raise TrainingCancelled(step=step, total=params.max_steps)
-            batch = {
-                "forget": collate(
-                    _batch_at(forget_ex, step=step, batch_size=params.batch_size, seed=params.seed, salt=1),
-                    pad_id=pad,
-                    device=device,
-                ),
-                "retain": (
-                    collate(
-                        _batch_at(
-                            retain_ex,
-                            step=step,
-                            batch_size=params.retain_batch_size,
-                            seed=params.seed,
-                            salt=2,
-                        ),
-                        pad_id=pad,
-                        device=device,
-                    )
-                    if retain_ex and self.uses_retain(params)
-                    else None
-                ),
-            }
-            with autocast_context(device, dtype):
-                loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
-                )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), params.max_grad_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if progress is not None:
-                progress(step + 1, params.max_steps)
-
-        model.eval()
-        forget_after, retain_after = losses()
+        if is_peft_model(model):
+            model = model.merge_and_unload()
+        model.requires_grad_(True)
         seconds = time.monotonic() - started
-        metrics = {
-            "forget_loss_before": before["forget"],
-            "forget_loss_after": forget_after,
-            "retain_loss_before": before["retain"],
-            "retain_loss_after": retain_after,
-            "forget_loss_target": target,
-            "retain_loss_bound": bound,
-            "stopped_reason": stopped_reason,
-            "forget_records": len(forget_texts),
-            "retain_eval_records": len(retain_eval),
-            "history": [list(h) for h in history],
-            "resumed_from_step": resumed_from,
-            "compute_seconds": previous_seconds + seconds,
-        }
+        metrics = dict(outcome.metrics)
         recipe = None
         if (source / "lethe_recipe.json").is_file():
             recipe = TrainingRecipe.load(source)
@@ -405,9 +711,10 @@ class ApproximateMethod(UnlearningMethod):
             "format": "lethe-unlearning/1",
             "method": self.name,
             "guarantee": self.guarantee,
+            "framework": self.framework,
             "params": params.as_dict(),
             "parent_weights_sha256": parent_sha,
-            "steps": steps_done,
+            "steps": outcome.steps,
             "metrics": {k: v for k, v in metrics.items() if k != "history"},
             "device": str(device),
         }
@@ -421,13 +728,13 @@ class ApproximateMethod(UnlearningMethod):
             extra_files={"lethe_unlearning.json": provenance_json(provenance)},
         )
         if progress is not None:
-            progress(steps_done, steps_done)
+            progress(outcome.steps, outcome.steps)
         logger.info(
             "engine.unlearn.finished",
             extra={
                 "method": self.name,
-                "steps": steps_done,
-                "stopped_reason": stopped_reason,
+                "steps": outcome.steps,
+                "stopped_reason": outcome.stopped_reason,
                 "sha256": sha,
             },
         )
@@ -436,9 +743,14 @@ class ApproximateMethod(UnlearningMethod):
             guarantee=self.guarantee,
             output_dir=str(out),
             weights_sha256=sha,
-            steps=steps_done,
+            steps=outcome.steps,
             seconds=seconds,
             device=str(device),
             params=params.as_dict(),
             metrics=metrics,
         )
+
+
+def params_fields(params_class) -> list[str]:
+    """Return the field names of a params dataclass (for forms and docs)."""
+    return [field.name for field in dataclasses.fields(params_class)]
