@@ -27,12 +27,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-#: File names Hugging Face uses for weights, single-file and sharded, safetensors and pickle.
+#: File names Hugging Face uses for weights, single-file and sharded, safetensors and pickle, and
+#: peft's adapter weights.
 WEIGHT_FILE_PATTERNS = (
     re.compile(r"^model\.safetensors$"),
     re.compile(r"^model-\d+-of-\d+\.safetensors$"),
     re.compile(r"^pytorch_model\.bin$"),
     re.compile(r"^pytorch_model-\d+-of-\d+\.bin$"),
+    # A LoRA adapter directory (peft): its weights are the adapter's.
+    re.compile(r"^adapter_model\.safetensors$"),
 )
 CHECKPOINT_PREFIX = "step-"
 STATE_FILE = "state.pt"

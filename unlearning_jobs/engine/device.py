@@ -94,3 +94,28 @@ def device_label(device: str) -> str:
     info = describe_device()
     same_kind = device.split(":")[0] == info.type
     return f"{device} ({info.name})" if same_kind and info.name and info.name != device else device
+
+
+def make_accelerator(device=None, *, bf16: bool = False):
+    """Return an ``accelerate.Accelerator`` for ``device`` (``None``: the best here, ``"cpu"``, ``"cuda"``).
+
+    The engine's fine-tuning loops run through the Accelerator so that one code path places the
+    model on the CPU, one GPU, or (under ``accelerate launch``) one GPU per process with DDP, and
+    wraps the forward pass in bf16 autocast. ``bf16`` is refused off CUDA: on the CPU it is slower
+    than fp32 and would change results, and a recipe must mean the same thing everywhere.
+    Gradient accumulation is done by the caller with ``accelerator.no_sync`` (see
+    ``training/finetune.py``), so ``gradient_accumulation_steps`` stays 1.
+    """
+    import torch
+    from accelerate import Accelerator
+
+    wanted = None if device is None else torch.device(device)
+    use_cpu = wanted is not None and wanted.type == "cpu"
+    if wanted is not None and wanted.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {wanted} requested but torch sees no CUDA GPU")
+    if bf16:
+        if use_cpu or not torch.cuda.is_available():
+            raise ValueError("bf16 is for CUDA GPUs only; this run is on the CPU (set bf16 to false)")
+        if not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU does not support bf16 (set bf16 to false)")
+    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")

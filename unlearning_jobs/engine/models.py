@@ -1,9 +1,18 @@
-"""Load the models the engine trains, plain or SISA, behind one calling convention.
+"""Load the models the engine trains, plain, LoRA adapter or SISA, behind one calling convention.
 
 Verification and suppression code calls ``model(input_ids, attention_mask=…, labels=…)`` and
 reads ``.logits`` and ``.loss``, and calls ``model.generate(input_ids, max_new_tokens=…)``.
 A SISA directory loads as :class:`SisaEnsemble`, which answers the same calls by averaging the
 shards' probabilities, so nothing downstream needs to know which kind of model it measures.
+
+Directories the engine reads:
+
+- a Hugging Face model directory (``config.json`` + safetensors): trained from scratch, imported
+  (``importing.import_model``) or fully fine-tuned;
+- a LoRA adapter directory (``adapter_config.json``, ``lethe_finetune.json`` naming its base):
+  the base is loaded and the adapter applied (merged by default, so the result is a plain model);
+- a SISA directory (``sisa.json``): GPT-2 shards trained from scratch, or LoRA adapters over one
+  base (:class:`AdapterSisaEnsemble`, the base held once in memory).
 """
 
 from __future__ import annotations
@@ -17,7 +26,18 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from .training.sisa import SISA_MANIFEST, is_sisa_dir, read_manifest
 
-__all__ = ["SISA_MANIFEST", "SisaEnsemble", "is_sisa_dir", "load_causal_lm", "load_tokenizer"]
+__all__ = [
+    "SISA_MANIFEST",
+    "AdapterSisaEnsemble",
+    "SisaEnsemble",
+    "adapter_base_dir",
+    "is_adapter_dir",
+    "is_sisa_dir",
+    "load_causal_lm",
+    "load_tokenizer",
+]
+
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def load_tokenizer(path: str | os.PathLike):
@@ -119,13 +139,103 @@ class SisaEnsemble(torch.nn.Module):
         return sequences
 
 
-def load_causal_lm(path: str | os.PathLike, device=None, dtype=None):
-    """Return ``(model, tokenizer)`` from a Hugging Face directory or a SISA directory, in eval mode.
+class _AdapterView(torch.nn.Module):
+    """One adapter of a shared ``PeftModel``, callable like a causal LM (a SISA shard's view).
+
+    Verification probes every SISA shard on its own; with adapters the shards share one base, so
+    each "shard" activates its adapter before answering. Holding the peft model in a plain
+    attribute (not a submodule) keeps its parameters counted once, in the ensemble.
+    """
+
+    def __init__(self, peft_model, adapter_name: str) -> None:
+        super().__init__()
+        object.__setattr__(self, "_peft", peft_model)
+        self.adapter_name = adapter_name
+
+    @property
+    def config(self):
+        return self._peft.config
+
+    @property
+    def device(self):
+        return next(self._peft.parameters()).device
+
+    @property
+    def generation_config(self):
+        return self._peft.generation_config
+
+    def forward(self, *args, **kwargs):
+        self._peft.set_adapter(self.adapter_name)
+        return self._peft(*args, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, *args, **kwargs):
+        self._peft.set_adapter(self.adapter_name)
+        return self._peft.generate(*args, **kwargs)
+
+
+class AdapterSisaEnsemble(SisaEnsemble):
+    """SISA over LoRA adapters: one base in memory, ``S`` adapters, probabilities averaged.
+
+    Same aggregation and calling convention as :class:`SisaEnsemble`; ``shards`` are views that
+    answer with one adapter each, so per-shard verification works unchanged.
+    """
+
+    def __init__(self, peft_model, adapter_names, manifest: dict) -> None:
+        torch.nn.Module.__init__(self)
+        if not adapter_names:
+            raise ValueError("a SISA ensemble needs at least one shard")
+        self.peft_model = peft_model
+        self.shards = [_AdapterView(peft_model, name) for name in adapter_names]
+        self.manifest = manifest
+
+
+def is_adapter_dir(path: str | os.PathLike) -> bool:
+    """Return whether ``path`` holds a LoRA adapter (``adapter_config.json``) rather than full weights."""
+    return (Path(path) / ADAPTER_CONFIG).is_file()
+
+
+def adapter_base_dir(path: str | os.PathLike) -> Path:
+    """Return the base model directory an adapter (or an adapter SISA directory) was trained on.
+
+    Read from ``lethe_finetune.json`` (or ``sisa.json``) where Lethe trained it, else from peft's
+    ``base_model_name_or_path``. Raises ``FileNotFoundError`` when that directory is gone.
+    """
+    import json
+
+    root = Path(path)
+    base = None
+    for name in ("lethe_finetune.json", SISA_MANIFEST):
+        meta = root / name
+        if meta.is_file():
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            base = (data.get("base") or {}).get("path")
+            if base:
+                break
+    if not base and (root / ADAPTER_CONFIG).is_file():
+        base = json.loads((root / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{root} does not name its base model")
+    base = Path(base)
+    if not (base / "config.json").is_file():
+        raise FileNotFoundError(f"the base model of {root} is not at {base}; pass base_model_dir")
+    return base
+
+
+def load_causal_lm(
+    path: str | os.PathLike, device=None, dtype=None, *, merge_adapter: bool = True, base_model_dir=None
+):
+    """Return ``(model, tokenizer)`` from a model, adapter or SISA directory, in eval mode.
 
     ``device`` defaults to :func:`~unlearning_jobs.engine.device.select_device`'s choice;
     ``dtype`` to float32 (pass ``torch.bfloat16`` for cheaper GPU inference). A SISA directory
-    (one with ``sisa.json``) gives a :class:`SisaEnsemble` whose ``__call__`` and ``generate``
-    match a causal LM's. Nothing is downloaded: the directory must hold the weights.
+    (one with ``sisa.json``) gives a :class:`SisaEnsemble` (GPT-2 shards) or an
+    :class:`AdapterSisaEnsemble` (LoRA adapters over one base) whose ``__call__`` and
+    ``generate`` match a causal LM's. A LoRA adapter directory loads its base (from the path its
+    recipe names, or ``base_model_dir``) with the adapter applied: merged into the weights by
+    default (a plain model, as fast as the base), or as a ``PeftModel`` with ``merge_adapter=False``
+    (so a method can train the adapter further or disable it to get the base back).
+    Nothing is downloaded: the directories must hold the weights.
     """
     from transformers import AutoModelForCausalLM
 
@@ -139,11 +249,30 @@ def load_causal_lm(path: str | os.PathLike, device=None, dtype=None):
     tokenizer = load_tokenizer(root)
     if is_sisa_dir(root):
         manifest = read_manifest(root)
-        shards = [
-            AutoModelForCausalLM.from_pretrained(str(root / name), dtype=dtype, local_files_only=True)
-            for name in manifest["shard_dirs"]
-        ]
-        model = SisaEnsemble(shards, manifest)
+        if manifest.get("kind") == "adapters":
+            from peft import PeftModel
+
+            base = Path(base_model_dir) if base_model_dir is not None else adapter_base_dir(root)
+            base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+            names = list(manifest["shard_dirs"])
+            peft_model = PeftModel.from_pretrained(base_model, str(root / names[0]), adapter_name=names[0])
+            for name in names[1:]:
+                peft_model.load_adapter(str(root / name), adapter_name=name)
+            model = AdapterSisaEnsemble(peft_model, names, manifest)
+        else:
+            shards = [
+                AutoModelForCausalLM.from_pretrained(str(root / name), dtype=dtype, local_files_only=True)
+                for name in manifest["shard_dirs"]
+            ]
+            model = SisaEnsemble(shards, manifest)
+    elif is_adapter_dir(root):
+        from peft import PeftModel
+
+        base = Path(base_model_dir) if base_model_dir is not None else adapter_base_dir(root)
+        base_model = AutoModelForCausalLM.from_pretrained(str(base), dtype=dtype, local_files_only=True)
+        model = PeftModel.from_pretrained(base_model, str(root))
+        if merge_adapter:
+            model = model.merge_and_unload()
     else:
         model = AutoModelForCausalLM.from_pretrained(str(root), dtype=dtype, local_files_only=True)
     model.to(device)

@@ -5,6 +5,11 @@ the forgotten records (for a SISA source: every shard, with the stored layout mi
 records). The result is, by construction, the model the organisation would have had if it had
 never held the records. By default the tokenizer is retrained too, so no vocabulary merge learnt
 from the records survives; that changes the token ids, which is harmless for a reference model.
+
+A model Lethe fine-tuned from a pretrained base (``lethe_finetune.json``: full or LoRA, or a SISA
+directory of adapters) is re-fine-tuned instead: from the same base (checked by SHA-256) with the
+same recipe and seed on the records minus the forgotten ones. That is exact with respect to the
+fine-tuning data; the base, whose pretraining data Lethe never saw, is untouched.
 """
 
 from __future__ import annotations
@@ -40,11 +45,17 @@ class RetrainParams:
       Lethe (which has no ``lethe_recipe.json``). Any override makes the result a new training
       rather than an exact reproduction; ``metrics["exact_recipe"]`` says which.
     - ``retain_eval_size``: retain records sampled for the before/after loss.
+    - ``base_model_dir``: for a fine-tuned source, where its base is now (default: the path its
+      recipe names); its SHA-256 must match the recipe's.
+
+    For a fine-tuned source ``recipe`` overrides fine-tuning fields (``FinetuneParams``), and
+    ``retrain_tokenizer`` does not apply (a pretrained base keeps its tokenizer).
     """
 
     retrain_tokenizer: bool = True
     recipe: dict | None = None
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
+    base_model_dir: str | None = None
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -55,10 +66,15 @@ class RetrainParams:
             f"must be at least 1, got {self.retain_eval_size}",
         )
         if self.recipe is not None:
+            from ..training.finetune import FinetuneParams
+
             try:
                 TrainingRecipe().replace(**self.recipe)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"{name}.recipe: {exc}") from exc
+                try:
+                    FinetuneParams().replace(**self.recipe)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{name}.recipe: {exc}") from exc
 
     @classmethod
     def from_dict(cls, data) -> RetrainParams:
@@ -96,6 +112,23 @@ class Retrain(UnlearningMethod):
         started = time.monotonic()
         params = self.parse_params(params)
         source = Path(source_model_dir)
+        if _is_finetuned(source):
+            return self._refinetune(
+                source=source,
+                output_dir=output_dir,
+                forget_texts=forget_texts,
+                retain_texts=retain_texts,
+                params=params,
+                full_texts=full_texts,
+                forget_ids=forget_ids,
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                device=device,
+                overwrite=overwrite,
+                started=started,
+            )
         sisa = is_sisa_dir(source)
         metrics: dict[str, Any] = {}
         if full_texts is not None:
@@ -203,3 +236,143 @@ class Retrain(UnlearningMethod):
             params=params.as_dict(),
             metrics=metrics,
         )
+
+    def _refinetune(
+        self,
+        *,
+        source: Path,
+        output_dir,
+        forget_texts,
+        retain_texts,
+        params: RetrainParams,
+        full_texts,
+        forget_ids,
+        progress,
+        should_stop,
+        checkpoint_dir,
+        checkpoint_every,
+        device,
+        overwrite,
+        started: float,
+    ) -> MethodResult:
+        """Fine-tune the same base again, same recipe and seed, on the records minus ``forget_ids``.
+
+        ``full_texts`` are the fine-tuning records by id (strings or prompt/answer objects), as
+        passed to ``finetune``; an adapter SISA source is retrained as a whole with its layout
+        minus the forgotten ids (the reference SISA unlearning must equal).
+        """
+        from ..training.finetune import (
+            FinetuneParams,
+            describe_base,
+            normalise_finetune_records,
+            read_finetune_recipe,
+        )
+        from ..training.launch import finetune_launch
+        from ..training.sisa_adapters import train_sisa_adapters
+
+        if full_texts is None or forget_ids is None:
+            raise ValueError(
+                "retrain of a fine-tuned model needs full_texts (the fine-tuning records by id) and forget_ids"
+            )
+        sisa = is_sisa_dir(source)
+        recipe = read_manifest(source) if sisa else read_finetune_recipe(source)
+        stored = FinetuneParams.from_dict(recipe["finetune"] if sisa else recipe["params"])
+        ft_params = stored.replace(**params.recipe) if params.recipe else stored
+        base = describe_base(params.base_model_dir or recipe["base"]["path"])
+        if base["weights_sha256"] != recipe["base"]["weights_sha256"]:
+            raise ValueError(
+                f"the base at {base['path']} is not the one {source} was fine-tuned from (SHA-256 differs)"
+            )
+        pairs = normalise_finetune_records(full_texts)
+        drop = {str(i) for i in forget_ids}
+        keep = [(rid, rec) for rid, rec in pairs if rid not in drop]
+        if not keep:
+            raise ValueError("no records are left to train on after excluding the forget set")
+        metrics: dict[str, Any] = {
+            "excluded_records": len(pairs) - len(keep),
+            "forget_ids_not_in_data": len(drop - {rid for rid, _ in pairs}),
+            "trained_records": len(keep),
+        }
+        device, dtype = resolve_device(device)
+        retain_sample = (
+            retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
+        )
+        before = measure_model_dir(
+            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        )
+        if sisa:
+            layout = SisaLayout.from_dict(recipe["layout"]).without(drop)
+            result = train_sisa_adapters(
+                base_model_dir=base["path"],
+                records=keep,
+                params=ft_params,
+                output_dir=output_dir,
+                layout=layout,
+                epochs_per_slice=int(recipe["epochs_per_slice"]),
+                data_identity=recipe.get("data"),
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                device=device,
+                overwrite=overwrite,
+            )
+            metrics["shards_retrained"] = list(result.shards_trained)
+            new_recipe = result.manifest
+        else:
+            result = finetune_launch(
+                base_model_dir=base["path"],
+                records=keep,
+                params=ft_params,
+                output_dir=output_dir,
+                data_identity=recipe.get("data"),
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                checkpoint_every=checkpoint_every,
+                device=device,
+                overwrite=overwrite,
+            )
+            new_recipe = result.recipe
+        after = measure_model_dir(
+            output_dir,
+            forget_texts=list(forget_texts),
+            retain_texts=retain_sample,
+            device=device,
+            dtype=dtype,
+        )
+        metrics.update(
+            {
+                "forget_loss_before": before["forget"],
+                "forget_loss_after": after["forget"],
+                "retain_loss_before": before["retain"],
+                "retain_loss_after": after["retain"],
+                "retain_eval_records": len(retain_sample),
+                "stopped_reason": "completed",
+                "exact_recipe": params.recipe is None,
+                "tokenizer_retrained": False,
+                "training_seconds": result.seconds,
+                "base_weights_sha256": base["weights_sha256"],
+                "base_model": "pretraining data unknown; deletion covers the fine-tuning data only",
+                "recipe": new_recipe,
+            }
+        )
+        return MethodResult(
+            method=self.name,
+            guarantee=self.guarantee,
+            output_dir=str(output_dir),
+            weights_sha256=result.weights_sha256,
+            steps=result.steps,
+            seconds=time.monotonic() - started,
+            device=str(device),
+            params=params.as_dict(),
+            metrics=metrics,
+        )
+
+
+def _is_finetuned(source: Path) -> bool:
+    """Return whether ``source`` was fine-tuned by Lethe from a pretrained base (plain, adapter or SISA)."""
+    from ..training.finetune import FINETUNE_FILE
+
+    if (source / FINETUNE_FILE).is_file():
+        return True
+    return is_sisa_dir(source) and read_manifest(source).get("kind") == "adapters"

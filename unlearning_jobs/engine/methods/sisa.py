@@ -136,6 +136,22 @@ class Sisa(UnlearningMethod):
         if full_texts is None:
             raise ValueError("sisa needs full_texts: the (record_id, text) records of the data set")
         manifest = read_manifest(source)
+        if manifest.get("kind") == "adapters":
+            return self._run_adapters(
+                source=source,
+                output_dir=output_dir,
+                forget_texts=forget_texts,
+                retain_texts=retain_texts,
+                params=params,
+                full_texts=full_texts,
+                forget_ids=forget_ids,
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=checkpoint_dir,
+                device=device,
+                overwrite=overwrite,
+                started=started,
+            )
         recipe = TrainingRecipe.from_dict(manifest["recipe"])
         layout = SisaLayout.from_dict(manifest["layout"])
         drop = {str(i) for i in forget_ids}
@@ -222,6 +238,86 @@ class Sisa(UnlearningMethod):
             method=self.name,
             guarantee=self.guarantee,
             output_dir=str(out),
+            weights_sha256=result.weights_sha256,
+            steps=result.steps,
+            seconds=time.monotonic() - started,
+            device=str(device),
+            params=params.as_dict(),
+            metrics=metrics,
+        )
+
+    def _run_adapters(
+        self,
+        *,
+        source: Path,
+        output_dir,
+        forget_texts,
+        retain_texts,
+        params: SisaParams,
+        full_texts,
+        forget_ids,
+        progress,
+        should_stop,
+        checkpoint_dir,
+        device,
+        overwrite,
+        started: float,
+    ) -> MethodResult:
+        """SISA over LoRA adapters on a fine-tuned base: retrain only the affected adapters.
+
+        ``full_texts`` are the fine-tuning records (strings or prompt/answer objects) by id.
+        """
+        from ..training.sisa_adapters import unlearn_sisa_adapters
+
+        device, dtype = resolve_device(device)
+        retain_sample = (
+            retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
+        )
+        before = measure_model_dir(
+            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        )
+        result = unlearn_sisa_adapters(
+            source_dir=source,
+            output_dir=output_dir,
+            records=full_texts,
+            forget_ids=forget_ids,
+            progress=progress,
+            should_stop=should_stop,
+            checkpoint_dir=checkpoint_dir,
+            device=device,
+            overwrite=overwrite,
+        )
+        after = measure_model_dir(
+            output_dir,
+            forget_texts=list(forget_texts),
+            retain_texts=retain_sample,
+            device=device,
+            dtype=dtype,
+        )
+        manifest = result.manifest
+        full_steps = sum(read_manifest(source)["full_training_steps"])
+        metrics = {
+            "forget_loss_before": before["forget"],
+            "forget_loss_after": after["forget"],
+            "retain_loss_before": before["retain"],
+            "retain_loss_after": after["retain"],
+            "retain_eval_records": len(retain_sample),
+            "stopped_reason": "completed",
+            "kind": "adapters",
+            "shards": manifest["shards"],
+            "slices": manifest["slices"],
+            "shards_retrained": list(result.shards_trained),
+            "retrained_steps": result.steps,
+            "training_seconds": result.seconds,
+            "full_training_steps": full_steps,
+            "steps_ratio": (result.steps / full_steps) if full_steps else None,
+            "base_weights_sha256": manifest["base"]["weights_sha256"],
+            "base_model": "pretraining data unknown; deletion covers the fine-tuning data only",
+        }
+        return MethodResult(
+            method=self.name,
+            guarantee=self.guarantee,
+            output_dir=str(output_dir),
             weights_sha256=result.weights_sha256,
             steps=result.steps,
             seconds=time.monotonic() - started,

@@ -79,6 +79,8 @@ logger = logging.getLogger(__name__)
 
 SISA_MANIFEST = "sisa.json"
 SISA_FORMAT = "lethe-sisa/1"
+#: SISA over LoRA adapters on a pretrained base (``training/sisa_adapters.py``), ``kind: "adapters"``.
+SISA_ADAPTERS_FORMAT = "lethe-sisa-adapters/1"
 SHARD_FILE = "lethe_shard.json"
 SLICE_STATE_FORMAT = "lethe-sisa-slice/1"
 SLICES_SUBDIR = "slices"
@@ -259,7 +261,7 @@ def read_manifest(model_dir: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no {SISA_MANIFEST} in {model_dir}: not a SISA model directory")
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != SISA_FORMAT:
+    if manifest.get("format") not in (SISA_FORMAT, SISA_ADAPTERS_FORMAT):
         raise ValueError(f"{path}: unsupported format {manifest.get('format')!r}")
     return manifest
 
