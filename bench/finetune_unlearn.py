@@ -198,7 +198,10 @@ def main() -> int:
             data_identity="tofu-subset",
             device=args.device,
         )
-        rows["fine-tune"] = {"seconds": time.monotonic() - started, "steps": ft.total_steps}
+        seconds = time.monotonic() - started
+        rows["fine-tune"] = {"seconds": seconds, "steps": ft.total_steps, "tokens_per_s": ft.tokens / seconds}
+        if torch.cuda.is_available() and args.device.startswith("cuda"):
+            rows["fine-tune"]["peak_cuda_bytes"] = torch.cuda.max_memory_allocated()
         started = time.monotonic()
         sisa = train_sisa_adapters(
             base_model_dir=base,

@@ -13,8 +13,4 @@ export TOKENIZERS_PARALLELISM=false
 .venv/bin/python -m pytest -p no:django -p no:cacheprovider -m gpu tests/engine -q
 mkdir -p var/bench
 .venv/bin/python bench/finetune_unlearn.py --bf16 --device cuda --json var/bench/finetune_unlearn_gpu.json
-.venv/bin/python -c '
-import torch
-print("peak CUDA memory of this process: n/a (the bench ran in its own process)")
-'
 .venv/bin/python bench/memory.py --no-measure --json var/bench/memory_gpu.json
