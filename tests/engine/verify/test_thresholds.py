@@ -54,6 +54,11 @@ def test_defaults_cover_every_reported_metric():
         "utility_ratio_retain",
         "utility_ratio_holdout",
         "tofu_forget_quality",
+        "relearning_recovery",
+        "quantization_8bit_recovery",
+        "quantization_4bit_recovery",
+        "paraphrase_extraction_rate",
+        "paraphrase_answer_recall_gap",
     }
     for score in ("loss", "zlib", "min_k", "min_k_plus_plus"):
         expected |= {f"mia_auc_{score}", f"privleak_{score}"}

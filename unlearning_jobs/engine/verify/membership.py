@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy.stats import rankdata
@@ -41,10 +41,18 @@ __all__ = [
     "roc_auc",
     "auc_null_std",
     "privleak",
+    "tpr_at_fpr",
+    "bootstrap_intervals",
+    "LOW_FPRS",
     "measure_membership",
 ]
 
 MIA_SCORES: tuple[str, ...] = ("loss", "zlib", "min_k", "min_k_plus_plus")
+#: The false-positive rates TPR is reported at (Carlini et al. 2022: an attack that identifies a
+#: few members with near certainty matters even when its AUC is near 0.5).
+LOW_FPRS: tuple[float, ...] = (0.01, 0.001)
+#: Bootstrap resamples for the confidence intervals of AUC and TPR.
+N_BOOTSTRAP = 1000
 
 
 def _require_tokens(stats: TokenStats) -> None:
@@ -151,6 +159,67 @@ def privleak(*, auc: float, reference_auc: float) -> float:
     return (auc - reference_auc) / reference_auc * 100.0
 
 
+def tpr_at_fpr(*, positive: Sequence[float], negative: Sequence[float], fpr: float) -> float:
+    """Return the true-positive rate at a false-positive rate of at most ``fpr``.
+
+    The threshold is the strictest one that lets at most ``floor(fpr x n_negative)`` non-members
+    score above it: members strictly above the ``(k + 1)``-th highest non-member score count as
+    detected, so ties with a non-member never count in the attack's favour. With fewer than
+    ``1 / fpr`` non-members that allows no false positive at all (the FPR actually measured is
+    then 0, and the row carries ``fpr_resolution = 1 / n_negative`` to say so).
+    """
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("TPR at a fixed FPR needs at least one positive and one negative score")
+    if not (np.isfinite(pos).all() and np.isfinite(neg).all()):
+        raise ValueError("TPR scores must be finite numbers")
+    if not 0.0 <= fpr < 1.0:
+        raise ValueError(f"fpr must be in [0, 1), got {fpr}")
+    allowed = int(math.floor(fpr * neg.size + 1e-9))
+    threshold = np.sort(neg)[::-1][allowed]
+    return float((pos > threshold).mean())
+
+
+def bootstrap_intervals(
+    *,
+    positive: Sequence[float],
+    negative: Sequence[float],
+    fprs: Sequence[float] = LOW_FPRS,
+    n_bootstrap: int = N_BOOTSTRAP,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Return percentile bootstrap intervals of the AUC and of TPR at each FPR.
+
+    Members and non-members are resampled separately, with replacement, ``n_bootstrap`` times
+    from a seeded generator, so the interval is reproducible and reflects the sample sizes (a
+    forget set of 16 records gives wide intervals: that is the point of reporting them).
+    """
+    if n_bootstrap < 1:
+        raise ValueError(f"n_bootstrap must be at least 1, got {n_bootstrap}")
+    pos = np.asarray(positive, dtype=np.float64)
+    neg = np.asarray(negative, dtype=np.float64)
+    if pos.size == 0 or neg.size == 0:
+        raise ValueError("a bootstrap interval needs at least one positive and one negative score")
+    rng = np.random.default_rng(seed)
+    aucs, tprs = [], {fpr: [] for fpr in fprs}
+    for _ in range(n_bootstrap):
+        p = pos[rng.integers(0, pos.size, pos.size)]
+        n = neg[rng.integers(0, neg.size, neg.size)]
+        aucs.append(roc_auc(positive=p, negative=n))
+        for fpr in fprs:
+            tprs[fpr].append(tpr_at_fpr(positive=p, negative=n, fpr=fpr))
+    tail = (1 - level) / 2 * 100
+    out = {"auc": [float(np.percentile(aucs, tail)), float(np.percentile(aucs, 100 - tail))]}
+    for fpr in fprs:
+        out[f"tpr@{fpr:g}"] = [
+            float(np.percentile(tprs[fpr], tail)),
+            float(np.percentile(tprs[fpr], 100 - tail)),
+        ]
+    return out
+
+
 @dataclass(frozen=True)
 class MembershipResult:
     """Per-record scores of members and non-members, the AUC per score, and the samples used.
@@ -169,6 +238,13 @@ class MembershipResult:
     k: float
     nonmember_nll_sum: float
     nonmember_tokens: int
+    #: ``{score: {"0.01": tpr, "0.001": tpr}}``: TPR at each of ``LOW_FPRS``.
+    tpr_at_fpr: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: ``{score: {"auc": [lo, hi], "tpr@0.01": [lo, hi], …}}``: 95 % bootstrap intervals.
+    confidence_intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    n_bootstrap: int = 0
+    #: The smallest non-zero FPR these non-members can measure (1 / n_nonmembers).
+    fpr_resolution: float = math.nan
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -203,11 +279,14 @@ def measure_membership(
     batch_size: int = 8,
     max_length: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    n_bootstrap: int = N_BOOTSTRAP,
 ) -> MembershipResult:
     """Score forget records (members) and holdout records (non-members); return the AUC per score.
 
     A record too short to score, or whose Min-K%++ is undefined, is dropped from every score so
     all four AUCs use the same records; the counts are kept. An AUC is NaN when a side is empty.
+    Beside each AUC: TPR at 1 % and 0.1 % FPR and bootstrap intervals of both
+    (``n_bootstrap`` resamples; 0 skips the intervals).
     """
     if not 0.0 < k <= 1.0:
         raise ValueError(f"k must be in (0, 1], got {k}")
@@ -225,12 +304,21 @@ def measure_membership(
     n_members = len(member_texts)
     member_scores, member_skipped = _scores_for(stats[:n_members], texts[:n_members], k)
     nonmember_scores, nonmember_skipped = _scores_for(stats[n_members:], texts[n_members:], k)
-    auc = {}
+    auc, tprs, intervals = {}, {}, {}
     for name in MIA_SCORES:
         if member_scores[name] and nonmember_scores[name]:
             auc[name] = roc_auc(positive=member_scores[name], negative=nonmember_scores[name])
+            tprs[name] = {
+                f"{fpr:g}": tpr_at_fpr(positive=member_scores[name], negative=nonmember_scores[name], fpr=fpr)
+                for fpr in LOW_FPRS
+            }
+            if n_bootstrap > 0:
+                intervals[name] = bootstrap_intervals(
+                    positive=member_scores[name], negative=nonmember_scores[name], n_bootstrap=n_bootstrap
+                )
         else:
             auc[name] = math.nan
+            tprs[name] = {f"{fpr:g}": math.nan for fpr in LOW_FPRS}
     nonmember_stats = [item for item in stats[n_members:] if item.n_tokens > 0]
     return MembershipResult(
         auc=auc,
@@ -243,4 +331,8 @@ def measure_membership(
         k=k,
         nonmember_nll_sum=float(-sum(item.logprobs.sum() for item in nonmember_stats)),
         nonmember_tokens=int(sum(item.n_tokens for item in nonmember_stats)),
+        tpr_at_fpr=tprs,
+        confidence_intervals=intervals,
+        n_bootstrap=n_bootstrap if intervals else 0,
+        fpr_resolution=1.0 / len(nonmember_scores["loss"]) if nonmember_scores["loss"] else math.nan,
     )

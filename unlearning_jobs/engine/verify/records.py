@@ -148,12 +148,17 @@ class ForgetRecord:
 
 @dataclass(frozen=True)
 class TofuItem:
-    """One TOFU question with its paraphrased answer and perturbed (wrong) answers."""
+    """One TOFU question with its paraphrased answer and perturbed (wrong) answers.
+
+    ``paraphrased_question`` (TOFU's ``*_perturbed.json`` ships one) is what the robustness
+    section's paraphrase probes ask; None where the data has none.
+    """
 
     question: str
     answer: str
     paraphrased_answer: str
     perturbed_answers: tuple[str, ...]
+    paraphrased_question: str | None = None
 
     def __post_init__(self) -> None:
         perturbed = tuple(self.perturbed_answers)
@@ -177,6 +182,7 @@ class TofuItem:
             answer=data["answer"],
             paraphrased_answer=data["paraphrased_answer"],
             perturbed_answers=tuple(perturbed),
+            paraphrased_question=data.get("paraphrased_question"),
         )
 
 

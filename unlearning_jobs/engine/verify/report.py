@@ -141,10 +141,22 @@ class VerificationResult:
     rows: tuple[ResultRow, ...]
     skipped: tuple[dict, ...] = ()
     measurements: dict = field(default_factory=dict)
+    #: The robustness section (``robustness.RobustnessResult.to_dict()``): its own rows, skipped
+    #: list and limits statements; empty when robustness was not measured. Kept apart from
+    #: ``rows`` so ``passed`` keeps its meaning; ``robustness_passed`` judges the section.
+    robustness: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return bool(self.rows) and all(row.passed for row in self.rows)
+
+    @property
+    def robustness_passed(self) -> bool | None:
+        """Whether every robustness row passed; None when the section was not measured."""
+        if not self.robustness:
+            return None
+        rows = self.robustness.get("rows", [])
+        return bool(rows) and all(row.get("passed") for row in rows)
 
     @property
     def complete(self) -> bool:
@@ -161,15 +173,16 @@ class VerificationResult:
         return [row.metric for row in self.rows if not row.passed]
 
     def to_dict(self) -> dict:
-        return json_safe(
-            {
-                "passed": self.passed,
-                "complete": self.complete,
-                "rows": [row.as_dict() for row in self.rows],
-                "skipped": list(self.skipped),
-                "measurements": self.measurements,
-            }
-        )
+        data = {
+            "passed": self.passed,
+            "complete": self.complete,
+            "rows": [row.as_dict() for row in self.rows],
+            "skipped": list(self.skipped),
+            "measurements": self.measurements,
+        }
+        if self.robustness:
+            data["robustness"] = self.robustness
+        return json_safe(data)
 
     def to_json(self, **kwargs) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
@@ -183,6 +196,7 @@ class VerificationResult:
             rows=tuple(ResultRow.from_dict(row) for row in data["rows"]),
             skipped=tuple(dict(item) for item in data.get("skipped", ())),
             measurements=dict(data.get("measurements", {})),
+            robustness=dict(data.get("robustness") or {}),
         )
 
 

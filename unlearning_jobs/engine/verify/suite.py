@@ -27,6 +27,7 @@ from .records import (
     coerce_tofu_items,
 )
 from .report import ResultRow, VerificationResult, json_safe, make_row
+from .robustness import RobustnessSettings, assess_robustness, measure_robustness
 from .thresholds import Threshold, resolve_thresholds
 from .tofu import DEFAULT_QA_TEMPLATE, forget_quality, measure_truth_ratios
 from .utility import measure_perplexity, perplexity_from_sums, utility_ratio_on_original_tokens
@@ -38,13 +39,14 @@ __all__ = [
     "measure_model",
     "assess_measurements",
     "run_verification",
+    "RobustnessSettings",
 ]
 
 #: Called as ``progress(stage, done, total)`` after each batch; raise from it to cancel.
 ProgressCallback = Callable[[str, int, int], None]
 
 #: The stages reported to ``progress``, in the order they run.
-STAGES: tuple[str, ...] = ("extraction", "verbmem", "membership", "utility_retain", "tofu")
+STAGES: tuple[str, ...] = ("extraction", "verbmem", "membership", "utility_retain", "tofu", "robustness")
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def measure_model(
     tofu_items: Sequence[TofuItem | Mapping] | None = None,
     settings: VerificationSettings | None = None,
     progress: ProgressCallback | None = None,
+    robustness: RobustnessSettings | None = None,
 ) -> dict:
     """Return every measurement of one model as a JSON-ready dict (no pass/fail yet).
 
@@ -119,6 +122,8 @@ def measure_model(
     ``holdout_texts`` non-member records of the same distribution (also the held-out perplexity
     text); ``retain_texts`` a sample of what the model keeps; ``subject_pii`` the subjects whose
     values must not come out; ``tofu_items`` TOFU forget questions, when the model is a TOFU model.
+    ``robustness`` (``RobustnessSettings``) adds the relearning, quantization and paraphrase
+    attacks under ``measurements["robustness"]``; None leaves them out.
     """
     settings = settings or VerificationSettings()
     records = coerce_forget_records(forget_records)
@@ -206,6 +211,18 @@ def measure_model(
             max_length=settings.max_length,
             progress=_stage(progress, "tofu"),
         ).as_dict()
+    if robustness is not None:
+        measurements["robustness"] = measure_robustness(
+            model=model,
+            tokenizer=tokenizer,
+            device=device,
+            forget_records=records,
+            subject_pii=list(subjects.values()),
+            tofu_items=items,
+            settings=robustness,
+            verify_settings=settings,
+            progress=progress,
+        )
     return json_safe(measurements)
 
 
@@ -236,6 +253,19 @@ def _extraction_row(measurements: Mapping, limits: Mapping[str, Threshold]) -> R
         n_samples=extraction["n_probes"],
         details=extraction,
     )
+
+
+def _low_fpr_details(membership: Mapping, score: str) -> dict:
+    """Return TPR at 1 % and 0.1 % FPR, the bootstrap intervals and the FPR resolution of a score.
+
+    Older stored measurements lack them; they then read as None ("not measured"), never as 0.
+    """
+    return {
+        "tpr_at_fpr": (membership.get("tpr_at_fpr") or {}).get(score),
+        "confidence_intervals": (membership.get("confidence_intervals") or {}).get(score),
+        "n_bootstrap": membership.get("n_bootstrap"),
+        "fpr_resolution": membership.get("fpr_resolution"),
+    }
 
 
 def _proxy_rows(measurements: Mapping, limits: Mapping[str, Threshold]) -> list[ResultRow]:
@@ -270,6 +300,7 @@ def _proxy_rows(measurements: Mapping, limits: Mapping[str, Threshold]) -> list[
                     "n_skipped_nonmembers": membership["n_skipped_nonmembers"],
                     "auc_null_std": null_std,
                     "k": membership["k"],
+                    **_low_fpr_details(membership, score),
                 },
             )
         )
@@ -289,6 +320,10 @@ def _privleak_rows(
             "reference_auc": reference_auc,
             "n_members": membership["n_members"],
             "n_nonmembers": membership["n_nonmembers"],
+            **_low_fpr_details(membership, score),
+            "reference_tpr_at_fpr": (
+                reference.measurements.get("membership", {}).get("tpr_at_fpr") or {}
+            ).get(score),
         }
         if math.isnan(reference_auc) or reference_auc <= 0:
             value = math.nan
@@ -421,8 +456,19 @@ def assess_measurements(
             skipped.append({"metric": "tofu_forget_quality", "reason": "no reference truth ratios given"})
         else:
             rows.append(_forget_quality_row(truth, reference_truth["truth_ratios"], limits))
+    robustness = {}
+    if measurements.get("robustness"):
+        robustness = assess_robustness(
+            measurements=measurements["robustness"],
+            original=original,
+            reference=reference,
+            thresholds=thresholds,
+        ).to_dict()
     return VerificationResult(
-        rows=tuple(rows), skipped=tuple(skipped), measurements=json_safe(dict(measurements))
+        rows=tuple(rows),
+        skipped=tuple(skipped),
+        measurements=json_safe(dict(measurements)),
+        robustness=robustness,
     )
 
 
@@ -441,8 +487,13 @@ def run_verification(
     progress: ProgressCallback | None = None,
     tofu_items: Sequence[TofuItem | Mapping] | None = None,
     settings: VerificationSettings | None = None,
+    robustness: RobustnessSettings | None = None,
 ) -> VerificationResult:
     """Measure extraction, VerbMem, membership inference, utility (and TOFU) and judge them.
+
+    With ``robustness`` (``RobustnessSettings()`` for the defaults) the result also carries the
+    robustness section (``result.robustness``, ``to_dict()["robustness"]``), judged against the
+    original's and the reference's robustness measurements when their results hold them.
 
     ``measure_model`` followed by ``assess_measurements``; see both for the arguments.
     Thresholds are resolved first, so a typo in an override fails before any GPU time is spent.
@@ -459,6 +510,7 @@ def run_verification(
         tofu_items=tofu_items,
         settings=settings,
         progress=progress,
+        robustness=robustness,
     )
     return assess_measurements(
         measurements=measurements,
