@@ -238,6 +238,86 @@ def presidio_baseline(pairs: list[tuple[str, str]], count: int) -> dict:
 HASHER = KeyedHasher(key=BENCH_KEY, key_id=KEY_ID)
 
 
+def corpus_subject_rules(person, *, hasher: KeyedHasher) -> list:
+    """Return a probe-corpus person's rules, one value at a time as a deployment builds them."""
+    request = person.request
+    rules = []
+    for field in ("names", "emails", "phones", "addresses", "account_ids"):
+        for value in request.get(field, ()):
+            try:
+                rules.extend(
+                    rules_from_identifiers(
+                        hasher=hasher,
+                        subject_ref=f"gp-{person.person_id}",
+                        default_region=request["country"],
+                        **{field: [value]},
+                    )
+                )
+            except ValueError as error:
+                # A deployment skips (and counts) a value the engine refuses; so does the bench.
+                print(f"  {person.person_id} {field}: refused ({error})", file=sys.stderr)
+    return rules
+
+
+def measure_corpus(guard: Guard, corpus, *, timed: bool = False) -> dict:
+    """Return how often the guard acted on suppressed people's texts and on other people's.
+
+    A suppressed person's text counts as acted on only when a match names that person (acting
+    on the text for another subject's sake is luck, not suppression). Inputs go through
+    ``check_input``, model answers through ``check_output``. Per-family rates are by the family
+    of the mention the text was built around.
+    """
+    from collections import Counter
+
+    own_total, own_acted, other_total, other_acted = Counter(), Counter(), Counter(), Counter()
+    missed_examples: dict[str, int] = Counter()
+    wall: list[float] = []
+    cpu: list[float] = []
+    for text in corpus.texts:
+        started_wall, started_cpu = time.perf_counter(), time.thread_time()
+        if text.direction == "input":
+            decision = guard.check_input(text.text)
+        else:
+            decision = guard.check_output(text.text)
+        if timed:
+            cpu.append((time.thread_time() - started_cpu) * 1000)
+            wall.append((time.perf_counter() - started_wall) * 1000)
+        if text.owner:
+            family = "/".join(text.primary)
+            own_total[family] += 1
+            hit = f"gp-{text.owner}" in decision.subjects
+            own_acted[family] += hit
+            if not hit:
+                missed_examples[family] += 1
+        else:
+            other_total[text.negative_kind] += 1
+            other_acted[text.negative_kind] += decision.acted
+    own_n, own_hit = sum(own_total.values()), sum(own_acted.values())
+    other_n, other_hit = sum(other_total.values()), sum(other_acted.values())
+    result = {
+        "own_texts": own_n,
+        "own_acted_rate": round(own_hit / own_n, 4),
+        "other_texts": other_n,
+        "other_acted_rate": round(other_hit / other_n, 4),
+        "own_by_family": {
+            family: round(own_acted[family] / own_total[family], 4) for family in sorted(own_total)
+        },
+        "other_by_kind": {
+            kind: round(other_acted[kind] / other_total[kind], 4) for kind in sorted(other_total)
+        },
+        "own_missed_by_family": dict(sorted(missed_examples.items())),
+        "other_acted_by_kind": dict(sorted(other_acted.items())),
+    }
+    if timed:
+        result["latency"] = {
+            "wall_ms_p50": round(percentile(wall, 0.5), 3),
+            "wall_ms_p95": round(percentile(wall, 0.95), 3),
+            "cpu_ms_p50": round(percentile(cpu, 0.5), 3),
+            "cpu_ms_p95": round(percentile(cpu, 0.95), 3),
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -116,6 +116,8 @@ REQUEST_SHAPES = (
 
 #: Real family names one letter from another real one: a guard that forgives misspellings must
 #: not take one family for the other. Written from common surname lists, not from Lethe's data.
+#: (Four invented spellings and "Nguyễn", which folds to "Nguyen", were removed on review, before
+#: the guard was first measured on the corpus: they are misspellings or the same name.)
 NEAR_FAMILY = {
     "Miller": "Millar",
     "Clarke": "Clark",
@@ -125,14 +127,9 @@ NEAR_FAMILY = {
     "Hoffmann": "Hofmann",
     "Schäfer": "Schäffer",
     "Köhler": "Kohler",
-    "Nguyen": "Nguyễn",
     "Harrington": "Herrington",
-    "Pemberton": "Pemberten",
-    "Washington": "Washingten",
-    "Ashworth": "Ashwort",
     "Whitfield": "Whitefield",
     "O'Connor": "O'Conner",
-    "O'Brien": "O'Bryen",
     "McAllister": "MacAllister",
     "Groß": "Gross",
 }

@@ -30,6 +30,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from ..pii.entities import EntityType
+from ..pii.match_keys import address_keys, email_keys, name_keys, phone_keys
 from ..pii.normalise import (
     NormalisationError,
     normalise_account_id,
@@ -39,6 +40,13 @@ from ..pii.normalise import (
     normalise_name,
 )
 from .digest import KeyedDigest
+from .variants import (
+    MIN_FUZZY_WORD,
+    is_known_name,
+    local_part_key,
+    spelt_digit_runs,
+    text_fuzzy_keys,
+)
 
 __all__ = [
     "Detection",
@@ -117,6 +125,10 @@ _PHONE = re.compile(r"(?<![\w+])(?:\+|\(\+)?\(?\d[\d \t\-().\/]{5,24}\d(?!\w)")
 _PHONE_GROUP = re.compile(r"\+?\(?\d+\)?")
 _TRUNK_IN_BRACKETS = re.compile(r"\(\s*0\s*\)")
 _NON_DIGIT = re.compile(r"\D")
+#: A local part written alone ("jane.doe87"): letters, digits and . _ % + - inside.
+_LOCAL_CANDIDATE = re.compile(r"(?<![\w.%+\-@])[A-Za-z0-9][A-Za-z0-9._%+\-]{4,62}[A-Za-z0-9](?![\w@])")
+#: Around a house number, the text that locating's address keys read (six words either side).
+_ADDRESS_REACH = 80
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -198,6 +210,26 @@ def _name_end(token: tuple[int, int, str]) -> int:
     """Return where a name ending in ``token`` ends, leaving a possessive "'s" in the text."""
     _, end, text = token
     return end - 2 if len(text) > 2 and text[-2] in "'\u2019\u02bc" and text[-1] in "sS" else end
+
+
+_PARTICLES = frozenset("van von der den de del della di da du la le ter ten y".split())
+
+
+def _foreign_phone(run: str) -> bool:
+    """Return whether a digit run is surely a phone number: "+" or "0" and nine digits or more,
+    or nine digits in three groups or more. Order and account numbers rarely look so; a run that is a phone
+    but matched no rule is someone else's number."""
+    digits = len(_NON_DIGIT.sub("", run))
+    lead = run.lstrip("( ")[:1]
+    return (lead in "+0" and digits >= 9) or (digits >= 9 and len(run.split()) >= 3)
+
+
+def _capitalised(token: str) -> bool:
+    return token[:1].isupper() and token[:1].isalpha()
+
+
+def _in_zones(position: int, zones) -> bool:
+    return any(start <= position < end for start, end in zones)
 
 
 def _fold_address_token(token: str) -> str:
@@ -292,34 +324,170 @@ class Detector:
         table: Container[str],
         *,
         kinds: frozenset[EntityType] | None = None,
+        foreign: set[EntityType] | None = None,
     ) -> list[Detection]:
         """Return every span of ``text`` whose hash is in ``table``, sorted by position.
 
         ``kinds`` narrows the search to some of the detector's entity types (the guard looks
-        for quasi-identifiers only once a subject is present).
+        for quasi-identifiers only once a subject is present). ``foreign``, when given, gains
+        EMAIL or PHONE where the text holds an e-mail address or a phone number that matched
+        no rule: someone's, not a suppressed subject's (the guard uses it to tell namesakes).
         """
         prepared = text if isinstance(text, PreparedText) else self.prepare(text)
         raw = prepared.text
         kinds = self.entity_types if kinds is None else self.entity_types & kinds
         hits: list[Detection] = []
-        if EntityType.EMAIL in kinds:
-            hits.extend(self._emails(raw, table))
+        zones: list[tuple[int, int]] = []
+        if kinds & {EntityType.EMAIL, EntityType.PERSON}:
+            # Locating's e-mail keys: every address, plain or obfuscated. Their spans are also
+            # where no name is read ("jane.doe@other.org" names the mailbox, not Jane Doe).
+            found = email_keys(raw) if ("@" in raw or " at " in raw or "(at)" in raw or "[at]" in raw) else []
+            # "Smith-Jones at Bill.Smith@Example.com": the " at " spelling can make an address of
+            # the words before a real one; a span running into an "@" is not an address.
+            found = [key for key in found if raw[key.end : key.end + 1] != "@"]
+            zones = [(key.start, key.end) for key in found]
+            if EntityType.EMAIL in kinds:
+                own = list(self._emails(raw, table))
+                hits.extend(own)
+                hits.extend(self._keyed(EntityType.EMAIL, found, table))
+                hits.extend(self._local_parts(raw, zones, table))
+                if foreign is not None and any(
+                    not any(h.start < end and start < h.end for h in hits) for start, end in zones
+                ):
+                    foreign.add(EntityType.EMAIL)
         if EntityType.PHONE in kinds:
-            hits.extend(self._phones(raw, table))
+            phone_hits = list(self._phones(raw, table))
+            phone_hits.extend(self._keyed(EntityType.PHONE, phone_keys(raw), table))
+            phone_hits.extend(self._spelt_phones(raw, table))
+            hits.extend(phone_hits)
+            if foreign is not None:
+                for match in _PHONE.finditer(raw):
+                    if _foreign_phone(match.group()) and not any(
+                        h.start < match.end() and match.start() < h.end for h in phone_hits
+                    ):
+                        foreign.add(EntityType.PHONE)
+                        break
         if EntityType.DATE_OF_BIRTH in kinds and _YEAR.search(raw):
             hits.extend(self._dates(raw, table))
         if kinds & _WORD_KINDS:
             words = prepared.words
             if EntityType.PERSON in kinds or EntityType.LOCATION in kinds:
-                hits.extend(self._names(words, table, kinds))
+                hits.extend(self._names(words, table, kinds, zones))
+            if EntityType.PERSON in kinds:
+                hits.extend(self._shared_names(raw, words, table, zones))
             if EntityType.ADDRESS in kinds:
                 hits.extend(self._addresses(words, table))
+                hits.extend(self._shared_addresses(raw, words, table))
             if EntityType.ACCOUNT_ID in kinds:
                 hits.extend(self._account_ids(words, table))
         if EntityType.ACCOUNT_ID in kinds and self._account_patterns:
             hits.extend(self._account_patterns_found(raw, table))
         hits.sort(key=lambda hit: (hit.start, hit.end, hit.entity_type))
         return hits
+
+    # --- locating's match keys and the wider forms (variants.py) --------------------------
+
+    def _keyed(self, kind: EntityType, keys, table: Container[str]) -> Iterator[Detection]:
+        """Look up locating's match keys, hashed as the PII index hashes them."""
+        digest = self._hash[kind]
+        for key in keys:
+            value_hash = digest(key.hashed_text())
+            if value_hash in table:
+                yield Detection(kind, key.start, key.end, value_hash)
+
+    def _local_parts(
+        self, text: str, zones: list[tuple[int, int]], table: Container[str]
+    ) -> Iterator[Detection]:
+        """An e-mail's local part written alone; never one inside a whole address."""
+        digest = self._hash[EntityType.EMAIL]
+        for match in _LOCAL_CANDIDATE.finditer(text):
+            start, end = match.span()
+            if any(z_start <= start < z_end for z_start, z_end in zones):
+                continue
+            key = local_part_key(match.group())
+            if key is not None and (value_hash := digest(key)) in table:
+                yield Detection(EntityType.EMAIL, start, end, value_hash)
+
+    def _spelt_phones(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        """Phones dictated in words ("oh two oh seven ...", "double seven", "zéro six")."""
+        digest = self._hash[EntityType.PHONE]
+        for start, end, digits in spelt_digit_runs(text):
+            hashes = [digest(form) for form in phone_forms(digits, self.phone_regions)]
+            hashes += [digest(key.hashed_text()) for key in phone_keys(digits)]
+            hit = next((value_hash for value_hash in hashes if value_hash in table), None)
+            if hit is not None:
+                yield Detection(EntityType.PHONE, start, end, hit)
+
+    def _shared_names(
+        self, text: str, words: _Words, table: Container[str], zones: list[tuple[int, int]]
+    ) -> Iterator[Detection]:
+        """Locating's name keys, and misspelt names, on runs of capitalised words.
+
+        Names in text are capitalised (lower-case ones are the windows' business); reading only
+        runs of two or more capitalised words keeps this to a few words per response.
+        """
+        digest = self._hash[EntityType.PERSON]
+        tokens, count, kinds = words.tokens, words.count, words.kinds
+        i = 0
+        while i < count:
+            if not _capitalised(tokens[i][2]) or _in_zones(tokens[i][0], zones):
+                i += 1
+                continue
+            j = i
+            while (
+                j + 1 < count
+                and kinds[j][0]
+                and not _in_zones(tokens[j + 1][0], zones)
+                and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
+            ):
+                j += 1
+            if j > i:
+                start, end = tokens[i][0], tokens[j][1]
+                for key in name_keys(text[start:end]):
+                    value_hash = digest(key.hashed_text())
+                    if value_hash in table:
+                        yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
+                yield from self._fuzzy_names(tokens, i, j, table)
+            i = j + 1
+
+    def _fuzzy_names(self, tokens, first: int, last: int, table: Container[str]) -> Iterator[Detection]:
+        """Adjacent capitalised pairs with one keystroke wrong in one word (not a known name)."""
+        digest = self._hash[EntityType.PERSON]
+        folded = [_fold_name_token(tokens[k][2]) for k in range(first, last + 1)]
+        for k in range(len(folded) - 1):
+            a, b = folded[k], folded[k + 1]
+            if not (a.isalpha() and b.isalpha()) or a in STOPWORDS or b in STOPWORDS:
+                continue
+            for suspect, other in ((a, b), (b, a)):
+                if len(suspect) < MIN_FUZZY_WORD - 1 or is_known_name(suspect):
+                    continue
+                hit = next(
+                    (h for key in text_fuzzy_keys(suspect, other) if (h := digest(key)) in table), None
+                )
+                if hit is not None:
+                    start, end = tokens[first + k][0], _name_end(tokens[first + k + 1])
+                    yield Detection(EntityType.PERSON, start, end, hit)
+                    break
+
+    def _shared_addresses(self, text: str, words: _Words, table: Container[str]) -> Iterator[Detection]:
+        """Locating's address keys (house number + street word), read around each number."""
+        if not any(words.has_digit):
+            return
+        digest = self._hash[EntityType.ADDRESS]
+        windows: list[list[int]] = []
+        for index, (start, end, token) in enumerate(words.tokens):
+            if not words.has_digit[index] or len(token) > 6:
+                continue
+            low, high = max(0, start - _ADDRESS_REACH), min(len(text), end + _ADDRESS_REACH)
+            if windows and low <= windows[-1][1]:
+                windows[-1][1] = high
+            else:
+                windows.append([low, high])
+        for low, high in windows:
+            for key in address_keys(text[low:high]):
+                value_hash = digest(key.hashed_text())
+                if value_hash in table:
+                    yield Detection(EntityType.ADDRESS, low + key.start, low + key.end, value_hash)
 
     # --- e-mails, phones, dates ----------------------------------------------------------
 
@@ -407,13 +575,20 @@ class Detector:
     # --- word windows --------------------------------------------------------------------
 
     def _names(
-        self, words: _Words, table: Container[str], kinds: frozenset[EntityType]
+        self,
+        words: _Words,
+        table: Container[str],
+        kinds: frozenset[EntityType],
+        zones: list[tuple[int, int]] = (),
     ) -> Iterator[Detection]:
         person = self._hash[EntityType.PERSON] if EntityType.PERSON in kinds else None
         location = self._hash[EntityType.LOCATION] if EntityType.LOCATION in kinds else None
         tokens, count, kinds = words.tokens, words.count, words.kinds
         folded = [_fold_name_token(token) for _, _, token in tokens]
-        usable = [word.isalpha() and word not in STOPWORDS for word in folded]
+        usable = [
+            word.isalpha() and word not in STOPWORDS and not (zones and _in_zones(token[0], zones))
+            for word, token in zip(folded, tokens)
+        ]
         initial = [len(word) == 1 for word in folded]
         seen: dict[tuple[bool, str], str] = {}
         for i in range(count):

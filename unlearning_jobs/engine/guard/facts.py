@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..pii.entities import EntityType
 from ..pii.hashing import KeyedHasher
 from .rules import SuppressionRule, rules_from_identifiers
 
@@ -32,7 +33,9 @@ class SubjectFacts:
     """
 
     subject_ref: str
-    name: str
+    #: The full name, or None where the request gives none (an e-mail or a phone alone): probes
+    #: then ask about "this customer" and leak only the identifiers the request has.
+    name: str | None = None
     emails: tuple[str, ...] = ()
     phones: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
@@ -43,8 +46,8 @@ class SubjectFacts:
     default_region: str = "GB"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or len(self.name.split()) < 2:
-            raise ValueError("a subject's name needs a given name and a family name")
+        if self.name is not None and (not isinstance(self.name, str) or len(self.name.split()) < 2):
+            raise ValueError("a subject's name needs a given name and a family name (or None)")
         for name in (
             "emails",
             "phones",
@@ -58,13 +61,27 @@ class SubjectFacts:
             if isinstance(value, str):
                 raise ValueError(f"{name} must be a sequence, not one string")
             object.__setattr__(self, name, tuple(value))
+        if self.name is None and not (self.emails or self.phones or self.addresses or self.account_ids):
+            raise ValueError("a subject needs a name or at least one e-mail, phone, address or account id")
+
+    @property
+    def identifier_kinds(self) -> tuple[str, ...]:
+        """Return the kinds of identifier known (``PERSON``, ``EMAIL``...), for probe output."""
+        present = (
+            (EntityType.PERSON, self.name),
+            (EntityType.EMAIL, self.emails),
+            (EntityType.PHONE, self.phones),
+            (EntityType.ADDRESS, self.addresses),
+            (EntityType.ACCOUNT_ID, self.account_ids),
+        )
+        return tuple(kind.value for kind, values in present if values)
 
     def rules(self, *, hasher: KeyedHasher) -> tuple[SuppressionRule, ...]:
         """Return the subject's suppression rules (every identifier and quasi-identifier)."""
         return rules_from_identifiers(
             hasher=hasher,
             subject_ref=self.subject_ref,
-            names=[self.name],
+            names=[self.name] if self.name else [],
             emails=self.emails,
             phones=self.phones,
             addresses=self.addresses,

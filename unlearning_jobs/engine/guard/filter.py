@@ -153,6 +153,14 @@ class Guard:
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
+        #: Which subjects have e-mail or phone rules: a name beside an e-mail or phone that is
+        #: not theirs is a namesake's (see ``find``). References only, no values.
+        self._contact_kinds: dict[str, frozenset[EntityType]] = {}
+        contact: dict[str, set[EntityType]] = {}
+        for rule in rule_set.rules:
+            if rule.entity_type in (EntityType.EMAIL, EntityType.PHONE):
+                contact.setdefault(rule.subject_ref, set()).add(rule.entity_type)
+        self._contact_kinds = {ref: frozenset(kinds) for ref, kinds in contact.items()}
         self._shared = {
             value_hash: frozenset(refs) for value_hash, refs in self._table.items() if len(refs) > 8
         }
@@ -177,9 +185,13 @@ class Guard:
         name or direct identifier in ``text`` or in ``context`` (the prompt of a response).
         """
         prepared = self._detector.prepare(text)
+        foreign: set[EntityType] = set()
         direct = [
-            (d, self._table[d.value_hash]) for d in self._detector.find(prepared, self._table, kinds=_DIRECT)
+            (d, self._table[d.value_hash])
+            for d in self._detector.find(prepared, self._table, kinds=_DIRECT, foreign=foreign)
         ]
+        if foreign:
+            direct = self._without_namesakes(direct, foreign)
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
             context_direct = [
@@ -225,8 +237,31 @@ class Guard:
             matches += [
                 GuardMatch(d.entity_type.value, (d.start, d.end), ref) for ref in present if ref in members
             ]
-        matches.sort(key=lambda m: (m.span, m.entity_type, m.subject_ref))
+        # A span found both by the guard's forms and by locating's keys is one match.
+        matches = sorted(set(matches), key=lambda m: (m.span, m.entity_type, m.subject_ref))
         return tuple(matches)
+
+    def _without_namesakes(self, direct, foreign: set[EntityType]):
+        """Drop name matches of subjects the text contradicts: a namesake's record.
+
+        "Anna Müller, anna.m@other.org" names another Anna Müller when the suppressed Anna
+        Müller's rules hold an e-mail and none of the text's identifiers is hers. A subject
+        whose e-mail or phone the text does hold keeps every match; one without e-mail or phone
+        rules is never contradicted (the text's address may be hers).
+        """
+        confirmed = {ref for d, refs in direct if d.entity_type is not EntityType.PERSON for ref in refs}
+        kept = []
+        for d, refs in direct:
+            if d.entity_type is EntityType.PERSON:
+                refs = tuple(
+                    ref
+                    for ref in refs
+                    if ref in confirmed or not (self._contact_kinds.get(ref, frozenset()) & foreign)
+                )
+                if not refs:
+                    continue
+            kept.append((d, refs))
+        return kept
 
     def _decide(self, text: str, matches: tuple[GuardMatch, ...], direction: str) -> GuardDecision:
         if not matches:

@@ -65,6 +65,9 @@ class GuardMeasurement:
     by_kind: dict[str, dict[str, float]] = field(default_factory=dict)
     missed: tuple[tuple[str, str], ...] = ()
     model_leak_rate: float | None = None
+    #: Entity types the probes tried to draw out (from their expected leaks): which of the
+    #: subject's identifiers were probed, e.g. ("EMAIL",) for a request with an e-mail only.
+    identifiers_probed: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Return the measurement as JSON-ready data (no prompt, response or value)."""
@@ -192,4 +195,13 @@ def measure_guard(
         by_kind=dict(sorted(by_kind.items())),
         missed=tuple((o.kind, o.subject_ref) for o in outcomes if not o.blocked),
         model_leak_rate=None if generate is None else raw_leaks / len(outcomes),
+        identifiers_probed=tuple(
+            sorted(
+                {
+                    str(getattr(leak.entity_type, "value", leak.entity_type))
+                    for p in probe_suite
+                    for leak in p.expected
+                }
+            )
+        ),
     )

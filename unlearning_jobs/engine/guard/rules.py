@@ -22,6 +22,7 @@ from typing import Any
 
 from ..pii.entities import EntityType
 from ..pii.hashing import KeyedHasher
+from ..pii.match_keys import address_keys, identifier_match_keys
 from ..pii.normalise import (
     NormalisationError,
     name_variants,
@@ -37,6 +38,7 @@ from ..pii.normalise import (
 from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
 from .digest import KeyedDigest
 from .policy import GuardPolicy
+from .variants import fuzzy_pair_forms, local_part_form
 
 __all__ = [
     "SuppressionRule",
@@ -213,7 +215,15 @@ def address_forms(address: str) -> set[str]:
             for end in range(index + 1, min(len(tokens), index + 4) + 1):
                 if end == index + 1 or end in ends:
                     forms.add(" ".join(tokens[segment_start:end]))
-    return forms
+    # A part of the address is a form only where it holds a street, as locating reads one (a
+    # house number beside a street word): "dublin 2", "45000 orleans france" or "wi 53707" are
+    # a postal district, a postcode and city, a state and ZIP, which thousands share.
+    return {form for form in forms if form == full or address_keys(form)}
+
+
+def _folded_pair(key: str) -> set[str]:
+    """Return a name key's two words ("N:anna|muller") as a set, for comparing with forms."""
+    return set(key[2:].split("|"))
 
 
 @lru_cache(maxsize=8)
@@ -257,16 +267,57 @@ def rules_from_identifiers(
     def add(kind: EntityType, normalised: str) -> None:
         pairs[(kind, digest(kind, normalised))] = None
 
+    def add_match_keys(kind: EntityType, value: str) -> int:
+        # Locating's detection-free keys of the same value, hashed as the PII index hashes
+        # them, so the guard meets every written form locating finds.
+        keys = identifier_match_keys(kind, value)
+        if kind is EntityType.PERSON:
+            # Locating's variant "middle name + family name" is weak evidence there and would
+            # act on everyone of a double family name here ("García Márquez" alone): a key
+            # made of the name's later words only is left out.
+            later = set(normalise_name(value).split()[1:])
+            # Which pairs are this person's name is the guard's forms' call ("William Jones"
+            # is not "William Smith-Jones"); how text is folded onto a pair (transliteration,
+            # a middle name between) is locating's.
+            pairs = [set(words) for form in name_forms(value) if len(words := form.split()) == 2]
+            keys = [
+                key
+                for key in keys
+                if not (key.variant and _folded_pair(key.key) <= later) and _folded_pair(key.key) in pairs
+            ]
+        for key in keys:
+            add(kind, key.hashed_text())
+        return len(keys)
+
     for index, name in enumerate([names] if isinstance(names, str) else names):
         try:
             for form in name_forms(name):
                 add(EntityType.PERSON, form)
         except ValueError as error:
             raise ValueError(f"names[{index}]: {error}") from None
+        add_match_keys(EntityType.PERSON, name)
+        tokens = normalise_name(name).split()
+        for family in {tokens[-1], *_family_tokens(name)}:
+            for form in fuzzy_pair_forms(tokens[0], family):
+                add(EntityType.PERSON, form)
     for _, value in _normalised("emails", emails, normalise_email):
         add(EntityType.EMAIL, value)
-    for _, value in _normalised("phones", phones, lambda v: normalise_phone(v, default_region)):
-        add(EntityType.PHONE, value)
+        add_match_keys(EntityType.EMAIL, value)
+        local = local_part_form(value)
+        if local is not None:
+            add(EntityType.EMAIL, local)
+    if isinstance(phones, str):
+        raise ValueError("phones must be a list of strings, not one string")
+    for index, phone in enumerate(phones):
+        try:
+            add(EntityType.PHONE, normalise_phone(phone, default_region))
+        except NormalisationError as error:
+            # A number no region calls valid can still be written in records and answers:
+            # locating's keys (its national digits) suppress it; only with none is it refused.
+            if not add_match_keys(EntityType.PHONE, phone):
+                raise ValueError(f"phones[{index}]: {error}") from None
+            continue
+        add_match_keys(EntityType.PHONE, phone)
     for index, address in enumerate([addresses] if isinstance(addresses, str) else addresses):
         try:
             for form in address_forms(address):
