@@ -10,12 +10,18 @@ forgotten people's identifiers, VerbMem, membership AUCs and PrivLeak, TOFU's fo
 utility ratios. SISA (demo) is trained as ``--shards`` x ``--slices`` and verified against its
 own original; it is its own exact reference.
 
-The last table compares the best approximate method with the targets of the verification
-issue (extraction 0, |PrivLeak| <= 10, utility >= 95 % of the original, <= 10 % of retrain's
-time) and, for TOFU forget10, with the published untuned NPO reproduction (forget quality 0.02
-at 77 % of the original's utility).
+Issue 16 adds ``simnpo``, ``rmu``, ``refusal`` (output suppression) and ``npo_reference`` (NPO
+with OpenUnlearning's published recipe, ``preset="reference"``), and verifies every model with
+the robustness section as well (``--no-robustness`` skips it): relearning recovery and 4-bit
+recovery (shares of the original-vs-retrain gap an attack restores), TPR at 1 % FPR beside the
+AUC. The last table compares the best approximate method with the targets (extraction 0,
+|PrivLeak| <= 10, utility >= 95 % of the original, <= 10 % of retrain's time, relearning <= 25 %,
+4-bit <= 10 %; on TOFU forget quality >= 0.1) and prints ``npo_reference`` beside the published
+OpenUnlearning rows it reproduces (Llama-3.2-1B-Instruct: forget quality 0.92 / 0.14 / 0.02 on
+forget01 / 05 / 10 at model utility 0.56 / 0.45 / 0.46, fine-tuned model 0.60).
 
     .venv/bin/python bench/unlearning.py                                    # demo, about 5 min on 2 CPUs
+    .venv/bin/python bench/unlearning.py --small                            # issue 16's small preset
     .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu         # forget01 and forget10
 """
 
@@ -35,19 +41,44 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
-from verify import verify_model_dirs  # noqa: E402
 
 from unlearning_jobs.engine.device import describe_device  # noqa: E402
-from unlearning_jobs.engine.methods import get_method  # noqa: E402
+from unlearning_jobs.engine.methods import get_method, method_framework  # noqa: E402
+from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
 from unlearning_jobs.engine.training.sisa import train_sisa  # noqa: E402
 
-APPROXIMATE = ("gradient_ascent", "gradient_difference", "npo")
-#: The verification issue's targets for the best approximate method.
-TARGETS = {"extraction_rate": 0.0, "privleak_abs": 10.0, "utility_ratio": 0.95, "time_ratio": 0.10}
+APPROXIMATE = (
+    "gradient_ascent",
+    "gradient_difference",
+    "npo",
+    "npo_reference",
+    "simnpo",
+    "rmu",
+    "refusal",
+)
+#: Bench run names that are a registered method with a preset.
+VARIANTS = {"npo_reference": ("npo", {"preset": "reference"})}
+#: The targets for the best approximate method (verification issue and issue 16).
+TARGETS = {
+    "extraction_rate": 0.0,
+    "privleak_abs": 10.0,
+    "utility_ratio": 0.95,
+    "time_ratio": 0.10,
+    "relearning_recovery": 0.25,
+    "quantization_4bit_recovery": 0.10,
+    "forget_quality": 0.1,
+}
 #: Published untuned NPO on TOFU forget10 (1B model): forget quality and utility ratio.
 PUBLISHED_NPO_FORGET10 = {"forget_quality": 0.02, "utility_ratio": 0.77}
+#: OpenUnlearning's docs/repro.md, NPO on Llama-3.2-1B-Instruct (fine-tuned model utility 0.60).
+PUBLISHED_OPENUNLEARNING_NPO = {
+    "forget01": {"forget_quality": 0.92, "model_utility": 0.56},
+    "forget05": {"forget_quality": 0.14, "model_utility": 0.45},
+    "forget10": {"forget_quality": 0.02, "model_utility": 0.46},
+    "finetuned_model_utility": 0.60,
+}
 #: The summary columns: (header, key in a summary row, format).
 SUMMARY_COLUMNS = (
     ("seconds", "seconds", "{:.1f}"),
@@ -59,6 +90,9 @@ SUMMARY_COLUMNS = (
     ("forget quality", "forget_quality", "{:.3g}"),
     ("utility retain", "utility_ratio_retain", "{:.3f}"),
     ("utility holdout", "utility_ratio_holdout", "{:.3f}"),
+    ("TPR@1%FPR", "tpr_1pct", "{:.3f}"),
+    ("relearn rec.", "relearning_recovery", "{:+.2f}"),
+    ("4-bit rec.", "quantization_4bit_recovery", "{:+.2f}"),
 )
 
 
@@ -69,8 +103,10 @@ def run_method(
     chosen = set(forget_ids)
     records = task.original_records
     shutil.rmtree(output, ignore_errors=True)
+    method_name, preset = VARIANTS.get(name, (name, {}))
+    params = {**preset, **(params or {})}
     started = time.monotonic()
-    result = get_method(name).run(
+    result = get_method(method_name).run(
         source_model_dir=source,
         output_dir=output,
         forget_texts=[text for rid, text in records if rid in chosen],
@@ -82,6 +118,8 @@ def run_method(
     seconds = time.monotonic() - started
     metrics = {key: value for key, value in result.metrics.items() if key != "history"}
     row = {
+        "method": method_name,
+        "framework": method_framework(method_name),
         "seconds": round(seconds, 2),
         "steps": result.steps,
         "params": result.params,
@@ -100,10 +138,20 @@ def _value(result, metric: str):
     return None if row is None else row.value
 
 
+def _robust_value(result, metric: str):
+    rows = (result.robustness or {}).get("rows", [])
+    row = next((row for row in rows if row["metric"] == metric), None)
+    return None if row is None else row["value"]
+
+
 def summary_row(result, *, seconds: float, retrain_seconds: float | None) -> dict:
     """Return the figures the summary table shows for one verified model."""
     m = result.measurements
+    tpr = (m.get("membership", {}).get("tpr_at_fpr") or {}).get("loss") or {}
     return {
+        "tpr_1pct": tpr.get("0.01"),
+        "relearning_recovery": _robust_value(result, "relearning_recovery"),
+        "quantization_4bit_recovery": _robust_value(result, "quantization_4bit_recovery"),
         "seconds": seconds,
         "time_ratio": seconds / retrain_seconds if seconds is not None and retrain_seconds else None,
         "extraction_rate": _value(result, "extraction_rate"),
@@ -129,6 +177,13 @@ def target_check(row: dict) -> dict[str, bool]:
         >= TARGETS["utility_ratio"],
         "<= 10 % of retrain time": row["time_ratio"] is not None
         and row["time_ratio"] <= TARGETS["time_ratio"],
+        "relearning <= 25 %": row["relearning_recovery"] is not None
+        and row["relearning_recovery"] <= TARGETS["relearning_recovery"],
+        "4-bit <= 10 %": row["quantization_4bit_recovery"] is not None
+        and row["quantization_4bit_recovery"] <= TARGETS["quantization_4bit_recovery"],
+        # Only TOFU measures forget quality; elsewhere the check is not applicable (met).
+        "forget quality >= 0.1": row["forget_quality"] is None
+        or row["forget_quality"] >= TARGETS["forget_quality"],
     }
 
 
@@ -173,9 +228,59 @@ def format_summary(set_name: str, rows: dict[str, dict]) -> str:
     return f"[{set_name}]\n{text}"
 
 
-def verify_set(model_dirs: dict[str, Path], *, task: BenchTask) -> dict:
+def verify_model_dirs(model_dirs: dict[str, Path], *, task: BenchTask, robustness) -> tuple[dict, dict]:
+    """Verify the original first, then the retrain, then the rest against both (with robustness).
+
+    As ``bench/verify.py`` does, plus the robustness section: the original's and the retrain's
+    own robustness measurements are what the others' recovery is computed against, so those
+    two are judged again once every model is measured.
+    """
+    from unlearning_jobs.engine.device import resolve_device
+    from unlearning_jobs.engine.verify.suite import (
+        VerificationSettings,
+        assess_measurements,
+        run_verification,
+    )
+
+    order = ["original"] + [name for name in model_dirs if name != "original"]
+    if "retrain" in model_dirs:
+        order.remove("retrain")
+        order.insert(1, "retrain")
+    device, _dtype = resolve_device(None)
+    results, seconds = {}, {}
+    for name in order:
+        model, tokenizer = load_causal_lm(model_dirs[name], device=device)
+        started = time.monotonic()
+        results[name] = run_verification(
+            model=model,
+            tokenizer=tokenizer,
+            device=device,
+            forget_records=task.forget_records,
+            holdout_texts=task.holdout_texts,
+            retain_texts=task.retain_sample,
+            subject_pii=task.subjects,
+            reference_results=results.get("retrain"),
+            original_results=results.get("original"),
+            settings=VerificationSettings(batch_size=32),
+            tofu_items=task.tofu_items or None,
+            robustness=robustness,
+        )
+        seconds[name] = round(time.monotonic() - started, 2)
+        print(f"  verified {name} in {seconds[name]} s", flush=True)
+        del model
+    for name in ("original", "retrain"):
+        if name in results:
+            results[name] = assess_measurements(
+                measurements=results[name].measurements,
+                reference_results=results.get("retrain"),
+                original_results=results["original"],
+            )
+    return {name: results[name] for name in model_dirs}, seconds
+
+
+def verify_set(model_dirs: dict[str, Path], *, task: BenchTask, robustness=None) -> dict:
     """Verify the models of one forget set; return each model's full result (measurements and rows)."""
-    results, verify_seconds = verify_model_dirs(model_dirs, task=task)
+    results, verify_seconds = verify_model_dirs(model_dirs, task=task, robustness=robustness)
     return {
         name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
         for name, result in results.items()
@@ -247,6 +352,22 @@ def print_report(report: dict) -> None:
                 f"{training:.1f} s = {'—' if ratio is None else f'{ratio:.4f}'} x retrain's training "
                 f"(steps ratio {single['metrics'].get('steps_ratio', float('nan')):.4f})"
             )
+        if rows.get("npo_reference"):
+            ours = rows["npo_reference"]
+            published = PUBLISHED_OPENUNLEARNING_NPO.get(set_name)
+            print(
+                f"npo_reference (OpenUnlearning's recipe) on {set_name}: forget quality "
+                f"{'—' if ours['forget_quality'] is None else format(ours['forget_quality'], '.3g')}, utility "
+                f"{ours['utility_ratio_retain'] or float('nan'):.3f} retain / "
+                f"{ours['utility_ratio_holdout'] or float('nan'):.3f} holdout of the original"
+                + (
+                    f"; published (Llama-3.2-1B-Instruct): forget quality {published['forget_quality']}, "
+                    f"model utility {published['model_utility']} "
+                    f"(fine-tuned {PUBLISHED_OPENUNLEARNING_NPO['finetuned_model_utility']})"
+                    if published
+                    else "; OpenUnlearning publishes no row for this task"
+                )
+            )
         if report["mode"] == "tofu" and set_name == "forget10" and rows.get("npo"):
             npo = rows["npo"]
             print(
@@ -307,7 +428,24 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "unlearning"))
     parser.add_argument("--out", default=None, help="default bench/results/unlearning[_tofu].json")
     parser.add_argument("--report", help="print the tables of an earlier run's JSON and stop")
+    parser.add_argument("--no-robustness", action="store_true", help="skip the robustness section")
+    parser.add_argument("--relearn-steps", type=int, default=10)
+    parser.add_argument("--relearn-lr", type=float, default=3e-4)
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="issue 16's small preset: 600 demo records, 60 people, 6 epochs, no SISA, every approximate method",
+    )
     args = parser.parse_args(argv)
+    if args.small:
+        args.records, args.people, args.frequent = (
+            min(args.records, 600),
+            min(args.people, 60),
+            min(args.frequent, 12),
+        )
+        args.epochs = args.epochs or 6
+        args.retain_sample = min(args.retain_sample, 100)
+        args.methods = args.methods or "retrain," + ",".join(APPROXIMATE)
     if args.report:
         print_report(json.loads(Path(args.report).read_text(encoding="utf-8")))
         return 0
@@ -356,12 +494,18 @@ def main(argv=None) -> int:
     methods = [
         m
         for m in (
-            args.methods
-            or ("retrain,gradient_ascent,gradient_difference,npo" + ("" if args.tofu else ",sisa"))
+            args.methods or ("retrain," + ",".join(APPROXIMATE) + ("" if args.tofu else ",sisa"))
         ).split(",")
         if m
     ]
     overrides = json.loads(args.params)
+    from unlearning_jobs.engine.verify.robustness import RobustnessSettings
+
+    robustness = (
+        None
+        if args.no_robustness
+        else RobustnessSettings(relearn_steps=args.relearn_steps, relearn_learning_rate=args.relearn_lr)
+    )
     work = Path(args.workdir) / mode
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -375,6 +519,8 @@ def main(argv=None) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "targets": TARGETS,
+        "robustness": None if robustness is None else robustness.as_dict(),
+        "published_openunlearning_npo": PUBLISHED_OPENUNLEARNING_NPO,
         "forget_sets": {},
     }
 
@@ -425,7 +571,11 @@ def main(argv=None) -> int:
                 params=overrides.get(name),
             )
             dirs[name] = set_work / name
-        entry = {"forget_records": len(task.forget_ids), "runs": runs, "results": verify_set(dirs, task=task)}
+        entry = {
+            "forget_records": len(task.forget_ids),
+            "runs": runs,
+            "results": verify_set(dirs, task=task, robustness=robustness),
+        }
         if "sisa" in methods:
             sisa_run = run_method(
                 "sisa",
@@ -436,7 +586,9 @@ def main(argv=None) -> int:
                 params=overrides.get("sisa"),
             )
             sisa_results = verify_set(
-                {"original": work / "sisa-original", "retrain": set_work / "sisa"}, task=task
+                {"original": work / "sisa-original", "retrain": set_work / "sisa"},
+                task=task,
+                robustness=robustness,
             )
             entry["sisa"] = {"run": sisa_run, "results": sisa_results}
             if task.single_record_ids:
