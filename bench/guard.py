@@ -318,7 +318,52 @@ def measure_corpus(guard: Guard, corpus, *, timed: bool = False) -> dict:
     return result
 
 
+def corpus_main(argv: list[str]) -> None:
+    """Measure the guard on the independent probe corpus (bench/corpora/guard_probes)."""
+    from bench.corpora.countries import COUNTRIES
+    from bench.corpora.guard_probes import build_probe_corpus
+
+    parser = argparse.ArgumentParser(prog="bench/guard.py --corpus")
+    parser.add_argument("--corpus", action="store_true")
+    parser.add_argument("--seeds", default="16,17", help="corpus seeds (16 was looked at while building)")
+    parser.add_argument("--people", type=int, default=200)
+    parser.add_argument("--subjects", type=int, default=100000, help="rules loaded in all")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "guard_corpus.json")
+    args = parser.parse_args(argv)
+    policy = GuardPolicy(phone_regions=tuple(COUNTRIES))
+    clock = time.perf_counter()
+    bulk = [rule for subject in bulk_rules(count=args.subjects, hasher=HASHER, seed=3) for rule in subject]
+    print(
+        f"filler rules: {args.subjects:,} subjects, {len(bulk):,} rules in {time.perf_counter() - clock:.1f} s"
+    )
+    report = {"bench": "guard_corpus", "command": "bench/guard.py " + " ".join(argv), "seeds": {}}
+    for seed in (int(x) for x in args.seeds.split(",")):
+        corpus = build_probe_corpus(seed=seed, people=args.people)
+        own = [rule for person in corpus.people for rule in corpus_subject_rules(person, hasher=HASHER)]
+        row = {}
+        for label, rules in (("corpus only", own), (f"+{args.subjects:,} filler", own + bulk)):
+            guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=rules, policy=policy), HASHER)
+            measure_corpus(guard, corpus)  # warm caches
+            row[label] = measure_corpus(guard, corpus, timed=True)
+            r = row[label]
+            print(
+                f"seed {seed} {label:>16}: own {r['own_acted_rate']:.2%} of {r['own_texts']}, "
+                f"others {r['other_acted_rate']:.2%} of {r['other_texts']}, per text cpu p50 "
+                f"{r['latency']['cpu_ms_p50']:.3f} ms p95 {r['latency']['cpu_ms_p95']:.3f} ms, wall p95 "
+                f"{r['latency']['wall_ms_p95']:.3f} ms"
+            )
+        print(f"  others by kind: {row[label]['other_by_kind']}")
+        print(f"  own texts missed by family: {row[label]['own_missed_by_family']}")
+        report["seeds"][str(seed)] = row
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
+    if "--corpus" in sys.argv[1:]:
+        corpus_main(sys.argv[1:])
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
