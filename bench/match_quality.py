@@ -58,7 +58,7 @@ def dataset_drop(name: str) -> None:
     """Delete a bench data set, its versions, index and stored copies (and the requests that used them)."""
     import shutil
 
-    from unlearning_jobs.datasets.services import dataset_version_folder
+    from unlearning_jobs.datasets.storage import dataset_version_folder
     from unlearning_jobs.models import Dataset
 
     dataset = Dataset.objects.filter(name=name).first()

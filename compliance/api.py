@@ -21,10 +21,12 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny, BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from compliance import roles
 
 #: The largest id PostgreSQL's bigint holds; a larger number in a filter or a body is a 400.
 MAX_DATABASE_ID = 2**63 - 1
@@ -253,6 +255,36 @@ ERROR_DESCRIPTIONS = {
     404: "No such object.",
     409: "The object's state does not allow this now; nothing changed.",
 }
+
+
+class RolePermission(BasePermission):
+    """Allow the call when the user holds any one of the permissions the view names for its method."""
+
+    def has_permission(self, request, view):
+        return roles.actor_may(request.user, *view.required_permissions(request.method))
+
+
+class ApiBase(APIView):
+    """The base of every authenticated endpoint: who may call it is two tuples of permissions.
+
+    ``read_permissions`` apply to GET, HEAD and OPTIONS, ``write_permissions`` to the rest; any
+    one permission of the tuple suffices, an empty tuple refuses everyone. The operation's
+    serializers document it (``ApiSchema``): ``InputSerializer`` for a POST body,
+    ``OutputSerializer`` for the answer.
+    """
+
+    permission_classes = [IsAuthenticated, RolePermission]
+    read_permissions: tuple[str, ...] = ()
+    write_permissions: tuple[str, ...] = ()
+
+    def required_permissions(self, method: str) -> tuple[str, ...]:
+        return self.read_permissions if method in SAFE_METHODS else self.write_permissions
+
+    def schema_input(self, method):
+        return getattr(self, "InputSerializer", None) if method == "POST" else None
+
+    def schema_output(self, method):
+        return getattr(self, "OutputSerializer", None)
 
 
 class ApiSchema(AutoSchema):

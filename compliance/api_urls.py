@@ -22,7 +22,7 @@ report_urlpatterns = [
 ]
 
 urlpatterns = [
-    # First: its requests/<id>/actions/approve/ takes the decision's plan (docs/jobs.md).
+    # requests/<id>/actions/approve/ is the decision (its plan), served by unlearning_jobs; no other app has that route.
     path("", include("unlearning_jobs.api_urls")),
     path("", include("requests_app.matching.api_urls")),
     path("", include("requests_app.api_urls")),

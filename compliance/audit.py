@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 
 from django.db import connection, transaction
 
+from compliance.models import AuditChainHead, AuditEvent
+
 GENESIS_HASH = "0" * 64
 # Any constant works; it only has to be the same for every writer of the chain.
 AUDIT_CHAIN_LOCK_ID = 0x1E7E_A0D1
@@ -82,8 +84,6 @@ def audit_event_record(
     masked values or keyed hashes.
     """
     from django.utils import timezone as dj_timezone
-
-    from compliance.models import AuditEvent
 
     if target is not None:
         object_type = object_type or target._meta.label_lower
@@ -197,8 +197,6 @@ def _chain_head_save(
     """
     from django.utils import timezone as dj_timezone
 
-    from compliance.models import AuditChainHead
-
     now = dj_timezone.now()
     heads = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK)
     if forward_only:
@@ -223,7 +221,6 @@ def audit_chain_verify() -> ChainVerification:
     the chain is intact, to the last good event before a break when it is not, so that the pages
     show a break that only the full check could find.
     """
-    from compliance.models import AuditEvent
 
     result = _verify_rows(
         AuditEvent.objects.order_by("sequence").iterator(chunk_size=2000),
@@ -244,7 +241,6 @@ def audit_chain_verify_incremental() -> ChainVerification:
     would report it; a change to a row before the head is left to the full check.
     ``events_checked`` counts every event verified so far, by this check or earlier ones.
     """
-    from compliance.models import AuditChainHead, AuditEvent
 
     head = AuditChainHead.objects.filter(pk=CHAIN_HEAD_PK).first()
     if head is None or head.sequence <= 0:

@@ -8,7 +8,7 @@ import os
 from celery import Celery
 from kombu import Queue
 
-from compliance.queues import WorkQueue, celery_task_routes
+from compliance.queues import TaskName, WorkQueue, celery_task_routes
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "compliance.settings")
 
@@ -32,11 +32,11 @@ app.conf.update(
     worker_hijack_root_logger=False,
     # Periodic housekeeping; run exactly one `celery beat` (README, "Production").
     beat_schedule={
-        "requests-flag-overdue": {"task": "requests_app.flag_overdue", "schedule": 15 * 60.0},
-        "requests-purge-identifiers": {"task": "requests_app.purge_identifiers", "schedule": 24 * 60 * 60.0},
+        "requests-flag-overdue": {"task": TaskName.FLAG_OVERDUE, "schedule": 15 * 60.0},
+        "requests-purge-identifiers": {"task": TaskName.PURGE_IDENTIFIERS, "schedule": 24 * 60 * 60.0},
         # Running jobs whose attempt is lost go back to their queue, queued jobs whose message the
         # broker lost are sent again, stalled jobs are flagged (docs/jobs.md).
-        "jobs-requeue-stale": {"task": "unlearning_jobs.cpu.requeue_stale_jobs", "schedule": 30.0},
+        "jobs-requeue-stale": {"task": TaskName.REQUEUE_STALE_JOBS, "schedule": 30.0},
     },
 )
 

@@ -16,6 +16,18 @@ from django.db import transaction
 
 from compliance.audit import audit_event_record
 from compliance.roles import Role, roles_sync
+from unlearning_jobs.datasets.indexing import dataset_version_index_inline
+from unlearning_jobs.datasets.services import dataset_version_register
+from unlearning_jobs.jobs import services as job_services
+from unlearning_jobs.jobs.runner import job_run_inline
+from unlearning_jobs.models import (
+    DatasetVersion,
+    DatasetVersionStatus,
+    JobKind,
+    JobStatus,
+    PiiFinding,
+    UnlearningJob,
+)
 
 DEMO_USERS = {"officer": Role.PRIVACY_OFFICER, "auditor": Role.AUDITOR, "engineer": Role.ENGINEER}
 
@@ -91,9 +103,6 @@ def demo_dataset_register(*, records_path: Path, progress=None):
     Indexing runs in this process (no worker needed), through the same chunk claims a worker
     uses, so a worker started alongside shares the work instead of repeating it.
     """
-    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
-    from unlearning_jobs.datasets.services import dataset_version_register
-    from unlearning_jobs.models import DatasetVersion, DatasetVersionStatus
 
     version = (
         DatasetVersion.objects.filter(dataset__name=DEMO_DATASET_NAME, parent__isnull=True)
@@ -124,8 +133,6 @@ def demo_model_seed(*, dataset_version, run_inline: bool = True):
     ``run_inline`` False queues the training job on the ``gpu`` queue instead, so a worker
     trains it while the web application is already up (``make run`` does this).
     """
-    from unlearning_jobs.jobs.services import demo_model_train
-    from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
     before = UnlearningJob.objects.filter(
         kind=JobKind.TRAIN, dataset_version=dataset_version, status=JobStatus.SUCCEEDED
@@ -160,7 +167,6 @@ def demo_seed(
         records_path=result.records_path, progress=progress
     )
     result.dataset_version_id = version.pk
-    from unlearning_jobs.models import PiiFinding
 
     result.findings = PiiFinding.objects.filter(version=version).count()
     if with_model:
@@ -170,3 +176,48 @@ def demo_seed(
         result.model_version_id = job.produced_model_id
         result.model_seconds = job.compute_seconds
     return result
+
+
+#: The demo model: the engine's default 2 x 128 GPT-2 with a 4,096-token BPE, trained long enough
+#: to memorise the e-mails of the people who appear in dozens of records (docs/jobs.md).
+DEMO_MODEL_NAME = "demo-support-gpt2"
+
+
+DEMO_RECIPE = {"epochs": 8}
+
+
+def demo_model_train(
+    *, dataset_version: DatasetVersion, actor=None, sisa_shards: int | None = None, run_inline: bool = True
+) -> UnlearningJob:
+    """Train the demo model on ``dataset_version`` as a training job and register it; return the job.
+
+    Idempotent: a demo training of the same layout on the same version that succeeded, or is
+    still queued or running, is returned instead of a new one. ``run_inline`` runs the job in
+    this process through the same claim and runner as a worker (what ``seed_demo`` wants: the
+    model exists when it returns, a few minutes on a CPU); otherwise it is queued on ``gpu``.
+    """
+    name = DEMO_MODEL_NAME + (f"-sisa{sisa_shards}" if sisa_shards else "")
+    existing = (
+        UnlearningJob.objects.filter(
+            kind=JobKind.TRAIN,
+            dataset_version=dataset_version,
+            params__name=name,
+            status__in=[JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING],
+        )
+        .order_by("pk")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    job = job_services.train_job_create(
+        dataset_version=dataset_version,
+        actor=actor,
+        name=name,
+        recipe=DEMO_RECIPE,
+        sisa_shards=sisa_shards,
+        enqueue=not run_inline,
+    )
+    if run_inline:
+        job_run_inline(job=job)
+        job.refresh_from_db()
+    return job

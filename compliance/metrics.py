@@ -17,6 +17,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from compliance import roles
+from compliance.models import AuditChainHead, AuditEvent
+from compliance.queues import WorkQueue
+from requests_app.models import OPEN_STATUSES, ErasureRequest
+from unlearning_jobs.models import IndexChunk, IndexChunkStatus, JobStatus, UnlearningJob, WorkerHeartbeat
 
 #: Upper bounds (seconds) of the job-duration histogram: a guard activation takes seconds, a
 #: 7B model's unlearning hours.
@@ -44,8 +48,6 @@ class LetheCollector(Collector):
     """Yield queue depth, running and stalled jobs, job durations, overdue requests, live workers."""
 
     def collect(self):
-        from compliance.queues import WorkQueue
-        from unlearning_jobs.models import JobStatus, UnlearningJob
 
         now = timezone.now()
         queues = [queue.value for queue in WorkQueue]
@@ -147,7 +149,6 @@ class LetheCollector(Collector):
         yield lengths
 
     def _requests(self, now):
-        from requests_app.models import OPEN_STATUSES, ErasureRequest
 
         counts = ErasureRequest.objects.filter(status__in=OPEN_STATUSES).aggregate(
             open=Count("pk"), overdue=Count("pk", filter=Q(due_at__lte=now))
@@ -162,7 +163,6 @@ class LetheCollector(Collector):
         yield overdue
 
     def _workers(self, now, queues):
-        from unlearning_jobs.models import WorkerHeartbeat
 
         cutoff = now - timedelta(seconds=settings.LETHE_WORKER_STALE_SECONDS)
         alive = GaugeMetricFamily(
@@ -181,7 +181,6 @@ class LetheCollector(Collector):
         yield alive
 
     def _indexing(self):
-        from unlearning_jobs.models import IndexChunk, IndexChunkStatus
 
         chunks = GaugeMetricFamily(
             "lethe_index_chunks", "PII-index chunks not yet done, per status.", labels=["status"]
@@ -197,7 +196,6 @@ class LetheCollector(Collector):
         yield chunks
 
     def _audit(self):
-        from compliance.models import AuditChainHead, AuditEvent
 
         last = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
         events = CounterMetricFamily("lethe_audit_events", "Events appended to the audit log.")

@@ -4,6 +4,11 @@ from django.conf import settings
 from django.db import models
 
 
+def report_id_for(*, reference: str, version: int | None) -> str:
+    """Return ``ER-2026-000001-v2`` for an issued version, ``ER-2026-000001-draft`` for a draft."""
+    return f"{reference}-v{version}" if version else f"{reference}-draft"
+
+
 class AuditEventQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise PermissionError("Audit events are append-only: they cannot be updated.")
@@ -160,7 +165,6 @@ class AuditReport(models.Model):
     @property
     def report_id(self) -> str:
         """Return ``<reference>-v<version>``, the id printed in both files."""
-        from compliance.reports.signing import report_id_for
 
         return report_id_for(reference=self.erasure_request.reference, version=self.version)
 

@@ -13,12 +13,26 @@ class WorkQueue(StrEnum):
     GPU = "gpu"
 
 
+class TaskName(StrEnum):
+    """Every task's stable name. A service sends a task by its name (``app.send_task``), so it
+    never imports the module that defines it, and old and new workers can share a queue."""
+
+    INDEX_CHUNK = "unlearning_jobs.cpu.index_chunk"
+    LOCATE_REQUEST = "unlearning_jobs.cpu.locate_request"
+    REQUEUE_STALE_JOBS = "unlearning_jobs.cpu.requeue_stale_jobs"
+    JOB_RUN = "unlearning_jobs.gpu.job_run"
+    PROBE_CPU = "unlearning_jobs.probe_cpu"
+    PROBE_GPU = "unlearning_jobs.probe_gpu"
+    FLAG_OVERDUE = "requests_app.flag_overdue"
+    PURGE_IDENTIFIERS = "requests_app.purge_identifiers"
+
+
 # Exact task names; anything not listed goes to the default queue (cpu).
 TASK_ROUTES: dict[str, WorkQueue] = {
-    "unlearning_jobs.probe_gpu": WorkQueue.GPU,
-    "unlearning_jobs.probe_cpu": WorkQueue.CPU,
-    "requests_app.flag_overdue": WorkQueue.CPU,
-    "requests_app.purge_identifiers": WorkQueue.CPU,
+    TaskName.PROBE_GPU: WorkQueue.GPU,
+    TaskName.PROBE_CPU: WorkQueue.CPU,
+    TaskName.FLAG_OVERDUE: WorkQueue.CPU,
+    TaskName.PURGE_IDENTIFIERS: WorkQueue.CPU,
 }
 
 # Name patterns, for families of tasks: every task of the GPU job runner is model work.

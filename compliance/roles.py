@@ -64,3 +64,20 @@ def roles_sync(sender=None, **kwargs) -> None:
             if perm is not None:
                 wanted.append(perm)
         group.permissions.add(*wanted)
+
+
+def actor_may(actor, *permissions: str, system: bool = False) -> bool:
+    """Return whether ``actor`` may act with any one of ``permissions``.
+
+    The one check every service makes before it changes anything. ``actor`` None is the system
+    (a task, a hook of another stage): it may act only where the caller says ``system=True``.
+    An inactive account may do nothing, whatever its permissions.
+    """
+    if actor is None:
+        return system
+    return bool(actor.is_active and any(actor.has_perm(permission) for permission in permissions))
+
+
+def actor_name(actor) -> str:
+    """Return who acted, for a refusal's message: the username, or "the system" for None."""
+    return actor.get_username() if actor is not None else "the system"

@@ -179,6 +179,7 @@ CELERY_TASK_ALWAYS_EAGER = env_flag(os.environ.get("CELERY_TASK_ALWAYS_EAGER"))
 # exactly these (docs/architecture.md).
 CELERY_IMPORTS = (
     "requests_app.tasks",
+    "requests_app.matching.tasks",
     "unlearning_jobs.datasets.tasks",
     "unlearning_jobs.jobs.tasks",
     "unlearning_jobs.workers.tasks",
@@ -320,3 +321,77 @@ LETHE_JOB_STALL_SECONDS = float(os.environ.get("LETHE_JOB_STALL_SECONDS", "300")
 LETHE_JOB_LOAD_STALL_SECONDS = float(os.environ.get("LETHE_JOB_LOAD_STALL_SECONDS", "1200"))
 # Intra-op threads torch uses for model work on the CPU (0: torch's default, one per core).
 LETHE_JOB_TORCH_THREADS = int(os.environ.get("LETHE_JOB_TORCH_THREADS", "0"))
+
+# --- Extension tables ------------------------------------------------------------------------
+# Where a lower layer calls what a higher one defines, it reads one of these tables of dotted
+# paths (resolved with import_string, as MIDDLEWARE is): the one place that says what runs when
+# (compliance/extensions.py, docs/architecture.md). Order matters: the first refusal is shown.
+
+# Checks a request's transition waits on: check(erasure_request) returns a message, or None.
+LETHE_TRANSITION_CHECKS = {
+    "approve": [
+        "requests_app.matching.review.review_approval_refusal",
+        "unlearning_jobs.decisions.services.approval_without_decisions_refusal",
+    ],
+    "start_verifying": ["unlearning_jobs.jobs.services.request_jobs_unfinished_refusal"],
+    "complete": ["unlearning_jobs.verification.services.request_verification_unfinished_refusal"],
+}
+# What follows a transition inside its transaction: follow_up(erasure_request=…).
+LETHE_TRANSITION_FOLLOW_UPS = {
+    # the search of the training data starts when there is something indexed to search
+    "start_locating": ["requests_app.matching.services.locate_on_start"],
+    # the re-ingestion guard flags the person's records in versions already indexed
+    "approve": ["requests_app.matching.review.request_approved_guard"],
+}
+# Job kinds: the runner (runs in the gpu worker) and the validator of a job's parameters.
+LETHE_JOB_KINDS = {
+    "train": {
+        "run": "unlearning_jobs.deletion.services.run_train_job",
+        "params": "unlearning_jobs.deletion.services.train_params_validate",
+    },
+    "unlearn": {
+        "run": "unlearning_jobs.deletion.services.run_unlearn_job",
+        "params": "unlearning_jobs.deletion.services.unlearn_params_validate",
+    },
+    "verify": {
+        "run": "unlearning_jobs.verification.runner.run_verify_job",
+        "params": "unlearning_jobs.verification.services.verify_params_validate",
+    },
+    "guard": {
+        "run": "unlearning_jobs.suppression.guard.run_guard_job",
+        "params": "unlearning_jobs.suppression.guard.guard_job_params_validate",
+    },
+    "guard_probe": {
+        "run": "unlearning_jobs.suppression.guard.run_guard_probe_job",
+        "params": "unlearning_jobs.suppression.guard.guard_probe_job_params_validate",
+    },
+    "latent_delete": {
+        "run": "unlearning_jobs.suppression.latent.run_latent_delete_job",
+        "params": "unlearning_jobs.suppression.latent.latent_job_params_validate",
+    },
+    "latent_probe": {
+        "run": "unlearning_jobs.suppression.latent.run_latent_probe_job",
+        "params": "unlearning_jobs.suppression.latent.latent_job_params_validate",
+    },
+}
+# Called with the job inside the transaction that marks any job succeeded (the jobs they create
+# exist exactly when the success does): verification of an unlearning job, probes of a guard.
+LETHE_JOB_SUCCEEDED_HOOKS = [
+    "unlearning_jobs.verification.services.verification_jobs_for_unlearning_job",
+    "unlearning_jobs.suppression.guard.guard_probe_jobs_for_guard_job",
+]
+# The parts of a request's audit report that other apps hold: section → providers, in order.
+LETHE_REPORT_SECTION_PROVIDERS = {
+    "records": ["requests_app.matching.review.report_records_section"],
+    "decisions": ["unlearning_jobs.decisions.services.decisions_for_report"],
+    "jobs": ["unlearning_jobs.jobs.services.jobs_for_report"],
+    "verification": [
+        "unlearning_jobs.verification.services.verification_for_report",
+        "unlearning_jobs.suppression.guard.guard_measurements_for_report",
+    ],
+    "recipients": ["unlearning_jobs.suppression.services.recipients_for_report"],
+}
+# For list pages: read what a section's providers need for many requests at once.
+LETHE_REPORT_SECTION_PREFETCHERS = {
+    "jobs": ["unlearning_jobs.jobs.services.jobs_prefetch_for_report"],
+}

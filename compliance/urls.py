@@ -8,7 +8,7 @@ from compliance import (
     views,
 )
 from compliance.reports import views as report_views
-from unlearning_jobs.jobs.views import ErasureDecisionView
+from unlearning_jobs.decisions.views import ErasureDecisionView
 
 compliance_patterns = (
     [

@@ -10,7 +10,10 @@ from django.views.generic import TemplateView
 from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.audit import audit_chain_verify_incremental
+from compliance.metrics import LetheCollector, metrics_access_allowed
 from compliance.models import AuditEvent
+from compliance.reports.selectors import audit_report_versions, auditor_request_rows
+from requests_app.models import ErasureRequest
 
 # As many as the officer's list: rendering rows is most of the page's time (docs/performance.md,
 # "Pages and API under load").
@@ -35,8 +38,6 @@ class AuditorHomeView(PermissionPageMixin, TemplateView):
     template_name = "compliance/auditor_home.html"
 
     def get_context_data(self, **kwargs):
-        from compliance.reports.selectors import auditor_request_rows
-        from requests_app.models import ErasureRequest
 
         context = super().get_context_data(**kwargs)
         paginator = Paginator(
@@ -56,8 +57,6 @@ class AuditorRequestView(PermissionPageMixin, TemplateView):
     template_name = "compliance/auditor_request.html"
 
     def get_context_data(self, **kwargs):
-        from compliance.reports.selectors import audit_report_versions, auditor_request_rows
-        from requests_app.models import ErasureRequest
 
         context = super().get_context_data(**kwargs)
         erasure_request = get_object_or_404(ErasureRequest, pk=self.kwargs["pk"])
@@ -94,8 +93,6 @@ class AuditorRequestView(PermissionPageMixin, TemplateView):
 def metrics(request):
     """Prometheus's text format, for a scraper holding LETHE_METRICS_TOKEN or an engineer's session."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-    from compliance.metrics import LetheCollector, metrics_access_allowed
 
     allowed = metrics_access_allowed(request)
     if allowed is None:

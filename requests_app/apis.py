@@ -13,12 +13,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from compliance import roles
-from compliance.api import ApiPagination, paginated_response
+from compliance.api import ApiBase, ApiPagination, paginated_response
+from compliance.reports import services as report_services
 from requests_app import selectors, services
 from requests_app.identifiers import (
     IDENTIFIER_ENTITY_TYPES,
@@ -63,28 +62,10 @@ def api_errors_from_service(error: DjangoValidationError) -> dict:
     return body
 
 
-class HasRolePermission(BasePermission):
-    """Allow the request when the user holds the view's permission for the HTTP method."""
-
-    def has_permission(self, request, view):
-        required = view.required_permission(request.method)
-        return bool(required and request.user.has_perm(required))
-
-
-class ErasureRequestApiBase(APIView):
-    permission_classes = [IsAuthenticated, HasRolePermission]
-    read_permission = roles.VIEW_REQUESTS
-    write_permission = roles.MANAGE_REQUESTS
+class ErasureRequestApiBase(ApiBase):
+    read_permissions = (roles.VIEW_REQUESTS,)
+    write_permissions = (roles.MANAGE_REQUESTS,)
     schema_operation_ids: dict[str, str] = {}
-
-    def required_permission(self, method: str) -> str | None:
-        return self.read_permission if method in ("GET", "HEAD", "OPTIONS") else self.write_permission
-
-    def schema_input(self, method):
-        return getattr(self, "InputSerializer", None) if method == "POST" else None
-
-    def schema_output(self, method):
-        return getattr(self, "OutputSerializer", None)
 
     def schema_parameters(self, method):
         return []
@@ -273,9 +254,6 @@ class ErasureRequestListCreateApi(ErasureRequestApiBase):
     schema_operation_ids = {"GET": "requests_list", "POST": "requests_create"}
     pagination_class = ApiPagination
 
-    def required_permission(self, method):
-        return roles.VIEW_REQUESTS if method == "GET" else roles.MANAGE_REQUESTS
-
     def schema_output(self, method):
         return {201: ErasureRequestDetailSerializer} if method == "POST" else self.OutputSerializer(many=True)
 
@@ -332,9 +310,6 @@ class ErasureRequestSearchApi(ErasureRequestApiBase):
 
     OutputSerializer = ErasureRequestSummarySerializer
     schema_operation_ids = {"POST": "requests_search"}
-
-    def required_permission(self, method):
-        return self.read_permission
 
     def schema_output(self, method):
         return self.OutputSerializer(many=True)
@@ -420,10 +395,6 @@ class ErasureRequestSubmitForReviewApi(ErasureRequestActionApi):
     service = staticmethod(services.erasure_request_submit_for_review)
 
 
-class ErasureRequestApproveApi(ErasureRequestActionApi):
-    service = staticmethod(services.erasure_request_approve)
-
-
 class ErasureRequestStartExecutingApi(ErasureRequestActionApi):
     service = staticmethod(services.erasure_request_start_executing)
 
@@ -433,7 +404,7 @@ class ErasureRequestStartVerifyingApi(ErasureRequestActionApi):
 
 
 class ErasureRequestCompleteApi(ErasureRequestActionApi):
-    service = staticmethod(services.erasure_request_complete_with_report)
+    service = staticmethod(report_services.erasure_request_complete_with_report)
 
 
 class ErasureRequestWithdrawApi(ErasureRequestActionApi):
@@ -488,7 +459,7 @@ class ErasureRequestScopeApi(ErasureRequestActionApi):
 class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
     """Answer the identifiers in clear; the reveal is an audit event with the caller's name."""
 
-    write_permission = roles.REVEAL_IDENTIFIERS
+    write_permissions = (roles.REVEAL_IDENTIFIERS,)
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(
@@ -512,11 +483,12 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
 
 
 # action as in the URL → its API class, in life-cycle order
+# "approve" is the officer's decision (unlearning_jobs/decisions/apis.py): approving is where the
+# frameworks and methods are chosen, so its one route takes the plan.
 ACTION_APIS: dict[str, type[ErasureRequestActionApi]] = {
     "verify-identity": ErasureRequestVerifyIdentityApi,
     "start-locating": ErasureRequestStartLocatingApi,
     "submit-for-review": ErasureRequestSubmitForReviewApi,
-    "approve": ErasureRequestApproveApi,
     "start-executing": ErasureRequestStartExecutingApi,
     "start-verifying": ErasureRequestStartVerifyingApi,
     "complete": ErasureRequestCompleteApi,

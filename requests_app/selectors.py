@@ -200,7 +200,7 @@ def erasure_request_available_actions(
     available = []
     for action in PAGE_ACTIONS:
         rule = TRANSITIONS[action]
-        if not (user.is_active and user.has_perm(rule.permission)):
+        if not roles.actor_may(user, rule.permission):
             continue
         if transition_refusal(erasure_request=erasure_request, action=action):
             continue

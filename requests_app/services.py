@@ -7,9 +7,11 @@ transition raises ``TransitionNotAllowed``, bad input ``ErasureRequestError`` (b
 ``ValidationError``s, with messages per field) and a missing permission ``ActionNotPermitted``;
 in every case nothing is written.
 
-Later stages add their own conditions to a transition without editing it: an app registers a
-check with ``transition_precondition_register("approve", check)`` in its ``AppConfig.ready()``;
-a check returns a message when the transition must wait, ``None`` when it may go ahead.
+Later stages add their own conditions to a transition without editing it: a check listed under
+the action in ``settings.LETHE_TRANSITION_CHECKS`` returns a message when the transition must
+wait, ``None`` when it may go ahead; what follows a transition (the search that entering
+locating starts) is listed in ``settings.LETHE_TRANSITION_FOLLOW_UPS`` and runs inside its
+transaction (compliance/extensions.py).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.extensions import extension_list
 from requests_app import deadlines
 from requests_app.identifiers import (
     DUPLICATE_EVIDENCE_TYPES,
@@ -186,37 +189,30 @@ REQUIRES_VERIFIED_IDENTITY = frozenset(
     }
 )
 
-Precondition = Callable[[ErasureRequest], "str | None"]
-_PRECONDITIONS: dict[str, list[Precondition]] = {}
 
-
-def transition_precondition_register(action: str, check: Precondition) -> None:
-    """Make ``action`` wait until ``check(request)`` returns None; its message is shown otherwise.
-
-    Call from an ``AppConfig.ready()``. Registering the same function twice has no effect.
-    """
-    if action not in TRANSITIONS:
-        raise ValueError(f"unknown transition {action!r}; known: {sorted(TRANSITIONS)}")
-    checks = _PRECONDITIONS.setdefault(action, [])
-    if check not in checks:
-        checks.append(check)
-
-
-def transition_precondition_unregister(action: str, check: Precondition) -> None:
-    """Remove a check added with ``transition_precondition_register`` (tests, reloading apps)."""
-    checks = _PRECONDITIONS.get(action, [])
-    if check in checks:
-        checks.remove(check)
-
-
-def _actor_may(actor, permission: str, *, system_may_act: bool) -> bool:
-    if actor is None:
-        return system_may_act
-    return bool(actor.is_active and actor.has_perm(permission))
+def transition_checks(action: str) -> list[Callable[[ErasureRequest], str | None]]:
+    """Return the checks ``settings.LETHE_TRANSITION_CHECKS`` lists for ``action``, in order."""
+    return extension_list("LETHE_TRANSITION_CHECKS", action)
 
 
 def transition_refusal(*, erasure_request: ErasureRequest, action: str) -> str | None:
     """Return why ``action`` cannot happen to the request in its current state, or None."""
+    refusal = transition_state_refusal(erasure_request=erasure_request, action=action)
+    if refusal:
+        return refusal
+    for check in transition_checks(action):
+        message = check(erasure_request)
+        if message:
+            return message
+    return None
+
+
+def transition_state_refusal(*, erasure_request: ErasureRequest, action: str) -> str | None:
+    """Return why the request's status or unverified identity forbids ``action``, or None.
+
+    The part of ``transition_refusal`` that needs no other stage: the decision page asks it
+    before validating a plan, whose decisions the stages' own checks then look at.
+    """
     rule = TRANSITIONS[action]
     if erasure_request.status not in rule.from_statuses:
         return (
@@ -229,10 +225,6 @@ def transition_refusal(*, erasure_request: ErasureRequest, action: str) -> str |
             f"{erasure_request.reference}: the person's identity has not been verified; "
             "nothing can be located or executed before that (Art. 12(6))."
         )
-    for check in _PRECONDITIONS.get(action, []):
-        message = check(erasure_request)
-        if message:
-            return message
     return None
 
 
@@ -251,8 +243,8 @@ def _lock(erasure_request: ErasureRequest) -> ErasureRequest:
 def _guard(*, erasure_request: ErasureRequest, action: str, actor) -> ErasureRequest:
     """Check permission, then state; return the locked row. Call inside ``transaction.atomic``."""
     rule = TRANSITIONS[action]
-    if not _actor_may(actor, rule.permission, system_may_act=rule.system_may_act):
-        who = actor.get_username() if actor is not None else "the system"
+    if not roles.actor_may(actor, rule.permission, system=rule.system_may_act):
+        who = roles.actor_name(actor)
         raise ActionNotPermitted(f"{who} may not {action.replace('_', ' ')} erasure requests.")
     locked = _lock(erasure_request)
     refusal = transition_refusal(erasure_request=locked, action=action)
@@ -329,7 +321,7 @@ def _choice(value: str, choices, *, field_name: str, label: str) -> str:
 
 
 def _officer_check(officer, *, field_name: str) -> None:
-    if officer is not None and not (officer.is_active and officer.has_perm(roles.MANAGE_REQUESTS)):
+    if not roles.actor_may(officer, roles.MANAGE_REQUESTS, system=True):
         raise ErasureRequestError(
             {field_name: [f"{officer.get_username()} is not an active privacy officer."]}
         )
@@ -410,7 +402,7 @@ def erasure_request_create(
     actor when the actor is an officer.
     """
     now = now or timezone.now()
-    if not _actor_may(actor, roles.MANAGE_REQUESTS, system_may_act=False):
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS):
         raise ActionNotPermitted("Only privacy officers may record erasure requests.")
     received_at = received_at or now
     received_at_validate(received_at, now=now)
@@ -541,6 +533,8 @@ def _simple_transition(
         details = {"note": note} if note else {}
         details.update(extra or {})
         _record(erasure_request=locked, action=action, actor=actor, previous_status=previous, details=details)
+        for follow_up in extension_list("LETHE_TRANSITION_FOLLOW_UPS", action):
+            follow_up(erasure_request=locked)
     return _refresh(erasure_request)
 
 
@@ -570,7 +564,7 @@ def erasure_request_submit_for_review(
 
 
 def erasure_request_approve(*, erasure_request: ErasureRequest, actor, note: str = "") -> ErasureRequest:
-    """Approve the erasure as reviewed; registered preconditions (e.g. a job plan) must hold."""
+    """Approve the erasure as reviewed; the checks listed for "approve" (e.g. a job plan) must pass."""
     return _simple_transition(erasure_request=erasure_request, action=Action.APPROVE, actor=actor, note=note)
 
 
@@ -595,7 +589,7 @@ def erasure_request_start_verifying(
 def erasure_request_complete(
     *, erasure_request: ErasureRequest, actor, note: str = "", details: dict | None = None
 ) -> ErasureRequest:
-    """Close the request as done; registered preconditions (e.g. an issued report) must hold."""
+    """Close the request as done; the checks listed for "complete" (e.g. jobs verified) must pass."""
     return _simple_transition(
         erasure_request=erasure_request, action=Action.COMPLETE, actor=actor, note=note, extra=details
     )
@@ -912,7 +906,7 @@ def erasure_requests_purge_identifiers(
     per request. ``actor`` None is the beat task; a user needs the officer's permission.
     """
     now = now or timezone.now()
-    if actor is not None and not _actor_may(actor, roles.MANAGE_REQUESTS, system_may_act=False):
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS, system=True):
         raise ActionNotPermitted("Only privacy officers may purge identifiers.")
     retention_days = settings.LETHE_RETENTION_DAYS if retention_days is None else retention_days
     if retention_days < 0:
@@ -956,7 +950,7 @@ def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
     Run after putting a new key first; afterwards the old keys can be removed. Rows are
     re-encrypted one transaction at a time so a failure leaves every row readable.
     """
-    if actor is not None and not _actor_may(actor, roles.MANAGE_REQUESTS, system_may_act=False):
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS, system=True):
         raise ActionNotPermitted("Only privacy officers may rotate identifier keys.")
     rotated = 0
     pending = (
@@ -981,17 +975,3 @@ def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
             details={"requests_reencrypted": rotated, "keys_configured": len(settings.LETHE_IDENTIFIER_KEYS)},
         )
     return rotated
-
-
-def erasure_request_complete_with_report(
-    *, erasure_request: ErasureRequest, actor, note: str = ""
-) -> ErasureRequest:
-    """Complete the request and issue its signed audit report in one transaction.
-
-    A completed request must always have its report (SPEC §7): if the report cannot be issued,
-    the completion is rolled back with it. Pages and the API complete through this function.
-    """
-    from compliance.reports.services import erasure_request_complete_and_issue_report
-
-    erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=actor, note=note)
-    return _refresh(erasure_request)

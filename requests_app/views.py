@@ -17,7 +17,9 @@ from django.views.generic import DetailView, FormView, ListView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
+from compliance.reports import services as report_services
 from requests_app import forms, selectors, services
+from requests_app.deadlines import latest_extended_due_at
 from requests_app.identifiers import IDENTIFIER_LABELS, SubjectIdentifiers
 from requests_app.models import ErasureRequest
 from requests_app.services import Action
@@ -191,7 +193,7 @@ def _run_action(action: str, *, erasure_request: ErasureRequest, actor, data: di
         Action.APPROVE: services.erasure_request_approve,
         Action.START_EXECUTING: services.erasure_request_start_executing,
         Action.START_VERIFYING: services.erasure_request_start_verifying,
-        Action.COMPLETE: services.erasure_request_complete_with_report,
+        Action.COMPLETE: report_services.erasure_request_complete_with_report,
         Action.WITHDRAW: services.erasure_request_withdraw,
     }
     return simple[action](**target, note=data["note"])
@@ -207,8 +209,6 @@ def _initial_for(action: str, erasure_request: ErasureRequest) -> dict:
             "scope_model_version_ids": ", ".join(map(str, erasure_request.scope_model_version_ids)),
         }
     if action == Action.EXTEND_DEADLINE:
-        from requests_app.deadlines import latest_extended_due_at
-
         latest = timezone.localtime(latest_extended_due_at(erasure_request.received_at))
         return {"until": latest.replace(second=0, microsecond=0)}
     return {}

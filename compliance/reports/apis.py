@@ -16,32 +16,30 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FileUploadParser, MultiPartParser
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from compliance import roles
+from compliance.api import ApiBase
 from compliance.reports import selectors, services
 from compliance.reports.register import register_csv, register_period_parse, register_rows
 from compliance.reports.signing import SIGNATURE_ALGORITHM, public_keys, sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 from compliance.reports.views import report_download_response
-
-
-class HasAnyPermission(BasePermission):
-    """Allow the call when the user holds any one of the view's ``permissions_any``."""
-
-    def has_permission(self, request, view):
-        return any(request.user.has_perm(permission) for permission in view.permissions_any)
+from requests_app.models import ErasureRequest
 
 
 def _error(detail: str, code: str, http_status: int) -> Response:
     return Response({"detail": detail, "code": code}, status=http_status)
 
 
-class ReportApiBase(APIView):
-    permission_classes = [IsAuthenticated, HasAnyPermission]
+class ReportApiBase(ApiBase):
+    """Reports are read by auditors and officers, whatever the method (issuing one is an officer's)."""
+
     permissions_any: tuple[str, ...] = (roles.DOWNLOAD_REPORTS, roles.MANAGE_REQUESTS)
+
+    def required_permissions(self, method: str) -> tuple[str, ...]:
+        return self.permissions_any
 
 
 class FileApiBase(ReportApiBase):
@@ -85,7 +83,6 @@ class ReportFileApi(FileApiBase):
     file_format = selectors.FORMAT_JSON
 
     def download(self, request, pk: int):
-        from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         report_file = selectors.report_file(
@@ -171,7 +168,6 @@ class ReportVersionsApi(ReportApiBase):
 
     @extend_schema(operation_id="report_versions", responses=ReportVersionSerializer(many=True))
     def get(self, request, pk: int):
-        from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         # Of the superseded version only its number is shown: not its files.
@@ -195,7 +191,6 @@ class ReportIssueApi(ReportApiBase):
         responses={201: ReportVersionSerializer},
     )
     def post(self, request, pk: int):
-        from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)
@@ -223,7 +218,6 @@ class ReportCompleteApi(ReportApiBase):
         responses={201: ReportVersionSerializer},
     )
     def post(self, request, pk: int):
-        from requests_app.models import ErasureRequest
 
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)

@@ -12,11 +12,18 @@ from datetime import datetime
 
 from django.conf import settings
 
+from compliance.models import report_id_for
 from compliance.reports import sections
 from compliance.reports.limits import FRAMEWORKS
 from compliance.reports.providers import timestamp
 from compliance.reports.schema import SCHEMA_VERSION, report_body_validate
-from compliance.reports.signing import canonical_json_text, report_id_for
+from compliance.reports.signing import canonical_json_text
+from requests_app.identifiers import (
+    IDENTIFIER_ENTITY_TYPES,
+    IdentifierDecryptionError,
+    identifiers_decrypt,
+    subject_identifiers_clean,
+)
 
 GENERATOR = "Lethe"
 STATUS_ISSUED = "issued"
@@ -123,13 +130,6 @@ def report_body_assemble(
 def _identifier_patterns(erasure_request) -> list[tuple[str, re.Pattern]] | None:
     """Return (kind, pattern) for every raw and normalised identifier; None once they are purged."""
     from django.core.exceptions import ValidationError
-
-    from requests_app.identifiers import (
-        IDENTIFIER_ENTITY_TYPES,
-        IdentifierDecryptionError,
-        identifiers_decrypt,
-        subject_identifiers_clean,
-    )
 
     if not erasure_request.identifiers_encrypted:
         return None

@@ -1,20 +1,16 @@
-"""The registry through which other apps put their part of a request into its audit report.
+"""The sections of a request's audit report that other apps hold, read through their providers.
 
 Sections that belong to other apps (the records located, the decisions, the jobs, their
-verification, the recipients notified) are read through small functions those apps register
-from their ``AppConfig.ready()``::
-
-    from compliance.reports.providers import report_section_provider_register
+verification, the recipients notified) are read through small functions those apps define and
+``settings.LETHE_REPORT_SECTION_PROVIDERS`` lists, section by section::
 
     def jobs_for_report(erasure_request) -> dict:
         return {"jobs": [{"job_id": "17", "framework": "deletion", "method": "npo", ...}]}
 
-    report_section_provider_register("jobs", jobs_for_report)
-
 A provider takes the ``ErasureRequest`` and returns ``{list_name: [item, ...]}`` with the list
 names of its section (``SECTION_LISTS``); items are plain dicts of JSON values (datetimes, dates,
 Decimals and UUIDs are converted here). Lists from several providers of one section are
-concatenated in registration order. A section nobody provides reads as empty and the report says
+concatenated in the table's order. A section nobody provides reads as empty and the report says
 "none recorded". What each item holds is in ``schema.json`` and docs/reports.md. A provider must
 return no raw personal data: record ids and identifiers go in as keyed hashes, and the report
 refuses to be issued if a raw identifier of the person turns up anywhere in it.
@@ -28,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 
+from compliance.extensions import extension_list
+
 # section → the lists its providers may return
 SECTION_LISTS: dict[str, tuple[str, ...]] = {
     "records": ("search_coverage", "candidates", "confirmed_records", "removals"),
@@ -38,50 +36,20 @@ SECTION_LISTS: dict[str, tuple[str, ...]] = {
 }
 
 SectionProvider = Callable[[object], dict]
-REPORT_SECTION_PROVIDERS: dict[str, list[SectionProvider]] = {name: [] for name in SECTION_LISTS}
-
-# Optional companions of providers for list pages: a prefetcher takes many requests and reads what
-# the section's providers need for all of them at once (leaving it on the instances), so that
-# calling the providers one request at a time costs no query per request.
+# A prefetcher takes many requests and reads what the section's providers need for all of them at
+# once (leaving it on the instances), so that list pages cost no query per request.
 SectionPrefetcher = Callable[[list], None]
-REPORT_SECTION_PREFETCHERS: dict[str, list[SectionPrefetcher]] = {name: [] for name in SECTION_LISTS}
 
 
 class ReportProviderError(ValueError):
     """A provider returned something the report cannot hold; the message names the provider."""
 
 
-def report_section_provider_register(section: str, provider: SectionProvider) -> None:
-    """Add ``provider`` to ``section``; registering the same function twice has no effect.
-
-    Call from an ``AppConfig.ready()``, never at import time, so that the order of apps in
-    ``INSTALLED_APPS`` decides the order of items and nothing runs before the registry exists.
-    """
-    if section not in REPORT_SECTION_PROVIDERS:
+def report_section_providers(section: str) -> list[SectionProvider]:
+    """Return the providers ``settings.LETHE_REPORT_SECTION_PROVIDERS`` lists for ``section``."""
+    if section not in SECTION_LISTS:
         raise ValueError(f"unknown report section {section!r}; provided sections: {sorted(SECTION_LISTS)}")
-    if provider not in REPORT_SECTION_PROVIDERS[section]:
-        REPORT_SECTION_PROVIDERS[section].append(provider)
-
-
-def report_section_provider_unregister(section: str, provider: SectionProvider) -> None:
-    """Remove a provider added with ``report_section_provider_register`` (tests, app reloads)."""
-    providers = REPORT_SECTION_PROVIDERS.get(section, [])
-    if provider in providers:
-        providers.remove(provider)
-
-
-def report_section_prefetcher_register(section: str, prefetcher: SectionPrefetcher) -> None:
-    """Add ``prefetcher`` to ``section`` (from an ``AppConfig.ready()``); twice has no effect."""
-    if section not in REPORT_SECTION_PREFETCHERS:
-        raise ValueError(f"unknown report section {section!r}; provided sections: {sorted(SECTION_LISTS)}")
-    if prefetcher not in REPORT_SECTION_PREFETCHERS[section]:
-        REPORT_SECTION_PREFETCHERS[section].append(prefetcher)
-
-
-def report_section_prefetcher_unregister(section: str, prefetcher: SectionPrefetcher) -> None:
-    prefetchers = REPORT_SECTION_PREFETCHERS.get(section, [])
-    if prefetcher in prefetchers:
-        prefetchers.remove(prefetcher)
+    return extension_list("LETHE_REPORT_SECTION_PROVIDERS", section)
 
 
 def report_section_prefetch(*, section: str, erasure_requests) -> None:
@@ -93,7 +61,7 @@ def report_section_prefetch(*, section: str, erasure_requests) -> None:
     erasure_requests = list(erasure_requests)
     if not erasure_requests:
         return
-    for prefetcher in REPORT_SECTION_PREFETCHERS[section]:
+    for prefetcher in extension_list("LETHE_REPORT_SECTION_PREFETCHERS", section):
         prefetcher(erasure_requests)
 
 
@@ -148,7 +116,7 @@ def report_section_provided(*, section: str, erasure_request) -> dict[str, list]
     silently left out a failing section would claim less happened than did.
     """
     lists: dict[str, list] = {name: [] for name in SECTION_LISTS[section]}
-    for provider in REPORT_SECTION_PROVIDERS[section]:
+    for provider in report_section_providers(section):
         name = provider_name(provider)
         try:
             returned = provider(erasure_request)

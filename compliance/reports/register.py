@@ -16,8 +16,10 @@ from datetime import date, datetime, time, timedelta
 
 from django.utils import timezone
 
+from compliance.models import AuditReport
 from compliance.reports import sections
 from compliance.reports.providers import ReportProviderError, report_section_prefetch, timestamp
+from requests_app.models import ErasureRequest
 
 REGISTER_COLUMNS = (
     "reference",
@@ -107,8 +109,6 @@ def _cell(value) -> str:
 
 def register_rows(*, period: RegisterPeriod, now: datetime | None = None) -> list[dict]:
     """Return the register's rows for requests received in ``period`` (whole days, local time)."""
-    from compliance.models import AuditReport
-    from requests_app.models import ErasureRequest
 
     now = now or timezone.now()
     queryset = ErasureRequest.objects.all()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from compliance.audit import audit_chain_verify, audit_chain_verify_incremental
+from compliance.models import AuditEvent
 from compliance.reports import limits
 from compliance.reports.providers import report_section_provided, timestamp
 
@@ -63,7 +65,6 @@ def report_section_request(erasure_request) -> dict:
 
 
 def _request_events(erasure_request):
-    from compliance.models import AuditEvent
 
     return AuditEvent.objects.filter(
         object_type=erasure_request._meta.label_lower, object_id=str(erasure_request.pk)
@@ -203,8 +204,6 @@ def report_section_audit_chain(erasure_request, *, full: bool = True) -> dict:
     An issued report walks the whole chain (``full``); a draft, rendered on every view, checks
     the events after the verified head as the auditor's request page does (docs/reports.md).
     """
-    from compliance.audit import audit_chain_verify, audit_chain_verify_incremental
-    from compliance.models import AuditEvent
 
     result = audit_chain_verify() if full else audit_chain_verify_incremental()
     head = AuditEvent.objects.order_by("-sequence").only("sequence", "entry_hash").first()

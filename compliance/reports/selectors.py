@@ -11,13 +11,14 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from compliance.models import AuditReport, report_id_for
 from compliance.reports import sections
 from compliance.reports.assembly import report_body_assemble
 from compliance.reports.json_file import JSON_MEDIA_TYPE, report_json_render
 from compliance.reports.limits import FRAMEWORK_SHORT_LABELS, FRAMEWORKS
 from compliance.reports.pdf import PDF_MEDIA_TYPE, report_pdf_render
 from compliance.reports.providers import ReportProviderError, report_section_prefetch
-from compliance.reports.signing import report_id_for, sha256_hex
+from compliance.reports.signing import sha256_hex
 
 FORMAT_JSON = "json"
 FORMAT_PDF = "pdf"
@@ -52,7 +53,6 @@ class ReportFile:
 
 def audit_report_versions(*, erasure_request):
     """Return the request's issued reports, newest version first."""
-    from compliance.models import AuditReport
 
     return (
         AuditReport.objects.filter(erasure_request=erasure_request)
@@ -64,7 +64,6 @@ def audit_report_versions(*, erasure_request):
 
 def audit_report_latest(*, erasure_request):
     """Return the request's newest issued report, or None."""
-    from compliance.models import AuditReport
 
     return (
         AuditReport.objects.filter(erasure_request=erasure_request)
@@ -76,7 +75,6 @@ def audit_report_latest(*, erasure_request):
 
 def audit_report_get(*, erasure_request, version: int | None):
     """Return version ``version`` (None: the newest), or None when nothing is issued and none was asked for."""
-    from compliance.models import AuditReport
 
     if version is None:
         return audit_report_latest(erasure_request=erasure_request)
@@ -175,7 +173,6 @@ def auditor_request_rows(*, queryset, now: datetime | None = None) -> list[Audit
     Frameworks come from the newest issued report when there is one (what was certified), else
     from the providers (what has been applied so far).
     """
-    from compliance.models import AuditReport
 
     now = now or timezone.now()
     requests = list(queryset)

@@ -16,11 +16,14 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.models import AuditReport, report_id_for
 from compliance.reports.assembly import Superseded, report_body_assemble
 from compliance.reports.json_file import report_json_render
 from compliance.reports.pdf import report_pdf_render
 from compliance.reports.schema import SCHEMA_VERSION
-from compliance.reports.signing import SIGNATURE_ALGORITHM, report_id_for, report_signer_current, sha256_hex
+from compliance.reports.signing import SIGNATURE_ALGORITHM, report_signer_current, sha256_hex
+from requests_app.models import ErasureRequest
+from requests_app.services import erasure_request_complete
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +39,7 @@ class ReportActionNotPermitted(PermissionDenied):
 
 
 def _may_issue(actor) -> bool:
-    return actor is None or bool(actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS))
+    return roles.actor_may(actor, roles.MANAGE_REQUESTS, system=True)
 
 
 def audit_report_issue(*, erasure_request, actor, reason: str = "", now: datetime | None = None):
@@ -46,12 +49,10 @@ def audit_report_issue(*, erasure_request, actor, reason: str = "", now: datetim
     A second or later version needs ``reason`` (what it corrects), which the report prints.
     ``actor`` None is the system (a worker that completed the request).
     """
-    from compliance.models import AuditReport
-    from requests_app.models import ErasureRequest
 
     if not _may_issue(actor):
         raise ReportActionNotPermitted(
-            f"{actor.get_username()} may not issue audit reports; privacy officers do."
+            f"{roles.actor_name(actor)} may not issue audit reports; privacy officers do."
         )
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON_LENGTH:
@@ -140,11 +141,18 @@ def erasure_request_complete_and_issue_report(*, erasure_request, actor, note: s
     identifier would be printed — the completion is rolled back with it: a completed request
     always has its report.
     """
-    from requests_app.services import erasure_request_complete
 
     with transaction.atomic():
         completed = erasure_request_complete(erasure_request=erasure_request, actor=actor, note=note)
         return audit_report_issue(erasure_request=completed, actor=actor)
+
+
+def erasure_request_complete_with_report(*, erasure_request, actor, note: str = ""):
+    """Complete the request and issue its signed report (``erasure_request_complete_and_issue_report``);
+    return the request as it is now. Pages and the API complete through this function."""
+    erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=actor, note=note)
+    erasure_request.refresh_from_db()
+    return erasure_request
 
 
 def audit_report_download_record(

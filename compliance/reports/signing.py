@@ -52,11 +52,6 @@ def hmac_hex(*, key: bytes, data: bytes) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-def report_id_for(*, reference: str, version: int | None) -> str:
-    """Return ``ER-2026-000001-v2`` for an issued version, ``ER-2026-000001-draft`` for a draft."""
-    return f"{reference}-v{version}" if version else f"{reference}-draft"
-
-
 @dataclass(frozen=True)
 class SigningKey:
     key_id: str

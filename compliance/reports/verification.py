@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from compliance.models import AuditEvent, AuditReport
 from compliance.reports.json_file import ReportFileUnreadable, report_json_parse
 from compliance.reports.pdf import (
     METADATA_BODY_HMAC,
@@ -99,7 +100,6 @@ def _safe_report_id(value) -> str | None:
 
 
 def _stored_report(report_id: str):
-    from compliance.models import AuditReport
 
     match = REPORT_ID_PATTERN.match(report_id)
     if not match or not match.group(3):
@@ -112,7 +112,6 @@ def _stored_report(report_id: str):
 
 
 def _successor(report) -> str | None:
-    from compliance.models import AuditReport
 
     newer = AuditReport.objects.filter(supersedes=report).select_related("erasure_request").first()
     return newer.report_id if newer else None
@@ -120,7 +119,6 @@ def _successor(report) -> str | None:
 
 def _check_chain_head(result: ReportVerification, body: dict) -> None:
     """Check that the audit-log event the report sealed is still in the log with the same hash."""
-    from compliance.models import AuditEvent
 
     chain = body.get("audit_chain") or {}
     sequence, head = chain.get("head_sequence"), chain.get("head_hash")
@@ -255,7 +253,6 @@ def _verify_json(data: bytes, result: ReportVerification, *, check_stored: bool)
 
 
 def _verify_pdf(data: bytes, result: ReportVerification) -> None:
-    from compliance.models import AuditReport
 
     if b"%%EOF" not in data[-PDF_EOF_WINDOW:]:
         result.add(

@@ -29,6 +29,7 @@ from compliance.reports.register import (
 from compliance.reports.schema import ReportSchemaError
 from compliance.reports.signing import public_keys, sha256_hex
 from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
+from requests_app.models import ErasureRequest
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,6 @@ def _version_param(request) -> int | None:
 
 
 def _erasure_request(pk: int):
-    from requests_app.models import ErasureRequest
 
     return get_object_or_404(ErasureRequest.objects.select_related("assigned_officer"), pk=pk)
 

@@ -54,8 +54,8 @@ class MatchSerializer(serializers.Serializer):
 
 
 class ReviewApiBase(ErasureRequestApiBase):
-    read_permission = roles.VIEW_REQUESTS
-    write_permission = roles.MANAGE_REQUESTS
+    read_permissions = (roles.VIEW_REQUESTS,)
+    write_permissions = (roles.MANAGE_REQUESTS,)
 
 
 class ErasureRequestLocateApi(ReviewApiBase):

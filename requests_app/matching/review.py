@@ -11,7 +11,6 @@ review and the precondition does not hold approval back.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -23,7 +22,11 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from requests_app.matching.services import request_has_searchable_data
 from requests_app.models import ErasureRequest, RequestStatus
+from requests_app.services import ActionNotPermitted, TransitionNotAllowed
+from unlearning_jobs.datasets.reingestion import reingestion_check_for_request
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.models import (
     CandidateStatus,
     DatasetRecord,
@@ -52,10 +55,9 @@ class DecisionResult:
 
 
 def _officer_check(actor) -> None:
-    from requests_app.services import ActionNotPermitted
 
-    if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-        who = actor.get_username() if actor is not None else "the system"
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS):
+        who = roles.actor_name(actor)
         raise ActionNotPermitted(f"{who} may not review located records.")
 
 
@@ -69,8 +71,6 @@ def _note(note: str | None) -> str:
 def _decidable(erasure_request: ErasureRequest) -> ErasureRequest:
     locked = ErasureRequest.objects.select_for_update().get(pk=erasure_request.pk)
     if locked.status not in DECIDABLE_STATUSES:
-        from requests_app.services import TransitionNotAllowed
-
         raise TransitionNotAllowed(
             f"{locked.reference} is {locked.get_status_display().lower()}; located records are "
             "confirmed or rejected only while it is in review."
@@ -206,7 +206,6 @@ def match_candidates_confirm_above(
 def _decide(
     candidate: MatchCandidate, *, locked: ErasureRequest, actor, status: str, note: str, rule: str = ""
 ) -> str:
-    from unlearning_jobs.datasets.services import record_id_hash
 
     if candidate.status == status:
         return "unchanged"
@@ -286,7 +285,6 @@ def review_nothing_found_acknowledge(*, erasure_request: ErasureRequest, actor, 
 
 def review_approval_refusal(erasure_request: ErasureRequest) -> str | None:
     """Return why the request cannot be approved yet as far as its review goes, or None."""
-    from requests_app.matching.services import request_has_searchable_data
 
     latest = search_coverage_latest(erasure_request)
     if latest is None:
@@ -319,7 +317,6 @@ def review_approval_refusal(erasure_request: ErasureRequest) -> str | None:
 
 def request_approved_guard(*, erasure_request: ErasureRequest) -> int:
     """Run the re-ingestion guard for a request just approved over every indexed version."""
-    from unlearning_jobs.datasets.reingestion import reingestion_check_for_request
 
     return reingestion_check_for_request(erasure_request=erasure_request)
 
@@ -393,7 +390,6 @@ def report_records_section(erasure_request: ErasureRequest) -> dict | None:
 
     Records are named by keyed hashes of their ids; evidence is the tier and its generic reason.
     """
-    from unlearning_jobs.datasets.services import record_id_hash
 
     latest = (
         SearchCoverage.objects.filter(erasure_request=erasure_request, status=SearchCoverageStatus.DONE)
@@ -491,13 +487,3 @@ def report_records_section(erasure_request: ErasureRequest) -> dict | None:
         "confirmed_records": confirmed,
         "removals": removals,
     }
-
-
-def report_provider_connect() -> None:
-    """Give the audit report its records section, where the report module is installed."""
-    if importlib.util.find_spec("compliance.reports.providers") is None:
-        logger.debug("review.report_provider_absent")
-        return
-    from compliance.reports.providers import report_section_provider_register
-
-    report_section_provider_register("records", report_records_section)

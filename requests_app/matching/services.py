@@ -37,6 +37,10 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.celery import app as celery_app
+from compliance.queues import TaskName
+from requests_app import services
+from requests_app.identifiers import pii_hasher
 from requests_app.models import ErasureRequest, RequestStatus, SubjectIdentifierHash
 from unlearning_jobs.engine.pii.entities import DIRECT_IDENTIFIERS, EntityType
 from unlearning_jobs.engine.pii.match_keys import SEARCHED_FORMS
@@ -46,6 +50,8 @@ from unlearning_jobs.models import (
     DatasetRecord,
     DatasetVersion,
     DatasetVersionStatus,
+    IndexChunk,
+    IndexChunkStatus,
     MatchCandidate,
     MatchTier,
     PiiFinding,
@@ -113,7 +119,6 @@ class SubjectDigests:
 
 def subject_digests(erasure_request: ErasureRequest) -> SubjectDigests:
     """Return the request's identifier hashes under the server's current key."""
-    from requests_app.identifiers import pii_hasher
 
     key_id = pii_hasher().key_id
     digests = SubjectDigests(key_id=key_id)
@@ -457,8 +462,6 @@ def _shared_with_ids(candidates: list[Candidate]) -> None:
 def _coverage_versions(versions: list[DatasetVersion]) -> list[dict]:
     from django.db.models import Sum
 
-    from unlearning_jobs.models import IndexChunk, IndexChunkStatus
-
     findings = dict(
         IndexChunk.objects.filter(version__in=versions, status=IndexChunkStatus.DONE)
         .values("version_id")
@@ -550,8 +553,8 @@ def locate_request(
     are kept as decided. Writes one audit event with the counts. Does not change the request's
     status: ``locate_run_execute`` hands the result to review.
     """
-    if actor is not None and not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-        raise LocateError(f"{actor.get_username()} may not search for a person's records.")
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS, system=True):
+        raise LocateError(f"{roles.actor_name(actor)} may not search for a person's records.")
     result = locate_compute(erasure_request=erasure_request)
     now = timezone.now()
     coverage_versions = _coverage_versions(result.versions)
@@ -633,9 +636,7 @@ def locate_run_ensure(*, erasure_request: ErasureRequest, actor=None) -> SearchC
 
 
 def _locate_enqueue(coverage_id: int) -> None:
-    from unlearning_jobs.datasets.tasks import locate_request as locate_task
-
-    locate_task.delay(coverage_id)
+    celery_app.send_task(TaskName.LOCATE_REQUEST, args=(coverage_id,))
 
 
 def locate_run_execute(*, coverage_id: int) -> str:
@@ -644,7 +645,6 @@ def locate_run_execute(*, coverage_id: int) -> str:
     Claimed with a conditional UPDATE, so a task delivered twice searches once. A failure is
     kept on the search (the request stays in locating; the officer can run it again).
     """
-    from requests_app import services
 
     claimed = SearchCoverage.objects.filter(pk=coverage_id, status=SearchCoverageStatus.QUEUED).update(
         status=SearchCoverageStatus.RUNNING, started_at=timezone.now()
@@ -685,16 +685,15 @@ def erasure_request_locate(*, erasure_request: ErasureRequest, actor, note: str 
     """Start (or run again) the search for the person's records: the request goes to locating.
 
     From "identity verified" or "review", the request's own start-locating step runs and the
-    search is queued with it (see ``request_status_changed``). A request already locating
+    search is queued with it (see ``locate_on_start``). A request already locating
     whose last search failed gets a new search.
     """
-    from requests_app import services
 
     with transaction.atomic():
         locked = ErasureRequest.objects.select_for_update().get(pk=erasure_request.pk)
         if locked.status == RequestStatus.LOCATING:
-            if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-                raise services.ActionNotPermitted(f"{actor.get_username()} may not start locating.")
+            if not roles.actor_may(actor, roles.MANAGE_REQUESTS):
+                raise services.ActionNotPermitted(f"{roles.actor_name(actor)} may not start locating.")
             coverage = locate_run_ensure(erasure_request=locked, actor=actor)
             audit_event_record(
                 actor=actor,
@@ -705,50 +704,16 @@ def erasure_request_locate(*, erasure_request: ErasureRequest, actor, note: str 
         else:
             services.erasure_request_start_locating(erasure_request=locked, actor=actor, note=note)
             if not request_has_searchable_data(locked):
-                # The signal queues a search only when there is something to search; run it
+                # ``locate_on_start`` queues a search only when there is something to search; run it
                 # anyway so the coverage records that nothing was.
                 locate_run_ensure(erasure_request=locked, actor=actor)
     erasure_request.refresh_from_db()
     return erasure_request
 
 
-# --- wiring (called from UnlearningJobsConfig.ready) ----------------------------------------------------
-
-
-def _remember_status(sender, instance, **kwargs) -> None:
-    # __dict__, not the attribute: a deferred status must not cost a query per loaded row.
-    instance._lethe_loaded_status = instance.__dict__.get("status") if instance.pk else None
-
-
-def request_status_changed(sender, instance, created, **kwargs) -> None:
-    """React to a request entering a status, whichever path moved it (page, API, service, task).
-
-    Entering locating queues a search, when some data set in scope is indexed (with nothing to
-    search the workflow goes on as before). Entering approved runs the re-ingestion guard for
-    the person over the versions already indexed.
-    """
-    from requests_app.matching.review import request_approved_guard
-
-    previous = getattr(instance, "_lethe_loaded_status", None)
-    instance._lethe_loaded_status = instance.status
-    if created or instance.status == previous:
-        return
-    if instance.status == RequestStatus.LOCATING and request_has_searchable_data(instance):
-        locate_run_ensure(erasure_request=instance, actor=None)
-    elif instance.status == RequestStatus.APPROVED:
-        request_approved_guard(erasure_request=instance)
-
-
-def matching_connect() -> None:
-    """Connect the locate trigger, the approval precondition and the report's records section."""
-    from django.db.models.signals import post_init, post_save
-
-    from requests_app.matching import review
-    from requests_app.services import Action, transition_precondition_register
-
-    post_init.connect(_remember_status, sender=ErasureRequest, dispatch_uid="lethe.matching.remember_status")
-    post_save.connect(
-        request_status_changed, sender=ErasureRequest, dispatch_uid="lethe.matching.status_changed"
-    )
-    transition_precondition_register(Action.APPROVE, review.review_approval_refusal)
-    review.report_provider_connect()
+def locate_on_start(*, erasure_request: ErasureRequest) -> None:
+    """Queue the search of a request that has just entered locating, when some data set in scope
+    is indexed (listed for "start_locating" in ``settings.LETHE_TRANSITION_FOLLOW_UPS``); with
+    nothing to search the workflow goes on as before."""
+    if request_has_searchable_data(erasure_request):
+        locate_run_ensure(erasure_request=erasure_request, actor=None)

@@ -23,6 +23,7 @@ from requests_app.matching import review
 from requests_app.matching import services as matching
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed, transition_refusal
+from unlearning_jobs.datasets.storage import dataset_records_texts
 from unlearning_jobs.engine.pii.match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from unlearning_jobs.models import CandidateStatus, MatchTier, PiiFinding
 
@@ -120,7 +121,6 @@ class ReviewView(PermissionPageMixin, DetailView):
     context_object_name = "erasure_request"
 
     def get_context_data(self, **kwargs):
-        from unlearning_jobs.datasets.services import dataset_records_texts
 
         context = super().get_context_data(**kwargs)
         erasure_request = self.object

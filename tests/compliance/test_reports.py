@@ -20,8 +20,6 @@ from compliance.reports import limits
 from compliance.reports.assembly import ReportContainsIdentifier
 from compliance.reports.providers import (
     ReportProviderError,
-    report_section_provider_register,
-    report_section_provider_unregister,
 )
 from compliance.reports.schema import report_schema
 from compliance.reports.selectors import report_file
@@ -290,18 +288,18 @@ def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_complet
     assert not AuditReport.objects.exists()
 
 
-def test_a_failing_provider_is_a_clear_refusal(officer):
-    def broken(erasure_request):
-        raise RuntimeError("database of jobs unreachable")
+def broken(erasure_request):
+    """A jobs provider whose database is away (listed by the test below)."""
+    raise RuntimeError("database of jobs unreachable")
 
-    report_section_provider_register("jobs", broken)
-    try:
-        with pytest.raises(ReportProviderError, match="jobs section cannot be assembled: .*broken failed"):
-            erasure_request_complete_and_issue_report(
-                erasure_request=request_verifying(officer), actor=officer
-            )
-    finally:
-        report_section_provider_unregister("jobs", broken)
+
+def test_a_failing_provider_is_a_clear_refusal(officer, settings):
+    settings.LETHE_REPORT_SECTION_PROVIDERS = {
+        **settings.LETHE_REPORT_SECTION_PROVIDERS,
+        "jobs": [*settings.LETHE_REPORT_SECTION_PROVIDERS["jobs"], f"{__name__}.broken"],
+    }
+    with pytest.raises(ReportProviderError, match="jobs section cannot be assembled: .*broken failed"):
+        erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
     assert not AuditReport.objects.exists()
 
 
@@ -573,17 +571,21 @@ def test_an_auditor_or_engineer_cannot_issue(officer, auditor, engineer):
             audit_report_issue(erasure_request=erasure_request, actor=user)
 
 
-def test_completion_waits_for_a_registered_precondition_and_issues_nothing(officer):
-    def jobs_unfinished(erasure_request):
-        return f"{erasure_request.reference}: job 17 is still running; completion waits for it and its verification."
+def job_17_unfinished(erasure_request):
+    """A check on "complete" (listed by the test below) that finds a job still running."""
+    return (
+        f"{erasure_request.reference}: job 17 is still running; completion waits for it and its verification."
+    )
 
-    request_services.transition_precondition_register("complete", jobs_unfinished)
-    try:
-        erasure_request = request_verifying(officer)
-        with pytest.raises(TransitionNotAllowed, match="job 17 is still running"):
-            erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
-    finally:
-        request_services.transition_precondition_unregister("complete", jobs_unfinished)
+
+def test_completion_waits_for_a_listed_check_and_issues_nothing(officer, settings):
+    settings.LETHE_TRANSITION_CHECKS = {
+        **settings.LETHE_TRANSITION_CHECKS,
+        "complete": [f"{__name__}.job_17_unfinished"],
+    }
+    erasure_request = request_verifying(officer)
+    with pytest.raises(TransitionNotAllowed, match="job 17 is still running"):
+        erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
     erasure_request.refresh_from_db()
     assert erasure_request.status == RequestStatus.VERIFYING and not AuditReport.objects.exists()
 

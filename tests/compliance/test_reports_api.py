@@ -152,18 +152,20 @@ def test_an_officer_completes_and_issues_through_the_api(api, officer, providers
     assert again.status_code == 409 and again.json()["code"] == "transition_not_allowed"
 
 
-def test_completion_is_refused_with_the_reason_while_jobs_are_unfinished(api, officer):
-    def jobs_unfinished(erasure_request):
-        return "2 jobs have not finished; completion waits for them and their verification."
+def two_jobs_unfinished(erasure_request):
+    """A check on "complete" (listed by the test below) that finds two jobs still running."""
+    return "2 jobs have not finished; completion waits for them and their verification."
 
-    request_services.transition_precondition_register("complete", jobs_unfinished)
-    try:
-        erasure_request = request_verifying(officer)
-        response = api("officer").post(
-            f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json"
-        )
-    finally:
-        request_services.transition_precondition_unregister("complete", jobs_unfinished)
+
+def test_completion_is_refused_with_the_reason_while_jobs_are_unfinished(api, officer, settings):
+    settings.LETHE_TRANSITION_CHECKS = {
+        **settings.LETHE_TRANSITION_CHECKS,
+        "complete": [f"{__name__}.two_jobs_unfinished"],
+    }
+    erasure_request = request_verifying(officer)
+    response = api("officer").post(
+        f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json"
+    )
     assert response.status_code == 409 and "2 jobs have not finished" in response.json()["detail"]
     assert not AuditReport.objects.exists()
 

@@ -131,7 +131,7 @@ def run_inline(job) -> str:
     """Run a queued job in this process like a worker, with after-commit work (clean-up) done."""
     from django.test import TestCase
 
-    from unlearning_jobs.jobs.services import job_run_inline
+    from unlearning_jobs.jobs.runner import job_run_inline
 
     with TestCase.captureOnCommitCallbacks(execute=True):
         return job_run_inline(job=job)

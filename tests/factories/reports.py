@@ -2,7 +2,7 @@
 
 Requests are built through the request workflow's services, as in real use; the sections that
 other apps will provide (records, decisions, jobs, verification, recipients) are fed by small
-fake providers registered through the real registry.
+fake providers listed in the real table (``settings.LETHE_REPORT_SECTION_PROVIDERS``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import timezone as dt_timezone
 
 import pytest
 
-from compliance.reports.providers import report_section_provider_register, report_section_provider_unregister
 from requests_app import services
 from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import IdentityMethod, LegalGround
@@ -196,10 +195,33 @@ def fake_sections(*, jobs: list[tuple[str, str, str]]) -> dict:
     }
 
 
+# What the fake providers return, section by section, while the ``providers`` fixture is active.
+FAKE_SECTIONS: dict[str, dict] = {}
+
+
+def fake_records_provider(erasure_request):
+    return FAKE_SECTIONS.get("records")
+
+
+def fake_decisions_provider(erasure_request):
+    return FAKE_SECTIONS.get("decisions")
+
+
+def fake_jobs_provider(erasure_request):
+    return FAKE_SECTIONS.get("jobs")
+
+
+def fake_verification_provider(erasure_request):
+    return FAKE_SECTIONS.get("verification")
+
+
+def fake_recipients_provider(erasure_request):
+    return FAKE_SECTIONS.get("recipients")
+
+
 @pytest.fixture
-def providers():
-    """Return a function that registers fake providers for the given jobs; unregister them afterwards."""
-    registered = []
+def providers(settings):
+    """Return a function that lists fake providers for the given jobs; the table is restored after."""
 
     def install(
         jobs=(("deletion", "npo", "succeeded"), ("output_suppression", "output_filter", "succeeded")),
@@ -209,16 +231,13 @@ def providers():
         for section, lists in (extra or {}).items():
             for list_name, items in lists.items():
                 data[section][list_name] = data[section].get(list_name, []) + items
-        for section, lists in data.items():
-
-            def provider(erasure_request, lists=lists):
-                return lists
-
-            provider.__qualname__ = f"fake_{section}_provider"
-            report_section_provider_register(section, provider)
-            registered.append((section, provider))
+        FAKE_SECTIONS.clear()
+        FAKE_SECTIONS.update(data)
+        table = {section: list(paths) for section, paths in settings.LETHE_REPORT_SECTION_PROVIDERS.items()}
+        for section in data:
+            table.setdefault(section, []).append(f"{__name__}.fake_{section}_provider")
+        settings.LETHE_REPORT_SECTION_PROVIDERS = table
         return data
 
     yield install
-    for section, provider in registered:
-        report_section_provider_unregister(section, provider)
+    FAKE_SECTIONS.clear()

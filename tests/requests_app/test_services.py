@@ -221,23 +221,30 @@ def test_a_failing_audit_write_leaves_the_request_unchanged(make_request, office
     assert fresh.status == RequestStatus.RECEIVED and fresh.identity_verified_at is None
 
 
-def test_registered_preconditions_hold_a_transition_until_they_are_met(request_in, officer):
+PLAN_READY = {"value": False}
+
+
+def job_plan_exists(erasure_request):
+    """A check on "approve" (listed by the test below) that waits for a plan."""
+    return None if PLAN_READY["value"] else "Decide the frameworks for every model version first."
+
+
+def test_listed_checks_hold_a_transition_until_they_are_met(request_in, officer, settings):
+    settings.LETHE_TRANSITION_CHECKS = {"approve": [f"{__name__}.job_plan_exists"]}
     reviewed = request_in(RequestStatus.REVIEW)
-    plan_ready = {"value": False}
+    PLAN_READY["value"] = False
+    with pytest.raises(TransitionNotAllowed, match="Decide the frameworks"):
+        services.erasure_request_approve(erasure_request=reviewed, actor=officer)
+    PLAN_READY["value"] = True
+    assert services.erasure_request_approve(erasure_request=reviewed, actor=officer).status == "approved"
 
-    def job_plan_exists(erasure_request):
-        return None if plan_ready["value"] else "Decide the frameworks for every model version first."
 
-    services.transition_precondition_register("approve", job_plan_exists)
-    try:
-        with pytest.raises(TransitionNotAllowed, match="Decide the frameworks"):
-            services.erasure_request_approve(erasure_request=reviewed, actor=officer)
-        plan_ready["value"] = True
-        assert services.erasure_request_approve(erasure_request=reviewed, actor=officer).status == "approved"
-    finally:
-        services.transition_precondition_unregister("approve", job_plan_exists)
-    with pytest.raises(ValueError):
-        services.transition_precondition_register("fly_to_the_moon", job_plan_exists)
+def test_a_check_that_cannot_be_imported_is_a_configuration_error(request_in, officer, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.LETHE_TRANSITION_CHECKS = {"approve": ["requests_app.nowhere.fly_to_the_moon"]}
+    with pytest.raises(ImproperlyConfigured, match="fly_to_the_moon"):
+        services.erasure_request_approve(erasure_request=request_in(RequestStatus.REVIEW), actor=officer)
 
 
 def test_rejection_records_the_ground_and_writes_a_reply_with_the_right_to_complain(make_request, officer):

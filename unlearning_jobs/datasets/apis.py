@@ -24,8 +24,8 @@ from unlearning_jobs.models import DatasetVersion
 class DatasetApiBase(ErasureRequestApiBase):
     """Role checks shared with the request API; errors are answered by ``compliance.api``."""
 
-    read_permission = roles.VIEW_JOBS
-    write_permission = roles.OPERATE_JOBS
+    read_permissions = (roles.VIEW_JOBS,)
+    write_permissions = (roles.OPERATE_JOBS,)
 
 
 class ProgressSerializer(serializers.Serializer):

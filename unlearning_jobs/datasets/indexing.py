@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import group
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, Sum
@@ -28,17 +29,27 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from compliance.celery import app as celery_app
+from compliance.queues import TaskName
+from requests_app.identifiers import pii_hasher
+from unlearning_jobs.datasets.reingestion import reingestion_check
+from unlearning_jobs.datasets.storage import DatasetActionNotPermitted, dataset_version_records_read
 from unlearning_jobs.engine.pii.match_keys import finding_count_label
 from unlearning_jobs.engine.pii.readers import SourceRecord
 from unlearning_jobs.models import (
+    DatasetRecord,
     DatasetVersion,
     DatasetVersionStatus,
     IndexChunk,
     IndexChunkStatus,
     PiiFinding,
+    WorkerHeartbeat,
 )
 
 logger = logging.getLogger(__name__)
+
+#: A version in one of these is done with indexing, well or not: nothing about it changes by itself.
+VERSION_SETTLED_STATUSES = (DatasetVersionStatus.INDEXED, DatasetVersionStatus.FAILED)
 
 #: A chunk's error text is kept short; it holds exception types and messages, never record text.
 MAX_ERROR_LENGTH = 2000
@@ -217,7 +228,6 @@ def surname_first_findings(records: Sequence[SourceRecord], results: Sequence, *
 
 
 def _hasher_for(version: DatasetVersion):
-    from requests_app.identifiers import pii_hasher
 
     hasher = pii_hasher()
     if hasher.key_id != version.hash_key_id:
@@ -240,7 +250,6 @@ def index_chunk_claim(*, chunk_id: int, worker: str, now=None) -> ChunkClaim | N
     the broker gave the task to another). One conditional UPDATE, so two workers given the same
     chunk cannot both claim it.
     """
-    from unlearning_jobs.models import WorkerHeartbeat
 
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.LETHE_INDEX_STALE_SECONDS)
@@ -284,7 +293,6 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
 
     ``results`` are the scan's ``RecordFindings`` for the chunk's records, in order.
     """
-    from unlearning_jobs.models import DatasetRecord
 
     with transaction.atomic():
         version = DatasetVersion.objects.select_for_update().get(pk=claim.version_id)
@@ -338,7 +346,6 @@ def index_chunk_complete(*, claim: ChunkClaim, results: Sequence) -> bool:
 
 def _version_indexed(version: DatasetVersion) -> None:
     """Mark the version indexed, run the re-ingestion guard, record the event (caller's transaction)."""
-    from unlearning_jobs.datasets.reingestion import reingestion_check
 
     now = timezone.now()
     version.status = DatasetVersionStatus.INDEXED
@@ -418,7 +425,6 @@ def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = N
     the version was registered with. A failure to read or scan gives the chunk back (see
     ``index_chunk_fail``) and re-raises, so the task can retry it.
     """
-    from unlearning_jobs.datasets.services import dataset_version_records_read
     from unlearning_jobs.engine.pii.readers import DatasetFormatError
 
     claim = index_chunk_claim(chunk_id=chunk_id, worker=worker)
@@ -463,21 +469,15 @@ def index_chunk_run(*, chunk_id: int, worker: str, scan: ScanFunction | None = N
 
 def index_chunks_enqueue(*, chunk_ids: Iterable[int]) -> int:
     """Send one ``index_chunk`` task per chunk to the ``cpu`` queue; return how many were sent."""
-    from celery import group
-
-    from unlearning_jobs.datasets.tasks import index_chunk
-
     ids = list(chunk_ids)
     if ids:
-        group(index_chunk.s(chunk_id) for chunk_id in ids).apply_async()
+        group(celery_app.signature(TaskName.INDEX_CHUNK, args=(chunk_id,)) for chunk_id in ids).apply_async()
     return len(ids)
 
 
 def _actor_check(actor) -> None:
-    if actor is not None and not (actor.is_active and actor.has_perm(roles.OPERATE_JOBS)):
-        from unlearning_jobs.datasets.services import DatasetActionNotPermitted
-
-        raise DatasetActionNotPermitted(f"{actor.get_username()} may not resume indexing.")
+    if not roles.actor_may(actor, roles.OPERATE_JOBS, system=True):
+        raise DatasetActionNotPermitted(f"{roles.actor_name(actor)} may not resume indexing.")
 
 
 def dataset_version_index_resume(

@@ -21,6 +21,8 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from requests_app.models import ErasureRequest, RequestStatus, SubjectIdentifierHash
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.engine.pii.entities import DIRECT_IDENTIFIERS
 from unlearning_jobs.models import (
     DatasetRecord,
@@ -41,14 +43,12 @@ class ReingestionOverrideError(ValueError):
 
 def erased_request_statuses() -> tuple[str, ...]:
     """Return the request statuses whose person must not come back: approved and after."""
-    from requests_app.models import RequestStatus
 
     return (RequestStatus.APPROVED, RequestStatus.EXECUTING, RequestStatus.VERIFYING, RequestStatus.COMPLETED)
 
 
 def _erased_hashes(*, key_id: str, erasure_requests=None) -> dict[str, set[int]]:
     """Return ``{digest: {request id, ...}}`` of erased people's direct identifiers under ``key_id``."""
-    from requests_app.models import SubjectIdentifierHash
 
     hashes = SubjectIdentifierHash.objects.filter(
         key_id=key_id,
@@ -70,7 +70,6 @@ def reingestion_check(*, version: DatasetVersion, erasure_requests: Iterable | N
     Idempotent: a record already flagged for a request is not flagged twice. Writes one audit
     event when something new was found (counts and keyed hashes only).
     """
-    from unlearning_jobs.datasets.services import record_id_hash
 
     erased = _erased_hashes(key_id=version.hash_key_id, erasure_requests=erasure_requests)
     with transaction.atomic():
@@ -102,7 +101,6 @@ def reingestion_check(*, version: DatasetVersion, erasure_requests: Iterable | N
         if not new:
             return 0
         ReingestionHit.objects.bulk_create(new)
-        from requests_app.models import ErasureRequest
 
         references = dict(
             ErasureRequest.objects.filter(pk__in={hit.erasure_request_id for hit in new}).values_list(
@@ -141,9 +139,8 @@ def reingestion_check_for_request(*, erasure_request) -> int:
 
 def reingestion_hit_override(*, hit: ReingestionHit, actor, reason: str) -> ReingestionHit:
     """Let a flagged record back into training data, with the officer's reason (an audit event)."""
-    from unlearning_jobs.datasets.services import record_id_hash
 
-    if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS):
         raise ReingestionOverrideError(
             "Only a privacy officer may let a flagged record back into training data."
         )

@@ -1,6 +1,6 @@
-"""Celery tasks for data sets: index one chunk, locate one request. Thin: the services do the work.
+"""The Celery task that indexes one chunk of a data-set version. Thin: the services do the work.
 
-Both are named ``unlearning_jobs.cpu.*`` so ``compliance.queues`` routes them to the ``cpu``
+It is named ``unlearning_jobs.cpu.*`` so ``compliance.queues`` routes them to the ``cpu``
 queue; arguments are ids and ``**kwargs`` is accepted so old and new workers can share a queue.
 """
 
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from compliance.queues import TaskName
 from unlearning_jobs.datasets.indexing import IndexingError, index_chunk_run
 from unlearning_jobs.engine.pii.readers import DatasetFormatError
+from unlearning_jobs.models import IndexChunk, IndexChunkStatus
 
 # Deterministic failures: retrying cannot help, the chunk is failed with its error kept.
 _PERMANENT = (IndexingError, DatasetFormatError)
@@ -17,7 +19,7 @@ _PERMANENT = (IndexingError, DatasetFormatError)
 BUSY_CHECKS = 30
 
 
-@shared_task(name="unlearning_jobs.cpu.index_chunk", bind=True, acks_late=True, max_retries=5)
+@shared_task(name=TaskName.INDEX_CHUNK, bind=True, acks_late=True, max_retries=5)
 def index_chunk(self, chunk_id: int, **kwargs) -> str:
     """Index one chunk of a data-set version; a chunk already done is skipped.
 
@@ -31,8 +33,6 @@ def index_chunk(self, chunk_id: int, **kwargs) -> str:
     except _PERMANENT:
         return "failed"
     except Exception as error:
-        from unlearning_jobs.models import IndexChunk, IndexChunkStatus
-
         if IndexChunk.objects.filter(pk=chunk_id, status=IndexChunkStatus.PENDING).exists():
             raise self.retry(exc=error, countdown=min(2**self.request.retries * 5, 300)) from error
         raise
@@ -45,11 +45,3 @@ def index_chunk(self, chunk_id: int, **kwargs) -> str:
                 kwargs={**kwargs, "busy_checks": busy_checks + 1},
             )
     return outcome
-
-
-@shared_task(name="unlearning_jobs.cpu.locate_request", bind=True, acks_late=True)
-def locate_request(self, coverage_id: int, **kwargs) -> str:
-    """Search the PII index for one request's person and hand the candidates to review."""
-    from requests_app.matching.services import locate_run_execute
-
-    return locate_run_execute(coverage_id=coverage_id)

@@ -154,6 +154,8 @@ class DatasetDetailView(PermissionPageMixin, DetailView):
                     ],
                     "blocked": sum(1 for hit in hits if not hit.overridden),
                     "resumable": version.status != DatasetVersionStatus.INDEXED,
+                    # whether its section refreshes itself (htmx) until indexing ends
+                    "live": version.status not in indexing.VERSION_SETTLED_STATUSES,
                 }
             )
         context.update(

@@ -5,19 +5,17 @@ every bad item at once; then, in one transaction, it approves the request (the w
 service), stores one ``ErasureDecision`` per item, creates the jobs of the items whose framework
 has a runner, and moves the request to executing when a job was queued.
 
-Which methods each framework offers is a registry: deletion offers the engine's unlearning
-methods (``engine.methods.METHODS``) with their own parameter classes; output and latent
-suppression offer the methods registered by the stage that runs them. A method registered
-without a job kind (or whose kind has no runner yet) is recorded as a decision without a job,
-and the decision says so.
+Which methods each framework offers is ``decisions/methods.py``: deletion offers the engine's
+unlearning methods (``engine.methods.METHODS``) with their own parameter classes; output and
+latent suppression offer the methods of the stage that runs them. A method without a job kind
+(or whose kind has no runner listed in ``settings.LETHE_JOB_KINDS``) is recorded as a decision
+without a job, and the decision says so.
 """
 
 from __future__ import annotations
 
-import contextvars
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +25,21 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
-from unlearning_jobs.models import ErasureDecision, Framework, JobKind, ModelVersion, UnlearningJob
+from requests_app.matching.review import forget_set_for_request
+from requests_app.services import (
+    Action,
+    ActionNotPermitted,
+    TransitionNotAllowed,
+    erasure_request_approve,
+    erasure_request_start_executing,
+    transition_checks,
+    transition_state_refusal,
+)
+from unlearning_jobs.decisions.methods import PlanMethod, plan_method_for, plan_methods
+from unlearning_jobs.jobs.kinds import job_kind_runnable
+from unlearning_jobs.jobs.services import job_create
+from unlearning_jobs.models import DatasetRecord, ErasureDecision, Framework, ModelVersion, UnlearningJob
+from unlearning_jobs.registry.services import model_versions_in_scope
 
 logger = logging.getLogger(__name__)
 
@@ -59,128 +71,8 @@ class DecisionPlanError(ValidationError):
         return body
 
 
-# --- the registry of frameworks and methods --------------------------------------------------------
-
-ParamsValidator = Callable[[Mapping[str, Any] | None], dict]
-
-
-@dataclass(frozen=True)
-class PlanMethod:
-    """A method an officer may choose for a framework, how its parameters are checked, what runs it."""
-
-    framework: str
-    method: str
-    validate: ParamsValidator
-    job_kind: str | None
-    summary: str = ""
-    guarantee: str = ""
-    #: Whether the method needs the data-set version the model was trained on (exact deletion).
-    needs_training_data: bool = False
-
-
-_PLAN_METHODS: dict[tuple[str, str], PlanMethod] = {}
-_BUILTINS_LOADED = False
-
-
-def decision_method_register(plan_method: PlanMethod) -> None:
-    """Offer ``plan_method`` in decisions; a later registration of the same pair replaces it.
-
-    The suppression stage registers its methods with their job kind once its runner exists:
-    until then its decisions are recorded without jobs.
-    """
-    if plan_method.framework not in Framework.values:
-        raise ValueError(f"unknown framework {plan_method.framework!r}; known: {Framework.values}")
-    _PLAN_METHODS[(plan_method.framework, plan_method.method)] = plan_method
-
-
-def decision_method_unregister(*, framework: str, method: str) -> None:
-    """Withdraw a method from decisions (tests, app reloads); decisions already made keep it."""
-    _PLAN_METHODS.pop((framework, method), None)
-
-
-def _deletion_validator(name: str) -> ParamsValidator:
-    def validate(params: Mapping[str, Any] | None) -> dict:
-        from unlearning_jobs.deletion.services import unlearn_params_validate
-
-        return unlearn_params_validate(name, params)
-
-    return validate
-
-
-def _guard_policy_validate(params: Mapping[str, Any] | None) -> dict:
-    """Check output-suppression parameters as a guard policy; omitted keys take the defaults."""
-    from unlearning_jobs.engine.guard import GuardPolicy
-
-    if params is not None and not isinstance(params, Mapping):
-        raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
-    return GuardPolicy.from_dict({**GuardPolicy().as_dict(), **dict(params or {})}).as_dict()
-
-
-def _no_params(params: Mapping[str, Any] | None) -> dict:
-    if params:
-        raise ValueError(f"this method takes no parameters, got {', '.join(sorted(params))}")
-    return {}
-
-
-def _builtin_methods() -> None:
-    """Register the deletion methods of the engine and the suppression methods' defaults, once."""
-    global _BUILTINS_LOADED
-    # A flag, not "is the registry empty": the suppression stage registers its methods at ready(),
-    # before the first call here, and the deletion methods must still be added then.
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    from unlearning_jobs.engine.methods import EXACT, METHODS
-
-    for name, cls in sorted(METHODS.items()):
-        decision_method_register(
-            PlanMethod(
-                framework=Framework.DELETION.value,
-                method=name,
-                validate=_deletion_validator(name),
-                job_kind=JobKind.UNLEARN.value,
-                summary=cls.summary,
-                guarantee=cls.guarantee,
-                needs_training_data=cls.guarantee == EXACT,
-            )
-        )
-    _PLAN_METHODS.setdefault(
-        (Framework.OUTPUT_SUPPRESSION.value, "guard"),
-        PlanMethod(
-            framework=Framework.OUTPUT_SUPPRESSION.value,
-            method="guard",
-            validate=_guard_policy_validate,
-            job_kind=None,
-            summary="input and output filters keyed to the subject, and a system prompt",
-        ),
-    )
-    _PLAN_METHODS.setdefault(
-        (Framework.LATENT_SUPPRESSION.value, "derived_data_deletion"),
-        PlanMethod(
-            framework=Framework.LATENT_SUPPRESSION.value,
-            method="derived_data_deletion",
-            validate=_no_params,
-            job_kind=None,
-            summary="delete the subject's derived data and probe what the model still infers",
-        ),
-    )
-
-
-def plan_methods() -> list[PlanMethod]:
-    """Return every method an officer may choose, by framework."""
-    _builtin_methods()
-    return sorted(_PLAN_METHODS.values(), key=lambda m: (Framework.values.index(m.framework), m.method))
-
-
-def plan_method_for(framework: str, method: str) -> PlanMethod | None:
-    _builtin_methods()
-    return _PLAN_METHODS.get((framework, method))
-
-
 def _runnable(plan_method: PlanMethod) -> bool:
-    from unlearning_jobs.jobs.runner import job_runner_for
-
-    return plan_method.job_kind is not None and job_runner_for(plan_method.job_kind) is not None
+    return plan_method.job_kind is not None and job_kind_runnable(plan_method.job_kind)
 
 
 # --- validation -----------------------------------------------------------------------------------
@@ -211,7 +103,6 @@ def _forget_for(
     erasure_request, version: ModelVersion, plan_method: PlanMethod
 ) -> tuple[list[int], str | None]:
     """Return the forget records (DatasetRecord ids) a job on ``version`` works on, or why there are none."""
-    from requests_app.matching.review import forget_set_for_request
 
     confirmed = forget_set_for_request(erasure_request)
     if not confirmed:
@@ -237,7 +128,6 @@ def decision_plan_validate(
     *, erasure_request, rationale: str, plan: Sequence[Mapping]
 ) -> tuple[str, list[_Item]]:
     """Return the cleaned rationale and plan items, or raise ``DecisionPlanError`` with every problem."""
-    from unlearning_jobs.registry.services import model_versions_in_scope
 
     field_errors: dict[str, list[str]] = {}
     rationale = (rationale or "").strip()
@@ -328,30 +218,20 @@ def erasure_decision_approve(
     An empty plan approves without model work (the records' removal alone, or nothing to run).
     When at least one job is queued the request moves on to executing, by the system.
     """
-    from requests_app.services import ActionNotPermitted
 
-    if actor is None or not (actor.is_active and actor.has_perm(roles.MANAGE_REQUESTS)):
-        who = actor.get_username() if actor is not None else "the system"
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS):
+        who = roles.actor_name(actor)
         raise ActionNotPermitted(f"{who} may not decide erasure requests.")
-    with deciding():
-        return _erasure_decision_approve(
-            erasure_request=erasure_request, actor=actor, rationale=rationale, plan=plan
-        )
+    return _erasure_decision_approve(
+        erasure_request=erasure_request, actor=actor, rationale=rationale, plan=plan
+    )
 
 
 def _erasure_decision_approve(
     *, erasure_request, actor, rationale: str, plan: Sequence[Mapping]
 ) -> list[ErasureDecision]:
-    from requests_app.services import (
-        Action,
-        TransitionNotAllowed,
-        erasure_request_approve,
-        erasure_request_start_executing,
-        transition_refusal,
-    )
-    from unlearning_jobs.jobs.services import job_create
 
-    refusal = transition_refusal(erasure_request=erasure_request, action=Action.APPROVE)
+    refusal = decision_refusal(erasure_request=erasure_request)
     if refusal:
         raise TransitionNotAllowed(refusal)
     rationale, items = decision_plan_validate(erasure_request=erasure_request, rationale=rationale, plan=plan)
@@ -408,8 +288,6 @@ def _erasure_decision_approve(
                 version = item.model_version
                 dataset_version = version.dataset_version
                 if dataset_version is None and item.forget_record_pks:
-                    from unlearning_jobs.models import DatasetRecord
-
                     dataset_version = DatasetRecord.objects.get(pk=item.forget_record_pks[0]).version
                 jobs.append(
                     job_create(
@@ -440,17 +318,23 @@ def _erasure_decision_approve(
     return decisions
 
 
-_DECIDING: contextvars.ContextVar[bool] = contextvars.ContextVar("lethe_deciding", default=False)
+def decision_refusal(*, erasure_request) -> str | None:
+    """Return why the request cannot be decided now, or None.
 
-
-@contextmanager
-def deciding() -> Iterator[None]:
-    """Mark the code inside as recording a decision, so a bare-approval refusal does not apply."""
-    token = _DECIDING.set(True)
-    try:
-        yield
-    finally:
-        _DECIDING.reset(token)
+    Every check of "approve" (``settings.LETHE_TRANSITION_CHECKS``) but the one that asks for a
+    decision, which the decision being recorded satisfies: the request's status and identity,
+    and the review of what was located.
+    """
+    refusal = transition_state_refusal(erasure_request=erasure_request, action=Action.APPROVE)
+    if refusal:
+        return refusal
+    for check in transition_checks(Action.APPROVE):
+        if check is approval_without_decisions_refusal:
+            continue
+        message = check(erasure_request)
+        if message:
+            return message
+    return None
 
 
 def approval_without_decisions_refusal(erasure_request) -> str | None:
@@ -461,8 +345,6 @@ def approval_without_decisions_refusal(erasure_request) -> str | None:
     model version would leave the model untouched with nothing to show for it. A request whose
     scope holds no model version (data sets only) may still be approved plainly.
     """
-    if _DECIDING.get():
-        return None
     if erasure_request.scope_all:
         models_in_scope = ModelVersion.objects.exists()
     else:

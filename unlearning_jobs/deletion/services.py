@@ -17,21 +17,29 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
+from unlearning_jobs.datasets.reingestion import dataset_version_training_records
+from unlearning_jobs.datasets.services import dataset_version_derive
+from unlearning_jobs.datasets.storage import dataset_version_iter_texts, record_id_hash
 from unlearning_jobs.engine.device import device_label
+from unlearning_jobs.jobs.records import (
+    TRAINING_RECORDS_FILE,
+    forget_records_for_job,
+    records_texts,
+    retain_sample,
+    source_training_pairs,
+)
+from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import (
-    DatasetRecord,
     DatasetVersion,
     DatasetVersionStatus,
     JobPhase,
     ModelKind,
-    ModelVersion,
     UnlearningJob,
 )
 
@@ -44,11 +52,6 @@ RETAIN_SAMPLE_SIZE = 5000
 
 # --- reading the data --------------------------------------------------------------------------
 
-#: Written beside the weights of every model a training job makes: the ids of the records it was
-#: trained on, in training order. Exact unlearning reads it, so that "the training set minus the
-#: forget set" means exactly that even after the re-ingestion guard has flagged records since.
-TRAINING_RECORDS_FILE = "lethe_training_records.txt"
-
 
 def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, str]]:
     """Return ``(record_id, text)`` of the records the version offers for training, in order.
@@ -56,8 +59,6 @@ def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, s
     Records the re-ingestion guard holds back are left out, so a person erased earlier never
     re-enters a model through a new copy of the data.
     """
-    from unlearning_jobs.datasets.reingestion import dataset_version_training_records
-    from unlearning_jobs.datasets.services import dataset_version_iter_texts
 
     records = dataset_version_training_records(version)
     return [
@@ -66,83 +67,11 @@ def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, s
     ]
 
 
-def _model_training_ids(model_dir: Path) -> list[str] | None:
-    """Return the record ids a model was trained on, from its record list or SISA layout, or None."""
-    listed = model_dir / TRAINING_RECORDS_FILE
-    if listed.is_file():
-        return [line for line in listed.read_text(encoding="utf-8").splitlines() if line]
-    manifest = model_dir / "sisa.json"
-    if manifest.is_file():
-        from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest
-
-        return SisaLayout.from_dict(read_manifest(model_dir)["layout"]).record_ids()
-    return None
-
-
-def source_training_pairs(
-    *, source: ModelVersion, version: DatasetVersion, forget: Sequence[DatasetRecord]
-) -> list[tuple[str, str]]:
-    """Return ``(record_id, text)`` of what ``source`` was trained on, forget records included, in order.
-
-    A model a Lethe job trained names its records (``lethe_training_records.txt`` or its SISA
-    layout). For a model registered with its data-set version but no such list, the version's
-    trainable records are taken, plus the forget records the guard has held back since approval.
-    """
-    from unlearning_jobs.datasets.reingestion import dataset_version_training_records
-    from unlearning_jobs.datasets.services import dataset_version_iter_texts
-
-    ids = _model_training_ids(Path(source.path))
-    if ids is not None:
-        wanted = set(ids)
-        pairs = [
-            (record.record_id, text)
-            for record, text in dataset_version_iter_texts(version=version)
-            if record.record_id in wanted
-        ]
-        missing = len(wanted) - len(pairs)
-        if missing:
-            raise ValueError(
-                f"{missing} record(s) the model was trained on are not in {version}: "
-                "it is not the version the model was trained on"
-            )
-        return pairs
-    allowed = set(dataset_version_training_records(version).values_list("pk", flat=True))
-    allowed |= {record.pk for record in forget if record.version_id == version.pk}
-    return [
-        (record.record_id, text)
-        for record, text in dataset_version_iter_texts(version=version)
-        if record.pk in allowed
-    ]
-
-
-def records_texts(records: Iterable[DatasetRecord]) -> list[tuple[DatasetRecord, str]]:
-    """Return ``(record, text)`` for the given records, read from their versions' stored copies."""
-    from unlearning_jobs.datasets.services import dataset_records_texts
-
-    records = list(records)
-    texts = dataset_records_texts(records)
-    return [(record, texts[record.pk]) for record in records]
-
-
-def forget_records_for_job(job: UnlearningJob) -> list[DatasetRecord]:
-    """Return the job's frozen forget set as records, in a stable order."""
-    return list(DatasetRecord.objects.filter(pk__in=job.forget_record_pks).order_by("version_id", "ordinal"))
-
-
-def retain_sample(pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: int, seed: int) -> list[str]:
-    """Return the texts of up to ``size`` records not in ``exclude``, a seeded sample in data order."""
-    from unlearning_jobs.engine.methods.base import sample_indices
-
-    kept = [text for record_id, text in pairs if record_id not in exclude]
-    return [kept[i] for i in sample_indices(len(kept), size=size, seed=seed)]
-
-
 # --- the derived data-set version ------------------------------------------------------------------
 
 
 def removed_ids_sha256(record_ids: Iterable[str]) -> str:
     """Return the SHA-256 that ``dataset_version_derive`` writes for a set of removed record ids."""
-    from unlearning_jobs.datasets.services import record_id_hash
 
     hashes = sorted(record_id_hash(record_id) for record_id in set(record_ids))
     return hashlib.sha256("\n".join(hashes).encode("ascii")).hexdigest()
@@ -155,7 +84,6 @@ def dataset_version_derive_for_job(*, job: UnlearningJob) -> DatasetVersion | No
     one request (a version already derived from the same parent, for the same request, without
     exactly the same records is reused). None when the job's version holds none of the records.
     """
-    from unlearning_jobs.datasets.services import dataset_version_derive
 
     if job.produced_dataset_version_id is not None:
         return job.produced_dataset_version
@@ -282,7 +210,6 @@ def run_train_job(context) -> Any:
     """Train a model from scratch on the job's data-set version; resume from the job's checkpoints."""
     from unlearning_jobs.engine.training import train_causal_lm
     from unlearning_jobs.engine.training.sisa import train_sisa
-    from unlearning_jobs.jobs.runner import JobOutcome
 
     job = context.job
     params = TrainJobParams.from_dict(job.params)
@@ -368,7 +295,6 @@ def run_train_job(context) -> Any:
 def run_unlearn_job(context) -> Any:
     """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
     from unlearning_jobs.engine.methods import EXACT, get_method
-    from unlearning_jobs.jobs.runner import JobOutcome
 
     job = context.job
     source = job.source_model

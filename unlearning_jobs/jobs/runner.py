@@ -13,7 +13,7 @@ every kind shares:
   succeeded. A kill between the rename and the commit leaves a finished directory that the next
   attempt adopts instead of training again; a kill before it leaves nothing under ``models/``.
 
-Other stages add job kinds with ``job_runner_register`` (e.g. verification).
+The runner of each job kind is listed in ``settings.LETHE_JOB_KINDS`` (``jobs/kinds.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,12 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
+from unlearning_jobs.jobs import kinds
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.jobs.liveness import JobHeartbeat
-from unlearning_jobs.models import DatasetVersion, JobKind, JobPhase, ModelVersion, UnlearningJob
+from unlearning_jobs.models import DatasetVersion, JobPhase, ModelVersion, UnlearningJob
+from unlearning_jobs.registry.services import model_dir_name, model_recipe_read, models_root
+from unlearning_jobs.workers.services import worker_device_record
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +97,6 @@ class JobContext:
         (not the worker's parent, which must never initialise CUDA) is the one that can say.
         """
         from unlearning_jobs.engine.device import describe_device, device_label, resolve_device
-        from unlearning_jobs.workers.services import worker_device_record
 
         device = resolve_device(self.device)[0]
         label = device_label(str(device))
@@ -137,49 +139,11 @@ class JobContext:
         return found[-1][0] if found else None
 
 
-Runner = Callable[[JobContext], JobOutcome]
-ParamsValidator = Callable[[str, Mapping[str, Any] | None], dict]
-_RUNNERS: dict[str, tuple[Runner, ParamsValidator]] = {}
-
-
-def job_runner_register(kind: str, runner: Runner, *, params_validate: ParamsValidator) -> None:
-    """Make jobs of ``kind`` runnable: ``runner(context)`` does the work, ``params_validate(method, params)``
-    returns the cleaned parameters or raises ``ValueError``. Call from an ``AppConfig.ready()``."""
-    _RUNNERS[kind] = (runner, params_validate)
-
-
-def job_runner_for(kind: str) -> Runner | None:
-    """Return the runner of a job kind, or None when none is registered."""
-    _builtin_runners()
-    entry = _RUNNERS.get(kind)
-    return entry[0] if entry else None
-
-
-def job_params_validate(*, kind: str, method: str, params: Mapping[str, Any] | None) -> dict:
-    """Return ``params`` validated for the job's kind and method; raise ``ValueError`` naming the field."""
-    _builtin_runners()
-    entry = _RUNNERS.get(kind)
-    if entry is None:
-        raise ValueError(f"no runner is registered for {kind!r} jobs")
-    return entry[1](method, params)
-
-
-def _builtin_runners() -> None:
-    """Register the kinds this module runs itself (train, unlearn), once, on first use."""
-    if JobKind.TRAIN.value in _RUNNERS:
-        return
-    from unlearning_jobs.deletion import services as deletion
-
-    _RUNNERS.setdefault(JobKind.TRAIN.value, (deletion.run_train_job, deletion.train_params_validate))
-    _RUNNERS.setdefault(JobKind.UNLEARN.value, (deletion.run_unlearn_job, deletion.unlearn_params_validate))
-
-
 # --- execution ------------------------------------------------------------------------------------
 
 
 def job_model_dir(job: UnlearningJob, name: str) -> Path:
     """Return the final folder of the model version the job produces."""
-    from unlearning_jobs.registry.services import model_dir_name, models_root
 
     return models_root() / model_dir_name(name=name, job_id=job.pk)
 
@@ -247,7 +211,6 @@ def _finished_output(job: UnlearningJob) -> tuple[Path, dict] | None:
     """Return a model directory of this job that an earlier attempt finished but did not register."""
     if job.produced_model_id is not None:
         return None
-    from unlearning_jobs.registry.services import models_root
 
     models_dir = models_root()
     if models_dir.is_dir():
@@ -317,9 +280,8 @@ def job_execute(*, job: UnlearningJob) -> str:
 def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: float) -> str:
     from unlearning_jobs.engine.checkpoints import weights_sha256
     from unlearning_jobs.engine.training import TrainingCancelled
-    from unlearning_jobs.registry.services import model_recipe_read
 
-    runner = job_runner_for(job.kind)
+    runner = kinds.job_runner_for(job.kind)
     try:
         if runner is None:
             raise ValueError(f"no runner is registered for {job.kind!r} jobs on this worker")
@@ -428,3 +390,13 @@ def _once_the_database_answers(write: Callable[[], Any]) -> Any:
                 raise
             time.sleep(delay)
             delay = min(2 * delay, 5.0)
+
+
+def job_run_inline(*, job: UnlearningJob) -> str:
+    """Claim and run a queued job in this process, exactly as a worker would; return its end status."""
+    import socket
+
+    claimed = jobs.job_claim(job_id=job.pk, worker=f"inline@{socket.gethostname()}")
+    if claimed is None:
+        return "not-queued"
+    return job_execute(job=claimed)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,8 +33,13 @@ from django.utils import timezone
 
 from compliance import roles
 from compliance.audit import audit_event_record
-from compliance.queues import WorkQueue
-from unlearning_jobs.jobs.liveness import ProcessIdentity, process_is_gone
+from compliance.celery import app as celery_app
+from compliance.extensions import extension_list
+from compliance.models import AuditEvent
+from compliance.queues import TaskName, WorkQueue
+from requests_app.models import RequestStatus
+from requests_app.services import TransitionNotAllowed, erasure_request_start_verifying
+from unlearning_jobs.jobs.kinds import job_params_validate, job_runner_for
 from unlearning_jobs.models import (
     DatasetVersion,
     ErasureDecision,
@@ -45,6 +50,10 @@ from unlearning_jobs.models import (
     UnlearningJob,
     WorkerHeartbeat,
 )
+from unlearning_jobs.registry.services import model_version_record_produced
+from unlearning_jobs.workers.control import runner_kill
+from unlearning_jobs.workers.processes import ProcessIdentity, process_is_gone
+from unlearning_jobs.workers.services import worker_is_alive
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +61,8 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED)
 #: Statuses from which ``job_cancel`` stops a job (a failed job is cancelled to give it up).
 CANCELLABLE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED)
+#: A job in one of these has ended: its page stops refreshing itself.
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 MAX_ERROR_LENGTH = 4000
 #: The longest a job waits in its queue before a retry after a transient error (the backoff's cap).
 MAX_RETRY_COUNTDOWN_SECONDS = 300.0
@@ -77,36 +88,12 @@ class JobLost(Exception):
     """
 
 
-# --- hooks other stages use -------------------------------------------------------------------
-
-SucceededHook = Callable[[UnlearningJob], None]
-_SUCCEEDED_HOOKS: list[SucceededHook] = []
-
-
-def job_succeeded_hook_register(hook: SucceededHook) -> None:
-    """Call ``hook(job)`` inside the transaction that marks any job succeeded.
-
-    For the next stage (verification): create its jobs here with ``job_create`` so that they
-    exist exactly when the success does; they are sent to the queue after commit. A hook that
-    raises rolls the success back and the job fails with the hook's error in its log. Register
-    from an ``AppConfig.ready()``; registering the same function twice has no effect.
-    """
-    if hook not in _SUCCEEDED_HOOKS:
-        _SUCCEEDED_HOOKS.append(hook)
-
-
-def job_succeeded_hook_unregister(hook: SucceededHook) -> None:
-    """Remove a hook added with ``job_succeeded_hook_register`` (tests, app reloads)."""
-    if hook in _SUCCEEDED_HOOKS:
-        _SUCCEEDED_HOOKS.remove(hook)
-
-
 # --- helpers --------------------------------------------------------------------------------------
 
 
 def _actor_check(actor, permission: str = roles.OPERATE_JOBS) -> None:
-    if actor is not None and not (actor.is_active and actor.has_perm(permission)):
-        raise JobNotPermitted(f"{actor.get_username()} may not change jobs.")
+    if not roles.actor_may(actor, permission, system=True):
+        raise JobNotPermitted(f"{roles.actor_name(actor)} may not change jobs.")
 
 
 def _details(job: UnlearningJob, **extra) -> dict:
@@ -147,12 +134,10 @@ def job_enqueue(*, job: UnlearningJob, countdown: float | None = None) -> None:
     Sending after commit means a worker never looks for a row it cannot see yet; sending a job
     that is no longer queued is harmless, because the worker's claim finds nothing to take.
     """
-    from unlearning_jobs.jobs.tasks import job_run
-
     job_id, queue = job.pk, job.queue
 
     def send() -> None:
-        job_run.apply_async(args=(job_id,), queue=queue, countdown=countdown)
+        celery_app.send_task(TaskName.JOB_RUN, args=(job_id,), queue=queue, countdown=countdown)
 
     transaction.on_commit(send)
 
@@ -180,7 +165,6 @@ def job_create(
     ``params`` are validated (and completed with defaults) by the runner of the job's kind, so a
     job is created only when it can run. ``actor`` None is the system (a hook of another stage).
     """
-    from unlearning_jobs.jobs.runner import job_params_validate, job_runner_for
 
     if job_runner_for(kind) is None:
         raise JobError({"kind": [f"No runner is registered for {kind!r} jobs."]})
@@ -237,13 +221,12 @@ def train_job_create(
     ``sisa_shards`` trains that many SISA shards instead of one model, so that ``sisa``
     unlearning can later retrain only the shards that held a person's records.
     """
-    from unlearning_jobs.deletion.services import train_params_validate
-
     _actor_check(actor)
     try:
-        params = train_params_validate(
-            "",
-            {
+        params = job_params_validate(
+            kind=JobKind.TRAIN.value,
+            method="",
+            params={
                 "name": name,
                 "recipe": dict(recipe or {}),
                 "sisa_shards": sisa_shards,
@@ -260,61 +243,6 @@ def train_job_create(
         dataset_version=dataset_version,
         enqueue=enqueue,
     )
-
-
-#: The demo model: the engine's default 2 x 128 GPT-2 with a 4,096-token BPE, trained long enough
-#: to memorise the e-mails of the people who appear in dozens of records (docs/jobs.md).
-DEMO_MODEL_NAME = "demo-support-gpt2"
-DEMO_RECIPE = {"epochs": 8}
-
-
-def demo_model_train(
-    *, dataset_version: DatasetVersion, actor=None, sisa_shards: int | None = None, run_inline: bool = True
-) -> UnlearningJob:
-    """Train the demo model on ``dataset_version`` as a training job and register it; return the job.
-
-    Idempotent: a demo training of the same layout on the same version that succeeded, or is
-    still queued or running, is returned instead of a new one. ``run_inline`` runs the job in
-    this process through the same claim and runner as a worker (what ``seed_demo`` wants: the
-    model exists when it returns, a few minutes on a CPU); otherwise it is queued on ``gpu``.
-    """
-    name = DEMO_MODEL_NAME + (f"-sisa{sisa_shards}" if sisa_shards else "")
-    existing = (
-        UnlearningJob.objects.filter(
-            kind=JobKind.TRAIN,
-            dataset_version=dataset_version,
-            params__name=name,
-            status__in=[JobStatus.SUCCEEDED, JobStatus.QUEUED, JobStatus.RUNNING],
-        )
-        .order_by("pk")
-        .first()
-    )
-    if existing is not None:
-        return existing
-    job = train_job_create(
-        dataset_version=dataset_version,
-        actor=actor,
-        name=name,
-        recipe=DEMO_RECIPE,
-        sisa_shards=sisa_shards,
-        enqueue=not run_inline,
-    )
-    if run_inline:
-        job_run_inline(job=job)
-        job.refresh_from_db()
-    return job
-
-
-def job_run_inline(*, job: UnlearningJob) -> str:
-    """Claim and run a queued job in this process, exactly as a worker would; return its end status."""
-    import socket
-
-    from unlearning_jobs.jobs.runner import job_execute
-
-    claimed = job_claim(job_id=job.pk, worker=f"inline@{socket.gethostname()}")
-    if claimed is None:
-        return "not-queued"
-    return job_execute(job=claimed)
 
 
 # --- what a worker does ---------------------------------------------------------------------------
@@ -490,7 +418,6 @@ def job_succeed(
     registered success hooks run, and the request moves to verifying when this was the last of
     its decision jobs.
     """
-    from unlearning_jobs.registry.services import model_version_record_produced
 
     with transaction.atomic():
         job = UnlearningJob.objects.select_for_update().get(pk=job_id)
@@ -530,7 +457,8 @@ def job_succeed(
             device=job.device,
         )
         _heartbeat_release(job)
-        for hook in list(_SUCCEEDED_HOOKS):
+        # what a success starts (verification, probes): settings.LETHE_JOB_SUCCEEDED_HOOKS
+        for hook in extension_list("LETHE_JOB_SUCCEEDED_HOOKS"):
             hook(job)
         _request_advance(job)
         checkpoints = job.checkpoint_dir
@@ -637,8 +565,6 @@ def _request_advance(job: UnlearningJob) -> None:
     job holds the request in executing until it is retried or given up (cancelled); a request
     whose decision jobs were all cancelled stays in executing for the officer to decide.
     """
-    from requests_app.models import RequestStatus
-    from requests_app.services import TransitionNotAllowed, erasure_request_start_verifying
 
     if job.erasure_request_id is None or job.decision_id is None:
         return
@@ -758,7 +684,7 @@ def job_retry(*, job: UnlearningJob, actor) -> UnlearningJob:
         locked.save()
         _record(locked, "retried", actor=actor, previous_status=previous)
         job_enqueue(job=locked)
-    job_log_append(job_id=job.pk, text=f"queued again by {actor.get_username() if actor else 'the system'}")
+    job_log_append(job_id=job.pk, text=f"queued again by {roles.actor_name(actor)}")
     job.refresh_from_db()
     return job
 
@@ -769,7 +695,6 @@ def job_params_update(*, job: UnlearningJob, actor, params: Mapping) -> Unlearni
     The parameters are validated by the method's own ``Params`` first. Checkpoints from an
     earlier attempt belong to the old parameters and would be refused on resume, so they go.
     """
-    from unlearning_jobs.jobs.runner import job_params_validate
 
     _actor_check(actor)
     with transaction.atomic():
@@ -848,8 +773,6 @@ def jobs_resend_queued(*, now: datetime | None = None, queued_seconds: float | N
     was not: the second claim finds nothing to take. Each resend is an audit event, and a job is
     sent again at most once per ``queued_seconds``.
     """
-    from compliance.models import AuditEvent
-    from unlearning_jobs.workers.services import worker_is_alive
 
     now = now or timezone.now()
     wait = QUEUED_MESSAGE_LOST_SECONDS if queued_seconds is None else queued_seconds
@@ -935,7 +858,6 @@ def _lost_runner_stop(job: UnlearningJob, runner: dict) -> None:
     child whose attempt ended without its row saying so may have moved on to the next job);
     otherwise only the attempt's task is revoked, which kills nothing once that task has ended.
     """
-    from unlearning_jobs.workers.control import runner_kill
 
     busy_elsewhere = (
         UnlearningJob.objects.filter(
@@ -1040,7 +962,6 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
     this host and is provably the same process, and through Celery's ``revoke(terminate=True)``
     for a pool child elsewhere. Audit event ``killed``.
     """
-    from unlearning_jobs.workers.control import runner_kill
 
     _actor_check(actor)
     locked = UnlearningJob.objects.filter(pk=job.pk).first()
@@ -1063,7 +984,7 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
         stalled=locked.stalled_at is not None,
     ):
         raise JobError({"status": [f"Job #{job.pk} changed meanwhile; reload and try again."]})
-    who = actor.get_username() if actor else "the system"
+    who = roles.actor_name(actor)
     job_log_append(job_id=job.pk, text=f"attempt {attempt} killed by {who}; queued again")
     runner_kill(**runner)
     job.refresh_from_db()
@@ -1075,9 +996,7 @@ def job_kill(*, job: UnlearningJob, actor) -> UnlearningJob:
 
 def user_may_view_jobs(user) -> bool:
     """Return whether the user may read job state: engineers and officers all, auditors those of requests."""
-    return bool(
-        user.is_authenticated and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS))
-    )
+    return user.is_authenticated and roles.actor_may(user, roles.VIEW_JOBS, roles.VIEW_REQUESTS)
 
 
 def job_list_for(*, user):
@@ -1207,19 +1126,3 @@ def jobs_for_report(erasure_request) -> dict:
             }
         )
     return {"jobs": items}
-
-
-def jobs_connect() -> None:
-    """Wire jobs into the request workflow and its report; called from ``AppConfig.ready()``."""
-    from compliance.reports.providers import (
-        report_section_prefetcher_register,
-        report_section_provider_register,
-    )
-    from requests_app.services import Action, transition_precondition_register
-    from unlearning_jobs.decisions.services import approval_without_decisions_refusal, decisions_for_report
-
-    transition_precondition_register(Action.START_VERIFYING, request_jobs_unfinished_refusal)
-    transition_precondition_register(Action.APPROVE, approval_without_decisions_refusal)
-    report_section_provider_register("decisions", decisions_for_report)
-    report_section_provider_register("jobs", jobs_for_report)
-    report_section_prefetcher_register("jobs", jobs_prefetch_for_report)

@@ -10,6 +10,10 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from compliance.queues import TaskName
+from unlearning_jobs.jobs.runner import job_execute
+from unlearning_jobs.jobs.services import job_claim, jobs_flag_stalled, jobs_requeue_stale, jobs_resend_queued
+
 logger = logging.getLogger(__name__)
 
 #: Retries of a delivery whose claim found the database away: 5 s doubling to a minute, ~20 minutes.
@@ -17,7 +21,7 @@ CLAIM_RETRIES = 25
 
 
 @shared_task(
-    name="unlearning_jobs.gpu.job_run",
+    name=TaskName.JOB_RUN,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -29,8 +33,6 @@ def job_run(self, job_id: int, **kwargs) -> str:
     When the database is away at the claim (a restart, a failover) the message is not dropped
     with the failed task: the task is retried with backoff, and runs once the database is back.
     """
-    from unlearning_jobs.jobs.runner import job_execute
-    from unlearning_jobs.jobs.services import job_claim
 
     try:
         job = job_claim(job_id=job_id, worker=self.request.hostname or "", task_id=self.request.id or "")
@@ -47,10 +49,9 @@ def job_run(self, job_id: int, **kwargs) -> str:
     return job_execute(job=job)
 
 
-@shared_task(name="unlearning_jobs.cpu.requeue_stale_jobs", acks_late=False, ignore_result=True)
+@shared_task(name=TaskName.REQUEUE_STALE_JOBS, acks_late=False, ignore_result=True)
 def requeue_stale_jobs(**kwargs) -> dict:
     """Queue again the running jobs whose attempt is lost, send again the queued jobs whose message
     was lost, and flag live ones without progress as stalled."""
-    from unlearning_jobs.jobs.services import jobs_flag_stalled, jobs_requeue_stale, jobs_resend_queued
 
     return {"requeued": jobs_requeue_stale(), "resent": jobs_resend_queued(), "stalled": jobs_flag_stalled()}

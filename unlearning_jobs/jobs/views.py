@@ -10,28 +10,19 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
-from django.urls import reverse
-from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
-from requests_app.models import ErasureRequest
-from unlearning_jobs.decisions import services as decisions
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import (
-    DatasetVersion,
-    Framework,
     JobStatus,
-    ModelVersion,
     UnlearningJob,
 )
-from unlearning_jobs.registry import services as model_registry
 
 LOG_TAIL_CHARS = 6000
 JOB_ACTIONS = {"retry": jobs.job_retry, "cancel": jobs.job_cancel, "kill": jobs.job_kill}
@@ -55,6 +46,8 @@ def job_state(job: UnlearningJob) -> dict:
         "id": job.pk,
         "status": job.status,
         "status_display": job.get_status_display(),
+        # whether the page goes on refreshing itself (htmx, every 2 s)
+        "live": job.status not in jobs.FINISHED_STATUSES,
         "progress": {
             "done": job.progress_done,
             "total": job.progress_total,
@@ -211,264 +204,4 @@ class JobParamsView(PermissionPageMixin, View):
 # --- model versions ------------------------------------------------------------------------------------
 
 
-class ModelListView(JobReadMixin, TemplateView):
-    """The model registry, and the forms to register a checkpoint or train a model."""
-
-    template_name = "unlearning_jobs/model_list.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(
-            model_versions=model_registry.model_version_list(),
-            dataset_versions=DatasetVersion.objects.select_related("dataset").order_by(
-                "dataset__name", "-number"
-            ),
-            can_operate=self.request.user.has_perm(roles.OPERATE_JOBS),
-            register_errors=kwargs.get("register_errors", {}),
-            register_values=kwargs.get("register_values", {}),
-            train_errors=kwargs.get("train_errors", {}),
-            train_values=kwargs.get("train_values", {}),
-        )
-        return context
-
-
-class ModelRegisterView(PermissionPageMixin, View):
-    """Register a checkpoint directory by path (POST only)."""
-
-    permission_required = roles.OPERATE_JOBS
-    http_method_names = ["post"]
-
-    def post(self, request):
-        values = {
-            key: request.POST.get(key, "") for key in ("name", "path", "dataset_version", "parent", "notes")
-        }
-        errors: dict[str, list[str]] = {}
-        dataset_version = parent = None
-        if values["dataset_version"]:
-            dataset_version = DatasetVersion.objects.filter(pk=_int(values["dataset_version"])).first()
-            if dataset_version is None:
-                errors["dataset_version"] = ["No such data-set version."]
-        if values["parent"]:
-            parent = ModelVersion.objects.filter(pk=_int(values["parent"])).first()
-            if parent is None:
-                errors["parent"] = ["No such model version."]
-        if not errors:
-            try:
-                version = model_registry.model_version_register(
-                    name=values["name"],
-                    path=values["path"],
-                    actor=request.user,
-                    dataset_version=dataset_version,
-                    parent=parent,
-                    notes=values["notes"],
-                )
-            except model_registry.ModelRegistrationError as error:
-                errors = error.message_dict
-            else:
-                messages.success(
-                    request, f"{version} registered; weights SHA-256 {version.weights_sha256[:16]}…"
-                )
-                return redirect(version)
-        view = ModelListView()
-        view.setup(request)
-        return view.render_to_response(
-            view.get_context_data(register_errors=errors, register_values=values), status=400
-        )
-
-
-class TrainJobCreateView(PermissionPageMixin, View):
-    """Queue a training job on a data-set version (POST only)."""
-
-    permission_required = roles.OPERATE_JOBS
-    http_method_names = ["post"]
-
-    def post(self, request):
-        values = {
-            key: request.POST.get(key, "") for key in ("dataset_version", "name", "epochs", "sisa_shards")
-        }
-        dataset_version = DatasetVersion.objects.filter(pk=_int(values["dataset_version"])).first()
-        errors: dict[str, list[str]] = {}
-        if dataset_version is None:
-            errors["dataset_version"] = ["Choose a data-set version."]
-        else:
-            recipe = {"epochs": _int(values["epochs"])} if values["epochs"] else {}
-            try:
-                job = jobs.train_job_create(
-                    dataset_version=dataset_version,
-                    actor=request.user,
-                    name=values["name"] or "model",
-                    recipe=recipe,
-                    sisa_shards=_int(values["sisa_shards"]) if values["sisa_shards"] else None,
-                )
-            except ValidationError as error:
-                errors = error.message_dict
-            else:
-                messages.success(request, f"Training job #{job.pk} queued.")
-                return redirect(job)
-        view = ModelListView()
-        view.setup(request)
-        return view.render_to_response(
-            view.get_context_data(train_errors=errors, train_values=values), status=400
-        )
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-class ModelDetailView(JobReadMixin, TemplateView):
-    """One model version: checksum, data, lineage, recipe, the jobs that read and made it."""
-
-    template_name = "unlearning_jobs/model_detail.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        version = get_object_or_404(model_registry.model_version_list(), pk=self.kwargs["pk"])
-        visible = jobs.job_list_for(user=self.request.user)
-        context.update(
-            version=version,
-            recipe_text=json.dumps(version.recipe, indent=2, sort_keys=True),
-            children=version.children.order_by("pk"),
-            jobs_reading=visible.filter(source_model=version).order_by("-pk")[:50],
-            decisions=version.erasure_decisions.select_related("erasure_request").order_by("-pk")[:50],
-            can_see_requests=self.request.user.has_perm(roles.VIEW_REQUESTS),
-        )
-        return context
-
-
 # --- the officer's decision ------------------------------------------------------------------------------
-
-
-DECISION_FRAMEWORKS = (Framework.DELETION, Framework.OUTPUT_SUPPRESSION, Framework.LATENT_SUPPRESSION)
-
-
-def _decision_rows(erasure_request, post=None, item_errors=None, plan_index=None):
-    """Return one row per model version in scope with its choices (from POST when re-shown)."""
-    methods_by_framework = {}
-    for plan_method in decisions.plan_methods():
-        methods_by_framework.setdefault(plan_method.framework, []).append(plan_method)
-    rows = []
-    for version in model_registry.model_versions_in_scope(erasure_request=erasure_request):
-        prefix = f"m{version.pk}"
-        choices = []
-        for framework in DECISION_FRAMEWORKS:
-            key = f"{prefix}-{framework.value}"
-            chosen = post.get(f"{key}-method", "") if post is not None else ""
-            params = post.get(f"{key}-params", "") if post is not None else ""
-            index = (plan_index or {}).get((version.pk, framework.value))
-            errors = (item_errors or [])[index] if index is not None and item_errors else {}
-            choices.append(
-                {
-                    "framework": framework,
-                    "key": key,
-                    "chosen": chosen,
-                    "params": params,
-                    "methods": methods_by_framework.get(framework.value, []),
-                    "errors": [
-                        f"{name.replace('_', ' ')}: {message}" if name != "non_field_errors" else message
-                        for name, messages_ in errors.items()
-                        for message in messages_
-                    ],
-                }
-            )
-        rows.append({"version": version, "choices": choices})
-    return rows
-
-
-class ErasureDecisionView(PermissionPageMixin, TemplateView):
-    """The officer's decision on a reviewed request, and afterwards its decisions and jobs.
-
-    GET: officers and auditors; POST: officers. One row per model version in scope, a method per
-    framework (none, or one), its parameters as JSON (empty: the method's defaults), and the
-    legal rationale for all of them.
-    """
-
-    permission_required = roles.VIEW_REQUESTS
-    template_name = "unlearning_jobs/decision.html"
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        erasure_request = get_object_or_404(ErasureRequest, pk=self.kwargs["pk"])
-        user = self.request.user
-        from requests_app.services import Action, transition_refusal
-
-        with decisions.deciding():
-            refusal = transition_refusal(erasure_request=erasure_request, action=Action.APPROVE)
-        context.update(
-            erasure_request=erasure_request,
-            decisions=decisions.request_decisions(erasure_request=erasure_request),
-            request_jobs=[
-                (job, job_state(job)) for job in jobs.request_jobs(erasure_request=erasure_request)
-            ],
-            can_decide=user.has_perm(roles.MANAGE_REQUESTS) and refusal is None,
-            refusal=refusal,
-            rows=kwargs.get("rows") or _decision_rows(erasure_request),
-            rationale=kwargs.get("rationale", ""),
-            field_errors=kwargs.get("field_errors", {}),
-            plan_methods=decisions.plan_methods(),
-            can_see_jobs=jobs.user_may_view_jobs(user),
-            now=timezone.now(),
-        )
-        return context
-
-    def post(self, request, pk: int):
-        from requests_app.services import ActionNotPermitted, TransitionNotAllowed
-
-        if not request.user.has_perm(roles.MANAGE_REQUESTS):
-            return self.handle_no_permission()
-        erasure_request = get_object_or_404(ErasureRequest, pk=pk)
-        rationale = request.POST.get("rationale", "")
-        plan, plan_index, parse_errors = [], {}, {}
-        for version in model_registry.model_versions_in_scope(erasure_request=erasure_request):
-            for framework in DECISION_FRAMEWORKS:
-                key = f"m{version.pk}-{framework.value}"
-                method = request.POST.get(f"{key}-method", "")
-                if not method:
-                    continue
-                text = request.POST.get(f"{key}-params", "").strip()
-                try:
-                    params = json.loads(text) if text else {}
-                except ValueError as error:
-                    parse_errors[(version.pk, framework.value)] = {"params": [f"Not valid JSON: {error}"]}
-                    params = {}
-                plan_index[(version.pk, framework.value)] = len(plan)
-                plan.append(
-                    {
-                        "model_version": version.pk,
-                        "framework": framework.value,
-                        "method": method,
-                        "params": params,
-                    }
-                )
-        field_errors: dict = {}
-        item_errors: list[dict] = [{} for _ in plan]
-        for key, errors in parse_errors.items():
-            item_errors[plan_index[key]] = errors
-        if not plan:
-            field_errors["plan"] = ["Choose at least one method for a model version."]
-        status = 400
-        if not field_errors and not any(item_errors):
-            try:
-                decisions.erasure_decision_approve(
-                    erasure_request=erasure_request, actor=request.user, rationale=rationale, plan=plan
-                )
-            except decisions.DecisionPlanError as error:
-                field_errors, item_errors = error.field_errors, error.item_errors
-            except TransitionNotAllowed as error:
-                field_errors, status = {"request": error.messages}, 409
-            except ActionNotPermitted:
-                return self.handle_no_permission()
-            else:
-                messages.success(request, f"{erasure_request.reference}: decision recorded.")
-                return redirect(reverse("erasure-decision", kwargs={"pk": pk}))
-        context = self.get_context_data(
-            rows=_decision_rows(
-                erasure_request, post=request.POST, item_errors=item_errors, plan_index=plan_index
-            ),
-            rationale=rationale,
-            field_errors=field_errors,
-        )
-        return self.render_to_response(context, status=status)

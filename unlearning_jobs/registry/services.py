@@ -137,8 +137,8 @@ def model_recipe_read(directory: Path) -> dict:
 
 
 def _actor_check(actor) -> None:
-    if actor is not None and not (actor.is_active and actor.has_perm(roles.OPERATE_JOBS)):
-        raise ModelActionNotPermitted(f"{actor.get_username()} may not register models.")
+    if not roles.actor_may(actor, roles.OPERATE_JOBS, system=True):
+        raise ModelActionNotPermitted(f"{roles.actor_name(actor)} may not register models.")
 
 
 def _text(

@@ -12,30 +12,18 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from compliance.api import DatabaseIdField
+from compliance.api import ApiBase, DatabaseIdField
 from unlearning_jobs.models import Deployment, ModelVersion
 from unlearning_jobs.suppression import guard as guard_runtime
 from unlearning_jobs.suppression import services as suppression
 
 
-class MayGenerate(BasePermission):
-    def has_permission(self, request, view):
-        return suppression.user_may_generate(request.user)
-
-
-class MayReadDeployments(BasePermission):
-    def has_permission(self, request, view):
-        return suppression.user_may_read_deployments(request.user)
-
-
-class ModelGenerateApi(APIView):
+class ModelGenerateApi(ApiBase):
     """Generate text with a registered model behind its deployment's guard."""
 
-    permission_classes = [IsAuthenticated, MayGenerate]
+    read_permissions = write_permissions = suppression.GENERATE_PERMISSIONS
 
     class InputSerializer(serializers.Serializer):
         prompt = serializers.CharField(max_length=guard_runtime.MAX_PROMPT_CHARS, trim_whitespace=False)
@@ -88,10 +76,10 @@ class ModelGenerateSlashApi(ModelGenerateApi):
         return super().post(request, pk)
 
 
-class DeploymentRulesExportApi(APIView):
+class DeploymentRulesExportApi(ApiBase):
     """Return the deployment's active rules as ``lethe-guard-rules`` JSON (hashes, types, key id)."""
 
-    permission_classes = [IsAuthenticated, MayReadDeployments]
+    read_permissions = suppression.READ_DEPLOYMENT_PERMISSIONS
 
     @extend_schema(
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="lethe-guard-rules JSON")}

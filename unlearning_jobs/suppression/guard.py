@@ -25,7 +25,21 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from compliance.audit import audit_event_record
-from unlearning_jobs.models import Deployment, ModelVersion
+from requests_app.identifiers import identifiers_decrypt, pii_hasher
+from requests_app.matching.review import forget_set_for_request
+from unlearning_jobs.datasets.storage import dataset_records_texts, record_id_hash
+from unlearning_jobs.jobs.runner import JobOutcome
+from unlearning_jobs.jobs.services import job_create
+from unlearning_jobs.models import Deployment, Framework, JobKind, JobStatus, ModelVersion, UnlearningJob
+from unlearning_jobs.suppression.services import (
+    _policy,
+    _records_quasi_values,
+    deployment_create,
+    deployment_policy,
+    rule_set_engine,
+    subject_ref_for,
+    suppression_rules_add_for_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +103,7 @@ def model_generate_fn(model_version: ModelVersion, *, max_new_tokens: int):
 
 def deployment_guard(deployment: Deployment):
     """Return the engine ``Guard`` of the deployment's active rule set, built once per version."""
-    from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import Guard
-    from unlearning_jobs.suppression.services import deployment_policy, rule_set_engine
 
     rule_set = deployment.active_rule_set
     if rule_set is None:
@@ -173,18 +185,17 @@ def guarded_generate(*, deployment: Deployment, prompt: str, max_new_tokens: int
 
 def guard_params_clean(params: Mapping[str, Any] | None) -> dict:
     """Return a guard decision's parameters as a full guard policy (defaults filled in)."""
-    from unlearning_jobs.suppression.services import _policy
 
     if params is not None and not isinstance(params, Mapping):
         raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
     return _policy(params).as_dict()
 
 
-def _guard_job_params(method: str, params: Mapping[str, Any] | None) -> dict:
+def guard_job_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
     return guard_params_clean(params)
 
 
-def _probe_job_params(method: str, params: Mapping[str, Any] | None) -> dict:
+def guard_probe_job_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
     params = dict(params or {})
     unknown = set(params) - {"deployment_id", "generate", "benign_people"}
     if unknown:
@@ -203,8 +214,6 @@ def _probe_job_params(method: str, params: Mapping[str, Any] | None) -> dict:
 
 def run_guard_job(context):
     """Add the job's request to the rules of every deployment of its model version."""
-    from unlearning_jobs.jobs.runner import JobOutcome
-    from unlearning_jobs.suppression.services import deployment_create, suppression_rules_add_for_request
 
     job = context.job
     version = job.source_model
@@ -246,11 +255,7 @@ def subject_facts_for_request(erasure_request, *, max_records: int = 20):
 
     Raw values, in memory only: what persists from a probe is counts and rates.
     """
-    from requests_app.identifiers import identifiers_decrypt
-    from requests_app.matching.review import forget_set_for_request
-    from unlearning_jobs.datasets.services import dataset_records_texts, record_id_hash
     from unlearning_jobs.engine.guard import SubjectFacts, SubjectRecord
-    from unlearning_jobs.suppression.services import _records_quasi_values, subject_ref_for
 
     if not erasure_request.identifiers_encrypted:
         raise ValidationError("The request's identifiers were purged: the subject cannot be probed.")
@@ -279,7 +284,6 @@ def guard_probe_measure(
     *, deployment: Deployment, facts, generate: str = "model", benign_people: int = 3
 ) -> dict:
     """Return block rate, false-positive rate and latency of the deployment's guard for one subject."""
-    from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import benign_suite, measure_guard, probe_suite
     from unlearning_jobs.engine.guard.synthetic import fake_subjects
 
@@ -308,7 +312,6 @@ def guard_probe_measure(
 
 def run_guard_probe_job(context):
     """Measure the deployment's guard for the job's request: block rate, false positives, latency."""
-    from unlearning_jobs.jobs.runner import JobOutcome
 
     job = context.job
     deployment = Deployment.objects.select_related("active_rule_set", "model_version").get(
@@ -333,8 +336,6 @@ def guard_probe_job_create(
     *, deployment: Deployment, erasure_request, actor, generate: str = "model", enqueue: bool = True
 ):
     """Queue a ``guard_probe`` job for the request's subject against the deployment's guard."""
-    from unlearning_jobs.jobs.services import job_create
-    from unlearning_jobs.models import Framework, JobKind
 
     return job_create(
         kind=JobKind.GUARD_PROBE.value,
@@ -354,7 +355,6 @@ def guard_probe_jobs_for_guard_job(job) -> None:
     Registered as a job-succeeded hook, so the guard's effect on the subject (block rate, false
     positives, latency) is measured, and lands in the report, without anyone having to ask.
     """
-    from unlearning_jobs.models import JobKind
 
     if job.kind != JobKind.GUARD.value or job.erasure_request_id is None:
         return
@@ -371,7 +371,6 @@ def guard_measurements_for_report(erasure_request) -> dict:
     wrongly blocked, each against its threshold (``LETHE_GUARD_MIN_BLOCK_RATE``,
     ``LETHE_GUARD_MAX_FALSE_POSITIVE_RATE``). Counts and rates only, no prompt or answer.
     """
-    from unlearning_jobs.models import JobKind, JobStatus, UnlearningJob
 
     newest: dict[int, UnlearningJob] = {}
     for job in UnlearningJob.objects.filter(
@@ -416,9 +415,3 @@ def guard_measurements_for_report(erasure_request) -> dict:
                 }
             )
     return {"results": results, "figures": []}
-
-
-RUNNERS = [
-    ("guard", run_guard_job, _guard_job_params),
-    ("guard_probe", run_guard_probe_job, _probe_job_params),
-]

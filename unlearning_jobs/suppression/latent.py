@@ -22,7 +22,10 @@ from django.db import transaction
 
 from compliance import roles
 from compliance.audit import audit_event_record
+from requests_app.identifiers import pii_hasher
+from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import Deployment, DerivedDataStore, DerivedEntry, ModelVersion
+from unlearning_jobs.suppression.guard import deployment_guard, model_generate_fn, subject_facts_for_request
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +36,7 @@ def derived_store_register(
     *, name: str, kind: str, location: str, owner: str, dataset=None, actor
 ) -> DerivedDataStore:
     """Register a store of data derived about people, so decisions can reach it."""
-    if actor is not None and not actor.has_perm(roles.OPERATE_JOBS):
+    if not roles.actor_may(actor, roles.OPERATE_JOBS, system=True):
         raise ValidationError("Only engineers register derived-data stores.")
     with transaction.atomic():
         store = DerivedDataStore.objects.create(
@@ -96,12 +99,10 @@ def latent_probe_measure(
     ``guarded_leak_rate`` the share whose guarded answer still does. ``inferred_kinds`` counts
     per probe kind; ``inferred_not_stated`` those whose answer no single record states.
     """
-    from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import latent_probes
     from unlearning_jobs.engine.guard.detect import Detector
     from unlearning_jobs.engine.guard.digest import KeyedDigest
     from unlearning_jobs.engine.pii.entities import EntityType
-    from unlearning_jobs.suppression.guard import deployment_guard, model_generate_fn
 
     hasher = pii_hasher()
     probes = latent_probes(facts, hasher=hasher)
@@ -144,12 +145,11 @@ def latent_params_clean(params: Mapping[str, Any] | None) -> dict:
     return {"deployment_id": deployment_id}
 
 
-def _job_params(method: str, params: Mapping[str, Any] | None) -> dict:
+def latent_job_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
     return latent_params_clean(params)
 
 
 def _probe(job, context, label: str) -> dict | None:
-    from unlearning_jobs.suppression.guard import subject_facts_for_request
 
     if job.source_model is None:
         return None
@@ -173,7 +173,6 @@ def _probe(job, context, label: str) -> dict | None:
 
 def run_latent_delete_job(context):
     """Probe, delete the subject's derived entries, probe again; record counts and rates."""
-    from unlearning_jobs.jobs.runner import JobOutcome
 
     job = context.job
     before = _probe(job, context, "before")
@@ -193,14 +192,7 @@ def run_latent_delete_job(context):
 
 def run_latent_probe_job(context):
     """Measure what the model still infers about the job's request's subject."""
-    from unlearning_jobs.jobs.runner import JobOutcome
 
     measured = _probe(context.job, context, "now")
     context.progress(1, 1)
     return JobOutcome(metrics={"latent": measured})
-
-
-RUNNERS = [
-    ("latent_delete", run_latent_delete_job, _job_params),
-    ("latent_probe", run_latent_probe_job, _job_params),
-]

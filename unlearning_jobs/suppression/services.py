@@ -29,7 +29,10 @@ from django.db import transaction
 from compliance import roles
 from compliance.audit import audit_event_record
 from compliance.text import control_character_found
-from unlearning_jobs.models import Deployment, ModelVersion, SuppressionRule, SuppressionRuleSet
+from requests_app.identifiers import identifiers_decrypt, pii_hasher
+from requests_app.matching.review import forget_set_for_request
+from unlearning_jobs.datasets.storage import dataset_records_texts
+from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def _actor_check(actor, *permissions: str) -> None:
     if actor is None:
         return
     if not actor.is_active or not any(actor.has_perm(p) for p in permissions):
-        raise PermissionDenied(f"{actor.get_username()} may not change suppression rules.")
+        raise PermissionDenied(f"{roles.actor_name(actor)} may not change suppression rules.")
 
 
 def _policy(data: Mapping[str, Any] | None):
@@ -86,7 +89,6 @@ def _write_version(
     extra: dict | None = None,
 ) -> SuppressionRuleSet:
     """Store ``rules`` as the deployment's next rule-set version, make it active, and audit it."""
-    from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard import RuleSet
 
     locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
@@ -231,9 +233,6 @@ def _records_quasi_values(erasure_request) -> dict[str, list[str]]:
 
     Read from the stored copies at the findings' spans, in memory only.
     """
-    from requests_app.matching.review import forget_set_for_request
-    from unlearning_jobs.datasets.services import dataset_records_texts
-    from unlearning_jobs.models import PiiFinding
 
     records = forget_set_for_request(erasure_request)
     if not records:
@@ -256,7 +255,6 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
     Each value is built on its own, so one value the engine refuses (a one-word name) is counted
     and skipped instead of leaving the whole subject unsuppressed.
     """
-    from requests_app.identifiers import identifiers_decrypt, pii_hasher
     from unlearning_jobs.engine.guard import rules_from_identifiers
 
     if not erasure_request.identifiers_encrypted:
@@ -384,27 +382,23 @@ def deployment_for_model(model_version: ModelVersion) -> Deployment | None:
 
 def deployment_rules_export(deployment: Deployment) -> dict:
     """Return the active rules as the engine's export document (hashes, types, key id, key check)."""
-    from requests_app.identifiers import pii_hasher
     from unlearning_jobs.engine.guard.rules import rule_set_as_dict
 
     current = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
     return rule_set_as_dict(rule_set_engine(current.active_rule_set), hasher=pii_hasher())
 
 
+#: Who may read deployments and their rules, and who may generate behind a guard.
+READ_DEPLOYMENT_PERMISSIONS = (roles.VIEW_JOBS, roles.VIEW_REQUESTS)
+GENERATE_PERMISSIONS = (roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
+
+
 def user_may_read_deployments(user) -> bool:
-    return bool(
-        user.is_authenticated
-        and user.is_active
-        and (user.has_perm(roles.VIEW_JOBS) or user.has_perm(roles.VIEW_REQUESTS))
-    )
+    return user.is_authenticated and roles.actor_may(user, *READ_DEPLOYMENT_PERMISSIONS)
 
 
 def user_may_generate(user) -> bool:
-    return bool(
-        user.is_authenticated
-        and user.is_active
-        and (user.has_perm(roles.OPERATE_JOBS) or user.has_perm(roles.MANAGE_REQUESTS))
-    )
+    return user.is_authenticated and roles.actor_may(user, *GENERATE_PERMISSIONS)
 
 
 def recipients_for_report(erasure_request) -> dict:
@@ -432,38 +426,3 @@ def recipients_for_report(erasure_request) -> dict:
 
 
 # --- wiring ---------------------------------------------------------------------------------------
-
-
-def suppression_connect() -> None:
-    """Register the suppression job runners, decision methods and report provider (from ready())."""
-    from compliance.reports.providers import report_section_provider_register
-    from unlearning_jobs.decisions import services as decisions
-    from unlearning_jobs.jobs.runner import job_runner_register
-    from unlearning_jobs.jobs.services import job_succeeded_hook_register
-    from unlearning_jobs.models import Framework, JobKind
-    from unlearning_jobs.suppression import guard as guard_runtime
-    from unlearning_jobs.suppression import latent
-
-    for kind, runner, validate in [*guard_runtime.RUNNERS, *latent.RUNNERS]:
-        job_runner_register(kind, runner, params_validate=validate)
-    job_succeeded_hook_register(guard_runtime.guard_probe_jobs_for_guard_job)
-    decisions.decision_method_register(
-        decisions.PlanMethod(
-            framework=Framework.OUTPUT_SUPPRESSION.value,
-            method="guard",
-            validate=guard_runtime.guard_params_clean,
-            job_kind=JobKind.GUARD.value,
-            summary="input and output filters keyed to the subject, and a system prompt, on the model's deployments",
-        )
-    )
-    decisions.decision_method_register(
-        decisions.PlanMethod(
-            framework=Framework.LATENT_SUPPRESSION.value,
-            method="derived_data_deletion",
-            validate=latent.latent_params_clean,
-            job_kind=JobKind.LATENT_DELETE.value,
-            summary="delete the subject's derived data and probe what the model still infers",
-        )
-    )
-    report_section_provider_register("recipients", recipients_for_report)
-    report_section_provider_register("verification", guard_runtime.guard_measurements_for_report)

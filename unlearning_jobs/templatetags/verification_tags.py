@@ -3,6 +3,7 @@
 from django import template
 
 from unlearning_jobs.engine.verify.report import format_value
+from unlearning_jobs.verification.services import verification_for_job as select
 
 register = template.Library()
 
@@ -10,7 +11,6 @@ register = template.Library()
 @register.inclusion_tag("unlearning_jobs/verification_section.html", takes_context=True)
 def verification_for_job(context, job):
     """Render the comparison of the job's request (original, reference, produced) and the job's plot."""
-    from unlearning_jobs.verification.services import verification_for_job as select
 
     return {**select(job), "job": job, "perms": context.get("perms"), "show_plot": True}
 

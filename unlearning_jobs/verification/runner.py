@@ -23,7 +23,13 @@ from pathlib import Path
 
 from django.conf import settings
 
+from requests_app.identifiers import identifiers_decrypt
+from requests_app.models import ErasureRequest
+from unlearning_jobs.datasets.storage import dataset_version_iter_texts
+from unlearning_jobs.jobs.records import model_training_ids, records_texts, retain_sample
+from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
+from unlearning_jobs.verification.services import verification_run_record
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +44,6 @@ def _subject_pii(erasure_request) -> list[dict]:
     Without values the extraction check could not find anything and would pass by default, so a
     purged or empty identifier set fails the job instead.
     """
-    from requests_app.identifiers import identifiers_decrypt
 
     if erasure_request is None or not erasure_request.identifiers_encrypted:
         raise ValueError(
@@ -82,8 +87,6 @@ def _synthetic_holdout(count: int) -> list[str]:
 
 def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_version=None) -> dict:
     """Return forget records, holdout and retain texts, and their sizes and origin, for one request."""
-    from unlearning_jobs.datasets.services import dataset_version_iter_texts
-    from unlearning_jobs.deletion.services import _model_training_ids, records_texts, retain_sample
 
     forget = records_texts(
         DatasetRecord.objects.filter(pk__in=forget_record_pks).order_by("version_id", "ordinal")
@@ -92,7 +95,7 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
         raise ValueError("the job's forget set is empty: nothing to verify")
     version = dataset_version or original.dataset_version or forget[0][0].version
     forget_ids = {record.record_id for record, _ in forget if record.version_id == version.pk}
-    trained = _model_training_ids(Path(original.path))
+    trained = model_training_ids(Path(original.path))
     pairs = [(record.record_id, text) for record, text in dataset_version_iter_texts(version=version)]
     if trained is None:
         trained_set = {record_id for record_id, _ in pairs}
@@ -133,13 +136,10 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
 
 def run_verify_job(context):
     """Measure the job's model on its request's texts with the engine, store the run and its rows."""
-    from requests_app.models import ErasureRequest
     from unlearning_jobs.engine.models import load_causal_lm
     from unlearning_jobs.engine.training import TrainingCancelled
     from unlearning_jobs.engine.verify.suite import measure_model
     from unlearning_jobs.engine.verify.thresholds import resolve_thresholds
-    from unlearning_jobs.jobs.runner import JobOutcome
-    from unlearning_jobs.verification.services import verification_run_record
 
     job = context.job
     params = job.params

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import (
     ACTIVE_JOB_STATUSES,
     JobKind,
@@ -97,7 +98,6 @@ def verification_job_create(
     Idempotent per request, model and role (a cancelled one is replaced), so a success hook that
     runs twice, or two jobs of one request sharing an original, make one baseline.
     """
-    from unlearning_jobs.jobs.services import job_create
 
     existing = (
         UnlearningJob.objects.filter(
@@ -474,17 +474,3 @@ def verification_for_report(erasure_request) -> dict:
                 }
             )
     return {"results": results, "figures": figures}
-
-
-def verification_connect() -> None:
-    """Wire verification into jobs, the request workflow and the report; called from ``AppConfig.ready()``."""
-    from compliance.reports.providers import report_section_provider_register
-    from requests_app.services import Action, transition_precondition_register
-    from unlearning_jobs.jobs.runner import job_runner_register
-    from unlearning_jobs.jobs.services import job_succeeded_hook_register
-    from unlearning_jobs.verification.runner import run_verify_job
-
-    job_runner_register(JobKind.VERIFY.value, run_verify_job, params_validate=verify_params_validate)
-    job_succeeded_hook_register(verification_jobs_for_unlearning_job)
-    transition_precondition_register(Action.COMPLETE, request_verification_unfinished_refusal)
-    report_section_provider_register("verification", verification_for_report)

@@ -11,7 +11,8 @@ import logging
 import os
 import signal
 
-from unlearning_jobs.jobs.liveness import ProcessIdentity, process_is_gone
+from compliance.celery import app
+from unlearning_jobs.workers.processes import ProcessIdentity, process_is_gone
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ def runner_kill(*, host: str, pid: int | None, started: str, task_id: str) -> st
                 return "none"  # it ended between the check and the signal
     if not task_id:
         return "none"
-    from compliance.celery import app
 
     try:
         with app.connection_for_write() as connection:

@@ -8,7 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from compliance.queues import WorkQueue
+from compliance.celery import app as celery_app
+from compliance.queues import TaskName, WorkQueue
 from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
 
 
@@ -63,12 +64,10 @@ def worker_is_alive(heartbeat: WorkerHeartbeat, *, now=None) -> bool:
 
 def queue_probe_send(*, queue: WorkQueue) -> QueueProbe:
     """Send a probe task to ``queue``; the worker that takes it fills in who and what it is."""
-    from unlearning_jobs.workers import tasks
-
-    probe_task = {WorkQueue.CPU: tasks.probe_cpu, WorkQueue.GPU: tasks.probe_gpu}[queue]
+    task_name = {WorkQueue.CPU: TaskName.PROBE_CPU, WorkQueue.GPU: TaskName.PROBE_GPU}[queue]
     with transaction.atomic():
         probe = QueueProbe.objects.create(queue_requested=queue.value)
-        transaction.on_commit(lambda: probe_task.delay(probe.pk))
+        transaction.on_commit(lambda: celery_app.send_task(task_name, args=(probe.pk,)))
     return probe
 
 

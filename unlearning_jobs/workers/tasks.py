@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from compliance.queues import TaskName
 from unlearning_jobs.workers.services import queue_probe_answer, worker_device_record
 
 
@@ -10,7 +11,7 @@ def _delivered_queue(task) -> str:
     return info.get("routing_key") or info.get("exchange") or ""
 
 
-@shared_task(name="unlearning_jobs.probe_gpu", bind=True, acks_late=False)
+@shared_task(name=TaskName.PROBE_GPU, bind=True, acks_late=False)
 def probe_gpu(self, probe_id: int, **kwargs) -> None:
     """Answer a probe from the ``gpu`` queue with the device a model job would use here."""
     from unlearning_jobs.engine.device import describe_device
@@ -23,7 +24,7 @@ def probe_gpu(self, probe_id: int, **kwargs) -> None:
     )
 
 
-@shared_task(name="unlearning_jobs.probe_cpu", bind=True, acks_late=False)
+@shared_task(name=TaskName.PROBE_CPU, bind=True, acks_late=False)
 def probe_cpu(self, probe_id: int, **kwargs) -> None:
     """Answer a probe from the ``cpu`` queue."""
     queue_probe_answer(

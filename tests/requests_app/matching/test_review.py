@@ -15,7 +15,8 @@ from tests.factories.datasets import (
     request_in_review,
     write_jsonl,
 )
-from unlearning_jobs.datasets.services import dataset_version_derive, record_id_hash
+from unlearning_jobs.datasets.services import dataset_version_derive
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.models import MatchCandidate
 
 pytestmark = pytest.mark.django_db

@@ -87,19 +87,20 @@ def test_a_model_outside_the_scope_is_refused(officer, source, tickets):
 
 
 @pytest.fixture
-def method_without_runner():
+def method_without_runner(monkeypatch):
     """A suppression method whose stage has no runner yet: its decisions are recorded without a job."""
-    decisions.decision_method_register(
-        decisions.PlanMethod(
-            framework="output_suppression",
-            method="future_filter",
-            validate=lambda params: dict(params or {}),
-            job_kind=None,
-            summary="a filter the suppression stage has not built yet",
-        )
+    from unlearning_jobs.decisions import methods
+
+    future = methods.PlanMethod(
+        framework="output_suppression",
+        method="future_filter",
+        validate=lambda params: dict(params or {}),
+        job_kind=None,
+        summary="a filter the suppression stage has not built yet",
     )
+    offered = methods._all_methods()
+    monkeypatch.setattr(methods, "_all_methods", lambda: (*offered, future))
     yield "future_filter"
-    decisions.decision_method_unregister(framework="output_suppression", method="future_filter")
 
 
 def test_approval_stores_decisions_queues_jobs_and_starts_executing(
@@ -204,27 +205,29 @@ def test_a_failed_decision_job_holds_the_request_until_it_is_retried_or_given_up
     )
 
 
-def test_success_hooks_run_in_the_success_transaction(reviewed, source, officer):
-    from unlearning_jobs.jobs import services as job_services
+SUCCEEDED_JOBS_SEEN: list = []
 
-    seen = []
 
-    def hook(job):
-        seen.append((job.pk, job.status, job.produced_model_id is not None))
+def record_succeeded_job(job) -> None:
+    """A success hook listed by the test below: what it sees of the job, inside the transaction."""
+    SUCCEEDED_JOBS_SEEN.append((job.pk, job.status, job.produced_model_id is not None))
 
-    job_services.job_succeeded_hook_register(hook)
-    try:
-        decisions.erasure_decision_approve(
-            erasure_request=reviewed,
-            actor=officer,
-            rationale="Art. 17(1)(b)",
-            plan=[_item(source, params=TINY_APPROX)],
-        )
-        job = UnlearningJob.objects.get(erasure_request=reviewed)
-        run_inline(job)
-    finally:
-        job_services.job_succeeded_hook_unregister(hook)
-    assert seen == [(job.pk, "succeeded", True)]
+
+def test_success_hooks_run_in_the_success_transaction(reviewed, source, officer, settings):
+    settings.LETHE_JOB_SUCCEEDED_HOOKS = [
+        *settings.LETHE_JOB_SUCCEEDED_HOOKS,
+        f"{__name__}.record_succeeded_job",
+    ]
+    SUCCEEDED_JOBS_SEEN.clear()
+    decisions.erasure_decision_approve(
+        erasure_request=reviewed,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[_item(source, params=TINY_APPROX)],
+    )
+    job = UnlearningJob.objects.get(erasure_request=reviewed)
+    run_inline(job)
+    assert SUCCEEDED_JOBS_SEEN == [(job.pk, "succeeded", True)]
 
 
 def test_the_report_sections_list_decisions_and_jobs_without_record_text(reviewed, source, officer):

@@ -17,9 +17,10 @@ from django.utils import timezone
 from compliance.models import AuditEvent
 from tests.factories.jobs import TINY_RECIPE, data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.jobs import services as jobs
-from unlearning_jobs.jobs.liveness import JobHeartbeat, ProcessIdentity, process_is_gone
+from unlearning_jobs.jobs.liveness import JobHeartbeat
 from unlearning_jobs.jobs.runner import JobContext
 from unlearning_jobs.models import JobPhase, JobStatus, UnlearningJob, WorkerHeartbeat
+from unlearning_jobs.workers.processes import ProcessIdentity, process_is_gone
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
 
@@ -47,7 +48,7 @@ def sleeper():
 
 
 def _identity_of(process: subprocess.Popen) -> ProcessIdentity:
-    from unlearning_jobs.jobs.liveness import _process_start_token
+    from unlearning_jobs.workers.processes import _process_start_token
 
     return ProcessIdentity(
         host=socket.gethostname(), pid=process.pid, started=_process_start_token(process.pid)

@@ -15,7 +15,7 @@ from tests.factories.jobs import (  # noqa: F401  (fixtures)
     run_inline,
     tickets,
 )
-from unlearning_jobs.datasets.services import record_id_hash
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus, ModelVersion
 
@@ -37,7 +37,7 @@ def _ada_records(version):
 
 
 def _texts(version):
-    from unlearning_jobs.datasets.services import dataset_version_iter_texts
+    from unlearning_jobs.datasets.storage import dataset_version_iter_texts
 
     return list(dataset_version_iter_texts(version=version))
 

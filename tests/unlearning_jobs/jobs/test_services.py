@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from compliance import demo
 from compliance.models import AuditEvent
 from tests.factories.jobs import TINY_RECIPE, data_dir, fast_jobs, model_train, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.engine.checkpoints import weights_sha256
 from unlearning_jobs.jobs import services as jobs
+from unlearning_jobs.jobs.runner import job_run_inline
 from unlearning_jobs.jobs.tasks import job_run
 from unlearning_jobs.models import JobStatus, ModelVersion, UnlearningJob, WorkerHeartbeat
 
@@ -99,7 +101,7 @@ def test_a_failed_job_keeps_its_log_and_error_and_registers_no_model(tickets, en
         enqueue=False,
     )
 
-    assert jobs.job_run_inline(job=job) == "failed"
+    assert job_run_inline(job=job) == "failed"
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and job.finished_at is not None
@@ -122,7 +124,7 @@ def test_retry_queues_a_failed_job_again_and_keeps_its_attempts(tickets, enginee
     assert (
         retried.status == JobStatus.QUEUED and retried.attempts == 1 and retried.error == "CUDA out of memory"
     )
-    assert jobs.job_run_inline(job=retried) == "succeeded"
+    assert job_run_inline(job=retried) == "succeeded"
     retried.refresh_from_db()
     assert retried.attempts == 2 and retried.error == "" and retried.produced_model is not None
     assert "unlearning_job.retried" in _events(job)
@@ -176,7 +178,7 @@ def test_a_cancelled_job_resumes_from_its_checkpoint_when_retried(tickets, engin
     assert job.status == JobStatus.CANCELLED and stopped_at >= 6
 
     jobs.job_retry(job=job, actor=engineer)
-    assert jobs.job_run_inline(job=job) == "succeeded"
+    assert job_run_inline(job=job) == "succeeded"
     job.refresh_from_db()
     assert 0 < job.metrics["resumed_from_step"] <= stopped_at
     assert f"resuming from checkpoint step {job.metrics['resumed_from_step']}" in job.log
@@ -300,7 +302,7 @@ def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(
     assert stamp["job_id"] == job.pk and not ModelVersion.objects.exists()
 
     UnlearningJob.objects.filter(pk=job.pk).update(status=JobStatus.QUEUED)
-    assert jobs.job_run_inline(job=job) == "succeeded"
+    assert job_run_inline(job=job) == "succeeded"
     job.refresh_from_db()
     assert "adopting the output an earlier attempt finished" in job.log
     assert (
@@ -312,18 +314,18 @@ def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(
 
 def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, monkeypatch):
     monkeypatch.setattr(
-        jobs, "DEMO_RECIPE", {"epochs": 1}
+        demo, "DEMO_RECIPE", {"epochs": 1}
     )  # the demo's architecture, one pass: seconds, not minutes
-    job = jobs.demo_model_train(dataset_version=tickets)
+    job = demo.demo_model_train(dataset_version=tickets)
 
     assert job.status == JobStatus.SUCCEEDED and job.kind == "train" and job.created_by is None
     model = job.produced_model
-    assert model.name == jobs.DEMO_MODEL_NAME and model.kind == "hf" and model.dataset_version == tickets
+    assert model.name == demo.DEMO_MODEL_NAME and model.kind == "hf" and model.dataset_version == tickets
     assert (model.recipe["n_layer"], model.recipe["n_embd"], model.recipe["vocab_size"]) == (2, 128, 4096)
-    assert model.recipe["epochs"] == jobs.DEMO_RECIPE["epochs"]
-    assert jobs.demo_model_train(dataset_version=tickets) == job  # seed_demo may run again
+    assert model.recipe["epochs"] == demo.DEMO_RECIPE["epochs"]
+    assert demo.demo_model_train(dataset_version=tickets) == job  # seed_demo may run again
 
-    sharded = jobs.demo_model_train(dataset_version=tickets, sisa_shards=2)
+    sharded = demo.demo_model_train(dataset_version=tickets, sisa_shards=2)
     assert sharded != job and sharded.produced_model.kind == "sisa"
     assert sharded.produced_model.recipe["sisa"]["shards"] == 2
     assert ModelVersion.objects.count() == 2

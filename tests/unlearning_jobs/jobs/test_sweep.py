@@ -17,8 +17,8 @@ from django.utils import timezone
 from compliance.models import AuditEvent
 from tests.factories.jobs import TINY_RECIPE, data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.jobs import services as jobs
-from unlearning_jobs.jobs.liveness import ProcessIdentity
 from unlearning_jobs.models import UnlearningJob, WorkerHeartbeat
+from unlearning_jobs.workers.processes import ProcessIdentity
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
 

@@ -123,19 +123,20 @@ def test_model_pages_are_read_by_all_roles_and_the_forms_only_shown_to_engineers
 
 
 @pytest.fixture
-def method_without_runner():
-    from unlearning_jobs.decisions import services as decisions
+def method_without_runner(monkeypatch):
+    """A suppression method whose stage has no runner yet: its decisions are recorded without a job."""
+    from unlearning_jobs.decisions import methods
 
-    decisions.decision_method_register(
-        decisions.PlanMethod(
-            framework="output_suppression",
-            method="future_filter",
-            validate=lambda params: dict(params or {}),
-            job_kind=None,
-        )
+    future = methods.PlanMethod(
+        framework="output_suppression",
+        method="future_filter",
+        validate=lambda params: dict(params or {}),
+        job_kind=None,
+        summary="a filter the suppression stage has not built yet",
     )
+    offered = methods._all_methods()
+    monkeypatch.setattr(methods, "_all_methods", lambda: (*offered, future))
     yield "future_filter"
-    decisions.decision_method_unregister(framework="output_suppression", method="future_filter")
 
 
 def test_the_officer_decides_on_the_decision_page(

@@ -1,0 +1,92 @@
+"""The records a job works on: what a model was trained on, a job's forget set, a retain sample.
+
+Shared by the frameworks (deletion retrains without the forget set, verification measures on it),
+so it sits in the jobs layer below both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from unlearning_jobs.datasets.reingestion import dataset_version_training_records
+from unlearning_jobs.datasets.storage import dataset_records_texts, dataset_version_iter_texts
+from unlearning_jobs.models import (
+    DatasetRecord,
+    DatasetVersion,
+    ModelVersion,
+    UnlearningJob,
+)
+
+#: Written beside the weights of every model a training job makes: the ids of the records it was
+#: trained on, in training order. Exact unlearning reads it, so that "the training set minus the
+#: forget set" means exactly that even after the re-ingestion guard has flagged records since.
+TRAINING_RECORDS_FILE = "lethe_training_records.txt"
+
+
+def model_training_ids(model_dir: Path) -> list[str] | None:
+    """Return the record ids a model was trained on, from its record list or SISA layout, or None."""
+    listed = model_dir / TRAINING_RECORDS_FILE
+    if listed.is_file():
+        return [line for line in listed.read_text(encoding="utf-8").splitlines() if line]
+    manifest = model_dir / "sisa.json"
+    if manifest.is_file():
+        from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest
+
+        return SisaLayout.from_dict(read_manifest(model_dir)["layout"]).record_ids()
+    return None
+
+
+def source_training_pairs(
+    *, source: ModelVersion, version: DatasetVersion, forget: Sequence[DatasetRecord]
+) -> list[tuple[str, str]]:
+    """Return ``(record_id, text)`` of what ``source`` was trained on, forget records included, in order.
+
+    A model a Lethe job trained names its records (``lethe_training_records.txt`` or its SISA
+    layout). For a model registered with its data-set version but no such list, the version's
+    trainable records are taken, plus the forget records the guard has held back since approval.
+    """
+
+    ids = model_training_ids(Path(source.path))
+    if ids is not None:
+        wanted = set(ids)
+        pairs = [
+            (record.record_id, text)
+            for record, text in dataset_version_iter_texts(version=version)
+            if record.record_id in wanted
+        ]
+        missing = len(wanted) - len(pairs)
+        if missing:
+            raise ValueError(
+                f"{missing} record(s) the model was trained on are not in {version}: "
+                "it is not the version the model was trained on"
+            )
+        return pairs
+    allowed = set(dataset_version_training_records(version).values_list("pk", flat=True))
+    allowed |= {record.pk for record in forget if record.version_id == version.pk}
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version)
+        if record.pk in allowed
+    ]
+
+
+def records_texts(records: Iterable[DatasetRecord]) -> list[tuple[DatasetRecord, str]]:
+    """Return ``(record, text)`` for the given records, read from their versions' stored copies."""
+
+    records = list(records)
+    texts = dataset_records_texts(records)
+    return [(record, texts[record.pk]) for record in records]
+
+
+def forget_records_for_job(job: UnlearningJob) -> list[DatasetRecord]:
+    """Return the job's frozen forget set as records, in a stable order."""
+    return list(DatasetRecord.objects.filter(pk__in=job.forget_record_pks).order_by("version_id", "ordinal"))
+
+
+def retain_sample(pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: int, seed: int) -> list[str]:
+    """Return the texts of up to ``size`` records not in ``exclude``, a seeded sample in data order."""
+    from unlearning_jobs.engine.methods.base import sample_indices
+
+    kept = [text for record_id, text in pairs if record_id not in exclude]
+    return [kept[i] for i in sample_indices(len(kept), size=size, seed=seed)]
