@@ -310,6 +310,7 @@ class ErasureRequestSearchApi(ErasureRequestApiBase):
 
     OutputSerializer = ErasureRequestSummarySerializer
     schema_operation_ids = {"POST": "requests_search"}
+    write_permissions = ErasureRequestApiBase.read_permissions  # a POST that only reads
 
     def schema_output(self, method):
         return self.OutputSerializer(many=True)

@@ -636,7 +636,7 @@ def locate_run_ensure(*, erasure_request: ErasureRequest, actor=None) -> SearchC
 
 
 def _locate_enqueue(coverage_id: int) -> None:
-    celery_app.send_task(TaskName.LOCATE_REQUEST, args=(coverage_id,))
+    celery_app.send_task(TaskName.LOCATE_REQUEST.value, args=(coverage_id,))
 
 
 def locate_run_execute(*, coverage_id: int) -> str:

@@ -471,7 +471,9 @@ def index_chunks_enqueue(*, chunk_ids: Iterable[int]) -> int:
     """Send one ``index_chunk`` task per chunk to the ``cpu`` queue; return how many were sent."""
     ids = list(chunk_ids)
     if ids:
-        group(celery_app.signature(TaskName.INDEX_CHUNK, args=(chunk_id,)) for chunk_id in ids).apply_async()
+        group(
+            celery_app.signature(TaskName.INDEX_CHUNK.value, args=(chunk_id,)) for chunk_id in ids
+        ).apply_async()
     return len(ids)
 
 

@@ -137,7 +137,7 @@ def job_enqueue(*, job: UnlearningJob, countdown: float | None = None) -> None:
     job_id, queue = job.pk, job.queue
 
     def send() -> None:
-        celery_app.send_task(TaskName.JOB_RUN, args=(job_id,), queue=queue, countdown=countdown)
+        celery_app.send_task(TaskName.JOB_RUN.value, args=(job_id,), queue=queue, countdown=countdown)
 
     transaction.on_commit(send)
 

@@ -32,10 +32,10 @@ from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import Deployment, Framework, JobKind, JobStatus, ModelVersion, UnlearningJob
 from unlearning_jobs.suppression.services import (
-    _policy,
-    _records_quasi_values,
     deployment_create,
     deployment_policy,
+    guard_policy_from,
+    records_quasi_values,
     rule_set_engine,
     subject_ref_for,
     suppression_rules_add_for_request,
@@ -188,7 +188,7 @@ def guard_params_clean(params: Mapping[str, Any] | None) -> dict:
 
     if params is not None and not isinstance(params, Mapping):
         raise ValueError(f"params must be a JSON object, got {type(params).__name__}")
-    return _policy(params).as_dict()
+    return guard_policy_from(params).as_dict()
 
 
 def guard_job_params_validate(method: str, params: Mapping[str, Any] | None) -> dict:
@@ -260,15 +260,15 @@ def subject_facts_for_request(erasure_request, *, max_records: int = 20):
     if not erasure_request.identifiers_encrypted:
         raise ValidationError("The request's identifiers were purged: the subject cannot be probed.")
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
+    # A full name (given and family) is probed when the request has one; probes are built from
+    # whatever identifiers it has, so a request with only an e-mail is probed on that e-mail.
     names = [n for n in subject.names if len(n.split()) >= 2]
-    if not names:
-        raise ValidationError("Probes need the subject's full name (given and family name).")
     records = forget_set_for_request(erasure_request)[:max_records]
     texts = dataset_records_texts(records) if records else {}
-    quasi = _records_quasi_values(erasure_request)
+    quasi = records_quasi_values(erasure_request)
     return SubjectFacts(
         subject_ref=subject_ref_for(erasure_request),
-        name=names[0],
+        name=names[0] if names else None,
         emails=subject.emails,
         phones=subject.phones,
         addresses=subject.addresses,

@@ -48,7 +48,7 @@ def _actor_check(actor, *permissions: str) -> None:
         raise PermissionDenied(f"{roles.actor_name(actor)} may not change suppression rules.")
 
 
-def _policy(data: Mapping[str, Any] | None):
+def guard_policy_from(data: Mapping[str, Any] | None):
     from unlearning_jobs.engine.guard import GuardPolicy
 
     return GuardPolicy.from_dict({**GuardPolicy().as_dict(), **dict(data or {})})
@@ -56,7 +56,7 @@ def _policy(data: Mapping[str, Any] | None):
 
 def deployment_policy(deployment: Deployment):
     """Return the deployment's ``GuardPolicy``."""
-    return _policy(deployment.policy)
+    return guard_policy_from(deployment.policy)
 
 
 def rule_set_engine(rule_set: SuppressionRuleSet, *, policy=None):
@@ -106,7 +106,7 @@ def _write_version(
         key_id=pii_hasher().key_id,
         version=version,
         rules=tuple(unique.values()),
-        policy=_policy(locked.policy),
+        policy=guard_policy_from(locked.policy),
     )
     rule_set = SuppressionRuleSet.objects.create(
         deployment=locked,
@@ -166,7 +166,7 @@ def deployment_create(
     if control_character_found(name):
         raise ValidationError({"name": ["The name holds a control character; remove it."]})
     try:
-        cleaned = _policy(policy).as_dict()
+        cleaned = guard_policy_from(policy).as_dict()
     except ValueError as error:
         raise ValidationError({"policy": [str(error)]}) from None
     with transaction.atomic():
@@ -202,7 +202,7 @@ def deployment_policy_update(
     """Change the deployment's policy; the same rules become a new version, since the policy is part of it."""
     _actor_check(actor, roles.OPERATE_JOBS)
     try:
-        cleaned = _policy(policy).as_dict()
+        cleaned = guard_policy_from(policy).as_dict()
     except ValueError as error:
         raise ValidationError({"policy": [str(error)]}) from None
     with transaction.atomic():
@@ -228,7 +228,7 @@ def _values(values: Iterable[str]) -> list[str]:
     return [v for v in values if isinstance(v, str) and v.strip()]
 
 
-def _records_quasi_values(erasure_request) -> dict[str, list[str]]:
+def records_quasi_values(erasure_request) -> dict[str, list[str]]:
     """Return the LOCATION and DATE_OF_BIRTH values found in the request's confirmed records.
 
     Read from the stored copies at the findings' spans, in memory only.
@@ -261,7 +261,7 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
         raise ValidationError("The request's identifiers were purged: rules cannot be built any more.")
     hasher = hasher or pii_hasher()
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
-    quasi = _records_quasi_values(erasure_request)
+    quasi = records_quasi_values(erasure_request)
     lists = {
         "names": _values(subject.names),
         "emails": _values(subject.emails),

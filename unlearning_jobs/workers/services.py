@@ -67,7 +67,7 @@ def queue_probe_send(*, queue: WorkQueue) -> QueueProbe:
     task_name = {WorkQueue.CPU: TaskName.PROBE_CPU, WorkQueue.GPU: TaskName.PROBE_GPU}[queue]
     with transaction.atomic():
         probe = QueueProbe.objects.create(queue_requested=queue.value)
-        transaction.on_commit(lambda: celery_app.send_task(task_name, args=(probe.pk,)))
+        transaction.on_commit(lambda: celery_app.send_task(task_name.value, args=(probe.pk,)))
     return probe
 
 

@@ -15,7 +15,7 @@ from django.utils import timezone
 from compliance.models import AuditEvent
 from requests_app.identifiers import pii_hasher
 from tests.factories.datasets import register_and_index, write_jsonl
-from unlearning_jobs.datasets import indexing
+from unlearning_jobs.datasets import indexing, storage
 from unlearning_jobs.datasets import services as datasets
 from unlearning_jobs.engine.pii.scan import Finding, RecordFindings
 from unlearning_jobs.models import DatasetVersion, IndexChunk, PiiFinding
@@ -175,7 +175,7 @@ def test_a_chunk_delivered_twice_is_indexed_once_and_a_lost_claim_writes_nothing
     slow = indexing.index_chunk_claim(chunk_id=second.pk, worker="slow")
     IndexChunk.objects.filter(pk=second.pk).update(started_at=timezone.now() - timedelta(hours=1))
     assert indexing.index_chunk_run(chunk_id=second.pk, worker="fast", scan=_stand_in_scan) == "done"
-    records = datasets.dataset_version_records_read(version=version, start=2, end=4)
+    records = storage.dataset_version_records_read(version=version, start=2, end=4)
     assert indexing.index_chunk_complete(claim=slow, results=_stand_in_scan(records)) is False
 
     assert PiiFinding.objects.filter(version=version).count() == 4
@@ -278,7 +278,7 @@ def test_a_derived_version_leaves_out_the_removed_records_and_keeps_the_rest_ind
     assert _findings_by_record(derived) == [
         row for row in _findings_by_record(version) if row[0] not in {"t001", "t004"}
     ]
-    texts = dict((r.record_id, t) for r, t in datasets.dataset_version_iter_texts(version=derived))
+    texts = dict((r.record_id, t) for r, t in storage.dataset_version_iter_texts(version=derived))
     assert texts == {k: v for k, v in records.items() if k not in {"t001", "t004"}}
     assert (
         indexing.dataset_version_progress(derived)["findings"]

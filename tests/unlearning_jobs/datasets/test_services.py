@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from compliance.models import AuditEvent
 from tests.factories.datasets import write_jsonl
-from unlearning_jobs.datasets import services as datasets
+from unlearning_jobs.datasets import storage
 from unlearning_jobs.datasets.services import DatasetRegistrationError, dataset_version_register
 from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion, IndexChunk
 
@@ -66,8 +66,8 @@ def test_registering_a_file_writes_version_records_chunks_copy_manifest_and_an_a
     assert lines[0]["text_sha256"] == hashlib.sha256(records["r0"].encode()).hexdigest()
     assert list(version.chunks.values_list("start", "end")) == [(0, 3), (3, 6), (6, 7)]
     by_id = {record.record_id: record for record in version.records.all()}
-    assert datasets.dataset_record_text(by_id["r5"]) == records["r5"]
-    assert [r.text for r in datasets.dataset_version_records_read(version=version, start=2, end=4)] == [
+    assert storage.dataset_record_text(by_id["r5"]) == records["r5"]
+    assert [r.text for r in storage.dataset_version_records_read(version=version, start=2, end=4)] == [
         records["r2"],
         records["r3"],
     ]
@@ -118,7 +118,7 @@ def test_csv_and_parquet_register_and_several_text_fields_are_joined(data_dir):
 
     for version in (from_csv, from_parquet):
         record = version.records.get(record_id="a")
-        assert datasets.dataset_record_text(record) == "Who wrote it?\nAnn Lee did."
+        assert storage.dataset_record_text(record) == "Who wrote it?\nAnn Lee did."
     assert from_csv.manifest_sha256 == from_parquet.manifest_sha256  # same records, same manifest
 
 
@@ -199,7 +199,7 @@ def test_unknown_formats_and_overlong_ids_are_refused(data_dir):
 
 def test_only_engineers_register(data_dir, officer):
     source = write_jsonl(data_dir / "ok.jsonl", {"1": "text"})
-    with pytest.raises(datasets.DatasetActionNotPermitted):
+    with pytest.raises(storage.DatasetActionNotPermitted):
         dataset_version_register(name="x", path=source, actor=officer, enqueue=False)
 
 

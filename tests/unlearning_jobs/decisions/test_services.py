@@ -249,4 +249,5 @@ def test_the_report_sections_list_decisions_and_jobs_without_record_text(reviewe
         len(ran[0]["weights_sha256_out"]) == 64
         and ran[0]["parameters"]["max_steps"] == TINY_APPROX["max_steps"]
     )
-    assert "ada" not in str(decided).lower() + str(ran).lower()
+    shown = str(decided).lower() + str(ran).lower()
+    assert "quill" not in shown and "ada quill" not in shown and "0011" not in shown

@@ -114,6 +114,9 @@ def normalise_email(value: str) -> str:
             text = text[len("mailto:") :]
         text = text.strip().strip("<>").rstrip(".,;:!?)").strip()
     folded = text.casefold()
+    if any(ord(char) < 32 or ord(char) == 127 for char in folded):
+        # a control character is never part of an address; it must not reach a hash either
+        raise NormalisationError("e-mail address is malformed: it holds a control character")
     if folded.count("@") != 1 or not _EMAIL_RE.match(folded):
         raise NormalisationError(
             "e-mail address is malformed: expected one '@' between a local part and a dotted "

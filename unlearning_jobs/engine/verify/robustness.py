@@ -54,6 +54,7 @@ from .records import (
     coerce_tofu_items,
 )
 from .report import ResultRow, json_safe, make_row
+from .settings import VerificationSettings
 from .thresholds import Threshold, resolve_thresholds
 from .tofu import measure_truth_ratios
 
@@ -477,8 +478,6 @@ def measure_robustness(
     attack's block holds ``extraction_rate``, ``verbmem`` and ``truth_ratio`` (NaN without TOFU
     items) with their sample sizes. ``model`` is never modified.
     """
-    from .suite import VerificationSettings
-
     settings = settings or RobustnessSettings()
     verify = verify_settings or VerificationSettings()
     records = coerce_forget_records(forget_records)
