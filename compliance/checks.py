@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Tags, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -21,5 +21,25 @@ def report_signing_key_configured(app_configs, **kwargs):
             hint="Set LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE (or LETHE_REPORT_SIGNING_PRIVATE_KEY) to a key kept in "
             "your secret store and shared by every web host (docs/reports.md, 'Signatures').",
             id="lethe.W001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def guard_master_key_configured(app_configs, **kwargs):
+    """Refuse a deployment whose guard rules would be hashed under a key generated into ``var/``.
+
+    Every deployment's guard key derives from the master key (``unlearning_jobs/suppression/keys.py``):
+    a generated one is lost with the host's disk, and with it every rule set's key id.
+    """
+    if settings.LETHE_GUARD_MASTER_KEY_CONFIGURED:
+        return []
+    return [
+        Error(
+            "LETHE_GUARD_MASTER_KEY is not set: guard rules are hashed under keys derived from one "
+            "generated into LETHE_VAR_DIR.",
+            hint="Set LETHE_GUARD_MASTER_KEY to at least 32 random bytes kept in your secret store, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))' (docs/security.md, 'Keys').",
+            id="lethe.E001",
         )
     ]

@@ -168,3 +168,62 @@ def account_id_prefixes(value: str) -> tuple[tuple[str, tuple[str, ...]], ...] |
             )
         groups.append((canonical, words))
     return tuple(groups)
+
+
+def _key_file_create(path: Path, content: bytes) -> None:
+    """Write a new key file readable by its owner only, complete or not at all.
+
+    Written to a temporary name and linked into place, so processes starting together on an
+    empty var/ (the web process and a worker) share one key: the first link wins.
+    """
+    import contextlib
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+
+
+#: A master key shorter than this is refused: it derives keys that protect low-entropy values.
+MIN_MASTER_KEY_BYTES = 32
+
+
+def master_key(value: str | None, *, name: str, var_dir: Path) -> bytes:
+    """Return the key named ``name`` (``LETHE_GUARD_MASTER_KEY``, ``LETHE_AUDIT_CHAIN_KEY``).
+
+    ``value`` when set (at least 32 bytes of text, e.g. ``secrets.token_urlsafe(48)``); unset,
+    a key generated once into ``var_dir/<name in lower case>`` (mode 600, never committed), so
+    the embedded default needs no configuration. Production sets it: ``check --deploy`` fails
+    without it (``compliance/checks.py``).
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    if value and value.strip():
+        key = value.strip().encode("utf-8")
+        if len(key) < MIN_MASTER_KEY_BYTES:
+            raise ImproperlyConfigured(f"{name} must be at least {MIN_MASTER_KEY_BYTES} bytes long")
+        return key
+    key_file = var_dir / name.lower()
+    if not key_file.exists():
+        _key_file_create(key_file, secrets.token_urlsafe(48).encode("ascii"))
+    return key_file.read_bytes().strip()
+
+
+def retired_master_keys(value: str | None, *, name: str) -> list[bytes]:
+    """Return the keys of a comma-separated list that no longer derive new keys but still verify."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    keys = [part.strip().encode("utf-8") for part in (value or "").split(",") if part.strip()]
+    for position, key in enumerate(keys, start=1):
+        if len(key) < MIN_MASTER_KEY_BYTES:
+            raise ImproperlyConfigured(f"{name}: key {position} is shorter than {MIN_MASTER_KEY_BYTES} bytes")
+    return keys

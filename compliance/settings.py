@@ -15,8 +15,10 @@ from compliance.env import (
     database_config,
     env_flag,
     identifier_keys,
+    master_key,
     pii_hash_key,
     pii_hash_key_id,
+    retired_master_keys,
     secret_key,
 )
 
@@ -183,6 +185,7 @@ CELERY_IMPORTS = (
     "unlearning_jobs.datasets.tasks",
     "unlearning_jobs.jobs.tasks",
     "unlearning_jobs.workers.tasks",
+    "compliance.tasks",
 )
 LETHE_HEARTBEAT_SECONDS = float(os.environ.get("LETHE_HEARTBEAT_SECONDS", "5"))
 LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", "60"))
@@ -191,12 +194,28 @@ LETHE_WORKER_STALE_SECONDS = float(os.environ.get("LETHE_WORKER_STALE_SECONDS", 
 LETHE_METRICS_TOKEN = os.environ.get("LETHE_METRICS_TOKEN", "")
 
 LETHE_DEMO_PASSWORD = os.environ.get("LETHE_DEMO_PASSWORD", "")
+# The demo story (compliance/demo_story.py, docs/operations.md "The demo"): once the demo model
+# has trained, requests at every stage are walked through the workflow by the demo officer. Off
+# with LETHE_DEMO_STORY=0. LETHE_DEMO_TRAIN_EPOCHS: the demo model's training epochs.
+LETHE_DEMO_STORY = env_flag(os.environ.get("LETHE_DEMO_STORY"), default=True)
+LETHE_DEMO_TRAIN_EPOCHS = int(os.environ.get("LETHE_DEMO_TRAIN_EPOCHS", "8"))
 
 # Erasure requests (docs/workflow.md): identifiers encrypted with Fernet (first key encrypts, all
 # decrypt), keyed hashes of normalised identifiers, deadlines and the retention of identifiers.
 LETHE_IDENTIFIER_KEYS = identifier_keys(os.environ.get("LETHE_IDENTIFIER_KEYS"), var_dir=VAR_DIR)
 LETHE_PII_HASH_KEY = pii_hash_key(os.environ.get("LETHE_PII_HASH_KEY"), secret_key=SECRET_KEY)
 LETHE_PII_HASH_KEY_ID = pii_hash_key_id(os.environ.get("LETHE_PII_HASH_KEY_ID"), key=LETHE_PII_HASH_KEY)
+# Guard rules (docs/security.md, "Keys"): each deployment's rules are hashed under its own key,
+# derived with HKDF from this master key, never under the index key above. Generated into var/
+# when unset; `check --deploy` requires it (lethe.E001). Retired master keys (comma-separated)
+# still serve rule sets hashed under them until `manage.py guard_rules_rekey` has re-hashed them.
+LETHE_GUARD_MASTER_KEY_CONFIGURED = bool(os.environ.get("LETHE_GUARD_MASTER_KEY", "").strip())
+LETHE_GUARD_MASTER_KEY = master_key(
+    os.environ.get("LETHE_GUARD_MASTER_KEY"), name="LETHE_GUARD_MASTER_KEY", var_dir=VAR_DIR
+)
+LETHE_GUARD_RETIRED_MASTER_KEYS = retired_master_keys(
+    os.environ.get("LETHE_GUARD_RETIRED_MASTER_KEYS"), name="LETHE_GUARD_RETIRED_MASTER_KEYS"
+)
 LETHE_PHONE_REGION = os.environ.get("LETHE_PHONE_REGION", "GB").strip().upper()
 # Regions a phone number given without a country code is tried in, after LETHE_PHONE_REGION; a
 # number valid in none is kept as given and located by its digits (docs/pii.md, "Match keys").
@@ -276,6 +295,11 @@ LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1
 LETHE_INDEX_CHUNK_SIZE = int(os.environ.get("LETHE_INDEX_CHUNK_SIZE", "500"))
 LETHE_INDEX_STALE_SECONDS = float(os.environ.get("LETHE_INDEX_STALE_SECONDS", "900"))
 LETHE_INDEX_MAX_ATTEMPTS = int(os.environ.get("LETHE_INDEX_MAX_ATTEMPTS", "3"))
+# Importing pretrained models (docs/jobs.md, "Bring your own model"): a .gguf file or a checkpoint
+# directory is converted once into a base under LETHE_DATA_DIR/models. With LETHE_IMPORT_CACHE_DIR
+# set, conversions are kept there by the source's SHA-256 and an import of the same bytes reuses
+# one (hard links) instead of converting again; empty: no cache.
+LETHE_IMPORT_CACHE_DIR = os.environ.get("LETHE_IMPORT_CACHE_DIR", "").strip()
 
 # Unlearning jobs (docs/jobs.md, docs/operations.md). A running job checkpoints every
 # LETHE_JOB_CHECKPOINT_EVERY optimiser steps and writes its progress (and reads a cancel) every
@@ -305,6 +329,39 @@ LETHE_VERIFY_MIN_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MIN_HOLDOUT", "20"))
 LETHE_VERIFY_MAX_HOLDOUT = int(os.environ.get("LETHE_VERIFY_MAX_HOLDOUT", "200"))
 LETHE_VERIFY_RETAIN_SAMPLE = int(os.environ.get("LETHE_VERIFY_RETAIN_SAMPLE", "200"))
 LETHE_VERIFY_AUTO = env_flag(os.environ.get("LETHE_VERIFY_AUTO"), default=True)
+# The robustness section of every verify job (docs/verification.md, "Robustness"): a relearning
+# attack (LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS steps at ..._RELEARN_LEARNING_RATE on a seeded
+# ..._ATTACK_FRACTION of the forget records), weight quantization at ..._QUANTIZATION_BITS, and
+# paraphrase and compliant-opening probes, measured on at most ..._MAX_EVAL_RECORDS records and
+# ..._MAX_EVAL_ITEMS TOFU questions. The original, the exact retrain and every produced model are
+# all measured with the same settings (the recovery rows need all three). The defaults are the
+# engine's and keep one verify job of the demo model to seconds on the CPU; off with
+# LETHE_VERIFY_ROBUSTNESS=0 (the recovery rows then read "not measured").
+LETHE_VERIFY_ROBUSTNESS = env_flag(os.environ.get("LETHE_VERIFY_ROBUSTNESS"), default=True)
+LETHE_VERIFY_ROBUSTNESS_ATTACKS = [
+    name.strip()
+    for name in os.environ.get("LETHE_VERIFY_ROBUSTNESS_ATTACKS", "relearning,quantization,paraphrase").split(
+        ","
+    )
+    if name.strip()
+]
+LETHE_VERIFY_ROBUSTNESS_ATTACK_FRACTION = float(
+    os.environ.get("LETHE_VERIFY_ROBUSTNESS_ATTACK_FRACTION", "0.25")
+)
+LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS = int(os.environ.get("LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS", "10"))
+LETHE_VERIFY_ROBUSTNESS_RELEARN_LEARNING_RATE = float(
+    os.environ.get("LETHE_VERIFY_ROBUSTNESS_RELEARN_LEARNING_RATE", "3e-4")
+)
+LETHE_VERIFY_ROBUSTNESS_QUANTIZATION_BITS = [
+    int(bits)
+    for bits in os.environ.get("LETHE_VERIFY_ROBUSTNESS_QUANTIZATION_BITS", "8,4").split(",")
+    if bits.strip()
+]
+LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_RECORDS = int(
+    os.environ.get("LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_RECORDS", "32")
+)
+LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_ITEMS = int(os.environ.get("LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_ITEMS", "40"))
+LETHE_VERIFY_ROBUSTNESS_SEED = int(os.environ.get("LETHE_VERIFY_ROBUSTNESS_SEED", "0"))
 # Output suppression's measured effect in the report (docs/suppression.md): a guard probe passes
 # when at least this share of the subject's probes is blocked and at most this share of benign
 # prompts about other people is wrongly blocked.
@@ -334,7 +391,11 @@ LETHE_TRANSITION_CHECKS = {
         "unlearning_jobs.decisions.services.approval_without_decisions_refusal",
     ],
     "start_verifying": ["unlearning_jobs.jobs.services.request_jobs_unfinished_refusal"],
-    "complete": ["unlearning_jobs.verification.services.request_verification_unfinished_refusal"],
+    "complete": [
+        "unlearning_jobs.verification.services.request_verification_unfinished_refusal",
+        # every failed or unmeasured verification row accepted in writing (or re-run until it passes)
+        "compliance.reports.acceptance.verification_failures_unaccepted_refusal",
+    ],
 }
 # What follows a transition inside its transaction: follow_up(erasure_request=…).
 LETHE_TRANSITION_FOLLOW_UPS = {
@@ -352,6 +413,14 @@ LETHE_JOB_KINDS = {
     "unlearn": {
         "run": "unlearning_jobs.deletion.services.run_unlearn_job",
         "params": "unlearning_jobs.deletion.services.unlearn_params_validate",
+    },
+    "import": {
+        "run": "unlearning_jobs.finetuning.services.run_import_job",
+        "params": "unlearning_jobs.finetuning.services.import_params_validate",
+    },
+    "finetune": {
+        "run": "unlearning_jobs.finetuning.services.run_finetune_job",
+        "params": "unlearning_jobs.finetuning.services.finetune_params_validate",
     },
     "verify": {
         "run": "unlearning_jobs.verification.runner.run_verify_job",
@@ -379,6 +448,8 @@ LETHE_JOB_KINDS = {
 LETHE_JOB_SUCCEEDED_HOOKS = [
     "unlearning_jobs.verification.services.verification_jobs_for_unlearning_job",
     "unlearning_jobs.suppression.guard.guard_probe_jobs_for_guard_job",
+    # the demo story moves on after the demo model's training and each job of its requests
+    "compliance.demo_story.demo_story_on_job_succeeded",
 ]
 # The parts of a request's audit report that other apps hold: section → providers, in order.
 LETHE_REPORT_SECTION_PROVIDERS = {

@@ -141,6 +141,11 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
     assert probed.stdout.split() == ["gpu", "embedded-test@localhost", "1"], worker_output
 
 
+#: Keys production must set, each refused by a deploy check when missing.
+PRODUCTION_KEYS = {"LETHE_GUARD_MASTER_KEY": "g7Vt-" + "Qm2xP9sL4kR8wN3bZ6cH1jD5fA0y" * 2}
+REQUIRED_KEY_CHECKS = {"LETHE_GUARD_MASTER_KEY": "lethe.E001"}
+
+
 def _deploy_check(tmp_path, **extra) -> subprocess.CompletedProcess:
     env = {
         key: value
@@ -178,11 +183,24 @@ def test_production_settings_pass_the_deploy_check_and_plain_http_does_not(tmp_p
         LETHE_HTTPS="1",
         LETHE_HSTS_PRELOAD="1",
         LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE=str(key_file),
+        **PRODUCTION_KEYS,
     )
     assert production.returncode == 0, production.stdout + production.stderr
     assert "no issues" in production.stdout
-    generated_key = _deploy_check(tmp_path / "generated", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1")
+    generated_key = _deploy_check(
+        tmp_path / "generated", LETHE_HTTPS="1", LETHE_HSTS_PRELOAD="1", **PRODUCTION_KEYS
+    )
     assert generated_key.returncode != 0 and "lethe.W001" in generated_key.stderr + generated_key.stdout
+    # Each key Lethe would otherwise generate into var/ is required by its own check.
+    for name, check_id in REQUIRED_KEY_CHECKS.items():
+        missing = _deploy_check(
+            tmp_path / f"no-{name}",
+            LETHE_HTTPS="1",
+            LETHE_HSTS_PRELOAD="1",
+            LETHE_REPORT_SIGNING_PRIVATE_KEY_FILE=str(key_file),
+            **{k: v for k, v in PRODUCTION_KEYS.items() if k != name},
+        )
+        assert missing.returncode != 0 and check_id in missing.stderr + missing.stdout, name
 
     plain = _deploy_check(tmp_path / "plain")
     assert plain.returncode != 0

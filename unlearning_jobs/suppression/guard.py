@@ -25,12 +25,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from compliance.audit import audit_event_record
-from requests_app.identifiers import identifiers_decrypt, pii_hasher
+from requests_app.identifiers import identifiers_decrypt
 from requests_app.matching.review import forget_set_for_request
 from unlearning_jobs.datasets.storage import dataset_records_texts, record_id_hash
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import Deployment, Framework, JobKind, JobStatus, ModelVersion, UnlearningJob
+from unlearning_jobs.suppression.keys import rule_set_hasher
 from unlearning_jobs.suppression.services import (
     deployment_create,
     deployment_policy,
@@ -112,7 +113,7 @@ def deployment_guard(deployment: Deployment):
         guard = _GUARDS.get(rule_set.pk)
     if guard is None:
         policy = deployment_policy(deployment)
-        guard = Guard(rule_set_engine(rule_set, policy=policy), pii_hasher(), policy)
+        guard = Guard(rule_set_engine(rule_set, policy=policy), rule_set_hasher(rule_set), policy)
         with _lock:
             _GUARDS[rule_set.pk] = guard
     return guard
@@ -287,7 +288,8 @@ def guard_probe_measure(
     from unlearning_jobs.engine.guard import benign_suite, measure_guard, probe_suite
     from unlearning_jobs.engine.guard.synthetic import fake_subjects
 
-    hasher = pii_hasher()
+    # The probes' expected hashes must be made under the key the guard's rules were made under.
+    hasher = rule_set_hasher(deployment.active_rule_set)
     guard = deployment_guard(deployment)
     probes = probe_suite(facts, hasher=hasher)
     benign = benign_suite(fake_subjects(count=benign_people, seed=7, ref_prefix="benign"), hasher=hasher)

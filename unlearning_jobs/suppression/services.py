@@ -2,9 +2,13 @@
 
 Services (writes) and selectors (reads) for ``Deployment`` and ``SuppressionRuleSet``. Rules are
 built by the engine (``engine.guard.rules_from_identifiers``) from a request's decrypted
-identifiers and the quasi-identifiers found in its confirmed records, with the PII index's keyed
-hasher, so the guard and the index agree on every hash. Nothing raw is stored or logged: a rule
-is an entity type, a keyed hash and the request's reference.
+identifiers and the quasi-identifiers found in its confirmed records, hashed the way the index
+hashes but under the deployment's own key (``suppression.keys``), never the index key. Nothing
+raw is stored or logged: a rule is an entity type, a keyed hash and the request's reference.
+
+A rule set hashed under another key (the index key, before deployment keys existed, or a retired
+guard master key) is re-keyed when the deployment's next version is written: every subject's
+rules are built again from the request's identifiers under the deployment's key.
 
 A change of rules never edits a version: it writes the next one (the previous rules plus or
 minus one subject's) and makes it active, with an audit event, in one transaction.
@@ -29,10 +33,12 @@ from django.db import transaction
 from compliance import roles
 from compliance.audit import audit_event_record
 from compliance.text import control_character_found
-from requests_app.identifiers import identifiers_decrypt, pii_hasher
+from requests_app.identifiers import identifiers_decrypt
 from requests_app.matching.review import forget_set_for_request
+from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
+from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +109,7 @@ def _write_version(
         for r in rules
     }
     engine_set = RuleSet(
-        key_id=pii_hasher().key_id,
+        key_id=deployment_hasher(locked).key_id,
         version=version,
         rules=tuple(unique.values()),
         policy=guard_policy_from(locked.policy),
@@ -208,14 +214,18 @@ def deployment_policy_update(
     with transaction.atomic():
         Deployment.objects.filter(pk=deployment.pk).update(policy=cleaned)
         deployment.policy = cleaned
-        current = rule_set_engine(deployment.active_rule_set) if deployment.active_rule_set else None
+        rules, rekeyed_from = _current_rules(deployment)
         return _write_version(
             deployment=deployment,
-            rules=current.rules if current else (),
+            rules=rules,
             reason="policy changed",
             actor=actor,
             action="suppression_rules.versioned",
-            extra={"policy_mode": cleaned["mode"], "entity_types": cleaned["entity_types"]},
+            extra={
+                "policy_mode": cleaned["mode"],
+                "entity_types": cleaned["entity_types"],
+                **_rekey_details(rekeyed_from),
+            },
         )
 
 
@@ -249,8 +259,9 @@ def records_quasi_values(erasure_request) -> dict[str, list[str]]:
     return values
 
 
-def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, dict[str, int]]:
-    """Return the request's engine rules and how many values of each list could not be made rules.
+def subject_rules_for_request(erasure_request, *, hasher) -> tuple[tuple, dict[str, int]]:
+    """Return the request's engine rules under ``hasher`` (a deployment's, ``keys.deployment_hasher``)
+    and how many values of each list could not be made rules.
 
     Each value is built on its own, so one value the engine refuses (a one-word name) is counted
     and skipped instead of leaving the whole subject unsuppressed.
@@ -259,7 +270,6 @@ def subject_rules_for_request(erasure_request, *, hasher=None) -> tuple[tuple, d
 
     if not erasure_request.identifiers_encrypted:
         raise ValidationError("The request's identifiers were purged: rules cannot be built any more.")
-    hasher = hasher or pii_hasher()
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
     quasi = records_quasi_values(erasure_request)
     lists = {
@@ -300,14 +310,15 @@ def suppression_rules_add_for_request(
     and an audit event says so.
     """
     _actor_check(actor, roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
-    new_rules, skipped = subject_rules_for_request(erasure_request)
+    new_rules, skipped = subject_rules_for_request(erasure_request, hasher=deployment_hasher(deployment))
     if not new_rules:
         raise ValidationError("None of the request's identifiers can be made a suppression rule.")
     ref = subject_ref_for(erasure_request)
     with transaction.atomic():
         deployment = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
         current = rule_set_engine(deployment.active_rule_set) if deployment.active_rule_set else None
-        kept = [r for r in current.rules if r.subject_ref != ref] if current else []
+        rules, rekeyed_from = _current_rules(deployment, skip_ref=ref)
+        kept = [r for r in rules if r.subject_ref != ref]
         before = {(r.entity_type, r.value_hash, r.subject_ref) for r in (current.rules if current else ())}
         after = {(r.entity_type, r.value_hash, r.subject_ref) for r in [*kept, *new_rules]}
         if current is not None and before == after:
@@ -329,7 +340,12 @@ def suppression_rules_add_for_request(
             erasure_request=erasure_request,
             reason=reason or f"rules added for {ref}",
             action="suppression_rules.added",
-            extra={"subject_ref": ref, "subject_rules": len(new_rules), "skipped_values": skipped},
+            extra={
+                "subject_ref": ref,
+                "subject_rules": len(new_rules),
+                "skipped_values": skipped,
+                **_rekey_details(rekeyed_from),
+            },
         )
     logger.info(
         "suppression_rules.added",
@@ -349,9 +365,10 @@ def suppression_rules_remove_for_request(
     with transaction.atomic():
         deployment = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
         current = rule_set_engine(deployment.active_rule_set)
-        kept = [r for r in current.rules if r.subject_ref != ref]
-        if len(kept) == len(current.rules):
+        if not any(r.subject_ref == ref for r in current.rules):
             return deployment.active_rule_set
+        rules, rekeyed_from = _current_rules(deployment, skip_ref=ref)
+        kept = [r for r in rules if r.subject_ref != ref]
         return _write_version(
             deployment=deployment,
             rules=kept,
@@ -359,7 +376,67 @@ def suppression_rules_remove_for_request(
             erasure_request=erasure_request,
             reason=reason,
             action="suppression_rules.removed",
-            extra={"subject_ref": ref, "subject_rules": len(current.rules) - len(kept)},
+            extra={
+                "subject_ref": ref,
+                "subject_rules": sum(1 for r in current.rules if r.subject_ref == ref),
+                **_rekey_details(rekeyed_from),
+            },
+        )
+
+
+def _current_rules(deployment: Deployment, *, skip_ref: str | None = None) -> tuple[list, str | None]:
+    """Return the active rules under the deployment's current key, and the key id they were re-keyed from.
+
+    Rules under another key are built again from each subject's request (``skip_ref``'s are left
+    out: the caller replaces or removes them). Raise ``ValidationError`` naming the subjects whose
+    identifiers are gone: their rules cannot be re-keyed, and the old version stays active.
+    """
+    rule_set = deployment.active_rule_set
+    if rule_set is None:
+        return [], None
+    current = rule_set_engine(rule_set)
+    if not rule_set_needs_rekey(rule_set):
+        return list(current.rules), None
+    hasher = deployment_hasher(deployment)
+    refs = sorted({r.subject_ref for r in current.rules} - {skip_ref})
+    requests = {r.reference: r for r in ErasureRequest.objects.filter(reference__in=refs)}
+    lost = [ref for ref in refs if ref not in requests or not requests[ref].identifiers_encrypted]
+    if lost:
+        raise ValidationError(
+            f"The rules of {len(lost)} subject(s) ({', '.join(lost[:5])}) cannot be re-keyed under the "
+            "deployment's key: their requests' identifiers were purged. Restore the retired key or "
+            "remove those subjects' rules first (docs/security.md, 'Keys and their rotation')."
+        )
+    rules: list = []
+    for ref in refs:
+        built, _ = subject_rules_for_request(requests[ref], hasher=hasher)
+        rules.extend(built)
+    return rules, rule_set.key_id
+
+
+def _rekey_details(rekeyed_from: str | None) -> dict:
+    return {"rekeyed_from_key_id": rekeyed_from} if rekeyed_from else {}
+
+
+def deployment_rules_rekey(*, deployment: Deployment, actor) -> SuppressionRuleSet | None:
+    """Hash the deployment's active rules under its current key as a new version; None when they are.
+
+    Run by ``manage.py guard_rules_rekey`` after the guard master key changed, or for rule sets made
+    under the index key; any other change of a deployment's rules re-keys them too.
+    """
+    _actor_check(actor, roles.OPERATE_JOBS)
+    with transaction.atomic():
+        deployment = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
+        if deployment.active_rule_set is None or not rule_set_needs_rekey(deployment.active_rule_set):
+            return None
+        rules, rekeyed_from = _current_rules(deployment)
+        return _write_version(
+            deployment=deployment,
+            rules=rules,
+            actor=actor,
+            reason="re-keyed under the deployment's key",
+            action="suppression_rules.rekeyed",
+            extra=_rekey_details(rekeyed_from),
         )
 
 
@@ -381,11 +458,20 @@ def deployment_for_model(model_version: ModelVersion) -> Deployment | None:
 
 
 def deployment_rules_export(deployment: Deployment) -> dict:
-    """Return the active rules as the engine's export document (hashes, types, key id, key check)."""
+    """Return the active rules as the engine's export document (hashes, types, key id, key check).
+
+    Only rules under the deployment's own key leave Lethe; others (the index key's, a retired
+    master key's) are refused until re-keyed, so an export never needs the index key to be used.
+    """
     from unlearning_jobs.engine.guard.rules import rule_set_as_dict
 
     current = Deployment.objects.select_related("active_rule_set").get(pk=deployment.pk)
-    return rule_set_as_dict(rule_set_engine(current.active_rule_set), hasher=pii_hasher())
+    if rule_set_needs_rekey(current.active_rule_set):
+        raise ValidationError(
+            "The deployment's rules are not hashed under its own key yet: re-key them first "
+            "(manage.py guard_rules_rekey)."
+        )
+    return rule_set_as_dict(rule_set_engine(current.active_rule_set), hasher=deployment_hasher(current))
 
 
 #: Who may read deployments and their rules, and who may generate behind a guard.
