@@ -105,6 +105,14 @@ LATENT_PROBES = LimitStatement(
     "Latent information was measured with the deduction questions listed in the verification "
     "results. Inferences that those questions did not ask about were not measured and may remain.",
 )
+BASE_PRETRAINING_DATA = LimitStatement(
+    "base_pretraining_data_not_covered",
+    "Deletion covers the data Lethe trained on, not a base model's pretraining data",
+    "The model started from a pretrained base ({bases}) that Lethe imported; the data that base was "
+    "pretrained on is unknown to Lethe. Deletion covers the data Lethe trained or fine-tuned the model "
+    "on, never the base's pretraining data: whatever the base learnt about the person there, if "
+    "anything, was neither searched for nor removed.",
+)
 DOWNSTREAM_USE = LimitStatement(
     "downstream_use_outside_the_model",
     "How outputs are used is outside the model",
@@ -120,12 +128,14 @@ def _methods_text(methods: Iterable[str]) -> str:
     return ", ".join(names) if names else "method not recorded"
 
 
-def limits_statements(*, applied: dict[str, set[str]]) -> list[dict]:
+def limits_statements(*, applied: dict[str, set[str]], jobs: Iterable[dict] = ()) -> list[dict]:
     """Return the statements of limits for ``applied`` (framework → the methods applied under it).
 
     ``applied`` holds only what was actually applied (jobs that succeeded); a framework decided
     but never carried out is shown by the jobs table, not covered by statements of what it
-    would not guarantee.
+    would not guarantee. ``jobs`` are the report's job rows: any whose model starts from a
+    pretrained base (``base_model``) calls for the statement that the base's pretraining data
+    is not covered.
     """
     statements: list[dict] = []
     deletion_methods = applied.get(DELETION, set())
@@ -158,5 +168,21 @@ def limits_statements(*, applied: dict[str, set[str]]) -> list[dict]:
         statements.append(REINTRODUCTION.as_dict(applies_because=because))
     if LATENT_SUPPRESSION in applied:
         statements.append(LATENT_PROBES.as_dict(applies_because="latent suppression"))
+    bases = sorted(
+        {
+            str(job["base_model"].get("model_version"))
+            for job in jobs
+            if isinstance(job, dict) and isinstance(job.get("base_model"), dict)
+        }
+    )
+    if bases:
+        statements.append(
+            {
+                **BASE_PRETRAINING_DATA.as_dict(
+                    applies_because="a job ran on a model that starts from a pretrained base"
+                ),
+                "text": BASE_PRETRAINING_DATA.text.format(bases=", ".join(bases)),
+            }
+        )
     statements.append(DOWNSTREAM_USE.as_dict(applies_because="always"))
     return statements

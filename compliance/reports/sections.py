@@ -193,7 +193,9 @@ def frameworks_decided(decisions_section: dict) -> list[str]:
 
 def report_section_limits(*, jobs_section: dict) -> list[dict]:
     """Return the statements of limits that the frameworks applied call for."""
-    return limits.limits_statements(applied=frameworks_applied(jobs_section))
+    return limits.limits_statements(
+        applied=frameworks_applied(jobs_section), jobs=jobs_section.get("jobs", [])
+    )
 
 
 def report_section_audit_chain(erasure_request, *, full: bool = True) -> dict:

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 
-from unlearning_jobs.datasets.reingestion import dataset_version_training_records
 from unlearning_jobs.datasets.services import dataset_version_derive
-from unlearning_jobs.datasets.storage import dataset_version_iter_texts, record_id_hash
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.engine.device import device_label
 from unlearning_jobs.jobs.records import (
     TRAINING_RECORDS_FILE,
+    dataset_version_training_pairs,
+    finetune_records,
     forget_records_for_job,
+    model_record_format,
     records_texts,
     retain_sample,
     source_training_pairs,
@@ -38,10 +42,12 @@ from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import (
     DatasetVersion,
     DatasetVersionStatus,
+    Framework,
     JobPhase,
     ModelKind,
     UnlearningJob,
 )
+from unlearning_jobs.registry.services import FINETUNE_FILE, model_kind_detect
 
 logger = logging.getLogger(__name__)
 
@@ -51,20 +57,6 @@ RETAIN_SAMPLE_SIZE = 5000
 
 
 # --- reading the data --------------------------------------------------------------------------
-
-
-def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, str]]:
-    """Return ``(record_id, text)`` of the records the version offers for training, in order.
-
-    Records the re-ingestion guard holds back are left out, so a person erased earlier never
-    re-enters a model through a new copy of the data.
-    """
-
-    records = dataset_version_training_records(version)
-    return [
-        (record.record_id, text)
-        for record, text in dataset_version_iter_texts(version=version, records=records)
-    ]
 
 
 # --- the derived data-set version ------------------------------------------------------------------
@@ -319,7 +311,9 @@ def run_unlearn_job(context) -> Any:
         forget_ids = sorted(
             {record.record_id for record, _ in forget if record.version_id == retain_version.pk}
         )
-    derived = dataset_version_derive_for_job(job=job)
+    # Refusal tuning is output suppression: the records stay in the data set (nothing is deleted).
+    suppression_only = job.framework == Framework.OUTPUT_SUPPRESSION
+    derived = None if suppression_only else dataset_version_derive_for_job(job=job)
     if derived is not None:
         context.log(f"records removed from the data set: {len(forget_ids)}; new data-set version {derived}")
     resumed = context.resumable_step()
@@ -329,12 +323,16 @@ def run_unlearn_job(context) -> Any:
         + (f"; resuming from checkpoint step {resumed}" if resumed else "")
     )
     forget_texts = [text for _, text in forget]
-    if method.guarantee == EXACT:
+    exact_method = method.guarantee == EXACT
+    if exact_method:
         retain_texts = [text for record_id, text in pairs if record_id not in set(forget_ids)]
     else:
         retain_texts = retain_sample(
             pairs, exclude=set(forget_ids), size=RETAIN_SAMPLE_SIZE, seed=getattr(params, "seed", 0)
         )
+    # A model fine-tuned on prompt/answer pairs is re-fine-tuned on the same pairs, split the same way.
+    record_format = model_record_format(source.recipe)
+    full_records = finetune_records(pairs, record_format=record_format) if record_format else pairs
     context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
     result = method.run(
         source_model_dir=source.path,
@@ -342,7 +340,7 @@ def run_unlearn_job(context) -> Any:
         forget_texts=forget_texts,
         retain_texts=retain_texts,
         params=params,
-        full_texts=pairs if version is not None else None,
+        full_texts=full_records if version is not None else None,
         forget_ids=forget_ids,
         progress=context.progress,
         should_stop=context.should_stop,
@@ -358,6 +356,11 @@ def run_unlearn_job(context) -> Any:
         (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
             "".join(f"{record_id}\n" for record_id, _ in pairs if record_id not in dropped), encoding="utf-8"
         )
+    finetune_recipe = Path(source.path) / FINETUNE_FILE
+    if not exact_method and finetune_recipe.is_file() and not (context.staging_dir / FINETUNE_FILE).exists():
+        # The weights descend from that fine-tune: a later exact retrain re-fine-tunes from the
+        # same base with the same recipe, on the records this job's record list names.
+        shutil.copyfile(finetune_recipe, context.staging_dir / FINETUNE_FILE)
     metrics = dict(result.metrics)
     metrics.setdefault("resumed_from_step", resumed)
     metrics.update(
@@ -373,12 +376,12 @@ def run_unlearn_job(context) -> Any:
         f"{job.method} finished in {result.seconds:.1f} s on {result.device}: "
         f"{metrics.get('stopped_reason', 'completed')}"
     )
-    exact = result.guarantee == EXACT
+    exact = exact_method
     reference = job.erasure_request.reference if job.erasure_request_id else f"job {job.pk}"
     return JobOutcome(
         metrics=metrics,
         model_name=f"{source.name} - {job.method} ({reference})",
-        model_kind=ModelKind.SISA.value if source.kind == ModelKind.SISA else ModelKind.HF.value,
+        model_kind=model_kind_detect(context.staging_dir),
         model_dataset_version=derived if exact and derived is not None else source.dataset_version,
         model_parent=source,
         produced_dataset_version=derived,

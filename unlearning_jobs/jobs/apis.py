@@ -15,9 +15,10 @@ from rest_framework.response import Response
 
 from compliance import roles
 from compliance.api import ApiBase, ApiPagination, DatabaseIdField, paginated_response
+from unlearning_jobs.finetuning import services as finetuning
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.jobs.views import LOG_TAIL_CHARS
-from unlearning_jobs.models import JobStatus, UnlearningJob
+from unlearning_jobs.models import DatasetVersion, JobKind, JobStatus, ModelVersion, UnlearningJob
 
 
 class JobsApiBase(ApiBase):
@@ -79,8 +80,25 @@ class JobDetailSerializer(JobSerializer):
 # --- jobs ----------------------------------------------------------------------------------------
 
 
+#: What ``POST /jobs/`` of kind ``train`` takes in ``params`` (``jobs.train_job_create``).
+TRAIN_PARAM_KEYS = ("name", "recipe", "sisa_shards", "sisa_slices")
+
+
 class JobListApi(JobsApiBase):
-    """The jobs the caller may read, newest first (paginated), filtered by status, request or kind."""
+    """GET: the jobs the caller may read, newest first (paginated), filtered by status, request or kind.
+
+    POST: queue a job that makes a model: ``{"kind": "finetune", "base_model": id,
+    "dataset_version": id, "params": {...}}`` fine-tunes a base (``FinetuneParams`` fields, plus
+    ``name`` and ``sisa_shards``/``sisa_slices`` for SISA over LoRA adapters);
+    ``{"kind": "train", "dataset_version": id, "params": {"name", "recipe", "sisa_shards",
+    "sisa_slices"}}`` trains a GPT-2 from scratch (the demo's models). Answers 201 with the job.
+    """
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=[JobKind.FINETUNE.value, JobKind.TRAIN.value])
+        base_model = DatabaseIdField(required=False, allow_null=True)
+        dataset_version = DatabaseIdField()
+        params = serializers.DictField(required=False, default=dict)
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
@@ -91,7 +109,40 @@ class JobListApi(JobsApiBase):
     pagination_class = ApiPagination
 
     def schema_output(self, method):
-        return JobSerializer(many=True)
+        return {201: JobDetailSerializer} if method == "POST" else JobSerializer(many=True)
+
+    def post(self, request):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        errors: dict[str, list[str]] = {}
+        dataset_version = DatasetVersion.objects.filter(pk=data["dataset_version"]).first()
+        if dataset_version is None:
+            errors["dataset_version"] = ["No data-set version has this id."]
+        params = dict(data["params"])
+        if data["kind"] == JobKind.FINETUNE:
+            base = ModelVersion.objects.filter(pk=data.get("base_model") or 0).first()
+            if base is None:
+                errors["base_model"] = ["Give the id of the model version to fine-tune."]
+            if errors:
+                raise serializers.ValidationError(errors)
+            job = finetuning.finetune_job_create(
+                base_model=base, dataset_version=dataset_version, params=params, actor=request.user
+            )
+        else:
+            unknown = sorted(set(params) - set(TRAIN_PARAM_KEYS))
+            if unknown:
+                errors["params"] = [f"Unknown field(s) for a training job: {', '.join(unknown)}."]
+            if not isinstance(params.get("recipe", {}), dict):
+                errors["params"] = ["recipe: give an object of recipe fields."]
+            if data.get("base_model"):
+                errors["base_model"] = ["A training job starts from scratch; fine-tune a base instead."]
+            if errors:
+                raise serializers.ValidationError(errors)
+            job = jobs.train_job_create(dataset_version=dataset_version, actor=request.user, **params)
+        return Response(
+            JobDetailSerializer(job).data, status=201, headers={"Location": f"/api/v1/jobs/{job.pk}/"}
+        )
 
     def get(self, request):
         filters = self.FilterSerializer(data=request.query_params)

@@ -23,6 +23,57 @@ from unlearning_jobs.models import (
 #: forget set" means exactly that even after the re-ingestion guard has flagged records since.
 TRAINING_RECORDS_FILE = "lethe_training_records.txt"
 
+#: A data set whose two text fields are one of these and then one of ``ANSWER_FIELDS`` holds
+#: prompt/answer pairs (TOFU, instruction data): fine-tuning takes the loss on the answer only.
+PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "query")
+ANSWER_FIELDS = ("answer", "response", "output", "completion")
+
+
+def dataset_version_training_pairs(version: DatasetVersion) -> list[tuple[str, str]]:
+    """Return ``(record_id, text)`` of the records the version offers for training, in order.
+
+    Records the re-ingestion guard holds back are left out, so a person erased earlier never
+    re-enters a model through a new copy of the data.
+    """
+
+    records = dataset_version_training_records(version)
+    return [
+        (record.record_id, text)
+        for record, text in dataset_version_iter_texts(version=version, records=records)
+    ]
+
+
+def dataset_version_holds_prompt_answer(version: DatasetVersion) -> bool:
+    """Return whether the version's records are prompt/answer pairs (two text fields, prompt first)."""
+    fields = [str(field).lower() for field in version.text_fields or []]
+    return len(fields) == 2 and fields[0] in PROMPT_FIELDS and fields[1] in ANSWER_FIELDS
+
+
+def finetune_records(pairs: Sequence[tuple[str, str]], *, record_format: str) -> list[tuple[str, object]]:
+    """Return ``(record_id, record)`` for the engine's fine-tuning: the text, or a prompt/answer pair.
+
+    A record of a prompt/answer data set is stored as its two fields joined by a newline
+    (``engine.pii.readers``); it is split at the first newline, so a prompt that itself holds a
+    newline is split there. The same rule runs for the fine-tune and for its exact re-fine-tune,
+    so deletion stays exact either way.
+    """
+    if record_format != "prompt_answer":
+        return list(pairs)
+    records: list[tuple[str, object]] = []
+    for record_id, text in pairs:
+        prompt, _, answer = text.partition("\n")
+        records.append((record_id, {"prompt": prompt, "answer": answer}))
+    return records
+
+
+def model_record_format(recipe: dict) -> str | None:
+    """Return the record format a fine-tuned model's recipe names (``text`` or ``prompt_answer``), or None."""
+    for key in ("params", "finetune"):
+        section = recipe.get(key)
+        if isinstance(section, dict) and section.get("format"):
+            return str(section["format"])
+    return recipe.get("record_format")
+
 
 def model_training_ids(model_dir: Path) -> list[str] | None:
     """Return the record ids a model was trained on, from its record list or SISA layout, or None."""

@@ -50,7 +50,11 @@ from unlearning_jobs.models import (
     UnlearningJob,
     WorkerHeartbeat,
 )
-from unlearning_jobs.registry.services import model_version_record_produced
+from unlearning_jobs.registry.services import (
+    model_version_base,
+    model_version_record_produced,
+    model_versions_index,
+)
 from unlearning_jobs.workers.control import runner_kill
 from unlearning_jobs.workers.processes import ProcessIdentity, process_is_gone
 from unlearning_jobs.workers.services import worker_is_alive
@@ -1113,10 +1117,15 @@ def jobs_for_report(erasure_request) -> dict:
                 "method": job.method,
                 "status": job.status,
                 "parameters": job.params,
+    index = None
                 "model_version_in": f"{source.name} (#{source.pk})" if source else None,
                 "model_version_out": f"{produced.name} (#{produced.pk})" if produced else None,
                 "weights_sha256_in": source.weights_sha256 if source else None,
                 "weights_sha256_out": produced.weights_sha256 if produced else None,
+        base = None
+        if source is not None:
+            index = index if index is not None else model_versions_index()
+            base = model_version_base(source, index=index)
                 "device": job.device or None,
                 "worker": job.worker or None,
                 "compute_seconds": round(job.compute_seconds, 3),
@@ -1126,3 +1135,14 @@ def jobs_for_report(erasure_request) -> dict:
             }
         )
     return {"jobs": items}
+                # The pretrained base the source's weights start from: its pretraining data is
+                # unknown to Lethe, and deletion never covers it (compliance/reports/limits.py).
+                "base_model": (
+                    {
+                        "model_version": f"{base.name} (#{base.pk})",
+                        "weights_sha256": base.weights_sha256,
+                        "pretraining_data": "unknown",
+                    }
+                    if base is not None
+                    else None
+                ),

@@ -22,6 +22,8 @@ page_urlpatterns = [
     path("models/register/", registry_views.ModelRegisterView.as_view(), name="model-register"),
     path("models/<int:pk>/", registry_views.ModelDetailView.as_view(), name="model-detail"),
     path("train/", registry_views.TrainJobCreateView.as_view(), name="train"),
+    path("models/import/", registry_views.ModelImportView.as_view(), name="model-import"),
+    path("finetune/", registry_views.FinetuneJobCreateView.as_view(), name="finetune"),
 ]
 
 api_urlpatterns = [

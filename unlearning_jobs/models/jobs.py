@@ -10,7 +10,17 @@ from django.urls import reverse
 
 
 class ModelKind(models.TextChoices):
-    HF = "hf", "Hugging Face checkpoint"
+    """What a version's directory holds (``registry.services.model_kind_detect``).
+
+    A *base* is a pretrained model imported from outside: its pretraining data is unknown to
+    Lethe, so deletion on it or on anything fine-tuned from it covers only the data Lethe trained
+    on. A fine-tune and an adapter name their base in their recipe; the lineage leads back to it.
+    """
+
+    HF = "hf", "Model (trained by Lethe or registered)"
+    BASE = "base", "Base (pretrained, imported)"
+    FINETUNE = "finetune", "Fine-tune (full parameters)"
+    ADAPTER = "adapter", "Fine-tune (LoRA adapter)"
     SISA = "sisa", "SISA ensemble (shards)"
 
 
@@ -51,6 +61,12 @@ class ModelVersion(models.Model):
     )
     # Architecture, tokenizer, hyper-parameters, seed and shard layout: what retraining needs.
     recipe = models.JSONField(default=dict, blank=True)
+    # Read from the directory at registration: the model class, the parameters its weight files
+    # hold (an adapter's own, not its base's), and for an imported base the SHA-256 of the file
+    # or directory it was converted from.
+    architecture = models.CharField(max_length=200, blank=True)
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    source_sha256 = models.CharField(max_length=64, blank=True)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -88,6 +104,8 @@ class JobKind(models.TextChoices):
     """What a job does; later stages add their kinds here (verification, guards, probes)."""
 
     TRAIN = "train", "Train a model"
+    IMPORT = "import", "Import a pretrained model"
+    FINETUNE = "finetune", "Fine-tune a model"
     UNLEARN = "unlearn", "Unlearn (change a model's parameters)"
     VERIFY = "verify", "Verify what a model still reveals"
     GUARD = "guard", "Activate output-suppression rules"

@@ -7,9 +7,17 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from compliance.api import ApiPagination, DatabaseIdField, paginated_response
-from unlearning_jobs.jobs.apis import JobsApiBase
+from unlearning_jobs.finetuning import services as finetuning
+from unlearning_jobs.jobs.apis import JobDetailSerializer, JobsApiBase
 from unlearning_jobs.models import DatasetVersion, ModelVersion
 from unlearning_jobs.registry import services as model_registry
+
+
+class LineageEntrySerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    sha256 = serializers.CharField(source="weights_sha256")
 
 
 class ModelVersionSerializer(serializers.Serializer):
@@ -22,17 +30,44 @@ class ModelVersionSerializer(serializers.Serializer):
     dataset_version = serializers.IntegerField(source="dataset_version_id", allow_null=True)
     produced_by_job = serializers.IntegerField(source="produced_by_job_id", allow_null=True)
     recipe = serializers.JSONField()
+    architecture = serializers.CharField()
+    parameter_count = serializers.IntegerField(allow_null=True)
+    source_sha256 = serializers.CharField()
+    lineage = serializers.SerializerMethodField()
+    base_model = serializers.SerializerMethodField()
     notes = serializers.CharField()
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
+    def _index(self):
+        # One query for the whole answer, however many versions it lists.
+        if "model_versions_index" not in self.context:
+            self.context["model_versions_index"] = model_registry.model_versions_index()
+        return self.context["model_versions_index"]
+
+    def get_lineage(self, obj) -> list[dict]:
+        """The version's ancestors, its parent first and the root (often a base) last."""
+        chain = model_registry.model_version_lineage(obj, index=self._index())
+        return LineageEntrySerializer(chain[1:], many=True).data
+
+    def get_base_model(self, obj) -> int | None:
+        """The pretrained base the weights start from (its pretraining data unknown to Lethe), if any."""
+        base = model_registry.model_version_base(obj, index=self._index())
+        return base.pk if base is not None else None
+
 
 class ModelListCreateApi(JobsApiBase):
-    """GET: every registered model version, newest first. POST: register a checkpoint by path."""
+    """GET: every registered model version, newest first. POST: register a checkpoint by path, or import one.
+
+    ``mode`` ``import`` (the default for a ``.gguf`` file) queues a job that converts the file or
+    checkpoint directory into a base under ``LETHE_DATA_DIR`` and answers 202 with the job;
+    ``register`` (the default for a directory) registers the directory where it lies, 201.
+    """
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=model_registry.MAX_NAME_LENGTH)
         path = serializers.CharField(max_length=1024)
+        mode = serializers.ChoiceField(choices=["register", "import"], required=False)
         dataset_version = DatabaseIdField(required=False, allow_null=True)
         parent = DatabaseIdField(required=False, allow_null=True)
         notes = serializers.CharField(
@@ -43,7 +78,9 @@ class ModelListCreateApi(JobsApiBase):
     pagination_class = ApiPagination
 
     def schema_output(self, method):
-        return {201: ModelVersionSerializer} if method == "POST" else ModelVersionSerializer(many=True)
+        if method == "POST":
+            return {201: ModelVersionSerializer, 202: JobDetailSerializer}
+        return ModelVersionSerializer(many=True)
 
     def get(self, request):
         return paginated_response(self, request, model_registry.model_version_list(), ModelVersionSerializer)
@@ -52,6 +89,20 @@ class ModelListCreateApi(JobsApiBase):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        mode = data.get("mode") or ("import" if str(data["path"]).lower().endswith(".gguf") else "register")
+        if mode == "import":
+            if data.get("dataset_version") or data.get("parent"):
+                raise serializers.ValidationError(
+                    {"mode": ["An imported model is a base: it has no data-set version and no parent."]}
+                )
+            job = finetuning.model_import_job_create(
+                name=data["name"], path=data["path"], actor=request.user, notes=data["notes"]
+            )
+            return Response(
+                JobDetailSerializer(job).data,
+                status=status.HTTP_202_ACCEPTED,
+                headers={"Location": f"/api/v1/jobs/{job.pk}/"},
+            )
         errors = {}
         dataset_version = parent = None
         if data.get("dataset_version"):

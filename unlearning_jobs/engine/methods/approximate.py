@@ -44,6 +44,7 @@ from ..checkpoints import (
     weights_sha256,
 )
 from ..device import resolve_device
+from ..models import is_adapter_dir, load_causal_lm
 from ..training.data import autocast_context, epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import is_sisa_dir
@@ -673,7 +674,14 @@ class ApproximateMethod(UnlearningMethod):
         device, dtype = resolve_device(device)
         parent_sha = weights_sha256(source)
         tokenizer = AutoTokenizer.from_pretrained(str(source))
-        model = AutoModelForCausalLM.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+        if is_adapter_dir(source):
+            # A LoRA fine-tune: its base with the adapter merged in, so every weight the method
+            # changes is saved (from_pretrained would attach the adapter and save only the adapter).
+            model, _ = load_causal_lm(source, device="cpu", dtype=torch.float32)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(source), dtype=torch.float32, local_files_only=True
+            )
         block = block_size_for(source, model)
         if params.adapter == "lora":
             model = wrap_with_lora(
