@@ -254,6 +254,8 @@ ERROR_DESCRIPTIONS = {
     403: "The caller's role does not allow this.",
     404: "No such object.",
     409: "The object's state does not allow this now; nothing changed.",
+    415: "The body is not in a media type this operation reads (JSON, or the forms listed).",
+    429: "Too many calls: wait the seconds the Retry-After header gives.",
 }
 
 
@@ -339,6 +341,10 @@ class ApiSchema(AutoSchema):
             codes.append(404)
         if self.method in ("POST", "PUT", "PATCH", "DELETE"):
             codes.append(409)
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append(415)
+        if self.view.get_throttles():
+            codes.append(429)
         return codes
 
     def _get_response_bodies(self, direction="response"):

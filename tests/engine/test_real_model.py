@@ -73,8 +73,17 @@ def test_gguf_imports_as_a_llama_base_that_answers(smollm2):
     assert "Paris" in tokenizer.decode(out[0, ids.input_ids.shape[1] :])
 
 
-def test_lora_on_tofu_items_lowers_their_answer_loss(smollm2, tmp_path):
+@pytest.fixture
+def two_threads():
+    """Two threads for the real model's matrices; the engine tests' one thread restored after, since
+    a thread count changes float sums and the other tests compare weights bit for bit."""
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_lora_on_tofu_items_lowers_their_answer_loss(smollm2, tmp_path, two_threads):
     records = tofu_items(8)
     params = {
         "format": "prompt_answer",
