@@ -121,6 +121,20 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag(
 SECURE_HSTS_PRELOAD = env_flag(os.environ.get("LETHE_HSTS_PRELOAD"))
 if env_flag(os.environ.get("LETHE_TRUST_X_FORWARDED_PROTO")):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Sign-in throttling (compliance/throttle.py): after this many failed passwords for one username
+# from one address within the window, further attempts are refused until it ends.
+LETHE_LOGIN_MAX_FAILURES = int(os.environ.get("LETHE_LOGIN_MAX_FAILURES", "10"))
+LETHE_LOGIN_MAX_FAILURES_PER_ADDRESS = int(os.environ.get("LETHE_LOGIN_MAX_FAILURES_PER_ADDRESS", "100"))
+LETHE_LOGIN_WINDOW_SECONDS = int(os.environ.get("LETHE_LOGIN_WINDOW_SECONDS", str(15 * 60)))
+# The cache counts sign-in failures and API calls: every web process must share it in production
+# (LETHE_CACHE_URL=redis://host:6379/2); unset, each process counts on its own (embedded default).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["LETHE_CACHE_URL"]}
+        if os.environ.get("LETHE_CACHE_URL", "").strip()
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lethe"}
+    )
+}
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -150,6 +164,22 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Throttles (docs/security.md): per user, per anonymous address, and tighter scopes on what
+    # reveals whether a person is known (search, revealing identifiers) or runs a model. A 429
+    # answers in the one error shape with Retry-After. Counted in CACHES["default"].
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": os.environ.get("LETHE_API_RATE_USER", "600/minute"),
+        "anon": os.environ.get("LETHE_API_RATE_ANON", "30/minute"),
+        "identifier_search": os.environ.get("LETHE_API_RATE_IDENTIFIER_SEARCH", "60/minute"),
+        "generate": os.environ.get("LETHE_API_RATE_GENERATE", "30/minute"),
+    },
+    # Reverse proxies in front of Lethe whose X-Forwarded-For is trusted (0: the peer's address).
+    "NUM_PROXIES": int(os.environ.get("LETHE_NUM_PROXIES", "0")) or None,
     # The one API base (compliance/api.py): one error shape, every error documented in the schema.
     "DEFAULT_SCHEMA_CLASS": "compliance.api.ApiSchema",
     "EXCEPTION_HANDLER": "compliance.api.api_exception_handler",

@@ -7,6 +7,7 @@ from compliance import (
     api,
     views,
 )
+from compliance.forms import ThrottledAuthenticationForm
 from compliance.reports import views as report_views
 from unlearning_jobs.decisions.views import ErasureDecisionView
 
@@ -35,7 +36,9 @@ compliance_patterns = (
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("audit/", include(compliance_patterns)),
     path("requests/<int:pk>/decision/", ErasureDecisionView.as_view(), name="erasure-decision"),

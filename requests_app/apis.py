@@ -311,6 +311,7 @@ class ErasureRequestSearchApi(ErasureRequestApiBase):
     OutputSerializer = ErasureRequestSummarySerializer
     schema_operation_ids = {"POST": "requests_search"}
     write_permissions = ErasureRequestApiBase.read_permissions  # a POST that only reads
+    throttle_scope = "identifier_search"  # tells whether a person asked: not for enumeration
 
     def schema_output(self, method):
         return self.OutputSerializer(many=True)
@@ -471,6 +472,7 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
         reference = serializers.CharField()
         identifiers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
+    throttle_scope = "identifier_search"
     def post(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)

@@ -211,3 +211,12 @@ def fast_password_hashing(request):
         request.getfixturevalue("settings").PASSWORD_HASHERS = [
             "django.contrib.auth.hashers.MD5PasswordHasher"
         ]
+
+
+@pytest.fixture(autouse=True)
+def fresh_throttle_counts(request):
+    """Start every test with an empty cache: sign-in failures and API calls are counted there."""
+    if request.config.pluginmanager.hasplugin("django"):
+        from django.core.cache import cache
+
+        cache.clear()

@@ -26,6 +26,7 @@ class ModelGenerateApi(ApiBase):
     read_permissions = write_permissions = suppression.GENERATE_PERMISSIONS
 
     class InputSerializer(serializers.Serializer):
+    throttle_scope = "generate"
         prompt = serializers.CharField(max_length=guard_runtime.MAX_PROMPT_CHARS, trim_whitespace=False)
         max_new_tokens = serializers.IntegerField(
             min_value=1, max_value=guard_runtime.MAX_NEW_TOKENS, default=64
