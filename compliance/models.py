@@ -172,3 +172,27 @@ class AuditReport(models.Model):
     def is_current(self) -> bool:
         """Return True unless a later version supersedes this one."""
         return not AuditReport.objects.filter(supersedes=self).exists()
+
+
+class ApiToken(models.Model):
+    """A credential for the API, stored as the SHA-256 of the token only, with an expiry.
+
+    The token itself is shown once, when it is made (``compliance.tokens.api_token_create``);
+    a copy of the database holds nothing that authenticates. Tokens are 256-bit random, so an
+    unsalted SHA-256 is enough: there is nothing to guess.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    key_sha256 = models.CharField(max_length=64, unique=True)
+    #: The token's first characters, to tell tokens apart in lists; not enough to use it.
+    prefix = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -10,7 +10,6 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compliance.models import AuditEvent, AuditReport
@@ -18,6 +17,7 @@ from compliance.reports.register import REGISTER_COLUMNS
 from compliance.reports.services import erasure_request_complete_and_issue_report
 from requests_app import services as request_services
 from requests_app.models import RequestStatus
+from tests.factories.api_world import api_token
 from tests.conftest import DEMO_TEST_PASSWORD
 from tests.factories.reports import (  # noqa: F401  (fixtures)
     MARIA_RAW_FORMS,
@@ -30,8 +30,7 @@ from tests.factories.reports import (  # noqa: F401  (fixtures)
 def api(role_users):
     def client_for(username):
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=role_users[username])
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(role_users[username])}")
         return client
 
     return client_for

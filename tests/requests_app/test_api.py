@@ -5,12 +5,12 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from compliance.models import AuditEvent
 from requests_app.apis import ACTION_APIS
 from requests_app.models import ErasureRequest, RequestStatus
+from tests.factories.api_world import api_token
 
 BODY = {
     "subject": {
@@ -30,16 +30,15 @@ def api(role_users):
 
     def client_for(username):
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=role_users[username])
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(role_users[username])}")
         return client
 
     return client_for
 
 
-def test_token_from_drf_create_token_authenticates(role_users, capsys):
-    call_command("drf_create_token", "officer")
-    key = capsys.readouterr().out.split()[2]
+def test_token_from_create_api_token_authenticates(role_users, capsys):
+    call_command("create_api_token", "officer")
+    key = capsys.readouterr().out.strip()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/requests/").status_code == 200
@@ -71,8 +70,9 @@ def test_role_matrix_of_one_request(api, make_request, username, read):
 @pytest.mark.parametrize("action", list(ACTION_APIS))
 def test_auditors_and_engineers_can_take_no_action(api, make_request, username, action):
     erasure_request = make_request()
+    client = api(username)
     events = AuditEvent.objects.count()
-    response = api(username).post(
+    response = client.post(
         f"/api/v1/requests/{erasure_request.pk}/actions/{action}/", {"method": "email_link"}, format="json"
     )
     assert response.status_code == 403

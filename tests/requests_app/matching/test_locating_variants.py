@@ -7,10 +7,10 @@ searched through the API, the candidates read back through the API and on the re
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.conftest import browser_login
+from tests.factories.api_world import api_token
 from tests.factories.datasets import register_and_index, write_jsonl
 from unlearning_jobs.models import SearchCoverage
 
@@ -46,7 +46,7 @@ def indexed(settings, tmp_path):
 
 def _api(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(user)}")
     return client
 
 

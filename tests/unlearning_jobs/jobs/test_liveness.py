@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from compliance.models import AuditEvent
+from tests.factories.api_world import api_token
 from tests.factories.jobs import TINY_RECIPE, data_dir, fast_jobs, tickets  # noqa: F401  (fixtures)
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.jobs.liveness import JobHeartbeat
@@ -228,18 +229,16 @@ def test_the_queue_page_shows_a_stalled_job_with_its_last_log_line_and_the_worke
 
 
 def test_kill_through_the_api(client, tickets, engineer):
-    from rest_framework.authtoken.models import Token
-
     job = _queued(tickets, engineer)
     jobs.job_claim(job_id=job.pk, worker="gpu@h", process=ProcessIdentity(host="other", pid=5, started=""))
-    token = Token.objects.get_or_create(user=engineer)[0]
+    token = api_token(engineer)
 
-    response = client.post(f"/api/v1/jobs/{job.pk}/actions/kill/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = client.post(f"/api/v1/jobs/{job.pk}/actions/kill/", HTTP_AUTHORIZATION=f"Token {token}")
 
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["status"] == "queued" and body["stalled_at"] is None and body["heartbeat_at"] is None
-    again = client.post(f"/api/v1/jobs/{job.pk}/actions/kill/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    again = client.post(f"/api/v1/jobs/{job.pk}/actions/kill/", HTTP_AUTHORIZATION=f"Token {token}")
     assert again.status_code == 409
 
 
