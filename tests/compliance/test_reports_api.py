@@ -17,8 +17,8 @@ from compliance.reports.register import REGISTER_COLUMNS
 from compliance.reports.services import erasure_request_complete_and_issue_report
 from requests_app import services as request_services
 from requests_app.models import RequestStatus
-from tests.factories.api_world import api_token
 from tests.conftest import DEMO_TEST_PASSWORD
+from tests.factories.api_world import api_token
 from tests.factories.reports import (  # noqa: F401  (fixtures)
     MARIA_RAW_FORMS,
     providers,
