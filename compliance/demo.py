@@ -183,6 +183,7 @@ def demo_seed(
 DEMO_MODEL_NAME = "demo-support-gpt2"
 
 
+#: The demo model's recipe; ``LETHE_DEMO_TRAIN_EPOCHS`` replaces its epochs (fewer in tests).
 DEMO_RECIPE = {"epochs": 8}
 
 
@@ -213,7 +214,7 @@ def demo_model_train(
         dataset_version=dataset_version,
         actor=actor,
         name=name,
-        recipe=DEMO_RECIPE,
+        recipe={**DEMO_RECIPE, "epochs": settings.LETHE_DEMO_TRAIN_EPOCHS},
         sisa_shards=sisa_shards,
         enqueue=not run_inline,
     )

@@ -25,6 +25,7 @@ class TaskName(StrEnum):
     PROBE_GPU = "unlearning_jobs.probe_gpu"
     FLAG_OVERDUE = "requests_app.flag_overdue"
     PURGE_IDENTIFIERS = "requests_app.purge_identifiers"
+    DEMO_STORY = "compliance.demo_story"
 
 
 # Exact task names; anything not listed goes to the default queue (cpu).
@@ -33,6 +34,7 @@ TASK_ROUTES: dict[str, WorkQueue] = {
     TaskName.PROBE_CPU: WorkQueue.CPU,
     TaskName.FLAG_OVERDUE: WorkQueue.CPU,
     TaskName.PURGE_IDENTIFIERS: WorkQueue.CPU,
+    TaskName.DEMO_STORY: WorkQueue.CPU,
 }
 
 # Name patterns, for families of tasks: every task of the GPU job runner is model work.

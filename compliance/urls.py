@@ -40,6 +40,7 @@ urlpatterns = [
         "login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("start-panel/dismiss/", views.StartPanelDismissView.as_view(), name="start-panel-dismiss"),
     path("audit/", include(compliance_patterns)),
     path("requests/<int:pk>/decision/", ErasureDecisionView.as_view(), name="erasure-decision"),
     path("requests/", include("requests_app.matching.urls")),

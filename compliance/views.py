@@ -1,9 +1,13 @@
 """Project-level pages: the role-based landing redirect, the auditor's pages (read-only), metrics."""
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
@@ -12,7 +16,8 @@ from compliance.access import PermissionPageMixin
 from compliance.audit import audit_chain_verify_incremental
 from compliance.metrics import LetheCollector, metrics_access_allowed
 from compliance.models import AuditEvent
-from compliance.reports.selectors import audit_report_versions, auditor_request_rows
+from compliance.reports.selectors import audit_report_newest, audit_report_versions, auditor_request_rows
+from compliance.start_panel import ROLES, start_panel_dismiss, start_panel_for
 from requests_app.models import ErasureRequest
 
 # As many as the officer's list: rendering rows is most of the page's time (docs/performance.md,
@@ -47,6 +52,15 @@ class AuditorHomeView(PermissionPageMixin, TemplateView):
         context["page"] = page
         context["rows"] = auditor_request_rows(queryset=page.object_list)
         context["recent_events"] = AuditEvent.objects.order_by("-sequence")[:20]
+        newest = audit_report_newest()
+        if newest is not None:
+            next_text = f"Open the report of {newest.erasure_request.reference} and verify it"
+            next_url = reverse("compliance:report", kwargs={"pk": newest.erasure_request_id})
+        else:
+            next_text, next_url = "Verify a report you were sent", reverse("compliance:verify")
+        context["start_panel"] = start_panel_for(
+            self.request.session, "auditor", next_text=next_text, next_url=next_url
+        )
         return context
 
 
@@ -87,6 +101,22 @@ class AuditorRequestView(PermissionPageMixin, TemplateView):
             }
         )
         return context
+
+
+class StartPanelDismissView(LoginRequiredMixin, View):
+    """Hide a role's start panel for the rest of the session; back to the page it was on."""
+
+    def post(self, request):
+        role = request.POST.get("role", "")
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("home")
+        if role not in ROLES:
+            if not role:
+                return redirect(back)
+            return HttpResponseBadRequest("Unknown start panel.")
+        start_panel_dismiss(request.session, role)
+        return redirect(back)
 
 
 @require_GET

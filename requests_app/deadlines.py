@@ -107,3 +107,65 @@ def urgency(*, due_at: datetime, is_open: bool, now: datetime) -> str:
     if due_at <= now + due_soon_window():
         return URGENCY_DUE_SOON
     return ""
+
+
+@dataclass(frozen=True)
+class DeadlineLine:
+    """Where a request stands on its deadline, as shares (0-100) of the line drawn on the officer's list.
+
+    The line runs from receipt to the later of the deadline in force and now (or the closing).
+    """
+
+    first_due: float
+    extended_until: float | None
+    now: float
+    overdue: bool
+    label: str
+
+    @property
+    def extension_width(self) -> float:
+        return round((self.extended_until or self.first_due) - self.first_due, 1)
+
+    @property
+    def due(self) -> float:
+        """Where the deadline in force is."""
+        return self.extended_until if self.extended_until is not None else self.first_due
+
+    @property
+    def late_width(self) -> float:
+        return round(max(self.now - self.due, 0.0), 1) if self.overdue else 0.0
+
+
+def deadline_line(
+    *,
+    received_at: datetime,
+    first_due: datetime,
+    extended_until: datetime | None,
+    closed_at: datetime | None,
+    now: datetime,
+) -> DeadlineLine:
+    """Return the positions of the first deadline, the extension and now (or the closing) on a line."""
+    until = extended_until or first_due
+    moment = closed_at or now
+    end = max(until, moment)
+    span = max((end - received_at).total_seconds(), 1.0)
+
+    def share(when: datetime) -> float:
+        return round(min(max((when - received_at).total_seconds() / span, 0.0), 1.0) * 100, 1)
+
+    days = max(int((moment - received_at).total_seconds() // 86400), 0)
+    total_days = max(int((until - received_at).total_seconds() // 86400), 1)
+    overdue = moment > until
+    label = (
+        f"day {days} of {total_days}"
+        + (" (extended)" if extended_until else "")
+        + (f", {days - total_days} days late" if overdue else "")
+        + (", closed" if closed_at else "")
+    )
+    return DeadlineLine(
+        first_due=share(first_due),
+        extended_until=share(extended_until) if extended_until else None,
+        now=share(moment),
+        overdue=overdue,
+        label=label,
+    )

@@ -212,3 +212,46 @@ def erasure_request_available_actions(
             continue
         available.append(action)
     return available
+
+
+def erasure_request_next_to_review() -> ErasureRequest | None:
+    """Return the request in review with the nearest deadline: the officer's start panel offers it."""
+    return ErasureRequest.objects.filter(status=RequestStatus.REVIEW).order_by("due_at", "pk").first()
+
+
+#: The workflow's steps in order, as the request page's status bar shows them.
+WORKFLOW_STEPS = (
+    RequestStatus.RECEIVED,
+    RequestStatus.IDENTITY_VERIFICATION,
+    RequestStatus.LOCATING,
+    RequestStatus.REVIEW,
+    RequestStatus.APPROVED,
+    RequestStatus.EXECUTING,
+    RequestStatus.VERIFYING,
+    RequestStatus.COMPLETED,
+)
+
+
+def erasure_request_workflow_steps(*, erasure_request: ErasureRequest) -> list[dict]:
+    """Return the status bar: each step with its state, ``done``, ``current`` or ``todo``.
+
+    A rejected or withdrawn request ends the bar there instead of at "completed": the steps it
+    never reached are ``skipped``.
+    """
+    status = erasure_request.status
+    steps = list(WORKFLOW_STEPS)
+    if status in (RequestStatus.REJECTED, RequestStatus.WITHDRAWN):
+        steps[-1] = RequestStatus(status)
+        current = len(steps) - 1
+    else:
+        current = steps.index(status)
+    rows = []
+    for position, step in enumerate(steps):
+        if position < current:
+            state = "skipped" if status in (RequestStatus.REJECTED, RequestStatus.WITHDRAWN) else "done"
+        elif position == current:
+            state = "current"
+        else:
+            state = "todo"
+        rows.append({"status": step.value, "label": step.label, "state": state})
+    return rows

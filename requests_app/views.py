@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import DetailView, FormView, ListView
@@ -19,7 +20,8 @@ from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.reports import services as report_services
 from requests_app import forms, selectors, services
-from requests_app.deadlines import latest_extended_due_at
+from compliance.start_panel import start_panel_for
+from requests_app.deadlines import deadline_line, latest_extended_due_at
 from requests_app.identifiers import IDENTIFIER_LABELS, SubjectIdentifiers
 from requests_app.models import ErasureRequest
 from requests_app.services import Action
@@ -84,6 +86,15 @@ class ErasureRequestListView(PermissionPageMixin, ListView):
             can_manage=self.request.user.has_perm(roles.MANAGE_REQUESTS),
         )
         return context
+        now = context["now"]
+        for erasure_request in context["erasure_requests"]:
+            erasure_request.deadline_line = deadline_line(
+                received_at=erasure_request.received_at,
+                first_due=erasure_request.first_due_at,
+                extended_until=erasure_request.extended_until,
+                closed_at=erasure_request.closed_at,
+                now=now,
+            )
 
 
 class OfficerHomeView(ErasureRequestListView):
@@ -94,6 +105,19 @@ class OfficerHomeView(ErasureRequestListView):
     empty_message = "No open requests match."
     default_status = selectors.STATUS_FILTER_OPEN
 
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        to_review = selectors.erasure_request_next_to_review()
+        if to_review is not None:
+            next_text = f"Review the candidates of {to_review.reference}"
+            next_url = reverse("review:detail", kwargs={"pk": to_review.pk})
+        else:
+            next_text, next_url = "Record a new request", reverse("requests_app:create")
+        context["start_panel"] = start_panel_for(
+            self.request.session, "officer", next_text=next_text, next_url=next_url
+        )
+        return context
 
 class ErasureRequestCreateView(PermissionPageMixin, FormView):
     """Record a request received by e-mail, phone, letter or a form."""
@@ -239,6 +263,7 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
                 else form_class(initial=_initial_for(action, erasure_request), prefix=slug)
             )
             action_forms.append(
+        context["workflow_steps"] = selectors.erasure_request_workflow_steps(erasure_request=erasure_request)
                 {"slug": slug, "action": action, "label": label, "form": form, "open": action == bound_action}
             )
         masked = selectors.erasure_request_identifiers_masked(erasure_request=erasure_request)

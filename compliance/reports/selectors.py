@@ -201,3 +201,8 @@ def auditor_request_rows(*, queryset, now: datetime | None = None) -> list[Audit
             )
         )
     return rows
+
+
+def audit_report_newest() -> AuditReport | None:
+    """Return the report issued last, with its request: the auditor's start panel offers it."""
+    return AuditReport.objects.select_related("erasure_request").order_by("-issued_at", "-pk").first()

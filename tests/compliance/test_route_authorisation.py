@@ -48,6 +48,7 @@ EXPECTED: dict[str, tuple[int, int, int, int, int]] = {
     "POST login/": (200, 200, 200, 200, 200),
     "PUT login/": (200, 200, 200, 200, 200),
     "POST logout/": (302, 302, 302, 302, 302),
+    "POST start-panel/dismiss/": (302, 302, 302, 302, 302),
     # --- auditor's pages and reports
     "GET audit/": (302, 403, 200, 403, 200),
     "GET audit/requests/<int:pk>/": (302, 403, 200, 403, 200),

@@ -1036,6 +1036,17 @@ def jobs_running_by_worker() -> dict[str, list[UnlearningJob]]:
     return running
 
 
+def unlearning_job_to_watch() -> UnlearningJob | None:
+    """Return the unlearning job of a request worth watching: a running one first, else the newest."""
+    jobs = UnlearningJob.objects.filter(kind=JobKind.UNLEARN, erasure_request__isnull=False).select_related(
+        "erasure_request"
+    )
+    return (
+        jobs.filter(status=JobStatus.RUNNING).order_by("-pk").first()
+        or jobs.defer("log").order_by("-pk").first()
+    )
+
+
 def job_queue_overview(*, now: datetime | None = None) -> list[dict]:
     """Return, per queue, the queued, running and failed jobs, oldest first, with their age."""
     now = now or timezone.now()

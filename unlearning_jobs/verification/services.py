@@ -8,8 +8,10 @@ the engine's ``assess_measurements`` against the original and the reference, aga
 them finishes later, so the order in which the jobs end does not matter.
 
 ``passed`` is always the engine's decision on the unrounded value; nothing here recomputes it.
-A verify job keeps its request in ``params["erasure_request_id"]`` rather than in the job's
-``erasure_request`` column, which lists the jobs carrying out the officer's decision.
+A verify job names its request twice: in ``params["erasure_request_id"]``, which its runner and
+the comparison read, and in the job's ``erasure_request`` column, so that it is listed with the
+request's jobs (the queue, the API's ``request`` filter). The jobs carrying out the officer's
+decision are those with a ``decision``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from unlearning_jobs.jobs.services import job_create
+from requests_app.models import ErasureRequest
 from unlearning_jobs.models import (
     ACTIVE_JOB_STATUSES,
     JobKind,
@@ -118,6 +121,9 @@ def verification_job_create(
         method=VERIFY_METHOD,
         source_model=model_version,
         dataset_version=dataset_version,
+        erasure_request=ErasureRequest.objects.filter(pk=erasure_request_id).first()
+        if erasure_request_id
+        else None,
         forget_record_pks=forget_record_pks,
         enqueue=enqueue,
         params={
@@ -424,7 +430,12 @@ def request_verification_unfinished_refusal(erasure_request) -> str | None:
             "pk"
         )
     )
-    pending += list(verify_jobs_of_request(erasure_request.pk).filter(status__in=BLOCKING_STATUSES))
+    # Verify jobs made before they named their request in the column are found by their parameters.
+    pending += list(
+        verify_jobs_of_request(erasure_request.pk)
+        .filter(status__in=BLOCKING_STATUSES)
+        .exclude(pk__in=[job.pk for job in pending])
+    )
     if not pending:
         return None
     named = ", ".join(f"#{job.pk} ({job.kind}, {job.status})" for job in pending[:8])

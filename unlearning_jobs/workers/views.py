@@ -5,6 +5,7 @@ Job, model and decision pages are in ``unlearning_jobs.jobs.views``.
 
 from django.contrib import messages
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import TemplateView
@@ -12,7 +13,8 @@ from django.views.generic import TemplateView
 from compliance import roles
 from compliance.access import PermissionPageMixin
 from compliance.queues import WorkQueue
-from unlearning_jobs.jobs.services import job_queue_overview, jobs_running_by_worker
+from compliance.start_panel import start_panel_for
+from unlearning_jobs.jobs.services import job_queue_overview, jobs_running_by_worker, unlearning_job_to_watch
 from unlearning_jobs.models import QueueProbe, WorkerHeartbeat
 from unlearning_jobs.workers.services import queue_probe_send, worker_is_alive
 
@@ -37,6 +39,15 @@ class EngineerHomeView(PermissionPageMixin, TemplateView):
         context["now"] = now
         context["probes"] = QueueProbe.objects.all()[:10]
         context["queues"] = [queue.value for queue in WorkQueue]
+        job = unlearning_job_to_watch()
+        if job is not None:
+            next_text = f"Watch the unlearning job of {job.erasure_request.reference} (#{job.pk})"
+            next_url = job.get_absolute_url()
+        else:
+            next_text, next_url = "Train a model", reverse("unlearning_jobs:train")
+        context["start_panel"] = start_panel_for(
+            self.request.session, "engineer", next_text=next_text, next_url=next_url
+        )
         return context
 
 

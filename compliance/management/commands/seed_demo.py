@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from compliance.demo import DEMO_USERS, demo_seed
+from compliance.demo_story import demo_story_send, demo_story_summary
 
 
 class Command(BaseCommand):
@@ -66,3 +67,14 @@ class Command(BaseCommand):
                 f"Demo model training is job #{result.model_job_id} "
                 f"({result.model_job_status}): a worker trains it; watch it on the job queue page."
             )
+        if result.model_version_id and settings.LETHE_DEMO_STORY:
+            # Idempotent: a story already told is left as it is; one not yet started starts now.
+            demo_story_send()
+            story = demo_story_summary()
+            if story:
+                told = ", ".join(f"{part} {reference}" for part, reference in story.items())
+                self.stdout.write(f"Demo story: {told}")
+            else:
+                self.stdout.write("Demo story: queued for the cpu worker.")
+        elif result.model_job_id and settings.LETHE_DEMO_STORY:
+            self.stdout.write("Demo story: starts on the cpu worker once the demo model has trained.")
