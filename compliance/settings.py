@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -133,6 +134,28 @@ CACHES = {
         if os.environ.get("LETHE_CACHE_URL", "").strip()
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "lethe"}
     )
+}
+# Content Security Policy (django-csp; docs/security.md): scripts, styles, fonts and images from
+# Lethe itself only (htmx and Swagger UI are served from static/), no inline script or style, no
+# plug-ins, no framing, forms posting to Lethe only. LETHE_CSP_REPORT_URI collects violations.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        **(
+            {"report-uri": [os.environ["LETHE_CSP_REPORT_URI"]]}
+            if os.environ.get("LETHE_CSP_REPORT_URI", "").strip()
+            else {}
+        ),
+    }
 }
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from compliance import (
     api,
@@ -50,7 +50,7 @@ urlpatterns = [
     path("api/v1/", include("compliance.api_urls")),
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     # Last of the API: any other path under /api/ is a JSON 404, never Django's HTML page.
     re_path(r"^api/", api.ApiNotFoundView.as_view(), name="api-not-found"),
     path("admin/", admin.site.urls),
