@@ -2,15 +2,20 @@
 
 Each event stores the SHA-256 of the previous event and its own hash over its canonical JSON and
 that previous hash, so changing, removing or reordering any row breaks the chain from that row on.
+A plain hash chain can be recomputed by whoever rewrites it, so each event's hash is also sealed
+with an HMAC under the audit chain key (``LETHE_AUDIT_CHAIN_KEY``), which the database never
+holds: a rewrite from any row onward verifies only for someone who also has the key.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from compliance.models import AuditChainHead, AuditEvent
@@ -55,6 +60,22 @@ def event_hash(
         }
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def chain_key_id(key: bytes) -> str:
+    """Return the name stored beside each seal: a fingerprint of the key that reveals nothing."""
+    return "audit-hmac:" + hashlib.sha256(b"lethe.key-id:" + key).hexdigest()[:12]
+
+
+def chain_mac(entry_hash: str, key: bytes) -> str:
+    """Return the seal of one event: HMAC-SHA256 of its chain hash under the audit chain key."""
+    return hmac.new(key, b"lethe.audit-chain.v1:" + entry_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def chain_keys() -> dict[str, bytes]:
+    """Return ``{key id: key}`` of the current and the retired audit chain keys."""
+    keys = [settings.LETHE_AUDIT_CHAIN_KEY, *settings.LETHE_AUDIT_CHAIN_RETIRED_KEYS]
+    return {chain_key_id(key): key for key in keys}
 
 
 def _lock_chain() -> None:
@@ -106,6 +127,7 @@ def audit_event_record(
             details=details,
             previous_hash=previous_hash,
         )
+        key = settings.LETHE_AUDIT_CHAIN_KEY
         return AuditEvent.objects.create(
             sequence=sequence,
             occurred_at=occurred_at,
@@ -117,6 +139,8 @@ def audit_event_record(
             details=details,
             previous_hash=previous_hash,
             entry_hash=entry_hash,
+            entry_mac=chain_mac(entry_hash, key),
+            mac_key_id=chain_key_id(key),
         )
 
 
@@ -135,10 +159,25 @@ class ChainVerification:
 CHAIN_HEAD_PK = 1
 
 
+def _seal_fault(event, keys: dict[str, bytes]) -> str | None:
+    """Return why the event's HMAC seal does not hold, or None when it does."""
+    key = keys.get(event.mac_key_id)
+    if key is None:
+        return (
+            "the event is not sealed with a known audit chain key"
+            if event.mac_key_id
+            else "the event carries no seal (HMAC) of the audit chain key"
+        )
+    if not hmac.compare_digest(event.entry_mac, chain_mac(event.entry_hash, key)):
+        return "the event's seal (HMAC) does not match its hash: it was written without the chain key"
+    return None
+
+
 def _verify_rows(
     events, *, previous_hash: str, expected_sequence: int, checked: int, verified_before: int = 0
 ) -> ChainVerification:
     """Walk ``events`` in sequence order from ``expected_sequence``, each sealed to ``previous_hash``."""
+    keys = chain_keys()
     for event in events:
         if event.sequence != expected_sequence:
             return ChainVerification(
@@ -167,6 +206,8 @@ def _verify_rows(
                 "the event's content does not match its hash",
                 verified_before,
             )
+        if (fault := _seal_fault(event, keys)) is not None:
+            return ChainVerification(False, checked, previous_hash, event.sequence, fault, verified_before)
         previous_hash = event.entry_hash
         expected_sequence += 1
         checked += 1
@@ -266,7 +307,11 @@ def audit_chain_verify_incremental() -> ChainVerification:
                 f"sequence {head.sequence}, the verified head, is missing",
                 head.sequence,
             )
-        if first.entry_hash != head.entry_hash or _recompute(first) != first.entry_hash:
+        if (
+            first.entry_hash != head.entry_hash
+            or _recompute(first) != first.entry_hash
+            or _seal_fault(first, chain_keys()) is not None
+        ):
             return ChainVerification(
                 False,
                 head.sequence - 1,

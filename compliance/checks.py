@@ -43,3 +43,22 @@ def guard_master_key_configured(app_configs, **kwargs):
             id="lethe.E001",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def audit_chain_key_configured(app_configs, **kwargs):
+    """Refuse a deployment whose audit chain is sealed with a key generated into ``var/``.
+
+    The key must live apart from the database (a secret store): whoever holds both can rewrite
+    history and re-seal it.
+    """
+    if settings.LETHE_AUDIT_CHAIN_KEY_CONFIGURED:
+        return []
+    return [
+        Error(
+            "LETHE_AUDIT_CHAIN_KEY is not set: the audit log is sealed with a key generated into LETHE_VAR_DIR.",
+            hint="Set LETHE_AUDIT_CHAIN_KEY to at least 32 random bytes kept in your secret store, away from the "
+            "database's backups (docs/security.md, 'The audit log').",
+            id="lethe.E002",
+        )
+    ]

@@ -41,6 +41,10 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     previous_hash = models.CharField(max_length=64)
     entry_hash = models.CharField(max_length=64, unique=True)
+    #: HMAC-SHA256 of ``entry_hash`` under the audit chain key (``LETHE_AUDIT_CHAIN_KEY``), and the
+    #: key's id: whoever can write the table but does not hold the key cannot re-seal a rewrite.
+    entry_mac = models.CharField(max_length=64, blank=True, default="")
+    mac_key_id = models.CharField(max_length=40, blank=True, default="")
 
     objects = AuditEventQuerySet.as_manager()
 

@@ -267,6 +267,17 @@ LETHE_GUARD_MASTER_KEY_CONFIGURED = bool(os.environ.get("LETHE_GUARD_MASTER_KEY"
 LETHE_GUARD_MASTER_KEY = master_key(
     os.environ.get("LETHE_GUARD_MASTER_KEY"), name="LETHE_GUARD_MASTER_KEY", var_dir=VAR_DIR
 )
+# The audit chain's key (docs/security.md, "The audit log"): every event's hash is sealed with an
+# HMAC under it, so a rewrite of the table from any row onward no longer verifies without it.
+# Generated into var/ when unset; `check --deploy` requires it (lethe.E002). Retired keys
+# (comma-separated) still verify the events sealed with them.
+LETHE_AUDIT_CHAIN_KEY_CONFIGURED = bool(os.environ.get("LETHE_AUDIT_CHAIN_KEY", "").strip())
+LETHE_AUDIT_CHAIN_KEY = master_key(
+    os.environ.get("LETHE_AUDIT_CHAIN_KEY"), name="LETHE_AUDIT_CHAIN_KEY", var_dir=VAR_DIR
+)
+LETHE_AUDIT_CHAIN_RETIRED_KEYS = retired_master_keys(
+    os.environ.get("LETHE_AUDIT_CHAIN_RETIRED_KEYS"), name="LETHE_AUDIT_CHAIN_RETIRED_KEYS"
+)
 LETHE_GUARD_RETIRED_MASTER_KEYS = retired_master_keys(
     os.environ.get("LETHE_GUARD_RETIRED_MASTER_KEYS"), name="LETHE_GUARD_RETIRED_MASTER_KEYS"
 )

@@ -284,3 +284,114 @@ def test_a_draft_report_checks_the_chain_from_the_head_and_the_full_check_finds_
         report_draft_body(erasure_request=erasure_request)["audit_chain"]["first_bad_sequence"]
         == victim.sequence
     )
+
+
+# --- the keyed chain, TRUNCATE, and the application's role (issue 17) ---------------------------
+
+
+def _rewrite_from(sequence: int, *, seal_key: bytes | None = None) -> None:
+    """Rewrite every event from ``sequence`` on and recompute the whole chain after it, as someone
+    with write access to the table would; re-seal it only when given the chain key."""
+    from compliance.audit import _recompute, chain_key_id, chain_mac
+
+    events = list(AuditEvent.objects.filter(sequence__gte=sequence - 1).order_by("sequence"))
+    previous_hash = events[0].previous_hash if sequence == 1 else events[0].entry_hash
+    for event in events[1:] if sequence > 1 else events:
+        event.actor_label = "someone-else"
+        event.previous_hash = previous_hash
+        event.entry_hash = _recompute(event)
+        mac = chain_mac(event.entry_hash, seal_key) if seal_key else event.entry_mac
+        key_id = chain_key_id(seal_key) if seal_key else event.mac_key_id
+        _tamper(
+            "UPDATE compliance_auditevent SET actor_label = %s, previous_hash = %s, entry_hash = %s, "
+            "entry_mac = %s, mac_key_id = %s WHERE sequence = %s",
+            [event.actor_label, event.previous_hash, event.entry_hash, mac, key_id, event.sequence],
+        )
+        previous_hash = event.entry_hash
+
+
+def test_a_rewrite_from_a_row_onward_no_longer_verifies_without_the_chain_key(some_history, settings):
+    _require_postgresql()
+    victim = some_history[2]
+    _rewrite_from(victim.sequence)
+
+    result = audit_chain_verify()
+    # Every link and every hash is consistent again; only the seal gives the rewrite away.
+    assert not result.ok and result.first_bad_sequence == victim.sequence
+    assert "seal (HMAC) does not match" in result.reason
+    with pytest.raises(CommandError, match=f"broken at event #{victim.sequence}"):
+        call_command("verify_audit_log")
+    # The check is the key and nothing else: a forger who has it re-seals the rewrite.
+    _rewrite_from(victim.sequence, seal_key=settings.LETHE_AUDIT_CHAIN_KEY)
+    assert audit_chain_verify().ok
+    _rewrite_from(victim.sequence, seal_key=b"a-guessed-key-that-is-not-the-chain-key-0123")
+    assert "not sealed with a known audit chain key" in audit_chain_verify().reason
+
+
+def test_events_sealed_with_a_retired_chain_key_still_verify(some_history, settings, officer):
+    old_key = settings.LETHE_AUDIT_CHAIN_KEY
+    settings.LETHE_AUDIT_CHAIN_KEY = b"the-next-audit-chain-key-after-rotation-0123456789"
+    assert "not sealed with a known" in audit_chain_verify().reason
+    settings.LETHE_AUDIT_CHAIN_RETIRED_KEYS = [old_key]
+    services.erasure_request_create(
+        subject=SubjectIdentifiers(names=("Ada Byron",), emails=("ada@example.org",)),
+        legal_ground="art17_1_b",
+        actor=officer,
+    )
+    events = list(AuditEvent.objects.order_by("sequence"))
+    assert len({event.mac_key_id for event in events}) == 2
+    assert audit_chain_verify().ok
+
+
+def test_truncate_is_refused_unless_the_test_databases_flush_asks(some_history):
+    _require_postgresql()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database(), current_setting('lethe.allow_audit_truncate', true)")
+        name, allowed = cursor.fetchone()
+    assert name.startswith("test_") and allowed == "on"  # how the suite's flush empties the table
+    with connection.cursor() as cursor:
+        cursor.execute("SET lethe.allow_audit_truncate = 'off'")
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending foreign-key checks: the trigger answers
+        try:
+            with pytest.raises(DatabaseError, match="TRUNCATE refused"), transaction.atomic():
+                cursor.execute("TRUNCATE compliance_auditevent CASCADE")
+        finally:
+            cursor.execute("RESET lethe.allow_audit_truncate")
+    assert AuditEvent.objects.count() == len(some_history)
+    assert audit_chain_verify().ok
+
+
+def test_the_application_role_that_does_not_own_the_table_can_only_append(some_history, officer):
+    """The documented production setup (docs/security.md): migrations as the owner, the app as a
+    role with SELECT and INSERT on the audit table only. That role can neither change, empty nor
+    unprotect the table, and it can still write events."""
+    _require_postgresql()
+    role = f"lethe_app_{os.getpid()}"
+    with connection.cursor() as cursor:
+        # Inside the test's transaction: the role and its grants are rolled back with it.
+        cursor.execute(f"CREATE ROLE {role} NOLOGIN")
+        cursor.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        cursor.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        cursor.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON compliance_auditevent FROM {role}")
+        cursor.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        cursor.execute(f"SET ROLE {role}")
+        try:
+            for sql in (
+                "ALTER TABLE compliance_auditevent DISABLE TRIGGER compliance_auditevent_append_only",
+                "DROP TRIGGER compliance_auditevent_no_truncate ON compliance_auditevent",
+                "TRUNCATE compliance_auditevent CASCADE",
+                "UPDATE compliance_auditevent SET action = 'forged'",
+                "DELETE FROM compliance_auditevent",
+                "SET session_replication_role = replica",
+            ):
+                with pytest.raises(DatabaseError, match="owner|permission denied"), transaction.atomic():
+                    cursor.execute(sql)
+            services.erasure_request_create(
+                subject=SubjectIdentifiers(names=("Lin Qiao",), emails=("lin@example.org",)),
+                legal_ground="art17_1_b",
+                actor=officer,
+            )
+        finally:
+            cursor.execute("RESET ROLE")
+    assert AuditEvent.objects.count() > len(some_history)
+    assert audit_chain_verify().ok

@@ -142,8 +142,11 @@ def test_embedded_default_migrates_seeds_and_answers_a_probe_with_nothing_set(tm
 
 
 #: Keys production must set, each refused by a deploy check when missing.
-PRODUCTION_KEYS = {"LETHE_GUARD_MASTER_KEY": "g7Vt-" + "Qm2xP9sL4kR8wN3bZ6cH1jD5fA0y" * 2}
-REQUIRED_KEY_CHECKS = {"LETHE_GUARD_MASTER_KEY": "lethe.E001"}
+PRODUCTION_KEYS = {
+    "LETHE_GUARD_MASTER_KEY": "g7Vt-" + "Qm2xP9sL4kR8wN3bZ6cH1jD5fA0y" * 2,
+    "LETHE_AUDIT_CHAIN_KEY": "a3Kw-" + "Zr8nT2vB6yL0pQ4xM9cF1hS7dJ5g" * 2,
+}
+REQUIRED_KEY_CHECKS = {"LETHE_GUARD_MASTER_KEY": "lethe.E001", "LETHE_AUDIT_CHAIN_KEY": "lethe.E002"}
 
 
 def _deploy_check(tmp_path, **extra) -> subprocess.CompletedProcess:
