@@ -406,6 +406,16 @@ class ErasureRequestStartVerifyingApi(ErasureRequestActionApi):
 
 
 class ErasureRequestCompleteApi(ErasureRequestActionApi):
+    """Complete the request and issue its report. ``acceptances`` maps each failed or unmeasured
+    verification row (``"<job id>:<metric>"``, as a refusal names them) to the officer's written
+    acceptance; without one per such row the completion is refused (409) naming the rows."""
+
+    class InputSerializer(serializers.Serializer):
+        note = serializers.CharField(required=False, allow_blank=True, default="", max_length=MAX_NOTE_LENGTH)
+        acceptances = serializers.DictField(
+            child=serializers.CharField(max_length=2000), required=False, default=dict
+        )
+
     service = staticmethod(report_services.erasure_request_complete_with_report)
 
 
@@ -462,6 +472,7 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
     """Answer the identifiers in clear; the reveal is an audit event with the caller's name."""
 
     write_permissions = (roles.REVEAL_IDENTIFIERS,)
+    throttle_scope = "identifier_search"
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(
@@ -472,7 +483,6 @@ class ErasureRequestRevealIdentifiersApi(ErasureRequestActionApi):
         reference = serializers.CharField()
         identifiers = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
 
-    throttle_scope = "identifier_search"
     def post(self, request, pk: int):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         serializer = self.InputSerializer(data=request.data)

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from compliance.api import MAX_DATABASE_ID
+from compliance.reports import acceptance
 from requests_app.identifiers import (
     IDENTIFIER_LABELS,
     IDENTIFIER_MAX_LENGTHS,
@@ -130,6 +131,40 @@ class NoteForm(forms.Form):
         label="Reason or note",
         widget=forms.Textarea(attrs={"rows": 2}),
     )
+
+
+class CompleteForm(NoteForm):
+    """Complete the request: one written acceptance for each failed or unmeasured verification row.
+
+    ``failed_rows`` are the rows no acceptance covers yet (``compliance.reports.acceptance``); a
+    row left empty stays unaccepted and the completion is refused naming it. ``cleaned_data
+    ["acceptances"]`` maps each accepted row's key to the officer's words.
+    """
+
+    def __init__(self, *args, failed_rows=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.acceptance_keys: dict[str, str] = {}
+        for row in failed_rows:
+            key = acceptance.row_key(row)
+            name = "accept_" + "".join(c if c.isalnum() else "_" for c in key)
+            self.fields[name] = forms.CharField(
+                required=False,
+                max_length=acceptance.MAX_ACCEPTANCE_LENGTH,
+                label=f"Accept {acceptance.row_label(row)}",
+                help_text=f"{row.get('subject', '')}. Why completing over this result is acceptable; "
+                "printed in the report beside the row.",
+                widget=forms.Textarea(attrs={"rows": 2, "data-row-key": key}),
+            )
+            self.acceptance_keys[name] = key
+
+    def clean(self):
+        data = super().clean()
+        data["acceptances"] = {
+            key: data[name].strip()
+            for name, key in self.acceptance_keys.items()
+            if (data.get(name) or "").strip()
+        }
+        return data
 
 
 class VerifyIdentityForm(forms.Form):

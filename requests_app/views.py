@@ -18,9 +18,10 @@ from django.views.generic import DetailView, FormView, ListView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
+from compliance.reports import acceptance
 from compliance.reports import services as report_services
-from requests_app import forms, selectors, services
 from compliance.start_panel import start_panel_for
+from requests_app import forms, selectors, services
 from requests_app.deadlines import deadline_line, latest_extended_due_at
 from requests_app.identifiers import IDENTIFIER_LABELS, SubjectIdentifiers
 from requests_app.models import ErasureRequest
@@ -85,7 +86,6 @@ class ErasureRequestListView(PermissionPageMixin, ListView):
             query_without_page=query.urlencode(),
             can_manage=self.request.user.has_perm(roles.MANAGE_REQUESTS),
         )
-        return context
         now = context["now"]
         for erasure_request in context["erasure_requests"]:
             erasure_request.deadline_line = deadline_line(
@@ -95,6 +95,7 @@ class ErasureRequestListView(PermissionPageMixin, ListView):
                 closed_at=erasure_request.closed_at,
                 now=now,
             )
+        return context
 
 
 class OfficerHomeView(ErasureRequestListView):
@@ -104,7 +105,6 @@ class OfficerHomeView(ErasureRequestListView):
     heading = "Open erasure requests"
     empty_message = "No open requests match."
     default_status = selectors.STATUS_FILTER_OPEN
-
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -118,6 +118,7 @@ class OfficerHomeView(ErasureRequestListView):
             self.request.session, "officer", next_text=next_text, next_url=next_url
         )
         return context
+
 
 class ErasureRequestCreateView(PermissionPageMixin, FormView):
     """Record a request received by e-mail, phone, letter or a form."""
@@ -174,7 +175,7 @@ PAGE_ACTIONS: dict[str, tuple[str, type, str]] = {
     "approve": (Action.APPROVE, forms.NoteForm, "Approve erasure"),
     "start-executing": (Action.START_EXECUTING, forms.NoteForm, "Start executing"),
     "start-verifying": (Action.START_VERIFYING, forms.NoteForm, "Start verifying"),
-    "complete": (Action.COMPLETE, forms.NoteForm, "Complete"),
+    "complete": (Action.COMPLETE, forms.CompleteForm, "Complete"),
     "extend": (Action.EXTEND_DEADLINE, forms.ExtendDeadlineForm, "Extend deadline"),
     "assign": (Action.ASSIGN, forms.AssignForm, "Assign"),
     "scope": (Action.SET_SCOPE, forms.ScopeForm, "Set scope"),
@@ -217,10 +218,20 @@ def _run_action(action: str, *, erasure_request: ErasureRequest, actor, data: di
         Action.APPROVE: services.erasure_request_approve,
         Action.START_EXECUTING: services.erasure_request_start_executing,
         Action.START_VERIFYING: services.erasure_request_start_verifying,
-        Action.COMPLETE: report_services.erasure_request_complete_with_report,
         Action.WITHDRAW: services.erasure_request_withdraw,
     }
+    if action == Action.COMPLETE:
+        return report_services.erasure_request_complete_with_report(
+            **target, note=data["note"], acceptances=data.get("acceptances") or {}
+        )
     return simple[action](**target, note=data["note"])
+
+
+def _form_kwargs(action: str, erasure_request: ErasureRequest) -> dict:
+    """Return what an action's form needs besides its data: completing lists the rows to accept."""
+    if action == Action.COMPLETE:
+        return {"failed_rows": acceptance.verification_failures_unaccepted(erasure_request)}
+    return {}
 
 
 def _initial_for(action: str, erasure_request: ErasureRequest) -> dict:
@@ -252,6 +263,7 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
         context = super().get_context_data(**kwargs)
         erasure_request = self.object
         user = self.request.user
+        context["workflow_steps"] = selectors.erasure_request_workflow_steps(erasure_request=erasure_request)
         available = selectors.erasure_request_available_actions(erasure_request=erasure_request, user=user)
         action_forms = []
         for action in available:
@@ -260,10 +272,13 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
             form = (
                 bound_form
                 if action == bound_action
-                else form_class(initial=_initial_for(action, erasure_request), prefix=slug)
+                else form_class(
+                    initial=_initial_for(action, erasure_request),
+                    prefix=slug,
+                    **_form_kwargs(action, erasure_request),
+                )
             )
             action_forms.append(
-        context["workflow_steps"] = selectors.erasure_request_workflow_steps(erasure_request=erasure_request)
                 {"slug": slug, "action": action, "label": label, "form": form, "open": action == bound_action}
             )
         masked = selectors.erasure_request_identifiers_masked(erasure_request=erasure_request)
@@ -313,7 +328,7 @@ class ErasureRequestActionView(PermissionPageMixin, View):
     def post(self, request, pk: int, action: str):
         erasure_request = get_object_or_404(ErasureRequest, pk=pk)
         service_action, form_class, _ = PAGE_ACTIONS[action]
-        form = form_class(request.POST, prefix=action)
+        form = form_class(request.POST, prefix=action, **_form_kwargs(service_action, erasure_request))
         status = 400
         if form.is_valid():
             try:

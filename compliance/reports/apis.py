@@ -161,6 +161,13 @@ class ReportIssueInputSerializer(serializers.Serializer):
 
 class ReportCompleteInputSerializer(serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    acceptances = serializers.DictField(
+        child=serializers.CharField(max_length=2000),
+        required=False,
+        default=dict,
+        help_text="The officer's written acceptance of each failed or unmeasured verification row, keyed "
+        '"<job id>:<metric>"; completing over such a row needs one.',
+    )
 
 
 class ReportVersionsApi(ReportApiBase):
@@ -205,8 +212,9 @@ class ReportCompleteApi(ReportApiBase):
     """Complete the request and issue its report in one transaction (officers).
 
     Refused (409, nothing changed) while the workflow does not allow completion — for instance
-    until every job has finished and its verification is recorded — or if the report cannot
-    be assembled.
+    until every job has finished and its verification is recorded, or while a failed or
+    unmeasured verification row has no written acceptance (give them in ``acceptances``) — or if
+    the report cannot be assembled.
     """
 
     permissions_any = (roles.MANAGE_REQUESTS,)
@@ -223,7 +231,10 @@ class ReportCompleteApi(ReportApiBase):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         report = services.erasure_request_complete_and_issue_report(
-            erasure_request=erasure_request, actor=request.user, note=serializer.validated_data["note"]
+            erasure_request=erasure_request,
+            actor=request.user,
+            note=serializer.validated_data["note"],
+            acceptances=serializer.validated_data["acceptances"],
         )
         return Response(ReportVersionSerializer(report).data, status=status.HTTP_201_CREATED)
 

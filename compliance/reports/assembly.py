@@ -71,6 +71,9 @@ def report_body_assemble(
     recipients = sections.report_section_recipients(erasure_request)
     timeline = sections.report_section_timeline(erasure_request, now=now)
     limits = sections.report_section_limits(jobs_section=jobs)
+    limits = sections.report_section_limits_with_verification(
+        limits, jobs_section=jobs, verification_section=verification
+    )
     applied = sections.frameworks_applied(jobs)
     body = {
         "schema_version": SCHEMA_VERSION,

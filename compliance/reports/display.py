@@ -54,6 +54,16 @@ def _job_rows(jobs: list[dict]) -> list[dict]:
     return rows
 
 
+ROLE_LABELS = {"original": "baseline", "reference": "exact retrain", "produced": "produced model"}
+
+
+def _verdict_text(row: dict) -> str:
+    """Return "pass", "FAIL" or "not measured": never better than the stored ``passed``."""
+    if row.get("passed") is True:
+        return "pass"
+    return "not measured" if row.get("value") is None else "FAIL"
+
+
 def _verification_rows(results: list[dict]) -> list[dict]:
     return [
         {
@@ -61,9 +71,18 @@ def _verification_rows(results: list[dict]) -> list[dict]:
             "value_text": number_text(row.get("value"), row.get("threshold")),
             "threshold_text": number_text(row.get("threshold")),
             "verdict": "pass" if row.get("passed") is True else "fail",
+            "verdict_text": _verdict_text(row),
+            "section_label": "robustness" if row.get("section") == "robustness" else "",
+            "role_label": ROLE_LABELS.get(row.get("role"), ""),
+            "accepted_text": _when((row.get("acceptance") or {}).get("accepted_at")),
         }
         for row in results
     ]
+
+
+def _accepted_rows(rows: list[dict]) -> list[dict]:
+    """Return the failed rows the officer accepted in writing, for the summary beside the counts."""
+    return [row for row in rows if row.get("acceptance")]
 
 
 def _figures(figures: list[dict]) -> list[dict]:
@@ -88,6 +107,7 @@ def report_display_context(*, body: dict, signature: dict | None, with_chart: bo
     """Return the template context of a report: the body plus what a reader needs it formatted as."""
     summary, timeline, report = body["summary"], body["timeline"], body["report"]
     chart = verification_chart_svg(body["verification"]["results"]) if with_chart else None
+    verification_rows = _verification_rows(body["verification"]["results"])
     return {
         "body": body,
         "report": report,
@@ -117,7 +137,9 @@ def report_display_context(*, body: dict, signature: dict | None, with_chart: bo
             for decision in body["decisions"]["decisions"]
         ],
         "jobs": _job_rows(body["jobs"]["jobs"]),
-        "verification_rows": _verification_rows(body["verification"]["results"]),
+        "verification_rows": verification_rows,
+        "accepted_rows": _accepted_rows(verification_rows),
+        "robustness_rows": [row for row in verification_rows if row["section_label"]],
         "verification_chart": (
             "data:image/svg+xml;base64," + base64.b64encode(chart.encode("utf-8")).decode("ascii")
         )

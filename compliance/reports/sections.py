@@ -13,7 +13,7 @@ from datetime import datetime
 
 from compliance.audit import audit_chain_verify, audit_chain_verify_incremental
 from compliance.models import AuditEvent
-from compliance.reports import limits
+from compliance.reports import acceptance, limits
 from compliance.reports.providers import report_section_provided, timestamp
 
 DEADLINE_MET = "met"
@@ -161,8 +161,15 @@ def report_section_jobs(erasure_request) -> dict:
 
 
 def report_section_verification(erasure_request) -> dict:
-    """Return the measured results, each with its threshold and pass or fail as decided."""
-    return report_section_provided(section="verification", erasure_request=erasure_request)
+    """Return the measured results, each with its threshold and pass or fail as decided.
+
+    A failed or unmeasured row that the officer accepted in writing before completing carries
+    the acceptance (``acceptance``: text, by whom, when, its audit event); its ``passed`` stays
+    false: an acceptance is a decision to complete over a fail, never a pass.
+    """
+    section = report_section_provided(section="verification", erasure_request=erasure_request)
+    section["results"] = acceptance.verification_rows_annotate(section["results"], erasure_request)
+    return section
 
 
 def report_section_recipients(erasure_request) -> dict:
@@ -196,6 +203,74 @@ def report_section_limits(*, jobs_section: dict) -> list[dict]:
     return limits.limits_statements(
         applied=frameworks_applied(jobs_section), jobs=jobs_section.get("jobs", [])
     )
+
+
+ROBUSTNESS_SECTION = "robustness"
+VERIFICATION_SOURCE = "Lethe verification: robustness attacks (docs/verification.md, issue 16)"
+ROBUSTNESS_TITLES = {
+    "relearning_recovery": "A relearning attack was tried, not every one",
+    "quantization_8bit_recovery": "8-bit quantization was tried with one scheme",
+    "quantization_4bit_recovery": "4-bit quantization was tried with one scheme",
+    "paraphrase_extraction_rate": "Paraphrased and compliant prompts were tried from a finite list",
+    "paraphrase_answer_recall_gap": "Paraphrased questions were measured on TOFU questions only",
+}
+REFUSAL_TUNING = {
+    "code": "refusal_tuning_changes_answers_not_weights",
+    "title": "Refusal tuning changes what the model answers, not what its weights hold",
+    "text": "The model was fine-tuned to refuse questions about the person ({methods}). This is output "
+    "suppression: the weights may still hold what the model learnt, and fine-tuning a few steps, "
+    "quantizing the weights or asking in other words can bring the answers back. The robustness "
+    "rows of the verification results show what was tried and what came back.",
+    "mismatch": 1,
+    "source": "Seed 001 §IV; Zhang et al., Catastrophic Failure of LLM Unlearning via Quantization (ICLR 2025)",
+}
+REFUSAL_METHODS = frozenset({"refusal"})
+
+
+def _verification_limits(*, jobs_section: dict, verification_section: dict | None) -> list[dict]:
+    """Return the statements of refusal tuning and of each robustness row measured."""
+    statements = []
+    refusals = frameworks_applied(jobs_section).get(limits.OUTPUT_SUPPRESSION, set()) & REFUSAL_METHODS
+    if refusals:
+        statements.append(
+            {
+                **REFUSAL_TUNING,
+                "text": REFUSAL_TUNING["text"].format(methods=", ".join(sorted(refusals))),
+                "applies_because": "output suppression by refusal tuning",
+            }
+        )
+    seen: dict[str, str] = {}
+    for row in (verification_section or {}).get("results", []):
+        if row.get("section") == ROBUSTNESS_SECTION and row.get("limits") and row.get("metric") not in seen:
+            seen[row["metric"]] = row["limits"]
+    for metric, text in seen.items():
+        statements.append(
+            {
+                "code": f"robustness_{metric}",
+                "title": ROBUSTNESS_TITLES.get(metric, f"What the {metric.replace('_', ' ')} row shows"),
+                "text": text,
+                "mismatch": None,
+                "applies_because": f"the verification measured {metric.replace('_', ' ')}",
+                "source": VERIFICATION_SOURCE,
+            }
+        )
+    return statements
+
+
+def report_section_limits_with_verification(
+    statements: list[dict], *, jobs_section: dict, verification_section: dict | None
+) -> list[dict]:
+    """Return the framework's limit statements with those the verification calls for.
+
+    Refusal tuning (output suppression by fine-tuning) and each robustness row measured add a
+    statement: for a robustness row, the engine's own sentence on what a pass of that row does
+    and does not show, carried by the row (``limits``), whatever the row's result. They go before
+    the last statement (how outputs are used), which every report ends with.
+    """
+    extra = _verification_limits(jobs_section=jobs_section, verification_section=verification_section)
+    if not extra:
+        return statements
+    return statements[:-1] + extra + statements[-1:]
 
 
 def report_section_audit_chain(erasure_request, *, full: bool = True) -> dict:

@@ -8,6 +8,7 @@ if any step fails nothing is stored. A later issue is a new version that superse
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
@@ -17,6 +18,7 @@ from django.utils import timezone
 from compliance import roles
 from compliance.audit import audit_event_record
 from compliance.models import AuditReport, report_id_for
+from compliance.reports.acceptance import verification_failures_accept
 from compliance.reports.assembly import Superseded, report_body_assemble
 from compliance.reports.json_file import report_json_render
 from compliance.reports.pdf import report_pdf_render
@@ -132,25 +134,42 @@ def audit_report_issue(*, erasure_request, actor, reason: str = "", now: datetim
     return report
 
 
-def erasure_request_complete_and_issue_report(*, erasure_request, actor, note: str = ""):
+def erasure_request_complete_and_issue_report(
+    *, erasure_request, actor, note: str = "", acceptances: Mapping[str, str] | None = None
+):
     """Complete the request and issue its report in one transaction; return the report.
 
-    The request workflow's own checks run first (``erasure_request_complete``: role, status,
-    identity, and the preconditions other apps register for "complete", such as every job
-    finished and verified). If the report then cannot be assembled — a section fails, or a raw
-    identifier would be printed — the completion is rolled back with it: a completed request
+    ``acceptances`` (row key ``"<job id>:<metric>"`` → the officer's words) are recorded first
+    (``acceptance.verification_failures_accept``): completing over a failed or unmeasured
+    verification row needs one per row. Then the request workflow's own checks run
+    (``erasure_request_complete``: role, status, identity, and the preconditions other apps
+    register for "complete", such as every job finished and verified, every failed row accepted).
+    If the report then cannot be assembled — a section fails, or a raw identifier would be
+    printed — the completion and the acceptances are rolled back with it: a completed request
     always has its report.
     """
 
     with transaction.atomic():
-        completed = erasure_request_complete(erasure_request=erasure_request, actor=actor, note=note)
+        accepted = verification_failures_accept(
+            erasure_request=erasure_request, actor=actor, acceptances=acceptances or {}
+        )
+        completed = erasure_request_complete(
+            erasure_request=erasure_request,
+            actor=actor,
+            note=note,
+            details={"failed_rows_accepted": accepted} if accepted else None,
+        )
         return audit_report_issue(erasure_request=completed, actor=actor)
 
 
-def erasure_request_complete_with_report(*, erasure_request, actor, note: str = ""):
+def erasure_request_complete_with_report(
+    *, erasure_request, actor, note: str = "", acceptances: Mapping[str, str] | None = None
+):
     """Complete the request and issue its signed report (``erasure_request_complete_and_issue_report``);
     return the request as it is now. Pages and the API complete through this function."""
-    erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=actor, note=note)
+    erasure_request_complete_and_issue_report(
+        erasure_request=erasure_request, actor=actor, note=note, acceptances=acceptances
+    )
     erasure_request.refresh_from_db()
     return erasure_request
 

@@ -16,7 +16,7 @@ from django.views import View
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
-from compliance.reports import selectors, services
+from compliance.reports import acceptance, selectors, services
 from compliance.reports.assembly import ReportContainsIdentifier, ReportIdentifierCheckImpossible
 from compliance.reports.display import report_display_context
 from compliance.reports.providers import ReportProviderError
@@ -32,6 +32,9 @@ from compliance.reports.verification import MAX_REPORT_BYTES, report_file_verify
 from requests_app.models import ErasureRequest
 
 logger = logging.getLogger(__name__)
+
+#: The completion form names each failed row's acceptance field ``accept:<job id>:<metric>``.
+ACCEPT_FIELD_PREFIX = "accept:"
 
 # Errors that mean "this report cannot be put together now", shown to the reader as they are.
 ASSEMBLY_ERRORS = (
@@ -124,8 +127,16 @@ class ReportPageView(ReportReaderMixin, View):
                 "can_issue": request.user.has_perm(roles.MANAGE_REQUESTS),
                 "can_complete": request.user.has_perm(roles.MANAGE_REQUESTS)
                 and erasure_request.status == "verifying",
+                "accept_field_prefix": ACCEPT_FIELD_PREFIX,
             }
         )
+        if context["can_complete"]:
+            context["rows_to_accept"] = [
+                {"key": acceptance.row_key(row), "label": acceptance.row_label(row), "row": row}
+                for row in acceptance.verification_failures_unaccepted(
+                    erasure_request, rows=body["verification"]["results"]
+                )
+            ]
         return render(request, "compliance/report_page.html", context)
 
 
@@ -186,7 +197,14 @@ class ReportCompleteView(PermissionPageMixin, View):
         erasure_request = _erasure_request(pk)
         try:
             report = services.erasure_request_complete_and_issue_report(
-                erasure_request=erasure_request, actor=request.user, note=request.POST.get("note", "")
+                erasure_request=erasure_request,
+                actor=request.user,
+                note=request.POST.get("note", ""),
+                acceptances={
+                    name.removeprefix(ACCEPT_FIELD_PREFIX): text
+                    for name, text in request.POST.items()
+                    if name.startswith(ACCEPT_FIELD_PREFIX) and text.strip()
+                },
             )
         except ValidationError as error:  # the workflow refused the transition; its message says why
             messages.error(request, "Nothing was changed. " + " ".join(error.messages))

@@ -34,6 +34,8 @@ from requests_app import services as request_services
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed
 from tests.factories.reports import (  # noqa: F401  (fixtures)
+    FAKE_ACCEPTANCES,
+    FAKE_FAILED_ROW_KEY,
     MARIA,
     MARIA_RAW_FORMS,
     providers,
@@ -44,7 +46,7 @@ from tests.factories.reports import (  # noqa: F401  (fixtures)
 def _issued(officer, providers, **install):
     providers(**install)
     return erasure_request_complete_and_issue_report(
-        erasure_request=request_verifying(officer), actor=officer
+        erasure_request=request_verifying(officer), actor=officer, acceptances=FAKE_ACCEPTANCES
     )
 
 
@@ -280,7 +282,9 @@ def test_a_provider_that_leaks_a_raw_identifier_stops_the_report_and_the_complet
     providers(extra={"recipients": {"recipients": [{"kind": "other", "name": leak, "notified_at": None}]}})
     erasure_request = request_verifying(officer)
     with pytest.raises(ReportContainsIdentifier) as refused:
-        erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
+        erasure_request_complete_and_issue_report(
+            erasure_request=erasure_request, actor=officer, acceptances=FAKE_ACCEPTANCES
+        )
     message = str(refused.value)
     assert "recipients" in message and kind.replace("_", " ") in message and leak not in message
     erasure_request.refresh_from_db()
@@ -314,7 +318,9 @@ def test_a_provider_item_that_breaks_the_schema_is_refused(officer, providers):
         }
     )
     with pytest.raises(Exception, match="jobs/jobs/2/framework: fails enum"):
-        erasure_request_complete_and_issue_report(erasure_request=request_verifying(officer), actor=officer)
+        erasure_request_complete_and_issue_report(
+            erasure_request=request_verifying(officer), actor=officer, acceptances=FAKE_ACCEPTANCES
+        )
 
 
 # --- verify_report ---------------------------------------------------------------------------------
@@ -610,3 +616,109 @@ def test_a_request_closed_after_its_deadline_is_reported_as_missed(officer):
     erasure_request = request_verifying(officer, received_at=received)
     body = _body(erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer))
     assert body["summary"]["deadline"] == "missed" and body["timeline"]["days_taken"] >= 45
+
+
+# --- completing over failed checks -----------------------------------------------------------------
+
+
+def test_completing_over_a_failed_row_needs_a_written_acceptance_printed_beside_the_row(officer, providers):
+    providers()
+    erasure_request = request_verifying(officer)
+    with pytest.raises(TransitionNotAllowed, match="mia_auc_min_k of job #1 \\(0.5600001;") as refused:
+        erasure_request_complete_and_issue_report(erasure_request=erasure_request, actor=officer)
+    assert "no written acceptance" in str(refused.value)
+    erasure_request.refresh_from_db()
+    assert erasure_request.status == RequestStatus.VERIFYING and not AuditReport.objects.exists()
+
+    # A key that names no failed row, or an empty text, is refused and records nothing.
+    from compliance.reports.acceptance import ACCEPTANCE_ACTION, AcceptanceInvalid
+
+    for bad in ({"1:extraction_rate": "This one passed, nothing to accept."}, {FAKE_FAILED_ROW_KEY: " ok "}):
+        with pytest.raises(AcceptanceInvalid):
+            erasure_request_complete_and_issue_report(
+                erasure_request=erasure_request, actor=officer, acceptances=bad
+            )
+    assert not AuditEvent.objects.filter(action=ACCEPTANCE_ACTION).exists()
+
+    report = erasure_request_complete_and_issue_report(
+        erasure_request=erasure_request, actor=officer, acceptances=FAKE_ACCEPTANCES
+    )
+    event = AuditEvent.objects.get(action=ACCEPTANCE_ACTION)
+    assert event.details["row_key"] == FAKE_FAILED_ROW_KEY and event.details["value"] == 0.5600001
+    assert event.details["acceptance"] == FAKE_ACCEPTANCES[FAKE_FAILED_ROW_KEY]
+    completed = AuditEvent.objects.get(action="erasure_request.completed")
+    assert completed.details["failed_rows_accepted"] == [FAKE_FAILED_ROW_KEY]
+    body = _body(report)
+    rows = {row["metric"]: row for row in body["verification"]["results"]}
+    # The acceptance never turns the fail into a pass.
+    assert (
+        rows["mia_auc_min_k"]["passed"] is False
+        and rows["mia_auc_min_k"]["acceptance"]["accepted_by"] == "officer"
+    )
+    assert "acceptance" not in rows["extraction_rate"]
+    assert body["summary"]["verification_failed"] == 1
+    text = _pdf_text(bytes(report.pdf_bytes))
+    assert "of which 1 accepted in writing" in text and "a re-run would not change" in text
+
+
+def test_an_acceptance_covers_the_value_it_saw_not_a_later_one(officer, providers):
+    from compliance.reports.acceptance import verification_failures_accept, verification_failures_unaccepted
+
+    sections = providers()
+    erasure_request = request_verifying(officer)
+    verification_failures_accept(erasure_request=erasure_request, actor=officer, acceptances=FAKE_ACCEPTANCES)
+    assert verification_failures_unaccepted(erasure_request) == []
+    # Verified again to another failing value: the old acceptance no longer covers it.
+    row = next(r for r in sections["verification"]["results"] if r["metric"] == "mia_auc_min_k")
+    row["value"] = 0.61
+    assert [r["metric"] for r in verification_failures_unaccepted(erasure_request)] == ["mia_auc_min_k"]
+
+
+def test_rows_of_the_original_model_are_a_baseline_and_need_no_acceptance(officer, providers):
+    from compliance.reports.acceptance import verification_failures_unaccepted
+
+    sections = providers()
+    for row in sections["verification"]["results"]:
+        row["role"] = "original"
+    assert verification_failures_unaccepted(request_verifying(officer)) == []
+
+
+def test_robustness_rows_bring_their_limits_statements_and_refusal_tuning_its_own(officer, providers):
+    robustness_row = {
+        "subject": "support-gpt v3.1",
+        "job_id": "1",
+        "role": "produced",
+        "section": "robustness",
+        "metric": "quantization_4bit_recovery",
+        "value": None,
+        "threshold": 0.1,
+        "comparator": "<=",
+        "passed": False,
+        "n_samples": 0,
+        "not_measured_because": "needs the original's and the exact retrain's robustness measurements",
+        "limits": "A pass shows that round-to-nearest 4-bit weight quantization did not restore more than the "
+        "threshold's share of the forgotten content.",
+    }
+    providers(
+        jobs=(("deletion", "npo", "succeeded"), ("output_suppression", "refusal", "succeeded")),
+        extra={"verification": {"results": [robustness_row]}},
+    )
+    report = erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer),
+        actor=officer,
+        acceptances={
+            **FAKE_ACCEPTANCES,
+            "1:quantization_4bit_recovery": "No retrain exists; accepted for now.",
+        },
+    )
+    body = _body(report)
+    codes = body["summary"]["limits"]
+    assert "robustness_quantization_4bit_recovery" in codes
+    assert "refusal_tuning_changes_answers_not_weights" in codes
+    assert codes[-1] == "downstream_use_outside_the_model"
+    statement = next(s for s in body["limits"] if s["code"] == "robustness_quantization_4bit_recovery")
+    assert statement["text"] == robustness_row["limits"]
+    row = next(r for r in body["verification"]["results"] if r["metric"] == "quantization_4bit_recovery")
+    assert row["value"] is None and row["passed"] is False
+    text = _pdf_text(bytes(report.pdf_bytes))
+    assert "not measured" in text and "(robustness)" in text

@@ -20,6 +20,8 @@ from requests_app.models import RequestStatus
 from tests.conftest import DEMO_TEST_PASSWORD
 from tests.factories.api_world import api_token
 from tests.factories.reports import (  # noqa: F401  (fixtures)
+    FAKE_ACCEPTANCES,
+    FAKE_FAILED_ROW_KEY,
     MARIA_RAW_FORMS,
     providers,
     request_verifying,
@@ -50,7 +52,7 @@ def browser_client(role_users):
 def issued(officer, providers):
     providers()
     return erasure_request_complete_and_issue_report(
-        erasure_request=request_verifying(officer), actor=officer
+        erasure_request=request_verifying(officer), actor=officer, acceptances=FAKE_ACCEPTANCES
     )
 
 
@@ -140,8 +142,15 @@ def test_unknown_request_is_404(api, role_users):
 def test_an_officer_completes_and_issues_through_the_api(api, officer, providers):
     providers()
     erasure_request = request_verifying(officer)
-    response = api("officer").post(
+    refused = api("officer").post(
         f"/api/v1/requests/{erasure_request.pk}/report/complete/", {}, format="json"
+    )
+    assert refused.status_code == 409 and "no written acceptance" in refused.json()["detail"]
+    assert FAKE_FAILED_ROW_KEY.split(":")[1] in refused.json()["detail"]
+    response = api("officer").post(
+        f"/api/v1/requests/{erasure_request.pk}/report/complete/",
+        {"acceptances": FAKE_ACCEPTANCES},
+        format="json",
     )
     assert response.status_code == 201, response.content
     erasure_request.refresh_from_db()
@@ -306,10 +315,17 @@ def test_an_officer_completes_and_issues_from_the_report_page(browser_client, of
     client = browser_client("officer")
     page = client.get(f"/audit/requests/{erasure_request.pk}/report/").content.decode()
     assert "Draft — not issued" in page and 'id="complete-and-issue"' in page
+    # The failed row is named on the page with a field for the officer's written acceptance.
+    assert f'data-row-key="{FAKE_FAILED_ROW_KEY}"' in page and f'name="accept:{FAKE_FAILED_ROW_KEY}"' in page
+    refused = client.post(f"/audit/requests/{erasure_request.pk}/report/complete/", {"note": ""}, follow=True)
+    assert "no written acceptance" in refused.content.decode()
     response = client.post(
-        f"/audit/requests/{erasure_request.pk}/report/complete/", {"note": ""}, follow=True
+        f"/audit/requests/{erasure_request.pk}/report/complete/",
+        {"note": "", f"accept:{FAKE_FAILED_ROW_KEY}": FAKE_ACCEPTANCES[FAKE_FAILED_ROW_KEY]},
+        follow=True,
     )
     assert f"report {erasure_request.reference}-v1 issued" in response.content.decode()
+    assert "accepted in writing" in response.content.decode()
 
 
 @pytest.mark.parametrize("url", ["/audit/", "/audit/register/", "/audit/verify/"])

@@ -195,6 +195,13 @@ def fake_sections(*, jobs: list[tuple[str, str, str]]) -> dict:
     }
 
 
+# The fake verification section's failing row, and the officer's written acceptance of it:
+# completing over a failed row needs one (compliance.reports.acceptance).
+FAKE_FAILED_ROW_KEY = "1:mia_auc_min_k"
+FAKE_ACCEPTANCES = {
+    FAKE_FAILED_ROW_KEY: "Accepted: 1e-7 above its bound on 200 records; a re-run would not change the decision."
+}
+
 # What the fake providers return, section by section, while the ``providers`` fixture is active.
 FAKE_SECTIONS: dict[str, dict] = {}
 

@@ -182,7 +182,9 @@ def decision_plan_validate(
             continue
         seen.add(key)
         forget: list[int] = []
-        if framework == Framework.DELETION:
+        if plan_method.changes_weights:
+            # Deletion, and refusal tuning under output suppression: both change the weights on
+            # the confirmed records, so both need them (and the same rules on SISA ensembles).
             forget, problem = _forget_for(erasure_request, version, plan_method)
             if problem:
                 errors["model_version"] = [problem]

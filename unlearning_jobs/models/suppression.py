@@ -6,9 +6,11 @@ the next one (the previous rules plus or minus one subject's). A ``SuppressionRu
 entity type, the keyed hash of one normalised form and an opaque subject reference (the erasure
 request's reference): never a raw value.
 
-``DerivedDataStore`` registers where data inferred about people is kept beside the training data
-(profiles, inferences, embeddings); ``DerivedEntry`` is one subject's entry in it, keyed by the
-keyed hash of one of the subject's identifiers, so a decision can delete it without decrypting.
+``DerivedDataStore`` registers where data derived from the training data or inferred about people
+is kept (profiles, inferences, embeddings, caches, feature tables, retrieval indexes);
+``DerivedEntry`` is one entry in it, keyed by the keyed hash of one of a subject's identifiers or
+of the id of the training record it was built from, so a decision can delete it without
+decrypting.
 """
 
 from __future__ import annotations
@@ -109,6 +111,9 @@ class DerivedDataKind(models.TextChoices):
     PROFILES = "profiles", "Profiles"
     INFERENCES = "inferences", "Inferences"
     EMBEDDINGS = "embeddings", "Embeddings"
+    CACHES = "caches", "Caches"
+    FEATURE_TABLES = "feature_tables", "Feature tables"
+    RETRIEVAL_INDEXES = "retrieval_index", "Retrieval indexes"
 
 
 class DerivedDataStore(models.Model):
@@ -135,11 +140,19 @@ class DerivedDataStore(models.Model):
 
 
 class DerivedEntry(models.Model):
-    """One subject's entry in a derived-data store, keyed by a keyed hash of an identifier."""
+    """One entry in a derived-data store: about a subject, or built from one training record.
+
+    Keyed by the index's keyed hash of one of the subject's normalised identifiers
+    (``subject_key_hash``), or by the keyed hash of the id of the record of the store's data set
+    it was built from (``record_key_hash``, ``datasets.storage.record_id_hash``): an embedding,
+    a cached answer, a row of a feature table or of a retrieval index. Never the raw value or id.
+    """
 
     store = models.ForeignKey(DerivedDataStore, on_delete=models.CASCADE, related_name="entries")
     # The index's keyed hash of one of the subject's normalised identifiers.
-    subject_key_hash = models.CharField(max_length=64, db_index=True)
+    subject_key_hash = models.CharField(max_length=64, db_index=True, blank=True)
+    # The keyed hash of the id of the training record the entry was derived from.
+    record_key_hash = models.CharField(max_length=64, db_index=True, blank=True)
     # What is stored ("inferred home city"), never the inferred value itself.
     description = models.CharField(max_length=300)
     created_at = models.DateTimeField(auto_now_add=True)

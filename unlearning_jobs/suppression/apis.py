@@ -1,4 +1,4 @@
-"""REST endpoints of output suppression: the guarded generate endpoint and the rules export.
+"""REST endpoints of suppression: the guarded generate endpoint, the rules export, derived-data stores.
 
 ``POST /api/v1/models/{id}/generate`` answers a prompt with the model's newest deployment behind
 its guard; engineers and officers may call it, auditors may not (403). ``GET
@@ -14,9 +14,11 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from compliance import roles
 from compliance.api import ApiBase, DatabaseIdField
-from unlearning_jobs.models import Deployment, ModelVersion
+from unlearning_jobs.models import Dataset, Deployment, DerivedDataKind, ModelVersion
 from unlearning_jobs.suppression import guard as guard_runtime
+from unlearning_jobs.suppression import latent
 from unlearning_jobs.suppression import services as suppression
 
 
@@ -24,9 +26,9 @@ class ModelGenerateApi(ApiBase):
     """Generate text with a registered model behind its deployment's guard."""
 
     read_permissions = write_permissions = suppression.GENERATE_PERMISSIONS
+    throttle_scope = "generate"
 
     class InputSerializer(serializers.Serializer):
-    throttle_scope = "generate"
         prompt = serializers.CharField(max_length=guard_runtime.MAX_PROMPT_CHARS, trim_whitespace=False)
         max_new_tokens = serializers.IntegerField(
             min_value=1, max_value=guard_runtime.MAX_NEW_TOKENS, default=64
@@ -88,3 +90,67 @@ class DeploymentRulesExportApi(ApiBase):
     def get(self, request, pk: int):
         deployment = get_object_or_404(Deployment.objects.select_related("active_rule_set"), pk=pk)
         return Response(suppression.deployment_rules_export(deployment))
+
+
+class DerivedStoreSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    location = serializers.CharField()
+    owner = serializers.CharField()
+    dataset = serializers.IntegerField(source="dataset_id", allow_null=True)
+    record_keys = serializers.IntegerField(
+        source="record_entries", help_text="How many training records the store holds entries of"
+    )
+    entries = serializers.IntegerField(source="entries_total")
+    created_at = serializers.DateTimeField()
+
+
+class DerivedStoreListCreateApi(ApiBase):
+    """``GET``: the derived-data stores latent suppression reaches. ``POST`` (engineers): register one.
+
+    Body: ``{"name", "kind", "location", "owner", "dataset": ID, "record_keys": ["<record id>", ...]}``.
+    ``record_keys`` are the ids of the records of ``dataset`` the store holds something built
+    from (embeddings, cached answers, feature rows, index entries); each must be a record id of
+    that data set, or nothing is registered (400). Only counts come back: Lethe stores keyed
+    hashes of the ids, never the ids.
+    """
+
+    read_permissions = suppression.READ_DEPLOYMENT_PERMISSIONS
+    write_permissions = (roles.OPERATE_JOBS,)
+    schema_operation_ids = {"GET": "derived_stores_list", "POST": "derived_stores_register"}
+
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=DerivedDataKind.choices)
+        location = serializers.CharField(max_length=1024)
+        owner = serializers.CharField(max_length=200)
+        dataset = DatabaseIdField(required=False, allow_null=True, default=None)
+        record_keys = serializers.ListField(
+            child=serializers.CharField(max_length=255), required=False, default=list, max_length=100_000
+        )
+
+    def schema_output(self, method):
+        return {201: DerivedStoreSerializer} if method == "POST" else DerivedStoreSerializer(many=True)
+
+    def get(self, request):
+        return Response(DerivedStoreSerializer(latent.derived_stores_list(), many=True).data)
+
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        dataset = None
+        if values["dataset"] is not None:
+            dataset = get_object_or_404(Dataset, pk=values["dataset"])
+        store = latent.derived_store_register(
+            name=values["name"],
+            kind=values["kind"],
+            location=values["location"],
+            owner=values["owner"],
+            dataset=dataset,
+            record_keys=values["record_keys"],
+            actor=request.user,
+        )
+        stored = latent.derived_stores_list().get(pk=store.pk)
+        return Response(DerivedStoreSerializer(stored).data, status=status.HTTP_201_CREATED)

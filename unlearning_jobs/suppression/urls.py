@@ -1,4 +1,5 @@
-"""URLs of output suppression: pages under /jobs/deployments/, endpoints under /api/v1/.
+"""URLs of output and latent suppression: pages under /jobs/deployments/ and /jobs/derived-stores/,
+endpoints under /api/v1/.
 
 ``api_urlpatterns`` come before the model routes of ``job_urls`` so that
 ``models/<id>/generate`` is never read as a model route.
@@ -12,6 +13,7 @@ from unlearning_jobs.suppression import views as suppression_views
 page_urlpatterns = [
     path("deployments/", suppression_views.DeploymentListView.as_view(), name="deployment-list"),
     path("deployments/<int:pk>/", suppression_views.DeploymentDetailView.as_view(), name="deployment-detail"),
+    path("derived-stores/", suppression_views.DerivedStoreListView.as_view(), name="derived-store-list"),
 ]
 
 api_urlpatterns = [
@@ -22,4 +24,5 @@ api_urlpatterns = [
         suppression_apis.DeploymentRulesExportApi.as_view(),
         name="api-deployment-rules",
     ),
+    path("derived-stores/", suppression_apis.DerivedStoreListCreateApi.as_view(), name="api-derived-stores"),
 ]

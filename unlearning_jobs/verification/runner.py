@@ -134,6 +134,29 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
     }
 
 
+def robustness_settings():
+    """Return the engine's ``RobustnessSettings`` from ``LETHE_VERIFY_ROBUSTNESS_*``; None when off.
+
+    Every verify job (original, exact retrain, produced model) uses the same settings, seed
+    included, so the attacked and measured records are the same in every column and the recovery
+    rows can compare them.
+    """
+    from unlearning_jobs.engine.verify.robustness import RobustnessSettings
+
+    if not settings.LETHE_VERIFY_ROBUSTNESS:
+        return None
+    return RobustnessSettings(
+        attacks=tuple(settings.LETHE_VERIFY_ROBUSTNESS_ATTACKS),
+        attack_fraction=settings.LETHE_VERIFY_ROBUSTNESS_ATTACK_FRACTION,
+        relearn_steps=settings.LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS,
+        relearn_learning_rate=settings.LETHE_VERIFY_ROBUSTNESS_RELEARN_LEARNING_RATE,
+        quantization_bits=tuple(settings.LETHE_VERIFY_ROBUSTNESS_QUANTIZATION_BITS),
+        max_eval_records=settings.LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_RECORDS,
+        max_eval_items=settings.LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_ITEMS,
+        seed=settings.LETHE_VERIFY_ROBUSTNESS_SEED,
+    )
+
+
 def run_verify_job(context):
     """Measure the job's model on its request's texts with the engine, store the run and its rows."""
     from unlearning_jobs.engine.models import load_causal_lm
@@ -144,6 +167,7 @@ def run_verify_job(context):
     job = context.job
     params = job.params
     resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS)  # a typo fails before any model is loaded
+    robustness = robustness_settings()  # so does a bad robustness setting
     if job.source_model is None:
         raise ValueError("a verify job needs the model version to verify")
     erasure_request = (
@@ -167,16 +191,27 @@ def run_verify_job(context):
     context.phase(JobPhase.LOADING_MODEL)
     model, tokenizer = load_causal_lm(job.source_model.path, device=context.device)
     device = next(model.parameters()).device
-    stages = {"extraction": 0, "verbmem": 1, "membership": 2, "utility_retain": 3, "tofu": 4}
+    stages = {"extraction": 0, "verbmem": 1, "membership": 2, "utility_retain": 3, "tofu": 4, "robustness": 5}
 
     def progress(stage: str, done: int, total: int) -> None:
         position = stages.get(stage, 4)
-        context.progress(position * 100 + (100 * done // max(total, 1)), 500)
+        context.progress(position * 100 + (100 * done // max(total, 1)), 100 * len(stages))
         if context.should_stop():
             raise TrainingCancelled(step=position, total=len(stages))
 
+    if robustness is not None:
+        context.log(
+            f"robustness: {', '.join(robustness.attacks)}; relearning {robustness.relearn_steps} steps on "
+            f"{robustness.attack_fraction:.0%} of the forget records; {'/'.join(map(str, robustness.quantization_bits))}-bit"
+        )
     measurements = measure_model(
-        model=model, tokenizer=tokenizer, device=device, subject_pii=subjects, progress=progress, **inputs
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        subject_pii=subjects,
+        progress=progress,
+        robustness=robustness,
+        **inputs,
     )
     del model
     run = verification_run_record(job=job, measurements=measurements, sample_sizes=sizes)

@@ -16,6 +16,7 @@ decision are those with a ``decision``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,8 +25,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from unlearning_jobs.jobs.services import job_create
 from requests_app.models import ErasureRequest
+from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import (
     ACTIVE_JOB_STATUSES,
     JobKind,
@@ -44,6 +45,8 @@ VERIFY_METHOD = "verify"
 BLOCKING_STATUSES = (*ACTIVE_JOB_STATUSES, JobStatus.FAILED)
 #: Columns of the side-by-side comparison, in the order a reader compares them.
 ROLE_ORDER = (VerificationRole.ORIGINAL, VerificationRole.REFERENCE, VerificationRole.PRODUCED)
+#: ``details["section"]`` of the rows of the robustness section (relearning, quantization, paraphrase).
+ROBUSTNESS_SECTION = "robustness"
 
 
 # --- parameters -------------------------------------------------------------------------------------
@@ -118,12 +121,12 @@ def verification_job_create(
     return job_create(
         kind=JobKind.VERIFY.value,
         actor=actor,
-        method=VERIFY_METHOD,
-        source_model=model_version,
-        dataset_version=dataset_version,
         erasure_request=ErasureRequest.objects.filter(pk=erasure_request_id).first()
         if erasure_request_id
         else None,
+        method=VERIFY_METHOD,
+        source_model=model_version,
+        dataset_version=dataset_version,
         forget_record_pks=forget_record_pks,
         enqueue=enqueue,
         params={
@@ -215,12 +218,72 @@ def _comparison_runs(run: VerificationRun) -> tuple[VerificationRun | None, Veri
     return original, reference
 
 
+def _robustness_rows(run: VerificationRun, result) -> tuple[list, list[dict]]:
+    """Return the robustness section's rows to store and the skipped items to list, for ``run``.
+
+    A measured row carries its section and the engine's statement of what a pass does and does
+    not show (``details["limits"]``). For a model an unlearning job produced, every robustness
+    row the engine could not judge (no original or retrain measured on the same records, or the
+    section switched off) is stored as a row of its own, not measured and therefore failed, so
+    that it is counted, shown and must be accepted like any other fail. The original and the
+    retrain are the scale of recovery, not claims: what they could not judge is only listed.
+    """
+    from unlearning_jobs.engine.verify.report import ResultRow, make_row
+    from unlearning_jobs.engine.verify.robustness import LIMITS
+    from unlearning_jobs.engine.verify.thresholds import resolve_thresholds
+
+    section = result.robustness or {}
+    limits = {**LIMITS, **section.get("limits", {})}
+    rows = []
+    for data in section.get("rows", []):
+        row = ResultRow.from_dict(data)
+        details = {**row.details, "section": ROBUSTNESS_SECTION, "limits": limits.get(row.metric, "")}
+        rows.append(dataclasses.replace(row, details=details))
+    skipped = [{**item, "section": ROBUSTNESS_SECTION} for item in section.get("skipped", [])]
+    if run.role != VerificationRole.PRODUCED:
+        return rows, skipped
+    if not section:
+        bits = settings.LETHE_VERIFY_ROBUSTNESS_QUANTIZATION_BITS
+        skipped = [
+            {"metric": metric, "reason": "robustness was not measured (LETHE_VERIFY_ROBUSTNESS is off)"}
+            for metric in (
+                "relearning_recovery",
+                *(f"quantization_{b}bit_recovery" for b in bits),
+                "paraphrase_extraction_rate",
+            )
+        ]
+    thresholds = resolve_thresholds(settings.LETHE_VERIFY_THRESHOLDS)
+    listed: list[dict] = []
+    measured = {row.metric for row in rows}
+    for item in skipped:
+        metric = item["metric"]
+        if metric not in thresholds or metric in measured:
+            listed.append({**item, "section": ROBUSTNESS_SECTION})
+            continue
+        measured.add(metric)
+        rows.append(
+            make_row(
+                value=None,
+                threshold=thresholds[metric],
+                n_samples=0,
+                details={
+                    "section": ROBUSTNESS_SECTION,
+                    "skipped": item.get("reason", "not measured"),
+                    "limits": limits.get(metric, ""),
+                },
+            )
+        )
+    return rows, listed
+
+
 def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> VerificationRun:
     """Judge a run's stored measurements against its original and reference; store the rows.
 
     The original run is judged alone (nothing to compare with: the engine lists the ratios and
     PrivLeak as skipped); the reference against the original; a produced model against both. The
-    rows are replaced as a whole, so a run always shows one consistent judgement.
+    rows are replaced as a whole, so a run always shows one consistent judgement. The robustness
+    section's rows follow the others (``details["section"] == "robustness"``); the run passes only
+    when every row of both passed.
     """
     from unlearning_jobs.engine.verify.suite import assess_measurements
 
@@ -234,6 +297,8 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
         original_results=_result_of(use_original),
         thresholds=thresholds,
     )
+    robustness_rows, robustness_skipped = _robustness_rows(run, result)
+    rows = list(result.rows) + robustness_rows
     with transaction.atomic():
         run = VerificationRun.objects.select_for_update().get(pk=run.pk)
         run.results.all().delete()
@@ -252,14 +317,14 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
                     n_samples=row.n_samples,
                     details=row.as_dict()["details"],
                 )
-                for position, row in enumerate(result.rows)
+                for position, row in enumerate(rows)
             ]
         )
         run.reference_model = use_reference.model_version if use_reference else None
         run.thresholds = _thresholds_used()
-        run.skipped = [dict(item) for item in result.skipped]
-        run.passed = result.passed
-        run.complete = result.complete
+        run.skipped = [dict(item) for item in result.skipped] + robustness_skipped
+        run.passed = bool(rows) and all(row.passed for row in rows)
+        run.complete = not run.skipped
         run.assessed_at = timezone.now()
         if plot:
             run.plot_svg, run.plot_png_base64 = _plot(run, original=use_original, reference=use_reference)
@@ -340,13 +405,67 @@ def verification_comparison(*, erasure_request_id: int | None = None, runs=None)
     )
     columns = [_column(run) for run in runs]
     metrics: list[str] = []
+    robustness: dict[str, str] = {}
     for column in columns:
-        metrics += [metric for metric in column["results"] if metric not in metrics]
+        for metric, result in column["results"].items():
+            if metric not in metrics:
+                metrics.append(metric)
+            if (result.details or {}).get("section") == ROBUSTNESS_SECTION:
+                robustness[metric] = robustness.get(metric) or result.details.get("limits", "")
     rows = [
-        {"metric": metric, "cells": [column["results"].get(metric) for column in columns]}
+        {
+            "metric": metric,
+            "cells": [column["results"].get(metric) for column in columns],
+            "section": ROBUSTNESS_SECTION if metric in robustness else "",
+            "limits": robustness.get(metric, ""),
+        }
         for metric in metrics
     ]
-    return {"columns": columns, "rows": rows}
+    return {
+        "columns": columns,
+        "rows": [row for row in rows if not row["section"]],
+        "robustness_rows": [row for row in rows if row["section"]],
+    }
+
+
+def _number(value) -> str:
+    return "not measured" if value is None else f"{value:.3g}"
+
+
+def _interval(pair) -> str:
+    if not pair or len(pair) != 2 or None in pair:
+        return ""
+    return f" (95 % CI {pair[0]:.3g}–{pair[1]:.3g})"
+
+
+def low_fpr_text(details: Mapping | None) -> str:
+    """Return a membership row's TPR at 1 % and 0.1 % FPR with their bootstrap intervals, as text.
+
+    Empty for a row that is not a membership row. A TPR the run did not measure (older runs)
+    reads "not measured", never 0; with fewer non-members than 1/FPR the row says the FPR was
+    resolved only to 1/non-members, as the engine computed it.
+    """
+    details = details or {}
+    if "tpr_at_fpr" not in details:
+        return ""
+    tprs = details.get("tpr_at_fpr") or {}
+    intervals = details.get("confidence_intervals") or {}
+    parts = [
+        f"TPR at {label} FPR {_number(tprs.get(key))}{_interval(intervals.get(f'tpr@{key}'))}"
+        for key, label in (("0.01", "1 %"), ("0.001", "0.1 %"))
+    ]
+    text = "; ".join(parts)
+    if intervals.get("auc"):
+        text += f"; AUC{_interval(intervals['auc'])}"
+    members, nonmembers = details.get("n_members"), details.get("n_nonmembers")
+    if members is not None and nonmembers is not None:
+        text += f"; {members} members, {nonmembers} non-members"
+    resolution = details.get("fpr_resolution")
+    if resolution and resolution > 0.001:
+        text += f"; FPR resolved to {resolution:.3g} only"
+    if details.get("n_bootstrap"):
+        text += f"; {details['n_bootstrap']} bootstrap resamples"
+    return text
 
 
 def verification_for_job(job: UnlearningJob) -> dict:
@@ -402,6 +521,7 @@ def run_as_dict(run: VerificationRun) -> dict:
         "results": [
             {
                 "metric": r.metric,
+                "section": (r.details or {}).get("section") or "verification",
                 "value": r.value,
                 "threshold": r.threshold,
                 "comparator": r.comparator,
@@ -461,20 +581,39 @@ def verification_for_report(erasure_request) -> dict:
             f"{run.reference_model.name} (#{run.reference_model_id})" if run.reference_model_id else None
         )
         for row in run.results.all():
-            results.append(
-                {
-                    "subject": subject,
-                    "job_id": run.job_id,
-                    "metric": row.metric,
-                    "value": row.value,
-                    "threshold": row.threshold,
-                    "comparator": row.comparator,
-                    "condition": row.condition,
-                    "passed": row.passed,
-                    "n_samples": row.n_samples,
-                    "reference": reference,
+            details = row.details or {}
+            item = {
+                "subject": subject,
+                "job_id": run.job_id,
+                "role": run.role,
+                "section": details.get("section") or "verification",
+                "metric": row.metric,
+                "value": row.value,
+                "threshold": row.threshold,
+                "comparator": row.comparator,
+                "condition": row.condition,
+                "passed": row.passed,
+                "n_samples": row.n_samples,
+                "reference": reference,
+            }
+            if details.get("skipped"):
+                item["not_measured_because"] = details["skipped"]
+            if details.get("limits"):
+                item["limits"] = details["limits"]
+            if "tpr_at_fpr" in details:
+                item["membership"] = {
+                    key: details.get(key)
+                    for key in (
+                        "tpr_at_fpr",
+                        "confidence_intervals",
+                        "n_members",
+                        "n_nonmembers",
+                        "fpr_resolution",
+                        "n_bootstrap",
+                    )
                 }
-            )
+                item["low_fpr_text"] = low_fpr_text(details)
+            results.append(item)
         if run.role != VerificationRole.ORIGINAL and run.plot_png_base64:
             figures.append(
                 {

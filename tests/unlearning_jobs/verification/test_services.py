@@ -268,3 +268,136 @@ def test_an_auditor_cannot_read_the_verification_of_a_job_outside_requests(
     client.force_login(engineer)
     response = client.get(f"/api/v1/jobs/{job.pk}/verification/")
     assert response.status_code == 200 and response.json()["run"] is None
+
+
+# --- robustness and membership at low FPR --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_every_model_is_attacked_and_the_produced_model_gets_recovery_rows(
+    data_dir, fast_jobs, engineer, officer, client, settings
+):
+    """A retrain and an approximate unlearning of one model: the original, the retrain and the
+    produced model are all measured with the robustness section, so the produced model's recovery
+    rows are judged (not skipped), shown on the pages and carried to the report with their limits."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 12
+    settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
+    settings.LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS = 3
+    settings.LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_RECORDS = 8
+    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
+    source = model_train(
+        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
+    ).produced_model
+    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request,
+        actor=officer,
+        rationale="Art. 17(1)(b)",
+        plan=[
+            {"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}},
+            {
+                "model_version": source.pk,
+                "framework": "deletion",
+                "method": "gradient_ascent",
+                "params": {"max_steps": 2, "eval_every": 1, "batch_size": 4, "retain_eval_size": 4},
+            },
+        ],
+    )
+    for job in UnlearningJob.objects.filter(erasure_request=erasure_request, kind=JobKind.UNLEARN).order_by(
+        "pk"
+    ):
+        assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    for job in verify_jobs_of_request(erasure_request.pk):
+        assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+
+    runs = {run.role: run for run in VerificationRun.objects.filter(erasure_request=erasure_request)}
+    assert set(runs) == {"original", "reference", "produced"}
+    for run in runs.values():  # every model was attacked, with the same records
+        assert run.measurements["robustness"]["split"] == runs["original"].measurements["robustness"]["split"]
+    produced = {row.metric: row for row in runs["produced"].results.all()}
+    for metric in ("relearning_recovery", "quantization_8bit_recovery", "quantization_4bit_recovery"):
+        row = produced[metric]
+        assert row.details["section"] == "robustness" and row.details["limits"].startswith("A pass shows")
+        assert "skipped" not in row.details, row.details  # judged against the original and the retrain
+        assert row.passed == (row.value is not None and row.value <= row.threshold)
+    assert produced["paraphrase_extraction_rate"].n_samples > 0
+    # The original is the scale of recovery, not a claim: its recovery rows are listed, not stored.
+    assert "relearning_recovery" not in {row.metric for row in runs["original"].results.all()}
+    assert any(item.get("section") == "robustness" for item in runs["original"].skipped)
+    # The run passes only when its robustness rows pass too.
+    assert runs["produced"].passed == all(row.passed for row in produced.values())
+    # Membership rows carry TPR at 1 % and 0.1 % FPR with bootstrap intervals.
+    membership = produced["privleak_min_k_plus_plus"].details
+    assert set(membership["tpr_at_fpr"]) == {"0.01", "0.001"}
+    assert len(membership["confidence_intervals"]["tpr@0.01"]) == 2
+
+    client.force_login(officer)
+    html = client.get(
+        reverse("unlearning_jobs:verification-request", args=[erasure_request.pk])
+    ).content.decode()
+    assert 'id="robustness-table"' in html and 'data-metric="relearning_recovery"' in html
+    assert "A pass shows that fine-tuning" in html and "TPR at 1 % FPR" in html and "95 % CI" in html
+    api_rows = [
+        row
+        for run in client.get(f"/api/v1/requests/{erasure_request.pk}/verification/").json()["runs"]
+        for row in run["results"]
+    ]
+    assert {row["section"] for row in api_rows} == {"verification", "robustness"}
+
+    report_rows = verification_for_report(erasure_request)["results"]
+    relearning = next(r for r in report_rows if r["metric"] == "relearning_recovery")
+    assert relearning["role"] == "produced" and relearning["section"] == "robustness" and relearning["limits"]
+    assert any("TPR at 1 % FPR" in r.get("low_fpr_text", "") for r in report_rows)
+
+
+@pytest.mark.django_db
+def test_robustness_switched_off_leaves_the_produced_model_with_rows_not_measured(a_model, officer, settings):
+    """No robustness measured on a produced model: each robustness row is stored as not measured
+    (a fail, with the reason), never left out."""
+    settings.LETHE_VERIFY_ROBUSTNESS = False
+    erasure_request = request_services.erasure_request_create(
+        subject=PLANTED, legal_ground=LegalGround.CONSENT_WITHDRAWN, actor=officer
+    )
+    job = verification_job_create(
+        model_version=a_model,
+        role="produced",
+        erasure_request_id=erasure_request.pk,
+        forget_record_pks=[],
+        original_model=a_model,
+        enqueue=False,
+    )
+    measurements = {
+        "extraction": {
+            "rate": 0.0,
+            "n_probes": 4,
+            "n_leaking": 0,
+            "n_subjects_leaking": 0,
+            "leaks_by_kind": {},
+        },
+        "verbmem": {"mean_f1": 0.1, "mean_recall": 0.1, "max_f1": 0.2, "n_records": 4, "n_skipped": 0},
+        "membership": {
+            "auc": {"loss": 0.5, "zlib": 0.5, "min_k": 0.5, "min_k_plus_plus": 0.5},
+            "n_members": 4,
+            "n_nonmembers": 4,
+            "n_skipped_members": 0,
+            "n_skipped_nonmembers": 0,
+            "k": 0.4,
+        },
+        "perplexity": {
+            "retain": {"value": 10.0, "n_tokens": 100, "n_texts": 4},
+            "holdout": {"value": 12.0, "n_tokens": 100, "n_texts": 4},
+        },
+    }
+    run = VerificationRun.objects.create(
+        job=job,
+        model_version=a_model,
+        erasure_request=erasure_request,
+        role="produced",
+        measurements=measurements,
+    )
+    run = verification_run_assess(run=run, plot=False)
+    rows = {row.metric: row for row in run.results.all()}
+    for metric in ("relearning_recovery", "quantization_8bit_recovery", "quantization_4bit_recovery"):
+        assert rows[metric].value is None and rows[metric].passed is False
+        assert "LETHE_VERIFY_ROBUSTNESS is off" in rows[metric].details["skipped"]
+    assert run.passed is False

@@ -296,6 +296,8 @@ def relearned_copy(
     if not texts:
         raise ValueError("the relearning attack needs at least one record to fine-tune on")
     clone = _plain_copy(model).to(device)
+    # Never longer than the model's positions (a 48-token demo model fails on a longer record).
+    max_length = min(max_length, context_length(clone, tokenizer))
     eos = tokenizer.eos_token_id
     examples = []
     for text in texts:
