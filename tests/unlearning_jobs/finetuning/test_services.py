@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from compliance.models import AuditEvent
@@ -141,8 +142,11 @@ def test_a_lora_fine_tune_names_its_base_as_parent_with_an_exact_recipe(client, 
     assert (
         detail["architecture"] == "LlamaForCausalLM" and 0 < detail["parameter_count"] < base.parameter_count
     )
-    page = client.get(f"/jobs/models/{tuned.pk}/")
-    assert page.status_code in (200, 302)  # the API client is not logged in to pages; the view test below is
+    browser = Client()
+    browser.force_login(engineer)
+    html = browser.get(f"/jobs/models/{tuned.pk}/").content.decode()
+    assert "Fine-tune (LoRA adapter)" in html and "LlamaForCausalLM" in html
+    assert 'id="model-base-statement"' in html and f"{base.name}</a> (Base (pretrained, imported))" in html
 
 
 def test_prompt_answer_records_are_split_at_their_first_newline():
