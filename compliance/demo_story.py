@@ -41,6 +41,7 @@ from compliance.celery import app as celery_app
 from compliance.demo import DEMO_DATASET_NAME, DEMO_MODEL_NAME, demo_paths
 from compliance.models import AuditEvent
 from compliance.queues import TaskName, WorkQueue
+from compliance.reports.acceptance import row_key, verification_failures_unaccepted
 from compliance.reports.services import erasure_request_complete_with_report
 from requests_app import services as request_services
 from requests_app.deadlines import latest_extended_due_at
@@ -66,6 +67,7 @@ from unlearning_jobs.models import (
     SearchCoverageStatus,
     UnlearningJob,
 )
+from unlearning_jobs.verification.services import request_verification_unfinished_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +81,10 @@ CONFIRM_ABOVE = 0.8
 #: Gradient difference with few steps: a demo on two CPU cores, not a tuned erasure
 #: (docs/unlearning-methods.md has the tuned figures).
 DEMO_UNLEARN_PARAMS = {"max_steps": 40, "eval_every": 10, "learning_rate": 2e-4}
+DEMO_ACCEPTANCE = (
+    "Demo: 40 steps of gradient difference on two CPU cores are not a tuned erasure. Accepted "
+    "because the output guard blocks the person's data on every deployment until the next retrain."
+)
 
 
 @dataclass(frozen=True)
@@ -323,11 +329,17 @@ def _part_advance(part: StoryPart, *, erasure_request, officer, model, now) -> t
         )
         erasure_request.refresh_from_db()
     if erasure_request.status == RequestStatus.VERIFYING and part.decide:
-        if request_services.transition_refusal(erasure_request=erasure_request, action="complete") is None:
+        if request_verification_unfinished_refusal(erasure_request) is None:
+            # A few dozen steps on two CPU cores are not a tuned erasure: a row that failed is
+            # accepted in writing, as an officer must, and the report prints it beside the row.
+            acceptances = {
+                row_key(row): DEMO_ACCEPTANCE for row in verification_failures_unaccepted(erasure_request)
+            }
             erasure_request = erasure_request_complete_with_report(
                 erasure_request=erasure_request,
                 actor=officer,
                 note="Every job ran and was verified; the signed report is issued.",
+                acceptances=acceptances,
             )
     return erasure_request, False
 
