@@ -17,6 +17,7 @@ from requests_app.apis import ErasureRequestApiBase, ErasureRequestDetailSeriali
 from requests_app.matching import review
 from requests_app.matching import services as matching
 from requests_app.models import ErasureRequest
+from unlearning_jobs.datasets.storage import record_id_hash, record_id_visible
 
 
 class SearchSerializer(serializers.Serializer):
@@ -36,8 +37,17 @@ class SearchSerializer(serializers.Serializer):
 
 class MatchSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    key = serializers.SerializerMethodField(help_text='"v<version id>:<record id>", unique per request')
-    record_id = serializers.CharField(source="record.record_id")
+    key = serializers.SerializerMethodField(
+        help_text='"v<version id>:<record id>", unique per request; for callers who are not officers, '
+        '"v<version id>:<record id hash>"'
+    )
+    record_id = serializers.SerializerMethodField(
+        help_text="The record's id, for officers only (null for other roles: a content-derived id is the "
+        "SHA-256 of the record's text)"
+    )
+    record_id_hash = serializers.SerializerMethodField(
+        help_text="The keyed hash of the record's id, as the audit log and reports name the record"
+    )
     dataset = serializers.CharField(source="version.dataset.name")
     dataset_id = serializers.IntegerField(source="version.dataset_id")
     dataset_version = serializers.IntegerField(source="version.number")
@@ -49,8 +59,31 @@ class MatchSerializer(serializers.Serializer):
     decided_by = serializers.CharField(source="decided_by.username", default=None)
     decided_at = serializers.DateTimeField(allow_null=True)
 
+    def _visible(self) -> bool:
+        request = self.context.get("request")
+        return request is not None and record_id_visible(request.user)
+
     def get_key(self, obj) -> str:
-        return review.match_candidate_key(obj)
+        if self._visible():
+            return review.match_candidate_key(obj)
+        return f"v{obj.version_id}:{record_id_hash(obj.record.record_id)}"
+
+    def get_record_id(self, obj) -> str | None:
+        return obj.record.record_id if self._visible() else None
+
+    def get_record_id_hash(self, obj) -> str:
+        return record_id_hash(obj.record.record_id)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        quasi = (data.get("evidence") or {}).get("quasi")
+        if quasi and quasi.get("shared_with") and not self._visible():
+            # The supporting records are named by their ids too: hashed like the record's own.
+            data["evidence"] = {
+                **data["evidence"],
+                "quasi": {**quasi, "shared_with": [record_id_hash(rid) for rid in quasi["shared_with"]]},
+            }
+        return data
 
 
 class ReviewApiBase(ErasureRequestApiBase):
@@ -100,7 +133,8 @@ class ErasureRequestMatchesApi(ReviewApiBase):
                     "search": review.search_coverage_latest(erasure_request),
                     "summary": review.review_summary(erasure_request),
                     "results": review.review_candidates(erasure_request),
-                }
+                },
+                context={"request": request},
             ).data
         )
 

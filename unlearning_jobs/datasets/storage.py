@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 
+from compliance import roles
 from unlearning_jobs.engine.pii.readers import (
     DatasetFormatError,
     SourceRecord,
@@ -144,3 +145,17 @@ def record_id_hash(record_id: str) -> str:
     """
     message = f"RECORD:{record_id}".encode("utf-8")
     return hmac.new(bytes(settings.LETHE_PII_HASH_KEY), message, hashlib.sha256).hexdigest()
+
+
+def record_id_visible(user) -> bool:
+    """Return whether ``user`` sees records' own ids: officers (who review them) only.
+
+    A content-derived id is the SHA-256 of the record's text, so whoever holds a guess of the
+    text can confirm it; a chosen id may be meaningful. Everyone else sees ``record_id_hash``.
+    """
+    return roles.actor_may(user, roles.MANAGE_REQUESTS)
+
+
+def record_id_for(record_id: str, user) -> str:
+    """Return the record's id for an officer, ``#`` and the first 16 hex of its keyed hash for others."""
+    return record_id if record_id_visible(user) else "#" + record_id_hash(record_id)[:16]
