@@ -26,6 +26,7 @@ from tests.factories.jobs import (
     tiny_records,
 )
 from tests.requests_app.conftest import take_step
+from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus, UnlearningJob
 
@@ -406,7 +407,9 @@ def test_matches_api_lists_candidates_in_fixed_queries(officer, auditor, review_
         more,
     )
     assert len(small.response.data["results"]) == SMALL
-    assert {row["record_id"] for row in large.response.data["results"]} >= {"A000", "B007"}
+    # An auditor gets records by their keyed hash, never their ids (docs/security.md, "Record ids").
+    hashes = {row["record_id_hash"] for row in large.response.data["results"]}
+    assert hashes >= {record_id_hash("A000"), record_id_hash("B007")}
     assert len(large.response.data["results"]) == LARGE
 
 
