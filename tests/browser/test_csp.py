@@ -73,7 +73,13 @@ def test_the_main_pages_pass_the_csp(watched, tickets, officer, engineer, audito
             "/jobs/deployments/",
             f"/jobs/deployments/{deployment.pk}/",
         ],
-        "auditor": ["/audit/", f"/audit/requests/{reviewed.pk}/", "/audit/register/", "/audit/verify/"],
+        "auditor": [
+            "/audit/",
+            f"/audit/requests/{reviewed.pk}/",
+            f"/audit/requests/{reviewed.pk}/report/",
+            "/audit/register/",
+            "/audit/verify/",
+        ],
     }
     violations = {path: found for path in ["/login/"] if (found := _visit(watched, path))}
     for role, paths in pages.items():
