@@ -431,6 +431,8 @@ LETHE_VERIFY_ROBUSTNESS_SEED = int(os.environ.get("LETHE_VERIFY_ROBUSTNESS_SEED"
 # when at least this share of the subject's probes is blocked and at most this share of benign
 # prompts about other people is wrongly blocked.
 LETHE_GUARD_MIN_BLOCK_RATE = float(os.environ.get("LETHE_GUARD_MIN_BLOCK_RATE", "1.0"))
+# Models the generate endpoint keeps loaded per process (least recently used dropped first).
+LETHE_GENERATE_MODELS_CACHED = int(os.environ.get("LETHE_GENERATE_MODELS_CACHED", "2"))
 LETHE_GUARD_MAX_FALSE_POSITIVE_RATE = float(os.environ.get("LETHE_GUARD_MAX_FALSE_POSITIVE_RATE", "0.05"))
 # Liveness per job (docs/jobs.md): the process executing a job writes the job's own heartbeat
 # this often; a running job whose heartbeat is older than LETHE_JOB_HEARTBEAT_STALE_SECONDS has

@@ -1,7 +1,8 @@
 """Serve a registered model behind its deployment's guard, and the jobs that set up and probe guards.
 
-Models and guards are cached per process: a model by its version and weights hash, a guard by
-the rule-set version it enforces (a new version is a new guard, so a change takes effect on the
+Models and guards are cached per process: a model by its version and weights hash, at most
+``LETHE_GENERATE_MODELS_CACHED`` of them, the least recently used dropped first (a web process
+must not keep every model it ever served); a guard by the rule-set version it enforces (a new version is a new guard, so a change takes effect on the
 next request). Generation is greedy, so a probe gives the same answer twice.
 
 Runners (``RUNNERS``, registered by ``suppression.suppression_connect``):
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,7 +52,7 @@ MAX_PROMPT_CHARS = 4000
 PROBE_NEW_TOKENS = 24
 
 _lock = threading.Lock()
-_MODELS: dict[tuple[int, str], tuple[Any, Any]] = {}
+_MODELS: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
 _GUARDS: dict[int, Any] = {}
 
 
@@ -60,10 +62,16 @@ def model_load_cached(model_version: ModelVersion):
 
     key = (model_version.pk, model_version.weights_sha256)
     with _lock:
-        if key not in _MODELS:
-            _MODELS[key] = load_causal_lm(
-                model_version.path, device=getattr(settings, "LETHE_JOB_DEVICE", None) or None
-            )
+        if key in _MODELS:
+            _MODELS.move_to_end(key)
+            return _MODELS[key]
+        while _MODELS and len(_MODELS) >= max(1, settings.LETHE_GENERATE_MODELS_CACHED):
+            _MODELS.popitem(
+                last=False
+            )  # the least recently used goes; torch frees it with its last reference
+        _MODELS[key] = load_causal_lm(
+            model_version.path, device=getattr(settings, "LETHE_JOB_DEVICE", None) or None
+        )
         return _MODELS[key]
 
 
