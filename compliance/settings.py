@@ -356,6 +356,12 @@ LETHE_IMPORT_ROOTS = [
     if root.strip()
 ]
 LETHE_UPLOAD_MAX_BYTES = int(os.environ.get("LETHE_UPLOAD_MAX_BYTES", str(100 * 1024 * 1024)))
+# The size limit is enforced while the upload streams in, before Django spools it (compliance/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "compliance.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 LETHE_IMPORT_MAX_BYTES = int(os.environ.get("LETHE_IMPORT_MAX_BYTES", str(20 * 1024**3)))
 LETHE_INDEX_CHUNK_SIZE = int(os.environ.get("LETHE_INDEX_CHUNK_SIZE", "500"))
 LETHE_INDEX_STALE_SECONDS = float(os.environ.get("LETHE_INDEX_STALE_SECONDS", "900"))

@@ -18,6 +18,7 @@ from django.views.generic import DetailView, TemplateView
 
 from compliance import roles
 from compliance.access import PermissionPageMixin
+from compliance.uploads import upload_refusal
 from unlearning_jobs.datasets import indexing, reingestion
 from unlearning_jobs.datasets import services as datasets
 from unlearning_jobs.engine.pii.readers import DatasetFormat
@@ -99,7 +100,11 @@ class DatasetUploadView(PermissionPageMixin, View):
 
     def post(self, request):
         form = DatasetUploadForm(request.POST, request.FILES)
-        if form.is_valid():
+        if refusal := upload_refusal(request):
+            form.is_valid()
+            form.errors.pop("file", None)
+            form.add_error("file", refusal)
+        elif form.is_valid():
             data = form.cleaned_data
             try:
                 version = datasets.dataset_version_register_upload(
