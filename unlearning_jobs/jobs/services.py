@@ -1117,10 +1117,15 @@ def jobs_for_report(erasure_request) -> dict:
     identifier, and the device and worker only as names.
     """
     items = []
+    index = None
     for job in request_jobs(erasure_request=erasure_request):
         if not job.framework:
             continue
         source, produced = job.source_model, job.produced_model
+        base = None
+        if source is not None:
+            index = index if index is not None else model_versions_index()
+            base = model_version_base(source, index=index)
         items.append(
             {
                 "job_id": job.pk,
@@ -1128,24 +1133,16 @@ def jobs_for_report(erasure_request) -> dict:
                 "method": job.method,
                 "status": job.status,
                 "parameters": job.params,
-    index = None
                 "model_version_in": f"{source.name} (#{source.pk})" if source else None,
                 "model_version_out": f"{produced.name} (#{produced.pk})" if produced else None,
                 "weights_sha256_in": source.weights_sha256 if source else None,
                 "weights_sha256_out": produced.weights_sha256 if produced else None,
-        base = None
-        if source is not None:
-            index = index if index is not None else model_versions_index()
-            base = model_version_base(source, index=index)
                 "device": job.device or None,
                 "worker": job.worker or None,
                 "compute_seconds": round(job.compute_seconds, 3),
                 "attempts": job.attempts,
                 "started_at": job.started_at,
                 "finished_at": job.finished_at,
-            }
-        )
-    return {"jobs": items}
                 # The pretrained base the source's weights start from: its pretraining data is
                 # unknown to Lethe, and deletion never covers it (compliance/reports/limits.py).
                 "base_model": (
@@ -1157,3 +1154,6 @@ def jobs_for_report(erasure_request) -> dict:
                     if base is not None
                     else None
                 ),
+            }
+        )
+    return {"jobs": items}
