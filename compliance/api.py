@@ -191,6 +191,25 @@ def server_error(request, *args, **kwargs):
     return page_server_error(request, *args, **kwargs)
 
 
+def bad_request(request, exception=None, *args, **kwargs):
+    """``handler400``: a JSON body under /api/, Django's page everywhere else.
+
+    Django answers some bad requests before any view runs (too many fields, a suspicious
+    header); an API client must still get the one error shape.
+    """
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(
+                detail="The request could not be read (too large, too many fields or malformed).",
+                code="bad_request",
+            ),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    from django.views.defaults import bad_request as page_bad_request
+
+    return page_bad_request(request, exception, *args, **kwargs)
+
+
 class ApiNotFoundView(APIView):
     """Answer any path under /api/ that no endpoint matches with a JSON 404, whatever the method.
 

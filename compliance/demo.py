@@ -183,8 +183,8 @@ def demo_seed(
 DEMO_MODEL_NAME = "demo-support-gpt2"
 
 
-#: The demo model's recipe; ``LETHE_DEMO_TRAIN_EPOCHS`` replaces its epochs (fewer in tests).
-DEMO_RECIPE = {"epochs": 8}
+#: The demo model's recipe; its epochs come from ``LETHE_DEMO_TRAIN_EPOCHS`` (8; fewer in tests).
+DEMO_RECIPE: dict = {}
 
 
 def demo_model_train(

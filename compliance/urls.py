@@ -56,4 +56,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "compliance.api.bad_request"
 handler500 = "compliance.api.server_error"

@@ -14,6 +14,7 @@ from compliance.models import AuditEvent
 from compliance.reports.services import erasure_request_complete_and_issue_report
 from tests.conftest import REPO_ROOT, browser_login
 from tests.factories.reports import (  # noqa: F401  (fixtures)
+    FAKE_ACCEPTANCES,
     providers,
     request_verifying,
 )
@@ -26,7 +27,7 @@ def test_auditor_downloads_the_pdf_report_and_verifies_it(page, role_users, prov
     providers()
     officer = role_users["officer"]
     report = erasure_request_complete_and_issue_report(
-        erasure_request=request_verifying(officer), actor=officer
+        erasure_request=request_verifying(officer), actor=officer, acceptances=FAKE_ACCEPTANCES
     )
     reference = report.erasure_request.reference
 

@@ -49,9 +49,8 @@ def test_the_job_page_shows_a_running_jobs_progress_increase_without_reload(
     first = _progress(page)
     assert page.locator("#job-status").inner_text() == "Running"
 
-    page.wait_for_function(
-        f"Number(document.getElementById('job-progress-done').textContent) > {first}", timeout=30_000
-    )
+    # Polled from Python: Playwright's wait_for_function evaluates a string, which the CSP forbids.
+    wait_for(lambda: _progress(page) > first, timeout=30, what="the page's progress to increase")
     assert _progress(page) > first
     assert page.evaluate("window.__lethe_marker") == "same page"  # updated in place, not reloaded
     assert (
@@ -62,7 +61,9 @@ def test_the_job_page_shows_a_running_jobs_progress_increase_without_reload(
 
     with page.expect_navigation():
         page.click("#job-cancel")  # the engineer stops it; the page says so
-    page.wait_for_function(
-        "document.getElementById('job-status').textContent === 'Cancelled'", timeout=60_000
+    wait_for(
+        lambda: page.locator("#job-status").inner_text() == "Cancelled",
+        timeout=60,
+        what="the page to say Cancelled",
     )
     assert UnlearningJob.objects.get(pk=job.pk).status == "cancelled"

@@ -21,7 +21,8 @@ from unlearning_jobs.engine.training.finetune import IGNORE, collate_examples, e
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_model]
 
-TOFU = Path(__file__).resolve().parents[3] / "shared" / "data" / "tofu" / "full.json"
+# The first TOFU items (MIT), kept in the repository: a clean clone has no ../shared (tests/data/README.md).
+TOFU = Path(__file__).resolve().parents[1] / "data" / "tofu_full_first8.jsonl"
 CACHE = Path(
     os.environ.get("LETHE_MODEL_CACHE", Path(__file__).resolve().parents[2] / "var" / "cache" / "models")
 )

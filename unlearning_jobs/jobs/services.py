@@ -1096,6 +1096,9 @@ def request_jobs(*, erasure_request) -> list[UnlearningJob]:
     return list(_request_jobs_queryset().filter(erasure_request=erasure_request))
 
 
+_PREFETCHED_MODEL_INDEX_ATTR = "_lethe_model_versions_index"
+
+
 def jobs_prefetch_for_report(erasure_requests: list) -> None:
     """Read the jobs of many requests in one query, for ``jobs_for_report`` on a list page.
 
@@ -1104,10 +1107,15 @@ def jobs_prefetch_for_report(erasure_requests: list) -> None:
     """
     from django.db.models import Prefetch, prefetch_related_objects
 
+    erasure_requests = list(erasure_requests)
     prefetch_related_objects(
-        list(erasure_requests),
+        erasure_requests,
         Prefetch("unlearning_jobs", queryset=_request_jobs_queryset(), to_attr=_PREFETCHED_JOBS_ATTR),
     )
+    # The model lineage (which base a version starts from) is read once for the whole page.
+    index = model_versions_index()
+    for erasure_request in erasure_requests:
+        setattr(erasure_request, _PREFETCHED_MODEL_INDEX_ATTR, index)
 
 
 def jobs_for_report(erasure_request) -> dict:
@@ -1117,7 +1125,7 @@ def jobs_for_report(erasure_request) -> dict:
     identifier, and the device and worker only as names.
     """
     items = []
-    index = None
+    index = getattr(erasure_request, _PREFETCHED_MODEL_INDEX_ATTR, None)
     for job in request_jobs(erasure_request=erasure_request):
         if not job.framework:
             continue

@@ -196,6 +196,10 @@ def model_facts(directory: Path) -> dict:
     """
     from unlearning_jobs.engine.checkpoints import weight_files
 
+    if not Path(directory).is_dir():
+        # Facts describe; they never decide. A version whose folder is elsewhere (another
+        # machine's path, a test's stand-in) is recorded with what is known: nothing.
+        return {"architecture": "", "parameter_count": None, "source_sha256": ""}
     config = _json_file(directory / "config.json")
     manifest = _json_file(directory / SISA_MANIFEST)
     finetune = _json_file(directory / FINETUNE_FILE)

@@ -142,7 +142,10 @@ class DerivedStoreListCreateApi(ApiBase):
         values = dict(data.validated_data)
         dataset = None
         if values["dataset"] is not None:
-            dataset = get_object_or_404(Dataset, pk=values["dataset"])
+            # a data set named in the body that does not exist is bad input (400), not a missing page
+            dataset = Dataset.objects.filter(pk=values["dataset"]).first()
+            if dataset is None:
+                raise serializers.ValidationError({"dataset": [f"No data set has id {values['dataset']}."]})
         store = latent.derived_store_register(
             name=values["name"],
             kind=values["kind"],

@@ -312,17 +312,15 @@ def test_an_output_a_killed_attempt_finished_is_adopted_not_trained_again(
     assert ModelVersion.objects.count() == 1
 
 
-def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, monkeypatch):
-    monkeypatch.setattr(
-        demo, "DEMO_RECIPE", {"epochs": 1}
-    )  # the demo's architecture, one pass: seconds, not minutes
+def test_the_demo_model_trains_once_as_a_job_in_either_layout(tickets, settings):
+    settings.LETHE_DEMO_TRAIN_EPOCHS = 1  # the demo's architecture, one pass: seconds, not minutes
     job = demo.demo_model_train(dataset_version=tickets)
 
     assert job.status == JobStatus.SUCCEEDED and job.kind == "train" and job.created_by is None
     model = job.produced_model
     assert model.name == demo.DEMO_MODEL_NAME and model.kind == "hf" and model.dataset_version == tickets
     assert (model.recipe["n_layer"], model.recipe["n_embd"], model.recipe["vocab_size"]) == (2, 128, 4096)
-    assert model.recipe["epochs"] == demo.DEMO_RECIPE["epochs"]
+    assert model.recipe["epochs"] == 1
     assert demo.demo_model_train(dataset_version=tickets) == job  # seed_demo may run again
 
     sharded = demo.demo_model_train(dataset_version=tickets, sisa_shards=2)
