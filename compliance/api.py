@@ -46,6 +46,7 @@ API_ERRORS: tuple[tuple[str, int, str, str | None], ...] = (
     ("compliance.reports.assembly.ReportIdentifierCheckImpossible", 409, "report_not_assemblable", None),
     ("compliance.reports.selectors.StoredReportAltered", 500, "stored_report_altered", None),
     ("compliance.reports.register.RegisterPeriodError", 400, "invalid_period", None),
+    ("unlearning_jobs.registry.services.ModelWeightsChanged", 409, "model_weights_changed", None),
 )
 
 INVALID_INPUT_DETAIL = "The input is not valid; each field's errors are listed under its name."

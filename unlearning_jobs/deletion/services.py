@@ -47,7 +47,7 @@ from unlearning_jobs.models import (
     ModelKind,
     UnlearningJob,
 )
-from unlearning_jobs.registry.services import FINETUNE_FILE, model_kind_detect
+from unlearning_jobs.registry.services import FINETUNE_FILE, model_kind_detect, model_weights_verify
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +292,9 @@ def run_unlearn_job(context) -> Any:
     source = job.source_model
     if source is None:
         raise ValueError("an unlearning job needs a source model version")
+    # Before anything is derived or written: the weights must be the ones registered (and audited).
+    model_weights_verify(source)
+    context.log(f"weights of {source.name} match the registry ({source.weights_sha256[:12]}…)")
     method = get_method(job.method)
     params = method.parse_params(job.params)
     context.phase(JobPhase.LOADING_DATA)

@@ -45,6 +45,7 @@ from unlearning_jobs.registry.services import (
     ModelRegistrationError,
     model_import_source_check,
     model_kind_detect,
+    model_weights_verify,
 )
 
 logger = logging.getLogger(__name__)
@@ -304,6 +305,7 @@ def run_finetune_job(context) -> JobOutcome:
     base, version = job.source_model, job.dataset_version
     if base is None or version is None:
         raise ValueError("a fine-tuning job needs a base model version and a data-set version")
+    model_weights_verify(base)  # the base's weights must be the ones registered
     cleaned = finetune_params_validate(job.method, job.params)
     name, shards, slices = (cleaned.pop(key) for key in FINETUNE_JOB_KEYS)
     params = FinetuneParams.from_dict({**cleaned, "target_modules": tuple(cleaned["target_modules"])})

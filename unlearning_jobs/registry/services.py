@@ -42,6 +42,10 @@ class ModelRegistrationError(ValidationError):
     """The checkpoint cannot be registered; ``message_dict`` names the field and the problem."""
 
 
+class ModelWeightsChanged(Exception):
+    """The weights of a registered model version are no longer the ones registered."""
+
+
 class ModelActionNotPermitted(PermissionDenied):
     """The actor's role does not allow registering models."""
 
@@ -422,6 +426,23 @@ def model_version_record_produced(
         },
     )
     return version
+
+
+def model_weights_verify(model_version: ModelVersion) -> str:
+    """Re-hash the version's weights on disk; raise ``ModelWeightsChanged`` unless they are the registered ones.
+
+    Called once before a job or the generate cache loads the model, never per step: hashing reads
+    every weight file (about 30 s for a 7B model in fp16 on a fast disk). Return the digest.
+    """
+    from unlearning_jobs.engine.checkpoints import weights_sha256
+
+    found = weights_sha256(model_version.path)
+    if found != model_version.weights_sha256:
+        raise ModelWeightsChanged(
+            f"weights of {model_version.name} changed on disk since registration: "
+            f"expected {model_version.weights_sha256}, found {found}"
+        )
+    return found
 
 
 def model_dir_name(*, name: str, job_id: int) -> str:

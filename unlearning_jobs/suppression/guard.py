@@ -33,6 +33,7 @@ from unlearning_jobs.datasets.storage import dataset_records_texts, record_id_ha
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import Deployment, Framework, JobKind, JobStatus, ModelVersion, UnlearningJob
+from unlearning_jobs.registry.services import model_weights_verify
 from unlearning_jobs.suppression.keys import rule_set_hasher
 from unlearning_jobs.suppression.services import (
     deployment_create,
@@ -57,7 +58,11 @@ _GUARDS: dict[int, Any] = {}
 
 
 def model_load_cached(model_version: ModelVersion):
-    """Return ``(model, tokenizer)`` of a registered version, loaded once per process."""
+    """Return ``(model, tokenizer)`` of a registered version, loaded once per process.
+
+    The weights are re-hashed against the registry when the model is loaded, not at each
+    generation (``ModelWeightsChanged`` when they differ).
+    """
     from unlearning_jobs.engine.models import load_causal_lm
 
     key = (model_version.pk, model_version.weights_sha256)
@@ -69,6 +74,7 @@ def model_load_cached(model_version: ModelVersion):
             _MODELS.popitem(
                 last=False
             )  # the least recently used goes; torch frees it with its last reference
+        model_weights_verify(model_version)
         _MODELS[key] = load_causal_lm(
             model_version.path, device=getattr(settings, "LETHE_JOB_DEVICE", None) or None
         )

@@ -15,6 +15,7 @@ from compliance.access import PermissionPageMixin
 from compliance.api import MAX_DATABASE_ID
 from unlearning_jobs.engine.pii.entities import EntityType
 from unlearning_jobs.models import Dataset, Deployment, DerivedDataKind, ModelVersion
+from unlearning_jobs.registry.services import ModelWeightsChanged
 from unlearning_jobs.suppression import guard as guard_runtime
 from unlearning_jobs.suppression import latent
 from unlearning_jobs.suppression import services as suppression
@@ -111,6 +112,10 @@ class DeploymentDetailView(DeploymentReadMixin, TemplateView):
         except ValidationError as error:
             return self.render_to_response(
                 self.get_context_data(errors=_errors(error), prompt=prompt), status=400
+            )
+        except ModelWeightsChanged as error:
+            return self.render_to_response(
+                self.get_context_data(errors={"general": [str(error)]}, prompt=prompt), status=409
             )
         return self.render_to_response(self.get_context_data(result=result, prompt=prompt))
 

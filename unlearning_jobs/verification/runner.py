@@ -29,6 +29,7 @@ from unlearning_jobs.datasets.storage import dataset_version_iter_texts
 from unlearning_jobs.jobs.records import model_training_ids, records_texts, retain_sample
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
+from unlearning_jobs.registry.services import model_weights_verify
 from unlearning_jobs.verification.services import verification_run_record
 
 logger = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def run_verify_job(context):
         f"{sizes['holdout']} holdout ({sizes['holdout_synthetic']} synthetic), {sizes['retain']} retain texts"
     )
     context.phase(JobPhase.LOADING_MODEL)
+    model_weights_verify(job.source_model)
     model, tokenizer = load_causal_lm(job.source_model.path, device=context.device)
     device = next(model.parameters()).device
     stages = {"extraction": 0, "verbmem": 1, "membership": 2, "utility_retain": 3, "tofu": 4, "robustness": 5}
