@@ -944,6 +944,61 @@ def erasure_requests_purge_identifiers(
     return purged
 
 
+def erasure_requests_rehash_identifiers(*, actor=None) -> dict:
+    """Re-hash every request's identifier hashes under the current PII index key; return counts.
+
+    Run after ``LETHE_PII_HASH_KEY`` (and its id) changed: each request whose hashes are under
+    another key has them rebuilt from its encrypted identifiers, cleaned as at intake, and its
+    old-key hashes deleted, one transaction per request. A request whose identifiers were purged
+    cannot be re-hashed: its old-key hashes are kept and it is counted in ``purged``.
+    """
+    if not roles.actor_may(actor, roles.MANAGE_REQUESTS, system=True):
+        raise ActionNotPermitted("Only privacy officers may re-hash identifiers.")
+    hasher = pii_hasher()
+    stale = (
+        SubjectIdentifierHash.objects.exclude(key_id=hasher.key_id)
+        .values_list("erasure_request_id", flat=True)
+        .distinct()
+        .order_by("erasure_request_id")
+    )
+    rehashed = purged = 0
+    for pk in list(stale):
+        with transaction.atomic():
+            row = ErasureRequest.objects.select_for_update().get(pk=pk)
+            if not row.identifiers_encrypted:
+                purged += 1
+                continue
+            cleaned = subject_identifiers_clean(
+                identifiers_decrypt(row.identifiers_encrypted), phone_region=settings.LETHE_PHONE_REGION
+            )
+            SubjectIdentifierHash.objects.filter(erasure_request=row).delete()
+            SubjectIdentifierHash.objects.bulk_create(
+                SubjectIdentifierHash(
+                    erasure_request=row,
+                    entity_type=item.entity_type.value,
+                    digest=item.digest,
+                    key_id=hasher.key_id,
+                    is_variant=item.is_variant,
+                )
+                for item in identifier_hashes(cleaned, hasher=hasher)
+            )
+        rehashed += 1
+    counts = {
+        "requests_rehashed": rehashed,
+        "requests_purged_not_rehashed": purged,
+        "hash_key_id": hasher.key_id,
+    }
+    with transaction.atomic():
+        audit_event_record(
+            actor=actor,
+            action="erasure_request.identifier_hashes_rekeyed",
+            object_type="requests_app.erasurerequest",
+            object_id="*",
+            details=counts,
+        )
+    return {"rehashed": rehashed, "purged": purged, "key_id": hasher.key_id}
+
+
 def erasure_requests_rotate_identifier_keys(*, actor=None) -> int:
     """Re-encrypt every request's identifiers under the first key of ``LETHE_IDENTIFIER_KEYS``.
 

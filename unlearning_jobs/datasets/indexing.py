@@ -532,6 +532,76 @@ def dataset_version_index_resume(
     return ids
 
 
+def dataset_versions_rekey(*, actor, enqueue: bool = True) -> list[int]:
+    """Queue every version indexed under another PII hash key to be indexed again under the current one.
+
+    Run after the index key was rotated (``rotate_pii_index_key``). Per version, in one
+    transaction: its findings (hashes under the old key) are deleted, every chunk returns to
+    pending with fresh attempts, the version takes the current key id and goes back to registered
+    (not searchable until its last chunk is done again), and an audit event records both key ids.
+    Returns the ids of the versions re-keyed; their chunks are sent to the ``cpu`` queue after
+    commit when ``enqueue``.
+    """
+    _actor_check(actor)
+    key_id = pii_hasher().key_id
+    rekeyed: list[int] = []
+    for pk in list(
+        DatasetVersion.objects.exclude(hash_key_id=key_id).order_by("pk").values_list("pk", flat=True)
+    ):
+        with transaction.atomic():
+            locked = DatasetVersion.objects.select_for_update().select_related("dataset").get(pk=pk)
+            if locked.hash_key_id == key_id:
+                continue
+            old_key_id = locked.hash_key_id
+            findings_deleted, _ = PiiFinding.objects.filter(version=locked).delete()
+            locked.chunks.update(
+                status=IndexChunkStatus.PENDING,
+                attempts=0,
+                claim_token="",
+                worker="",
+                findings=0,
+                findings_by_type={},
+                dropped=0,
+                started_at=None,
+                finished_at=None,
+                error="",
+            )
+            locked.hash_key_id = key_id
+            locked.index_configuration = {**(locked.index_configuration or {}), "hash_key_id": key_id}
+            locked.status = DatasetVersionStatus.REGISTERED
+            locked.indexing_started_at = None
+            locked.indexed_at = None
+            locked.error = ""
+            locked.save(
+                update_fields=[
+                    "hash_key_id",
+                    "index_configuration",
+                    "status",
+                    "indexing_started_at",
+                    "indexed_at",
+                    "error",
+                ]
+            )
+            ids = list(locked.chunks.order_by("number").values_list("pk", flat=True))
+            audit_event_record(
+                actor=actor,
+                action="dataset_version.rekeyed",
+                target=locked,
+                details={
+                    "dataset": locked.dataset.name,
+                    "version": locked.number,
+                    "from_hash_key_id": old_key_id,
+                    "hash_key_id": key_id,
+                    "findings_deleted": findings_deleted,
+                    "chunks_queued": len(ids),
+                },
+            )
+            if enqueue and ids:
+                transaction.on_commit(lambda ids=ids: index_chunks_enqueue(chunk_ids=ids))
+        rekeyed.append(pk)
+    return rekeyed
+
+
 def dataset_version_index_inline(
     *,
     version: DatasetVersion,
