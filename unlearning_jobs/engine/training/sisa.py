@@ -185,6 +185,31 @@ class SisaLayout:
             layout.append(tuple(cut))
         return cls(shards=tuple(layout))
 
+    @classmethod
+    def for_records(
+        cls,
+        record_ids: Sequence[str],
+        *,
+        layout: SisaLayout | None,
+        shards: int,
+        slices: int,
+        seed: int,
+        groups: Mapping[str, str] | None = None,
+    ) -> SisaLayout:
+        """Return ``layout`` checked against ``record_ids``, or a new one assigned over them.
+
+        A given layout (a retrain keeps the original's) must name only records that are present.
+        """
+        if layout is None:
+            return cls.assign(list(record_ids), shards=shards, slices=slices, seed=seed, groups=groups)
+        present = set(record_ids)
+        unknown = [rid for rid in layout.record_ids() if rid not in present]
+        if unknown:
+            raise ValueError(
+                f"layout names {len(unknown)} record id(s) absent from records, e.g. {unknown[0]}"
+            )
+        return layout
+
     def locate(self) -> dict[str, tuple[int, int]]:
         """Return ``{record_id: (shard, slice)}``."""
         return {
@@ -654,16 +679,14 @@ def train_sisa(
     if not pairs:
         raise ValueError("records is empty: there is nothing to train on")
     texts_by_id = dict(pairs)
-    if layout is None:
-        layout = SisaLayout.assign(
-            [rid for rid, _ in pairs], shards=shards, slices=slices, seed=recipe.seed, groups=groups
-        )
-    else:
-        unknown = [rid for rid in layout.record_ids() if rid not in texts_by_id]
-        if unknown:
-            raise ValueError(
-                f"layout names {len(unknown)} record id(s) absent from records, e.g. {unknown[0]}"
-            )
+    layout = SisaLayout.for_records(
+        [rid for rid, _ in pairs],
+        layout=layout,
+        shards=shards,
+        slices=slices,
+        seed=recipe.seed,
+        groups=groups,
+    )
     if epochs_per_slice is None:
         epochs_per_slice = default_epochs_per_slice(recipe, layout.n_slices)
     if epochs_per_slice < 1:

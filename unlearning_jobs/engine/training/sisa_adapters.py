@@ -393,16 +393,14 @@ def train_sisa_adapters(
     if not pairs:
         raise ValueError("records is empty: there is nothing to fine-tune on")
     records_by_id = dict(pairs)
-    if layout is None:
-        layout = SisaLayout.assign(
-            [rid for rid, _ in pairs], shards=shards, slices=slices, seed=params.seed, groups=groups
-        )
-    else:
-        unknown = [rid for rid in layout.record_ids() if rid not in records_by_id]
-        if unknown:
-            raise ValueError(
-                f"layout names {len(unknown)} record id(s) absent from records, e.g. {unknown[0]}"
-            )
+    layout = SisaLayout.for_records(
+        [rid for rid, _ in pairs],
+        layout=layout,
+        shards=shards,
+        slices=slices,
+        seed=params.seed,
+        groups=groups,
+    )
     if epochs_per_slice is None:
         epochs_per_slice = default_epochs_per_slice(params.epochs, layout.n_slices)
     if epochs_per_slice < 1:
