@@ -515,6 +515,11 @@ LETHE_JOB_KINDS = {
         "run": "unlearning_jobs.suppression.latent.run_latent_probe_job",
         "params": "unlearning_jobs.suppression.latent.latent_job_params_validate",
     },
+    # the API's data-set registration, on the cpu queue (it reads the file, nothing of a model)
+    "register_dataset": {
+        "run": "unlearning_jobs.dataset_jobs.services.run_register_dataset_job",
+        "params": "unlearning_jobs.dataset_jobs.services.register_params_validate",
+    },
 }
 # Called with the job inside the transaction that marks any job succeeded (the jobs they create
 # exist exactly when the success does): verification of an unlearning job, probes of a guard.

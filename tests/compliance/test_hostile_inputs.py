@@ -19,8 +19,8 @@ from rest_framework.test import APIClient
 from compliance.models import AuditEvent
 from requests_app.models import ErasureRequest
 from tests.factories.api_world import api_token, tiny_checkpoint
-from tests.factories.jobs import data_dir, write_jsonl  # noqa: F401  (fixtures)
-from unlearning_jobs.models import Dataset, DatasetVersion, ModelVersion
+from tests.factories.jobs import data_dir, run_inline, write_jsonl  # noqa: F401  (fixtures)
+from unlearning_jobs.models import Dataset, DatasetVersion, ModelVersion, UnlearningJob
 
 pytestmark = [pytest.mark.django_db]
 
@@ -278,7 +278,10 @@ def test_html_in_data_set_and_model_names_comes_out_escaped(api, page, data_dir)
         {"name": IMG_NAME, "path": str(data_dir / "incoming" / "tickets.jsonl")},
         format="json",
     )
-    assert registered.status_code == 201, registered.json()
+    assert registered.status_code == 202, registered.json()
+    registration = UnlearningJob.objects.get(pk=registered.json()["id"])
+    assert run_inline(registration) == "succeeded"
+    registration.refresh_from_db()
     tiny_checkpoint(data_dir / "imported" / "html-model")
     model = api("engineer").post(
         "/api/v1/models/",
@@ -287,7 +290,7 @@ def test_html_in_data_set_and_model_names_comes_out_escaped(api, page, data_dir)
     )
     assert model.status_code == 201, model.json()
     engineer = page("engineer")
-    dataset_pk = DatasetVersion.objects.get(pk=registered.json()["id"]).dataset_id
+    dataset_pk = registration.produced_dataset_version.dataset_id
     for path in (
         "/datasets/",
         f"/datasets/{dataset_pk}/",

@@ -2,8 +2,9 @@
 
 One class per operation with nested serializers; the classes translate JSON to the registry's
 services and back. Reading needs the job queue's read permission (engineers, officers);
-registering and resuming need ``operate_jobs`` (engineers). A refused file answers 400 with
-the reason and registers nothing.
+registering and resuming need ``operate_jobs`` (engineers). Registration is a job on the cpu
+queue (202 with the job); a request refused before the file is read (name, fields, a path outside
+the allowed folders) answers 400 with the reason and queues nothing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from rest_framework.response import Response
 
 from compliance import roles
 from requests_app.apis import ErasureRequestApiBase
+from unlearning_jobs.dataset_jobs import services as dataset_jobs
 from unlearning_jobs.datasets import indexing
 from unlearning_jobs.datasets import services as datasets
 from unlearning_jobs.engine.pii.readers import DatasetFormat
+from unlearning_jobs.jobs.apis import JobDetailSerializer
 from unlearning_jobs.models import DatasetVersion
 
 
@@ -105,7 +108,7 @@ def datasets_data(queryset) -> list[dict]:
 
 
 class DatasetListCreateApi(DatasetApiBase):
-    """GET: every data set with its versions. POST: register a file by path as a new version."""
+    """GET: every data set with its versions. POST: queue the registration of a file by path."""
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=datasets.MAX_NAME_LENGTH)
@@ -132,20 +135,26 @@ class DatasetListCreateApi(DatasetApiBase):
                 data = {**data, "text_field": [part.strip() for part in data["text_field"].split(",")]}
             return super().to_internal_value(data)
 
-    OutputSerializer = DatasetVersionSerializer
+    OutputSerializer = JobDetailSerializer
     schema_operation_ids = {"GET": "datasets_list", "POST": "datasets_register"}
 
     def schema_output(self, method):
-        return {201: DatasetVersionSerializer} if method == "POST" else DatasetSerializer(many=True)
+        return {202: JobDetailSerializer} if method == "POST" else DatasetSerializer(many=True)
 
     def get(self, request):
         return Response(datasets_data(datasets.dataset_list()))
 
     def post(self, request):
+        """Check the request and queue a ``register_dataset`` job on the cpu queue; answer 202 with it.
+
+        The file's records are read by the job (``unlearning_jobs.dataset_jobs``): its
+        ``produced_dataset_version`` is the new version once it has succeeded, and its ``error``
+        says why the registry refused the file when it fails.
+        """
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        version = datasets.dataset_version_register(
+        job = dataset_jobs.dataset_register_job_create(
             name=data["name"],
             path=data["path"],
             actor=request.user,
@@ -155,7 +164,7 @@ class DatasetListCreateApi(DatasetApiBase):
             description=data["description"],
             chunk_size=data["chunk_size"],
         )
-        return Response(DatasetVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return Response(JobDetailSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
 class DatasetDetailApi(DatasetApiBase):

@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +230,60 @@ def _chunks_create(version: DatasetVersion, *, chunk_size: int) -> list[IndexChu
     return IndexChunk.objects.bulk_create(chunks)
 
 
+@dataclass(frozen=True)
+class DatasetRegistrationInput:
+    """What a registration was asked, checked: the data set's name, the confined source file, how
+    to read its records. Made by ``dataset_registration_check`` before any record is read, so the
+    API can refuse a bad request at once and hand a good one to a job."""
+
+    name: str
+    source: Path
+    format: str | None
+    text_fields: tuple[str, ...]
+    id_field: str | None
+    description: str
+    chunk_size: int
+
+
+def dataset_registration_check(
+    *,
+    name: str,
+    path: str | Path,
+    format: str | None = None,
+    text_field: str | Sequence[str] | None = "text",
+    id_field: str | None = None,
+    description: str = "",
+    chunk_size: int | None = None,
+    max_bytes: int | None = None,
+) -> DatasetRegistrationInput:
+    """Check what can be checked without reading the file; raise ``DatasetRegistrationError`` by field."""
+    name = (name or "").strip()
+    if not name:
+        raise DatasetRegistrationError({"name": ["Give the data set a name."]})
+    if len(name) > MAX_NAME_LENGTH:
+        raise DatasetRegistrationError({"name": [f"The name is longer than {MAX_NAME_LENGTH} characters."]})
+    if control_character_found(name):
+        raise DatasetRegistrationError({"name": ["The name holds a control character; remove it."]})
+    if control_character_found(description or "", allow=LINE_CONTROLS):
+        raise DatasetRegistrationError(
+            {"description": ["The description holds a control character; remove it."]}
+        )
+    fields = _text_fields(text_field)
+    kind = _format_of(format)
+    chunk_size = chunk_size or settings.LETHE_INDEX_CHUNK_SIZE
+    if chunk_size < 1:
+        raise DatasetRegistrationError({"chunk_size": ["The chunk size must be at least 1."]})
+    return DatasetRegistrationInput(
+        name=name,
+        source=dataset_source_path_check(path, max_bytes=max_bytes),
+        format=kind,
+        text_fields=fields,
+        id_field=(id_field or "").strip() or None,
+        description=description or "",
+        chunk_size=chunk_size,
+    )
+
+
 def dataset_version_register(
     *,
     name: str,
@@ -243,6 +297,7 @@ def dataset_version_register(
     chunk_size: int | None = None,
     max_bytes: int | None = None,
     enqueue: bool = True,
+    on_registered: Callable[[DatasetVersion], None] | None = None,
 ) -> DatasetVersion:
     """Register the file at ``path`` as the next version of data set ``name`` and queue its indexing.
 
@@ -251,27 +306,23 @@ def dataset_version_register(
     stored copy renamed into place, and the chunk tasks are sent after commit (``enqueue``
     False leaves them pending, for ``dataset_version_index_inline``). A file whose records are
     exactly those of an existing version of the data set is refused: versions are immutable,
-    so registering it again would only duplicate the index.
+    so registering it again would only duplicate the index. ``on_registered`` is called with the
+    new version inside that transaction, so what it records exists exactly when the version does
+    (a registration job remembers the version it made).
     """
     _actor_check(actor)
-    name = (name or "").strip()
-    if not name:
-        raise DatasetRegistrationError({"name": ["Give the data set a name."]})
-    if len(name) > MAX_NAME_LENGTH:
-        raise DatasetRegistrationError({"name": [f"The name is longer than {MAX_NAME_LENGTH} characters."]})
-    if control_character_found(name):
-        raise DatasetRegistrationError({"name": ["The name holds a control character; remove it."]})
-    if control_character_found(description or "", allow=LINE_CONTROLS):
-        raise DatasetRegistrationError(
-            {"description": ["The description holds a control character; remove it."]}
-        )
-    fields = _text_fields(text_field)
-    id_field = (id_field or "").strip() or None
-    kind = _format_of(format)
-    chunk_size = chunk_size or settings.LETHE_INDEX_CHUNK_SIZE
-    if chunk_size < 1:
-        raise DatasetRegistrationError({"chunk_size": ["The chunk size must be at least 1."]})
-    source = dataset_source_path_check(path, max_bytes=max_bytes)
+    checked = dataset_registration_check(
+        name=name,
+        path=path,
+        format=format,
+        text_field=text_field,
+        id_field=id_field,
+        description=description,
+        chunk_size=chunk_size,
+        max_bytes=max_bytes,
+    )
+    name, source, kind, fields = checked.name, checked.source, checked.format, checked.text_fields
+    id_field, chunk_size, description = checked.id_field, checked.chunk_size, checked.description
     hasher_key_id = settings.LETHE_PII_HASH_KEY_ID
     configuration = indexing.index_configuration()
 
@@ -339,6 +390,8 @@ def dataset_version_register(
                     "hash_key_id": hasher_key_id,
                 },
             )
+            if on_registered is not None:
+                on_registered(version)
             final = dataset_version_folder(version)
             final.parent.mkdir(parents=True, exist_ok=True)
             if final.exists():

@@ -44,6 +44,7 @@ class JobSerializer(serializers.Serializer):
         source="erasure_request.reference", default=None, allow_null=True
     )
     kind = serializers.CharField()
+    queue = serializers.CharField(help_text="cpu or gpu: the Celery queue whose workers run it")
     framework = serializers.CharField()
     method = serializers.CharField()
     params = serializers.JSONField()

@@ -112,6 +112,7 @@ class JobKind(models.TextChoices):
     GUARD_PROBE = "guard_probe", "Probe a deployment's guard"
     LATENT_PROBE = "latent_probe", "Probe what a model still infers"
     LATENT_DELETE = "latent_delete", "Delete derived (latent) data"
+    REGISTER_DATASET = "register_dataset", "Register a data set"
 
 
 class JobStatus(models.TextChoices):

@@ -14,9 +14,10 @@ from django.urls import reverse
 
 from compliance.models import AuditEvent
 from tests.factories.datasets import write_jsonl
+from tests.factories.jobs import run_inline
 from unlearning_jobs.datasets import storage
 from unlearning_jobs.datasets.services import DatasetRegistrationError, dataset_version_register
-from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion, IndexChunk
+from unlearning_jobs.models import Dataset, DatasetRecord, DatasetVersion, IndexChunk, UnlearningJob
 
 pytestmark = pytest.mark.django_db
 
@@ -269,12 +270,21 @@ def test_the_api_registers_by_path_lists_and_reports_bad_input(data_dir, enginee
         {"name": "api-set", "path": str(source), "id_field": "id", "text_field": "text", "chunk_size": 1},
         format="json",
     )
-    assert created.status_code == 201, created.data
-    assert created.data["record_count"] == 2 and created.data["progress"]["chunks_total"] == 2
+    # The file is read by a job on the cpu queue, not in the request: nothing is registered yet.
+    assert created.status_code == 202, created.data
+    assert created.data["kind"] == "register_dataset" and created.data["queue"] == "cpu"
+    assert created.data["status"] == "queued" and not Dataset.objects.exists()
+    job = UnlearningJob.objects.get(pk=created.data["id"])
+    assert run_inline(job) == "succeeded"
+    done = client.get(f"/api/v1/jobs/{job.pk}/").data
+    version = DatasetVersion.objects.get(pk=done["produced_dataset_version"])
+    assert version.record_count == 2 and version.registered_by == engineer
+    assert done["metrics"]["records"] == 2 and done["metrics"]["manifest_sha256"] == version.manifest_sha256
     listed = client.get("/api/v1/datasets/").data
     assert [d["name"] for d in listed] == ["api-set"]
     detail = client.get(f"/api/v1/datasets/{listed[0]['id']}/").data
-    assert detail["versions"][0]["manifest_sha256"] == created.data["manifest_sha256"]
+    assert detail["versions"][0]["manifest_sha256"] == version.manifest_sha256
+    assert detail["versions"][0]["progress"]["chunks_total"] == 2
 
     refused = client.post("/api/v1/datasets/", {"name": "x", "path": "/etc/passwd"}, format="json")
     assert refused.status_code == 400 and "Not an allowed location" in refused.data["path"][0]
@@ -294,3 +304,49 @@ def test_ingest_dataset_refuses_to_wait_for_a_worker_that_is_not_there(data_dir)
     assert not Dataset.objects.exists()
     with pytest.raises(CommandError, match="Not an allowed location"):
         call_command("ingest_dataset", "--name", "cmd", "--path", "/etc/hostname", "--inline")
+
+
+def test_a_registration_job_keeps_the_registry_s_reason_and_registers_nothing(data_dir, engineer):
+    """A file the registry refuses fails its job with the reason; fixed, the same job registers it."""
+    from rest_framework.test import APIClient
+
+    source = data_dir / "broken.jsonl"
+    source.write_text('{"text": "fine"}\n{"text": \n', encoding="utf-8")
+    client = APIClient()
+    client.force_authenticate(engineer)
+    created = client.post("/api/v1/datasets/", {"name": "broken", "path": str(source)}, format="json")
+    assert created.status_code == 202, created.data
+    job = UnlearningJob.objects.get(pk=created.data["id"])
+    assert run_inline(job) == "failed"
+    job.refresh_from_db()
+    assert "the registry refused the file" in job.error and "line 2" in job.error
+    assert not Dataset.objects.exists() and not DatasetVersion.objects.exists()
+
+    source.write_text('{"text": "fine"}\n{"text": "mended"}\n', encoding="utf-8")
+    retried = client.post(f"/api/v1/jobs/{job.pk}/actions/retry/", {}, format="json")
+    assert retried.status_code == 200, retried.data
+    job.refresh_from_db()
+    assert run_inline(job) == "succeeded"
+    job.refresh_from_db()
+    assert job.produced_dataset_version.record_count == 2
+
+
+def test_a_registration_job_run_again_returns_its_version_instead_of_registering_twice(data_dir, engineer):
+    """A redelivered attempt (the worker died after the registration committed, the job was queued
+    again) finds the version the job recorded in the registration's own transaction."""
+    from unlearning_jobs.dataset_jobs.services import dataset_register_job_create
+
+    source = write_jsonl(data_dir / "twice.jsonl", {"1": "one", "2": "two"})
+    job = dataset_register_job_create(name="twice", path=source, actor=engineer, id_field="id", enqueue=False)
+    assert run_inline(job) == "succeeded"
+    job.refresh_from_db()
+    first = job.produced_dataset_version
+    # As the stale sweep leaves a job whose worker died before it could record the success.
+    UnlearningJob.objects.filter(pk=job.pk).update(status="queued", finished_at=None, metrics={})
+    job.refresh_from_db()
+    assert run_inline(job) == "succeeded"
+    job.refresh_from_db()
+    assert job.produced_dataset_version == first and job.metrics["dataset_version_id"] == first.pk
+    assert "an earlier attempt registered" in job.log
+    assert DatasetVersion.objects.filter(dataset__name="twice").count() == 1
+    assert AuditEvent.objects.filter(action="dataset_version.registered").count() == 1

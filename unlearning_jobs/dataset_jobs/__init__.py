@@ -1,0 +1,1 @@
+"""Data-set registration as a job on the cpu queue (``services``)."""
