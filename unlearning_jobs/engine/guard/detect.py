@@ -41,9 +41,12 @@ from ..pii.normalise import (
 )
 from .digest import KeyedDigest
 from .variants import (
+    FUZZY_PREFIX,
     MIN_FUZZY_WORD,
     is_known_name,
     local_part_key,
+    mailbox_key,
+    phone_tail_key,
     spelt_digit_runs,
     text_fuzzy_keys,
 )
@@ -129,6 +132,20 @@ _NON_DIGIT = re.compile(r"\D")
 _LOCAL_CANDIDATE = re.compile(r"(?<![\w.%+\-@])[A-Za-z0-9][A-Za-z0-9._%+\-]{4,62}[A-Za-z0-9](?![\w@])")
 #: Around a house number, the text that locating's address keys read (six words either side).
 _ADDRESS_REACH = 80
+#: "local at provider" with no top-level domain after it ("dmilne at gmail", "jmenard@free").
+_MAILBOX = re.compile(
+    r"(?<![\w.%+\-@])([A-Za-z0-9][A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9])"
+    r"(?:\s*@\s*|\s*[(\[]\s*at\s*[)\]]\s*|\s+at\s+)"
+    r"([A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)(?![\w\-]|\s*(?:\.|[(\[]?\s*dot\b)\s*[A-Za-z])",
+    re.IGNORECASE,
+)
+#: A phone's last digits as people cite them ("the number ending in 0958", "whose last four
+#: digits are 0958"): English phrasing only.
+_PHONE_TAIL = re.compile(
+    r"\b(?:end(?:s|ing)(?:\s+(?:in|with))?|last\s+(?:four|4)\s+digits(?:\s+(?:are|of|is))?)"
+    r"\s*:?\s*(\d{4})(?![\w])",
+    re.IGNORECASE,
+)
 
 _MONTH = (
     r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -212,7 +229,7 @@ def _name_end(token: tuple[int, int, str]) -> int:
     return end - 2 if len(text) > 2 and text[-2] in "'\u2019\u02bc" and text[-1] in "sS" else end
 
 
-_PARTICLES = frozenset("van von der den de del della di da du la le ter ten y".split())
+_PARTICLES = frozenset("van von der den de del della di da du la le lo ter ten y zu t o ni nic ui".split())
 
 
 def _foreign_phone(run: str) -> bool:
@@ -325,13 +342,17 @@ class Detector:
         *,
         kinds: frozenset[EntityType] | None = None,
         foreign: set[EntityType] | None = None,
+        tails: list[str] | None = None,
     ) -> list[Detection]:
         """Return every span of ``text`` whose hash is in ``table``, sorted by position.
 
         ``kinds`` narrows the search to some of the detector's entity types (the guard looks
         for quasi-identifiers only once a subject is present). ``foreign``, when given, gains
-        EMAIL or PHONE where the text holds an e-mail address or a phone number that matched
-        no rule: someone's, not a suppressed subject's (the guard uses it to tell namesakes).
+        EMAIL, PHONE or ADDRESS where the text holds an e-mail address, a phone number or a
+        postal address (a house number beside a street) that matched no rule: someone's, not a
+        suppressed subject's (the guard uses it to tell namesakes). ``tails``, when given, gains
+        the keyed hash of each phone's last digits the text cites ("the number ending 0958"),
+        which are never a match by themselves.
         """
         prepared = text if isinstance(text, PreparedText) else self.prepare(text)
         raw = prepared.text
@@ -351,6 +372,7 @@ class Detector:
                 hits.extend(own)
                 hits.extend(self._keyed(EntityType.EMAIL, found, table))
                 hits.extend(self._local_parts(raw, zones, table))
+                hits.extend(self._mailboxes(raw, table))
                 if foreign is not None and any(
                     not any(h.start < end and start < h.end for h in hits) for start, end in zones
                 ):
@@ -367,6 +389,9 @@ class Detector:
                     ):
                         foreign.add(EntityType.PHONE)
                         break
+            if tails is not None:
+                digest = self._hash[EntityType.PHONE]
+                tails.extend(digest(phone_tail_key(m.group(1))) for m in _PHONE_TAIL.finditer(raw))
         if EntityType.DATE_OF_BIRTH in kinds and _YEAR.search(raw):
             hits.extend(self._dates(raw, table))
         if kinds & _WORD_KINDS:
@@ -376,8 +401,9 @@ class Detector:
             if EntityType.PERSON in kinds:
                 hits.extend(self._shared_names(raw, words, table, zones))
             if EntityType.ADDRESS in kinds:
-                hits.extend(self._addresses(words, table))
-                hits.extend(self._shared_addresses(raw, words, table))
+                address_hits = list(self._addresses(words, table))
+                address_hits.extend(self._shared_addresses(raw, words, table, foreign, address_hits))
+                hits.extend(address_hits)
             if EntityType.ACCOUNT_ID in kinds:
                 hits.extend(self._account_ids(words, table))
         if EntityType.ACCOUNT_ID in kinds and self._account_patterns:
@@ -400,13 +426,29 @@ class Detector:
     ) -> Iterator[Detection]:
         """An e-mail's local part written alone; never one inside a whole address."""
         digest = self._hash[EntityType.EMAIL]
+        # A zone's local part is someone's mailbox; its "domain" may be a bare local part that
+        # the " at " spelling took for one ("write to them at jane.doe87").
+        locals_ = []
+        for z_start, z_end in zones:
+            at = _AT_ANYWHERE.search(text, z_start, z_end)
+            locals_.append((z_start, at.start() if at else z_end))
         for match in _LOCAL_CANDIDATE.finditer(text):
             start, end = match.span()
-            if any(z_start <= start < z_end for z_start, z_end in zones):
+            if any(z_start <= start < z_end for z_start, z_end in locals_):
                 continue
             key = local_part_key(match.group())
             if key is not None and (value_hash := digest(key)) in table:
                 yield Detection(EntityType.EMAIL, start, end, value_hash)
+
+    def _mailboxes(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        """A local part with its provider and no top-level domain ("dmilne at gmail")."""
+        if "@" not in text and " at " not in text.lower() and "(at)" not in text and "[at]" not in text:
+            return
+        digest = self._hash[EntityType.EMAIL]
+        for match in _MAILBOX.finditer(text):
+            value_hash = digest(mailbox_key(match.group(1), match.group(2)))
+            if value_hash in table:
+                yield Detection(EntityType.EMAIL, match.start(), match.end(), value_hash)
 
     def _spelt_phones(self, text: str, table: Container[str]) -> Iterator[Detection]:
         """Phones dictated in words ("oh two oh seven ...", "double seven", "zéro six")."""
@@ -451,13 +493,19 @@ class Detector:
             i = j + 1
 
     def _fuzzy_names(self, tokens, first: int, last: int, table: Container[str]) -> Iterator[Detection]:
-        """Adjacent capitalised pairs with one keystroke wrong in one word (not a known name)."""
+        """Capitalised pairs with one keystroke wrong in one word (not a known name); particles
+        and initials between them are stepped over ("Caterina Di Sefano", "Michhael Ó Briain")."""
         digest = self._hash[EntityType.PERSON]
-        folded = [_fold_name_token(tokens[k][2]) for k in range(first, last + 1)]
-        for k in range(len(folded) - 1):
-            a, b = folded[k], folded[k + 1]
+        content = [
+            (k, word)
+            for k in range(first, last + 1)
+            if len(word := _fold_name_token(tokens[k][2])) > 1 and word not in _PARTICLES
+        ]
+        for (k_a, a), (k_b, b) in zip(content, content[1:]):
             if not (a.isalpha() and b.isalpha()) or a in STOPWORDS or b in STOPWORDS:
                 continue
+            if digest(f"{FUZZY_PREFIX}{min(a, b)} {max(a, b)}") in table:
+                continue  # a suppressed name as written is no one's misspelling
             for suspect, other in ((a, b), (b, a)):
                 if len(suspect) < MIN_FUZZY_WORD - 1 or is_known_name(suspect):
                     continue
@@ -465,12 +513,23 @@ class Detector:
                     (h for key in text_fuzzy_keys(suspect, other) if (h := digest(key)) in table), None
                 )
                 if hit is not None:
-                    start, end = tokens[first + k][0], _name_end(tokens[first + k + 1])
+                    start, end = tokens[k_a][0], _name_end(tokens[k_b])
                     yield Detection(EntityType.PERSON, start, end, hit)
                     break
 
-    def _shared_addresses(self, text: str, words: _Words, table: Container[str]) -> Iterator[Detection]:
-        """Locating's address keys (house number + street word), read around each number."""
+    def _shared_addresses(
+        self,
+        text: str,
+        words: _Words,
+        table: Container[str],
+        foreign: set[EntityType] | None = None,
+        found: list[Detection] = (),
+    ) -> Iterator[Detection]:
+        """Locating's address keys (house number + street word), read around each number.
+
+        With ``foreign``, an address among them that no rule matched (nor a hit in ``found``
+        or here overlaps) adds ADDRESS: someone else's postal address is in the text.
+        """
         if not any(words.has_digit):
             return
         digest = self._hash[EntityType.ADDRESS]
@@ -483,11 +542,28 @@ class Detector:
                 windows[-1][1] = high
             else:
                 windows.append([low, high])
+        hit_spans = [(d.start, d.end) for d in found]
         for low, high in windows:
             for key in address_keys(text[low:high]):
                 value_hash = digest(key.hashed_text())
                 if value_hash in table:
+                    hit_spans.append((low + key.start, low + key.end))
                     yield Detection(EntityType.ADDRESS, low + key.start, low + key.end, value_hash)
+        if foreign is not None and EntityType.ADDRESS not in foreign:
+            # Someone's postal address: a house number with a street word at most three words
+            # away ("12 Mill Road", "Calle Mayor, 32", "Goethestraße 3"), that no rule matched.
+            # Locating's wider reach would take "in 2019 ... van Dijk" for one.
+            tokens, count = words.tokens, words.count
+            for index, (_, _, token) in enumerate(tokens):
+                if not _TEXT_HOUSE_NUMBER.fullmatch(token):
+                    continue
+                low = tokens[max(0, index - 3)][0]
+                high = tokens[min(count - 1, index + 3)][1]
+                if address_keys(text[low:high]) and not any(
+                    h_start < high and low < h_end for h_start, h_end in hit_spans
+                ):
+                    foreign.add(EntityType.ADDRESS)
+                    break
 
     # --- e-mails, phones, dates ----------------------------------------------------------
 

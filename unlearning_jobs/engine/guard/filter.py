@@ -153,12 +153,12 @@ class Guard:
         self.rule_set_version = rule_set.version
         self.key_id = rule_set.key_id
         self._table = rule_set.table(self.policy.entity_types)
-        #: Which subjects have e-mail or phone rules: a name beside an e-mail or phone that is
-        #: not theirs is a namesake's (see ``find``). References only, no values.
+        #: Which subjects have e-mail, phone or address rules: a name beside an e-mail, phone or
+        #: address that is not theirs is a namesake's (see ``find``). References only, no values.
         self._contact_kinds: dict[str, frozenset[EntityType]] = {}
         contact: dict[str, set[EntityType]] = {}
         for rule in rule_set.rules:
-            if rule.entity_type in (EntityType.EMAIL, EntityType.PHONE):
+            if rule.entity_type in (EntityType.EMAIL, EntityType.PHONE, EntityType.ADDRESS):
                 contact.setdefault(rule.subject_ref, set()).add(rule.entity_type)
         self._contact_kinds = {ref: frozenset(kinds) for ref, kinds in contact.items()}
         self._shared = {
@@ -186,12 +186,13 @@ class Guard:
         """
         prepared = self._detector.prepare(text)
         foreign: set[EntityType] = set()
+        tails: list[str] = []
         direct = [
             (d, self._table[d.value_hash])
-            for d in self._detector.find(prepared, self._table, kinds=_DIRECT, foreign=foreign)
+            for d in self._detector.find(prepared, self._table, kinds=_DIRECT, foreign=foreign, tails=tails)
         ]
-        if foreign:
-            direct = self._without_namesakes(direct, foreign)
+        if foreign or tails:
+            direct = self._without_namesakes(direct, foreign, tails)
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
             context_direct = [
@@ -241,15 +242,21 @@ class Guard:
         matches = sorted(set(matches), key=lambda m: (m.span, m.entity_type, m.subject_ref))
         return tuple(matches)
 
-    def _without_namesakes(self, direct, foreign: set[EntityType]):
+    def _without_namesakes(self, direct, foreign: set[EntityType], tails: list[str] = ()):
         """Drop name matches of subjects the text contradicts: a namesake's record.
 
         "Anna Müller, anna.m@other.org" names another Anna Müller when the suppressed Anna
-        Müller's rules hold an e-mail and none of the text's identifiers is hers. A subject
-        whose e-mail or phone the text does hold keeps every match; one without e-mail or phone
-        rules is never contradicted (the text's address may be hers).
+        Müller's rules hold an e-mail and none of the text's identifiers is hers; likewise a
+        phone, a postal address, or a phone's last digits ("the number ending 0958") that are
+        not hers when her rules hold a phone. A subject whose identifier the text does hold
+        keeps every match; one without rules of the kind is never contradicted by it (the
+        text's address may be hers).
         """
         confirmed = {ref for d, refs in direct if d.entity_type is not EntityType.PERSON for ref in refs}
+        tail_refs = {ref for value_hash in tails for ref in self._table.get(value_hash, ())}
+        confirmed |= tail_refs
+        if tails:
+            foreign = foreign | {EntityType.PHONE}
         kept = []
         for d, refs in direct:
             if d.entity_type is EntityType.PERSON:

@@ -38,7 +38,7 @@ from ..pii.normalise import (
 from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
 from .digest import KeyedDigest
 from .policy import GuardPolicy
-from .variants import fuzzy_pair_forms, local_part_form
+from .variants import fuzzy_pair_forms, local_part_form, mailbox_form, phone_tail_form
 
 __all__ = [
     "SuppressionRule",
@@ -66,7 +66,9 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _SUBJECT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 #: Name particles, never used alone beside a given name ("maria del" is nobody's name).
-_PARTICLES = frozenset("de del della der den van von da di du la le y bin ibn al el".split())
+_PARTICLES = frozenset(
+    "de del della der den van von da di du la le lo y bin ibn al el zu ten ter t o ni nic ui st".split()
+)
 _ADDRESS_SEGMENT = re.compile(r"[,;\n]+")
 #: Words that begin a unit, not a street: "Flat 3" is no street written number last.
 _UNIT_WORDS = frozenset(
@@ -111,7 +113,15 @@ def name_forms(name: str) -> set[str]:
     family = _family_tokens(name)
     if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
         family = tokens[-1:]
-    middles = tokens[1 : len(tokens) - len(family)]
+    given_tokens = _given_tokens(name, tokens)
+    # The particles before the family name are part of it ("van der Berg", "Ó Briain", "'t
+    # Hart"): "Sanne van der Berg" is a form of "Sanne Jan van der Berg".
+    full_family = list(family)
+    while len(given_tokens) + len(full_family) < len(tokens) and (
+        tokens[-len(full_family) - 1] in _PARTICLES
+    ):
+        full_family.insert(0, tokens[-len(full_family) - 1])
+    middles = tokens[len(given_tokens) : len(tokens) - len(family)]
     variants = set(name_variants(name))
     if len(family) > 1:
         # name_variants reads a hyphenated family name ("Smith-Jones" → "smith jones") as a
@@ -130,10 +140,25 @@ def name_forms(name: str) -> set[str]:
                     " ".join([given[0], *initials, *family]),
                 }
             )
-        # "Lucas Barroso" for "Lucas Barroso Jara": the first of two family names.
+        if full_family != family:
+            variants.update(
+                {
+                    " ".join([given, *full_family]),
+                    " ".join([given[0], *full_family]),
+                    " ".join([*full_family, given]),
+                }
+            )
+        # "Lucas Barroso" for "Lucas Barroso Jara": the first of two family names (never a part
+        # of a hyphenated given name: "Jean-Pierre" alone is nobody's full name).
         variants.update(
-            f"{given} {middle}" for middle in middles if len(middle) > 1 and middle not in _PARTICLES
+            f"{given} {middle}"
+            for middle in middles[len(given_tokens) - 1 :]
+            if len(middle) > 1 and middle not in _PARTICLES
         )
+        # "Lucia D." for "Lucia De Luca", "Íñigo I." for "Íñigo Ibáñez Ruiz": the given name and
+        # the initial of any later word, since which word starts the family name varies.
+        variants.update(f"{given} {word[0]}" for word in tokens[len(given_tokens) :])
+    variants = {v for v in variants if not set(v.split()) <= set(given_tokens)}
     forms: set[str] = set()
     for variant in variants:
         words = variant.split()
@@ -150,6 +175,21 @@ def name_forms(name: str) -> set[str]:
         else:
             forms.add(" ".join(sorted(words)))
     return forms
+
+
+_HYPHENATED = re.compile(r"[^\W\d_]+(?:[-\u2010\u2011][^\W\d_]+)+")
+
+
+def _given_tokens(name: str, tokens: list[str]) -> list[str]:
+    """Return the normalised tokens of the given name: a hyphenated one ("Jean-Pierre") whole."""
+    for word in _HYPHENATED.findall(name):
+        try:
+            parts = normalise_name(word).split()
+        except NormalisationError:
+            continue
+        if len(parts) < len(tokens) and tokens[: len(parts)] == parts:
+            return parts
+    return tokens[:1]
 
 
 def _holds_in_order(words: list[str], part: list[str]) -> bool:
@@ -280,10 +320,14 @@ def rules_from_identifiers(
             # is not "William Smith-Jones"); how text is folded onto a pair (transliteration,
             # a middle name between) is locating's.
             pairs = [set(words) for form in name_forms(value) if len(words := form.split()) == 2]
+            # A pair with an initial is left to the guard's in-order windows: locating's keys
+            # read "Christopher Cooper. A" as Christopher A. with a middle name between.
             keys = [
                 key
                 for key in keys
-                if not (key.variant and _folded_pair(key.key) <= later) and _folded_pair(key.key) in pairs
+                if not (key.variant and _folded_pair(key.key) <= later)
+                and _folded_pair(key.key) in pairs
+                and min(len(word) for word in _folded_pair(key.key)) > 1
             ]
         for key in keys:
             add(kind, key.hashed_text())
@@ -296,19 +340,28 @@ def rules_from_identifiers(
         except ValueError as error:
             raise ValueError(f"names[{index}]: {error}") from None
         add_match_keys(EntityType.PERSON, name)
-        tokens = normalise_name(name).split()
-        for family in {tokens[-1], *_family_tokens(name)}:
-            for form in fuzzy_pair_forms(tokens[0], family):
-                add(EntityType.PERSON, form)
+        # Misspellings are forgiven in the name's two-word forms (given and family name, given
+        # and first family name, nickname and family name), never in a one-word part.
+        for form in name_forms(name):
+            words = form.split()
+            if len(words) == 2 and min(map(len, words)) > 1:
+                for fuzzy in fuzzy_pair_forms(*words):
+                    add(EntityType.PERSON, fuzzy)
     for _, value in _normalised("emails", emails, normalise_email):
         add(EntityType.EMAIL, value)
         add_match_keys(EntityType.EMAIL, value)
         local = local_part_form(value)
         if local is not None:
             add(EntityType.EMAIL, local)
+        mailbox = mailbox_form(value)
+        if mailbox is not None:
+            add(EntityType.EMAIL, mailbox)
     if isinstance(phones, str):
         raise ValueError("phones must be a list of strings, not one string")
     for index, phone in enumerate(phones):
+        tail = phone_tail_form(phone)
+        if tail is not None:
+            add(EntityType.PHONE, tail)
         try:
             add(EntityType.PHONE, normalise_phone(phone, default_region))
         except NormalisationError as error:

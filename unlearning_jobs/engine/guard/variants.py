@@ -6,17 +6,23 @@ keeps other people out, and those bounds are easier to read and test in one plac
 * **Digits in words.** A phone dictated in words ("oh two oh, seven nine four six ...", "double
   seven", German "null eins", French pairs "zéro six quarante-deux") is read back into digits;
   the run must hold at least seven digits, which ordinary prose does not.
-* **Misspellings.** A name with one keystroke wrong in one of its words ("Pembertton",
-  "Micheal") meets the rule's *deletion neighbourhood* (SymSpell): the rule keeps the keyed hash
-  of the name pair with each word cut by one letter, the text hashes its pair likewise, and a
-  dropped, doubled, neighbouring or swapped letter meets one of them, with no scan of the rules.
-  Bounds: only words of five letters or more, never the first letter, only capitalised words in
-  text, and never a text word that is itself a known name (Clark is not a misspelt Clarke: it is
-  another family); the filter also drops a name whose text carries another e-mail or phone.
-* **Partial values.** An e-mail's local part written alone ("write to jane.doe87", "jane.doe87
-  at gmail") when it is distinctive: six characters or more, with a digit or separator or at
-  least nine letters, and neither a known name nor a generic mailbox ("info", "contact").
-  Inside a whole address with another domain it is never matched: that mailbox is someone else's.
+* **Misspellings.** A name with one keystroke wrong in one of its words meets the rule without
+  a scan of the rules, under a keystroke model rather than any edit: a *dropped* letter
+  ("Pemberon": the rule keeps the pair with each word cut by one letter), a *doubled* letter
+  ("Pembertton"), two *swapped* neighbours ("Micheal") or a *neighbouring key* on a QWERTY
+  keyboard ("Pemberyon") are undone on the text's side and looked up against the rule's exact
+  pair. Any other edit is refused, because real names one letter apart mostly differ so
+  (Harrington/Herrington, Whitfield/Whitefield, O'Connor/O'Conner: a vowel for another or an
+  added letter). Bounds: only words of five letters or more, never the first letter, only
+  capitalised words in text, and never a text word that is itself a known name (Clark is not a
+  misspelt Clarke: it is another family); the filter also drops a name whose text carries
+  another e-mail, phone or address.
+* **Partial values.** An e-mail's local part written alone ("write to jane.doe87") when it is
+  distinctive: six characters or more, with a digit or separator or at least nine letters, and
+  neither a known name nor a generic mailbox ("info", "contact"). Inside a whole address with
+  another domain it is never matched: that mailbox is someone else's. With its provider but no
+  top-level domain ("dmilne at gmail", "jmenard@free") any local part counts: the pair names
+  one mailbox, and the same name at another provider does not meet it.
 
 Every form is hashed with the index's key like every other rule; nothing here keeps a value.
 """
@@ -29,17 +35,34 @@ from functools import lru_cache
 
 __all__ = [
     "FUZZY_PREFIX",
+    "FUZZY_DELETION_PREFIX",
+    "KEYBOARD_NEIGHBOURS",
     "LOCAL_PREFIX",
+    "MAILBOX_PREFIX",
+    "PHONE_TAIL_PREFIX",
     "MIN_FUZZY_WORD",
     "deletions",
     "fuzzy_pair_forms",
     "is_known_name",
+    "keystroke_repairs",
     "local_part_form",
+    "mailbox_form",
+    "mailbox_key",
+    "phone_tail_form",
+    "phone_tail_key",
     "spelt_digit_runs",
+    "text_fuzzy_keys",
 ]
 
 FUZZY_PREFIX = "fuzzy:"
+#: A name pair with one letter dropped from one word: kept apart from exact pairs so that a
+#: repaired text word (one keystroke undone) never meets a cut rule word (a second edit).
+FUZZY_DELETION_PREFIX = "fuzzy-:"
 LOCAL_PREFIX = "local:"
+MAILBOX_PREFIX = "mailbox:"
+#: A phone's last four digits: never a match on their own (thousands share them), only what
+#: tells a suppressed person's name from a namesake's beside "the number ending 0958".
+PHONE_TAIL_PREFIX = "tail:"
 #: Shortest name word a misspelling is forgiven in: "Jon" and "Jan" are different names.
 MIN_FUZZY_WORD = 5
 _MIN_SPELT_DIGITS = 7
@@ -124,23 +147,70 @@ def deletions(word: str) -> set[str]:
 def fuzzy_pair_forms(given: str, family: str) -> set[str]:
     """Return the rule forms that meet "given family" with one keystroke wrong in one word.
 
-    Each is ``fuzzy:`` + the token-sorted pair with one word replaced by itself or one of its
-    deletions, for words of at least ``MIN_FUZZY_WORD`` letters.
+    ``fuzzy:`` + the token-sorted exact pair (met by a text word a keystroke is undone in), and
+    ``fuzzy-:`` + the pair with one letter dropped from a word of at least ``MIN_FUZZY_WORD``
+    letters (met by a text word that lost that letter).
     """
     forms: set[str] = set()
+    if not given.isalpha() or not family.isalpha():
+        return forms
+    low, high = sorted((given, family))
+    forms.add(f"{FUZZY_PREFIX}{low} {high}")
     for word, other in ((given, family), (family, given)):
-        if len(word) < MIN_FUZZY_WORD or not word.isalpha() or not other.isalpha():
+        if len(word) < MIN_FUZZY_WORD:
             continue
-        for variant in {word} | deletions(word):
+        for variant in deletions(word):
             low, high = sorted((variant, other))
-            forms.add(f"{FUZZY_PREFIX}{low} {high}")
+            forms.add(f"{FUZZY_DELETION_PREFIX}{low} {high}")
     return forms
 
 
+#: QWERTY rows and their stagger: keys whose centres lie within about one key width are
+#: neighbours (left, right, and the touching keys of the rows above and below).
+_KEY_ROWS = (("qwertyuiop", 0.0), ("asdfghjkl", 0.5), ("zxcvbnm", 1.0))
+
+
+def _keyboard_neighbours() -> dict[str, str]:
+    places = {
+        key: (row, column + offset)
+        for row, (keys, offset) in enumerate(_KEY_ROWS)
+        for column, key in enumerate(keys)
+    }
+    return {
+        key: "".join(
+            other
+            for other, (row2, x2) in places.items()
+            if other != key and (row2 - row) ** 2 + (x2 - x) ** 2 <= 1.3
+        )
+        for key, (row, x) in places.items()
+    }
+
+
+KEYBOARD_NEIGHBOURS: dict[str, str] = _keyboard_neighbours()
+
+
+def keystroke_repairs(word: str) -> set[str]:
+    """Return ``word`` with one keystroke undone: a doubled letter made single, two neighbours
+    swapped back, or a letter replaced by a key next to it. The first letter is never touched."""
+    repairs: set[str] = set()
+    for i in range(1, len(word)):
+        if i > 1 and word[i] == word[i - 1]:
+            repairs.add(word[:i] + word[i + 1 :])
+        if i + 1 < len(word) and word[i] != word[i + 1]:
+            repairs.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+        for key in KEYBOARD_NEIGHBOURS.get(word[i], ""):
+            repairs.add(word[:i] + key + word[i + 1 :])
+    repairs.discard(word)
+    return repairs
+
+
 def text_fuzzy_keys(word: str, other: str) -> list[str]:
-    """Return the keys a text's pair ``word other`` is looked up under, ``word`` the suspect."""
-    keys = []
-    for variant in (word, *deletions(word)):
+    """Return the keys a text's pair ``word other`` is looked up under, ``word`` the suspect:
+    the pair as written against the rules' cut pairs, and each keystroke repair against the
+    rules' exact pairs."""
+    low, high = sorted((word, other))
+    keys = [f"{FUZZY_DELETION_PREFIX}{low} {high}"]
+    for variant in sorted(keystroke_repairs(word)):
         low, high = sorted((variant, other))
         keys.append(f"{FUZZY_PREFIX}{low} {high}")
     return keys
@@ -155,6 +225,32 @@ def local_part_form(email_normalised: str) -> str | None:
     if letters_only and (len(local) < 9 or is_known_name(local)):
         return None
     return LOCAL_PREFIX + local
+
+
+def mailbox_form(email_normalised: str) -> str | None:
+    """Return the rule form of "local part at provider" ("dmilne at gmail"): the local part and
+    the first label of the domain, or None for a generic mailbox."""
+    local, _, domain = email_normalised.casefold().rpartition("@")
+    provider = domain.split(".", 1)[0]
+    if not local or not provider or local in _GENERIC_MAILBOXES:
+        return None
+    return f"{MAILBOX_PREFIX}{local}@{provider}"
+
+
+def mailbox_key(local: str, provider: str) -> str:
+    """Return the key a text's "local at provider" is looked up under."""
+    return f"{MAILBOX_PREFIX}{local.casefold().strip('.-_')}@{provider.casefold()}"
+
+
+def phone_tail_form(phone: str) -> str | None:
+    """Return the rule form of a phone's last four digits, or None for a value without them."""
+    digits = re.sub(r"\D", "", phone)
+    return f"{PHONE_TAIL_PREFIX}{digits[-4:]}" if len(digits) >= 7 else None
+
+
+def phone_tail_key(digits: str) -> str:
+    """Return the key a text's "ending 0958" is looked up under."""
+    return f"{PHONE_TAIL_PREFIX}{digits}"
 
 
 def local_part_key(candidate: str) -> str | None:

@@ -126,7 +126,10 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,62}[A-Za-z0-9])?"
 _LOCAL_WORD = r"[A-Za-z0-9_%+'-]+"
 _EMAIL_RE = re.compile(
     rf"(?<![\w.%+-])(?P<local>{_LOCAL_WORD}(?:{_DOT}{_LOCAL_WORD})*){_AT}"
-    rf"(?P<domain>{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[A-Za-z]{{2,24}})(?![\w-])",
+    # A "domain" followed by "@" is the local part of the next address ("write to them at
+    # jane.doe@example.org" is not "them@jane.doe"): without the look-ahead the real address
+    # would be swallowed and never keyed.
+    rf"(?P<domain>{_LABEL}(?:{_DOT}{_LABEL})*{_DOT}[A-Za-z]{{2,24}})(?![\w-]|\s*@)",
     re.IGNORECASE,
 )
 _DOT_SPLIT = re.compile(_DOT, re.IGNORECASE)

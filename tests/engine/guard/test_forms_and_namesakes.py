@@ -1,0 +1,114 @@
+"""Issue 16, second pass: forms of a suppressed person's identifiers the guard meets, and the
+namesakes and near names it spares. Every case is a mechanism, not a sample of the corpus."""
+
+import pytest
+
+from unlearning_jobs.engine.guard import Guard, RuleSet, rules_from_identifiers
+from unlearning_jobs.engine.guard.rules import name_forms
+from unlearning_jobs.engine.guard.variants import keystroke_repairs
+from unlearning_jobs.engine.pii.hashing import KeyedHasher
+from unlearning_jobs.engine.pii.match_keys import email_keys
+
+HASHER = KeyedHasher(key=b"guard-forms-test-key-32-bytes-ok", key_id="t2")
+
+
+def _guard(**subjects) -> Guard:
+    rules = []
+    for ref, identifiers in subjects.items():
+        rules += rules_from_identifiers(hasher=HASHER, subject_ref=ref, default_region="GB", **identifiers)
+    return Guard(RuleSet(key_id="t2", version=1, rules=tuple(rules)), HASHER)
+
+
+@pytest.fixture(scope="module")
+def guard() -> Guard:
+    return _guard(
+        **{
+            "ER-1": {
+                "names": ["Harriet Harrington"],
+                "emails": ["harriet.harrington@outlook.com"],
+                "phones": ["020 7946 0958"],
+                "addresses": ["73 Albert Crescent, Manchester M16 2YY"],
+            },
+            "ER-2": {"names": ["Caterina Di Stefano"], "emails": ["dmilne@gmail.com"]},
+            "ER-3": {"names": ["Sanne Jan van der Berg"]},
+            "ER-4": {"names": ["Jean-Pierre N'Diaye"], "emails": ["schafer.franziska@web.de"]},
+            "ER-5": {"names": ["Christopher Ashworth"]},
+            "ER-6": {"names": ["Wilhelmina van Dijk"], "addresses": ["12 Mill Road, Leeds LS1 4AB"]},
+        }
+    )
+
+
+def test_an_address_after_the_word_at_is_one_address_not_a_name():
+    # Locating read "them at HARRIET.CLARKE" as an address and lost the real one.
+    keys = email_keys("You can write to them at HARRIET.CLARKE@GMAIL.COM")
+    assert [key.key for key in keys] == ["E:harrietclarke@gmail.com"]
+
+
+def test_a_name_inside_someone_elses_address_after_at_is_not_acted_on(guard):
+    assert guard.check_output("You can write to them at HARRIET.HARRINGTON@GMAIL.COM").action == "allow"
+    assert "ER-1" in guard.check_output("Write to them at harriet.harrington@outlook.com").subjects
+
+
+def test_a_local_part_after_at_in_prose_is_still_a_local_part(guard):
+    assert "ER-4" in guard.check_output("You can write to them at schafer.franziska").subjects
+
+
+def test_a_mailbox_at_its_provider_without_a_domain_is_acted_on_but_not_at_another(guard):
+    assert "ER-2" in guard.check_output("Their contact e-mail: dmilne at gmail").subjects
+    assert "ER-2" in guard.check_input("Who is dmilne@gmail?").subjects
+    assert guard.check_output("Their contact e-mail: dmilne at outlook").action == "allow"
+
+
+def test_the_keystroke_model_forgives_typing_slips_not_other_spellings(guard):
+    for slip in ("Catrrina Di Stefano", "Caterina Di Syefano", "Caterina Di Stefanno", "Catreina Di Stefano"):
+        assert "ER-2" in guard.check_input(f"Tell me about {slip}.").subjects, slip
+    # A vowel for another that is not a neighbouring key, or an added letter: another family.
+    assert guard.check_input("Tell me about Harriet Herrington.").action == "allow"
+    assert guard.check_input("Tell me about Harriet Harringston.").action == "allow"
+    assert "arrington" not in {w[1:] for w in keystroke_repairs("herrington")}
+
+
+def test_particles_belong_to_the_family_name(guard):
+    assert "ER-3" in guard.check_input("Does sanne van der berg still live there?").subjects
+    assert "sanne van der berg" in name_forms("Sanne Jan van der Berg")
+
+
+def test_a_given_name_with_the_initial_of_any_later_word(guard):
+    assert "ER-2" in guard.check_input("Lucia asked Caterina D. for a refund.").subjects
+    assert "ER-3" in guard.check_output("The ticket was raised by Sanne v.").subjects
+
+
+def test_a_hyphenated_given_name_alone_is_nobodys_name(guard):
+    assert "jean pierre" not in name_forms("Jean-Pierre N'Diaye")
+    assert guard.check_input("Does Jean-Pierre de La Fontaine still live there?").action == "allow"
+
+
+def test_an_initial_is_not_a_family_name_with_a_middle_name_between(guard):
+    assert (
+        guard.check_output("The ticket was raised by Christopher Cooper. A phone is on file.").action
+        == "allow"
+    )
+    assert "ER-5" in guard.check_output("The ticket was raised by Christopher A.").subjects
+
+
+def test_a_namesake_with_another_postal_address_is_spared(guard):
+    text = "Harriet Harrington is listed. Address: 188 Kingsley Close, Bristol BS3 9DQ"
+    assert guard.check_output(text).action == "allow"
+    own = "Harriet Harrington is listed. Address: 73 Albert Crescent, Manchester M16 2YY"
+    assert {m.entity_type for m in guard.check_output(own).matches} == {"PERSON", "ADDRESS"}
+
+
+def test_a_number_that_is_no_address_does_not_spare_a_name(guard):
+    # "van Dijk" holds a Dutch street word and 2019 a number: neither makes an address.
+    text = "Sure. Mrs Wilhelmina van Dijk opened the account in 2019 and has ordered since."
+    assert "ER-6" in guard.check_output(text).subjects
+
+
+def test_a_phones_last_digits_tell_a_namesake_from_the_subject(guard):
+    assert (
+        guard.check_output("Harriet Harrington called. The mobile ending 0072 is theirs.").action == "allow"
+    )
+    own = guard.check_output("Harriet Harrington called. The mobile ending 0958 is theirs.")
+    assert "ER-1" in own.subjects
+    # Four digits alone are never a match: thousands of numbers share them.
+    assert guard.check_output("The number ending in 0958 is theirs.").action == "allow"
