@@ -3,12 +3,16 @@ subject's identifiers in clear: only the encrypted column holds them (issue 17, 
 
 from __future__ import annotations
 
+import io
 import logging
 import subprocess
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connection
 
+from compliance.models import AuditEvent
+from requests_app.at_rest import pii_at_rest_check
 from requests_app.identifiers import SubjectIdentifiers
 from requests_app.services import erasure_request_reveal_identifiers
 from tests.factories.jobs import *  # noqa: F401,F403  (fixtures)
@@ -57,7 +61,7 @@ def _dump() -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_database_dump_and_the_logs_hold_no_identifier_of_the_subject(
-    tickets, officer, engineer, caplog, capfd
+    tickets, officer, engineer, caplog, capfd, tmp_path
 ):
     if connection.vendor != "postgresql":
         pytest.skip("pg_dump is PostgreSQL's")
@@ -89,3 +93,19 @@ def test_a_database_dump_and_the_logs_hold_no_identifier_of_the_subject(
         for form in RAW_FORMS
     }
     assert {form: where for form, where in found.items() if where} == {}
+
+    # The operator's check (manage.py pii_at_rest_check) agrees on the same database and logs ...
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    (log_dir / "web.log").write_text(logs, encoding="utf-8")
+    assert pii_at_rest_check(log_paths=[log_dir]).clean
+    # ... and finds an identifier that does leak, saying where without repeating it.
+    (log_dir / "worker.log").write_text("DEBUG sending receipt to Quill, Ada <ADA.QUILL@example.org>\n")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="identifier occurrence"):
+        call_command("pii_at_rest_check", "--log", str(log_dir), stdout=out)
+    printed = out.getvalue()
+    assert f"{erasure_request.reference}: email seen 1 time(s) in {log_dir / 'worker.log'}" in printed
+    assert f"{erasure_request.reference}: name seen 1 time(s)" in printed
+    assert "quill" not in printed.lower() and "database" in printed
+    assert AuditEvent.objects.filter(action="identifiers.at_rest_checked").count() == 2
