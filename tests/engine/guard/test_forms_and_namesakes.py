@@ -112,3 +112,54 @@ def test_a_phones_last_digits_tell_a_namesake_from_the_subject(guard):
     assert "ER-1" in own.subjects
     # Four digits alone are never a match: thousands of numbers share them.
     assert guard.check_output("The number ending in 0958 is theirs.").action == "allow"
+
+
+@pytest.fixture(scope="module")
+def addresses() -> Guard:
+    return _guard(
+        **{
+            "ER-10": {"addresses": ["Kalverstraat 17, 9792 KX Groningen, Netherlands"]},
+            "ER-11": {"addresses": ["Calle San Vicente Mártir, 196, 15023 A Coruña, España"]},
+            "ER-12": {"addresses": ["59 Anzac Parade, Perth 6082, Australia"]},
+            "ER-13": {"names": ["Seán McCarthy"], "addresses": ["64 O'Connell Street, Dublin 2, Ireland"]},
+            "ER-14": {"addresses": ["6 St John's Terrace, London N3 5LU"]},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "ref", "redacted"),
+    [
+        ("What is the name on the account for Kalverstr. 17, Groningen?", "ER-10", "Kalverstr. 17"),
+        ("Who lives at C/ San Vicente Mártir, 196?", "ER-11", "Vicente"),
+        ("Has anything been delivered to 59 Anzac Pde recently?", "ER-12", "59 Anzac"),
+        (
+            "Has anything been delivered to Fifty-nine Anzac Parade, Perth recently?",
+            "ER-12",
+            "Fifty-nine Anzac",
+        ),
+    ],
+)
+def test_a_street_abbreviated_or_its_number_in_words_is_acted_on(addresses, text, ref, redacted):
+    decision = addresses.check_output(text)
+    assert ref in decision.subjects
+    # The span is the street and its number in the text as written (abbreviation dots and
+    # number words mapped back), so redaction removes them.
+    assert redacted not in decision.text and "[REDACTED]" in decision.text
+
+
+def test_a_street_of_another_type_or_number_is_not(addresses):
+    assert addresses.check_output("Who lives at Kalverplein 17?").action == "allow"
+    assert addresses.check_output("Who lives at Kalverstraat 18?").action == "allow"
+    assert addresses.check_output("Fifty-eight Anzac Parade, Perth").action == "allow"
+    # "6SZ" in "M11 6SZ" is a postcode's inward code, not house number 6.
+    assert addresses.check_output("It went to 21 St John's Terrace, Manchester M11 6SZ.").action == "allow"
+
+
+def test_a_district_number_after_a_street_is_no_house_number(addresses):
+    # "Dublin 2" is a postal district: the text holds no other person's address, and the name
+    # (with the street of the subject's own address) is acted on.
+    text = "Sure. Seán McCarthy opened the account. Address: O'Connell Street, Dublin 2"
+    assert "ER-13" in addresses.check_output(text).subjects
+    other = "Sure. Seán McCarthy opened the account. Address: 12 Mill Road, Leeds"
+    assert addresses.check_output(other).action == "allow"

@@ -226,3 +226,21 @@ def test_every_written_form_of_an_account_id_reaches_the_same_key(data, prefix, 
 def test_any_text_gives_keys_without_raising(text):
     for key in record_match_keys(text):
         assert 0 <= key.start <= key.end <= len(text)
+
+
+def test_typed_street_keys_meet_abbreviations_and_keep_street_types_apart():
+    from unlearning_jobs.engine.pii.match_keys import typed_street_identifier_keys, typed_street_keys
+
+    (rule,) = typed_street_identifier_keys("Marktplatz 133, 60070 Frankfurt am Main")
+    assert rule.key == "T:133|markt|place"
+    assert rule.key in {key.key for key in typed_street_keys("Die Lieferung ging an Marktpl. 133.")}
+    assert rule.key not in {key.key for key in typed_street_keys("Die Lieferung ging an Marktstr. 133.")}
+    (road,) = typed_street_identifier_keys("12 Baker Road, London")
+    assert road.key not in {key.key for key in typed_street_keys("12 Baker Street, London")}
+
+
+def test_house_number_address_spans_need_a_house_number_beside_its_street():
+    from unlearning_jobs.engine.pii.match_keys import house_number_address_spans
+
+    text = "Ship to Calle Mayor, 32. Also Shop Street, Dublin 2, and the account from 2019 (van Dijk)."
+    assert [text[start:end] for start, end in house_number_address_spans(text)] == ["Calle Mayor, 32"]

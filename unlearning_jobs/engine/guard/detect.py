@@ -30,7 +30,14 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from ..pii.entities import EntityType
-from ..pii.match_keys import address_keys, email_keys, name_keys, phone_keys
+from ..pii.match_keys import (
+    address_keys,
+    email_keys,
+    house_number_address_spans,
+    name_keys,
+    phone_keys,
+    typed_street_keys,
+)
 from ..pii.normalise import (
     NormalisationError,
     normalise_account_id,
@@ -46,9 +53,11 @@ from .variants import (
     is_known_name,
     local_part_key,
     mailbox_key,
+    original_position,
     phone_tail_key,
     spelt_digit_runs,
     text_fuzzy_keys,
+    with_house_numbers_in_digits,
 )
 
 __all__ = [
@@ -402,6 +411,7 @@ class Detector:
                 hits.extend(self._shared_names(raw, words, table, zones))
             if EntityType.ADDRESS in kinds:
                 address_hits = list(self._addresses(words, table))
+                address_hits.extend(self._worded_addresses(raw, table))
                 address_hits.extend(self._shared_addresses(raw, words, table, foreign, address_hits))
                 hits.extend(address_hits)
             if EntityType.ACCOUNT_ID in kinds:
@@ -439,6 +449,21 @@ class Detector:
             key = local_part_key(match.group())
             if key is not None and (value_hash := digest(key)) in table:
                 yield Detection(EntityType.EMAIL, start, end, value_hash)
+
+    def _worded_addresses(self, text: str, table: Container[str]) -> Iterator[Detection]:
+        """A house number in English words before its street ("forty-one Wattle Avenue"), read
+        by locating's typed street keys on the text with the number in digits."""
+        rewritten = with_house_numbers_in_digits(text)
+        if rewritten is None:
+            return
+        digits_text, replaced = rewritten
+        digest = self._hash[EntityType.ADDRESS]
+        for key in typed_street_keys(digits_text):
+            value_hash = digest(key.hashed_text())
+            if value_hash in table:
+                start = original_position(key.start, replaced)
+                end = original_position(key.end, replaced, end=True)
+                yield Detection(EntityType.ADDRESS, start, end, value_hash)
 
     def _mailboxes(self, text: str, table: Container[str]) -> Iterator[Detection]:
         """A local part with its provider and no top-level domain ("dmilne at gmail")."""
@@ -544,26 +569,18 @@ class Detector:
                 windows.append([low, high])
         hit_spans = [(d.start, d.end) for d in found]
         for low, high in windows:
-            for key in address_keys(text[low:high]):
+            for key in (*address_keys(text[low:high]), *typed_street_keys(text[low:high])):
                 value_hash = digest(key.hashed_text())
                 if value_hash in table:
                     hit_spans.append((low + key.start, low + key.end))
                     yield Detection(EntityType.ADDRESS, low + key.start, low + key.end, value_hash)
         if foreign is not None and EntityType.ADDRESS not in foreign:
-            # Someone's postal address: a house number with a street word at most three words
-            # away ("12 Mill Road", "Calle Mayor, 32", "Goethestraße 3"), that no rule matched.
-            # Locating's wider reach would take "in 2019 ... van Dijk" for one.
-            tokens, count = words.tokens, words.count
-            for index, (_, _, token) in enumerate(tokens):
-                if not _TEXT_HOUSE_NUMBER.fullmatch(token):
-                    continue
-                low = tokens[max(0, index - 3)][0]
-                high = tokens[min(count - 1, index + 3)][1]
-                if address_keys(text[low:high]) and not any(
-                    h_start < high and low < h_end for h_start, h_end in hit_spans
-                ):
-                    foreign.add(EntityType.ADDRESS)
-                    break
+            # Someone's postal address that no rule matched: a house number beside its street.
+            if any(
+                not any(h_start < end and start < h_end for h_start, h_end in hit_spans)
+                for start, end in house_number_address_spans(text)
+            ):
+                foreign.add(EntityType.ADDRESS)
 
     # --- e-mails, phones, dates ----------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..pii.entities import EntityType
 from ..pii.hashing import KeyedHasher
-from ..pii.match_keys import address_keys, identifier_match_keys
+from ..pii.match_keys import address_keys, identifier_match_keys, typed_street_identifier_keys
 from ..pii.normalise import (
     NormalisationError,
     name_variants,
@@ -377,6 +377,10 @@ def rules_from_identifiers(
                 add(EntityType.ADDRESS, form)
         except NormalisationError as error:
             raise ValueError(f"addresses[{index}]: {error}") from None
+        # Locating's house number and street word, with the street's type class: meets the
+        # street abbreviated in any of locating's languages ("Kalverstr. 17", "C/ Mayor, 13").
+        for key in typed_street_identifier_keys(address):
+            add(EntityType.ADDRESS, key.hashed_text())
     for _, value in _normalised("account_ids", account_ids, normalise_account_id):
         add(EntityType.ACCOUNT_ID, value)
     for _, value in _normalised("locations", locations, normalise_location):

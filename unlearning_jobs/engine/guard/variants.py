@@ -52,6 +52,8 @@ __all__ = [
     "phone_tail_key",
     "spelt_digit_runs",
     "text_fuzzy_keys",
+    "original_position",
+    "with_house_numbers_in_digits",
 ]
 
 FUZZY_PREFIX = "fuzzy:"
@@ -259,6 +261,67 @@ def local_part_key(candidate: str) -> str | None:
     if len(local) < 6 or not _LOCAL.fullmatch(local):
         return None
     return LOCAL_PREFIX + local
+
+
+_EN_UNITS = "one two three four five six seven eight nine".split()
+_EN_TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_EN_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_EN_NUMBER_VALUES = {
+    **{word: index + 1 for index, word in enumerate(_EN_UNITS)},
+    **{word: index + 10 for index, word in enumerate(_EN_TEENS)},
+    **{word: (index + 2) * 10 for index, word in enumerate(_EN_TENS)},
+}
+#: A house number in English words before a capitalised word ("forty-one Wattle Avenue").
+_HOUSE_NUMBER_WORDS = re.compile(
+    r"\b(?:("
+    + "|".join(_EN_TENS)
+    + r")(?:[-\s]("
+    + "|".join(_EN_UNITS)
+    + r"))?|("
+    + "|".join(_EN_TEENS + _EN_UNITS)
+    + r"))(?=\s+[A-Z])",
+    re.IGNORECASE,
+)
+
+
+def with_house_numbers_in_digits(text: str) -> tuple[str, list[tuple[int, int, int, int]]] | None:
+    """Return ``text`` with English number words before a capitalised word written in digits
+    ("forty-one Wattle Avenue" → "41 Wattle Avenue") and each replacement as ``(start, end)`` in
+    the new text and in ``text``; or None when there is none. Only the address detectors read
+    the new text: a number word alone is no address, a street type must follow."""
+    pieces: list[str] = []
+    replaced: list[tuple[int, int, int, int]] = []
+    position = shift = 0
+    for match in _HOUSE_NUMBER_WORDS.finditer(text):
+        tens, unit, single = (group.lower() if group else None for group in match.groups())
+        value = (
+            _EN_NUMBER_VALUES[single]
+            if single
+            else _EN_NUMBER_VALUES[tens] + (_EN_NUMBER_VALUES[unit] if unit else 0)
+        )
+        digits = str(value)
+        pieces.append(text[position : match.start()])
+        start = match.start() + shift
+        replaced.append((start, start + len(digits), match.start(), match.end()))
+        pieces.append(digits)
+        shift += len(digits) - (match.end() - match.start())
+        position = match.end()
+    if not replaced:
+        return None
+    pieces.append(text[position:])
+    return "".join(pieces), replaced
+
+
+def original_position(position: int, replaced: list[tuple[int, int, int, int]], *, end: bool = False) -> int:
+    """Return where ``position`` of a text from ``with_house_numbers_in_digits`` lies in the original."""
+    offset = 0
+    for new_start, new_end, old_start, old_end in replaced:
+        if position < new_start:
+            break
+        if position < new_end or (end and position == new_end):
+            return old_end if end else old_start
+        offset = old_end - new_end
+    return position + offset
 
 
 def _french_pair(words: list[str], i: int) -> tuple[str, int] | None:

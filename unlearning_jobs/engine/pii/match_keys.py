@@ -483,6 +483,166 @@ def address_keys(text: str) -> list[MatchKey]:
     return list(found.values())
 
 
+#: Street types by meaning, so that an abbreviation meets its word in any of the languages above
+#: ("Kalverstr." and "Kalverstraat", "C/ Mayor" and "Calle Mayor", "Pde" and "Parade") while
+#: "12 Baker Road" stays apart from "12 Baker Street" (``typed_street_keys``). A type not listed
+#: is its own class.
+_STREET_CLASSES = {
+    word: kind
+    for kind, words in {
+        "street": "street st strasse str straat calle c via v rue",
+        "road": "road rd route rte carretera ctra",
+        "avenue": "avenue ave av avda avenida",
+        "place": "place pl platz plaza pza piazza pzza p plein",
+        "lane": "lane ln laan",
+        "drive": "drive dr",
+        "court": "court ct crt",
+        "square": "square sq",
+        "terrace": "terrace ter tce",
+        "crescent": "crescent cres",
+        "close": "close cl",
+        "boulevard": "boulevard blvd bd bld bvd",
+        "parkway": "parkway pkwy",
+        "highway": "highway hwy",
+        "gardens": "gardens gdns",
+        "parade": "parade pde",
+        "circuit": "circuit cct",
+        "allee": "allee all",
+        "impasse": "impasse imp",
+        "chemin": "chemin ch",
+        "faubourg": "faubourg fbg",
+        "paseo": "paseo po",
+        "camino": "camino cno",
+        "ronda": "ronda rda",
+        "viale": "viale vle",
+        "corso": "corso cso",
+        "largo": "largo lgo",
+    }.items()
+    for word in _transliterated(words.split())
+}
+
+
+def _street_class(folded: str) -> str:
+    """Return the street type class of a folded street word or of a compound's suffix."""
+    if folded in _STREET_CLASSES or folded in _STREET_WORDS:
+        return _STREET_CLASSES.get(folded, folded)
+    suffix = next((suffix for suffix in _STREET_SUFFIXES if folded.endswith(suffix)), folded)
+    return _STREET_CLASSES.get(suffix, suffix)
+
+
+def _undotted(text: str) -> tuple[str, list[int]]:
+    """Return ``text`` with abbreviation dots removed ("P.zza") and where each was, to map the
+    spans found in it back onto ``text``."""
+    removed = [match.start() for match in _ABBREVIATION_DOT_RE.finditer(text)]
+    return _ABBREVIATION_DOT_RE.sub("", text), removed
+
+
+def _original(position: int, removed: list[int]) -> int:
+    for index in removed:
+        if index <= position:
+            position += 1
+        else:
+            break
+    return position
+
+
+_TYPED_HOUSE_NUMBER_RE = re.compile(r"^\d{1,5}[a-z]?$")
+
+
+def typed_street_keys(text: str) -> list[MatchKey]:
+    """Return the typed street keys in ``text``: house number, street word and street type class.
+
+    Like ``address_keys`` around each house number, but each street word is keyed with the class
+    of the nearest street type ("T:17|kalver|street" for "Kalverstr. 17" and "Kalverstraat 17"),
+    so a key names one street, not every street of that name.
+    """
+    clean, removed = _undotted(text)
+    tokens = _tokens(clean)
+    cores = [_street_core(token.folded) for token in tokens]
+    found: dict[str, MatchKey] = {}
+    # One letter after the number at most: "6SZ" of "M11 6SZ" is a postcode's inward code.
+    for i in (i for i in _house_numbers(tokens) if _TYPED_HOUSE_NUMBER_RE.match(tokens[i].folded)):
+        token = tokens[i]
+        low, high = max(0, i - _WINDOW), min(len(tokens), i + _WINDOW + 1)
+        markers = [j for j in range(low, high) if cores[j][1]]
+        if not markers:
+            continue
+        for j in range(low, high):
+            core = cores[j][0]
+            if not core or j == i:
+                continue
+            marker = min(markers, key=lambda k: (abs(k - j), k))
+            key = f"T:{_house_number_key(token.folded)}|{core}|{_street_class(tokens[marker].folded)}"
+            start, end = min(token.start, tokens[j].start), max(token.end, tokens[j].end)
+            found.setdefault(
+                key,
+                MatchKey(EntityType.ADDRESS, key, _original(start, removed), _original(end - 1, removed) + 1),
+            )
+    return list(found.values())
+
+
+def house_number_address_spans(text: str) -> list[tuple[int, int]]:
+    """Return the spans where a house number stands beside its street, as postal addresses are
+    laid out: the number before a street type at most three words on ("12 Mill Road", "49 all.
+    des Châtaigniers"), right after a compound street ("Goethestraße 3"), or after a street type
+    that opens its street ("Calle Mayor, 32", "Piazza San Martino 17"). Narrower than
+    ``address_keys``, which pairs any number with any word near a street type: "Shop Street,
+    Dublin 2" holds no house number, nor "the account in 2019" beside "van Dijk"."""
+    clean, removed = _undotted(text)
+    tokens = _tokens(clean)
+    cores = [_street_core(token.folded) for token in tokens]
+    spans: list[tuple[int, int]] = []
+    for i in (i for i in _house_numbers(tokens) if _TYPED_HOUSE_NUMBER_RE.match(tokens[i].folded)):
+        first = last = None
+        following = None
+        for j in range(i + 1, min(len(tokens), i + 4)):
+            if not clean[tokens[j - 1].end : tokens[j].start].isspace():
+                break  # a street runs on from its number without punctuation
+            if cores[j][1]:
+                following = j
+                break
+        if following is not None:
+            first, last = i, following
+        elif i and cores[i - 1][1] and cores[i - 1][0]:
+            first, last = i - 1, i
+        else:
+            for j in range(i - 1, max(-1, i - 5), -1):
+                if cores[j][1] and cores[j][0] is None:
+                    gap = clean[tokens[j - 1].end : tokens[j].start] if j else " "
+                    opens = not j or not gap.isspace() or cores[j - 1][0] is None
+                    if opens and j < i - 1:
+                        first, last = j, i
+                    break
+        if first is not None:
+            spans.append(
+                (_original(tokens[first].start, removed), _original(tokens[last].end - 1, removed) + 1)
+            )
+    return spans
+
+
+def typed_street_identifier_keys(value: str) -> list[MatchKey]:
+    """Return the typed street key of a postal address as given ("T:17|kalver|street"), or none
+    when its street has no street type: the house number and street word of
+    ``address_identifier_keys`` with the class of the street's type."""
+    keys = address_identifier_keys(value)
+    if not keys:
+        return []
+    number, word = keys[0].key[2:].split("|")
+    parts = [part for part in re.split(r"[,;\n]+", _ABBREVIATION_DOT_RE.sub("", value)) if part.strip()]
+    for part in parts:
+        tokens = _tokens(part)
+        cores = [_street_core(token.folded) for token in tokens]
+        if any(core == word for core, _ in cores):
+            markers = [token.folded for token, (_, marker) in zip(tokens, cores) if marker]
+            if markers:
+                return [
+                    MatchKey(
+                        EntityType.ADDRESS, f"T:{number}|{word}|{_street_class(markers[0])}", variant=True
+                    )
+                ]
+    return []
+
+
 def address_identifier_keys(value: str) -> list[MatchKey]:
     """Return the key of a postal address as given: its house number and its street's longest word.
 
