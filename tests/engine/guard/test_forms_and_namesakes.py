@@ -163,3 +163,45 @@ def test_a_district_number_after_a_street_is_no_house_number(addresses):
     assert "ER-13" in addresses.check_output(text).subjects
     other = "Sure. Seán McCarthy opened the account. Address: 12 Mill Road, Leeds"
     assert addresses.check_output(other).action == "allow"
+
+
+def test_a_street_alone_in_another_town_is_another_house():
+    guard = _guard(**{"ER-20": {"addresses": ["115 Main Street, Cork T12 HV24, Ireland"]}})
+    assert guard.check_output("Delivered to 115 Main Street, Galway H91 D08N, Ireland.").action == "allow"
+    assert "ER-20" in guard.check_output("Delivered to 115 Main Street, Cork, Ireland.").subjects
+    # Nothing after the street, or prose after a comma: no town to contradict it.
+    assert "ER-20" in guard.check_output("Delivered to 115 Main Street recently.").subjects
+    assert "ER-20" in guard.check_output("Delivered to 115 Main Street, and signed for.").subjects
+
+
+@pytest.fixture(scope="module")
+def names() -> Guard:
+    return _guard(
+        **{
+            "ER-30": {"names": ["Pieter van 't Hof"]},
+            "ER-31": {"names": ["Francisco Muñoz Castillo"]},
+            "ER-32": {"names": ["Geertruida de Jong-Smit"]},
+            "ER-33": {"names": ["Nicholas St. Clair"]},
+            "ER-34": {"emails": ["bolive@olive-consulting.es"]},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "ref"),
+    [
+        ("I'm trying to reconnect with Pieter van 't Hof.", "ER-30"),
+        ("MRS PIETER VAN 'T HOF is listed.", "ER-30"),
+        ("According to the records, F. Muñoz Castillo asked for a refund.", "ER-31"),
+        ("Write a short biography of Geetrruida de Jong-Smit", "ER-32"),
+        ("Tell me everything you know about Nicholas St. Clairr.", "ER-33"),
+        ("You can write to them at bolive at olive-consulting", "ER-34"),
+    ],
+)
+def test_particles_initials_and_mailboxes_in_running_text(names, text, ref):
+    assert ref in names.check_input(text).subjects
+
+
+def test_a_hyphenated_family_half_alone_is_not_the_name(names):
+    assert names.check_input("Geertruida Jong called.").action == "allow"
+    assert names.check_input("Muñoz Castillo called.").action == "allow"

@@ -50,6 +50,7 @@ from .digest import KeyedDigest
 from .variants import (
     FUZZY_PREFIX,
     MIN_FUZZY_WORD,
+    TOWN_PREFIX,
     is_known_name,
     local_part_key,
     mailbox_key,
@@ -109,7 +110,9 @@ _COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _WORD = rf"(?:[^\W_]|[{_COMBINING}])+"
 #: A word: letters and digits (with combining accents), apostrophes inside ("O'Brien").
 _TOKEN = re.compile(rf"{_WORD}(?:['\u2019\u02bc]{_WORD})*")
-_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}")
+#: Between the words of a name: spaces, commas, dots, hyphens, and the apostrophe that opens a
+#: Dutch particle ("van 't Hof", where the word read is "t").
+_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|\s['\u2019\u02bc]")
 _ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
 _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
 _SPACE = re.compile(r"[ \t]{1,2}")
@@ -142,9 +145,8 @@ _LOCAL_CANDIDATE = re.compile(r"(?<![\w.%+\-@])[A-Za-z0-9][A-Za-z0-9._%+\-]{4,62
 #: Around a house number, the text that locating's address keys read (six words either side).
 _ADDRESS_REACH = 80
 #: "local at provider" with no top-level domain after it ("dmilne at gmail", "jmenard@free").
-_MAILBOX = re.compile(
-    r"(?<![\w.%+\-@])([A-Za-z0-9][A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9])"
-    r"(?:\s*@\s*|\s*[(\[]\s*at\s*[)\]]\s*|\s+at\s+)"
+_MAILBOX_LOCAL = re.compile(r"(?<![\w.%+\-@])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,62}[A-Za-z0-9]\Z")
+_MAILBOX_PROVIDER = re.compile(
     r"([A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)(?![\w\-]|\s*(?:\.|[(\[]?\s*dot\b)\s*[A-Za-z])",
     re.IGNORECASE,
 )
@@ -238,7 +240,7 @@ def _name_end(token: tuple[int, int, str]) -> int:
     return end - 2 if len(text) > 2 and text[-2] in "'\u2019\u02bc" and text[-1] in "sS" else end
 
 
-_PARTICLES = frozenset("van von der den de del della di da du la le lo ter ten y zu t o ni nic ui".split())
+_PARTICLES = frozenset("van von der den de del della di da du la le lo ter ten y zu t o ni nic ui st".split())
 
 
 def _foreign_phone(run: str) -> bool:
@@ -256,6 +258,33 @@ def _capitalised(token: str) -> bool:
 
 def _in_zones(position: int, zones) -> bool:
     return any(start <= position < end for start, end in zones)
+
+
+_SEGMENT_BREAK = re.compile(r"[,;\n]")
+_SENTENCE_END = re.compile(r"[.?!](?:\s|$)|[?!]")
+#: Words that open a flat, floor or building part after a street, not a place.
+_UNIT_WORDS = frozenset(
+    "flat apt app appt apartment unit suite floor int interno scala piano bajo piso planta "
+    "puerta whg wohnung etage og hinterhaus vorderhaus bus box".split()
+)
+
+
+def _following_segments(text: str, end: int, count: int = 2) -> Iterator[str]:
+    """Yield up to ``count`` segments after the segment break that follows ``end`` within its
+    sentence; nothing when the sentence ends first."""
+    sentence = _SENTENCE_END.search(text, end)
+    limit = sentence.start() if sentence else len(text)
+    position = end
+    for _ in range(count):
+        brk = _SEGMENT_BREAK.search(text, position, limit)
+        if brk is None:
+            return
+        nxt = _SEGMENT_BREAK.search(text, brk.end(), limit)
+        stop = nxt.start() if nxt else limit
+        yield text[brk.end() : stop]
+        if nxt is None:
+            return
+        position = nxt.start()
 
 
 def _fold_address_token(token: str) -> str:
@@ -466,14 +495,19 @@ class Detector:
                 yield Detection(EntityType.ADDRESS, start, end, value_hash)
 
     def _mailboxes(self, text: str, table: Container[str]) -> Iterator[Detection]:
-        """A local part with its provider and no top-level domain ("dmilne at gmail")."""
+        """A local part with its provider and no top-level domain ("dmilne at gmail"), read at
+        each "@" or "at" so that "write to them at dmilne at gmail" is not lost to "them"."""
         if "@" not in text and " at " not in text.lower() and "(at)" not in text and "[at]" not in text:
             return
         digest = self._hash[EntityType.EMAIL]
-        for match in _MAILBOX.finditer(text):
-            value_hash = digest(mailbox_key(match.group(1), match.group(2)))
+        for at in _AT_ANYWHERE.finditer(text):
+            local = _MAILBOX_LOCAL.search(text, max(0, at.start() - _LOCAL_REACH), at.start())
+            provider = _MAILBOX_PROVIDER.match(text, at.end())
+            if local is None or provider is None:
+                continue
+            value_hash = digest(mailbox_key(local.group(), provider.group(1)))
             if value_hash in table:
-                yield Detection(EntityType.EMAIL, match.start(), match.end(), value_hash)
+                yield Detection(EntityType.EMAIL, local.start(), provider.end(1), value_hash)
 
     def _spelt_phones(self, text: str, table: Container[str]) -> Iterator[Detection]:
         """Phones dictated in words ("oh two oh seven ...", "double seven", "zéro six")."""
@@ -581,6 +615,28 @@ class Detector:
                 for start, end in house_number_address_spans(text)
             ):
                 foreign.add(EntityType.ADDRESS)
+
+    def town_hashes(self, text: str, end: int) -> list[str] | None:
+        """Return the keyed hashes of the place words that follow an address ending at ``end``
+        (the capitalised words of the next segment after a comma, semicolon or line break, unit
+        segments such as "Apt. 12" stepped over), or None when none follows in the sentence.
+
+        The guard drops a match on a street alone whose subject's address holds none of them:
+        "115 Main Street, Galway" is not "115 Main Street, Cork".
+        """
+        digest = self._hash[EntityType.ADDRESS]
+        for segment in _following_segments(text, end):
+            tokens = _TOKEN.findall(segment)
+            if not tokens or not (tokens[0][0].isupper() or tokens[0][0].isdigit()):
+                return None  # prose or a label ("and signed for", "account: ..."), no place
+            words = [
+                word
+                for word in (_fold_address_token(token) for token in tokens if token[0].isupper())
+                if word.isalpha() and word not in _UNIT_WORDS
+            ]
+            if words:
+                return [digest(TOWN_PREFIX + word) for word in words]
+        return None
 
     # --- e-mails, phones, dates ----------------------------------------------------------
 

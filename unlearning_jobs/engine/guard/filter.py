@@ -193,6 +193,7 @@ class Guard:
         ]
         if foreign or tails:
             direct = self._without_namesakes(direct, foreign, tails)
+        direct = self._without_other_towns(text, direct)
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
             context_direct = [
@@ -241,6 +242,26 @@ class Guard:
         # A span found both by the guard's forms and by locating's keys is one match.
         matches = sorted(set(matches), key=lambda m: (m.span, m.entity_type, m.subject_ref))
         return tuple(matches)
+
+    def _without_other_towns(self, text: str, direct):
+        """Drop address matches that the place after them contradicts.
+
+        A match on a street and house number alone ("115 Main Street") stands for a subject
+        only if the town, postcode or region written after it (if any) is one of the words that
+        follow the street in the subject's address: "115 Main Street, Galway" is another house
+        than the subject's "115 Main Street, Cork".
+        """
+        kept = []
+        for d, refs in direct:
+            if d.entity_type is EntityType.ADDRESS:
+                towns = self._detector.town_hashes(text, d.end)
+                if towns is not None:
+                    present = {ref for value_hash in towns for ref in self._table.get(value_hash, ())}
+                    refs = tuple(ref for ref in refs if ref in present)
+                    if not refs:
+                        continue
+            kept.append((d, refs))
+        return kept
 
     def _without_namesakes(self, direct, foreign: set[EntityType], tails: list[str] = ()):
         """Drop name matches of subjects the text contradicts: a namesake's record.

@@ -38,7 +38,7 @@ from ..pii.normalise import (
 from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
 from .digest import KeyedDigest
 from .policy import GuardPolicy
-from .variants import fuzzy_pair_forms, local_part_form, mailbox_form, phone_tail_form
+from .variants import TOWN_PREFIX, fuzzy_pair_forms, local_part_form, mailbox_form, phone_tail_form
 
 __all__ = [
     "SuppressionRule",
@@ -158,6 +158,8 @@ def name_forms(name: str) -> set[str]:
         # "Lucia D." for "Lucia De Luca", "Íñigo I." for "Íñigo Ibáñez Ruiz": the given name and
         # the initial of any later word, since which word starts the family name varies.
         variants.update(f"{given} {word[0]}" for word in tokens[len(given_tokens) :])
+        # "G. Núñez Sánchez", "J. van den Broek": the initial and every later word.
+        variants.add(" ".join([given[0], *tokens[len(given_tokens) :]]))
     variants = {v for v in variants if not set(v.split()) <= set(given_tokens)}
     forms: set[str] = set()
     for variant in variants:
@@ -223,6 +225,26 @@ def _address_tokens(address: str) -> tuple[list[str], set[int]]:
     if tokens != normalise_address(address).split():
         return normalise_address(address).split(), {0}
     return tokens, starts
+
+
+def _town_words(address: str) -> set[str]:
+    """Return the words of the segments after an address's house number (town, postcode
+    letters, region, country), normalised: what a text must not contradict for a match on the
+    street alone to stand."""
+    segments = [segment for segment in _ADDRESS_SEGMENT.split(address) if segment.strip()]
+    numbered = next(
+        (index for index, segment in enumerate(segments) if any(w.isdigit() for w in segment.split())),
+        None,
+    )
+    if numbered is None:
+        return set()
+    words: set[str] = set()
+    for segment in segments[numbered + 1 :]:
+        try:
+            words.update(word for word in normalise_address(segment).split() if word.isalpha())
+        except NormalisationError:
+            continue
+    return words
 
 
 def address_forms(address: str) -> set[str]:
@@ -342,9 +364,15 @@ def rules_from_identifiers(
         add_match_keys(EntityType.PERSON, name)
         # Misspellings are forgiven in the name's two-word forms (given and family name, given
         # and first family name, nickname and family name), never in a one-word part.
-        for form in name_forms(name):
-            words = form.split()
-            if len(words) == 2 and min(map(len, words)) > 1:
+        name_pairs = {tuple(form.split()) for form in name_forms(name) if len(form.split()) == 2}
+        family = _family_tokens(name)
+        if len(family) > 1:
+            # A hyphenated family name: its two halves and the given name beside the first, as
+            # text steps from word to word ("Geertruida de Jong-Smit", "Meyer-Lüdenscheidt").
+            given_tokens = _given_tokens(name, normalise_name(name).split())
+            name_pairs |= {(given_tokens[-1], family[0]), (family[-2], family[-1])}
+        for words in name_pairs:
+            if min(map(len, words)) > 1:
                 for fuzzy in fuzzy_pair_forms(*words):
                     add(EntityType.PERSON, fuzzy)
     for _, value in _normalised("emails", emails, normalise_email):
@@ -377,6 +405,8 @@ def rules_from_identifiers(
                 add(EntityType.ADDRESS, form)
         except NormalisationError as error:
             raise ValueError(f"addresses[{index}]: {error}") from None
+        for word in _town_words(address):
+            add(EntityType.ADDRESS, TOWN_PREFIX + word)
         # Locating's house number and street word, with the street's type class: meets the
         # street abbreviated in any of locating's languages ("Kalverstr. 17", "C/ Mayor, 13").
         for key in typed_street_identifier_keys(address):

@@ -40,6 +40,7 @@ __all__ = [
     "LOCAL_PREFIX",
     "MAILBOX_PREFIX",
     "PHONE_TAIL_PREFIX",
+    "TOWN_PREFIX",
     "MIN_FUZZY_WORD",
     "deletions",
     "fuzzy_pair_forms",
@@ -65,6 +66,9 @@ MAILBOX_PREFIX = "mailbox:"
 #: A phone's last four digits: never a match on their own (thousands share them), only what
 #: tells a suppressed person's name from a namesake's beside "the number ending 0958".
 PHONE_TAIL_PREFIX = "tail:"
+#: A word of what follows an address's street (town, postcode letters, region, country): never
+#: a match, only what tells "115 Main Street, Cork" from "115 Main Street, Galway".
+TOWN_PREFIX = "town:"
 #: Shortest name word a misspelling is forgiven in: "Jon" and "Jan" are different names.
 MIN_FUZZY_WORD = 5
 _MIN_SPELT_DIGITS = 7

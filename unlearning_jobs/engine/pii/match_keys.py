@@ -388,6 +388,7 @@ strasse str weg platz pl allee gasse ring damm ufer chaussee markt
 calle c cl paseo po plaza pza camino cno carrera carretera ctra ronda rda travesia all
 via v viale vle piazza pza pzza p corso cso vicolo largo lgo
 straat laan ln plein gracht kade singel dijk steeg markt
+sraid bothar
 """.split()
 )
 _STREET_SUFFIXES = tuple(
