@@ -205,3 +205,20 @@ def test_particles_initials_and_mailboxes_in_running_text(names, text, ref):
 def test_a_hyphenated_family_half_alone_is_not_the_name(names):
     assert names.check_input("Geertruida Jong called.").action == "allow"
     assert names.check_input("Muñoz Castillo called.").action == "allow"
+
+
+def test_a_postcode_after_the_street_is_no_house_number():
+    from unlearning_jobs.engine.guard.rules import address_forms
+
+    forms = address_forms("Vondelstraat 389, 9775 CL Groningen, The Netherlands")
+    assert not any(form.startswith("9775") for form in forms)
+    guard = _guard(**{"ER-40": {"addresses": ["Vondelstraat 389, 9775 CL Groningen, The Netherlands"]}})
+    assert guard.check_output("Vondelstraat 399, 9775 CL Groningen, The Netherlands").action == "allow"
+    assert "ER-40" in guard.check_output("Vondelstraat 389, 9775 CL Groningen").subjects
+
+
+def test_a_known_name_is_not_repaired_towards_another(guard):
+    # "Nicolas" is a name of its own: not "Nicholas" with a letter dropped.
+    nicholas = _guard(**{"ER-41": {"names": ["Nicholas Papadopoulos"]}})
+    assert nicholas.check_input("Dr Nicolas Papadopoulos is listed.").action == "allow"
+    assert "ER-41" in nicholas.check_input("Dr Nicholas Papadopoulso is listed.").subjects

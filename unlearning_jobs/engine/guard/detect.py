@@ -31,7 +31,6 @@ from phonenumbers import PhoneMetadata
 
 from ..pii.entities import EntityType
 from ..pii.match_keys import (
-    address_keys,
     email_keys,
     house_number_address_spans,
     name_keys,
@@ -49,6 +48,7 @@ from ..pii.normalise import (
 from .digest import KeyedDigest
 from .variants import (
     FUZZY_PREFIX,
+    FUZZY_WORD_PREFIX,
     MIN_FUZZY_WORD,
     TOWN_PREFIX,
     is_known_name,
@@ -441,7 +441,10 @@ class Detector:
             if EntityType.ADDRESS in kinds:
                 address_hits = list(self._addresses(words, table))
                 address_hits.extend(self._worded_addresses(raw, table))
-                address_hits.extend(self._shared_addresses(raw, words, table, foreign, address_hits))
+                named = any(hit.entity_type is EntityType.PERSON for hit in hits)
+                address_hits.extend(
+                    self._shared_addresses(raw, words, table, foreign, address_hits, spare_names=named)
+                )
                 hits.extend(address_hits)
             if EntityType.ACCOUNT_ID in kinds:
                 hits.extend(self._account_ids(words, table))
@@ -568,6 +571,8 @@ class Detector:
             for suspect, other in ((a, b), (b, a)):
                 if len(suspect) < MIN_FUZZY_WORD - 1 or is_known_name(suspect):
                     continue
+                if digest(FUZZY_WORD_PREFIX + other) not in table:
+                    continue  # the other word is in no suppressed name: nothing to repair towards
                 hit = next(
                     (h for key in text_fuzzy_keys(suspect, other) if (h := digest(key)) in table), None
                 )
@@ -583,11 +588,13 @@ class Detector:
         table: Container[str],
         foreign: set[EntityType] | None = None,
         found: list[Detection] = (),
+        spare_names: bool = True,
     ) -> Iterator[Detection]:
         """Locating's address keys (house number + street word), read around each number.
 
-        With ``foreign``, an address among them that no rule matched (nor a hit in ``found``
-        or here overlaps) adds ADDRESS: someone else's postal address is in the text.
+        With ``foreign`` and ``spare_names`` (a name was matched, which another person's
+        address may contradict), an address that no hit in ``found`` or here overlaps adds
+        ADDRESS: someone else's postal address is in the text.
         """
         if not any(words.has_digit):
             return
@@ -602,13 +609,15 @@ class Detector:
             else:
                 windows.append([low, high])
         hit_spans = [(d.start, d.end) for d in found]
+        # Typed street keys only: locating's untyped "S:" keys are never rules (they would take
+        # "12 Baker Road" for "12 Baker Street").
         for low, high in windows:
-            for key in (*address_keys(text[low:high]), *typed_street_keys(text[low:high])):
+            for key in typed_street_keys(text[low:high]):
                 value_hash = digest(key.hashed_text())
                 if value_hash in table:
                     hit_spans.append((low + key.start, low + key.end))
                     yield Detection(EntityType.ADDRESS, low + key.start, low + key.end, value_hash)
-        if foreign is not None and EntityType.ADDRESS not in foreign:
+        if foreign is not None and EntityType.ADDRESS not in foreign and spare_names:
             # Someone's postal address that no rule matched: a house number beside its street.
             if any(
                 not any(h_start < end and start < h_end for h_start, h_end in hit_spans)

@@ -260,8 +260,18 @@ def address_forms(address: str) -> set[str]:
     tokens, starts = _address_tokens(address)
     ends = {start for start in starts if start} | {len(tokens)}
     forms = {full}
+    # The house number is in the first segment that holds a number and is not a flat or floor
+    # ("Flat 3, 14 Harrow Drive"); a number in a later segment is a postcode ("Vondelstraat 389,
+    # 9775 CL Groningen": "9775 cl" is no street, though "cl" abbreviates "close").
+    ordered = sorted(starts)
+    numbered = [
+        start
+        for start, stop in zip(ordered, [*ordered[1:], len(tokens)])
+        if any(is_house_number(token) for token in tokens[start:stop]) and tokens[start] not in _UNIT_WORDS
+    ]
+    last_street = ([*ordered[1:], len(tokens)][ordered.index(numbered[0])]) if numbered else len(tokens)
     for index, token in enumerate(tokens):
-        if not is_house_number(token):
+        if not is_house_number(token) or index >= last_street:
             continue
         if index + 1 < len(tokens) and tokens[index + 1].isalpha():
             for end in range(index + 3, min(len(tokens), index + MAX_ADDRESS_TOKENS) + 1):

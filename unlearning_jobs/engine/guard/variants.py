@@ -36,6 +36,7 @@ from functools import lru_cache
 __all__ = [
     "FUZZY_PREFIX",
     "FUZZY_DELETION_PREFIX",
+    "FUZZY_WORD_PREFIX",
     "KEYBOARD_NEIGHBOURS",
     "LOCAL_PREFIX",
     "MAILBOX_PREFIX",
@@ -61,6 +62,8 @@ FUZZY_PREFIX = "fuzzy:"
 #: A name pair with one letter dropped from one word: kept apart from exact pairs so that a
 #: repaired text word (one keystroke undone) never meets a cut rule word (a second edit).
 FUZZY_DELETION_PREFIX = "fuzzy-:"
+#: A word of a name pair, alone: never a match, only a gate before trying repairs.
+FUZZY_WORD_PREFIX = "fuzzy-word:"
 LOCAL_PREFIX = "local:"
 MAILBOX_PREFIX = "mailbox:"
 #: A phone's last four digits: never a match on their own (thousands share them), only what
@@ -162,6 +165,9 @@ def fuzzy_pair_forms(given: str, family: str) -> set[str]:
         return forms
     low, high = sorted((given, family))
     forms.add(f"{FUZZY_PREFIX}{low} {high}")
+    # Each word alone, under a prefix no text window is hashed with: a text pair is worth
+    # repairing only if its other word is one of these (one lookup instead of forty).
+    forms.update({f"{FUZZY_WORD_PREFIX}{given}", f"{FUZZY_WORD_PREFIX}{family}"})
     for word, other in ((given, family), (family, given)):
         if len(word) < MIN_FUZZY_WORD:
             continue

@@ -439,6 +439,7 @@ _ABBREVIATION_DOT_RE = re.compile(r"(?<=[^\W\d_])\.(?=[^\W\d_])")  # "P.zza" is 
 _WINDOW = 6
 
 
+@lru_cache(maxsize=65536)
 def _street_core(token: str) -> tuple[str | None, bool]:
     """Return ``(core word or None, is a street marker)`` for one folded token."""
     if token in _STREET_WORDS:
