@@ -50,6 +50,7 @@ from .variants import (
     FUZZY_PREFIX,
     FUZZY_WORD_PREFIX,
     MIN_FUZZY_WORD,
+    MIN_LETTERS_LOCAL,
     TOWN_PREFIX,
     is_known_name,
     local_part_key,
@@ -476,9 +477,12 @@ class Detector:
             locals_.append((z_start, at.start() if at else z_end))
         for match in _LOCAL_CANDIDATE.finditer(text):
             start, end = match.span()
+            candidate = match.group()
+            if candidate.isalpha() and len(candidate) < MIN_LETTERS_LOCAL:
+                continue  # no rule holds a short letters-only local part: prose words end here
             if any(z_start <= start < z_end for z_start, z_end in locals_):
                 continue
-            key = local_part_key(match.group())
+            key = local_part_key(candidate)
             if key is not None and (value_hash := digest(key)) in table:
                 yield Detection(EntityType.EMAIL, start, end, value_hash)
 
@@ -490,12 +494,17 @@ class Detector:
             return
         digits_text, replaced = rewritten
         digest = self._hash[EntityType.ADDRESS]
-        for key in typed_street_keys(digits_text):
-            value_hash = digest(key.hashed_text())
-            if value_hash in table:
-                start = original_position(key.start, replaced)
-                end = original_position(key.end, replaced, end=True)
-                yield Detection(EntityType.ADDRESS, start, end, value_hash)
+        seen: set[str] = set()
+        # Only the street that follows each number word is read, not the whole text again.
+        for new_start, _, _, _ in replaced:
+            low = new_start
+            for key in typed_street_keys(digits_text[low : low + _ADDRESS_REACH]):
+                value_hash = digest(key.hashed_text())
+                if value_hash in table and value_hash not in seen:
+                    seen.add(value_hash)
+                    start = original_position(low + key.start, replaced)
+                    end = original_position(low + key.end, replaced, end=True)
+                    yield Detection(EntityType.ADDRESS, start, end, value_hash)
 
     def _mailboxes(self, text: str, table: Container[str]) -> Iterator[Detection]:
         """A local part with its provider and no top-level domain ("dmilne at gmail"), read at

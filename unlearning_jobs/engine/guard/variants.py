@@ -43,6 +43,7 @@ __all__ = [
     "PHONE_TAIL_PREFIX",
     "TOWN_PREFIX",
     "MIN_FUZZY_WORD",
+    "MIN_LETTERS_LOCAL",
     "deletions",
     "fuzzy_pair_forms",
     "is_known_name",
@@ -72,6 +73,9 @@ PHONE_TAIL_PREFIX = "tail:"
 #: A word of what follows an address's street (town, postcode letters, region, country): never
 #: a match, only what tells "115 Main Street, Cork" from "115 Main Street, Galway".
 TOWN_PREFIX = "town:"
+#: Shortest local part of letters only that is matched written alone ("harrietpemberton"):
+#: shorter ones ("rhunt", "pjohnson") are initial + family name, which many people share.
+MIN_LETTERS_LOCAL = 9
 #: Shortest name word a misspelling is forgiven in: "Jon" and "Jan" are different names.
 MIN_FUZZY_WORD = 5
 _MIN_SPELT_DIGITS = 7
@@ -234,7 +238,7 @@ def local_part_form(email_normalised: str) -> str | None:
     if not _LOCAL.fullmatch(local) or len(local) < 6 or local in _GENERIC_MAILBOXES:
         return None
     letters_only = local.isalpha()
-    if letters_only and (len(local) < 9 or is_known_name(local)):
+    if letters_only and (len(local) < MIN_LETTERS_LOCAL or is_known_name(local)):
         return None
     return LOCAL_PREFIX + local
 
