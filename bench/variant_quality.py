@@ -80,6 +80,7 @@ def measure(*, truth: dict, officer, scope_name: str) -> dict:
     strong_truth = strong_found = strong_offered = strong_right = 0
     name_only_truth = name_only_found = namesakes_strong = 0
     family = defaultdict(lambda: Counter())
+    name_plus_one = defaultdict(Counter)
     latencies = []
     for person in truth["people"]:
         request = {KIND_TO_LIST[k]: list(person["request"].get(KIND_TO_LIST[k], [])) for k in KIND_TO_LIST}
@@ -106,6 +107,26 @@ def measure(*, truth: dict, officer, scope_name: str) -> dict:
         name_only_truth += len(name_only)
         name_only_found += sum(1 for rid in name_only if rid in found)
         clear_requests()
+
+        # The name and one direct kind, as people often ask: how many of their records holding any
+        # direct identifier of theirs reach the strong tier (through links for the other kinds)?
+        for kind in DIRECT_KINDS:
+            list_name = KIND_TO_LIST[kind]
+            if not request[list_name] or not request["names"]:
+                continue
+            pair = _request(officer, {"names": request["names"], list_name: request[list_name]})
+            pair.scope_all, pair.scope_dataset_ids = False, [dataset.pk]
+            pair.save(update_fields=["scope_all", "scope_dataset_ids"])
+            located = _located(pair)
+            clear_requests()
+            counts = name_plus_one[kind]
+            counts["truth"] += len(direct_records)
+            counts["strong"] += sum(1 for rid in direct_records if located.get(rid) == "strong")
+            counts["any_tier"] += sum(1 for rid in direct_records if rid in located)
+            offered = [rid for rid, tier in located.items() if tier == "strong"]
+            counts["offered"] += len(offered)
+            counts["right"] += sum(1 for rid in offered if rid in theirs or rid in name_only)
+            counts["namesakes"] += sum(1 for rid in offered if rid in namesakes)
 
         for kind, list_name in KIND_TO_LIST.items():
             if not request[list_name]:
@@ -156,6 +177,17 @@ def measure(*, truth: dict, officer, scope_name: str) -> dict:
             }
             for kind, c in sorted(per_kind.items())
         },
+        "name_plus_one_kind_requests": {
+            kind: {
+                "records_with_a_direct_identifier": c["truth"],
+                "strong": c["strong"],
+                "strong_recall": ratio(c["strong"], c["truth"]),
+                "any_tier_recall": ratio(c["any_tier"], c["truth"]),
+                "strong_precision": ratio(c["right"], c["offered"]),
+                "namesakes_in_strong": c["namesakes"],
+            }
+            for kind, c in sorted(name_plus_one.items())
+        },
         "families": {
             f"{kind}/{name}": {
                 "occurrences": c["occurrences"],
@@ -185,6 +217,13 @@ def print_figures(label: str, figures: dict) -> None:
     print("one kind at a time:")
     for kind, item in figures["one_kind_requests"].items():
         print(f"  {kind:<11} {item['found']:>5}/{item['occurrences']:<5} recall {item['recall']}")
+    print("the name and one direct kind (records with any direct identifier of theirs):")
+    for kind, item in figures["name_plus_one_kind_requests"].items():
+        print(
+            f"  name+{kind:<11} strong {item['strong']:>5}/{item['records_with_a_direct_identifier']:<5} "
+            f"recall {item['strong_recall']} (any tier {item['any_tier_recall']}), strong precision "
+            f"{item['strong_precision']}, namesakes in strong {item['namesakes_in_strong']}"
+        )
     print(f"{'family':<40} {'found':>11}  recall")
     for name, item in figures["families"].items():
         flag = "" if (item["recall"] or 0) >= 0.95 else "   <"
@@ -242,12 +281,17 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--without-match-keys", action="store_true")
     parser.add_argument(
+        "--without-links", action="store_true", help="locate without linked identifiers (the before figure)"
+    )
+    parser.add_argument(
         "--database-url",
         default=os.environ.get(
             "LETHE_BENCH_QUALITY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lethe_bench_variants"
         ),
     )
     args = parser.parse_args()
+    if args.without_links:
+        os.environ["LETHE_LOCATE_LINKED_IDENTIFIERS"] = "0"  # read by the settings setup_django loads
     sys.path.insert(0, str(ROOT / "bench"))
     from match_quality import setup_django
 

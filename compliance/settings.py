@@ -294,6 +294,9 @@ LETHE_PHONE_REGIONS = [
 LETHE_ACCOUNT_ID_PREFIXES = account_id_prefixes(os.environ.get("LETHE_ACCOUNT_ID_PREFIXES", ""))
 # Index detection-free match keys besides Presidio's findings (on by default; off only to compare).
 LETHE_PII_MATCH_KEYS = env_flag(os.environ.get("LETHE_PII_MATCH_KEYS"), default=True)
+# Locating: a name beside an e-mail, phone or account id of the person's own strong records (not
+# given in the request) is a strong candidate too (docs/datasets.md, "Linked identifiers").
+LETHE_LOCATE_LINKED_IDENTIFIERS = env_flag(os.environ.get("LETHE_LOCATE_LINKED_IDENTIFIERS"), default=True)
 LETHE_RETENTION_DAYS = int(os.environ.get("LETHE_RETENTION_DAYS", "365"))
 LETHE_DUE_SOON_DAYS = int(os.environ.get("LETHE_DUE_SOON_DAYS", "7"))
 LETHE_SITE_URL = os.environ.get("LETHE_SITE_URL", "http://127.0.0.1:8000").rstrip("/")

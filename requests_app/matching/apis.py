@@ -76,13 +76,16 @@ class MatchSerializer(serializers.Serializer):
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
-        quasi = (data.get("evidence") or {}).get("quasi")
-        if quasi and quasi.get("shared_with") and not self._visible():
-            # The supporting records are named by their ids too: hashed like the record's own.
-            data["evidence"] = {
-                **data["evidence"],
-                "quasi": {**quasi, "shared_with": [record_id_hash(rid) for rid in quasi["shared_with"]]},
-            }
+        if self._visible():
+            return data
+        for part in ("quasi", "linked"):
+            support = (data.get("evidence") or {}).get(part)
+            if support and support.get("shared_with"):
+                # The supporting records are named by their ids too: hashed like the record's own.
+                data["evidence"] = {
+                    **data["evidence"],
+                    part: {**support, "shared_with": [record_id_hash(rid) for rid in support["shared_with"]]},
+                }
         return data
 
 

@@ -9,6 +9,12 @@ Candidates are ranked by evidence, in three tiers:
 * ``strong``: a direct identifier of the person (e-mail, phone, account id, postal address) is
   in the record. More kinds of direct identifier, and the person's name beside them, score
   higher.
+* ``strong`` as well, *linked*: the person's name with a direct identifier the request did not
+  give but the person's own strong records hold (the phone number beside their e-mail address in
+  two or more of them), where at least half of all records holding that identifier are the
+  person's strong records; e-mails, phones and account ids only, never addresses. A request gives what the person remembered; their records hold what they
+  wrote at the time. The reason names the kind and how many strong records vouch for it, and a
+  value shared widely (a shop's switchboard) links nothing.
 * ``name``: only the person's name is, exactly (any order, "Smith, John") or as a variant
   (initials, a nickname, a missing middle name). Below every strong candidate, because two
   people share a name often; a record that also holds the date of birth or place seen in the
@@ -31,6 +37,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -72,6 +79,15 @@ STRONG_PER_EXTRA_KIND = 0.05  # per further kind of direct identifier, at most t
 STRONG_WITH_NAME = {"exact": 0.10, "variant": 0.05}
 NAME_SCORE = {"exact": 0.50, "variant": 0.35}
 NAME_WITH_QUASI = 0.10
+#: A name with an identifier linked through the person's strong records (strong tier, below a direct match).
+LINKED_SCORE = {"exact": 0.80, "variant": 0.78}
+#: The kinds that can link: values that belong to one person. Not addresses: a household or an
+#: office shares one, and the index keys them coarsely (a street without its number) as well.
+LINKED_TYPES = frozenset({EntityType.EMAIL.value, EntityType.PHONE.value, EntityType.ACCOUNT_ID.value})
+#: A value links only when this many of the person's strong records hold it ...
+LINKED_MIN_STRONG_RECORDS = 2
+#: ... and at least this share of all records holding it are the person's strong records.
+LINKED_MIN_SHARE = 0.5
 QUASI_SCORE = 0.25
 QUASI_DOB_ONLY_SCORE = 0.15
 TIER_RANK = {MatchTier.STRONG: 0, MatchTier.NAME: 1, MatchTier.QUASI: 2}
@@ -247,7 +263,7 @@ def _name_quality(matches: list[dict]) -> str | None:
 
 
 def _reason(*, tier: str, direct: list[str], name: str | None, quasi: dict | None) -> str:
-    if tier == MatchTier.STRONG:
+    if tier == MatchTier.STRONG and direct:
         kinds = " and ".join(ENTITY_LABELS[kind] for kind in direct)
         text = f"The person's {kinds} {'is' if len(direct) == 1 else 'are'} in the record"
         if name == "exact":
@@ -255,9 +271,17 @@ def _reason(*, tier: str, direct: list[str], name: str | None, quasi: dict | Non
         elif name == "variant":
             text += ", with a variant of their name"
         return text + "."
+    if tier == MatchTier.STRONG and not direct:
+        linked = quasi or {}
+        kinds = " and ".join(ENTITY_LABELS[kind] for kind in linked.get("entity_types", []))
+        return (
+            f"The person's {'name' if name == 'exact' else 'name (a variant)'} is in the record with a "
+            f"{kinds} the request does not give, which {len(linked.get('shared_with', ()))} of the "
+            "person's strong records hold."
+        )
     if tier == MatchTier.NAME:
         text = (
-            "The person's name is in the record (no e-mail, phone, account id or address)"
+            "The person's name is in the record (no e-mail, phone, account id or address of theirs)"
             if name == "exact"
             else "A variant of the person's name (initial, nickname or another order) is in the record, "
             "and no direct identifier"
@@ -322,17 +346,35 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
         DATE_OF_BIRTH: defaultdict(set),
         LOCATION: defaultdict(set),
     }
+    # The same query reads the direct identifiers the request did not give: in the strong records
+    # they may be the person's own (3), in the name-only ones they would link them.
     named_quasi: list[tuple] = []
+    linked_values: dict[tuple[str, str], set[int]] = defaultdict(set)
+    named_direct: list[tuple] = []
     if strong:
         rows = PiiFinding.objects.filter(
-            record_id__in=[*strong, *named], entity_type__in=[DATE_OF_BIRTH, LOCATION]
+            record_id__in=[*strong, *named], entity_type__in=[DATE_OF_BIRTH, LOCATION, *DIRECT_TYPES]
         ).values_list("record_id", "entity_type", "value_hash", "start", "end")
         for row in rows:
-            if row[0] in strong:
-                quasi_values[row[1]][row[2]].add(row[0])
+            record_pk, kind, value_hash = row[0], row[1], row[2]
+            if kind in DIRECT_TYPES:
+                if value_hash in digests.by_digest or kind not in LINKED_TYPES:
+                    continue  # the request's own identifier: counted already
+                if record_pk in strong:
+                    linked_values[(kind, value_hash)].add(record_pk)
+                else:
+                    named_direct.append(row)
+            elif record_pk in strong:
+                quasi_values[kind][value_hash].add(record_pk)
             else:
                 named_quasi.append(row)
     quasi_support = _quasi_support(rows=named_quasi, quasi_values=quasi_values)
+    # 3. Identifiers linked through the strong records: a name beside one of them is strong evidence.
+    linked_support = (
+        _linked_support(rows=named_direct, linked_values=linked_values, version_ids=version_ids)
+        if settings.LETHE_LOCATE_LINKED_IDENTIFIERS
+        else {}
+    )
     quasi_only = _quasi_only_records(
         version_ids=version_ids, quasi_values=quasi_values, exclude=set(per_record)
     )
@@ -353,6 +395,21 @@ def locate_compute(*, erasure_request: ErasureRequest) -> LocateResult:
             )
         )
     for record_pk, name in named.items():
+        linked = linked_support.get(record_pk)
+        if linked:
+            evidence = {
+                "matched": per_record[record_pk] + linked.pop("matched"),
+                "direct": [],
+                "name": name,
+                "linked": linked,
+                "reason": _reason(tier=MatchTier.STRONG, direct=[], name=name, quasi=linked),
+            }
+            candidates.append(
+                Candidate(
+                    record_pk, record_version[record_pk], MatchTier.STRONG, LINKED_SCORE[name], evidence
+                )
+            )
+            continue
         support = quasi_support.get(record_pk)
         score = NAME_SCORE[name] + (NAME_WITH_QUASI if support else 0.0)
         evidence = {
@@ -401,6 +458,53 @@ def _quasi_support(*, rows: list[tuple], quasi_values: dict) -> dict[int, dict]:
     return support
 
 
+def _linked_support(
+    *,
+    rows: list[tuple],
+    linked_values: dict[tuple[str, str], set[int]],
+    version_ids: list[int],
+) -> dict[int, dict]:
+    """Return, for name-only records, the direct identifiers they share with the person's strong records.
+
+    ``rows`` are the name-only records' direct-identifier findings that are not the request's:
+    ``(record, entity type, value hash, start, end)``. A value links when at least
+    ``LINKED_MIN_STRONG_RECORDS`` strong records hold it and at least ``LINKED_MIN_SHARE`` of every
+    record holding it, in the versions searched, is one of the person's strong records: a number
+    shared by many people (a switchboard) links nothing, and neither does a namesake's own number
+    that one of the person's records happens to quote.
+    """
+    wanted = {
+        (kind, value_hash)
+        for _, kind, value_hash, _, _ in rows
+        if len(linked_values.get((kind, value_hash), ())) >= LINKED_MIN_STRONG_RECORDS
+    }
+    if not wanted:
+        return {}
+    holders: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for record_pk, kind, value_hash in PiiFinding.objects.filter(
+        value_hash__in={value_hash for _, value_hash in wanted}, version_id__in=version_ids
+    ).values_list("record_id", "entity_type", "value_hash"):
+        if (kind, value_hash) in wanted:
+            holders[(kind, value_hash)].add(record_pk)
+    linking = {
+        key
+        for key in wanted
+        if len(holders[key] & linked_values[key]) >= LINKED_MIN_SHARE * len(holders[key])
+    }
+    support: dict[int, dict] = {}
+    for record_pk, kind, value_hash, start, end in rows:
+        if (kind, value_hash) not in linking:
+            continue
+        entry = support.setdefault(record_pk, {"entity_types": [], "shared_with": set(), "matched": []})
+        if kind not in entry["entity_types"]:
+            entry["entity_types"].append(kind)
+        entry["shared_with"].update(linked_values[(kind, value_hash)])
+        entry["matched"].append({"entity_type": kind, "via": "linked", "span": [start, end]})
+    for entry in support.values():
+        entry["entity_types"].sort()
+    return support
+
+
 def _quasi_only_records(
     *, version_ids: list[int], quasi_values: dict, exclude: set[int]
 ) -> dict[int, tuple[int, dict]]:
@@ -444,16 +548,18 @@ def _shared_with_ids(candidates: list[Candidate]) -> None:
     """Replace the database keys of supporting strong records with their record ids (for review)."""
     keys: set[int] = set()
     for candidate in candidates:
-        quasi = candidate.evidence.get("quasi")
-        if quasi:
-            keys.update(quasi["shared_with"])
+        for part in ("quasi", "linked"):
+            if candidate.evidence.get(part):
+                keys.update(candidate.evidence[part]["shared_with"])
     if not keys:
         return
     ids = dict(DatasetRecord.objects.filter(pk__in=keys).values_list("pk", "record_id"))
     for candidate in candidates:
-        quasi = candidate.evidence.get("quasi")
-        if quasi:
-            quasi["shared_with"] = sorted(ids[pk] for pk in quasi["shared_with"])
+        for part in ("quasi", "linked"):
+            if candidate.evidence.get(part):
+                candidate.evidence[part]["shared_with"] = sorted(
+                    ids[pk] for pk in candidate.evidence[part]["shared_with"]
+                )
 
 
 # --- storing a search ---------------------------------------------------------------------------------

@@ -274,3 +274,83 @@ def test_many_candidates_are_stored_the_same_way_as_few(data_dir, officer):
     first = stored[0]
     assert (first.status, first.tier, first.version_id, first.score) == ("pending", "strong", version.pk, 0.8)
     assert first.evidence["direct"] == ["EMAIL"] and first.evidence["matched"][0]["span"] == [0, 26]
+
+
+def test_a_name_beside_an_identifier_of_the_persons_own_strong_records_is_strong_evidence(data_dir, officer):
+    """The request gives an e-mail and an old phone; the person's records also hold a newer phone.
+
+    A name beside that newer phone is linked to them through their strong records; a name beside
+    a number the strong records share with many other people (a switchboard), or that only one
+    strong record holds, or that belongs to someone else, stays a name-only candidate.
+    """
+    from unlearning_jobs.datasets import services as datasets
+    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
+
+    hasher = pii_hasher()
+
+    def person(value):
+        return Finding(
+            "PERSON",
+            0,
+            len(value),
+            0.85,
+            "t",
+            hasher.hash("PERSON", normalise_name(value)),
+            hasher.hash("PERSON", name_token_sorted(value)),
+        )
+
+    def phone(digits):
+        return Finding("PHONE", 40, 52, 1.0, "t", hasher.hash("PHONE", f"+44{digits}"))
+
+    email = Finding("EMAIL", 0, 26, 1.0, "t", hasher.hash("EMAIL", "william.turner@example.com"))
+    account = Finding("ACCOUNT_ID", 60, 70, 1.0, "t", hasher.hash("ACCOUNT_ID", "acc-990001"))
+    new_phone, switchboard, other = "7700900111", "3000000000", "7700900999"
+    planted = {
+        "s1": [email, phone(new_phone), account],
+        "s2": [email, phone(new_phone), phone(switchboard)],
+        "s3": [email, phone(switchboard)],
+        "linked": [person("William Turner"), phone(new_phone)],
+        "linked_nick": [person("Bill Turner"), phone(new_phone)],
+        "one_record": [person("William Turner"), account],
+        "switchboard": [person("William Turner"), phone(switchboard)],
+        "namesake": [person("William Turner"), phone(other)],
+        **{f"caller{i}": [person(f"Caller Number{i}"), phone(switchboard)] for i in range(6)},
+    }
+
+    def scan(records):
+        return [RecordFindings(r.record_id, r.line_no, tuple(planted[r.record_id])) for r in records]
+
+    source = write_jsonl(data_dir / "linked.jsonl", {key: f"record {key}" for key in planted})
+    version = datasets.dataset_version_register(
+        name="linked", path=source, actor=None, id_field="id", chunk_size=20, enqueue=False
+    )
+    dataset_version_index_inline(version=version, scan=scan)
+
+    found = _by_record(matching.locate_compute(erasure_request=_verified(officer)))
+    tiers = {key: c.tier for key, c in found.items()}
+    assert tiers == {
+        "s1": "strong",
+        "s2": "strong",
+        "s3": "strong",
+        "linked": "strong",
+        "linked_nick": "strong",
+        "one_record": "name",
+        "switchboard": "name",
+        "namesake": "name",
+    }
+    linked = found["linked"].evidence
+    assert linked["direct"] == [] and linked["linked"]["entity_types"] == ["PHONE"]
+    assert linked["linked"]["shared_with"] == ["s1", "s2"]
+    assert (
+        "phone number the request does not give, which 2 of the person's strong records hold"
+        in linked["reason"]
+    )
+    assert found["linked"].score == matching.LINKED_SCORE["exact"]
+    assert found["linked_nick"].score == matching.LINKED_SCORE["variant"]
+    # Below every directly matched record, above every name-only one.
+    assert max(found[k].score for k in ("linked", "linked_nick")) <= min(
+        found[k].score for k in ("s1", "s2", "s3")
+    )
+    assert min(found[k].score for k in ("linked", "linked_nick")) > max(
+        found[k].score for k in ("one_record", "switchboard", "namesake")
+    )
