@@ -105,6 +105,20 @@ def test_ensemble_generates_greedily_like_a_causal_lm(sisa_model):
     assert int(out[0, ids.shape[1]]) == int(first)
 
 
+def test_cached_decoding_equals_decoding_the_whole_sequence_again(sisa_model):
+    """Each shard's key/value cache changes the cost of a token, never which token is chosen."""
+    ensemble, tokenizer = load_causal_lm(sisa_model, device="cpu")
+    tokenizer.padding_side = "left"
+    batch = tokenizer(["Ticket 3: contact", "Refund for order 12 was"], return_tensors="pt", padding=True)
+    arguments = dict(max_new_tokens=8, pad_token_id=tokenizer.pad_token_id, eos_token_id=None)
+    cached = ensemble.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask, **arguments)
+    again = ensemble.generate(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **arguments
+    )
+    assert cached.shape == (2, batch.input_ids.shape[1] + 8)
+    assert torch.equal(cached, again)
+
+
 def test_unlearning_retrains_only_the_shard_that_held_the_records(sisa_model, layout, records, tmp_path):
     forget_ids = one_shard_forget_ids(layout, records)
     forget_texts, retain_texts = texts_for(records, forget_ids)

@@ -74,6 +74,8 @@ def test_sisa_adapters_train_one_adapter_per_shard_and_aggregate(sisa_model, bas
     assert not torch.allclose(per_shard[0], per_shard[1], atol=1e-3)
     generated = model.generate(ids, max_new_tokens=3)
     assert generated.shape[1] <= ids.shape[1] + 3
+    # The adapters share one base; each keeps its own cache, and decoding equals the uncached one.
+    assert torch.equal(generated, model.generate(ids, max_new_tokens=3, use_cache=False))
 
 
 def test_sisa_unlearning_retrains_only_the_affected_adapter_and_equals_training_without(

@@ -111,7 +111,11 @@ class SisaEnsemble(torch.nn.Module):
         """Greedy decoding over the aggregated distribution; return prompt + new tokens.
 
         Prompts in a batch must be left-padded (as for Hugging Face ``generate``); sampling
-        arguments are accepted and ignored, since verification decodes greedily.
+        arguments are accepted and ignored, since verification decodes greedily. Each shard keeps
+        its own key/value cache, so a new token costs one position per shard rather than the
+        whole sequence again (S x a 7B model re-reading a long prompt for every token was what
+        made verifying SISA adapters slow); ``use_cache=False``, or a sequence that would
+        outgrow a model's context, decodes without caches, window by window.
         """
         if input_ids is None:
             raise ValueError("input_ids is required")
@@ -121,8 +125,12 @@ class SisaEnsemble(torch.nn.Module):
             pad = eos
         sequences = input_ids
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        limit = getattr(self.config, "n_positions", None) or getattr(
+            self.config, "max_position_embeddings", None
+        )
+        if kwargs.get("use_cache", True) and (limit is None or input_ids.size(1) + max_new_tokens <= limit):
+            return self._generate_cached(sequences, mask, max_new_tokens=max_new_tokens, eos=eos, pad=pad)
         finished = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)
-        limit = self.config.n_positions if hasattr(self.config, "n_positions") else None
         for _ in range(max_new_tokens):
             window, window_mask = sequences, mask
             if limit is not None and sequences.size(1) > limit:
@@ -132,6 +140,35 @@ class SisaEnsemble(torch.nn.Module):
             next_tokens = torch.where(finished, torch.full_like(next_tokens, pad), next_tokens)
             sequences = torch.cat([sequences, next_tokens[:, None]], dim=1)
             mask = torch.cat([mask, (~finished).long()[:, None]], dim=1)
+            if eos is not None:
+                finished |= next_tokens == eos
+                if bool(finished.all()):
+                    break
+        return sequences
+
+    def _generate_cached(self, sequences, mask, *, max_new_tokens: int, eos, pad):
+        """The same greedy decoding as the uncached loop, each shard reading only the new token."""
+        finished = torch.zeros(sequences.size(0), dtype=torch.bool, device=sequences.device)
+        caches: list = [None] * len(self.shards)
+        step_ids, positions = sequences, (mask.long().cumsum(-1) - 1).clamp(min=0)
+        for _ in range(max_new_tokens):
+            log_probs = []
+            for index, shard in enumerate(self.shards):
+                out = shard(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=positions,
+                    past_key_values=caches[index],
+                    use_cache=True,
+                )
+                caches[index] = out.past_key_values
+                log_probs.append(torch.log_softmax(out.logits[:, -1, :].float(), dim=-1))
+            next_logits = torch.logsumexp(torch.stack(log_probs), dim=0)
+            next_tokens = next_logits.argmax(dim=-1)
+            next_tokens = torch.where(finished, torch.full_like(next_tokens, pad), next_tokens)
+            sequences = torch.cat([sequences, next_tokens[:, None]], dim=1)
+            mask = torch.cat([mask, (~finished).long()[:, None]], dim=1)
+            step_ids, positions = next_tokens[:, None], positions[:, -1:] + 1
             if eos is not None:
                 finished |= next_tokens == eos
                 if bool(finished.all()):
