@@ -137,6 +137,22 @@ def run_inline(job) -> str:
         return job_run_inline(job=job)
 
 
+def finetune_via_api(client, *, base, dataset_version, params: dict):
+    """Queue a fine-tuning job through ``POST /api/v1/jobs/``, run it here, return the model it made."""
+    from unlearning_jobs.models import UnlearningJob
+
+    response = client.post(
+        "/api/v1/jobs/",
+        {"kind": "finetune", "base_model": base.pk, "dataset_version": dataset_version.pk, "params": params},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    job = UnlearningJob.objects.get(pk=response.json()["id"])
+    assert run_inline(job) == "succeeded", job.error or job.log
+    job.refresh_from_db()
+    return job.produced_model
+
+
 def request_reviewed(*, officer, subject: SubjectIdentifiers = ADA, confirm_above: float = 0.8):
     """Record a request for ``subject``, verify, locate in the index, confirm the strong candidates."""
     from requests_app.matching.review import match_candidates_confirm_above

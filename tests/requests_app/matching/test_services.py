@@ -53,6 +53,36 @@ def _by_record(result) -> dict[str, matching.Candidate]:
     return {ids[c.record_pk]: c for c in result.candidates}
 
 
+def _person_finding(value: str) -> Finding:
+    """A PERSON finding as the index writes it: the name's keyed hash and its token-sorted hash."""
+    hasher = pii_hasher()
+    return Finding(
+        "PERSON",
+        0,
+        len(value),
+        0.85,
+        "t",
+        hasher.hash("PERSON", normalise_name(value)),
+        hasher.hash("PERSON", name_token_sorted(value)),
+    )
+
+
+def _index_planted(data_dir, name: str, planted: dict[str, list[Finding]]):
+    """Register one record per key and index it with exactly the planted findings."""
+    from unlearning_jobs.datasets import services as datasets
+    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
+
+    def scan(records):
+        return [RecordFindings(r.record_id, r.line_no, tuple(planted[r.record_id])) for r in records]
+
+    source = write_jsonl(data_dir / f"{name}.jsonl", {key: f"record {key}" for key in planted})
+    version = datasets.dataset_version_register(
+        name=name, path=source, actor=None, id_field="id", chunk_size=20, enqueue=False
+    )
+    dataset_version_index_inline(version=version, scan=scan)
+    return version
+
+
 def test_records_are_found_in_tiers_ranked_by_evidence(william_version, officer):
     result = matching.locate_compute(erasure_request=_verified(officer))
     found = _by_record(result)
@@ -90,21 +120,8 @@ def test_records_are_found_in_tiers_ranked_by_evidence(william_version, officer)
 
 def test_name_forms_and_other_peoples_identifiers_are_tiered_by_their_hashes(data_dir, officer):
     """Hash-level cases spaCy's small model does not produce reliably ("Turner, William")."""
-    from unlearning_jobs.datasets import services as datasets
-    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
-
     hasher = pii_hasher()
-
-    def person(value):
-        return Finding(
-            "PERSON",
-            0,
-            len(value),
-            0.85,
-            "t",
-            hasher.hash("PERSON", normalise_name(value)),
-            hasher.hash("PERSON", name_token_sorted(value)),
-        )
+    person = _person_finding
 
     planted = {
         "comma": [person("Turner, William")],
@@ -126,14 +143,7 @@ def test_name_forms_and_other_peoples_identifiers_are_tiered_by_their_hashes(dat
         ],
     }
 
-    def scan(records):
-        return [RecordFindings(r.record_id, r.line_no, tuple(planted[r.record_id])) for r in records]
-
-    source = write_jsonl(data_dir / "names.jsonl", {key: f"record {key}" for key in planted})
-    version = datasets.dataset_version_register(
-        name="names", path=source, actor=None, id_field="id", chunk_size=10, enqueue=False
-    )
-    dataset_version_index_inline(version=version, scan=scan)
+    _index_planted(data_dir, "names", planted)
 
     found = _by_record(matching.locate_compute(erasure_request=_verified(officer)))
     assert {key: (c.tier, c.evidence["name"]) for key, c in found.items()} == {
@@ -283,21 +293,8 @@ def test_a_name_beside_an_identifier_of_the_persons_own_strong_records_is_strong
     a number the strong records share with many other people (a switchboard), or that only one
     strong record holds, or that belongs to someone else, stays a name-only candidate.
     """
-    from unlearning_jobs.datasets import services as datasets
-    from unlearning_jobs.datasets.indexing import dataset_version_index_inline
-
     hasher = pii_hasher()
-
-    def person(value):
-        return Finding(
-            "PERSON",
-            0,
-            len(value),
-            0.85,
-            "t",
-            hasher.hash("PERSON", normalise_name(value)),
-            hasher.hash("PERSON", name_token_sorted(value)),
-        )
+    person = _person_finding
 
     def phone(digits):
         return Finding("PHONE", 40, 52, 1.0, "t", hasher.hash("PHONE", f"+44{digits}"))
@@ -317,14 +314,7 @@ def test_a_name_beside_an_identifier_of_the_persons_own_strong_records_is_strong
         **{f"caller{i}": [person(f"Caller Number{i}"), phone(switchboard)] for i in range(6)},
     }
 
-    def scan(records):
-        return [RecordFindings(r.record_id, r.line_no, tuple(planted[r.record_id])) for r in records]
-
-    source = write_jsonl(data_dir / "linked.jsonl", {key: f"record {key}" for key in planted})
-    version = datasets.dataset_version_register(
-        name="linked", path=source, actor=None, id_field="id", chunk_size=20, enqueue=False
-    )
-    dataset_version_index_inline(version=version, scan=scan)
+    _index_planted(data_dir, "linked", planted)
 
     found = _by_record(matching.locate_compute(erasure_request=_verified(officer)))
     tiers = {key: c.tier for key, c in found.items()}

@@ -20,6 +20,7 @@ from tests.factories.jobs import (  # noqa: F401  (fixtures)
     data_dir,
     dataset_version_make,
     fast_jobs,
+    finetune_via_api,
     request_reviewed,
     run_inline,
     tickets,
@@ -60,21 +61,9 @@ def base(client, data_dir):
 
 
 def _finetune(client, *, base, dataset_version, **params) -> ModelVersion:
-    response = client.post(
-        "/api/v1/jobs/",
-        {
-            "kind": "finetune",
-            "base_model": base.pk,
-            "dataset_version": dataset_version.pk,
-            "params": {**TINY_LORA, **params},
-        },
-        format="json",
+    return finetune_via_api(
+        client, base=base, dataset_version=dataset_version, params={**TINY_LORA, **params}
     )
-    assert response.status_code == 201, response.json()
-    job = UnlearningJob.objects.get(pk=response.json()["id"])
-    assert run_inline(job) == "succeeded", job.error or job.log
-    job.refresh_from_db()
-    return job.produced_model
 
 
 def test_an_imported_checkpoint_is_a_base_recording_its_source_sha256(base, data_dir):
