@@ -250,8 +250,13 @@ def test_a_model_trained_from_scratch_carries_no_base_statement(tickets, officer
 
 
 def test_sisa_adapters_fine_tune_and_sisa_erasure_retrains_only_affected_adapters(
-    client, base, tickets, officer
+    client, base, tickets, officer, settings
 ):
+    # The verifications' measures, on small samples (robustness is tested in tests/unlearning_jobs/verification).
+    settings.LETHE_VERIFY_ROBUSTNESS = False
+    settings.LETHE_VERIFY_RETAIN_SAMPLE = 8
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 4
+    settings.LETHE_VERIFY_MAX_HOLDOUT = 8
     tuned = _finetune(client, base=base, dataset_version=tickets, format="text", sisa_shards=2)
     assert tuned.kind == ModelKind.SISA and tuned.recipe["sisa"]["kind"] == "adapters"
     erasure_request = request_reviewed(officer=officer, subject=ADA)
@@ -272,3 +277,10 @@ def test_sisa_adapters_fine_tune_and_sisa_erasure_retrains_only_affected_adapter
     assert job.status == JobStatus.SUCCEEDED and job.produced_model.kind == ModelKind.SISA
     assert 1 <= len(job.metrics["shards_retrained"]) <= 2
     assert job.produced_model.recipe["sisa"]["kind"] == "adapters"
+    # Both ensembles are verified: the adapters before (baseline) and after (the exact reference).
+    verifications = UnlearningJob.objects.filter(erasure_request=erasure_request, kind=JobKind.VERIFY)
+    assert {v.source_model_id for v in verifications} == {tuned.pk, job.produced_model_id}
+    for verification in verifications:
+        assert run_inline(verification) == "succeeded", verification.error or verification.log
+        verification.refresh_from_db()
+        assert verification.metrics["role"] in ("original", "reference")
