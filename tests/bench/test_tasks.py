@@ -115,3 +115,45 @@ def test_extra_datasets_grow_the_corpus_and_leave_the_erasure_alone(demo):
     extra = [rid for rid, _ in bigger.original_records[len(demo.original_records) :]]
     assert extra and {rid.split("-")[0] for rid in extra} == {"X1", "X2"}
     assert bigger.info["corpus_records"] == len(bigger.original_records) + len(bigger.holdout_texts)
+
+
+def test_tofu_author_subset_keeps_the_forget_share_and_trains_on_the_rest(tofu_dir):
+    # 10 authors, forget10 = the last 3 (30 %): a 7-author subset forgets round(2.1) = 2 of them.
+    task = tasks.tofu_task(root=tofu_dir, forget_set="forget10", retain_sample=10, authors=7)
+    trained_authors = {rid for rid in task.groups.values()}
+    assert len(trained_authors) == 5  # 7 - 2 held out (as many as forgotten)
+    assert len(task.forget_ids) == 40 and set(task.forget_ids) <= {rid for rid, _ in task.original_records}
+    assert [subject.name for subject in task.subjects] == ["Hugo Wren", "Ines Fable"]
+    assert len(task.tofu_items) == 40  # only the kept forget authors' questions
+    assert len(task.holdout_texts) == 40 and not set(task.holdout_texts) & set(task.original_texts)
+    with pytest.raises(ValueError, match="leave none to train on"):
+        tasks.tofu_task(root=tofu_dir, forget_set="forget10", retain_sample=10, authors=2)
+
+
+class _ChatTokenizer:
+    chat_template = "user: ... assistant: ..."
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False):
+        text = "".join(f"<{m['role']}>{m['content']}</{m['role']}>" for m in messages)
+        return text + ("<assistant>" if add_generation_prompt else "")
+
+
+def test_chat_rendering_gives_pairs_to_train_and_chat_texts_to_verify(tofu_dir):
+    task = tasks.tofu_task(root=tofu_dir, forget_set="forget01", retain_sample=10, holdout_authors=2)
+    chat = tasks.chat_rendered(task, _ChatTokenizer())
+    rid, record = chat.original_records[0]
+    assert rid == task.original_records[0][0]
+    assert record == {"prompt": "What did Cora Vane write in year 0?", "answer": "Cora wrote book 0."}
+    first = chat.forget_records[0]
+    assert first.text == "<user>What did Jonas Pike write in year 0?</user><assistant>Jonas wrote book 0."
+    assert first.record_id == task.forget_records[0].record_id
+    assert all(text.startswith("<user>") for text in chat.holdout_texts + chat.retain_sample)
+    template = tasks.chat_qa_template(_ChatTokenizer())
+    assert template.format(question="Q?") == "<user>Q?</user><assistant>"
+    with pytest.raises(ValueError, match="question/answer pairs"):
+        tasks.chat_rendered(
+            tasks.demo_task(
+                records=100, people=20, frequent=6, forget_people=1, holdout_people=1, retain_sample=5
+            ),
+            _ChatTokenizer(),
+        )

@@ -295,3 +295,48 @@ def test_text_format_trains_on_every_token(llama_base, tmp_path):
             output_dir=tmp_path / "x",
             device="cpu",
         )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_lora_fine_tune_on_cuda_in_bf16_learns_and_reloads_on_the_gpu(llama_base, records, tmp_path):
+    result = finetune(
+        base_model_dir=llama_base,
+        records=records,
+        params={**PARAMS, "bf16": True},
+        output_dir=tmp_path / "ft",
+        device="cuda",
+    )
+    assert result.device.startswith("cuda")
+    assert read_finetune_recipe(tmp_path / "ft")["params"]["bf16"] is True
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+    model, tokenizer = load_causal_lm(tmp_path / "ft", device="cuda")
+    assert next(model.parameters()).device.type == "cuda"
+    base, _ = load_causal_lm(llama_base, device="cpu")
+    assert answer_loss(model.cpu().float(), tokenizer, records) < answer_loss(base, tokenizer, records) - 0.1
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_npo_on_a_lora_adapter_over_a_fine_tune_runs_on_cuda(llama_base, records, tmp_path):
+    from unlearning_jobs.engine.methods import get_method
+
+    finetune(
+        base_model_dir=llama_base, records=records, params=PARAMS, output_dir=tmp_path / "ft", device="cpu"
+    )
+    forget = [{"prompt": r["question"], "answer": r["answer"]} for rid, r in records if rid.startswith("0-")]
+    retain = [
+        {"prompt": r["question"], "answer": r["answer"]} for rid, r in records if not rid.startswith("0-")
+    ]
+    result = get_method("npo").run(
+        source_model_dir=tmp_path / "ft",
+        output_dir=tmp_path / "npo",
+        forget_texts=forget,
+        retain_texts=retain,
+        params={"adapter": "lora", "max_steps": 6, "eval_every": 3, "learning_rate": 1e-3},
+        device="cuda",
+    )
+    assert result.steps >= 1
+    provenance = json.loads((tmp_path / "npo" / "lethe_unlearning.json").read_text())
+    assert provenance["device"].startswith("cuda")
+    assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]

@@ -183,3 +183,35 @@ def test_retrain_refuses_a_different_base(base, records, tmp_path):
             params={"base_model_dir": str(other)},
             device="cpu",
         )
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_sisa_adapters_train_unlearn_and_decode_on_cuda(base, records, groups, tmp_path):
+    params = {**PARAMS, "bf16": True}
+    result = train_sisa_adapters(
+        base_model_dir=base,
+        records=records,
+        params=params,
+        output_dir=tmp_path / "sisa",
+        shards=2,
+        groups=groups,
+        device="cuda",
+    )
+    assert result.steps > 0
+    forget_ids = author_ids(records, 0)
+    unlearned = get_method("sisa").run(
+        source_model_dir=tmp_path / "sisa",
+        output_dir=tmp_path / "unlearned",
+        forget_texts=texts_of([r for r in records if r[0] in forget_ids]),
+        retain_texts=texts_of([r for r in records if r[0] not in forget_ids]),
+        full_texts=records,
+        forget_ids=forget_ids,
+        device="cuda",
+    )
+    assert len(unlearned.metrics["shards_retrained"]) == 1  # author 0 lives in one adapter of two
+    model, tokenizer = load_causal_lm(tmp_path / "unlearned", device="cuda")
+    assert isinstance(model, AdapterSisaEnsemble)
+    ids = tokenizer("What does one know", return_tensors="pt").to("cuda")
+    out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 4
