@@ -11,7 +11,9 @@
 # ../shared/data/tofu), GPU_CHECK_OUT (default var/bench/gpu; a device runner's $OUT if set),
 # TOFU_AUTHORS (default 20: 2 of them forgotten, 2 held out, 18 fine-tuned on), STAGE_TIMEOUT
 # (seconds per stage, default none: the bench writes its JSON as it goes, so a stage cut short
-# still leaves what it measured).
+# still leaves what it measured), BENCH_PARAMS (JSON, bench/unlearning.py --params: per-method
+# overrides; default caps every approximate method at 150 optimiser steps so the stage fits a
+# ten-minute GPU slot, early stops unchanged).
 # A stage that fails is reported and the next one still runs; the exit status is the worst one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,9 @@ TOFU_DIR=${TOFU_DIR:-../shared/data/tofu}
 OUT_DIR=${GPU_CHECK_OUT:-${OUT:-var/bench/gpu}}
 TOFU_AUTHORS=${TOFU_AUTHORS:-20}
 STAGES=${*:-tests bench memory}
+capped='{"max_steps": 150}'
+DEFAULT_PARAMS="{\"gradient_ascent\": $capped, \"gradient_difference\": $capped, \"npo\": $capped, \"simnpo\": $capped, \"rmu\": $capped, \"refusal\": $capped}"
+BENCH_PARAMS=${BENCH_PARAMS:-$DEFAULT_PARAMS}
 mkdir -p "$OUT_DIR"
 export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 
@@ -61,7 +66,7 @@ for s in $STAGES; do
     bench)
       stage bench "$PY" bench/unlearning.py --tofu "$TOFU_DIR" --tofu-forget forget10 \
         --tofu-authors "$TOFU_AUTHORS" --finetune-base smollm2 --bf16 --threads 8 \
-        --shards 4 --slices 1 --out "$OUT_DIR/unlearning_tofu_finetuned.json"
+        --shards 4 --slices 1 --params "$BENCH_PARAMS" --out "$OUT_DIR/unlearning_tofu_finetuned.json"
       ;;
     memory)
       stage memory "$PY" bench/memory.py --no-measure --json "$OUT_DIR/memory.json"
