@@ -6,6 +6,8 @@ used only where the GPU supports it, fp32 otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import platform
 from dataclasses import asdict, dataclass
 
@@ -99,12 +101,19 @@ def device_label(device: str) -> str:
 def make_accelerator(device=None, *, bf16: bool = False):
     """Return an ``accelerate.Accelerator`` for ``device`` (``None``: the best here, ``"cpu"``, ``"cuda"``).
 
-    The engine's fine-tuning loops run through the Accelerator so that one code path places the
+    Every training loop of the engine (from-scratch training, fine-tuning, SISA adapters, the
+    approximate unlearning methods) runs through the Accelerator so that one code path places the
     model on the CPU, one GPU, or (under ``accelerate launch``) one GPU per process with DDP, and
     wraps the forward pass in bf16 autocast. ``bf16`` is refused off CUDA: on the CPU it is slower
     than fp32 and would change results, and a recipe must mean the same thing everywhere.
     Gradient accumulation is done by the caller with ``accelerator.no_sync`` (see
     ``training/finetune.py``), so ``gradient_accumulation_steps`` stays 1.
+
+    Accelerate keeps its device and precision in a process-wide singleton that refuses (or, for
+    ``cpu``, silently ignores) a different choice later. A worker process runs one job after
+    another, each with its own device and precision (a bf16 fine-tune, then an fp32 job pinned to
+    the CPU), so outside ``accelerate launch`` a stale choice is dropped first; within a launched
+    group every process keeps the configuration it was started with.
     """
     import torch
     from accelerate import Accelerator
@@ -118,4 +127,47 @@ def make_accelerator(device=None, *, bf16: bool = False):
             raise ValueError("bf16 is for CUDA GPUs only; this run is on the CPU (set bf16 to false)")
         if not torch.cuda.is_bf16_supported():
             raise ValueError("this GPU does not support bf16 (set bf16 to false)")
-    return Accelerator(cpu=use_cpu, mixed_precision="bf16" if bf16 else "no")
+    mixed_precision = "bf16" if bf16 else "no"
+    if _launched():
+        return Accelerator(cpu=use_cpu, mixed_precision=mixed_precision)
+    if use_cpu or not torch.cuda.is_available():
+        target = torch.device("cpu")
+    else:
+        target = wanted if wanted is not None else torch.device("cuda")
+    _drop_stale_accelerator_state(target, mixed_precision)
+    if target.type == "cuda" and target.index is not None:
+        # A single process goes to the current GPU; a pinned job (LETHE_JOB_DEVICE=cuda:1) names
+        # another, which accelerate reads from this variable when its state is created.
+        with _environment("ACCELERATE_TORCH_DEVICE", str(target)):
+            return Accelerator(cpu=use_cpu, mixed_precision=mixed_precision)
+    return Accelerator(cpu=use_cpu, mixed_precision=mixed_precision)
+
+
+def _launched() -> bool:
+    """Return whether this process is one of several started together (``accelerate launch``, torchrun)."""
+    return os.environ.get("LOCAL_RANK") is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _drop_stale_accelerator_state(target, mixed_precision: str) -> None:
+    """Forget accelerate's process-wide state when this (single) process now wants another device or precision."""
+    from accelerate.state import AcceleratorState, PartialState
+
+    current = PartialState._shared_state.get("device")
+    precision = AcceleratorState._shared_state.get("_mixed_precision")
+    if (current is not None and current != target) or (
+        precision is not None and precision != mixed_precision
+    ):
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = previous

@@ -15,6 +15,15 @@ rather than a second copy, and the adapter is merged into the weights that are s
 produced directory loads and verifies like any other model. :meth:`ApproximateMethod.unlearn`
 runs the same loop on a model already in memory, a ``peft`` model included.
 
+The loop runs through ``accelerate.Accelerator`` (``device.make_accelerator``), as fine-tuning
+does: it places the model, wraps the forward passes (training, reference and the loss
+measurements) in bf16 autocast on a GPU that supports it, and does backward and clipping, so
+the engine has one device code path. On the CPU in fp32 it adds no arithmetic: the weights are
+the ones the hand-written loop produced. It runs in **one process**: RMU's layer hooks, the
+adapter-disabled reference of a LoRA run and the frozen copy all read the bare model, and every
+process would write the same checkpoints, so a method started under ``accelerate launch`` with
+several processes raises ``ValueError`` rather than silently training N copies.
+
 These methods change the parameters so that the forget records become unlikely. They give no
 guarantee that the model is what it would have been without the records: the report calls the
 result statistical, and verification measures it (``refusal`` is weaker still: it is filed under
@@ -43,9 +52,9 @@ from ..checkpoints import (
     save_checkpoint,
     weights_sha256,
 )
-from ..device import resolve_device
+from ..device import make_accelerator, resolve_device
 from ..models import is_adapter_dir, load_causal_lm
-from ..training.data import autocast_context, epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
+from ..training.data import epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import is_sisa_dir
 from ..training.train import CheckpointMismatch, TrainingCancelled, save_model_dir
@@ -390,9 +399,12 @@ class ApproximateMethod(UnlearningMethod):
     ) -> UnlearnOutcome:
         """Run the unlearning loop on ``model`` in memory (changed in place) and return what it did.
 
-        ``model`` is a causal LM on ``device`` (full weights, or a ``peft`` model whose adapter
-        trains); records are strings or ``{"prompt", "answer"}`` mappings. ``run`` is this plus
-        loading, an optional fresh LoRA adapter, merging and saving.
+        ``model`` is a causal LM (full weights, or a ``peft`` model whose adapter trains); it is
+        moved to ``device`` (``None``: the best here, with bf16 autocast where the GPU supports
+        it; an explicit device autocasts in bf16 only when ``dtype`` is ``torch.bfloat16`` and
+        the device is CUDA). Records are strings or ``{"prompt", "answer"}`` mappings. ``run``
+        is this plus loading, an optional fresh LoRA adapter, merging and saving. Raises
+        ``ValueError`` under several processes (see the module docstring).
         """
         import torch
 
@@ -409,11 +421,34 @@ class ApproximateMethod(UnlearningMethod):
             device, dtype = resolve_device(device)
         elif dtype is None:
             dtype = torch.float32
+        device = torch.device(device)
+        accelerator = make_accelerator(device, bf16=device.type == "cuda" and dtype == torch.bfloat16)
+        if accelerator.num_processes > 1:
+            raise ValueError(
+                f"{self.name} runs in one process; it was started as one of {accelerator.num_processes} "
+                "(RMU's layer hooks and the reference read the bare model, and every process would "
+                "write the same checkpoints): run it without accelerate launch"
+            )
+        device = accelerator.device
 
         self.configure_trainable(model, params)
         trainable = [p for p in model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError(f"{self.name}: no parameter is trainable")
+        total_steps = params.total_steps(len(forget_records))
+        warmup = params.warmup_steps(len(forget_records))
+        optimizer = torch.optim.AdamW(
+            trainable, lr=params.learning_rate, weight_decay=params.weight_decay, foreach=False
+        )
+        # The scheduler drives the bare optimiser, whose param_groups the prepared one shares.
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
+        )
+        model, optimizer = accelerator.prepare(model, optimizer)
+        # Single process: the prepared model is the bare one, so hooks, the adapter switch and
+        # the frozen copy (made here, after placement, so it sits on the same device) see it.
+        model = accelerator.unwrap_model(model)
         reference = make_reference(model) if self.needs_reference else None
         pad = pad_token_id(tokenizer)
         forget_ex = encode_records(
@@ -436,23 +471,18 @@ class ApproximateMethod(UnlearningMethod):
         )
 
         def losses() -> tuple[float, float]:
-            forget = evaluate_examples_loss(model, forget_ex, pad_id=pad, device=device, dtype=dtype)
-            retain = (
-                evaluate_examples_loss(model, retain_eval, pad_id=pad, device=device, dtype=dtype)
-                if retain_eval
-                else float("nan")
-            )
+            # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
+            with accelerator.autocast():
+                forget = evaluate_examples_loss(
+                    model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
+                )
+                retain = (
+                    evaluate_examples_loss(model, retain_eval, pad_id=pad, device=device, dtype=torch.float32)
+                    if retain_eval
+                    else float("nan")
+                )
             return forget, retain
 
-        total_steps = params.total_steps(len(forget_ex))
-        warmup = params.warmup_steps(len(forget_ex))
-        optimizer = torch.optim.AdamW(
-            trainable, lr=params.learning_rate, weight_decay=params.weight_decay, foreach=False
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
-        )
         fingerprint = hashlib.sha256(
             json.dumps(
                 [
@@ -582,14 +612,14 @@ class ApproximateMethod(UnlearningMethod):
                 ),
             }
             self.extend_batch(batch, forget_indices=forget_indices, pad_id=pad, device=device)
-            with autocast_context(device, dtype):
+            with accelerator.autocast():
                 loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
                 )
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
+            accelerator.backward(loss)
+            accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -598,6 +628,8 @@ class ApproximateMethod(UnlearningMethod):
 
         model.eval()
         forget_after, retain_after = losses()
+        # Give the caller its model back without the bf16 forward wrapper prepare() installed.
+        accelerator.unwrap_model(model, keep_fp32_wrapper=False)
         seconds = time.monotonic() - started
         metrics = {
             "forget_loss_before": before["forget"],
@@ -691,7 +723,7 @@ class ApproximateMethod(UnlearningMethod):
                 dropout=params.lora_dropout,
                 target_modules=self.lora_target_modules(model, params),
             )
-        model.to(device)
+        # unlearn() places the model (through its Accelerator) and picks the autocast.
         outcome = self.unlearn(
             model=model,
             tokenizer=tokenizer,

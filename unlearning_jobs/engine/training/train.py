@@ -1,9 +1,16 @@
 """Train a GPT-2-style causal LM from scratch on records, resumably and reproducibly.
 
-A plain torch loop rather than a ``transformers.Trainer``: the loop is short, needs no
-``accelerate``, and keeps every source of nondeterminism in sight (initialisation seed, data
-order, dropout generator), which is what makes ``retrain`` exact and resume-after-crash equal to
-an uninterrupted run.
+A plain loop rather than a ``transformers.Trainer``: it keeps every source of nondeterminism
+in sight (initialisation seed, data order, dropout generator), which is what makes ``retrain``
+exact and resume-after-crash equal to an uninterrupted run. Device placement, bf16 autocast,
+backward and clipping go through ``accelerate.Accelerator`` (``device.make_accelerator``), as
+in fine-tuning, so the engine has one device code path; on the CPU in fp32 the Accelerator adds
+no arithmetic, and the weights are the ones the hand-written loop produced.
+
+One process only: every process of an ``accelerate launch`` would train on every record and
+write the same checkpoints and output directory, so :func:`train_causal_lm` refuses to run
+under several processes rather than do that. Data-parallel training is what
+``training/finetune.py`` is for.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from ..checkpoints import (
     save_checkpoint,
     weights_sha256,
 )
-from ..device import resolve_device
+from ..device import make_accelerator, resolve_device
 from .data import (
     autocast_context,
     collate,
@@ -153,16 +160,37 @@ def lr_at(step: int, *, total: int, recipe: TrainingRecipe) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def optimizer_step(model, optimizer, batch: dict, *, lr: float, max_grad_norm: float, device, dtype) -> float:
-    """Take one descent step on the batch's mean token loss and return that loss."""
+def optimizer_step(
+    model,
+    optimizer,
+    batch: dict,
+    *,
+    lr: float,
+    max_grad_norm: float,
+    device=None,
+    dtype=None,
+    accelerator=None,
+) -> float:
+    """Take one descent step on the batch's mean token loss and return that loss.
+
+    With ``accelerator`` (the model and optimiser prepared by it) autocast, backward and
+    clipping are its own; without, ``device`` and ``dtype`` choose the autocast, for the SISA
+    shard loop (``training/sisa.py``), which still places its tensors itself.
+    """
     import torch
 
     for group in optimizer.param_groups:
         group["lr"] = lr
-    with autocast_context(device, dtype):
-        loss = mean_token_nll(model, batch)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if accelerator is not None:
+        with accelerator.autocast():
+            loss = mean_token_nll(model, batch)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
+    else:
+        with autocast_context(device, dtype):
+            loss = mean_token_nll(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
@@ -250,6 +278,10 @@ def train_causal_lm(
 
     The model directory is written atomically to ``output_dir`` (which must not exist or be
     empty unless ``overwrite``) and loads with ``AutoModelForCausalLM.from_pretrained``.
+
+    ``device=None`` picks the best device here, with bf16 autocast on a GPU that supports it
+    (weights and optimiser state stay fp32). Raises ``ValueError`` when started as one of
+    several processes (``accelerate launch --num_processes N``); see the module docstring.
     """
     import torch
 
@@ -266,6 +298,14 @@ def train_causal_lm(
         raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
 
     device, dtype = resolve_device(device)
+    accelerator = make_accelerator(device, bf16=dtype == torch.bfloat16)
+    if accelerator.num_processes > 1:
+        raise ValueError(
+            f"train_causal_lm runs in one process; it was started as one of {accelerator.num_processes} "
+            "(every process would train on all records and write the same output): run it without "
+            "accelerate launch, or fine-tune with num_processes instead"
+        )
+    device = accelerator.device
     if tokenizer is None:
         tokenizer = _load_or_train_tokenizer(texts, recipe, checkpoint_dir)
     pad_id = pad_token_id(tokenizer)
@@ -274,7 +314,7 @@ def train_causal_lm(
     total = per_epoch * recipe.epochs
     fingerprint = _run_fingerprint(texts, recipe)
 
-    model = build_model(recipe, tokenizer).to(device)
+    model = build_model(recipe, tokenizer)
     model.train()
     optimizer = make_optimizer(
         model,
@@ -282,6 +322,9 @@ def train_causal_lm(
         weight_decay=recipe.weight_decay,
         betas=(recipe.adam_beta1, recipe.adam_beta2),
     )
+    model, optimizer = accelerator.prepare(model, optimizer)
+    # Checkpoints, resumes and the saved directory use the bare model's names and forward.
+    bare = accelerator.unwrap_model(model)
 
     start_step, resumed_from = 0, None
     epoch_losses: list[float] = []
@@ -294,7 +337,7 @@ def train_causal_lm(
                 raise CheckpointMismatch(
                     f"checkpoint {latest} was made for other data or another recipe; use a fresh checkpoint_dir"
                 )
-            model.load_state_dict(state["model"])
+            bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             restore_rng_state(state["rng"])
             start_step = resumed_from = int(state["step"])
@@ -313,7 +356,7 @@ def train_causal_lm(
             "step": step,
             "fingerprint": fingerprint,
             "recipe": recipe.as_dict(),
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "model": {k: v.detach().cpu() for k, v in bare.state_dict().items()},
             "optimizer": optimizer.state_dict(),
             "rng": capture_rng_state(),
             "epoch_losses": list(epoch_losses),
@@ -341,8 +384,7 @@ def train_causal_lm(
             batch,
             lr=lr_at(step, total=total, recipe=recipe),
             max_grad_norm=recipe.max_grad_norm,
-            device=device,
-            dtype=dtype,
+            accelerator=accelerator,
         )
         if not math.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss} at step {step}; lower learning_rate")
@@ -369,7 +411,7 @@ def train_causal_lm(
         "torch": torch.__version__,
     }
     sha = save_model_dir(
-        model=model,
+        model=accelerator.unwrap_model(model, keep_fp32_wrapper=False),
         tokenizer=tokenizer,
         output_dir=out,
         recipe=recipe,
