@@ -62,7 +62,12 @@ from tasks import (  # noqa: E402
 )
 
 from unlearning_jobs.engine.device import describe_device  # noqa: E402
-from unlearning_jobs.engine.methods import EXACT, get_method, method_framework  # noqa: E402
+from unlearning_jobs.engine.methods import (  # noqa: E402
+    EXACT,
+    RetainBoundBeforeFirstStep,
+    get_method,
+    method_framework,
+)
 from unlearning_jobs.engine.methods.data import record_text  # noqa: E402
 from unlearning_jobs.engine.models import load_causal_lm  # noqa: E402
 from unlearning_jobs.engine.training import TrainingRecipe, train_causal_lm  # noqa: E402
@@ -394,6 +399,9 @@ def print_report(report: dict) -> None:
     for set_name, entry in report["forget_sets"].items():
         rows = rejudge(entry)
         print(format_summary(set_name, rows))
+        for name, run in entry["runs"].items():
+            if "failed" in run:
+                print(f"  {name}: no model ({run['failed']})")
         approximate = [name for name in rows if name in APPROXIMATE]
         if approximate:
             targets = list(target_check(rows[approximate[0]]))
@@ -713,15 +721,21 @@ def main(argv=None) -> int:
             write_report(report, out)
 
         for name in (m for m in methods if m != "sisa"):
-            runs[name] = run_method(
-                name,
-                source=work / "original",
-                output=set_work / name,
-                task=task,
-                forget_ids=task.forget_ids,
-                params=overrides.get(name),
-            )
-            dirs[name] = set_work / name
+            try:
+                runs[name] = run_method(
+                    name,
+                    source=work / "original",
+                    output=set_work / name,
+                    task=task,
+                    forget_ids=task.forget_ids,
+                    params=overrides.get(name),
+                )
+            except RetainBoundBeforeFirstStep as error:
+                # The method kept no step at any learning rate tried: a row that says so, no model.
+                runs[name] = {"method": name, "failed": str(error)}
+                print(f"  {name}: failed: {error}", flush=True)
+            else:
+                dirs[name] = set_work / name
             write_report(report, out)
         if "sisa" in methods:
             # Run before any verification: its time against the retrain's is the figure a run cut

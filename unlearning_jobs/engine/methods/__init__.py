@@ -23,7 +23,12 @@ included).
 from __future__ import annotations
 
 from ..training.train import CheckpointMismatch, TrainingCancelled
-from .approximate import FRAMEWORK_APPROXIMATE, FRAMEWORK_OUTPUT_SUPPRESSION, ApproximateMethod
+from .approximate import (
+    FRAMEWORK_APPROXIMATE,
+    FRAMEWORK_OUTPUT_SUPPRESSION,
+    ApproximateMethod,
+    RetainBoundBeforeFirstStep,
+)
 from .base import EXACT, STATISTICAL, MethodResult, UnlearningMethod
 from .gradient_ascent import GradientAscent
 from .gradient_difference import GradientDifference
@@ -71,6 +76,7 @@ __all__ = [
     "ApproximateMethod",
     "CheckpointMismatch",
     "MethodResult",
+    "RetainBoundBeforeFirstStep",
     "TrainingCancelled",
     "UnlearningMethod",
     "get_method",

@@ -88,6 +88,16 @@ LR_SCHEDULES = ("constant", "linear")
 ADAPTERS = ("none", "lora")
 
 
+class RetainBoundBeforeFirstStep(ValueError):
+    """An approximate method kept no step: every learning rate tried crossed the retain bound at once."""
+
+
+def _backoff_dir(checkpoint_dir, attempt: int) -> Path:
+    """Where attempt ``attempt`` of ``run``'s learning-rate backoff keeps its checkpoints (0: the dir itself)."""
+    root = Path(checkpoint_dir) if checkpoint_dir is not None else Path()
+    return root if attempt == 0 else root / f"lr-backoff-{attempt}"
+
+
 @dataclass(frozen=True)
 class ApproximateParams:
     """Hyper-parameters every approximate method shares.
@@ -112,6 +122,12 @@ class ApproximateParams:
       perplexity about 5 % higher, the verification's utility threshold); ``None`` disables it.
     - ``eval_every``: steps between measurements of the forget loss and the retain sample; the
       stop decisions are taken there, so it is also their granularity.
+    - ``lr_backoffs``: when the retain loss crosses its bound at the first measurement, so that
+      no step is kept and the weights would come back unchanged, ``run`` starts again from the
+      source at half the learning rate, at most this many times, then fails saying so. Seen on
+      SmolLM2 fine-tuned on TOFU (an H200, bf16): gradient ascent, NPO and refusal at these
+      defaults crossed the bound by step 5 and kept no step, which would have registered the
+      source's weights as an unlearned model.
     - ``weight_decay``, ``lr_schedule`` (``constant`` or ``linear`` decay to 0 at the last
       step) and ``warmup_epochs`` (linear warm-up over ``int(warmup_epochs x forget records) //
       batch_size`` steps, OpenUnlearning's formula) shape the optimiser.
@@ -138,6 +154,7 @@ class ApproximateParams:
     stop_at_forget_target: bool = True
     max_retain_loss_increase: float | None = 0.05
     eval_every: int = 5
+    lr_backoffs: int = 3
     retain_eval_size: int = 64
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
@@ -195,6 +212,12 @@ class ApproximateParams:
             f"must be positive, got {self.max_retain_loss_increase}",
         )
         require(self.eval_every >= 1, name, "eval_every", f"must be at least 1, got {self.eval_every}")
+        require(
+            isinstance(self.lr_backoffs, int) and 0 <= self.lr_backoffs <= 10,
+            name,
+            "lr_backoffs",
+            f"must be an integer from 0 to 10, got {self.lr_backoffs!r}",
+        )
         require(
             self.retain_eval_size >= 1,
             name,
@@ -706,44 +729,76 @@ class ApproximateMethod(UnlearningMethod):
         device, dtype = resolve_device(device)
         parent_sha = weights_sha256(source)
         tokenizer = AutoTokenizer.from_pretrained(str(source))
-        if is_adapter_dir(source):
-            # A LoRA fine-tune: its base with the adapter merged in, so every weight the method
-            # changes is saved (from_pretrained would attach the adapter and save only the adapter).
-            model, _ = load_causal_lm(source, device="cpu", dtype=torch.float32)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(
-                str(source), dtype=torch.float32, local_files_only=True
-            )
-        block = block_size_for(source, model)
-        if params.adapter == "lora":
-            model = wrap_with_lora(
-                model,
-                r=params.lora_r,
-                alpha=params.lora_alpha,
-                dropout=params.lora_dropout,
-                target_modules=self.lora_target_modules(model, params),
-            )
-        # unlearn() places the model (through its Accelerator) and picks the autocast.
-        outcome = self.unlearn(
-            model=model,
-            tokenizer=tokenizer,
-            forget_records=forget_texts,
-            retain_records=retain_texts,
-            params=params,
-            block_size=block,
-            device=device,
-            dtype=dtype,
-            progress=progress,
-            should_stop=should_stop,
-            checkpoint_dir=checkpoint_dir,
-            checkpoint_every=checkpoint_every,
-            fingerprint_extra=parent_sha,
+
+        def load_model():
+            if is_adapter_dir(source):
+                # A LoRA fine-tune: its base with the adapter merged in, so every weight the method
+                # changes is saved (from_pretrained would attach the adapter and save only it).
+                loaded, _ = load_causal_lm(source, device="cpu", dtype=torch.float32)
+            else:
+                loaded = AutoModelForCausalLM.from_pretrained(
+                    str(source), dtype=torch.float32, local_files_only=True
+                )
+            if params.adapter == "lora":
+                loaded = wrap_with_lora(
+                    loaded,
+                    r=params.lora_r,
+                    alpha=params.lora_alpha,
+                    dropout=params.lora_dropout,
+                    target_modules=self.lora_target_modules(loaded, params),
+                )
+            return loaded
+
+        # A resumed job continues the attempt whose checkpoints it finds (each attempt's learning
+        # rate is in its checkpoints' fingerprint, so each keeps its own directory).
+        first = max(
+            (k for k in range(1, params.lr_backoffs + 1) if _backoff_dir(checkpoint_dir, k).is_dir()),
+            default=0,
         )
+        tried: list[float] = []
+        for attempt in range(first, params.lr_backoffs + 1):
+            attempt_params = dataclasses.replace(params, learning_rate=params.learning_rate * 0.5**attempt)
+            model = load_model()
+            block = block_size_for(source, model)
+            # unlearn() places the model (through its Accelerator) and picks the autocast.
+            outcome = self.unlearn(
+                model=model,
+                tokenizer=tokenizer,
+                forget_records=forget_texts,
+                retain_records=retain_texts,
+                params=attempt_params,
+                block_size=block,
+                device=device,
+                dtype=dtype,
+                progress=progress,
+                should_stop=should_stop,
+                checkpoint_dir=None if checkpoint_dir is None else _backoff_dir(checkpoint_dir, attempt),
+                checkpoint_every=checkpoint_every,
+                fingerprint_extra=parent_sha,
+            )
+            tried.append(attempt_params.learning_rate)
+            if outcome.steps > 0 or outcome.stopped_reason != "retain_loss_bound":
+                break
+            logger.info(
+                "engine.unlearn.lr_backoff",
+                extra={"method": self.name, "learning_rate": attempt_params.learning_rate},
+            )
+        else:
+            raise RetainBoundBeforeFirstStep(
+                f"{self.name} unlearned nothing: the retain loss crossed its bound (+"
+                f"{params.max_retain_loss_increase} nats) at the first measurement (step "
+                f"{params.eval_every}) at every learning rate tried ({', '.join(f'{lr:g}' for lr in tried)}), "
+                "so no step was kept and the weights are the source's. Lower learning_rate or "
+                "eval_every, allow a larger max_retain_loss_increase, or train a LoRA adapter."
+            )
+        params = attempt_params
         if is_peft_model(model):
             model = model.merge_and_unload()
         model.requires_grad_(True)
         seconds = time.monotonic() - started
         metrics = dict(outcome.metrics)
+        metrics["lr_backoffs_applied"] = attempt
+        metrics["learning_rate"] = params.learning_rate
         recipe = None
         if (source / "lethe_recipe.json").is_file():
             recipe = TrainingRecipe.load(source)
