@@ -461,8 +461,8 @@ class ApproximateMethod(UnlearningMethod):
         total_steps = params.total_steps(len(forget_records))
         warmup = params.warmup_steps(len(forget_records))
         optimizer = torch.optim.AdamW(
-            trainable, lr=params.learning_rate, weight_decay=params.weight_decay, foreach=False
-        )
+            trainable, lr=params.learning_rate, weight_decay=params.weight_decay
+        )  # PyTorch's default, as make_optimizer: unchanged on the CPU, multi-tensor on CUDA
         # The scheduler drives the bare optimiser, whose param_groups the prepared one shares.
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
