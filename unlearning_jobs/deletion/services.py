@@ -37,6 +37,7 @@ from unlearning_jobs.jobs.records import (
     records_texts,
     retain_sample,
     source_training_pairs,
+    unlearning_records,
 )
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import (
@@ -336,6 +337,9 @@ def run_unlearn_job(context) -> Any:
     # A model fine-tuned on prompt/answer pairs is re-fine-tuned on the same pairs, split the same way.
     record_format = model_record_format(source.recipe)
     full_records = finetune_records(pairs, record_format=record_format) if record_format else pairs
+    if not exact_method:
+        forget_texts = unlearning_records(forget_texts, record_format=record_format)
+        retain_texts = unlearning_records(retain_texts, record_format=record_format)
     context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
     result = method.run(
         source_model_dir=source.path,

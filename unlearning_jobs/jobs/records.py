@@ -59,11 +59,26 @@ def finetune_records(pairs: Sequence[tuple[str, str]], *, record_format: str) ->
     """
     if record_format != "prompt_answer":
         return list(pairs)
-    records: list[tuple[str, object]] = []
-    for record_id, text in pairs:
-        prompt, _, answer = text.partition("\n")
-        records.append((record_id, {"prompt": prompt, "answer": answer}))
-    return records
+    return [(record_id, prompt_answer_record(text)) for record_id, text in pairs]
+
+
+def prompt_answer_record(text: str) -> dict[str, str]:
+    """Split a stored prompt/answer record (its two fields joined by a newline) back into the pair."""
+    prompt, _, answer = text.partition("\n")
+    return {"prompt": prompt, "answer": answer}
+
+
+def unlearning_records(texts: Sequence[str], *, record_format: str | None) -> list:
+    """Return the records an approximate method unlearns or keeps, in the form the model learnt them.
+
+    A model fine-tuned on prompt/answer pairs learnt each answer after its prompt, in the chat
+    template, with the loss on the answer only; unlearning the joined text instead would push
+    down a sequence the model never saw and leave the answer the prompt elicits. Pairs go to the
+    method as ``{"prompt", "answer"}`` so its loss is on the answer tokens, as the fine-tune's was.
+    """
+    if record_format != "prompt_answer":
+        return list(texts)
+    return [prompt_answer_record(text) for text in texts]
 
 
 def model_record_format(recipe: dict) -> str | None:

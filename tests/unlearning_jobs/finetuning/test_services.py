@@ -29,7 +29,7 @@ from tests.factories.jobs import (  # noqa: F401  (fixtures)
 from unlearning_jobs.decisions import services as decisions
 from unlearning_jobs.engine.importing import tree_sha256
 from unlearning_jobs.finetuning import services as finetuning
-from unlearning_jobs.jobs.records import finetune_records
+from unlearning_jobs.jobs.records import finetune_records, unlearning_records
 from unlearning_jobs.jobs.services import jobs_for_report
 from unlearning_jobs.models import JobKind, JobStatus, ModelKind, ModelVersion, UnlearningJob
 
@@ -146,6 +146,17 @@ def test_prompt_answer_records_are_split_at_their_first_newline():
         ("2", {"prompt": "No answer", "answer": ""}),
     ]
     assert finetune_records(pairs, record_format="text") == pairs
+
+
+def test_approximate_methods_unlearn_prompt_answer_records_as_pairs():
+    texts = ["Where does Ada live?\nIn Oslo.", "Plain line"]
+    # As the fine-tune learnt them: the answer after its prompt, so the method's loss is on the answer.
+    assert unlearning_records(texts, record_format="prompt_answer") == [
+        {"prompt": "Where does Ada live?", "answer": "In Oslo."},
+        {"prompt": "Plain line", "answer": ""},
+    ]
+    assert unlearning_records(texts, record_format="text") == texts
+    assert unlearning_records(texts, record_format=None) == texts
 
 
 def test_fine_tuning_refuses_an_adapter_as_base_and_prompt_answer_on_plain_text(client, base, tickets):
