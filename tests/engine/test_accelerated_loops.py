@@ -1,6 +1,6 @@
-"""The from-scratch trainer and the approximate methods run through ``accelerate.Accelerator``.
+"""From-scratch training, SISA shard training and the approximate methods use ``accelerate.Accelerator``.
 
-Both are single-process loops: started as one of several processes they must refuse, not train
+All are single-process loops: started as one of several processes they must refuse, not train
 N copies that write the same checkpoints and output. And because a worker process runs one job
 after another, the process-wide accelerate state must follow each job's device and precision.
 """
@@ -54,10 +54,57 @@ with open(os.path.join(spec["out"], "outcome-" + rank + ".json"), "w") as handle
 """
 
 
+#: Run in every process of ``accelerate launch``: try SISA training, record what happened.
+SISA_CHILD = """
+import json, os, sys
+spec = json.loads(open(sys.argv[1]).read())
+from unlearning_jobs.engine.training import TrainingRecipe
+from unlearning_jobs.engine.training.sisa import train_sisa
+
+rank = os.environ["RANK"]
+try:
+    train_sisa(
+        records=spec["records"], recipe=TrainingRecipe(**spec["recipe"]), shards=2, slices=2,
+        output_dir=os.path.join(spec["out"], "sisa-" + rank),
+        checkpoint_dir=os.path.join(spec["out"], "ckpt-" + rank), device="cpu",
+    )
+    outcome = "ran"
+except ValueError as error:
+    outcome = str(error)
+with open(os.path.join(spec["out"], "outcome-" + rank + ".json"), "w") as handle:
+    json.dump({"sisa": outcome}, handle)
+"""
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _launch_two_cpu_processes(child: Path, spec: Path) -> None:
+    """Run ``child spec`` as 2 processes under ``accelerate launch`` (gloo on the CPU)."""
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",  # with device="cpu" each child's Accelerator(cpu=True) uses gloo
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(child),
+        str(spec),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.slow
@@ -82,33 +129,32 @@ def test_under_two_processes_training_and_unlearning_refuse_and_write_no_model(
     )
     child = tmp_path / "child.py"
     child.write_text(CHILD)
-    command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",  # with device="cpu" each child's Accelerator(cpu=True) uses gloo
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
-        str(child),
-        str(spec),
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-3000:]
+    _launch_two_cpu_processes(child, spec)
     for rank in ("0", "1"):
         outcome = json.loads((out / f"outcome-{rank}.json").read_text())
         assert "train_causal_lm runs in one process" in outcome["train"]
         assert "one of 2" in outcome["train"]
         assert "npo runs in one process" in outcome["npo"]
         assert "one of 2" in outcome["npo"]
+    assert sorted(p.name for p in out.iterdir()) == ["outcome-0.json", "outcome-1.json"]
+
+
+@pytest.mark.slow
+def test_under_two_processes_sisa_training_refuses_before_writing_anything(tiny_recipe, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps({"records": make_records(16), "recipe": tiny_recipe.as_dict(), "out": str(out)})
+    )
+    child = tmp_path / "child.py"
+    child.write_text(SISA_CHILD)
+    _launch_two_cpu_processes(child, spec)
+    for rank in ("0", "1"):
+        outcome = json.loads((out / f"outcome-{rank}.json").read_text())
+        assert "SISA shard training runs in one process" in outcome["sisa"]
+        assert "one of 2" in outcome["sisa"]
+    # No shard, tokenizer or work directory: neither the output nor the checkpoint directory exists.
     assert sorted(p.name for p in out.iterdir()) == ["outcome-0.json", "outcome-1.json"]
 
 

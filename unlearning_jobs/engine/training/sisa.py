@@ -26,6 +26,12 @@ Directory layout::
 The tokenizer is trained once on all records and is not retrained when shards are: its
 vocabulary may still hold merges learnt from deleted records. ``retrain`` with
 ``retrain_tokenizer`` removes that too, at full cost.
+
+Device placement, bf16 autocast, backward and clipping go through ``accelerate.Accelerator``
+(``device.make_accelerator``), as in :func:`~.train.train_causal_lm`; on the CPU in fp32 it adds
+no arithmetic, so the shards are the ones the earlier hand-written loop produced. One process
+only: every process of an ``accelerate launch`` would train every shard and write the same work
+and output directories, so training and SISA unlearning refuse to run under several processes.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from ..checkpoints import (
     save_state,
     weights_sha256,
 )
-from ..device import resolve_device
+from ..device import make_accelerator, resolve_device
 from .data import (
     collate,
     encode_texts,
@@ -353,8 +359,7 @@ class _SisaBuild:
         recipe: TrainingRecipe,
         tokenizer,
         epochs_per_slice: int,
-        device,
-        dtype,
+        accelerator,
         progress: ProgressCallback | None,
         should_stop: StopCallback | None,
     ) -> None:
@@ -365,7 +370,7 @@ class _SisaBuild:
         self.tokenizer = tokenizer
         self.tokenizer_digest = _tokenizer_digest(tokenizer)
         self.epochs_per_slice = epochs_per_slice
-        self.device, self.dtype = device, dtype
+        self.accelerator = accelerator
         self.progress, self.should_stop = progress, should_stop
         self.pad_id = pad_token_id(tokenizer)
         self.done_steps, self.total_steps = 0, 0
@@ -442,10 +447,10 @@ class _SisaBuild:
     def train_shard(self, shard: int, start_stage: int) -> None:
         import torch
 
-        recipe = self.recipe
+        acc, recipe = self.accelerator, self.recipe
         shard_dir = self.work_dir / shard_dir_name(shard)
         shard_dir.mkdir(parents=True, exist_ok=True)
-        model = build_model(recipe, self.tokenizer, seed=mix_seed(recipe.seed, shard)).to(self.device)
+        model = build_model(recipe, self.tokenizer, seed=mix_seed(recipe.seed, shard))
         model.train()
         optimizer = make_optimizer(
             model,
@@ -453,10 +458,13 @@ class _SisaBuild:
             weight_decay=recipe.weight_decay,
             betas=(recipe.adam_beta1, recipe.adam_beta2),
         )
+        model, optimizer = acc.prepare(model, optimizer)
+        # Slice states and the shard directory use the bare model's names and forward.
+        bare = acc.unwrap_model(model)
         torch.manual_seed(mix_seed(recipe.seed, shard, 1))
         if start_stage > 0:
             state = load_state(slice_state_dir(shard_dir, start_stage - 1))
-            model.load_state_dict(state["model"])
+            bare.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             restore_rng_state(state["rng"])
         for stage in range(start_stage, self.layout.n_slices):
@@ -477,15 +485,14 @@ class _SisaBuild:
                 chunk = [
                     examples[i] for i in order[index * recipe.batch_size : (index + 1) * recipe.batch_size]
                 ]
-                batch = collate(chunk, pad_id=self.pad_id, device=self.device)
+                batch = collate(chunk, pad_id=self.pad_id, device=acc.device)
                 loss = optimizer_step(
                     model,
                     optimizer,
                     batch,
                     lr=lr_at(local, total=total, recipe=recipe),
                     max_grad_norm=recipe.max_grad_norm,
-                    device=self.device,
-                    dtype=self.dtype,
+                    accelerator=acc,
                 )
                 if loss != loss:
                     raise FloatingPointError(
@@ -502,17 +509,20 @@ class _SisaBuild:
                         "shard": shard,
                         "stage": stage,
                         "fingerprint": self.fingerprint(shard, stage),
-                        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                        "model": {k: v.detach().cpu() for k, v in bare.state_dict().items()},
                         "optimizer": optimizer.state_dict(),
                         "rng": capture_rng_state(),
                     },
                 )
-        model.save_pretrained(shard_dir, safe_serialization=True)
+        acc.unwrap_model(model, keep_fp32_wrapper=False).save_pretrained(shard_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(shard_dir)
         records = len(self.layout.shard_ids(shard, self.layout.n_slices - 1))
         tmp = shard_dir / f".{SHARD_FILE}.{uuid.uuid4().hex[:8]}"
         tmp.write_text(json.dumps({"shard": shard, "records": records}) + "\n", encoding="utf-8")
         os.replace(tmp, shard_dir / SHARD_FILE)
+        # The Accelerator keeps references to every prepared model; drop them before the next shard.
+        acc.free_memory()
+        del model, optimizer, bare
         logger.info(
             "engine.sisa.shard_trained", extra={"shard": shard, "from_stage": start_stage, "records": records}
         )
@@ -550,6 +560,25 @@ def write_manifest(
     tokenizer.save_pretrained(work_dir)
 
 
+def sisa_accelerator(device=None):
+    """Return the Accelerator SISA shard training runs on; ``ValueError`` under several processes.
+
+    ``device=None`` picks the best device here, with bf16 autocast on a GPU that supports it
+    (weights and optimiser state stay fp32), as for :func:`~.train.train_causal_lm`.
+    """
+    import torch
+
+    device, dtype = resolve_device(device)
+    accelerator = make_accelerator(device, bf16=dtype == torch.bfloat16)
+    if accelerator.num_processes > 1:
+        raise ValueError(
+            f"SISA shard training runs in one process; it was started as one of {accelerator.num_processes} "
+            "(every process would train every shard and write the same output): run it without "
+            "accelerate launch"
+        )
+    return accelerator
+
+
 def build_sisa(
     *,
     work_dir: Path,
@@ -565,14 +594,18 @@ def build_sisa(
     overwrite: bool,
     manifest_extra: Mapping[str, Any] | None = None,
     remove_work_dir: bool = True,
+    accelerator=None,
 ) -> SisaTrainResult:
     """Train what ``work_dir`` lacks, write the manifest, and move the result to ``output_dir``.
 
     Shared by :func:`train_sisa` (an empty work directory) and SISA unlearning (a work directory
     prepared with the untouched shards and the clean slice states of the affected ones).
+    ``accelerator`` is :func:`sisa_accelerator`'s for ``device`` unless given.
     """
     started = time.monotonic()
-    device, dtype = resolve_device(device)
+    if accelerator is None:
+        accelerator = sisa_accelerator(device)
+    device = accelerator.device
     build = _SisaBuild(
         work_dir=work_dir,
         layout=layout,
@@ -580,8 +613,7 @@ def build_sisa(
         recipe=recipe,
         tokenizer=tokenizer,
         epochs_per_slice=epochs_per_slice,
-        device=device,
-        dtype=dtype,
+        accelerator=accelerator,
         progress=progress,
         should_stop=should_stop,
     )
@@ -674,6 +706,8 @@ def train_sisa(
     tokenizer is trained on all the texts unless given. With ``checkpoint_dir`` a killed run
     resumes from the last finished stage of each shard; ``should_stop`` raises
     :class:`TrainingCancelled`. ``progress(step, total)`` counts optimiser steps over all shards.
+    Raises ``ValueError`` when started as one of several processes (``accelerate launch``), before
+    anything is written; see the module docstring.
     """
     pairs = normalise_records(records)
     if not pairs:
@@ -694,6 +728,7 @@ def train_sisa(
     out = Path(output_dir)
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
+    accelerator = sisa_accelerator(device)  # refuses several processes before anything is written
     work, resumable = prepare_work_dir(output_dir=out, checkpoint_dir=checkpoint_dir)
     try:
         if tokenizer is None:
@@ -710,6 +745,7 @@ def train_sisa(
             progress=progress,
             should_stop=should_stop,
             overwrite=overwrite,
+            accelerator=accelerator,
         )
     finally:
         if not resumable:

@@ -35,7 +35,6 @@ from ..checkpoints import (
 )
 from ..device import make_accelerator, resolve_device
 from .data import (
-    autocast_context,
     collate,
     encode_texts,
     epoch_order,
@@ -163,37 +162,18 @@ def lr_at(step: int, *, total: int, recipe: TrainingRecipe) -> float:
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-def optimizer_step(
-    model,
-    optimizer,
-    batch: dict,
-    *,
-    lr: float,
-    max_grad_norm: float,
-    device=None,
-    dtype=None,
-    accelerator=None,
-) -> float:
+def optimizer_step(model, optimizer, batch: dict, *, lr: float, max_grad_norm: float, accelerator) -> float:
     """Take one descent step on the batch's mean token loss and return that loss.
 
-    With ``accelerator`` (the model and optimiser prepared by it) autocast, backward and
-    clipping are its own; without, ``device`` and ``dtype`` choose the autocast, for the SISA
-    shard loop (``training/sisa.py``), which still places its tensors itself.
+    ``model`` and ``optimizer`` are prepared by ``accelerator``, whose autocast, backward and
+    clipping the step uses (from-scratch training and SISA shard training).
     """
-    import torch
-
     for group in optimizer.param_groups:
         group["lr"] = lr
-    if accelerator is not None:
-        with accelerator.autocast():
-            loss = mean_token_nll(model, batch)
-        accelerator.backward(loss)
-        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
-    else:
-        with autocast_context(device, dtype):
-            loss = mean_token_nll(model, batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    with accelerator.autocast():
+        loss = mean_token_nll(model, batch)
+    accelerator.backward(loss)
+    accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return float(loss.detach())
