@@ -415,6 +415,7 @@ def report_records_section(erasure_request: ErasureRequest) -> dict | None:
                     "spacy_model": f"{item['index_configuration']['spacy_model']} "
                     f"{item['index_configuration']['spacy_model_version']}",
                     "recognisers": item["index_configuration"]["recognisers"],
+                    "match_keys_outdated": bool(item["index_configuration"].get("match_keys_outdated")),
                     "searched_forms": {
                         kind: counts.get("forms", [])
                         for kind, counts in latest.identifier_counts.items()

@@ -50,7 +50,7 @@ from requests_app import services
 from requests_app.identifiers import pii_hasher
 from requests_app.models import ErasureRequest, RequestStatus, SubjectIdentifierHash
 from unlearning_jobs.engine.pii.entities import DIRECT_IDENTIFIERS, EntityType
-from unlearning_jobs.engine.pii.match_keys import SEARCHED_FORMS
+from unlearning_jobs.engine.pii.match_keys import MATCH_KEY_DERIVATION, SEARCHED_FORMS
 from unlearning_jobs.models import (
     CandidateStatus,
     Dataset,
@@ -149,11 +149,24 @@ def subject_digests(erasure_request: ErasureRequest) -> SubjectDigests:
     return digests
 
 
+def match_keys_derivation(configuration: dict | None) -> int | None:
+    """Return the match-key rules' generation an index was built with (None: built without keys).
+
+    Indexes built before the generation was recorded hold the first one's keys.
+    """
+    keys = ((configuration or {}).get("scan") or {}).get("match_keys")
+    return None if not keys else int(keys.get("derivation", 1))
+
+
 def _configuration_summary(configuration: dict | None) -> dict:
     configuration = configuration or {}
     canonical = json.dumps(configuration, sort_keys=True, separators=(",", ":"), default=str)
     model = configuration.get("spacy_model", {})
+    derivation = match_keys_derivation(configuration)
     return {
+        "match_keys_derivation": derivation,
+        # Indexed with earlier rules: the records' forms those rules missed have no key to match.
+        "match_keys_outdated": derivation is not None and derivation < MATCH_KEY_DERIVATION,
         "sha256": hashlib.sha256(canonical.encode("utf-8")).hexdigest(),
         "spacy_model": model.get("name"),
         "spacy_model_version": model.get("version"),

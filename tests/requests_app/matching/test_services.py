@@ -206,6 +206,30 @@ def test_a_stored_search_lists_versions_configuration_and_what_was_left_out(
     assert coverage.identifier_counts["PERSON"]["variants"] > 5
 
 
+def test_a_version_indexed_with_earlier_match_key_rules_is_named_by_the_search_and_the_report(
+    william_version, officer
+):
+    from requests_app.matching import review
+    from unlearning_jobs.engine.pii.match_keys import MATCH_KEY_DERIVATION
+
+    erasure_request = _verified(officer)
+    current = matching.locate_request(erasure_request=erasure_request, actor=officer)
+    summary = current.versions[0]["index_configuration"]
+    assert summary["match_keys_derivation"] == MATCH_KEY_DERIVATION
+    assert summary["match_keys_outdated"] is False
+
+    # An index built before the generation was recorded: its configuration has no "derivation".
+    configuration = william_version.index_configuration
+    del configuration["scan"]["match_keys"]["derivation"]
+    type(william_version).objects.filter(pk=william_version.pk).update(index_configuration=configuration)
+    older = matching.locate_request(erasure_request=erasure_request, actor=officer)
+    summary = older.versions[0]["index_configuration"]
+    assert summary["match_keys_derivation"] == 1 and summary["match_keys_outdated"] is True
+    assert older.candidate_counts["strong"] == current.candidate_counts["strong"]  # same keys found
+    coverage_rows = review.report_records_section(erasure_request)["search_coverage"]
+    assert [row["match_keys_outdated"] for row in coverage_rows] == [True]
+
+
 def test_searching_again_replaces_pending_candidates_and_keeps_decisions(william_version, officer):
     from requests_app.matching import review
 

@@ -39,8 +39,15 @@ import phonenumbers
 from .entities import EntityType
 from .normalise import _EXTRA_FOLDS, nickname_equivalents
 
-#: Version of the key construction; part of every hashed key, recorded with each index.
+#: Version of the key construction; part of every hashed key, recorded with each index. Change
+#: it only when a key string that was derived before would now mean something else.
 MATCH_KEY_VERSION = "k1"
+#: Generation of the record-side rules, recorded with each index. Raised when the rules find forms
+#: that an index built with the earlier ones holds no key for, so a search can say which data-set
+#: versions were indexed with fewer forms and should be indexed again. 2: Irish street words
+#: ("Sráid an Mhuilinn"), typed street keys, "write to them at jane.doe@…" read as jane.doe's
+#: address. Keys derived before keep their meaning, so ``MATCH_KEY_VERSION`` stays.
+MATCH_KEY_DERIVATION = 2
 RECOGNISER = "lethe-match-keys"
 
 #: What the search covers per kind, for the search coverage record and the report.

@@ -34,7 +34,13 @@ from typing import Any
 from .analyzer import AnalyzerSettings, analyzer_configuration, build_analyzer
 from .entities import PRESIDIO_TO_ENTITY, EntityType
 from .hashing import KeyedHasher
-from .match_keys import DEFAULT_ACCOUNT_PREFIXES, MATCH_KEY_VERSION, finding_count_label, record_match_keys
+from .match_keys import (
+    DEFAULT_ACCOUNT_PREFIXES,
+    MATCH_KEY_DERIVATION,
+    MATCH_KEY_VERSION,
+    finding_count_label,
+    record_match_keys,
+)
 from .match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
 from .ner import ner_components, pipe_entities, use_numpy_gemm
 from .normalise import (
@@ -167,6 +173,7 @@ def scan_configuration(settings: ScanSettings | None = None) -> dict:
         "match_keys": (
             {
                 "version": MATCH_KEY_VERSION,
+                "derivation": MATCH_KEY_DERIVATION,
                 "recogniser": MATCH_KEY_RECOGNISER,
                 "hash": f"HMAC-SHA256 of '<ENTITY_TYPE>:{MATCH_KEY_VERSION}:<key>'",
                 "account_prefixes": settings.account_prefix_table() or DEFAULT_ACCOUNT_PREFIXES,
