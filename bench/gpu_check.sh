@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issues 15 and 16 on a GPU, as one script: the gpu-marked engine tests, then the SmolLM2 TOFU
-# bench (LoRA fine-tune; re-fine-tune, SISA over 4 adapters and every approximate method, each
-# verified with the robustness attacks) in bf16 on CUDA, then the memory table. Each stage prints
+# bench (LoRA fine-tune; re-fine-tune, SISA over 4 adapters of 4 checkpointed slices each, and
+# every approximate method, each verified with the robustness attacks) in bf16 on CUDA, then the
+# memory table. (The first H200 run, docs/performance.md "On a GPU", used 1 slice per adapter.) Each stage prints
 # its wall time; the bench prints tokens/s and peak GPU memory per method and writes its JSON.
 #
 #   bench/gpu_check.sh                 # every stage
@@ -66,7 +67,7 @@ for s in $STAGES; do
     bench)
       stage bench "$PY" bench/unlearning.py --tofu "$TOFU_DIR" --tofu-forget forget10 \
         --tofu-authors "$TOFU_AUTHORS" --finetune-base smollm2 --bf16 --threads 8 \
-        --shards 4 --slices 1 --params "$BENCH_PARAMS" --out "$OUT_DIR/unlearning_tofu_finetuned.json"
+        --shards 4 --slices 4 --params "$BENCH_PARAMS" --out "$OUT_DIR/unlearning_tofu_finetuned.json"
       ;;
     memory)
       stage memory "$PY" bench/memory.py --no-measure --json "$OUT_DIR/memory.json"
