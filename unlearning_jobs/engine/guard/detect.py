@@ -253,6 +253,23 @@ def _foreign_phone(run: str) -> bool:
     return (lead in "+0" and digits >= 9) or (digits >= 9 and len(run.split()) >= 3)
 
 
+def _initial_opens_a_name(words: "_Words", index: int, usable: list[bool]) -> bool:
+    """Return whether the word at ``index``, one capital letter alone, is followed after a plain
+    space (no full stop) by a capitalised name word: then it is a particle ("Ó Dálaigh") or a
+    middle initial ("Jane D Smith") of a longer name, not the initial of a family name ending
+    the name. A particle written as a word ("Maarten 't Hart") is not a capital letter alone."""
+    following = index + 1
+    letter = words.tokens[index][2]
+    return (
+        len(letter) == 1
+        and letter.isupper()
+        and following < words.count
+        and words.kinds[index][3]
+        and usable[following]
+        and _capitalised(words.tokens[following][2])
+    )
+
+
 def _capitalised(token: str) -> bool:
     return token[:1].isupper() and token[:1].isalpha()
 
@@ -768,7 +785,13 @@ class Detector:
                     if not kinds[end][0] or not usable[end + 1]:
                         break
                     end += 1
-                if person is not None and size > 1:
+                # "SAMANTHA Ó DÁLAIGH", "Jane D Smith": a last letter that opens the next name
+                # word (a particle, a middle initial) is not a family name's initial.
+                if (
+                    person is not None
+                    and size > 1
+                    and not (initial[end] and _initial_opens_a_name(words, end, usable))
+                ):
                     if any(initial[i : end + 1]):
                         key = " ".join(folded[i : end + 1])
                     elif size == 2:

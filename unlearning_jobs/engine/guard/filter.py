@@ -247,17 +247,18 @@ class Guard:
         """Drop address matches that the place after them contradicts.
 
         A match on a street and house number alone ("115 Main Street") stands for a subject
-        only if the town, postcode or region written after it (if any) is one of the words that
-        follow the street in the subject's address: "115 Main Street, Galway" is another house
-        than the subject's "115 Main Street, Cork".
+        only if every place word written after it (if any: the town, a postcode's letters, a
+        region) is one of the words that follow the street in the subject's address: "115 Main
+        Street, Galway" is another house than the subject's "115 Main Street, Cork", and "65
+        O'Connell Street, Dublin 2 D02 KPVT" another than "65 O'Connell Street, Dublin 8 D08 WWFY".
         """
         kept = []
         for d, refs in direct:
             if d.entity_type is EntityType.ADDRESS:
                 towns = self._detector.town_hashes(text, d.end)
                 if towns is not None:
-                    present = {ref for value_hash in towns for ref in self._table.get(value_hash, ())}
-                    refs = tuple(ref for ref in refs if ref in present)
+                    place_refs = [frozenset(self._table.get(value_hash, ())) for value_hash in towns]
+                    refs = tuple(ref for ref in refs if all(ref in held for held in place_refs))
                     if not refs:
                         continue
             kept.append((d, refs))
