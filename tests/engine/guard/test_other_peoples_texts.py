@@ -45,3 +45,25 @@ def test_a_street_whose_place_words_are_not_all_the_subjects_is_another_house():
     )
     assert "ER-53" in guard.check_output("Registered address — 65 O'Connell Street, Dublin 8.").subjects
     assert "ER-53" in guard.check_output("Registered address — 65 O'Connell St, Dublin, Ireland.").subjects
+
+
+def test_a_street_ending_in_its_type_before_a_comma_and_number_is_someone_elses_address():
+    # "GRAN VÍA, 7": the street type ends the street's name; the number after the comma is a
+    # house number, so the text carries another person's address and the namesake is spared.
+    guard = _guard(
+        **{
+            "ER-54": {
+                "names": ["Jesús García Márquez"],
+                "addresses": ["Avenida de América, 99, 14032 Córdoba, España"],
+            }
+        }
+    )
+    other = (
+        "J. García Márquez is listed as the primary contact. They live at GRAN VÍA, 7, 11006 CÁDIZ, SPAIN."
+    )
+    assert guard.check_output(other).action == "allow"
+    own = "J. García Márquez is listed as the primary contact. They live at AVENIDA DE AMÉRICA, 99, 14032 CÓRDOBA."
+    assert "ER-54" in guard.check_output(own).subjects
+    assert "ER-54" in guard.check_output("J. García Márquez is listed as the primary contact.").subjects
+    # A year after a street and a comma is no house number: the name still stands.
+    assert "ER-54" in guard.check_output("J. García Márquez, Shop Street, 2019 was the year.").subjects

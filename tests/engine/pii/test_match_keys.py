@@ -244,3 +244,5 @@ def test_house_number_address_spans_need_a_house_number_beside_its_street():
 
     text = "Ship to Calle Mayor, 32. Also Shop Street, Dublin 2, and the account from 2019 (van Dijk)."
     assert [text[start:end] for start, end in house_number_address_spans(text)] == ["Calle Mayor, 32"]
+    text = "They live at GRAN VÍA, 7, 11006 CÁDIZ. Shop Street, 2019 was the year."
+    assert [text[start:end] for start, end in house_number_address_spans(text)] == ["GRAN VÍA, 7"]

@@ -257,7 +257,11 @@ class Guard:
             if d.entity_type is EntityType.ADDRESS:
                 towns = self._detector.town_hashes(text, d.end)
                 if towns is not None:
-                    place_refs = [frozenset(self._table.get(value_hash, ())) for value_hash in towns]
+                    # A town's rule may be shared by thousands of subjects: its frozenset, built once.
+                    place_refs = [
+                        self._shared.get(value_hash) or self._table.get(value_hash, ())
+                        for value_hash in towns
+                    ]
                     refs = tuple(ref for ref in refs if all(ref in held for held in place_refs))
                     if not refs:
                         continue

@@ -594,7 +594,8 @@ def house_number_address_spans(text: str) -> list[tuple[int, int]]:
     """Return the spans where a house number stands beside its street, as postal addresses are
     laid out: the number before a street type at most three words on ("12 Mill Road", "49 all.
     des Châtaigniers"), right after a compound street ("Goethestraße 3"), or after a street type
-    that opens its street ("Calle Mayor, 32", "Piazza San Martino 17"). Narrower than
+    that opens its street ("Calle Mayor, 32", "Piazza San Martino 17"), or after a comma that
+    follows a street ending in its type ("Gran Vía, 7"). Narrower than
     ``address_keys``, which pairs any number with any word near a street type: "Shop Street,
     Dublin 2" holds no house number, nor "the account in 2019" beside "van Dijk"."""
     clean, removed = _undotted(text)
@@ -621,6 +622,16 @@ def house_number_address_spans(text: str) -> list[tuple[int, int]]:
                     opens = not j or not gap.isspace() or cores[j - 1][0] is None
                     if opens and j < i - 1:
                         first, last = j, i
+                    elif (
+                        j == i - 1
+                        and not opens
+                        and clean[tokens[j].end : tokens[i].start] == ", "
+                        and cores[j - 1][0] is not None
+                        and clean[tokens[i].end : tokens[i].end + 1] in ("", ",", ";", ".", "\n")
+                    ):
+                        # The street's name, then its type, a comma and the number that closes
+                        # the segment: "Gran Vía, 7, 11006 Cádiz" (not "Shop Street, 2019 was").
+                        first, last = j - 1, i
                     break
         if first is not None:
             spans.append(
