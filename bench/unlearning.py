@@ -31,10 +31,12 @@ fine-tuned on the question/answer pairs with its chat template (loss on the answ
 retrain re-fine-tunes from the same base without the forget records, SISA is S LoRA adapters
 with one author per group, and every text verification reads is the chat rendering the model
 was trained on. ``--tofu-authors N`` keeps N authors with the forget set's share forgotten
-(forget10: 4 of 40), the size this runs at on a CPU (``--tofu-authors 10``) or one GPU::
+(forget10: 2 of 20). SmolLM2 needs a GPU at that size (``bench/gpu_check.sh`` runs this on one;
+on these 2 CPU cores its verification alone takes minutes per model); a smoke run of the same
+path takes a minute with a tiny random Llama (``tests/engine/pretrained.make_base``) as base::
 
     .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu --tofu-forget forget10 \
-        --tofu-authors 40 --finetune-base smollm2 --bf16
+        --tofu-authors 20 --finetune-base smollm2 --bf16
 """
 
 from __future__ import annotations
