@@ -143,6 +143,25 @@ def make_accelerator(device=None, *, bf16: bool = False):
     return Accelerator(cpu=use_cpu, mixed_precision=mixed_precision)
 
 
+def single_process_accelerator(
+    device=None, *, bf16: bool, what: str, why: str, remedy: str = "run it without accelerate launch"
+):
+    """Return :func:`make_accelerator`'s Accelerator for a loop that must run in one process.
+
+    From-scratch training, SISA shard training and the approximate methods shard no data across
+    processes, so under ``accelerate launch`` every process would train the same copy and write
+    the same files. They refuse instead, with a ``ValueError`` that names the loop (``what``), the
+    reason (``why``) and what to do (``remedy``); fine-tuning is the loop that runs on several.
+    """
+    accelerator = make_accelerator(device, bf16=bf16)
+    if accelerator.num_processes > 1:
+        raise ValueError(
+            f"{what} runs in one process; it was started as one of {accelerator.num_processes} "
+            f"({why}): {remedy}"
+        )
+    return accelerator
+
+
 def _launched() -> bool:
     """Return whether this process is one of several started together (``accelerate launch``, torchrun)."""
     return os.environ.get("LOCAL_RANK") is not None or int(os.environ.get("WORLD_SIZE", "1")) > 1

@@ -52,7 +52,7 @@ from ..checkpoints import (
     save_checkpoint,
     weights_sha256,
 )
-from ..device import make_accelerator, resolve_device
+from ..device import resolve_device, single_process_accelerator
 from ..models import is_adapter_dir, load_causal_lm
 from ..training.data import epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
 from ..training.recipe import TrainingRecipe
@@ -445,13 +445,13 @@ class ApproximateMethod(UnlearningMethod):
         elif dtype is None:
             dtype = torch.float32
         device = torch.device(device)
-        accelerator = make_accelerator(device, bf16=device.type == "cuda" and dtype == torch.bfloat16)
-        if accelerator.num_processes > 1:
-            raise ValueError(
-                f"{self.name} runs in one process; it was started as one of {accelerator.num_processes} "
-                "(RMU's layer hooks and the reference read the bare model, and every process would "
-                "write the same checkpoints): run it without accelerate launch"
-            )
+        accelerator = single_process_accelerator(
+            device,
+            bf16=device.type == "cuda" and dtype == torch.bfloat16,
+            what=self.name,
+            why="RMU's layer hooks and the reference read the bare model, and every process would "
+            "write the same checkpoints",
+        )
         device = accelerator.device
 
         self.configure_trainable(model, params)

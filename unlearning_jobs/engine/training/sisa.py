@@ -57,7 +57,7 @@ from ..checkpoints import (
     save_state,
     weights_sha256,
 )
-from ..device import make_accelerator, resolve_device
+from ..device import resolve_device, single_process_accelerator
 from .data import (
     collate,
     encode_texts,
@@ -569,14 +569,12 @@ def sisa_accelerator(device=None):
     import torch
 
     device, dtype = resolve_device(device)
-    accelerator = make_accelerator(device, bf16=dtype == torch.bfloat16)
-    if accelerator.num_processes > 1:
-        raise ValueError(
-            f"SISA shard training runs in one process; it was started as one of {accelerator.num_processes} "
-            "(every process would train every shard and write the same output): run it without "
-            "accelerate launch"
-        )
-    return accelerator
+    return single_process_accelerator(
+        device,
+        bf16=dtype == torch.bfloat16,
+        what="SISA shard training",
+        why="every process would train every shard and write the same output",
+    )
 
 
 def build_sisa(

@@ -33,7 +33,7 @@ from ..checkpoints import (
     save_checkpoint,
     weights_sha256,
 )
-from ..device import make_accelerator, resolve_device
+from ..device import resolve_device, single_process_accelerator
 from .data import (
     collate,
     encode_texts,
@@ -281,13 +281,13 @@ def train_causal_lm(
         raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
 
     device, dtype = resolve_device(device)
-    accelerator = make_accelerator(device, bf16=dtype == torch.bfloat16)
-    if accelerator.num_processes > 1:
-        raise ValueError(
-            f"train_causal_lm runs in one process; it was started as one of {accelerator.num_processes} "
-            "(every process would train on all records and write the same output): run it without "
-            "accelerate launch, or fine-tune with num_processes instead"
-        )
+    accelerator = single_process_accelerator(
+        device,
+        bf16=dtype == torch.bfloat16,
+        what="train_causal_lm",
+        why="every process would train on all records and write the same output",
+        remedy="run it without accelerate launch, or fine-tune with num_processes instead",
+    )
     device = accelerator.device
     if tokenizer is None:
         tokenizer = _load_or_train_tokenizer(texts, recipe, checkpoint_dir)
