@@ -3,25 +3,17 @@ namesakes and near names it spares. Every case is a mechanism, not a sample of t
 
 import pytest
 
-from unlearning_jobs.engine.guard import Guard, RuleSet, rules_from_identifiers
+from unlearning_jobs.engine.guard import Guard
 from unlearning_jobs.engine.guard.rules import name_forms
 from unlearning_jobs.engine.guard.variants import keystroke_repairs
-from unlearning_jobs.engine.pii.hashing import KeyedHasher
 from unlearning_jobs.engine.pii.match_keys import email_keys
 
-HASHER = KeyedHasher(key=b"guard-forms-test-key-32-bytes-ok", key_id="t2")
-
-
-def _guard(**subjects) -> Guard:
-    rules = []
-    for ref, identifiers in subjects.items():
-        rules += rules_from_identifiers(hasher=HASHER, subject_ref=ref, default_region="GB", **identifiers)
-    return Guard(RuleSet(key_id="t2", version=1, rules=tuple(rules)), HASHER)
+from .builders import guard_for
 
 
 @pytest.fixture(scope="module")
 def guard() -> Guard:
-    return _guard(
+    return guard_for(
         **{
             "ER-1": {
                 "names": ["Harriet Harrington"],
@@ -116,7 +108,7 @@ def test_a_phones_last_digits_tell_a_namesake_from_the_subject(guard):
 
 @pytest.fixture(scope="module")
 def addresses() -> Guard:
-    return _guard(
+    return guard_for(
         **{
             "ER-10": {"addresses": ["Kalverstraat 17, 9792 KX Groningen, Netherlands"]},
             "ER-11": {"addresses": ["Calle San Vicente Mártir, 196, 15023 A Coruña, España"]},
@@ -166,7 +158,7 @@ def test_a_district_number_after_a_street_is_no_house_number(addresses):
 
 
 def test_a_street_alone_in_another_town_is_another_house():
-    guard = _guard(**{"ER-20": {"addresses": ["115 Main Street, Cork T12 HV24, Ireland"]}})
+    guard = guard_for(**{"ER-20": {"addresses": ["115 Main Street, Cork T12 HV24, Ireland"]}})
     assert guard.check_output("Delivered to 115 Main Street, Galway H91 D08N, Ireland.").action == "allow"
     assert "ER-20" in guard.check_output("Delivered to 115 Main Street, Cork, Ireland.").subjects
     # Nothing after the street, or prose after a comma: no town to contradict it.
@@ -176,7 +168,7 @@ def test_a_street_alone_in_another_town_is_another_house():
 
 @pytest.fixture(scope="module")
 def names() -> Guard:
-    return _guard(
+    return guard_for(
         **{
             "ER-30": {"names": ["Pieter van 't Hof"]},
             "ER-31": {"names": ["Francisco Muñoz Castillo"]},
@@ -212,13 +204,13 @@ def test_a_postcode_after_the_street_is_no_house_number():
 
     forms = address_forms("Vondelstraat 389, 9775 CL Groningen, The Netherlands")
     assert not any(form.startswith("9775") for form in forms)
-    guard = _guard(**{"ER-40": {"addresses": ["Vondelstraat 389, 9775 CL Groningen, The Netherlands"]}})
+    guard = guard_for(**{"ER-40": {"addresses": ["Vondelstraat 389, 9775 CL Groningen, The Netherlands"]}})
     assert guard.check_output("Vondelstraat 399, 9775 CL Groningen, The Netherlands").action == "allow"
     assert "ER-40" in guard.check_output("Vondelstraat 389, 9775 CL Groningen").subjects
 
 
 def test_a_known_name_is_not_repaired_towards_another(guard):
     # "Nicolas" is a name of its own: not "Nicholas" with a letter dropped.
-    nicholas = _guard(**{"ER-41": {"names": ["Nicholas Papadopoulos"]}})
+    nicholas = guard_for(**{"ER-41": {"names": ["Nicholas Papadopoulos"]}})
     assert nicholas.check_input("Dr Nicolas Papadopoulos is listed.").action == "allow"
     assert "ER-41" in nicholas.check_input("Dr Nicholas Papadopoulso is listed.").subjects

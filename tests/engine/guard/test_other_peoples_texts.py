@@ -1,23 +1,13 @@
 """Issue 16, third pass: other people's texts the guard acted on, each cause a mechanism (not a
 sample of the probe corpus), with the suppressed person's own text beside it still acted on."""
 
-from unlearning_jobs.engine.guard import Guard, RuleSet, rules_from_identifiers
-from unlearning_jobs.engine.pii.hashing import KeyedHasher
-
-HASHER = KeyedHasher(key=b"guard-others-test-key-32-bytes-o", key_id="t3")
-
-
-def _guard(**subjects) -> Guard:
-    rules = []
-    for ref, identifiers in subjects.items():
-        rules += rules_from_identifiers(hasher=HASHER, subject_ref=ref, default_region="GB", **identifiers)
-    return Guard(RuleSet(key_id="t3", version=1, rules=tuple(rules)), HASHER)
+from .builders import guard_for
 
 
 def test_a_capital_letter_before_a_family_name_is_not_the_subjects_initial():
     # "Samantha O." is Samantha O'Keefe; in "SAMANTHA Ó DÁLAIGH" the Ó opens another family
     # name, and in "Jane D Smith" the D is a middle initial.
-    guard = _guard(**{"ER-50": {"names": ["Samantha O'Keefe"]}, "ER-51": {"names": ["Jane Doe"]}})
+    guard = guard_for(**{"ER-50": {"names": ["Samantha O'Keefe"]}, "ER-51": {"names": ["Jane Doe"]}})
     assert guard.check_output("Sure. SAMANTHA Ó DÁLAIGH opened the account in 2019.").action == "allow"
     assert guard.check_output("Sure. Samantha O Dalaigh opened the account in 2019.").action == "allow"
     assert guard.check_input("Does Jane D Smith still live there?").action == "allow"
@@ -31,13 +21,13 @@ def test_a_capital_letter_before_a_family_name_is_not_the_subjects_initial():
 def test_a_particle_written_as_a_word_still_stands_for_the_subject():
     # "'t" is the subject's own particle, not a capital letter alone: the misspelt family name
     # after it does not stop "Maarten 't" from naming Maarten 't Hart.
-    guard = _guard(**{"ER-52": {"names": ["Maarten 't Hart"]}})
+    guard = guard_for(**{"ER-52": {"names": ["Maarten 't Hart"]}})
     assert "ER-52" in guard.check_input("Find the last order placed by Maarten 't Hrt.").subjects
 
 
 def test_a_street_whose_place_words_are_not_all_the_subjects_is_another_house():
     # "Dublin 2 D02 KPVT": the town is the subject's, the postcode's letters are not.
-    guard = _guard(**{"ER-53": {"addresses": ["65 O'Connell Street, Dublin 8 D08 WWFY, Ireland"]}})
+    guard = guard_for(**{"ER-53": {"addresses": ["65 O'Connell Street, Dublin 8 D08 WWFY, Ireland"]}})
     other = "Registered address — 65 O'CONNELL STREET, DUBLIN 2 D02 KPVT, IRELAND."
     assert guard.check_output(other).action == "allow"
     assert (
@@ -50,7 +40,7 @@ def test_a_street_whose_place_words_are_not_all_the_subjects_is_another_house():
 def test_a_street_ending_in_its_type_before_a_comma_and_number_is_someone_elses_address():
     # "GRAN VÍA, 7": the street type ends the street's name; the number after the comma is a
     # house number, so the text carries another person's address and the namesake is spared.
-    guard = _guard(
+    guard = guard_for(
         **{
             "ER-54": {
                 "names": ["Jesús García Márquez"],
