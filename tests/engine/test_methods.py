@@ -196,6 +196,36 @@ def test_a_run_that_would_keep_no_step_halves_its_learning_rate_and_starts_again
     assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]
 
 
+def test_backoff_attempts_keep_their_checkpoints_apart_and_nothing_outside_them_counts(
+    trained_model, tmp_path, forget_texts, retain_texts, monkeypatch
+):
+    # A folder named like an attempt's, in the working directory, is not a checkpoint directory.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lr-backoff-4").mkdir()
+    without = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "a",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
+    )
+    assert without.metrics["lr_backoffs_applied"] == 3
+    checkpoints = tmp_path / "checkpoints"
+    with_checkpoints = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "b",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
+        checkpoint_dir=checkpoints,
+        checkpoint_every=1,
+    )
+    assert with_checkpoints.weights_sha256 == without.weights_sha256
+    assert (checkpoints / "lr-backoff-3").is_dir()  # the attempt that kept steps checkpointed there
+
+
 def test_a_run_that_keeps_no_step_at_any_learning_rate_fails_and_writes_nothing(
     trained_model, tmp_path, forget_texts, retain_texts
 ):

@@ -92,9 +92,14 @@ class RetainBoundBeforeFirstStep(ValueError):
     """An approximate method kept no step: every learning rate tried crossed the retain bound at once."""
 
 
-def _backoff_dir(checkpoint_dir, attempt: int) -> Path:
-    """Where attempt ``attempt`` of ``run``'s learning-rate backoff keeps its checkpoints (0: the dir itself)."""
-    root = Path(checkpoint_dir) if checkpoint_dir is not None else Path()
+def _backoff_dir(checkpoint_dir, attempt: int) -> Path | None:
+    """Where attempt ``attempt`` of ``run``'s learning-rate backoff keeps its checkpoints (0: the dir itself).
+
+    None without a checkpoint directory: such a run keeps no checkpoints and resumes nothing.
+    """
+    if checkpoint_dir is None:
+        return None
+    root = Path(checkpoint_dir)
     return root if attempt == 0 else root / f"lr-backoff-{attempt}"
 
 
@@ -752,7 +757,11 @@ class ApproximateMethod(UnlearningMethod):
         # A resumed job continues the attempt whose checkpoints it finds (each attempt's learning
         # rate is in its checkpoints' fingerprint, so each keeps its own directory).
         first = max(
-            (k for k in range(1, params.lr_backoffs + 1) if _backoff_dir(checkpoint_dir, k).is_dir()),
+            (
+                k
+                for k in range(1, params.lr_backoffs + 1)
+                if checkpoint_dir is not None and _backoff_dir(checkpoint_dir, k).is_dir()
+            ),
             default=0,
         )
         tried: list[float] = []
@@ -772,7 +781,7 @@ class ApproximateMethod(UnlearningMethod):
                 dtype=dtype,
                 progress=progress,
                 should_stop=should_stop,
-                checkpoint_dir=None if checkpoint_dir is None else _backoff_dir(checkpoint_dir, attempt),
+                checkpoint_dir=_backoff_dir(checkpoint_dir, attempt),
                 checkpoint_every=checkpoint_every,
                 fingerprint_extra=parent_sha,
             )
