@@ -303,6 +303,7 @@ class ErasureRequestDetailView(PermissionPageMixin, DetailView):
             identifiers_purged=masked is None,
             revealed=revealed is not None,
             hash_counts=selectors.erasure_request_identifier_hash_counts(erasure_request=erasure_request),
+            name_only=selectors.erasure_request_identified_by_name_only(erasure_request=erasure_request),
             overlapping=selectors.erasure_request_overlapping(erasure_request=erasure_request),
             timeline=selectors.erasure_request_timeline(erasure_request=erasure_request).select_related(
                 "actor"

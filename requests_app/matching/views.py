@@ -22,6 +22,7 @@ from compliance.access import PermissionPageMixin
 from requests_app.matching import review
 from requests_app.matching import services as matching
 from requests_app.models import ErasureRequest, RequestStatus
+from requests_app.selectors import erasure_request_identified_by_name_only
 from requests_app.services import TransitionNotAllowed, transition_refusal
 from unlearning_jobs.datasets.storage import dataset_records_texts
 from unlearning_jobs.engine.pii.match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
@@ -180,6 +181,7 @@ class ReviewView(PermissionPageMixin, DetailView):
             confirm_above_form=ConfirmAboveForm(),
             nothing_found_form=NothingFoundForm(),
             approve_form=NoteForm(prefix="approve"),
+            name_only=erasure_request_identified_by_name_only(erasure_request=erasure_request),
         )
         return context
 

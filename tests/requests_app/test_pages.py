@@ -245,3 +245,17 @@ def test_duplicate_is_flagged_on_the_list_and_the_detail(client, officer, make_r
     assert f"duplicate of {first.reference}" in client.get(reverse("requests_app:home")).content.decode()
     detail = client.get(second.get_absolute_url()).content.decode()
     assert "possible duplicate" in detail and first.get_absolute_url() in detail
+
+
+def test_a_request_identified_by_name_only_asks_for_one_more_identifier(client, officer, make_request):
+    name_only = make_request(subject=SubjectIdentifiers(names=("Maria Lopez",)))
+    with_email = make_request(
+        subject=SubjectIdentifiers(names=("Ana Ruiz",), emails=("ana.ruiz@example.org",))
+    )
+    email_only = make_request(subject=SubjectIdentifiers(emails=("solo@example.org",)))
+    client.force_login(officer)
+    assert 'id="name-only"' in client.get(name_only.get_absolute_url()).content.decode()
+    assert 'id="name-only"' not in client.get(with_email.get_absolute_url()).content.decode()
+    assert 'id="name-only"' not in client.get(email_only.get_absolute_url()).content.decode()
+    review_page = client.get(reverse("review:detail", kwargs={"pk": name_only.pk})).content.decode()
+    assert 'id="name-only"' in review_page and "Art. 12(6)" in review_page
