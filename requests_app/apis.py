@@ -113,6 +113,9 @@ class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
         help_text="Masked; null once purged. Clear values only through reveal-identifiers."
     )
     identifiers_purged_at = serializers.DateTimeField(allow_null=True)
+    identified_by_name_only = serializers.SerializerMethodField(
+        help_text="True when names are the only identifiers: namesakes cannot be told apart; ask for one more."
+    )
     extension = serializers.SerializerMethodField()
     identity_verification = serializers.SerializerMethodField()
     rejection = serializers.SerializerMethodField()
@@ -131,6 +134,9 @@ class ErasureRequestDetailSerializer(ErasureRequestSummarySerializer):
 
     def get_identifiers(self, obj) -> dict | None:
         return selectors.erasure_request_identifiers_masked(erasure_request=obj)
+
+    def get_identified_by_name_only(self, obj) -> bool:
+        return selectors.erasure_request_identified_by_name_only(erasure_request=obj)
 
     def get_extension(self, obj) -> dict | None:
         if not obj.is_extended:

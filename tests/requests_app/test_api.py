@@ -102,6 +102,11 @@ def test_officer_creates_a_request_and_reads_it_back_masked(api, officer):
     detail = client.get(f"/api/v1/requests/{created['id']}/").data
     assert detail["due_at"] == created["due_at"] and detail["identity_verification"] is None
     assert "maria" not in str(detail).lower().replace("m***", "")
+    assert detail["identified_by_name_only"] is False
+    name_only = client.post(
+        "/api/v1/requests/", {**BODY, "subject": {"names": ["Maria Garcia"]}}, format="json"
+    ).data
+    assert client.get(f"/api/v1/requests/{name_only['id']}/").data["identified_by_name_only"] is True
 
 
 def test_received_at_defaults_to_now_and_channel_to_api(api):
