@@ -183,6 +183,9 @@ def main() -> int:
         default="",
         help="JSON merged over APPROXIMATE_PARAMS for every approximate method",
     )
+    parser.add_argument(
+        "--slices", type=int, default=4, help="checkpointed slices per SISA adapter (1: none)"
+    )
     parser.add_argument("--bf16", action="store_true", help="mixed precision (CUDA only)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path)
@@ -236,11 +239,11 @@ def main() -> int:
             params=params,
             output_dir=work / "sisa",
             shards=preset["shards"],
-            slices=1,
+            slices=args.slices,
             groups=groups,
             device=args.device,
         )
-        rows["SISA fine-tune (S=%d)" % preset["shards"]] = {
+        rows["SISA fine-tune (S=%d, %d slices)" % (preset["shards"], args.slices)] = {
             "seconds": time.monotonic() - started,
             "steps": sisa.steps,
         }
@@ -254,7 +257,12 @@ def main() -> int:
         retrain = get_method("retrain").run(
             source_model_dir=work / "ft", output_dir=work / "retrain", **common
         )
-        rows["retrain"] = {"seconds": retrain.seconds, "steps": retrain.steps, "dir": work / "retrain"}
+        rows["retrain"] = {
+            "seconds": retrain.seconds,
+            "steps": retrain.steps,
+            "training_seconds": retrain.metrics.get("training_seconds"),
+            "dir": work / "retrain",
+        }
         unlearned = get_method("sisa").run(
             source_model_dir=work / "sisa", output_dir=work / "sisa-unlearned", **common
         )
@@ -262,6 +270,12 @@ def main() -> int:
             "seconds": unlearned.seconds,
             "steps": unlearned.steps,
             "shards_retrained": unlearned.metrics["shards_retrained"],
+            "training_seconds": unlearned.metrics["training_seconds"],
+            "steps_ratio": unlearned.metrics["steps_ratio"],
+            "shards_measured": [
+                unlearned.metrics["shards_measured_before"],
+                unlearned.metrics["shards_measured_after"],
+            ],
             "dir": work / "sisa-unlearned",
         }
         approximate_params = {
@@ -327,6 +341,13 @@ def main() -> int:
             f"{name:<22}{seconds:>9.1f}{ratio:>10.2f}{ev['extraction_rouge_l_recall']:>9.3f}{ev['forget_quality_p']:>8.3f}"
             f"{ev['forget_answer_loss']:>12.3f}{ev['utility_retain']:>9.3f}{ev['utility_heldout']:>10.3f}"
         )
+    sisa_row = rows["sisa"]
+    print(
+        f"sisa: {sisa_row['training_seconds']:.1f} s of its {sisa_row['seconds']:.1f} s training "
+        f"(retrain: {rows['retrain']['training_seconds']:.1f} of {retrain_seconds:.1f} s), steps ratio "
+        f"{sisa_row['steps_ratio']:.3f}, adapters retrained {sisa_row['shards_retrained']}, "
+        f"adapters measured before/after {sisa_row['shards_measured'][0]}/{sisa_row['shards_measured'][1]}"
+    )
     report = {
         "preset": preset_name,
         "items": len(records),

@@ -11,7 +11,9 @@ from transformers import AutoModelForCausalLM
 
 from unlearning_jobs.engine.checkpoints import file_sha256, weights_sha256
 from unlearning_jobs.engine.methods import get_method
+from unlearning_jobs.engine.methods.base import measure_model_dir, retain_eval_sample
 from unlearning_jobs.engine.methods.sisa import affected_shards
+from unlearning_jobs.engine.methods.sisa_losses import score_sisa_dir
 from unlearning_jobs.engine.models import SisaEnsemble, load_causal_lm
 from unlearning_jobs.engine.training import TrainingCancelled
 from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest, train_sisa
@@ -142,6 +144,44 @@ def test_unlearning_retrains_only_the_shard_that_held_the_records(sisa_model, la
     assert len(remaining) == len(records) - 2
     assert manifest["parent_weights_sha256"] == weights_sha256(sisa_model)
     assert result.weights_sha256 == weights_sha256(tmp_path / "out")
+    # Only the retrained shard was measured again; the losses are still the whole ensemble's.
+    assert (result.metrics["shards_measured_before"], result.metrics["shards_measured_after"]) == (SHARDS, 1)
+    retain_sample = retain_eval_sample(retain_texts)
+    measured = measure_model_dir(
+        tmp_path / "out", forget_texts=forget_texts, retain_texts=retain_sample, device="cpu", dtype=None
+    )
+    assert result.metrics["forget_loss_after"] == pytest.approx(measured["forget"], rel=1e-5)
+    assert result.metrics["retain_loss_after"] == pytest.approx(measured["retain"], rel=1e-5)
+    assert result.metrics["forget_loss_after"] != pytest.approx(
+        result.metrics["forget_loss_before"], rel=1e-3
+    )
+
+
+def test_shard_scores_give_the_loaded_ensembles_loss(sisa_model, records):
+    forget_texts = [t for _, t in records[:6]]
+    retain_texts = [t for _, t in records[6:30]]
+    scores = score_sisa_dir(
+        sisa_model, forget_texts=forget_texts, retain_texts=retain_texts, device="cpu", dtype=None
+    )
+    assert scores.shards_run == SHARDS
+    measured = measure_model_dir(
+        sisa_model, forget_texts=forget_texts, retain_texts=retain_texts, device="cpu", dtype=None
+    )
+    assert scores.losses() == pytest.approx(measured, rel=1e-5)
+
+
+def test_shard_scores_refuse_to_carry_over_a_shard_never_measured(sisa_model, records):
+    texts = [t for _, t in records[:4]]
+    with pytest.raises(ValueError, match=r"unchanged shards \[0, 2\]"):
+        score_sisa_dir(
+            sisa_model,
+            forget_texts=texts,
+            retain_texts=texts,
+            device="cpu",
+            dtype=None,
+            only_shards=[1],
+            unchanged={},
+        )
 
 
 def test_sisa_unlearning_equals_retraining_the_whole_ensemble_without_the_records(

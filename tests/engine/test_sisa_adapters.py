@@ -7,6 +7,7 @@ import torch
 
 from unlearning_jobs.engine.checkpoints import file_sha256
 from unlearning_jobs.engine.methods import get_method
+from unlearning_jobs.engine.methods.base import measure_model_dir, retain_eval_sample
 from unlearning_jobs.engine.models import AdapterSisaEnsemble, load_causal_lm
 from unlearning_jobs.engine.training.finetune import finetune
 from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest
@@ -125,6 +126,17 @@ def test_sisa_method_on_adapters_reports_the_base_statement(sisa_model, records,
     assert result.guarantee == "exact" and len(result.metrics["shards_retrained"]) == 1
     assert "pretraining data unknown" in result.metrics["base_model"]
     assert result.metrics["retrained_steps"] < result.metrics["full_training_steps"]
+    shards = read_manifest(out)["shards"]
+    assert (result.metrics["shards_measured_before"], result.metrics["shards_measured_after"]) == (shards, 1)
+    measured = measure_model_dir(
+        tmp_path / "m",
+        forget_texts=forget_texts,
+        retain_texts=retain_eval_sample(retain_texts),
+        device="cpu",
+        dtype=None,
+    )
+    assert result.metrics["forget_loss_after"] == pytest.approx(measured["forget"], rel=1e-5)
+    assert result.metrics["retain_loss_after"] == pytest.approx(measured["retain"], rel=1e-5)
 
 
 def test_retrain_of_a_lora_fine_tune_equals_fine_tuning_without_the_records(base, records, tmp_path):

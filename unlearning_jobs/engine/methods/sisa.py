@@ -36,15 +36,16 @@ from ..training.sisa import (
     shard_dir_name,
     slice_state_dir,
 )
+from ..training.sisa_adapters import unlearn_sisa_adapters
 from ..training.validation import dataclass_from_dict, require
 from .base import (
     DEFAULT_RETAIN_EVAL_SIZE,
     EXACT,
     MethodResult,
     UnlearningMethod,
-    measure_model_dir,
     retain_eval_sample,
 )
+from .sisa_losses import ShardScores, score_sisa_dir
 
 _PREPARED = ".prepared"
 
@@ -81,6 +82,19 @@ def _copy_atomically(src: Path, dst: Path) -> None:
     tmp = dst.parent / f".tmp-{dst.name}-{uuid.uuid4().hex[:8]}"
     shutil.copytree(src, tmp)
     os.rename(tmp, dst)
+
+
+def _loss_metrics(before: ShardScores, after: ShardScores) -> dict[str, Any]:
+    """Return the before/after loss metrics and how many shards each measurement ran."""
+    was, now = before.losses(), after.losses()
+    return {
+        "forget_loss_before": was["forget"],
+        "forget_loss_after": now["forget"],
+        "retain_loss_before": was["retain"],
+        "retain_loss_after": now["retain"],
+        "shards_measured_before": before.shards_run,
+        "shards_measured_after": after.shards_run,
+    }
 
 
 def affected_shards(layout: SisaLayout, forget_ids) -> dict[int, int]:
@@ -162,8 +176,8 @@ class Sisa(UnlearningMethod):
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = measure_model_dir(
-            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        before = score_sisa_dir(
+            source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
         )
         parent_sha = weights_sha256(source)
 
@@ -212,15 +226,18 @@ class Sisa(UnlearningMethod):
         finally:
             if not resumable:
                 shutil.rmtree(work, ignore_errors=True)
-        after = measure_model_dir(
-            out, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        after = score_sisa_dir(
+            out,
+            forget_texts=forget_texts,
+            retain_texts=retain_sample,
+            device=device,
+            dtype=dtype,
+            only_shards=affected,
+            unchanged=before.by_shard,
         )
         full_steps = sum(manifest["full_training_steps"])
         metrics = {
-            "forget_loss_before": before["forget"],
-            "forget_loss_after": after["forget"],
-            "retain_loss_before": before["retain"],
-            "retain_loss_after": after["retain"],
+            **_loss_metrics(before, after),
             "retain_eval_records": len(retain_sample),
             "stopped_reason": "completed",
             "shards": layout.n_shards,
@@ -267,14 +284,12 @@ class Sisa(UnlearningMethod):
 
         ``full_texts`` are the fine-tuning records (strings or prompt/answer objects) by id.
         """
-        from ..training.sisa_adapters import unlearn_sisa_adapters
-
         device, dtype = resolve_device(device)
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = measure_model_dir(
-            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        before = score_sisa_dir(
+            source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
         )
         result = unlearn_sisa_adapters(
             source_dir=source,
@@ -287,20 +302,19 @@ class Sisa(UnlearningMethod):
             device=device,
             overwrite=overwrite,
         )
-        after = measure_model_dir(
+        after = score_sisa_dir(
             output_dir,
-            forget_texts=list(forget_texts),
+            forget_texts=forget_texts,
             retain_texts=retain_sample,
             device=device,
             dtype=dtype,
+            only_shards=result.shards_trained,
+            unchanged=before.by_shard,
         )
         manifest = result.manifest
         full_steps = sum(read_manifest(source)["full_training_steps"])
         metrics = {
-            "forget_loss_before": before["forget"],
-            "forget_loss_after": after["forget"],
-            "retain_loss_before": before["retain"],
-            "retain_loss_after": after["retain"],
+            **_loss_metrics(before, after),
             "retain_eval_records": len(retain_sample),
             "stopped_reason": "completed",
             "kind": "adapters",
