@@ -57,3 +57,14 @@ def test_a_street_ending_in_its_type_before_a_comma_and_number_is_someone_elses_
     assert "ER-54" in guard.check_output("J. García Márquez is listed as the primary contact.").subjects
     # A year after a street and a comma is no house number: the name still stands.
     assert "ER-54" in guard.check_output("J. García Márquez, Shop Street, 2019 was the year.").subjects
+
+
+def test_the_particle_of_another_persons_family_name_is_not_the_subjects_initial():
+    # Truus is Geertruida's nickname, so "T. Hart" names her; the "'t" of another 't Hart's
+    # family name is a particle, not her initial. Her own texts, with the initial before the
+    # particle, still name her.
+    guard = guard_for(**{"ER-53": {"names": ["Geertruida 't Hart"]}})
+    assert guard.check_input("According to the records, C. 't Hart asked for a refund.").action == "allow"
+    assert guard.check_input("Find the last order placed by DAAN 'T HART.").action == "allow"
+    for own in ("T. 't Hart asked for a refund.", "G. 't Hart asked for a refund.", "Truus 't Hart called."):
+        assert "ER-53" in guard.check_input(own).subjects, own

@@ -148,6 +148,17 @@ def test_nickname_table_is_shipped_and_large():
     assert nickname_equivalents("Xyzzy") == {"xyzzy"}
 
 
+def test_nickname_table_knows_continental_and_irish_forms_but_no_english_word():
+    assert {"paco", "curro", "francisco"} <= nickname_equivalents("Paco")
+    assert {"beppe", "giuseppe"} <= nickname_equivalents("Giuseppe")
+    assert {"franzi", "franziska"} <= nickname_equivalents("Franziska")
+    assert {"brid", "bridget"} <= nickname_equivalents("Bríd")
+    assert {"kasia", "katarzyna"} <= nickname_equivalents("Katarzyna")
+    # Dutch "Joke" (Johanna) and "Lies" (Elisabeth) are English words: a text saying "joke" or
+    # "lies" beside a family name must not become a variant of the person's name.
+    assert not {"joke", "lies", "memo", "vale"} & set(nickname_table())
+
+
 def test_addresses_fold_case_punctuation_and_abbreviations():
     assert normalise_address("12 Baker St., London") == normalise_address("12 baker street london")
     assert normalise_address("5 Kings Rd") == "5 kings road"

@@ -112,8 +112,9 @@ _WORD = rf"(?:[^\W_]|[{_COMBINING}])+"
 #: A word: letters and digits (with combining accents), apostrophes inside ("O'Brien").
 _TOKEN = re.compile(rf"{_WORD}(?:['\u2019\u02bc]{_WORD})*")
 #: Between the words of a name: spaces, commas, dots, hyphens, and the apostrophe that opens a
-#: Dutch particle ("van 't Hof", where the word read is "t").
-_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|\s['\u2019\u02bc]")
+#: Dutch particle ("van 't Hof", "G. 't Hart", where the word read is "t").
+_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|[,.]?\s['\u2019\u02bc]")
+_APOSTROPHES = "'\u2019\u02bc"
 _ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
 _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
 _SPACE = re.compile(r"[ \t]{1,2}")
@@ -779,6 +780,10 @@ class Detector:
             if not usable[i]:
                 continue
             capitalised = location is not None and tokens[i][2][:1].isupper()
+            # A letter after an apostrophe opens a family name ("'t Hart"): it is a particle, not
+            # a given name's initial, so no name starts there (a family name alone is nobody's
+            # full name, and "t hart" is what "T. Hart" hashes to, for a Truus 't Hart).
+            opens_family = initial[i] and i > 0 and words.gaps[i - 1][-1:] in _APOSTROPHES
             end = i
             for size in range(1, MAX_NAME_TOKENS + 1):
                 if size > 1:
@@ -790,6 +795,7 @@ class Detector:
                 if (
                     person is not None
                     and size > 1
+                    and not opens_family
                     and not (initial[end] and _initial_opens_a_name(words, end, usable))
                 ):
                     if any(initial[i : end + 1]):
