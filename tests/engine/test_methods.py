@@ -196,6 +196,39 @@ def test_a_run_that_would_keep_no_step_halves_its_learning_rate_and_starts_again
     assert result.metrics["forget_loss_after"] > result.metrics["forget_loss_before"]
 
 
+def test_the_attempt_that_keeps_steps_equals_a_run_at_its_learning_rate_from_one_load(
+    trained_model, tmp_path, forget_texts, retain_texts, monkeypatch
+):
+    import transformers
+
+    loads = []
+    load = transformers.AutoModelForCausalLM.from_pretrained
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *args, **kwargs: loads.append(args) or load(*args, **kwargs),
+    )
+    backed_off = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "a",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
+    )
+    assert backed_off.metrics["lr_backoffs_applied"] == 3 and len(loads) == 1
+    direct = run(
+        "gradient_ascent",
+        trained_model=trained_model,
+        tmp_path=tmp_path / "b",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        params={**BOUND_AT_ONCE, "learning_rate": 1.25e-3, "lr_backoffs": 0},
+    )
+    assert direct.steps == backed_off.steps > 0
+    assert direct.weights_sha256 == backed_off.weights_sha256
+
+
 def test_backoff_attempts_keep_their_checkpoints_apart_and_nothing_outside_them_counts(
     trained_model, tmp_path, forget_texts, retain_texts, monkeypatch
 ):

@@ -765,10 +765,16 @@ class ApproximateMethod(UnlearningMethod):
             default=0,
         )
         tried: list[float] = []
+        model = load_model()
+        block = block_size_for(source, model)
+        # An attempt that kept no step has put back the weights it started from, so the next one
+        # starts from the source without reading it again (tens of GB for a 7B model); with the
+        # random state put back too, the attempt that keeps steps gives exactly what a run at its
+        # learning rate gives, so the recorded parameters reproduce the model.
+        start_rng = capture_rng_state()
         for attempt in range(first, params.lr_backoffs + 1):
             attempt_params = dataclasses.replace(params, learning_rate=params.learning_rate * 0.5**attempt)
-            model = load_model()
-            block = block_size_for(source, model)
+            restore_rng_state(start_rng)
             # unlearn() places the model (through its Accelerator) and picks the autocast.
             outcome = self.unlearn(
                 model=model,
