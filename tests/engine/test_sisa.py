@@ -301,3 +301,30 @@ def test_grouped_layout_keeps_a_persons_records_in_one_shard(records, forget_ids
     assert len(affected_shards(grouped, forget_ids)) == 1
     assert sorted(grouped.record_ids()) == sorted(ids)
     assert SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3, groups={}) == plain
+
+
+def test_exact_methods_can_leave_the_loss_check_to_verification(sisa_model, layout, records, tmp_path):
+    forget_ids = one_shard_forget_ids(layout, records)
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    common = dict(
+        forget_texts=forget_texts, retain_texts=retain_texts, full_texts=records, forget_ids=forget_ids
+    )
+    runs = {
+        (name, measured): get_method(name).run(
+            source_model_dir=sisa_model,
+            output_dir=tmp_path / f"{name}-{measured}",
+            params={
+                "measure_losses": measured,
+                **({"retrain_tokenizer": False} if name == "retrain" else {}),
+            },
+            **common,
+        )
+        for name in ("sisa", "retrain")
+        for measured in (True, False)
+    }
+    for name in ("sisa", "retrain"):
+        measured, unmeasured = runs[(name, True)], runs[(name, False)]
+        assert measured.metrics["losses_measured"] is True and "forget_loss_after" in measured.metrics
+        assert unmeasured.metrics["losses_measured"] is False
+        assert not {"forget_loss_before", "forget_loss_after", "retain_loss_before"} & set(unmeasured.metrics)
+        assert unmeasured.weights_sha256 == measured.weights_sha256

@@ -35,10 +35,11 @@ DEFAULT_RETAIN_EVAL_SIZE = 64
 class MethodResult:
     """What an unlearning run produced, for the job row, the new model version and the report.
 
-    ``metrics`` always holds ``forget_loss_before``/``after`` and ``retain_loss_before``/``after``
+    ``metrics`` holds ``forget_loss_before``/``after`` and ``retain_loss_before``/``after``
     (mean next-token loss in nats per token; retain measured on a seeded sample of at most
     ``retain_eval_records`` records) and ``stopped_reason``; methods add their own keys
-    (``shards_retrained`` for SISA, ``excluded_records`` for retrain, …).
+    (``shards_retrained`` for SISA, ``excluded_records`` for retrain, …). Exact methods leave
+    the losses out, with ``losses_measured: False``, when their params turn ``measure_losses`` off.
     """
 
     method: str
@@ -171,6 +172,27 @@ def measure_model_dir(model_dir, *, forget_texts, retain_texts, device, dtype) -
         )
     finally:
         del model
+
+
+#: What ``measure_losses`` on an exact method's params says, for its docstring and forms.
+MEASURE_LOSSES_HELP = (
+    "measure the forget and retain loss before and after (default): a quick check on the job; the "
+    "verification after a deletion measures both models fully, so it may be turned off. On a SISA "
+    "ensemble it costs the inference of every shard, which at small data sizes outweighs the retraining"
+)
+
+
+def loss_metrics(before: Mapping[str, float] | None, after: Mapping[str, float] | None) -> dict[str, Any]:
+    """Return an exact method's before/after loss metrics, or only that they were not measured."""
+    if before is None or after is None:
+        return {"losses_measured": False}
+    return {
+        "losses_measured": True,
+        "forget_loss_before": before["forget"],
+        "forget_loss_after": after["forget"],
+        "retain_loss_before": before["retain"],
+        "retain_loss_after": after["retain"],
+    }
 
 
 def retain_eval_sample(

@@ -30,6 +30,7 @@ from .base import (
     EXACT,
     MethodResult,
     UnlearningMethod,
+    loss_metrics,
     measure_model_dir,
     retain_eval_sample,
 )
@@ -45,6 +46,7 @@ class RetrainParams:
       Lethe (which has no ``lethe_recipe.json``). Any override makes the result a new training
       rather than an exact reproduction; ``metrics["exact_recipe"]`` says which.
     - ``retain_eval_size``: retain records sampled for the before/after loss.
+    - ``measure_losses``: see ``base.MEASURE_LOSSES_HELP``.
     - ``base_model_dir``: for a fine-tuned source, where its base is now (default: the path its
       recipe names); its SHA-256 must match the recipe's.
 
@@ -56,6 +58,7 @@ class RetrainParams:
     recipe: dict | None = None
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
     base_model_dir: str | None = None
+    measure_losses: bool = True
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -154,8 +157,16 @@ class Retrain(UnlearningMethod):
         retain_sample = retain_eval_sample(
             list(retain_texts) or [t for _, t in keep], size=params.retain_eval_size
         )
-        before = measure_model_dir(
-            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        before = (
+            measure_model_dir(
+                source,
+                forget_texts=list(forget_texts),
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+            )
+            if params.measure_losses
+            else None
         )
 
         if sisa:
@@ -205,19 +216,20 @@ class Retrain(UnlearningMethod):
             )
             steps, sha = result.steps, result.weights_sha256
             metrics["training_seconds"] = result.seconds
-        after = measure_model_dir(
-            output_dir,
-            forget_texts=list(forget_texts),
-            retain_texts=retain_sample,
-            device=device,
-            dtype=dtype,
+        after = (
+            measure_model_dir(
+                output_dir,
+                forget_texts=list(forget_texts),
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+            )
+            if params.measure_losses
+            else None
         )
         metrics.update(
             {
-                "forget_loss_before": before["forget"],
-                "forget_loss_after": after["forget"],
-                "retain_loss_before": before["retain"],
-                "retain_loss_after": after["retain"],
+                **loss_metrics(before, after),
                 "retain_eval_records": len(retain_sample),
                 "stopped_reason": "completed",
                 "exact_recipe": params.recipe is None and (sisa or (source / RECIPE_FILE).is_file()),
@@ -297,8 +309,16 @@ class Retrain(UnlearningMethod):
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = measure_model_dir(
-            source, forget_texts=list(forget_texts), retain_texts=retain_sample, device=device, dtype=dtype
+        before = (
+            measure_model_dir(
+                source,
+                forget_texts=list(forget_texts),
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+            )
+            if params.measure_losses
+            else None
         )
         if sisa:
             layout = SisaLayout.from_dict(recipe["layout"]).without(drop)
@@ -333,19 +353,20 @@ class Retrain(UnlearningMethod):
                 overwrite=overwrite,
             )
             new_recipe = result.recipe
-        after = measure_model_dir(
-            output_dir,
-            forget_texts=list(forget_texts),
-            retain_texts=retain_sample,
-            device=device,
-            dtype=dtype,
+        after = (
+            measure_model_dir(
+                output_dir,
+                forget_texts=list(forget_texts),
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+            )
+            if params.measure_losses
+            else None
         )
         metrics.update(
             {
-                "forget_loss_before": before["forget"],
-                "forget_loss_after": after["forget"],
-                "retain_loss_before": before["retain"],
-                "retain_loss_after": after["retain"],
+                **loss_metrics(before, after),
                 "retain_eval_records": len(retain_sample),
                 "stopped_reason": "completed",
                 "exact_recipe": params.recipe is None,

@@ -43,6 +43,7 @@ from .base import (
     EXACT,
     MethodResult,
     UnlearningMethod,
+    loss_metrics,
     retain_eval_sample,
 )
 from .sisa_losses import ShardScores, score_sisa_dir
@@ -53,9 +54,11 @@ _PREPARED = ".prepared"
 @dataclass(frozen=True)
 class SisaParams:
     """SISA unlearning has no knobs beyond the layout stored with the model; ``retain_eval_size``
-    is how many retain records the before/after loss is measured on."""
+    is how many retain records the before/after loss is measured on, ``measure_losses`` whether
+    it is measured (``base.MEASURE_LOSSES_HELP``)."""
 
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
+    measure_losses: bool = True
 
     def __post_init__(self) -> None:
         require(
@@ -84,14 +87,12 @@ def _copy_atomically(src: Path, dst: Path) -> None:
     os.rename(tmp, dst)
 
 
-def _loss_metrics(before: ShardScores, after: ShardScores) -> dict[str, Any]:
+def _loss_metrics(before: ShardScores | None, after: ShardScores | None) -> dict[str, Any]:
     """Return the before/after loss metrics and how many shards each measurement ran."""
-    was, now = before.losses(), after.losses()
+    if before is None or after is None:
+        return loss_metrics(None, None)
     return {
-        "forget_loss_before": was["forget"],
-        "forget_loss_after": now["forget"],
-        "retain_loss_before": was["retain"],
-        "retain_loss_after": now["retain"],
+        **loss_metrics(before.losses(), after.losses()),
         "shards_measured_before": before.shards_run,
         "shards_measured_after": after.shards_run,
     }
@@ -176,8 +177,12 @@ class Sisa(UnlearningMethod):
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = score_sisa_dir(
-            source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
+        before = (
+            score_sisa_dir(
+                source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
+            )
+            if params.measure_losses
+            else None
         )
         parent_sha = weights_sha256(source)
 
@@ -226,14 +231,18 @@ class Sisa(UnlearningMethod):
         finally:
             if not resumable:
                 shutil.rmtree(work, ignore_errors=True)
-        after = score_sisa_dir(
-            out,
-            forget_texts=forget_texts,
-            retain_texts=retain_sample,
-            device=device,
-            dtype=dtype,
-            only_shards=affected,
-            unchanged=before.by_shard,
+        after = (
+            score_sisa_dir(
+                out,
+                forget_texts=forget_texts,
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+                only_shards=affected,
+                unchanged=before.by_shard,
+            )
+            if before is not None
+            else None
         )
         full_steps = sum(manifest["full_training_steps"])
         metrics = {
@@ -288,8 +297,12 @@ class Sisa(UnlearningMethod):
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = score_sisa_dir(
-            source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
+        before = (
+            score_sisa_dir(
+                source, forget_texts=forget_texts, retain_texts=retain_sample, device=device, dtype=dtype
+            )
+            if params.measure_losses
+            else None
         )
         result = unlearn_sisa_adapters(
             source_dir=source,
@@ -302,14 +315,18 @@ class Sisa(UnlearningMethod):
             device=device,
             overwrite=overwrite,
         )
-        after = score_sisa_dir(
-            output_dir,
-            forget_texts=forget_texts,
-            retain_texts=retain_sample,
-            device=device,
-            dtype=dtype,
-            only_shards=result.shards_trained,
-            unchanged=before.by_shard,
+        after = (
+            score_sisa_dir(
+                output_dir,
+                forget_texts=forget_texts,
+                retain_texts=retain_sample,
+                device=device,
+                dtype=dtype,
+                only_shards=result.shards_trained,
+                unchanged=before.by_shard,
+            )
+            if before is not None
+            else None
         )
         manifest = result.manifest
         full_steps = sum(read_manifest(source)["full_training_steps"])
