@@ -211,9 +211,9 @@ def main() -> int:
         "--slices", type=int, default=4, help="checkpointed slices per SISA adapter (1: none)"
     )
     parser.add_argument(
-        "--skip-method-losses",
+        "--method-losses",
         action="store_true",
-        help="retrain and sisa without their own before/after loss check (measure_losses off)",
+        help="retrain and sisa with their own before/after loss check (measure_losses on)",
     )
     parser.add_argument(
         "--timing-only",
@@ -288,7 +288,7 @@ def main() -> int:
             forget_ids=forget_ids,
             device=args.device,
         )
-        exact_params = {"measure_losses": not args.skip_method_losses}
+        exact_params = {"measure_losses": args.method_losses}
         retrain = get_method("retrain").run(
             source_model_dir=work / "ft", output_dir=work / "retrain", params=exact_params, **common
         )

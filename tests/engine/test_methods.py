@@ -376,6 +376,7 @@ def test_retrain_trains_on_exactly_the_records_without_the_forget_ids(
         retain_texts=retain_texts,
         records=records,
         forget_ids=forget_ids,
+        params={"measure_losses": True},
     )
     kept = [text for rid, text in records if rid not in set(forget_ids)]
     provenance = json.loads((tmp_path / "retrain" / "lethe_training.json").read_text())

@@ -131,6 +131,7 @@ def test_unlearning_retrains_only_the_shard_that_held_the_records(sisa_model, la
         retain_texts=retain_texts,
         full_texts=records,
         forget_ids=forget_ids,
+        params={"measure_losses": True},
     )
     assert result.metrics["shards_retrained"] == [1]
     assert result.metrics["first_affected_slice"] == {"1": 1}

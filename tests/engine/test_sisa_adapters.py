@@ -122,6 +122,7 @@ def test_sisa_method_on_adapters_reports_the_base_statement(sisa_model, records,
         full_texts=records,
         forget_ids=forget,
         device="cpu",
+        params={"measure_losses": True},
     )
     assert result.guarantee == "exact" and len(result.metrics["shards_retrained"]) == 1
     assert "pretraining data unknown" in result.metrics["base_model"]
@@ -166,6 +167,7 @@ def test_retrain_of_a_lora_fine_tune_equals_fine_tuning_without_the_records(base
         full_texts=records,
         forget_ids=forget,
         device="cpu",
+        params={"measure_losses": True},
     )
     assert result.weights_sha256 == expected.weights_sha256
     assert result.metrics["excluded_records"] == len(forget) and result.metrics["exact_recipe"] is True

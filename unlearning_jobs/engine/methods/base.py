@@ -35,11 +35,11 @@ DEFAULT_RETAIN_EVAL_SIZE = 64
 class MethodResult:
     """What an unlearning run produced, for the job row, the new model version and the report.
 
-    ``metrics`` holds ``forget_loss_before``/``after`` and ``retain_loss_before``/``after``
+    ``metrics`` of approximate methods hold ``forget_loss_before``/``after`` and ``retain_loss_before``/``after``
     (mean next-token loss in nats per token; retain measured on a seeded sample of at most
     ``retain_eval_records`` records) and ``stopped_reason``; methods add their own keys
-    (``shards_retrained`` for SISA, ``excluded_records`` for retrain, …). Exact methods leave
-    the losses out, with ``losses_measured: False``, when their params turn ``measure_losses`` off.
+    (``shards_retrained`` for SISA, ``excluded_records`` for retrain, …). Exact methods measure
+    the losses only when their params turn ``measure_losses`` on (``losses_measured`` says which).
     """
 
     method: str
@@ -176,9 +176,10 @@ def measure_model_dir(model_dir, *, forget_texts, retain_texts, device, dtype) -
 
 #: What ``measure_losses`` on an exact method's params says, for its docstring and forms.
 MEASURE_LOSSES_HELP = (
-    "measure the forget and retain loss before and after (default): a quick check on the job; the "
-    "verification after a deletion measures both models fully, so it may be turned off. On a SISA "
-    "ensemble it costs the inference of every shard, which at small data sizes outweighs the retraining"
+    "also measure the forget and retain loss before and after (off by default): exact methods remove "
+    "the records by construction, and the verification queued after every deletion measures both "
+    "models fully. On a SISA ensemble the check costs every shard's inference, which at small data "
+    "sizes outweighs the retraining"
 )
 
 

@@ -58,7 +58,7 @@ class RetrainParams:
     recipe: dict | None = None
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
     base_model_dir: str | None = None
-    measure_losses: bool = True
+    measure_losses: bool = False
 
     def __post_init__(self) -> None:
         name = type(self).__name__

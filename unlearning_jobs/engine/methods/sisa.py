@@ -58,7 +58,7 @@ class SisaParams:
     it is measured (``base.MEASURE_LOSSES_HELP``)."""
 
     retain_eval_size: int = DEFAULT_RETAIN_EVAL_SIZE
-    measure_losses: bool = True
+    measure_losses: bool = False
 
     def __post_init__(self) -> None:
         require(
