@@ -183,6 +183,29 @@ MEASURE_LOSSES_HELP = (
 )
 
 
+@dataclass(frozen=True)
+class LossCheck:
+    """An exact method's optional before/after loss check, on the same texts both times."""
+
+    enabled: bool
+    forget_texts: Sequence
+    retain_texts: Sequence
+    device: Any
+    dtype: Any
+
+    def measure(self, model_dir) -> dict[str, float] | None:
+        """Return the forget and retain loss of ``model_dir``, or ``None`` when the check is off."""
+        if not self.enabled:
+            return None
+        return measure_model_dir(
+            model_dir,
+            forget_texts=list(self.forget_texts),
+            retain_texts=list(self.retain_texts),
+            device=self.device,
+            dtype=self.dtype,
+        )
+
+
 def loss_metrics(before: Mapping[str, float] | None, after: Mapping[str, float] | None) -> dict[str, Any]:
     """Return an exact method's before/after loss metrics, or only that they were not measured."""
     if before is None or after is None:

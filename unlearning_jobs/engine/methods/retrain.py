@@ -28,10 +28,10 @@ from ..training.validation import dataclass_from_dict, require
 from .base import (
     DEFAULT_RETAIN_EVAL_SIZE,
     EXACT,
+    LossCheck,
     MethodResult,
     UnlearningMethod,
     loss_metrics,
-    measure_model_dir,
     retain_eval_sample,
 )
 
@@ -157,17 +157,8 @@ class Retrain(UnlearningMethod):
         retain_sample = retain_eval_sample(
             list(retain_texts) or [t for _, t in keep], size=params.retain_eval_size
         )
-        before = (
-            measure_model_dir(
-                source,
-                forget_texts=list(forget_texts),
-                retain_texts=retain_sample,
-                device=device,
-                dtype=dtype,
-            )
-            if params.measure_losses
-            else None
-        )
+        check = LossCheck(params.measure_losses, forget_texts, retain_sample, device, dtype)
+        before = check.measure(source)
 
         if sisa:
             manifest = read_manifest(source)
@@ -216,17 +207,7 @@ class Retrain(UnlearningMethod):
             )
             steps, sha = result.steps, result.weights_sha256
             metrics["training_seconds"] = result.seconds
-        after = (
-            measure_model_dir(
-                output_dir,
-                forget_texts=list(forget_texts),
-                retain_texts=retain_sample,
-                device=device,
-                dtype=dtype,
-            )
-            if params.measure_losses
-            else None
-        )
+        after = check.measure(output_dir)
         metrics.update(
             {
                 **loss_metrics(before, after),
@@ -309,17 +290,8 @@ class Retrain(UnlearningMethod):
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
         )
-        before = (
-            measure_model_dir(
-                source,
-                forget_texts=list(forget_texts),
-                retain_texts=retain_sample,
-                device=device,
-                dtype=dtype,
-            )
-            if params.measure_losses
-            else None
-        )
+        check = LossCheck(params.measure_losses, forget_texts, retain_sample, device, dtype)
+        before = check.measure(source)
         if sisa:
             layout = SisaLayout.from_dict(recipe["layout"]).without(drop)
             result = train_sisa_adapters(
@@ -353,17 +325,7 @@ class Retrain(UnlearningMethod):
                 overwrite=overwrite,
             )
             new_recipe = result.recipe
-        after = (
-            measure_model_dir(
-                output_dir,
-                forget_texts=list(forget_texts),
-                retain_texts=retain_sample,
-                device=device,
-                dtype=dtype,
-            )
-            if params.measure_losses
-            else None
-        )
+        after = check.measure(output_dir)
         metrics.update(
             {
                 **loss_metrics(before, after),
