@@ -61,6 +61,17 @@ DUPLICATE_EVIDENCE_TYPES = frozenset(
 )
 
 
+def identified_by_names_only(entity_types) -> bool:
+    """Return whether identifiers of these entity types are names alone (no direct identifier).
+
+    A name cannot tell the person from a namesake: locating proposes every record with the name
+    for review, and an output suppression acts on every namesake's text. The request page, the
+    API and the signed report say so.
+    """
+    kinds = {str(kind) for kind in entity_types}
+    return EntityType.PERSON.value in kinds and not kinds & {t.value for t in DUPLICATE_EVIDENCE_TYPES}
+
+
 class IdentifierDecryptionError(RuntimeError):
     """The stored identifiers cannot be decrypted with any configured key."""
 

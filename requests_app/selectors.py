@@ -20,6 +20,7 @@ from compliance.models import AuditEvent
 from requests_app import deadlines
 from requests_app.identifiers import (
     DUPLICATE_EVIDENCE_TYPES,
+    identified_by_names_only,
     identifiers_decrypt,
     pii_hasher,
     search_term_hashes,
@@ -33,7 +34,6 @@ from requests_app.models import (
     SubjectIdentifierHash,
 )
 from requests_app.services import TRANSITIONS, Action, transition_refusal
-from unlearning_jobs.engine.pii.hashing import EntityType
 
 REFERENCE_PATTERN = re.compile(r"^ER-\d{4}-\d{1,9}$", re.IGNORECASE)
 STATUS_FILTER_OPEN = "open"
@@ -145,17 +145,14 @@ def erasure_request_identifier_hash_counts(*, erasure_request: ErasureRequest) -
 
 
 def erasure_request_identified_by_name_only(*, erasure_request: ErasureRequest) -> bool:
-    """Return whether names are the request's only identifiers (no e-mail, phone, address or account id).
+    """Return whether names are the request's only identifiers (``identified_by_names_only``).
 
-    Such a request cannot tell the person's records from a namesake's: locating proposes every
-    record with the name for review, and an output suppression acts on every namesake's text (in
-    ``bench/guard.py``'s corpus the largest cause of other people's texts acted on). Read from the
-    keyed hashes, so it still answers after the identifiers are purged.
+    In ``bench/guard.py``'s corpus namesakes are the largest cause of other people's texts acted
+    on. Read from the keyed hashes, so it still answers after the identifiers are purged.
     """
-    kinds = set(
+    return identified_by_names_only(
         erasure_request.identifier_hashes.filter(is_variant=False).values_list("entity_type", flat=True)
     )
-    return EntityType.PERSON.value in kinds and not kinds & {t.value for t in DUPLICATE_EVIDENCE_TYPES}
 
 
 def erasure_request_overlapping(*, erasure_request: ErasureRequest) -> QuerySet:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from compliance.reports.chart import number_text, verification_chart_svg
 from compliance.reports.limits import FRAMEWORK_LABELS
+from requests_app.identifiers import identified_by_names_only
 
 DEADLINE_LABELS = {
     "met": "Met",
@@ -126,6 +127,7 @@ def report_display_context(*, body: dict, signature: dict | None, with_chart: bo
         "extension_until_text": _when((timeline["extension"] or {}).get("until")),
         "extension_notified_text": _when((timeline["extension"] or {}).get("notified_at")),
         "identity_verified_text": _when(body["identity"]["verified_at"]),
+        "identified_by_names_only": identified_by_names_only(body["identity"]["identifier_counts"]),
         "events": [{**event, "when": _when(event["occurred_at"])} for event in timeline["events"]],
         "decisions": [
             {

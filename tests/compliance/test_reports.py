@@ -31,6 +31,7 @@ from compliance.reports.services import (
 )
 from compliance.reports.verification import report_file_verify
 from requests_app import services as request_services
+from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import ErasureRequest, RequestStatus
 from requests_app.services import TransitionNotAllowed
 from tests.factories.reports import (  # noqa: F401  (fixtures)
@@ -722,3 +723,21 @@ def test_robustness_rows_bring_their_limits_statements_and_refusal_tuning_its_ow
     assert row["value"] is None and row["passed"] is False
     text = _pdf_text(bytes(report.pdf_bytes))
     assert "not measured" in text and "(robustness)" in text
+
+
+def test_a_request_identified_by_name_alone_carries_that_limit_in_its_report(officer):
+    def rejected_report_text(subject):
+        erasure_request = request_services.erasure_request_create(
+            subject=subject, legal_ground="art17_1_b", actor=officer
+        )
+        erasure_request = request_services.erasure_request_reject(
+            erasure_request=erasure_request,
+            actor=officer,
+            ground="art17_3_e",
+            explanation="The records are needed to defend a pending claim.",
+        )
+        audit_report_issue(erasure_request=erasure_request, actor=officer)
+        return _pdf_text(report_file(erasure_request=erasure_request, file_format="pdf").data)
+
+    assert "identified by name alone" in rejected_report_text(SubjectIdentifiers(names=("Maria Garcia",)))
+    assert "identified by name alone" not in rejected_report_text(MARIA)
