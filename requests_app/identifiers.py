@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from compliance.text import control_character_found
-from unlearning_jobs.engine.pii.hashing import EntityType, KeyedHasher
+from unlearning_jobs.engine.pii.hashing import DIRECT_IDENTIFIERS, EntityType, KeyedHasher
 from unlearning_jobs.engine.pii.match_keys import identifier_match_keys
 from unlearning_jobs.engine.pii.normalise import (
     NormalisationError,
@@ -54,11 +54,10 @@ IDENTIFIER_MAX_LENGTHS: dict[str, int] = {
 }
 MAX_IDENTIFIERS_PER_LIST = 20
 
-# Identifier types that single out one person, so a shared one makes two requests duplicates.
-# A shared name alone does not: two different people are often called John Smith.
-DUPLICATE_EVIDENCE_TYPES = frozenset(
-    {EntityType.EMAIL, EntityType.PHONE, EntityType.ACCOUNT_ID, EntityType.ADDRESS}
-)
+# Identifier types that single out one person (the engine's direct identifiers), so a shared one
+# makes two requests duplicates. A shared name alone does not: two different people are often
+# called John Smith.
+DUPLICATE_EVIDENCE_TYPES = DIRECT_IDENTIFIERS
 
 
 def identified_by_names_only(entity_types) -> bool:

@@ -114,7 +114,7 @@ _TOKEN = re.compile(rf"{_WORD}(?:['\u2019\u02bc]{_WORD})*")
 #: Between the words of a name: spaces, commas, dots, hyphens, and the apostrophe that opens a
 #: Dutch particle ("van 't Hof", "G. 't Hart", where the word read is "t").
 _NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|[,.]?\s['\u2019\u02bc]")
-_APOSTROPHES = "'\u2019\u02bc"
+_APOSTROPHES = ("'", "\u2019", "\u02bc")
 _ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
 _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")
 _SPACE = re.compile(r"[ \t]{1,2}")
@@ -783,7 +783,7 @@ class Detector:
             # A letter after an apostrophe opens a family name ("'t Hart"): it is a particle, not
             # a given name's initial, so no name starts there (a family name alone is nobody's
             # full name, and "t hart" is what "T. Hart" hashes to, for a Truus 't Hart).
-            opens_family = initial[i] and i > 0 and words.gaps[i - 1][-1:] in _APOSTROPHES
+            opens_family = initial[i] and i > 0 and words.gaps[i - 1].endswith(_APOSTROPHES)
             end = i
             for size in range(1, MAX_NAME_TOKENS + 1):
                 if size > 1:
