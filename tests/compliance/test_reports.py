@@ -597,16 +597,21 @@ def test_completion_waits_for_a_listed_check_and_issues_nothing(officer, setting
     assert erasure_request.status == RequestStatus.VERIFYING and not AuditReport.objects.exists()
 
 
-def test_a_rejected_request_gets_a_report_of_its_rejection(officer):
+def _rejected(officer, subject=MARIA):
+    """Record a request for ``subject`` and reject it (the shortest way to an issued report)."""
     erasure_request = request_services.erasure_request_create(
-        subject=MARIA, legal_ground="art17_1_b", actor=officer
+        subject=subject, legal_ground="art17_1_b", actor=officer
     )
-    erasure_request = request_services.erasure_request_reject(
+    return request_services.erasure_request_reject(
         erasure_request=erasure_request,
         actor=officer,
         ground="art17_3_e",
         explanation="The records are needed to defend a pending claim.",
     )
+
+
+def test_a_rejected_request_gets_a_report_of_its_rejection(officer):
+    erasure_request = _rejected(officer)
     body = _body(audit_report_issue(erasure_request=erasure_request, actor=officer))
     assert body["request"]["rejection"]["ground"] == "art17_3_e"
     assert body["summary"]["limits"] == ["no_framework_applied", "downstream_use_outside_the_model"]
@@ -727,15 +732,7 @@ def test_robustness_rows_bring_their_limits_statements_and_refusal_tuning_its_ow
 
 def test_a_request_identified_by_name_alone_carries_that_limit_in_its_report(officer):
     def rejected_report_text(subject):
-        erasure_request = request_services.erasure_request_create(
-            subject=subject, legal_ground="art17_1_b", actor=officer
-        )
-        erasure_request = request_services.erasure_request_reject(
-            erasure_request=erasure_request,
-            actor=officer,
-            ground="art17_3_e",
-            explanation="The records are needed to defend a pending claim.",
-        )
+        erasure_request = _rejected(officer, subject)
         audit_report_issue(erasure_request=erasure_request, actor=officer)
         return _pdf_text(report_file(erasure_request=erasure_request, file_format="pdf").data)
 
