@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from unlearning_jobs.engine.method_catalogue import EXACT_METHODS
+
 DELETION = "deletion"
 OUTPUT_SUPPRESSION = "output_suppression"
 LATENT_SUPPRESSION = "latent_suppression"
@@ -28,10 +30,11 @@ FRAMEWORK_SHORT_LABELS = {
 }
 SUPPRESSION_FRAMEWORKS = frozenset({OUTPUT_SUPPRESSION, LATENT_SUPPRESSION})
 
-# Deletion methods whose result does not depend on the removed records. Any other deletion
-# method, including one this module has never heard of, is treated as approximate: the report
-# must not promise more than it can show.
-EXACT_DELETION_METHODS = frozenset({"retrain", "sisa"})
+# Deletion methods whose result does not depend on the removed records (the engine's catalogue,
+# read without torch). Any other deletion method, including one the catalogue has never heard
+# of (a job recorded under a name since retired), is treated as approximate: the report must not
+# promise more than it can show.
+EXACT_DELETION_METHODS = EXACT_METHODS
 
 COOPER_ET_AL = "Cooper et al., Machine Unlearning Doesn't Do What You Think (2024)"
 

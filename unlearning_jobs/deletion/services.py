@@ -28,6 +28,7 @@ from django.db import transaction
 from unlearning_jobs.datasets.services import dataset_version_derive
 from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.engine.device import device_label
+from unlearning_jobs.engine.method_catalogue import EXACT
 from unlearning_jobs.jobs.records import (
     TRAINING_RECORDS_FILE,
     dataset_version_training_pairs,
@@ -52,7 +53,6 @@ from unlearning_jobs.registry.services import FINETUNE_FILE, model_kind_detect, 
 
 logger = logging.getLogger(__name__)
 
-EXACT_METHODS = ("retrain", "sisa")
 #: At most this many retained records regularise an approximate method (a seeded sample).
 RETAIN_SAMPLE_SIZE = 5000
 
@@ -287,7 +287,7 @@ def run_train_job(context) -> Any:
 
 def run_unlearn_job(context) -> Any:
     """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
-    from unlearning_jobs.engine.methods import EXACT, get_method
+    from unlearning_jobs.engine.methods import get_method
 
     job = context.job
     source = job.source_model

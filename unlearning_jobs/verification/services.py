@@ -26,6 +26,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app.models import ErasureRequest
+from unlearning_jobs.engine.method_catalogue import is_exact
 from unlearning_jobs.jobs.services import job_create
 from unlearning_jobs.models import (
     ACTIVE_JOB_STATUSES,
@@ -138,13 +139,6 @@ def verification_job_create(
     )
 
 
-def _is_exact(method: str) -> bool:
-    from unlearning_jobs.engine.methods import METHODS
-    from unlearning_jobs.engine.methods.base import EXACT
-
-    return method in METHODS and METHODS[method].guarantee == EXACT
-
-
 def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJob]:
     """Queue the verifications a succeeded unlearning job calls for; return them.
 
@@ -175,7 +169,7 @@ def verification_jobs_for_unlearning_job(job: UnlearningJob) -> list[UnlearningJ
         )
     ]
     if job.produced_model_id is not None:
-        role = VerificationRole.REFERENCE if _is_exact(job.method) else VerificationRole.PRODUCED
+        role = VerificationRole.REFERENCE if is_exact(job.method) else VerificationRole.PRODUCED
         made.append(verification_job_create(model_version=job.produced_model, role=role.value, **common))
     logger.info("verification.jobs_queued", extra={"job_id": job.pk, "verify_job_ids": [j.pk for j in made]})
     return made

@@ -22,14 +22,20 @@ included).
 
 from __future__ import annotations
 
-from ..training.train import CheckpointMismatch, TrainingCancelled
-from .approximate import (
+from collections.abc import Mapping
+
+from ..method_catalogue import (
+    CATALOGUE,
+    EXACT,
     FRAMEWORK_APPROXIMATE,
     FRAMEWORK_OUTPUT_SUPPRESSION,
-    ApproximateMethod,
-    RetainBoundBeforeFirstStep,
+    STATISTICAL,
+    CatalogueEntry,
+    framework_of,
 )
-from .base import EXACT, STATISTICAL, MethodResult, UnlearningMethod
+from ..training.train import CheckpointMismatch, TrainingCancelled
+from .approximate import ApproximateMethod, RetainBoundBeforeFirstStep
+from .base import MethodResult, UnlearningMethod
 from .gradient_ascent import GradientAscent
 from .gradient_difference import GradientDifference
 from .npo import Npo
@@ -56,15 +62,38 @@ def get_method(name: str) -> UnlearningMethod:
 
 def method_framework(name: str) -> str:
     """Return what the report files a method's result under: ``exact``, ``approximate_unlearning``
-    or ``output_suppression`` (the Django side reads this rather than hard-coding names)."""
-    cls = METHODS.get(name)
-    if cls is None:
-        raise ValueError(
-            f"unknown unlearning method {name!r}; valid methods are {', '.join(sorted(METHODS))}"
-        )
-    if cls.guarantee == EXACT:
-        return EXACT
-    return getattr(cls, "framework", FRAMEWORK_APPROXIMATE)
+    or ``output_suppression`` (the catalogue's answer, which the Django side reads without torch)."""
+    return framework_of(name)
+
+
+class CatalogueMismatch(RuntimeError):
+    """The registry and ``method_catalogue`` disagree: a method was declared in one place only."""
+
+
+def _class_framework(cls: type[UnlearningMethod]) -> str:
+    return EXACT if cls.guarantee == EXACT else getattr(cls, "framework", FRAMEWORK_APPROXIMATE)
+
+
+def check_catalogue(
+    methods: Mapping[str, type[UnlearningMethod]] = METHODS,
+    catalogue: Mapping[str, CatalogueEntry] = CATALOGUE,
+) -> None:
+    """Raise ``CatalogueMismatch`` unless every registered method is in the catalogue with its
+    class's guarantee and framework, and nothing else is: the web side trusts the catalogue."""
+    problems = [f"{name}: registered, not in the catalogue" for name in methods.keys() - catalogue.keys()]
+    problems += [f"{name}: in the catalogue, not registered" for name in catalogue.keys() - methods.keys()]
+    for name in methods.keys() & catalogue.keys():
+        cls, entry = methods[name], catalogue[name]
+        if (cls.guarantee, _class_framework(cls)) != (entry.guarantee, entry.framework):
+            problems.append(
+                f"{name}: class says {cls.guarantee}/{_class_framework(cls)}, "
+                f"catalogue says {entry.guarantee}/{entry.framework}"
+            )
+    if problems:
+        raise CatalogueMismatch("unlearning method catalogue out of step: " + "; ".join(sorted(problems)))
+
+
+check_catalogue()
 
 
 __all__ = [
@@ -74,10 +103,12 @@ __all__ = [
     "METHODS",
     "STATISTICAL",
     "ApproximateMethod",
+    "CatalogueMismatch",
     "CheckpointMismatch",
     "MethodResult",
     "RetainBoundBeforeFirstStep",
     "TrainingCancelled",
+    "check_catalogue",
     "UnlearningMethod",
     "get_method",
     "method_framework",

@@ -53,6 +53,7 @@ from ..checkpoints import (
     weights_sha256,
 )
 from ..device import resolve_device, single_process_accelerator
+from ..method_catalogue import FRAMEWORK_APPROXIMATE, STATISTICAL
 from ..models import is_adapter_dir, load_causal_lm
 from ..training.data import epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
 from ..training.recipe import TrainingRecipe
@@ -60,7 +61,6 @@ from ..training.sisa import is_sisa_dir
 from ..training.train import CheckpointMismatch, TrainingCancelled, save_model_dir
 from ..training.validation import dataclass_from_dict, require
 from .base import (
-    STATISTICAL,
     MethodResult,
     UnlearningMethod,
     block_size_for,
@@ -81,9 +81,6 @@ from .reference import is_peft_model, make_reference, wrap_with_lora
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/2"
-#: The frameworks a method's result is filed under in the report (the Django side reads it).
-FRAMEWORK_APPROXIMATE = "approximate_unlearning"
-FRAMEWORK_OUTPUT_SUPPRESSION = "output_suppression"
 LR_SCHEDULES = ("constant", "linear")
 ADAPTERS = ("none", "lora")
 

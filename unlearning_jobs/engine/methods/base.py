@@ -25,8 +25,6 @@ from ..training.validation import dataclass_from_dict
 ProgressCallback = Callable[[int, int], None]
 StopCallback = Callable[[], bool]
 
-EXACT = "exact"
-STATISTICAL = "statistical"
 #: Loss is measured on at most this many retain records (a seeded sample) before and after.
 DEFAULT_RETAIN_EVAL_SIZE = 64
 

@@ -26,9 +26,10 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from ..method_catalogue import FRAMEWORK_OUTPUT_SUPPRESSION
 from ..training.data import mean_token_nll, sequence_nll
 from ..training.validation import require
-from .approximate import FRAMEWORK_OUTPUT_SUPPRESSION, ApproximateMethod, ApproximateParams
+from .approximate import ApproximateMethod, ApproximateParams
 from .data import LabeledExample, collate_examples, encode_record, record_parts
 
 OBJECTIVES = ("idk_dpo", "sft")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..device import resolve_device
+from ..method_catalogue import EXACT
 from ..models import load_tokenizer
 from ..training.recipe import RECIPE_FILE, TrainingRecipe
 from ..training.sisa import SisaLayout, is_sisa_dir, normalise_records, read_manifest, train_sisa
@@ -27,7 +28,6 @@ from ..training.train import train_causal_lm
 from ..training.validation import dataclass_from_dict, require
 from .base import (
     DEFAULT_RETAIN_EVAL_SIZE,
-    EXACT,
     LossCheck,
     MethodResult,
     UnlearningMethod,

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..checkpoints import weights_sha256
 from ..device import resolve_device
+from ..method_catalogue import EXACT
 from ..models import load_tokenizer
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import (
@@ -40,7 +41,6 @@ from ..training.sisa_adapters import unlearn_sisa_adapters
 from ..training.validation import dataclass_from_dict, require
 from .base import (
     DEFAULT_RETAIN_EVAL_SIZE,
-    EXACT,
     MethodResult,
     UnlearningMethod,
     loss_metrics,
