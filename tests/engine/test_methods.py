@@ -175,19 +175,32 @@ def test_retain_loss_bound_keeps_the_last_weights_within_it(
 BOUND_AT_ONCE = {"learning_rate": 1e-2, "max_steps": 20, "eval_every": 2, "max_retain_loss_increase": 0.05}
 
 
-def test_a_run_that_would_keep_no_step_halves_its_learning_rate_and_starts_again(
-    trained_model, tmp_path, forget_texts, retain_texts
-):
-    # At 1e-2 (and 5e-3, 2.5e-3) gradient ascent crosses the retain bound by its first
-    # measurement; at 1.25e-3 it keeps steps.
-    result = run(
-        "gradient_ascent",
-        trained_model=trained_model,
-        tmp_path=tmp_path,
-        forget_texts=forget_texts,
-        retain_texts=retain_texts,
-        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
-    )
+@pytest.fixture
+def ascend_at_once(trained_model, forget_texts, retain_texts):
+    """Gradient ascent from 1e-2, which crosses the retain bound by its first measurement (and at
+    5e-3 and 2.5e-3; at 1.25e-3 it keeps steps), into ``out``; four backoffs unless ``params`` say."""
+
+    def ascend(out, *, checkpoint_dir=None, checkpoint_every=None, **params):
+        extra = (
+            {}
+            if checkpoint_dir is None
+            else {"checkpoint_dir": checkpoint_dir, "checkpoint_every": checkpoint_every}
+        )
+        return run(
+            "gradient_ascent",
+            trained_model=trained_model,
+            tmp_path=out,
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            params={**BOUND_AT_ONCE, "lr_backoffs": 4, **params},
+            **extra,
+        )
+
+    return ascend
+
+
+def test_a_run_that_would_keep_no_step_halves_its_learning_rate_and_starts_again(ascend_at_once, tmp_path):
+    result = ascend_at_once(tmp_path)
     assert result.steps > 0
     assert result.metrics["lr_backoffs_applied"] == 3
     assert result.metrics["learning_rate"] == pytest.approx(1.25e-3)
@@ -197,7 +210,7 @@ def test_a_run_that_would_keep_no_step_halves_its_learning_rate_and_starts_again
 
 
 def test_the_attempt_that_keeps_steps_equals_a_run_at_its_learning_rate_from_one_load(
-    trained_model, tmp_path, forget_texts, retain_texts, monkeypatch
+    ascend_at_once, tmp_path, monkeypatch
 ):
     import transformers
 
@@ -208,69 +221,30 @@ def test_the_attempt_that_keeps_steps_equals_a_run_at_its_learning_rate_from_one
         "from_pretrained",
         lambda *args, **kwargs: loads.append(args) or load(*args, **kwargs),
     )
-    backed_off = run(
-        "gradient_ascent",
-        trained_model=trained_model,
-        tmp_path=tmp_path / "a",
-        forget_texts=forget_texts,
-        retain_texts=retain_texts,
-        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
-    )
+    backed_off = ascend_at_once(tmp_path / "a")
     assert backed_off.metrics["lr_backoffs_applied"] == 3 and len(loads) == 1
-    direct = run(
-        "gradient_ascent",
-        trained_model=trained_model,
-        tmp_path=tmp_path / "b",
-        forget_texts=forget_texts,
-        retain_texts=retain_texts,
-        params={**BOUND_AT_ONCE, "learning_rate": 1.25e-3, "lr_backoffs": 0},
-    )
+    direct = ascend_at_once(tmp_path / "b", learning_rate=1.25e-3, lr_backoffs=0)
     assert direct.steps == backed_off.steps > 0
     assert direct.weights_sha256 == backed_off.weights_sha256
 
 
 def test_backoff_attempts_keep_their_checkpoints_apart_and_nothing_outside_them_counts(
-    trained_model, tmp_path, forget_texts, retain_texts, monkeypatch
+    ascend_at_once, tmp_path, monkeypatch
 ):
     # A folder named like an attempt's, in the working directory, is not a checkpoint directory.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lr-backoff-4").mkdir()
-    without = run(
-        "gradient_ascent",
-        trained_model=trained_model,
-        tmp_path=tmp_path / "a",
-        forget_texts=forget_texts,
-        retain_texts=retain_texts,
-        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
-    )
+    without = ascend_at_once(tmp_path / "a")
     assert without.metrics["lr_backoffs_applied"] == 3
     checkpoints = tmp_path / "checkpoints"
-    with_checkpoints = run(
-        "gradient_ascent",
-        trained_model=trained_model,
-        tmp_path=tmp_path / "b",
-        forget_texts=forget_texts,
-        retain_texts=retain_texts,
-        params={**BOUND_AT_ONCE, "lr_backoffs": 4},
-        checkpoint_dir=checkpoints,
-        checkpoint_every=1,
-    )
+    with_checkpoints = ascend_at_once(tmp_path / "b", checkpoint_dir=checkpoints, checkpoint_every=1)
     assert with_checkpoints.weights_sha256 == without.weights_sha256
     assert (checkpoints / "lr-backoff-3").is_dir()  # the attempt that kept steps checkpointed there
 
 
-def test_a_run_that_keeps_no_step_at_any_learning_rate_fails_and_writes_nothing(
-    trained_model, tmp_path, forget_texts, retain_texts
-):
+def test_a_run_that_keeps_no_step_at_any_learning_rate_fails_and_writes_nothing(ascend_at_once, tmp_path):
     with pytest.raises(RetainBoundBeforeFirstStep, match=r"unlearned nothing.*0\.01, 0\.005"):
-        run(
-            "gradient_ascent",
-            trained_model=trained_model,
-            tmp_path=tmp_path,
-            forget_texts=forget_texts,
-            retain_texts=retain_texts,
-            params={**BOUND_AT_ONCE, "lr_backoffs": 1},
-        )
+        ascend_at_once(tmp_path, lr_backoffs=1)
     assert not (tmp_path / "gradient_ascent").exists()
 
 
