@@ -37,6 +37,12 @@ path takes a minute with a tiny random Llama (``tests/engine/pretrained.make_bas
 
     .venv/bin/python bench/unlearning.py --tofu ../shared/data/tofu --tofu-forget forget10 \
         --tofu-authors 20 --finetune-base smollm2 --bf16
+
+Each model is verified as soon as it is made (the original, the retrain, then each method in
+turn) and the JSON is rewritten after each, so a run stopped early keeps whole rows.
+``--reuse-original`` keeps a fine-tuned original already in the workdir when its
+``lethe_finetune.json`` shows the same records and parameters (on the CPU SmolLM2's fine-tune is
+the longest step), and makes everything else again.
 """
 
 from __future__ import annotations
@@ -186,6 +192,38 @@ def run_method(
     return row
 
 
+def reusable_finetune(model_dir: Path, *, records, params: dict) -> dict | None:
+    """Return the training figures of the fine-tune in ``model_dir`` when its recipe says it was
+    made from exactly ``records`` with exactly ``params``; None when there is none or it differs.
+
+    ``--reuse-original`` on a slow machine: the original is the longest job of a run, and the
+    recipe's data fingerprint and parameters show whether the one on disk is the one this
+    command would train (the seed is among the parameters, so it is the same weights).
+    """
+    from unlearning_jobs.engine.training.finetune import (
+        FinetuneParams,
+        normalise_finetune_records,
+        read_finetune_recipe,
+        records_fingerprint,
+    )
+
+    recipe = read_finetune_recipe(model_dir) if model_dir.is_dir() else None
+    if recipe is None:
+        return None
+    wanted = records_fingerprint(normalise_finetune_records(records))
+    if recipe["data_fingerprint"] != wanted or recipe["params"] != FinetuneParams.from_dict(params).as_dict():
+        print(f"not reusing {model_dir}: made from other records or params", flush=True)
+        return None
+    provenance = json.loads((model_dir / "lethe_training.json").read_text(encoding="utf-8"))
+    return {
+        "reused": str(model_dir),
+        "compute_seconds": round(provenance["compute_seconds"], 2),
+        "steps": provenance["steps"],
+        "tokens": provenance["tokens"],
+        "tokens_per_s": round(provenance["tokens"] / max(provenance["compute_seconds"], 1e-9), 1),
+    }
+
+
 def reset_peak_memory() -> None:
     """Start a new peak-memory window on the GPU (nothing to do on the CPU)."""
     if torch.cuda.is_available():
@@ -293,75 +331,81 @@ def format_summary(set_name: str, rows: dict[str, dict]) -> str:
     return f"[{set_name}]\n{text}"
 
 
-def verify_model_dirs(
-    model_dirs: dict[str, Path], *, task: BenchTask, robustness, settings=None, on_verified=None
-) -> tuple[dict, dict]:
-    """Verify the original first, then the retrain, then the rest against both (with robustness).
+class SetVerifier:
+    """Verify one forget set's models one at a time, each as soon as it exists.
 
-    As ``bench/verify.py`` does, plus the robustness section: the original's and the retrain's
-    own robustness measurements are what the others' recovery is computed against, so those
-    two are judged again once every model is measured.
+    The original first (its perplexities are the utility baseline), the retrain next (PrivLeak's
+    and forget quality's reference), every other model against both, with the robustness section
+    (the original's and the retrain's robustness measurements are what the others' recovery is
+    computed against). A run cut short keeps every model verified so far: on a slow machine the
+    table fills in row by row instead of only at the end. ``results()`` judges the original and
+    the retrain again against each other once both are measured, as ``bench/verify.py`` does.
     """
-    from unlearning_jobs.engine.device import resolve_device
-    from unlearning_jobs.engine.verify.suite import (
-        VerificationSettings,
-        assess_measurements,
-        run_verification,
-    )
 
-    order = ["original"] + [name for name in model_dirs if name != "original"]
-    if "retrain" in model_dirs:
-        order.remove("retrain")
-        order.insert(1, "retrain")
-    device, _dtype = resolve_device(None)
-    results, seconds = {}, {}
-    for name in order:
-        model, tokenizer = load_causal_lm(model_dirs[name], device=device)
+    def __init__(self, *, task: BenchTask, robustness, settings=None, on_verified=None):
+        from unlearning_jobs.engine.device import resolve_device
+
+        self.task, self.robustness, self.settings, self.on_verified = task, robustness, settings, on_verified
+        self.device, _dtype = resolve_device(None)
+        self.verified: dict = {}
+        self.seconds: dict[str, float] = {}
+
+    def verify(self, name: str, model_dir: Path) -> None:
+        """Verify ``model_dir`` as ``name`` (``original`` must come first, ``retrain`` before the rest)."""
+        from unlearning_jobs.engine.verify.suite import VerificationSettings, run_verification
+
+        if name != "original" and "original" not in self.verified:
+            raise ValueError(f"verify the original before {name!r}: it is every ratio's baseline")
+        model, tokenizer = load_causal_lm(model_dir, device=self.device)
         started = time.monotonic()
-        results[name] = run_verification(
+        self.verified[name] = run_verification(
             model=model,
             tokenizer=tokenizer,
-            device=device,
-            forget_records=task.forget_records,
-            holdout_texts=task.holdout_texts,
-            retain_texts=task.retain_sample,
-            subject_pii=task.subjects,
-            reference_results=results.get("retrain"),
-            original_results=results.get("original"),
-            settings=settings or VerificationSettings(batch_size=32),
-            tofu_items=task.tofu_items or None,
-            robustness=robustness,
+            device=self.device,
+            forget_records=self.task.forget_records,
+            holdout_texts=self.task.holdout_texts,
+            retain_texts=self.task.retain_sample,
+            subject_pii=self.task.subjects,
+            reference_results=self.verified.get("retrain"),
+            original_results=self.verified.get("original"),
+            settings=self.settings or VerificationSettings(batch_size=32),
+            tofu_items=self.task.tofu_items or None,
+            robustness=self.robustness,
         )
-        seconds[name] = round(time.monotonic() - started, 2)
-        print(f"  verified {name} in {seconds[name]} s", flush=True)
-        if on_verified is not None:
-            on_verified(name, results[name], seconds[name])
+        self.seconds[name] = round(time.monotonic() - started, 2)
+        print(f"  verified {name} in {self.seconds[name]} s", flush=True)
+        if self.on_verified is not None:
+            self.on_verified(name, self.verified[name], self.seconds[name])
         del model
-    for name in ("original", "retrain"):
-        if name in results:
-            results[name] = assess_measurements(
-                measurements=results[name].measurements,
-                reference_results=results.get("retrain"),
-                original_results=results["original"],
-            )
-    return {name: results[name] for name in model_dirs}, seconds
+
+    def results(self) -> dict:
+        """Return each verified model's full result (measurements and rows) and its seconds."""
+        from unlearning_jobs.engine.verify.suite import assess_measurements
+
+        final = dict(self.verified)
+        for name in ("original", "retrain"):
+            if name in final:
+                final[name] = assess_measurements(
+                    measurements=final[name].measurements,
+                    reference_results=final.get("retrain"),
+                    original_results=final["original"],
+                )
+        return {
+            name: {**result.to_dict(), "verification_seconds": self.seconds[name]}
+            for name, result in final.items()
+        }
 
 
 def verify_set(
     model_dirs: dict[str, Path], *, task: BenchTask, robustness=None, settings=None, on_verified=None
 ) -> dict:
-    """Verify the models of one forget set; return each model's full result (measurements and rows).
-
-    ``on_verified(name, result, seconds)`` is called after each model, so that a long run can
-    save what it has measured so far.
-    """
-    results, verify_seconds = verify_model_dirs(
-        model_dirs, task=task, robustness=robustness, settings=settings, on_verified=on_verified
-    )
-    return {
-        name: {**result.to_dict(), "verification_seconds": verify_seconds[name]}
-        for name, result in results.items()
-    }
+    """Verify the models of one forget set (the original first, then the retrain, then the rest);
+    return each model's full result. ``on_verified(name, result, seconds)`` follows each model."""
+    verifier = SetVerifier(task=task, robustness=robustness, settings=settings, on_verified=on_verified)
+    order = ["original", *(["retrain"] if "retrain" in model_dirs else [])]
+    for name in order + [name for name in model_dirs if name not in order]:
+        verifier.verify(name, model_dirs[name])
+    return verifier.results()
 
 
 def rejudge(entry: dict) -> dict[str, dict]:
@@ -522,6 +566,13 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "unlearning"))
     parser.add_argument("--out", default=None, help="default bench/results/unlearning[_tofu].json")
     parser.add_argument("--report", help="print the tables of an earlier run's JSON and stop")
+    parser.add_argument(
+        "--reuse-original",
+        action="store_true",
+        help="--finetune-base: keep the workdir's fine-tuned original when its lethe_finetune.json "
+        "says it was made from these records with these params (its training figures are read "
+        "from it); everything else is made again",
+    )
     parser.add_argument("--no-robustness", action="store_true", help="skip the robustness section")
     parser.add_argument("--relearn-steps", type=int, default=10)
     parser.add_argument("--relearn-lr", type=float, default=3e-4)
@@ -628,8 +679,18 @@ def main(argv=None) -> int:
         else RobustnessSettings(relearn_steps=args.relearn_steps, relearn_learning_rate=args.relearn_lr)
     )
     work = Path(args.workdir) / mode
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if args.reuse_original and base_dir is None:
+        raise SystemExit(
+            "--reuse-original needs --finetune-base: only a fine-tune records what it was made from"
+        )
+    if args.reuse_original and work.is_dir():
+        # Everything but the original goes: every other model is made again from it.
+        for path in work.iterdir():
+            if path.name != "original":
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
     report = {
         "command": " ".join(["bench/unlearning.py", *sys.argv[1:]]),
         "mode": mode,
@@ -651,26 +712,35 @@ def main(argv=None) -> int:
         if args.out
         else ROOT / "bench" / "results" / f"unlearning{'' if mode == 'demo' else '_' + mode}.json"
     )
-    reset_peak_memory()
-    started = time.monotonic()
-    if base_dir is None:
-        trained = train_causal_lm(texts=first.original_texts, recipe=recipe, output_dir=work / "original")
+    reused = (
+        reusable_finetune(work / "original", records=first.original_records, params=finetune_params)
+        if args.reuse_original
+        else None
+    )
+    if reused is not None:
+        report["train"] = reused
     else:
-        trained = finetune(
-            base_model_dir=base_dir,
-            records=first.original_records,
-            params=finetune_params,
-            output_dir=work / "original",
-            data_identity=f"tofu:{first.info['forget_set']}:{len(first.original_records)}",
-        )
-    report["train"] = {
-        "seconds": round(time.monotonic() - started, 2),
-        "steps": trained.total_steps,
-        "tokens": trained.tokens,
-        "final_loss": round(trained.final_loss, 4),
-        "peak_cuda_bytes": peak_memory(),
-    }
-    report["train"]["tokens_per_s"] = round(trained.tokens / max(report["train"]["seconds"], 1e-9), 1)
+        shutil.rmtree(work / "original", ignore_errors=True)
+        reset_peak_memory()
+        started = time.monotonic()
+        if base_dir is None:
+            trained = train_causal_lm(texts=first.original_texts, recipe=recipe, output_dir=work / "original")
+        else:
+            trained = finetune(
+                base_model_dir=base_dir,
+                records=first.original_records,
+                params=finetune_params,
+                output_dir=work / "original",
+                data_identity=f"tofu:{first.info['forget_set']}:{len(first.original_records)}",
+            )
+        report["train"] = {
+            "seconds": round(time.monotonic() - started, 2),
+            "steps": trained.total_steps,
+            "tokens": trained.tokens,
+            "final_loss": round(trained.final_loss, 4),
+            "peak_cuda_bytes": peak_memory(),
+        }
+        report["train"]["tokens_per_s"] = round(trained.tokens / max(report["train"]["seconds"], 1e-9), 1)
     print(f"trained original: {report['train']}", flush=True)
     if "sisa" in methods:
         reset_peak_memory()
@@ -722,7 +792,8 @@ def main(argv=None) -> int:
             into[name] = {**result.to_dict(), "verification_seconds": seconds}
             write_report(report, out)
 
-        for name in (m for m in methods if m != "sisa"):
+        def run_from_original(name, task=task, set_work=set_work, dirs=dirs, runs=runs):
+            # Called within this forget set only; the defaults bind its objects.
             try:
                 runs[name] = run_method(
                     name,
@@ -739,9 +810,17 @@ def main(argv=None) -> int:
             else:
                 dirs[name] = set_work / name
             write_report(report, out)
+            return name in dirs
+
+        # Each model is verified as soon as it exists (the original first, then the retrain every
+        # other model is judged against), so a run cut short keeps whole rows.
+        verifier = SetVerifier(
+            task=task, robustness=robustness, settings=verify_settings, on_verified=save_verified
+        )
+        if "retrain" in methods:
+            run_from_original("retrain")
         if "sisa" in methods:
-            # Run before any verification: its time against the retrain's is the figure a run cut
-            # short should still have.
+            # Its time against the retrain's is the figure a run cut short should still have.
             entry["sisa"] = {
                 "run": run_method(
                     "sisa",
@@ -754,9 +833,13 @@ def main(argv=None) -> int:
                 "results": {},
             }
             write_report(report, out)
-        entry["results"] = verify_set(
-            dirs, task=task, robustness=robustness, settings=verify_settings, on_verified=save_verified
-        )
+        verifier.verify("original", dirs["original"])
+        if "retrain" in dirs:
+            verifier.verify("retrain", dirs["retrain"])
+        for name in (m for m in methods if m not in ("retrain", "sisa")):
+            if run_from_original(name):
+                verifier.verify(name, dirs[name])
+        entry["results"] = verifier.results()
         write_report(report, out)
         if "sisa" in methods:
             entry["sisa"]["results"] = verify_set(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -40,43 +39,6 @@ def test_demo_single_record_request_is_one_kept_record_of_someone_else(demo):
     assert len(demo.single_record_ids) == 1
     assert demo.single_record_ids[0] in {rid for rid, _ in demo.original_records}
     assert demo.single_record_ids[0] not in set(demo.forget_ids)
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-
-
-@pytest.fixture
-def tofu_dir(tmp_path) -> Path:
-    """A TOFU-shaped directory: 10 authors x 20 questions; 'forget01' the last author, 'forget10' the last 3."""
-    names = [
-        "Ada Quill",
-        "Basil Rook",
-        "Cora Vane",
-        "Dmitri Holt",
-        "Esme Lark",
-        "Farid Stone",
-        "Greta Moss",
-        "Hugo Wren",
-        "Ines Fable",
-        "Jonas Pike",
-    ]
-    full = [
-        {
-            "question": f"What did {name} write in year {q}?",
-            "answer": f"{name.split()[0]} wrote book {q}.",
-            "paraphrased_answer": f"Book {q} is by {name.split()[0]}.",
-            "perturbed_answer": [f"Book {q + 1}.", f"Book {q + 2}."],
-        }
-        for name in names
-        for q in range(tasks.TOFU_AUTHOR_SIZE)
-    ]
-    _write_jsonl(tmp_path / "full.json", full)
-    for name, authors in (("forget01", 1), ("forget10", 3)):
-        subset = full[-authors * tasks.TOFU_AUTHOR_SIZE :]
-        _write_jsonl(tmp_path / f"{name}.json", subset)
-        _write_jsonl(tmp_path / f"{name}_perturbed.json", subset)
-    return tmp_path
 
 
 def test_tofu_forget_sets_share_one_original_with_a_fixed_holdout(tofu_dir):

@@ -1,0 +1,73 @@
+"""bench/unlearning.py on a fine-tuned base: each model verified as made, an original reused only
+when its recipe says it is the one the command would train (a tiny random Llama, the small
+TOFU-shaped set of conftest.py; real training, a few seconds a model)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import unlearning  # bench/unlearning.py (conftest puts bench/ on the path)
+
+from tests.engine.pretrained import make_base
+
+pytestmark = pytest.mark.slow
+
+
+def _run(tofu_dir, tmp_path, base, out_name, *extra) -> dict:
+    out = tmp_path / f"{out_name}.json"
+    argv = [
+        "--tofu",
+        str(tofu_dir),
+        "--tofu-forget",
+        "forget10",
+        "--tofu-authors",
+        "7",
+        "--finetune-base",
+        str(base),
+        "--methods",
+        "retrain,gradient_difference",
+        "--params",
+        json.dumps({"gradient_difference": {"max_steps": 2, "eval_every": 1}}),
+        "--epochs",
+        "1",
+        "--retain-sample",
+        "10",
+        "--no-robustness",
+        "--workdir",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+        *extra,
+    ]
+    assert unlearning.main(argv) == 0
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_models_are_verified_as_made_and_only_the_same_fine_tune_is_reused(tofu_dir, tmp_path):
+    base = make_base(tmp_path / "base")
+    first = _run(tofu_dir, tmp_path, base, "first")
+    results = first["forget_sets"]["forget10"]["results"]
+    assert list(results) == ["original", "retrain", "gradient_difference"]
+    assert "reused" not in first["train"] and first["train"]["steps"] > 0
+
+    again = _run(tofu_dir, tmp_path, base, "again", "--reuse-original")
+    original = tmp_path / "work" / "tofu_finetuned" / "original"
+    assert again["train"]["reused"] == str(original)
+    assert again["train"]["steps"] == first["train"]["steps"]
+    # The same weights measured again give the same measurements; the rest was made again.
+    assert (
+        again["forget_sets"]["forget10"]["results"]["original"]["measurements"]
+        == results["original"]["measurements"]
+    )
+    assert (
+        again["forget_sets"]["forget10"]["runs"]["retrain"]["weights_sha256"]
+        == first["forget_sets"]["forget10"]["runs"]["retrain"]["weights_sha256"]
+    )
+
+    # Another learning rate is another original: trained again, not reused.
+    other = _run(
+        tofu_dir, tmp_path, base, "other", "--reuse-original", "--finetune-params", '{"learning_rate": 5e-4}'
+    )
+    assert "reused" not in other["train"]
+    assert json.loads((original / "lethe_finetune.json").read_text())["params"]["learning_rate"] == 5e-4
