@@ -40,6 +40,8 @@ path takes a minute with a tiny random Llama (``tests/engine/pretrained.make_bas
 
 Each model is verified as soon as it is made (the original, the retrain, then each method in
 turn) and the JSON is rewritten after each, so a run stopped early keeps whole rows.
+A run name ``method@label`` is another run of ``method`` with its own ``--params`` entry
+(``--methods npo,npo@lora --params '{"npo@lora": {"adapter": "lora"}}'``), judged as that method.
 ``--reuse-original`` keeps a fine-tuned original already in the workdir when its
 ``lethe_finetune.json`` shows the same records and parameters (on the CPU SmolLM2's fine-tune is
 the longest step), and makes everything else again.
@@ -95,6 +97,22 @@ APPROXIMATE = (
 )
 #: Bench run names that are a registered method with a preset.
 VARIANTS = {"npo_reference": ("npo", {"preset": "reference"})}
+
+
+def method_of(run_name: str) -> tuple[str, dict]:
+    """Return the registered method and preset params of a bench run name: a ``VARIANTS`` name,
+    ``method@label`` (another run of ``method``, with its own ``--params`` entry under that
+    name, e.g. ``npo@lora``), or a method's own name."""
+    if run_name in VARIANTS:
+        return VARIANTS[run_name]
+    return run_name.split("@", 1)[0], {}
+
+
+def is_approximate_run(run_name: str) -> bool:
+    """Whether a run's row is an approximate method's (judged against the targets)."""
+    return run_name in APPROXIMATE or method_of(run_name)[0] in APPROXIMATE
+
+
 #: The targets for the best approximate method (verification issue and issue 16).
 TARGETS = {
     "extraction_rate": 0.0,
@@ -151,7 +169,7 @@ def run_method(
     chosen = set(forget_ids)
     records = task.original_records
     shutil.rmtree(output, ignore_errors=True)
-    method_name, preset = VARIANTS.get(name, (name, {}))
+    method_name, preset = method_of(name)
     params = {**preset, **(params or {})}
     reset_peak_memory()
     method = get_method(method_name)
@@ -292,7 +310,7 @@ def target_check(row: dict) -> dict[str, bool]:
 
 def best_approximate(rows: dict[str, dict]) -> str | None:
     """Return the approximate method meeting most targets (ties: lower extraction, then |PrivLeak|)."""
-    candidates = [name for name in rows if name in APPROXIMATE]
+    candidates = [name for name in rows if is_approximate_run(name)]
     if not candidates:
         return None
 
@@ -448,7 +466,7 @@ def print_report(report: dict) -> None:
         for name, run in entry["runs"].items():
             if "failed" in run:
                 print(f"  {name}: no model ({run['failed']})")
-        approximate = [name for name in rows if name in APPROXIMATE]
+        approximate = [name for name in rows if is_approximate_run(name)]
         if approximate:
             targets = list(target_check(rows[approximate[0]]))
             width = max(len(name) for name in approximate)

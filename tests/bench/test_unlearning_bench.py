@@ -11,7 +11,14 @@ import unlearning  # bench/unlearning.py (conftest puts bench/ on the path)
 
 from tests.engine.pretrained import make_base
 
-pytestmark = pytest.mark.slow
+
+def test_a_labelled_run_is_another_run_of_its_method_judged_as_that_method():
+    assert unlearning.method_of("npo@lora") == ("npo", {})
+    assert unlearning.method_of("npo_reference") == ("npo", {"preset": "reference"})
+    assert unlearning.method_of("rmu") == ("rmu", {})
+    assert unlearning.is_approximate_run("gradient_difference@lora")
+    assert unlearning.is_approximate_run("npo_reference")
+    assert not unlearning.is_approximate_run("retrain") and not unlearning.is_approximate_run("sisa@s8")
 
 
 def _run(tofu_dir, tmp_path, base, out_name, *extra) -> dict:
@@ -26,9 +33,9 @@ def _run(tofu_dir, tmp_path, base, out_name, *extra) -> dict:
         "--finetune-base",
         str(base),
         "--methods",
-        "retrain,gradient_difference",
+        "retrain,gradient_difference@lora",
         "--params",
-        json.dumps({"gradient_difference": {"max_steps": 2, "eval_every": 1}}),
+        json.dumps({"gradient_difference@lora": {"adapter": "lora", "max_steps": 2, "eval_every": 1}}),
         "--epochs",
         "1",
         "--retain-sample",
@@ -44,11 +51,14 @@ def _run(tofu_dir, tmp_path, base, out_name, *extra) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_models_are_verified_as_made_and_only_the_same_fine_tune_is_reused(tofu_dir, tmp_path):
     base = make_base(tmp_path / "base")
     first = _run(tofu_dir, tmp_path, base, "first")
     results = first["forget_sets"]["forget10"]["results"]
-    assert list(results) == ["original", "retrain", "gradient_difference"]
+    assert list(results) == ["original", "retrain", "gradient_difference@lora"]
+    labelled = first["forget_sets"]["forget10"]["runs"]["gradient_difference@lora"]
+    assert labelled["method"] == "gradient_difference" and labelled["params"]["adapter"] == "lora"
     assert "reused" not in first["train"] and first["train"]["steps"] > 0
 
     again = _run(tofu_dir, tmp_path, base, "again", "--reuse-original")
