@@ -50,6 +50,8 @@ from requests_app import services
 from requests_app.identifiers import pii_hasher
 from requests_app.models import ErasureRequest, RequestStatus, SubjectIdentifierHash
 from unlearning_jobs.engine.pii.entities import DIRECT_IDENTIFIERS, EntityType
+from unlearning_jobs.engine.pii.linking import candidates as linking_candidates
+from unlearning_jobs.engine.pii.linking import linked_values as values_linked
 from unlearning_jobs.engine.pii.match_keys import MATCH_KEY_DERIVATION, SEARCHED_FORMS
 from unlearning_jobs.models import (
     CandidateStatus,
@@ -84,10 +86,6 @@ LINKED_SCORE = {"exact": 0.80, "variant": 0.78}
 #: The kinds that can link: values that belong to one person. Not addresses: a household or an
 #: office shares one, and the index keys them coarsely (a street without its number) as well.
 LINKED_TYPES = frozenset({EntityType.EMAIL.value, EntityType.PHONE.value, EntityType.ACCOUNT_ID.value})
-#: A value links only when this many of the person's strong records hold it ...
-LINKED_MIN_STRONG_RECORDS = 2
-#: ... and at least this share of all records holding it are the person's strong records.
-LINKED_MIN_SHARE = 0.5
 QUASI_SCORE = 0.25
 QUASI_DOB_ONLY_SCORE = 0.15
 TIER_RANK = {MatchTier.STRONG: 0, MatchTier.NAME: 1, MatchTier.QUASI: 2}
@@ -480,17 +478,14 @@ def _linked_support(
     """Return, for name-only records, the direct identifiers they share with the person's strong records.
 
     ``rows`` are the name-only records' direct-identifier findings that are not the request's:
-    ``(record, entity type, value hash, start, end)``. A value links when at least
-    ``LINKED_MIN_STRONG_RECORDS`` strong records hold it and at least ``LINKED_MIN_SHARE`` of every
-    record holding it, in the versions searched, is one of the person's strong records: a number
-    shared by many people (a switchboard) links nothing, and neither does a namesake's own number
-    that one of the person's records happens to quote.
+    ``(record, entity type, value hash, start, end)``. A value links by the rule of
+    ``engine.pii.linking`` (enough of the person's strong records hold it, and they are at least
+    half of every record holding it in the versions searched): a number shared by many people
+    (a switchboard) links nothing, and neither does a namesake's own number that one of the
+    person's records happens to quote.
     """
-    wanted = {
-        (kind, value_hash)
-        for _, kind, value_hash, _, _ in rows
-        if len(linked_values.get((kind, value_hash), ())) >= LINKED_MIN_STRONG_RECORDS
-    }
+    named_values = {(kind, value_hash) for _, kind, value_hash, _, _ in rows}
+    wanted = linking_candidates({key: linked_values[key] for key in named_values if key in linked_values})
     if not wanted:
         return {}
     holders: dict[tuple[str, str], set[int]] = defaultdict(set)
@@ -499,11 +494,7 @@ def _linked_support(
     ).values_list("record_id", "entity_type", "value_hash"):
         if (kind, value_hash) in wanted:
             holders[(kind, value_hash)].add(record_pk)
-    linking = {
-        key
-        for key in wanted
-        if len(holders[key] & linked_values[key]) >= LINKED_MIN_SHARE * len(holders[key])
-    }
+    linking = values_linked({key: linked_values[key] for key in wanted}, holders)
     support: dict[int, dict] = {}
     for record_pk, kind, value_hash, start, end in rows:
         if (kind, value_hash) not in linking:

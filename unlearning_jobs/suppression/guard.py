@@ -39,7 +39,7 @@ from unlearning_jobs.suppression.services import (
     deployment_create,
     deployment_policy,
     guard_policy_from,
-    records_quasi_values,
+    records_identifier_values,
     rule_set_engine,
     subject_ref_for,
     suppression_rules_add_for_request,
@@ -275,21 +275,27 @@ def subject_facts_for_request(erasure_request, *, max_records: int = 20):
     if not erasure_request.identifiers_encrypted:
         raise ValidationError("The request's identifiers were purged: the subject cannot be probed.")
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
-    # A full name (given and family) is probed when the request has one; probes are built from
-    # whatever identifiers it has, so a request with only an e-mail is probed on that e-mail.
-    names = [n for n in subject.names if len(n.split()) >= 2]
+    # Probes are built from whatever identifiers the request has, and what its confirmed records
+    # link to the person (the rules hold those too): a request with only an e-mail is probed on
+    # that e-mail, and on the name its person's records show. A full name (given and family)
+    # is probed; the request's own first.
+    linked = records_identifier_values(erasure_request)
     records = forget_set_for_request(erasure_request)[:max_records]
     texts = dataset_records_texts(records) if records else {}
-    quasi = records_quasi_values(erasure_request)
+
+    def both(given, list_name: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*given, *linked.get(list_name, ())]))
+
+    names = [n for n in both(subject.names, "names") if len(n.split()) >= 2]
     return SubjectFacts(
         subject_ref=subject_ref_for(erasure_request),
         name=names[0] if names else None,
-        emails=subject.emails,
-        phones=subject.phones,
-        addresses=subject.addresses,
-        account_ids=subject.account_ids,
-        cities=tuple(quasi.get("LOCATION", ())),
-        dates_of_birth=tuple(quasi.get("DATE_OF_BIRTH", ())),
+        emails=both(subject.emails, "emails"),
+        phones=both(subject.phones, "phones"),
+        addresses=both(subject.addresses, "addresses"),
+        account_ids=both(subject.account_ids, "account_ids"),
+        cities=tuple(linked.get("locations", ())),
+        dates_of_birth=tuple(linked.get("dates_of_birth", ())),
         records=tuple(SubjectRecord(record_id_hash(r.record_id)[:16], texts[r.pk]) for r in records),
         default_region=settings.LETHE_PHONE_REGION,
     )

@@ -23,12 +23,14 @@ false-positive rates to its verification section.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 
 from compliance import roles
 from compliance.audit import audit_event_record
@@ -37,14 +39,29 @@ from requests_app.identifiers import identifiers_decrypt
 from requests_app.matching.review import forget_set_for_request
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
+from unlearning_jobs.engine.pii.linking import candidates as linking_candidates
+from unlearning_jobs.engine.pii.linking import linked_values
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
 logger = logging.getLogger(__name__)
 
-#: Quasi-identifier types taken from a request's confirmed records (its city, its birth date). The
-#: records' direct identifiers are not taken: a record about the subject may hold someone else's.
-RECORD_QUASI_TYPES = ("LOCATION", "DATE_OF_BIRTH")
+#: Quasi-identifier types taken from every confirmed record of a request (its city, its birth
+#: date), by the rules' list they join.
+RECORD_QUASI_TYPES = {"LOCATION": "locations", "DATE_OF_BIRTH": "dates_of_birth"}
+#: Identifier types taken from the confirmed records only when linked to the person
+#: (``engine.pii.linking``): a record about the subject also holds an agent's name, the shop's
+#: switchboard or a neighbour's address, which the person's other records do not repeat.
+RECORD_LINKED_TYPES = {
+    "PERSON": "names",
+    "EMAIL": "emails",
+    "PHONE": "phones",
+    "ADDRESS": "addresses",
+    "ACCOUNT_ID": "account_ids",
+}
+PERSON = "PERSON"
+#: At most this many spellings of one linked value are read ("020 7946 0011", "+44 20 7946 0011").
+RECORD_SPELLINGS_PER_VALUE = 3
 
 
 def _actor_check(actor, *permissions: str) -> None:
@@ -238,66 +255,129 @@ def _values(values: Iterable[str]) -> list[str]:
     return [v for v in values if isinstance(v, str) and v.strip()]
 
 
-def records_quasi_values(erasure_request) -> dict[str, list[str]]:
-    """Return the LOCATION and DATE_OF_BIRTH values found in the request's confirmed records.
+def records_identifier_values(erasure_request) -> dict[str, list[str]]:
+    """Return the values the request's confirmed records add to its rules, by the rules' list name.
 
-    Read from the stored copies at the findings' spans, in memory only.
+    Every place and date of birth the records hold (``RECORD_QUASI_TYPES``), and the names,
+    e-mails, phones, addresses and account ids that the records link to the person: held by at
+    least two of them and mostly by them across the data sets searched (``engine.pii.linking``).
+    A request that gives only an e-mail so still suppresses the name and phone its person's
+    records show, and a namesake beside another phone is told apart. Read from the stored copies
+    at the findings' spans, in memory only.
     """
-
     records = forget_set_for_request(erasure_request)
     if not records:
         return {}
     texts = dataset_records_texts(records)
-    values: dict[str, list[str]] = {kind: [] for kind in RECORD_QUASI_TYPES}
+    values: dict[str, list[str]] = {
+        list_name: [] for list_name in [*RECORD_QUASI_TYPES.values(), *RECORD_LINKED_TYPES.values()]
+    }
+    own: dict[tuple[str, str], set[int]] = defaultdict(set)
+    spans: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
     findings = PiiFinding.objects.filter(
-        record__in=[r.pk for r in records], entity_type__in=RECORD_QUASI_TYPES
-    )
-    for record_pk, kind, start, end in findings.values_list("record_id", "entity_type", "start", "end"):
-        value = texts[record_pk][start:end].strip()
-        if value and value not in values[kind]:
-            values[kind].append(value)
+        record__in=[r.pk for r in records], entity_type__in=[*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
+    ).values_list("record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash")
+    versions: set[int] = set()
+    for record_pk, version_id, kind, start, end, value_hash, sorted_hash in findings:
+        if kind in RECORD_QUASI_TYPES:
+            _append_value(values[RECORD_QUASI_TYPES[kind]], texts[record_pk][start:end])
+            continue
+        if kind == PERSON and not sorted_hash:
+            continue  # locating's name keys: every window of words that might be a name, not names
+        key = (kind, sorted_hash or value_hash)
+        own[key].add(record_pk)
+        spans[key].append((record_pk, start, end))
+        versions.add(version_id)
+    for key in sorted(linked_values(own, _value_holders(linking_candidates(own), versions))):
+        spellings = dict.fromkeys(texts[record_pk][start:end].strip() for record_pk, start, end in spans[key])
+        for spelling in list(spellings)[:RECORD_SPELLINGS_PER_VALUE]:
+            _append_value(values[RECORD_LINKED_TYPES[key[0]]], spelling)
     return values
 
 
-def subject_rules_for_request(erasure_request, *, hasher) -> tuple[tuple, dict[str, int]]:
-    """Return the request's engine rules under ``hasher`` (a deployment's, ``keys.deployment_hasher``)
-    and how many values of each list could not be made rules.
+def _append_value(values: list[str], raw: str) -> None:
+    value = raw.strip()
+    if value and value not in values:
+        values.append(value)
 
-    Each value is built on its own, so one value the engine refuses (a one-word name) is counted
-    and skipped instead of leaving the whole subject unsuppressed.
+
+def _value_holders(
+    keys: Iterable[tuple[str, str]], versions: Iterable[int]
+) -> dict[tuple[str, str], set[int]]:
+    """Return every record holding each (kind, hash) in the versions: names by their sorted hash."""
+    keys = set(keys)
+    holders: dict[tuple[str, str], set[int]] = defaultdict(set)
+    if not keys:
+        return holders
+    names = [h for kind, h in keys if kind == PERSON]
+    others = [h for kind, h in keys if kind != PERSON]
+    # Names as the NER found them (with a token-sorted hash), in any word order.
+    lookup = Q(entity_type=PERSON, sorted_hash__in=names) | Q(value_hash__in=others)
+    rows = PiiFinding.objects.filter(lookup, version_id__in=list(versions)).values_list(
+        "record_id", "entity_type", "value_hash", "sorted_hash"
+    )
+    for record_pk, kind, value_hash, sorted_hash in rows:
+        key = (kind, sorted_hash or value_hash)
+        if key in keys:
+            holders[key].add(record_pk)
+    return holders
+
+
+class SubjectRules(NamedTuple):
+    """A request's engine rules, the values refused per list, and the values its records added."""
+
+    rules: tuple
+    skipped: dict[str, int]
+    from_records: dict[str, int]
+
+
+def subject_rules_for_request(erasure_request, *, hasher) -> SubjectRules:
+    """Return the request's engine rules under ``hasher`` (a deployment's, ``keys.deployment_hasher``).
+
+    Built from the request's identifiers and what its confirmed records add
+    (``records_identifier_values``). Each value is built on its own, so one value the engine
+    refuses (a one-word name) is counted and skipped instead of leaving the whole subject
+    unsuppressed; a refused value from the records is counted under ``records_<list>``.
     """
     from unlearning_jobs.engine.guard import rules_from_identifiers
 
     if not erasure_request.identifiers_encrypted:
         raise ValidationError("The request's identifiers were purged: rules cannot be built any more.")
     subject = identifiers_decrypt(erasure_request.identifiers_encrypted)
-    quasi = records_quasi_values(erasure_request)
-    lists = {
+    given = {
         "names": _values(subject.names),
         "emails": _values(subject.emails),
         "phones": _values(subject.phones),
         "addresses": _values(subject.addresses),
         "account_ids": _values(subject.account_ids),
-        "locations": quasi.get("LOCATION", []),
-        "dates_of_birth": quasi.get("DATE_OF_BIRTH", []),
     }
+    from_records = records_identifier_values(erasure_request)
     ref = subject_ref_for(erasure_request)
     rules: dict = {}
     skipped: dict[str, int] = {}
-    for list_name, values in lists.items():
-        for value in values:
-            try:
-                built = rules_from_identifiers(
-                    hasher=hasher,
-                    subject_ref=ref,
-                    default_region=settings.LETHE_PHONE_REGION,
-                    **{list_name: [value]},
-                )
-            except ValueError:
-                skipped[list_name] = skipped.get(list_name, 0) + 1
-                continue
-            rules.update({(r.entity_type, r.value_hash): r for r in built})
-    return tuple(rules.values()), skipped
+    added: dict[str, int] = {}
+    for source, lists in (("", given), ("records_", from_records)):
+        for list_name, values in lists.items():
+            for value in values:
+                try:
+                    built = rules_from_identifiers(
+                        hasher=hasher,
+                        subject_ref=ref,
+                        default_region=settings.LETHE_PHONE_REGION,
+                        **{list_name: [value]},
+                    )
+                except ValueError:
+                    skipped[source + list_name] = skipped.get(source + list_name, 0) + 1
+                    continue
+                new = {
+                    (r.entity_type, r.value_hash): r
+                    for r in built
+                    if (r.entity_type, r.value_hash) not in rules
+                }
+                if source and new:
+                    added[list_name] = added.get(list_name, 0) + 1
+                rules.update(new)
+    return SubjectRules(tuple(rules.values()), skipped, added)
 
 
 def suppression_rules_add_for_request(
@@ -310,7 +390,9 @@ def suppression_rules_add_for_request(
     and an audit event says so.
     """
     _actor_check(actor, roles.OPERATE_JOBS, roles.MANAGE_REQUESTS)
-    new_rules, skipped = subject_rules_for_request(erasure_request, hasher=deployment_hasher(deployment))
+    new_rules, skipped, from_records = subject_rules_for_request(
+        erasure_request, hasher=deployment_hasher(deployment)
+    )
     if not new_rules:
         raise ValidationError("None of the request's identifiers can be made a suppression rule.")
     ref = subject_ref_for(erasure_request)
@@ -344,6 +426,7 @@ def suppression_rules_add_for_request(
                 "subject_ref": ref,
                 "subject_rules": len(new_rules),
                 "skipped_values": skipped,
+                "values_from_confirmed_records": from_records,
                 **_rekey_details(rekeyed_from),
             },
         )
@@ -409,8 +492,7 @@ def _current_rules(deployment: Deployment, *, skip_ref: str | None = None) -> tu
         )
     rules: list = []
     for ref in refs:
-        built, _ = subject_rules_for_request(requests[ref], hasher=hasher)
-        rules.extend(built)
+        rules.extend(subject_rules_for_request(requests[ref], hasher=hasher).rules)
     return rules, rule_set.key_id
 
 

@@ -89,7 +89,7 @@ def test_rules_under_the_index_key_are_served_refused_for_export_and_rekeyed(
 ):
     deployment = _deployment("chat", model, engineer)
     # A rule set as Lethe made it before deployment keys: hashed under the PII index's key.
-    legacy_rules, _ = suppression.subject_rules_for_request(reviewed, hasher=pii_hasher())
+    legacy_rules = suppression.subject_rules_for_request(reviewed, hasher=pii_hasher()).rules
     legacy = SuppressionRuleSet.objects.create(
         deployment=deployment,
         version=2,

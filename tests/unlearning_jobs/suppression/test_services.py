@@ -216,3 +216,32 @@ def test_deployment_pages_create_and_show_versions_and_try_the_guard(
     client.force_login(auditor)
     shown = client.get(deployment.get_absolute_url())
     assert shown.status_code == 200 and b"try-guarded-model" not in shown.content
+
+
+def test_the_rules_hold_what_the_persons_confirmed_records_link_to_them(deployment, officer, tickets):
+    """A request giving only Ada's e-mail: her records show her name and phone, and the rules hold them."""
+    from requests_app.identifiers import SubjectIdentifiers
+    from unlearning_jobs.suppression.guard import deployment_guard
+
+    only_email = request_reviewed(
+        officer=officer, subject=SubjectIdentifiers(emails=("ada.quill@example.org",))
+    )
+    added = suppression.suppression_rules_add_for_request(
+        deployment=deployment, erasure_request=only_email, actor=officer
+    )
+
+    deployment.refresh_from_db()
+    guard = deployment_guard(deployment)
+    ref = suppression.subject_ref_for(only_email)
+    # Ada's phone is in six of her confirmed records and in no one else's; her name in all twelve.
+    assert ref in guard.check_output("You can reach her on 020 7946 0011.").subjects
+    assert ref in guard.check_output("That was Ada Quill, I think.").subjects
+    # Bram's number is in his own records only, never in Ada's: not hers, not suppressed.
+    assert not guard.check_output("You can reach him on 020 7946 0022.").acted
+    event = AuditEvent.objects.filter(action="suppression_rules.added").latest("pk")
+    from_records = event.details["values_from_confirmed_records"]
+    # One name and one phone; the e-mail is the request's own and adds nothing.
+    assert from_records["names"] == 1 and from_records["phones"] == 1 and "emails" not in from_records
+    assert added.counts["PHONE"] >= 1 and added.counts["PERSON"] >= 1
+    # The values themselves are never stored: only keyed hashes and counts.
+    assert "7946" not in json.dumps(event.details) and "quill" not in json.dumps(event.details).lower()
