@@ -39,8 +39,7 @@ from requests_app.identifiers import identifiers_decrypt
 from requests_app.matching.review import forget_set_for_request
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
-from unlearning_jobs.engine.pii.linking import candidates as linking_candidates
-from unlearning_jobs.engine.pii.linking import linked_values
+from unlearning_jobs.engine.pii.linking import linked_spellings, value_key
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
@@ -60,8 +59,6 @@ RECORD_LINKED_TYPES = {
     "ACCOUNT_ID": "account_ids",
 }
 PERSON = "PERSON"
-#: At most this many spellings of one linked value are read ("020 7946 0011", "+44 20 7946 0011").
-RECORD_SPELLINGS_PER_VALUE = 3
 
 
 def _actor_check(actor, *permissions: str) -> None:
@@ -272,33 +269,22 @@ def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {
         list_name: [] for list_name in [*RECORD_QUASI_TYPES.values(), *RECORD_LINKED_TYPES.values()]
     }
-    own: dict[tuple[str, str], set[int]] = defaultdict(set)
-    spans: dict[tuple[str, str], list[tuple[int, int, int]]] = defaultdict(list)
     findings = PiiFinding.objects.filter(
         record__in=[r.pk for r in records], entity_type__in=[*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
     ).values_list("record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash")
-    versions: set[int] = set()
+    found, versions = [], set()
     for record_pk, version_id, kind, start, end, value_hash, sorted_hash in findings:
         if kind in RECORD_QUASI_TYPES:
-            _append_value(values[RECORD_QUASI_TYPES[kind]], texts[record_pk][start:end])
-            continue
-        if kind == PERSON and not sorted_hash:
-            continue  # locating's name keys: every window of words that might be a name, not names
-        key = (kind, sorted_hash or value_hash)
-        own[key].add(record_pk)
-        spans[key].append((record_pk, start, end))
-        versions.add(version_id)
-    for key in sorted(linked_values(own, _value_holders(linking_candidates(own), versions))):
-        spellings = dict.fromkeys(texts[record_pk][start:end].strip() for record_pk, start, end in spans[key])
-        for spelling in list(spellings)[:RECORD_SPELLINGS_PER_VALUE]:
-            _append_value(values[RECORD_LINKED_TYPES[key[0]]], spelling)
+            value = texts[record_pk][start:end].strip()
+            if value and value not in values[RECORD_QUASI_TYPES[kind]]:
+                values[RECORD_QUASI_TYPES[kind]].append(value)
+        elif key := value_key(kind, value_hash, sorted_hash):
+            found.append((record_pk, kind, start, end, key))
+            versions.add(version_id)
+    linked = linked_spellings(found, lambda keys: _value_holders(keys, versions), texts)
+    for kind, spellings in linked.items():
+        values[RECORD_LINKED_TYPES[kind]].extend(spellings)
     return values
-
-
-def _append_value(values: list[str], raw: str) -> None:
-    value = raw.strip()
-    if value and value not in values:
-        values.append(value)
 
 
 def _value_holders(
@@ -317,7 +303,7 @@ def _value_holders(
         "record_id", "entity_type", "value_hash", "sorted_hash"
     )
     for record_pk, kind, value_hash, sorted_hash in rows:
-        key = (kind, sorted_hash or value_hash)
+        key = value_key(kind, value_hash, sorted_hash)
         if key in keys:
             holders[key].add(record_pk)
     return holders

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from unlearning_jobs.engine.pii.linking import LINKED_MIN_OWN_RECORDS, candidates, linked_values
+from unlearning_jobs.engine.pii.linking import (
+    LINKED_MIN_OWN_RECORDS,
+    candidates,
+    linked_spellings,
+    linked_values,
+    value_key,
+)
 
 PHONE, SWITCHBOARD, AGENT, NEIGHBOUR = ("PHONE", "p1"), ("PHONE", "p2"), ("PERSON", "n1"), ("ADDRESS", "a1")
 
@@ -34,3 +40,34 @@ def test_half_of_the_holders_is_enough_and_the_thresholds_are_parameters():
     assert linked_values(own, {PHONE: {1, 2, 7, 8}}) == {PHONE}
     assert linked_values(own, {PHONE: {1, 2, 7, 8}}, min_share=0.75) == set()
     assert linked_values(own, {}, min_own_records=3) == set()
+
+
+def test_linked_spellings_read_each_linked_value_at_its_spans_and_skip_name_windows():
+    texts = {
+        1: "Ada Quill, tel 020 7946 0011. Agent: Tom Baker",
+        2: "Call Ada Quill on +44 20 7946 0011 (Tom Baker)",
+        3: "Quill, Ada rang",
+    }
+    phone, name, agent = ("PHONE", "ph"), ("PERSON", "ada"), ("PERSON", "tom")
+    found = [
+        (1, "PHONE", 15, 28, phone),
+        (2, "PHONE", 18, 34, phone),
+        (1, "PERSON", 0, 9, name),
+        (2, "PERSON", 5, 14, name),
+        (3, "PERSON", 0, 11, name),
+        (1, "PERSON", 37, 46, agent),
+        (2, "PERSON", 36, 45, agent),
+    ]
+    asked = []
+
+    def holders_of(keys):
+        asked.append(set(keys))
+        return {agent: {1, 2, 10, 11, 12, 13}}
+
+    values = linked_spellings(found, holders_of, texts, per_value=2)
+
+    assert values == {"PERSON": ["Ada Quill", "Quill, Ada"], "PHONE": ["020 7946 0011", "+44 20 7946 0011"]}
+    assert asked == [{phone, name, agent}]
+    assert value_key("PERSON", "window", None) is None
+    assert value_key("PERSON", "in-order", "sorted") == ("PERSON", "sorted")
+    assert value_key("EMAIL", "h", None) == ("EMAIL", "h")

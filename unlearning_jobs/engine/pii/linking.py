@@ -19,12 +19,24 @@ Pure: values are opaque keys (an entity type and a keyed hash), records opaque i
 
 from __future__ import annotations
 
-from collections.abc import Collection, Hashable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 
-__all__ = ["LINKED_MIN_OWN_RECORDS", "LINKED_MIN_SHARE", "candidates", "linked_values"]
+__all__ = [
+    "LINKED_MIN_OWN_RECORDS",
+    "LINKED_MIN_SHARE",
+    "SPELLINGS_PER_VALUE",
+    "candidates",
+    "linked_spellings",
+    "linked_values",
+    "value_key",
+]
 
 LINKED_MIN_OWN_RECORDS = 2
 LINKED_MIN_SHARE = 0.5
+#: At most this many spellings of one linked value are read ("020 7946 0011", "+44 20 7946 0011").
+SPELLINGS_PER_VALUE = 3
+_PERSON = "PERSON"
 
 
 def linked_values(
@@ -56,3 +68,44 @@ def candidates(
 ) -> set[Hashable]:
     """Return the values held by enough of the person's records to be worth looking up."""
     return {value for value, records in own.items() if len(set(records)) >= min_own_records}
+
+
+def value_key(entity_type: str, value_hash: str, sorted_hash: str | None) -> tuple[str, str] | None:
+    """Return the key a finding links by, or None for a finding that is no value of its own.
+
+    Names go by their token-sorted hash, so "Quill, Ada" and "Ada Quill" are one value. A name
+    finding without one is one of locating's name keys (every window of words that might be a
+    name, "Contact Ada"), made to meet a request's name, not to say what a record holds.
+    """
+    if entity_type == _PERSON:
+        return (entity_type, sorted_hash) if sorted_hash else None
+    return (entity_type, value_hash)
+
+
+def linked_spellings(
+    found: Iterable[tuple[Hashable, str, int, int, tuple[str, str]]],
+    holders_of: Callable[[set], Mapping[Hashable, Collection[Hashable]]],
+    texts: Mapping[Hashable, str],
+    *,
+    per_value: int = SPELLINGS_PER_VALUE,
+) -> dict[str, list[str]]:
+    """Return, by entity type, how the person's linked values are written in their records.
+
+    ``found`` holds the person's records' findings as ``(record, entity type, start, end, key)``
+    (``key`` from ``value_key``); ``holders_of(keys)`` returns every record holding each key in
+    the data searched, asked only for the candidates; ``texts`` the records' texts. The values
+    are read at the findings' spans, in memory only, up to ``per_value`` spellings of each.
+    """
+    own: dict[tuple[str, str], set] = defaultdict(set)
+    spans: dict[tuple[str, str], list[tuple[Hashable, int, int]]] = defaultdict(list)
+    for record, _, start, end, key in found:
+        own[key].add(record)
+        spans[key].append((record, start, end))
+    values: dict[str, list[str]] = defaultdict(list)
+    for key in sorted(linked_values(own, holders_of(candidates(own)))):
+        spellings = dict.fromkeys(texts[record][start:end].strip() for record, start, end in spans[key])
+        spellings.pop("", None)
+        for spelling in list(spellings)[:per_value]:
+            if spelling not in values[key[0]]:
+                values[key[0]].append(spelling)
+    return dict(values)
