@@ -39,25 +39,13 @@ from requests_app.identifiers import identifiers_decrypt
 from requests_app.matching.review import forget_set_for_request
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
+from unlearning_jobs.engine.guard.rules import RECORD_LINKED_TYPES, RECORD_QUASI_TYPES, RULE_LISTS
 from unlearning_jobs.engine.pii.linking import linked_spellings, value_key
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
 logger = logging.getLogger(__name__)
 
-#: Quasi-identifier types taken from every confirmed record of a request (its city, its birth
-#: date), by the rules' list they join.
-RECORD_QUASI_TYPES = {"LOCATION": "locations", "DATE_OF_BIRTH": "dates_of_birth"}
-#: Identifier types taken from the confirmed records only when linked to the person
-#: (``engine.pii.linking``): a record about the subject also holds an agent's name, the shop's
-#: switchboard or a neighbour's address, which the person's other records do not repeat.
-RECORD_LINKED_TYPES = {
-    "PERSON": "names",
-    "EMAIL": "emails",
-    "PHONE": "phones",
-    "ADDRESS": "addresses",
-    "ACCOUNT_ID": "account_ids",
-}
 PERSON = "PERSON"
 
 
@@ -255,7 +243,7 @@ def _values(values: Iterable[str]) -> list[str]:
 def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     """Return the values the request's confirmed records add to its rules, by the rules' list name.
 
-    Every place and date of birth the records hold (``RECORD_QUASI_TYPES``), and the names,
+    Every place and date of birth the records hold (``engine.guard.rules.RECORD_QUASI_TYPES``), and the names,
     e-mails, phones, addresses and account ids that the records link to the person: held by at
     least two of them and mostly by them across the data sets searched (``engine.pii.linking``).
     A request that gives only an e-mail so still suppresses the name and phone its person's
@@ -267,7 +255,7 @@ def records_identifier_values(erasure_request) -> dict[str, list[str]]:
         return {}
     texts = dataset_records_texts(records)
     values: dict[str, list[str]] = {
-        list_name: [] for list_name in [*RECORD_QUASI_TYPES.values(), *RECORD_LINKED_TYPES.values()]
+        RULE_LISTS[kind]: [] for kind in [*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
     }
     findings = PiiFinding.objects.filter(
         record__in=[r.pk for r in records], entity_type__in=[*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
@@ -276,14 +264,14 @@ def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     for record_pk, version_id, kind, start, end, value_hash, sorted_hash in findings:
         if kind in RECORD_QUASI_TYPES:
             value = texts[record_pk][start:end].strip()
-            if value and value not in values[RECORD_QUASI_TYPES[kind]]:
-                values[RECORD_QUASI_TYPES[kind]].append(value)
+            if value and value not in values[RULE_LISTS[kind]]:
+                values[RULE_LISTS[kind]].append(value)
         elif key := value_key(kind, value_hash, sorted_hash):
             found.append((record_pk, kind, start, end, key))
             versions.add(version_id)
     linked = linked_spellings(found, lambda keys: _value_holders(keys, versions), texts)
     for kind, spellings in linked.items():
-        values[RECORD_LINKED_TYPES[kind]].extend(spellings)
+        values[RULE_LISTS[kind]].extend(spellings)
     return values
 
 

@@ -25,6 +25,13 @@ Each suppressed person's request carries a subset of identifiers (all, e-mail on
 name only, name + e-mail, name + phone), and every positive text mentions at least one requested
 identifier of that person, labelled with its kind and family. Usage:
 ``python -m bench.corpora.guard_probes --out DIR --people 200 --seed 16``.
+
+Each suppressed person also has **training records** (``records.py``): 3-8 records of the
+organisation's data that locating would have found for them (each holds a requested identifier),
+with the person's other identifiers and other people's (agents, the company, couriers, other
+customers, neighbours) labelled by owner, for measuring the extraction of further identifiers.
+They come from a random stream of their own per (seed, person): the texts and requests of a seed
+are the same with ``build_probe_corpus(..., with_records=False)``.
 """
 
 from .generate import (
@@ -36,13 +43,19 @@ from .generate import (
     ProbeText,
     build_probe_corpus,
 )
+from .records import OWNER_ROLES, RecordMention, TrainingRecord, records_for, records_seed
 
 __all__ = [
     "KINDS",
     "NEGATIVE_KINDS",
+    "OWNER_ROLES",
     "Mention",
     "ProbeCorpus",
     "ProbePerson",
     "ProbeText",
+    "RecordMention",
+    "TrainingRecord",
     "build_probe_corpus",
+    "records_for",
+    "records_seed",
 ]

@@ -15,10 +15,14 @@ import unicodedata
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faker import Faker
 
 from bench.corpora.countries import COUNTRIES, CountryProfile
+
+if TYPE_CHECKING:
+    from .records import TrainingRecord
 
 KINDS = ("name", "email", "phone", "address")
 
@@ -242,6 +246,9 @@ class ProbePerson:
     country_name: str
     flat: str | None = None
     request: dict = field(default_factory=dict)
+    #: The person's records in the organisation's training data (``records.py``): drawn from
+    #: their own random stream, after the corpus, so they change nothing else in it.
+    records: list[TrainingRecord] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
@@ -814,8 +821,15 @@ def _request_for(
     return request
 
 
-def build_probe_corpus(*, seed: int = 16, people: int = 200, texts_per_person: int = 10) -> ProbeCorpus:
-    """Build the corpus: ``people`` suppressed people and about three times as many others."""
+def build_probe_corpus(
+    *, seed: int = 16, people: int = 200, texts_per_person: int = 10, with_records: bool = True
+) -> ProbeCorpus:
+    """Build the corpus: ``people`` suppressed people and about three times as many others.
+
+    ``with_records``: give each person their training records (``records.py``). They are drawn
+    from a random stream of their own per (seed, person), after everything else, so the texts,
+    requests and other people of a seed are the same with and without them.
+    """
     world = _World(seed)
     rng = world.rng
     writer = _Writer(rng)
@@ -867,6 +881,19 @@ def build_probe_corpus(*, seed: int = 16, people: int = 200, texts_per_person: i
             )
             produced += 1
         texts.extend(_negatives_for(world, writer, builder, person, country, others))
+    if with_records:
+        from .records import records_for, records_seed
+
+        # Every phone and e-mail drawn for anyone in the corpus: the records' other customers and
+        # couriers must not reuse one.
+        taken = frozenset(world.used_phones | {e.casefold() for e in world.used_emails})
+        for person in persons:
+            person.records = records_for(
+                person,
+                COUNTRIES[person.country],
+                random.Random(records_seed(seed, person.person_id)),
+                taken=taken,
+            )
     return ProbeCorpus(seed=seed, people=persons, texts=texts, others=others)
 
 
@@ -1014,6 +1041,13 @@ def main(argv: list[str] | None = None) -> int:
         "texts": [asdict(t) for t in corpus.texts],
     }
     (args.out / "ground_truth.json").write_text(json.dumps(truth, ensure_ascii=False, indent=1))
+    # The people's training records, as the data set holds them (labels in ground_truth.json).
+    with (args.out / "records.jsonl").open("w") as handle:
+        for person in corpus.people:
+            for record in person.records:
+                handle.write(
+                    json.dumps({"id": record.record_id, "text": record.text}, ensure_ascii=False) + "\n"
+                )
     print(json.dumps(corpus.summary(), indent=1))
     return 0
 

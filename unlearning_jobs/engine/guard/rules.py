@@ -44,6 +44,9 @@ __all__ = [
     "SuppressionRule",
     "RuleSet",
     "rules_from_identifiers",
+    "RULE_LISTS",
+    "RECORD_LINKED_TYPES",
+    "RECORD_QUASI_TYPES",
     "name_forms",
     "address_forms",
     "export_rules",
@@ -59,6 +62,24 @@ EXPORT_FORMAT = "lethe-guard-rules"
 EXPORT_VERSION = 1
 _HASH_DESCRIPTION = "HMAC-SHA256 of '<ENTITY_TYPE>:<normalised value>', hex"
 _KEY_CHECK_MESSAGE = b"lethe-guard-rules key check v1"
+
+#: The keyword of ``rules_from_identifiers`` that takes values of each entity type.
+RULE_LISTS = {
+    "PERSON": "names",
+    "EMAIL": "emails",
+    "PHONE": "phones",
+    "ADDRESS": "addresses",
+    "ACCOUNT_ID": "account_ids",
+    "LOCATION": "locations",
+    "DATE_OF_BIRTH": "dates_of_birth",
+}
+#: What a person's confirmed records add to their rules. Quasi-identifiers (their city, their
+#: birth date) from every record: the guard acts on them only beside the person's own name or
+#: identifier. Names and direct identifiers only when linked to the person (``pii.linking``): a
+#: record about the subject also holds an agent's name, the shop's switchboard or a neighbour's
+#: address, which the person's other records do not repeat.
+RECORD_QUASI_TYPES = ("LOCATION", "DATE_OF_BIRTH")
+RECORD_LINKED_TYPES = ("PERSON", "EMAIL", "PHONE", "ADDRESS", "ACCOUNT_ID")
 
 _HASH = re.compile(r"[0-9a-f]{64}")
 #: Subject references are opaque ids; spaces and "@" are refused so a name or an e-mail address
