@@ -238,12 +238,83 @@ def presidio_baseline(pairs: list[tuple[str, str]], count: int) -> dict:
 HASHER = KeyedHasher(key=BENCH_KEY, key_id=KEY_ID)
 
 
-def corpus_subject_rules(person, *, hasher: KeyedHasher) -> list:
-    """Return a probe-corpus person's rules, one value at a time as a deployment builds them."""
+def records_linked_values(corpus, *, hasher: KeyedHasher) -> tuple[dict[str, dict[str, list[str]]], dict]:
+    """Return the values each person's training records link to them, read as a deployment reads them.
+
+    Every suppressed person's records form one data set, scanned by the index's scanner
+    (Presidio with spaCy, and match keys; a deployment's default settings). A person's
+    confirmed records are their own (locating found them through a requested identifier; the
+    corpus says which). The rule and the reading are ``engine.pii.linking``'s, the ones
+    ``suppression.services.records_identifier_values`` applies to a request's confirmed records.
+    Also returns, by the corpus's labels, how many linked values were the person's own.
+    """
+    from collections import defaultdict
+
+    from unlearning_jobs.engine.guard.rules import RECORD_LINKED_TYPES, RULE_LISTS
+    from unlearning_jobs.engine.pii.linking import linked_spellings, value_findings
+    from unlearning_jobs.engine.pii.readers import SourceRecord
+    from unlearning_jobs.engine.pii.scan import scan_records
+
+    started = time.perf_counter()
+    owned = [(person, record) for person in corpus.people for record in person.records]
+    results = scan_records(
+        [SourceRecord(record.record_id, record.text, n + 1) for n, (_, record) in enumerate(owned)],
+        hasher=hasher,
+    )
+    texts = {record.record_id: record.text for _, record in owned}
+    holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+    found: dict[str, list[tuple]] = defaultdict(list)
+    for (person, record), result in zip(owned, results, strict=True):
+        values = value_findings(
+            (record.record_id, f.entity_type, f.start, f.end, f.value_hash, f.sorted_hash, f.recogniser)
+            for f in result.findings
+            if f.entity_type in RECORD_LINKED_TYPES
+        )
+        for value in values:
+            holders[value[-1]].add(record.record_id)
+        found[person.person_id].extend(values)
+    linked: dict[str, dict[str, list[str]]] = {}
+    judged: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for person in corpus.people:
+        spellings = linked_spellings(
+            found.get(person.person_id, ()), lambda keys: {key: holders[key] for key in keys}, texts
+        )
+        linked[person.person_id] = {RULE_LISTS[kind]: values for kind, values in spellings.items()}
+        mentions = [mention for record in person.records for mention in record.mentions]
+        for kind, values in spellings.items():
+            for value in values:
+                judged[kind][_owner_of(value, mentions, person.person_id)] += 1
+    stats = {
+        "records": len(owned),
+        "scan_seconds": round(time.perf_counter() - started, 1),
+        "linked_values_by_owner": {kind: dict(sorted(c.items())) for kind, c in sorted(judged.items())},
+    }
+    return linked, stats
+
+
+def _owner_of(value: str, mentions, person_id: str) -> str:
+    """Return whose value a linked spelling is by the corpus's labels: the person's, a role's, or unlabelled."""
+    folded = " ".join(value.casefold().split())
+    owners = [
+        mention.owner
+        for mention in mentions
+        if folded in (written := " ".join(mention.written.casefold().split())) or written in folded
+    ]
+    if person_id in owners:
+        return "own"
+    return owners[0] if owners else "unlabelled"
+
+
+def corpus_subject_rules(person, *, hasher: KeyedHasher, linked: dict[str, list[str]] | None = None) -> list:
+    """Return a probe-corpus person's rules, one value at a time as a deployment builds them.
+
+    ``linked``: values the person's confirmed records link to them (``records_linked_values``),
+    added as a deployment adds them (``suppression.services.subject_rules_for_request``).
+    """
     request = person.request
     rules = []
     for field in ("names", "emails", "phones", "addresses", "account_ids"):
-        for value in request.get(field, ()):
+        for value in [*request.get(field, ()), *(linked or {}).get(field, ())]:
             try:
                 rules.extend(
                     rules_from_identifiers(
@@ -328,6 +399,12 @@ def corpus_main(argv: list[str]) -> None:
     parser.add_argument("--seeds", default="16,17", help="corpus seeds (16 was looked at while building)")
     parser.add_argument("--people", type=int, default=200)
     parser.add_argument("--subjects", type=int, default=100000, help="rules loaded in all")
+    parser.add_argument(
+        "--records",
+        choices=("with", "without", "both"),
+        default="both",
+        help="rules from the request alone, or also from what the person's training records link to them",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "guard_corpus.json")
     args = parser.parse_args(argv)
     policy = GuardPolicy(phone_regions=tuple(COUNTRIES))
@@ -339,21 +416,41 @@ def corpus_main(argv: list[str]) -> None:
     report = {"bench": "guard_corpus", "command": "bench/guard.py " + " ".join(argv), "seeds": {}}
     for seed in (int(x) for x in args.seeds.split(",")):
         corpus = build_probe_corpus(seed=seed, people=args.people)
-        own = [rule for person in corpus.people for rule in corpus_subject_rules(person, hasher=HASHER)]
         row = {}
-        for label, rules in (("corpus only", own), (f"+{args.subjects:,} filler", own + bulk)):
+        rule_sets = []
+        if args.records in ("without", "both"):
+            own = [rule for person in corpus.people for rule in corpus_subject_rules(person, hasher=HASHER)]
+            rule_sets.append(("request", own))
+        if args.records in ("with", "both"):
+            linked, stats = records_linked_values(corpus, hasher=HASHER)
+            row["records"] = stats
+            print(f"seed {seed} records: {stats}")
+            own = [
+                rule
+                for person in corpus.people
+                for rule in corpus_subject_rules(person, hasher=HASHER, linked=linked[person.person_id])
+            ]
+            rule_sets.append(("request+records", own))
+        for label, rules in [
+            labelled
+            for name, own in rule_sets
+            for labelled in (
+                (f"{name}, corpus only", own),
+                *([(f"{name}, +{args.subjects:,} filler", own + bulk)] if args.subjects > 10 else []),
+            )
+        ]:
             guard = Guard(RuleSet(key_id=KEY_ID, version=1, rules=rules, policy=policy), HASHER)
             measure_corpus(guard, corpus)  # warm caches
             row[label] = measure_corpus(guard, corpus, timed=True)
             r = row[label]
             print(
-                f"seed {seed} {label:>16}: own {r['own_acted_rate']:.2%} of {r['own_texts']}, "
+                f"seed {seed} {label:>32}: own {r['own_acted_rate']:.2%} of {r['own_texts']}, "
                 f"others {r['other_acted_rate']:.2%} of {r['other_texts']}, per text cpu p50 "
                 f"{r['latency']['cpu_ms_p50']:.3f} ms p95 {r['latency']['cpu_ms_p95']:.3f} ms, wall p95 "
                 f"{r['latency']['wall_ms_p95']:.3f} ms"
             )
-        print(f"  others by kind: {row[label]['other_by_kind']}")
-        print(f"  own texts missed by family: {row[label]['own_missed_by_family']}")
+            print(f"  others by kind: {r['other_by_kind']}")
+            print(f"  own texts missed by family: {r['own_missed_by_family']}")
         report["seeds"][str(seed)] = row
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -40,7 +40,7 @@ from requests_app.matching.review import forget_set_for_request
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
 from unlearning_jobs.engine.guard.rules import RECORD_LINKED_TYPES, RECORD_QUASI_TYPES, RULE_LISTS
-from unlearning_jobs.engine.pii.linking import linked_spellings, value_key
+from unlearning_jobs.engine.pii.linking import linked_spellings, value_findings, value_key
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
@@ -259,17 +259,19 @@ def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     }
     findings = PiiFinding.objects.filter(
         record__in=[r.pk for r in records], entity_type__in=[*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
-    ).values_list("record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash")
-    found, versions = [], set()
-    for record_pk, version_id, kind, start, end, value_hash, sorted_hash in findings:
+    ).values_list(
+        "record_id", "version_id", "entity_type", "start", "end", "value_hash", "sorted_hash", "recogniser"
+    )
+    linkable, versions = [], set()
+    for record_pk, version_id, kind, start, end, value_hash, sorted_hash, recogniser in findings:
         if kind in RECORD_QUASI_TYPES:
             value = texts[record_pk][start:end].strip()
             if value and value not in values[RULE_LISTS[kind]]:
                 values[RULE_LISTS[kind]].append(value)
-        elif key := value_key(kind, value_hash, sorted_hash):
-            found.append((record_pk, kind, start, end, key))
+        else:
+            linkable.append((record_pk, kind, start, end, value_hash, sorted_hash, recogniser))
             versions.add(version_id)
-    linked = linked_spellings(found, lambda keys: _value_holders(keys, versions), texts)
+    linked = linked_spellings(value_findings(linkable), lambda keys: _value_holders(keys, versions), texts)
     for kind, spellings in linked.items():
         values[RULE_LISTS[kind]].extend(spellings)
     return values
@@ -288,10 +290,10 @@ def _value_holders(
     # Names as the NER found them (with a token-sorted hash), in any word order.
     lookup = Q(entity_type=PERSON, sorted_hash__in=names) | Q(value_hash__in=others)
     rows = PiiFinding.objects.filter(lookup, version_id__in=list(versions)).values_list(
-        "record_id", "entity_type", "value_hash", "sorted_hash"
+        "record_id", "entity_type", "value_hash", "sorted_hash", "recogniser"
     )
-    for record_pk, kind, value_hash, sorted_hash in rows:
-        key = value_key(kind, value_hash, sorted_hash)
+    for record_pk, kind, value_hash, sorted_hash, recogniser in rows:
+        key = value_key(kind, value_hash, sorted_hash, recogniser)
         if key in keys:
             holders[key].add(record_pk)
     return holders

@@ -7,6 +7,7 @@ from unlearning_jobs.engine.pii.linking import (
     candidates,
     linked_spellings,
     linked_values,
+    value_findings,
     value_key,
 )
 
@@ -69,5 +70,26 @@ def test_linked_spellings_read_each_linked_value_at_its_spans_and_skip_name_wind
     assert values == {"PERSON": ["Ada Quill", "Quill, Ada"], "PHONE": ["020 7946 0011", "+44 20 7946 0011"]}
     assert asked == [{phone, name, agent}]
     assert value_key("PERSON", "window", None) is None
+    assert value_key("EMAIL", "h", None, "lethe-match-keys") is None
     assert value_key("PERSON", "in-order", "sorted") == ("PERSON", "sorted")
     assert value_key("EMAIL", "h", None) == ("EMAIL", "h")
+
+
+def test_value_findings_drop_match_keys_and_names_inside_an_address():
+    findings = [
+        # "Avenue Victor Hugo": the NER's name inside the address a match key found.
+        ("r1", "ADDRESS", 10, 40, "street-key", None, "lethe-match-keys"),
+        ("r1", "PERSON", 20, 31, "victor-hugo", "hugo-victor", "SpacyRecognizer"),
+        ("r1", "PERSON", 50, 62, "maryse", "marchal-maryse", "SpacyRecognizer"),
+        ("r1", "PERSON", 50, 56, "window", None, "lethe-match-keys"),
+        ("r1", "PHONE", 70, 84, "ph", None, "PhoneRecognizer"),
+        ("r1", "PHONE", 70, 84, "ph-key", None, "lethe-match-keys"),
+        ("r2", "PERSON", 20, 31, "victor-hugo", "hugo-victor", "SpacyRecognizer"),
+    ]
+
+    assert value_findings(findings) == [
+        ("r1", "PERSON", 50, 62, ("PERSON", "marchal-maryse")),
+        ("r1", "PHONE", 70, 84, ("PHONE", "ph")),
+        # Another record's "Victor Hugo" with no address around it is a name.
+        ("r2", "PERSON", 20, 31, ("PERSON", "hugo-victor")),
+    ]

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 
+from .match_keys import RECOGNISER as MATCH_KEY_RECOGNISER
+
 __all__ = [
     "LINKED_MIN_OWN_RECORDS",
     "LINKED_MIN_SHARE",
@@ -29,6 +31,7 @@ __all__ = [
     "candidates",
     "linked_spellings",
     "linked_values",
+    "value_findings",
     "value_key",
 ]
 
@@ -37,6 +40,7 @@ LINKED_MIN_SHARE = 0.5
 #: At most this many spellings of one linked value are read ("020 7946 0011", "+44 20 7946 0011").
 SPELLINGS_PER_VALUE = 3
 _PERSON = "PERSON"
+_ADDRESS = "ADDRESS"
 
 
 def linked_values(
@@ -70,16 +74,47 @@ def candidates(
     return {value for value, records in own.items() if len(set(records)) >= min_own_records}
 
 
-def value_key(entity_type: str, value_hash: str, sorted_hash: str | None) -> tuple[str, str] | None:
+def value_key(
+    entity_type: str, value_hash: str, sorted_hash: str | None, recogniser: str = ""
+) -> tuple[str, str] | None:
     """Return the key a finding links by, or None for a finding that is no value of its own.
 
-    Names go by their token-sorted hash, so "Quill, Ada" and "Ada Quill" are one value. A name
-    finding without one is one of locating's name keys (every window of words that might be a
-    name, "Contact Ada"), made to meet a request's name, not to say what a record holds.
+    Names go by their token-sorted hash, so "Quill, Ada" and "Ada Quill" are one value. Match
+    keys (``match_keys.RECOGNISER``) are lookup keys, not values: every window of words that
+    might be a name ("Contact Ada"), a street without its number ("Victoria Avenue", which the
+    neighbour at number 40 shares), made to meet a request's value, not to say what a record
+    holds.
     """
+    if recogniser == MATCH_KEY_RECOGNISER:
+        return None
     if entity_type == _PERSON:
         return (entity_type, sorted_hash) if sorted_hash else None
     return (entity_type, value_hash)
+
+
+def value_findings(
+    findings: Iterable[tuple[Hashable, str, int, int, str, str | None, str]],
+) -> list[tuple[Hashable, str, int, int, tuple[str, str]]]:
+    """Return the findings that are values, keyed, as ``linked_spellings`` takes them.
+
+    ``findings`` are ``(record, entity type, start, end, value hash, sorted hash, recogniser)``,
+    match keys included: they are no values (``value_key``), but a name inside an address any
+    recogniser found, match keys included, is a street's ("Avenue Victor Hugo"), not a person.
+    """
+    findings = list(findings)
+    address_spans: dict[Hashable, list[tuple[int, int]]] = defaultdict(list)
+    for record, kind, start, end, *_ in findings:
+        if kind == _ADDRESS:
+            address_spans[record].append((start, end))
+    values = []
+    for record, kind, start, end, value_hash, sorted_hash, recogniser in findings:
+        key = value_key(kind, value_hash, sorted_hash, recogniser)
+        if key is None:
+            continue
+        if kind == _PERSON and any(s < end and start < e for s, e in address_spans.get(record, ())):
+            continue
+        values.append((record, kind, start, end, key))
+    return values
 
 
 def linked_spellings(
