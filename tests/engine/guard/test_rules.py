@@ -89,9 +89,16 @@ def test_name_forms_keep_initials_in_order_so_other_people_do_not_match():
     assert "lucas barroso" in forms
 
 
-def test_one_word_name_is_refused(hasher):
+@pytest.mark.parametrize("name", ["Madonna", "Jacobus van", "Conferma da", "de la Cruz"])
+def test_one_word_name_is_refused(hasher, name):
+    # A particle is no word of a name on its own: "Jacobus van" would act on every Jacobus.
     with pytest.raises(ValueError, match=r"names\[0\]: a one-word name"):
-        rules_from_identifiers(hasher=hasher, subject_ref="req-1", names=["Madonna"])
+        rules_from_identifiers(hasher=hasher, subject_ref="req-1", names=[name])
+
+
+def test_a_name_with_particles_and_two_words_of_its_own_is_kept(hasher):
+    assert rules_from_identifiers(hasher=hasher, subject_ref="req-1", names=["Pieter van der Berg"])
+    assert rules_from_identifiers(hasher=hasher, subject_ref="req-1", names=["Seán O Neill"])
 
 
 def test_address_forms_cover_street_part_and_street_first_layouts():

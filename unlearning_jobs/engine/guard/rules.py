@@ -129,7 +129,9 @@ def name_forms(name: str) -> set[str]:
     them would confuse "Lucas J." with "J. Lucas".
     """
     tokens = normalise_name(name).split()
-    if len(tokens) < 2:
+    # A particle is no name of its own: "Jacobus van" or "Conferma da" (the NER's reading of an
+    # Italian form's "Conferma da ...") is one word, and would act on every Jacobus.
+    if len([token for token in tokens if token not in _PARTICLES]) < 2:
         raise ValueError("a one-word name would suppress everyone who shares it; give the full name")
     family = _family_tokens(name)
     if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
