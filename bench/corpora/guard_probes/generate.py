@@ -184,6 +184,29 @@ _KEYBOARD_NEIGHBOURS = {
 }
 
 
+def fill_pattern(pattern: str, rng: random.Random) -> str:
+    """Expand a postcode or phone pattern (``countries.py`` names the placeholders).
+
+    The records (``records.py``) draw through it as well; the locating corpus keeps its own
+    (``variants._fill_pattern``), whose draws its seeds' figures rest on.
+    """
+    out = []
+    for ch in pattern:
+        if ch == "#":
+            out.append(str(rng.randint(0, 9)))
+        elif ch == "@":
+            out.append(str(rng.randint(1, 9)))
+        elif ch == "%":
+            out.append(rng.choice("ABDEFGHJLNPQRSTUWXYZ"))
+        elif ch == "L":
+            out.append(rng.choice("ABCDEFGHJKLMNPRSTVWXY"))
+        elif ch == "X":
+            out.append(rng.choice("ACDEFHKNPRTVWXY0123456789"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def english_number(n: int) -> str:
     """Return 0-99 in English words ("forty-two"), as a house number is read out."""
     if n < 20:
@@ -306,21 +329,7 @@ class _World:
         self.used_emails: set[str] = set()
 
     def fill(self, pattern: str) -> str:
-        out = []
-        for ch in pattern:
-            if ch == "#":
-                out.append(str(self.rng.randint(0, 9)))
-            elif ch == "@":
-                out.append(str(self.rng.randint(1, 9)))
-            elif ch == "%":
-                out.append(self.rng.choice("ABDEFGHJLNPQRSTUWXYZ"))
-            elif ch == "L":
-                out.append(self.rng.choice("ABCDEFGHJKLMNPRSTVWXY"))
-            elif ch == "X":
-                out.append(self.rng.choice("ACDEFHKNPRTVWXY0123456789"))
-            else:
-                out.append(ch)
-        return "".join(out)
+        return fill_pattern(pattern, self.rng)
 
     def phone(self, country: CountryProfile) -> tuple[str, tuple[str, ...]]:
         while True:

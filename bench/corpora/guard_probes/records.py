@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bench.corpora.countries import SORTING_PARTICLES, CountryProfile, PhonePlan
 
-from .generate import fold, format_address
+from .generate import fill_pattern, fold, format_address
 
 if TYPE_CHECKING:
     from .generate import ProbePerson
@@ -826,21 +826,7 @@ class _Names:
         self.used_names |= {_key(d) for d in _DRIVERS}
 
     def fill(self, pattern: str) -> str:
-        out = []
-        for ch in pattern:
-            if ch == "#":
-                out.append(str(self.rng.randint(0, 9)))
-            elif ch == "@":
-                out.append(str(self.rng.randint(1, 9)))
-            elif ch == "%":
-                out.append(self.rng.choice("ABDEFGHJLNPQRSTUWXYZ"))
-            elif ch == "L":
-                out.append(self.rng.choice("ABCDEFGHJKLMNPRSTVWXY"))
-            elif ch == "X":
-                out.append(self.rng.choice("ACDEFHKNPRTVWXY0123456789"))
-            else:
-                out.append(ch)
-        return "".join(out)
+        return fill_pattern(pattern, self.rng)
 
     def phone(self, *, mobile: bool | None = None) -> tuple[str, ...]:
         plans = _GB_NOISE_PLANS if self.country.code == "GB" else self.country.phone_plans
