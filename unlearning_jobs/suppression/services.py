@@ -40,13 +40,14 @@ from requests_app.matching.review import forget_set_for_request
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_records_texts
 from unlearning_jobs.engine.guard.rules import RECORD_LINKED_TYPES, RECORD_QUASI_TYPES, RULE_LISTS
+from unlearning_jobs.engine.pii.entities import EntityType
 from unlearning_jobs.engine.pii.linking import linked_spellings, value_findings, value_key
 from unlearning_jobs.models import Deployment, ModelVersion, PiiFinding, SuppressionRule, SuppressionRuleSet
 from unlearning_jobs.suppression.keys import deployment_hasher, rule_set_needs_rekey
 
 logger = logging.getLogger(__name__)
 
-PERSON = "PERSON"
+PERSON = EntityType.PERSON.value
 
 
 def _actor_check(actor, *permissions: str) -> None:
@@ -243,9 +244,10 @@ def _values(values: Iterable[str]) -> list[str]:
 def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     """Return the values the request's confirmed records add to its rules, by the rules' list name.
 
-    Every place and date of birth the records hold (``engine.guard.rules.RECORD_QUASI_TYPES``), and the names,
-    e-mails, phones, addresses and account ids that the records link to the person: held by at
-    least two of them and mostly by them across the data sets searched (``engine.pii.linking``).
+    Every place and date of birth the records hold (``engine.guard.rules.RECORD_QUASI_TYPES``),
+    and the names, e-mails, phones, addresses and account ids that the records link to the
+    person: held by at least two of them and mostly by them across the data sets searched
+    (``engine.pii.linking``).
     A request that gives only an e-mail so still suppresses the name and phone its person's
     records show, and a namesake beside another phone is told apart. Read from the stored copies
     at the findings' spans, in memory only.
