@@ -5,7 +5,8 @@ Modules, one job each: ``entities`` (Lethe's entity types), ``normalise`` (value
 name variants), ``hashing`` (keyed HMAC of normalised values), ``recognisers`` (addresses,
 account ids, dates of birth), ``analyzer`` (the Presidio engine and its recorded
 configuration), ``ner`` (the NER alone, decoded fast), ``readers`` (JSONL/JSON/CSV/Parquet/text
-records), ``scan`` (records to hashed findings, in one process or a pool). See docs/pii.md.
+records), ``scan`` (records to hashed findings, in one process or a pool), ``linking`` (which
+values in a person's own records are theirs). See docs/pii.md.
 """
 
 import os as _os
