@@ -279,9 +279,10 @@ def subject_facts_for_request(erasure_request, *, max_records: int = 20):
     # link to the person (the rules hold those too): a request with only an e-mail is probed on
     # that e-mail, and on the name its person's records show. A full name (given and family)
     # is probed; the request's own first.
-    linked = records_identifier_values(erasure_request)
-    records = forget_set_for_request(erasure_request)[:max_records]
-    texts = dataset_records_texts(records) if records else {}
+    confirmed = forget_set_for_request(erasure_request)
+    texts = dataset_records_texts(confirmed) if confirmed else {}
+    linked = records_identifier_values(erasure_request, records=confirmed, texts=texts)
+    records = confirmed[:max_records]
 
     def both(given, list_name: str) -> tuple[str, ...]:
         return tuple(dict.fromkeys([*given, *linked.get(list_name, ())]))

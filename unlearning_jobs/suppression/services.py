@@ -241,7 +241,7 @@ def _values(values: Iterable[str]) -> list[str]:
     return [v for v in values if isinstance(v, str) and v.strip()]
 
 
-def records_identifier_values(erasure_request) -> dict[str, list[str]]:
+def records_identifier_values(erasure_request, *, records=None, texts=None) -> dict[str, list[str]]:
     """Return the values the request's confirmed records add to its rules, by the rules' list name.
 
     Every place and date of birth the records hold (``engine.guard.rules.RECORD_QUASI_TYPES``),
@@ -250,12 +250,13 @@ def records_identifier_values(erasure_request) -> dict[str, list[str]]:
     (``engine.pii.linking``).
     A request that gives only an e-mail so still suppresses the name and phone its person's
     records show, and a namesake beside another phone is told apart. Read from the stored copies
-    at the findings' spans, in memory only.
+    at the findings' spans, in memory only. ``records`` (the request's confirmed records) and
+    ``texts`` (theirs, by primary key) are read here unless a caller that holds them passes them.
     """
-    records = forget_set_for_request(erasure_request)
+    records = forget_set_for_request(erasure_request) if records is None else records
     if not records:
         return {}
-    texts = dataset_records_texts(records)
+    texts = dataset_records_texts(records) if texts is None else texts
     values: dict[str, list[str]] = {
         RULE_LISTS[kind]: [] for kind in [*RECORD_QUASI_TYPES, *RECORD_LINKED_TYPES]
     }
