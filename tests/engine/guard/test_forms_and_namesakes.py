@@ -214,3 +214,56 @@ def test_a_known_name_is_not_repaired_towards_another(guard):
     nicholas = guard_for(**{"ER-41": {"names": ["Nicholas Papadopoulos"]}})
     assert nicholas.check_input("Dr Nicolas Papadopoulos is listed.").action == "allow"
     assert "ER-41" in nicholas.check_input("Dr Nicholas Papadopoulso is listed.").subjects
+
+
+@pytest.fixture(scope="module")
+def no_name_given() -> Guard:
+    # Requests that gave no name: an e-mail address and a phone (ER-7, ER-8), or only a phone.
+    return guard_for(
+        **{
+            "ER-7": {"emails": ["katherinewhitfield91@gmail.com"], "phones": ["020 7946 0361"]},
+            "ER-8": {"emails": ["rpemberton@gmail.com"], "phones": ["07700 900854"]},
+            "ER-9": {"emails": ["whitfield.katherine@gmail.com"], "phones": ["0161 496 0197"]},
+            "ER-10": {"phones": ["+31 30 739 5506"]},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    "text, subject",
+    [
+        (
+            "Which phone number should I use to reach KATHERINE WHITFIELD? The number ending in 0361 is theirs.",
+            "ER-7",
+        ),
+        ("Whitfield, Katherine called; the mobile ending 0197 is hers.", "ER-9"),
+        (
+            "Sure. Pemberton, Robert opened the account. A phone number whose last four digits are 0854 is theirs.",
+            "ER-8",
+        ),
+        ("Mx Robert Pemberton: the number ending 0854.", "ER-8"),
+    ],
+)
+def test_a_name_the_email_spells_and_the_phones_ending_together_identify(no_name_given, text, subject):
+    decision = no_name_given.check_output(text)
+    assert decision.subjects == frozenset({subject})
+    assert {m.entity_type for m in decision.matches} == {"PERSON", "PHONE"}
+    # Redacted: the name and the four digits.
+    assert "0361" not in decision.text and "0854" not in decision.text and "0197" not in decision.text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # The name alone, the ending alone, or a name and an ending of two different people.
+        "Katherine Whitfield called yesterday.",
+        "The number ending in 0361 is theirs.",
+        "Katherine Whitfield called; the number ending 0854 is hers.",
+        "Robert Pemberton called; the number ending 0361 is his.",
+        # A name the e-mail does not spell, beside the right ending.
+        "Kate Whitfield called; the number ending 0361 is hers.",
+        "Dylan Moet is listed as the primary contact. The mobile ending 5506 is theirs.",
+    ],
+)
+def test_neither_half_of_the_pair_acts_alone(no_name_given, text):
+    assert no_name_given.check_output(text).action == "allow"

@@ -60,11 +60,12 @@ def test_a_street_ending_in_its_type_before_a_comma_and_number_is_someone_elses_
 
 
 def test_the_particle_of_another_persons_family_name_is_not_the_subjects_initial():
-    # Truus is Geertruida's nickname, so "T. Hart" names her; the "'t" of another 't Hart's
-    # family name is a particle, not her initial. Her own texts, with the initial before the
-    # particle, still name her.
+    # The "'t" of another 't Hart's family name is a particle, not Geertruida's initial. Her own
+    # texts, with her initial before the particle or her nickname Truus, still name her; an
+    # initial is the given name's own, so "T. 't Hart" (Truus's initial) does not.
     guard = guard_for(**{"ER-53": {"names": ["Geertruida 't Hart"]}})
     assert guard.check_input("According to the records, C. 't Hart asked for a refund.").action == "allow"
     assert guard.check_input("Find the last order placed by DAAN 'T HART.").action == "allow"
-    for own in ("T. 't Hart asked for a refund.", "G. 't Hart asked for a refund.", "Truus 't Hart called."):
+    assert guard.check_input("T. 't Hart asked for a refund.").action == "allow"
+    for own in ("G. 't Hart asked for a refund.", "Truus 't Hart called."):
         assert "ER-53" in guard.check_input(own).subjects, own

@@ -82,6 +82,12 @@ def test_name_forms_cover_order_initials_nicknames_and_hyphenated_family_names()
     assert "bill jones" not in forms and "william jones" not in forms  # someone else
 
 
+def test_name_forms_take_initials_from_the_given_name_not_its_nicknames():
+    forms = name_forms("Alexander Hoffmann")
+    assert {"a hoffmann", "hoffmann a", "sandy hoffmann"} <= forms
+    assert not {"s hoffmann", "hoffmann s", "x hoffmann", "l hoffmann"} & forms
+
+
 def test_name_forms_keep_initials_in_order_so_other_people_do_not_match():
     forms = name_forms("Lucas Barroso Jara")
     assert "lucas j" in forms

@@ -93,3 +93,24 @@ def test_value_findings_drop_match_keys_and_names_inside_an_address():
         # Another record's "Victor Hugo" with no address around it is a name.
         ("r2", "PERSON", 20, 31, ("PERSON", "hugo-victor")),
     ]
+
+
+def test_a_name_is_never_read_across_a_line_break():
+    # The NER ran an agent's signature on into the next lines; the block is in two of Aron's
+    # tickets and nobody else's, so it links, but what it links is no name of his.
+    texts = {
+        1: "Parcel for Aron Meijer.\nFemke Visser\nTulpenhuis B.V. Customer Care",
+        2: "Aron Meijer asked again.\nFemke Visser\nTulpenhuis B.V. Customer Care",
+    }
+    aron, block = ("PERSON", "aron"), ("PERSON", "block")
+    found = [
+        (1, "PERSON", 11, 22, aron),
+        (2, "PERSON", 0, 11, aron),
+        (1, "PERSON", 24, 67, block),
+        (2, "PERSON", 25, 68, block),
+    ]
+
+    values = linked_spellings(found, lambda keys: {}, texts)
+
+    assert texts[1][24:67].startswith("Femke Visser\n")
+    assert values == {"PERSON": ["Aron Meijer"]}

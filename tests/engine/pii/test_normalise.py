@@ -129,6 +129,13 @@ def test_name_variants_include_initials_order_and_missing_middle_names():
         assert expected in variants
 
 
+def test_initials_are_the_given_names_own_never_a_nicknames():
+    # Sandy, Lex and Xander are Alexander's nicknames; "S. Hoffmann" is somebody else.
+    variants = name_variants("Alexander Hoffmann")
+    assert {"a hoffmann", "sandy hoffmann", "alex hoffmann"} <= variants
+    assert not {"s hoffmann", "l hoffmann", "x hoffmann"} & variants
+
+
 def test_nicknames_are_variants_both_ways():
     assert "bill smith" in name_variants("William Smith")
     assert "william smith" in name_variants("Bill Smith")

@@ -58,6 +58,7 @@ from .variants import (
     original_position,
     phone_tail_key,
     spelt_digit_runs,
+    spelt_name_keys,
     text_fuzzy_keys,
     with_house_numbers_in_digits,
 )
@@ -399,7 +400,8 @@ class Detector:
         *,
         kinds: frozenset[EntityType] | None = None,
         foreign: set[EntityType] | None = None,
-        tails: list[str] | None = None,
+        tails: list[Detection] | None = None,
+        spelt: list[Detection] | None = None,
     ) -> list[Detection]:
         """Return every span of ``text`` whose hash is in ``table``, sorted by position.
 
@@ -408,8 +410,9 @@ class Detector:
         EMAIL, PHONE or ADDRESS where the text holds an e-mail address, a phone number or a
         postal address (a house number beside a street) that matched no rule: someone's, not a
         suppressed subject's (the guard uses it to tell namesakes). ``tails``, when given, gains
-        the keyed hash of each phone's last digits the text cites ("the number ending 0958"),
-        which are never a match by themselves.
+        each phone's last digits the text cites ("the number ending 0958"), and ``spelt``, when
+        given and the text cites some, each name in it that spells a rule's e-mail local part
+        ("KATHERINE WHITFIELD" for katherinewhitfield91@…): neither is a match by itself.
         """
         prepared = text if isinstance(text, PreparedText) else self.prepare(text)
         raw = prepared.text
@@ -448,7 +451,13 @@ class Detector:
                         break
             if tails is not None:
                 digest = self._hash[EntityType.PHONE]
-                tails.extend(digest(phone_tail_key(m.group(1))) for m in _PHONE_TAIL.finditer(raw))
+                cited = [
+                    Detection(EntityType.PHONE, m.start(1), m.end(1), digest(phone_tail_key(m.group(1))))
+                    for m in _PHONE_TAIL.finditer(raw)
+                ]
+                tails.extend(cited)
+                if cited and spelt is not None and EntityType.PERSON in kinds:
+                    spelt.extend(self._spelt_names(prepared.words, table, zones))
         if EntityType.DATE_OF_BIRTH in kinds and _YEAR.search(raw):
             hits.extend(self._dates(raw, table))
         if kinds & _WORD_KINDS:
@@ -579,6 +588,56 @@ class Detector:
                     if value_hash in table:
                         yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
                 yield from self._fuzzy_names(tokens, i, j, table)
+            i = j + 1
+
+    def _spelt_names(
+        self, words: _Words, table: Container[str], zones: list[tuple[int, int]]
+    ) -> Iterator[Detection]:
+        """Names on runs of capitalised words whose letters spell a rule's e-mail local part.
+
+        Read only where the text cites a phone's last digits: the pair is what identifies
+        (``Guard`` keeps a spelt name only beside a tail of the same subject). A span's family
+        name is what precedes a comma ("Pemberton, Robert"), else its words from the first
+        particle on ("Jacobus van der Berg"), else its last word.
+        """
+        digest = self._hash[EntityType.PERSON]
+        tokens, count, kinds = words.tokens, words.count, words.kinds
+        i = 0
+        while i < count:
+            if not _capitalised(tokens[i][2]) or _in_zones(tokens[i][0], zones):
+                i += 1
+                continue
+            j = i
+            while (
+                j + 1 < count
+                and kinds[j][0]
+                and not _in_zones(tokens[j + 1][0], zones)
+                and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
+            ):
+                j += 1
+            for first in range(i, j):
+                if not _capitalised(tokens[first][2]):
+                    continue
+                for last in range(first + 1, min(first + MAX_NAME_TOKENS, j + 1)):
+                    written = [token for _, _, token in tokens[first : last + 1]]
+                    comma = next((k for k in range(first, last) if "," in words.gaps[k]), None)
+                    if comma is not None:
+                        split = comma - first + 1
+                        given, family = written[split:], written[:split]
+                    else:
+                        split = next(
+                            (k for k in range(1, len(written)) if written[k].lower() in _PARTICLES),
+                            len(written) - 1,
+                        )
+                        given, family = written[:split], written[split:]
+                    # Every spelling that is a rule: "Katherine Whitfield" spells both
+                    # katherinewhitfield91@… and whitfield.katherine@…, two people's.
+                    for key in sorted(spelt_name_keys(given, family)):
+                        value_hash = digest(key)
+                        if value_hash in table:
+                            yield Detection(
+                                EntityType.PERSON, tokens[first][0], _name_end(tokens[last]), value_hash
+                            )
             i = j + 1
 
     def _fuzzy_names(self, tokens, first: int, last: int, table: Container[str]) -> Iterator[Detection]:

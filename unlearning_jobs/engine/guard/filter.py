@@ -186,13 +186,18 @@ class Guard:
         """
         prepared = self._detector.prepare(text)
         foreign: set[EntityType] = set()
-        tails: list[str] = []
+        tails: list[Detection] = []
+        spelt: list[Detection] = []
         direct = [
             (d, self._table[d.value_hash])
-            for d in self._detector.find(prepared, self._table, kinds=_DIRECT, foreign=foreign, tails=tails)
+            for d in self._detector.find(
+                prepared, self._table, kinds=_DIRECT, foreign=foreign, tails=tails, spelt=spelt
+            )
         ]
         if foreign or tails:
             direct = self._without_namesakes(direct, foreign, tails)
+        if spelt:
+            direct += self._spelt_with_tails(spelt, tails)
         direct = self._without_other_towns(text, direct)
         context_direct: list[tuple[Detection, tuple[str, ...]]] = []
         if context and (self._quasi or self._corroborate):
@@ -268,7 +273,28 @@ class Guard:
             kept.append((d, refs))
         return kept
 
-    def _without_namesakes(self, direct, foreign: set[EntityType], tails: list[str] = ()):
+    def _spelt_with_tails(self, spelt: list[Detection], tails: list[Detection]):
+        """Return the name and phone-ending matches of subjects the text names by both.
+
+        "KATHERINE WHITFIELD … the number ending 0361" for a subject whose request gave only
+        katherinewhitfield91@… and a phone ending 0361: each alone is weak (thousands of phones
+        end 0361; a name spelt like someone's e-mail may be a namesake's), the pair of the same
+        subject is not.
+        """
+        tail_refs = {ref for d in tails for ref in self._table.get(d.value_hash, ())}
+        paired = []
+        for d in spelt:
+            refs = tuple(ref for ref in self._table.get(d.value_hash, ()) if ref in tail_refs)
+            if refs:
+                paired.append((d, refs))
+        named = {ref for _, refs in paired for ref in refs}
+        for d in tails:
+            refs = tuple(ref for ref in self._table.get(d.value_hash, ()) if ref in named)
+            if refs:
+                paired.append((d, refs))
+        return paired
+
+    def _without_namesakes(self, direct, foreign: set[EntityType], tails: list[Detection] = ()):
         """Drop name matches of subjects the text contradicts: a namesake's record.
 
         "Anna Müller, anna.m@other.org" names another Anna Müller when the suppressed Anna
@@ -279,7 +305,7 @@ class Guard:
         text's address may be hers).
         """
         confirmed = {ref for d, refs in direct if d.entity_type is not EntityType.PERSON for ref in refs}
-        tail_refs = {ref for value_hash in tails for ref in self._table.get(value_hash, ())}
+        tail_refs = {ref for d in tails for ref in self._table.get(d.value_hash, ())}
         confirmed |= tail_refs
         if tails:
             foreign = foreign | {EntityType.PHONE}

@@ -38,7 +38,14 @@ from ..pii.normalise import (
 from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
 from .digest import KeyedDigest
 from .policy import GuardPolicy
-from .variants import TOWN_PREFIX, fuzzy_pair_forms, local_part_form, mailbox_form, phone_tail_form
+from .variants import (
+    TOWN_PREFIX,
+    fuzzy_pair_forms,
+    local_part_form,
+    mailbox_form,
+    phone_tail_form,
+    spelt_name_form,
+)
 
 __all__ = [
     "SuppressionRule",
@@ -151,23 +158,26 @@ def name_forms(name: str) -> set[str]:
         # middle name plus a family name, and would suppress every "William Jones".
         variants = {v for v in variants if _holds_in_order(v.split(), family)}
     initials = [middle[0] for middle in middles]
+    # An initial is the given name's own: "S. Hoffmann" is no form of Alexander Hoffmann, though
+    # "Sandy" is one of his nicknames (an initial is weak enough without a nickname's letter).
+    initial = tokens[0][0]
     for given in nickname_equivalents(tokens[0]):
         variants.update(
-            {" ".join([given, *family]), " ".join([given[0], *family]), " ".join([*family, given])}
+            {" ".join([given, *family]), " ".join([initial, *family]), " ".join([*family, given])}
         )
         if middles:
             variants.update(
                 {
                     " ".join([given, *middles, *family]),
                     " ".join([given, *initials, *family]),
-                    " ".join([given[0], *initials, *family]),
+                    " ".join([initial, *initials, *family]),
                 }
             )
         if full_family != family:
             variants.update(
                 {
                     " ".join([given, *full_family]),
-                    " ".join([given[0], *full_family]),
+                    " ".join([initial, *full_family]),
                     " ".join([*full_family, given]),
                 }
             )
@@ -182,7 +192,7 @@ def name_forms(name: str) -> set[str]:
         # the initial of any later word, since which word starts the family name varies.
         variants.update(f"{given} {word[0]}" for word in tokens[len(given_tokens) :])
         # "G. Núñez Sánchez", "J. van den Broek": the initial and every later word.
-        variants.add(" ".join([given[0], *tokens[len(given_tokens) :]]))
+        variants.add(" ".join([initial, *tokens[len(given_tokens) :]]))
     variants = {v for v in variants if not set(v.split()) <= set(given_tokens)}
     forms: set[str] = set()
     for variant in variants:
@@ -417,6 +427,11 @@ def rules_from_identifiers(
         mailbox = mailbox_form(value)
         if mailbox is not None:
             add(EntityType.EMAIL, mailbox)
+        # The name the local part spells, looked up among the text's names: never a match by
+        # itself, only beside the same subject's phone ending (the guard's ``find``).
+        spelt = spelt_name_form(value)
+        if spelt is not None:
+            add(EntityType.PERSON, spelt)
     if isinstance(phones, str):
         raise ValueError("phones must be a list of strings, not one string")
     for index, phone in enumerate(phones):

@@ -31,7 +31,10 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Sequence
 from functools import lru_cache
+
+from ..pii.normalise import NormalisationError, normalise_name
 
 __all__ = [
     "FUZZY_PREFIX",
@@ -41,6 +44,8 @@ __all__ = [
     "LOCAL_PREFIX",
     "MAILBOX_PREFIX",
     "PHONE_TAIL_PREFIX",
+    "SPELT_NAME_PREFIX",
+    "MIN_SPELT_NAME_LETTERS",
     "TOWN_PREFIX",
     "MIN_FUZZY_WORD",
     "MIN_LETTERS_LOCAL",
@@ -53,6 +58,8 @@ __all__ = [
     "mailbox_key",
     "phone_tail_form",
     "phone_tail_key",
+    "spelt_name_form",
+    "spelt_name_keys",
     "spelt_digit_runs",
     "text_fuzzy_keys",
     "original_position",
@@ -73,6 +80,14 @@ PHONE_TAIL_PREFIX = "tail:"
 #: A word of what follows an address's street (town, postcode letters, region, country): never
 #: a match, only what tells "115 Main Street, Cork" from "115 Main Street, Galway".
 TOWN_PREFIX = "town:"
+#: The letters of an e-mail address's local part ("katherine.whitfield91" → katherinewhitfield):
+#: never a match on their own, only what, beside a phone's last digits of the same subject,
+#: says that the name a text gives ("KATHERINE WHITFIELD", "Pemberton, Robert" for "rpemberton")
+#: is theirs though the request never gave a name.
+SPELT_NAME_PREFIX = "spelt-name:"
+#: Fewest letters a local part must have to spell a name: "rpemberton" (initial and family
+#: name) has 10, "jdoe" 4 (initial and a short family name that many share).
+MIN_SPELT_NAME_LETTERS = 6
 #: Shortest local part of letters only that is matched written alone ("harrietpemberton"):
 #: shorter ones ("rhunt", "pjohnson") are initial + family name, which many people share.
 MIN_LETTERS_LOCAL = 9
@@ -128,8 +143,6 @@ _NAME_LOCALES = (
 @lru_cache(maxsize=1)
 def _known_names() -> frozenset[str]:
     """Return given and family names in use, folded as name tokens are (lower case, no accents)."""
-    from ..pii.normalise import NormalisationError, normalise_name
-
     names: set[str] = set()
     for locale in _NAME_LOCALES:
         try:
@@ -267,6 +280,50 @@ def phone_tail_form(phone: str) -> str | None:
 def phone_tail_key(digits: str) -> str:
     """Return the key a text's "ending 0958" is looked up under."""
     return f"{PHONE_TAIL_PREFIX}{digits}"
+
+
+def _name_letters(word: str) -> str:
+    """Return a word folded as name tokens are, letters only ("O'Keefe" → okeefe, "Weiß" → weiss)."""
+    try:
+        return re.sub(r"[^a-z]", "", normalise_name(word))
+    except NormalisationError:
+        return ""
+
+
+def spelt_name_form(email_normalised: str) -> str | None:
+    """Return the rule form of the name an address's local part may spell, or None.
+
+    The local part's letters, folded, without digits, separators or a "+tag"
+    ("Jurgen.Weiss+shop@web.de" → jurgenweiss); None for a generic mailbox ("info", "support")
+    or fewer than ``MIN_SPELT_NAME_LETTERS`` letters.
+    """
+    local = email_normalised.rsplit("@", 1)[0].casefold().split("+", 1)[0]
+    if local in _GENERIC_MAILBOXES:
+        return None
+    letters = "".join(_name_letters(part) for part in re.split(r"[\W_\d]+", local) if part)
+    if len(letters) < MIN_SPELT_NAME_LETTERS:
+        return None
+    return SPELT_NAME_PREFIX + letters
+
+
+def spelt_name_keys(given: Sequence[str], family: Sequence[str]) -> set[str]:
+    """Return the keys a text's name is looked up under as a spelt name.
+
+    ``given`` and ``family`` are the name's words as written (["Renée"], ["MacKenzie"];
+    ["Robert"], ["Pemberton"] from "Pemberton, Robert"). Local parts spell a name in order
+    ("petertrenor"), family name first ("mackenzierenee") or as initial and family name
+    ("rpemberton"); particles and hyphenated parts are kept ("jacobusvanderberg").
+    """
+    given_letters = [_name_letters(word) for word in given]
+    family_letters = [_name_letters(word) for word in family]
+    if not given_letters or not family_letters or not all(given_letters + family_letters):
+        return set()
+    spellings = {
+        "".join(given_letters + family_letters),
+        "".join(family_letters + given_letters),
+        given_letters[0][0] + "".join(family_letters),
+    }
+    return {SPELT_NAME_PREFIX + letters for letters in spellings if len(letters) >= MIN_SPELT_NAME_LETTERS}
 
 
 def local_part_key(candidate: str) -> str | None:

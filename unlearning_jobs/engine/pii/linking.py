@@ -129,7 +129,10 @@ def linked_spellings(
     ``found`` holds the person's records' findings as ``(record, entity type, start, end, key)``
     (``key`` from ``value_key``); ``holders_of(keys)`` returns every record holding each key in
     the data searched, asked only for the candidates; ``texts`` the records' texts. The values
-    are read at the findings' spans, in memory only, up to ``per_value`` spellings of each.
+    are read at the findings' spans, in memory only, up to ``per_value`` spellings of each. A
+    name is never read across a line break: such a span is the NER running on into the next line
+    of a signature or an address ("Femke Visser\nTulpenhuis B.V. Customer Care\nfemke.visser@…"),
+    and what it links is the block, not a name of the person's.
     """
     own: dict[tuple[str, str], set] = defaultdict(set)
     spans: dict[tuple[str, str], list[tuple[Hashable, int, int]]] = defaultdict(list)
@@ -140,6 +143,8 @@ def linked_spellings(
     for key in sorted(linked_values(own, holders_of(candidates(own)))):
         spellings = dict.fromkeys(texts[record][start:end].strip() for record, start, end in spans[key])
         spellings.pop("", None)
+        if key[0] == _PERSON:
+            spellings = {spelling: None for spelling in spellings if "\n" not in spelling}
         for spelling in list(spellings)[:per_value]:
             if spelling not in values[key[0]]:
                 values[key[0]].append(spelling)

@@ -262,7 +262,8 @@ def _name_units(full_name: str, tokens: list[str]) -> list[str]:
 def name_variants(full_name: str) -> set[str]:
     """Return normalised forms under which ``full_name`` may appear in training text.
 
-    Includes: the name in order; tokens sorted; initials ("j smith", "john s", "j a smith");
+    Includes: the name in order; tokens sorted; initials ("j smith", "john s", "j a smith"; the
+    given name's initial only, never a nickname's);
     first and last without middle names; family name first ("smith john"); and each of these
     with the given name swapped for its nicknames or formal name ("bill smith" for "William
     Smith"). Every variant is itself a fixed point of ``normalise_name`` so it can be hashed
@@ -277,6 +278,9 @@ def name_variants(full_name: str) -> set[str]:
     if len(units) == 1:
         return _fixed_points(variants, tokens)
     first, middles, last = units[0], units[1:-1], units[-1]
+    # An initial is the given name's own: "s hoffmann" is no form of Alexander Hoffmann though
+    # Sandy is one of his nicknames; an initial and a family name are weak enough as they are.
+    initial = first[0]
     for given in nickname_equivalents(first):
         full = [given, *middles, last]
         variants.add(" ".join(full))
@@ -284,9 +288,9 @@ def name_variants(full_name: str) -> set[str]:
         variants.add(f"{given} {last}")
         variants.add(f"{last} {given}")
         variants.add(f"{given} {last[0]}")
-        variants.add(f"{given[0]} {last}")
+        variants.add(f"{initial} {last}")
         if middles:
-            variants.add(" ".join([given[0], *(m[0] for m in middles), last]))
+            variants.add(" ".join([initial, *(m[0] for m in middles), last]))
             variants.add(" ".join([given, *(m[0] for m in middles), last]))
     return _fixed_points(variants, tokens)
 
