@@ -267,3 +267,10 @@ def test_a_name_the_email_spells_and_the_phones_ending_together_identify(no_name
 )
 def test_neither_half_of_the_pair_acts_alone(no_name_given, text):
     assert no_name_given.check_output(text).action == "allow"
+
+
+def test_a_hyphenated_given_name_in_full_with_the_family_names_initial():
+    guard = guard_for(**{"ER-11": {"names": ["Marie-Claire Le Gall"]}})
+    for own in ("Sure. Marie-Claire L. opened the account in 2019.", "Ask Marie-Claire G. about it."):
+        assert "ER-11" in guard.check_output(own).subjects, own
+    assert guard.check_output("Sure. Marie-Anne L. opened the account in 2019.").action == "allow"

@@ -191,6 +191,9 @@ def name_forms(name: str) -> set[str]:
         # "Lucia D." for "Lucia De Luca", "Íñigo I." for "Íñigo Ibáñez Ruiz": the given name and
         # the initial of any later word, since which word starts the family name varies.
         variants.update(f"{given} {word[0]}" for word in tokens[len(given_tokens) :])
+        if len(given_tokens) > 1 and given == tokens[0]:
+            # A hyphenated given name in full: "Marie-Claire L." for "Marie-Claire Le Gall".
+            variants.update(" ".join([*given_tokens, word[0]]) for word in tokens[len(given_tokens) :])
         # "G. Núñez Sánchez", "J. van den Broek": the initial and every later word.
         variants.add(" ".join([initial, *tokens[len(given_tokens) :]]))
     variants = {v for v in variants if not set(v.split()) <= set(given_tokens)}
