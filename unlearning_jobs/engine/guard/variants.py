@@ -420,7 +420,8 @@ def _french_pair(words: list[str], i: int) -> tuple[str, int] | None:
         return str(base + _FR_TEENS[follow]), used + 1
     if base in (60, 80) and follow == "dix":
         return str(base + 10), used + 1
-    if follow in _FR_UNITS:
+    if follow in _FR_UNITS and not used_as_eighty(words, i + used):
+        # "vingt quatre-vingt-dix" is 20 90, not 24 followed by 20 and 10.
         return str(base + _FR_UNITS[follow]), used + 1
     return str(base), used
 
