@@ -77,7 +77,9 @@ def test_spelt_digits_need_seven_digits_and_a_number_word():
 def test_a_ten_before_quatre_vingt_is_not_read_with_its_four():
     # "vingt quatre-vingt-dix" is 20 90; "vingt-quatre quatre-vingts" is 24 80.
     assert spelt_digit_runs("zéro six vingt quatre-vingt-dix zéro zéro trente-trois")[0][2] == "0620900033"
-    assert spelt_digit_runs("zéro six vingt-quatre quatre-vingts zéro zéro trente-trois")[0][2] == "0624800033"
+    assert (
+        spelt_digit_runs("zéro six vingt-quatre quatre-vingts zéro zéro trente-trois")[0][2] == "0624800033"
+    )
 
 
 @pytest.mark.parametrize(
