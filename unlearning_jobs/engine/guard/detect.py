@@ -280,6 +280,28 @@ def _in_zones(position: int, zones) -> bool:
     return any(start <= position < end for start, end in zones)
 
 
+def _capitalised_runs(words: "_Words", zones) -> Iterator[tuple[int, int]]:
+    """Yield the first and last index of each run of two or more capitalised words (particles
+    inside), joined by name gaps and outside ``zones``: where names are written in text."""
+    tokens, count, kinds = words.tokens, words.count, words.kinds
+    i = 0
+    while i < count:
+        if not _capitalised(tokens[i][2]) or _in_zones(tokens[i][0], zones):
+            i += 1
+            continue
+        j = i
+        while (
+            j + 1 < count
+            and kinds[j][0]
+            and not _in_zones(tokens[j + 1][0], zones)
+            and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
+        ):
+            j += 1
+        if j > i:
+            yield i, j
+        i = j + 1
+
+
 _SEGMENT_BREAK = re.compile(r"[,;\n]")
 _SENTENCE_END = re.compile(r"[.?!](?:\s|$)|[?!]")
 #: Words that open a flat, floor or building part after a street, not a place.
@@ -567,28 +589,14 @@ class Detector:
         runs of two or more capitalised words keeps this to a few words per response.
         """
         digest = self._hash[EntityType.PERSON]
-        tokens, count, kinds = words.tokens, words.count, words.kinds
-        i = 0
-        while i < count:
-            if not _capitalised(tokens[i][2]) or _in_zones(tokens[i][0], zones):
-                i += 1
-                continue
-            j = i
-            while (
-                j + 1 < count
-                and kinds[j][0]
-                and not _in_zones(tokens[j + 1][0], zones)
-                and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
-            ):
-                j += 1
-            if j > i:
-                start, end = tokens[i][0], tokens[j][1]
-                for key in name_keys(text[start:end]):
-                    value_hash = digest(key.hashed_text())
-                    if value_hash in table:
-                        yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
-                yield from self._fuzzy_names(tokens, i, j, table)
-            i = j + 1
+        tokens = words.tokens
+        for i, j in _capitalised_runs(words, zones):
+            start, end = tokens[i][0], tokens[j][1]
+            for key in name_keys(text[start:end]):
+                value_hash = digest(key.hashed_text())
+                if value_hash in table:
+                    yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
+            yield from self._fuzzy_names(tokens, i, j, table)
 
     def _spelt_names(
         self, words: _Words, table: Container[str], zones: list[tuple[int, int]]
@@ -601,20 +609,8 @@ class Detector:
         particle on ("Jacobus van der Berg"), else its last word.
         """
         digest = self._hash[EntityType.PERSON]
-        tokens, count, kinds = words.tokens, words.count, words.kinds
-        i = 0
-        while i < count:
-            if not _capitalised(tokens[i][2]) or _in_zones(tokens[i][0], zones):
-                i += 1
-                continue
-            j = i
-            while (
-                j + 1 < count
-                and kinds[j][0]
-                and not _in_zones(tokens[j + 1][0], zones)
-                and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
-            ):
-                j += 1
+        tokens = words.tokens
+        for i, j in _capitalised_runs(words, zones):
             for first in range(i, j):
                 if not _capitalised(tokens[first][2]):
                     continue
@@ -638,7 +634,6 @@ class Detector:
                             yield Detection(
                                 EntityType.PERSON, tokens[first][0], _name_end(tokens[last]), value_hash
                             )
-            i = j + 1
 
     def _fuzzy_names(self, tokens, first: int, last: int, table: Container[str]) -> Iterator[Detection]:
         """Capitalised pairs with one keystroke wrong in one word (not a known name); particles
