@@ -3,7 +3,8 @@
 import-linter (``lint-imports`` in ``make test``, contracts in pyproject.toml) holds the layers;
 these tests hold what a layers contract cannot say: no cycle between any two modules, imports
 inside functions counted; nothing imports the edge (views, APIs, URLs, tasks, forms, commands);
-and an import inside a function only where Django or the worker's fork-safety needs one.
+an import inside a function only where Django or the worker's fork-safety needs one; and
+none of the engine's own modules imported inside a function.
 """
 
 from __future__ import annotations
@@ -135,4 +136,28 @@ def test_a_function_imports_a_project_module_only_where_django_or_fork_safety_ne
             for line, module in _function_imports(path):
                 if module.startswith(PACKAGES) and not module.startswith("unlearning_jobs.engine"):
                     wrong.append(f"{relative}:{line} imports {module}")
+    assert wrong == []
+
+
+def _relative_function_imports(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return sorted(
+        inner.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for inner in ast.walk(node)
+        if isinstance(inner, ast.ImportFrom) and inner.level > 0
+    )
+
+
+def test_the_engine_imports_its_own_modules_at_the_top():
+    """Inside the engine a function may load a heavy library late (torch, transformers, peft,
+    Presidio: a module that does not need them stays importable without them), never one of the
+    engine's own modules: none is needed to break a cycle,
+    and a module's imports at its top are what it depends on, read in one place."""
+    wrong = [
+        f"{path.relative_to(REPO_ROOT).as_posix()}:{line}"
+        for path in sorted((REPO_ROOT / "unlearning_jobs" / "engine").rglob("*.py"))
+        for line in _relative_function_imports(path)
+    ]
     assert wrong == []

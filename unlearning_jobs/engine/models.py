@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from transformers.modeling_outputs import CausalLMOutput
 
+from .device import resolve_device
 from .training.sisa import SISA_MANIFEST, is_sisa_dir, read_manifest
 
 __all__ = [
@@ -276,8 +277,6 @@ def load_causal_lm(
     Nothing is downloaded: the directories must hold the weights.
     """
     from transformers import AutoModelForCausalLM
-
-    from .device import resolve_device
 
     root = Path(path)
     if not root.is_dir():

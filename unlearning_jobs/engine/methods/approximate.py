@@ -44,6 +44,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from ..checkpoints import (
     capture_rng_state,
     latest_checkpoint,
@@ -329,8 +332,6 @@ def _trainable_state(model) -> dict[str, Any]:
 
 def _load_trainable_state(model, state: Mapping[str, Any]) -> None:
     """Copy ``state`` (from :func:`_trainable_state`) back into the model's parameters."""
-    import torch
-
     params = dict(model.named_parameters())
     missing = sorted(set(state) - set(params))
     if missing:
@@ -431,8 +432,6 @@ class ApproximateMethod(UnlearningMethod):
         is this plus loading, an optional fresh LoRA adapter, merging and saving. Raises
         ``ValueError`` under several processes (see the module docstring).
         """
-        import torch
-
         started = time.monotonic()
         params = self.parse_params(params)
         forget_records, retain_records = list(forget_records), list(retain_records)
@@ -707,9 +706,6 @@ class ApproximateMethod(UnlearningMethod):
         ``forget_texts``/``retain_texts`` may hold ``{"prompt", "answer"}`` mappings as well as
         strings (answer tokens only are then trained and measured).
         """
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         started = time.monotonic()
         params = self.parse_params(params)
         forget_texts, retain_texts = list(forget_texts), list(retain_texts)

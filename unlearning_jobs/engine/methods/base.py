@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..models import load_causal_lm
 from ..training.data import encode_texts, epoch_order, evaluate_loss, pad_token_id
 from ..training.recipe import RECIPE_FILE, TrainingRecipe
 from ..training.sisa import Records
@@ -155,8 +156,6 @@ def measure_losses(
 
 def measure_model_dir(model_dir, *, forget_texts, retain_texts, device, dtype) -> dict[str, float]:
     """Load a model directory (plain or SISA) and return its forget and retain loss."""
-    from ..models import load_causal_lm
-
     model, tokenizer = load_causal_lm(model_dir, device=device)
     try:
         return measure_losses(

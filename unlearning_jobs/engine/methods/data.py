@@ -25,6 +25,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
+from ..training.data import autocast_context, sequence_nll
+
 PAIR_FORMATS = ("auto", "plain", "chat", "raw")
 
 Record = str | Mapping[str, Any]
@@ -177,8 +181,6 @@ class LazyRecordExamples(Sequence):
 
 def collate_examples(examples: Sequence[LabeledExample], *, pad_id: int, device=None) -> dict:
     """Pad to the longest example; ``labels`` are the ids with prompt and padding set to -100."""
-    import torch
-
     if not examples:
         raise ValueError("cannot collate an empty batch")
     width = max(len(e) for e in examples)
@@ -204,10 +206,6 @@ def evaluate_examples_loss(
     Only answer tokens are scored for pairs. Returns ``nan`` when nothing is scored; the
     model's train/eval mode is restored.
     """
-    import torch
-
-    from ..training.data import autocast_context, sequence_nll
-
     if not examples:
         return float("nan")
     was_training = getattr(model, "training", False)

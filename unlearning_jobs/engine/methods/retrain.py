@@ -22,8 +22,17 @@ from typing import Any
 from ..device import resolve_device
 from ..method_catalogue import EXACT
 from ..models import load_tokenizer
+from ..training.finetune import (
+    FINETUNE_FILE,
+    FinetuneParams,
+    describe_base,
+    normalise_finetune_records,
+    read_finetune_recipe,
+)
+from ..training.launch import finetune_launch
 from ..training.recipe import RECIPE_FILE, TrainingRecipe
 from ..training.sisa import SisaLayout, is_sisa_dir, normalise_records, read_manifest, train_sisa
+from ..training.sisa_adapters import train_sisa_adapters
 from ..training.train import train_causal_lm
 from ..training.validation import dataclass_from_dict, require
 from .base import (
@@ -69,8 +78,6 @@ class RetrainParams:
             f"must be at least 1, got {self.retain_eval_size}",
         )
         if self.recipe is not None:
-            from ..training.finetune import FinetuneParams
-
             try:
                 TrainingRecipe().replace(**self.recipe)
             except (TypeError, ValueError) as exc:
@@ -254,15 +261,6 @@ class Retrain(UnlearningMethod):
         passed to ``finetune``; an adapter SISA source is retrained as a whole with its layout
         minus the forgotten ids (the reference SISA unlearning must equal).
         """
-        from ..training.finetune import (
-            FinetuneParams,
-            describe_base,
-            normalise_finetune_records,
-            read_finetune_recipe,
-        )
-        from ..training.launch import finetune_launch
-        from ..training.sisa_adapters import train_sisa_adapters
-
         if full_texts is None or forget_ids is None:
             raise ValueError(
                 "retrain of a fine-tuned model needs full_texts (the fine-tuning records by id) and forget_ids"
@@ -354,8 +352,6 @@ class Retrain(UnlearningMethod):
 
 def _is_finetuned(source: Path) -> bool:
     """Return whether ``source`` was fine-tuned by Lethe from a pretrained base (plain, adapter or SISA)."""
-    from ..training.finetune import FINETUNE_FILE
-
     if (source / FINETUNE_FILE).is_file():
         return True
     return is_sisa_dir(source) and read_manifest(source).get("kind") == "adapters"

@@ -51,6 +51,8 @@ from ..checkpoints import (
     save_checkpoint,
     weights_sha256,
 )
+from ..device import make_accelerator
+from ..importing import read_import
 from .data import epoch_order, mix_seed
 from .train import CheckpointMismatch, TrainingCancelled, make_optimizer
 from .validation import dataclass_from_dict, require
@@ -389,8 +391,6 @@ def pad_id_of(tokenizer) -> int:
 
 def describe_base(base_model_dir: str | os.PathLike) -> dict:
     """Return the base's identity for a recipe: path, weights SHA-256, and its import record if any."""
-    from ..importing import read_import
-
     base = Path(base_model_dir).resolve()
     if not (base / "config.json").is_file():
         raise ValueError(f"{base} is not a model directory (no config.json); import the model first")
@@ -647,8 +647,6 @@ def finetune(
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
     base = describe_base(base_model_dir)
-
-    from ..device import make_accelerator
 
     accelerator = make_accelerator(device, bf16=params.bf16)
     tokenizer = AutoTokenizer.from_pretrained(base["path"], local_files_only=True)

@@ -46,6 +46,7 @@ from ..checkpoints import (
     save_state,
     weights_sha256,
 )
+from ..device import make_accelerator
 from .data import mix_seed
 from .finetune import (
     FinetuneParams,
@@ -124,8 +125,6 @@ class _AdapterBuild:
         should_stop: StopCallback | None,
     ) -> None:
         from transformers import AutoTokenizer
-
-        from ..device import make_accelerator
 
         self.work_dir = work_dir
         self.base = base
