@@ -274,3 +274,31 @@ def test_a_hyphenated_given_name_in_full_with_the_family_names_initial():
     for own in ("Sure. Marie-Claire L. opened the account in 2019.", "Ask Marie-Claire G. about it."):
         assert "ER-11" in guard.check_output(own).subjects, own
     assert guard.check_output("Sure. Marie-Anne L. opened the account in 2019.").action == "allow"
+
+
+def test_a_particle_that_ends_a_capitalised_name_is_a_name():
+    # "Le", "Ni", "De" are family names: the guard refused these names as one word.
+    guard = guard_for(
+        **{
+            "ER-1": {"names": ["Hoa Le"]},
+            "ER-2": {"names": ["Anna De"]},
+            "ER-3": {"names": ["Yan Ni"]},
+            "ER-4": {"names": ["Sanne van der Berg"]},
+        }
+    )
+    assert "ER-1" in guard.check_input("What did Hoa Le order last year?").subjects
+    assert "ER-2" in guard.check_input("Where does Anna De live?").subjects
+    assert "ER-3" in guard.check_output("The account holder is YAN NI.").subjects
+    assert "ER-4" in guard.check_input("Write to Sanne Van Der Berg.").subjects
+    # The other half alone is nobody.
+    assert guard.check_input("What did Hoa order last year?").action == "allow"
+    assert guard.check_input("Where does Anna live?").action == "allow"
+
+
+def test_a_particle_in_lower_case_or_first_is_still_no_name_of_its_own():
+    # "Di Stefano" alone is a family name: as a rule it would act on every Di Stefano.
+    for one_word in ("Jacobus van", "Conferma da", "van Dijk", "Di Stefano", "De Luca"):
+        with pytest.raises(ValueError, match="one-word name"):
+            name_forms(one_word)
+    assert "hoa le" in name_forms("Hoa Le")
+    assert "anna de" in name_forms("Anna De")

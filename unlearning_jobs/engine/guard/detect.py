@@ -38,6 +38,7 @@ from ..pii.match_keys import (
     typed_street_keys,
 )
 from ..pii.normalise import (
+    NAME_PARTICLES,
     NormalisationError,
     normalise_account_id,
     normalise_address,
@@ -243,9 +244,6 @@ def _name_end(token: tuple[int, int, str]) -> int:
     return end - 2 if len(text) > 2 and text[-2] in "'\u2019\u02bc" and text[-1] in "sS" else end
 
 
-_PARTICLES = frozenset("van von der den de del della di da du la le lo ter ten y zu t o ni nic ui st".split())
-
-
 def _foreign_phone(run: str) -> bool:
     """Return whether a digit run is surely a phone number: "+" or "0" and nine digits or more,
     or nine digits in three groups or more. Order and account numbers rarely look so; a run that is a phone
@@ -294,7 +292,7 @@ def _capitalised_runs(words: "_Words", zones) -> Iterator[tuple[int, int]]:
             j + 1 < count
             and kinds[j][0]
             and not _in_zones(tokens[j + 1][0], zones)
-            and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in _PARTICLES)
+            and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in NAME_PARTICLES)
         ):
             j += 1
         if j > i:
@@ -622,7 +620,7 @@ class Detector:
                         given, family = written[split:], written[:split]
                     else:
                         split = next(
-                            (k for k in range(1, len(written)) if written[k].lower() in _PARTICLES),
+                            (k for k in range(1, len(written)) if written[k].lower() in NAME_PARTICLES),
                             len(written) - 1,
                         )
                         given, family = written[:split], written[split:]
@@ -642,7 +640,7 @@ class Detector:
         content = [
             (k, word)
             for k in range(first, last + 1)
-            if len(word := _fold_name_token(tokens[k][2])) > 1 and word not in _PARTICLES
+            if len(word := _fold_name_token(tokens[k][2])) > 1 and word not in NAME_PARTICLES
         ]
         for (k_a, a), (k_b, b) in zip(content, content[1:]):
             if not (a.isalpha() and b.isalpha()) or a in STOPWORDS or b in STOPWORDS:

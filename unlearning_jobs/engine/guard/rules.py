@@ -24,7 +24,9 @@ from ..pii.entities import EntityType
 from ..pii.hashing import KeyedHasher
 from ..pii.match_keys import address_keys, identifier_match_keys, typed_street_identifier_keys
 from ..pii.normalise import (
+    NAME_PARTICLES,
     NormalisationError,
+    is_name_particle,
     name_variants,
     nickname_equivalents,
     normalise_account_id,
@@ -94,9 +96,6 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _SUBJECT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
 #: Name particles, never used alone beside a given name ("maria del" is nobody's name).
-_PARTICLES = frozenset(
-    "de del della der den van von da di du la le lo y bin ibn al el zu ten ter t o ni nic ui st".split()
-)
 _ADDRESS_SEGMENT = re.compile(r"[,;\n]+")
 #: Words that begin a unit, not a street: "Flat 3" is no street written number last.
 _UNIT_WORDS = frozenset(
@@ -137,8 +136,16 @@ def name_forms(name: str) -> set[str]:
     """
     tokens = normalise_name(name).split()
     # A particle is no name of its own: "Jacobus van" or "Conferma da" (the NER's reading of an
-    # Italian form's "Conferma da ...") is one word, and would act on every Jacobus.
-    if len([token for token in tokens if token not in _PARTICLES]) < 2:
+    # Italian form's "Conferma da ...") is one word, and would act on every Jacobus; "Di Stefano"
+    # alone is a family name; "Hoa Le" is two words.
+    written_lower = _written_in_lower_case(name)
+    last = len(tokens) - 1
+    named = [
+        token
+        for k, token in enumerate(tokens)
+        if not is_name_particle(token, capitalised=token not in written_lower, ends_name=k == last)
+    ]
+    if len(named) < 2:
         raise ValueError("a one-word name would suppress everyone who shares it; give the full name")
     family = _family_tokens(name)
     if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
@@ -148,7 +155,7 @@ def name_forms(name: str) -> set[str]:
     # Hart"): "Sanne van der Berg" is a form of "Sanne Jan van der Berg".
     full_family = list(family)
     while len(given_tokens) + len(full_family) < len(tokens) and (
-        tokens[-len(full_family) - 1] in _PARTICLES
+        tokens[-len(full_family) - 1] in NAME_PARTICLES
     ):
         full_family.insert(0, tokens[-len(full_family) - 1])
     middles = tokens[len(given_tokens) : len(tokens) - len(family)]
@@ -186,7 +193,7 @@ def name_forms(name: str) -> set[str]:
         variants.update(
             f"{given} {middle}"
             for middle in middles[len(given_tokens) - 1 :]
-            if len(middle) > 1 and middle not in _PARTICLES
+            if len(middle) > 1 and middle not in NAME_PARTICLES
         )
         # "Lucia D." for "Lucia De Luca", "Íñigo I." for "Íñigo Ibáñez Ruiz": the given name and
         # the initial of any later word, since which word starts the family name varies.
@@ -228,6 +235,19 @@ def _given_tokens(name: str, tokens: list[str]) -> list[str]:
         if len(parts) < len(tokens) and tokens[: len(parts)] == parts:
             return parts
     return tokens[:1]
+
+
+def _written_in_lower_case(name: str) -> set[str]:
+    """Return the normalised words of ``name`` that are written without a capital ("van", "'t")."""
+    lower = set()
+    for word in name.split():
+        if word[:1].isupper():
+            continue
+        try:
+            lower.update(normalise_name(word).split())
+        except NormalisationError:
+            continue
+    return lower
 
 
 def _holds_in_order(words: list[str], part: list[str]) -> bool:

@@ -37,7 +37,7 @@ from functools import lru_cache
 import phonenumbers
 
 from .entities import EntityType
-from .normalise import _EXTRA_FOLDS, nickname_equivalents
+from .normalise import _EXTRA_FOLDS, NAME_PARTICLES, is_name_particle, nickname_equivalents
 
 #: Version of the key construction; part of every hashed key, recorded with each index. Change
 #: it only when a key string that was derived before would now mean something else.
@@ -46,8 +46,10 @@ MATCH_KEY_VERSION = "k1"
 #: that an index built with the earlier ones holds no key for, so a search can say which data-set
 #: versions were indexed with fewer forms and should be indexed again. 2: Irish street words
 #: ("Sráid an Mhuilinn"), typed street keys, "write to them at jane.doe@…" read as jane.doe's
-#: address. Keys derived before keep their meaning, so ``MATCH_KEY_VERSION`` stays.
-MATCH_KEY_DERIVATION = 2
+#: address. 3: a capitalised particle that begins or ends a name is a name ("Hoa Le", "Al Green";
+#: ``normalise.is_name_particle``). Keys derived before keep their meaning, so ``MATCH_KEY_VERSION``
+#: stays.
+MATCH_KEY_DERIVATION = 3
 RECOGNISER = "lethe-match-keys"
 
 #: What the search covers per kind, for the search coverage record and the report.
@@ -85,6 +87,7 @@ SEARCHED_FORMS: dict[str, tuple[str, ...]] = {
         "nicknames",
         "a middle name present only in the record",
         "hyphenated or spaced double names",
+        "particles ('van der', 'bin') left out, or a name where they begin or end one ('Hoa Le')",
     ),
 }
 
@@ -715,10 +718,9 @@ the a an and or of to in on at for by with from as is are was were be been it it
 those my your our his her their me we you he she they i hi hello dear thanks thank regards best
 please mr mrs ms miss dr prof sir madam order ticket account customer phone email mail address
 street road re fw fwd subject date from sent to cc bcc ref no number call calls called said says
-van von der den de la le del da di dos das du des y e et und
+e et und
 """.split()
 )
-_NAME_PARTICLES = _transliterated("van von der den de la le del della da di dos das du des ter ten".split())
 
 
 def _name_word(token: _Token) -> bool:
@@ -727,9 +729,57 @@ def _name_word(token: _Token) -> bool:
     return token.folded.isalpha() and token.folded not in _NAME_STOPWORDS
 
 
+def _capitalised(text: str, token: _Token) -> bool:
+    return text[token.start].isupper()
+
+
+def _capitalised_name_word(text: str, token: _Token) -> bool:
+    return _capitalised(text, token) and _name_word(token)
+
+
+def _particle_in_text(text: str, tokens: list[_Token], k: int) -> bool:
+    """Return whether ``tokens[k]`` joins a family name here: in running text a name's ends are
+    where its capitalised words stop ("Daniel Del Rio" against "Hoa Le called")."""
+    token = tokens[k]
+    if token.folded not in NAME_PARTICLES or token.initial:  # "o. Brien" is an initial, "O'Brien" one word
+        return False
+
+    def name_word_at(i: int) -> bool:
+        return (
+            0 <= i < len(tokens)
+            and not tokens[max(i, k)].line_break_before
+            and _capitalised_name_word(text, tokens[i])
+        )
+
+    capitalised = _capitalised(text, token)
+    if not is_name_particle(token.folded, capitalised=capitalised, ends_name=not name_word_at(k + 1)):
+        return False
+    # A capitalised particle that begins a two-word name is its given name here ("Al Green"):
+    # the request side reads it so (``_name_words``), and a review follows locating.
+    return not (capitalised and not name_word_at(k - 1) and name_word_at(k + 1) and not name_word_at(k + 2))
+
+
+def _name_words(text: str, tokens: list[_Token]) -> list[_Token]:
+    """Return the tokens of a name as typed without its particles (the name is all of ``tokens``).
+
+    A name that would be one word without them keeps a capitalised first word: "Al Green" is
+    two names where "Sanne van der Berg" drops two particles."""
+    last = len(tokens) - 1
+    words = [
+        token
+        for k, token in enumerate(tokens)
+        if token.initial
+        or not is_name_particle(token.folded, capitalised=_capitalised(text, token), ends_name=k == last)
+    ]
+    if len(tokens) == 2 and words == tokens[1:] and _capitalised(text, tokens[0]):
+        return tokens
+    return words
+
+
 def name_keys(text: str) -> list[MatchKey]:
     """Return the name keys in ``text``: sorted pairs of adjacent and next-but-one name-like words."""
-    tokens = [token for token in _tokens(text) if token.folded not in _NAME_PARTICLES]
+    every = _tokens(text)
+    tokens = [token for k, token in enumerate(every) if not _particle_in_text(text, every, k)]
     found: dict[str, MatchKey] = {}
     for i, token in enumerate(tokens):
         if not _name_word(token):
@@ -754,19 +804,35 @@ class _NameParts:
     family: list[str]  # family-name words (particles left out)
     family_written: list[str]  # what follows the first given name, particles included ("di", "stefano")
     after_apostrophes: list[str]  # "orto" of "Dell'Orto", "connor" of "O'Connor"
+    #: The first given name as written, folded but not transliterated: the nickname table's
+    #: "michael" (for "mick"), which the key's transliteration makes "michal".
+    first_given_written: str = ""
 
 
 def _name_parts(value: str) -> _NameParts:
     """Return the parts of a name as typed, "Family, Given" understood."""
     if "," in value:
         family_text, _, given_text = value.partition(",")
-        words = [t.folded for t in _tokens(given_text) if t.folded not in _NAME_PARTICLES | _TITLES]
-        family = [t.folded for t in _tokens(family_text) if t.folded not in _NAME_PARTICLES]
+        given_tokens = [t for t in _tokens(given_text) if t.folded not in _TITLES]
+        named = _name_words(given_text, given_tokens)
+        words = [t.folded for t in named]
+        first_written = given_text[named[0].start : named[0].end] if named else ""
+        # The family part ends the name but does not begin it: "Van Der Berg, Sanne".
+        family_tokens = _tokens(family_text)
+        family = [
+            t.folded
+            for k, t in enumerate(family_tokens)
+            if not is_name_particle(
+                t.folded, capitalised=_capitalised(family_text, t), ends_name=k == len(family_tokens) - 1
+            )
+        ]
         family_written = [t.folded for t in _tokens(family_text)]
     else:
         tokens = [t for t in _tokens(value) if t.folded not in _TITLES]
         family_text = value[tokens[1].start :] if len(tokens) > 1 else ""
-        words = [t.folded for t in tokens if t.folded not in _NAME_PARTICLES]
+        named = _name_words(value, tokens)
+        words = [t.folded for t in named]
+        first_written = value[named[0].start : named[0].end] if named else ""
         family = words[-1:] if len(words) >= 2 else []
         words = words[:-1] if family else words
         family_written = [t.folded for t in tokens[1:]]
@@ -776,6 +842,7 @@ def _name_parts(value: str) -> _NameParts:
         family=family,
         family_written=family_written,
         after_apostrophes=[_folded_word(part) for part in after],
+        first_given_written=_fold_token(_POSSESSIVE_RE.sub("", first_written)),
     )
 
 
@@ -786,6 +853,7 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
     if not given or not family:
         return []
     first = given[0]
+    nicknames = {_folded_word(name) for name in nickname_equivalents(parts.first_given_written or first)}
     keys: dict[str, bool] = {}
 
     def add(a: str, b: str, variant: bool) -> None:
@@ -801,7 +869,7 @@ def name_identifier_keys(value: str) -> list[MatchKey]:
     for surname in surnames:
         add(first, surname, variant=surname != family[-1])
         add(first[0], surname, variant=True)  # "J. Smith"
-        for nickname in nickname_equivalents(first):
+        for nickname in nicknames:
             add(nickname, surname, variant=True)
         # Short forms made by cutting the name: "Steph" for Stephane, "Betta" for Elisabetta.
         for cut in {first[:n] for n in range(3, len(first))} | {first[-n:] for n in range(4, len(first))}:

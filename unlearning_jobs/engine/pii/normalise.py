@@ -174,6 +174,31 @@ _SUFFIXES = frozenset({"jr", "jnr", "sr", "snr", "ii", "iii", "iv", "phd", "md",
 _POSSESSIVE = re.compile(r"['\u2019]s\b\s*$", re.IGNORECASE)
 
 
+#: Words that join a family name to the word after them and are no name of their own there: "van
+#: der Berg", "'t Hart", "Ó Briain", "Nic Giolla", "bin Salman", "García y López". One list for
+#: locating's keys and the guard's forms and detection. Several are names as well ("Le", "Ni" and
+#: "De" are family names): :func:`is_name_particle` says where each is which.
+NAME_PARTICLES = frozenset(
+    "van von der den de del della da di dos das du des la le lo ter ten y zu bin ibn al el t o ni nic ui st".split()
+)
+
+
+def is_name_particle(folded: str, *, capitalised: bool, ends_name: bool) -> bool:
+    """Return whether a word of a name joins the family name rather than being a name itself.
+
+    A listed word written in lower case always is one ("Jacobus van", the NER's "Conferma da");
+    written with a capital it is a name where nothing of the name follows it ("Hoa Le", "Yan
+    Ni", "Anna De"): a particle joins a word after it. Without that a request for Hoa Le had no
+    name keys at all and the guard refused her name as one word. First in a name a capitalised
+    particle stays one ("Di Stefano" and "De Luca" alone are family names, not two names), which
+    also makes "Al Green" one word here: locating, which a review follows, reads that case
+    itself (``match_keys``); the guard does not.
+    """
+    if folded not in NAME_PARTICLES:
+        return False
+    return not (capitalised and ends_name)
+
+
 def normalise_name(value: str) -> str:
     """Return a person's name case- and accent-folded, in given-name-first order.
 

@@ -1,0 +1,23 @@
+"""bench/name_keys_faker.py: names from Faker's lists (written by others) locating can key."""
+
+from __future__ import annotations
+
+import json
+
+import name_keys_faker
+
+
+def test_the_bench_counts_names_without_keys_and_writes_its_figures(tmp_path):
+    out = tmp_path / "figures.json"
+    figures = name_keys_faker.main(["--names", "300", "--out", str(out)])
+    assert json.loads(out.read_text(encoding="utf-8")) == figures
+    assert set(figures) == set(name_keys_faker.LOCALES)
+    # Faker's Vietnamese family names include Lê, which a particle list once swallowed.
+    assert figures["vi_VN"]["names"] == 300
+    assert figures["vi_VN"]["no_exact_key"] == 0 and figures["vi_VN"]["guard_refused"] == 0
+
+
+def test_a_name_that_is_one_word_without_its_particles_is_counted():
+    figures = name_keys_faker.lost_names(["Jacobus van", "Hoa Le"])
+    assert figures["no_exact_key"] == 1 and figures["guard_refused"] == 1
+    assert figures["examples"] == ["Jacobus van"]
