@@ -37,7 +37,7 @@ from functools import lru_cache
 import phonenumbers
 
 from .entities import EntityType
-from .normalise import _EXTRA_FOLDS, NAME_PARTICLES, is_name_particle, nickname_equivalents
+from .normalise import EXTRA_FOLDS, NAME_PARTICLES, is_name_particle, nickname_equivalents
 
 #: Version of the key construction; part of every hashed key, recorded with each index. Change
 #: it only when a key string that was derived before would now mean something else.
@@ -124,7 +124,7 @@ class MatchKey:
 
 
 def _fold_token(token: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", token.translate(_EXTRA_FOLDS))
+    decomposed = unicodedata.normalize("NFKD", token.translate(EXTRA_FOLDS))
     return "".join(c for c in decomposed if not unicodedata.combining(c) and c.isalnum()).casefold()
 
 

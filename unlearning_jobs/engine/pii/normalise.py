@@ -42,8 +42,9 @@ class NormalisationError(ValueError):
     """A value cannot be normalised (malformed e-mail, invalid phone number, empty name…)."""
 
 
-# Letters that NFKD does not decompose into a base letter plus a combining mark.
-_EXTRA_FOLDS = str.maketrans(
+#: Letters that NFKD does not decompose into a base letter plus a combining mark (shared with the
+#: match keys, which fold the same letters).
+EXTRA_FOLDS = str.maketrans(
     {
         "ø": "o",
         "Ø": "o",
@@ -72,7 +73,7 @@ def _fold(value: str) -> str:
     Apostrophes are dropped rather than spaced so that "O'Brien" and "OBrien" agree; every other
     character that is not a letter or digit separates tokens ("Jean-Luc" → "jean luc").
     """
-    decomposed = unicodedata.normalize("NFKD", value.translate(_EXTRA_FOLDS))
+    decomposed = unicodedata.normalize("NFKD", value.translate(EXTRA_FOLDS))
     kept: list[str] = []
     for char in decomposed:
         if unicodedata.combining(char) or char in _APOSTROPHES:
