@@ -2,8 +2,9 @@
 
 Faker's name lists were written by others for other purposes, so they show which real-world name
 shapes the shared name rules lose: a name that gets no exact match key cannot be located by name
-at all, and one the guard refuses as "one word" cannot be suppressed by name. Seeded, 2,000
-"given family" names per locale; no index, no database.
+at all, and one the guard refuses as "one word" cannot be suppressed by name. Seeded, per locale
+2,000 "given family" names and 2,000 names as the locale writes them (``Faker.name()``: titles,
+middle names, family name first where the locale puts it); no index, no database.
 
     .venv/bin/python bench/name_keys_faker.py
 
@@ -61,13 +62,14 @@ def main(argv: list[str] | None = None) -> dict:
     for locale in LOCALES:
         fake = Faker(locale)
         fake.seed_instance(args.seed)
-        names = [f"{fake.first_name()} {fake.last_name()}" for _ in range(args.names)]
-        figures[locale] = lost_names(names)
-        row = figures[locale]
-        print(
-            f"{locale:7} {row['names']} names: no exact key {row['no_exact_key']}, "
-            f"refused by the guard {row['guard_refused']}  {row['examples']}"
-        )
+        given_family = [f"{fake.first_name()} {fake.last_name()}" for _ in range(args.names)]
+        as_written = [fake.name() for _ in range(args.names)]
+        figures[locale] = {"given_family": lost_names(given_family), "as_written": lost_names(as_written)}
+        for form, row in figures[locale].items():
+            print(
+                f"{locale:7} {form:12} {row['names']} names: no exact key {row['no_exact_key']}, "
+                f"refused by the guard {row['guard_refused']}  {row['examples']}"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures, ensure_ascii=False, indent=2))
     print(f"wrote {args.out}")

@@ -261,6 +261,8 @@ def test_house_number_address_spans_need_a_house_number_beside_its_street():
         ("Le, Hoa", "Ticket 3 from Hoa Le about the refund"),
         ("Sanne van der Berg", "Sanne Van Der Berg asked for a copy"),  # particles between names
         ("Daniel Del Rio", "Daniel del Rio, 14 Calle Mayor"),
+        ("Lê Văn Thành", "Ông Lê Văn Thành gọi điện"),  # spelt with accents: names, not "le", "van"
+        ("Vân Bùi", "Vân Bùi asked for a copy"),
     ],
 )
 def test_a_particle_that_ends_a_capitalised_name_or_begins_a_two_word_one_is_a_name(name, written):

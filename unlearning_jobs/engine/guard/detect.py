@@ -40,6 +40,7 @@ from ..pii.match_keys import (
 from ..pii.normalise import (
     NAME_PARTICLES,
     NormalisationError,
+    is_particle_spelling,
     normalise_account_id,
     normalise_address,
     normalise_date_of_birth,
@@ -292,7 +293,7 @@ def _capitalised_runs(words: "_Words", zones) -> Iterator[tuple[int, int]]:
             j + 1 < count
             and kinds[j][0]
             and not _in_zones(tokens[j + 1][0], zones)
-            and (_capitalised(tokens[j + 1][2]) or tokens[j + 1][2].lower() in NAME_PARTICLES)
+            and (_capitalised(tokens[j + 1][2]) or is_particle_spelling(tokens[j + 1][2]))
         ):
             j += 1
         if j > i:
@@ -620,7 +621,7 @@ class Detector:
                         given, family = written[split:], written[:split]
                     else:
                         split = next(
-                            (k for k in range(1, len(written)) if written[k].lower() in NAME_PARTICLES),
+                            (k for k in range(1, len(written)) if is_particle_spelling(written[k])),
                             len(written) - 1,
                         )
                         given, family = written[:split], written[split:]

@@ -24,9 +24,9 @@ from ..pii.entities import EntityType
 from ..pii.hashing import KeyedHasher
 from ..pii.match_keys import address_keys, identifier_match_keys, typed_street_identifier_keys
 from ..pii.normalise import (
-    NAME_PARTICLES,
     NormalisationError,
     is_name_particle,
+    is_particle_spelling,
     name_variants,
     nickname_equivalents,
     normalise_account_id,
@@ -138,12 +138,12 @@ def name_forms(name: str) -> set[str]:
     # A particle is no name of its own: "Jacobus van" or "Conferma da" (the NER's reading of an
     # Italian form's "Conferma da ...") is one word, and would act on every Jacobus; "Di Stefano"
     # alone is a family name; "Hoa Le" is two words.
-    written_lower = _written_in_lower_case(name)
+    written = _written_words(name)
     last = len(tokens) - 1
     named = [
         token
         for k, token in enumerate(tokens)
-        if not is_name_particle(token, capitalised=token not in written_lower, ends_name=k == last)
+        if not is_name_particle(written.get(token, token), ends_name=k == last)
     ]
     if len(named) < 2:
         raise ValueError("a one-word name would suppress everyone who shares it; give the full name")
@@ -155,7 +155,7 @@ def name_forms(name: str) -> set[str]:
     # Hart"): "Sanne van der Berg" is a form of "Sanne Jan van der Berg".
     full_family = list(family)
     while len(given_tokens) + len(full_family) < len(tokens) and (
-        tokens[-len(full_family) - 1] in NAME_PARTICLES
+        is_particle_spelling(written.get(tokens[-len(full_family) - 1], ""))
     ):
         full_family.insert(0, tokens[-len(full_family) - 1])
     middles = tokens[len(given_tokens) : len(tokens) - len(family)]
@@ -193,7 +193,7 @@ def name_forms(name: str) -> set[str]:
         variants.update(
             f"{given} {middle}"
             for middle in middles[len(given_tokens) - 1 :]
-            if len(middle) > 1 and middle not in NAME_PARTICLES
+            if len(middle) > 1 and not is_particle_spelling(written.get(middle, middle))
         )
         # "Lucia D." for "Lucia De Luca", "Íñigo I." for "Íñigo Ibáñez Ruiz": the given name and
         # the initial of any later word, since which word starts the family name varies.
@@ -237,17 +237,18 @@ def _given_tokens(name: str, tokens: list[str]) -> list[str]:
     return tokens[:1]
 
 
-def _written_in_lower_case(name: str) -> set[str]:
-    """Return the normalised words of ``name`` that are written without a capital ("van", "'t")."""
-    lower = set()
-    for word in name.split():
-        if word[:1].isupper():
-            continue
+def _written_words(name: str) -> dict[str, str]:
+    """Return each normalised word of ``name`` with how it is written ("van": "van", "van": "Văn"),
+    the first spelling of each: whether a word is a particle depends on its case and accents."""
+    written: dict[str, str] = {}
+    for word in name.replace(",", " ").split():
         try:
-            lower.update(normalise_name(word).split())
+            normalised = normalise_name(word).split()
         except NormalisationError:
             continue
-    return lower
+        if len(normalised) == 1:
+            written.setdefault(normalised[0], word)
+    return written
 
 
 def _holds_in_order(words: list[str], part: list[str]) -> bool:

@@ -752,7 +752,7 @@ def _particle_in_text(text: str, tokens: list[_Token], k: int) -> bool:
         )
 
     capitalised = _capitalised(text, token)
-    if not is_name_particle(token.folded, capitalised=capitalised, ends_name=not name_word_at(k + 1)):
+    if not is_name_particle(text[token.start : token.end], ends_name=not name_word_at(k + 1)):
         return False
     # A capitalised particle that begins a two-word name is its given name here ("Al Green"):
     # the request side reads it so (``_name_words``), and a review follows locating.
@@ -768,8 +768,7 @@ def _name_words(text: str, tokens: list[_Token]) -> list[_Token]:
     words = [
         token
         for k, token in enumerate(tokens)
-        if token.initial
-        or not is_name_particle(token.folded, capitalised=_capitalised(text, token), ends_name=k == last)
+        if token.initial or not is_name_particle(text[token.start : token.end], ends_name=k == last)
     ]
     if len(tokens) == 2 and words == tokens[1:] and _capitalised(text, tokens[0]):
         return tokens
@@ -822,9 +821,7 @@ def _name_parts(value: str) -> _NameParts:
         family = [
             t.folded
             for k, t in enumerate(family_tokens)
-            if not is_name_particle(
-                t.folded, capitalised=_capitalised(family_text, t), ends_name=k == len(family_tokens) - 1
-            )
+            if not is_name_particle(family_text[t.start : t.end], ends_name=k == len(family_tokens) - 1)
         ]
         family_written = [t.folded for t in _tokens(family_text)]
     else:

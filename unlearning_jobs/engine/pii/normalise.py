@@ -184,20 +184,31 @@ NAME_PARTICLES = frozenset(
 )
 
 
-def is_name_particle(folded: str, *, capitalised: bool, ends_name: bool) -> bool:
-    """Return whether a word of a name joins the family name rather than being a name itself.
+#: How particles are written, accents included ("Ó Briain", "Ní Bhriain"). A word that only folds
+#: to one is a name: "Văn", "Vân" and "Lê" are Vietnamese names, not "van" and "le".
+_PARTICLE_SPELLINGS = NAME_PARTICLES | {"ó", "ní", "uí"}
 
-    A listed word written in lower case always is one ("Jacobus van", the NER's "Conferma da");
+
+def is_particle_spelling(word: str) -> bool:
+    """Return whether ``word`` as written (any case, accents kept) is spelt as a particle."""
+    return unicodedata.normalize("NFC", word.strip(_APOSTROPHES).lower()) in _PARTICLE_SPELLINGS
+
+
+def is_name_particle(written: str, *, ends_name: bool) -> bool:
+    """Return whether a word of a name, as written, joins the family name rather than being a name.
+
+    A particle written in lower case always does ("Jacobus van", the NER's "Conferma da");
     written with a capital it is a name where nothing of the name follows it ("Hoa Le", "Yan
     Ni", "Anna De"): a particle joins a word after it. Without that a request for Hoa Le had no
     name keys at all and the guard refused her name as one word. First in a name a capitalised
     particle stays one ("Di Stefano" and "De Luca" alone are family names, not two names), which
     also makes "Al Green" one word here: locating, which a review follows, reads that case
-    itself (``match_keys``); the guard does not.
+    itself (``match_keys``); the guard does not. A word spelt otherwise is never one ("Lê Văn
+    Thành": :func:`is_particle_spelling`).
     """
-    if folded not in NAME_PARTICLES:
+    if not is_particle_spelling(written):
         return False
-    return not (capitalised and ends_name)
+    return not (written.strip(_APOSTROPHES)[:1].isupper() and ends_name)
 
 
 def normalise_name(value: str) -> str:
