@@ -95,7 +95,6 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 #: cannot be used as one by mistake.
 _SUBJECT_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}")
 
-#: Name particles, never used alone beside a given name ("maria del" is nobody's name).
 _ADDRESS_SEGMENT = re.compile(r"[,;\n]+")
 #: Words that begin a unit, not a street: "Flat 3" is no street written number last.
 _UNIT_WORDS = frozenset(

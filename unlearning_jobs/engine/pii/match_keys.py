@@ -46,7 +46,8 @@ MATCH_KEY_VERSION = "k1"
 #: that an index built with the earlier ones holds no key for, so a search can say which data-set
 #: versions were indexed with fewer forms and should be indexed again. 2: Irish street words
 #: ("Sráid an Mhuilinn"), typed street keys, "write to them at jane.doe@…" read as jane.doe's
-#: address. 3: a capitalised particle that begins or ends a name is a name ("Hoa Le", "Al Green";
+#: address. 3: one particle list with the guard, matched as written ("Văn" is no "van"); a
+#: capitalised particle that ends a name, or begins a two-word one, is a name ("Hoa Le", "Al Green";
 #: ``normalise.is_name_particle``). Keys derived before keep their meaning, so ``MATCH_KEY_VERSION``
 #: stays.
 MATCH_KEY_DERIVATION = 3
@@ -87,7 +88,7 @@ SEARCHED_FORMS: dict[str, tuple[str, ...]] = {
         "nicknames",
         "a middle name present only in the record",
         "hyphenated or spaced double names",
-        "particles ('van der', 'bin') left out, or a name where they begin or end one ('Hoa Le')",
+        "particles ('van der', 'bin') left out, but read as a name where one ends a name ('Hoa Le')",
     ),
 }
 
