@@ -292,3 +292,24 @@ def test_a_nickname_is_looked_up_by_the_name_as_written_not_its_transliterated_k
     # the nickname table does not know: looked up by the key, Michael had no Mick.
     request = {key.key for key in identifier_match_keys(EntityType.PERSON, name)}
     assert request & _record_keys(written, EntityType.PERSON)
+
+
+@pytest.mark.parametrize(
+    ("name", "written"),
+    [
+        ("Nguyễn Văn An", "Ticket from Nguyễn Văn An today"),  # "An" after a name, not the article
+        ("Nguyen Van An", "Spoke to Nguyen Van An."),
+        ("Trần Thị Mỹ", "Ticket from Trần Thị Mỹ today"),  # "Mỹ" only folds to "my"
+        ("Noé Ordóñez", "Noé Ordóñez called twice"),  # "Noé" only folds to "no"
+        ("Kevin Best", "Kevin Best wrote in"),
+    ],
+)
+def test_a_stop_word_that_is_a_name_here_is_read_as_one(name, written):
+    request = {key.key for key in identifier_match_keys(EntityType.PERSON, name) if not key.variant}
+    assert request & _record_keys(written, EntityType.PERSON)
+
+
+def test_a_stop_word_before_a_name_or_after_a_full_stop_is_still_a_stop_word():
+    assert "N:dear|john" not in _record_keys("Dear John Smith, thanks", EntityType.PERSON)
+    assert not {"N:an|le", "N:an|update"} & _record_keys("Hoa Le. An update follows", EntityType.PERSON)
+    assert "N:khan|said" not in _record_keys("He said Khan called", EntityType.PERSON)

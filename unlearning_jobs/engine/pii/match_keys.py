@@ -48,7 +48,8 @@ MATCH_KEY_VERSION = "k1"
 #: ("Sráid an Mhuilinn"), typed street keys, "write to them at jane.doe@…" read as jane.doe's
 #: address. 3: one particle list with the guard, matched as written ("Văn" is no "van"); a
 #: capitalised particle that ends a name, or begins a two-word one, is a name ("Hoa Le", "Al Green";
-#: ``normalise.is_name_particle``). Keys derived before keep their meaning, so ``MATCH_KEY_VERSION``
+#: ``normalise.is_name_particle``); a stop word spelt otherwise ("Mỹ", "Noé") or capitalised right
+#: after a name ("Nguyen Van An", "Kevin Best") is a name word. Keys derived before keep their meaning, so ``MATCH_KEY_VERSION``
 #: stays.
 MATCH_KEY_DERIVATION = 3
 RECOGNISER = "lethe-match-keys"
@@ -370,6 +371,7 @@ class _Token:
     end: int
     line_break_before: bool
     initial: bool = False  # one letter in capitals or before a full stop: "J." or "J"
+    spaced_before: bool = False  # only spaces since the word before: "Van An", not "Van. An"
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -381,7 +383,8 @@ def _tokens(text: str) -> list[_Token]:
         if folded:
             gap = text[previous_end : match.start()]
             initial = len(raw) == 1 and (raw.isupper() or text[match.end() : match.end() + 1] == ".")
-            tokens.append(_Token(folded, match.start(), match.end(), "\n" in gap, initial))
+            spaced = bool(tokens) and not gap.strip(" \t")
+            tokens.append(_Token(folded, match.start(), match.end(), "\n" in gap, initial, spaced))
         previous_end = match.end()
     return tokens
 
@@ -713,7 +716,7 @@ def address_identifier_keys(value: str) -> list[MatchKey]:
 
 # --- names ---------------------------------------------------------------------------------------
 
-_NAME_STOPWORDS = _transliterated(
+_NAME_STOPWORD_SPELLINGS = frozenset(
     """
 the a an and or of to in on at for by with from as is are was were be been it its this that these
 those my your our his her their me we you he she they i hi hello dear thanks thank regards best
@@ -722,6 +725,7 @@ street road re fw fwd subject date from sent to cc bcc ref no number call calls 
 e et und
 """.split()
 )
+_NAME_STOPWORDS = _transliterated(_NAME_STOPWORD_SPELLINGS)
 
 
 def _name_word(token: _Token) -> bool:
@@ -776,16 +780,37 @@ def _name_words(text: str, tokens: list[_Token]) -> list[_Token]:
     return words
 
 
+def _name_like(text: str, tokens: list[_Token]) -> list[bool]:
+    """Return which tokens are name-like: a word that is no stop word, or a stop word that is a
+    name here: spelt otherwise ("Mỹ", "Tô" only fold to "my", "to") or capitalised straight after
+    a capitalised name ("Nguyen Van An", "Mohamed Said", "Anna Best"). Labels come before a name
+    ("Customer John", "Dear John"), so only the word after one is read so."""
+    flags: list[bool] = []
+    for k, token in enumerate(tokens):
+        name_like = _name_word(token)
+        if not name_like and len(token.folded) > 1 and token.folded in _NAME_STOPWORDS:
+            written = unicodedata.normalize("NFC", text[token.start : token.end].lower())
+            name_like = written not in _NAME_STOPWORD_SPELLINGS or (
+                _capitalised(text, token)
+                and token.spaced_before
+                and flags[k - 1]
+                and _capitalised(text, tokens[k - 1])
+            )
+        flags.append(name_like)
+    return flags
+
+
 def name_keys(text: str) -> list[MatchKey]:
     """Return the name keys in ``text``: sorted pairs of adjacent and next-but-one name-like words."""
     every = _tokens(text)
     tokens = [token for k, token in enumerate(every) if not _particle_in_text(text, every, k)]
+    name_like = _name_like(text, tokens)
     found: dict[str, MatchKey] = {}
     for i, token in enumerate(tokens):
-        if not _name_word(token):
+        if not name_like[i]:
             continue
         for j in (i + 1, i + 2):
-            if j >= len(tokens) or tokens[j].line_break_before or not _name_word(tokens[j]):
+            if j >= len(tokens) or tokens[j].line_break_before or not name_like[j]:
                 continue
             first, second = sorted((token.folded, tokens[j].folded))
             key = f"N:{first}|{second}"
