@@ -313,3 +313,10 @@ def test_a_stop_word_before_a_name_or_after_a_full_stop_is_still_a_stop_word():
     assert "N:dear|john" not in _record_keys("Dear John Smith, thanks", EntityType.PERSON)
     assert not {"N:an|le", "N:an|update"} & _record_keys("Hoa Le. An update follows", EntityType.PERSON)
     assert "N:khan|said" not in _record_keys("He said Khan called", EntityType.PERSON)
+
+
+@pytest.mark.parametrize("name", ["Rev. John Smith", "Mx John Smith", "Professor John Smith"])
+def test_a_requests_title_is_left_out_as_normalise_leaves_it_out(name):
+    # One title list: the match keys had a shorter one than normalise and keyed "Rev. John Smith" as Rev.
+    exact = {key.key for key in identifier_match_keys(EntityType.PERSON, name) if not key.variant}
+    assert exact == {"N:john|smith"}

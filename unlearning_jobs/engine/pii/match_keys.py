@@ -37,7 +37,13 @@ from functools import lru_cache
 import phonenumbers
 
 from .entities import EntityType
-from .normalise import EXTRA_FOLDS, NAME_PARTICLES, is_name_particle, nickname_equivalents
+from .normalise import (
+    EXTRA_FOLDS,
+    NAME_PARTICLES,
+    NAME_TITLES,
+    is_name_particle,
+    nickname_equivalents,
+)
 
 #: Version of the key construction; part of every hashed key, recorded with each index. Change
 #: it only when a key string that was derived before would now mean something else.
@@ -818,9 +824,6 @@ def name_keys(text: str) -> list[MatchKey]:
     return list(found.values())
 
 
-_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "prof", "sir"})
-
-
 @dataclass(frozen=True)
 class _NameParts:
     """A name as typed, in the parts the request's keys are made of."""
@@ -838,7 +841,7 @@ def _name_parts(value: str) -> _NameParts:
     """Return the parts of a name as typed, "Family, Given" understood."""
     if "," in value:
         family_text, _, given_text = value.partition(",")
-        given_tokens = [t for t in _tokens(given_text) if t.folded not in _TITLES]
+        given_tokens = [t for t in _tokens(given_text) if t.folded not in NAME_TITLES]
         named = _name_words(given_text, given_tokens)
         words = [t.folded for t in named]
         first_written = given_text[named[0].start : named[0].end] if named else ""
@@ -851,7 +854,7 @@ def _name_parts(value: str) -> _NameParts:
         ]
         family_written = [t.folded for t in _tokens(family_text)]
     else:
-        tokens = [t for t in _tokens(value) if t.folded not in _TITLES]
+        tokens = [t for t in _tokens(value) if t.folded not in NAME_TITLES]
         family_text = value[tokens[1].start :] if len(tokens) > 1 else ""
         named = _name_words(value, tokens)
         words = [t.folded for t in named]

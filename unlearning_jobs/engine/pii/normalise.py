@@ -152,7 +152,8 @@ def normalise_phone(value: str, default_region: str = "GB") -> str:
 
 # --- names ----------------------------------------------------------------------------------
 
-_TITLES = frozenset(
+#: Titles left out of a name wherever it is read (locating's keys too: "Rev. John Smith" is John).
+NAME_TITLES = frozenset(
     {
         "mr",
         "mrs",
@@ -228,7 +229,7 @@ def normalise_name(value: str) -> str:
         elif _fold(family) and _fold(given):
             text = f"{given} {family}"
     tokens = _fold(text).split()
-    while len(tokens) > 1 and tokens[0] in _TITLES:
+    while len(tokens) > 1 and tokens[0] in NAME_TITLES:
         tokens.pop(0)
     while len(tokens) > 1 and tokens[-1] in _SUFFIXES:
         tokens.pop()
