@@ -1,13 +1,13 @@
 """Names from Faker's locale lists that locating cannot key or the guard refuses.
 
 Faker's name lists were written by others for other purposes, so they show which real-world name
-shapes the shared name rules lose: a name that gets no exact match key cannot be located by name
-at all, one that shares no key (exact or variant) with a record writing it ("Ticket 4411: {name}
-asked for a copy of the invoice.") is not found there by the match keys (Presidio's NER may
-still find the same spelling), and one the guard refuses as "one word" cannot be suppressed by
-name. Seeded, per locale
-2,000 "given family" names and 2,000 names as the locale writes them (``Faker.name()``: titles,
-middle names, family name first where the locale puts it); no index, no database.
+shapes the shared name rules lose: a name that gets no exact match key is located only through
+variant keys or Presidio's exact spelling; one that shares no key (exact or variant) with a
+record writing it ("Ticket 4411: {name} asked for a copy of the invoice.") is not found there by
+the match keys (Presidio's NER may still find the same spelling); and one the guard refuses as
+"one word" cannot be suppressed by name. Seeded, per locale 2,000 "given family" names and 2,000
+names as the locale writes them (``Faker.name()``: titles, middle names, family name first where
+the locale puts it); no index, no database.
 
     .venv/bin/python bench/name_keys_faker.py
 
