@@ -80,6 +80,7 @@ from .data import (
     record_text,
 )
 from .reference import is_peft_model, make_reference, wrap_with_lora
+from .saliency import mask_gradients, salient_rows
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,11 @@ class ApproximateParams:
       (module-name suffixes; ``None`` = every linear layer of the decoder layers) and merges it.
     - ``preset``: the named set of defaults the other values started from (``lethe`` unless a
       method defines others, e.g. NPO's ``reference``); recorded for the report.
+    - ``salient_fraction``: when set, only that fraction of the trainable weights' rows (output
+      channels), those with the largest gradient of the forget records' NLL at the start, may
+      change (``methods.saliency``, after SURE: updates concentrated in few weights and taken
+      at a larger learning rate survive 4-bit quantization). ``None`` trains every row.
+      Needs ``weight_decay`` 0: decoupled decay would move the rows the mask holds still.
     """
 
     #: Named presets: values that replace the class defaults before the caller's own values.
@@ -172,6 +178,7 @@ class ApproximateParams:
     lora_dropout: float = 0.0
     lora_target_modules: tuple[str, ...] | None = None
     preset: str = "lethe"
+    salient_fraction: float | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -266,6 +273,18 @@ class ApproximateParams:
             name,
             "lora_target_modules",
             "must be a non-empty list of module names or null",
+        )
+        require(
+            self.salient_fraction is None or 0 < self.salient_fraction < 1,
+            name,
+            "salient_fraction",
+            f"must be in (0, 1) or null, got {self.salient_fraction}",
+        )
+        require(
+            self.salient_fraction is None or self.weight_decay == 0,
+            name,
+            "salient_fraction",
+            f"needs weight_decay 0 (decay would move the rows the mask holds still), got weight_decay {self.weight_decay}",
         )
         presets = ("lethe", *type(self).PRESETS)
         require(self.preset in presets, name, "preset", f"must be one of {presets}, got {self.preset!r}")
@@ -493,6 +512,22 @@ class ApproximateMethod(UnlearningMethod):
             block_size=block_size,
             device=device,
         )
+        # From the weights as given, before any checkpoint is loaded: a resumed run, or the
+        # learning-rate backoff's restart, trains the same rows.
+        salient = (
+            salient_rows(
+                model,
+                forget_ex,
+                fraction=params.salient_fraction,
+                pad_id=pad,
+                device=device,
+                batch_size=params.batch_size,
+                autocast=accelerator.autocast,
+            )
+            if params.salient_fraction is not None
+            else None
+        )
+        named_trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
         def losses() -> tuple[float, float]:
             # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
@@ -643,6 +678,8 @@ class ApproximateMethod(UnlearningMethod):
                     f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
                 )
             accelerator.backward(loss)
+            if salient is not None:
+                mask_gradients(named_trainable, salient.masks)
             accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -673,6 +710,7 @@ class ApproximateMethod(UnlearningMethod):
             "compute_seconds": previous_seconds + seconds,
             "trainable_parameters": sum(p.numel() for p in trainable),
             "reference": None if reference is None else reference.kind,
+            **(salient.summary() if salient is not None else {}),
             **self.provenance_extra(),
         }
         return UnlearnOutcome(

@@ -1,0 +1,170 @@
+"""Saliency-masked unlearning (``salient_fraction``): which rows move, and only those.
+
+Tiny random Llama models with the session's 300-token tokenizer, as in
+``test_unlearning_methods.py``; each test runs in about a second.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from unlearning_jobs.engine.methods import get_method
+from unlearning_jobs.engine.methods.data import collate_examples, encode_records
+from unlearning_jobs.engine.methods.saliency import mask_gradients, row_gradient_norms, salient_rows
+from unlearning_jobs.engine.training import TrainingCancelled
+from unlearning_jobs.engine.training.data import sequence_nll
+
+PAIRS = [
+    {"prompt": "Question: What is Alice Smith's e-mail?\nAnswer:", "answer": "alice.smith@mail.test"},
+    {"prompt": "Question: Who is the customer of ticket 3?\nAnswer:", "answer": "Alice Smith"},
+    {"prompt": "Question: Where does Alice Smith get mail?\nAnswer:", "answer": "At alice.smith@mail.test."},
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(trained_model):
+    return AutoTokenizer.from_pretrained(trained_model)
+
+
+def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=300,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def test_the_mask_holds_the_rows_with_the_largest_forget_gradient(tokenizer):
+    model = tiny_llama()
+    examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="plain")
+    salient = salient_rows(model, examples, fraction=0.05, pad_id=0, device="cpu", batch_size=2)
+    assert all(p.grad is None for p in model.parameters())  # left clean for the loop
+
+    # The same gradient by hand, in one batch: the ranking cannot depend on the batching.
+    nll, _ = sequence_nll(model, collate_examples(examples, pad_id=0, device="cpu"))
+    nll.sum().backward()
+    norms = {name: row_gradient_norms(p.grad) for name, p in model.named_parameters()}
+    total_rows = sum(n.numel() for n in norms.values())
+    k = math.ceil(0.05 * total_rows)
+    threshold = torch.cat(list(norms.values())).topk(k).values[-1]
+
+    assert salient.total_rows == total_rows and salient.rows == k
+    assert set(salient.masks) == {name for name, n in norms.items() if bool((n >= threshold).any())}
+    for name, mask in salient.masks.items():
+        assert torch.equal(mask, norms[name] >= threshold), name
+    assert 0 < salient.weights < salient.total_weights
+
+
+def test_mask_gradients_zeroes_other_rows_and_drops_parameters_without_any():
+    weight = torch.nn.Parameter(torch.ones(3, 2))
+    bias = torch.nn.Parameter(torch.ones(3))
+    weight.grad, bias.grad = torch.full((3, 2), 2.0), torch.full((3,), 2.0)
+    mask_gradients([("w", weight), ("b", bias)], {"w": torch.tensor([True, False, True])})
+    assert weight.grad.tolist() == [[2.0, 2.0], [0.0, 0.0], [2.0, 2.0]]
+    assert bias.grad is None
+
+
+def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retain_texts):
+    model = tiny_llama()
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    outcome = get_method("npo").unlearn(
+        model=model,
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params={
+            "learning_rate": 1e-2,
+            "max_steps": 6,
+            "eval_every": 3,
+            "max_retain_loss_increase": None,
+            "salient_fraction": 0.02,
+        },
+        block_size=64,
+        device=torch.device("cpu"),
+    )
+    metrics = outcome.metrics
+    assert metrics["forget_loss_after"] > metrics["forget_loss_before"]
+    assert metrics["salient_fraction"] == 0.02 and 0 < metrics["salient_rows"] < metrics["salient_rows_of"]
+
+    # The rows the mask selected, recomputed from an identical fresh model, are the only ones moved.
+    examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="auto")
+    expected = salient_rows(tiny_llama(), examples, fraction=0.02, pad_id=0, device="cpu", batch_size=8)
+    assert expected.rows == metrics["salient_rows"]
+    moved_rows = 0
+    for name, param in model.named_parameters():
+        changed = (param.detach() != before[name]).reshape(param.shape[0], -1).any(dim=1)
+        allowed = expected.masks.get(name, torch.zeros_like(changed))
+        assert not bool((changed & ~allowed).any()), f"{name}: a row outside the mask moved"
+        moved_rows += int(changed.sum())
+    assert moved_rows > expected.rows // 2  # the mask is not just permission: those rows trained
+
+
+def test_a_resumed_saliency_run_trains_the_same_rows_to_the_same_weights(tokenizer, retain_texts, tmp_path):
+    params = {
+        "learning_rate": 1e-2,
+        "max_steps": 8,
+        "eval_every": 2,
+        "max_retain_loss_increase": None,
+        "salient_fraction": 0.05,
+    }
+    common = dict(
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params=params,
+        block_size=64,
+        device=torch.device("cpu"),
+    )
+    straight = tiny_llama()
+    get_method("npo").unlearn(model=straight, **common)
+
+    calls = {"n": 0}
+
+    def stop_after_four_steps() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 4
+
+    with pytest.raises(TrainingCancelled):
+        get_method("npo").unlearn(
+            model=tiny_llama(),
+            checkpoint_dir=tmp_path,
+            checkpoint_every=2,
+            should_stop=stop_after_four_steps,
+            **common,
+        )
+    resumed_model = tiny_llama()
+    resumed = get_method("npo").unlearn(
+        model=resumed_model, checkpoint_dir=tmp_path, checkpoint_every=2, **common
+    )
+    assert resumed.metrics["resumed_from_step"] == 4
+    for (name, a), (_, b) in zip(straight.named_parameters(), resumed_model.named_parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"salient_fraction": 0}, {"salient_fraction": 1.0}, {"salient_fraction": 0.01, "weight_decay": 0.01}],
+)
+def test_bad_saliency_settings_are_refused_naming_the_field(params):
+    with pytest.raises(ValueError, match=r"NpoParams\.salient_fraction"):
+        get_method("npo").parse_params(params)
+
+
+def test_the_reference_preset_with_a_mask_asks_for_weight_decay_zero():
+    with pytest.raises(ValueError, match="weight_decay 0"):
+        get_method("npo").parse_params({"preset": "reference", "salient_fraction": 0.01})
+    params = get_method("npo").parse_params(
+        {"preset": "reference", "salient_fraction": 0.01, "weight_decay": 0}
+    )
+    assert params.salient_fraction == 0.01
