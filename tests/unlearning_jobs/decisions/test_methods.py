@@ -94,3 +94,36 @@ def test_refusal_runs_from_a_decision_as_output_suppression_and_leaves_the_data_
     assert refusal.produced_model is not None and refusal.produced_dataset_version is None
     # Suppression deletes nothing: no data-set version without the records was made for it.
     assert DatasetVersion.objects.count() == versions_before
+
+
+def test_a_saliency_masked_npo_runs_from_a_decision_and_records_how_much_it_could_move(
+    officer, engineer, tickets
+):
+    source = model_train(dataset_version=tickets, engineer=engineer).produced_model
+    erasure_request = request_reviewed(officer=officer)
+    offered = {(m.framework, m.method): m for m in methods.plan_methods()}
+    with pytest.raises(ValueError, match=r"NpoParams\.salient_fraction.*weight_decay 0"):
+        offered[("deletion", "npo")].validate({"salient_fraction": 0.01, "weight_decay": 0.01})
+    plan = [
+        {
+            "model_version": source.pk,
+            "framework": "deletion",
+            "method": "npo",
+            "params": {
+                **QUICK,
+                "learning_rate": 1e-2,
+                "salient_fraction": 0.02,
+                "max_retain_loss_increase": None,
+            },
+        }
+    ]
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request, actor=officer, rationale="Art. 17(1)(a)", plan=plan
+    )
+    job = UnlearningJob.objects.get(erasure_request=erasure_request, method="npo")
+    assert job.params["salient_fraction"] == 0.02
+    assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    job.refresh_from_db()
+    assert job.produced_model is not None
+    assert 0 < job.metrics["salient_rows"] < job.metrics["salient_rows_of"]
+    assert job.metrics["salient_fraction"] == 0.02
