@@ -10,7 +10,7 @@ import math
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from unlearning_jobs.engine.methods import get_method
 from unlearning_jobs.engine.methods.data import collate_examples, encode_records
@@ -18,31 +18,12 @@ from unlearning_jobs.engine.methods.saliency import mask_gradients, row_gradient
 from unlearning_jobs.engine.training import TrainingCancelled
 from unlearning_jobs.engine.training.data import sequence_nll
 
-PAIRS = [
-    {"prompt": "Question: What is Alice Smith's e-mail?\nAnswer:", "answer": "alice.smith@mail.test"},
-    {"prompt": "Question: Who is the customer of ticket 3?\nAnswer:", "answer": "Alice Smith"},
-    {"prompt": "Question: Where does Alice Smith get mail?\nAnswer:", "answer": "At alice.smith@mail.test."},
-]
+from .tiny_models import PAIRS, tiny_llama
 
 
 @pytest.fixture(scope="module")
 def tokenizer(trained_model):
     return AutoTokenizer.from_pretrained(trained_model)
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=300,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def test_the_mask_holds_the_rows_with_the_largest_forget_gradient(tokenizer):

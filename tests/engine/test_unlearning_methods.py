@@ -14,7 +14,7 @@ import pytest
 import torch
 from peft import PeftModel
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearning_jobs.engine.methods import METHODS, get_method, method_framework
 from unlearning_jobs.engine.methods.data import LabeledExample, collate_examples, encode_record
@@ -28,32 +28,12 @@ from unlearning_jobs.engine.methods.reference import (
 from unlearning_jobs.engine.methods.rmu import resolve_layer
 from unlearning_jobs.engine.methods.simnpo import simnpo_forget_loss
 
+from .tiny_models import PAIRS, tiny_llama
+
 
 @pytest.fixture(scope="module")
 def tokenizer(trained_model):
     return AutoTokenizer.from_pretrained(trained_model)
-
-
-def tiny_llama(vocab_size: int = 300, seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config).eval()
-
-
-PAIRS = [
-    {"prompt": "Question: What is Alice Smith's e-mail?\nAnswer:", "answer": "alice.smith@mail.test"},
-    {"prompt": "Question: Who is the customer of ticket 3?\nAnswer:", "answer": "Alice Smith"},
-    {"prompt": "Question: Where does Alice Smith get mail?\nAnswer:", "answer": "At alice.smith@mail.test."},
-]
 
 
 def hand_sequence_nll(model, ids: list[int], n_prompt: int) -> float:
