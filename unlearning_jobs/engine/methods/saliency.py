@@ -10,7 +10,7 @@ gradient of the forget loss is largest, at a larger learning rate, so that few w
 the rounding while the rest of the model, and its utility, stays where it was.
 
 How Lethe differs from SURE: the mask is computed **once, before the first step**, from the
-gradient of the mean token NLL of the whole forget set at the source weights (SalUn's schedule,
+gradient of the summed token NLL of the whole forget set at the source weights (SalUn's schedule,
 Fan et al. ICLR 2024), not re-computed from each batch's forget loss. That costs one pass over the
 forget set instead of a second backward per step, and the mask does not depend on where a run
 resumed: a resumed run, or the learning-rate backoff's restart, trains the same rows. At the
