@@ -12,9 +12,15 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from unlearning_jobs.engine.checkpoints import latest_checkpoint, load_state
 from unlearning_jobs.engine.methods import get_method
 from unlearning_jobs.engine.methods.data import collate_examples, encode_records
-from unlearning_jobs.engine.methods.saliency import mask_gradients, row_gradient_norms, salient_rows
+from unlearning_jobs.engine.methods.saliency import (
+    mask_gradients,
+    row_gradient_norms,
+    salient_rows,
+    salient_rows_only,
+)
 from unlearning_jobs.engine.training import TrainingCancelled
 from unlearning_jobs.engine.training.data import sequence_nll
 
@@ -90,6 +96,28 @@ def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retai
         moved_rows += int(changed.sum())
     assert moved_rows > expected.rows // 2  # the mask is not just permission: those rows trained
 
+    # A parameter without a salient row was frozen for the run, so the optimiser held only the
+    # others; the caller gets every parameter back trainable, as configured.
+    assert len(expected.masks) < len(before)
+    assert outcome.trainable_parameters == sum(
+        p.numel() for name, p in model.named_parameters() if name in expected.masks
+    )
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_parameters_without_a_salient_row_are_frozen_only_inside_the_block(tokenizer):
+    model = tiny_llama()
+    examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="plain")
+    salient = salient_rows(model, examples, fraction=0.05, pad_id=0, device="cpu", batch_size=2)
+    model.lm_head.weight.requires_grad_(False)  # the caller's own choice is kept, not undone
+    with pytest.raises(RuntimeError, match="inside"):
+        with salient_rows_only(model, salient) as frozen:
+            trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+            assert trainable == set(salient.masks) - {"lm_head.weight"}
+            assert "lm_head.weight" not in frozen and set(frozen).isdisjoint(salient.masks)
+            raise RuntimeError("a failure inside the block")
+    assert {name for name, p in model.named_parameters() if not p.requires_grad} == {"lm_head.weight"}
+
 
 def test_a_resumed_saliency_run_trains_the_same_rows_to_the_same_weights(tokenizer, retain_texts, tmp_path):
     params = {
@@ -124,6 +152,16 @@ def test_a_resumed_saliency_run_trains_the_same_rows_to_the_same_weights(tokeniz
             should_stop=stop_after_four_steps,
             **common,
         )
+    # The checkpoint holds the parameters that can move, no others.
+    expected = salient_rows(
+        tiny_llama(),
+        encode_records(tokenizer, PAIRS, block_size=64, pair_format="auto"),
+        fraction=0.05,
+        pad_id=0,
+        device="cpu",
+        batch_size=8,
+    )
+    assert set(load_state(latest_checkpoint(tmp_path))["model"]) == set(expected.masks)
     resumed_model = tiny_llama()
     resumed = get_method("npo").unlearn(
         model=resumed_model, checkpoint_dir=tmp_path, checkpoint_every=2, **common

@@ -80,7 +80,7 @@ from .data import (
     record_text,
 )
 from .reference import is_peft_model, make_reference, wrap_with_lora
-from .saliency import mask_gradients, salient_rows
+from .saliency import mask_gradients, salient_rows, salient_rows_only
 
 logger = logging.getLogger(__name__)
 
@@ -475,23 +475,11 @@ class ApproximateMethod(UnlearningMethod):
         device = accelerator.device
 
         self.configure_trainable(model, params)
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        if not trainable:
+        if not any(p.requires_grad for p in model.parameters()):
             raise ValueError(f"{self.name}: no parameter is trainable")
-        total_steps = params.total_steps(len(forget_records))
-        warmup = params.warmup_steps(len(forget_records))
-        optimizer = torch.optim.AdamW(
-            trainable, lr=params.learning_rate, weight_decay=params.weight_decay
-        )  # PyTorch's default, as make_optimizer: unchanged on the CPU, multi-tensor on CUDA
-        # The scheduler drives the bare optimiser, whose param_groups the prepared one shares.
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
-        )
-        model, optimizer = accelerator.prepare(model, optimizer)
         # Single process: the prepared model is the bare one, so hooks, the adapter switch and
         # the frozen copy (made here, after placement, so it sits on the same device) see it.
-        model = accelerator.unwrap_model(model)
+        model = accelerator.unwrap_model(accelerator.prepare(model))
         reference = make_reference(model) if self.needs_reference else None
         pad = pad_token_id(tokenizer)
         forget_ex = encode_records(
@@ -527,200 +515,221 @@ class ApproximateMethod(UnlearningMethod):
             if params.salient_fraction is not None
             else None
         )
-        named_trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
-
-        def losses() -> tuple[float, float]:
-            # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
-            with accelerator.autocast():
-                forget = evaluate_examples_loss(
-                    model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
-                )
-                retain = (
-                    evaluate_examples_loss(model, retain_eval, pad_id=pad, device=device, dtype=torch.float32)
-                    if retain_eval
-                    else float("nan")
-                )
-            return forget, retain
-
-        fingerprint = hashlib.sha256(
-            json.dumps(
-                [
-                    self.name,
-                    params.as_dict(),
-                    fingerprint_extra,
-                    texts_fingerprint([record_text(r) for r in forget_records]),
-                    texts_fingerprint([record_text(r) for r in retain_records]),
-                ]
-            ).encode()
-        ).hexdigest()
-
-        start_step, previous_seconds, resumed_from = 0, 0.0, None
-        state = None
-        if checkpoint_dir is not None:
-            latest = latest_checkpoint(checkpoint_dir)
-            if latest is not None:
-                state = load_state(latest)
-                if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
-                    raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
-        if state is not None:
-            _load_trainable_state(model, state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            restore_rng_state(state["rng"])
-            start_step = resumed_from = int(state["step"])
-            previous_seconds = float(state["compute_seconds"])
-            before = dict(state["before"])
-            history = [tuple(h) for h in state["history"]]
-        else:
-            forget_before, retain_before = losses()
-            before = {"forget": forget_before, "retain": retain_before}
-            history = [(0, forget_before, retain_before)]
-        target = None
-        if params.stop_at_forget_target:
-            target = params.forget_loss_target
-            if target is None:
-                base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
-                target = params.forget_loss_target_ratio * base
-        bound = None
-        if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
-            bound = before["retain"] + params.max_retain_loss_increase
-
-        logger.info(
-            "engine.unlearn.started",
-            extra={
-                "method": self.name,
-                "forget_records": len(forget_records),
-                "retain_records": len(retain_records),
-                "start_step": start_step,
-                "device": str(device),
-                "trainable_parameters": sum(p.numel() for p in trainable),
-            },
-        )
-        last_good = _trainable_state(model) if bound else None
-        last_checkpoint_step = start_step
-        stopped_reason, steps_done = "max_steps", total_steps
-        model.train()
-        for step in range(start_step, total_steps + 1):
-            if step % params.eval_every == 0 or step == total_steps:
-                if step == history[-1][0]:
-                    forget_now, retain_now = history[-1][1], history[-1][2]
-                else:
-                    forget_now, retain_now = losses()
-                    history.append((step, forget_now, retain_now))
-                if bound is not None and retain_now > bound:
-                    _load_trainable_state(model, last_good)
-                    stopped_reason, steps_done = (
-                        "retain_loss_bound",
-                        history[-2][0] if len(history) > 1 else 0,
-                    )
-                    break
-                if target is not None and forget_now >= target:
-                    stopped_reason, steps_done = "forget_loss_target", step
-                    break
-                if last_good is not None:
-                    last_good = _trainable_state(model)
-                if (
-                    checkpoint_dir is not None
-                    and step - last_checkpoint_step >= checkpoint_every
-                    and step < total_steps
-                ):
-                    save_checkpoint(
-                        checkpoint_dir,
-                        step=step,
-                        state={
-                            "format": CHECKPOINT_FORMAT,
-                            "step": step,
-                            "fingerprint": fingerprint,
-                            "model": _trainable_state(model),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "rng": capture_rng_state(),
-                            "before": before,
-                            "history": [list(h) for h in history],
-                            "compute_seconds": previous_seconds + time.monotonic() - started,
-                        },
-                    )
-                    last_checkpoint_step = step
-            if step == total_steps:
-                break
-            if should_stop is not None and should_stop():
-                logger.info("engine.unlearn.cancelled", extra={"method": self.name, "step": step})
-                raise TrainingCancelled(step=step, total=total_steps)
-            forget_indices = _indices_at(
-                len(forget_ex), step=step, batch_size=params.batch_size, seed=params.seed, salt=1
+        # The optimiser is made inside, over what can move, so it and the checkpoints hold no
+        # parameter the mask holds still.
+        with salient_rows_only(model, salient):
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            total_steps = params.total_steps(len(forget_records))
+            warmup = params.warmup_steps(len(forget_records))
+            optimizer = torch.optim.AdamW(
+                trainable, lr=params.learning_rate, weight_decay=params.weight_decay
+            )  # PyTorch's default, as make_optimizer: unchanged on the CPU, multi-tensor on CUDA
+            # The scheduler drives the bare optimiser, whose param_groups the prepared one shares.
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer,
+                lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
             )
-            batch = {
-                "forget": collate_examples([forget_ex[i] for i in forget_indices], pad_id=pad, device=device),
-                "retain": (
-                    collate_examples(
-                        [
-                            retain_ex[i]
-                            for i in _indices_at(
-                                len(retain_ex),
-                                step=step,
-                                batch_size=params.retain_batch_size,
-                                seed=params.seed,
-                                salt=2,
-                            )
-                        ],
-                        pad_id=pad,
-                        device=device,
-                    )
-                    if len(retain_ex) and self.uses_retain(params)
-                    else None
-                ),
-            }
-            self.extend_batch(batch, forget_indices=forget_indices, pad_id=pad, device=device)
-            with accelerator.autocast():
-                loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
-                )
-            accelerator.backward(loss)
-            if salient is not None:
-                mask_gradients(named_trainable, salient.masks)
-            accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            if progress is not None:
-                progress(step + 1, total_steps)
+            optimizer = accelerator.prepare(optimizer)
+            named_trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
-        model.eval()
-        forget_after, retain_after = losses()
-        # Give the caller its model back without the bf16 forward wrapper prepare() installed.
-        accelerator.unwrap_model(model, keep_fp32_wrapper=False)
-        seconds = time.monotonic() - started
-        metrics = {
-            "forget_loss_before": before["forget"],
-            "forget_loss_after": forget_after,
-            "retain_loss_before": before["retain"],
-            "retain_loss_after": retain_after,
-            "forget_loss_target": target,
-            "retain_loss_bound": bound,
-            "stopped_reason": stopped_reason,
-            "forget_records": len(forget_records),
-            "forget_pairs": sum(is_pair(r) for r in forget_records),
-            "retain_eval_records": len(retain_eval),
-            "total_steps": total_steps,
-            "warmup_steps": warmup,
-            "history": [list(h) for h in history],
-            "resumed_from_step": resumed_from,
-            "compute_seconds": previous_seconds + seconds,
-            "trainable_parameters": sum(p.numel() for p in trainable),
-            "reference": None if reference is None else reference.kind,
-            **(salient.summary() if salient is not None else {}),
-            **self.provenance_extra(),
-        }
-        return UnlearnOutcome(
-            steps=steps_done,
-            stopped_reason=stopped_reason,
-            metrics=metrics,
-            seconds=seconds,
-            trainable_parameters=metrics["trainable_parameters"],
-            reference=metrics["reference"],
-        )
+            def losses() -> tuple[float, float]:
+                # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
+                with accelerator.autocast():
+                    forget = evaluate_examples_loss(
+                        model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
+                    )
+                    retain = (
+                        evaluate_examples_loss(
+                            model, retain_eval, pad_id=pad, device=device, dtype=torch.float32
+                        )
+                        if retain_eval
+                        else float("nan")
+                    )
+                return forget, retain
+
+            fingerprint = hashlib.sha256(
+                json.dumps(
+                    [
+                        self.name,
+                        params.as_dict(),
+                        fingerprint_extra,
+                        texts_fingerprint([record_text(r) for r in forget_records]),
+                        texts_fingerprint([record_text(r) for r in retain_records]),
+                    ]
+                    # A masked run's checkpoints hold only the parameters with a salient row.
+                    + ([sorted(salient.masks)] if salient is not None else [])
+                ).encode()
+            ).hexdigest()
+
+            start_step, previous_seconds, resumed_from = 0, 0.0, None
+            state = None
+            if checkpoint_dir is not None:
+                latest = latest_checkpoint(checkpoint_dir)
+                if latest is not None:
+                    state = load_state(latest)
+                    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
+                        raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
+            if state is not None:
+                _load_trainable_state(model, state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                restore_rng_state(state["rng"])
+                start_step = resumed_from = int(state["step"])
+                previous_seconds = float(state["compute_seconds"])
+                before = dict(state["before"])
+                history = [tuple(h) for h in state["history"]]
+            else:
+                forget_before, retain_before = losses()
+                before = {"forget": forget_before, "retain": retain_before}
+                history = [(0, forget_before, retain_before)]
+            target = None
+            if params.stop_at_forget_target:
+                target = params.forget_loss_target
+                if target is None:
+                    base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
+                    target = params.forget_loss_target_ratio * base
+            bound = None
+            if params.max_retain_loss_increase is not None and math.isfinite(before["retain"]):
+                bound = before["retain"] + params.max_retain_loss_increase
+
+            logger.info(
+                "engine.unlearn.started",
+                extra={
+                    "method": self.name,
+                    "forget_records": len(forget_records),
+                    "retain_records": len(retain_records),
+                    "start_step": start_step,
+                    "device": str(device),
+                    "trainable_parameters": sum(p.numel() for p in trainable),
+                },
+            )
+            last_good = _trainable_state(model) if bound else None
+            last_checkpoint_step = start_step
+            stopped_reason, steps_done = "max_steps", total_steps
+            model.train()
+            for step in range(start_step, total_steps + 1):
+                if step % params.eval_every == 0 or step == total_steps:
+                    if step == history[-1][0]:
+                        forget_now, retain_now = history[-1][1], history[-1][2]
+                    else:
+                        forget_now, retain_now = losses()
+                        history.append((step, forget_now, retain_now))
+                    if bound is not None and retain_now > bound:
+                        _load_trainable_state(model, last_good)
+                        stopped_reason, steps_done = (
+                            "retain_loss_bound",
+                            history[-2][0] if len(history) > 1 else 0,
+                        )
+                        break
+                    if target is not None and forget_now >= target:
+                        stopped_reason, steps_done = "forget_loss_target", step
+                        break
+                    if last_good is not None:
+                        last_good = _trainable_state(model)
+                    if (
+                        checkpoint_dir is not None
+                        and step - last_checkpoint_step >= checkpoint_every
+                        and step < total_steps
+                    ):
+                        save_checkpoint(
+                            checkpoint_dir,
+                            step=step,
+                            state={
+                                "format": CHECKPOINT_FORMAT,
+                                "step": step,
+                                "fingerprint": fingerprint,
+                                "model": _trainable_state(model),
+                                "optimizer": optimizer.state_dict(),
+                                "scheduler": scheduler.state_dict(),
+                                "rng": capture_rng_state(),
+                                "before": before,
+                                "history": [list(h) for h in history],
+                                "compute_seconds": previous_seconds + time.monotonic() - started,
+                            },
+                        )
+                        last_checkpoint_step = step
+                if step == total_steps:
+                    break
+                if should_stop is not None and should_stop():
+                    logger.info("engine.unlearn.cancelled", extra={"method": self.name, "step": step})
+                    raise TrainingCancelled(step=step, total=total_steps)
+                forget_indices = _indices_at(
+                    len(forget_ex), step=step, batch_size=params.batch_size, seed=params.seed, salt=1
+                )
+                batch = {
+                    "forget": collate_examples(
+                        [forget_ex[i] for i in forget_indices], pad_id=pad, device=device
+                    ),
+                    "retain": (
+                        collate_examples(
+                            [
+                                retain_ex[i]
+                                for i in _indices_at(
+                                    len(retain_ex),
+                                    step=step,
+                                    batch_size=params.retain_batch_size,
+                                    seed=params.seed,
+                                    salt=2,
+                                )
+                            ],
+                            pad_id=pad,
+                            device=device,
+                        )
+                        if len(retain_ex) and self.uses_retain(params)
+                        else None
+                    ),
+                }
+                self.extend_batch(batch, forget_indices=forget_indices, pad_id=pad, device=device)
+                with accelerator.autocast():
+                    loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
+                    )
+                accelerator.backward(loss)
+                if salient is not None:
+                    mask_gradients(named_trainable, salient.masks)
+                accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                if progress is not None:
+                    progress(step + 1, total_steps)
+
+            model.eval()
+            forget_after, retain_after = losses()
+            # Give the caller its model back without the bf16 forward wrapper prepare() installed.
+            accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+            seconds = time.monotonic() - started
+            metrics = {
+                "forget_loss_before": before["forget"],
+                "forget_loss_after": forget_after,
+                "retain_loss_before": before["retain"],
+                "retain_loss_after": retain_after,
+                "forget_loss_target": target,
+                "retain_loss_bound": bound,
+                "stopped_reason": stopped_reason,
+                "forget_records": len(forget_records),
+                "forget_pairs": sum(is_pair(r) for r in forget_records),
+                "retain_eval_records": len(retain_eval),
+                "total_steps": total_steps,
+                "warmup_steps": warmup,
+                "history": [list(h) for h in history],
+                "resumed_from_step": resumed_from,
+                "compute_seconds": previous_seconds + seconds,
+                "trainable_parameters": sum(p.numel() for p in trainable),
+                "reference": None if reference is None else reference.kind,
+                **(salient.summary() if salient is not None else {}),
+                **self.provenance_extra(),
+            }
+            return UnlearnOutcome(
+                steps=steps_done,
+                stopped_reason=stopped_reason,
+                metrics=metrics,
+                seconds=seconds,
+                trainable_parameters=metrics["trainable_parameters"],
+                reference=metrics["reference"],
+            )
 
     def run(
         self,

@@ -28,7 +28,8 @@ forbid combining the two).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -158,3 +159,28 @@ def mask_gradients(
             continue
         shape = (-1,) + (1,) * (param.grad.dim() - 1)
         param.grad.mul_(mask.view(shape).to(param.grad.dtype))
+
+
+@contextmanager
+def salient_rows_only(model, salient: SalientRows | None) -> Iterator[list[str]]:
+    """Freeze, for the block, every trainable parameter of ``model`` without a salient row.
+
+    Why: :func:`mask_gradients` would drop such a parameter's gradient after each backward, but
+    autograd would still have computed it (a linear layer's weight gradient is a third of its
+    backward) and held it until then. Frozen, it costs nothing, and the optimiser, the retain
+    bound's copy of the last good weights and the checkpoints, made inside the block, hold only
+    what can move. Yields the frozen parameters' names; on leaving, normal or not, they are
+    trainable again, so a caller (or the learning-rate backoff's next attempt, which computes
+    its mask anew) gets the model's own choice back. ``salient=None`` freezes nothing.
+    """
+    frozen = []
+    if salient is not None:
+        for name, param in model.named_parameters():
+            if param.requires_grad and name not in salient.masks:
+                param.requires_grad_(False)
+                frozen.append((name, param))
+    try:
+        yield [name for name, _param in frozen]
+    finally:
+        for _name, param in frozen:
+            param.requires_grad_(True)
