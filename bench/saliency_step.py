@@ -130,8 +130,10 @@ def main() -> int:
             ],
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
         )
+        if done.returncode != 0:
+            raise SystemExit(f"the {mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
         print(
