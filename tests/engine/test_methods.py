@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -243,8 +244,14 @@ def test_backoff_attempts_keep_their_checkpoints_apart_and_nothing_outside_them_
 
 
 def test_a_run_that_keeps_no_step_at_any_learning_rate_fails_and_writes_nothing(ascend_at_once, tmp_path):
-    with pytest.raises(RetainBoundBeforeFirstStep, match=r"unlearned nothing.*0\.01, 0\.005"):
+    with pytest.raises(RetainBoundBeforeFirstStep, match=r"unlearned nothing.*0\.01, 0\.005") as failed:
         ascend_at_once(tmp_path, lr_backoffs=1)
+    # The message gives the last try's measurement, which did cross the bound.
+    measured = re.search(
+        r"at 0\.005: (\d+\.\d+) nats before, (\d+\.\d+) at step \d+, on \d+ retain records\)",
+        str(failed.value),
+    )
+    assert measured and float(measured[2]) > float(measured[1])
     assert not (tmp_path / "gradient_ascent").exists()
 
 

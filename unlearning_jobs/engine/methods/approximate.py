@@ -865,12 +865,17 @@ class ApproximateMethod(UnlearningMethod):
                 extra={"method": self.name, "learning_rate": attempt_params.learning_rate},
             )
         else:
+            (_, _, retain_start), (first_step, _, retain_first) = outcome.metrics["history"][:2]
             raise RetainBoundBeforeFirstStep(
                 f"{self.name} unlearned nothing: the retain loss crossed its bound (+"
                 f"{params.max_retain_loss_increase} nats) at the first measurement (step "
                 f"{params.eval_every}) at every learning rate tried ({', '.join(f'{lr:g}' for lr in tried)}), "
-                "so no step was kept and the weights are the source's. Lower learning_rate or "
-                "eval_every, allow a larger max_retain_loss_increase, or train a LoRA adapter."
+                f"so no step was kept and the weights are the source's (at {tried[-1]:g}: "
+                f"{retain_start:.3f} nats before, {retain_first:.3f} at step {first_step}, on "
+                f"{outcome.metrics['retain_eval_records']} retain records"
+                f"{' held out of the retain term' if params.retain_eval_held_out else ''}). Lower "
+                "learning_rate or eval_every, allow a larger max_retain_loss_increase, or train a "
+                "LoRA adapter."
             )
         params = attempt_params
         if is_peft_model(model):
