@@ -7,13 +7,14 @@ Tiny random Llama models with the session's 300-token tokenizer, as in
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import pytest
 import torch
 from transformers import AutoTokenizer
 
 from unlearning_jobs.engine.checkpoints import latest_checkpoint, load_state
-from unlearning_jobs.engine.methods import get_method
+from unlearning_jobs.engine.methods import approximate, get_method
 from unlearning_jobs.engine.methods.data import collate_examples, encode_records
 from unlearning_jobs.engine.methods.saliency import (
     mask_gradients,
@@ -187,3 +188,26 @@ def test_the_reference_preset_with_a_mask_asks_for_weight_decay_zero():
         {"preset": "reference", "salient_fraction": 0.01, "weight_decay": 0}
     )
     assert params.salient_fraction == 0.01
+
+
+def test_freezing_parameters_without_a_salient_row_changes_no_weight(tokenizer, retain_texts, monkeypatch):
+    """The freeze only saves work: the same run without it ends on bit-identical weights."""
+    common = dict(
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params={"learning_rate": 1e-2, "max_steps": 6, "eval_every": 3, "salient_fraction": 0.05},
+        block_size=64,
+        device=torch.device("cpu"),
+    )
+    frozen_model = tiny_llama()
+    frozen = get_method("npo").unlearn(model=frozen_model, **common)
+    monkeypatch.setattr(approximate, "salient_rows_only", lambda model, salient: nullcontext([]))
+    unfrozen_model = tiny_llama()
+    unfrozen = get_method("npo").unlearn(model=unfrozen_model, **common)
+    assert frozen.trainable_parameters < unfrozen.trainable_parameters  # the patch did take effect
+    assert frozen.metrics["history"] == unfrozen.metrics["history"]
+    for (name, a), (_, b) in zip(
+        frozen_model.named_parameters(), unfrozen_model.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), name
