@@ -39,6 +39,9 @@ def test_held_out_the_bound_reads_records_no_retain_batch_holds():
     assert len(measured) == 2 and len(trained) == 3
     with pytest.raises(ValueError, match="at least 2 retain records"):
         retain_split(1, params)
+    # A method with no retain term replays nothing: its sample is the default one.
+    measured, trained = retain_split(10, params, replayed=False)
+    assert len(measured) == 4 and trained == list(range(10))
 
 
 class RecordingNpo(Npo):

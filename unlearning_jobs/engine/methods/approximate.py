@@ -338,16 +338,18 @@ def _indices_at(n: int, *, step: int, batch_size: int, seed: int, salt: int) -> 
     return order[index * batch_size : (index + 1) * batch_size]
 
 
-def retain_split(n: int, params: ApproximateParams) -> tuple[list[int], list[int]]:
+def retain_split(n: int, params: ApproximateParams, *, replayed: bool = True) -> tuple[list[int], list[int]]:
     """Return (the retain records the loss bound is measured on, those the retain term trains on).
 
     By default the bound's sample is drawn from every retain record and the retain term trains
     on all of them, so it can fit the very records the bound reads. With
     ``retain_eval_held_out`` the sample (at most half the records) is kept out of the retain
     term's batches, so the bound measures what unlearning cost on records like the retain set,
-    not how well the retain term fits its own batches.
+    not how well the retain term fits its own batches. A method that trains on no retain record
+    (``replayed=False``: gradient ascent, a retain weight of 0) has nothing to hold out from, so
+    its sample is the default one.
     """
-    if not params.retain_eval_held_out:
+    if not (params.retain_eval_held_out and replayed):
         return sample_indices(n, size=params.retain_eval_size, seed=params.seed), list(range(n))
     if n < 2:
         raise ValueError(
@@ -515,7 +517,7 @@ class ApproximateMethod(UnlearningMethod):
         retain_ex = LazyRecordExamples(
             tokenizer, retain_records, block_size=block_size, pair_format=params.pair_format
         )
-        eval_indices, retain_pool = retain_split(len(retain_ex), params)
+        eval_indices, retain_pool = retain_split(len(retain_ex), params, replayed=self.uses_retain(params))
         retain_eval = [retain_ex[i] for i in eval_indices]
         self.setup(
             model=model,
@@ -737,7 +739,7 @@ class ApproximateMethod(UnlearningMethod):
                 "forget_records": len(forget_records),
                 "forget_pairs": sum(is_pair(r) for r in forget_records),
                 "retain_eval_records": len(retain_eval),
-                "retain_eval_held_out": params.retain_eval_held_out,
+                "retain_eval_held_out": len(retain_pool) < len(retain_ex),
                 "total_steps": total_steps,
                 "warmup_steps": warmup,
                 "history": [list(h) for h in history],
