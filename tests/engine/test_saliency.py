@@ -7,7 +7,7 @@ Tiny random Llama models with the session's 300-token tokenizer, as in
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -17,7 +17,7 @@ from unlearning_jobs.engine.checkpoints import latest_checkpoint, load_state
 from unlearning_jobs.engine.methods import approximate, get_method
 from unlearning_jobs.engine.methods.data import collate_examples, encode_records
 from unlearning_jobs.engine.methods.saliency import (
-    mask_gradients,
+    TrainedParameters,
     row_gradient_norms,
     salient_rows,
     salient_rows_only,
@@ -54,13 +54,36 @@ def test_the_mask_holds_the_rows_with_the_largest_forget_gradient(tokenizer):
     assert 0 < salient.weights < salient.total_weights
 
 
-def test_mask_gradients_zeroes_other_rows_and_drops_parameters_without_any():
-    weight = torch.nn.Parameter(torch.ones(3, 2))
-    bias = torch.nn.Parameter(torch.ones(3))
-    weight.grad, bias.grad = torch.full((3, 2), 2.0), torch.full((3,), 2.0)
-    mask_gradients([("w", weight), ("b", bias)], {"w": torch.tensor([True, False, True])})
-    assert weight.grad.tolist() == [[2.0, 2.0], [0.0, 0.0], [2.0, 2.0]]
-    assert bias.grad is None
+def test_the_optimiser_steps_only_the_salient_rows_and_they_reach_the_weights(tokenizer):
+    model = tiny_llama()
+    examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="plain")
+    salient = salient_rows(model, examples, fraction=0.05, pad_id=0, device="cpu", batch_size=2)
+    batch = collate_examples(examples, pad_id=0, device="cpu")
+    with salient_rows_only(model, salient) as trained:
+        assert trained.count() == salient.weights
+        nll, _ = sequence_nll(model, batch)
+        nll.sum().backward()
+        # The hooks moved the salient rows into the compact leaves and freed the whole gradients.
+        assert all(p.grad is None for p in model.parameters())
+        assert all(rows.grad is not None and rows.grad.shape == rows.shape for rows in trained.parameters)
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        with torch.no_grad():
+            for rows in trained.parameters:
+                rows.sub_(1.0)
+        trained.write_back()
+        for name, param in model.named_parameters():
+            changed = (param.detach() != before[name]).reshape(param.shape[0], -1).any(dim=1)
+            assert torch.equal(changed, salient.masks.get(name, torch.zeros_like(changed))), name
+        # Weights set from outside (a checkpoint, the last good copy) are taken back.
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(before[name])
+        trained.reload()
+        trained.write_back()
+        assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+    nll, _ = sequence_nll(model, batch)
+    nll.sum().backward()  # outside the block the gradients are the model's own again
+    assert all(p.grad is not None for p in model.parameters())
 
 
 def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retain_texts):
@@ -97,12 +120,10 @@ def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retai
         moved_rows += int(changed.sum())
     assert moved_rows > expected.rows // 2  # the mask is not just permission: those rows trained
 
-    # A parameter without a salient row was frozen for the run, so the optimiser held only the
-    # others; the caller gets every parameter back trainable, as configured.
+    # The optimiser held the salient rows alone (a parameter without one was frozen for the run);
+    # the caller gets every parameter back trainable, as configured.
     assert len(expected.masks) < len(before)
-    assert outcome.trainable_parameters == sum(
-        p.numel() for name, p in model.named_parameters() if name in expected.masks
-    )
+    assert outcome.trainable_parameters == expected.weights == metrics["salient_weights"]
     assert all(p.requires_grad for p in model.parameters())
 
 
@@ -110,12 +131,14 @@ def test_parameters_without_a_salient_row_are_frozen_only_inside_the_block(token
     model = tiny_llama()
     examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="plain")
     salient = salient_rows(model, examples, fraction=0.05, pad_id=0, device="cpu", batch_size=2)
+    assert "lm_head.weight" in salient.masks
     model.lm_head.weight.requires_grad_(False)  # the caller's own choice is kept, not undone
     with pytest.raises(RuntimeError, match="inside"):
-        with salient_rows_only(model, salient) as frozen:
+        with salient_rows_only(model, salient) as trained:
             trainable = {name for name, p in model.named_parameters() if p.requires_grad}
             assert trainable == set(salient.masks) - {"lm_head.weight"}
-            assert "lm_head.weight" not in frozen and set(frozen).isdisjoint(salient.masks)
+            head_rows = int(salient.masks["lm_head.weight"].sum())
+            assert trained.count() == salient.weights - head_rows * model.lm_head.weight.shape[1]
             raise RuntimeError("a failure inside the block")
     assert {name for name, p in model.named_parameters() if not p.requires_grad} == {"lm_head.weight"}
 
@@ -190,24 +213,78 @@ def test_the_reference_preset_with_a_mask_asks_for_weight_decay_zero():
     assert params.salient_fraction == 0.01
 
 
-def test_freezing_parameters_without_a_salient_row_changes_no_weight(tokenizer, retain_texts, monkeypatch):
-    """The freeze only saves work: the same run without it ends on bit-identical weights."""
+@contextmanager
+def every_parameter_with_a_masked_gradient(model, salient):
+    """What a mask means, written the long way: every trainable parameter steps whole, with the
+    gradient of each row outside the mask zeroed (and none at all for a parameter without one)."""
+
+    def keep_rows(mask):
+        def hook(param):
+            if mask is None:
+                param.grad = None
+            else:
+                param.grad.mul_(mask.view((-1,) + (1,) * (param.grad.dim() - 1)).to(param.grad.dtype))
+
+        return hook
+
+    hooks = [
+        param.register_post_accumulate_grad_hook(keep_rows(salient.masks.get(name)))
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    ]
+    try:
+        yield TrainedParameters([p for p in model.parameters() if p.requires_grad])
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+@pytest.mark.parametrize(
+    ("max_grad_norm", "tied"),
+    [(1e9, False), (0.1, False), (1e9, True)],
+    ids=["unclipped", "clipped", "tied-embeddings"],
+)
+def test_stepping_the_salient_rows_alone_ends_where_masking_whole_gradients_does(
+    tokenizer, retain_texts, monkeypatch, max_grad_norm, tied
+):
+    """Freezing and gathering only save memory and work: the long way ends on the same weights."""
     common = dict(
         tokenizer=tokenizer,
         forget_records=PAIRS,
         retain_records=retain_texts,
-        params={"learning_rate": 1e-2, "max_steps": 6, "eval_every": 3, "salient_fraction": 0.05},
+        params={
+            "learning_rate": 1e-2,
+            "max_steps": 6,
+            "eval_every": 3,
+            "salient_fraction": 0.05,
+            "max_grad_norm": max_grad_norm,
+        },
         block_size=64,
         device=torch.device("cpu"),
     )
-    frozen_model = tiny_llama()
-    frozen = get_method("npo").unlearn(model=frozen_model, **common)
-    monkeypatch.setattr(approximate, "salient_rows_only", lambda model, salient: nullcontext([]))
-    unfrozen_model = tiny_llama()
-    unfrozen = get_method("npo").unlearn(model=unfrozen_model, **common)
-    assert frozen.trainable_parameters < unfrozen.trainable_parameters  # the patch did take effect
-    assert frozen.metrics["history"] == unfrozen.metrics["history"]
+    compact_model = tiny_llama(tied=tied)
+    compact = get_method("npo").unlearn(model=compact_model, **common)
+    if tied:  # one matrix read twice, its salient rows' gradient the sum of both uses
+        assert compact_model.lm_head.weight is compact_model.model.embed_tokens.weight
+        examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="auto")
+        mask = salient_rows(
+            tiny_llama(tied=True), examples, fraction=0.05, pad_id=0, device="cpu", batch_size=8
+        )
+        assert "model.embed_tokens.weight" in mask.masks
+    monkeypatch.setattr(approximate, "salient_rows_only", every_parameter_with_a_masked_gradient)
+    whole_model = tiny_llama(tied=tied)
+    whole = get_method("npo").unlearn(model=whole_model, **common)
+    assert compact.trainable_parameters < whole.trainable_parameters  # the patch did take effect
     for (name, a), (_, b) in zip(
-        frozen_model.named_parameters(), unfrozen_model.named_parameters(), strict=True
+        compact_model.named_parameters(), whole_model.named_parameters(), strict=True
     ):
-        assert torch.equal(a, b), name
+        # Bit for bit without clipping; clipped, the norm sums the same squares in another order.
+        if max_grad_norm > 1:
+            assert torch.equal(a, b), name
+        else:
+            assert torch.allclose(a, b, rtol=0, atol=1e-6), name
+    for (step, *losses), (same_step, *same_losses) in zip(
+        compact.metrics["history"], whole.metrics["history"], strict=True
+    ):
+        assert step == same_step and losses == pytest.approx(same_losses, rel=1e-6)
+    assert compact.metrics["forget_loss_after"] > compact.metrics["forget_loss_before"]  # it did train

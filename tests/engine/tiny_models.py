@@ -17,8 +17,11 @@ PAIRS = [
 ]
 
 
-def tiny_llama(vocab_size: int = 300, seed: int = 0) -> LlamaForCausalLM:
-    """Return a 2-layer, 32-wide Llama drawn from ``seed`` (the same seed gives the same weights)."""
+def tiny_llama(vocab_size: int = 300, seed: int = 0, *, tied: bool = False) -> LlamaForCausalLM:
+    """Return a 2-layer, 32-wide Llama drawn from ``seed`` (the same seed gives the same weights).
+
+    ``tied``: the output layer is the embedding, as SmolLM2's (one parameter used twice).
+    """
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,
@@ -28,6 +31,6 @@ def tiny_llama(vocab_size: int = 300, seed: int = 0) -> LlamaForCausalLM:
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=64,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied,
     )
     return LlamaForCausalLM(config).eval()

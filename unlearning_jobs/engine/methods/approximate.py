@@ -80,7 +80,7 @@ from .data import (
     record_text,
 )
 from .reference import is_peft_model, make_reference, wrap_with_lora
-from .saliency import mask_gradients, salient_rows, salient_rows_only
+from .saliency import salient_rows, salient_rows_only
 
 logger = logging.getLogger(__name__)
 
@@ -542,14 +542,13 @@ class ApproximateMethod(UnlearningMethod):
             if params.salient_fraction is not None
             else None
         )
-        # The optimiser is made inside, over what can move, so it and the checkpoints hold no
-        # parameter the mask holds still.
-        with salient_rows_only(model, salient):
-            trainable = [p for p in model.parameters() if p.requires_grad]
+        # The optimiser is made inside, over what can move (a masked run: the salient rows only),
+        # so it and the checkpoints hold nothing the mask holds still.
+        with salient_rows_only(model, salient) as trained:
             total_steps = params.total_steps(len(forget_records))
             warmup = params.warmup_steps(len(forget_records))
             optimizer = torch.optim.AdamW(
-                trainable, lr=params.learning_rate, weight_decay=params.weight_decay
+                trained.parameters, lr=params.learning_rate, weight_decay=params.weight_decay
             )  # PyTorch's default, as make_optimizer: unchanged on the CPU, multi-tensor on CUDA
             # The scheduler drives the bare optimiser, whose param_groups the prepared one shares.
             scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -557,7 +556,6 @@ class ApproximateMethod(UnlearningMethod):
                 lambda step: _lr_factor(step, warmup=warmup, total=total_steps, schedule=params.lr_schedule),
             )
             optimizer = accelerator.prepare(optimizer)
-            named_trainable = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
 
             def losses() -> tuple[float, float]:
                 # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
@@ -583,8 +581,9 @@ class ApproximateMethod(UnlearningMethod):
                         texts_fingerprint([record_text(r) for r in forget_records]),
                         texts_fingerprint([record_text(r) for r in retain_records]),
                     ]
-                    # A masked run's checkpoints hold only the parameters with a salient row.
-                    + ([sorted(salient.masks)] if salient is not None else [])
+                    # A masked run's checkpoints hold only the parameters with a salient row, and
+                    # its optimiser state only their salient rows.
+                    + ([sorted(salient.masks), "salient rows"] if salient is not None else [])
                 ).encode()
             ).hexdigest()
 
@@ -598,6 +597,7 @@ class ApproximateMethod(UnlearningMethod):
                         raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
             if state is not None:
                 _load_trainable_state(model, state["model"])
+                trained.reload()
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
                 restore_rng_state(state["rng"])
@@ -627,7 +627,7 @@ class ApproximateMethod(UnlearningMethod):
                     "retain_records": len(retain_records),
                     "start_step": start_step,
                     "device": str(device),
-                    "trainable_parameters": sum(p.numel() for p in trainable),
+                    "trainable_parameters": trained.count(),
                 },
             )
             last_good = _trainable_state(model) if bound else None
@@ -643,6 +643,7 @@ class ApproximateMethod(UnlearningMethod):
                         history.append((step, forget_now, retain_now))
                     if bound is not None and retain_now > bound:
                         _load_trainable_state(model, last_good)
+                        trained.reload()
                         stopped_reason, steps_done = (
                             "retain_loss_bound",
                             history[-2][0] if len(history) > 1 else 0,
@@ -714,10 +715,9 @@ class ApproximateMethod(UnlearningMethod):
                         f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
                     )
                 accelerator.backward(loss)
-                if salient is not None:
-                    mask_gradients(named_trainable, salient.masks)
-                accelerator.clip_grad_norm_(trainable, params.max_grad_norm)
+                accelerator.clip_grad_norm_(trained.parameters, params.max_grad_norm)
                 optimizer.step()
+                trained.write_back()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if progress is not None:
@@ -745,7 +745,7 @@ class ApproximateMethod(UnlearningMethod):
                 "history": [list(h) for h in history],
                 "resumed_from_step": resumed_from,
                 "compute_seconds": previous_seconds + seconds,
-                "trainable_parameters": sum(p.numel() for p in trainable),
+                "trainable_parameters": trained.count(),
                 "reference": None if reference is None else reference.kind,
                 **(salient.summary() if salient is not None else {}),
                 **self.provenance_extra(),
