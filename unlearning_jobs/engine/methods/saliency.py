@@ -170,20 +170,25 @@ class SalientRowParameters(TrainedParameters):
     Why: a mask of 1 % of the rows still touched 45 % of SmolLM2's weights (every parameter
     with one salient row), and AdamW kept two moments for all of them and the model a whole
     gradient for each until the step; at 7B those are tens of gigabytes for rows that never
-    move. Here the optimiser steps one compact leaf per parameter, ``rows × row size``; a
-    hook that runs as soon as autograd has finished a parameter's gradient copies the salient
-    rows into the leaf's gradient and frees the whole one, so at most one parameter's whole
-    gradient exists at a time. After each step :meth:`write_back` copies the rows into the
-    weights. The numbers are those of stepping the whole parameter with the other rows'
-    gradients zeroed (Adam leaves a row with zero gradient and zero moments where it is,
-    weight decay being refused with a mask); the compute is not smaller: autograd still
-    forms the parameter's whole gradient before the hook keeps its rows.
+    move. Here the optimiser steps one compact leaf per parameter, ``rows × row size``, and
+    after each step :meth:`write_back` copies the rows into the weights. The gradient reaches
+    the leaf two ways. A linear layer whose weight is salient computes its weight gradient for
+    the salient rows only (:class:`_SalientRowsLinear`: ``grad_out[..., rows]ᵀ x`` instead of
+    ``grad_outᵀ x``, the output layer's 49,152 rows on SmolLM2 cut to a few hundred). Any other
+    use (an embedding lookup, a norm, a bias) forms the parameter's whole gradient, and a hook
+    that runs as soon as autograd has finished it copies the salient rows into the leaf's
+    gradient and frees the whole one. The numbers are those of stepping the whole parameter
+    with the other rows' gradients zeroed (Adam leaves a row with zero gradient and zero
+    moments where it is, weight decay being refused with a mask), up to the order in which a
+    matrix product sums.
     """
 
     def __init__(self, model, masks: Mapping[str, torch.Tensor]):
         params = dict(model.named_parameters())
         self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._hooks = []
+        self._patched: list[torch.nn.Module] = []
+        by_param: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for name in sorted(masks):
             param = params[name]
             if not param.requires_grad:  # frozen by the caller after the mask was taken: cannot move
@@ -192,7 +197,21 @@ class SalientRowParameters(TrainedParameters):
             rows = torch.nn.Parameter(param.detach().index_select(0, index))
             self._rows.append((param, index, rows))
             self._hooks.append(param.register_post_accumulate_grad_hook(_gather_rows(index, rows)))
+            by_param[id(param)] = (index, rows)
+        for module in model.modules():
+            if (
+                type(module) is torch.nn.Linear
+                and id(module.weight) in by_param
+                and "forward" not in vars(module)
+            ):
+                module.forward = _salient_rows_forward(module, *by_param[id(module.weight)])
+                self._patched.append(module)
         super().__init__([rows for _param, _index, rows in self._rows])
+
+    @property
+    def row_sliced_layers(self) -> int:
+        """How many linear layers compute their weight gradient for the salient rows only."""
+        return len(self._patched)
 
     def write_back(self) -> None:
         with torch.no_grad():
@@ -204,17 +223,61 @@ class SalientRowParameters(TrainedParameters):
             for param, index, rows in self._rows:
                 rows.copy_(param.index_select(0, index))
 
-    def remove_hooks(self) -> None:
-        """Stop gathering: the model's gradients are its own again."""
+    def close(self) -> None:
+        """Stop gathering and slicing: the model's layers and gradients are its own again."""
         for hook in self._hooks:
             hook.remove()
-        self._hooks = []
+        for module in self._patched:
+            del module.forward
+        self._hooks, self._patched = [], []
+
+
+class _SalientRowsLinear(torch.autograd.Function):
+    """``x Wᵀ + b`` whose weight gradient is computed, into the compact ``rows``, for ``index`` only.
+
+    The forward is the layer's own (``W`` holds the rows' current values, :meth:`write_back`
+    keeps them so); the input's gradient is the whole ``grad_out W`` as before, because the
+    layers below need it; the weight gradient is that of the salient output channels only, and
+    ``W`` itself gets none (its other rows cannot move). The products run in the dtype autocast
+    gave the forward's output, as autograd's own linear backward does; autograd casts each
+    gradient to its input's dtype.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, rows, index):
+        ctx.save_for_backward(x, weight, index)
+        ctx.has_bias = bias is not None
+        return torch.nn.functional.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight, index = ctx.saved_tensors
+        grad_x = grad_rows = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_out.matmul(weight.to(grad_out.dtype))
+        if ctx.needs_input_grad[3]:
+            picked = grad_out.index_select(-1, index).reshape(-1, index.numel())
+            grad_rows = picked.t().matmul(x.reshape(-1, x.shape[-1]).to(picked.dtype))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
+        return grad_x, None, grad_bias, grad_rows, None
+
+
+def _salient_rows_forward(module: torch.nn.Linear, index: torch.Tensor, rows: torch.Tensor) -> Callable:
+    """Return ``module``'s forward with its weight gradient sliced to ``index`` (into ``rows``)."""
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        return _SalientRowsLinear.apply(x, module.weight, module.bias, rows, index)
+
+    return forward
 
 
 def _gather_rows(index: torch.Tensor, rows: torch.Tensor) -> Callable[[torch.Tensor], None]:
     """Return the hook that moves ``index``'s rows of a finished gradient into ``rows.grad``."""
 
     def gather(param: torch.Tensor) -> None:
+        if param.grad is None:  # its only uses were row-sliced layers, which gave it none
+            return
         picked = param.grad.index_select(0, index)
         rows.grad = picked if rows.grad is None else rows.grad.add_(picked)
         param.grad = None
@@ -249,6 +312,6 @@ def salient_rows_only(model, salient: SalientRows | None) -> Iterator[TrainedPar
         yield trained
     finally:
         if trained is not None:
-            trained.remove_hooks()
+            trained.close()
         for param in frozen:
             param.requires_grad_(True)
