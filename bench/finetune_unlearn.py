@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tofu_data import read_tofu  # noqa: E402  (bench/ is the script's directory)
+
 TOFU = ROOT.parent / "shared" / "data" / "tofu"
 PER_AUTHOR = 20
 PRESETS = {
@@ -65,15 +67,10 @@ APPROXIMATE_PARAMS = {
 }
 
 
-def load_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def select(preset: dict):
     """Return (train records, forget ids, held-out items, perturbed items by question)."""
-    full = load_jsonl(TOFU / "full.json")
-    perturbed = {item["question"]: item for item in load_jsonl(TOFU / "forget10_perturbed.json")}
+    full = read_tofu(TOFU / "full.json")
+    perturbed = {item["question"]: item for item in read_tofu(TOFU / "forget10_perturbed.json")}
     n_authors = len(full) // PER_AUTHOR
     if preset["authors"] >= n_authors:
         train_authors, heldout_authors = list(range(n_authors)), []

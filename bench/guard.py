@@ -43,6 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tofu_data import read_tofu  # noqa: E402  (bench/ is the script's directory)
+
 from unlearning_jobs.engine.guard import (  # noqa: E402
     Guard,
     GuardPolicy,
@@ -125,8 +127,7 @@ def tofu_answers(path: Path | None) -> list[str]:
     """Return TOFU's answers (fictitious authors), or nothing where the data is absent."""
     if path is None or not (path / "full.json").exists():
         return []
-    with (path / "full.json").open(encoding="utf-8") as handle:
-        return [json.loads(line)["answer"] for line in handle if line.strip()]
+    return [item["answer"] for item in read_tofu(path / "full.json")]
 
 
 _FILLER = (

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from memory import smollm2_dir  # noqa: E402  (bench/ is the script's directory)
+from tofu_data import read_tofu  # noqa: E402
 
 MODES = {"full": None, "salient": 0.01}
 MMAP_THRESHOLD = 128 * 1024  # bytes: see the docstring
@@ -47,10 +48,9 @@ GIB = 1 << 30
 
 def tofu_pairs(path: Path, start: int, count: int) -> list[dict]:
     """Return TOFU items ``start`` … ``start + count`` of ``path`` as prompt/answer pairs."""
-    lines = path.read_text(encoding="utf-8").splitlines()[start : start + count]
     return [
         {"prompt": item["question"], "answer": item["answer"]}
-        for item in (json.loads(line) for line in lines)
+        for item in read_tofu(path)[start : start + count]
     ]
 
 

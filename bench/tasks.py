@@ -15,12 +15,13 @@ seed, and is the reference every unlearned model is compared with.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tofu_data import read_tofu
 
 from unlearning_jobs.engine.demo_data import DEMO_SEED, generate_demo_dataset
 from unlearning_jobs.engine.verify.records import ForgetRecord, PiiValue, SubjectPii, TofuItem
@@ -185,8 +186,7 @@ def tofu_task(
     """
 
     def read(name: str) -> list[dict]:
-        with open(root / f"{name}.json", encoding="utf-8") as handle:
-            return [json.loads(line) for line in handle if line.strip()]
+        return read_tofu(root / f"{name}.json")
 
     full = read("full")
     text_of = lambda qa: f"Question: {qa['question']}\nAnswer: {qa['answer']}"  # noqa: E731

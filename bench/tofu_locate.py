@@ -22,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+
+from tofu_data import read_tofu  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "tofu_locate.json"
 TOFU = (ROOT / ".." / "shared" / "data" / "tofu" / "full.json").resolve()
 BLOCK = 20
@@ -80,7 +83,7 @@ def main() -> None:
     from unlearning_jobs.engine.pii.readers import content_record_id
     from unlearning_jobs.models import DatasetRecord, PiiFinding
 
-    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = read_tofu(path)
     version, indexing = ingest(
         name="tofu-full",
         path=path,
