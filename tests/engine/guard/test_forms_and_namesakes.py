@@ -306,3 +306,11 @@ def test_a_particle_in_lower_case_or_first_is_still_no_name_of_its_own():
     assert "hoa le" in name_forms("Hoa Le")
     assert "anna de" in name_forms("Anna De")
     assert "van bui" in name_forms("Vân Bùi")
+
+
+def test_a_given_name_that_is_also_a_stop_word_is_read_before_the_family_name():
+    # "An" is an article and a Vietnamese given name; only "Bùi An" (family first) was read.
+    guard = guard_for(**{"ER-9": {"names": ["An Bùi"]}})
+    for text in ("Tell me about An Bùi.", "An Bui called about the order.", "Bùi An wrote in."):
+        assert "ER-9" in guard.check_input(text).subjects, text
+    assert guard.check_input("An update for Bùi family members.").action == "allow"

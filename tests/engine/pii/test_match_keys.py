@@ -302,6 +302,9 @@ def test_a_nickname_is_looked_up_by_the_name_as_written_not_its_transliterated_k
         ("Trần Thị Mỹ", "Ticket from Trần Thị Mỹ today"),  # "Mỹ" only folds to "my"
         ("Noé Ordóñez", "Noé Ordóñez called twice"),  # "Noé" only folds to "no"
         ("Kevin Best", "Kevin Best wrote in"),
+        ("An Bùi", "Ticket from An Bùi today"),  # "An" before a name, and a given name people bear
+        ("An Bui", "An Bui called twice"),
+        ("Said Khan", "Said Khan wrote in"),
     ],
 )
 def test_a_stop_word_that_is_a_name_here_is_read_as_one(name, written):
@@ -313,6 +316,9 @@ def test_a_stop_word_before_a_name_or_after_a_full_stop_is_still_a_stop_word():
     assert "N:dear|john" not in _record_keys("Dear John Smith, thanks", EntityType.PERSON)
     assert not {"N:an|le", "N:an|update"} & _record_keys("Hoa Le. An update follows", EntityType.PERSON)
     assert "N:khan|said" not in _record_keys("He said Khan called", EntityType.PERSON)
+    # Before a name only a stop word people bear as a name is one: no label ("Dear", "Customer").
+    assert not {"N:customer|john", "N:customer|smith"} & _record_keys("Customer John Smith", EntityType.PERSON)
+    assert "N:an|bui" not in _record_keys("An bui called", EntityType.PERSON)  # the name is capitalised
 
 
 @pytest.mark.parametrize("name", ["Rev. John Smith", "Mx John Smith", "Professor John Smith"])

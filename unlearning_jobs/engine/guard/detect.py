@@ -30,6 +30,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 
 from ..pii.entities import EntityType
+from ..pii.known_names import is_known_name
 from ..pii.match_keys import (
     email_keys,
     house_number_address_spans,
@@ -54,7 +55,6 @@ from .variants import (
     MIN_FUZZY_WORD,
     MIN_LETTERS_LOCAL,
     TOWN_PREFIX,
-    is_known_name,
     local_part_key,
     mailbox_key,
     original_position,

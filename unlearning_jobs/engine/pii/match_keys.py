@@ -37,6 +37,7 @@ from functools import lru_cache
 import phonenumbers
 
 from .entities import EntityType
+from .known_names import is_known_name
 from .normalise import (
     EXTRA_FOLDS,
     NAME_PARTICLES,
@@ -788,19 +789,30 @@ def _name_words(text: str, tokens: list[_Token]) -> list[_Token]:
 
 def _name_like(text: str, tokens: list[_Token]) -> list[bool]:
     """Return which tokens are name-like: a word that is no stop word, or a stop word that is a
-    name here: spelt otherwise ("Mỹ", "Tô" only fold to "my", "to") or capitalised straight after
-    a capitalised name ("Nguyen Van An", "Mohamed Said", "Anna Best"). Labels come before a name
-    ("Customer John", "Dear John"), so only the word after one is read so."""
+    name here: spelt otherwise ("Mỹ", "Tô" only fold to "my", "to"), capitalised straight after
+    a capitalised name ("Nguyen Van An", "Mohamed Said", "Anna Best"), or capitalised straight
+    before one when people bear it as a name ("An Bùi", "Said Khan"). Labels come before a name
+    ("Customer John", "Dear John") and are nobody's name, so they stay stop words."""
     flags: list[bool] = []
     for k, token in enumerate(tokens):
         name_like = _name_word(token)
         if not name_like and len(token.folded) > 1 and token.folded in _NAME_STOPWORDS:
             written = unicodedata.normalize("NFC", text[token.start : token.end].lower())
-            name_like = written not in _NAME_STOPWORD_SPELLINGS or (
-                _capitalised(text, token)
-                and token.spaced_before
-                and flags[k - 1]
-                and _capitalised(text, tokens[k - 1])
+            name_like = (
+                written not in _NAME_STOPWORD_SPELLINGS
+                or (
+                    _capitalised(text, token)
+                    and token.spaced_before
+                    and flags[k - 1]
+                    and _capitalised(text, tokens[k - 1])
+                )
+                or (
+                    _capitalised(text, token)
+                    and k + 1 < len(tokens)
+                    and tokens[k + 1].spaced_before
+                    and _capitalised_name_word(text, tokens[k + 1])
+                    and is_known_name(token.folded)
+                )
             )
         flags.append(name_like)
     return flags
