@@ -317,7 +317,9 @@ def test_a_stop_word_before_a_name_or_after_a_full_stop_is_still_a_stop_word():
     assert not {"N:an|le", "N:an|update"} & _record_keys("Hoa Le. An update follows", EntityType.PERSON)
     assert "N:khan|said" not in _record_keys("He said Khan called", EntityType.PERSON)
     # Before a name only a stop word people bear as a name is one: no label ("Dear", "Customer").
-    assert not {"N:customer|john", "N:customer|smith"} & _record_keys("Customer John Smith", EntityType.PERSON)
+    assert not {"N:customer|john", "N:customer|smith"} & _record_keys(
+        "Customer John Smith", EntityType.PERSON
+    )
     assert "N:an|bui" not in _record_keys("An bui called", EntityType.PERSON)  # the name is capitalised
 
 
