@@ -56,9 +56,10 @@ MATCH_KEY_VERSION = "k1"
 #: address. 3: one particle list with the guard, matched as written ("Văn" is no "van"); a
 #: capitalised particle that ends a name, or begins a two-word one, is a name ("Hoa Le", "Al Green";
 #: ``normalise.is_name_particle``); a stop word spelt otherwise ("Mỹ", "Noé") or capitalised right
-#: after a name ("Nguyen Van An", "Kevin Best") is a name word. Keys derived before keep their meaning, so ``MATCH_KEY_VERSION``
-#: stays.
-MATCH_KEY_DERIVATION = 3
+#: after a name ("Nguyen Van An", "Kevin Best") is a name word. 4: so is a capitalised stop word
+#: that people bear as a name right before a name ("An Bùi", "Said Khan"; ``known_names``). Keys
+#: derived before keep their meaning, so ``MATCH_KEY_VERSION`` stays.
+MATCH_KEY_DERIVATION = 4
 RECOGNISER = "lethe-match-keys"
 
 #: What the search covers per kind, for the search coverage record and the report.
