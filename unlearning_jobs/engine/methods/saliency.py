@@ -245,9 +245,12 @@ class _SalientRowsLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, rows, index):
-        ctx.save_for_backward(x, weight, index)
+        out = torch.nn.functional.linear(x, weight, bias)
+        # Under autocast the product read x in the output's dtype; keep that copy, as autograd's
+        # own linear does, not a float32 one twice its size.
+        ctx.save_for_backward(x.to(out.dtype), weight, index)
         ctx.has_bias = bias is not None
-        return torch.nn.functional.linear(x, weight, bias)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
