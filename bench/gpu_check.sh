@@ -65,7 +65,7 @@ for s in $STAGES; do
       stage tests "$PY" -m pytest -p no:django -p no:cacheprovider -m gpu -q \
         tests/engine/test_training.py tests/engine/test_methods.py \
         tests/engine/test_finetune.py tests/engine/test_sisa_adapters.py \
-        tests/engine/test_accelerated_loops.py
+        tests/engine/test_accelerated_loops.py tests/engine/test_saliency.py
       ;;
     bench)
       stage bench "$PY" bench/unlearning.py --tofu "$TOFU_DIR" --tofu-forget forget10 \

@@ -323,3 +323,38 @@ def test_stepping_the_salient_rows_alone_ends_where_masking_whole_gradients_does
     ):
         assert step == same_step and losses == pytest.approx(same_losses, rel=1e-6)
     assert compact.metrics["forget_loss_after"] > compact.metrics["forget_loss_before"]  # it did train
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_masked_run_in_bf16_on_cuda_moves_only_the_salient_rows(tokenizer, retain_texts):
+    """The row-sliced products and the gathering hook under accelerate's bf16 autocast on a GPU."""
+    model = tiny_llama(tied=True)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    outcome = get_method("npo").unlearn(
+        model=model,
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params={
+            "learning_rate": 1e-2,
+            "max_steps": 6,
+            "eval_every": 3,
+            "max_retain_loss_increase": None,
+            "salient_fraction": 0.05,
+        },
+        block_size=64,
+        device="cuda",
+        dtype=torch.bfloat16,
+    )
+    assert outcome.metrics["forget_loss_after"] > outcome.metrics["forget_loss_before"]
+    assert outcome.trainable_parameters == outcome.metrics["salient_weights"]
+    assert {(p.device.type, p.dtype) for p in model.parameters()} == {("cuda", torch.float32)}
+    assert not any("forward" in vars(m) for m in model.modules() if isinstance(m, torch.nn.Linear))
+    # Only the run's own salient rows can have moved (its mask, taken on the GPU, is not
+    # recomputed here: a bf16 forward may rank a row differently from an fp32 one).
+    moved = sum(
+        int((param.detach().cpu() != before[name]).reshape(param.shape[0], -1).any(dim=1).sum())
+        for name, param in model.named_parameters()
+    )
+    assert 0 < moved <= outcome.metrics["salient_rows"]
