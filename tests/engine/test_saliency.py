@@ -17,6 +17,7 @@ from unlearning_jobs.engine.checkpoints import latest_checkpoint, load_state
 from unlearning_jobs.engine.methods import approximate, get_method
 from unlearning_jobs.engine.methods.data import collate_examples, encode_records
 from unlearning_jobs.engine.methods.saliency import (
+    SalientRows,
     TrainedParameters,
     row_gradient_norms,
     salient_rows,
@@ -65,8 +66,12 @@ def test_the_optimiser_steps_only_the_salient_rows_and_they_reach_the_weights(to
     model.zero_grad(set_to_none=True)
     with salient_rows_only(model, salient) as trained:
         assert trained.count() == salient.weights
-        sliced = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.weight.requires_grad]
-        assert trained.row_sliced_layers == len(sliced) > 0  # every salient linear layer
+        sliced = [
+            m
+            for m in model.modules()
+            if isinstance(m, torch.nn.Linear | torch.nn.Embedding) and m.weight.requires_grad
+        ]
+        assert trained.row_sliced_layers == len(sliced) > 0  # every salient linear and embedding layer
         sliced_nll, _ = sequence_nll(model, batch)
         assert torch.equal(sliced_nll, nll)  # the forward is the layer's own
         sliced_nll.sum().backward()
@@ -136,6 +141,37 @@ def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retai
     assert len(expected.masks) < len(before)
     assert outcome.trainable_parameters == expected.weights == metrics["salient_weights"]
     assert all(p.requires_grad for p in model.parameters())
+
+
+@pytest.mark.parametrize("padding_idx", [None, 3])
+def test_a_lookup_gives_only_the_salient_tokens_their_gradient(padding_idx):
+    """Repeated tokens add up; the padding token, which a lookup never trains, gets nothing."""
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(10, 4, padding_idx=padding_idx)
+    ids = torch.tensor([[1, 3, 3, 7, 1], [3, 5, 1, 0, 3]])
+    upstream = torch.randn(2, 5, 4)
+    (table(ids) * upstream).sum().backward()
+    whole = table.weight.grad.clone()
+    table.zero_grad(set_to_none=True)
+
+    class OneTable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = table
+
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 3, 9]] = True
+    salient = SalientRows(
+        masks={"table.weight": mask}, fraction=0.3, rows=3, total_rows=10, weights=12, total_weights=40
+    )
+    with salient_rows_only(OneTable(), salient) as trained:
+        assert trained.row_sliced_layers == 1
+        (table(ids) * upstream).sum().backward()
+        (rows,) = trained.parameters
+        assert table.weight.grad is None  # no whole gradient left behind
+        assert torch.allclose(rows.grad, whole[mask], rtol=1e-6, atol=1e-7)
+    if padding_idx is not None:
+        assert rows.grad[1].abs().sum() == 0  # token 3 is the padding
 
 
 def test_the_row_sliced_layers_give_the_rows_their_gradient_under_bf16_autocast(tokenizer):

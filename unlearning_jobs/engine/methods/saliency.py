@@ -174,10 +174,11 @@ class SalientRowParameters(TrainedParameters):
     after each step :meth:`write_back` copies the rows into the weights. The gradient reaches
     the leaf two ways. A linear layer whose weight is salient computes its weight gradient for
     the salient rows only (:class:`_SalientRowsLinear`: ``grad_out[..., rows]ᵀ x`` instead of
-    ``grad_outᵀ x``, the output layer's 49,152 rows on SmolLM2 cut to a few hundred). Any other
-    use (an embedding lookup, a norm, a bias) forms the parameter's whole gradient, and a hook
-    that runs as soon as autograd has finished it copies the salient rows into the leaf's
-    gradient and frees the whole one. The numbers are those of stepping the whole parameter
+    ``grad_outᵀ x``, the output layer's 49,152 rows on SmolLM2 cut to a few hundred), and an
+    embedding lookup adds only the salient tokens' gradients (:class:`_SalientRowsEmbedding`).
+    Any other use (a norm, a bias, a layer of another type) forms the parameter's whole
+    gradient, and a hook that runs as soon as autograd has finished it copies the salient rows
+    into the leaf's gradient and frees the whole one. The numbers are those of stepping the whole parameter
     with the other rows' gradients zeroed (Adam leaves a row with zero gradient and zero
     moments where it is, weight decay being refused with a mask), up to the order in which a
     matrix product sums.
@@ -199,18 +200,20 @@ class SalientRowParameters(TrainedParameters):
             self._hooks.append(param.register_post_accumulate_grad_hook(_gather_rows(index, rows)))
             by_param[id(param)] = (index, rows)
         for module in model.modules():
-            if (
-                type(module) is torch.nn.Linear
-                and id(module.weight) in by_param
-                and "forward" not in vars(module)
-            ):
-                module.forward = _salient_rows_forward(module, *by_param[id(module.weight)])
-                self._patched.append(module)
+            if id(getattr(module, "weight", None)) not in by_param or "forward" in vars(module):
+                continue
+            if type(module) is torch.nn.Linear:
+                module.forward = _salient_rows_linear_forward(module, *by_param[id(module.weight)])
+            elif type(module) is torch.nn.Embedding and _plain_lookup(module):
+                module.forward = _salient_rows_embedding_forward(module, *by_param[id(module.weight)])
+            else:
+                continue
+            self._patched.append(module)
         super().__init__([rows for _param, _index, rows in self._rows])
 
     @property
     def row_sliced_layers(self) -> int:
-        """How many linear layers compute their weight gradient for the salient rows only."""
+        """How many linear and embedding layers compute their weight gradient for the salient rows only."""
         return len(self._patched)
 
     def write_back(self) -> None:
@@ -266,11 +269,63 @@ class _SalientRowsLinear(torch.autograd.Function):
         return grad_x, None, grad_bias, grad_rows, None
 
 
-def _salient_rows_forward(module: torch.nn.Linear, index: torch.Tensor, rows: torch.Tensor) -> Callable:
+def _salient_rows_linear_forward(
+    module: torch.nn.Linear, index: torch.Tensor, rows: torch.Tensor
+) -> Callable:
     """Return ``module``'s forward with its weight gradient sliced to ``index`` (into ``rows``)."""
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         return _SalientRowsLinear.apply(x, module.weight, module.bias, rows, index)
+
+    return forward
+
+
+class _SalientRowsEmbedding(torch.autograd.Function):
+    """A lookup whose weight gradient goes, into the compact ``rows``, to the salient tokens only.
+
+    Autograd's own embedding backward forms a dense ``vocabulary × width`` gradient (SmolLM2:
+    113 MB in float32; a 128k-token 7B vocabulary: 2 GB) of which a mask keeps a few hundred
+    rows. Here each looked-up position whose token is salient adds its output gradient to that
+    token's compact row (``slots`` maps a token to its row, -1 for the others); the padding
+    token, which a lookup never trains, adds nothing.
+    """
+
+    @staticmethod
+    def forward(ctx, ids, weight, rows, slots, padding_idx):
+        ctx.save_for_backward(ids, slots)
+        ctx.padding_idx = padding_idx
+        ctx.rows_shape = rows.shape
+        return torch.nn.functional.embedding(ids, weight, padding_idx)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        ids, slots = ctx.saved_tensors
+        grad_rows = None
+        if ctx.needs_input_grad[2]:
+            flat_ids = ids.reshape(-1)
+            where = slots[flat_ids]
+            keep = where >= 0
+            if ctx.padding_idx is not None:
+                keep &= flat_ids != ctx.padding_idx
+            grad_rows = grad_out.new_zeros(ctx.rows_shape)
+            grad_rows.index_add_(0, where[keep], grad_out.reshape(-1, grad_out.shape[-1])[keep])
+        return None, None, grad_rows, None, None
+
+
+def _plain_lookup(module: torch.nn.Embedding) -> bool:
+    """Whether a lookup is plain: no renormalisation, frequency scaling or sparse gradient."""
+    return module.max_norm is None and not module.scale_grad_by_freq and not module.sparse
+
+
+def _salient_rows_embedding_forward(
+    module: torch.nn.Embedding, index: torch.Tensor, rows: torch.Tensor
+) -> Callable:
+    """Return ``module``'s forward with its weight gradient sliced to ``index`` (into ``rows``)."""
+    slots = torch.full((module.num_embeddings,), -1, dtype=torch.long, device=index.device)
+    slots[index] = torch.arange(index.numel(), device=index.device)
+
+    def forward(ids: torch.Tensor) -> torch.Tensor:
+        return _SalientRowsEmbedding.apply(ids, module.weight, rows, slots, module.padding_idx)
 
     return forward
 
