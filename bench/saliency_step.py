@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -54,8 +55,13 @@ def tofu_pairs(path: Path, start: int, count: int) -> list[dict]:
     ]
 
 
-def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
-    """Take ``steps`` NPO steps in this process and return the timings and memory."""
+def run_one(mode: str, *, tofu: Path, steps: int, threads: int, checkpoint: bool = False) -> dict:
+    """Take ``steps`` NPO steps in this process and return the timings and memory.
+
+    ``checkpoint``: evaluate every 2 steps and checkpoint at step 2, and report the file's size.
+    """
+    import tempfile
+
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -67,6 +73,7 @@ def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, local_files_only=True)
     stamps: list[float] = []
+    checkpoints = Path(tempfile.mkdtemp(prefix="saliency-step-")) if checkpoint else None
     outcome = get_method("npo").unlearn(
         model=model,
         tokenizer=tokenizer,
@@ -74,7 +81,7 @@ def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
         retain_records=tofu_pairs(tofu / "forget10.json", 20, 40),
         params={
             "max_steps": steps,
-            "eval_every": steps,
+            "eval_every": 2 if checkpoint else steps,
             "batch_size": 4,
             "retain_batch_size": 4,
             "learning_rate": 1e-3 if MODES[mode] else 1e-5,
@@ -85,7 +92,14 @@ def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
         block_size=256,
         device=torch.device("cpu"),
         progress=lambda done, total: stamps.append(time.monotonic()),
+        checkpoint_dir=checkpoints,
+        checkpoint_every=2,
     )
+    checkpoint_bytes = None
+    if checkpoints is not None:
+        files = sorted(path for path in checkpoints.rglob("*") if path.is_file())
+        checkpoint_bytes = max((path.stat().st_size for path in files), default=0)
+        shutil.rmtree(checkpoints)
     step_seconds = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     return {
         "mode": mode,
@@ -100,6 +114,7 @@ def run_one(mode: str, *, tofu: Path, steps: int, threads: int) -> dict:
         "salient_parameters": outcome.metrics.get("salient_parameters"),
         "peak_bytes_above_idle": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - idle) * 1024,
         "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+        "checkpoint_bytes": checkpoint_bytes,
     }
 
 
@@ -111,6 +126,11 @@ def main() -> int:
     parser.add_argument("--tofu", type=Path, default=ROOT.parent / "shared" / "data" / "tofu")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     parser.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="also checkpoint after step 2 and report its size (evaluates every 2 steps: read no timings)",
+    )
+    parser.add_argument(
         "--dynamic-malloc",
         action="store_true",
         help="leave glibc's mmap threshold dynamic (timings; peaks vary)",
@@ -120,7 +140,10 @@ def main() -> int:
     if args.steps < 3:
         parser.error("--steps must be at least 3 (the first step is not timed)")
     if args.child:
-        print(json.dumps(run_one(args.child, tofu=args.tofu, steps=args.steps, threads=args.threads)))
+        row = run_one(
+            args.child, tofu=args.tofu, steps=args.steps, threads=args.threads, checkpoint=args.checkpoint
+        )
+        print(json.dumps(row))
         return 0
 
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -143,7 +166,8 @@ def main() -> int:
                 str(args.threads),
                 "--tofu",
                 str(args.tofu),
-            ],
+            ]
+            + (["--checkpoint"] if args.checkpoint else []),
             capture_output=True,
             text=True,
             check=False,
@@ -161,6 +185,11 @@ def main() -> int:
             + (
                 f"  ({row['salient_rows']:,} salient rows in {row['salient_parameters']} parameters)"
                 if row["salient_rows"]
+                else ""
+            )
+            + (
+                f"  checkpoint {row['checkpoint_bytes'] / (1 << 20):,.1f} MiB"
+                if row.get("checkpoint_bytes") is not None
                 else ""
             )
         )

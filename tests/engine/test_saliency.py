@@ -82,6 +82,10 @@ def test_the_optimiser_steps_only_the_salient_rows_and_they_reach_the_weights(to
             expected = whole[name][salient.masks[name]]
             assert torch.allclose(rows.grad, expected, rtol=1e-5, atol=1e-7), name
         before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        # What a checkpoint and the retain bound's last good copy hold: the salient rows, by name.
+        good = trained.state()
+        assert set(good) == set(salient.masks)
+        assert all(good[name].shape[0] == int(salient.masks[name].sum()) for name in good)
         with torch.no_grad():
             for rows in trained.parameters:
                 rows.sub_(1.0)
@@ -89,13 +93,10 @@ def test_the_optimiser_steps_only_the_salient_rows_and_they_reach_the_weights(to
         for name, param in model.named_parameters():
             changed = (param.detach() != before[name]).reshape(param.shape[0], -1).any(dim=1)
             assert torch.equal(changed, salient.masks.get(name, torch.zeros_like(changed))), name
-        # Weights set from outside (a checkpoint, the last good copy) are taken back.
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(before[name])
-        trained.reload()
-        trained.write_back()
+        trained.load_state(good)  # back to the good copy, weights and rows alike
         assert all(torch.equal(p, before[name]) for name, p in model.named_parameters())
+        with pytest.raises(ValueError, match="shapes differ"):
+            trained.load_state({name: before[name] for name in good})  # whole parameters do not fit
     assert not any("forward" in vars(m) for m in model.modules())  # the layers' own forward back
     nll, _ = sequence_nll(model, batch)
     nll.sum().backward()  # outside the block the gradients are the model's own again
@@ -255,7 +256,11 @@ def test_a_resumed_saliency_run_trains_the_same_rows_to_the_same_weights(tokeniz
         device="cpu",
         batch_size=8,
     )
-    assert set(load_state(latest_checkpoint(tmp_path))["model"]) == set(expected.masks)
+    saved = load_state(latest_checkpoint(tmp_path))["model"]
+    assert set(saved) == set(expected.masks)
+    assert {name: value.shape[0] for name, value in saved.items()} == {
+        name: int(mask.sum()) for name, mask in expected.masks.items()
+    }  # the salient rows alone
     resumed_model = tiny_llama()
     resumed = get_method("npo").unlearn(
         model=resumed_model, checkpoint_dir=tmp_path, checkpoint_every=2, **common
@@ -303,7 +308,7 @@ def every_parameter_with_a_masked_gradient(model, salient):
         if param.requires_grad
     ]
     try:
-        yield TrainedParameters([p for p in model.parameters() if p.requires_grad])
+        yield TrainedParameters([(name, p) for name, p in model.named_parameters() if p.requires_grad])
     finally:
         for hook in hooks:
             hook.remove()

@@ -369,26 +369,6 @@ def _lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _trainable_state(model) -> dict[str, Any]:
-    """Return CPU copies of the trainable parameters (frozen ones never change, so need no copy)."""
-    return {
-        name: param.detach().to("cpu", copy=True)
-        for name, param in model.named_parameters()
-        if param.requires_grad
-    }
-
-
-def _load_trainable_state(model, state: Mapping[str, Any]) -> None:
-    """Copy ``state`` (from :func:`_trainable_state`) back into the model's parameters."""
-    params = dict(model.named_parameters())
-    missing = sorted(set(state) - set(params))
-    if missing:
-        raise CheckpointMismatch(f"checkpoint holds parameters the model lacks: {missing[:5]}")
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value.to(params[name].device))
-
-
 @dataclass
 class UnlearnOutcome:
     """What :meth:`ApproximateMethod.unlearn` did to the model it was given (in place)."""
@@ -596,8 +576,10 @@ class ApproximateMethod(UnlearningMethod):
                     if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
                         raise CheckpointMismatch(f"checkpoint {latest} belongs to another unlearning run")
             if state is not None:
-                _load_trainable_state(model, state["model"])
-                trained.reload()
+                try:
+                    trained.load_state(state["model"])
+                except ValueError as error:
+                    raise CheckpointMismatch(f"checkpoint {latest} does not fit this run: {error}") from None
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
                 restore_rng_state(state["rng"])
@@ -630,7 +612,7 @@ class ApproximateMethod(UnlearningMethod):
                     "trainable_parameters": trained.count(),
                 },
             )
-            last_good = _trainable_state(model) if bound else None
+            last_good = trained.state() if bound else None
             last_checkpoint_step = start_step
             stopped_reason, steps_done = "max_steps", total_steps
             model.train()
@@ -642,8 +624,7 @@ class ApproximateMethod(UnlearningMethod):
                         forget_now, retain_now = losses()
                         history.append((step, forget_now, retain_now))
                     if bound is not None and retain_now > bound:
-                        _load_trainable_state(model, last_good)
-                        trained.reload()
+                        trained.load_state(last_good)
                         stopped_reason, steps_done = (
                             "retain_loss_bound",
                             history[-2][0] if len(history) > 1 else 0,
@@ -653,7 +634,7 @@ class ApproximateMethod(UnlearningMethod):
                         stopped_reason, steps_done = "forget_loss_target", step
                         break
                     if last_good is not None:
-                        last_good = _trainable_state(model)
+                        last_good = trained.state()
                     if (
                         checkpoint_dir is not None
                         and step - last_checkpoint_step >= checkpoint_every
@@ -666,7 +647,7 @@ class ApproximateMethod(UnlearningMethod):
                                 "format": CHECKPOINT_FORMAT,
                                 "step": step,
                                 "fingerprint": fingerprint,
-                                "model": _trainable_state(model),
+                                "model": trained.state(),
                                 "optimizer": optimizer.state_dict(),
                                 "scheduler": scheduler.state_dict(),
                                 "rng": capture_rng_state(),

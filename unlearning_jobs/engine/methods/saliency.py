@@ -145,13 +145,14 @@ def salient_rows(
 
 
 class TrainedParameters:
-    """The tensors a run's optimiser steps, and how they reach the model's weights.
+    """The tensors a run's optimiser steps, by parameter name, and how they reach the weights.
 
     Unmasked, they are the model's trainable parameters themselves and there is nothing to copy.
     """
 
-    def __init__(self, parameters: Sequence[torch.Tensor]):
-        self.parameters = list(parameters)
+    def __init__(self, named: Sequence[tuple[str, torch.Tensor]]):
+        self.named = list(named)
+        self.parameters = [tensor for _name, tensor in self.named]
 
     def count(self) -> int:
         """Return how many numbers the optimiser steps (the job's ``trainable_parameters``)."""
@@ -160,8 +161,27 @@ class TrainedParameters:
     def write_back(self) -> None:
         """Copy what the optimiser changed into the model's weights (after each step)."""
 
-    def reload(self) -> None:
-        """Take the model's weights as they now are (after loading a checkpoint or a good copy)."""
+    def state(self) -> dict[str, torch.Tensor]:
+        """Return CPU copies of what can move, by name: a checkpoint's and the retain bound's copy.
+
+        A masked run's holds the salient rows only, not the parameters they sit in (on SmolLM2
+        at 1 %: 1.6 M numbers instead of 60.4 M, a 7B model's gigabytes instead of tens).
+        """
+        return {name: tensor.detach().to("cpu", copy=True) for name, tensor in self.named}
+
+    def load_state(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Put a :meth:`state` back, into the weights too; ValueError names what does not fit."""
+        tensors = dict(self.named)
+        unknown = sorted(set(state) - set(tensors))
+        if unknown:
+            raise ValueError(f"it holds parameters this run does not train: {unknown[:5]}")
+        misfit = sorted(name for name, value in state.items() if value.shape != tensors[name].shape)
+        if misfit:
+            raise ValueError(f"its shapes differ from this run's for {misfit[:5]}")
+        with torch.no_grad():
+            for name, value in state.items():
+                tensors[name].copy_(value.to(tensors[name].device))
+        self.write_back()
 
 
 class SalientRowParameters(TrainedParameters):
@@ -178,10 +198,10 @@ class SalientRowParameters(TrainedParameters):
     embedding lookup adds only the salient tokens' gradients (:class:`_SalientRowsEmbedding`).
     Any other use (a norm, a bias, a layer of another type) forms the parameter's whole
     gradient, and a hook that runs as soon as autograd has finished it copies the salient rows
-    into the leaf's gradient and frees the whole one. The numbers are those of stepping the whole parameter
-    with the other rows' gradients zeroed (Adam leaves a row with zero gradient and zero
-    moments where it is, weight decay being refused with a mask), up to the order in which a
-    matrix product sums.
+    into the leaf's gradient and frees the whole one. The numbers are those of stepping the whole
+    parameter with the other rows' gradients zeroed (Adam leaves a row with zero gradient and
+    zero moments where it is, weight decay being refused with a mask), up to the order in which
+    a matrix product sums.
     """
 
     def __init__(self, model, masks: Mapping[str, torch.Tensor]):
@@ -189,6 +209,7 @@ class SalientRowParameters(TrainedParameters):
         self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._hooks = []
         self._patched: list[torch.nn.Module] = []
+        self._names: list[str] = []
         by_param: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for name in sorted(masks):
             param = params[name]
@@ -197,6 +218,7 @@ class SalientRowParameters(TrainedParameters):
             index = masks[name].nonzero().flatten().to(param.device)
             rows = torch.nn.Parameter(param.detach().index_select(0, index))
             self._rows.append((param, index, rows))
+            self._names.append(name)
             self._hooks.append(param.register_post_accumulate_grad_hook(_gather_rows(index, rows)))
             by_param[id(param)] = (index, rows)
         for module in model.modules():
@@ -209,7 +231,9 @@ class SalientRowParameters(TrainedParameters):
             else:
                 continue
             self._patched.append(module)
-        super().__init__([rows for _param, _index, rows in self._rows])
+        super().__init__(
+            [(name, rows) for name, (_param, _index, rows) in zip(self._names, self._rows, strict=True)]
+        )
 
     @property
     def row_sliced_layers(self) -> int:
@@ -220,11 +244,6 @@ class SalientRowParameters(TrainedParameters):
         with torch.no_grad():
             for param, index, rows in self._rows:
                 param.index_copy_(0, index, rows)
-
-    def reload(self) -> None:
-        with torch.no_grad():
-            for param, index, rows in self._rows:
-                rows.copy_(param.index_select(0, index))
 
     def close(self) -> None:
         """Stop gathering and slicing: the model's layers and gradients are its own again."""
@@ -350,14 +369,13 @@ def salient_rows_only(model, salient: SalientRows | None) -> Iterator[TrainedPar
     With a mask, every trainable parameter without a salient row is also frozen for the block:
     backward then skips its weight gradient altogether (a linear layer's weight gradient is a
     third of its backward). The optimiser, made inside, holds only the salient rows
-    (:class:`SalientRowParameters`); the retain bound's copy of the last good weights and the
-    checkpoints, read from the parameters that require a gradient, only the parameters with a
-    salient row. On leaving, normal or not, the hooks are removed and the frozen parameters are
+    (:class:`SalientRowParameters`), and so do the retain bound's copy of the last good weights
+    and the checkpoints (:meth:`TrainedParameters.state`). On leaving, normal or not, the hooks are removed and the frozen parameters are
     trainable again, so a caller (or the learning-rate backoff's next attempt, which computes its
     mask anew) gets the model's own choice back. ``salient=None`` freezes and gathers nothing.
     """
     if salient is None:
-        yield TrainedParameters([p for p in model.parameters() if p.requires_grad])
+        yield TrainedParameters([(name, p) for name, p in model.named_parameters() if p.requires_grad])
         return
     frozen = []
     for name, param in model.named_parameters():
