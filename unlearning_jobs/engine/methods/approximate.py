@@ -561,8 +561,8 @@ class ApproximateMethod(UnlearningMethod):
                         texts_fingerprint([record_text(r) for r in forget_records]),
                         texts_fingerprint([record_text(r) for r in retain_records]),
                     ]
-                    # A masked run's checkpoints hold only the parameters with a salient row, and
-                    # its optimiser state only their salient rows.
+                    # A masked run's checkpoints hold its salient rows only (weights and optimiser
+                    # state), named by the parameters they sit in.
                     + ([sorted(salient.masks), "salient rows"] if salient is not None else [])
                 ).encode()
             ).hexdigest()
