@@ -175,6 +175,33 @@ def test_a_lookup_gives_only_the_salient_tokens_their_gradient(padding_idx):
         assert rows.grad[1].abs().sum() == 0  # token 3 is the padding
 
 
+def test_a_bf16_lookup_sums_its_tokens_gradients_in_float32():
+    """bf16 weights: the rows' gradient is the float32 sum, rounded once (not summed in bf16)."""
+    torch.manual_seed(0)
+    table = torch.nn.Embedding(10, 4).to(torch.bfloat16)
+    ids = torch.randint(0, 10, (8, 64))
+    upstream = torch.randn(8, 64, 4)
+    # The lookup's output is bf16, so the gradient reaching it is the upstream one in bf16.
+    arriving = upstream.to(torch.bfloat16).float().reshape(-1, 4)
+    exact = torch.zeros(10, 4).index_add_(0, ids.reshape(-1), arriving)
+
+    class OneTable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = table
+
+    mask = torch.zeros(10, dtype=torch.bool)
+    mask[[1, 3]] = True
+    salient = SalientRows(
+        masks={"table.weight": mask}, fraction=0.2, rows=2, total_rows=10, weights=8, total_weights=40
+    )
+    with salient_rows_only(OneTable(), salient) as trained:
+        (table(ids).float() * upstream).sum().backward()
+        (rows,) = trained.parameters
+        assert rows.grad.dtype == torch.bfloat16
+        assert torch.equal(rows.grad, exact[mask].to(torch.bfloat16))
+
+
 def test_the_row_sliced_layers_give_the_rows_their_gradient_under_bf16_autocast(tokenizer):
     """The CUDA path's dtypes, on the CPU: bf16 products, float32 leaves."""
     model = tiny_llama(tied=True)

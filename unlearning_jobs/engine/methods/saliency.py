@@ -326,8 +326,10 @@ class _SalientRowsEmbedding(torch.autograd.Function):
             keep = where >= 0
             if ctx.padding_idx is not None:
                 keep &= flat_ids != ctx.padding_idx
-            grad_rows = grad_out.new_zeros(ctx.rows_shape)
-            grad_rows.index_add_(0, where[keep], grad_out.reshape(-1, grad_out.shape[-1])[keep])
+            # Summed in float32, as autograd's own lookup backward does for bf16 weights; autograd
+            # casts the result to the rows' dtype.
+            grad_rows = grad_out.new_zeros(ctx.rows_shape, dtype=torch.float32)
+            grad_rows.index_add_(0, where[keep], grad_out.reshape(-1, grad_out.shape[-1])[keep].float())
         return None, None, grad_rows, None, None
 
 
