@@ -34,6 +34,34 @@ def tokenizer(trained_model):
     return AutoTokenizer.from_pretrained(trained_model)
 
 
+class _OneTable(torch.nn.Module):
+    """A model that is one lookup table, for the sliced lookup's own tests."""
+
+    def __init__(self, table: torch.nn.Embedding):
+        super().__init__()
+        self.table = table
+
+
+def _masked_npo(model, tokenizer, retain_texts, *, fraction: float, device="cpu", dtype=None):
+    """Six NPO steps at 1e-2 on the salient ``fraction`` of rows, no retain bound."""
+    return get_method("npo").unlearn(
+        model=model,
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params={
+            "learning_rate": 1e-2,
+            "max_steps": 6,
+            "eval_every": 3,
+            "max_retain_loss_increase": None,
+            "salient_fraction": fraction,
+        },
+        block_size=64,
+        device=torch.device(device),
+        dtype=dtype,
+    )
+
+
 def test_the_mask_holds_the_rows_with_the_largest_forget_gradient(tokenizer):
     model = tiny_llama()
     examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="plain")
@@ -106,21 +134,7 @@ def test_the_optimiser_steps_only_the_salient_rows_and_they_reach_the_weights(to
 def test_npo_with_a_saliency_mask_changes_only_the_salient_rows(tokenizer, retain_texts):
     model = tiny_llama()
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    outcome = get_method("npo").unlearn(
-        model=model,
-        tokenizer=tokenizer,
-        forget_records=PAIRS,
-        retain_records=retain_texts,
-        params={
-            "learning_rate": 1e-2,
-            "max_steps": 6,
-            "eval_every": 3,
-            "max_retain_loss_increase": None,
-            "salient_fraction": 0.02,
-        },
-        block_size=64,
-        device=torch.device("cpu"),
-    )
+    outcome = _masked_npo(model, tokenizer, retain_texts, fraction=0.02)
     metrics = outcome.metrics
     assert metrics["forget_loss_after"] > metrics["forget_loss_before"]
     assert metrics["salient_fraction"] == 0.02 and 0 < metrics["salient_rows"] < metrics["salient_rows_of"]
@@ -155,17 +169,12 @@ def test_a_lookup_gives_only_the_salient_tokens_their_gradient(padding_idx):
     whole = table.weight.grad.clone()
     table.zero_grad(set_to_none=True)
 
-    class OneTable(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.table = table
-
     mask = torch.zeros(10, dtype=torch.bool)
     mask[[1, 3, 9]] = True
     salient = SalientRows(
         masks={"table.weight": mask}, fraction=0.3, rows=3, total_rows=10, weights=12, total_weights=40
     )
-    with salient_rows_only(OneTable(), salient) as trained:
+    with salient_rows_only(_OneTable(table), salient) as trained:
         assert trained.row_sliced_layers == 1
         (table(ids) * upstream).sum().backward()
         (rows,) = trained.parameters
@@ -185,17 +194,12 @@ def test_a_bf16_lookup_sums_its_tokens_gradients_in_float32():
     arriving = upstream.to(torch.bfloat16).float().reshape(-1, 4)
     exact = torch.zeros(10, 4).index_add_(0, ids.reshape(-1), arriving)
 
-    class OneTable(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.table = table
-
     mask = torch.zeros(10, dtype=torch.bool)
     mask[[1, 3]] = True
     salient = SalientRows(
         masks={"table.weight": mask}, fraction=0.2, rows=2, total_rows=10, weights=8, total_weights=40
     )
-    with salient_rows_only(OneTable(), salient) as trained:
+    with salient_rows_only(_OneTable(table), salient) as trained:
         (table(ids).float() * upstream).sum().backward()
         (rows,) = trained.parameters
         assert rows.grad.dtype == torch.bfloat16
@@ -399,22 +403,7 @@ def test_a_masked_run_in_bf16_on_cuda_moves_only_the_salient_rows(tokenizer, ret
     """The row-sliced products and the gathering hook under accelerate's bf16 autocast on a GPU."""
     model = tiny_llama(tied=True)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    outcome = get_method("npo").unlearn(
-        model=model,
-        tokenizer=tokenizer,
-        forget_records=PAIRS,
-        retain_records=retain_texts,
-        params={
-            "learning_rate": 1e-2,
-            "max_steps": 6,
-            "eval_every": 3,
-            "max_retain_loss_increase": None,
-            "salient_fraction": 0.05,
-        },
-        block_size=64,
-        device="cuda",
-        dtype=torch.bfloat16,
-    )
+    outcome = _masked_npo(model, tokenizer, retain_texts, fraction=0.05, device="cuda", dtype=torch.bfloat16)
     assert outcome.metrics["forget_loss_after"] > outcome.metrics["forget_loss_before"]
     assert outcome.trainable_parameters == outcome.metrics["salient_weights"]
     assert {(p.device.type, p.dtype) for p in model.parameters()} == {("cuda", torch.float32)}
