@@ -42,8 +42,8 @@ class _OneTable(torch.nn.Module):
         self.table = table
 
 
-def _masked_npo(model, tokenizer, retain_texts, *, fraction: float, device="cpu", dtype=None):
-    """Six NPO steps at 1e-2 on the salient ``fraction`` of rows, no retain bound."""
+def _masked_npo(model, tokenizer, retain_texts, *, fraction: float, device="cpu", dtype=None, **params):
+    """Six NPO steps at 1e-2 on the salient ``fraction`` of rows, no retain bound (``params``: others)."""
     return get_method("npo").unlearn(
         model=model,
         tokenizer=tokenizer,
@@ -55,6 +55,7 @@ def _masked_npo(model, tokenizer, retain_texts, *, fraction: float, device="cpu"
             "eval_every": 3,
             "max_retain_loss_increase": None,
             "salient_fraction": fraction,
+            **params,
         },
         block_size=64,
         device=torch.device(device),
@@ -354,22 +355,8 @@ def test_stepping_the_salient_rows_alone_ends_where_masking_whole_gradients_does
     tokenizer, retain_texts, monkeypatch, max_grad_norm, tied
 ):
     """Freezing and gathering only save memory and work: the long way ends on the same weights."""
-    common = dict(
-        tokenizer=tokenizer,
-        forget_records=PAIRS,
-        retain_records=retain_texts,
-        params={
-            "learning_rate": 1e-2,
-            "max_steps": 6,
-            "eval_every": 3,
-            "salient_fraction": 0.05,
-            "max_grad_norm": max_grad_norm,
-        },
-        block_size=64,
-        device=torch.device("cpu"),
-    )
     compact_model = tiny_llama(tied=tied)
-    compact = get_method("npo").unlearn(model=compact_model, **common)
+    compact = _masked_npo(compact_model, tokenizer, retain_texts, fraction=0.05, max_grad_norm=max_grad_norm)
     if tied:  # one matrix read twice, its salient rows' gradient the sum of both uses
         assert compact_model.lm_head.weight is compact_model.model.embed_tokens.weight
         examples = encode_records(tokenizer, PAIRS, block_size=64, pair_format="auto")
@@ -379,7 +366,7 @@ def test_stepping_the_salient_rows_alone_ends_where_masking_whole_gradients_does
         assert "model.embed_tokens.weight" in mask.masks
     monkeypatch.setattr(approximate, "salient_rows_only", every_parameter_with_a_masked_gradient)
     whole_model = tiny_llama(tied=tied)
-    whole = get_method("npo").unlearn(model=whole_model, **common)
+    whole = _masked_npo(whole_model, tokenizer, retain_texts, fraction=0.05, max_grad_norm=max_grad_norm)
     assert compact.trainable_parameters < whole.trainable_parameters  # the patch did take effect
     for (name, a), (_, b) in zip(
         compact_model.named_parameters(), whole_model.named_parameters(), strict=True

@@ -209,8 +209,8 @@ class SalientRowParameters(TrainedParameters):
         self._rows: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._hooks = []
         self._patched: list[torch.nn.Module] = []
-        self._names: list[str] = []
         by_param: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        named_rows: dict[str, torch.Tensor] = {}
         for name in sorted(masks):
             param = params[name]
             if not param.requires_grad:  # frozen by the caller after the mask was taken: cannot move
@@ -218,7 +218,7 @@ class SalientRowParameters(TrainedParameters):
             index = masks[name].nonzero().flatten().to(param.device)
             rows = torch.nn.Parameter(param.detach().index_select(0, index))
             self._rows.append((param, index, rows))
-            self._names.append(name)
+            named_rows[name] = rows
             self._hooks.append(param.register_post_accumulate_grad_hook(_gather_rows(index, rows)))
             by_param[id(param)] = (index, rows)
         for module in model.modules():
@@ -231,9 +231,7 @@ class SalientRowParameters(TrainedParameters):
             else:
                 continue
             self._patched.append(module)
-        super().__init__(
-            [(name, rows) for name, (_param, _index, rows) in zip(self._names, self._rows, strict=True)]
-        )
+        super().__init__(list(named_rows.items()))
 
     @property
     def row_sliced_layers(self) -> int:
