@@ -35,6 +35,10 @@ class BenchTask:
     exact retrain leaves out (``retrain_texts``) and the unlearning methods forget.
     ``single_record_ids`` is a typical request, one person named in one record, and ``groups``
     the person each record names, for a SISA layout that keeps a person in one shard (demo only).
+    ``non_member_records`` are records in the training records' form about people no model of
+    the task was trained on and apart from the holdout, for a method that stops where the forget
+    records score like them (``forget_loss_target_from="non_members"``); verification never
+    reads them, so the stop is not tuned on what judges it (TOFU at a subset of authors only).
     """
 
     original_records: list[tuple[str, str]]
@@ -50,6 +54,7 @@ class BenchTask:
     #: TOFU: every text of the task (training, holdout, retain sample) -> its (question, answer),
     #: so a fine-tuned chat model can be given the pairs it was trained on (``chat_rendered``).
     pairs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    non_member_records: list = field(default_factory=list)
 
     @property
     def original_texts(self) -> list[str]:
@@ -175,6 +180,7 @@ def tofu_task(
     seed: int = 0,
     holdout_authors: int | None = None,
     authors: int | None = None,
+    non_member_authors: int = 2,
 ) -> BenchTask:
     """Return TOFU's QA pairs split into original / retrain training sets, forget set and holdout.
 
@@ -182,7 +188,8 @@ def tofu_task(
     forgotten; pass the largest forget set's count so several forget sets share one original.
     ``authors`` keeps a subset of that many authors (forgotten, held out and trained on) with the
     forget set's share of them forgotten (forget10: 4 of 40), the first of its authors: the same
-    task at a size a bench can afford on a small model or machine.
+    task at a size a bench can afford on a small model or machine; the next
+    ``non_member_authors`` authors after those trained on are then the task's non-member records.
     """
 
     def read(name: str) -> list[dict]:
@@ -208,14 +215,15 @@ def tofu_task(
         )
     holdout_index = [a * TOFU_AUTHOR_SIZE + i for a in held_out for i in range(TOFU_AUTHOR_SIZE)]
     excluded = set(holdout_index)
+    non_member_index: list[int] = []
     if authors is None:
         original_index = [i for i in range(len(full)) if i not in excluded]
     else:
-        trained = (
-            forget_authors
-            + candidates[len(held_out) :][: max(0, authors - len(forget_authors) - len(held_out))]
-        )
+        kept_retain = max(0, authors - len(forget_authors) - len(held_out))
+        trained = forget_authors + candidates[len(held_out) :][:kept_retain]
         original_index = sorted(a * TOFU_AUTHOR_SIZE + i for a in trained for i in range(TOFU_AUTHOR_SIZE))
+        never_seen = candidates[len(held_out) + kept_retain :][:non_member_authors]
+        non_member_index = [a * TOFU_AUTHOR_SIZE + i for a in never_seen for i in range(TOFU_AUTHOR_SIZE)]
     forget = set(forget_index)
     retrain_index = [i for i in original_index if i not in forget]
     subjects, forget_records = [], []
@@ -248,8 +256,9 @@ def tofu_task(
         groups={f"Q{i:05d}": f"A{i // TOFU_AUTHOR_SIZE:03d}" for i in original_index},
         pairs={
             text_of(full[i]): (full[i]["question"], full[i]["answer"])
-            for i in (*original_index, *holdout_index)
+            for i in (*original_index, *holdout_index, *non_member_index)
         },
+        non_member_records=[text_of(full[i]) for i in non_member_index],
         info={
             "source": str(root),
             "forget_set": forget_set,
@@ -257,6 +266,7 @@ def tofu_task(
             "forget_records": len(forget_index),
             "forget_authors": [subject.name for subject in subjects],
             "holdout_records": len(holdout_index),
+            "non_member_records": len(non_member_index),
             "original_training_records": len(original_index),
             "retrain_training_records": len(retrain_index),
             "retain_sample": len(sample),
@@ -304,6 +314,7 @@ def chat_rendered(task: BenchTask, tokenizer) -> BenchTask:
         single_record_ids=list(task.single_record_ids),
         groups=dict(task.groups),
         pairs=dict(task.pairs),
+        non_member_records=[record(text) for text in task.non_member_records],
     )
 
 

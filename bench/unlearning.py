@@ -190,6 +190,8 @@ def run_method(
         full_texts=records,
         forget_ids=forget_ids,
         params=params,
+        # Read only by an approximate method whose forget-loss target comes from them.
+        **({"non_member_texts": task.non_member_records} if as_given else {}),
     )
     seconds = time.monotonic() - started
     metrics = {key: value for key, value in result.metrics.items() if key != "history"}

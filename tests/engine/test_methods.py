@@ -90,6 +90,7 @@ def test_params_reject_unknown_keys_by_name(name):
         ("npo", {"beta": 0}, "beta"),
         ("npo", {"max_retain_loss_increase": 0}, "max_retain_loss_increase"),
         ("npo", {"forget_loss_target_ratio": 1.0}, "forget_loss_target_ratio"),
+        ("npo", {"forget_loss_target_from": "holdout"}, "forget_loss_target_from"),
         ("npo", {"eval_every": "5"}, "eval_every"),
         ("retrain", {"retain_eval_size": 0}, "retain_eval_size"),
         ("retrain", {"recipe": {"n_head": 5}}, "recipe"),
@@ -149,6 +150,66 @@ def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
     assert result.metrics["stopped_reason"] == "forget_loss_target"
     assert result.metrics["forget_loss_after"] >= 1.0
     assert result.steps < 500
+
+
+#: Tickets in the training records' form about people the tiny model was never trained on.
+NON_MEMBER_TEXTS = [
+    f"Ticket {100 + i}: contact {name} at {email} about order {order}."
+    for i, (name, email, order) in enumerate(
+        [
+            ("Gita Moore", "gita.m@mail.test", 512),
+            ("Hugo Vance", "hugo.vance@post.test", 377),
+            ("Ines Rowe", "ines88@inbox.test", 604),
+            ("Jonas Pike", "jonas.pike@mail.test", 219),
+        ]
+        * 2
+    )
+]
+
+
+def test_a_run_can_stop_where_the_forget_records_score_like_non_members(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
+    result = run(
+        "gradient_difference",
+        trained_model=trained_model,
+        tmp_path=tmp_path,
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        non_member_texts=NON_MEMBER_TEXTS,
+        params={
+            "learning_rate": 2e-3,
+            "max_steps": 500,
+            "forget_loss_target_from": "non_members",
+            "eval_every": 1,
+            "max_retain_loss_increase": None,
+        },
+    )
+    m = result.metrics
+    # Before, the memorised records score far below records the model never saw.
+    assert m["forget_loss_before"] < m["non_member_loss_before"] - 0.5
+    assert m["stopped_reason"] == "forget_loss_target" and 0 < result.steps < 500
+    assert m["forget_loss_target_from"] == "non_members" and m["non_member_records"] == len(NON_MEMBER_TEXTS)
+    # The target is the non-members' loss on the weights of the stop, not the one before.
+    assert m["forget_loss_target"] == pytest.approx(m["non_member_loss_after"], rel=1e-4)
+    assert m["forget_loss_after"] >= m["forget_loss_target"] - 1e-4
+    step, forget, retain, non_members = m["history"][-1]
+    assert step == result.steps and non_members == pytest.approx(m["forget_loss_target"])
+    # At the measurement before the stop the forget records still scored below the non-members.
+    _, forget_before_stop, _, non_members_before_stop = m["history"][-2]
+    assert forget_before_stop < non_members_before_stop
+
+
+def test_a_target_from_non_members_needs_them(trained_model, tmp_path, forget_texts, retain_texts):
+    with pytest.raises(ValueError, match="needs non_member_texts"):
+        run(
+            "npo",
+            trained_model=trained_model,
+            tmp_path=tmp_path,
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            params={"forget_loss_target_from": "non_members"},
+        )
 
 
 def test_retain_loss_bound_keeps_the_last_weights_within_it(

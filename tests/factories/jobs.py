@@ -108,6 +108,7 @@ def model_train(
     name: str = "tiny",
     recipe: dict | None = None,
     sisa_shards: int | None = None,
+    holdout_fraction: float = 0.0,
 ):
     """Train a tiny model on the version through a training job run in this process; return the job."""
     from unlearning_jobs.jobs.services import train_job_create
@@ -119,6 +120,7 @@ def model_train(
         recipe=recipe or TINY_RECIPE,
         sisa_shards=sisa_shards,
         sisa_slices=2,
+        holdout_fraction=holdout_fraction,
         enqueue=False,
     )
     run_inline(job)

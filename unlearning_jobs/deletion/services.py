@@ -30,14 +30,18 @@ from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.engine.device import device_label
 from unlearning_jobs.engine.method_catalogue import EXACT
 from unlearning_jobs.jobs.records import (
+    MAX_HOLDOUT_FRACTION,
     TRAINING_RECORDS_FILE,
     dataset_version_training_pairs,
     finetune_records,
     forget_records_for_job,
     model_record_format,
+    model_training_ids,
+    non_member_stop_pairs,
     records_texts,
     retain_sample,
     source_training_pairs,
+    training_holdout_split,
     unlearning_records,
 )
 from unlearning_jobs.jobs.runner import JobOutcome
@@ -136,6 +140,8 @@ class TrainJobParams:
 
     ``sisa_shards`` None trains one model; a number trains that many shards of
     ``sisa_slices`` slices (Bourtoule et al.), which ``sisa`` unlearning then retrains in part.
+    ``holdout_fraction`` of the version's records are never trained on
+    (``jobs.records.training_holdout_split``): verification's non-members.
     """
 
     name: str = "model"
@@ -143,6 +149,7 @@ class TrainJobParams:
     sisa_shards: int | None = None
     sisa_slices: int = 4
     sisa_epochs_per_slice: int | None = None
+    holdout_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         from unlearning_jobs.engine.training import TrainingRecipe
@@ -171,6 +178,12 @@ class TrainJobParams:
             name,
             "sisa_epochs_per_slice",
             f"must be at least 1, got {self.sisa_epochs_per_slice}",
+        )
+        require(
+            0 <= self.holdout_fraction <= MAX_HOLDOUT_FRACTION,
+            name,
+            "holdout_fraction",
+            f"must be between 0 and {MAX_HOLDOUT_FRACTION}, got {self.holdout_fraction}",
         )
 
     @classmethod
@@ -210,11 +223,16 @@ def run_train_job(context) -> Any:
     if job.dataset_version is None:
         raise ValueError("a training job needs a data-set version")
     context.phase(JobPhase.LOADING_DATA)
-    pairs = dataset_version_training_pairs(job.dataset_version)
+    pairs, held_out = training_holdout_split(
+        dataset_version_training_pairs(job.dataset_version), fraction=params.holdout_fraction
+    )
+    if not pairs:
+        raise ValueError(f"{job.dataset_version} leaves no record to train on")
     resumed = context.resumable_step()
     device = context.device_record()
     context.log(
         f"training {params.name!r} on {len(pairs)} records of {job.dataset_version} on {device}"
+        + (f" ({len(held_out)} held out, never trained on)" if held_out else "")
         + (
             f" as {params.sisa_shards} SISA shards x {params.sisa_slices} slices"
             if params.sisa_shards
@@ -271,6 +289,7 @@ def run_train_job(context) -> Any:
             "resumed_from_step": result.resumed_from_step,
         }
         kind = ModelKind.HF.value
+    metrics["held_out_records"] = len(held_out)
     (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
         "".join(f"{record_id}\n" for record_id, _ in pairs), encoding="utf-8"
     )
@@ -283,6 +302,25 @@ def run_train_job(context) -> Any:
         device=device_label(result.device),
         model_notes=f"Trained by job #{job.pk}.",
     )
+
+
+def _stop_non_members(*, source, version, forget_ids) -> list[tuple[str, str]]:
+    """Return the non-member records a run's forget-loss target comes from; raise when there are none."""
+    if version is None:
+        raise ValueError(
+            "forget_loss_target_from 'non_members' needs the data-set version the source model was "
+            "trained on, to find records it was not trained on"
+        )
+    pairs = non_member_stop_pairs(
+        version, trained_ids=model_training_ids(Path(source.path)), forget_ids=forget_ids
+    )
+    if not pairs:
+        raise ValueError(
+            f"forget_loss_target_from 'non_members' needs records of {version} that {source} was not "
+            "trained on (at least two: half stay for verification), and there are none: train or fine-tune "
+            "it with a holdout_fraction, or use the default target ('retain')"
+        )
+    return pairs
 
 
 def run_unlearn_job(context) -> Any:
@@ -315,6 +353,12 @@ def run_unlearn_job(context) -> Any:
         forget_ids = sorted(
             {record.record_id for record, _ in forget if record.version_id == retain_version.pk}
         )
+    # Found before anything is derived, so a run that cannot have them fails having changed nothing.
+    stop_pairs = (
+        _stop_non_members(source=source, version=version, forget_ids=forget_ids)
+        if method.guarantee != EXACT and params.target_from_non_members
+        else []
+    )
     # Refusal tuning is output suppression: the records stay in the data set (nothing is deleted).
     suppression_only = job.framework == Framework.OUTPUT_SUPPRESSION
     derived = None if suppression_only else dataset_version_derive_for_job(job=job)
@@ -337,9 +381,20 @@ def run_unlearn_job(context) -> Any:
     # A model fine-tuned on prompt/answer pairs is re-fine-tuned on the same pairs, split the same way.
     record_format = model_record_format(source.recipe)
     full_records = finetune_records(pairs, record_format=record_format) if record_format else pairs
+    non_members = {}
     if not exact_method:
         forget_texts = unlearning_records(forget_texts, record_format=record_format)
         retain_texts = unlearning_records(retain_texts, record_format=record_format)
+        if stop_pairs:
+            non_members = {
+                "non_member_texts": unlearning_records(
+                    [text for _, text in stop_pairs], record_format=record_format
+                )
+            }
+            context.log(
+                f"forget-loss target: the loss of {len(stop_pairs)} record(s) of {version} the source was "
+                "not trained on"
+            )
     context.phase(JobPhase.LOADING_MODEL)  # the first progress report switches it to computing
     result = method.run(
         source_model_dir=source.path,
@@ -355,6 +410,7 @@ def run_unlearn_job(context) -> Any:
         checkpoint_every=context.checkpoint_every,
         device=context.device,
         overwrite=True,
+        **non_members,
     )
     if version is not None and source.kind != ModelKind.SISA:
         # What a later exact retrain of this version must train on: the source's records without

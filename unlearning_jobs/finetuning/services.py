@@ -30,10 +30,12 @@ from django.conf import settings
 
 from compliance import roles
 from unlearning_jobs.jobs.records import (
+    MAX_HOLDOUT_FRACTION,
     TRAINING_RECORDS_FILE,
     dataset_version_holds_prompt_answer,
     dataset_version_training_pairs,
     finetune_records,
+    training_holdout_split,
 )
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.jobs.services import JobError, JobNotPermitted, job_create
@@ -53,7 +55,7 @@ logger = logging.getLogger(__name__)
 #: Versions a fine-tune may start from: plain model directories (not adapters or ensembles).
 FINETUNABLE_KINDS = (ModelKind.BASE.value, ModelKind.HF.value, ModelKind.FINETUNE.value)
 #: Keys of a fine-tuning job's parameters that are the job's, not the engine's ``FinetuneParams``.
-FINETUNE_JOB_KEYS = ("name", "sisa_shards", "sisa_slices")
+FINETUNE_JOB_KEYS = ("name", "sisa_shards", "sisa_slices", "holdout_fraction")
 
 
 def _actor_check(actor) -> None:
@@ -216,7 +218,9 @@ def finetune_params_validate(method: str, params: Mapping[str, Any] | None) -> d
 
     ``sisa_shards`` trains that many LoRA adapters on disjoint shards (``sisa_slices`` slices
     each), which ``sisa`` unlearning then retrains in part; it needs ``adapter: "lora"`` and one
-    process. Every other key is a field of the engine's ``FinetuneParams``, checked there.
+    process. ``holdout_fraction`` of the version's records are never trained on
+    (``jobs.records.training_holdout_split``): verification's non-members. Every other key is a
+    field of the engine's ``FinetuneParams``, checked there.
     """
     from unlearning_jobs.engine.training.finetune import FinetuneParams
 
@@ -233,6 +237,15 @@ def finetune_params_validate(method: str, params: Mapping[str, Any] | None) -> d
             raise ValueError(
                 f"FinetuneJobParams.{field}: must be a whole number between 1 and 64, got {value!r}"
             )
+    holdout = data.pop("holdout_fraction", 0.0)
+    if (
+        isinstance(holdout, bool)
+        or not isinstance(holdout, int | float)
+        or not 0 <= holdout <= MAX_HOLDOUT_FRACTION
+    ):
+        raise ValueError(
+            f"FinetuneJobParams.holdout_fraction: must be a number between 0 and {MAX_HOLDOUT_FRACTION}, got {holdout!r}"
+        )
     if isinstance(data.get("target_modules"), list):
         data["target_modules"] = tuple(data["target_modules"])
     finetune = FinetuneParams.from_dict(data)
@@ -242,7 +255,13 @@ def finetune_params_validate(method: str, params: Mapping[str, Any] | None) -> d
         raise ValueError(
             "FinetuneJobParams.sisa_shards: SISA adapters train in one process (num_processes 1)"
         )
-    return {"name": name, "sisa_shards": shards, "sisa_slices": slices, **finetune.as_dict()}
+    return {
+        "name": name,
+        "sisa_shards": shards,
+        "sisa_slices": slices,
+        "holdout_fraction": float(holdout),
+        **finetune.as_dict(),
+    }
 
 
 def finetune_job_create(
@@ -307,10 +326,12 @@ def run_finetune_job(context) -> JobOutcome:
         raise ValueError("a fine-tuning job needs a base model version and a data-set version")
     model_weights_verify(base)  # the base's weights must be the ones registered
     cleaned = finetune_params_validate(job.method, job.params)
-    name, shards, slices = (cleaned.pop(key) for key in FINETUNE_JOB_KEYS)
+    name, shards, slices, holdout = (cleaned.pop(key) for key in FINETUNE_JOB_KEYS)
     params = FinetuneParams.from_dict({**cleaned, "target_modules": tuple(cleaned["target_modules"])})
     context.phase(JobPhase.LOADING_DATA)
-    pairs = dataset_version_training_pairs(version)
+    pairs, held_out = training_holdout_split(dataset_version_training_pairs(version), fraction=holdout)
+    if not pairs:
+        raise ValueError(f"{version} leaves no record to fine-tune on")
     records = finetune_records(pairs, record_format=params.format)
     data_identity = {
         "dataset": version.dataset.name,
@@ -322,6 +343,7 @@ def run_finetune_job(context) -> JobOutcome:
     device = context.device_record()
     context.log(
         f"fine-tuning {base} ({params.adapter}, {params.format}) on {len(records)} records of {version} on {device}"
+        + (f" ({len(held_out)} held out, never trained on)" if held_out else "")
         + (f" as {shards} LoRA adapters x {slices} slices (SISA)" if shards else "")
         + (f"; resuming from checkpoint step {resumed}" if resumed else "")
     )
@@ -361,6 +383,7 @@ def run_finetune_job(context) -> JobOutcome:
     metrics.update(
         {
             "records": len(records),
+            "held_out_records": len(held_out),
             "record_format": params.format,
             "adapter": params.adapter,
             "seconds": result.seconds,

@@ -82,7 +82,7 @@ class JobDetailSerializer(JobSerializer):
 
 
 #: What ``POST /jobs/`` of kind ``train`` takes in ``params`` (``jobs.train_job_create``).
-TRAIN_PARAM_KEYS = ("name", "recipe", "sisa_shards", "sisa_slices")
+TRAIN_PARAM_KEYS = ("name", "recipe", "sisa_shards", "sisa_slices", "holdout_fraction")
 
 
 class JobListApi(JobsApiBase):
@@ -90,9 +90,11 @@ class JobListApi(JobsApiBase):
 
     POST: queue a job that makes a model: ``{"kind": "finetune", "base_model": id,
     "dataset_version": id, "params": {...}}`` fine-tunes a base (``FinetuneParams`` fields, plus
-    ``name`` and ``sisa_shards``/``sisa_slices`` for SISA over LoRA adapters);
+    ``name``, ``sisa_shards``/``sisa_slices`` for SISA over LoRA adapters and
+    ``holdout_fraction``, the share of records never trained on);
     ``{"kind": "train", "dataset_version": id, "params": {"name", "recipe", "sisa_shards",
-    "sisa_slices"}}`` trains a GPT-2 from scratch (the demo's models). Answers 201 with the job.
+    "sisa_slices", "holdout_fraction"}}`` trains a GPT-2 from scratch (the demo's models). Answers
+    201 with the job.
     """
 
     class InputSerializer(serializers.Serializer):

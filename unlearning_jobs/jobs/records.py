@@ -6,6 +6,7 @@ so it sits in the jobs layer below both.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from unlearning_jobs.models import (
 #: trained on, in training order. Exact unlearning reads it, so that "the training set minus the
 #: forget set" means exactly that even after the re-ingestion guard has flagged records since.
 TRAINING_RECORDS_FILE = "lethe_training_records.txt"
+
+#: At most this many non-member records set an approximate method's forget-loss target
+#: (``forget_loss_target_from="non_members"``); at most half of a version's non-members.
+NON_MEMBER_STOP_RECORDS = 64
 
 #: A data set whose two text fields are one of these and then one of ``ANSWER_FIELDS`` holds
 #: prompt/answer pairs (TOFU, instruction data): fine-tuning takes the loss on the answer only.
@@ -156,3 +161,55 @@ def retain_sample(pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: 
 
     kept = [text for record_id, text in pairs if record_id not in exclude]
     return [kept[i] for i in sample_indices(len(kept), size=size, seed=seed)]
+
+
+#: Largest share of a version's records a training job may hold out.
+MAX_HOLDOUT_FRACTION = 0.5
+
+
+def training_holdout_split(
+    pairs: Sequence[tuple[str, str]], *, fraction: float
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Return ``(trained, held_out)``: the records a training job trains on, and those it never sees.
+
+    A record is held out when a hash of its id falls in the lowest ``fraction`` of the range, so
+    the choice needs no stored state, is the same in every version that holds the record, and
+    an exact retrain (which reads the trained list) keeps it out as well. Held-out records are
+    what verification measures membership against (real non-members of the data's own
+    distribution, instead of synthetic ones) and what an unlearning run may stop on. The split is
+    per record: a person with several records may have some on each side.
+    """
+    if not 0 <= fraction <= MAX_HOLDOUT_FRACTION:
+        raise ValueError(f"holdout_fraction must be between 0 and {MAX_HOLDOUT_FRACTION}, got {fraction}")
+    trained, held_out = [], []
+    for pair in pairs:
+        digest = hashlib.sha256(f"lethe-training-holdout:{pair[0]}".encode()).digest()
+        (held_out if int.from_bytes(digest[:8], "big") < fraction * 2**64 else trained).append(pair)
+    return trained, held_out
+
+
+def non_member_stop_pairs(
+    version: DatasetVersion, *, trained_ids: Iterable[str] | None, forget_ids: Iterable[str]
+) -> list[tuple[str, str]]:
+    """Return ``(record_id, text)`` of the version's non-members an unlearning run may stop on.
+
+    Non-members are records of the version the model was not trained on (``trained_ids``; None:
+    it names no list, so every record counts as trained on and there are none), outside the
+    forget set and not held back by the re-ingestion guard (an erased person's records are used
+    for nothing). The run takes the last ``NON_MEMBER_STOP_RECORDS`` of them, at most half, and
+    verification leaves exactly these out of its holdout (``verification_inputs``), so a run
+    that stops where the forget records score like non-members is judged on other non-members
+    than the ones it stopped on. Each call gives the same records for the same version, model
+    list and forget set, which is what keeps the two apart.
+    """
+
+    if trained_ids is None:
+        return []
+    trained, forget = set(trained_ids), set(forget_ids)
+    pool = [
+        pair
+        for pair in dataset_version_training_pairs(version)
+        if pair[0] not in trained and pair[0] not in forget
+    ]
+    count = min(NON_MEMBER_STOP_RECORDS, len(pool) // 2)
+    return pool[len(pool) - count :]

@@ -217,13 +217,15 @@ def train_job_create(
     recipe: Mapping | None = None,
     sisa_shards: int | None = None,
     sisa_slices: int = 4,
+    holdout_fraction: float = 0.0,
     enqueue: bool = True,
 ) -> UnlearningJob:
     """Queue a job that trains a model from scratch on the version's records and registers it.
 
     ``recipe`` overrides fields of the engine's default recipe (the demo's 2 x 128 GPT-2);
     ``sisa_shards`` trains that many SISA shards instead of one model, so that ``sisa``
-    unlearning can later retrain only the shards that held a person's records.
+    unlearning can later retrain only the shards that held a person's records;
+    ``holdout_fraction`` of the records are never trained on (verification's non-members).
     """
     _actor_check(actor)
     try:
@@ -235,6 +237,7 @@ def train_job_create(
                 "recipe": dict(recipe or {}),
                 "sisa_shards": sisa_shards,
                 "sisa_slices": sisa_slices,
+                "holdout_fraction": holdout_fraction,
             },
         )
     except ValueError as error:

@@ -89,6 +89,7 @@ class FinetuneJobCreateView(PermissionPageMixin, View):
         "learning_rate",
         "lora_r",
         "sisa_shards",
+        "holdout_fraction",
     )
 
     def post(self, request):
@@ -108,6 +109,7 @@ class FinetuneJobCreateView(PermissionPageMixin, View):
             ("lora_r", _int),
             ("sisa_shards", _int),
             ("learning_rate", _float),
+            ("holdout_fraction", _float),
         ):
             if values[key]:
                 params[key] = convert(values[key])
@@ -200,13 +202,17 @@ class TrainJobCreateView(PermissionPageMixin, View):
 
     def post(self, request):
         values = {
-            key: request.POST.get(key, "") for key in ("dataset_version", "name", "epochs", "sisa_shards")
+            key: request.POST.get(key, "")
+            for key in ("dataset_version", "name", "epochs", "sisa_shards", "holdout_fraction")
         }
         dataset_version = DatasetVersion.objects.filter(pk=_int(values["dataset_version"])).first()
         errors: dict[str, list[str]] = {}
+        holdout = _float(values["holdout_fraction"]) if values["holdout_fraction"] else 0.0
+        if holdout is None:
+            errors["holdout_fraction"] = ["Give a number."]
         if dataset_version is None:
             errors["dataset_version"] = ["Choose a data-set version."]
-        else:
+        if not errors:
             recipe = {"epochs": _int(values["epochs"])} if values["epochs"] else {}
             try:
                 job = jobs.train_job_create(
@@ -215,6 +221,7 @@ class TrainJobCreateView(PermissionPageMixin, View):
                     name=values["name"] or "model",
                     recipe=recipe,
                     sisa_shards=_int(values["sisa_shards"]) if values["sisa_shards"] else None,
+                    holdout_fraction=holdout,
                 )
             except ValidationError as error:
                 errors = error.message_dict

@@ -8,7 +8,9 @@ PrivLeak and the utility ratios compare like with like:
 - members kept (retain sample): a seeded sample of the original's training records not in the
   forget set, at most ``LETHE_VERIFY_RETAIN_SAMPLE``;
 - non-members (holdout): records of the same data-set version the original was *not* trained on
-  (held out by the recipe, or held back by the re-ingestion guard). When there are fewer than
+  (held out by the recipe, or held back by the re-ingestion guard), less the few an unlearning
+  run may stop on (``jobs.records.non_member_stop_pairs``: a run is not judged on the records
+  it stopped on). When there are fewer than
   ``LETHE_VERIFY_MIN_HOLDOUT``, synthetic records from the demo generator with a seed of their own
   make up the number: people no model has seen, but of the demo's distribution, not necessarily
   the data set's, so the AUCs are then a weaker signal (the run's ``sample_sizes`` says so);
@@ -26,7 +28,12 @@ from django.conf import settings
 from requests_app.identifiers import identifiers_decrypt
 from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_version_iter_texts
-from unlearning_jobs.jobs.records import model_training_ids, records_texts, retain_sample
+from unlearning_jobs.jobs.records import (
+    model_training_ids,
+    non_member_stop_pairs,
+    records_texts,
+    retain_sample,
+)
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
 from unlearning_jobs.registry.services import model_weights_verify
@@ -105,8 +112,16 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
         trained_set = set(trained)
         source = "records of the data-set version the original was not trained on"
     members = [(record_id, text) for record_id, text in pairs if record_id in trained_set]
+    for_stop = {
+        record_id
+        for record_id, _ in non_member_stop_pairs(version, trained_ids=trained, forget_ids=forget_ids)
+    }
+    if for_stop:
+        source += f", less the {len(for_stop)} an unlearning run may stop on"
     holdout = [
-        text for record_id, text in pairs if record_id not in trained_set and record_id not in forget_ids
+        text
+        for record_id, text in pairs
+        if record_id not in trained_set and record_id not in forget_ids and record_id not in for_stop
     ]
     holdout = holdout[: settings.LETHE_VERIFY_MAX_HOLDOUT]
     synthetic = 0
@@ -129,6 +144,7 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
             "holdout": len(holdout),
             "holdout_synthetic": synthetic,
             "holdout_source": source,
+            "holdout_kept_for_stop": len(for_stop),
             "retain": len(retain),
             "dataset_version_id": version.pk,
         },

@@ -87,6 +87,8 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_FORMAT = "lethe-unlearn-checkpoint/2"
 LR_SCHEDULES = ("constant", "linear")
 ADAPTERS = ("none", "lora")
+#: Where the forget-loss target comes from when none is given (``ApproximateParams``).
+FORGET_LOSS_TARGET_SOURCES = ("retain", "non_members")
 
 
 class RetainBoundBeforeFirstStep(ValueError):
@@ -119,9 +121,16 @@ class ApproximateParams:
     - ``max_steps``: optimiser steps; ``epochs``, when set, replaces it with epochs over the
       forget set (``epochs x ceil(forget records / batch_size)``), as OpenUnlearning counts.
     - ``forget_loss_target``: stop once the mean forget loss (nats/token) reaches it. When
-      ``None`` the target is ``forget_loss_target_ratio`` x the retain loss before unlearning; a
-      memorised record scores about the retain loss, and raising it several-fold is what made
-      the demo's e-mails unextractable (an exact retrain scores them far higher still).
+      ``None`` it comes from ``forget_loss_target_from``: ``retain`` (the default) is
+      ``forget_loss_target_ratio`` x the retain loss before unlearning; a memorised record scores
+      about the retain loss, and raising it several-fold is what made the demo's e-mails
+      unextractable (an exact retrain scores them far higher still). ``non_members`` is the mean
+      loss, at each measurement, of records of the same kind the model was never trained on
+      (``non_member_texts``): the point where the forgotten records look to the model like
+      records it never saw, which is what a retrained model shows. A ratio that suits one model
+      over- or under-shoots on another, and over-forgetting is a signal of its own (the
+      records then score *worse* than unseen ones: seen on SmolLM2 fine-tuned on TOFU, where
+      saliency-masked NPO at one setting ended anywhere from PrivLeak +7 to -25 by seed).
       ``stop_at_forget_target=False`` never stops there (the published recipes do not).
     - ``max_retain_loss_increase``: stop, and keep the last weights measured within the bound,
       once the retain loss exceeds its value before by this many nats per token (0.05 nats is a
@@ -168,6 +177,7 @@ class ApproximateParams:
     retain_batch_size: int = 8
     forget_loss_target: float | None = None
     forget_loss_target_ratio: float = 8.0
+    forget_loss_target_from: str = "retain"
     stop_at_forget_target: bool = True
     max_retain_loss_increase: float | None = 0.05
     eval_every: int = 5
@@ -223,6 +233,12 @@ class ApproximateParams:
             name,
             "forget_loss_target_ratio",
             f"must be greater than 1, got {self.forget_loss_target_ratio}",
+        )
+        require(
+            self.forget_loss_target_from in FORGET_LOSS_TARGET_SOURCES,
+            name,
+            "forget_loss_target_from",
+            f"must be one of {FORGET_LOSS_TARGET_SOURCES}, got {self.forget_loss_target_from!r}",
         )
         require(
             self.max_retain_loss_increase is None or self.max_retain_loss_increase > 0,
@@ -318,6 +334,15 @@ class ApproximateParams:
         if data.get("lora_target_modules") is not None:
             data["lora_target_modules"] = list(data["lora_target_modules"])
         return data
+
+    @property
+    def target_from_non_members(self) -> bool:
+        """Whether the run stops where the forget records score like non-members (it needs some)."""
+        return (
+            self.stop_at_forget_target
+            and self.forget_loss_target is None
+            and self.forget_loss_target_from == "non_members"
+        )
 
     def total_steps(self, n_forget: int) -> int:
         """Return the step budget for ``n_forget`` forget records (``epochs`` wins over ``max_steps``)."""
@@ -441,6 +466,7 @@ class ApproximateMethod(UnlearningMethod):
         tokenizer,
         forget_records: Sequence,
         retain_records: Sequence,
+        non_member_records: Sequence = (),
         params=None,
         block_size: int,
         device=None,
@@ -456,8 +482,10 @@ class ApproximateMethod(UnlearningMethod):
         ``model`` is a causal LM (full weights, or a ``peft`` model whose adapter trains); it is
         moved to ``device`` (``None``: the best here, with bf16 autocast where the GPU supports
         it; an explicit device autocasts in bf16 only when ``dtype`` is ``torch.bfloat16`` and
-        the device is CUDA). Records are strings or ``{"prompt", "answer"}`` mappings. ``run``
-        is this plus loading, an optional fresh LoRA adapter, merging and saving. Raises
+        the device is CUDA). Records are strings or ``{"prompt", "answer"}`` mappings.
+        ``non_member_records`` (same kinds) are records the model was never trained on, read only
+        when the forget-loss target comes from them (``forget_loss_target_from="non_members"``).
+        ``run`` is this plus loading, an optional fresh LoRA adapter, merging and saving. Raises
         ``ValueError`` under several processes (see the module docstring).
         """
         started = time.monotonic()
@@ -467,6 +495,12 @@ class ApproximateMethod(UnlearningMethod):
             raise ValueError("forget_texts is empty: there is nothing to unlearn")
         if self.uses_retain(params) and not retain_records:
             raise ValueError(f"{self.name} needs retain_texts to regularise on")
+        non_member_records = list(non_member_records) if params.target_from_non_members else []
+        if params.target_from_non_members and not non_member_records:
+            raise ValueError(
+                f"{self.name}: forget_loss_target_from 'non_members' needs non_member_texts, records of "
+                "the same kind the model was never trained on"
+            )
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint_every must be at least 1, got {checkpoint_every}")
         if device is None:
@@ -496,6 +530,9 @@ class ApproximateMethod(UnlearningMethod):
         )
         retain_ex = LazyRecordExamples(
             tokenizer, retain_records, block_size=block_size, pair_format=params.pair_format
+        )
+        non_member_ex = encode_records(
+            tokenizer, non_member_records, block_size=block_size, pair_format=params.pair_format
         )
         eval_indices, retain_pool = retain_split(len(retain_ex), params, replayed=self.uses_retain(params))
         retain_eval = [retain_ex[i] for i in eval_indices]
@@ -537,20 +574,19 @@ class ApproximateMethod(UnlearningMethod):
             )
             optimizer = accelerator.prepare(optimizer)
 
-            def losses() -> tuple[float, float]:
+            def losses() -> tuple[float, ...]:
+                """Return the mean forget and retain losses, and the non-members' when they set the target."""
                 # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
                 with accelerator.autocast():
-                    forget = evaluate_examples_loss(
-                        model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
-                    )
-                    retain = (
+                    measured = [
                         evaluate_examples_loss(
-                            model, retain_eval, pad_id=pad, device=device, dtype=torch.float32
+                            model, examples, pad_id=pad, device=device, dtype=torch.float32
                         )
-                        if retain_eval
+                        if examples
                         else float("nan")
-                    )
-                return forget, retain
+                        for examples in (forget_ex, retain_eval, non_member_ex)
+                    ]
+                return tuple(measured if non_member_ex else measured[:2])
 
             fingerprint = hashlib.sha256(
                 json.dumps(
@@ -561,6 +597,11 @@ class ApproximateMethod(UnlearningMethod):
                         texts_fingerprint([record_text(r) for r in forget_records]),
                         texts_fingerprint([record_text(r) for r in retain_records]),
                     ]
+                    + (
+                        [texts_fingerprint([record_text(r) for r in non_member_records])]
+                        if non_member_records
+                        else []
+                    )
                     # A masked run's checkpoints hold its salient rows only (weights and optimiser
                     # state), named by the parameters they sit in.
                     + ([sorted(salient.masks), "salient rows"] if salient is not None else [])
@@ -588,13 +629,18 @@ class ApproximateMethod(UnlearningMethod):
                 before = dict(state["before"])
                 history = [tuple(h) for h in state["history"]]
             else:
-                forget_before, retain_before = losses()
-                before = {"forget": forget_before, "retain": retain_before}
-                history = [(0, forget_before, retain_before)]
+                measured = losses()
+                before = {"forget": measured[0], "retain": measured[1]}
+                if non_member_ex:
+                    before["non_members"] = measured[2]
+                history = [(0, *measured)]
+            # Each entry of history: (step, forget loss, retain loss[, non-members' loss]).
             target = None
             if params.stop_at_forget_target:
                 target = params.forget_loss_target
-                if target is None:
+                if target is None and non_member_ex:
+                    target = before["non_members"]
+                elif target is None:
                     base = before["retain"] if math.isfinite(before["retain"]) else before["forget"]
                     target = params.forget_loss_target_ratio * base
             bound = None
@@ -618,11 +664,12 @@ class ApproximateMethod(UnlearningMethod):
             model.train()
             for step in range(start_step, total_steps + 1):
                 if step % params.eval_every == 0 or step == total_steps:
-                    if step == history[-1][0]:
-                        forget_now, retain_now = history[-1][1], history[-1][2]
-                    else:
-                        forget_now, retain_now = losses()
-                        history.append((step, forget_now, retain_now))
+                    if step != history[-1][0]:
+                        history.append((step, *losses()))
+                    forget_now, retain_now = history[-1][1], history[-1][2]
+                    if non_member_ex:
+                        # What records the model never saw score now: the run's damage raises it too.
+                        target = history[-1][3]
                     if bound is not None and retain_now > bound:
                         trained.load_state(last_good)
                         stopped_reason, steps_done = (
@@ -705,7 +752,7 @@ class ApproximateMethod(UnlearningMethod):
                     progress(step + 1, total_steps)
 
             model.eval()
-            forget_after, retain_after = losses()
+            forget_after, retain_after, *non_members_after = losses()
             # Give the caller its model back without the bf16 forward wrapper prepare() installed.
             accelerator.unwrap_model(model, keep_fp32_wrapper=False)
             seconds = time.monotonic() - started
@@ -715,6 +762,18 @@ class ApproximateMethod(UnlearningMethod):
                 "retain_loss_before": before["retain"],
                 "retain_loss_after": retain_after,
                 "forget_loss_target": target,
+                "forget_loss_target_from": (
+                    None
+                    if target is None
+                    else "non_members"
+                    if non_member_ex
+                    else "given"
+                    if params.forget_loss_target is not None
+                    else "retain"
+                ),
+                "non_member_records": len(non_member_ex),
+                "non_member_loss_before": before.get("non_members"),
+                "non_member_loss_after": non_members_after[0] if non_members_after else None,
                 "retain_loss_bound": bound,
                 "stopped_reason": stopped_reason,
                 "forget_records": len(forget_records),
@@ -756,11 +815,12 @@ class ApproximateMethod(UnlearningMethod):
         checkpoint_every=50,
         device=None,
         overwrite=False,
+        non_member_texts=None,
     ) -> MethodResult:
         """Load the source, unlearn (on full weights or a fresh LoRA adapter), merge and save.
 
-        ``forget_texts``/``retain_texts`` may hold ``{"prompt", "answer"}`` mappings as well as
-        strings (answer tokens only are then trained and measured).
+        ``forget_texts``/``retain_texts``/``non_member_texts`` may hold ``{"prompt", "answer"}``
+        mappings as well as strings (answer tokens only are then trained and measured).
         """
         started = time.monotonic()
         params = self.parse_params(params)
@@ -830,6 +890,7 @@ class ApproximateMethod(UnlearningMethod):
                 tokenizer=tokenizer,
                 forget_records=forget_texts,
                 retain_records=retain_texts,
+                non_member_records=non_member_texts or (),
                 params=attempt_params,
                 block_size=block,
                 device=device,
@@ -848,7 +909,8 @@ class ApproximateMethod(UnlearningMethod):
                 extra={"method": self.name, "learning_rate": attempt_params.learning_rate},
             )
         else:
-            (_, _, retain_start), (first_step, _, retain_first) = outcome.metrics["history"][:2]
+            start, first = outcome.metrics["history"][:2]
+            retain_start, first_step, retain_first = start[2], first[0], first[2]
             raise RetainBoundBeforeFirstStep(
                 f"{self.name} unlearned nothing: the retain loss crossed its bound (+"
                 f"{params.max_retain_loss_increase} nats) at the first measurement (step "
