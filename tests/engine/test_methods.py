@@ -14,7 +14,12 @@ from transformers import AutoModelForCausalLM
 
 from unlearning_jobs.engine.checkpoints import weights_sha256
 from unlearning_jobs.engine.methods import METHODS, RetainBoundBeforeFirstStep, get_method
-from unlearning_jobs.engine.training import TrainingCancelled, TrainingRecipe, train_causal_lm
+from unlearning_jobs.engine.training import (
+    CheckpointMismatch,
+    TrainingCancelled,
+    TrainingRecipe,
+    train_causal_lm,
+)
 from unlearning_jobs.engine.training.data import texts_fingerprint
 
 APPROXIMATE = ["gradient_ascent", "gradient_difference", "npo"]
@@ -198,6 +203,62 @@ def test_a_run_can_stop_where_the_forget_records_score_like_non_members(
     # At the measurement before the stop the forget records still scored below the non-members.
     _, forget_before_stop, _, non_members_before_stop = m["history"][-2]
     assert forget_before_stop < non_members_before_stop
+
+
+def test_a_run_stopping_on_non_members_resumes_to_the_same_stop_and_refuses_other_non_members(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
+    params = {
+        "learning_rate": 2e-3,
+        "max_steps": 500,
+        "forget_loss_target_from": "non_members",
+        "eval_every": 1,
+        "max_retain_loss_increase": None,
+    }
+    common = {
+        "trained_model": trained_model,
+        "forget_texts": forget_texts,
+        "retain_texts": retain_texts,
+        "params": params,
+    }
+    straight = run(
+        "gradient_difference", tmp_path=tmp_path / "a", non_member_texts=NON_MEMBER_TEXTS, **common
+    )
+    assert straight.metrics["stopped_reason"] == "forget_loss_target" and straight.steps > 4
+
+    def die(step, total):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    resumable = {"checkpoint_dir": tmp_path / "ckpt", "checkpoint_every": 2}
+    with pytest.raises(KeyboardInterrupt):
+        run(
+            "gradient_difference",
+            tmp_path=tmp_path / "b",
+            non_member_texts=NON_MEMBER_TEXTS,
+            progress=die,
+            **resumable,
+            **common,
+        )
+    # Other non-members would move the target: that run's checkpoint is not this one's.
+    with pytest.raises(CheckpointMismatch):
+        run(
+            "gradient_difference",
+            tmp_path=tmp_path / "c",
+            non_member_texts=NON_MEMBER_TEXTS[:4],
+            **resumable,
+            **common,
+        )
+    resumed = run(
+        "gradient_difference",
+        tmp_path=tmp_path / "b",
+        non_member_texts=NON_MEMBER_TEXTS,
+        **resumable,
+        **common,
+    )
+    assert resumed.metrics["resumed_from_step"] == 2
+    assert resumed.steps == straight.steps and resumed.weights_sha256 == straight.weights_sha256
+    assert resumed.metrics["non_member_loss_before"] == straight.metrics["non_member_loss_before"]
 
 
 def test_a_target_from_non_members_needs_them(trained_model, tmp_path, forget_texts, retain_texts):
