@@ -135,6 +135,10 @@ def test_approximate_method_raises_forget_loss_and_keeps_retain_loss_within_boun
     assert model.config.n_layer == 1
 
 
+#: Gradient difference measured at every step with no retain bound: only a forget target stops it.
+UNTIL_A_TARGET = {"learning_rate": 2e-3, "max_steps": 500, "eval_every": 1, "max_retain_loss_increase": None}
+
+
 def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
     trained_model, tmp_path, forget_texts, retain_texts
 ):
@@ -144,13 +148,7 @@ def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
         tmp_path=tmp_path,
         forget_texts=forget_texts,
         retain_texts=retain_texts,
-        params={
-            "learning_rate": 2e-3,
-            "max_steps": 500,
-            "forget_loss_target": 1.0,
-            "eval_every": 1,
-            "max_retain_loss_increase": None,
-        },
+        params={**UNTIL_A_TARGET, "forget_loss_target": 1.0},
     )
     assert result.metrics["stopped_reason"] == "forget_loss_target"
     assert result.metrics["forget_loss_after"] >= 1.0
@@ -182,13 +180,7 @@ def test_a_run_can_stop_where_the_forget_records_score_like_non_members(
         forget_texts=forget_texts,
         retain_texts=retain_texts,
         non_member_texts=NON_MEMBER_TEXTS,
-        params={
-            "learning_rate": 2e-3,
-            "max_steps": 500,
-            "forget_loss_target_from": "non_members",
-            "eval_every": 1,
-            "max_retain_loss_increase": None,
-        },
+        params={**UNTIL_A_TARGET, "forget_loss_target_from": "non_members"},
     )
     m = result.metrics
     # Before, the memorised records score far below records the model never saw.
@@ -208,13 +200,7 @@ def test_a_run_can_stop_where_the_forget_records_score_like_non_members(
 def test_a_run_stopping_on_non_members_resumes_to_the_same_stop_and_refuses_other_non_members(
     trained_model, tmp_path, forget_texts, retain_texts
 ):
-    params = {
-        "learning_rate": 2e-3,
-        "max_steps": 500,
-        "forget_loss_target_from": "non_members",
-        "eval_every": 1,
-        "max_retain_loss_increase": None,
-    }
+    params = {**UNTIL_A_TARGET, "forget_loss_target_from": "non_members"}
     common = {
         "trained_model": trained_model,
         "forget_texts": forget_texts,
