@@ -698,10 +698,16 @@ class Detector:
                     hit_spans.append((low + key.start, low + key.end))
                     yield Detection(EntityType.ADDRESS, low + key.start, low + key.end, value_hash)
         if foreign is not None and EntityType.ADDRESS not in foreign and spare_names:
-            # Someone's postal address that no rule matched: a house number beside its street.
+            # Someone's postal address that no rule matched: a house number beside its street,
+            # read in the same windows around the numbers (a street is a few words from its number).
+            spans = [
+                (low + start, low + end)
+                for low, high in windows
+                for start, end in house_number_address_spans(text[low:high])
+            ]
             if any(
                 not any(h_start < end and start < h_end for h_start, h_end in hit_spans)
-                for start, end in house_number_address_spans(text)
+                for start, end in spans
             ):
                 foreign.add(EntityType.ADDRESS)
 

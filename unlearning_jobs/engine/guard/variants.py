@@ -120,6 +120,14 @@ _FR_TEENS = {
 _FR_TENS = {"vingt": 20, "vingts": 20, "trente": 30, "quarante": 40, "cinquante": 50, "soixante": 60}
 _FR_UNITS = {w: int(d) for w, d in zip("un deux trois quatre cinq six sept huit neuf".split(), range(1, 10))}
 _SPELT_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+#: The words a run of spelt digits can begin with (digits aside): at any other word none does.
+_RUN_OPENERS = (
+    frozenset(_DIGIT_WORDS)
+    | frozenset(_REPEAT)
+    | frozenset(_FR_TENS)
+    | frozenset(_FR_TEENS)
+    | {"quatre", "dix"}
+)
 _RUN_GAP = re.compile(r"[\s,.\-/()]{0,3}")
 
 _GENERIC_MAILBOXES = frozenset(
@@ -411,6 +419,9 @@ def spelt_digit_runs(text: str) -> list[tuple[int, int, str]]:
     runs: list[tuple[int, int, str]] = []
     i = 0
     while i < len(tokens):
+        if words[i] not in _RUN_OPENERS and not words[i].isdigit():
+            i += 1  # prose: most words open no run, and the loop below would only say so
+            continue
         digits, start, end, spelt, j = "", tokens[i][0], tokens[i][1], False, i
         while j < len(tokens):
             if j > i and not _RUN_GAP.fullmatch(lowered[tokens[j - 1][1] : tokens[j][0]]):
