@@ -350,7 +350,7 @@ def _gap_kind(gap: str) -> tuple[bool, bool, bool, bool]:
 class _Words:
     """The words of one text with what every detector needs of them, computed once."""
 
-    __slots__ = ("tokens", "count", "gaps", "kinds", "has_digit")
+    __slots__ = ("tokens", "count", "gaps", "kinds", "has_digit", "_folded")
 
     def __init__(self, text: str) -> None:
         self.tokens = [(*m.span(), m.group()) for m in _TOKEN.finditer(text)]
@@ -362,6 +362,14 @@ class _Words:
         ] + [(False, False, False, False)]
         self.gaps.append("")
         self.has_digit = [_DIGIT.search(token) is not None for _, _, token in tokens]
+        self._folded: list[str] | None = None
+
+    @property
+    def folded(self) -> list[str]:
+        """Each word as a name is folded, once per text (name windows, quasi-identifiers, misspellings)."""
+        if self._folded is None:
+            self._folded = [_fold_name_token(token) for _, _, token in self.tokens]
+        return self._folded
 
 
 class PreparedText:
@@ -595,7 +603,7 @@ class Detector:
                 value_hash = digest(key.hashed_text())
                 if value_hash in table:
                     yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
-            yield from self._fuzzy_names(tokens, i, j, table)
+            yield from self._fuzzy_names(words, i, j, table)
 
     def _spelt_names(
         self, words: _Words, table: Container[str], zones: list[tuple[int, int]]
@@ -634,14 +642,17 @@ class Detector:
                                 EntityType.PERSON, tokens[first][0], _name_end(tokens[last]), value_hash
                             )
 
-    def _fuzzy_names(self, tokens, first: int, last: int, table: Container[str]) -> Iterator[Detection]:
+    def _fuzzy_names(
+        self, words: _Words, first: int, last: int, table: Container[str]
+    ) -> Iterator[Detection]:
         """Capitalised pairs with one keystroke wrong in one word (not a known name); particles
         and initials between them are stepped over ("Caterina Di Sefano", "Michhael Ó Briain")."""
         digest = self._hash[EntityType.PERSON]
+        tokens, folded = words.tokens, words.folded
         content = [
             (k, word)
             for k in range(first, last + 1)
-            if len(word := _fold_name_token(tokens[k][2])) > 1 and word not in NAME_PARTICLES
+            if len(word := folded[k]) > 1 and word not in NAME_PARTICLES
         ]
         for (k_a, a), (k_b, b) in zip(content, content[1:]):
             if not (a.isalpha() and b.isalpha()) or a in STOPWORDS or b in STOPWORDS:
@@ -828,7 +839,7 @@ class Detector:
         person = self._hash[EntityType.PERSON] if EntityType.PERSON in kinds else None
         location = self._hash[EntityType.LOCATION] if EntityType.LOCATION in kinds else None
         tokens, count, kinds = words.tokens, words.count, words.kinds
-        folded = [_fold_name_token(token) for _, _, token in tokens]
+        folded = words.folded
         usable = [
             word.isalpha() and word not in STOPWORDS and not (zones and _in_zones(token[0], zones))
             for word, token in zip(folded, tokens)
@@ -839,6 +850,8 @@ class Detector:
             if not usable[i]:
                 continue
             capitalised = location is not None and tokens[i][2][:1].isupper()
+            if person is None and not capitalised:
+                continue  # quasi-identifiers alone: a place name starts with a capital
             # A letter after an apostrophe opens a family name ("'t Hart"): it is a particle, not
             # a given name's initial, so no name starts there (a family name alone is nobody's
             # full name, and "t hart" is what "T. Hart" hashes to, for a Truus 't Hart).
