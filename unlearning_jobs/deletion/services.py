@@ -37,7 +37,7 @@ from unlearning_jobs.jobs.records import (
     forget_records_for_job,
     model_record_format,
     model_training_ids,
-    non_member_stop_pairs,
+    non_member_stop_records,
     records_texts,
     retain_sample,
     source_training_pairs,
@@ -311,16 +311,16 @@ def _stop_non_members(*, source, version, forget_ids) -> list[tuple[str, str]]:
             "forget_loss_target_from 'non_members' needs the data-set version the source model was "
             "trained on, to find records it was not trained on"
         )
-    pairs = non_member_stop_pairs(
+    records = non_member_stop_records(
         version, trained_ids=model_training_ids(Path(source.path)), forget_ids=forget_ids
     )
-    if not pairs:
+    if not records:
         raise ValueError(
             f"forget_loss_target_from 'non_members' needs records of {version} that {source} was not "
             "trained on (at least two: half stay for verification), and there are none: train or fine-tune "
             "it with a holdout_fraction, or use the default target ('retain')"
         )
-    return pairs
+    return [(record.record_id, text) for record, text in records_texts(records)]
 
 
 def run_unlearn_job(context) -> Any:

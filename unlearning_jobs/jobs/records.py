@@ -188,10 +188,10 @@ def training_holdout_split(
     return trained, held_out
 
 
-def non_member_stop_pairs(
+def non_member_stop_records(
     version: DatasetVersion, *, trained_ids: Iterable[str] | None, forget_ids: Iterable[str]
-) -> list[tuple[str, str]]:
-    """Return ``(record_id, text)`` of the version's non-members an unlearning run may stop on.
+) -> list[DatasetRecord]:
+    """Return the version's non-member records an unlearning run may stop on, in order.
 
     Non-members are records of the version the model was not trained on (``trained_ids``; None:
     it names no list, so every record counts as trained on and there are none), outside the
@@ -200,16 +200,16 @@ def non_member_stop_pairs(
     verification leaves exactly these out of its holdout (``verification_inputs``), so a run
     that stops where the forget records score like non-members is judged on other non-members
     than the ones it stopped on. Each call gives the same records for the same version, model
-    list and forget set, which is what keeps the two apart.
+    list and forget set, which is what keeps the two apart. Chosen from ids alone: no text is read.
     """
 
     if trained_ids is None:
         return []
     trained, forget = set(trained_ids), set(forget_ids)
     pool = [
-        pair
-        for pair in dataset_version_training_pairs(version)
-        if pair[0] not in trained and pair[0] not in forget
+        pk
+        for pk, record_id in dataset_version_training_records(version).values_list("pk", "record_id")
+        if record_id not in trained and record_id not in forget
     ]
-    count = min(NON_MEMBER_STOP_RECORDS, len(pool) // 2)
-    return pool[len(pool) - count :]
+    chosen = pool[len(pool) - min(NON_MEMBER_STOP_RECORDS, len(pool) // 2) :]
+    return list(DatasetRecord.objects.filter(pk__in=chosen).order_by("ordinal"))

@@ -9,7 +9,7 @@ PrivLeak and the utility ratios compare like with like:
   forget set, at most ``LETHE_VERIFY_RETAIN_SAMPLE``;
 - non-members (holdout): records of the same data-set version the original was *not* trained on
   (held out by the recipe, or held back by the re-ingestion guard), less the few an unlearning
-  run may stop on (``jobs.records.non_member_stop_pairs``: a run is not judged on the records
+  run may stop on (``jobs.records.non_member_stop_records``: a run is not judged on the records
   it stopped on). When there are fewer than
   ``LETHE_VERIFY_MIN_HOLDOUT``, synthetic records from the demo generator with a seed of their own
   make up the number: people no model has seen, but of the demo's distribution, not necessarily
@@ -30,7 +30,7 @@ from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.storage import dataset_version_iter_texts
 from unlearning_jobs.jobs.records import (
     model_training_ids,
-    non_member_stop_pairs,
+    non_member_stop_records,
     records_texts,
     retain_sample,
 )
@@ -113,8 +113,8 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
         source = "records of the data-set version the original was not trained on"
     members = [(record_id, text) for record_id, text in pairs if record_id in trained_set]
     for_stop = {
-        record_id
-        for record_id, _ in non_member_stop_pairs(version, trained_ids=trained, forget_ids=forget_ids)
+        record.record_id
+        for record in non_member_stop_records(version, trained_ids=trained, forget_ids=forget_ids)
     }
     if for_stop:
         source += f", less the {len(for_stop)} an unlearning run may stop on"

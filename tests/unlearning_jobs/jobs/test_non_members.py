@@ -21,7 +21,8 @@ from unlearning_jobs.decisions import services as decisions
 from unlearning_jobs.jobs.records import (
     dataset_version_training_pairs,
     model_training_ids,
-    non_member_stop_pairs,
+    non_member_stop_records,
+    records_texts,
     training_holdout_split,
 )
 from unlearning_jobs.models import DatasetVersion, JobStatus, UnlearningJob
@@ -61,7 +62,12 @@ def test_a_model_trained_with_a_holdout_is_verified_against_it_less_what_a_run_m
     decided = _decide_npo(officer, source, QUICK)
     inputs = verification_inputs(forget_record_pks=decided.forget_record_pks, original=source)
     forget_ids = {record["record_id"] for record in inputs["forget_records"]}
-    for_stop = non_member_stop_pairs(tickets, trained_ids=trained, forget_ids=forget_ids)
+    for_stop = [
+        (record.record_id, text)
+        for record, text in records_texts(
+            non_member_stop_records(tickets, trained_ids=trained, forget_ids=forget_ids)
+        )
+    ]
     non_members = [record_id for record_id in held_out if record_id not in forget_ids]
     sizes = inputs["sample_sizes"]
     assert len(for_stop) == len(non_members) // 2 > 0
