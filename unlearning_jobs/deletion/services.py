@@ -37,7 +37,7 @@ from unlearning_jobs.jobs.records import (
     forget_records_for_job,
     model_record_format,
     model_training_ids,
-    non_member_stop_records,
+    non_member_stop_records_offered,
     records_texts,
     retain_sample,
     source_training_pairs,
@@ -311,7 +311,7 @@ def _stop_non_members(*, source, version, forget_ids) -> list[tuple[str, str]]:
             "forget_loss_target_from 'non_members' needs the data-set version the source model was "
             "trained on, to find records it was not trained on"
         )
-    records = non_member_stop_records(
+    records = non_member_stop_records_offered(
         version, trained_ids=model_training_ids(Path(source.path)), forget_ids=forget_ids
     )
     if not records:

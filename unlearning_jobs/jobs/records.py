@@ -195,12 +195,18 @@ def non_member_stop_records(
 
     Non-members are records of the version the model was not trained on (``trained_ids``; None:
     it names no list, so every record counts as trained on and there are none), outside the
-    forget set and not held back by the re-ingestion guard (an erased person's records are used
-    for nothing). The run takes the last ``NON_MEMBER_STOP_RECORDS`` of them, at most half, and
+    forget set. The last ``NON_MEMBER_STOP_RECORDS`` of them, at most half, are chosen, and
     verification leaves exactly these out of its holdout (``verification_inputs``), so a run
     that stops where the forget records score like non-members is judged on other non-members
-    than the ones it stopped on. Each call gives the same records for the same version, model
-    list and forget set, which is what keeps the two apart. Chosen from ids alone: no text is read.
+    than the ones it stopped on. The run itself reads only those of them the re-ingestion guard
+    lets through (``non_member_stop_records_offered``: an erased person's records are used for
+    nothing).
+
+    The choice reads only what never changes (the version's records, the model's training list,
+    the job's frozen forget set), so the job and its verification runs later make the same one
+    even when the guard holds records back or an officer releases them in between; choosing
+    among the records offered at the time would shift the window and could hand verification a
+    record the run stopped on. Chosen from ids alone: no text is read.
     """
 
     if trained_ids is None:
@@ -208,8 +214,16 @@ def non_member_stop_records(
     trained, forget = set(trained_ids), set(forget_ids)
     pool = [
         pk
-        for pk, record_id in dataset_version_training_records(version).values_list("pk", "record_id")
+        for pk, record_id in version.records.order_by("ordinal").values_list("pk", "record_id")
         if record_id not in trained and record_id not in forget
     ]
     chosen = pool[len(pool) - min(NON_MEMBER_STOP_RECORDS, len(pool) // 2) :]
     return list(DatasetRecord.objects.filter(pk__in=chosen).order_by("ordinal"))
+
+
+def non_member_stop_records_offered(
+    version: DatasetVersion, *, trained_ids: Iterable[str] | None, forget_ids: Iterable[str]
+) -> list[DatasetRecord]:
+    """Return what an unlearning run stops on: ``non_member_stop_records`` less those held back."""
+    chosen = non_member_stop_records(version, trained_ids=trained_ids, forget_ids=forget_ids)
+    return list(dataset_version_training_records(version).filter(pk__in=[record.pk for record in chosen]))

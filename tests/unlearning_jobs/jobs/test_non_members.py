@@ -22,10 +22,11 @@ from unlearning_jobs.jobs.records import (
     dataset_version_training_pairs,
     model_training_ids,
     non_member_stop_records,
+    non_member_stop_records_offered,
     records_texts,
     training_holdout_split,
 )
-from unlearning_jobs.models import DatasetVersion, JobStatus, UnlearningJob
+from unlearning_jobs.models import DatasetVersion, JobStatus, ReingestionHit, UnlearningJob
 from unlearning_jobs.verification.runner import verification_inputs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_jobs")]
@@ -75,6 +76,39 @@ def test_a_model_trained_with_a_holdout_is_verified_against_it_less_what_a_run_m
     # Verification measures the other held-out records, never the ones a run stops on.
     assert sizes["holdout"] == len(non_members) - len(for_stop)
     assert not set(inputs["holdout_texts"]) & {text for _, text in for_stop}
+
+
+def test_records_held_back_after_the_run_never_put_what_it_stopped_on_into_verification(
+    engineer, officer, tickets, settings
+):
+    """The guard holding records back between the job and its verification (another request
+    approved meanwhile) must not shift which records verification keeps apart: here two earlier
+    non-members and one the run stopped on are held back after it ran."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 2
+    source = model_train(dataset_version=tickets, engineer=engineer, holdout_fraction=0.5).produced_model
+    decided = _decide_npo(officer, source, QUICK)
+    trained = model_training_ids(Path(source.path))
+    forget_ids = set(
+        tickets.records.filter(pk__in=decided.forget_record_pks).values_list("record_id", flat=True)
+    )
+    used = non_member_stop_records_offered(tickets, trained_ids=trained, forget_ids=forget_ids)
+    used_texts = {text for _, text in records_texts(used)}
+    earlier = [
+        record
+        for record in tickets.records.order_by("ordinal")
+        if record.record_id not in set(trained) | forget_ids and record not in used
+    ]
+    assert len(used) >= 2 and len(earlier) >= 2
+    for record in (*earlier[:2], used[0]):
+        ReingestionHit.objects.create(
+            version=tickets, record=record, erasure_request=decided.erasure_request, entity_types=["EMAIL"]
+        )
+
+    inputs = verification_inputs(forget_record_pks=decided.forget_record_pks, original=source)
+    assert not set(inputs["holdout_texts"]) & used_texts
+    assert inputs["sample_sizes"]["holdout_kept_for_stop"] == len(used)
+    # A later run stops on the same records less the one now held back, never on another.
+    assert non_member_stop_records_offered(tickets, trained_ids=trained, forget_ids=forget_ids) == used[1:]
 
 
 def _decide_npo(officer, source, params):
