@@ -195,6 +195,10 @@ def test_a_run_can_stop_where_the_forget_records_score_like_non_members(
     # At the measurement before the stop the forget records still scored below the non-members.
     _, forget_before_stop, _, non_members_before_stop = m["history"][-2]
     assert forget_before_stop < non_members_before_stop
+    # Without the retain bound nothing reads the retain loss during the run: measured before and
+    # after, not at the measurements in between (the most records of the three).
+    assert m["history"][0][2] == pytest.approx(m["retain_loss_before"]) and retain is None
+    assert all(entry[2] is None for entry in m["history"][1:]) and m["retain_loss_after"] > 0
 
 
 def test_a_run_stopping_on_non_members_resumes_to_the_same_stop_and_refuses_other_non_members(
@@ -279,6 +283,8 @@ def test_retain_loss_bound_keeps_the_last_weights_within_it(
     m = result.metrics
     assert m["stopped_reason"] == "retain_loss_bound"
     assert m["retain_loss_after"] <= m["retain_loss_bound"] + 1e-6
+    # Under the bound the retain loss is what decides, so every measurement reads it.
+    assert len(m["history"]) > 2 and all(entry[2] is not None for entry in m["history"])
 
 
 BOUND_AT_ONCE = {"learning_rate": 1e-2, "max_steps": 20, "eval_every": 2, "max_retain_loss_increase": 0.05}

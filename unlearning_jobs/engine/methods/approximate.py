@@ -143,7 +143,8 @@ class ApproximateParams:
       retain term can fit the records its bound reads and pass it while the model loses utility
       elsewhere (seen on SmolLM2 fine-tuned on TOFU: a saliency-masked NPO run kept its retain
       loss inside the bound and lost 41 % of held-out authors' utility).
-    - ``eval_every``: steps between measurements of the forget loss and the retain sample; the
+    - ``eval_every``: steps between measurements of the forget loss and the retain sample (the
+      retain sample only under the retain bound: without it, before and after the run alone); the
       stop decisions are taken there, so it is also their granularity.
     - ``lr_backoffs``: when the retain loss crosses its bound at the first measurement, so that
       no step is kept and the weights would come back unchanged, ``run`` starts again from the
@@ -576,12 +577,20 @@ class ApproximateMethod(UnlearningMethod):
             )
             optimizer = accelerator.prepare(optimizer)
 
-            def losses() -> tuple[float, ...]:
-                """Return the mean forget and retain losses, and the non-members' when they set the target."""
+            def losses(*, retain: bool = True) -> tuple[float | None, ...]:
+                """Return the mean forget and retain losses, and the non-members' when they set the target.
+
+                ``retain=False`` leaves the retain loss out (None): during the run it decides
+                something only under the retain bound, and it is the largest of the three samples,
+                so a run without the bound that measures often (a non-member target checked every
+                step) would spend most of its measuring on a number nothing reads.
+                """
                 # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
                 with accelerator.autocast():
                     measured = [
-                        evaluate_examples_loss(
+                        None
+                        if examples is retain_eval and not retain
+                        else evaluate_examples_loss(
                             model, examples, pad_id=pad, device=device, dtype=torch.float32
                         )
                         if examples
@@ -636,7 +645,8 @@ class ApproximateMethod(UnlearningMethod):
                 if non_member_ex:
                     before["non_members"] = measured[2]
                 history = [(0, *measured)]
-            # Each entry of history: (step, forget loss, retain loss[, non-members' loss]).
+            # Each entry of history: (step, forget loss, retain loss[, non-members' loss]); the
+            # retain loss is None between the first and last entries of a run without the bound.
             target = None
             if params.stop_at_forget_target:
                 target = params.forget_loss_target
@@ -667,7 +677,7 @@ class ApproximateMethod(UnlearningMethod):
             for step in range(start_step, total_steps + 1):
                 if step % params.eval_every == 0 or step == total_steps:
                     if step != history[-1][0]:
-                        history.append((step, *losses()))
+                        history.append((step, *losses(retain=bound is not None or step == total_steps)))
                     forget_now, retain_now = history[-1][1], history[-1][2]
                     if non_member_ex:
                         # What records the model never saw score now: the run's damage raises it too.
