@@ -371,16 +371,20 @@ def test_stepping_the_salient_rows_alone_ends_where_masking_whole_gradients_does
     for (name, a), (_, b) in zip(
         compact_model.named_parameters(), whole_model.named_parameters(), strict=True
     ):
-        # Bit for bit here; clipped, the norm sums the same squares in another order, and a tied
-        # matrix's sliced product (the output layer) sums in another order than the whole one.
-        if max_grad_norm > 1 and not tied:
-            assert torch.equal(a, b), name
-        else:
-            assert torch.allclose(a, b, rtol=0, atol=1e-6), (name, float((a - b).abs().max()))
+        # To rounding: clipped, the norm sums the same squares in another order; a tied matrix's
+        # sliced product (the output layer) sums in another order than the whole one; and the
+        # embedding's backward may accumulate its rows in another order (bit for bit on the
+        # machines this was written on, 1.5e-8 apart on an AMD EPYC's kernels).
+        assert torch.allclose(a, b, rtol=0, atol=1e-6), (name, float((a - b).abs().max()))
     for (step, *losses), (same_step, *same_losses) in zip(
         compact.metrics["history"], whole.metrics["history"], strict=True
     ):
-        assert step == same_step and losses == pytest.approx(same_losses, rel=1e-6)
+        # The retain loss is None where the run did not measure it (no retain bound).
+        assert step == same_step and [loss is None for loss in losses] == [
+            loss is None for loss in same_losses
+        ]
+        measured = [(a, b) for a, b in zip(losses, same_losses, strict=True) if a is not None]
+        assert [a for a, _ in measured] == pytest.approx([b for _, b in measured], rel=1e-6)
     assert compact.metrics["forget_loss_after"] > compact.metrics["forget_loss_before"]  # it did train
 
 
