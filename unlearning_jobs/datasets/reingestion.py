@@ -187,8 +187,26 @@ def dataset_version_training_records(version: DatasetVersion):
     Every record except those flagged by the guard and not overridden. What training and
     unlearning jobs must read instead of ``version.records``.
     """
-    blocked = ReingestionHit.objects.filter(version=version, overridden_at__isnull=True).values("record_id")
-    return version.records.exclude(pk__in=blocked).order_by("ordinal")
+    return version.records.exclude(pk__in=_holding_back(version).values("record_id")).order_by("ordinal")
+
+
+def dataset_version_held_back_record_ids(version: DatasetVersion) -> set[str]:
+    """Return the ``record_id`` of every record of the version the guard holds back.
+
+    An erased person's records are used for nothing once held back: verification leaves them out
+    of the samples it measures other requests' models on (``verification_inputs``), as training
+    and unlearning leave them out through ``dataset_version_training_records``.
+    """
+    return set(
+        DatasetRecord.objects.filter(pk__in=_holding_back(version).values("record_id")).values_list(
+            "record_id", flat=True
+        )
+    )
+
+
+def _holding_back(version: DatasetVersion):
+    """Return the version's hits that hold their record back (not overridden by an officer)."""
+    return ReingestionHit.objects.filter(version=version, overridden_at__isnull=True)
 
 
 def dataset_versions_reingestion_hits(versions) -> dict[int, list[ReingestionHit]]:

@@ -157,9 +157,16 @@ def forget_records_for_job(job: UnlearningJob) -> list[DatasetRecord]:
 
 def retain_sample(pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: int, seed: int) -> list[str]:
     """Return the texts of up to ``size`` records not in ``exclude``, a seeded sample in data order."""
+    return [text for _, text in retain_sample_pairs(pairs, exclude=exclude, size=size, seed=seed)]
+
+
+def retain_sample_pairs(
+    pairs: Sequence[tuple[str, str]], *, exclude: set[str], size: int, seed: int
+) -> list[tuple[str, str]]:
+    """Return ``retain_sample``'s choice as ``(record_id, text)`` pairs."""
     from unlearning_jobs.engine.methods.base import sample_indices
 
-    kept = [text for record_id, text in pairs if record_id not in exclude]
+    kept = [pair for pair in pairs if pair[0] not in exclude]
     return [kept[i] for i in sample_indices(len(kept), size=size, seed=seed)]
 
 

@@ -14,7 +14,12 @@ from rest_framework.response import Response
 from requests_app.models import ErasureRequest
 from unlearning_jobs.jobs.apis import JobsApiBase
 from unlearning_jobs.models import VerificationRun
-from unlearning_jobs.verification.services import run_as_dict, verification_for_job, verify_jobs_of_request
+from unlearning_jobs.verification.services import (
+    run_as_dict,
+    verification_for_job,
+    verification_runs_current,
+    verify_jobs_of_request,
+)
 from unlearning_jobs.verification.views import verification_job_or_404
 
 
@@ -36,10 +41,10 @@ def _jobs(verify_jobs) -> list[dict]:
 
 
 def _runs(runs) -> list[dict]:
-    return [
-        run_as_dict(run)
-        for run in runs.select_related("model_version").prefetch_related("results").order_by("pk")
-    ]
+    """Every run, oldest first; ``current`` is false for one a later measurement of its model superseded."""
+    runs = list(runs.select_related("model_version", "job").prefetch_related("results").order_by("pk"))
+    current = {run.pk for run in verification_runs_current(runs)}
+    return [{**run_as_dict(run), "current": run.pk in current} for run in runs]
 
 
 class JobVerificationApi(JobsApiBase):
@@ -66,7 +71,7 @@ class JobVerificationApi(JobsApiBase):
 
 
 class RequestVerificationApi(JobsApiBase):
-    """Every verification run of a request, with its rows."""
+    """Every verification run of a request, with its rows (``current``: not superseded)."""
 
     OutputSerializer = VerificationOutputSerializer
 

@@ -8,9 +8,12 @@ PrivLeak and the utility ratios compare like with like:
 - members kept (retain sample): a seeded sample of the original's training records not in the
   forget set, at most ``LETHE_VERIFY_RETAIN_SAMPLE``;
 - non-members (holdout): records of the same data-set version the original was *not* trained on
-  (held out by the recipe, or held back by the re-ingestion guard), less the few an unlearning
-  run may stop on (``jobs.records.non_member_stop_records``: a run is not judged on the records
-  it stopped on). When there are fewer than
+  (held out by the recipe, or held back by the re-ingestion guard before it was trained), less
+  the few an unlearning run may stop on (``jobs.records.non_member_stop_records``: a run is not
+  judged on the records it stopped on);
+- from both samples, once chosen, the records the guard holds back *now* are dropped (another
+  erased person's records are measured on for no one); the run's ``samples_digest`` names the
+  records measured, and only runs of equal digests are compared. When there are fewer than
   ``LETHE_VERIFY_MIN_HOLDOUT``, synthetic records from the demo generator with a seed of their own
   make up the number: people no model has seen, but of the demo's distribution, not necessarily
   the data set's, so the AUCs are then a weaker signal (the run's ``sample_sizes`` says so);
@@ -20,6 +23,8 @@ PrivLeak and the utility ratios compare like with like:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 
@@ -27,12 +32,13 @@ from django.conf import settings
 
 from requests_app.identifiers import identifiers_decrypt
 from requests_app.models import ErasureRequest
+from unlearning_jobs.datasets.reingestion import dataset_version_held_back_record_ids
 from unlearning_jobs.datasets.storage import dataset_version_iter_texts
 from unlearning_jobs.jobs.records import (
     model_training_ids,
     non_member_stop_records,
     records_texts,
-    retain_sample,
+    retain_sample_pairs,
 )
 from unlearning_jobs.jobs.runner import JobOutcome
 from unlearning_jobs.models import DatasetRecord, JobPhase, ModelVersion
@@ -93,8 +99,30 @@ def _synthetic_holdout(count: int) -> list[str]:
     return [record["text"] for record in demo.records[:count]]
 
 
+def samples_digest(*, forget_ids, holdout_ids, synthetic: int, retain_ids) -> str:
+    """Return a digest of the records a run measures on (ids only), to tell runs that compare.
+
+    Two runs of a request compare like with like only when they measured the same forget,
+    holdout and retain records; ``verification.services`` compares runs of equal digests only.
+    """
+    chosen = {
+        "forget": sorted(forget_ids),
+        "holdout": list(holdout_ids),
+        "holdout_synthetic": synthetic,
+        "retain": list(retain_ids),
+    }
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode("utf-8")).hexdigest()
+
+
 def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_version=None) -> dict:
-    """Return forget records, holdout and retain texts, and their sizes and origin, for one request."""
+    """Return forget records, holdout and retain texts, and their sizes and origin, for one request.
+
+    The holdout and retain samples are chosen from what never changes (the version's records, the
+    original's training list, the frozen forget set), then the records the re-ingestion guard
+    holds back are dropped from them: another erased person's records are measured on for no one.
+    Choosing first keeps every other record where it was, so a hold-back changes a request's
+    samples only where it takes a record out of them (``samples_digest`` tells).
+    """
 
     forget = records_texts(
         DatasetRecord.objects.filter(pk__in=forget_record_pks).order_by("version_id", "ordinal")
@@ -118,34 +146,49 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
     }
     if for_stop:
         source += f", less the {len(for_stop)} an unlearning run may stop on"
-    holdout = [
-        text
+    held_back = dataset_version_held_back_record_ids(version) - forget_ids
+    chosen_holdout = [
+        (record_id, text)
         for record_id, text in pairs
         if record_id not in trained_set and record_id not in forget_ids and record_id not in for_stop
-    ]
-    holdout = holdout[: settings.LETHE_VERIFY_MAX_HOLDOUT]
+    ][: settings.LETHE_VERIFY_MAX_HOLDOUT]
+    holdout_pairs = [pair for pair in chosen_holdout if pair[0] not in held_back]
+    if len(holdout_pairs) < len(chosen_holdout):
+        source += f", less {len(chosen_holdout) - len(holdout_pairs)} held back for an erasure"
+    holdout = [text for _, text in holdout_pairs]
     synthetic = 0
     if len(holdout) < settings.LETHE_VERIFY_MIN_HOLDOUT:
         synthetic = settings.LETHE_VERIFY_MIN_HOLDOUT - len(holdout)
         holdout += _synthetic_holdout(synthetic)
         source += f", plus {synthetic} synthetic demo records (seed {SYNTHETIC_HOLDOUT_SEED})"
-    retain = retain_sample(
+    chosen_retain = retain_sample_pairs(
         members, exclude=forget_ids, size=settings.LETHE_VERIFY_RETAIN_SAMPLE, seed=SAMPLE_SEED
     )
-    if not retain:
+    retain_pairs = [pair for pair in chosen_retain if pair[0] not in held_back]
+    if not retain_pairs:
         raise ValueError("no retained records to measure utility on")
     records = [{"record_id": record.record_id, "text": text, "subject_id": None} for record, text in forget]
     return {
         "forget_records": records,
         "holdout_texts": holdout,
-        "retain_texts": retain,
+        "retain_texts": [text for _, text in retain_pairs],
         "sample_sizes": {
             "forget": len(records),
             "holdout": len(holdout),
             "holdout_synthetic": synthetic,
             "holdout_source": source,
             "holdout_kept_for_stop": len(for_stop),
-            "retain": len(retain),
+            "retain": len(retain_pairs),
+            "held_back_left_out": {
+                "holdout": len(chosen_holdout) - len(holdout_pairs),
+                "retain": len(chosen_retain) - len(retain_pairs),
+            },
+            "samples_digest": samples_digest(
+                forget_ids={record["record_id"] for record in records},
+                holdout_ids=[record_id for record_id, _ in holdout_pairs],
+                synthetic=synthetic,
+                retain_ids=[record_id for record_id, _ in retain_pairs],
+            ),
             "dataset_version_id": version.pk,
         },
     }

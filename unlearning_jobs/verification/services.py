@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -58,12 +59,13 @@ def verify_params_validate(method: str, params: Mapping[str, Any] | None) -> dic
 
     ``role`` says which column of the comparison the model is; ``original_model_id`` the model
     the request's erasure started from (its training list decides members and non-members, the
-    same for every column); ``erasure_request_id`` and ``for_job_id`` where the job comes from.
+    same for every column); ``erasure_request_id`` and ``for_job_id`` where the job comes from;
+    ``remeasure_on``, on a re-measurement only, the samples digest it was queued for.
     """
     if method != VERIFY_METHOD:
         raise ValueError(f"a verify job's method must be {VERIFY_METHOD!r}, got {method!r}")
     params = dict(params or {})
-    unknown = set(params) - {"role", "erasure_request_id", "for_job_id", "original_model_id"}
+    unknown = set(params) - {"role", "erasure_request_id", "for_job_id", "original_model_id", "remeasure_on"}
     if unknown:
         raise ValueError(f"unknown verify parameters: {sorted(unknown)}")
     role = params.get("role")
@@ -75,6 +77,11 @@ def verify_params_validate(method: str, params: Mapping[str, Any] | None) -> dic
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{key} must be a positive integer or null, got {value!r}")
         cleaned[key] = value
+    if "remeasure_on" in params:
+        digest = params["remeasure_on"]
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"remeasure_on must be a samples digest (64 hex digits), got {digest!r}")
+        cleaned["remeasure_on"] = digest
     return cleaned
 
 
@@ -99,26 +106,28 @@ def verification_job_create(
     for_job: UnlearningJob | None = None,
     actor=None,
     enqueue: bool = True,
+    remeasure_on: str | None = None,
 ) -> UnlearningJob:
     """Queue a verify job of ``model_version`` in ``role``, or return the one already made.
 
     Idempotent per request, model and role (a cancelled one is replaced), so a success hook that
-    runs twice, or two jobs of one request sharing an original, make one baseline.
+    runs twice, or two jobs of one request sharing an original, make one baseline. A
+    re-measurement (``remeasure_on``: the samples digest the model must be measured on again,
+    ``verification_remeasure_stale_runs``) is idempotent per digest instead.
     """
 
-    existing = (
-        UnlearningJob.objects.filter(
-            kind=JobKind.VERIFY,
-            source_model=model_version,
-            params__role=role,
-            params__erasure_request_id=erasure_request_id,
-        )
-        .exclude(status=JobStatus.CANCELLED)
-        .order_by("pk")
-        .first()
-    )
+    existing = UnlearningJob.objects.filter(
+        kind=JobKind.VERIFY,
+        source_model=model_version,
+        params__role=role,
+        params__erasure_request_id=erasure_request_id,
+    ).exclude(status=JobStatus.CANCELLED)
+    if remeasure_on is not None:
+        existing = existing.filter(params__remeasure_on=remeasure_on)
+    existing = existing.order_by("pk").first()
     if existing is not None:
         return existing
+    extra = {"remeasure_on": remeasure_on} if remeasure_on is not None else {}
     return job_create(
         kind=JobKind.VERIFY.value,
         actor=actor,
@@ -135,6 +144,7 @@ def verification_job_create(
             "erasure_request_id": erasure_request_id,
             "for_job_id": for_job.pk if for_job else None,
             "original_model_id": original_model.pk,
+            **extra,
         },
     )
 
@@ -195,21 +205,126 @@ def _result_of(run: VerificationRun | None):
     return EngineResult(rows=(), skipped=(), measurements=run.measurements)
 
 
-def _comparison_runs(run: VerificationRun) -> tuple[VerificationRun | None, VerificationRun | None]:
-    """Return the newest original and reference runs measured on the same records as ``run``."""
-    if run.erasure_request_id is None:
-        return None, None
-    siblings = (
+def samples_digest_of(run: VerificationRun) -> str | None:
+    """Return the digest of the records ``run`` measured on (None for runs stored before it was kept)."""
+    return (run.sample_sizes or {}).get("samples_digest")
+
+
+def _request_runs(run: VerificationRun):
+    """Return the measured runs of ``run``'s request on the same original model, newest first."""
+    return (
         VerificationRun.objects.filter(
             erasure_request_id=run.erasure_request_id,
             job__params__original_model_id=run.job.params.get("original_model_id"),
         )
         .exclude(measurements={})
+        .select_related("job", "model_version")
         .order_by("-pk")
     )
-    original = siblings.filter(role=VerificationRole.ORIGINAL).first()
-    reference = siblings.filter(role=VerificationRole.REFERENCE).first()
+
+
+def _comparison_runs(run: VerificationRun) -> tuple[VerificationRun | None, VerificationRun | None]:
+    """Return the newest original and reference runs measured on the same records as ``run``.
+
+    Runs of one request are compared only when their samples digests are equal: a run measured
+    before a record of its samples was held back for another erasure is compared with nothing
+    until it is measured again (``verification_remeasure_stale_runs``).
+    """
+    if run.erasure_request_id is None:
+        return None, None
+    same = [other for other in _request_runs(run) if samples_digest_of(other) == samples_digest_of(run)]
+    original = next((other for other in same if other.role == VerificationRole.ORIGINAL), None)
+    reference = next((other for other in same if other.role == VerificationRole.REFERENCE), None)
     return original, reference
+
+
+def _waiting_for_remeasurement(run: VerificationRun) -> list[dict]:
+    """Return skipped items naming the request's runs ``run`` cannot be compared with (other records)."""
+    compared_with = {
+        VerificationRole.ORIGINAL: (),
+        VerificationRole.REFERENCE: (VerificationRole.ORIGINAL,),
+        VerificationRole.PRODUCED: (VerificationRole.ORIGINAL, VerificationRole.REFERENCE),
+    }[run.role]
+    if run.erasure_request_id is None or not compared_with:
+        return []
+    others = [
+        other
+        for other in verification_runs_current(_request_runs(run))
+        if other.role in compared_with and samples_digest_of(other) != samples_digest_of(run)
+    ]
+    return [
+        {
+            "metric": f"comparison_with_{other.role}",
+            "reason": (
+                f"the {other.get_role_display().lower()} run #{other.pk} was measured on other records "
+                "(a record of the samples was held back for an erasure, or released, in between); "
+                "it is measured again and this run judged again when that ends"
+            ),
+        }
+        for other in others
+    ]
+
+
+def verification_runs_current(runs) -> list[VerificationRun]:
+    """Return the runs no later run of the same request, model, role and original supersedes, by pk.
+
+    A model is measured more than once for one request only when a re-measurement was queued
+    (``verification_remeasure_stale_runs``); the newest is its claim, and pages, the API and the
+    report show that one. A run without a request is never superseded.
+    """
+    newest: dict[tuple, VerificationRun] = {}
+    for run in sorted(runs, key=lambda run: run.pk):
+        if run.erasure_request_id is None:
+            key: tuple = ("job", run.job_id)
+        else:
+            key = (
+                run.erasure_request_id,
+                run.model_version_id,
+                run.role,
+                run.job.params.get("original_model_id"),
+            )
+        newest[key] = run
+    return sorted(newest.values(), key=lambda run: run.pk)
+
+
+def verification_remeasure_stale_runs(run: VerificationRun) -> list[UnlearningJob]:
+    """Queue a new measurement of each of the request's models last measured on other records.
+
+    The records a request's models are measured on change only when the guard holds back (or an
+    officer releases) a record of its samples between two of its verify jobs. The samples of the
+    measurement started last are the current ones; every other model of the request whose newest
+    run measured other records is measured again (idempotent per digest), so that each column is
+    compared like with like again. Returns the jobs queued or found.
+    """
+    if run.erasure_request_id is None or samples_digest_of(run) is None:
+        return []
+    current_runs = verification_runs_current(_request_runs(run))
+    latest = max(current_runs, key=lambda other: (other.job.started_at or other.created_at, other.pk))
+    digest = samples_digest_of(latest)
+    stale = [other for other in current_runs if samples_digest_of(other) != digest]
+    if not stale:
+        return []
+    original_model = ModelVersion.objects.get(pk=run.job.params.get("original_model_id"))
+    made = []
+    for other in stale:
+        for_job = UnlearningJob.objects.filter(pk=other.job.params.get("for_job_id")).first()
+        made.append(
+            verification_job_create(
+                model_version=other.model_version,
+                role=other.role,
+                erasure_request_id=run.erasure_request_id,
+                forget_record_pks=other.job.forget_record_pks,
+                original_model=original_model,
+                dataset_version=other.job.dataset_version,
+                for_job=for_job,
+                remeasure_on=digest,
+            )
+        )
+    logger.info(
+        "verification.remeasure_queued",
+        extra={"verification_run_id": run.pk, "verify_job_ids": [job.pk for job in made]},
+    )
+    return made
 
 
 def _robustness_rows(run: VerificationRun, result) -> tuple[list, list[dict]]:
@@ -316,7 +431,9 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
         )
         run.reference_model = use_reference.model_version if use_reference else None
         run.thresholds = _thresholds_used()
-        run.skipped = [dict(item) for item in result.skipped] + robustness_skipped
+        run.skipped = (
+            [dict(item) for item in result.skipped] + robustness_skipped + _waiting_for_remeasurement(run)
+        )
         run.passed = bool(rows) and all(row.passed for row in rows)
         run.complete = not run.skipped
         run.assessed_at = timezone.now()
@@ -370,6 +487,7 @@ def verification_run_record(*, job: UnlearningJob, measurements: dict, sample_si
         ):
             if other.role != VerificationRole.ORIGINAL and other.measurements:
                 verification_run_assess(run=other)
+    verification_remeasure_stale_runs(run)
     return run
 
 
@@ -394,7 +512,7 @@ def verification_comparison(*, erasure_request_id: int | None = None, runs=None)
     if runs is None:
         runs = VerificationRun.objects.filter(erasure_request_id=erasure_request_id)
     runs = sorted(
-        runs.select_related("model_version", "job").prefetch_related("results"),
+        verification_runs_current(runs.select_related("model_version", "job").prefetch_related("results")),
         key=lambda run: (ROLE_ORDER.index(run.role), run.pk),
     )
     columns = [_column(run) for run in runs]
@@ -563,11 +681,10 @@ def request_verification_unfinished_refusal(erasure_request) -> str | None:
 def verification_for_report(erasure_request) -> dict:
     """Return the request's verification rows and plots for its audit report, ``passed`` as stored."""
     results, figures = [], []
-    runs = (
+    runs = verification_runs_current(
         VerificationRun.objects.filter(erasure_request=erasure_request)
-        .select_related("model_version", "reference_model")
+        .select_related("model_version", "reference_model", "job")
         .prefetch_related("results")
-        .order_by("pk")
     )
     for run in runs:
         subject = f"{run.get_role_display()}: {run.model_version.name} (#{run.model_version_id})"
