@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import transaction
 
+from unlearning_jobs.datasets.reingestion import dataset_version_held_back_record_ids
 from unlearning_jobs.datasets.services import dataset_version_derive
 from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.engine.device import device_label
@@ -323,6 +324,24 @@ def _stop_non_members(*, source, version, forget_ids) -> list[tuple[str, str]]:
     return [(record.record_id, text) for record, text in records_texts(records)]
 
 
+def _without_records_held_back_for_others(
+    pairs: list[tuple[str, str]], *, version, forget_ids: Iterable[str], sisa: bool
+) -> tuple[list[tuple[str, str]], int]:
+    """Return the pairs less the records held back for other erasures, and how many were left out.
+
+    A model trained before another person's erasure was approved names that person's records in
+    its training list; retraining or regularising on them would train on an erased person's data
+    again, which the re-ingestion guard exists to prevent. The job's own forget records are
+    handled by the method. A SISA model keeps them: its retrained shards are checked against the
+    texts they were trained on, and the shards that hold them are that person's own job to retrain.
+    """
+    if version is None or sisa:
+        return pairs, 0
+    held_back = dataset_version_held_back_record_ids(version) - set(forget_ids)
+    kept = [pair for pair in pairs if pair[0] not in held_back]
+    return kept, len(pairs) - len(kept)
+
+
 def run_unlearn_job(context) -> Any:
     """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
     from unlearning_jobs.engine.methods import get_method
@@ -352,6 +371,17 @@ def run_unlearn_job(context) -> Any:
         pairs = dataset_version_training_pairs(retain_version)
         forget_ids = sorted(
             {record.record_id for record, _ in forget if record.version_id == retain_version.pk}
+        )
+    # What the source was trained on stays the list of its descent; what this run trains or
+    # regularises on leaves out records the guard holds back for other erasures since.
+    trained_pairs = pairs
+    pairs, held_back_left_out = _without_records_held_back_for_others(
+        pairs, version=version, forget_ids=forget_ids, sisa=source.kind == ModelKind.SISA
+    )
+    if held_back_left_out:
+        context.log(
+            f"{held_back_left_out} record(s) the source was trained on are held back for other erasures: "
+            "left out of what this run trains on"
         )
     # Found before anything is derived, so a run that cannot have them fails having changed nothing.
     stop_pairs = (
@@ -414,10 +444,12 @@ def run_unlearn_job(context) -> Any:
     )
     if version is not None and source.kind != ModelKind.SISA:
         # What a later exact retrain of this version must train on: the source's records without
-        # the ones forgotten now (an approximate method's weights still descend from them).
+        # the ones forgotten now (an approximate method's weights still descend from them, and
+        # from the records held back for others, which that retrain leaves out in its turn).
         dropped = set(forget_ids)
+        listed = pairs if exact_method else trained_pairs
         (context.staging_dir / TRAINING_RECORDS_FILE).write_text(
-            "".join(f"{record_id}\n" for record_id, _ in pairs if record_id not in dropped), encoding="utf-8"
+            "".join(f"{record_id}\n" for record_id, _ in listed if record_id not in dropped), encoding="utf-8"
         )
     finetune_recipe = Path(source.path) / FINETUNE_FILE
     if not exact_method and finetune_recipe.is_file() and not (context.staging_dir / FINETUNE_FILE).exists():
@@ -428,6 +460,7 @@ def run_unlearn_job(context) -> Any:
     metrics.setdefault("resumed_from_step", resumed)
     metrics.update(
         {
+            "held_back_for_others_left_out": held_back_left_out,
             "guarantee": result.guarantee,
             "steps": result.steps,
             "seconds": result.seconds,

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from requests_app import services as request_services
+from requests_app.identifiers import SubjectIdentifiers
+from requests_app.models import ErasureRequest, LegalGround, RequestStatus
 from tests.factories.jobs import (  # noqa: F401  (fixtures)
     TINY_APPROX,
     data_dir,
@@ -15,9 +18,10 @@ from tests.factories.jobs import (  # noqa: F401  (fixtures)
     run_inline,
     tickets,
 )
+from unlearning_jobs.datasets import reingestion
 from unlearning_jobs.datasets.storage import record_id_hash
 from unlearning_jobs.jobs import services as jobs
-from unlearning_jobs.models import JobStatus, ModelVersion
+from unlearning_jobs.models import JobStatus, ModelVersion, ReingestionHit
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.usefixtures("fast_jobs")]
 
@@ -123,6 +127,51 @@ def test_retrain_trains_on_exactly_the_data_without_the_forget_set(tickets, engi
     # Retraining the derived version from scratch gives the same weights: retrain is exact.
     again = model_train(dataset_version=job.produced_dataset_version, engineer=engineer, name="again")
     assert again.produced_model.weights_sha256 == produced.weights_sha256
+
+
+def test_a_retrain_leaves_out_what_the_guard_holds_back_for_another_erasure_since_the_source_was_trained(
+    tickets, engineer, officer
+):
+    """Bram Holt's erasure is approved after the source was trained on his four tickets: Ada's
+    retrain must not train on them again, and stays exactly what training the derived version
+    (where the guard holds them back too) from scratch gives."""
+    source = model_train(dataset_version=tickets, engineer=engineer).produced_model
+    bram = request_services.erasure_request_create(
+        subject=SubjectIdentifiers(names=("Bram Holt",), emails=("bram.holt@example.net",)),
+        legal_ground=LegalGround.CONSENT_WITHDRAWN,
+        actor=officer,
+    )
+    ErasureRequest.objects.filter(pk=bram.pk).update(status=RequestStatus.APPROVED)
+    assert reingestion.reingestion_check_for_request(erasure_request=bram) == 4
+    brams = set(
+        ReingestionHit.objects.filter(erasure_request=bram).values_list("record__record_id", flat=True)
+    )
+    forget = _ada_records(tickets)
+
+    job = _unlearn(
+        source=source, version=tickets, forget=forget, method="retrain", params={}, engineer=engineer
+    )
+
+    assert job.metrics["held_back_for_others_left_out"] == 4
+    assert job.metrics["trained_records"] == tickets.record_count - 12 - 4
+    assert "4 record(s) the source was trained on are held back for other erasures" in job.log
+    listed = set((Path(job.produced_model.path) / "lethe_training_records.txt").read_text().split())
+    assert not listed & brams and not listed & {record.record_id for record in forget}
+    again = model_train(dataset_version=job.produced_dataset_version, engineer=engineer, name="again")
+    assert again.produced_model.weights_sha256 == job.produced_model.weights_sha256
+
+    # An approximate run regularises without them, and its list still names what its weights descend from.
+    approximate = _unlearn(
+        source=source,
+        version=tickets,
+        forget=forget,
+        method="gradient_difference",
+        params=APPROXIMATE["gradient_difference"],
+        engineer=engineer,
+    )
+    assert approximate.metrics["held_back_for_others_left_out"] == 4
+    listed = set((Path(approximate.produced_model.path) / "lethe_training_records.txt").read_text().split())
+    assert brams <= listed and not listed & {record.record_id for record in forget}
 
 
 def test_sisa_retrains_only_the_shards_that_held_the_records(tickets, engineer):
