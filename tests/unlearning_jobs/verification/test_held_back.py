@@ -1,7 +1,7 @@
 """Records held back for another erasure: measured on for no one, and a request's columns still
 compared like with like when a hold-back lands between two of its verify jobs.
 
-The same memorising model as ``test_services``; another person's erasure holds back records of
+The memorising model of ``tests.factories.verification``; another person's erasure holds back records of
 the original's retain sample between the baseline's and the exact retrain's verification.
 """
 
@@ -11,9 +11,8 @@ import pytest
 
 from requests_app.identifiers import SubjectIdentifiers
 from tests.factories.jobs import *  # noqa: F401,F403
-from tests.factories.jobs import dataset_version_make, model_train, request_reviewed, run_inline
-from tests.unlearning_jobs.verification.test_services import MEMORISING_RECIPE, PLANTED, _records
-from unlearning_jobs.decisions import services as decisions
+from tests.factories.jobs import request_reviewed, run_inline
+from tests.factories.verification import planted_request_decided
 from unlearning_jobs.models import JobKind, ReingestionHit, UnlearningJob, VerificationRun
 from unlearning_jobs.verification.runner import verification_inputs
 from unlearning_jobs.verification.services import (
@@ -29,23 +28,11 @@ OTHER = SubjectIdentifiers(names=("Ottilie Brandvold",), emails=("ottilie.brandv
 
 @pytest.fixture
 def retrained(data_dir, fast_jobs, engineer, officer, settings):
-    """A memorising model, the planted subject's request decided as an exact retrain and run."""
+    """The planted subject's request decided as an exact retrain and run; its verify jobs queued."""
     settings.LETHE_VERIFY_MIN_HOLDOUT = 12
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
-    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(
-        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
-    ).produced_model
-    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
-    decisions.erasure_decision_approve(
-        erasure_request=erasure_request,
-        actor=officer,
-        rationale="Art. 17(1)(b)",
-        plan=[{"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}}],
-    )
-    retrain = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
-    assert run_inline(retrain) == "succeeded"
-    return {"version": version, "source": source, "request": erasure_request, "retrain": retrain}
+    decided = planted_request_decided(engineer=engineer, officer=officer)
+    return {**decided, "retrain": decided["jobs"][0]}
 
 
 def _hold_back(version, records, erasure_request):

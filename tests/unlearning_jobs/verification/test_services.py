@@ -9,19 +9,20 @@ queues then show extraction on the original and none on the retrain.
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from requests_app import services as request_services
-from requests_app.identifiers import SubjectIdentifiers
 from requests_app.models import LegalGround
 from tests.factories.jobs import *  # noqa: F401,F403
-from tests.factories.jobs import dataset_version_make, model_train, request_reviewed, run_inline
-from unlearning_jobs.decisions import services as decisions
-from unlearning_jobs.models import JobKind, JobStatus, ModelVersion, UnlearningJob, VerificationRun
+from tests.factories.jobs import run_inline
+from tests.factories.verification import (
+    PLANTED,
+    planted_request_decided,
+)
+from unlearning_jobs.models import JobStatus, ModelVersion, UnlearningJob, VerificationRun
 from unlearning_jobs.verification.services import (
     request_verification_unfinished_refusal,
     verification_for_report,
@@ -31,55 +32,14 @@ from unlearning_jobs.verification.services import (
     verify_params_validate,
 )
 
-PLANTED = SubjectIdentifiers(names=("Zelda Quixote",), emails=("zephyr.lantern@quietmail.org",))
-PLANTED_TEXT = "Customer note: Zelda Quixote can be reached at zephyr.lantern@quietmail.org about a refund."
-#: Long enough for a 1-layer model to recite the planted record; a few seconds on two cores.
-MEMORISING_RECIPE = {
-    "n_layer": 1,
-    "n_embd": 64,
-    "n_head": 2,
-    "block_size": 48,
-    "vocab_size": 400,
-    "epochs": 12,
-    "batch_size": 16,
-    "warmup_steps": 2,
-    "learning_rate": 5e-3,
-}
-
-
-def _records() -> list[dict]:
-    rng = random.Random(3)
-    first = ["Alice", "Bruno", "Chen", "Dara", "Elif", "Farid", "Greta", "Hugo"]
-    last = ["Archer", "Baker", "Carver", "Dunn", "Ellis", "Frost"]
-    words = ["amber", "birch", "cedar", "delta", "ember", "fjord"]
-    texts = [PLANTED_TEXT] * 24
-    for _ in range(60):
-        texts.append(
-            f"Customer note: {rng.choice(first)} {rng.choice(last)} can be reached at "
-            f"{rng.choice(words)}.{rng.choice(words)}{rng.randint(1, 99)}@post.example about an invoice."
-        )
-    return [{"id": f"N{n:04d}", "text": text} for n, text in enumerate(texts)]
-
 
 @pytest.fixture
 def verified(data_dir, fast_jobs, engineer, officer, settings):
     """Train, locate, decide an exact retrain, run it, and run the verify jobs its success queued."""
     settings.LETHE_VERIFY_MIN_HOLDOUT = 12
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
-    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(
-        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
-    ).produced_model
-    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
-    decisions.erasure_decision_approve(
-        erasure_request=erasure_request,
-        actor=officer,
-        rationale="Art. 17(1)(b)",
-        plan=[{"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}}],
-    )
-    retrain = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
-    assert run_inline(retrain) == "succeeded"
-    retrain.refresh_from_db()
+    retrained = planted_request_decided(engineer=engineer, officer=officer)
+    erasure_request = retrained["request"]
     queued = list(verify_jobs_of_request(erasure_request.pk))
     refusal = request_verification_unfinished_refusal(erasure_request)
     for job in queued:
@@ -87,8 +47,8 @@ def verified(data_dir, fast_jobs, engineer, officer, settings):
     erasure_request.refresh_from_db()
     return {
         "request": erasure_request,
-        "source": source,
-        "retrain": retrain,
+        "source": retrained["source"],
+        "retrain": retrained["jobs"][0],
         "queued": queued,
         "refusal_while_queued": refusal,
     }
@@ -178,19 +138,9 @@ def test_a_sisa_unlearning_is_verified_shard_by_shard(data_dir, fast_jobs, engin
     """The verify jobs of a SISA model store each shard's extraction beside the ensemble's."""
     settings.LETHE_VERIFY_MIN_HOLDOUT = 12
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
-    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(
-        dataset_version=version, engineer=engineer, name="notes-sisa", recipe=MEMORISING_RECIPE, sisa_shards=3
-    ).produced_model
-    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
-    decisions.erasure_decision_approve(
-        erasure_request=erasure_request,
-        actor=officer,
-        rationale="Art. 17(1)(b)",
-        plan=[{"model_version": source.pk, "framework": "deletion", "method": "sisa", "params": {}}],
-    )
-    job = UnlearningJob.objects.get(erasure_request=erasure_request, kind=JobKind.UNLEARN)
-    assert run_inline(job) == "succeeded", job.log
+    erasure_request = planted_request_decided(
+        engineer=engineer, officer=officer, plan=(("sisa", {}),), sisa_shards=3
+    )["request"]
     for queued in verify_jobs_of_request(erasure_request.pk):
         assert run_inline(queued) == "succeeded", UnlearningJob.objects.get(pk=queued.pk).log
     for role in ("original", "reference"):
@@ -284,29 +234,10 @@ def test_every_model_is_attacked_and_the_produced_model_gets_recovery_rows(
     settings.LETHE_VERIFY_RETAIN_SAMPLE = 24
     settings.LETHE_VERIFY_ROBUSTNESS_RELEARN_STEPS = 3
     settings.LETHE_VERIFY_ROBUSTNESS_MAX_EVAL_RECORDS = 8
-    version = dataset_version_make(engineer=engineer, name="notes", records=_records())
-    source = model_train(
-        dataset_version=version, engineer=engineer, name="notes-lm", recipe=MEMORISING_RECIPE
-    ).produced_model
-    erasure_request = request_reviewed(officer=officer, subject=PLANTED)
-    decisions.erasure_decision_approve(
-        erasure_request=erasure_request,
-        actor=officer,
-        rationale="Art. 17(1)(b)",
-        plan=[
-            {"model_version": source.pk, "framework": "deletion", "method": "retrain", "params": {}},
-            {
-                "model_version": source.pk,
-                "framework": "deletion",
-                "method": "gradient_ascent",
-                "params": {"max_steps": 2, "eval_every": 1, "batch_size": 4, "retain_eval_size": 4},
-            },
-        ],
-    )
-    for job in UnlearningJob.objects.filter(erasure_request=erasure_request, kind=JobKind.UNLEARN).order_by(
-        "pk"
-    ):
-        assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    quick = {"max_steps": 2, "eval_every": 1, "batch_size": 4, "retain_eval_size": 4}
+    erasure_request = planted_request_decided(
+        engineer=engineer, officer=officer, plan=(("retrain", {}), ("gradient_ascent", quick))
+    )["request"]
     for job in verify_jobs_of_request(erasure_request.pk):
         assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
 
