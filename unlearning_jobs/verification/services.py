@@ -258,7 +258,8 @@ def _waiting_for_remeasurement(run: VerificationRun) -> list[dict]:
             "reason": (
                 f"the {other.get_role_display().lower()} run #{other.pk} was measured on other records "
                 "(a record of the samples was held back for an erasure, or released, in between); "
-                "it is measured again and this run judged again when that ends"
+                "the one measured on the older records is measured again, and the two are compared "
+                "when that ends"
             ),
         }
         for other in others
