@@ -12,11 +12,10 @@ from transformers import AutoModelForCausalLM
 from unlearning_jobs.engine.checkpoints import file_sha256, weights_sha256
 from unlearning_jobs.engine.methods import get_method
 from unlearning_jobs.engine.methods.base import measure_model_dir, retain_eval_sample
-from unlearning_jobs.engine.methods.sisa import affected_shards
 from unlearning_jobs.engine.methods.sisa_losses import score_sisa_dir
 from unlearning_jobs.engine.models import SisaEnsemble, load_causal_lm
 from unlearning_jobs.engine.training import TrainingCancelled
-from unlearning_jobs.engine.training.sisa import SisaLayout, read_manifest, train_sisa
+from unlearning_jobs.engine.training.sisa import SisaLayout, plan_removal, read_manifest, train_sisa
 
 SHARDS, SLICES = 3, 3
 
@@ -213,9 +212,72 @@ def test_sisa_unlearning_equals_retraining_the_whole_ensemble_without_the_record
     assert unlearned.steps < retrained.steps
 
 
-def test_affected_shards_reports_the_first_slice_per_shard(layout):
+def test_removal_retrains_each_shard_from_its_first_affected_slice(layout):
     ids = [layout.shards[1][2][0], layout.shards[1][0][0], "not-in-model"]
-    assert affected_shards(layout, ids) == {1: 0}
+    removal = plan_removal(layout, ids)
+    assert removal.affected == {1: 0}
+    assert removal.layout == layout.without(ids) and removal.left_out == frozenset()
+
+
+def test_removal_leaves_out_records_held_back_for_others_only_where_it_retrains(layout):
+    forget = [layout.shards[1][1][0]]
+    retrained = [layout.shards[1][1][1], layout.shards[1][2][0]]
+    kept = [layout.shards[1][0][0], layout.shards[0][2][0]]  # an earlier slice, a shard not retrained
+    removal = plan_removal(layout, forget, [*retrained, *kept, *forget, "not-in-model"])
+    assert removal.affected == {1: 1}
+    assert removal.left_out == frozenset(retrained)
+    remaining = set(removal.layout.record_ids())
+    assert set(kept) <= remaining and not remaining & {*retrained, *forget}
+
+
+def test_sisa_leaves_out_what_is_held_back_for_others_in_the_slices_it_retrains_and_stays_exact(
+    sisa_model, layout, records, tmp_path
+):
+    """The kept states were trained on a held-back record of an earlier slice, so it stays; one in a
+    retrained slice is not trained again; the result is the from-scratch ensemble on what is left."""
+    forget_ids = [layout.shards[1][1][0]]
+    left_out = [layout.shards[1][1][1], layout.shards[1][2][0]]
+    kept = [layout.shards[1][0][0], layout.shards[0][2][0]]
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    unlearned = get_method("sisa").run(
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "sisa",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
+        leave_out_ids=[*left_out, *kept],
+    )
+    assert unlearned.metrics["left_out_records"] == 2 and unlearned.metrics["shards_retrained"] == [1]
+    manifest = read_manifest(tmp_path / "sisa")
+    remaining = set(SisaLayout.from_dict(manifest["layout"]).record_ids())
+    assert set(kept) <= remaining and not remaining & {*left_out, *forget_ids}
+    assert manifest["unlearning"]["left_out_records"] == 2
+    assert shard_file(tmp_path / "sisa", 0) == shard_file(sisa_model, 0)
+    retrained = get_method("retrain").run(
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "retrain",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=[*forget_ids, *left_out],
+        params={"retrain_tokenizer": False},
+    )
+    assert unlearned.weights_sha256 == retrained.weights_sha256
+    # A retrain trains every shard again, so it leaves out every one of them.
+    everything = get_method("retrain").run(
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "retrain-all",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
+        leave_out_ids=[*left_out, *kept],
+        params={"retrain_tokenizer": False},
+    )
+    assert everything.metrics["left_out_records"] == 4
+    remaining = set(SisaLayout.from_dict(read_manifest(tmp_path / "retrain-all")["layout"]).record_ids())
+    assert not remaining & {*left_out, *kept, *forget_ids}
 
 
 def test_sisa_refuses_texts_that_differ_from_what_the_shards_were_trained_on(
@@ -298,8 +360,8 @@ def test_grouped_layout_keeps_a_persons_records_in_one_shard(records, forget_ids
     grouped = SisaLayout.assign(
         ids, shards=SHARDS, slices=SLICES, seed=3, groups={rid: "alice" for rid in forget_ids}
     )
-    assert len(affected_shards(plain, forget_ids)) == SHARDS
-    assert len(affected_shards(grouped, forget_ids)) == 1
+    assert len(plan_removal(plain, forget_ids).affected) == SHARDS
+    assert len(plan_removal(grouped, forget_ids).affected) == 1
     assert sorted(grouped.record_ids()) == sorted(ids)
     assert SisaLayout.assign(ids, shards=SHARDS, slices=SLICES, seed=3, groups={}) == plain
 

@@ -324,22 +324,17 @@ def _stop_non_members(*, source, version, forget_ids) -> list[tuple[str, str]]:
     return [(record.record_id, text) for record, text in records_texts(records)]
 
 
-def _without_records_held_back_for_others(
-    pairs: list[tuple[str, str]], *, version, forget_ids: Iterable[str], sisa: bool
-) -> tuple[list[tuple[str, str]], int]:
-    """Return the pairs less the records held back for other erasures, and how many were left out.
+def _held_back_for_others(version, *, forget_ids: Iterable[str]) -> set[str]:
+    """Return the ids the guard holds back in ``version`` for erasures other than this job's.
 
     A model trained before another person's erasure was approved names that person's records in
     its training list; retraining or regularising on them would train on an erased person's data
     again, which the re-ingestion guard exists to prevent. The job's own forget records are
-    handled by the method. A SISA model keeps them: its retrained shards are checked against the
-    texts they were trained on, and the shards that hold them are that person's own job to retrain.
+    handled by the method.
     """
-    if version is None or sisa:
-        return pairs, 0
-    held_back = dataset_version_held_back_record_ids(version) - set(forget_ids)
-    kept = [pair for pair in pairs if pair[0] not in held_back]
-    return kept, len(pairs) - len(kept)
+    if version is None:
+        return set()
+    return dataset_version_held_back_record_ids(version) - set(forget_ids)
 
 
 def run_unlearn_job(context) -> Any:
@@ -375,13 +370,21 @@ def run_unlearn_job(context) -> Any:
     # What the source was trained on stays the list of its descent; what this run trains or
     # regularises on leaves out records the guard holds back for other erasures since.
     trained_pairs = pairs
-    pairs, held_back_left_out = _without_records_held_back_for_others(
-        pairs, version=version, forget_ids=forget_ids, sisa=source.kind == ModelKind.SISA
-    )
-    if held_back_left_out:
+    held_back_in_source = _held_back_for_others(version, forget_ids=forget_ids) & {
+        record_id for record_id, _ in pairs
+    }
+    leave_out = {}
+    if source.kind == ModelKind.SISA:
+        # Its kept shards and slice states were trained on them, and their texts are checked
+        # against what they were trained on: the method leaves them out where it retrains.
+        leave_out = {"leave_out_ids": sorted(held_back_in_source)}
+    else:
+        pairs = [pair for pair in pairs if pair[0] not in held_back_in_source]
+    if held_back_in_source:
         context.log(
-            f"{held_back_left_out} record(s) the source was trained on are held back for other erasures: "
-            "left out of what this run trains on"
+            f"{len(held_back_in_source)} record(s) the source was trained on are held back for other "
+            "erasures: left out of what this run trains on"
+            + ("; a SISA model keeps them in the shards and slices it does not retrain" if leave_out else "")
         )
     # Found before anything is derived, so a run that cannot have them fails having changed nothing.
     stop_pairs = (
@@ -441,6 +444,7 @@ def run_unlearn_job(context) -> Any:
         device=context.device,
         overwrite=True,
         **non_members,
+        **leave_out,
     )
     if version is not None and source.kind != ModelKind.SISA:
         # What a later exact retrain of this version must train on: the source's records without
@@ -460,7 +464,9 @@ def run_unlearn_job(context) -> Any:
     metrics.setdefault("resumed_from_step", resumed)
     metrics.update(
         {
-            "held_back_for_others_left_out": held_back_left_out,
+            "held_back_for_others_left_out": (
+                result.metrics["left_out_records"] if leave_out else len(held_back_in_source)
+            ),
             "guarantee": result.guarantee,
             "steps": result.steps,
             "seconds": result.seconds,

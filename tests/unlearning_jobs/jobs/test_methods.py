@@ -20,6 +20,7 @@ from tests.factories.jobs import (  # noqa: F401  (fixtures)
 )
 from unlearning_jobs.datasets import reingestion
 from unlearning_jobs.datasets.storage import record_id_hash
+from unlearning_jobs.engine.training.sisa import SisaLayout, plan_removal, read_manifest
 from unlearning_jobs.jobs import services as jobs
 from unlearning_jobs.models import JobStatus, ModelVersion, ReingestionHit
 
@@ -129,13 +130,8 @@ def test_retrain_trains_on_exactly_the_data_without_the_forget_set(tickets, engi
     assert again.produced_model.weights_sha256 == produced.weights_sha256
 
 
-def test_a_retrain_leaves_out_what_the_guard_holds_back_for_another_erasure_since_the_source_was_trained(
-    tickets, engineer, officer
-):
-    """Bram Holt's erasure is approved after the source was trained on his four tickets: Ada's
-    retrain must not train on them again, and stays exactly what training the derived version
-    (where the guard holds them back too) from scratch gives."""
-    source = model_train(dataset_version=tickets, engineer=engineer).produced_model
+def _bram_holt_held_back(officer) -> set[str]:
+    """Approve Bram Holt's erasure after training; return the ids of his four tickets the guard holds back."""
     bram = request_services.erasure_request_create(
         subject=SubjectIdentifiers(names=("Bram Holt",), emails=("bram.holt@example.net",)),
         legal_ground=LegalGround.CONSENT_WITHDRAWN,
@@ -143,9 +139,19 @@ def test_a_retrain_leaves_out_what_the_guard_holds_back_for_another_erasure_sinc
     )
     ErasureRequest.objects.filter(pk=bram.pk).update(status=RequestStatus.APPROVED)
     assert reingestion.reingestion_check_for_request(erasure_request=bram) == 4
-    brams = set(
+    return set(
         ReingestionHit.objects.filter(erasure_request=bram).values_list("record__record_id", flat=True)
     )
+
+
+def test_a_retrain_leaves_out_what_the_guard_holds_back_for_another_erasure_since_the_source_was_trained(
+    tickets, engineer, officer
+):
+    """Bram Holt's erasure is approved after the source was trained on his four tickets: Ada's
+    retrain must not train on them again, and stays exactly what training the derived version
+    (where the guard holds them back too) from scratch gives."""
+    source = model_train(dataset_version=tickets, engineer=engineer).produced_model
+    brams = _bram_holt_held_back(officer)
     forget = _ada_records(tickets)
 
     job = _unlearn(
@@ -197,6 +203,34 @@ def test_sisa_retrains_only_the_shards_that_held_the_records(tickets, engineer):
         and job.produced_model.dataset_version == job.produced_dataset_version
     )
     _assert_derived_without(job, tickets, one)
+
+
+def test_sisa_and_its_retrain_leave_out_what_the_guard_holds_back_for_another_erasure_where_they_retrain(
+    tickets, engineer, officer
+):
+    """On a SISA source the kept shards and slice states were trained on Bram Holt's tickets, so
+    they stay there; where Ada's job retrains, and in a retrain of every shard, they are left out."""
+    source = model_train(
+        dataset_version=tickets, engineer=engineer, name="sharded", sisa_shards=2
+    ).produced_model
+    brams = _bram_holt_held_back(officer)
+    forget = _ada_records(tickets)
+    layout = SisaLayout.from_dict(read_manifest(source.path)["layout"])
+    expected = plan_removal(layout, [r.record_id for r in forget], brams).left_out
+    assert expected  # Ada's records sit in slice 0 of both shards: Bram's are retrained
+
+    job = _unlearn(source=source, version=tickets, forget=forget, method="sisa", params={}, engineer=engineer)
+
+    assert job.metrics["held_back_for_others_left_out"] == len(expected)
+    assert "4 record(s) the source was trained on are held back for other erasures" in job.log
+    remaining = set(SisaLayout.from_dict(read_manifest(job.produced_model.path)["layout"]).record_ids())
+    assert remaining & brams == brams - expected
+    retrain = _unlearn(
+        source=source, version=tickets, forget=forget, method="retrain", params={}, engineer=engineer
+    )
+    assert retrain.metrics["held_back_for_others_left_out"] == 4
+    remaining = set(SisaLayout.from_dict(read_manifest(retrain.produced_model.path)["layout"]).record_ids())
+    assert not remaining & brams and not remaining & {r.record_id for r in forget}
 
 
 def test_two_jobs_on_one_version_for_one_request_share_the_derived_version(tickets, engineer, officer):

@@ -95,6 +95,13 @@ class RetrainParams:
         return asdict(self)
 
 
+def _dropped_ids(pairs, *, forget_ids, leave_out_ids) -> tuple[set[str], int]:
+    """Return every id a retrain excludes, and how many of the records are left out but not forgotten."""
+    forget = {str(i) for i in forget_ids}
+    left_out = {str(i) for i in leave_out_ids} - forget
+    return forget | left_out, sum(1 for rid, _ in pairs if rid in left_out)
+
+
 class Retrain(UnlearningMethod):
     name = "retrain"
     guarantee = EXACT
@@ -111,6 +118,7 @@ class Retrain(UnlearningMethod):
         params=None,
         full_texts=None,
         forget_ids=None,
+        leave_out_ids=(),
         progress=None,
         should_stop=None,
         checkpoint_dir=None,
@@ -118,7 +126,11 @@ class Retrain(UnlearningMethod):
         device=None,
         overwrite=False,
     ) -> MethodResult:
-        """Retrain on ``full_texts`` minus ``forget_ids`` (or on ``retain_texts`` when no ids are given)."""
+        """Retrain on ``full_texts`` minus ``forget_ids`` (or on ``retain_texts`` when no ids are given).
+
+        ``leave_out_ids`` are records not this run's to forget that must not be trained again
+        (held back for other erasures): left out as well, counted apart (``left_out_records``).
+        """
         started = time.monotonic()
         params = self.parse_params(params)
         source = Path(source_model_dir)
@@ -131,6 +143,7 @@ class Retrain(UnlearningMethod):
                 params=params,
                 full_texts=full_texts,
                 forget_ids=forget_ids,
+                leave_out_ids=leave_out_ids,
                 progress=progress,
                 should_stop=should_stop,
                 checkpoint_dir=checkpoint_dir,
@@ -147,10 +160,11 @@ class Retrain(UnlearningMethod):
                     "retrain with full_texts needs forget_ids: the ids of the records to exclude"
                 )
             pairs = normalise_records(full_texts)
-            drop = {str(i) for i in forget_ids}
+            drop, left_out = _dropped_ids(pairs, forget_ids=forget_ids, leave_out_ids=leave_out_ids)
             keep = [(rid, text) for rid, text in pairs if rid not in drop]
             metrics["excluded_records"] = len(pairs) - len(keep)
-            metrics["forget_ids_not_in_data"] = len(drop - {rid for rid, _ in pairs})
+            metrics["left_out_records"] = left_out
+            metrics["forget_ids_not_in_data"] = len({str(i) for i in forget_ids} - {rid for rid, _ in pairs})
         else:
             if sisa:
                 raise ValueError("retrain of a SISA model needs full_texts with record ids and forget_ids")
@@ -247,6 +261,7 @@ class Retrain(UnlearningMethod):
         params: RetrainParams,
         full_texts,
         forget_ids,
+        leave_out_ids,
         progress,
         should_stop,
         checkpoint_dir,
@@ -275,13 +290,14 @@ class Retrain(UnlearningMethod):
                 f"the base at {base['path']} is not the one {source} was fine-tuned from (SHA-256 differs)"
             )
         pairs = normalise_finetune_records(full_texts)
-        drop = {str(i) for i in forget_ids}
+        drop, left_out = _dropped_ids(pairs, forget_ids=forget_ids, leave_out_ids=leave_out_ids)
         keep = [(rid, rec) for rid, rec in pairs if rid not in drop]
         if not keep:
             raise ValueError("no records are left to train on after excluding the forget set")
         metrics: dict[str, Any] = {
             "excluded_records": len(pairs) - len(keep),
-            "forget_ids_not_in_data": len(drop - {rid for rid, _ in pairs}),
+            "left_out_records": left_out,
+            "forget_ids_not_in_data": len({str(i) for i in forget_ids} - {rid for rid, _ in pairs}),
             "trained_records": len(keep),
         }
         device, dtype = resolve_device(device)

@@ -13,10 +13,8 @@ the forgotten records. ``retrain`` with ``retrain_tokenizer`` removes those as w
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,15 +25,14 @@ from ..method_catalogue import EXACT
 from ..models import load_tokenizer
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import (
-    SHARD_FILE,
     SisaLayout,
     build_sisa,
     is_sisa_dir,
     normalise_records,
+    plan_removal,
+    prepare_removal_work_dir,
     prepare_work_dir,
     read_manifest,
-    shard_dir_name,
-    slice_state_dir,
 )
 from ..training.sisa_adapters import unlearn_sisa_adapters
 from ..training.validation import dataclass_from_dict, require
@@ -47,8 +44,6 @@ from .base import (
     retain_eval_sample,
 )
 from .sisa_losses import ShardScores, score_sisa_dir
-
-_PREPARED = ".prepared"
 
 
 @dataclass(frozen=True)
@@ -77,16 +72,6 @@ class SisaParams:
         return asdict(self)
 
 
-def _copy_atomically(src: Path, dst: Path) -> None:
-    """Copy a directory tree so that ``dst`` appears complete or not at all."""
-    if dst.exists():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".tmp-{dst.name}-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(src, tmp)
-    os.rename(tmp, dst)
-
-
 def _loss_metrics(before: ShardScores | None, after: ShardScores | None) -> dict[str, Any]:
     """Return the before/after loss metrics and how many shards each measurement ran."""
     if before is None or after is None:
@@ -96,17 +81,6 @@ def _loss_metrics(before: ShardScores | None, after: ShardScores | None) -> dict
         "shards_measured_before": before.shards_run,
         "shards_measured_after": after.shards_run,
     }
-
-
-def affected_shards(layout: SisaLayout, forget_ids) -> dict[int, int]:
-    """Return ``{shard: first slice holding a forget record}`` for the shards that must be retrained."""
-    where = layout.locate()
-    affected: dict[int, int] = {}
-    for rid in {str(i) for i in forget_ids}:
-        if rid in where:
-            shard, slice_ = where[rid]
-            affected[shard] = min(slice_, affected.get(shard, slice_))
-    return dict(sorted(affected.items()))
 
 
 class Sisa(UnlearningMethod):
@@ -125,6 +99,7 @@ class Sisa(UnlearningMethod):
         params=None,
         full_texts=None,
         forget_ids=None,
+        leave_out_ids=(),
         progress=None,
         should_stop=None,
         checkpoint_dir=None,
@@ -136,8 +111,10 @@ class Sisa(UnlearningMethod):
 
         Needs ``forget_ids`` and ``full_texts`` (at least the retained records of the affected
         shards; their texts are checked against the fingerprints in the slice states, so a
-        changed data set fails instead of silently breaking exactness). Resumes from
-        ``checkpoint_dir`` at stage granularity.
+        changed data set fails instead of silently breaking exactness). ``leave_out_ids`` are
+        records not this run's to forget that must not be trained again (held back for other
+        erasures): left out of the slices this run retrains, kept where the states are kept
+        (:func:`~..training.sisa.plan_removal`). Resumes from ``checkpoint_dir`` at stage granularity.
         """
         started = time.monotonic()
         params = self.parse_params(params)
@@ -160,6 +137,7 @@ class Sisa(UnlearningMethod):
                 params=params,
                 full_texts=full_texts,
                 forget_ids=forget_ids,
+                leave_out_ids=leave_out_ids,
                 progress=progress,
                 should_stop=should_stop,
                 checkpoint_dir=checkpoint_dir,
@@ -170,9 +148,13 @@ class Sisa(UnlearningMethod):
         recipe = TrainingRecipe.from_dict(manifest["recipe"])
         layout = SisaLayout.from_dict(manifest["layout"])
         drop = {str(i) for i in forget_ids}
-        affected = affected_shards(layout, drop)
-        new_layout = layout.without(drop)
-        texts_by_id = {rid: text for rid, text in normalise_records(full_texts) if rid not in drop}
+        removal = plan_removal(layout, drop, leave_out_ids)
+        affected, new_layout = removal.affected, removal.layout
+        texts_by_id = {
+            rid: text
+            for rid, text in normalise_records(full_texts)
+            if rid not in drop and rid not in removal.left_out
+        }
         device, dtype = resolve_device(device)
         retain_sample = (
             retain_eval_sample(list(retain_texts), size=params.retain_eval_size) if retain_texts else []
@@ -191,22 +173,7 @@ class Sisa(UnlearningMethod):
             raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
         work, resumable = prepare_work_dir(output_dir=out, checkpoint_dir=checkpoint_dir)
         try:
-            if not (work / _PREPARED).is_file():
-                for shard in range(layout.n_shards):
-                    name = shard_dir_name(shard)
-                    if shard not in affected:
-                        _copy_atomically(source / name, work / name)
-                        continue
-                    # Stage states before the first affected slice never saw a forget record.
-                    for stage in range(min(affected[shard], layout.n_slices - 1)):
-                        _copy_atomically(
-                            slice_state_dir(source / name, stage), slice_state_dir(work / name, stage)
-                        )
-                    if (work / name / SHARD_FILE).exists():
-                        raise ValueError(
-                            f"work directory {work} holds a finished {name} that should be retrained"
-                        )
-                (work / _PREPARED).write_text("copied\n", encoding="utf-8")
+            prepare_removal_work_dir(source=source, work=work, removal=removal)
             result = build_sisa(
                 work_dir=work,
                 output_dir=out,
@@ -224,6 +191,7 @@ class Sisa(UnlearningMethod):
                     "unlearning": {
                         "method": self.name,
                         "forgotten_records": len(drop),
+                        "left_out_records": len(removal.left_out),
                         "shards_retrained": list(affected),
                     },
                 },
@@ -254,6 +222,7 @@ class Sisa(UnlearningMethod):
             "shards_retrained": list(affected),
             "first_affected_slice": {str(s): r for s, r in affected.items()},
             "forget_ids_in_model": sum(1 for rid in drop if rid in layout.locate()),
+            "left_out_records": len(removal.left_out),
             "retrained_steps": result.steps,
             "training_seconds": result.seconds,
             "full_training_steps": full_steps,
@@ -282,6 +251,7 @@ class Sisa(UnlearningMethod):
         params: SisaParams,
         full_texts,
         forget_ids,
+        leave_out_ids,
         progress,
         should_stop,
         checkpoint_dir,
@@ -309,6 +279,7 @@ class Sisa(UnlearningMethod):
             output_dir=output_dir,
             records=full_texts,
             forget_ids=forget_ids,
+            leave_out_ids=leave_out_ids,
             progress=progress,
             should_stop=should_stop,
             checkpoint_dir=checkpoint_dir,
@@ -338,6 +309,7 @@ class Sisa(UnlearningMethod):
             "shards": manifest["shards"],
             "slices": manifest["slices"],
             "shards_retrained": list(result.shards_trained),
+            "left_out_records": manifest["unlearning"]["left_out_records"],
             "retrained_steps": result.steps,
             "training_seconds": result.seconds,
             "full_training_steps": full_steps,

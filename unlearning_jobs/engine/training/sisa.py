@@ -252,6 +252,73 @@ class SisaLayout:
 
 
 @dataclass(frozen=True)
+class SisaRemoval:
+    """What removing records from a SISA model retrains, and the layout the result is trained on.
+
+    ``affected`` maps each shard holding a forget record to the first slice it retrains from;
+    ``left_out`` are the records to leave out (held back for other erasures) that sit in those
+    retrained slices, so the retraining does not train on them again. One that sits in an earlier
+    slice, or in a shard not retrained, stays: the kept states were trained on it, and removing it
+    is its own erasure's job.
+    """
+
+    affected: dict[int, int]
+    layout: SisaLayout
+    left_out: frozenset[str]
+
+
+def plan_removal(layout: SisaLayout, forget_ids, leave_out_ids=()) -> SisaRemoval:
+    """Return the :class:`SisaRemoval` of ``forget_ids`` (and of ``leave_out_ids`` where retrained)."""
+    where = layout.locate()
+    forget = {str(i) for i in forget_ids}
+    affected: dict[int, int] = {}
+    for rid in forget:
+        if rid in where:
+            shard, slice_ = where[rid]
+            affected[shard] = min(slice_, affected.get(shard, slice_))
+    left_out = frozenset(
+        rid
+        for rid in {str(i) for i in leave_out_ids} - forget
+        if rid in where and where[rid][0] in affected and where[rid][1] >= affected[where[rid][0]]
+    )
+    return SisaRemoval(
+        affected=dict(sorted(affected.items())), layout=layout.without(forget | left_out), left_out=left_out
+    )
+
+
+_PREPARED = ".prepared"
+
+
+def _copy_atomically(src: Path, dst: Path) -> None:
+    """Copy a directory tree so that ``dst`` appears complete or not at all."""
+    if dst.exists():
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".tmp-{dst.name}-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(src, tmp)
+    os.rename(tmp, dst)
+
+
+def prepare_removal_work_dir(*, source: Path, work: Path, removal: SisaRemoval) -> None:
+    """Copy what a removal keeps into ``work``: the shards not retrained, byte for byte, and each
+    retrained shard's slice states before its first affected slice (they never saw a forget
+    record). Idempotent across a resumed run (a marker file says it is done)."""
+    if (work / _PREPARED).is_file():
+        return
+    layout = removal.layout
+    for shard in range(layout.n_shards):
+        name = shard_dir_name(shard)
+        if shard not in removal.affected:
+            _copy_atomically(source / name, work / name)
+            continue
+        for stage in range(min(removal.affected[shard], layout.n_slices - 1)):
+            _copy_atomically(slice_state_dir(source / name, stage), slice_state_dir(work / name, stage))
+        if (work / name / SHARD_FILE).exists():
+            raise ValueError(f"work directory {work} holds a finished {name} that should be retrained")
+    (work / _PREPARED).write_text("copied\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
 class SisaTrainResult:
     """What a SISA training (or partial retraining) produced and cost."""
 

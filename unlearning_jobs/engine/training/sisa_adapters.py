@@ -70,6 +70,8 @@ from .sisa import (
     SISA_MANIFEST,
     SLICES_SUBDIR,
     SisaLayout,
+    plan_removal,
+    prepare_removal_work_dir,
     prepare_work_dir,
     read_manifest,
     shard_dir_name,
@@ -80,7 +82,6 @@ from .train import CheckpointMismatch, TrainingCancelled, make_optimizer
 logger = logging.getLogger(__name__)
 
 STATE_FORMAT = "lethe-sisa-adapter-slice/1"
-_PREPARED = ".prepared"
 
 
 @dataclass(frozen=True)
@@ -429,32 +430,13 @@ def train_sisa_adapters(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def affected_adapter_shards(layout: SisaLayout, forget_ids) -> dict[int, int]:
-    """Return ``{shard: first slice holding a forget record}`` for the adapters to retrain."""
-    where = layout.locate()
-    affected: dict[int, int] = {}
-    for rid in {str(i) for i in forget_ids}:
-        if rid in where:
-            shard, slice_ = where[rid]
-            affected[shard] = min(slice_, affected.get(shard, slice_))
-    return dict(sorted(affected.items()))
-
-
-def _copy_atomically(src: Path, dst: Path) -> None:
-    if dst.exists():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.parent / f".tmp-{dst.name}-{uuid.uuid4().hex[:8]}"
-    shutil.copytree(src, tmp)
-    os.rename(tmp, dst)
-
-
 def unlearn_sisa_adapters(
     *,
     source_dir: str | os.PathLike,
     output_dir: str | os.PathLike,
     records,
     forget_ids: Sequence[str],
+    leave_out_ids: Sequence[str] = (),
     base_model_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
@@ -467,6 +449,7 @@ def unlearn_sisa_adapters(
     ``records`` must hold at least the retained records of the affected shards (checked against
     the fingerprints in the slice states, so changed data fails instead of breaking exactness).
     The base must be the one the adapters were trained on (its SHA-256 is checked).
+    ``leave_out_ids`` are left out of the retrained slices (:func:`~.sisa.plan_removal`).
     """
     source = Path(source_dir)
     manifest = read_manifest(source)
@@ -482,31 +465,23 @@ def unlearn_sisa_adapters(
     base = {**manifest["base"], "path": base["path"]}
     layout = SisaLayout.from_dict(manifest["layout"])
     drop = {str(i) for i in forget_ids}
-    affected = affected_adapter_shards(layout, drop)
-    new_layout = layout.without(drop)
-    records_by_id = {rid: rec for rid, rec in normalise_finetune_records(records) if rid not in drop}
+    removal = plan_removal(layout, drop, leave_out_ids)
+    records_by_id = {
+        rid: rec
+        for rid, rec in normalise_finetune_records(records)
+        if rid not in drop and rid not in removal.left_out
+    }
     out = Path(output_dir)
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"refusing to overwrite non-empty {out}; pass overwrite=True")
     work, resumable = prepare_work_dir(output_dir=out, checkpoint_dir=checkpoint_dir)
     try:
-        if not (work / _PREPARED).is_file():
-            for shard in range(layout.n_shards):
-                name = shard_dir_name(shard)
-                if shard not in affected:
-                    _copy_atomically(source / name, work / name)
-                    continue
-                # Stage states before the first affected slice never saw a forget record.
-                for stage in range(min(affected[shard], layout.n_slices - 1)):
-                    _copy_atomically(
-                        slice_state_dir(source / name, stage), slice_state_dir(work / name, stage)
-                    )
-            (work / _PREPARED).write_text("copied\n", encoding="utf-8")
+        prepare_removal_work_dir(source=source, work=work, removal=removal)
         return _build(
             work=work,
             out=out,
             base=base,
-            layout=new_layout,
+            layout=removal.layout,
             records_by_id=records_by_id,
             params=params,
             epochs_per_slice=int(manifest["epochs_per_slice"]),
@@ -520,7 +495,8 @@ def unlearn_sisa_adapters(
                 "unlearning": {
                     "method": "sisa",
                     "forgotten_records": len(drop),
-                    "shards_retrained": list(affected),
+                    "left_out_records": len(removal.left_out),
+                    "shards_retrained": list(removal.affected),
                 },
             },
         )
