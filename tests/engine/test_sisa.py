@@ -14,7 +14,7 @@ from unlearning_jobs.engine.methods import get_method
 from unlearning_jobs.engine.methods.base import measure_model_dir, retain_eval_sample
 from unlearning_jobs.engine.methods.sisa_losses import score_sisa_dir
 from unlearning_jobs.engine.models import SisaEnsemble, load_causal_lm
-from unlearning_jobs.engine.training import TrainingCancelled
+from unlearning_jobs.engine.training import CheckpointMismatch, TrainingCancelled
 from unlearning_jobs.engine.training.sisa import SisaLayout, plan_removal, read_manifest, train_sisa
 
 SHARDS, SLICES = 3, 3
@@ -345,6 +345,58 @@ def test_sisa_training_resumes_after_cancel_to_the_same_ensemble(sisa_model, rec
     )
     assert result.steps < result.full_training_steps
     assert result.weights_sha256 == weights_sha256(sisa_model)
+
+
+def test_a_resumed_training_refuses_a_finished_shard_trained_on_other_records(records, tiny_recipe, tmp_path):
+    """Stopped as soon as shard 0 is finished (shard 1 has no slice state yet), then resumed on
+    data where one of shard 0's records changed: the finished shard is not passed off as trained
+    on it."""
+    work_shard = tmp_path / "ckpt" / "sisa-work" / "shard_00" / "lethe_shard.json"
+    common = dict(
+        recipe=tiny_recipe.replace(epochs=6), shards=SHARDS, slices=SLICES, checkpoint_dir=tmp_path / "ckpt"
+    )
+    with pytest.raises(TrainingCancelled):
+        train_sisa(records=records, output_dir=tmp_path / "m", should_stop=work_shard.is_file, **common)
+    assert work_shard.is_file() and not (work_shard.parent.parent / "shard_01" / "slices").exists()
+    # The layout train_sisa assigns is a function of the ids and the seed.
+    layout = SisaLayout.assign(
+        [rid for rid, _ in records], shards=SHARDS, slices=SLICES, seed=tiny_recipe.seed
+    )
+    changed_id = layout.shards[0][1][0]
+    changed = [(rid, text + " edited" if rid == changed_id else text) for rid, text in records]
+    with pytest.raises(CheckpointMismatch, match="finished shard"):
+        train_sisa(records=changed, output_dir=tmp_path / "m", **common)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_resumed_removal_refuses_a_work_directory_prepared_for_another(
+    sisa_model, layout, records, tmp_path
+):
+    """An interrupted SISA run resumed after another record was held back for someone else's
+    erasure would finish shards trained on it: it refuses instead (and a job starts over)."""
+    forget_ids = [layout.shards[1][0][0]]
+    forget_texts, retain_texts = texts_for(records, forget_ids)
+    common = dict(
+        source_model_dir=sisa_model,
+        output_dir=tmp_path / "out",
+        forget_texts=forget_texts,
+        retain_texts=retain_texts,
+        full_texts=records,
+        forget_ids=forget_ids,
+        checkpoint_dir=tmp_path / "ckpt",
+    )
+    calls = {"n": 0}
+
+    def stop_midway():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    with pytest.raises(TrainingCancelled):
+        get_method("sisa").run(should_stop=stop_midway, **common)
+    with pytest.raises(CheckpointMismatch, match="prepared for another removal"):
+        get_method("sisa").run(leave_out_ids=[layout.shards[1][2][0]], **common)
+    resumed = get_method("sisa").run(**common)  # the same plan resumes
+    assert resumed.metrics["shards_retrained"] == [1]
 
 
 def test_sisa_ensemble_loss_is_finite_on_records(sisa_model, records):

@@ -7,7 +7,9 @@ every kind shares:
 - progress written every ``LETHE_JOB_PROGRESS_SECONDS`` and a stop check at the same pace, both
   fenced by the attempt number (``jobs.JobLost`` when the job was taken away);
 - checkpoints in ``LETHE_DATA_DIR/jobs/<id>/checkpoints`` every ``LETHE_JOB_CHECKPOINT_EVERY``
-  steps, which the next attempt resumes from;
+  steps, which the next attempt resumes from, unless the engine finds they were made for other
+  inputs (an erasure approved between the attempts holds back records the job then leaves out):
+  then they are dropped and the attempt starts from the beginning, once;
 - the output written to ``jobs/<id>/staging``, stamped with ``lethe_job.json`` and renamed to
   ``models/<name>-job<id>`` before the one transaction that registers it and marks the job
   succeeded. A kill between the rename and the commit leaves a finished directory that the next
@@ -21,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 import uuid
@@ -293,7 +296,7 @@ def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: 
             outcome = _outcome_from_stamp(stamp)
             sha = stamp["weights_sha256"]
         else:
-            outcome = runner(context)
+            outcome = _run_from_usable_checkpoints(runner, context)
             sha = None
             final = None
             if outcome.model_name is not None:
@@ -369,6 +372,32 @@ def _execute(*, job: UnlearningJob, context: JobContext, attempt: int, started: 
             return "lost"
         jobs.job_log_append(job_id=job.pk, text="failed: " + summary)
         return "failed"
+
+
+def _run_from_usable_checkpoints(runner, context: JobContext) -> JobOutcome:
+    """Run the job's runner; if an earlier attempt's checkpoints were made for other inputs, start over.
+
+    A job's inputs can change between its attempts: records the guard holds back for an erasure
+    approved meanwhile are left out of what it trains on. The engine refuses to resume checkpoints
+    made for other data or another recipe (``CheckpointMismatch``); they are no use to this job any
+    more, and keeping them would fail every retry the same way. So they are dropped, with the
+    staging folder, and the runner runs again from the beginning within this attempt, once.
+    """
+    from unlearning_jobs.engine.training import CheckpointMismatch
+
+    try:
+        return runner(context)
+    except CheckpointMismatch as mismatch:
+        if not context.checkpoint_dir.is_dir() or not any(context.checkpoint_dir.iterdir()):
+            raise
+        context.log(
+            f"the checkpoints an earlier attempt left do not fit this attempt's inputs ({mismatch}); "
+            "dropped, starting again from the beginning"
+        )
+    shutil.rmtree(context.checkpoint_dir)
+    context.checkpoint_dir.mkdir(parents=True)
+    shutil.rmtree(context.staging_dir, ignore_errors=True)
+    return runner(context)
 
 
 def _once_the_database_answers(write: Callable[[], Any]) -> Any:

@@ -178,6 +178,7 @@ class Sisa(UnlearningMethod):
                 work_dir=work,
                 output_dir=out,
                 layout=new_layout,
+                kept_shards=frozenset(range(layout.n_shards)) - set(affected),
                 texts_by_id=texts_by_id,
                 recipe=recipe,
                 tokenizer=load_tokenizer(source),

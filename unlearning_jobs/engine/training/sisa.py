@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -299,11 +299,21 @@ def _copy_atomically(src: Path, dst: Path) -> None:
     os.rename(tmp, dst)
 
 
+def _removal_digest(removal: SisaRemoval) -> str:
+    plan = {"affected": {str(s): r for s, r in removal.affected.items()}, "layout": removal.layout.as_dict()}
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+
+
 def prepare_removal_work_dir(*, source: Path, work: Path, removal: SisaRemoval) -> None:
     """Copy what a removal keeps into ``work``: the shards not retrained, byte for byte, and each
     retrained shard's slice states before its first affected slice (they never saw a forget
-    record). Idempotent across a resumed run (a marker file says it is done)."""
-    if (work / _PREPARED).is_file():
+    record). Idempotent across a resumed run: a marker file holds the digest of the plan, and a
+    work directory prepared for another plan (records held back for another erasure since the
+    interrupted run) raises ``CheckpointMismatch`` instead of finishing shards trained on it."""
+    marker = work / _PREPARED
+    if marker.is_file():
+        if marker.read_text(encoding="utf-8").strip() != _removal_digest(removal):
+            raise CheckpointMismatch(f"work directory {work} was prepared for another removal")
         return
     layout = removal.layout
     for shard in range(layout.n_shards):
@@ -315,7 +325,7 @@ def prepare_removal_work_dir(*, source: Path, work: Path, removal: SisaRemoval) 
             _copy_atomically(slice_state_dir(source / name, stage), slice_state_dir(work / name, stage))
         if (work / name / SHARD_FILE).exists():
             raise ValueError(f"work directory {work} holds a finished {name} that should be retrained")
-    (work / _PREPARED).write_text("copied\n", encoding="utf-8")
+    marker.write_text(_removal_digest(removal) + "\n", encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -414,6 +424,33 @@ def slice_state_dir(shard_dir: Path, stage: int) -> Path:
     return shard_dir / SLICES_SUBDIR / f"after_{stage:02d}"
 
 
+def write_shard_file(shard_dir: Path, *, shard: int, records: int, fingerprint: str) -> None:
+    """Mark a shard finished, with the fingerprint of what its last stage was trained on."""
+    tmp = shard_dir / f".{SHARD_FILE}.{uuid.uuid4().hex[:8]}"
+    tmp.write_text(
+        json.dumps({"shard": shard, "records": records, "fingerprint": fingerprint}) + "\n", encoding="utf-8"
+    )
+    os.replace(tmp, shard_dir / SHARD_FILE)
+
+
+def shard_finished(shard_dir: Path, *, fingerprint: Callable[[], str] | None) -> bool:
+    """Return whether ``shard_dir`` holds a finished shard of this build.
+
+    A finished shard whose stored fingerprint is not ``fingerprint()`` was trained on other
+    records (an interrupted build resumed on changed data): ``CheckpointMismatch``, so it is never
+    passed off as trained on these. ``fingerprint=None`` is for a shard copied byte for byte from
+    the source model, which this build does not train; a shard file without a fingerprint is
+    one written before shard files held them.
+    """
+    path = shard_dir / SHARD_FILE
+    if not path.is_file():
+        return False
+    stored = json.loads(path.read_text(encoding="utf-8")).get("fingerprint")
+    if fingerprint is not None and stored is not None and stored != fingerprint():
+        raise CheckpointMismatch(f"finished shard {shard_dir} was trained on other records or another recipe")
+    return True
+
+
 class _SisaBuild:
     """Train the shards that a work directory still lacks, resuming at stage granularity."""
 
@@ -429,8 +466,10 @@ class _SisaBuild:
         accelerator,
         progress: ProgressCallback | None,
         should_stop: StopCallback | None,
+        kept_shards: frozenset[int] = frozenset(),
     ) -> None:
         self.work_dir = work_dir
+        self.kept_shards = kept_shards
         self.layout = layout
         self.texts_by_id = texts_by_id
         self.recipe = recipe
@@ -476,7 +515,12 @@ class _SisaBuild:
     def resume_stage(self, shard: int) -> int | None:
         """Return the first stage still to train for ``shard`` (``None`` when the shard is done)."""
         shard_dir = self.work_dir / shard_dir_name(shard)
-        if (shard_dir / SHARD_FILE).is_file():
+        if shard_finished(
+            shard_dir,
+            fingerprint=None
+            if shard in self.kept_shards
+            else lambda: self.fingerprint(shard, self.layout.n_slices - 1),
+        ):
             return None
         remove_stale_temporaries(shard_dir / SLICES_SUBDIR)
         for stage in range(self.layout.n_slices - 2, -1, -1):
@@ -584,9 +628,12 @@ class _SisaBuild:
         acc.unwrap_model(model, keep_fp32_wrapper=False).save_pretrained(shard_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(shard_dir)
         records = len(self.layout.shard_ids(shard, self.layout.n_slices - 1))
-        tmp = shard_dir / f".{SHARD_FILE}.{uuid.uuid4().hex[:8]}"
-        tmp.write_text(json.dumps({"shard": shard, "records": records}) + "\n", encoding="utf-8")
-        os.replace(tmp, shard_dir / SHARD_FILE)
+        write_shard_file(
+            shard_dir,
+            shard=shard,
+            records=records,
+            fingerprint=self.fingerprint(shard, self.layout.n_slices - 1),
+        )
         # The Accelerator keeps references to every prepared model; drop them before the next shard.
         acc.free_memory()
         del model, optimizer, bare
@@ -660,12 +707,14 @@ def build_sisa(
     manifest_extra: Mapping[str, Any] | None = None,
     remove_work_dir: bool = True,
     accelerator=None,
+    kept_shards: frozenset[int] = frozenset(),
 ) -> SisaTrainResult:
     """Train what ``work_dir`` lacks, write the manifest, and move the result to ``output_dir``.
 
     Shared by :func:`train_sisa` (an empty work directory) and SISA unlearning (a work directory
     prepared with the untouched shards and the clean slice states of the affected ones).
-    ``accelerator`` is :func:`sisa_accelerator`'s for ``device`` unless given.
+    ``accelerator`` is :func:`sisa_accelerator`'s for ``device`` unless given; ``kept_shards``
+    are the shards copied from the source, not trained here (their finished state is trusted).
     """
     started = time.monotonic()
     if accelerator is None:
@@ -681,6 +730,7 @@ def build_sisa(
         accelerator=accelerator,
         progress=progress,
         should_stop=should_stop,
+        kept_shards=kept_shards,
     )
     trained = build.run()
     write_manifest(

@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,7 +64,6 @@ from .finetune import (
     trainable_state,
 )
 from .sisa import (
-    SHARD_FILE,
     SISA_ADAPTERS_FORMAT,
     SISA_MANIFEST,
     SLICES_SUBDIR,
@@ -75,7 +73,9 @@ from .sisa import (
     prepare_work_dir,
     read_manifest,
     shard_dir_name,
+    shard_finished,
     slice_state_dir,
+    write_shard_file,
 )
 from .train import CheckpointMismatch, TrainingCancelled, make_optimizer
 
@@ -124,10 +124,12 @@ class _AdapterBuild:
         device,
         progress: ProgressCallback | None,
         should_stop: StopCallback | None,
+        kept_shards: frozenset[int] = frozenset(),
     ) -> None:
         from transformers import AutoTokenizer
 
         self.work_dir = work_dir
+        self.kept_shards = kept_shards
         self.base = base
         self.layout = layout
         self.records_by_id = records_by_id
@@ -183,7 +185,12 @@ class _AdapterBuild:
 
     def resume_stage(self, shard: int) -> int | None:
         shard_dir = self.work_dir / shard_dir_name(shard)
-        if (shard_dir / SHARD_FILE).is_file():
+        if shard_finished(
+            shard_dir,
+            fingerprint=None
+            if shard in self.kept_shards
+            else lambda: self.fingerprint(shard, self.layout.n_slices - 1),
+        ):
             return None
         remove_stale_temporaries(shard_dir / SLICES_SUBDIR)
         for stage in range(self.layout.n_slices - 2, -1, -1):
@@ -262,10 +269,12 @@ class _AdapterBuild:
                 )
         if acc.is_main_process:
             acc.unwrap_model(model).save_pretrained(shard_dir, safe_serialization=True)
-            records = len(self.layout.shard_ids(shard, self.layout.n_slices - 1))
-            tmp = shard_dir / f".{SHARD_FILE}.{uuid.uuid4().hex[:8]}"
-            tmp.write_text(json.dumps({"shard": shard, "records": records}) + "\n", encoding="utf-8")
-            os.replace(tmp, shard_dir / SHARD_FILE)
+            write_shard_file(
+                shard_dir,
+                shard=shard,
+                records=len(self.layout.shard_ids(shard, self.layout.n_slices - 1)),
+                fingerprint=self.fingerprint(shard, self.layout.n_slices - 1),
+            )
         acc.wait_for_everyone()
         # The Accelerator keeps references to every prepared model; drop them before the next shard.
         acc.free_memory()
@@ -312,6 +321,7 @@ def _build(
     should_stop,
     overwrite: bool,
     manifest_extra: Mapping[str, Any] | None = None,
+    kept_shards: frozenset[int] = frozenset(),
 ) -> SisaAdaptersResult:
     started = time.monotonic()
     build = _AdapterBuild(
@@ -324,6 +334,7 @@ def _build(
         device=device,
         progress=progress,
         should_stop=should_stop,
+        kept_shards=kept_shards,
     )
     trained = build.run()
     manifest = _manifest(build=build, data_identity=data_identity, extra=manifest_extra)
@@ -482,6 +493,7 @@ def unlearn_sisa_adapters(
             out=out,
             base=base,
             layout=removal.layout,
+            kept_shards=frozenset(range(layout.n_shards)) - set(removal.affected),
             records_by_id=records_by_id,
             params=params,
             epochs_per_slice=int(manifest["epochs_per_slice"]),
