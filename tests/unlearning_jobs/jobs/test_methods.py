@@ -47,8 +47,9 @@ def _texts(version):
     return list(dataset_version_iter_texts(version=version))
 
 
-def _unlearn(*, source, version, forget, method, params, engineer):
-    job = jobs.job_create(
+def _unlearn_job(*, source, version, forget, method, params, engineer):
+    """Create a deletion job of ``method`` on ``forget``, not queued."""
+    return jobs.job_create(
         kind="unlearn",
         actor=engineer,
         framework="deletion",
@@ -58,6 +59,12 @@ def _unlearn(*, source, version, forget, method, params, engineer):
         dataset_version=version,
         forget_record_pks=[r.pk for r in forget],
         enqueue=False,
+    )
+
+
+def _unlearn(*, source, version, forget, method, params, engineer):
+    job = _unlearn_job(
+        source=source, version=version, forget=forget, method=method, params=params, engineer=engineer
     )
     assert run_inline(job) == "succeeded", job.log
     job.refresh_from_db()
@@ -219,16 +226,8 @@ def test_a_retry_after_an_erasure_approved_meanwhile_starts_over_without_its_rec
     is still exactly the derived version trained from scratch."""
     source = model_train(dataset_version=tickets, engineer=engineer).produced_model
     forget = _ada_records(tickets)
-    job = jobs.job_create(
-        kind="unlearn",
-        actor=engineer,
-        framework="deletion",
-        method="retrain",
-        params={},
-        source_model=source,
-        dataset_version=tickets,
-        forget_record_pks=[r.pk for r in forget],
-        enqueue=False,
+    job = _unlearn_job(
+        source=source, version=tickets, forget=forget, method="retrain", params={}, engineer=engineer
     )
     checkpoints = jobs.job_checkpoint_dir(job.pk)
     original = jobs.job_stop_requested
