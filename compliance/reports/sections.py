@@ -225,10 +225,37 @@ REFUSAL_TUNING = {
     "source": "Seed 001 §IV; Zhang et al., Catastrophic Failure of LLM Unlearning via Quantization (ICLR 2025)",
 }
 REFUSAL_METHODS = frozenset({"refusal"})
+SYNTHETIC_NONMEMBERS = {
+    "code": "membership_nonmembers_synthetic",
+    "title": "Membership tests compared the person's records with synthetic text",
+    "text": "The membership-inference rows (AUC, PrivLeak, TPR at low FPR) compare the model's scores "
+    "on the person's records with its scores on records it was never trained on. The data set held "
+    "too few of those (a model trained on every record leaves none), so up to {synthetic} of the "
+    "{nonmembers} non-member texts were synthetic records from Lethe's demo generator: people no "
+    "model saw, but not written as the data set's records are. Unless the data set was made by that "
+    "generator, an AUC can differ from 0.5 because the texts differ rather than because of "
+    "membership, in either direction, so a pass of an AUC row is weak evidence; PrivLeak, which "
+    "compares with the retrained model on the same texts, is the better of these rows. Records "
+    "held out of training (a training job's holdout fraction) give the tests non-members of the "
+    "data set's own kind.",
+    "mismatch": None,
+    "source": "Lethe verification: non-member samples (docs/verification.md)",
+}
+
+
+def _synthetic_nonmembers(verification_section: dict | None) -> tuple[int, int] | None:
+    """Return (synthetic, of all) non-members of the membership row with most synthetic ones, or None."""
+    counts = [
+        (membership.get("n_nonmembers_synthetic") or 0, membership.get("n_nonmembers") or 0)
+        for row in (verification_section or {}).get("results", [])
+        if isinstance(membership := row.get("membership"), dict)
+    ]
+    worst = max(counts, default=(0, 0))
+    return worst if worst[0] > 0 else None
 
 
 def _verification_limits(*, jobs_section: dict, verification_section: dict | None) -> list[dict]:
-    """Return the statements of refusal tuning and of each robustness row measured."""
+    """Return the statements of refusal tuning, synthetic non-members and each robustness row measured."""
     statements = []
     refusals = frameworks_applied(jobs_section).get(limits.OUTPUT_SUPPRESSION, set()) & REFUSAL_METHODS
     if refusals:
@@ -237,6 +264,15 @@ def _verification_limits(*, jobs_section: dict, verification_section: dict | Non
                 **REFUSAL_TUNING,
                 "text": REFUSAL_TUNING["text"].format(methods=", ".join(sorted(refusals))),
                 "applies_because": "output suppression by refusal tuning",
+            }
+        )
+    synthetic = _synthetic_nonmembers(verification_section)
+    if synthetic:
+        statements.append(
+            {
+                **SYNTHETIC_NONMEMBERS,
+                "text": SYNTHETIC_NONMEMBERS["text"].format(synthetic=synthetic[0], nonmembers=synthetic[1]),
+                "applies_because": "membership rows measured with synthetic non-members",
             }
         )
     seen: dict[str, str] = {}
@@ -262,8 +298,8 @@ def report_section_limits_with_verification(
 ) -> list[dict]:
     """Return the framework's limit statements with those the verification calls for.
 
-    Refusal tuning (output suppression by fine-tuning) and each robustness row measured add a
-    statement: for a robustness row, the engine's own sentence on what a pass of that row does
+    Refusal tuning (output suppression by fine-tuning), membership rows measured with synthetic
+    non-members, and each robustness row measured add a statement: for a robustness row, the engine's own sentence on what a pass of that row does
     and does not show, carried by the row (``limits``), whatever the row's result. They go before
     the last statement (how outputs are used), which every report ends with.
     """

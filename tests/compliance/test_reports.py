@@ -730,6 +730,43 @@ def test_robustness_rows_bring_their_limits_statements_and_refusal_tuning_its_ow
     assert "not measured" in text and "(robustness)" in text
 
 
+def _privleak_row(*, synthetic: int, nonmembers: int = 20) -> dict:
+    return {
+        "subject": "support-gpt v3.1",
+        "job_id": "1",
+        "role": "produced",
+        "metric": "privleak_loss",
+        "value": 4.2,
+        "threshold": 10.0,
+        "comparator": "abs<=",
+        "passed": True,
+        "n_samples": 24 + nonmembers,
+        "membership": {"n_members": 24, "n_nonmembers": nonmembers, "n_nonmembers_synthetic": synthetic},
+    }
+
+
+def test_membership_rows_on_synthetic_non_members_bring_a_statement_that_says_what_a_pass_is_worth(
+    officer, providers
+):
+    providers(extra={"verification": {"results": [_privleak_row(synthetic=12), _privleak_row(synthetic=20)]}})
+    report = erasure_request_complete_and_issue_report(
+        erasure_request=request_verifying(officer), actor=officer, acceptances=FAKE_ACCEPTANCES
+    )
+    body = _body(report)
+    codes = body["summary"]["limits"]
+    assert "membership_nonmembers_synthetic" in codes and codes[-1] == "downstream_use_outside_the_model"
+    statement = next(s for s in body["limits"] if s["code"] == "membership_nonmembers_synthetic")
+    # The row with most synthetic non-members is the one named.
+    assert "up to 20 of the 20 non-member texts were synthetic" in statement["text"]
+    text = " ".join(_pdf_text(bytes(report.pdf_bytes)).split())
+    assert "Membership tests compared the person's records with synthetic text" in text
+
+
+def test_membership_rows_on_the_data_sets_own_non_members_bring_no_such_statement(officer, providers):
+    report = _issued(officer, providers, extra={"verification": {"results": [_privleak_row(synthetic=0)]}})
+    assert "membership_nonmembers_synthetic" not in _body(report)["summary"]["limits"]
+
+
 def test_a_request_identified_by_name_alone_carries_that_limit_in_its_report(officer):
     def rejected_report_text(subject):
         erasure_request = _rejected(officer, subject)

@@ -409,6 +409,7 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
     )
     robustness_rows, robustness_skipped = _robustness_rows(run, result)
     rows = list(result.rows) + robustness_rows
+    synthetic = (run.sample_sizes or {}).get("holdout_synthetic") or 0
     with transaction.atomic():
         run = VerificationRun.objects.select_for_update().get(pk=run.pk)
         run.results.all().delete()
@@ -425,7 +426,7 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
                     condition=row.condition[:120],
                     passed=row.passed,
                     n_samples=row.n_samples,
-                    details=row.as_dict()["details"],
+                    details=_with_nonmember_origin(row.as_dict()["details"], synthetic=synthetic),
                 )
                 for position, row in enumerate(rows)
             ]
@@ -442,6 +443,20 @@ def verification_run_assess(*, run: VerificationRun, plot: bool = True) -> Verif
             run.plot_svg, run.plot_png_base64 = _plot(run, original=use_original, reference=use_reference)
         run.save()
     return run
+
+
+def _with_nonmember_origin(details: dict, *, synthetic: int) -> dict:
+    """Return a membership row's details with how many of its non-members were synthetic.
+
+    When the data set has too few records the original was not trained on, the runner makes up
+    the non-members with demo-generator records (``runner.verification_inputs``). A membership
+    row measured on them says so itself, wherever it is shown (page, API, report), because on a
+    data set not written by that generator its AUC can reflect the difference in writing rather
+    than membership (``docs/verification.md``).
+    """
+    if "tpr_at_fpr" not in details:
+        return details
+    return {**details, "n_nonmembers_synthetic": synthetic}
 
 
 def _plot(run: VerificationRun, *, original, reference) -> tuple[str, str]:
@@ -573,6 +588,11 @@ def low_fpr_text(details: Mapping | None) -> str:
     members, nonmembers = details.get("n_members"), details.get("n_nonmembers")
     if members is not None and nonmembers is not None:
         text += f"; {members} members, {nonmembers} non-members"
+        if details.get("n_nonmembers_synthetic"):
+            text += (
+                f" ({details['n_nonmembers_synthetic']} of them synthetic demo-generator records, "
+                "not the data set's)"
+            )
     resolution = details.get("fpr_resolution")
     if resolution and resolution > 0.001:
         text += f"; FPR resolved to {resolution:.3g} only"
@@ -720,6 +740,7 @@ def verification_for_report(erasure_request) -> dict:
                         "confidence_intervals",
                         "n_members",
                         "n_nonmembers",
+                        "n_nonmembers_synthetic",
                         "fpr_resolution",
                         "n_bootstrap",
                     )

@@ -24,6 +24,7 @@ from tests.factories.verification import (
 )
 from unlearning_jobs.models import JobStatus, ModelVersion, UnlearningJob, VerificationRun
 from unlearning_jobs.verification.services import (
+    low_fpr_text,
     request_verification_unfinished_refusal,
     verification_for_report,
     verification_job_create,
@@ -78,6 +79,11 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
     assert extraction_original.value > 0 and extraction_original.passed is False
     assert extraction_reference.value == 0 and extraction_reference.passed is True
     assert original.sample_sizes["holdout_synthetic"] == 12 and original.sample_sizes["forget"] == 24
+    # The data set held nothing out, so every non-member was synthetic: each membership row says so.
+    membership_rows = [r for r in reference.results.all() if "tpr_at_fpr" in r.details]
+    assert {r.metric for r in membership_rows} >= {"mia_auc_loss", "mia_auc_min_k"}
+    assert all(r.details["n_nonmembers_synthetic"] == 12 for r in membership_rows)
+    assert "12 of them synthetic demo-generator records" in low_fpr_text(membership_rows[0].details)
     # No raw identifier is stored anywhere in a run; examples are masked.
     stored = str(list(original.results.values_list("details", flat=True))) + str(original.measurements)
     assert "zephyr.lantern@quietmail.org" not in stored and "Zelda Quixote" not in stored
@@ -109,6 +115,9 @@ def test_a_retrain_success_queues_baseline_and_reference_verifications_that_stor
         ("Exact-retrain reference", "extraction_rate", True),
     }
     assert section["figures"] and section["figures"][0]["png_base64"]
+    auc_row = next(r for r in section["results"] if r["metric"] == "mia_auc_loss")
+    assert auc_row["membership"]["n_nonmembers_synthetic"] == 12
+    assert "12 of them synthetic" in auc_row["low_fpr_text"]
 
     # Auditors read it too; a user with no role does not.
     client.force_login(auditor)
