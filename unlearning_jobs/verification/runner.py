@@ -4,7 +4,10 @@ Every column of a request's comparison is measured on the same texts, chosen fro
 *original* model's training list (``lethe_training_records.txt`` or its SISA layout), so that
 PrivLeak and the utility ratios compare like with like:
 
-- forget records: the job's frozen forget set (the officer's confirmed records);
+- forget records: the job's frozen forget set (the officer's confirmed records), less those the
+  original was never trained on (held out by its training job: a model cannot reveal membership
+  of, or recite, a record it never saw, so counting them among the members would pull every
+  membership and VerbMem row towards a pass); all of them when it was trained on none;
 - members kept (retain sample): a seeded sample of the original's training records not in the
   forget set, at most ``LETHE_VERIFY_RETAIN_SAMPLE``;
 - non-members (holdout): records of the same data-set version the original was *not* trained on
@@ -140,6 +143,17 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
         trained_set = set(trained)
         source = "records of the data-set version the original was not trained on"
     members = [(record_id, text) for record_id, text in pairs if record_id in trained_set]
+    never_trained = {
+        record.pk
+        for record, _ in forget
+        if record.version_id == version.pk and record.record_id not in trained_set
+    }
+    measured_forget = [pair for pair in forget if pair[0].pk not in never_trained] or forget
+    forget_source = (
+        f"the forget set less {len(never_trained)} record(s) the original was never trained on"
+        if len(measured_forget) < len(forget)
+        else "the whole forget set" + (", none of which the original was trained on" if never_trained else "")
+    )
     for_stop = {
         record.record_id
         for record in non_member_stop_records(version, trained_ids=trained, forget_ids=forget_ids)
@@ -167,13 +181,17 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
     retain_pairs = [pair for pair in chosen_retain if pair[0] not in held_back]
     if not retain_pairs:
         raise ValueError("no retained records to measure utility on")
-    records = [{"record_id": record.record_id, "text": text, "subject_id": None} for record, text in forget]
+    records = [
+        {"record_id": record.record_id, "text": text, "subject_id": None} for record, text in measured_forget
+    ]
     return {
         "forget_records": records,
         "holdout_texts": holdout,
         "retain_texts": [text for _, text in retain_pairs],
         "sample_sizes": {
             "forget": len(records),
+            "forget_never_trained": len(never_trained),
+            "forget_source": forget_source,
             "holdout": len(holdout),
             "holdout_synthetic": synthetic,
             "holdout_source": source,
@@ -245,7 +263,7 @@ def run_verify_job(context):
     sizes = inputs.pop("sample_sizes")
     context.device_record()
     context.log(
-        f"verifying {job.source_model} as {params['role']}: {sizes['forget']} forget, "
+        f"verifying {job.source_model} as {params['role']}: {sizes['forget']} forget ({sizes['forget_source']}), "
         f"{sizes['holdout']} holdout ({sizes['holdout_synthetic']} synthetic), {sizes['retain']} retain texts"
     )
     context.phase(JobPhase.LOADING_MODEL)

@@ -62,7 +62,9 @@ def test_a_model_trained_with_a_holdout_is_verified_against_it_less_what_a_run_m
 
     decided = _decide_npo(officer, source, QUICK)
     inputs = verification_inputs(forget_record_pks=decided.forget_record_pks, original=source)
-    forget_ids = {record["record_id"] for record in inputs["forget_records"]}
+    forget_ids = set(
+        tickets.records.filter(pk__in=decided.forget_record_pks).values_list("record_id", flat=True)
+    )
     for_stop = [
         (record.record_id, text)
         for record, text in records_texts(
@@ -76,6 +78,31 @@ def test_a_model_trained_with_a_holdout_is_verified_against_it_less_what_a_run_m
     # Verification measures the other held-out records, never the ones a run stops on.
     assert sizes["holdout"] == len(non_members) - len(for_stop)
     assert not set(inputs["holdout_texts"]) & {text for _, text in for_stop}
+
+
+def test_verification_measures_the_forget_records_the_original_was_trained_on(
+    engineer, officer, tickets, settings
+):
+    """A record held out of training is a non-member whoever it names: counted among the forget
+    set's members it would pull the membership and VerbMem rows towards a pass."""
+    settings.LETHE_VERIFY_MIN_HOLDOUT = 2
+    source = model_train(dataset_version=tickets, engineer=engineer, holdout_fraction=0.5).produced_model
+    decided = _decide_npo(officer, source, QUICK)
+    trained = set(model_training_ids(Path(source.path)))
+    forget_ids = set(
+        tickets.records.filter(pk__in=decided.forget_record_pks).values_list("record_id", flat=True)
+    )
+    # The person has records on both sides of the split.
+    assert forget_ids & trained and forget_ids - trained
+
+    inputs = verification_inputs(forget_record_pks=decided.forget_record_pks, original=source)
+    sizes = inputs["sample_sizes"]
+    assert {record["record_id"] for record in inputs["forget_records"]} == forget_ids & trained
+    assert sizes["forget"] == len(forget_ids & trained)
+    assert sizes["forget_never_trained"] == len(forget_ids - trained)
+    assert sizes["forget_source"] == (
+        f"the forget set less {len(forget_ids - trained)} record(s) the original was never trained on"
+    )
 
 
 def test_records_held_back_after_the_run_never_put_what_it_stopped_on_into_verification(
