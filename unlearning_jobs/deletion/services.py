@@ -337,6 +337,22 @@ def _held_back_for_others(version, *, forget_ids: Iterable[str]) -> set[str]:
     return dataset_version_held_back_record_ids(version) - set(forget_ids)
 
 
+def _forget_never_trained(forget, *, version, trained_pairs) -> set[int]:
+    """Return the pks of the forget records of ``version`` that the source was never trained on.
+
+    A training job's ``holdout_fraction`` splits per record, so a person can have records on both
+    sides. Empty without a version (a model registered without its training data names nothing).
+    """
+    if version is None:
+        return set()
+    trained_ids = {record_id for record_id, _ in trained_pairs}
+    return {
+        record.pk
+        for record, _ in forget
+        if record.version_id == version.pk and record.record_id not in trained_ids
+    }
+
+
 def run_unlearn_job(context) -> Any:
     """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
     from unlearning_jobs.engine.methods import get_method
@@ -403,8 +419,22 @@ def run_unlearn_job(context) -> Any:
         f"{job.method} on {source} with {len(forget)} forget record(s) on {device}"
         + (f"; resuming from checkpoint step {resumed}" if resumed else "")
     )
-    forget_texts = [text for _, text in forget]
     exact_method = method.guarantee == EXACT
+    never_trained = _forget_never_trained(forget, version=version, trained_pairs=trained_pairs)
+    unlearned = forget
+    if never_trained and not exact_method and not suppression_only:
+        unlearned = [pair for pair in forget if pair[0].pk not in never_trained] or forget
+        context.log(
+            f"{len(never_trained)} forget record(s) the source was never trained on (held out by its "
+            "training job): removed from the data set"
+            + (
+                ", not unlearned from its weights (pushing down a text the model never saw only "
+                "makes it stand out)"
+                if len(unlearned) < len(forget)
+                else "; the source saw none of the forget records, so the run unlearns them all"
+            )
+        )
+    forget_texts = [text for _, text in unlearned]
     if exact_method:
         retain_texts = [text for record_id, text in pairs if record_id not in set(forget_ids)]
     else:
@@ -472,6 +502,8 @@ def run_unlearn_job(context) -> Any:
             "seconds": result.seconds,
             "forget_records": len(forget),
             "forget_records_in_training_data": len(forget_ids),
+            "forget_records_never_trained": len(never_trained),
+            "forget_records_unlearned": len(unlearned),
         }
     )
     context.log(

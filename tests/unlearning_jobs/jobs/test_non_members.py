@@ -105,6 +105,26 @@ def test_verification_measures_the_forget_records_the_original_was_trained_on(
     )
 
 
+def test_an_approximate_run_unlearns_only_the_forget_records_its_source_was_trained_on(
+    engineer, officer, tickets
+):
+    """The held-out records are removed from the data set all the same; only the weights' run skips
+    them (ascending on a text the model never saw makes it stand out to a membership test)."""
+    source = model_train(dataset_version=tickets, engineer=engineer, holdout_fraction=0.5).produced_model
+    job = _decide_npo(officer, source, QUICK)
+    trained = set(model_training_ids(Path(source.path)))
+    forget_ids = set(tickets.records.filter(pk__in=job.forget_record_pks).values_list("record_id", flat=True))
+    assert forget_ids & trained and forget_ids - trained
+
+    assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    job.refresh_from_db()
+    assert job.metrics["forget_records_never_trained"] == len(forget_ids - trained)
+    assert job.metrics["forget_records_unlearned"] == len(forget_ids & trained)
+    assert f"{len(forget_ids - trained)} forget record(s) the source was never trained on" in job.log
+    derived = job.produced_dataset_version
+    assert not derived.records.filter(record_id__in=forget_ids).exists()
+
+
 def test_records_held_back_after_the_run_never_put_what_it_stopped_on_into_verification(
     engineer, officer, tickets, settings
 ):
