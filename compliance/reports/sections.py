@@ -299,8 +299,9 @@ def report_section_limits_with_verification(
     """Return the framework's limit statements with those the verification calls for.
 
     Refusal tuning (output suppression by fine-tuning), membership rows measured with synthetic
-    non-members, and each robustness row measured add a statement: for a robustness row, the engine's own sentence on what a pass of that row does
-    and does not show, carried by the row (``limits``), whatever the row's result. They go before
+    non-members, and each robustness row measured add a statement: for a robustness row, the
+    engine's own sentence on what a pass of that row does and does not show, carried by the row
+    (``limits``), whatever the row's result. They go before
     the last statement (how outputs are used), which every report ends with.
     """
     extra = _verification_limits(jobs_section=jobs_section, verification_section=verification_section)

@@ -35,6 +35,7 @@ from unlearning_jobs.jobs.records import (
     TRAINING_RECORDS_FILE,
     dataset_version_training_pairs,
     finetune_records,
+    forget_never_trained,
     forget_records_for_job,
     model_record_format,
     model_training_ids,
@@ -337,22 +338,6 @@ def _held_back_for_others(version, *, forget_ids: Iterable[str]) -> set[str]:
     return dataset_version_held_back_record_ids(version) - set(forget_ids)
 
 
-def _forget_never_trained(forget, *, version, trained_pairs) -> set[int]:
-    """Return the pks of the forget records of ``version`` that the source was never trained on.
-
-    A training job's ``holdout_fraction`` splits per record, so a person can have records on both
-    sides. Empty without a version (a model registered without its training data names nothing).
-    """
-    if version is None:
-        return set()
-    trained_ids = {record_id for record_id, _ in trained_pairs}
-    return {
-        record.pk
-        for record, _ in forget
-        if record.version_id == version.pk and record.record_id not in trained_ids
-    }
-
-
 def run_unlearn_job(context) -> Any:
     """Unlearn the job's forget set from its source model with the job's method (deletion framework)."""
     from unlearning_jobs.engine.methods import get_method
@@ -420,7 +405,9 @@ def run_unlearn_job(context) -> Any:
         + (f"; resuming from checkpoint step {resumed}" if resumed else "")
     )
     exact_method = method.guarantee == EXACT
-    never_trained = _forget_never_trained(forget, version=version, trained_pairs=trained_pairs)
+    never_trained = forget_never_trained(
+        forget, version=version, trained_ids=(record_id for record_id, _ in trained_pairs)
+    )
     unlearned = forget
     if never_trained and not exact_method and not suppression_only:
         unlearned = [pair for pair in forget if pair[0].pk not in never_trained] or forget

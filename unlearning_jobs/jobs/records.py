@@ -142,6 +142,26 @@ def source_training_pairs(
     ]
 
 
+def forget_never_trained(
+    forget: Iterable[tuple[DatasetRecord, str]], *, version: DatasetVersion | None, trained_ids: Iterable[str]
+) -> set[int]:
+    """Return the pks of the forget records of ``version`` that a model was never trained on.
+
+    A training job's ``holdout_fraction`` splits per record, so a person can have records on both
+    sides. A record the model never saw is a non-member whoever it names: verification does not
+    count it among the members, and an approximate run does not push it down. Empty without a
+    version (a model registered without its training data names nothing).
+    """
+    if version is None:
+        return set()
+    trained = set(trained_ids)
+    return {
+        record.pk
+        for record, _ in forget
+        if record.version_id == version.pk and record.record_id not in trained
+    }
+
+
 def records_texts(records: Iterable[DatasetRecord]) -> list[tuple[DatasetRecord, str]]:
     """Return ``(record, text)`` for the given records, read from their versions' stored copies."""
 

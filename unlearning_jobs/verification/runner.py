@@ -38,6 +38,7 @@ from requests_app.models import ErasureRequest
 from unlearning_jobs.datasets.reingestion import dataset_version_held_back_record_ids
 from unlearning_jobs.datasets.storage import dataset_version_iter_texts
 from unlearning_jobs.jobs.records import (
+    forget_never_trained,
     model_training_ids,
     non_member_stop_records,
     records_texts,
@@ -143,11 +144,7 @@ def verification_inputs(*, forget_record_pks, original: ModelVersion, dataset_ve
         trained_set = set(trained)
         source = "records of the data-set version the original was not trained on"
     members = [(record_id, text) for record_id, text in pairs if record_id in trained_set]
-    never_trained = {
-        record.pk
-        for record, _ in forget
-        if record.version_id == version.pk and record.record_id not in trained_set
-    }
+    never_trained = forget_never_trained(forget, version=version, trained_ids=trained_set)
     measured_forget = [pair for pair in forget if pair[0].pk not in never_trained] or forget
     forget_source = (
         f"the forget set less {len(never_trained)} record(s) the original was never trained on"
