@@ -231,8 +231,8 @@ SYNTHETIC_NONMEMBERS = {
     "text": "The membership-inference rows (AUC, PrivLeak, TPR at low FPR) compare the model's scores "
     "on the person's records with its scores on records it was never trained on. The data set held "
     "too few of those (a model trained on every record leaves none), so up to {synthetic} of the "
-    "{nonmembers} non-member texts were synthetic records from Lethe's demo generator: people no "
-    "model saw, but not written as the data set's records are. Unless the data set was made by that "
+    "non-member texts (each row gives its count) were synthetic records from Lethe's demo generator: "
+    "people no model saw, but not written as the data set's records are. Unless the data set was made by that "
     "generator, an AUC can differ from 0.5 because the texts differ rather than because of "
     "membership, in either direction, so a pass of an AUC row is weak evidence; PrivLeak, which "
     "compares with the retrained model on the same texts, is the better of these rows. Records "
@@ -243,15 +243,20 @@ SYNTHETIC_NONMEMBERS = {
 }
 
 
-def _synthetic_nonmembers(verification_section: dict | None) -> tuple[int, int] | None:
-    """Return (synthetic, of all) non-members of the membership row with most synthetic ones, or None."""
-    counts = [
-        (membership.get("n_nonmembers_synthetic") or 0, membership.get("n_nonmembers") or 0)
-        for row in (verification_section or {}).get("results", [])
-        if isinstance(membership := row.get("membership"), dict)
-    ]
-    worst = max(counts, default=(0, 0))
-    return worst if worst[0] > 0 else None
+def _synthetic_nonmembers(verification_section: dict | None) -> int:
+    """Return the most synthetic non-members any membership row was measured with (0: none).
+
+    Only the count given is named: a row's ``n_nonmembers`` counts the texts it could score, which
+    may be fewer than were given, so the two are not set side by side.
+    """
+    return max(
+        (
+            membership.get("n_nonmembers_synthetic") or 0
+            for row in (verification_section or {}).get("results", [])
+            if isinstance(membership := row.get("membership"), dict)
+        ),
+        default=0,
+    )
 
 
 def _verification_limits(*, jobs_section: dict, verification_section: dict | None) -> list[dict]:
@@ -271,7 +276,7 @@ def _verification_limits(*, jobs_section: dict, verification_section: dict | Non
         statements.append(
             {
                 **SYNTHETIC_NONMEMBERS,
-                "text": SYNTHETIC_NONMEMBERS["text"].format(synthetic=synthetic[0], nonmembers=synthetic[1]),
+                "text": SYNTHETIC_NONMEMBERS["text"].format(synthetic=synthetic),
                 "applies_because": "membership rows measured with synthetic non-members",
             }
         )
@@ -301,8 +306,8 @@ def report_section_limits_with_verification(
     Refusal tuning (output suppression by fine-tuning), membership rows measured with synthetic
     non-members, and each robustness row measured add a statement: for a robustness row, the
     engine's own sentence on what a pass of that row does and does not show, carried by the row
-    (``limits``), whatever the row's result. They go before
-    the last statement (how outputs are used), which every report ends with.
+    (``limits``), whatever the row's result. They go before the last statement (how outputs are
+    used), which every report ends with.
     """
     extra = _verification_limits(jobs_section=jobs_section, verification_section=verification_section)
     if not extra:
