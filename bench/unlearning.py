@@ -16,7 +16,9 @@ the robustness section as well (``--no-robustness`` skips it): relearning recove
 recovery (shares of the original-vs-retrain gap an attack restores), TPR at 1 % FPR beside the
 AUC. The last table compares the best approximate method with the targets (extraction 0,
 |PrivLeak| <= 10, utility >= 95 % of the original, <= 10 % of retrain's time, relearning <= 25 %,
-4-bit <= 10 %; on TOFU forget quality >= 0.1) and prints ``npo_reference`` beside the published
+4-bit <= 10 %; on TOFU forget quality >= 0.1), on TOFU also with issue 16's own five (forget quality
+>= 0.1 at utility >= 90 %, relearning <= 25 %, 4-bit <= 10 %, <= 10 % of the re-fine-tune's time),
+and prints ``npo_reference`` beside the published
 OpenUnlearning rows it reproduces (Llama-3.2-1B-Instruct: forget quality 0.92 / 0.14 / 0.02 on
 forget01 / 05 / 10 at model utility 0.56 / 0.45 / 0.46, fine-tuned model 0.60).
 
@@ -310,6 +312,53 @@ def target_check(row: dict) -> dict[str, bool]:
     }
 
 
+#: Issue 16's own targets for the best method on TOFU's forget-10 % task ("forget quality >= 0.1
+#: at utility >= 90 % of the fine-tuned model, relearning recovers <= 25 % of the gap, 4-bit
+#: quantization <= 10 %, at <= 10 % of the re-fine-tune's time"). ``TARGETS`` adds the
+#: verification issue's extraction and PrivLeak targets and its 95 % utility; a TOFU row is
+#: judged against both sets, so a method that meets the issue's own five is not hidden by them.
+ISSUE16_TOFU_TARGETS = {
+    "forget_quality": 0.1,
+    "utility_ratio": 0.90,
+    "relearning_recovery": 0.25,
+    "quantization_4bit_recovery": 0.10,
+    "time_ratio": 0.10,
+}
+
+
+def issue16_tofu_check(row: dict) -> dict[str, bool] | None:
+    """Return which of issue 16's five TOFU targets a row meets (``None`` off TOFU: no forget quality)."""
+    if row["forget_quality"] is None:
+        return None
+    limits = ISSUE16_TOFU_TARGETS
+    utility = min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
+    return {
+        "forget quality >= 0.1": row["forget_quality"] >= limits["forget_quality"],
+        "utility >= 90 %": utility >= limits["utility_ratio"],
+        "relearning <= 25 %": row["relearning_recovery"] is not None
+        and row["relearning_recovery"] <= limits["relearning_recovery"],
+        "4-bit <= 10 %": row["quantization_4bit_recovery"] is not None
+        and row["quantization_4bit_recovery"] <= limits["quantization_4bit_recovery"],
+        "<= 10 % of retrain time": row["time_ratio"] is not None
+        and row["time_ratio"] <= limits["time_ratio"],
+    }
+
+
+def format_checks(rows: dict[str, dict], names: list[str], check) -> list[str]:
+    """Return the lines of a targets table: the targets' names, then met/NOT per run and the count."""
+    targets = list(check(rows[names[0]]))
+    width = max(len(name) for name in names)
+    lines = ["targets: " + " | ".join(targets)]
+    for name in names:
+        checks = check(rows[name])
+        lines.append(
+            f"  {name:<{width}}  "
+            + "  ".join("met" if checks[t] else "NOT" for t in targets)
+            + f"   ({sum(checks.values())} of {len(targets)})"
+        )
+    return lines
+
+
 def best_approximate(rows: dict[str, dict]) -> str | None:
     """Return the approximate method meeting most targets (ties: lower extraction, then |PrivLeak|)."""
     candidates = [name for name in rows if is_approximate_run(name)]
@@ -470,15 +519,10 @@ def print_report(report: dict) -> None:
                 print(f"  {name}: no model ({run['failed']})")
         approximate = [name for name in rows if is_approximate_run(name)]
         if approximate:
-            targets = list(target_check(rows[approximate[0]]))
-            width = max(len(name) for name in approximate)
-            print("targets: " + " | ".join(targets))
-            for name in approximate:
-                checks = target_check(rows[name])
+            print("\n".join(format_checks(rows, approximate, target_check)))
+            if issue16_tofu_check(rows[approximate[0]]) is not None:
                 print(
-                    f"  {name:<{width}}  "
-                    + "  ".join("met" if checks[t] else "NOT" for t in targets)
-                    + f"   ({sum(checks.values())} of {len(targets)})"
+                    "issue 16's own TOFU " + "\n".join(format_checks(rows, approximate, issue16_tofu_check))
                 )
             print(
                 f"best approximate method (most targets met, then lowest extraction): {best_approximate(rows)}"
@@ -722,6 +766,7 @@ def main(argv=None) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "targets": TARGETS,
+        "issue16_tofu_targets": ISSUE16_TOFU_TARGETS,
         "robustness": None if robustness is None else robustness.as_dict(),
         "published_openunlearning_npo": PUBLISHED_OPENUNLEARNING_NPO,
         "forget_sets": {},

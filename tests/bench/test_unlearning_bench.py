@@ -81,3 +81,41 @@ def test_models_are_verified_as_made_and_only_the_same_fine_tune_is_reused(tofu_
     )
     assert "reused" not in other["train"]
     assert json.loads((original / "lethe_finetune.json").read_text())["params"]["learning_rate"] == 5e-4
+
+
+def _row(**values) -> dict:
+    row = {
+        "extraction_rate": 0.0,
+        "privleak_loss": -64.3,
+        "forget_quality": 0.766,
+        "utility_ratio_retain": 0.93,
+        "utility_ratio_holdout": 0.91,
+        "relearning_recovery": 0.14,
+        "quantization_4bit_recovery": 0.27,
+        "time_ratio": 0.395,
+    }
+    return {**row, **values}
+
+
+def test_a_tofu_row_is_judged_against_issue_16s_own_five_targets_as_well():
+    row = _row()
+    # 91 % utility meets the issue's TOFU target (90 %), not the verification issue's 95 %.
+    assert not unlearning.target_check(row)["utility >= 95 %"]
+    own = unlearning.issue16_tofu_check(row)
+    assert own == {
+        "forget quality >= 0.1": True,
+        "utility >= 90 %": True,
+        "relearning <= 25 %": True,
+        "4-bit <= 10 %": False,
+        "<= 10 % of retrain time": False,
+    }
+    # The lower of the two utility ratios decides, and an unmeasured attack is never met.
+    assert not unlearning.issue16_tofu_check(_row(utility_ratio_holdout=0.596))["utility >= 90 %"]
+    assert not unlearning.issue16_tofu_check(_row(relearning_recovery=None))["relearning <= 25 %"]
+    # Off TOFU there is no forget quality and so no such table.
+    assert unlearning.issue16_tofu_check(_row(forget_quality=None)) is None
+    lines = unlearning.format_checks(
+        {"gd": row, "rmu": _row(forget_quality=0.003)}, ["gd", "rmu"], unlearning.issue16_tofu_check
+    )
+    assert lines[1].split() == ["gd", "met", "met", "met", "NOT", "NOT", "(3", "of", "5)"]
+    assert lines[2].split()[:2] == ["rmu", "NOT"]
