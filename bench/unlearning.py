@@ -290,22 +290,26 @@ def summary_row(result, *, seconds: float, retrain_seconds: float | None) -> dic
     }
 
 
+def _at_most(row: dict, key: str, limit: float) -> bool:
+    """Whether a row's measured ``key`` is at most ``limit`` (an unmeasured value never meets it)."""
+    return row[key] is not None and row[key] <= limit
+
+
+def _utility(row: dict) -> float:
+    """The lower utility ratio: forgetting can keep the retain records and still cost generalisation."""
+    return min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
+
+
 def target_check(row: dict) -> dict[str, bool]:
     """Return which of the issue's targets a summary row meets."""
     privleak = row["privleak_loss"]
     return {
-        "extraction 0": row["extraction_rate"] is not None
-        and row["extraction_rate"] <= TARGETS["extraction_rate"],
+        "extraction 0": _at_most(row, "extraction_rate", TARGETS["extraction_rate"]),
         "|PrivLeak| <= 10": privleak is not None and abs(privleak) <= TARGETS["privleak_abs"],
-        # Both utility rows: forgetting can keep the retain records and still cost generalisation.
-        "utility >= 95 %": min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
-        >= TARGETS["utility_ratio"],
-        "<= 10 % of retrain time": row["time_ratio"] is not None
-        and row["time_ratio"] <= TARGETS["time_ratio"],
-        "relearning <= 25 %": row["relearning_recovery"] is not None
-        and row["relearning_recovery"] <= TARGETS["relearning_recovery"],
-        "4-bit <= 10 %": row["quantization_4bit_recovery"] is not None
-        and row["quantization_4bit_recovery"] <= TARGETS["quantization_4bit_recovery"],
+        "utility >= 95 %": _utility(row) >= TARGETS["utility_ratio"],
+        "<= 10 % of retrain time": _at_most(row, "time_ratio", TARGETS["time_ratio"]),
+        "relearning <= 25 %": _at_most(row, "relearning_recovery", TARGETS["relearning_recovery"]),
+        "4-bit <= 10 %": _at_most(row, "quantization_4bit_recovery", TARGETS["quantization_4bit_recovery"]),
         # Only TOFU measures forget quality; elsewhere the check is not applicable (met).
         "forget quality >= 0.1": row["forget_quality"] is None
         or row["forget_quality"] >= TARGETS["forget_quality"],
@@ -331,16 +335,12 @@ def issue16_tofu_check(row: dict) -> dict[str, bool] | None:
     if row["forget_quality"] is None:
         return None
     limits = ISSUE16_TOFU_TARGETS
-    utility = min(row["utility_ratio_retain"] or 0, row["utility_ratio_holdout"] or 0)
     return {
         "forget quality >= 0.1": row["forget_quality"] >= limits["forget_quality"],
-        "utility >= 90 %": utility >= limits["utility_ratio"],
-        "relearning <= 25 %": row["relearning_recovery"] is not None
-        and row["relearning_recovery"] <= limits["relearning_recovery"],
-        "4-bit <= 10 %": row["quantization_4bit_recovery"] is not None
-        and row["quantization_4bit_recovery"] <= limits["quantization_4bit_recovery"],
-        "<= 10 % of retrain time": row["time_ratio"] is not None
-        and row["time_ratio"] <= limits["time_ratio"],
+        "utility >= 90 %": _utility(row) >= limits["utility_ratio"],
+        "relearning <= 25 %": _at_most(row, "relearning_recovery", limits["relearning_recovery"]),
+        "4-bit <= 10 %": _at_most(row, "quantization_4bit_recovery", limits["quantization_4bit_recovery"]),
+        "<= 10 % of retrain time": _at_most(row, "time_ratio", limits["time_ratio"]),
     }
 
 
