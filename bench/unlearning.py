@@ -344,11 +344,11 @@ def issue16_tofu_check(row: dict) -> dict[str, bool] | None:
     }
 
 
-def format_checks(rows: dict[str, dict], names: list[str], check) -> list[str]:
-    """Return the lines of a targets table: the targets' names, then met/NOT per run and the count."""
+def format_checks(rows: dict[str, dict], names: list[str], check, *, title: str = "targets") -> list[str]:
+    """Return the lines of a targets table: its title and the targets' names, then met/NOT per run and the count."""
     targets = list(check(rows[names[0]]))
     width = max(len(name) for name in names)
-    lines = ["targets: " + " | ".join(targets)]
+    lines = [f"{title}: " + " | ".join(targets)]
     for name in names:
         checks = check(rows[name])
         lines.append(
@@ -521,9 +521,10 @@ def print_report(report: dict) -> None:
         if approximate:
             print("\n".join(format_checks(rows, approximate, target_check)))
             if issue16_tofu_check(rows[approximate[0]]) is not None:
-                print(
-                    "issue 16's own TOFU " + "\n".join(format_checks(rows, approximate, issue16_tofu_check))
+                own = format_checks(
+                    rows, approximate, issue16_tofu_check, title="issue 16's own TOFU targets"
                 )
+                print("\n".join(own))
             print(
                 f"best approximate method (most targets met, then lowest extraction): {best_approximate(rows)}"
             )
