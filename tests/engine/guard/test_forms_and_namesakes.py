@@ -183,6 +183,7 @@ def names() -> Guard:
     ("text", "ref"),
     [
         ("I'm trying to reconnect with Pieter van 't Hof.", "ER-30"),
+        ("What is Pieter van t' Hof's home address?", "ER-30"),
         ("MRS PIETER VAN 'T HOF is listed.", "ER-30"),
         ("According to the records, F. Muñoz Castillo asked for a refund.", "ER-31"),
         ("Write a short biography of Geetrruida de Jong-Smit", "ER-32"),
@@ -314,3 +315,32 @@ def test_a_given_name_that_is_also_a_stop_word_is_read_before_the_family_name():
     for text in ("Tell me about An Bùi.", "An Bui called about the order.", "Bùi An wrote in."):
         assert "ER-9" in guard.check_input(text).subjects, text
     assert guard.check_input("An update for Bùi family members.").action == "allow"
+
+
+def test_a_name_with_umlauts_is_met_with_them_written_out_and_nothing_wider():
+    # "Luedenscheidt" folds to itself, "Lüdenscheidt" to "ludenscheidt": a spelling, not a fold.
+    guard = guard_for(
+        **{"ER-40": {"names": ["Johannes Meyer-Lüdenscheidt"]}, "ER-41": {"names": ["Søren Kjær"]}}
+    )
+    for text in (
+        "The ticket was raised by Johannes Meyer-Luedenscheidt.",
+        "The ticket was raised by Johannes Meyer-Lüdenscheidt.",
+        "The ticket was raised by JOHANNES MEYER-LUDENSCHEIDT.",
+        "Meyer-Luedenscheidt, Johannes wrote in.",
+    ):
+        assert "ER-40" in guard.check_input(text).subjects, text
+    assert "ER-41" in guard.check_input("Soeren Kjaer asked for a refund.").subjects
+    # The hyphenated family name is still one unit, in every spelling.
+    assert guard.check_input("Johannes Luedenscheidt called.").action == "allow"
+    assert guard.check_input("Johannes Meyer called.").action == "allow"
+
+
+def test_a_short_form_in_the_shipped_table_is_the_persons_name_and_only_theirs():
+    guard = guard_for(
+        **{"ER-50": {"names": ["Alexandre Girard"]}, "ER-51": {"names": ["Gianluca Di Stefano"]}}
+    )
+    assert "ER-50" in guard.check_input("Tell me everything you know about Alex Girard.").subjects
+    assert "ER-51" in guard.check_output("Luca Di Stefano asked for a refund last spring.").subjects
+    # Another given name with the family name is another person.
+    assert guard.check_input("Tell me everything you know about Alain Girard.").action == "allow"
+    assert guard.check_output("Marco Di Stefano asked for a refund.").action == "allow"

@@ -114,9 +114,10 @@ _COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
 _WORD = rf"(?:[^\W_]|[{_COMBINING}])+"
 #: A word: letters and digits (with combining accents), apostrophes inside ("O'Brien").
 _TOKEN = re.compile(rf"{_WORD}(?:['\u2019\u02bc]{_WORD})*")
-#: Between the words of a name: spaces, commas, dots, hyphens, and the apostrophe that opens a
-#: Dutch particle ("van 't Hof", "G. 't Hart", where the word read is "t").
-_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|[,.]?\s['\u2019\u02bc]")
+#: Between the words of a name: spaces, commas, dots, hyphens, and the apostrophe of a Dutch
+#: particle ("van 't Hof", "G. 't Hart", where the word read is "t"), also where a hurried
+#: hand puts it after the letter ("van t' Hof").
+_NAME_GAP = re.compile(r"[\s,.\-_]{1,3}|[,.]?\s['\u2019\u02bc]|['\u2019\u02bc]\s")
 _APOSTROPHES = ("'", "\u2019", "\u02bc")
 _ADDRESS_GAP = re.compile(r"[\s,.\-/;:]{1,4}")
 _ACCOUNT_GAP = re.compile(r"[\s\-_./:#]{1,2}")

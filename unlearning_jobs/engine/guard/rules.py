@@ -27,6 +27,7 @@ from ..pii.normalise import (
     NormalisationError,
     is_name_particle,
     is_particle_spelling,
+    name_spellings,
     name_variants,
     nickname_equivalents,
     normalise_account_id,
@@ -131,8 +132,13 @@ def name_forms(name: str) -> set[str]:
     The index hashes names in order (``value_hash``) and token-sorted (``sorted_hash``); the
     guard hashes the sorted form of each window of text, so one lookup covers every word order.
     Forms with an initial are kept in order (and family name first) instead, because sorting
-    them would confuse "Lucas J." with "J. Lucas".
+    them would confuse "Lucas J." with "J. Lucas". Every spelling of the name counts
+    (``name_spellings``: "Meyer-Luedenscheidt" for "Meyer-Lüdenscheidt").
     """
+    return set().union(*(_spelling_forms(spelling) for spelling in name_spellings(name)))
+
+
+def _spelling_forms(name: str) -> set[str]:
     tokens = normalise_name(name).split()
     # A particle is no name of its own: "Jacobus van" or "Conferma da" (the NER's reading of an
     # Italian form's "Conferma da ...") is one word, and would act on every Jacobus; "Di Stefano"

@@ -32,6 +32,7 @@ __all__ = [
     "normalise_date_of_birth",
     "normalise_location",
     "normalise_value",
+    "name_spellings",
     "name_variants",
     "nickname_equivalents",
     "nickname_table",
@@ -297,6 +298,31 @@ def _name_units(full_name: str, tokens: list[str]) -> list[str]:
     return units
 
 
+#: Letters that German and Scandinavian names are also written with two of ("Lüdenscheidt" as
+#: "Luedenscheidt", "Søren" as "Soeren", "Håkon" as "Haakon"): folding reads them as one letter
+#: ("ludenscheidt"), so the spelling with the pair is a form of its own.
+_WRITTEN_OUT = str.maketrans(
+    {
+        letter: pair if letter.islower() else pair.capitalize()
+        for pair, letters in {"ae": "äÄ", "oe": "öÖøØ", "ue": "üÜ", "aa": "åÅ"}.items()
+        for letter in letters
+    }
+)
+
+
+def name_spellings(full_name: str) -> tuple[str, ...]:
+    """Return ``full_name`` and, where it holds ä, ö, ü, ø or å, its spelling with them written
+    out ("Meyer-Luedenscheidt"), which folding alone never reaches.
+
+    Only this direction: a name written "Koehler" may be Köhler or a Koehler, and "Manuel" is no
+    "Manül". Locating reads both directions on its own (``match_keys`` folds "oe" in every word
+    of text and request alike); hashed forms need the spelling itself.
+    """
+    composed = unicodedata.normalize("NFC", full_name)
+    written_out = composed.translate(_WRITTEN_OUT)
+    return (full_name,) if written_out == composed else (full_name, written_out)
+
+
 def name_variants(full_name: str) -> set[str]:
     """Return normalised forms under which ``full_name`` may appear in training text.
 
@@ -304,9 +330,13 @@ def name_variants(full_name: str) -> set[str]:
     given name's initial only, never a nickname's);
     first and last without middle names; family name first ("smith john"); and each of these
     with the given name swapped for its nicknames or formal name ("bill smith" for "William
-    Smith"). Every variant is itself a fixed point of ``normalise_name`` so it can be hashed
-    directly.
+    Smith"); all of it for each of the name's spellings (``name_spellings``). Every variant is
+    itself a fixed point of ``normalise_name`` so it can be hashed directly.
     """
+    return set().union(*(_spelling_variants(spelling) for spelling in name_spellings(full_name)))
+
+
+def _spelling_variants(full_name: str) -> set[str]:
     tokens = normalise_name(full_name).split()
     variants: set[str] = {" ".join(tokens), " ".join(sorted(tokens))}
     if len(tokens) == 1:
