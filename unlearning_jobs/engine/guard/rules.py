@@ -164,7 +164,7 @@ def _spelling_forms(name: str) -> set[str]:
     ):
         full_family.insert(0, tokens[-len(full_family) - 1])
     middles = tokens[len(given_tokens) : len(tokens) - len(family)]
-    variants = set(name_variants(name))
+    variants = name_variants(name, all_spellings=False)  # name_forms goes through the spellings
     if len(family) > 1:
         # name_variants reads a hyphenated family name ("Smith-Jones" → "smith jones") as a
         # middle name plus a family name, and would suppress every "William Jones".

@@ -323,17 +323,20 @@ def name_spellings(full_name: str) -> tuple[str, ...]:
     return (full_name,) if written_out == composed else (full_name, written_out)
 
 
-def name_variants(full_name: str) -> set[str]:
+def name_variants(full_name: str, *, all_spellings: bool = True) -> set[str]:
     """Return normalised forms under which ``full_name`` may appear in training text.
 
     Includes: the name in order; tokens sorted; initials ("j smith", "john s", "j a smith"; the
     given name's initial only, never a nickname's);
     first and last without middle names; family name first ("smith john"); and each of these
     with the given name swapped for its nicknames or formal name ("bill smith" for "William
-    Smith"); all of it for each of the name's spellings (``name_spellings``). Every variant is
-    itself a fixed point of ``normalise_name`` so it can be hashed directly.
+    Smith"); all of it for each of the name's spellings (``name_spellings``), or for the name as
+    written alone with ``all_spellings=False`` (for a caller that goes through the spellings
+    itself). Every variant is itself a fixed point of ``normalise_name`` so it can be hashed
+    directly.
     """
-    return set().union(*(_spelling_variants(spelling) for spelling in name_spellings(full_name)))
+    spellings = name_spellings(full_name) if all_spellings else (full_name,)
+    return set().union(*(_spelling_variants(spelling) for spelling in spellings))
 
 
 def _spelling_variants(full_name: str) -> set[str]:
