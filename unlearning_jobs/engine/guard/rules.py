@@ -429,20 +429,23 @@ def rules_from_identifiers(
 
     for index, name in enumerate([names] if isinstance(names, str) else names):
         try:
-            for form in name_forms(name):
-                add(EntityType.PERSON, form)
+            forms = name_forms(name)
         except ValueError as error:
             raise ValueError(f"names[{index}]: {error}") from None
+        for form in forms:
+            add(EntityType.PERSON, form)
         add_match_keys(EntityType.PERSON, name)
         # Misspellings are forgiven in the name's two-word forms (given and family name, given
         # and first family name, nickname and family name), never in a one-word part.
-        name_pairs = {tuple(form.split()) for form in name_forms(name) if len(form.split()) == 2}
-        family = _family_tokens(name)
-        if len(family) > 1:
-            # A hyphenated family name: its two halves and the given name beside the first, as
-            # text steps from word to word ("Geertruida de Jong-Smit", "Meyer-Lüdenscheidt").
-            given_tokens = _given_tokens(name, normalise_name(name).split())
-            name_pairs |= {(given_tokens[-1], family[0]), (family[-2], family[-1])}
+        name_pairs = {tuple(form.split()) for form in forms if len(form.split()) == 2}
+        for spelling in name_spellings(name):
+            family = _family_tokens(spelling)
+            if len(family) > 1:
+                # A hyphenated family name: its two halves and the given name beside the first,
+                # as text steps from word to word ("Geertruida de Jong-Smit",
+                # "Meyer-Lüdenscheidt" and "Meyer-Luedenscheidt").
+                given_tokens = _given_tokens(spelling, normalise_name(spelling).split())
+                name_pairs |= {(given_tokens[-1], family[0]), (family[-2], family[-1])}
         for words in name_pairs:
             if min(map(len, words)) > 1:
                 for fuzzy in fuzzy_pair_forms(*words):
