@@ -308,3 +308,86 @@ def test_run_with_a_lora_adapter_on_gpt2_merges_it_into_saved_weights(
     assert not any("ln_" in n for n in changed)
     model = AutoModelForCausalLM.from_pretrained(result.output_dir, local_files_only=True)
     assert model.config.n_layer == 1
+
+
+# A KL retain term (GradDiff-KL, NPO-KL) ---------------------------------------------------------
+
+
+def hand_mean_kl(model, reference, ids: list[int], n_prompt: int) -> float:
+    """KL(reference ‖ model) of the next-token distributions, averaged over the answer tokens."""
+    with torch.no_grad():
+        p = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+        q = torch.log_softmax(reference(input_ids=torch.tensor([ids])).logits[0].double(), dim=-1)
+    positions = [t - 1 for t in range(max(n_prompt, 1), len(ids))]
+    return sum(float((q[i].exp() * (q[i] - p[i])).sum()) for i in positions) / len(positions)
+
+
+def test_kl_retain_term_equals_the_hand_computed_divergence_and_is_zero_at_the_start(tokenizer):
+    model = tiny_llama()
+    reference = FrozenCopyReference(model)
+    example = encode_record(tokenizer, PAIRS[2], block_size=64)
+    batch = {"retain": collate_examples([example], pad_id=0)}
+    method = get_method("gradient_difference")
+    params = method.parse_params({"retain_loss": "kl", "retain_weight": 2.0})
+    at_start = method.retain_loss(model=model, batch=batch, params=params, reference=reference)
+    assert float(at_start.detach()) == pytest.approx(0.0, abs=1e-6)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    moved = method.retain_loss(model=model, batch=batch, params=params, reference=reference)
+    expected = 2.0 * hand_mean_kl(model, reference.model, list(example.ids), example.n_prompt)
+    assert expected > 1e-3  # the two models do differ on this answer
+    assert float(moved.detach()) == pytest.approx(expected, rel=1e-4)
+    moved.backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["gradient_difference", "npo", "simnpo", "refusal"])
+def test_methods_with_a_token_retain_term_take_kl(name):
+    assert get_method(name).parse_params({"retain_loss": "kl"}).retain_loss == "kl"
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [("rmu", {"retain_loss": "kl"}), ("gradient_ascent", {"retain_loss": "kl"}), ("npo", {"retain_loss": "mse"})],
+)
+def test_a_retain_loss_the_method_cannot_take_is_refused_naming_the_field(name, params):
+    with pytest.raises(ValueError, match=r"Params\.retain_loss"):
+        get_method(name).parse_params(params)
+
+
+def test_gradient_difference_with_kl_holds_the_retain_distribution_closer_than_with_nll(
+    tokenizer, retain_texts
+):
+    """Same run, two retain terms: KL keeps the retain texts' predictions nearer the start than NLL
+    (which goes on fitting them), and only the KL run builds a reference (here the adapter off)."""
+    outcomes, divergence = {}, {}
+    start = tiny_llama()
+    retain_eval = [encode_record(tokenizer, t, block_size=64) for t in retain_texts[:16]]
+    for retain_loss in ("nll", "kl"):
+        model = wrap_with_lora(tiny_llama(), r=4, alpha=8, dropout=0.0)
+        outcomes[retain_loss] = get_method("gradient_difference").unlearn(
+            model=model,
+            tokenizer=tokenizer,
+            forget_records=PAIRS,
+            retain_records=retain_texts,
+            params={
+                "learning_rate": 2e-2,
+                "max_steps": 12,
+                "max_retain_loss_increase": None,
+                "stop_at_forget_target": False,
+                "eval_every": 12,
+                "retain_loss": retain_loss,
+                "retain_weight": 1.0,
+            },
+            block_size=64,
+            device=torch.device("cpu"),
+        )
+        divergence[retain_loss] = sum(
+            hand_mean_kl(model, start, list(e.ids), e.n_prompt) for e in retain_eval
+        ) / len(retain_eval)
+    assert outcomes["nll"].reference is None
+    assert outcomes["kl"].reference == "adapter_disabled"
+    for outcome in outcomes.values():
+        assert outcome.metrics["forget_loss_after"] > outcome.metrics["forget_loss_before"]
+    assert divergence["kl"] < divergence["nll"]

@@ -58,7 +58,15 @@ from ..checkpoints import (
 from ..device import resolve_device, single_process_accelerator
 from ..method_catalogue import FRAMEWORK_APPROXIMATE, STATISTICAL
 from ..models import is_adapter_dir, load_causal_lm
-from ..training.data import epoch_order, pad_token_id, steps_per_epoch, texts_fingerprint
+from ..training.data import (
+    epoch_order,
+    mean_token_kl,
+    mean_token_nll,
+    next_token_logits,
+    pad_token_id,
+    steps_per_epoch,
+    texts_fingerprint,
+)
 from ..training.recipe import TrainingRecipe
 from ..training.sisa import is_sisa_dir
 from ..training.train import CheckpointMismatch, TrainingCancelled, save_model_dir
@@ -89,6 +97,8 @@ LR_SCHEDULES = ("constant", "linear")
 ADAPTERS = ("none", "lora")
 #: Where the forget-loss target comes from when none is given (``ApproximateParams``).
 FORGET_LOSS_TARGET_SOURCES = ("retain", "non_members")
+#: What a method's retain term measures on the retain batch (``ApproximateParams.retain_loss``).
+RETAIN_LOSSES = ("nll", "kl")
 
 
 class RetainBoundBeforeFirstStep(ValueError):
@@ -143,6 +153,13 @@ class ApproximateParams:
       retain term can fit the records its bound reads and pass it while the model loses utility
       elsewhere (seen on SmolLM2 fine-tuned on TOFU: a saliency-masked NPO run kept its retain
       loss inside the bound and lost 41 % of held-out authors' utility).
+    - ``retain_loss``: what the retain term of a method that has a token-level one (gradient
+      difference, NPO, SimNPO, refusal) minimises on the retain batch: ``nll`` (the default; the
+      records' own tokens made likely again) or ``kl`` (the KL divergence from the model at the
+      start, GradDiff-KL / NPO-KL in OpenUnlearning: the whole next-token distribution held where
+      it was, not only the records' tokens, so the term stops fitting the records it replays past
+      where the model had them). ``kl`` needs the reference: a frozen copy on full weights (twice
+      the weights in memory), the adapter switched off on a LoRA run (no copy).
     - ``eval_every``: steps between measurements of the forget loss and the retain sample (the
       retain sample only under the retain bound: without it, before and after the run alone); the
       stop decisions are taken there, so it is also their granularity.
@@ -187,6 +204,7 @@ class ApproximateParams:
     lr_backoffs: int = 3
     retain_eval_size: int = 64
     retain_eval_held_out: bool = False
+    retain_loss: str = "nll"
     max_grad_norm: float = 1.0
     weight_decay: float = 0.0
     lr_schedule: str = "constant"
@@ -261,6 +279,12 @@ class ApproximateParams:
             name,
             "retain_eval_size",
             f"must be at least 1, got {self.retain_eval_size}",
+        )
+        require(
+            self.retain_loss in RETAIN_LOSSES,
+            name,
+            "retain_loss",
+            f"must be one of {RETAIN_LOSSES}, got {self.retain_loss!r}",
         )
         require(self.max_grad_norm > 0, name, "max_grad_norm", f"must be positive, got {self.max_grad_norm}")
         require(
@@ -420,22 +444,57 @@ class ApproximateMethod(UnlearningMethod):
     needs_reference = False
     #: Whether compute_loss trains on retain batches (the guard always measures retain loss).
     trains_on_retain = False
+    #: The ``retain_loss`` values the method's retain term takes: a token-level term
+    #: (:meth:`retain_loss`) takes ``nll`` or ``kl``; RMU's activation matching and gradient
+    #: ascent's absent term only the default.
+    retain_losses: ClassVar[tuple[str, ...]] = ("nll",)
 
     def uses_retain(self, params) -> bool:
         """Return whether this run trains on retain batches (a zero ``retain_weight`` turns it off)."""
         return self.trains_on_retain and getattr(params, "retain_weight", 1.0) > 0
 
+    def uses_reference(self, params) -> bool:
+        """Return whether this run needs the model as it was at the start (the method, or a KL retain term)."""
+        return self.needs_reference or (params.retain_loss == "kl" and self.uses_retain(params))
+
     def parse_params(self, params):
-        """Return a validated ``Params`` from a dict (presets applied) or pass ``Params`` through."""
-        if isinstance(params, self.Params):
-            return params
-        return self.Params.from_dict(params)
+        """Return a validated ``Params`` from a dict (presets applied) or pass ``Params`` through.
+
+        Raises ``ValueError`` for a ``retain_loss`` the method's retain term does not take.
+        """
+        parsed = params if isinstance(params, self.Params) else self.Params.from_dict(params)
+        if parsed.retain_loss not in self.retain_losses:
+            raise ValueError(
+                f"{type(parsed).__name__}.retain_loss: {self.name} takes {list(self.retain_losses)}, "
+                f"got {parsed.retain_loss!r} (a KL retain term replaces the retain NLL of gradient "
+                "difference, NPO, SimNPO and refusal)"
+            )
+        return parsed
+
+    def retain_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
+        """Return ``retain_weight`` x the retain term on ``batch["retain"]``, or 0 when the run has none.
+
+        The term is the retain records' mean token NLL, or with ``retain_loss="kl"`` the mean
+        token KL divergence from ``reference`` (see ``ApproximateParams``).
+        """
+        retain = batch.get("retain")
+        if retain is None or not self.uses_retain(params):
+            return 0.0
+        if params.retain_loss == "kl":
+            if reference is None:
+                raise ValueError(f"{self.name}: retain_loss 'kl' needs the reference model")
+            with reference.active() as ref_model:
+                reference_logits = next_token_logits(ref_model, retain)
+            term = mean_token_kl(model, retain, reference_logits)
+        else:
+            term = mean_token_nll(model, retain)
+        return params.retain_weight * term
 
     @abc.abstractmethod
     def compute_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
         """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch.
 
-        ``reference`` (when ``needs_reference``) has ``active()``, a context manager yielding
+        ``reference`` (when :meth:`uses_reference`) has ``active()``, a context manager yielding
         the model as it was at the start, without grad.
         """
 
@@ -526,7 +585,7 @@ class ApproximateMethod(UnlearningMethod):
         # Single process: the prepared model is the bare one, so hooks, the adapter switch and
         # the frozen copy (made here, after placement, so it sits on the same device) see it.
         model = accelerator.unwrap_model(accelerator.prepare(model))
-        reference = make_reference(model) if self.needs_reference else None
+        reference = make_reference(model) if self.uses_reference(params) else None
         pad = pad_token_id(tokenizer)
         forget_ex = encode_records(
             tokenizer, forget_records, block_size=block_size, pair_format=params.pair_format

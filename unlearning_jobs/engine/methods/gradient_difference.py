@@ -41,9 +41,10 @@ class GradientDifference(ApproximateMethod):
     summary = "ascend the forget loss and descend the retain loss"
     Params = GradientDifferenceParams
     trains_on_retain = True
+    retain_losses = ("nll", "kl")
 
     def compute_loss(self, *, model, batch, params, reference=None):
-        """Return ``-forget_nll + retain_weight * retain_nll``."""
-        return -mean_token_nll(model, batch["forget"]) + params.retain_weight * mean_token_nll(
-            model, batch["retain"]
+        """Return ``-forget_nll + retain_weight * retain term`` (NLL, or KL from the start with ``retain_loss="kl"``)."""
+        return -mean_token_nll(model, batch["forget"]) + self.retain_loss(
+            model=model, batch=batch, params=params, reference=reference
         )

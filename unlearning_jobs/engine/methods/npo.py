@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..training.data import mean_token_nll, sequence_nll
+from ..training.data import sequence_nll
 from ..training.validation import require
 from .approximate import ApproximateMethod, ApproximateParams
 
@@ -112,15 +112,14 @@ class Npo(ApproximateMethod):
     Params = NpoParams
     needs_reference = True
     trains_on_retain = True
+    retain_losses = ("nll", "kl")
 
     def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x the NPO loss on the forget batch plus alpha x the retain NLL."""
+        """Return gamma x the NPO loss on the forget batch plus alpha x the retain term (NLL or KL)."""
         if reference is None:
             raise ValueError("npo needs the frozen reference model")
         nll, _count = sequence_nll(model, batch["forget"])
         with reference.active() as ref_model, torch.no_grad():
             ref_nll, _ = sequence_nll(ref_model, batch["forget"])
         loss = params.forget_weight * npo_forget_loss(nll, ref_nll, params.beta)
-        if params.retain_weight > 0 and batch.get("retain") is not None:
-            loss = loss + params.retain_weight * mean_token_nll(model, batch["retain"])
-        return loss
+        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)

@@ -141,6 +141,7 @@ class Refusal(ApproximateMethod):
     Params = RefusalParams
     framework = FRAMEWORK_OUTPUT_SUPPRESSION
     trains_on_retain = True
+    retain_losses = ("nll", "kl")
 
     def __init__(self) -> None:
         self._original: list[LabeledExample] = []
@@ -194,7 +195,7 @@ class Refusal(ApproximateMethod):
         )
 
     def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x (IdkDPO or refusal NLL) plus alpha x the retain NLL."""
+        """Return gamma x (IdkDPO or refusal NLL) plus alpha x the retain term (NLL or KL)."""
         if params.objective == "sft":
             forget = mean_token_nll(model, batch["refusal"])
         else:
@@ -207,6 +208,4 @@ class Refusal(ApproximateMethod):
                 lose_ref, _ = sequence_nll(ref_model, batch["original"])
             forget = dpo_loss(win, win_ref, lose, lose_ref, params.beta)
         loss = params.forget_weight * forget
-        if params.retain_weight > 0 and batch.get("retain") is not None:
-            loss = loss + params.retain_weight * mean_token_nll(model, batch["retain"])
-        return loss
+        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)

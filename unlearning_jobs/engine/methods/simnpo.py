@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch.nn.functional as F
 
-from ..training.data import mean_token_nll, sequence_nll
+from ..training.data import sequence_nll
 from ..training.validation import require
 from .approximate import ApproximateMethod, ApproximateParams
 
@@ -80,11 +80,10 @@ class SimNpo(ApproximateMethod):
     summary = "length-normalised NPO without a reference model"
     Params = SimNpoParams
     trains_on_retain = True
+    retain_losses = ("nll", "kl")
 
     def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x SimNPO's forget term plus alpha x the retain NLL."""
+        """Return gamma x SimNPO's forget term plus alpha x the retain term (NLL or KL)."""
         nll, count = sequence_nll(model, batch["forget"])
         loss = params.forget_weight * simnpo_forget_loss(nll, count, beta=params.beta, delta=params.delta)
-        if params.retain_weight > 0 and batch.get("retain") is not None:
-            loss = loss + params.retain_weight * mean_token_nll(model, batch["retain"])
-        return loss
+        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)

@@ -137,6 +137,30 @@ def mean_token_nll(model, batch: dict):
     return nll.sum() / count.sum().clamp(min=1)
 
 
+def next_token_logits(model, batch: dict):
+    """Return the logits that predict each next token, ``[batch, length - 1, vocab]``, in float32."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    return out.logits[:, :-1, :].float()
+
+
+def mean_token_kl(model, batch: dict, reference_logits):
+    """Return KL(reference ‖ model) of the next-token distributions, averaged over the batch's real tokens.
+
+    The retain term of GradDiff-KL and NPO-KL (OpenUnlearning's ``retain_loss_type: KL``). The
+    NLL term raises the probability of the retain records' own tokens, so it goes on fitting them
+    past where the model was; this one holds the model's whole next-token distribution where the
+    reference (``reference_logits``, from :func:`next_token_logits` of the model at the start)
+    had it. Counted on the tokens NLL counts (label not -100: a pair's answer tokens), where
+    OpenUnlearning averages over every position of the batch, prompt and padding included.
+    """
+    import torch.nn.functional as F
+
+    mask = batch["labels"][:, 1:] != -100
+    log_p = F.log_softmax(next_token_logits(model, batch)[mask], dim=-1)
+    log_q = F.log_softmax(reference_logits[mask], dim=-1)
+    return F.kl_div(log_p, log_q, reduction="sum", log_target=True) / mask.sum().clamp(min=1)
+
+
 def evaluate_loss(
     model, examples: Sequence[Example], *, pad_id: int, device, dtype, batch_size: int = 32
 ) -> float:
