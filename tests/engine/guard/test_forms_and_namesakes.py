@@ -346,3 +346,45 @@ def test_a_short_form_in_the_shipped_table_is_the_persons_name_and_only_theirs()
     # Another given name with the family name is another person.
     assert guard.check_input("Tell me everything you know about Alain Girard.").action == "allow"
     assert guard.check_output("Marco Di Stefano asked for a refund.").action == "allow"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Dolores IbáñezR uiz is listed as the primary contact.",
+        "The ticket was raised by Sanne van 'tH of.",
+        "Find the last order placed by Geertruida de JongS-mit.",
+        "The ticket was raised by Sanne vander Berg.",
+        "Tell me about Dolores Ibá ñez Ruiz.",
+    ],
+)
+def test_a_space_moved_lost_or_added_after_the_given_name_is_still_the_name(text):
+    guard = guard_for(
+        **{
+            "ER-1": {"names": ["Dolores Ibáñez Ruiz"]},
+            "ER-2": {"names": ["Sanne van 't Hof"]},
+            "ER-3": {"names": ["Geertruida de Jong-Smit"]},
+            "ER-4": {"names": ["Sanne Jan van der Berg"]},
+        }
+    )
+    assert guard.check_input(text).action != "allow", text
+
+
+def test_a_moved_space_does_not_make_another_given_name_or_a_short_name():
+    guard = guard_for(
+        **{
+            "ER-1": {"names": ["Ann Ewington"]},
+            "ER-2": {"names": ["Jan Li"]},
+            "ER-3": {"names": ["Dolores Ibáñez Ruiz"], "emails": ["dolores.ibanez@example.es"]},
+        }
+    )
+    # The given name must be written whole: "Anne Wington" is another person's name.
+    assert guard.check_input("The ticket was raised by Anne Wington.").action == "allow"
+    # Ten letters at least: "Ja nli" could be anything.
+    assert guard.check_input("The ticket was raised by Ja Nli.").action == "allow"
+    assert guard.check_input("The ticket was raised by Jan Lix.").action == "allow"
+    # A joined name is a name like any other: another person's e-mail beside it spares it.
+    assert (
+        guard.check_input("Dolores IbáñezR uiz, dolores.i@other.es, is the contact.").action == "allow"
+    )
+    assert "ER-3" in guard.check_input("Dolores IbáñezR uiz, dolores.ibanez@example.es").subjects

@@ -55,6 +55,7 @@ from .variants import (
     MIN_FUZZY_WORD,
     MIN_LETTERS_LOCAL,
     TOWN_PREFIX,
+    joined_name_form,
     local_part_key,
     mailbox_key,
     original_position,
@@ -496,6 +497,7 @@ class Detector:
                 hits.extend(self._names(words, table, kinds, zones))
             if EntityType.PERSON in kinds:
                 hits.extend(self._shared_names(raw, words, table, zones))
+                hits.extend(self._joined_names(words, table, zones))
             if EntityType.ADDRESS in kinds:
                 address_hits = list(self._addresses(words, table))
                 address_hits.extend(self._worded_addresses(raw, table))
@@ -605,6 +607,30 @@ class Detector:
                 if value_hash in table:
                     yield Detection(EntityType.PERSON, start + key.start, start + key.end, value_hash)
             yield from self._fuzzy_names(words, i, j, table)
+
+    def _joined_names(
+        self, words: _Words, table: Container[str], zones: list[tuple[int, int]]
+    ) -> Iterator[Detection]:
+        """A name with a space moved, lost or added after its given name ("Dolores IbáñezR uiz",
+        "Sanne vander Berg"): a capitalised word of a suppressed name, then the words after it
+        (any case, name gaps between) whose letters run together as the whole name's do."""
+        digest = self._hash[EntityType.PERSON]
+        tokens, count, kinds, folded = words.tokens, words.count, words.kinds, words.folded
+        for i in range(count - 1):
+            first = folded[i]
+            if not (first.isalpha() and _capitalised(tokens[i][2])) or _in_zones(tokens[i][0], zones):
+                continue
+            if digest(FUZZY_WORD_PREFIX + first) not in table:
+                continue  # no suppressed name begins with this word
+            parts = [first]
+            for j in range(i + 1, min(i + MAX_NAME_TOKENS + 1, count)):
+                if not kinds[j - 1][0] or _in_zones(tokens[j][0], zones):
+                    break
+                parts.append(folded[j])
+                form = joined_name_form(parts)
+                if form is not None and (value_hash := digest(form)) in table:
+                    yield Detection(EntityType.PERSON, tokens[i][0], _name_end(tokens[j]), value_hash)
+                    break
 
     def _spelt_names(
         self, words: _Words, table: Container[str], zones: list[tuple[int, int]]

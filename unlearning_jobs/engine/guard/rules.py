@@ -42,8 +42,10 @@ from .detect import MAX_ADDRESS_TOKENS, STREET_WORDS, is_house_number
 from .digest import KeyedDigest
 from .policy import GuardPolicy
 from .variants import (
+    FUZZY_WORD_PREFIX,
     TOWN_PREFIX,
     fuzzy_pair_forms,
+    joined_name_form,
     local_part_form,
     mailbox_form,
     phone_tail_form,
@@ -152,17 +154,7 @@ def _spelling_forms(name: str) -> set[str]:
     ]
     if len(named) < 2:
         raise ValueError("a one-word name would suppress everyone who shares it; give the full name")
-    family = _family_tokens(name)
-    if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
-        family = tokens[-1:]
-    given_tokens = _given_tokens(name, tokens)
-    # The particles before the family name are part of it ("van der Berg", "Ó Briain", "'t
-    # Hart"): "Sanne van der Berg" is a form of "Sanne Jan van der Berg".
-    full_family = list(family)
-    while len(given_tokens) + len(full_family) < len(tokens) and (
-        is_particle_spelling(written.get(tokens[-len(full_family) - 1], ""))
-    ):
-        full_family.insert(0, tokens[-len(full_family) - 1])
+    given_tokens, family, full_family = _name_parts(name, tokens, written)
     middles = tokens[len(given_tokens) : len(tokens) - len(family)]
     variants = name_variants(name, all_spellings=False)  # name_forms goes through the spellings
     if len(family) > 1:
@@ -224,6 +216,47 @@ def _spelling_forms(name: str) -> set[str]:
                 forms.add(" ".join(words[split:] + words[:split]))
         else:
             forms.add(" ".join(sorted(words)))
+    return forms
+
+
+def _name_parts(
+    name: str, tokens: list[str], written: dict[str, str]
+) -> tuple[list[str], list[str], list[str]]:
+    """Return a name's given tokens, family tokens, and family tokens with the particles before them.
+
+    The particles before the family name are part of it ("van der Berg", "Ó Briain", "'t
+    Hart"): "Sanne van der Berg" is a form of "Sanne Jan van der Berg".
+    """
+    family = _family_tokens(name)
+    if not family or len(family) >= len(tokens) or tokens[-len(family) :] != family:
+        family = tokens[-1:]
+    given_tokens = _given_tokens(name, tokens)
+    full_family = list(family)
+    while len(given_tokens) + len(full_family) < len(tokens) and (
+        is_particle_spelling(written.get(tokens[-len(full_family) - 1], ""))
+    ):
+        full_family.insert(0, tokens[-len(full_family) - 1])
+    return given_tokens, family, full_family
+
+
+def joined_forms(name: str) -> set[str]:
+    """Return the forms that meet the name written with a space moved, lost or added after its
+    given name (``variants.JOINED_NAME_PREFIX``), and the gate the text's first word must pass.
+
+    For every spelling: the whole name's letters run together, and the given name's with the
+    family name's and its particles ("Sanne vander Berg" for Sanne Jan van der Berg).
+    """
+    forms: set[str] = set()
+    for spelling in name_spellings(name):
+        tokens = normalise_name(spelling).split()
+        if len(tokens) < 2:
+            continue
+        given_tokens, _family, full_family = _name_parts(spelling, tokens, _written_words(spelling))
+        joined = {joined_name_form(tokens), joined_name_form(given_tokens + full_family)} - {None}
+        if joined:
+            forms |= joined
+            # Only a run of words opening with a word of a suppressed name is joined up.
+            forms.add(FUZZY_WORD_PREFIX + tokens[0])
     return forms
 
 
@@ -432,7 +465,7 @@ def rules_from_identifiers(
             forms = name_forms(name)
         except ValueError as error:
             raise ValueError(f"names[{index}]: {error}") from None
-        for form in forms:
+        for form in forms | joined_forms(name):
             add(EntityType.PERSON, form)
         add_match_keys(EntityType.PERSON, name)
         # Misspellings are forgiven in the name's two-word forms (given and family name, given

@@ -44,6 +44,8 @@ __all__ = [
     "MAILBOX_PREFIX",
     "PHONE_TAIL_PREFIX",
     "SPELT_NAME_PREFIX",
+    "JOINED_NAME_PREFIX",
+    "joined_name_form",
     "MIN_SPELT_NAME_LETTERS",
     "TOWN_PREFIX",
     "MIN_FUZZY_WORD",
@@ -83,6 +85,14 @@ TOWN_PREFIX = "town:"
 #: says that the name a text gives ("KATHERINE WHITFIELD", "Pemberton, Robert" for "rpemberton")
 #: is theirs though the request never gave a name.
 SPELT_NAME_PREFIX = "spelt-name:"
+#: The letters of a name's words run together ("doloresibanezruiz"): met by a text's run of
+#: words that begins with the name's given name and spells the same letters with a space moved,
+#: lost or added inside the rest ("Dolores IbáñezR uiz", "Sanne van 'tH of", "Sanne vander
+#: Berg"). The given name must be written whole, so a moved space never makes another person
+#: of it ("Anne Wing" is no Ann Ewing: "anne" is no word of that name).
+JOINED_NAME_PREFIX = "joined:"
+#: Fewest letters a joined name must have: "janli" could be many things.
+MIN_JOINED_LETTERS = 10
 #: Fewest letters a local part must have to spell a name: "rpemberton" (initial and family
 #: name) has 10, "jdoe" 4 (initial and a short family name that many share).
 MIN_SPELT_NAME_LETTERS = 6
@@ -254,6 +264,14 @@ def phone_tail_form(phone: str) -> str | None:
 def phone_tail_key(digits: str) -> str:
     """Return the key a text's "ending 0958" is looked up under."""
     return f"{PHONE_TAIL_PREFIX}{digits}"
+
+
+def joined_name_form(words: Sequence[str]) -> str | None:
+    """Return the joined form of a name's folded words, or None for one word or a short name."""
+    if len(words) < 2:
+        return None
+    letters = "".join(re.sub(r"[^a-z]", "", word) for word in words)
+    return JOINED_NAME_PREFIX + letters if len(letters) >= MIN_JOINED_LETTERS else None
 
 
 def _name_letters(word: str) -> str:
