@@ -349,7 +349,11 @@ def test_methods_with_a_token_retain_term_take_kl(name):
 
 @pytest.mark.parametrize(
     ("name", "params"),
-    [("rmu", {"retain_loss": "kl"}), ("gradient_ascent", {"retain_loss": "kl"}), ("npo", {"retain_loss": "mse"})],
+    [
+        ("rmu", {"retain_loss": "kl"}),
+        ("gradient_ascent", {"retain_loss": "kl"}),
+        ("npo", {"retain_loss": "mse"}),
+    ],
 )
 def test_a_retain_loss_the_method_cannot_take_is_refused_naming_the_field(name, params):
     with pytest.raises(ValueError, match=r"Params\.retain_loss"):

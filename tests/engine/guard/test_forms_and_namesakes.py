@@ -384,7 +384,5 @@ def test_a_moved_space_does_not_make_another_given_name_or_a_short_name():
     assert guard.check_input("The ticket was raised by Ja Nli.").action == "allow"
     assert guard.check_input("The ticket was raised by Jan Lix.").action == "allow"
     # A joined name is a name like any other: another person's e-mail beside it spares it.
-    assert (
-        guard.check_input("Dolores IbáñezR uiz, dolores.i@other.es, is the contact.").action == "allow"
-    )
+    assert guard.check_input("Dolores IbáñezR uiz, dolores.i@other.es, is the contact.").action == "allow"
     assert "ER-3" in guard.check_input("Dolores IbáñezR uiz, dolores.ibanez@example.es").subjects
