@@ -329,12 +329,12 @@ def test_kl_retain_term_equals_the_hand_computed_divergence_and_is_zero_at_the_s
     batch = {"retain": collate_examples([example], pad_id=0)}
     method = get_method("gradient_difference")
     params = method.parse_params({"retain_loss": "kl", "retain_weight": 2.0})
-    at_start = method.retain_loss(model=model, batch=batch, params=params, reference=reference)
+    at_start = method.retain_term(model=model, batch=batch, params=params, reference=reference)
     assert float(at_start.detach()) == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
         for param in model.parameters():
             param.add_(0.05 * torch.randn_like(param))
-    moved = method.retain_loss(model=model, batch=batch, params=params, reference=reference)
+    moved = method.retain_term(model=model, batch=batch, params=params, reference=reference)
     expected = 2.0 * hand_mean_kl(model, reference.model, list(example.ids), example.n_prompt)
     assert expected > 1e-3  # the two models do differ on this answer
     assert float(moved.detach()) == pytest.approx(expected, rel=1e-4)

@@ -445,7 +445,7 @@ class ApproximateMethod(UnlearningMethod):
     #: Whether compute_loss trains on retain batches (the guard always measures retain loss).
     trains_on_retain = False
     #: The ``retain_loss`` values the method's retain term takes: a token-level term
-    #: (:meth:`retain_loss`) takes ``nll`` or ``kl``; RMU's activation matching and gradient
+    #: (:meth:`retain_term`) takes ``nll`` or ``kl``; RMU's activation matching and gradient
     #: ascent's absent term only the default.
     retain_losses: ClassVar[tuple[str, ...]] = ("nll",)
 
@@ -471,7 +471,7 @@ class ApproximateMethod(UnlearningMethod):
             )
         return parsed
 
-    def retain_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
+    def retain_term(self, *, model, batch: Mapping[str, Any], params, reference=None):
         """Return ``retain_weight`` x the retain term on ``batch["retain"]``, or 0 when the run has none.
 
         The term is the retain records' mean token NLL, or with ``retain_loss="kl"`` the mean

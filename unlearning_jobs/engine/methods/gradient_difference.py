@@ -45,6 +45,6 @@ class GradientDifference(ApproximateMethod):
 
     def compute_loss(self, *, model, batch, params, reference=None):
         """Return ``-forget_nll + retain_weight * retain term`` (NLL, or KL from the start with ``retain_loss="kl"``)."""
-        return -mean_token_nll(model, batch["forget"]) + self.retain_loss(
+        return -mean_token_nll(model, batch["forget"]) + self.retain_term(
             model=model, batch=batch, params=params, reference=reference
         )

@@ -122,4 +122,4 @@ class Npo(ApproximateMethod):
         with reference.active() as ref_model, torch.no_grad():
             ref_nll, _ = sequence_nll(ref_model, batch["forget"])
         loss = params.forget_weight * npo_forget_loss(nll, ref_nll, params.beta)
-        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)
+        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)

@@ -208,4 +208,4 @@ class Refusal(ApproximateMethod):
                 lose_ref, _ = sequence_nll(ref_model, batch["original"])
             forget = dpo_loss(win, win_ref, lose, lose_ref, params.beta)
         loss = params.forget_weight * forget
-        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)
+        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)

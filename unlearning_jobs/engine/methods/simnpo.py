@@ -86,4 +86,4 @@ class SimNpo(ApproximateMethod):
         """Return gamma x SimNPO's forget term plus alpha x the retain term (NLL or KL)."""
         nll, count = sequence_nll(model, batch["forget"])
         loss = params.forget_weight * simnpo_forget_loss(nll, count, beta=params.beta, delta=params.delta)
-        return loss + self.retain_loss(model=model, batch=batch, params=params, reference=reference)
+        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)
