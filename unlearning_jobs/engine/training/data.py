@@ -118,8 +118,7 @@ def sequence_nll(model, batch: dict):
     import torch
     import torch.nn.functional as F
 
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    logits = out.logits[:, :-1, :].float()
+    logits = next_token_logits(model, batch)
     labels = batch["labels"][:, 1:]
     mask = labels != -100
     nll = F.cross_entropy(
