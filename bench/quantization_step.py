@@ -24,14 +24,15 @@ import torch  # noqa: E402
 from memory import smollm2_dir  # noqa: E402  (bench/ is the script's directory)
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from unlearning_jobs.engine.verify.robustness import RobustnessSettings, _weight_matrices  # noqa: E402
+from unlearning_jobs.engine.quantization import weight_matrices  # noqa: E402
+from unlearning_jobs.engine.verify.robustness import RobustnessSettings  # noqa: E402
 
 
 def quantization_steps(model, *, bits: int, group_size: int) -> torch.Tensor:
     """Return the level spacing of every quantization group of every weight matrix, flattened."""
     qmax = 2 ** (bits - 1) - 1
     steps = []
-    for weight, transposed in _weight_matrices(model):
+    for weight, transposed in weight_matrices(model):
         rows = (weight.t() if transposed else weight).detach().float()
         cols = rows.shape[1]
         group = min(group_size, cols)

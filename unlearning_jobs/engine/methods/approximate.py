@@ -58,6 +58,7 @@ from ..checkpoints import (
 from ..device import resolve_device, single_process_accelerator
 from ..method_catalogue import FRAMEWORK_APPROXIMATE, STATISTICAL
 from ..models import is_adapter_dir, load_causal_lm
+from ..quantization import QUANTIZATION_BITS, quantized_weights
 from ..training.data import (
     epoch_order,
     mean_token_kl,
@@ -185,6 +186,18 @@ class ApproximateParams:
       change (``methods.saliency``, after SURE: updates concentrated in few weights and taken
       at a larger learning rate survive 4-bit quantization). ``None`` trains every row.
       Needs ``weight_decay`` 0: decoupled decay would move the rows the mask holds still.
+    - ``quantized_forget_bits``: when set (4, say), every step also takes the method's forget
+      term on the weights rounded as verification's quantization attack rounds them (``engine.
+      quantization``, groups of ``quantized_forget_group_size``) and adds its gradient, taken at
+      the rounded point, to the step's (the straight-through estimate of quantization-aware
+      training); the forget-loss stop then waits until the forget records score at the target
+      both as the weights are and as they round. Without it a run that moves weights by less
+      than half a quantization step is undone by rounding (4-bit quantization restored about half
+      of what gradient difference removed on SmolLM2 fine-tuned on TOFU, ``docs/performance.md``).
+      What it withstands is this round-to-nearest scheme; others (GPTQ, NF4) round differently.
+      Not with ``salient_fraction`` (its rows compute outside the weights being rounded), nor
+      on a LoRA adapter for a method whose forget term reads the reference (NPO, IdkDPO, RMU):
+      the adapter-off reference would read the rounded base weights.
     """
 
     #: Named presets: values that replace the class defaults before the caller's own values.
@@ -217,6 +230,8 @@ class ApproximateParams:
     lora_target_modules: tuple[str, ...] | None = None
     preset: str = "lethe"
     salient_fraction: float | None = None
+    quantized_forget_bits: int | None = None
+    quantized_forget_group_size: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -335,6 +350,24 @@ class ApproximateParams:
             name,
             "salient_fraction",
             f"needs weight_decay 0 (decay would move the rows the mask holds still), got weight_decay {self.weight_decay}",
+        )
+        require(
+            self.quantized_forget_bits is None or self.quantized_forget_bits in QUANTIZATION_BITS,
+            name,
+            "quantized_forget_bits",
+            f"must be one of {QUANTIZATION_BITS} or null, got {self.quantized_forget_bits}",
+        )
+        require(
+            self.quantized_forget_group_size >= 1,
+            name,
+            "quantized_forget_group_size",
+            f"must be at least 1, got {self.quantized_forget_group_size}",
+        )
+        require(
+            self.quantized_forget_bits is None or self.salient_fraction is None,
+            name,
+            "quantized_forget_bits",
+            "cannot be combined with salient_fraction (the salient rows compute outside the rounded weights)",
         )
         presets = ("lethe", *type(self).PRESETS)
         require(self.preset in presets, name, "preset", f"must be one of {presets}, got {self.preset!r}")
@@ -457,6 +490,10 @@ class ApproximateMethod(UnlearningMethod):
         """Return whether this run needs the model as it was at the start (the method, or a KL retain term)."""
         return self.needs_reference or (params.retain_loss == "kl" and self.uses_retain(params))
 
+    def forget_term_reads_reference(self, params) -> bool:
+        """Return whether the forget term (not the retain term) reads the model as it was at the start."""
+        return self.needs_reference
+
     def parse_params(self, params):
         """Return a validated ``Params`` from a dict (presets applied) or pass ``Params`` through.
 
@@ -468,6 +505,16 @@ class ApproximateMethod(UnlearningMethod):
                 f"{type(parsed).__name__}.retain_loss: {self.name} takes {list(self.retain_losses)}, "
                 f"got {parsed.retain_loss!r} (a KL retain term replaces the retain NLL of gradient "
                 "difference, NPO, SimNPO and refusal)"
+            )
+        if (
+            parsed.quantized_forget_bits is not None
+            and parsed.adapter == "lora"
+            and self.forget_term_reads_reference(parsed)
+        ):
+            raise ValueError(
+                f"{type(parsed).__name__}.quantized_forget_bits: {self.name}'s forget term reads the model at "
+                "the start, which on a LoRA adapter is the base weights the rounding changes; use full "
+                "weights (adapter 'none') or leave quantized_forget_bits null"
             )
         return parsed
 
@@ -658,6 +705,21 @@ class ApproximateMethod(UnlearningMethod):
                     ]
                 return tuple(measured if non_member_ex else measured[:2])
 
+            quantized_bits = params.quantized_forget_bits
+
+            def rounded():
+                """Return the block in which the model computes with its weights rounded (``quantized_forget_bits``)."""
+                return quantized_weights(
+                    model, bits=quantized_bits, group_size=params.quantized_forget_group_size
+                )
+
+            def quantized_forget_loss() -> float:
+                """Return the forget records' mean loss on the rounded weights (what a quantizing attacker reads)."""
+                with rounded(), accelerator.autocast():
+                    return evaluate_examples_loss(
+                        model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
+                    )
+
             fingerprint = hashlib.sha256(
                 json.dumps(
                     [
@@ -698,12 +760,14 @@ class ApproximateMethod(UnlearningMethod):
                 previous_seconds = float(state["compute_seconds"])
                 before = dict(state["before"])
                 history = [tuple(h) for h in state["history"]]
+                quantized_history = [tuple(h) for h in state.get("quantized_history", [])]
             else:
                 measured = losses()
                 before = {"forget": measured[0], "retain": measured[1]}
                 if non_member_ex:
                     before["non_members"] = measured[2]
                 history = [(0, *measured)]
+                quantized_history = [(0, quantized_forget_loss())] if quantized_bits is not None else []
             # Each entry of history: (step, forget loss, retain loss[, non-members' loss]); the
             # retain loss is None between the first and last entries of a run without the bound.
             target = None
@@ -737,7 +801,12 @@ class ApproximateMethod(UnlearningMethod):
                 if step % params.eval_every == 0 or step == total_steps:
                     if step != history[-1][0]:
                         history.append((step, *losses(retain=bound is not None or step == total_steps)))
+                        if quantized_bits is not None:
+                            quantized_history.append((step, quantized_forget_loss()))
                     forget_now, retain_now = history[-1][1], history[-1][2]
+                    if quantized_bits is not None:
+                        # Forgotten only once it is forgotten as the weights are and as they round.
+                        forget_now = min(forget_now, quantized_history[-1][1])
                     if non_member_ex:
                         # What records the model never saw score now: the run's damage raises it too.
                         target = history[-1][3]
@@ -771,6 +840,7 @@ class ApproximateMethod(UnlearningMethod):
                                 "rng": capture_rng_state(),
                                 "before": before,
                                 "history": [list(h) for h in history],
+                                "quantized_history": [list(h) for h in quantized_history],
                                 "compute_seconds": previous_seconds + time.monotonic() - started,
                             },
                         )
@@ -814,6 +884,21 @@ class ApproximateMethod(UnlearningMethod):
                         f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
                     )
                 accelerator.backward(loss)
+                if quantized_bits is not None:
+                    # The forget term again on the rounded weights; its gradient, taken there,
+                    # is added to the step's (backward inside the block: the graph holds them).
+                    forget_only = {key: value for key, value in batch.items() if key != "retain"}
+                    with rounded():
+                        with accelerator.autocast():
+                            rounded_loss = self.compute_loss(
+                                model=model, batch=forget_only, params=params, reference=reference
+                            )
+                        if not torch.isfinite(rounded_loss):
+                            raise FloatingPointError(
+                                f"{self.name}: the rounded weights' loss became {float(rounded_loss)} at step "
+                                f"{step}; lower learning_rate"
+                            )
+                        accelerator.backward(rounded_loss)
                 accelerator.clip_grad_norm_(trained.parameters, params.max_grad_norm)
                 optimizer.step()
                 trained.write_back()
@@ -824,6 +909,7 @@ class ApproximateMethod(UnlearningMethod):
 
             model.eval()
             forget_after, retain_after, *non_members_after = losses()
+            quantized_after = quantized_forget_loss() if quantized_bits is not None else None
             # Give the caller its model back without the bf16 forward wrapper prepare() installed.
             accelerator.unwrap_model(model, keep_fp32_wrapper=False)
             seconds = time.monotonic() - started
@@ -858,6 +944,19 @@ class ApproximateMethod(UnlearningMethod):
                 "compute_seconds": previous_seconds + seconds,
                 "trainable_parameters": trained.count(),
                 "reference": None if reference is None else reference.kind,
+                **(
+                    {
+                        "quantized_forget_bits": quantized_bits,
+                        "quantized_forget_group_size": params.quantized_forget_group_size,
+                        "quantized_forget_loss_before": quantized_history[0][1]
+                        if quantized_history
+                        else None,
+                        "quantized_forget_loss_after": quantized_after,
+                        "quantized_forget_history": [list(h) for h in quantized_history],
+                    }
+                    if quantized_bits is not None
+                    else {}
+                ),
                 **(salient.summary() if salient is not None else {}),
                 **self.provenance_extra(),
             }

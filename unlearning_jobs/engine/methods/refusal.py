@@ -153,6 +153,10 @@ class Refusal(ApproximateMethod):
         """IdkDPO compares with the model at the start; plain refusal fine-tuning needs no reference."""
         return self._objective == "idk_dpo"
 
+    def forget_term_reads_reference(self, params) -> bool:
+        """IdkDPO's forget term compares with the model at the start; plain refusal fine-tuning's does not."""
+        return params.objective == "idk_dpo"
+
     def parse_params(self, params):
         parsed = super().parse_params(params)
         self._objective = parsed.objective

@@ -18,7 +18,8 @@ knew beyond the retrain; values outside [0, 1] are reported as they are. A measu
 original-vs-retrain gap is below ``min_gap`` cannot be used (the model never knew more than the
 retrain there) and is listed, not guessed; the row's value is the worst usable measure.
 
-Quantization is symmetric round-to-nearest weight quantization of every weight matrix (linear
+Quantization is ``engine.quantization``'s symmetric round-to-nearest weight quantization (the
+same quantizer a quantization-aware unlearning run trains against) of every weight matrix (linear
 layers, GPT-2's ``Conv1D``, embeddings and a tied LM head once), per output channel at 8 bits and
 per group of ``group_size`` input weights at 4 bits, with the weights dequantized back to float:
 the numbers a weight-only int8/int4 model computes with, on the CPU and on any architecture.
@@ -41,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..quantization import QUANTIZATION_BITS, fake_quantize_
 from .extraction import measure_extraction
 from .leaks import ValueMatcher
 from .lm import context_length, greedy_complete
@@ -169,9 +171,9 @@ class RobustnessSettings:
             )
         if self.relearn_batch_size < 1:
             raise ValueError("RobustnessSettings.relearn_batch_size must be at least 1")
-        if not self.quantization_bits or any(b not in (2, 3, 4, 8) for b in self.quantization_bits):
+        if not self.quantization_bits or any(b not in QUANTIZATION_BITS for b in self.quantization_bits):
             raise ValueError(
-                f"RobustnessSettings.quantization_bits must be a non-empty subset of (2, 3, 4, 8), "
+                f"RobustnessSettings.quantization_bits must be a non-empty subset of {QUANTIZATION_BITS}, "
                 f"got {self.quantization_bits}"
             )
         if self.group_size < 1:
@@ -211,53 +213,6 @@ def split_forget_records(
 
 
 # Attacks --------------------------------------------------------------------------------------
-
-
-def _weight_matrices(model) -> list[tuple[torch.nn.Parameter, bool]]:
-    """Return each distinct weight matrix once with whether it is stored ``[in, out]`` (Conv1D)."""
-    from transformers.pytorch_utils import Conv1D
-
-    seen: set[int] = set()
-    found = []
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Linear, Conv1D, torch.nn.Embedding)):
-            weight = getattr(module, "weight", None)
-            if weight is None or weight.dim() != 2 or id(weight) in seen:
-                continue
-            seen.add(id(weight))
-            found.append((weight, isinstance(module, Conv1D)))
-    return found
-
-
-def _fake_quantize_rows(weight: torch.Tensor, bits: int, group_size: int | None) -> torch.Tensor:
-    """Return ``weight`` ([out, in]) quantized symmetrically per row (or per group of a row) and dequantized."""
-    qmax = 2 ** (bits - 1) - 1
-    rows, cols = weight.shape
-    group = cols if group_size is None or group_size >= cols else group_size
-    pad = (-cols) % group
-    work = torch.nn.functional.pad(weight.float(), (0, pad)) if pad else weight.float()
-    grouped = work.reshape(rows, -1, group)
-    scale = grouped.abs().amax(dim=-1, keepdim=True) / qmax
-    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    quantized = torch.clamp(torch.round(grouped / scale), -qmax, qmax) * scale
-    return quantized.reshape(rows, -1)[:, :cols].to(weight.dtype)
-
-
-def fake_quantize_(model, *, bits: int, group_size: int | None = None) -> int:
-    """Quantize every weight matrix of ``model`` in place (round to nearest, symmetric); return how many.
-
-    8 bits quantizes per output channel; fewer bits per group of ``group_size`` weights of a
-    channel (``None``: per channel). Biases and norms stay in float, as in weight-only schemes.
-    """
-    if bits not in (2, 3, 4, 8):
-        raise ValueError(f"bits must be 2, 3, 4 or 8, got {bits}")
-    matrices = _weight_matrices(model)
-    with torch.no_grad():
-        for weight, transposed in matrices:
-            rows = weight.t() if transposed else weight
-            quantized = _fake_quantize_rows(rows, bits, None if bits == 8 else group_size)
-            weight.copy_(quantized.t() if transposed else quantized)
-    return len(matrices)
 
 
 def _plain_copy(model):
