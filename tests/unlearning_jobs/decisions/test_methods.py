@@ -127,3 +127,33 @@ def test_a_saliency_masked_npo_runs_from_a_decision_and_records_how_much_it_coul
     assert job.produced_model is not None
     assert 0 < job.metrics["salient_rows"] < job.metrics["salient_rows_of"]
     assert job.metrics["salient_fraction"] == 0.02
+
+
+def test_a_quantization_aware_run_goes_from_a_decision_to_a_job_that_records_the_rounded_loss(
+    officer, engineer, tickets
+):
+    source = model_train(dataset_version=tickets, engineer=engineer).produced_model
+    erasure_request = request_reviewed(officer=officer)
+    offered = {(m.framework, m.method): m for m in methods.plan_methods()}
+    with pytest.raises(ValueError, match=r"NpoParams\.quantized_forget_bits: npo's forget term"):
+        offered[("deletion", "npo")].validate({"quantized_forget_bits": 4, "adapter": "lora"})
+    with pytest.raises(ValueError, match=r"GradientDifferenceParams\.quantized_forget_bits: must be one of"):
+        offered[("deletion", "gradient_difference")].validate({"quantized_forget_bits": 5})
+    plan = [
+        {
+            "model_version": source.pk,
+            "framework": "deletion",
+            "method": "gradient_difference",
+            "params": {**QUICK, "quantized_forget_bits": 4, "quantized_forget_group_size": 16},
+        }
+    ]
+    decisions.erasure_decision_approve(
+        erasure_request=erasure_request, actor=officer, rationale="Art. 17(1)(a)", plan=plan
+    )
+    job = UnlearningJob.objects.get(erasure_request=erasure_request, method="gradient_difference")
+    assert run_inline(job) == "succeeded", UnlearningJob.objects.get(pk=job.pk).log
+    job.refresh_from_db()
+    assert job.produced_model is not None
+    assert job.metrics["quantized_forget_bits"] == 4
+    history = job.metrics["quantized_forget_history"]
+    assert len(history) >= 2 and history[-1][1] == pytest.approx(job.metrics["quantized_forget_loss_after"])
