@@ -169,6 +169,30 @@ def test_the_stop_waits_until_the_forget_records_score_at_the_target_as_the_weig
     history = aware.metrics["quantized_forget_history"]
     assert [step for step, _ in history] == [step for step, *_ in aware.metrics["history"]]
     assert "quantized_forget_bits" not in plain.metrics
+    # The rounded term was taken on every step before the rounded loss passed the target.
+    passed = next(step for step, loss in history if loss >= target)
+    assert aware.metrics["quantized_forget_steps"] >= min(passed, aware.steps)
+
+
+def test_the_rounded_term_stops_once_the_rounded_weights_are_past_the_target(tokenizer, retain_texts):
+    """Gated on the last measurement: a run whose rounded weights score the records past the
+    target throughout never takes it; with no target (the published recipes' fixed steps) every step takes it."""
+    base = memorised(tokenizer)
+    # Rounded to 2 bits the memorised pairs already score past 1.0 nats; as the weights are, not.
+    _, past = run(
+        tokenizer,
+        retain_texts,
+        bits=2,
+        lr=1e-4,
+        steps=6,
+        model=copy.deepcopy(base),
+        extra={"forget_loss_target": 1.0, "stop_at_forget_target": True, "eval_every": 1},
+    )
+    assert past.metrics["forget_loss_before"] < 1.0 <= past.metrics["quantized_forget_loss_before"]
+    assert all(loss >= 1.0 for _, loss in past.metrics["quantized_forget_history"])
+    assert past.steps > 0 and past.metrics["quantized_forget_steps"] == 0
+    _, fixed = run(tokenizer, retain_texts, bits=3, lr=1e-4, steps=6, model=copy.deepcopy(base))
+    assert fixed.steps == 6 and fixed.metrics["quantized_forget_steps"] == 6
 
 
 @pytest.mark.parametrize(
