@@ -133,10 +133,11 @@ def quantized_weights(model, *, bits: int, group_size: int | None) -> Iterator[i
                 if id(weight) in adapter_weights:
                     continue
                 delta = deltas.get(id(weight))
-                merged = weight if delta is None else weight + delta.to(weight.dtype)
+                delta = None if delta is None else delta.to(weight.dtype)
+                merged = weight if delta is None else weight + delta
                 quantized = quantize_matrix(merged, transposed=transposed, bits=bits, group_size=group_size)
                 saved.append((weight, weight.detach().clone()))
-                weight.copy_(quantized if delta is None else quantized - delta.to(weight.dtype))
+                weight.copy_(quantized if delta is None else quantized - delta)
         yield len(saved)
     finally:
         with torch.no_grad():
