@@ -195,6 +195,49 @@ def test_the_rounded_term_stops_once_the_rounded_weights_are_past_the_target(tok
     assert fixed.steps == 6 and fixed.metrics["quantized_forget_steps"] == 6
 
 
+@pytest.mark.parametrize("method", ["gradient_ascent", "gradient_difference"])
+def test_each_forget_term_is_taken_only_while_its_own_loss_is_below_the_target(
+    tokenizer, retain_texts, method
+):
+    """Start from a model plain gradient ascent has pushed past the target at full precision while
+    3-bit rounding still gives the pairs back: the full-precision forget term is off (gradient
+    difference keeps its retain term), the rounded one on, each decided at the last measurement."""
+    target = 1.0
+    unlearned, plain = run(
+        tokenizer,
+        retain_texts,
+        bits=None,
+        lr=1e-4,
+        steps=40,
+        model=memorised(tokenizer),
+        extra={"forget_loss_target": target, "stop_at_forget_target": True, "eval_every": 1},
+    )
+    assert plain.stopped_reason == "forget_loss_target"
+    _, aware = run(
+        tokenizer,
+        retain_texts,
+        bits=3,
+        lr=1e-4,
+        steps=30,
+        model=unlearned,
+        method=method,
+        extra={"forget_loss_target": target, "stop_at_forget_target": True, "eval_every": 1},
+    )
+    metrics = aware.metrics
+    assert metrics["forget_loss_before"] >= target > metrics["quantized_forget_loss_before"]
+    assert aware.steps > 0
+    # One measurement before every step: the step at s took a term when that term's loss at s was below.
+    full_precision = [loss for step, loss, *_ in metrics["history"] if step < aware.steps]
+    rounded = [loss for step, loss in metrics["quantized_forget_history"] if step < aware.steps]
+    assert len(full_precision) == len(rounded) == aware.steps
+    assert metrics["full_precision_forget_steps"] == sum(loss < target for loss in full_precision)
+    assert metrics["quantized_forget_steps"] == sum(loss < target for loss in rounded)
+    # Here the full-precision loss stays past the target (the rounded term's step moves the same
+    # weights), so no step takes it, and the rounded one is taken until the stop.
+    assert aware.stopped_reason == "forget_loss_target"
+    assert metrics["full_precision_forget_steps"] == 0 and metrics["quantized_forget_steps"] == aware.steps
+
+
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
@@ -214,7 +257,6 @@ def test_the_rounded_term_stops_once_the_rounded_weights_are_past_the_target(tok
             {"quantized_forget_bits": 4, "adapter": "lora"},
             r"Params\.quantized_forget_bits: npo's forget term",
         ),
-        ("rmu", {"quantized_forget_bits": 4, "adapter": "lora"}, r"rmu's forget term"),
         ("refusal", {"quantized_forget_bits": 4, "adapter": "lora"}, r"refusal's forget term"),
     ],
 )
@@ -230,6 +272,8 @@ def test_settings_it_cannot_honour_are_refused_naming_the_field(name, params, me
         ("simnpo", {"quantized_forget_bits": 4, "adapter": "lora"}),
         ("refusal", {"quantized_forget_bits": 4, "adapter": "lora", "objective": "sft"}),
         ("npo", {"quantized_forget_bits": 8}),
+        # RMU's forget term steers the layer's activations; only its retain term reads the reference.
+        ("rmu", {"quantized_forget_bits": 4, "adapter": "lora"}),
     ],
 )
 def test_settings_it_can_honour_are_taken(name, params):

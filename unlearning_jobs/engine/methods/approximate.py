@@ -1,7 +1,8 @@
 """The loop shared by the approximate methods: gradient ascent, gradient difference, NPO, SimNPO, RMU, refusal.
 
-A method only says *what* is minimised on a ``{"forget": batch, "retain": batch}`` pair
-(:meth:`ApproximateMethod.compute_loss`); this module decides *when*: the step budget (steps, or
+A method only says *what* is minimised on a ``{"forget": batch, "retain": batch}`` pair (its
+:meth:`ApproximateMethod.forget_term`, plus the shared or its own ``retain_term``; their sum is
+``compute_loss``); this module decides *when*: the step budget (steps, or
 epochs over the forget set), the learning-rate schedule, early stop once the forget loss reaches
 its target, the retain-loss bound that protects utility, progress, cancellation and resumable
 checkpoints.
@@ -190,11 +191,13 @@ class ApproximateParams:
       term on the weights rounded as verification's quantization attack rounds them (``engine.
       quantization``, groups of ``quantized_forget_group_size``) and adds its gradient, taken at
       the rounded point, to the step's (the straight-through estimate of quantization-aware
-      training), as long as the rounded weights scored the forget records below the forget-loss
-      target at the last measurement (past it, pushing them further only costs utility: on TOFU
-      an ungated run drove the rounded loss to 12.6 nats against a target of 3.2); the stop then
-      waits until the forget records score at the target both as the weights are and as they
-      round. Without it a run that moves weights by less
+      training). With a target, each of the two forget terms (full precision, rounded) is taken
+      only while its own loss was below the forget-loss target at the last measurement (past it,
+      pushing further only costs utility: on TOFU an ungated run drove the rounded loss to 12.6
+      nats against a target of 3.2, and with the rounded term alone gated the full-precision
+      loss overshot while the rounded one caught up); the retain term is taken on every step,
+      and the stop waits until the forget records score at the target both as the weights are
+      and as they round. Without a target both terms are taken on every step. Without it a run that moves weights by less
       than half a quantization step is undone by rounding (4-bit quantization restored about half
       of what gradient difference removed on SmolLM2 fine-tuned on TOFU, ``docs/performance.md``).
       What it withstands is this round-to-nearest scheme; others (GPTQ, NF4) round differently.
@@ -476,9 +479,9 @@ class ApproximateMethod(UnlearningMethod):
     #: What the report files the result under: weights changed so the records score as unseen
     #: (approximate unlearning), or only the model's answers changed (output suppression).
     framework: ClassVar[str] = FRAMEWORK_APPROXIMATE
-    #: Whether compute_loss needs the model as it was at the start (NPO, IdkDPO, RMU).
+    #: Whether the loss needs the model as it was at the start (NPO, IdkDPO, RMU).
     needs_reference = False
-    #: Whether compute_loss trains on retain batches (the guard always measures retain loss).
+    #: Whether the loss trains on retain batches (the guard always measures retain loss).
     trains_on_retain = False
     #: The ``retain_loss`` values the method's retain term takes: a token-level term
     #: (:meth:`retain_term`) takes ``nll`` or ``kl``; RMU's activation matching and gradient
@@ -541,12 +544,20 @@ class ApproximateMethod(UnlearningMethod):
         return params.retain_weight * term
 
     @abc.abstractmethod
-    def compute_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
-        """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch.
+    def forget_term(self, *, model, batch: Mapping[str, Any], params, reference=None):
+        """Return the forget term to *minimise* on ``batch["forget"]`` (weighted as the method weighs it).
 
         ``reference`` (when :meth:`uses_reference`) has ``active()``, a context manager yielding
-        the model as it was at the start, without grad.
+        the model as it was at the start, without grad. Kept apart from the retain term so the
+        loop can take each where it is needed (the quantization-aware step takes the forget term
+        on the rounded weights, and each forget term only until its own loss reaches the target).
         """
+
+    def compute_loss(self, *, model, batch: Mapping[str, Any], params, reference=None):
+        """Return the scalar loss to *minimise* for one ``{"forget": …, "retain": …}`` batch: forget plus retain term."""
+        return self.forget_term(
+            model=model, batch=batch, params=params, reference=reference
+        ) + self.retain_term(model=model, batch=batch, params=params, reference=reference)
 
     # Hooks a method may override -------------------------------------------------------------
 
@@ -798,6 +809,11 @@ class ApproximateMethod(UnlearningMethod):
             )
             last_good = trained.state() if bound else None
             rounded_steps = int(state.get("quantized_steps", 0)) if state is not None else 0
+            # Steps that took the forget term at full precision (all of them but in a gated
+            # quantization-aware run); a checkpoint from before it was kept counts every step.
+            full_precision_steps = (
+                int(state.get("full_precision_forget_steps", state["step"])) if state is not None else 0
+            )
             last_checkpoint_step = start_step
             stopped_reason, steps_done = "max_steps", total_steps
             model.train()
@@ -846,6 +862,7 @@ class ApproximateMethod(UnlearningMethod):
                                 "history": [list(h) for h in history],
                                 "quantized_history": [list(h) for h in quantized_history],
                                 "quantized_steps": rounded_steps,
+                                "full_precision_forget_steps": full_precision_steps,
                                 "compute_seconds": previous_seconds + time.monotonic() - started,
                             },
                         )
@@ -882,23 +899,37 @@ class ApproximateMethod(UnlearningMethod):
                     ),
                 }
                 self.extend_batch(batch, forget_indices=forget_indices, pad_id=pad, device=device)
+                # A quantization-aware run with a target takes each forget term only while its own
+                # loss (as the weights are, as they round) was below the target at the last
+                # measurement: past it, pushing further only costs utility while the other term
+                # gets there (the stop waits for both). On TOFU the rounded term alone gated let
+                # the full-precision loss overshoot (AUC 0.28 where 0.5 is "never seen").
+                gated = quantized_bits is not None and target is not None
+                full_precision_forget = not (gated and history[-1][1] >= target)
+                rounded_forget = quantized_bits is not None and not (
+                    gated and quantized_history[-1][1] >= target
+                )
                 with accelerator.autocast():
-                    loss = self.compute_loss(model=model, batch=batch, params=params, reference=reference)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
+                    loss = (
+                        self.compute_loss(model=model, batch=batch, params=params, reference=reference)
+                        if full_precision_forget
+                        else self.retain_term(model=model, batch=batch, params=params, reference=reference)
                     )
-                accelerator.backward(loss)
-                if quantized_bits is not None and (target is None or quantized_history[-1][1] < target):
-                    # The forget term again on the rounded weights, while they still score the
-                    # forget records below the target (past it, pushing them further only costs
-                    # utility); its gradient, taken there, is added to the step's (backward inside
-                    # the block: the graph holds the rounded weights).
-                    forget_only = {key: value for key, value in batch.items() if key != "retain"}
+                if torch.is_tensor(loss):  # a plain 0: the forget term is off and there is no retain term
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(
+                            f"{self.name}: loss became {float(loss)} at step {step}; lower learning_rate"
+                        )
+                    accelerator.backward(loss)
+                full_precision_steps += full_precision_forget
+                if rounded_forget:
+                    # The forget term again on the rounded weights; its gradient, taken there, is
+                    # added to the step's (backward inside the block: the graph holds the
+                    # rounded weights).
                     with rounded():
                         with accelerator.autocast():
-                            rounded_loss = self.compute_loss(
-                                model=model, batch=forget_only, params=params, reference=reference
+                            rounded_loss = self.forget_term(
+                                model=model, batch=batch, params=params, reference=reference
                             )
                         if not torch.isfinite(rounded_loss):
                             raise FloatingPointError(
@@ -962,6 +993,7 @@ class ApproximateMethod(UnlearningMethod):
                         "quantized_forget_loss_after": quantized_after,
                         "quantized_forget_history": [list(h) for h in quantized_history],
                         "quantized_forget_steps": rounded_steps,
+                        "full_precision_forget_steps": full_precision_steps,
                     }
                     if quantized_bits is not None
                     else {}

@@ -23,6 +23,6 @@ class GradientAscent(ApproximateMethod):
     summary = "ascend the next-token loss on the forget records"
     Params = GradientAscentParams
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return the negated forget loss, so descending it ascends the forget loss."""
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return the negated forget loss, so descending it ascends the forget loss (no retain term)."""
         return -mean_token_nll(model, batch["forget"])

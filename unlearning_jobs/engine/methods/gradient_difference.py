@@ -43,8 +43,6 @@ class GradientDifference(ApproximateMethod):
     trains_on_retain = True
     retain_losses = ("nll", "kl")
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return ``-forget_nll + retain_weight * retain term`` (NLL, or KL from the start with ``retain_loss="kl"``)."""
-        return -mean_token_nll(model, batch["forget"]) + self.retain_term(
-            model=model, batch=batch, params=params, reference=reference
-        )
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return ``-forget_nll`` (the loss adds ``retain_weight`` x the retain term: NLL, or KL with ``retain_loss="kl"``)."""
+        return -mean_token_nll(model, batch["forget"])

@@ -114,12 +114,11 @@ class Npo(ApproximateMethod):
     trains_on_retain = True
     retain_losses = ("nll", "kl")
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x the NPO loss on the forget batch plus alpha x the retain term (NLL or KL)."""
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return gamma x the NPO loss on the forget batch (the loss adds alpha x the retain term, NLL or KL)."""
         if reference is None:
             raise ValueError("npo needs the frozen reference model")
         nll, _count = sequence_nll(model, batch["forget"])
         with reference.active() as ref_model, torch.no_grad():
             ref_nll, _ = sequence_nll(ref_model, batch["forget"])
-        loss = params.forget_weight * npo_forget_loss(nll, ref_nll, params.beta)
-        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)
+        return params.forget_weight * npo_forget_loss(nll, ref_nll, params.beta)

@@ -198,8 +198,8 @@ class Refusal(ApproximateMethod):
             [self._refusal[i] for i in forget_indices], pad_id=pad_id, device=device
         )
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x (IdkDPO or refusal NLL) plus alpha x the retain term (NLL or KL)."""
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return gamma x (IdkDPO or refusal NLL) (the loss adds alpha x the retain term, NLL or KL)."""
         if params.objective == "sft":
             forget = mean_token_nll(model, batch["refusal"])
         else:
@@ -211,5 +211,4 @@ class Refusal(ApproximateMethod):
                 win_ref, _ = sequence_nll(ref_model, batch["refusal"])
                 lose_ref, _ = sequence_nll(ref_model, batch["original"])
             forget = dpo_loss(win, win_ref, lose, lose_ref, params.beta)
-        loss = params.forget_weight * forget
-        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)
+        return params.forget_weight * forget

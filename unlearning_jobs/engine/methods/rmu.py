@@ -199,19 +199,28 @@ class Rmu(ApproximateMethod):
     def provenance_extra(self) -> dict[str, Any]:
         return {"rmu_layer": self._layer}
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x the steering MSE on forget plus alpha x the activation-matching MSE on retain."""
-        if reference is None or self._control is None:
-            raise ValueError("rmu needs its reference model and control vector (run setup first)")
+    def forget_term_reads_reference(self, params) -> bool:
+        """Return False: the steering term reads the model being trained only (the retain term reads the reference)."""
+        return False
+
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return gamma x the steering MSE on the forget batch: the layer's activations pushed to the control vector."""
+        if self._control is None:
+            raise ValueError("rmu needs its control vector (run setup first)")
         forget = batch["forget"]
         hidden = run_with_layer_output(model, self._layer_module(model), forget)
-        loss = params.forget_weight * activation_loss(
+        return params.forget_weight * activation_loss(
             hidden, self._control.expand_as(hidden), forget["labels"] != -100
         )
+
+    def retain_term(self, *, model, batch, params, reference=None):
+        """Return alpha x the activation-matching MSE on the retain batch (the layer held where the reference has it), or 0."""
         retain = batch.get("retain")
-        if params.retain_weight > 0 and retain is not None:
-            with reference.active() as ref_model, torch.no_grad():
-                target = run_with_layer_output(ref_model, self._layer_module(ref_model), retain).detach()
-            current = run_with_layer_output(model, self._layer_module(model), retain)
-            loss = loss + params.retain_weight * activation_loss(current, target, retain["labels"] != -100)
-        return loss
+        if retain is None or not self.uses_retain(params):
+            return 0.0
+        if reference is None:
+            raise ValueError("rmu needs its reference model to match the retain activations")
+        with reference.active() as ref_model, torch.no_grad():
+            target = run_with_layer_output(ref_model, self._layer_module(ref_model), retain).detach()
+        current = run_with_layer_output(model, self._layer_module(model), retain)
+        return params.retain_weight * activation_loss(current, target, retain["labels"] != -100)

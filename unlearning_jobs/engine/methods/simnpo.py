@@ -82,8 +82,7 @@ class SimNpo(ApproximateMethod):
     trains_on_retain = True
     retain_losses = ("nll", "kl")
 
-    def compute_loss(self, *, model, batch, params, reference=None):
-        """Return gamma x SimNPO's forget term plus alpha x the retain term (NLL or KL)."""
+    def forget_term(self, *, model, batch, params, reference=None):
+        """Return gamma x SimNPO's forget term (the loss adds alpha x the retain term, NLL or KL)."""
         nll, count = sequence_nll(model, batch["forget"])
-        loss = params.forget_weight * simnpo_forget_loss(nll, count, beta=params.beta, delta=params.delta)
-        return loss + self.retain_term(model=model, batch=batch, params=params, reference=reference)
+        return params.forget_weight * simnpo_forget_loss(nll, count, beta=params.beta, delta=params.delta)
