@@ -238,6 +238,46 @@ def test_each_forget_term_is_taken_only_while_its_own_loss_is_below_the_target(
     assert metrics["full_precision_forget_steps"] == 0 and metrics["quantized_forget_steps"] == aware.steps
 
 
+def test_rmu_on_a_lora_adapter_steers_the_rounded_layer_and_leaves_the_base_weights_exact(
+    tokenizer, retain_texts
+):
+    """RMU's steering term reads only the model being trained, so it takes the rounded pass on an
+    adapter; its retain term reads the adapter-off base, which must come back bit-identical."""
+    method = get_method("rmu")
+    params = method.parse_params(
+        {
+            "adapter": "lora",
+            "layer": 1,
+            "max_steps": 4,
+            "eval_every": 2,
+            "learning_rate": 1e-2,
+            "max_retain_loss_increase": None,
+            "stop_at_forget_target": False,
+            "quantized_forget_bits": 4,
+            "quantized_forget_group_size": 16,
+        }
+    )
+    base = tiny_llama()
+    model = wrap_with_lora(
+        base, r=4, alpha=8, dropout=0.0, target_modules=method.lora_target_modules(base, params)
+    )
+    base_weights = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}
+    outcome = method.unlearn(
+        model=model,
+        tokenizer=tokenizer,
+        forget_records=PAIRS,
+        retain_records=retain_texts,
+        params=params,
+        block_size=64,
+        device=torch.device("cpu"),
+    )
+    assert outcome.reference == "adapter_disabled"
+    assert outcome.metrics["quantized_forget_steps"] == outcome.metrics["full_precision_forget_steps"] == 4
+    after = dict(model.named_parameters())
+    assert all(torch.equal(after[n], w) for n, w in base_weights.items())
+    assert any(not torch.equal(p, torch.zeros_like(p)) for n, p in after.items() if "lora_B" in n)
+
+
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
