@@ -166,6 +166,9 @@ def test_the_stop_waits_until_the_forget_records_score_at_the_target_as_the_weig
     assert aware.metrics["quantized_forget_loss_after"] == pytest.approx(rounded_after[3], abs=1e-5)
     assert min(aware.metrics["forget_loss_after"], rounded_after[3]) >= target
     assert aware.steps > plain.steps
+    # The rounded measurement is part of what the stop costs.
+    for outcome in (plain, aware):
+        assert 0 < outcome.metrics["measurement_seconds"] < outcome.metrics["compute_seconds"]
     history = aware.metrics["quantized_forget_history"]
     assert [step for step, _ in history] == [step for step, *_ in aware.metrics["history"]]
     assert "quantized_forget_bits" not in plain.metrics

@@ -34,6 +34,7 @@ output suppression, see its module).
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -697,6 +698,17 @@ class ApproximateMethod(UnlearningMethod):
             )
             optimizer = accelerator.prepare(optimizer)
 
+            measuring = {"seconds": 0.0}
+
+            @contextlib.contextmanager
+            def timed_measurement():
+                """Add the block's seconds to the run's measuring time (what the stop decisions cost)."""
+                began = time.monotonic()
+                try:
+                    yield
+                finally:
+                    measuring["seconds"] += time.monotonic() - began
+
             def losses(*, retain: bool = True) -> tuple[float | None, ...]:
                 """Return the mean forget and retain losses, and the non-members' when they set the target.
 
@@ -706,7 +718,7 @@ class ApproximateMethod(UnlearningMethod):
                 step) would spend most of its measuring on a number nothing reads.
                 """
                 # Autocast comes from the accelerator; fp32 here keeps the helper from adding its own.
-                with accelerator.autocast():
+                with timed_measurement(), accelerator.autocast():
                     measured = [
                         None
                         if examples is retain_eval and not retain
@@ -729,7 +741,7 @@ class ApproximateMethod(UnlearningMethod):
 
             def quantized_forget_loss() -> float:
                 """Return the forget records' mean loss on the rounded weights (what a quantizing attacker reads)."""
-                with rounded(), accelerator.autocast():
+                with timed_measurement(), rounded(), accelerator.autocast():
                     return evaluate_examples_loss(
                         model, forget_ex, pad_id=pad, device=device, dtype=torch.float32
                     )
@@ -981,6 +993,9 @@ class ApproximateMethod(UnlearningMethod):
                 "history": [list(h) for h in history],
                 "resumed_from_step": resumed_from,
                 "compute_seconds": previous_seconds + seconds,
+                # Of this process's seconds, those spent measuring the losses the stop reads
+                # (before, at every eval_every steps, after; a resumed run: since the resume).
+                "measurement_seconds": measuring["seconds"],
                 "trainable_parameters": trained.count(),
                 "reference": None if reference is None else reference.kind,
                 **(
