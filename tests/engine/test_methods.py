@@ -14,6 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from unlearning_jobs.engine.checkpoints import weights_sha256
 from unlearning_jobs.engine.methods import METHODS, RetainBoundBeforeFirstStep, get_method
+from unlearning_jobs.engine.methods.approximate import next_measurement
 from unlearning_jobs.engine.training import (
     CheckpointMismatch,
     TrainingCancelled,
@@ -153,6 +154,56 @@ def test_approximate_method_stops_once_the_forget_loss_target_is_reached(
     assert result.metrics["stopped_reason"] == "forget_loss_target"
     assert result.metrics["forget_loss_after"] >= 1.0
     assert result.steps < 500
+
+
+@pytest.mark.parametrize(
+    ("points", "target", "adaptive", "expected"),
+    [
+        ([(0, 1.0), (4, 2.0)], 3.0, False, 12),  # fixed: every eval_every (8) steps
+        ([(0, 1.0)], 3.0, True, 8),  # one point: no rise to read yet
+        ([(0, 1.0), (4, 2.0)], None, True, 12),  # no target, nothing to approach
+        ([(0, 1.0), (4, 2.0)], 3.0, True, 6),  # 1 nat left at 0.25 a step: 4 steps, half of it
+        ([(0, 1.0), (2, 2.9)], 3.0, True, 3),  # nearly there: the next step
+        ([(0, 1.0), (1, 1.01)], 3.0, True, 9),  # far: at most eval_every
+        ([(0, 2.0), (4, 1.5)], 3.0, True, 12),  # falling: no prediction
+        ([(0, 2.0), (4, 3.5)], 3.0, True, 12),  # past the target (a stop decides there)
+    ],
+)
+def test_the_next_measurement_comes_sooner_as_the_forget_loss_nears_its_target(
+    points, target, adaptive, expected
+):
+    params = get_method("gradient_difference").parse_params({"eval_every": 8, "eval_adaptive": adaptive})
+    assert next_measurement(points, target=target, params=params) == expected
+
+
+def test_an_adaptive_schedule_stops_where_measuring_every_step_does_with_fewer_measurements(
+    trained_model, tmp_path, forget_texts, retain_texts
+):
+    """Measuring changes no weight, so every schedule follows one trajectory; the stop is the
+    first measured step past the target. Every 8 steps overshoots it; adaptive (at most 8) does not."""
+    outcomes = {}
+    for label, schedule in {
+        "every step": {"eval_every": 1},
+        "every 8": {"eval_every": 8},
+        "adaptive": {"eval_every": 8, "eval_adaptive": True},
+    }.items():
+        outcomes[label] = run(
+            "gradient_difference",
+            trained_model=trained_model,
+            tmp_path=tmp_path / label.replace(" ", "_"),
+            forget_texts=forget_texts,
+            retain_texts=retain_texts,
+            params={**UNTIL_A_TARGET, "learning_rate": 2e-4, "forget_loss_target": 1.0, **schedule},
+        )
+    fine, coarse, adaptive = (outcomes[k] for k in ("every step", "every 8", "adaptive"))
+    assert {o.metrics["stopped_reason"] for o in outcomes.values()} == {"forget_loss_target"}
+    assert coarse.steps > fine.steps == adaptive.steps
+    assert adaptive.weights_sha256 == fine.weights_sha256 != coarse.weights_sha256
+    assert [entry[0] for entry in coarse.metrics["history"]] == list(range(0, coarse.steps + 1, 8))
+    measured = [entry[0] for entry in adaptive.metrics["history"]]
+    assert len(measured) < len(fine.metrics["history"])
+    gaps = [b - a for a, b in zip(measured, measured[1:])]
+    assert max(gaps) <= 8 and gaps[-1] == 1  # longer gaps far from the target, one step at the end
 
 
 #: Tickets in the training records' form about people the tiny model was never trained on.

@@ -166,6 +166,13 @@ class ApproximateParams:
     - ``eval_every``: steps between measurements of the forget loss and the retain sample (the
       retain sample only under the retain bound: without it, before and after the run alone); the
       stop decisions are taken there, so it is also their granularity.
+    - ``eval_adaptive``: when true, ``eval_every`` is the longest interval, and once two
+      measurements show the forget loss rising toward its target the next comes after half the
+      steps that rise predicts are left (at least one): few measurements far from the target,
+      one per step near it, so a run neither pays for measuring where nothing is decided nor
+      overshoots the target by a whole interval. Measuring was 62 % of a TOFU run's time at
+      ``eval_every`` 2 (``measurement_seconds``), and the last interval's overshoot cost it
+      utility (``docs/performance.md``).
     - ``lr_backoffs``: when the retain loss crosses its bound at the first measurement, so that
       no step is kept and the weights would come back unchanged, ``run`` starts again from the
       source at half the learning rate, at most this many times, then fails saying so. Seen on
@@ -221,6 +228,7 @@ class ApproximateParams:
     stop_at_forget_target: bool = True
     max_retain_loss_increase: float | None = 0.05
     eval_every: int = 5
+    eval_adaptive: bool = False
     lr_backoffs: int = 3
     retain_eval_size: int = 64
     retain_eval_held_out: bool = False
@@ -290,6 +298,12 @@ class ApproximateParams:
             f"must be positive, got {self.max_retain_loss_increase}",
         )
         require(self.eval_every >= 1, name, "eval_every", f"must be at least 1, got {self.eval_every}")
+        require(
+            isinstance(self.eval_adaptive, bool),
+            name,
+            "eval_adaptive",
+            f"must be true or false, got {self.eval_adaptive!r}",
+        )
         require(
             isinstance(self.lr_backoffs, int) and 0 <= self.lr_backoffs <= 10,
             name,
@@ -420,6 +434,27 @@ class ApproximateParams:
     def warmup_steps(self, n_forget: int) -> int:
         """Return the warm-up steps: ``int(warmup_epochs x n_forget) // batch_size``."""
         return int(self.warmup_epochs * n_forget) // self.batch_size
+
+
+def next_measurement(
+    points: Sequence[tuple[int, float]], *, target: float | None, params: ApproximateParams
+) -> int:
+    """Return the step of the measurement after the last of ``points`` (step, the loss the stop reads).
+
+    Every ``eval_every`` steps; with ``eval_adaptive``, while the last two points show the loss
+    rising toward ``target`` and still below it, after half the steps that rise predicts are
+    left (at least one, at most ``eval_every``). Halving allows for the rise speeding up, as
+    ascent on the forget loss does once the records start to go.
+    """
+    last_step, last = points[-1]
+    if not params.eval_adaptive or target is None or len(points) < 2 or not last < target:
+        return last_step + params.eval_every
+    previous_step, previous = points[-2]
+    rise = (last - previous) / max(last_step - previous_step, 1)
+    if not rise > 0:
+        return last_step + params.eval_every
+    left = (target - last) / rise
+    return last_step + max(1, min(params.eval_every, int(left / 2)))
 
 
 def _indices_at(n: int, *, step: int, batch_size: int, seed: int, salt: int) -> list[int]:
@@ -829,8 +864,9 @@ class ApproximateMethod(UnlearningMethod):
             last_checkpoint_step = start_step
             stopped_reason, steps_done = "max_steps", total_steps
             model.train()
+            measure_at = start_step  # the run's first decisions are taken before its first step
             for step in range(start_step, total_steps + 1):
-                if step % params.eval_every == 0 or step == total_steps:
+                if step >= measure_at or step == total_steps:
                     if step != history[-1][0]:
                         history.append((step, *losses(retain=bound is not None or step == total_steps)))
                         if quantized_bits is not None:
@@ -854,6 +890,17 @@ class ApproximateMethod(UnlearningMethod):
                         break
                     if last_good is not None:
                         last_good = trained.state()
+                    # The loss the stop reads at the last two measurements (quantization-aware:
+                    # the lower of the two ways the records score).
+                    rounded_recent = dict(quantized_history[-2:])
+                    measure_at = next_measurement(
+                        [
+                            (entry[0], min(entry[1], rounded_recent.get(entry[0], math.inf)))
+                            for entry in history[-2:]
+                        ],
+                        target=target,
+                        params=params,
+                    )
                     if (
                         checkpoint_dir is not None
                         and step - last_checkpoint_step >= checkpoint_every
