@@ -17,7 +17,12 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from unlearning_jobs.engine.methods import METHODS, get_method, method_framework
-from unlearning_jobs.engine.methods.data import LabeledExample, collate_examples, encode_record
+from unlearning_jobs.engine.methods.data import (
+    LabeledExample,
+    collate_examples,
+    encode_record,
+    evaluate_examples_loss,
+)
 from unlearning_jobs.engine.methods.npo import npo_forget_loss
 from unlearning_jobs.engine.methods.reference import (
     AdapterDisabledReference,
@@ -27,6 +32,7 @@ from unlearning_jobs.engine.methods.reference import (
 )
 from unlearning_jobs.engine.methods.rmu import resolve_layer
 from unlearning_jobs.engine.methods.simnpo import simnpo_forget_loss
+from unlearning_jobs.engine.training.data import sequence_nll
 
 from .tiny_models import PAIRS, tiny_llama
 
@@ -153,6 +159,27 @@ def test_pairs_mask_the_prompt_so_only_answer_tokens_are_labels(tokenizer):
     # A prompt longer than the block keeps its end and at least one answer token.
     long = encode_record(tokenizer, {"prompt": "word " * 200, "answer": "yes"}, block_size=16)
     assert len(long) == 16 and long.n_prompt < 16
+
+
+def test_the_mean_loss_is_per_scored_token_whatever_the_batching(tokenizer):
+    """Batches are cut in length order; the mean is over every scored token, as one by one."""
+    model = tiny_llama().eval()
+    examples = [encode_record(tokenizer, pair, block_size=64) for pair in PAIRS]
+    assert len({len(e) for e in examples}) > 1  # lengths differ, so batching pads
+
+    def loss(batch_size):
+        return evaluate_examples_loss(
+            model, examples, pad_id=0, device=torch.device("cpu"), dtype=torch.float32, batch_size=batch_size
+        )
+
+    total = count = 0.0
+    with torch.no_grad():
+        for example in examples:
+            nll, n = sequence_nll(model, collate_examples([example], pad_id=0))
+            total, count = total + float(nll.sum()), count + float(n.sum())
+    assert loss(1) == pytest.approx(total / count, rel=1e-6)
+    assert loss(2) == pytest.approx(total / count, rel=1e-5)
+    assert loss(len(examples)) == pytest.approx(total / count, rel=1e-5)
 
 
 # LoRA: only the adapter trains, the reference is the adapter switched off ----------------------
