@@ -201,11 +201,11 @@ class ApproximateParams:
       the rounded point, to the step's (the straight-through estimate of quantization-aware
       training). With a target, each of the two forget terms (full precision, rounded) is taken
       only while its own loss was below the forget-loss target at the last measurement (past it,
-      pushing further only costs utility: on TOFU an ungated run drove the rounded loss to 12.6
-      nats against a target of 3.2, and with the rounded term alone gated the full-precision
-      loss overshot while the rounded one caught up); the retain term is taken on every step,
-      and the stop waits until the forget records score at the target both as the weights are
-      and as they round. Without a target both terms are taken on every step. Without it a run that moves weights by less
+      pushing further only costs utility while the other loss gets there: on TOFU an ungated
+      run drove the rounded loss to 12.6 nats against a target of 3.2); the retain term is taken
+      on every step, and the stop waits until the forget records score at the target both as
+      the weights are and as they round. Without a target both terms are taken on every step.
+      Without the rounded term a run that moves weights by less
       than half a quantization step is undone by rounding (4-bit quantization restored about half
       of what gradient difference removed on SmolLM2 fine-tuned on TOFU, ``docs/performance.md``).
       What it withstands is this round-to-nearest scheme; others (GPTQ, NF4) round differently.
@@ -961,8 +961,8 @@ class ApproximateMethod(UnlearningMethod):
                 # A quantization-aware run with a target takes each forget term only while its own
                 # loss (as the weights are, as they round) was below the target at the last
                 # measurement: past it, pushing further only costs utility while the other term
-                # gets there (the stop waits for both). On TOFU the rounded term alone gated let
-                # the full-precision loss overshoot (AUC 0.28 where 0.5 is "never seen").
+                # gets there (the stop waits for both; on TOFU the ungated rounded term drove its
+                # loss to 12.6 nats against a target of 3.2).
                 gated = quantized_bits is not None and target is not None
                 full_precision_forget = not (gated and history[-1][1] >= target)
                 rounded_forget = quantized_bits is not None and not (
